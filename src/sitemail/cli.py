@@ -1,0 +1,197 @@
+"""The ``sitemail`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+import sitemail
+from sitemail.lab.supervisor import Lab, default_lab_dir, default_topology
+
+
+def _lab_dir(args: argparse.Namespace) -> Path:
+    return Path(args.dir) if args.dir else default_lab_dir()
+
+
+def _add_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="the lab folder (default: $SITEMAIL_LAB or ~/.sitemail/lab)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sitemail",
+        description="A multi-site Exchange 2010-style mail organization: run it, break it, "
+        "diagnose it.",
+    )
+    parser.add_argument("--version", action="version", version=f"sitemail {sitemail.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    lab = sub.add_parser("lab", help="start, inspect and stop a lab organization on this machine")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
+    up = lab_sub.add_parser("up", help="start an organization (default: the seed's)")
+    up.add_argument("topology", nargs="?", help="topology YAML (default: examples/seed.yaml)")
+    up.add_argument(
+        "--port-offset",
+        type=int,
+        default=None,
+        help="add this to every listening port (default: 0 as root, else 10000)",
+    )
+    up.add_argument("--json", action="store_true", help="print the lab's status as JSON")
+    _add_dir(up)
+    status = lab_sub.add_parser("status", help="show every process of the lab")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    _add_dir(status)
+    down = lab_sub.add_parser("down", help="stop every process the lab started")
+    _add_dir(down)
+    restart = lab_sub.add_parser("restart", help="power-cycle one server or firewall")
+    restart.add_argument("name")
+    _add_dir(restart)
+
+    serve = sub.add_parser("serve", help="run one server, firewall or Internet host")
+    serve.add_argument("name")
+    serve.add_argument("--directory", required=True, metavar="URL", help="directory.db path")
+    serve.add_argument("--lab-dir", default=None, help="the organization's folder")
+    return parser
+
+
+_ROLE_SHORT = {"Mailbox": "MB", "ClientAccess": "CAS", "HubTransport": "HT"}
+
+
+def _ports(endpoints: dict[str, Any]) -> str:
+    """A compact summary of what a server listens on: 'SMTP 25,587 HTTPS 443 ...'."""
+    smtp: set[str] = set()
+    parts: list[str] = []
+    for key, val in endpoints.items():
+        if key.startswith("smtp"):
+            vals = val if isinstance(val, list) else [val]
+            smtp.update(v.rsplit(":", 1)[1] for v in vals)
+    if smtp:
+        parts.append("SMTP " + ",".join(sorted(smtp, key=int)))
+    for key, label in (("https", "HTTPS"), ("pop3", "POP3"), ("imap4", "IMAP4")):
+        val = endpoints.get(key)
+        if val:
+            vals = val if isinstance(val, list) else [val]
+            parts.append(label + " " + ",".join(v.rsplit(":", 1)[1] for v in vals))
+    return "  ".join(parts)
+
+
+def _print_status(status: dict[str, Any], console: Console) -> None:
+    if not status["servers"] and not status["firewalls"]:
+        console.print(f"No lab in {status['lab']}. Start one with [bold]sitemail lab up[/].")
+        return
+    table = Table(title=f"sitemail lab in {status['lab']}", title_justify="left")
+    for col in ("Name", "Site", "Kind", "State", "PID", "Address", "Listens on"):
+        table.add_column(col, no_wrap=col in ("Name", "Address", "PID"))
+    for s in status["servers"]:
+        if s.get("version"):
+            roles = ",".join(_ROLE_SHORT.get(r, r) for r in s.get("roles") or [])
+            kind = f"Exchange {s['version']} {roles}"
+        else:
+            kind = "Internet mail host"
+        table.add_row(
+            s["name"],
+            s["site"],
+            kind,
+            _state(s["state"]),
+            str(s["pid"] or "-"),
+            s["address"],
+            _ports(s.get("endpoints", {})),
+        )
+    for f in status["firewalls"]:
+        table.add_row(
+            f["name"],
+            f["site"],
+            "Cisco ASA (emulated)",
+            _state(f["state"]),
+            str(f["pid"] or "-"),
+            f["address"],
+            f"console: sitemail asa {f['name']}",
+        )
+    console.print(table)
+    if status["paths"]:
+        console.print("Between sites, through the firewalls (as from a host in the site):")
+        for site, targets in sorted(status["paths"].items()):
+            for server, p in sorted(targets.items()):
+                console.print(f"  {site:>8} -> {server:<9} nc -s {p['source']} {p['address']} 25")
+    if status["users"]:
+        console.print(
+            "Users: "
+            + ", ".join(f"{u['address']} ({u['site']}/{u['server']})" for u in status["users"])
+        )
+    if status.get("port_offset"):
+        console.print(f"Ports are shifted by +{status['port_offset']} (not root).")
+
+
+def _state(state: str) -> str:
+    color = {"running": "green", "stopped": "red"}.get(state, "yellow")
+    return f"[{color}]{state}[/]"
+
+
+def _lab(args: argparse.Namespace) -> int:
+    lab = Lab(_lab_dir(args))
+    out = Console()
+    err = Console(stderr=True)
+    if args.lab_command == "up":
+        topology = Path(args.topology) if args.topology else default_topology()
+        code = lab.up(topology, port_offset=args.port_offset, say=err.print)
+        if code == 0:
+            status = lab.status()
+            if args.json:
+                print(json.dumps(status, indent=2))
+            else:
+                _print_status(status, out)
+                seconds = getattr(lab, "last_up_seconds", None)
+                if seconds is not None:
+                    out.print(
+                        f"Lab up in {seconds:.1f} s. Stop it with [bold]sitemail lab down[/]."
+                    )
+        return code
+    if args.lab_command == "status":
+        status = lab.status()
+        if args.json:
+            print(json.dumps(status, indent=2))
+        else:
+            _print_status(status, out)
+        return 0
+    if args.lab_command == "down":
+        stopped = lab.down()
+        if stopped:
+            out.print(f"Stopped {len(stopped)} processes: {', '.join(stopped)}")
+        else:
+            out.print(f"Nothing was running in {lab.dir}.")
+        return 0
+    if args.lab_command == "restart":
+        problem = lab.restart(args.name)
+        if problem:
+            err.print(f"sitemail lab restart: {problem}")
+            return 1
+        out.print(f"{args.name} restarted.")
+        return 0
+    raise AssertionError(args.lab_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "lab":
+        return _lab(args)
+    if args.command == "serve":
+        from sitemail.server.process import run
+
+        return run(args.name, args.directory, args.lab_dir)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

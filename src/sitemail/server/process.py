@@ -1,0 +1,169 @@
+"""``sitemail serve NAME``: run one server, firewall or Internet host of an organization.
+
+The directory says what NAME is.  An Exchange server runs the services of
+its roles and an admin HTTPS API on its own address; a firewall runs its
+relays; the lab's Internet host runs its outside mail system.  SIGTERM stops
+every service cleanly; a kill -9 loses nothing that was acknowledged,
+because every service keeps its state on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from sitemail.lab.addressing import ADMIN_PORT
+from sitemail.org.directory import Directory, open_directory
+from sitemail.org.model import ExchangeVersion, Firewall, InternetHost, Server, ServerRole
+from sitemail.org.pki import PeerVerifier, server_cert_files, server_ssl_context
+from sitemail.server.admin_api import build_app
+from sitemail.server.console import serve_console
+from sitemail.server.context import ProcessContext, lab_settings
+from sitemail.server.services import DISPLAY_NAMES, IdleService, ServiceHost
+
+log = logging.getLogger("sitemail.serve")
+
+
+class ServeError(Exception):
+    pass
+
+
+def _services_for(server: Server) -> list[str]:
+    if server.version is ExchangeVersion.E2003:
+        return ["MSExchangeIS", "SMTPSVC"]
+    names = ["MSExchangeADTopology"]
+    if ServerRole.MAILBOX in server.roles:
+        names += ["MSExchangeIS", "MSExchangeMailSubmission"]
+    if ServerRole.HUB_TRANSPORT in server.roles:
+        names.append("MSExchangeTransport")
+    if ServerRole.CLIENT_ACCESS in server.roles:
+        names += ["W3SVC", "MSExchangePOP3", "MSExchangeIMAP4"]
+    return names
+
+
+def _base_dir(directory_url: str, lab_dir: str | None) -> Path:
+    if lab_dir:
+        return Path(lab_dir).resolve()
+    path = directory_url.removeprefix("sqlite://")
+    return Path(path).resolve().parent
+
+
+async def _wait_for_stop() -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
+    host = ServiceHost()
+    for name in _services_for(server):
+        host.add(IdleService(name, DISPLAY_NAMES[name]))
+    await host.start_all()
+    files = server_cert_files(ctx.pki_dir, server.name)
+    ca_file = ctx.pki_dir / "ca.pem"
+    tls = server_ssl_context(files, ca_file=ca_file, client_certs="required")
+    verifier = PeerVerifier.from_file(ca_file, clock=ctx.clock)
+    info = {
+        "name": server.name,
+        "version": server.version.value,
+        "roles": [r.value for r in server.roles],
+        "site": server.site,
+    }
+    app = build_app(host, verifier, info)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, ctx.address, ADMIN_PORT, ssl_context=tls, backlog=64)
+    await site.start()
+    log.info("%s ready: admin API https://%s:%d", server.name, ctx.address, ADMIN_PORT)
+    try:
+        await _wait_for_stop()
+    finally:
+        await runner.cleanup()
+        await host.stop_all()
+
+
+async def serve_console_only(ctx: ProcessContext, what: str) -> None:
+    """A process whose only management interface is its console socket (for now)."""
+
+    async def health(_: dict[str, object]) -> dict[str, object]:
+        return {"status": "ok", "name": ctx.name, "kind": what}
+
+    console = await serve_console(ctx.home / "console.sock", {"health": health})
+    try:
+        await _wait_for_stop()
+    finally:
+        console.close()
+
+
+def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
+    try:
+        directory: Directory = open_directory(directory_url)
+    except Exception as exc:
+        print(f"sitemail serve: cannot open directory {directory_url!r}: {exc}", file=sys.stderr)
+        return 2
+    base = _base_dir(directory_url, lab_dir)
+    settings = lab_settings(directory)
+    server = directory.get(Server, name)
+    firewall = directory.get(Firewall, name)
+    internet = directory.get(InternetHost, name)
+    if server is None and firewall is None and internet is None:
+        print(
+            f"sitemail serve: {name!r} is not a server, firewall or Internet host of the "
+            "organization in this directory (see `sitemail lab status`)",
+            file=sys.stderr,
+        )
+        return 2
+    if server is not None:
+        kind, site, address, home = "server", server.site, server.address, base / "servers" / name
+    elif firewall is not None:
+        kind, site, address = "firewall", firewall.site, firewall.address
+        home = base / "firewalls" / name
+    else:
+        assert internet is not None
+        kind, site, address = "internet", internet.site, internet.address
+        home = base / "servers" / name
+    if not address:
+        print(f"sitemail serve: {name} has no address in the directory", file=sys.stderr)
+        return 2
+    home.mkdir(parents=True, exist_ok=True)
+    ctx = ProcessContext(
+        name=name,
+        site=site,
+        address=address,
+        directory=directory,
+        directory_url=directory_url,
+        base_dir=base,
+        home=home,
+        pki_dir=base / "pki",
+        port_offset=settings.port_offset,
+    )
+    (home / "pid").write_text(f"{os.getpid()}\n")
+    try:
+        if server is not None:
+            asyncio.run(serve_exchange_server(ctx, server))
+        elif firewall is not None:
+            from sitemail.firewall.process import serve_firewall
+
+            asyncio.run(serve_firewall(ctx, firewall))
+        else:
+            asyncio.run(serve_console_only(ctx, kind))
+    except OSError as exc:
+        print(f"sitemail serve {name}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            (home / "pid").unlink()
+        directory.close()
+    return 0
