@@ -142,6 +142,17 @@ def is_ours(rec: ProcessRecord, lab_dir: Path) -> bool:
     return "serve" in cmd and rec.name in cmd and str(lab_dir) in cmd
 
 
+def _starting_or_ours(rec: ProcessRecord, lab_dir: Path) -> bool:
+    """Like is_ours, but also true in the instant after fork when /proc shows no command line."""
+    if is_ours(rec, lab_dir):
+        return True
+    try:
+        stat = Path(f"/proc/{rec.pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" and not _cmdline(rec.pid)
+
+
 def _command(rec: ProcessRecord, lab_dir: Path) -> list[str]:
     return [
         sys.executable,
@@ -207,7 +218,7 @@ def _wait_ready(recs: list[ProcessRecord], lab_dir: Path, timeout: float) -> lis
     failures: list[str] = []
     while pending and time.monotonic() < deadline:
         for name, rec in list(pending.items()):
-            if not is_ours(rec, lab_dir):
+            if not _starting_or_ours(rec, lab_dir):
                 failures.append(
                     f"{name}: exited during start-up: {_tail(Path(rec.home) / 'process.log')}"
                 )

@@ -1,0 +1,84 @@
+"""Shared fixtures: a running lab, started and stopped by the tests themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def sitemail(
+    *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `sitemail` command, as a user would."""
+    env = dict(os.environ, COLUMNS="200")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sitemail", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"sitemail {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def lab_processes(lab_dir: Path) -> list[int]:
+    """PIDs of every live process whose command line names this lab folder."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if str(lab_dir) in cmd and "serve" in cmd and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+class RunningLab:
+    def __init__(self, lab_dir: Path) -> None:
+        self.dir = lab_dir
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(sitemail("lab", "status", "--json", "--dir", str(self.dir)).stdout)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return sitemail(*args, "--dir", str(self.dir), check=check)
+
+
+@pytest.fixture(scope="module")
+def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    lab_dir = tmp_path_factory.mktemp("seedlab")
+    sitemail("lab", "up", str(EXAMPLES / "seed.yaml"), "--dir", str(lab_dir))
+    try:
+        yield RunningLab(lab_dir)
+    finally:
+        sitemail("lab", "down", "--dir", str(lab_dir), check=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: nothing may pass by not running."""
+    if os.environ.get("CI") != "true":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if reporter:
+            reporter.write_line(f"CI: {len(skipped)} skipped test(s) count as failures", red=True)
