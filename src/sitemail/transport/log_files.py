@@ -289,6 +289,8 @@ class _Current:
     path: Path
     name: LogFileName
     header_size: int
+    size: int
+    period_end: datetime
 
 
 class LogWriter:
@@ -348,19 +350,24 @@ class LogWriter:
     # -- internals -----------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
+        # Syscalls are the cost of a row here: flock, fstat, write, unlock
+        # when shared; write alone when not.
         with self._mutex:
             now = self.clock.now()
-            period = self.settings.period_start(now)
-            dir_fd = self._open_dir()
-            if self.settings.lock:
+            dir_fd = self._dir_fd if self._dir_fd is not None else self._open_dir()
+            locked = self.settings.lock
+            if locked:
                 fcntl.flock(dir_fd, fcntl.LOCK_EX)
             try:
                 current = self._current
-                if current is None or self._must_leave(current, period, len(data)):
-                    current = self._select_file(now, period, len(data))
-                _write_all(current.fd, data)
+                if current is None or self._must_leave(current, now, len(data)):
+                    current = self._select_file(now, self.settings.period_start(now), len(data))
+                written = os.write(current.fd, data)
+                if written < len(data):
+                    _write_all(current.fd, data[written:])
+                current.size += len(data)
             finally:
-                if self.settings.lock:
+                if locked:
                     fcntl.flock(dir_fd, fcntl.LOCK_UN)
 
     def _open_dir(self) -> int:
@@ -369,17 +376,21 @@ class LogWriter:
             self._dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
         return self._dir_fd
 
-    def _must_leave(self, current: _Current, period: datetime, size: int) -> bool:
-        if current.name.period_start != period:
+    def _must_leave(self, current: _Current, now: datetime, size: int) -> bool:
+        if not current.name.period_start <= now < current.period_end:
             return True  # day (or hour) rollover
-        stat = os.fstat(current.fd)
-        if stat.st_nlink == 0:
-            return True  # deleted under us (circular logging of another process)
-        if stat.st_size + size > self.settings.limits.max_file_size:
-            return stat.st_size > current.header_size  # a huge row still goes somewhere
-        # Another process may have moved on to the next number already.
-        successor = self.settings.file_name(period, current.name.number + 1)
-        return os.path.lexists(self.directory / successor)
+        if self.settings.lock:
+            # Other processes append too: only the file itself knows its size.
+            stat = os.fstat(current.fd)
+            if stat.st_nlink == 0:
+                return True  # deleted under us (circular logging of another process)
+            current.size = stat.st_size
+        if current.size + size > self.settings.limits.max_file_size:
+            return current.size > current.header_size  # a huge row still goes somewhere
+        # Processes whose rows differ in length may disagree for a row or two
+        # on when a file is full; the one that leaves first starts N+1 and the
+        # other joins it on its next full file: no number is ever reused.
+        return False
 
     def _select_file(self, now: datetime, period: datetime, size: int) -> _Current:
         if self._current is not None:
@@ -420,7 +431,8 @@ class LogWriter:
         # row starts on a line of its own.
         if length and _last_byte(path, length) != b"\n":
             _write_all(fd, CRLF.encode())
-        return _Current(fd, path, name, header_size)
+            length += len(CRLF)
+        return _Current(fd, path, name, header_size, length, name.period_end)
 
     def _create(self, now: datetime, period: datetime, number: int, header_size: int) -> _Current:
         while True:
@@ -430,9 +442,10 @@ class LogWriter:
             except FileExistsError:
                 number += 1  # only without the lock: someone else took it
                 continue
-            _write_all(fd, self.settings.header_bytes(now))
+            header = self.settings.header_bytes(now)
+            _write_all(fd, header)
             name = LogFileName(self.settings.prefix.upper(), period, number, self.settings.hourly)
-            return _Current(fd, path, name, header_size)
+            return _Current(fd, path, name, header_size, len(header), name.period_end)
 
     def _own_files(self) -> list[tuple[LogFileName, Path]]:
         found: list[tuple[LogFileName, Path]] = []
