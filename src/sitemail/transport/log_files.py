@@ -37,7 +37,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -107,7 +107,7 @@ def split_row(line: str, field_count: int) -> list[str]:
     there are".
     """
     # Fast path: most rows hold no quote at all, and str.split is C speed.
-    parts = line.split(",") if '"' not in line else next(csv.reader((line,)))
+    parts = line.split(",") if '"' not in line else split_quoted(line)
     count = len(parts)
     if field_count <= 0 or count == field_count:
         return parts
@@ -118,6 +118,45 @@ def split_row(line: str, field_count: int) -> list[str]:
         return parts
     parts.extend([""] * (field_count - count))
     return parts
+
+
+def split_quoted(line: str) -> list[str]:
+    """Split a row that holds quotes, with the csv module's C parser.
+
+    csv refuses a line break outside quotes (a lone CR in a damaged file);
+    such rows take the slow path instead of stopping the whole read.
+    """
+    try:
+        return next(csv.reader((line,)), None) or [""]
+    except csv.Error:
+        return _split_quoted_slowly(line)
+
+
+def _split_quoted_slowly(line: str) -> list[str]:
+    fields: list[str] = []
+    value: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(line):
+        char = line[i]
+        if quoted:
+            if char != '"':
+                value.append(char)
+            elif line[i + 1 : i + 2] == '"':
+                value.append('"')
+                i += 1
+            else:
+                quoted = False
+        elif char == ",":
+            fields.append("".join(value))
+            value = []
+        elif char == '"' and not value:
+            quoted = True
+        else:
+            value.append(char)
+        i += 1
+    fields.append("".join(value))
+    return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +356,11 @@ class LogWriter:
         """The file the last row went to."""
         current = self._current
         return current.path if current else None
+
+    def set_limits(self, limits: LogLimits) -> None:
+        """Set-TransportServer changes the limits of a running log (no restart)."""
+        with self._mutex:
+            self.settings = replace(self.settings, limits=limits)
 
     def write_row(self, values: Sequence[str]) -> None:
         self._write(format_row(values).encode("utf-8"))
@@ -591,7 +635,7 @@ class LogFileReader:
             if '"' in line:
                 if line.count('"') % 2:
                     line, raw = _continue_record(line, numbered)
-                parts = next(csv.reader((line,)))
+                parts = split_quoted(line)
             else:
                 parts = line.split(",")
             # Inline split_row(): same rules, without a call per row.

@@ -394,8 +394,9 @@ class ProtocolLog:
     ) -> None:
         self.direction = direction
         self.clock = clock
-        self.settings = settings or protocol_log_settings(direction, limits)
-        self.writer = LogWriter(directory, self.settings, clock)
+        self.writer = LogWriter(
+            directory, settings or protocol_log_settings(direction, limits), clock
+        )
         self._session_ids = session_ids
 
     @classmethod
@@ -421,6 +422,14 @@ class ProtocolLog:
     @property
     def directory(self) -> Path:
         return self.writer.directory
+
+    @property
+    def settings(self) -> LogFileSettings:
+        return self.writer.settings
+
+    def set_limits(self, limits: LogLimits) -> None:
+        """MaxFileSize / MaxDirectorySize / MaxAge changed by Set-TransportServer."""
+        self.writer.set_limits(limits)
 
     def session(
         self,

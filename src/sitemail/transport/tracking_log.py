@@ -203,12 +203,19 @@ class MessageTrackingLog:
         settings: LogFileSettings | None = None,
     ) -> None:
         self.clock = clock
-        self.settings = settings or tracking_log_settings(limits)
-        self.writer = LogWriter(directory, self.settings, clock)
+        self.writer = LogWriter(directory, settings or tracking_log_settings(limits), clock)
 
     @property
     def directory(self) -> Path:
         return self.writer.directory
+
+    @property
+    def settings(self) -> LogFileSettings:
+        return self.writer.settings
+
+    def set_limits(self, limits: LogLimits) -> None:
+        """MaxFileSize / MaxDirectorySize / MaxAge changed by Set-TransportServer."""
+        self.writer.set_limits(limits)
 
     def write(self, entry: TrackingEntry) -> None:
         self.writer.write_row(entry.values())

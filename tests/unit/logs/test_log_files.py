@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import multiprocessing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from sitemail.clock import ManualClock
@@ -16,6 +18,7 @@ from sitemail.transport.log_files import (
     LogFileSettings,
     LogLimits,
     LogWriter,
+    _split_quoted_slowly,
     format_row,
     format_timestamp,
     parse_log_file_name,
@@ -280,3 +283,48 @@ def test_reader_returns_what_the_writer_wrote_with_line_numbers(tmp_path: Path) 
     assert header.log_type == "SMTP Receive Protocol Log"
     assert [v for _, v in rows] == values
     assert [n for n, _ in rows] == [6, 7, 9]
+
+
+def test_new_limits_apply_to_a_running_writer(tmp_path: Path) -> None:
+    with LogWriter(tmp_path, settings(), ManualClock(START)) as writer:
+        writer.write_row(["t", "c", "x" * 300, ""])
+        writer.set_limits(LogLimits(max_file_size=200))
+        writer.write_row(["t", "c", "after", ""])
+    assert names(tmp_path) == ["RECV20190125-1.LOG", "RECV20190125-2.LOG"]
+
+
+_VALUE = st.text(st.characters(codec="utf-8", exclude_characters="\r\x00"), max_size=30)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(_VALUE, min_size=3, max_size=3), min_size=1, max_size=8))
+def test_rows_with_any_text_read_back_exactly(
+    tmp_path_factory: pytest.TempPathFactory, table: list[list[str]]
+) -> None:
+    folder = tmp_path_factory.mktemp("rt")
+    rows = [["2019-01-25T00:03:58.478Z", *values] for values in table]
+    with LogWriter(folder, settings(), ManualClock(START)) as writer:
+        writer.write_rows(rows)
+    with LogFileReader(folder / "RECV20190125-1.LOG") as reader:
+        assert [values for _, values in reader] == rows
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(st.text(st.sampled_from(list('ab,"#\r\n\ufeff\xff')), max_size=200))
+def test_no_file_content_crashes_the_reader(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "RECV20190125-1.LOG"
+    path.write_bytes(("#Fields: a,b,c\n" + text).encode("utf-8", "surrogatepass"))
+    with LogFileReader(path) as reader:
+        for _, values in reader:
+            assert len(values) == len(reader.header.fields) or not reader.header.fields
+
+
+@given(st.text(st.sampled_from(list('ab,"')), max_size=40))
+def test_fallback_splitter_agrees_with_the_csv_module(line: str) -> None:
+    assert _split_quoted_slowly(line) == (next(csv.reader((line,))) or [""])
+
+
+def test_a_stray_carriage_return_does_not_stop_the_read() -> None:
+    assert split_row('a\rb,"c, d",e', 3) == ["a\rb", "c, d", "e"]
