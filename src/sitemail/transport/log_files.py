@@ -441,19 +441,13 @@ class LogWriter:
             os.close(self._current.fd)
             self._current = None
         files = self._own_files()
-        today = [(name, path) for name, path in files if name.period_start == period]
-        number = max((name.number for name, _ in today), default=0)
+        # The newest file of this period, whoever created it, with the name
+        # it has on disk (its extension's case may differ from ours).
+        newest = max(((n, p) for n, p in files if n.period_start == period), default=None)
         header_size = len(self.settings.header_bytes(now))
-        chosen: _Current | None = None
-        if number:
-            path = self.directory / self.settings.file_name(period, number)
-            chosen = self._reopen(
-                path,
-                LogFileName(self.settings.prefix.upper(), period, number, self.settings.hourly),
-                header_size,
-                size,
-            )
+        chosen = self._reopen(newest[1], newest[0], header_size, size) if newest else None
         if chosen is None:
+            number = newest[0].number if newest else 0
             chosen = self._create(now, period, number + 1, header_size)
             self._enforce_limits(files, now, chosen.path)
         self._current = chosen

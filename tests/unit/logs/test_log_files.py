@@ -328,3 +328,12 @@ def test_fallback_splitter_agrees_with_the_csv_module(line: str) -> None:
 
 def test_a_stray_carriage_return_does_not_stop_the_read() -> None:
     assert split_row('a\rb,"c, d",e', 3) == ["a\rb", "c, d", "e"]
+
+
+def test_a_restart_continues_a_file_whose_extension_case_differs(tmp_path: Path) -> None:
+    existing = tmp_path / "RECV20190125-3.log"
+    existing.write_bytes(b"#Software: Microsoft Exchange Server\r\nold,row,,\r\n")
+    with LogWriter(tmp_path, settings(), ManualClock(START)) as writer:
+        writer.write_row(["t", "c", "new", ""])
+    assert names(tmp_path) == ["RECV20190125-3.log"]
+    assert data_rows(existing) == ["old,row,,", "t,c,new,"]
