@@ -201,8 +201,11 @@ class MessageTrackingLog:
         clock: Clock = SYSTEM_CLOCK,
         limits: LogLimits = TRACKING_LOG_LIMITS,
         settings: LogFileSettings | None = None,
+        subject_logging_enabled: bool = True,
     ) -> None:
         self.clock = clock
+        # Set-TransportServer -MessageTrackingLogSubjectLoggingEnabled (§6.3).
+        self.subject_logging_enabled = subject_logging_enabled
         self.writer = LogWriter(directory, settings or tracking_log_settings(limits), clock)
 
     @property
@@ -218,6 +221,8 @@ class MessageTrackingLog:
         self.writer.set_limits(limits)
 
     def write(self, entry: TrackingEntry) -> None:
+        if entry.message_subject and not self.subject_logging_enabled:
+            entry = replace(entry, message_subject="")
         self.writer.write_row(entry.values())
 
     def log(

@@ -236,3 +236,12 @@ def test_search_skips_files_named_for_days_outside_the_time_window(tmp_path: Pat
 
 def test_tracking_folder_follows_the_design_layout(tmp_path: Path) -> None:
     assert tracking_log_dir(tmp_path) == tmp_path / "TransportRoles/Logs/MessageTracking"
+
+
+def test_subjects_are_left_out_when_subject_logging_is_off(tmp_path: Path) -> None:
+    log = MessageTrackingLog(tmp_path, clock=ManualClock(START), subject_logging_enabled=False)
+    log.log(TrackingEventId.RECEIVE, TrackingSource.SMTP, message_subject="Salary review")
+    log.close()
+    (entry,) = read_tracking_log(tmp_path)
+    assert entry.message_subject == ""
+    assert "Salary" not in next(tmp_path.iterdir()).read_text()
