@@ -26,6 +26,7 @@ from sitemail.protocols.smtp import (
     Ehlo,
     EndOfChunk,
     EndOfMessage,
+    Event,
     Helo,
     Help,
     Lhlo,
@@ -48,6 +49,12 @@ from sitemail.protocols.smtp import (
     XExps,
     replies,
 )
+
+
+def suggestion(event: Event) -> Reply | None:
+    assert isinstance(event, NeedsReply), event
+    return event.suggested_reply
+
 
 HELLO = b"EHLO client.test\r\n"
 ENVELOPE = HELLO + b"MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"
@@ -157,7 +164,7 @@ def test_refused_mail_does_not_open_a_transaction() -> None:
     policy = lambda e: replies.CLIENT_NOT_AUTHENTICATED if isinstance(e, Mail) else accept_all(e)  # noqa: E731
     events = run_server([ENVELOPE], conn, policy, eof=False)
     assert conn.mail_from is None
-    assert events[-1].suggested_reply == replies.NEED_MAIL_COMMAND  # type: ignore[union-attr]
+    assert suggestion(events[-1]) == replies.NEED_MAIL_COMMAND
 
 
 def test_recipient_count_and_list_follow_replies() -> None:
@@ -255,6 +262,14 @@ def test_message_size_limit_suggests_552_and_is_visible_mid_stream() -> None:
     end = next(e for e in events if isinstance(e, EndOfMessage))
     assert end.size_exceeded
     assert end.suggested_reply == replies.MESSAGE_TOO_BIG
+
+
+def test_declared_size_over_limit_is_flagged_at_mail() -> None:
+    conn = ServerConnection(ServerSettings(max_message_size=1000))
+    events = run_server([HELLO + b"MAIL FROM:<a@b.test> SIZE=1001\r\n"], conn)
+    assert suggestion(events[1]) == replies.MESSAGE_TOO_BIG
+    events = run_server([HELLO + b"MAIL FROM:<a@b.test> SIZE=1000\r\n"])
+    assert suggestion(events[1]) is None
 
 
 def test_body_chunks_respect_chunk_size() -> None:
@@ -404,7 +419,7 @@ def test_second_starttls_is_flagged() -> None:
     conn.send_reply(replies.TLS_READY)
     conn.tls_established()
     events = run_server([HELLO + b"STARTTLS\r\n"], conn, eof=False)
-    assert events[1].suggested_reply == replies.ONLY_ONE_STARTTLS  # type: ignore[union-attr]
+    assert suggestion(events[1]) == replies.ONLY_ONE_STARTTLS
 
 
 def test_refused_starttls_keeps_plaintext_session() -> None:
@@ -441,7 +456,7 @@ def test_auth_login_exchange() -> None:
     assert events[3] == AuthResponse(line="cGFzcw==")
     assert events[2].log_text == "<authentication information>"
     assert conn.authenticated
-    assert events[4].suggested_reply == replies.AUTH_ALREADY_SPECIFIED  # type: ignore[union-attr]
+    assert suggestion(events[4]) == replies.AUTH_ALREADY_SPECIFIED
 
 
 def test_auth_cancel_and_failure_return_to_commands() -> None:

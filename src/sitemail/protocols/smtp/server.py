@@ -531,6 +531,11 @@ class ServerConnection:
             )
         if sugg is None and not set(parsed.params) <= known:
             sugg = replies.UNRECOGNIZED_PARAMETER
+        limit = self.settings.max_message_size
+        declared = parsed.params.get("SIZE") if verb == "MAIL" else None
+        if sugg is None and limit is not None and declared and int(declared) > limit:
+            # RFC 1870 §6.1: refuse at MAIL when the declared size is too big.
+            sugg = replies.MESSAGE_TOO_BIG
         cls = Mail if verb == "MAIL" else Rcpt
         return cls(line=line, address=parsed.address, params=parsed.params, suggested_reply=sugg)
 
