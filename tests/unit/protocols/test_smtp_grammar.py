@@ -8,6 +8,10 @@ from hypothesis import strategies as st
 
 from sitemail.protocols.smtp import (
     AddressSyntaxError,
+    Bdat,
+    Ehlo,
+    Lhlo,
+    Mail,
     ParameterSyntaxError,
     Reply,
     ReplyAssembler,
@@ -17,6 +21,7 @@ from sitemail.protocols.smtp import (
     format_parameters,
     format_path,
     is_domain,
+    parse_command,
     parse_command_line,
     parse_ehlo_reply,
     parse_mail_argument,
@@ -195,6 +200,21 @@ def test_format_command_refuses_injection() -> None:
         format_command("RCPT", "TO:<a@b>\r\nRCPT TO:<evil@x>")
     with pytest.raises(ValueError):
         format_command("MAIL FROM", "x")
+
+
+def test_parse_command_gives_typed_events_without_session_state() -> None:
+    assert parse_command("MAIL FROM:<a@b.test> SIZE=10\r\n") == Mail(
+        line="MAIL FROM:<a@b.test> SIZE=10", address="a@b.test", params={"SIZE": "10"}
+    )
+    assert parse_command("BDAT 10 last") == Bdat(line="BDAT 10 last", size=10, last=True)
+    assert parse_command("EHLO x.test") == Ehlo(line="EHLO x.test", domain="x.test")
+    assert parse_command("EHLO x.test", lmtp=True).suggested_reply == replies.UNRECOGNIZED_COMMAND
+    assert parse_command("LHLO x.test", lmtp=True) == Lhlo(line="LHLO x.test", domain="x.test")
+    assert parse_command("XXXXXXXX").suggested_reply == replies.UNRECOGNIZED_COMMAND
+    too_big = parse_command("MAIL FROM:<a@b.test> SIZE=11", max_message_size=10)
+    assert too_big.suggested_reply == replies.MESSAGE_TOO_BIG
+    custom = parse_command("MAIL FROM:<a@b.test> XSHADOW=1", mail_parameters=frozenset({"XSHADOW"}))
+    assert custom.suggested_reply is None
 
 
 # --- addresses and parameters -------------------------------------------------

@@ -12,6 +12,7 @@ Modules:
 - :mod:`.events` - server events, ``NEED_DATA``/``PAUSED``
 - :mod:`.reply` - :class:`Reply`, reply line parsing and formatting
 - :mod:`.command` - command line split and formatting
+- :mod:`.command_events` - one command line to its typed event, statelessly
 - :mod:`.address` - paths, ESMTP parameters, xtext
 - :mod:`.ehlo` - EHLO reply keywords
 - :mod:`.replies` - Exchange 2010 reply texts
@@ -49,6 +50,7 @@ from .client import (
     Response,
 )
 from .command import CommandLine, format_command, is_verb, parse_command_line
+from .command_events import parse_command
 from .dotstuff import DotDecoder, DotEncoder, dot_stuff, dot_unstuff
 from .ehlo import EhloReply, parse_ehlo_reply
 from .errors import (
@@ -177,6 +179,7 @@ __all__ = [
     "is_domain",
     "is_enhanced_status",
     "is_verb",
+    "parse_command",
     "parse_command_line",
     "parse_ehlo_reply",
     "parse_mail_argument",

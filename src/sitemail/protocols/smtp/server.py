@@ -45,33 +45,22 @@ Effects of a reply on the session (the pending event + the reply code)::
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum, auto
 
 from . import replies
-from .address import (
-    MAIL_PARAMETERS,
-    RCPT_PARAMETERS,
-    PathArgument,
-    is_domain,
-    parse_mail_argument,
-    parse_rcpt_argument,
-)
+from .address import MAIL_PARAMETERS, RCPT_PARAMETERS
 from .buffer import LineOverflow, ReceiveBuffer
-from .command import CommandLine, parse_command_line
+from .command import parse_command_line
+from .command_events import parse_command
 from .dotstuff import DotDecoder
-from .errors import AddressSyntaxError, LocalProtocolError, SmtpSyntaxError
+from .errors import LocalProtocolError
 from .events import (
     NEED_DATA,
     PAUSED,
-    Auth,
     AuthResponse,
-    BadSyntax,
     Bdat,
     BodyChunk,
-    Command,
     ConnectionClosed,
     Data,
     Ehlo,
@@ -79,29 +68,26 @@ from .events import (
     EndOfMessage,
     Event,
     Helo,
-    Help,
     Lhlo,
     LineTooLong,
     Mail,
     NeedsReply,
-    Noop,
     Quit,
     Rcpt,
     Rset,
     Sentinel,
     StartTls,
-    Unknown,
-    Vrfy,
     XAnonymousTls,
-    XExps,
 )
 from .meter import DEFAULT_MAX_HEADER_SIZE, MessageMeter
 from .reply import Reply
 from .text import decode_text, strip_eol_bytes
 
-_BDAT_ARGUMENT = re.compile(r"([0-9]{1,20})(?: +(LAST))?", re.IGNORECASE)
 _AUTH_VERBS = frozenset({"AUTH", "X-EXPS"})
-_NO_ARGUMENT_VERBS = frozenset({"DATA", "RSET", "QUIT", "STARTTLS", "X-ANONYMOUSTLS"})
+# Verbs whose acceptance depends on the session state (all need a greeting).
+_STATEFUL = frozenset(
+    {"MAIL", "RCPT", "DATA", "BDAT", "STARTTLS", "X-ANONYMOUSTLS", "AUTH", "X-EXPS"}
+)
 
 
 class ServerState(Enum):
@@ -404,11 +390,11 @@ class ServerConnection:
                 AuthResponse(line=decode_text(strip_eol_bytes(raw))), in_auth=True
             )
         line = decode_text(strip_eol_bytes(raw))
-        cmd = parse_command_line(line)
-        limit = s.max_auth_line_length if cmd.verb in _AUTH_VERBS else s.max_line_length
+        verb = parse_command_line(line).verb
+        limit = s.max_auth_line_length if verb in _AUTH_VERBS else s.max_line_length
         if len(raw) > limit:
             return self._hand_out(self._too_long(len(raw), raw))
-        return self._command_event(cmd, line)
+        return self._command_event(verb, line)
 
     def _too_long(self, length: int, prefix: bytes) -> LineTooLong:
         return LineTooLong(
@@ -417,202 +403,54 @@ class ServerConnection:
             suggested_reply=replies.LINE_TOO_LONG,
         )
 
-    def _command_event(self, cmd: CommandLine, line: str) -> Event:
-        verb, arg = cmd.verb, cmd.argument
-        lmtp = self.settings.lmtp
-        if (verb in ("HELO", "EHLO") and not lmtp) or (verb == "LHLO" and lmtp):
-            return self._hand_out(self._hello_event(verb, arg, line))
-        if verb == "MAIL":
-            return self._hand_out(self._mail_event(arg, line))
-        if verb == "RCPT":
-            return self._hand_out(self._rcpt_event(arg, line))
-        if verb == "BDAT":
-            return self._bdat_event(arg, line)
-        if verb == "AUTH":
-            return self._hand_out(self._auth_event(arg, line), in_auth=True)
-        if verb == "X-EXPS":
-            return self._hand_out(self._xexps_event(arg, line), in_auth=True)
-        extra = replies.UNRECOGNIZED_PARAMETER if arg and verb in _NO_ARGUMENT_VERBS else None
-        event: Command
-        if verb == "DATA":
-            event = Data(
-                line=line, suggested_reply=self._transaction_check(need_rcpt=True) or extra
-            )
-        elif verb in ("STARTTLS", "X-ANONYMOUSTLS"):
-            sugg = self._greeting_check()
-            if sugg is None and self._tls is not None:
-                sugg = replies.ONLY_ONE_STARTTLS
-            cls = StartTls if verb == "STARTTLS" else XAnonymousTls
-            event = cls(line=line, suggested_reply=sugg or extra)
-        elif verb == "RSET":
-            event = Rset(line=line, suggested_reply=extra)
-        elif verb == "NOOP":
-            event = Noop(line=line)
-        elif verb == "QUIT":
-            event = Quit(line=line, suggested_reply=extra)
-        elif verb == "VRFY":
-            event = Vrfy(line=line, argument=arg)
-        elif verb == "HELP":
-            event = Help(line=line, argument=arg)
-        else:
-            event = Unknown(line=line, verb=verb, suggested_reply=replies.UNRECOGNIZED_COMMAND)
-        return self._hand_out(event)
+    def _command_event(self, verb: str, line: str) -> Event:
+        s = self.settings
+        event = parse_command(
+            line,
+            lmtp=s.lmtp,
+            mail_parameters=s.mail_parameters,
+            rcpt_parameters=s.rcpt_parameters,
+            max_message_size=s.max_message_size,
+        )
+        # What the session state says comes first ("503 Send hello first"
+        # even for a malformed address), as Exchange checks state first.
+        state = self._state_check(verb)
+        if state is not None:
+            event = replace(event, suggested_reply=state)
+        if isinstance(event, Bdat):
+            self._start_bdat(event)
+            return event
+        return self._hand_out(event, in_auth=verb in _AUTH_VERBS)
 
-    def _greeting_check(self) -> Reply | None:
-        return replies.SEND_HELLO_FIRST if self._hello is None else None
-
-    def _transaction_check(self, *, need_rcpt: bool) -> Reply | None:
+    def _state_check(self, verb: str) -> Reply | None:
+        """The 503 the session state calls for, if any, by verb."""
+        if verb not in _STATEFUL:
+            return None
         if self._hello is None:
             return replies.SEND_HELLO_FIRST
-        if self._mail_from is None:
-            return replies.NEED_MAIL_COMMAND
-        if need_rcpt and not self._recipients:
-            return replies.NEED_RCPT_COMMAND
-        return None
-
-    def _hello_event(self, verb: str, arg: str, line: str) -> Command:
-        domain = arg.split(" ", 1)[0] if arg else ""
-        sugg: Reply | None = None
-        if not domain:
-            sugg = replies.requires_domain(verb)
-        elif not is_domain(domain):
-            sugg = replies.INVALID_DOMAIN
-        cls = {"HELO": Helo, "EHLO": Ehlo, "LHLO": Lhlo}[verb]
-        return cls(line=line, domain=domain, suggested_reply=sugg)
-
-    def _mail_event(self, arg: str, line: str) -> Command:
-        sugg = self._greeting_check()
-        if sugg is None and self._mail_from is not None:
-            sugg = replies.SENDER_ALREADY_SPECIFIED
-        return self._path_event(
-            "MAIL",
-            arg,
-            line,
-            sugg,
-            parse_mail_argument,
-            replies.INVALID_SENDER_ADDRESS,
-            self.settings.mail_parameters,
-        )
-
-    def _rcpt_event(self, arg: str, line: str) -> Command:
-        return self._path_event(
-            "RCPT",
-            arg,
-            line,
-            self._transaction_check(need_rcpt=False),
-            parse_rcpt_argument,
-            replies.INVALID_RECIPIENT_ADDRESS,
-            self.settings.rcpt_parameters,
-        )
-
-    def _path_event(
-        self,
-        verb: str,
-        arg: str,
-        line: str,
-        sugg: Reply | None,
-        parse: Callable[[str], PathArgument],
-        bad_address: Reply,
-        known: frozenset[str],
-    ) -> Command:
-        # State errors come first: "503 Send hello first" even for a bad address.
-        try:
-            parsed = parse(arg)
-        except AddressSyntaxError as exc:
-            return BadSyntax(
-                line=line, verb=verb, reason=str(exc), suggested_reply=sugg or bad_address
-            )
-        except SmtpSyntaxError as exc:
-            return BadSyntax(
-                line=line,
-                verb=verb,
-                reason=str(exc),
-                suggested_reply=sugg or replies.UNRECOGNIZED_PARAMETER,
-            )
-        if sugg is None and not set(parsed.params) <= known:
-            sugg = replies.UNRECOGNIZED_PARAMETER
-        limit = self.settings.max_message_size
-        declared = parsed.params.get("SIZE") if verb == "MAIL" else None
-        if sugg is None and limit is not None and declared and int(declared) > limit:
-            # RFC 1870 §6.1: refuse at MAIL when the declared size is too big.
-            sugg = replies.MESSAGE_TOO_BIG
-        cls = Mail if verb == "MAIL" else Rcpt
-        return cls(line=line, address=parsed.address, params=parsed.params, suggested_reply=sugg)
-
-    def _auth_event(self, arg: str, line: str) -> Command:
-        sugg = self._greeting_check()
-        if sugg is None and self._authenticated:
-            sugg = replies.AUTH_ALREADY_SPECIFIED
-        words = arg.split()
-        if not words or len(words) > 2:
-            return BadSyntax(
-                line=line,
-                verb="AUTH",
-                reason="AUTH takes a mechanism and an optional initial response",
-                suggested_reply=sugg or replies.UNRECOGNIZED_PARAMETER,
-            )
-        initial = words[1] if len(words) == 2 else None
-        return Auth(
-            line=line, mechanism=words[0].upper(), initial_response=initial, suggested_reply=sugg
-        )
-
-    def _xexps_event(self, arg: str, line: str) -> Command:
-        sugg = self._greeting_check()
-        if sugg is None and self._authenticated:
-            sugg = replies.AUTH_ALREADY_SPECIFIED
-        words = arg.split()
-        if not words:
-            return BadSyntax(
-                line=line,
-                verb="X-EXPS",
-                reason="X-EXPS needs a mechanism",
-                suggested_reply=sugg or replies.UNRECOGNIZED_PARAMETER,
-            )
-        mechanism = words[0].upper()
-        rest = words[1:]
-        hash_algorithm = None
-        if mechanism == "EXCHANGEAUTH" and rest:
-            hash_algorithm, rest = rest[0].upper(), rest[1:]
-        if len(rest) > 1:
-            return BadSyntax(
-                line=line,
-                verb="X-EXPS",
-                reason="X-EXPS takes at most one blob",
-                suggested_reply=sugg or replies.UNRECOGNIZED_PARAMETER,
-            )
-        return XExps(
-            line=line,
-            mechanism=mechanism,
-            hash_algorithm=hash_algorithm,
-            blob=rest[0] if rest else None,
-            suggested_reply=sugg,
-        )
+        if verb == "MAIL":
+            return replies.SENDER_ALREADY_SPECIFIED if self._mail_from is not None else None
+        if verb in ("RCPT", "DATA", "BDAT"):
+            if self._mail_from is None:
+                return replies.NEED_MAIL_COMMAND
+            if verb != "RCPT" and not self._recipients:
+                return replies.NEED_RCPT_COMMAND
+            return None
+        if verb in ("STARTTLS", "X-ANONYMOUSTLS"):
+            return replies.ONLY_ONE_STARTTLS if self._tls is not None else None
+        # AUTH, X-EXPS
+        return replies.AUTH_ALREADY_SPECIFIED if self._authenticated else None
 
     # --- BDAT ----------------------------------------------------------------
 
-    def _bdat_event(self, arg: str, line: str) -> Event:
-        m = _BDAT_ARGUMENT.fullmatch(arg)
-        sugg = self._transaction_check(need_rcpt=True)
-        if m is None:
-            # Without a size the chunk cannot be skipped; what follows is read
-            # as commands, which only hurts the client that sent it.
-            return self._hand_out(
-                BadSyntax(
-                    line=line,
-                    verb="BDAT",
-                    reason="BDAT takes a size and an optional LAST",
-                    suggested_reply=sugg or replies.UNRECOGNIZED_PARAMETER,
-                )
-            )
-        size, last = int(m.group(1)), m.group(2) is not None
+    def _start_bdat(self, event: Bdat) -> None:
         if self._meter is None or self._decoder is not None:
             self._meter = self._new_meter()
             self._decoder = None
         self._state = ServerState.BDAT
-        self._bdat_size = self._bdat_remaining = size
-        self._bdat_last = last
-        self._bdat_suggestion = sugg
-        return Bdat(line=line, size=size, last=last, suggested_reply=sugg)
+        self._bdat_size = self._bdat_remaining = event.size
+        self._bdat_last = event.last
+        self._bdat_suggestion = event.suggested_reply
 
     def _next_bdat_event(self) -> Event | Sentinel:
         meter = self._meter
