@@ -214,6 +214,8 @@ class EsmtpInspector:
         self.flow = flow or Flow()
         self.counters = counters if counters is not None else InspectCounters()
         self._out: list[Action] = []
+        self._pending_kind: type[ToServer] | type[ToClient] | None = None
+        self._pending_bytes = bytearray()
         self._closed = False
         self._banner_done = False
         self._client = InspectState.CMD  # CMD, AUTH, DATA_HDR, DATA_BODY or TLS_PASS
@@ -280,30 +282,40 @@ class EsmtpInspector:
     # -- output --------------------------------------------------------------------------
 
     def _to_server(self, data: bytes) -> None:
-        if not data:
-            return
-        if self._out and isinstance(self._out[-1], ToServer):
-            self._out[-1] = ToServer(self._out[-1].data + data)
-        else:
-            self._out.append(ToServer(data))
+        self._pending(ToServer, data)
 
     def _to_client(self, data: bytes) -> None:
+        self._pending(ToClient, data)
+
+    def _pending(self, kind: type[ToServer] | type[ToClient], data: bytes) -> None:
+        # Bytes going the same way are gathered in one buffer (linear time for
+        # large DATA segments) and become one action when something else comes.
         if not data:
             return
-        if self._out and isinstance(self._out[-1], ToClient):
-            self._out[-1] = ToClient(self._out[-1].data + data)
-        else:
-            self._out.append(ToClient(data))
+        if self._pending_kind is not kind:
+            self._flush()
+            self._pending_kind = kind
+        self._pending_bytes += data
+
+    def _flush(self) -> None:
+        if self._pending_kind is not None:
+            self._out.append(self._pending_kind(bytes(self._pending_bytes)))
+        self._pending_kind = None
+        self._pending_bytes.clear()
 
     def _log(self, message: str) -> None:
+        self._flush()
         self._out.append(Syslog(message))
 
     def _take(self) -> list[Action]:
+        self._flush()
         out, self._out = self._out, []
         return out
 
     def _terminate(self, stop: _Terminate) -> list[Action]:
         # The packet that broke the rule is dropped with everything else it carried.
+        self._pending_kind = None
+        self._pending_bytes.clear()
         kept: list[Action] = [a for a in self._out if isinstance(a, Syslog)]
         self._out = []
         settings = self.policy.syslog
@@ -521,21 +533,23 @@ class EsmtpInspector:
                 # PIX bug CSCds90792: the split terminator never reaches the server.
                 return data[2:] if data.startswith(b"\r\n") else data[1:]
             data = b"." + data
-        while data:
-            end = data.find(b"\n")
-            part = data if end < 0 else data[: end + 1]
-            data = data[len(part) :]
+        pos, size = 0, len(data)
+        while pos < size:
+            end = data.find(b"\n", pos)
+            stop = size if end < 0 else end + 1
+            part = data[pos:stop]
+            pos = stop
             if (
                 self.policy.pix_dotcrlf_bug
                 and self._client is InspectState.DATA_BODY
                 and self._dlen == 0
                 and part == b"."
-                and not data
+                and pos == size
             ):
                 self._held_dot = True
                 return b""
             self._dlen += len(part)
-            self._dtail = (self._dtail + part)[-2:]
+            self._dtail = (self._dtail + part[-2:])[-2:]
             room = _HEAD_MAX - len(self._dhead)
             if room > 0:
                 self._dhead += part[:room]
@@ -547,7 +561,7 @@ class EsmtpInspector:
             self._check_data_line(text_len)
             self._data_line_done()
             if self._client is InspectState.CMD:
-                return data
+                return data[pos:]
         return b""
 
     def _check_data_line(self, length: int) -> None:
