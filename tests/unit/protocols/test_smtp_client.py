@@ -156,6 +156,15 @@ def test_starttls_discards_injected_plaintext_and_resets() -> None:
     assert request_of(events[0]) == Request("EHLO", "EX01.contoso.com")
 
 
+def test_eof_during_tls_handshake_closes() -> None:
+    conn = ehlo_done()
+    conn.starttls()
+    run_client(conn, [b"220 2.0.0 SMTP server ready\r\n"])
+    assert conn.next_event() is PAUSED
+    conn.receive_data(b"")
+    assert conn.next_event() == ConnectionClosed(in_transaction=False)
+
+
 def test_x_exps_exchangeauth_flow() -> None:
     conn = ehlo_done()
     assert conn.x_anonymous_tls() == b"X-ANONYMOUSTLS\r\n"

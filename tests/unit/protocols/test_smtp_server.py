@@ -410,6 +410,18 @@ def test_tls_discards_pipelined_plaintext_and_forgets_the_session(verb: bytes, c
     assert mail.suggested_reply == replies.SEND_HELLO_FIRST
 
 
+def test_eof_during_tls_handshake_closes() -> None:
+    conn = ServerConnection()
+    conn.receive_data(HELLO + b"STARTTLS\r\n")
+    conn.next_event()
+    conn.send_reply(EHLO_REPLY)
+    conn.next_event()
+    conn.send_reply(replies.TLS_READY)
+    assert conn.next_event() is PAUSED
+    conn.receive_data(b"")
+    assert conn.next_event() == ConnectionClosed(in_transaction=False)
+
+
 def test_second_starttls_is_flagged() -> None:
     conn = ServerConnection()
     conn.receive_data(HELLO + b"STARTTLS\r\n")

@@ -330,6 +330,8 @@ class ClientConnection:
         if self._closed is not None:
             return self._closed
         if self._state is ClientState.TLS_HANDSHAKE:
+            if self._eof:
+                return self._close(ConnectionClosed(in_transaction=False))
             return PAUSED
         while True:
             raw = self._buffer.read_line(self.settings.max_reply_line_length)

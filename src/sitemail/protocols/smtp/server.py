@@ -252,7 +252,9 @@ class ServerConnection:
         """The next event, ``NEED_DATA``, or ``PAUSED`` while a reply is due."""
         if self._closed is not None:
             return self._closed
-        if self._pending is not None or self._state is ServerState.TLS_HANDSHAKE:
+        if self._state is ServerState.TLS_HANDSHAKE:
+            return self._no_progress() if self._eof else PAUSED
+        if self._pending is not None:
             return PAUSED
         if self._state is ServerState.DATA:
             return self._next_data_event()
