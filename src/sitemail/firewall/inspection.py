@@ -407,6 +407,7 @@ class EsmtpInspector:
     def _maybe_stream(self) -> None:
         # Without a length rule an accepted line could grow for ever: pass it on.
         if self.policy.cmd_line_max is None and len(self._cbuf) > self.policy.command_buffer_max:
+            self._expect.append(command_verb(bytes(self._cbuf)))
             self._to_server(bytes(self._cbuf))
             self._cbuf.clear()
             self._mode = _LineMode.STREAM

@@ -342,3 +342,12 @@ def test_huge_server_line_is_streamed_and_still_masked(size: int) -> None:
     assert len(out) == len(text)
     assert out == b"220 " + b"*0 " * (size // 3) + b"\r\n"
     assert engine.state is InspectState.CMD
+
+
+def test_without_a_length_rule_a_huge_line_streams_and_replies_stay_in_step() -> None:
+    engine = greeted(replace(EsmtpPolicy(), cmd_line_max=None, command_buffer_max=1000))
+    sent = to_server(engine.feed_client(b"NOOP " + b"a" * 3000))
+    assert len(sent) == 3005  # not held for ever
+    assert to_server(engine.feed_client(b"a\r\nEHLO b\r\n")) == b"a\r\nEHLO b\r\n"
+    engine.feed_server(b"250 OK\r\n")
+    assert to_client(engine.feed_server(b"250-mx\r\n250 STARTTLS\r\n")).endswith(b"XXXXXXXA\r\n")
