@@ -117,7 +117,7 @@ class AccessPolicy:
 
 DEFAULT_POLICY = AccessPolicy()
 
-_EAS_VERSION = re.compile(r"(\d{1,3})\.(\d{1,3})")
+_EAS_VERSION = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})")  # ASCII digits only
 
 
 def parse_eas_version(text: str | None) -> tuple[int, int] | None:
