@@ -58,10 +58,12 @@ __all__ = [
     "Inspector",
     "PassThrough",
     "ResetConnection",
+    "SegmentSummary",
     "Syslog",
     "ToClient",
     "ToServer",
     "make_inspector",
+    "summarize",
 ]
 
 
@@ -155,6 +157,35 @@ def make_inspector(
     if policy is None:
         return PassThrough()
     return EsmtpInspector(policy, flow=flow, counters=counters)
+
+
+@dataclass(frozen=True)
+class SegmentSummary:
+    """The actions of one segment folded per direction, for a relay that wants no list."""
+
+    to_server: bytes = b""
+    to_client: bytes = b""
+    drop: bool = False
+    reset: bool = False
+    syslog: tuple[str, ...] = ()
+
+
+def summarize(actions: list[Action]) -> SegmentSummary:
+    """Fold ``feed_client``/``feed_server`` actions into bytes per direction and flags.
+
+    The order between the two directions is lost; it only matters for the
+    PIX 4.x fake ``250 OK``, which goes to the client while later commands of
+    the same segment go to the server.
+    """
+    to_server = b"".join(a.data for a in actions if isinstance(a, ToServer))
+    to_client = b"".join(a.data for a in actions if isinstance(a, ToClient))
+    return SegmentSummary(
+        to_server,
+        to_client,
+        drop=any(isinstance(a, DropConnection) for a in actions),
+        reset=any(isinstance(a, ResetConnection) for a in actions),
+        syslog=tuple(a.message for a in actions if isinstance(a, Syslog)),
+    )
 
 
 # --- byte helpers -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sitemail.firewall.inspection import (
     ToClient,
     ToServer,
     make_inspector,
+    summarize,
 )
 
 
@@ -351,3 +352,16 @@ def test_without_a_length_rule_a_huge_line_streams_and_replies_stay_in_step() ->
     assert to_server(engine.feed_client(b"a\r\nEHLO b\r\n")) == b"a\r\nEHLO b\r\n"
     engine.feed_server(b"250 OK\r\n")
     assert to_client(engine.feed_server(b"250-mx\r\n250 STARTTLS\r\n")).endswith(b"XXXXXXXA\r\n")
+
+
+def test_summary_folds_one_segment_for_the_relay() -> None:
+    engine = greeted()
+    summary = summarize(engine.feed_client(b"NOOP\r\nBDAT 1\r\n"))
+    assert (summary.to_server, summary.to_client, summary.drop) == (
+        b"NOOP\r\nXXXX X\r\n",
+        b"",
+        False,
+    )
+    dropped_summary = summarize(engine.feed_client(b"NOOP " + b"a" * 600 + b"\r\n"))
+    assert dropped_summary.drop and not dropped_summary.reset and not dropped_summary.to_server
+    assert dropped_summary.syslog[0].startswith("%ASA-4-108004:")
