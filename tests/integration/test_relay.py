@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from sitemail.firewall.relay import InspectResult, Relay, Route
+import pytest
+
+from sitemail.firewall.inspection import (
+    Action,
+    DropConnection,
+    InspectState,
+    ToClient,
+    ToServer,
+)
+from sitemail.firewall.relay import Relay, Route
 
 CLIENT = "127.77.1.5"
 FW_A = "127.77.1.200"  # what the client connects to (first firewall)
@@ -56,24 +65,24 @@ def test_two_relays_in_a_row_keep_the_client_address_and_the_bytes() -> None:
 
 
 class _Masker:
-    """A stand-in inspector: masks what the server says after the first reply."""
+    """A stand-in inspector: masks "hello" in what the server says, drops on "DROP"."""
 
-    def client_segment(self, data: bytes) -> InspectResult:
+    state = InspectState.CMD
+
+    def feed_client(self, data: bytes) -> list[Action]:
         if data.startswith(b"DROP"):
-            return InspectResult(drop=True)
-        return InspectResult(to_server=data)
+            return [DropConnection("test")]
+        return [ToServer(data)]
 
-    def server_segment(self, data: bytes) -> InspectResult:
-        return InspectResult(to_client=data.replace(b"hello", b"*****"))
+    def feed_server(self, data: bytes) -> list[Action]:
+        return [ToClient(data.replace(b"hello", b"*****"))]
 
 
 def test_an_inspector_sees_every_segment_and_can_drop_the_connection() -> None:
     async def scenario() -> None:
         seen: list[str] = []
         server = await _echo_server(seen)
-        relay = Relay(
-            [Route(FW_A, SERVER, ((PORT, 25),))], inspector_for=lambda port, c, s: _Masker()
-        )
+        relay = Relay([Route(FW_A, SERVER, ((PORT, 25),))], inspector_for=lambda conn: _Masker())
         await relay.start()
         try:
             reader, writer = await asyncio.open_connection(FW_A, PORT, local_addr=(CLIENT, 0))
@@ -88,13 +97,15 @@ def test_an_inspector_sees_every_segment_and_can_drop_the_connection() -> None:
     asyncio.run(scenario())
 
 
-def test_a_destination_that_refuses_closes_the_client_connection() -> None:
+def test_a_destination_that_refuses_resets_the_client_connection() -> None:
+    # As without the firewall: the server's refusal reaches the client as a reset.
     async def scenario() -> None:
         relay = Relay([Route(FW_A, SERVER, ((PORT, 25),))])
         await relay.start()
         try:
             reader, _ = await asyncio.open_connection(FW_A, PORT, local_addr=(CLIENT, 0))
-            assert await asyncio.wait_for(reader.read(), 15) == b""
+            with pytest.raises(ConnectionResetError):
+                await asyncio.wait_for(reader.read(), 15)
         finally:
             await relay.stop()
 

@@ -1,59 +1,450 @@
-"""One firewall process: its relays between sites and its console.
+"""One firewall process: the emulated ASA's configuration, its relays and its console.
 
 The lab writes ``listeners.json`` in the firewall's folder: which addresses
 it answers for and where each leads (the tunnel and NAT plumbing, which an
-ASA's own configuration would hold as crypto maps and routes).
+ASA's own configuration would hold as crypto maps and routes).  The ASA's own
+configuration lives beside it as ``startup-config``:
+
+* at start the process loads ``startup-config``; on the very first start there
+  is none, so it boots the factory configuration (``inspect esmtp`` on) and
+  saves it, as a new box ships with it in flash;
+* the running configuration lives in this process only.  ``write memory``
+  replaces ``startup-config`` (temp file, fsync, rename), ``reload`` reads it
+  back, and a restart of the process is a power cycle: what was not saved is
+  gone;
+* every new connection gets an inspection engine built from the running
+  configuration of that moment; open connections keep theirs.
+
+The console socket (``console.sock``, JSON lines, see
+:mod:`sitemail.server.console`) answers ``health``, ``cli`` (console sessions
+for ``sitemail asa``), ``show`` and ``counters``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
+import itertools
 import json
 import logging
+import os
 import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from sitemail.firewall.relay import Relay, Route
+from sitemail.clock import SYSTEM_CLOCK, Clock
+from sitemail.firewall import asa_cli_trees as trees
+from sitemail.firewall.asa_cli import (
+    AsaCli,
+    CliResult,
+    Logout,
+    Mode,
+    Reload,
+    RunningConfigChanged,
+    SaveStartupConfig,
+)
+from sitemail.firewall.asa_cli_grammar import Node
+from sitemail.firewall.asa_config import (
+    AsaConfig,
+    ConfigSyntaxError,
+    Interface,
+    esmtp_inspection_for,
+    esmtp_policy_for,
+    factory_config,
+    parse_config,
+    render_config,
+)
+from sitemail.firewall.asa_syslog import Flow
+from sitemail.firewall.counters import InspectCounters
+from sitemail.firewall.inspection import Inspector, make_inspector
+from sitemail.firewall.relay import Connection, Relay, Route
 from sitemail.lab.addressing import RELAYED_PORTS
 from sitemail.org.model import Firewall
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext
 
+__all__ = [
+    "AsaDevice",
+    "SyslogFile",
+    "complete",
+    "load_routes",
+    "serve_firewall",
+]
+
 log = logging.getLogger("sitemail.firewall")
+
+STARTUP_CONFIG = "startup-config"
+SYSLOG_FILE = "syslog.log"
+#: Console sessions open at once; the least recently used one goes first.
+MAX_SESSIONS = 16
+#: A console session nobody typed into for this long is closed (``console timeout``).
+SESSION_IDLE = 3600.0
+
+
+# --- routes -------------------------------------------------------------------------------
 
 
 def load_routes(home: Path, port_offset: int) -> list[Route]:
+    """The relays of ``listeners.json``; every relayed port, shifted by the lab's offset."""
     path = home / "listeners.json"
     if not path.exists():
         return []
     data = json.loads(path.read_text())
     ports = tuple((p + port_offset, p) for p in RELAYED_PORTS)
-    return [
-        Route(
-            listen=item["listen"],
-            forward=item["forward"],
-            ports=ports,
-            description=f"{item['from_site']} -> {item['to_host']} ({item['direction']})",
+    routes = []
+    for item in data:
+        # Traffic leaving the site enters the ASA on its inside interface;
+        # traffic from the other site arrives on the outside (from the tunnel).
+        outbound = item.get("direction") == "outbound"
+        routes.append(
+            Route(
+                listen=item["listen"],
+                forward=item["forward"],
+                ports=ports,
+                description=f"{item['from_site']} -> {item['to_host']} ({item['direction']})",
+                client_interface="inside" if outbound else "outside",
+                server_interface="outside" if outbound else "inside",
+            )
         )
-        for item in data
-    ]
+    return routes
+
+
+# --- syslog -------------------------------------------------------------------------------
+
+
+class SyslogFile:
+    """The firewall's log (``syslog.log``), one message a line with the ASA's time stamp.
+
+    The format is what ``show logging`` prints with ``logging timestamp``:
+    ``Jan 02 2026 10:11:12: %ASA-4-108004: ...``.  The file is bounded: past
+    ``max_bytes`` it moves to ``syslog.log.1`` and a new one starts.
+    """
+
+    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK, max_bytes: int = 10 << 20) -> None:
+        self.path = path
+        self.clock = clock
+        self.max_bytes = max_bytes
+
+    def __call__(self, message: str) -> None:
+        stamp = self.clock.now().astimezone().strftime("%b %d %Y %H:%M:%S")
+        line = f"{stamp}: {message}\n".encode()
+        with contextlib.suppress(FileNotFoundError):
+            if self.path.stat().st_size + len(line) > self.max_bytes:
+                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        with open(self.path, "ab") as f:
+            f.write(line)
+
+
+# --- the device ---------------------------------------------------------------------------
+
+
+def _interfaces(firewall: Firewall) -> list[Interface]:
+    out = []
+    for spec in firewall.interfaces:
+        address = None
+        if spec.address:
+            iface = ipaddress.ip_interface(spec.address)
+            address = f"{iface.ip} {iface.netmask}"
+        out.append(Interface(spec.name, spec.nameif, spec.security_level, address))
+    return out
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` so that a crash leaves the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _Session:
+    cli: AsaCli
+    last_used: float
+
+
+class AsaDevice:
+    """The configuration side of one emulated ASA: flash, running config, console sessions."""
+
+    def __init__(
+        self,
+        home: Path,
+        hostname: str,
+        interfaces: list[Interface] | None = None,
+        *,
+        on_reload: Callable[[], None] | None = None,
+    ) -> None:
+        self.home = home
+        self.hostname = hostname
+        self.interfaces = interfaces
+        self.counters: dict[str, InspectCounters] = {"esmtp": InspectCounters()}
+        self.running: AsaConfig = factory_config(hostname, interfaces)
+        self.startup = ""
+        self.boot_problem: str | None = None
+        self._sessions: dict[str, _Session] = {}
+        self._ids = itertools.count(1)
+        self.on_reload = on_reload
+
+    @property
+    def startup_path(self) -> Path:
+        return self.home / STARTUP_CONFIG
+
+    def boot(self) -> None:
+        """Load the startup-config, or ship the factory configuration on first start."""
+        path = self.startup_path
+        if not path.exists():
+            self.running = factory_config(self.hostname, self.interfaces)
+            self.startup = render_config(self.running)
+            write_atomically(path, self.startup)
+            log.info("%s: no startup-config; factory configuration saved", self.hostname)
+            return
+        self.startup = path.read_text(encoding="utf-8")
+        try:
+            self.running = parse_config(self.startup)
+        except ConfigSyntaxError as exc:
+            # A damaged flash file: come up with the factory configuration and say
+            # so, rather than not at all; the file stays for the operator to see.
+            self.boot_problem = f"{path}: {exc}; running the factory configuration"
+            log.error("%s", self.boot_problem)
+            self.running = factory_config(self.hostname, self.interfaces)
+
+    # -- inspection --------------------------------------------------------------------------
+
+    def inspector_for(self, conn: Connection) -> Inspector | None:
+        """The engine for a new connection, from the running configuration of now."""
+        route = conn.route
+        policy = esmtp_policy_for(
+            self.running, interface=route.client_interface, port=conn.exchange_port
+        )
+        if policy is None:
+            return None
+        flow = Flow(
+            client_interface=route.client_interface,
+            client_ip=conn.client_ip,
+            client_port=conn.client_port,
+            server_interface=route.server_interface,
+            server_ip=conn.server_ip,
+            server_port=conn.exchange_port,
+        )
+        return make_inspector(policy, flow, self.counters["esmtp"])
+
+    def esmtp_state(self) -> dict[str, str | None]:
+        """Per interface: the ESMTP map inspecting TCP/25 arriving there, or None (off)."""
+        out: dict[str, str | None] = {}
+        for nameif in ("inside", "outside"):
+            inspect = esmtp_inspection_for(self.running, interface=nameif)
+            out[nameif] = None if inspect is None else inspect.map_name or "_default_esmtp_map"
+        return out
+
+    # -- console sessions --------------------------------------------------------------------
+
+    def open_session(self, *, privileged: bool = True) -> tuple[str, AsaCli]:
+        now = time.monotonic()
+        for sid, session in list(self._sessions.items()):
+            if now - session.last_used > SESSION_IDLE:
+                del self._sessions[sid]
+        while len(self._sessions) >= MAX_SESSIONS:
+            oldest = min(self._sessions, key=lambda s: self._sessions[s].last_used)
+            del self._sessions[oldest]
+        # The seed's lines start at "CiscoASA#", so a session starts privileged
+        # (as on a console line with no enable password); ``enable`` still works.
+        cli = AsaCli(
+            self.running, startup=self.startup, counters=self.counters, privileged=privileged
+        )
+        sid = str(next(self._ids))
+        self._sessions[sid] = _Session(cli, now)
+        return sid, cli
+
+    def session(self, sid: str) -> AsaCli | None:
+        session = self._sessions.get(sid)
+        if session is None:
+            return None
+        session.last_used = time.monotonic()
+        return session.cli
+
+    def close_session(self, sid: str) -> None:
+        self._sessions.pop(sid, None)
+
+    def feed(self, sid: str, line: str) -> tuple[CliResult, bool]:
+        """Feed one line to a session; (result, session closed)."""
+        cli = self.session(sid)
+        if cli is None:
+            raise KeyError(sid)
+        result = cli.feed(line)
+        closed = False
+        for effect in result.effects:
+            if isinstance(effect, SaveStartupConfig):
+                self.save(effect.text)
+            elif isinstance(effect, RunningConfigChanged):
+                log.info("%s: running configuration changed: %s", self.hostname, line.strip())
+            elif isinstance(effect, Reload):
+                self._reload(sid, cli)
+            elif isinstance(effect, Logout):
+                closed = True
+        if closed:
+            self.close_session(sid)
+        return result, closed
+
+    def save(self, text: str) -> None:
+        write_atomically(self.startup_path, text)
+        self.startup = text
+        for session in self._sessions.values():
+            session.cli.startup = text
+        log.info("%s: startup-config saved (%d bytes)", self.hostname, len(text.encode()))
+
+    def _reload(self, sid: str, cli: AsaCli) -> None:
+        # The CLI already read the startup-config back; the box follows it.  A
+        # reload ends every other console session and every connection.
+        self.running = cli.running
+        for other in [s for s in self._sessions if s != sid]:
+            del self._sessions[other]
+        log.info("%s: reloaded from startup-config", self.hostname)
+        if self.on_reload is not None:
+            self.on_reload()
+
+
+# --- completion ---------------------------------------------------------------------------
+
+_MODE_TREES: dict[Mode, Node] = {}
+
+
+def _tree(mode: Mode) -> Node:
+    if not _MODE_TREES:
+        _MODE_TREES.update(
+            {
+                Mode.USER: trees.user_tree(),
+                Mode.PRIVILEGED: trees.privileged_tree(),
+                Mode.CONFIG: trees.config_tree(),
+                Mode.INTERFACE: trees.interface_tree(),
+                Mode.CLASS_MAP: trees.class_map_tree(),
+                Mode.POLICY_MAP: trees.policy_map_tree(),
+                Mode.POLICY_CLASS: trees.policy_class_tree(),
+                Mode.ESMTP_MAP: trees.esmtp_map_tree(),
+                Mode.ESMTP_PARAMETERS: trees.esmtp_parameters_tree(),
+                Mode.ESMTP_MATCH: trees.esmtp_match_tree(),
+            }
+        )
+    return _MODE_TREES[mode]
+
+
+def complete(mode: Mode, text: str) -> list[str]:
+    """The keywords that can come next after ``text`` in ``mode`` (for Tab and ``?``).
+
+    Words already typed may be abbreviated, as the CLI accepts them; the last
+    word, unless followed by a blank, is the prefix to complete.
+    """
+    words = text.split()
+    partial = "" if not words or text[-1:].isspace() else words.pop()
+    here = _tree(mode)
+    for token in words:
+        low = token.lower()
+        exact = [k for k in here.words if k.lower() == low]
+        found = exact or [k for k in here.words if k.lower().startswith(low)]
+        if len(found) == 1:
+            here = here.words[found[0]]
+        elif here.arg is not None and not found:
+            here = here.arg
+            if here.rest:
+                return []
+        else:
+            return []
+        if here.stub:
+            return []
+    low = partial.lower()
+    return sorted(k for k in here.words if k.lower().startswith(low))
+
+
+# --- the process --------------------------------------------------------------------------
+
+
+def console_handlers(device: AsaDevice, relay: Relay, name: str) -> dict[str, Any]:
+    """The console socket's commands (what ``sitemail asa`` and the lab use)."""
+
+    async def health(_: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "name": name,
+            "kind": "firewall",
+            "hostname": device.running.hostname,
+            "routes": len(relay.routes),
+            "connections": relay.connections,
+            "active": relay.active,
+            "esmtp_inspection": device.esmtp_state(),
+            "boot_problem": device.boot_problem,
+        }
+
+    async def cli(request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op", "open")
+        if op == "open":
+            sid, opened = device.open_session(privileged=bool(request.get("privileged", True)))
+            return {"session": sid, "prompt": opened.prompt}
+        sid = str(request.get("session", ""))
+        session = device.session(sid)
+        if session is None:
+            return {"error": f"no console session {sid!r} (it ended or the firewall restarted)"}
+        if op == "feed":
+            result, closed = device.feed(sid, str(request.get("line", "")))
+            return {
+                "output": result.output,
+                "prompt": result.prompt,
+                "echo": result.echo,
+                "closed": closed,
+                "secret": result.prompt.startswith("Password"),
+            }
+        if op == "complete":
+            return {"words": complete(session.mode, str(request.get("text", "")))}
+        if op == "close":
+            device.close_session(sid)
+            return {"closed": True}
+        return {"error": f"unknown cli op {op!r}; expected open, feed, complete or close"}
+
+    async def show(request: dict[str, Any]) -> dict[str, Any]:
+        # A throwaway privileged session that only ever sees a ``show`` line.
+        what = " ".join(str(request.get("what", "running-config")).split())
+        session = AsaCli(
+            device.running, startup=device.startup, counters=device.counters, privileged=True
+        )
+        return {"output": session.feed(f"show {what}").output}
+
+    async def counters(_: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "inspect": {k: asdict(v) for k, v in device.counters.items()},
+            "connections": relay.connections,
+            "active": relay.active,
+        }
+
+    return {"health": health, "cli": cli, "show": show, "counters": counters}
 
 
 async def serve_firewall(ctx: ProcessContext, firewall: Firewall) -> None:
-    relay = Relay(load_routes(ctx.home, ctx.port_offset))
+    hostname = firewall.hostname or firewall.name
+    device = AsaDevice(ctx.home, hostname, _interfaces(firewall))
+    device.boot()
+    syslog = SyslogFile(ctx.home / SYSLOG_FILE, ctx.clock)
+    relay = Relay(load_routes(ctx.home, ctx.port_offset), device.inspector_for, syslog=syslog)
+    # A reload empties the connection table, as on the box.
+    device.on_reload = relay.abort_all
     await relay.start()
-
-    async def health(_: dict[str, object]) -> dict[str, object]:
-        return {
-            "status": "ok",
-            "name": firewall.name,
-            "kind": "firewall",
-            "routes": len(relay.routes),
-            "connections": relay.connections,
-        }
-
-    console = await serve_console(ctx.home / "console.sock", {"health": health})
-    log.info("%s ready: %d relayed addresses", firewall.name, len(relay.routes))
+    console = await serve_console(
+        ctx.home / "console.sock", console_handlers(device, relay, firewall.name)
+    )
+    log.info(
+        "%s ready: %d relayed addresses, ESMTP inspection %s",
+        firewall.name,
+        len(relay.routes),
+        device.esmtp_state(),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,10 +1,23 @@
 """The firewall's data plane: TCP relays that keep the client's own source address.
 
-Each listener relays one address (every relayed port) to the next hop.  The
-outgoing connection is bound to the *client's* address, so the receiving
+Each :class:`Route` relays one address (every relayed port) to the next hop.
+The outgoing connection is bound to the *client's* address, so the receiving
 server sees the real sender, as behind a routed tunnel; on loopback any
-127.0.0.0/8 address can be bound.  An optional inspector sees every segment
-of a connection, as the ASA's inspection engine does.
+127.0.0.0/8 address can be bound.
+
+When a connection opens, the relay asks its ``inspector_for`` callback for an
+inspection engine (:mod:`sitemail.firewall.inspection`).  The engine is
+chosen once, from the configuration of that moment, and kept for the life of
+the connection, as on an ASA: a policy change applies to new connections only.
+Every segment read (one ``read()``, the nearest thing to a packet a stream
+socket has) goes through the engine, and the relay carries out the actions it
+returns, in order: bytes to either side, syslog lines, or the end of the
+connection (FIN for ``drop-connection``, RST for ``reset``).
+
+Resources are bounded per connection: one read of at most ``read_size``
+bytes is in flight per direction, a write waits (``drain``) while the other
+side's buffer is above ``write_high_water``, and idle, half-closed and
+connect timeouts end connections nobody uses.
 """
 
 from __future__ import annotations
@@ -13,52 +26,107 @@ import asyncio
 import contextlib
 import functools
 import logging
+import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal
+
+from sitemail.firewall.inspection import (
+    Action,
+    DropConnection,
+    Inspector,
+    ResetConnection,
+    Syslog,
+    ToClient,
+    ToServer,
+)
+
+__all__ = [
+    "Connection",
+    "InspectorFactory",
+    "Relay",
+    "RelayLimits",
+    "Route",
+    "SyslogSink",
+]
 
 log = logging.getLogger("sitemail.firewall")
 
-READ_SIZE = 64 * 1024
-#: ASA default `timeout conn 1:00:00`: an idle connection is torn down after an hour.
-IDLE_TIMEOUT = 3600.0
-CONNECT_TIMEOUT = 10.0
 
+@dataclass(frozen=True)
+class RelayLimits:
+    """Per-connection bounds.  Defaults follow the ASA's factory timeouts."""
 
-class Inspector(Protocol):
-    """One connection's inspection: segments in, what to forward out."""
-
-    def client_segment(self, data: bytes) -> InspectResult: ...
-
-    def server_segment(self, data: bytes) -> InspectResult: ...
-
-
-@dataclass
-class InspectResult:
-    to_server: bytes = b""
-    to_client: bytes = b""
-    drop: bool = False
-    reset: bool = False
-
-
-InspectorFactory = Callable[[int, str, str], Inspector | None]
+    read_size: int = 64 * 1024
+    #: Above this many unsent bytes a direction stops reading until the peer catches up.
+    write_high_water: int = 256 * 1024
+    #: ASA default ``timeout conn 1:00:00``: no byte either way for an hour ends the connection.
+    idle_timeout: float = 3600.0
+    #: ASA default ``half-closed 0:10:00``: after one side's FIN the other has ten minutes.
+    half_closed_timeout: float = 600.0
+    connect_timeout: float = 10.0
+    #: Connections open at once through one relay; more are refused (reset at once).
+    max_connections: int = 4096
 
 
 @dataclass(frozen=True)
 class Route:
+    """One address the relay answers for, and where it leads.
+
+    ``client_interface`` is the ASA interface the connection arrives on
+    (``inside`` for traffic leaving the firewall's site, ``outside`` for
+    traffic entering it); the inspection policy and syslog lines use it.
+    """
+
     listen: str
     forward: str
     ports: tuple[tuple[int, int], ...]  # (listening port, Exchange port it stands for)
     description: str = ""
+    client_interface: str = "outside"
+    server_interface: str = "inside"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What the relay knows about a connection when it opens."""
+
+    route: Route
+    exchange_port: int  # the port the bound port stands for (25 even when 10025 is bound)
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+
+
+InspectorFactory = Callable[[Connection], Inspector | None]
+SyslogSink = Callable[[str], None]
 
 
 class Relay:
-    def __init__(self, routes: list[Route], inspector_for: InspectorFactory | None = None) -> None:
+    """Listens on every route's address and port; one task per connection."""
+
+    def __init__(
+        self,
+        routes: list[Route],
+        inspector_for: InspectorFactory | None = None,
+        *,
+        syslog: SyslogSink | None = None,
+        limits: RelayLimits | None = None,
+    ) -> None:
         self.routes = routes
         self.inspector_for = inspector_for
+        self.syslog = syslog
+        self.limits = limits or RelayLimits()
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self.connections = 0
+        self._open: set[_Pipe] = set()
+        self.connections = 0  # accepted since start
+
+    @property
+    def active(self) -> int:
+        """Connections open now."""
+        return len(self._open)
 
     async def start(self) -> None:
         for route in self.routes:
@@ -77,12 +145,20 @@ class Relay:
     async def stop(self) -> None:
         for s in self._servers:
             s.close()
+        self.abort_all()
         for task in list(self._tasks):
             task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         for s in self._servers:
             with contextlib.suppress(Exception):
                 await s.wait_closed()
         self._servers.clear()
+
+    def abort_all(self) -> None:
+        """Reset every open connection (what a reload does to the connection table)."""
+        for pipe in list(self._open):
+            pipe.abort()
 
     def _accept(
         self,
@@ -105,51 +181,149 @@ class Relay:
         exchange_port: int,
     ) -> None:
         self.connections += 1
+        limits = self.limits
+        if len(self._open) >= limits.max_connections:
+            log.warning("%s: connection limit (%d) reached", route.listen, limits.max_connections)
+            _reset(c_writer)
+            return
         peer = c_writer.get_extra_info("peername")
-        client_ip = peer[0] if peer else "0.0.0.0"
+        client_ip, client_port = (peer[0], int(peer[1])) if peer else ("0.0.0.0", 0)
         try:
             s_reader, s_writer = await asyncio.wait_for(
                 asyncio.open_connection(route.forward, port, local_addr=(client_ip, 0)),
-                CONNECT_TIMEOUT,
+                limits.connect_timeout,
             )
+        except asyncio.CancelledError:
+            _reset(c_writer)
+            raise
         except (OSError, TimeoutError) as exc:
+            # The server refused or never answered: the client gets the reset it
+            # would have got without the firewall in between.
             log.info("no route %s -> %s:%d: %s", client_ip, route.forward, port, exc)
-            _abort(c_writer)
+            _reset(c_writer)
             return
-        inspector = (
-            self.inspector_for(exchange_port, client_ip, route.forward)
-            if self.inspector_for
-            else None
-        )
-        up = asyncio.ensure_future(
-            self._pump(c_reader, s_writer, c_writer, inspector, from_client=True)
-        )
-        down = asyncio.ensure_future(
-            self._pump(s_reader, c_writer, s_writer, inspector, from_client=False)
-        )
+        conn = Connection(route, exchange_port, client_ip, client_port, route.forward, port)
         try:
-            done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_EXCEPTION)
-            if any(t.exception() for t in done if not t.cancelled()):
-                for t in pending:
-                    t.cancel()
-            else:
-                await asyncio.gather(*pending, return_exceptions=True)
+            inspector = self.inspector_for(conn) if self.inspector_for else None
+        except Exception:
+            # A broken policy must not take the relay down; the connection goes
+            # through uninspected and the process log says why.
+            log.exception("inspection policy for %s failed", route.listen)
+            inspector = None
+        pipe = _Pipe(c_reader, c_writer, s_reader, s_writer, inspector, self.syslog, limits)
+        self._open.add(pipe)
+        try:
+            await pipe.run()
         finally:
-            for w in (c_writer, s_writer):
+            self._open.discard(pipe)
+
+
+# --- one connection ---------------------------------------------------------------------
+
+Ending = Literal["drop", "reset", "idle", "error"]
+
+
+class _Ended(Exception):
+    """Raised by a direction to end the whole connection."""
+
+    def __init__(self, how: Ending, reason: str = "") -> None:
+        super().__init__(reason or how)
+        self.how = how
+
+
+class _Pipe:
+    """Both directions of one relayed connection."""
+
+    def __init__(
+        self,
+        c_reader: asyncio.StreamReader,
+        c_writer: asyncio.StreamWriter,
+        s_reader: asyncio.StreamReader,
+        s_writer: asyncio.StreamWriter,
+        inspector: Inspector | None,
+        syslog: SyslogSink | None,
+        limits: RelayLimits,
+    ) -> None:
+        self.c_reader, self.c_writer = c_reader, c_writer
+        self.s_reader, self.s_writer = s_reader, s_writer
+        self.inspector = inspector
+        self.syslog = syslog
+        self.limits = limits
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._last = loop.time()
+        self._half_closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        for w in (c_writer, s_writer):
+            with contextlib.suppress(Exception):
+                w.transport.set_write_buffer_limits(high=limits.write_high_water)
+
+    async def run(self) -> None:
+        up = asyncio.ensure_future(self._direction(from_client=True))
+        down = asyncio.ensure_future(self._direction(from_client=False))
+        self._tasks = [up, down]
+        how: Ending | None = None
+        try:
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in self._tasks:
+                if task.done() and not task.cancelled():
+                    exc = task.exception()
+                    if isinstance(exc, _Ended):
+                        how = exc.how
+                    elif exc is not None:
+                        how = "error"
+        except asyncio.CancelledError:
+            how = "reset"
+            raise
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._finish(how)
+
+    def abort(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        _reset(self.c_writer)
+        _reset(self.s_writer)
+
+    def _finish(self, how: Ending | None) -> None:
+        if how in ("reset", "error"):
+            # A reset on one side (or the inspection's ``reset``) resets both,
+            # as the RST passes through the firewall.
+            _reset(self.c_writer)
+            _reset(self.s_writer)
+            return
+        # Normal end, drop-connection, idle timeout: FIN after what is already queued.
+        for w in (self.c_writer, self.s_writer):
+            with contextlib.suppress(Exception):
                 w.close()
 
-    async def _pump(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        other: asyncio.StreamWriter,
-        inspector: Inspector | None,
-        *,
-        from_client: bool,
-    ) -> None:
+    async def _read(self, reader: asyncio.StreamReader) -> bytes:
+        limits = self.limits
         while True:
-            data = await asyncio.wait_for(reader.read(READ_SIZE), IDLE_TIMEOUT)
+            limit = limits.half_closed_timeout if self._half_closed else limits.idle_timeout
+            remaining = self._last + limit - self._loop.time()
+            if remaining <= 0:
+                raise _Ended("idle", "idle timeout")
+            try:
+                # Waking up at least every half-closed period lets a FIN on the
+                # other side shorten this side's timeout.
+                wait = min(remaining, limits.half_closed_timeout)
+                data = await asyncio.wait_for(reader.read(limits.read_size), wait)
+            except TimeoutError:
+                continue  # re-check: the other direction may have been busy
+            self._last = self._loop.time()
+            return data
+
+    async def _direction(self, *, from_client: bool) -> None:
+        reader = self.c_reader if from_client else self.s_reader
+        writer = self.s_writer if from_client else self.c_writer
+        inspector = self.inspector
+        while True:
+            data = await self._read(reader)
             if not data:
+                self._half_closed = True
                 with contextlib.suppress(OSError):
                     if writer.can_write_eof():
                         writer.write_eof()
@@ -158,25 +332,45 @@ class Relay:
                 writer.write(data)
                 await writer.drain()
                 continue
-            result = (
-                inspector.client_segment(data) if from_client else inspector.server_segment(data)
-            )
-            forward = result.to_server if from_client else result.to_client
-            back = result.to_client if from_client else result.to_server
-            if forward:
-                writer.write(forward)
-                await writer.drain()
-            if back:
-                other.write(back)
-                await other.drain()
-            if result.drop or result.reset:
-                if result.reset:
-                    _abort(writer)
-                    _abort(other)
-                raise ConnectionAbortedError("dropped by inspection")
+            actions = inspector.feed_client(data) if from_client else inspector.feed_server(data)
+            await self._carry_out(actions)
+
+    async def _carry_out(self, actions: list[Action]) -> None:
+        """Do what the engine said, in its order."""
+        written: list[asyncio.StreamWriter] = []
+        for action in actions:
+            if isinstance(action, ToServer):
+                self.s_writer.write(action.data)
+                written.append(self.s_writer)
+            elif isinstance(action, ToClient):
+                self.c_writer.write(action.data)
+                written.append(self.c_writer)
+            elif isinstance(action, Syslog):
+                self._syslog(action.message)
+            elif isinstance(action, DropConnection):
+                raise _Ended("drop", action.reason)
+            elif isinstance(action, ResetConnection):
+                raise _Ended("reset", action.reason)
+        for w in dict.fromkeys(written):
+            await w.drain()
+
+    def _syslog(self, message: str) -> None:
+        if self.syslog is None:
+            log.info("%s", message)
+            return
+        try:
+            self.syslog(message)
+        except Exception:
+            # A full disk must not cut a mail connection; the process log keeps it.
+            log.exception("cannot write syslog line %s", message)
 
 
-def _abort(writer: asyncio.StreamWriter) -> None:
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset: SO_LINGER 0 makes close() send RST instead of FIN."""
     transport = writer.transport
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     with contextlib.suppress(Exception):
         transport.abort()
