@@ -1,0 +1,206 @@
+"""`sitemail asa NAME -c LINES`: story 1 step 7 on the seed lab, typed as the seed shows it.
+
+The command runs as a user runs it, in its own process.  Until the ``asa``
+subcommand is wired into ``sitemail``, the same implementation
+(:func:`sitemail.firewall.console_cli.main`) runs through ``python -c``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sitemail.cli import build_parser
+
+SEED_LINES = [
+    "config t",
+    "policy-map global_policy",
+    "class inspection_default",
+    "no inspect esmtp",
+    "exit",
+    "exit",
+    "exit",
+    "wr me",
+]
+
+_FALLBACK = """
+import argparse, sys
+from pathlib import Path
+from sitemail.firewall.console_cli import add_arguments, main
+parser = argparse.ArgumentParser(prog="sitemail asa")
+add_arguments(parser)
+parser.add_argument("--dir", required=True)
+args = parser.parse_args()
+sys.exit(main(args.name, args.commands, Path(args.dir)))
+"""
+
+
+def _wired() -> bool:
+    try:
+        build_parser().parse_args(["asa", "X", "--dir", "."])
+    except SystemExit:
+        return False
+    return True
+
+
+def asa(lab: Any, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``sitemail asa ARGS --dir LAB``, exactly as typed in a shell."""
+    head = ["-m", "sitemail", "asa"] if _wired() else ["-c", _FALLBACK]
+    return subprocess.run(
+        [sys.executable, *head, *args, "--dir", str(lab.dir)],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+
+
+def policy_map(lab: Any, name: str) -> str:
+    done = asa(lab, name, "-c", "show running-config policy-map")
+    assert done.returncode == 0, done.stderr
+    assert f"{name}# show running-config policy-map\n" in done.stdout
+    assert "policy-map global_policy\n class inspection_default\n" in done.stdout
+    return done.stdout
+
+
+def restart(lab: Any, name: str) -> None:
+    lab.run("lab", "restart", name)
+
+
+@pytest.mark.lab
+def test_the_seed_lines_turn_inspection_off_and_it_stays_off(seed_lab: Any) -> None:
+    done = asa(seed_lab, "ASA-NY", "-c", "\n".join(SEED_LINES))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.fullmatch(
+        r"ASA-NY# config t\n"
+        r"ASA-NY\(config\)# policy-map global_policy\n"
+        r"ASA-NY\(config-pmap\)# class inspection_default\n"
+        r"ASA-NY\(config-pmap-c\)# no inspect esmtp\n"
+        r"ASA-NY\(config-pmap-c\)# exit\n"
+        r"ASA-NY\(config-pmap\)# exit\n"
+        r"ASA-NY\(config\)# exit\n"
+        r"ASA-NY# wr me\n"
+        r"Building configuration\.\.\.\n"
+        r"Cryptochecksum: [0-9a-f]{8} [0-9a-f]{8} [0-9a-f]{8} [0-9a-f]{8} \n"
+        r"\n"
+        r"(\d+) bytes copied in 1\.20 secs \(\1 bytes/sec\)\n"
+        r"\[OK\]\n"
+        r"ASA-NY# \n",
+        done.stdout,
+    ), done.stdout
+    assert "inspect esmtp" not in policy_map(seed_lab, "ASA-NY")
+    assert "inspect ftp" in policy_map(seed_lab, "ASA-NY")
+    startup = Path(seed_lab.dir) / "firewalls" / "ASA-NY" / "startup-config"
+    assert "inspect esmtp" not in startup.read_text()
+
+    restart(seed_lab, "ASA-NY")
+    assert "inspect esmtp" not in policy_map(seed_lab, "ASA-NY")
+
+
+@pytest.mark.lab
+def test_unsaved_changes_are_lost_when_the_firewall_restarts(seed_lab: Any) -> None:
+    # Lines from stdin ("-c -"), as a script piped in.
+    done = asa(
+        seed_lab,
+        "ASA-FL",
+        "-c",
+        "-",
+        stdin="configure terminal\npolicy-map global_policy\nclass inspection_default\n"
+        "no inspect esmtp\nend\n",
+    )
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.endswith("ASA-FL(config-pmap-c)# end\nASA-FL# \n")
+    assert "inspect esmtp" not in policy_map(seed_lab, "ASA-FL")
+    restart(seed_lab, "ASA-FL")
+    assert "  inspect esmtp \n" in policy_map(seed_lab, "ASA-FL")
+
+
+@pytest.mark.lab
+def test_errors_fail_the_command_and_name_what_was_wrong(seed_lab: Any) -> None:
+    done = asa(seed_lab, "ASA-NY", "-c", "show running-config", "-c", "policy-map global_policy")
+    assert done.returncode == 1
+    assert "ERROR: % Invalid input detected at '^' marker.\n" in done.stdout
+    assert done.stdout.startswith("ASA-NY# show running-config\n")
+
+    done = asa(seed_lab, "ASA-XX", "-c", "show version")
+    assert done.returncode == 2
+    assert "'ASA-XX' is not a firewall" in done.stderr and "ASA-NY, ASA-FL" in done.stderr
+    done = asa(seed_lab, "EX-NY1", "-c", "show version")
+    assert done.returncode == 2 and "EX-NY1 is not a firewall" in done.stderr
+    # Names are matched as the ASA console matches them: without regard to case.
+    assert asa(seed_lab, "asa-ny", "-c", "show running-config hostname").stdout.startswith(
+        "ASA-NY# show running-config hostname\nhostname ASA-NY\n"
+    )
+
+
+def test_an_unknown_lab_is_named(tmp_path: Path) -> None:
+    class Nowhere:
+        dir = tmp_path / "no-lab-here"
+
+    done = asa(Nowhere(), "ASA-NY", "-c", "show version")
+    assert done.returncode == 2
+    assert f"no lab in {Nowhere.dir}" in done.stderr
+
+
+def _own_server(address: str, port: int) -> socket.socket | None:
+    """A listener standing in for EX-FL1 on its address, unless EX-FL1 listens there."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            return None
+        raise
+    sock.listen(4)
+    return sock
+
+
+@pytest.mark.lab
+def test_with_inspection_off_on_both_firewalls_smtp_is_no_longer_masked(seed_lab: Any) -> None:
+    for name in ("ASA-NY", "ASA-FL"):
+        assert asa(seed_lab, name, "-c", "\n".join(SEED_LINES)).returncode == 0
+    status = seed_lab.status()
+    path = status["paths"]["NY"]["EX-FL1"]
+    port = 25 + status["port_offset"]
+    fl1 = next(s for s in status["servers"] if s["name"] == "EX-FL1")
+    own = _own_server(fl1["address"], port)
+    try:
+        with socket.create_connection(
+            (path["address"], port), timeout=10, source_address=(path["source"], 0)
+        ) as client:
+            f = client.makefile("rwb")
+            if own is not None:
+                # Our stand-in answers as Exchange does, with STARTTLS last.
+                server, _ = own.accept()
+                with server:
+                    server.sendall(b"220 EX-FL1.contoso.com Microsoft ESMTP MAIL Service\r\n")
+                    banner = f.readline()
+                    f.write(b"EHLO ex-ny1.contoso.com\r\n")
+                    f.flush()
+                    assert server.makefile("rb").readline() == b"EHLO ex-ny1.contoso.com\r\n"
+                    server.sendall(b"250-EX-FL1.contoso.com Hello\r\n250 STARTTLS\r\n")
+                    lines = [f.readline(), f.readline()]
+            else:
+                banner = f.readline()
+                f.write(b"EHLO ex-ny1.contoso.com\r\n")
+                f.flush()
+                lines = [f.readline()]
+                while lines[-1][3:4] == b"-":
+                    lines.append(f.readline())
+    finally:
+        if own is not None:
+            own.close()
+    assert banner.startswith(b"220 ") and b"*" not in banner and b"ESMTP" in banner
+    assert any(line[4:].rstrip() == b"STARTTLS" for line in lines), lines
+    assert not any(b"XXXXXXXA" in line for line in lines)
