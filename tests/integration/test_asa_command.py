@@ -8,11 +8,15 @@ subcommand is wired into ``sitemail``, the same implementation
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +208,82 @@ def test_with_inspection_off_on_both_firewalls_smtp_is_no_longer_masked(seed_lab
     assert banner.startswith(b"220 ") and b"*" not in banner and b"ESMTP" in banner
     assert any(line[4:].rstrip() == b"STARTTLS" for line in lines), lines
     assert not any(b"XXXXXXXA" in line for line in lines)
+
+
+# --- the interactive console --------------------------------------------------------------
+
+
+class InProcessConsole:
+    """A ConsoleClient stand-in that answers with the firewall's own console handlers."""
+
+    def __init__(self, handlers: dict[str, Any]) -> None:
+        self.handlers = handlers
+        self.typed: list[str] = []
+        self.completions = 0
+
+    def call(self, cmd: str, **args: Any) -> dict[str, Any]:
+        if cmd == "cli" and args.get("op") == "feed":
+            self.typed.append(args["line"])
+        if cmd == "cli" and args.get("op") == "complete":
+            self.completions += 1
+        # The handlers never wait for anything: one step runs them to the end.
+        coroutine = self.handlers[cmd]({"cmd": cmd, **args})
+        try:
+            coroutine.send(None)
+        except StopIteration as finished:
+            return dict(finished.value)
+        raise AssertionError(f"console handler {cmd} did not finish")
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    # No assert here: it would die in the typing thread and leave the console
+    # waiting; typing on lets the test's own assertions say what went wrong.
+    deadline = time.monotonic() + 10
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the prompt applies the result after asking for it
+
+
+def test_the_interactive_console_completes_words_and_shows_help(tmp_path: Path) -> None:
+    from prompt_toolkit.history import InMemoryHistory
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from sitemail.firewall.asa_config import esmtp_policy_for
+    from sitemail.firewall.console_cli import AsaConsole, interactive
+    from sitemail.firewall.process import AsaDevice, console_handlers
+    from sitemail.firewall.relay import Relay
+
+    device = AsaDevice(tmp_path, "CiscoASA")
+    device.boot()
+    client = InProcessConsole(console_handlers(device, Relay([]), "ASA-NY"))
+    console = AsaConsole(client, "ASA-NY")  # type: ignore[arg-type]
+    out = io.StringIO()
+    with create_pipe_input() as keys:
+
+        def type_keys() -> None:
+            # Completion and help run in the background of the prompt: wait for
+            # each to be asked for (and a little more) before typing on.
+            keys.send_text("conf\t")  # Tab completes "configure "
+            wait_for(lambda: client.completions >= 1)
+            keys.send_text("t\rpolicy-map global_policy\rclass inspection_default\rno insp\t")
+            wait_for(lambda: client.completions >= 2)
+            keys.send_text("esmtp\rexit\rexit\rexit\rwr me\r")
+            keys.send_text("show running-config pol?")  # context help keeps the line
+            wait_for(lambda: "pol?" in out.getvalue())
+            keys.send_text("\x15\x04")  # Ctrl-U clears it, Ctrl-D on an empty line ends
+
+        typist = threading.Thread(target=type_keys)
+        typist.start()
+        code = interactive(
+            console, out, pt_input=keys, pt_output=DummyOutput(), history=InMemoryHistory()
+        )
+        typist.join()
+    assert code == 0
+    assert client.typed[0] == "configure t"
+    assert client.typed[3] == "no inspect esmtp"
+    assert client.typed[-1] == "wr me"
+    assert "Building configuration...\n" in out.getvalue()
+    assert "CiscoASA# show running-config pol?\n  policy-map\n" in out.getvalue()
+    assert esmtp_policy_for(device.running) is None
+    assert "inspect esmtp" not in (tmp_path / "startup-config").read_text()

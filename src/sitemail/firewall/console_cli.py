@@ -23,16 +23,22 @@ import contextlib
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sitemail.lab.supervisor import LabState, is_ours
 from sitemail.server.console import ConsoleClient, ConsoleError
+
+if TYPE_CHECKING:
+    from prompt_toolkit.history import History
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.output import Output
 
 __all__ = [
     "AsaCommandError",
     "AsaConsole",
     "add_arguments",
     "find_console",
+    "interactive",
     "main",
     "run_lines",
 ]
@@ -172,12 +178,21 @@ def _history_file() -> Path | None:
     return folder / "asa_history"
 
 
-def interactive(console: AsaConsole) -> int:  # pragma: no cover - needs a terminal
-    from prompt_toolkit import PromptSession, print_formatted_text
+def interactive(
+    console: AsaConsole,
+    out: TextIO,
+    *,
+    pt_input: Input | None = None,
+    pt_output: Output | None = None,
+    history: History | None = None,
+) -> int:
+    """The console on a terminal; ``pt_input``/``pt_output`` let tests drive it."""
+    # Imported here so that ``-c`` runs do not pay for prompt_toolkit's start-up.
+    from prompt_toolkit import PromptSession
     from prompt_toolkit.application import run_in_terminal
     from prompt_toolkit.completion import CompleteEvent, Completer, Completion
     from prompt_toolkit.document import Document
-    from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
     from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
     class AsaCompleter(Completer):
@@ -189,7 +204,7 @@ def interactive(console: AsaConsole) -> int:  # pragma: no cover - needs a termi
             text = document.text_before_cursor
             partial = "" if not text or text[-1].isspace() else text.split()[-1]
             for word in console.complete(text):
-                yield Completion(word + " ", start_position=-len(partial))
+                yield Completion(word + " ", start_position=-len(partial), display=word)
 
     bindings = KeyBindings()
 
@@ -197,21 +212,28 @@ def interactive(console: AsaConsole) -> int:  # pragma: no cover - needs a termi
     def _help(event: KeyPressEvent) -> None:
         # ASA context help: "?" lists what may come next and keeps the line.
         text = event.app.current_buffer.document.text_before_cursor
-        words = console.complete(text)
+        words = console.complete(text) if not console.secret else []
+        shown = f"{console.prompt}{text}?\n" + "".join(f"  {w}\n" for w in words or ["<cr>"])
 
         def show() -> None:
-            print_formatted_text(f"{console.prompt}{text}?")
-            for word in words or ["<cr>"]:
-                print_formatted_text(f"  {word}")
+            out.write(shown)
+            out.flush()
 
         run_in_terminal(show)
 
-    path = _history_file()
-    history: History = FileHistory(str(path)) if path else InMemoryHistory()
+    if history is None:
+        path = _history_file()
+        history = FileHistory(str(path)) if path else InMemoryHistory()
     session: PromptSession[str] = PromptSession(
-        history=history, completer=AsaCompleter(), key_bindings=bindings
+        history=history,
+        completer=AsaCompleter(),
+        key_bindings=bindings,
+        # As on the ASA, words are completed on Tab only, not while typing.
+        complete_while_typing=False,
+        input=pt_input,
+        output=pt_output,
     )
-    print("Type help or '?' for a list of available commands.")
+    out.write("Type help or '?' for a list of available commands.\n")
     while not console.closed:
         try:
             line = session.prompt(console.prompt, is_password=console.secret)
@@ -220,8 +242,8 @@ def interactive(console: AsaConsole) -> int:  # pragma: no cover - needs a termi
         except EOFError:
             break
         _, output = console.feed(line)
-        sys.stdout.write(output)
-        sys.stdout.flush()
+        out.write(output)
+        out.flush()
     return 0
 
 
@@ -263,7 +285,7 @@ def main(
                     return run_lines(console, _split(commands, stdin), out)
                 if not stdin.isatty():
                     return run_lines(console, _split(["-"], stdin), out)
-                return interactive(console)
+                return interactive(console, out)
             finally:
                 console.close()
     except AsaCommandError as exc:
