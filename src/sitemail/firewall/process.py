@@ -63,7 +63,7 @@ from sitemail.firewall.counters import InspectCounters
 from sitemail.firewall.inspection import Inspector, make_inspector
 from sitemail.firewall.relay import Connection, Relay, Route
 from sitemail.lab.addressing import RELAYED_PORTS
-from sitemail.org.model import Firewall
+from sitemail.org.model import Firewall, InternetHost, Server
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext
 
@@ -88,8 +88,14 @@ SESSION_IDLE = 3600.0
 # --- routes -------------------------------------------------------------------------------
 
 
-def load_routes(home: Path, port_offset: int) -> list[Route]:
-    """The relays of ``listeners.json``; every relayed port, shifted by the lab's offset."""
+def load_routes(
+    home: Path, port_offset: int, address_of: Callable[[str], str | None] | None = None
+) -> list[Route]:
+    """The relays of ``listeners.json``; every relayed port, shifted by the lab's offset.
+
+    ``address_of`` gives a host's own address, so that syslog lines name the
+    real server rather than the next firewall's tunnel address.
+    """
     path = home / "listeners.json"
     if not path.exists():
         return []
@@ -108,6 +114,7 @@ def load_routes(home: Path, port_offset: int) -> list[Route]:
                 description=f"{item['from_site']} -> {item['to_host']} ({item['direction']})",
                 client_interface="inside" if outbound else "outside",
                 server_interface="outside" if outbound else "inside",
+                server_address=address_of(item["to_host"]) if address_of else None,
             )
         )
     return routes
@@ -427,12 +434,24 @@ def console_handlers(device: AsaDevice, relay: Relay, name: str) -> dict[str, An
     return {"health": health, "cli": cli, "show": show, "counters": counters}
 
 
+def _host_addresses(ctx: ProcessContext) -> Callable[[str], str | None]:
+    def address_of(host: str) -> str | None:
+        server = ctx.directory.get(Server, host)
+        if server is not None and server.addresses:
+            return server.addresses[0]
+        internet = ctx.directory.get(InternetHost, host)
+        return internet.address if internet is not None else None
+
+    return address_of
+
+
 async def serve_firewall(ctx: ProcessContext, firewall: Firewall) -> None:
     hostname = firewall.hostname or firewall.name
     device = AsaDevice(ctx.home, hostname, _interfaces(firewall))
     device.boot()
     syslog = SyslogFile(ctx.home / SYSLOG_FILE, ctx.clock)
-    relay = Relay(load_routes(ctx.home, ctx.port_offset), device.inspector_for, syslog=syslog)
+    routes = load_routes(ctx.home, ctx.port_offset, _host_addresses(ctx))
+    relay = Relay(routes, device.inspector_for, syslog=syslog)
     # A reload empties the connection table, as on the box.
     device.on_reload = relay.abort_all
     await relay.start()

@@ -85,6 +85,8 @@ class Route:
     description: str = ""
     client_interface: str = "outside"
     server_interface: str = "inside"
+    #: The server's own address, for logs, when ``forward`` is the next firewall's tunnel.
+    server_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class Connection:
     exchange_port: int  # the port the bound port stands for (25 even when 10025 is bound)
     client_ip: str
     client_port: int
-    server_ip: str
+    server_ip: str  # the server's own address (not the next hop's) when the route knows it
     server_port: int
 
 
@@ -202,7 +204,8 @@ class Relay:
             log.info("no route %s -> %s:%d: %s", client_ip, route.forward, port, exc)
             _reset(c_writer)
             return
-        conn = Connection(route, exchange_port, client_ip, client_port, route.forward, port)
+        server_ip = route.server_address or route.forward
+        conn = Connection(route, exchange_port, client_ip, client_port, server_ip, port)
         try:
             inspector = self.inspector_for(conn) if self.inspector_for else None
         except Exception:

@@ -10,6 +10,7 @@ configuration change, timeouts and backpressure.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,13 +23,14 @@ import pytest
 from sitemail.clock import ManualClock
 from sitemail.firewall.esmtp_policy import EsmtpPolicy, LimitRule, Outcome
 from sitemail.firewall.inspection import Inspector, make_inspector
-from sitemail.firewall.process import AsaDevice, SyslogFile, complete
+from sitemail.firewall.process import AsaDevice, SyslogFile, complete, load_routes
 from sitemail.firewall.relay import Connection, Relay, RelayLimits, Route
 
 # Addresses of this module only (other tests and labs use other 127.x blocks).
 CLIENT = "127.92.0.5"
 RELAY = "127.92.1.1"
 SERVER = "127.92.2.1"
+REAL = "127.92.9.9"  # the server's own address behind the next hop
 SMTP, HTTPS = 32525, 32443  # bound ports standing for 25 and 443 (a lab port offset)
 PORTS = ((SMTP, 25), (HTTPS, 443))
 
@@ -83,11 +85,20 @@ async def running(
     syslog: Callable[[str], None] | None = None,
     limits: RelayLimits | None = None,
     server: FakeSmtp | None = None,
+    server_address: str | None = None,
 ) -> AsyncIterator[tuple[Relay, FakeSmtp]]:
     fake = server or FakeSmtp()
     servers = [await asyncio.start_server(fake.handle, SERVER, port) for port, _ in PORTS]
+    route = Route(
+        RELAY,
+        SERVER,
+        PORTS,
+        client_interface="inside",
+        server_interface="outside",
+        server_address=server_address,
+    )
     relay = Relay(
-        [Route(RELAY, SERVER, PORTS, client_interface="inside", server_interface="outside")],
+        [route],
         inspector_for,
         syslog=syslog,
         limits=limits,
@@ -211,7 +222,8 @@ def test_relay_writes_syslog_lines_to_the_firewall_log(tmp_path: Path) -> None:
     path = tmp_path / "syslog.log"
 
     async def scenario() -> None:
-        async with running(box.inspector_for, syslog=SyslogFile(path)):
+        # The next hop is a tunnel address; the log names the server's own address.
+        async with running(box.inspector_for, syslog=SyslogFile(path), server_address=REAL):
             reader, writer = await connect()
             await reader.readline()
             writer.write(b"RCPT TO:<a@b>\r\n" * 101)
@@ -226,7 +238,7 @@ def test_relay_writes_syslog_lines_to_the_firewall_log(tmp_path: Path) -> None:
         text
     )
     # The flow names the interfaces of the route: the client came in on the inside.
-    assert f"from inside:{CLIENT}/" in text and f"to outside:{SERVER}/25;" in text
+    assert f"from inside:{CLIENT}/" in text and f"to outside:{REAL}/25;" in text
     assert "matched Class 2: cmd RCPT count gt 100" in text
 
 
@@ -307,6 +319,23 @@ def test_a_client_that_does_not_read_stops_the_relay_reading() -> None:
             assert got == total
 
     asyncio.run(scenario())
+
+
+def test_listeners_json_becomes_routes_with_interfaces_and_shifted_ports(tmp_path: Path) -> None:
+    listeners = [
+        {"listen": "127.1.2.11", "forward": "127.2.101.11", "from_site": "NY"}
+        | {"to_host": "EX-FL1", "direction": "outbound"},
+        {"listen": "127.1.102.11", "forward": "127.1.0.11", "from_site": "FL"}
+        | {"to_host": "EX-NY1", "direction": "inbound"},
+    ]
+    (tmp_path / "listeners.json").write_text(json.dumps(listeners))
+    addresses = {"EX-FL1": "127.2.0.11", "EX-NY1": "127.1.0.11"}
+    out, into = load_routes(tmp_path, 10000, addresses.get)
+    assert (out.client_interface, out.server_interface) == ("inside", "outside")
+    assert (into.client_interface, into.server_interface) == ("outside", "inside")
+    assert out.server_address == "127.2.0.11" and out.forward == "127.2.101.11"
+    assert (10025, 25) in out.ports and (10443, 443) in out.ports
+    assert load_routes(tmp_path / "nothing-here", 0) == []
 
 
 def test_tab_completion_offers_the_words_of_the_current_mode(tmp_path: Path) -> None:
