@@ -72,6 +72,7 @@ from sitemail.transport.receive_server import (
 )
 from sitemail.transport.send_decision import SendAuth, SendPolicy
 from sitemail.transport.smtp_sender import (
+    BodyReadError,
     Credentials,
     OutboundMessage,
     RecipientStatus,
@@ -82,6 +83,7 @@ from sitemail.transport.smtp_sender import (
     file_body,
     send_message,
     send_session_logs,
+    tls_negotiated_text,
 )
 from sitemail.transport.submission import Envelope, EnvelopeRecipient, SpoolWriter
 
@@ -147,6 +149,7 @@ class Peer:
         silent: bool = False,  # no banner at all
         ask_client_certificate: bool = True,  # in X-ANONYMOUSTLS, as receiving hubs do
         ehlo_reply: Reply | None = None,  # instead of the 250 (a HELO-only server)
+        stall_after_354: bool = False,  # stop reading once the body may come
     ) -> None:
         self.address = address
         self.pki = pki
@@ -162,6 +165,8 @@ class Peer:
         self.silent = silent
         self.ask_client_certificate = ask_client_certificate
         self.ehlo_reply = ehlo_reply
+        self.stall_after_354 = stall_after_354
+        self._closing = asyncio.Event()
         self.seen = Seen()
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
@@ -178,6 +183,7 @@ class Peer:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
+        self._closing.set()
         self._server.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -227,6 +233,9 @@ class Peer:
                     return
                 identity = await self._start_tls(writer, anonymous=isinstance(event, XAnonymousTls))
                 conn.tls_established()
+            if isinstance(event, Data) and self.stall_after_354:
+                await self._closing.wait()
+                return
             if isinstance(event, EndOfMessage):
                 body = bytearray()
             if isinstance(event, Quit):
@@ -979,3 +988,99 @@ def test_against_the_hub_receive_server(pki: OrganizationPki, tmp_path: Path) ->
         "EHLO EX01.contoso.com",
         "X-EXPS EXCHANGEAUTH SHA256 ",
     ]
+
+
+# --- smaller pieces ------------------------------------------------------------------------
+
+
+def test_a_peer_that_stops_reading_times_the_data_out(pki: OrganizationPki) -> None:
+    big = b"x" * 998 + b"\r\n"
+
+    async def scenario() -> SendResult:
+        async with Peer(
+            HUB_A, pki, connector=default_connector(chunking_enabled=False), stall_after_354=True
+        ) as peer:
+            settings = hub_settings(pki, data_timeout=0.3)
+            # 64 MB: more than loopback socket buffers hold, produced lazily.
+            body = lambda: (big for _ in range(64 * 1024))  # noqa: E731
+            return await send([peer.target], settings, message(size=None), body)
+
+    result = run(scenario())
+    assert str(result.attempts[0].reply) == "421 4.4.1 Connection timed out"
+
+
+def test_an_unreadable_body_is_a_local_error(pki: OrganizationPki, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Peer(HUB_A, pki) as peer:
+            await send_message(
+                [peer.target],
+                message(),
+                file_body(tmp_path / "gone.eml"),
+                hub_settings(pki),
+                session_logs=send_session_logs(ProtocolLog.send(tmp_path / "log")),
+            )
+
+    with pytest.raises(BodyReadError, match=r"gone\.eml"):
+        run(scenario())
+    rows = next(iter(sessions(tmp_path / "log").values()))
+    assert rows[-1] == ("-", "", "Local")
+
+
+def test_envelope_parameters_on_the_wire(pki: OrganizationPki) -> None:
+    queued = Envelope(
+        mail_from="alice@contoso.com",
+        recipients=(
+            EnvelopeRecipient("bob@fabrikam.com", notify="SUCCESS,FAILURE", orcpt="rfc822;bob@x"),
+            EnvelopeRecipient("carol@fabrikam.com"),
+        ),
+        internet_message_id="<1@EX01.contoso.com>",
+        received_at=SYSTEM_CLOCK.now(),
+        body_type="8BITMIME",
+        ret="HDRS",
+        envid="QQ314159",
+    )
+
+    async def scenario() -> Peer:
+        async with Peer(HUB_A, pki) as peer:
+            msg = OutboundMessage.from_envelope(queued, len(MESSAGE), queued.recipients[:1])
+            assert (await send([peer.target], hub_settings(pki), msg)).delivered
+        return peer
+
+    commands = run(scenario()).seen.commands
+    assert (
+        f"MAIL FROM:<alice@contoso.com> SIZE={len(MESSAGE)} BODY=8BITMIME RET=HDRS ENVID=QQ314159"
+        in commands
+    )
+    assert "RCPT TO:<bob@fabrikam.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@x" in commands
+    assert not any("carol" in c for c in commands)  # only this next hop's recipients
+
+
+@pytest.mark.parametrize(
+    ("version", "cipher", "expected"),
+    [
+        (
+            "TLSv1.3",
+            ("TLS_AES_256_GCM_SHA384", "TLSv1.3", 256),
+            "TLS protocol SP_PROT_TLS1_3_CLIENT negotiation succeeded using bulk encryption"
+            " algorithm CALG_AES_256 with strength 256 bits, MAC hash algorithm CALG_SHA_384 with"
+            " strength 384 bits and key exchange algorithm CALG_ECDHE with strength 256 bits",
+        ),
+        (
+            "TLSv1.2",
+            ("ECDHE-ECDSA-AES128-GCM-SHA256", "TLSv1.2", 128),
+            "TLS protocol SP_PROT_TLS1_2_CLIENT negotiation succeeded using bulk encryption"
+            " algorithm CALG_AES_128 with strength 128 bits, MAC hash algorithm CALG_SHA_256 with"
+            " strength 256 bits and key exchange algorithm CALG_ECDHE with strength 256 bits",
+        ),
+        (
+            # The shape of the row in the spec's real 2010 log (section 4.4).
+            "TLSv1",
+            ("ECDHE-RSA-AES256-SHA", "TLSv1.0", 256),
+            "TLS protocol SP_PROT_TLS1_0_CLIENT negotiation succeeded using bulk encryption"
+            " algorithm CALG_AES_256 with strength 256 bits, MAC hash algorithm CALG_SHA1 with"
+            " strength 160 bits and key exchange algorithm CALG_ECDHE with strength 256 bits",
+        ),
+    ],
+)
+def test_tls_log_text(version: str, cipher: tuple[str, str, int], expected: str) -> None:
+    assert tls_negotiated_text(version, cipher) == expected

@@ -534,7 +534,12 @@ class _Session:
             self.log.disconnect("Remote" if self.remote_closed else "Local")
             return outcome
         finally:
-            writer.close()
+            if self.broken:
+                # Nothing more can be said: drop unsent bytes instead of waiting on
+                # a peer that stopped reading.
+                writer.transport.abort()
+            else:
+                writer.close()
             with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
                 await asyncio.wait_for(writer.wait_closed(), self.settings.quit_timeout)
 
