@@ -1,0 +1,110 @@
+"""The SQL schema of a mailbox database file.
+
+Layout choices, and why:
+
+- **One row per message body, in the database** (``contents.data`` BLOB),
+  not files beside it.  A delivery then is a single SQLite transaction: the
+  bytes, the parsed summary, the message row and the delivery id commit
+  together or not at all, so a crash can neither lose an acknowledged
+  message nor leave a half one or an orphan file, and ``synchronous=FULL``
+  in WAL mode makes the commit durable before the hub hears 201.  Messages
+  are at most tens of MB (the organization's limit is 10 MB), well inside
+  SQLite's 1 GB blob limit; they are written and read in chunks through
+  incremental blob I/O (``zeroblob`` + ``blobopen``), so memory stays
+  bounded either way.
+- **Contents are shared between copies.**  A copy (IMAP COPY, OWA copy)
+  adds a ``messages`` row pointing at the same ``contents`` row; a content
+  is removed when its last message goes.  The BLOB is the last column, so
+  reading the summary columns of a row never touches its overflow pages.
+- **IDs only grow.**  ``AUTOINCREMENT`` keeps folder and message ids from
+  being reused after deletes; a folder's ``uidnext`` only increases, and
+  ``expunged`` keeps the UIDs that left a folder (IMAP VANISHED), with the
+  per-mailbox modification sequence at which they left.
+- **Delivery ids outlive their messages** (``deliveries``): a hub that
+  retries a delivery after the user already deleted the first copy must
+  still not bring it back.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mailboxes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    modseq INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS folders (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+    parent_id INTEGER REFERENCES folders(id),
+    parent_key INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    well_known TEXT,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    UNIQUE (mailbox_id, parent_key, name_key)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS folders_well_known
+    ON folders(mailbox_id, well_known) WHERE well_known IS NOT NULL;
+CREATE TABLE IF NOT EXISTS contents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    size INTEGER NOT NULL,
+    header_size INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    from_json TEXT,
+    to_json TEXT NOT NULL,
+    cc_json TEXT NOT NULL,
+    bcc_json TEXT NOT NULL,
+    reply_to_json TEXT NOT NULL,
+    sent_at INTEGER,
+    internet_message_id TEXT,
+    in_reply_to TEXT,
+    has_attachments INTEGER NOT NULL,
+    preview TEXT NOT NULL,
+    search_text TEXT NOT NULL,
+    structure TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+    folder_id INTEGER NOT NULL REFERENCES folders(id),
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    seen INTEGER NOT NULL DEFAULT 0,
+    answered INTEGER NOT NULL DEFAULT 0,
+    flagged INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    draft INTEGER NOT NULL DEFAULT 0,
+    content_id INTEGER NOT NULL REFERENCES contents(id),
+    UNIQUE (folder_id, uid)
+);
+CREATE INDEX IF NOT EXISTS messages_by_received ON messages(folder_id, received_at, id);
+CREATE INDEX IF NOT EXISTS messages_by_content ON messages(content_id);
+CREATE INDEX IF NOT EXISTS messages_by_mailbox ON messages(mailbox_id, folder_id);
+CREATE INDEX IF NOT EXISTS messages_by_modseq ON messages(folder_id, modseq);
+CREATE TABLE IF NOT EXISTS deliveries (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+    key TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    delivered_at INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, key)
+);
+CREATE TABLE IF NOT EXISTS expunged (
+    folder_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY (folder_id, uid)
+);
+CREATE INDEX IF NOT EXISTS expunged_by_modseq ON expunged(folder_id, modseq);
+"""
