@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     restart.add_argument("name")
     _add_dir(restart)
 
+    asa = sub.add_parser("asa", help="the console of a lab firewall (Cisco ASA CLI)")
+    from sitemail.firewall.console_cli import add_arguments as add_asa_arguments
+
+    add_asa_arguments(asa)
+    _add_dir(asa)
+
     serve = sub.add_parser("serve", help="run one server, firewall or Internet host")
     serve.add_argument("name")
     serve.add_argument("--directory", required=True, metavar="URL", help="directory.db path")
@@ -185,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "lab":
         return _lab(args)
+    if args.command == "asa":
+        from sitemail.firewall.console_cli import main as asa_main
+
+        return asa_main(args.name, args.commands, _lab_dir(args))
     if args.command == "serve":
         from sitemail.server.process import run
 
