@@ -1,0 +1,148 @@
+"""accept(): making a received message durable, with group commit.
+
+The receive server calls ``accept`` from worker threads
+(``asyncio.to_thread``), one call per message.  Each caller fsyncs its own
+spool file in its own thread; then the callers that arrive together share
+one directory fsync and one database commit (one WAL fsync): the first to
+find no commit in progress becomes the leader and commits everybody waiting,
+the others sleep until their row is in.  Nobody waits on purpose, so a lone
+message pays exactly one commit, and under load the fsync cost is shared.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from sitemail.transport.submission import AcceptError, Envelope, SpoolWriter
+from sitemail.transport.tracking_log import TrackingEventId, TrackingSource
+
+from .core import StoreCore
+from .identity import queue_identity
+from .model import SUBMISSION, DeliveryType, QueueEvent, QueueEventKind
+from .spool import SpoolFile, fsync_directory, unlink_quietly
+
+# A bound on one group, so that a flood still commits in reasonable steps.
+MAX_GROUP = 256
+
+
+@dataclass
+class _Pending:
+    spool: SpoolFile
+    envelope: Envelope
+    internal_id: int | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class AcceptanceMixin(StoreCore):
+    _group_cond: threading.Condition
+    _group_pending: list[_Pending]
+    _group_leader: bool
+
+    def _init_acceptance(self) -> None:
+        self._group_cond = threading.Condition(threading.Lock())
+        self._group_pending = []
+        self._group_leader = False
+
+    def open_spool(self) -> SpoolFile:
+        """A writer that streams a message body to a new spool file."""
+        self._db()  # refuse early when closed
+        return SpoolFile(self.spool_dir)
+
+    def accept(self, spool: SpoolWriter, envelope: Envelope) -> int:
+        """Make the message durable and queue it in Submission; returns its InternalId.
+
+        Returns only after the body, its directory entry and the message row
+        are fsynced.  Raises :class:`AcceptError` when that could not be done;
+        the spool file is then deleted.
+        """
+        if not isinstance(spool, SpoolFile) or spool.path.parent != self.spool_dir:
+            raise AcceptError("this spool writer was not opened by this queue store")
+        if not envelope.recipients:
+            spool.abort()
+            raise AcceptError("a message needs at least one recipient")
+        try:
+            spool.seal()
+        except Exception as exc:
+            spool.abort()
+            raise AcceptError(f"could not write the message to disk: {exc}") from exc
+        pending = _Pending(spool, envelope)
+        cond = self._group_cond
+        with cond:
+            self._group_pending.append(pending)
+            while not pending.done:
+                if self._group_leader:
+                    cond.wait()
+                    continue
+                self._group_leader = True
+                group = self._group_pending[:MAX_GROUP]
+                del self._group_pending[:MAX_GROUP]
+                cond.release()
+                try:
+                    self._commit_group(group)
+                finally:
+                    cond.acquire()
+                    self._group_leader = False
+                    for item in group:
+                        item.done = True
+                    cond.notify_all()
+        if pending.error is not None or pending.internal_id is None:
+            unlink_quietly(spool.path)
+            raise AcceptError(
+                f"the queue database could not take the message: {pending.error}"
+            ) from pending.error
+        return pending.internal_id
+
+    def _commit_group(self, group: list[_Pending]) -> None:
+        try:
+            self._commit_all(group)
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                return
+            # One bad envelope must not cost the others their acceptance.
+            for item in group:
+                try:
+                    self._commit_all([item])
+                except Exception as single:
+                    item.error = single
+
+    def _commit_all(self, group: list[_Pending]) -> None:
+        # One directory fsync covers every new spool file name in the group.
+        fsync_directory(self.spool_dir)
+        with self._write() as tx:
+            submission = queue_identity(self.server, SUBMISSION)
+            ids = []
+            for item in group:
+                env = item.envelope
+                internal_id = self._insert_message(tx, env, item.spool.name, item.spool.size)
+                ids.append(internal_id)
+                tx.events.append(
+                    QueueEvent(
+                        kind=QueueEventKind.RECEIVED,
+                        time=tx.now,
+                        tracking=TrackingEventId.RECEIVE,
+                        source=_tracking_source(env.source),
+                        internal_id=internal_id,
+                        internet_message_id=env.internet_message_id,
+                        sender=env.mail_from,
+                        recipients=tuple(r.address for r in env.recipients),
+                        size=item.spool.size,
+                        subject=env.subject,
+                        queue=submission,
+                        delivery_type=DeliveryType.UNDEFINED,
+                        client_ip=env.client_ip,
+                        client_hostname=env.client_hostname,
+                        connector_id=env.connector_id,
+                    )
+                )
+        for item, internal_id in zip(group, ids, strict=True):
+            item.internal_id = internal_id
+
+
+def _tracking_source(source: str) -> TrackingSource:
+    try:
+        return TrackingSource(source.upper())
+    except ValueError:
+        return TrackingSource.SMTP

@@ -1,0 +1,116 @@
+"""Message bodies on disk: one spool file per accepted message.
+
+A :class:`SpoolFile` streams the body to ``<home>/queue/spool/<uuid>.eml``
+through a small write buffer, so memory stays bounded whatever the size.
+:meth:`SpoolFile.seal` fsyncs it; the store fsyncs the directory (once for a
+whole group of accepted messages) before it commits the message row, so a
+committed row always has its file.  A file without a row is garbage from a
+refused or interrupted transfer, which recovery deletes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+SPOOL_SUFFIX = ".eml"
+WRITE_BUFFER = 64 * 1024
+HEADER_LIMIT = 64 * 1024  # how much of the original a report quotes at most
+
+
+class SpoolClosedError(Exception):
+    pass
+
+
+class SpoolFile:
+    """A message body on its way to disk (implements ``submission.SpoolWriter``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.name = f"{uuid.uuid4().hex}{SPOOL_SUFFIX}"
+        self.path = directory / self.name
+        self._file: BinaryIO | None = open(self.path, "xb", buffering=WRITE_BUFFER)  # noqa: SIM115
+        self._size = 0
+        self.sealed = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            raise SpoolClosedError("this spool file was already sealed or aborted")
+        self._file.write(data)
+        self._size += len(data)
+
+    def abort(self) -> None:
+        """Discard the body (the session refused the message or went away)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if not self.sealed:
+            unlink_quietly(self.path)
+
+    def seal(self) -> None:
+        """Flush and fsync the body; afterwards the file is read-only for everyone."""
+        if self._file is None:
+            raise SpoolClosedError("this spool file was already sealed or aborted")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        self.sealed = True
+
+    def __del__(self) -> None:
+        # A writer dropped without accept() or abort(): close the descriptor.
+        # The file itself stays until the next recovery, which removes it.
+        if self._file is not None:
+            self._file.close()
+
+
+def write_spool_file(directory: Path, data: bytes) -> Path:
+    """Write a whole body (a generated report) and fsync it and its directory."""
+    spool = SpoolFile(directory)
+    try:
+        spool.write(data)
+        spool.seal()
+    except BaseException:
+        spool.abort()
+        raise
+    fsync_directory(directory)
+    return spool.path
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the directory's entries (new or removed file names) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_header_block(path: Path, limit: int = HEADER_LIMIT) -> bytes:
+    """The header block of a stored message (up to the empty line), bounded."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(limit)
+    except FileNotFoundError:
+        return b""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = head.find(separator)
+        if end >= 0:
+            return head[: end + len(separator) // 2]
+    return head
+
+
+def spool_names(directory: Path) -> set[str]:
+    """Every file in the spool folder (recovery deletes those no message owns)."""
+    return {entry.name for entry in os.scandir(directory) if entry.is_file()}
+
+
+def unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
