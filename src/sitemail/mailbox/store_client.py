@@ -1,0 +1,584 @@
+"""The client of the store API, for hubs (delivery) and client access servers.
+
+It finds a mailbox's server through the directory (mailbox -> homeMDB ->
+server, spec 6.1/8.2), asks the caller's ``resolve(server_name)`` for the
+address and port to connect to (in the lab that depends on the caller's
+site), and calls that server over TLS: it presents its own server
+certificate, trusts only the organization CA, and checks that the peer's
+certificate names the server's FQDN whatever address it dialled.
+
+Errors are the classes of :mod:`sitemail.mailbox.errors`: MailboxNotFound,
+WrongServer (with ``.server``), FolderNotFound, MessageNotFound ... as the
+server reported them, and StoreUnavailable when the server cannot be
+reached, times out, refuses TLS, or fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from sitemail.mailbox.errors import StoreError, StoreUnavailable, WrongServer, error_from_json
+from sitemail.mailbox.locate import MailboxLocation, MailboxLocator
+from sitemail.mailbox.records import (
+    DeliveryResult,
+    ExpungeResult,
+    Flags,
+    FlagUpdate,
+    Folder,
+    FolderChanges,
+    FolderUids,
+    MessageDetail,
+    MessagePage,
+    MessageSummary,
+    Placement,
+    UidEntry,
+)
+from sitemail.mailbox.sources import CHUNK_SIZE
+from sitemail.org.directory import Directory
+from sitemail.org.pki import CertFiles, client_ssl_context
+
+R = TypeVar("R", bound=BaseModel)
+
+Resolver = Callable[[str], tuple[str, int]]
+"""``resolve(server_name) -> (host, port)`` of that server's store API, as seen from the caller."""
+
+Upload = bytes | bytearray | memoryview | Path | IO[bytes] | AsyncIterable[bytes]
+"""A message to send: bytes, a file path, an open binary file, or an async iterable of chunks."""
+
+FolderArg = int | str
+"""A folder id or a well-known folder name (``"inbox"``, ``"sentitems"`` ...)."""
+
+#: Largest error or JSON answer read into memory.
+MAX_JSON_RESPONSE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Target:
+    location: MailboxLocation
+    base: str  # https://host:port/mailboxes/<alias>
+    server_hostname: str
+
+
+class RawStream:
+    """A message body arriving from the store: ``size`` bytes, read with ``async for``."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.size = response.content_length
+        message_size = response.headers.get("X-Message-Size")
+        self.message_size = int(message_size) if message_size and message_size.isdigit() else None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(CHUNK_SIZE):
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise StoreUnavailable(f"the store stopped sending the message: {exc}") from None
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self])
+
+
+class StoreClient:
+    """Calls the store API of whichever server holds a mailbox.
+
+    Use ``async with StoreClient(...) as store:``; one client keeps a pool of
+    connections and can serve many requests at once.
+    """
+
+    def __init__(
+        self,
+        directory: Directory,
+        resolve: Resolver,
+        *,
+        ca_file: Path,
+        cert_files: CertFiles,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        max_connections: int = 64,
+    ) -> None:
+        self._locator = MailboxLocator(directory)
+        self._resolve = resolve
+        self._ssl = client_ssl_context(ca_file, files=cert_files)
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> StoreClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=self._max_connections)
+            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        return self._session
+
+    # ------------------------------------------------------------ locating
+
+    async def locate(self, mailbox: str) -> MailboxLocation:
+        """Where the directory says ``mailbox`` lives (MailboxNotFound if nowhere)."""
+        return await asyncio.to_thread(self._locator.locate, mailbox)
+
+    async def _target(self, mailbox: str) -> _Target:
+        where = await self.locate(mailbox)
+        if where.server is None:
+            raise WrongServer(
+                f"mailbox {where.alias} has database {where.database}, which is not in the "
+                "directory: fix the mailbox's database (homeMDB)",
+                mailbox=where.alias,
+                database=where.database,
+                server=None,
+            )
+        try:
+            host, port = self._resolve(where.server)
+        except LookupError as exc:
+            raise StoreUnavailable(
+                f"no address known for server {where.server} (mailbox {where.alias}): {exc}"
+            ) from None
+        hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return _Target(
+            location=where,
+            base=f"https://{hostport}/mailboxes/{quote(where.alias, safe='')}",
+            server_hostname=where.server_fqdn or where.server,
+        )
+
+    # ------------------------------------------------------------ requests
+
+    @asynccontextmanager
+    async def _request(
+        self,
+        method: str,
+        mailbox: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        read_timeout: float | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        target = await self._target(mailbox)
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=self._connect_timeout,
+            sock_connect=self._connect_timeout,
+            sock_read=read_timeout or self._timeout,
+        )
+        server = target.location.server
+        # Only failures before the response is handed over are the store's;
+        # what the caller does with the body raises its own errors.
+        try:
+            response = await self._client().request(
+                method,
+                target.base + path,
+                params=params,
+                json=json_body,
+                data=data,
+                timeout=timeout,
+                server_hostname=target.server_hostname,
+            )
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise StoreUnavailable(
+                f"the store of {server} presented a certificate this server does not trust "
+                f"({exc.certificate_error}): is it a server of this organization?"
+            ) from None
+        except aiohttp.ServerDisconnectedError:
+            raise StoreUnavailable(
+                f"the store of {server} closed the connection without an answer (it refuses "
+                "client certificates not issued by the organization CA)"
+            ) from None
+        except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
+            raise StoreUnavailable(
+                f"the store of {server} cannot be reached: {type(exc).__name__}: {exc}"
+            ) from None
+        try:
+            if response.status >= 400:
+                raise await _error(response, server)
+            yield response
+        finally:
+            response.release()
+
+    async def _call(
+        self,
+        cls: type[R],
+        method: str,
+        mailbox: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        read_timeout: float | None = None,
+    ) -> R:
+        body = await self._json(
+            method,
+            mailbox,
+            path,
+            params=params,
+            json_body=json_body,
+            data=data,
+            read_timeout=read_timeout,
+        )
+        try:
+            return cls.model_validate(body)
+        except ValidationError as exc:
+            raise StoreUnavailable(
+                f"the store answered a malformed {cls.__name__}: {exc}"
+            ) from None
+
+    async def _json(
+        self,
+        method: str,
+        mailbox: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        read_timeout: float | None = None,
+    ) -> Any:
+        async with self._request(
+            method,
+            mailbox,
+            path,
+            params=params,
+            json_body=json_body,
+            data=data,
+            read_timeout=read_timeout,
+        ) as response:
+            return await _read_json(response)
+
+    # ------------------------------------------------------------ delivery
+
+    async def deliver(self, mailbox: str, delivery_id: str, message: Upload) -> DeliveryResult:
+        """Deliver to the Inbox, once per ``delivery_id`` (``"<internal id>:<recipient>"``)."""
+        async with _upload(message) as data:
+            return await self._call(
+                DeliveryResult,
+                "POST",
+                mailbox,
+                "/deliver",
+                params={"id": delivery_id},
+                data=data,
+            )
+
+    async def append(
+        self,
+        mailbox: str,
+        folder: FolderArg,
+        message: Upload,
+        *,
+        flags: Flags | None = None,
+        received_at: datetime | None = None,
+    ) -> Placement:
+        """Add a message to a folder (IMAP APPEND, a draft, a sent item)."""
+        params = {"flags": ",".join((flags or Flags()).names())}
+        if received_at is not None:
+            params["received"] = received_at.isoformat()
+        async with _upload(message) as data:
+            return await self._call(
+                Placement,
+                "POST",
+                mailbox,
+                f"/folders/{_seg(folder)}/append",
+                params=params,
+                data=data,
+            )
+
+    # ------------------------------------------------------------- folders
+
+    async def list_folders(self, mailbox: str) -> list[Folder]:
+        body = await self._json("GET", mailbox, "/folders")
+        return [Folder.model_validate(f) for f in body["folders"]]
+
+    async def find_folder(self, mailbox: str, path: str) -> Folder:
+        """The folder at a ``/``-separated path (case-insensitive), e.g. ``Inbox/Projects``."""
+        return await self._call(Folder, "GET", mailbox, "/folders", params={"path": path})
+
+    async def get_folder(self, mailbox: str, folder: FolderArg) -> Folder:
+        return await self._call(Folder, "GET", mailbox, f"/folders/{_seg(folder)}")
+
+    async def create_folder(
+        self, mailbox: str, name: str, parent: FolderArg | None = None
+    ) -> Folder:
+        return await self._call(
+            Folder, "POST", mailbox, "/folders", json_body={"name": name, "parent": parent}
+        )
+
+    async def rename_folder(self, mailbox: str, folder: FolderArg, name: str) -> Folder:
+        return await self._call(
+            Folder, "PATCH", mailbox, f"/folders/{_seg(folder)}", json_body={"name": name}
+        )
+
+    async def move_folder(
+        self, mailbox: str, folder: FolderArg, parent: FolderArg | None
+    ) -> Folder:
+        """Move a folder under ``parent`` (``None``: to the top of the mailbox)."""
+        return await self._call(
+            Folder, "PATCH", mailbox, f"/folders/{_seg(folder)}", json_body={"parent": parent}
+        )
+
+    async def delete_folder(self, mailbox: str, folder: FolderArg) -> list[int]:
+        body = await self._json("DELETE", mailbox, f"/folders/{_seg(folder)}")
+        return [int(x) for x in body["deleted"]]
+
+    # ------------------------------------------------------------ messages
+
+    async def list_messages(
+        self,
+        mailbox: str,
+        folder: FolderArg,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        oldest_first: bool = False,
+    ) -> MessagePage:
+        params = {
+            "offset": str(offset),
+            "limit": str(limit),
+            "order": "oldest" if oldest_first else "newest",
+        }
+        return await self._call(
+            MessagePage, "GET", mailbox, f"/folders/{_seg(folder)}/messages", params=params
+        )
+
+    async def get_message(self, mailbox: str, message_id: int) -> MessageDetail:
+        return await self._call(MessageDetail, "GET", mailbox, f"/messages/{int(message_id)}")
+
+    @asynccontextmanager
+    async def open_raw(
+        self, mailbox: str, message_id: int, *, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[RawStream]:
+        """The message's bytes (or a range of them) as a stream, in bounded memory."""
+        params = {"start": str(start)}
+        if length is not None:
+            params["length"] = str(length)
+        async with self._request(
+            "GET", mailbox, f"/messages/{int(message_id)}/raw", params=params
+        ) as response:
+            yield RawStream(response)
+
+    async def read_raw(
+        self, mailbox: str, message_id: int, *, start: int = 0, length: int | None = None
+    ) -> bytes:
+        """The message's bytes in memory (prefer :meth:`open_raw` for large messages)."""
+        async with self.open_raw(mailbox, message_id, start=start, length=length) as stream:
+            return await stream.read()
+
+    async def download_raw(self, mailbox: str, message_id: int, file: IO[bytes]) -> int:
+        """Write the message's bytes to ``file``; returns how many were written."""
+        written = 0
+        async with self.open_raw(mailbox, message_id) as stream:
+            async for chunk in stream:
+                await asyncio.to_thread(file.write, chunk)
+                written += len(chunk)
+        return written
+
+    @asynccontextmanager
+    async def open_part(
+        self, mailbox: str, message_id: int, part_id: str
+    ) -> AsyncIterator[RawStream]:
+        """One MIME part's decoded body (part numbers are in the message's structure)."""
+        async with self._request(
+            "GET", mailbox, f"/messages/{int(message_id)}/parts/{quote(part_id, safe='')}"
+        ) as response:
+            yield RawStream(response)
+
+    async def read_part(self, mailbox: str, message_id: int, part_id: str) -> bytes:
+        async with self.open_part(mailbox, message_id, part_id) as stream:
+            return await stream.read()
+
+    async def set_flags(self, mailbox: str, message_id: int, update: FlagUpdate) -> MessageSummary:
+        return await self._call(
+            MessageSummary,
+            "PATCH",
+            mailbox,
+            f"/messages/{int(message_id)}",
+            json_body=update.model_dump(exclude_none=True),
+        )
+
+    async def move(self, mailbox: str, message_id: int, folder: FolderArg) -> Placement:
+        return await self._call(
+            Placement,
+            "POST",
+            mailbox,
+            f"/messages/{int(message_id)}/move",
+            json_body={"folder": folder},
+        )
+
+    async def copy(self, mailbox: str, message_id: int, folder: FolderArg) -> Placement:
+        return await self._call(
+            Placement,
+            "POST",
+            mailbox,
+            f"/messages/{int(message_id)}/copy",
+            json_body={"folder": folder},
+        )
+
+    async def delete(
+        self, mailbox: str, message_id: int, *, hard: bool = False
+    ) -> Placement | None:
+        """To Deleted Items (``None`` if deleted for good: ``hard`` or already there)."""
+        body = await self._json(
+            "DELETE",
+            mailbox,
+            f"/messages/{int(message_id)}",
+            params={"hard": "1" if hard else "0"},
+        )
+        placement = body.get("placement")
+        return None if placement is None else Placement.model_validate(placement)
+
+    async def submit(self, mailbox: str, message_id: int) -> Placement:
+        """Move a composed message to the Outbox for the Mail Submission service to send."""
+        return await self._call(
+            Placement, "POST", mailbox, f"/messages/{int(message_id)}/submit", json_body={}
+        )
+
+    async def search(
+        self,
+        mailbox: str,
+        query: str,
+        *,
+        folder: FolderArg | None = None,
+        fields: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> MessagePage:
+        """Messages whose subject/from/to/text (``fields``) contain ``query``, any case."""
+        params = {"q": query, "offset": str(offset), "limit": str(limit)}
+        if folder is not None:
+            params["folder"] = str(folder)
+        if fields:
+            params["fields"] = ",".join(fields)
+        return await self._call(MessagePage, "GET", mailbox, "/search", params=params)
+
+    # ---------------------------------------------------------------- IMAP
+
+    async def uids(
+        self, mailbox: str, folder: FolderArg, *, since: int = 0, limit: int | None = None
+    ) -> FolderUids:
+        params = {"since": str(since)}
+        if limit is not None:
+            params["limit"] = str(limit)
+        return await self._call(
+            FolderUids, "GET", mailbox, f"/folders/{_seg(folder)}/uids", params=params
+        )
+
+    async def changes(
+        self, mailbox: str, folder: FolderArg, since_modseq: int, *, wait: float = 0.0
+    ) -> FolderChanges:
+        """Changes after ``since_modseq``; with ``wait`` > 0, waits up to that long for one."""
+        return await self._call(
+            FolderChanges,
+            "GET",
+            mailbox,
+            f"/folders/{_seg(folder)}/changes",
+            params={"modseq": str(since_modseq), "wait": f"{wait:g}"},
+            read_timeout=self._timeout + wait,
+        )
+
+    async def store_flags(
+        self,
+        mailbox: str,
+        folder: FolderArg,
+        uids: Collection[int],
+        *,
+        add: Collection[str] = (),
+        remove: Collection[str] = (),
+        replace: Collection[str] | None = None,
+    ) -> list[UidEntry]:
+        body = await self._json(
+            "POST",
+            mailbox,
+            f"/folders/{_seg(folder)}/flags",
+            json_body={
+                "uids": list(uids),
+                "add": list(add),
+                "remove": list(remove),
+                "replace": None if replace is None else list(replace),
+            },
+        )
+        return [UidEntry.model_validate(e) for e in body["entries"]]
+
+    async def expunge(
+        self, mailbox: str, folder: FolderArg, uids: Collection[int] | None = None
+    ) -> ExpungeResult:
+        return await self._call(
+            ExpungeResult,
+            "POST",
+            mailbox,
+            f"/folders/{_seg(folder)}/expunge",
+            json_body={"uids": None if uids is None else list(uids)},
+        )
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _seg(folder: FolderArg) -> str:
+    return quote(str(folder), safe="")
+
+
+@asynccontextmanager
+async def _upload(message: Upload) -> AsyncIterator[Any]:
+    """What aiohttp sends as the body: bytes, an open file (streamed), or chunks."""
+    if isinstance(message, Path):
+        handle = await asyncio.to_thread(message.open, "rb")
+        try:
+            yield handle
+        finally:
+            await asyncio.to_thread(handle.close)
+    elif isinstance(message, bytearray | memoryview):
+        yield bytes(message)
+    else:
+        yield message
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    data = bytearray()
+    try:
+        async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+            data += chunk
+            if len(data) > limit:
+                raise StoreUnavailable(f"the store's answer is larger than {limit} bytes")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise StoreUnavailable(f"the store's answer was cut off: {exc}") from None
+    return bytes(data)
+
+
+async def _read_json(response: aiohttp.ClientResponse) -> Any:
+    data = await _read_capped(response, MAX_JSON_RESPONSE)
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise StoreUnavailable(f"the store answered something that is not JSON: {exc}") from None
+
+
+async def _error(response: aiohttp.ClientResponse, server: str | None) -> StoreError:
+    try:
+        body = json.loads(await _read_capped(response, 64 * 1024))
+    except (ValueError, StoreUnavailable):
+        body = None
+    if not isinstance(body, dict):
+        body = {"message": f"the store of {server} answered HTTP {response.status}"}
+    return error_from_json(response.status, body)
