@@ -112,6 +112,11 @@ class _Parser:
         index = self.pos + ahead
         return self.text[index] if index < len(self.text) else ""
 
+    def at(self, chars: str, ahead: int = 0) -> bool:
+        """True if the character ``ahead`` is one of ``chars`` (never at the end)."""
+        ch = self.peek(ahead)
+        return ch != "" and ch in chars
+
     def at_end(self) -> bool:
         return self.pos >= len(self.text)
 
@@ -137,7 +142,7 @@ class _Parser:
             ch = self.text[self.pos]
             if is_space(ch) or (newlines and ch in NEWLINES):
                 self.pos += 1
-            elif ch == "`" and self.peek(1) in NEWLINES and self.peek(1) != "":
+            elif ch == "`" and self.at(NEWLINES, 1):
                 self.pos += 2
                 if self.text[self.pos - 1] == "\r" and self.peek() == "\n":
                     self.pos += 1
@@ -225,12 +230,20 @@ class _Parser:
         ch = self.peek()
         if ch == "" or ch in "$(@{!" or ch in SINGLE_QUOTES or ch in DOUBLE_QUOTES or ch == "[":
             return True
-        if is_dash(ch):
+        if is_dash(ch) or ch == "+":
+            # -5, - $x, -not ..., +(...): an expression; -Name would be a command's parameter.
             nxt = self.peek(1)
+            word = self.text[self.pos + 1 : self.pos + 4].lower()
             return (
-                nxt.isdigit()
-                or nxt == "."
-                or self.text[self.pos + 1 : self.pos + 4].lower() == "not"
+                nxt == ""
+                or nxt.isdigit()
+                or nxt in ".$(!'\"{@"
+                or nxt in SINGLE_QUOTES
+                or nxt in DOUBLE_QUOTES
+                or is_space(nxt)
+                or is_dash(nxt)
+                or nxt == "+"
+                or (word == "not" and not is_name_char(self.peek(4)))
             )
         if ch.isdigit() or ch == ".":
             end = self.pos
@@ -270,7 +283,7 @@ class _Parser:
         dash = self.peek()
         self.pos += 1
         name_start = self.pos
-        while is_name_char(self.peek()) or self.peek() in "?-":
+        while is_name_char(self.peek()) or self.at("?-"):
             self.pos += 1
         name = self.text[name_start : self.pos]
         if self.peek() == ":":
@@ -310,11 +323,11 @@ class _Parser:
             expr: Expr = self.single_quoted()
         elif ch in DOUBLE_QUOTES:
             expr = self.double_quoted()
-        elif ch == "$" and (self.peek(1) in "({?^$" or is_name_char(self.peek(1))):
+        elif ch == "$" and (self.at("({?^$", 1) or is_name_char(self.peek(1))):
             expr = self.postfix(self.variable())
         elif ch == "(":
             expr = self.postfix(self.paren())
-        elif ch == "@" and self.peek(1) in "({":
+        elif ch == "@" and self.at("({", 1):
             expr = self.postfix(self.at_expression())
         elif ch == "{":
             expr = self.script_block()
@@ -488,7 +501,7 @@ class _Parser:
             return self.variable()
         if ch == "(":
             return self.paren()
-        if ch == "@" and self.peek(1) in "({" and self.peek(1) != "":
+        if ch == "@" and self.at("({", 1):
             return self.at_expression()
         if ch == "{":
             return self.script_block()
@@ -695,7 +708,7 @@ class _Parser:
             if ch == "":
                 raise self.error("The string is missing the terminator: '.", start, incomplete=True)
             if ch in SINGLE_QUOTES:
-                if self.peek(1) in SINGLE_QUOTES and self.peek(1) != "":
+                if self.at(SINGLE_QUOTES, 1):
                     chars.append(ch)
                     self.pos += 2
                     continue
@@ -720,7 +733,7 @@ class _Parser:
             if ch == "":
                 raise self.error('The string is missing the terminator: ".', start, incomplete=True)
             if ch in DOUBLE_QUOTES:
-                if self.peek(1) in DOUBLE_QUOTES and self.peek(1) != "":
+                if self.at(DOUBLE_QUOTES, 1):
                     chars.append(ch)
                     self.pos += 2
                     continue

@@ -82,7 +82,7 @@ def format_pipeline(pipeline: Pipeline) -> str:
 
 
 def format_command(command: Command) -> str:
-    words = [_escape_word(command.name)]
+    words = [_escape_command_name(command.name)]
     for element in command.elements:
         if isinstance(element, Parameter):
             text = element.dash + element.name
@@ -201,6 +201,14 @@ def _format_double(expr: DoubleQuoted) -> str:
     return "".join(out)
 
 
+def _escape_command_name(name: str) -> str:
+    """A command name, escaped so that it does not read as the start of an expression."""
+    text = _escape_word(name)
+    if text and text[0] in "+![$(@{" and not text.startswith("`"):
+        text = "`" + text
+    return text
+
+
 def _escape_word(value: str) -> str:
     """A bare word, with backticks where a character would change its meaning."""
     if is_plain_argument(value):
@@ -216,7 +224,7 @@ def _escape_word(value: str) -> str:
         else:
             out.append(ch)
     text = "".join(out)
-    if parse_number(value) is not None:
+    if parse_number(value) is not None and "`" not in text:
         # "10MB" must stay a word: escape one character that a backtick leaves as it is.
         for i, ch in enumerate(text):
             if ch not in BACKTICK_ESCAPES:
