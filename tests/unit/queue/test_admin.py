@@ -314,9 +314,17 @@ def test_removing_a_message_in_flight_waits_for_the_worker(env: Env) -> None:
     assert env.store.remove_message(second.identity, with_ndr=False) is MessageStatus.PENDING_REMOVE
     assert env.store.get_message(first.identity).status is MessageStatus.PENDING_REMOVE
     # The first was delivered anyway: nothing left to remove, no NDR.
-    env.store.report(
+    result = env.store.report(
         batch.lease, first.item_id, [RecipientOutcome.delivered(first.recipients[0].id)]
     )
-    env.store.finish(batch.lease)  # the second comes back and is removed
+    assert result.message_done
+    # The second got a 4xx: it comes back to the queue, and the removal happens then.
+    result = env.store.report(
+        batch.lease,
+        second.item_id,
+        [RecipientOutcome.deferred(second.recipients[0].id, "451 4.3.0 Try later")],
+    )
+    assert result.message_done
+    env.store.finish(batch.lease)
     assert env.store.get_messages() == []
     assert env.reports() == []

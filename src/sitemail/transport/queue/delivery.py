@@ -158,14 +158,16 @@ class DeliveryMixin(StoreCore):
             if deferred:
                 self._defer(tx, item, queue, msg, rcpts, deferred)
             self._reset_queue_retry(tx, held.queue_id)
+            # Unlocking applies a Remove-Message that waited for this worker.
             self._unlock_items(tx, [item_id])
-            gone = self._settle_items(tx, [item_id])
+            self._settle_items(tx, [item_id])
+            done = tx.one("SELECT 1 FROM items WHERE id=?", (item_id,)) is None
             return ReportResult(
                 delivered=tuple(str(rcpts[o.recipient_id]["address"]) for o in delivered),
                 failed=tuple(str(rcpts[o.recipient_id]["address"]) for o in failed),
                 deferred=tuple(str(rcpts[o.recipient_id]["address"]) for o in deferred),
                 dsn_ids=() if dsn_id is None else (dsn_id,),
-                message_done=item_id in gone,
+                message_done=done,
             )
 
     def report_connection_failure(self, lease: int, last_error: str) -> datetime:

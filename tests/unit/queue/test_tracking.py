@@ -1,0 +1,45 @@
+"""Queue events become message tracking rows through write_tracking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.unit.queue.queue_testkit import SHANDONG, Env
+
+from sitemail.transport.dsn import RECIPIENT_NOT_FOUND_REPLY
+from sitemail.transport.queue import FailRecipient, RecipientOutcome, write_tracking
+from sitemail.transport.tracking_log import MessageTrackingLog, read_tracking_log
+
+
+def test_a_message_life_in_the_tracking_log(env: Env, tmp_path: Path) -> None:
+    log = MessageTrackingLog(tmp_path / "tracking", clock=env.clock)
+    env.store.add_listener(
+        lambda e: write_tracking(log, e, server_hostname="EX01.contoso.com", server_ip="10.1.0.5")
+    )
+    internal_id = env.submit("bob@fabrikam.com", "ghost@contoso.com", message_id="<t1@contoso.com>")
+    env.categorize(
+        lambda a: FailRecipient(RECIPIENT_NOT_FOUND_REPLY) if a.startswith("ghost") else SHANDONG
+    )
+    [ref] = env.store.due_queues()
+    batch = env.store.take_batch(ref.queue_id)
+    assert batch is not None
+    [msg] = batch.messages
+    env.store.report(batch.lease, msg.item_id, [RecipientOutcome.delivered(msg.recipients[0].id)])
+    env.store.finish(batch.lease)
+    log.close()
+
+    rows = list(read_tracking_log(tmp_path / "tracking"))
+    assert [(r.event_id, r.source) for r in rows] == [
+        ("RECEIVE", "SMTP"),
+        ("FAIL", "ROUTING"),
+        ("DSN", "DSN"),
+        ("SEND", "SMTP"),
+    ]
+    receive, fail, dsn, send = rows
+    assert receive.internal_message_id == str(internal_id)
+    assert receive.message_id == "<t1@contoso.com>"
+    assert receive.recipient_address == ("bob@fabrikam.com", "ghost@contoso.com")
+    assert receive.client_ip == "10.1.0.11" and receive.server_hostname == "EX01.contoso.com"
+    assert fail.recipient_status == (RECIPIENT_NOT_FOUND_REPLY,)
+    assert dsn.reference == "<t1@contoso.com>" and dsn.recipient_address == ("alice@contoso.com",)
+    assert send.recipient_address == ("bob@fabrikam.com",)
