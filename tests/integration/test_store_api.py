@@ -430,3 +430,82 @@ def test_a_message_above_the_store_limit_is_refused_with_413(org: Org) -> None:
             assert (await store.get_folder("alice", "inbox")).total == 0
 
     run(scenario())
+
+
+# --- bounded inputs, service lifecycle --------------------------------------------------
+
+
+async def raw_request(
+    org: Org, service: InformationStoreService, method: str, path: str, **kwargs: Any
+) -> tuple[int, Any]:
+    ctx = client_ssl_context(org.pki.ca_file, files=org.pki.server_files("EX-CAS1"))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method,
+            f"https://{NY_ADDRESS}:{service.port}{path}",
+            ssl=ctx,
+            server_hostname="ex-ny1.contoso.com",
+            **kwargs,
+        ) as response,
+    ):
+        return response.status, await response.json()
+
+
+BAD_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("GET", "/mailboxes/alice/folders/inbox/messages?limit=abc", {}),
+    ("GET", "/mailboxes/alice/folders/inbox/messages?order=sideways", {}),
+    ("GET", "/mailboxes/alice/messages/abc", {}),
+    ("GET", "/mailboxes/alice/folders/nonsense", {}),
+    ("PATCH", "/mailboxes/alice/messages/1", {"json": {"seen": "perhaps"}}),
+    ("POST", "/mailboxes/alice/folders", {"json": {"parent": "inbox"}}),
+    ("POST", "/mailboxes/alice/folders", {"json": {"name": "a/b"}}),
+    ("POST", "/mailboxes/alice/folders", {"data": b"{not json"}),
+    ("POST", "/mailboxes/alice/folders", {"json": {"name": "x" * 300_000}}),
+    ("POST", "/mailboxes/alice/folders/inbox/flags", {"json": {"uids": [1], "add": ["magic"]}}),
+    ("POST", "/mailboxes/alice/folders/inbox/flags", {"json": {"uids": "1:*"}}),
+    ("POST", "/mailboxes/alice/folders/inbox/append?received=yesterday", {"data": b"x"}),
+    ("GET", "/mailboxes/alice/folders/inbox/changes?wait=3600", {}),
+    ("GET", "/mailboxes/alice/search?q=", {}),
+    ("GET", "/mailboxes/" + "a" * 400 + "/folders", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), BAD_REQUESTS)
+def test_malformed_requests_get_a_400_that_says_what_is_wrong(
+    org: Org, method: str, path: str, kwargs: dict[str, Any]
+) -> None:
+    async def scenario() -> None:
+        async with store_of_ny(org) as service:
+            status, body = await raw_request(org, service, method, path, **kwargs)
+            assert status == 400, body
+            assert body["error"] == "invalid" and body["message"]
+
+    run(scenario())
+
+
+def test_stopping_the_service_ends_waiting_requests_promptly(org: Org) -> None:
+    async def scenario() -> None:
+        service = InformationStoreService(
+            "EX-NY1",
+            org.directory,
+            org.tmp / "servers" / "EX-NY1",
+            address=NY_ADDRESS,
+            port=0,
+            pki_dir=org.tmp / "pki",
+        )
+        assert service.name == "MSExchangeIS"
+        assert service.display_name == "Microsoft Exchange Information Store"
+        await service.start()
+        assert [d.name for d in service.databases()] == ["DB-NY"]
+        async with client_for(org, service) as store:
+            waiting = asyncio.create_task(store.changes("alice", "inbox", 10**6, wait=50))
+            await asyncio.sleep(0.3)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await service.stop()
+            await asyncio.wait([waiting], timeout=10)
+            assert loop.time() - started < 5
+            assert service.databases() == []
+
+    run(scenario())

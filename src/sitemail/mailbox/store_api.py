@@ -79,6 +79,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON_BODY = 256 * 1024
 #: The longest a ``changes`` request may wait for something to happen.
 MAX_WAIT_SECONDS = 60.0
+#: How long stopping the service waits for requests in flight.
+SHUTDOWN_TIMEOUT = 10.0
 _MAX_ID = 2**63 - 1
 
 BACKEND_KEY = web.AppKey("store_backend", StoreBackend)
@@ -160,7 +162,14 @@ class StoreServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self._app,
+            access_log=None,
+            handle_signals=False,
+            # Stopping waits this long for requests in flight (a message still
+            # streaming to a client); long polls are woken before that.
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl, backlog=128)
         try:
@@ -173,6 +182,7 @@ class StoreServer:
         self.port = int(address[1])
 
     async def stop(self) -> None:
+        self.backend.wake_all()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()

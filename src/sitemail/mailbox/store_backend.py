@@ -60,6 +60,7 @@ class StoreBackend:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"store-{server}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._stopping = False
 
     # ---------------------------------------------------------------- threads
 
@@ -150,8 +151,17 @@ class StoreBackend:
         """An event set at the next change of the mailbox (pass it to :meth:`unwatch`)."""
         self._loop = asyncio.get_running_loop()
         event = asyncio.Event()
+        if self._stopping:
+            event.set()
         self._watchers.setdefault(mailbox, set()).add(event)
         return event
+
+    def wake_all(self) -> None:
+        """End every long poll now and from now on (the service is stopping)."""
+        self._stopping = True
+        for events in self._watchers.values():
+            for event in events:
+                event.set()
 
     def unwatch(self, mailbox: str, event: asyncio.Event) -> None:
         events = self._watchers.get(mailbox)
