@@ -64,7 +64,8 @@ from .spool import read_header_block, unlink_quietly, write_spool_file
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[QueueEvent], None]
+# Whatever a listener returns is ignored.
+Listener = Callable[[QueueEvent], object]
 
 SPECIAL_KEYS = {
     QueueKind.SUBMISSION: "special:Submission",
