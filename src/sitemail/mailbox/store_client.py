@@ -151,7 +151,8 @@ class StoreClient:
                 server=None,
             )
         try:
-            host, port = self._resolve(where.server)
+            # The resolver may read the directory (network paths of the lab): off the loop.
+            host, port = await asyncio.to_thread(self._resolve, where.server)
         except LookupError as exc:
             raise StoreUnavailable(
                 f"no address known for server {where.server} (mailbox {where.alias}): {exc}"
