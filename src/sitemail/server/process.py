@@ -26,7 +26,8 @@ from sitemail.org.pki import PeerVerifier, server_cert_files, server_ssl_context
 from sitemail.server.admin_api import build_app
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext, lab_settings
-from sitemail.server.services import DISPLAY_NAMES, IdleService, ServiceHost
+from sitemail.server.services import DISPLAY_NAMES, IdleService, Service, ServiceHost
+from sitemail.server.watcher import DirectoryWatcher
 
 log = logging.getLogger("sitemail.serve")
 
@@ -48,6 +49,15 @@ def _services_for(server: Server) -> list[str]:
     return names
 
 
+def _service(name: str, ctx: ProcessContext, server: Server, watcher: DirectoryWatcher) -> Service:
+    """The implementation of one Windows service of this server."""
+    if name == "MSExchangeTransport" and server.is_hub:
+        from sitemail.transport.service import TransportService
+
+        return TransportService(ctx, watcher)
+    return IdleService(name, DISPLAY_NAMES[name])
+
+
 def _base_dir(directory_url: str, lab_dir: str | None) -> Path:
     if lab_dir:
         return Path(lab_dir).resolve()
@@ -65,9 +75,11 @@ async def _wait_for_stop() -> None:
 
 async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
     host = ServiceHost()
+    watcher = DirectoryWatcher(ctx.directory)
     for name in _services_for(server):
-        host.add(IdleService(name, DISPLAY_NAMES[name]))
+        host.add(_service(name, ctx, server, watcher))
     await host.start_all()
+    watcher.start()
     files = server_cert_files(ctx.pki_dir, server.name)
     ca_file = ctx.pki_dir / "ca.pem"
     tls = server_ssl_context(files, ca_file=ca_file, client_certs="required")
@@ -87,6 +99,7 @@ async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
     try:
         await _wait_for_stop()
     finally:
+        await watcher.stop()
         await runner.cleanup()
         await host.stop_all()
 

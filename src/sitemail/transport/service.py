@@ -1,0 +1,130 @@
+"""MSExchangeTransport: the hub transport service of one server.
+
+It owns the durable queue, the receive connectors' listeners, the protocol
+and tracking logs, and (as the pipeline lands) the categorizer and the
+delivery workers.  Restart-Service MSExchangeTransport stops and starts it:
+sessions drop, accepted mail stays in the queue on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sitemail.org.model import Organization, ReceiveConnector, Server, TransportSettings
+from sitemail.org.pki import PeerVerifier
+from sitemail.server.context import ProcessContext
+from sitemail.server.watcher import DirectoryWatcher
+from sitemail.transport.log_files import LogLimits
+from sitemail.transport.protocol_log import NullProtocolLog, ProtocolLog
+from sitemail.transport.queue import QueueEvent, QueueStore, write_tracking
+from sitemail.transport.receive_server import (
+    ReceiveEnvironment,
+    ReceiveListeners,
+    load_config,
+    tls_contexts,
+)
+from sitemail.transport.tracking_log import MessageTrackingLog
+
+log = logging.getLogger("sitemail.transport")
+
+
+def receive_log_limits(t: TransportSettings) -> LogLimits:
+    return LogLimits(
+        max_file_size=t.receive_protocol_log_max_file_size,
+        max_directory_size=t.receive_protocol_log_max_directory_size,
+        max_age=t.receive_protocol_log_max_age,
+    )
+
+
+def tracking_log_limits(t: TransportSettings) -> LogLimits:
+    return LogLimits(
+        max_file_size=t.message_tracking_log_max_file_size,
+        max_directory_size=t.message_tracking_log_max_directory_size,
+        max_age=t.message_tracking_log_max_age,
+    )
+
+
+class TransportService:
+    name = "MSExchangeTransport"
+    display_name = "Microsoft Exchange Transport"
+
+    def __init__(self, ctx: ProcessContext, watcher: DirectoryWatcher) -> None:
+        self.ctx = ctx
+        self.watcher = watcher
+        self.store: QueueStore | None = None
+        self.listeners: ReceiveListeners | None = None
+        watcher.subscribe({ReceiveConnector.kind, Server.kind, Organization.kind}, self._on_change)
+
+    def _environment(self, settings: TransportSettings, store: QueueStore) -> ReceiveEnvironment:
+        ctx = self.ctx
+        receive_path = settings.receive_protocol_log_path
+        protocol_log: ProtocolLog | NullProtocolLog = (
+            ProtocolLog.receive(
+                ctx.home / receive_path, clock=ctx.clock, limits=receive_log_limits(settings)
+            )
+            if receive_path
+            else NullProtocolLog(ctx.clock)
+        )
+        starttls, anonymous = tls_contexts(ctx.pki_dir, ctx.name)
+        return ReceiveEnvironment(
+            directory=ctx.directory,
+            clock=ctx.clock,
+            acceptor=store,
+            pki_dir=ctx.pki_dir,
+            port_offset=ctx.port_offset,
+            protocol_log=protocol_log,
+            verifier=PeerVerifier.from_file(ctx.pki_dir / "ca.pem", clock=ctx.clock),
+            starttls_context=starttls,
+            anonymous_tls_context=anonymous,
+        )
+
+    async def start(self) -> None:
+        ctx = self.ctx
+        config = load_config(ctx.directory, ctx.name)
+        settings = config.server.transport
+        store = await asyncio.to_thread(
+            QueueStore.open,
+            ctx.home,
+            server=config.server.name,
+            fqdn=config.server.fqdn,
+            clock=ctx.clock,
+            settings=settings,
+        )
+        tracking = self._tracking_log(settings)
+        if tracking is not None:
+            fqdn, address = config.server.fqdn, ctx.address
+
+            def track(event: QueueEvent) -> None:
+                write_tracking(tracking, event, server_hostname=fqdn, server_ip=address)
+
+            store.add_listener(track)
+        self.store = store
+        self.listeners = ReceiveListeners(self._environment(settings, store), config)
+        await self.listeners.apply(config)
+
+    def _tracking_log(self, settings: TransportSettings) -> MessageTrackingLog | None:
+        path = settings.message_tracking_log_path
+        if not path or not settings.message_tracking_log_enabled:
+            return None
+        return MessageTrackingLog(
+            self.ctx.home / path,
+            clock=self.ctx.clock,
+            limits=tracking_log_limits(settings),
+            subject_logging_enabled=settings.message_tracking_log_subject_logging_enabled,
+        )
+
+    async def stop(self) -> None:
+        if self.listeners is not None:
+            await self.listeners.close()
+            self.listeners = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    async def _on_change(self, kinds: set[str]) -> None:
+        if self.listeners is None:
+            return
+        config = load_config(self.ctx.directory, self.ctx.name)
+        await self.listeners.apply(config)
+        log.info("receive connectors reloaded after a change of %s", ", ".join(sorted(kinds)))
