@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import RunningLab
 
 from sitemail.org.directory import open_directory
 from sitemail.org.model import ReceiveConnector
@@ -29,12 +30,12 @@ from sitemail.org.pki import (
     server_cert_files,
 )
 from sitemail.transport.exchange_auth import make_blob
-from tests.conftest import RunningLab
 
 pytestmark = pytest.mark.lab
 
 NY1, FL1, INTERNET = "127.1.0.11", "127.2.0.11", "127.99.0.11"
 PASSWORD = "Pa55word!"
+TOO_BIG = (552, "5.3.4 Message size exceeds fixed maximum message size")
 
 
 # ------------------------------------------------------------------ helpers
@@ -151,7 +152,9 @@ def test_no_default_connector_relays_for_anonymous_senders(lab: RunningLab) -> N
 def test_ntlm_is_advertised_but_answered_honestly(lab: RunningLab) -> None:
     with smtp(FL1, 587) as s:
         s.ehlo("client.example")
-        code, text = s.docmd("AUTH", "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==")
+        code, text = s.docmd(
+            "AUTH", "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw=="
+        )
         assert (code, text.decode()) == (454, "4.7.0 Temporary authentication failure")
 
 
@@ -276,7 +279,9 @@ def test_bdat_chunks_are_accepted_and_joined(lab: RunningLab) -> None:
         _reply(f)
         sock.sendall(b"EHLO mail.fabrikam.com\r\n")
         assert "CHUNKING" in _reply(f)
-        sock.sendall(b"MAIL FROM:<carol@fabrikam.com> BODY=BINARYMIME\r\nRCPT TO:<bob@contoso.com>\r\n")
+        sock.sendall(
+            b"MAIL FROM:<carol@fabrikam.com> BODY=BINARYMIME\r\nRCPT TO:<bob@contoso.com>\r\n"
+        )
         assert _reply(f).startswith("250 2.1.0")
         assert _reply(f).startswith("250 2.1.5")
         part1 = b"Message-ID: <bdat-1@test>\r\nSubject: chunks\r\n\r\nfirst "
@@ -332,7 +337,10 @@ def test_oversize_message_is_refused_with_exchanges_reply(lab: RunningLab) -> No
     with smtp(NY1, source=INTERNET) as s:
         s.ehlo("mail.fabrikam.com")
         code, text = s.docmd("MAIL", "FROM:<carol@fabrikam.com> SIZE=20000000")
-        assert (code, text.decode()) == (552, "5.3.4 Message size exceeds fixed maximum message size")
+        assert (code, text.decode()) == (
+            552,
+            "5.3.4 Message size exceeds fixed maximum message size",
+        )
         assert s.mail("carol@fabrikam.com")[0] == 250
         assert s.rcpt("bob@contoso.com")[0] == 250
         code, _ = s.docmd("DATA")
@@ -342,7 +350,10 @@ def test_oversize_message_is_refused_with_exchanges_reply(lab: RunningLab) -> No
         for _ in range(11 * 1024):
             s.send(chunk)
         code, text = s.docmd(".")
-        assert (code, text.decode()) == (552, "5.3.4 Message size exceeds fixed maximum message size")
+        assert (code, text.decode()) == (
+            552,
+            "5.3.4 Message size exceeds fixed maximum message size",
+        )
         assert s.noop()[0] == 250
 
 
