@@ -403,7 +403,7 @@ def _statements() -> st.SearchStrategy[Statement]:
     return st.recursive(leaf, extend, max_leaves=4)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_statements(), min_size=1, max_size=3))
 def test_what_the_formatter_prints_parses_back(statements: list[Statement]) -> None:
     script = Script(tuple(statements))
