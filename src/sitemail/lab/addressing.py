@@ -30,6 +30,8 @@ MAX_SITES = 98  # numbers 1..98; 99 is the Internet; tunnel octets stay below 25
 RELAYED_PORTS: tuple[int, ...] = (25, 587, 443, 110, 143, 993, 995)
 #: The admin HTTPS API of every server and firewall process (not relayed; management plane).
 ADMIN_PORT = 8443
+#: The store API of every Mailbox server (hubs and CAS of the same site call it; not relayed).
+STORE_PORT = 8444
 
 
 class AddressPlanError(ValueError):

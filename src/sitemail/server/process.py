@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from sitemail.lab.addressing import ADMIN_PORT
+from sitemail.lab.addressing import ADMIN_PORT, STORE_PORT
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ExchangeVersion, Firewall, InternetHost, Server, ServerRole
 from sitemail.org.pki import PeerVerifier, server_cert_files, server_ssl_context
@@ -55,6 +55,10 @@ def _service(name: str, ctx: ProcessContext, server: Server, watcher: DirectoryW
         from sitemail.transport.service import TransportService
 
         return TransportService(ctx, watcher)
+    if name == "MSExchangeIS" and server.version is ExchangeVersion.E2010:
+        from sitemail.mailbox.service import InformationStoreService
+
+        return InformationStoreService.from_context(ctx, STORE_PORT)
     return IdleService(name, DISPLAY_NAMES[name])
 
 

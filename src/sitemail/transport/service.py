@@ -16,6 +16,7 @@ from sitemail.org.pki import PeerVerifier
 from sitemail.server.context import ProcessContext
 from sitemail.server.watcher import DirectoryWatcher
 from sitemail.transport.log_files import LogLimits
+from sitemail.transport.pipeline import Pipeline, PipelineDeps
 from sitemail.transport.protocol_log import NullProtocolLog, ProtocolLog
 from sitemail.transport.queue import QueueEvent, QueueStore, write_tracking
 from sitemail.transport.receive_server import (
@@ -37,6 +38,27 @@ def receive_log_limits(t: TransportSettings) -> LogLimits:
     )
 
 
+def send_log_limits(t: TransportSettings) -> LogLimits:
+    return LogLimits(
+        max_file_size=t.send_protocol_log_max_file_size,
+        max_directory_size=t.send_protocol_log_max_directory_size,
+        max_age=t.send_protocol_log_max_age,
+    )
+
+
+#: Directory objects whose change can change a route (spec 6.1: Unreachable is resubmitted).
+ROUTING_KINDS = {
+    "Site",
+    "SiteLink",
+    "Server",
+    "MailboxDatabase",
+    "Mailbox",
+    "SendConnector",
+    "Organization",
+    "NetworkPath",
+}
+
+
 def tracking_log_limits(t: TransportSettings) -> LogLimits:
     return LogLimits(
         max_file_size=t.message_tracking_log_max_file_size,
@@ -54,7 +76,9 @@ class TransportService:
         self.watcher = watcher
         self.store: QueueStore | None = None
         self.listeners: ReceiveListeners | None = None
+        self.pipeline: Pipeline | None = None
         watcher.subscribe({ReceiveConnector.kind, Server.kind, Organization.kind}, self._on_change)
+        watcher.subscribe(ROUTING_KINDS, self._on_routing_change)
 
     def _environment(self, settings: TransportSettings, store: QueueStore) -> ReceiveEnvironment:
         ctx = self.ctx
@@ -100,6 +124,16 @@ class TransportService:
 
             store.add_listener(track)
         self.store = store
+        send_path = settings.send_protocol_log_path
+        send_log: ProtocolLog | NullProtocolLog = (
+            ProtocolLog.send(
+                ctx.home / send_path, clock=ctx.clock, limits=send_log_limits(settings)
+            )
+            if send_path
+            else NullProtocolLog(ctx.clock)
+        )
+        self.pipeline = Pipeline(PipelineDeps(ctx, store, send_log))
+        await self.pipeline.start()
         self.listeners = ReceiveListeners(self._environment(settings, store), config)
         await self.listeners.apply(config)
 
@@ -118,9 +152,19 @@ class TransportService:
         if self.listeners is not None:
             await self.listeners.close()
             self.listeners = None
+        if self.pipeline is not None:
+            await self.pipeline.stop()
+            self.pipeline = None
         if self.store is not None:
             self.store.close()
             self.store = None
+
+    async def _on_routing_change(self, kinds: set[str]) -> None:
+        if self.pipeline is not None:
+            await asyncio.to_thread(self.pipeline.routing_changed)
+        if self.store is not None and Server.kind in kinds:
+            server = self.ctx.directory.require(Server, self.ctx.name)
+            self.store.settings = server.transport
 
     async def _on_change(self, kinds: set[str]) -> None:
         if self.listeners is None:

@@ -1,0 +1,371 @@
+"""The hub's pipeline: categorizer, delivery workers and the queue sweeper.
+
+- The categorizer takes messages from the Submission queue, routes every
+  recipient (:mod:`.routing`) and hands the decisions to the store.
+- The scheduler looks for delivery queues whose time has come and runs one
+  worker per queue: ``MapiDelivery`` through the store API of the mailbox
+  server, ``SmtpRelayToRemoteAdSite`` through the intra-organization send
+  connector to the hubs of the next site, ``SmartHostConnectorDelivery``
+  through the send connector's smart hosts.  A connection failure puts the
+  queue on the retry ladder with Exchange's LastError.
+- The sweeper runs expiry, delay notifications and idle-queue removal.
+
+Store calls block (they fsync); they run in threads.  Nothing here sleeps
+through a retry timer: the scheduler asks the store when something is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sitemail.clock import Clock
+from sitemail.lab.addressing import STORE_PORT
+from sitemail.mailbox.errors import (
+    MailboxNotFound,
+    MessageTooLarge,
+    StoreError,
+    StoreUnavailable,
+    WrongServer,
+)
+from sitemail.mailbox.store_client import StoreClient
+from sitemail.org.directory import Directory
+from sitemail.org.model import InternetHost, LoggingLevel, SendConnector, Server
+from sitemail.org.pki import PeerVerifier, server_cert_files
+from sitemail.server.context import ProcessContext
+from sitemail.transport.protocol_log import NullProtocolLog, ProtocolLog
+from sitemail.transport.queue import (
+    DeliveryBatch,
+    DeliveryType,
+    QueuedMessage,
+    QueueRef,
+    QueueStore,
+    RecipientOutcome,
+)
+from sitemail.transport.routing import RoutingTable, route
+from sitemail.transport.send_decision import SendPolicy
+from sitemail.transport.smtp_sender import (
+    OutboundMessage,
+    RecipientStatus,
+    SenderSettings,
+    SendResult,
+    Target,
+    file_body,
+    send_message,
+    send_session_logs,
+)
+
+log = logging.getLogger("sitemail.transport.pipeline")
+
+#: How often the loops look for work when nothing woke them.
+IDLE_POLL = 1.0
+BATCH = 20
+
+
+@dataclass
+class PipelineDeps:
+    ctx: ProcessContext
+    store: QueueStore
+    send_log: ProtocolLog | NullProtocolLog
+
+
+class Pipeline:
+    def __init__(self, deps: PipelineDeps) -> None:
+        self.ctx = deps.ctx
+        self.store = deps.store
+        self.send_log = deps.send_log
+        self.directory: Directory = deps.ctx.directory
+        self.clock: Clock = deps.ctx.clock
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._table: RoutingTable | None = None
+        self._mailboxes: StoreClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --------------------------------------------------------------- control
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.store.add_listener(lambda _event: self.wake_threadsafe())
+        pki = self.ctx.pki_dir
+        self._mailboxes = StoreClient(
+            self.directory,
+            lambda server: (self.ctx.address_of(server), STORE_PORT),
+            ca_file=pki / "ca.pem",
+            cert_files=server_cert_files(pki, self.ctx.name),
+        )
+        self._tasks = [
+            asyncio.ensure_future(self._loop_forever(self._categorize, "categorizer")),
+            asyncio.ensure_future(self._loop_forever(self._schedule, "scheduler")),
+        ]
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, *self._workers.values()]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._workers.values(), return_exceptions=True)
+        self._tasks.clear()
+        self._workers.clear()
+        if self._mailboxes is not None:
+            await self._mailboxes.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_threadsafe(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def routing_changed(self) -> None:
+        """The directory changed: route again from a fresh snapshot, retry Unreachable."""
+        self._table = None
+        self.store.resubmit_unreachable()
+        self.wake()
+
+    async def _loop_forever(self, step: Callable[[], Awaitable[bool]], name: str) -> None:
+        while True:
+            try:
+                busy = await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed; going on", name)
+                busy = False
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+                self._wake.clear()
+
+    # ----------------------------------------------------------- categorizer
+
+    def _routing(self) -> RoutingTable:
+        if self._table is None:
+            self._table = RoutingTable.read(self.directory)
+        return self._table
+
+    async def _categorize(self) -> bool:
+        messages = await asyncio.to_thread(self.store.take_for_categorization, BATCH)
+        if not messages:
+            return False
+        table = self._routing()
+        local = table.server(self.ctx.name)
+        if local is None:
+            raise LookupError(f"server {self.ctx.name} is not in the directory")
+        for msg in messages:
+            decisions = {r.id: route(table, local, r.address) for r in msg.recipients}
+            await asyncio.to_thread(self.store.route, msg.item_id, decisions)
+        return True
+
+    # ------------------------------------------------------------- scheduler
+
+    async def _schedule(self) -> bool:
+        await asyncio.to_thread(self.store.sweep)
+        queues = await asyncio.to_thread(self.store.due_queues)
+        started = False
+        for queue in queues:
+            if queue.queue_id in self._workers:
+                continue
+            task = asyncio.ensure_future(self._work(queue))
+            self._workers[queue.queue_id] = task
+            task.add_done_callback(functools.partial(self._worker_done, queue.queue_id))
+            started = True
+        return started
+
+    def _worker_done(self, queue_id: int, _task: asyncio.Task[None]) -> None:
+        self._workers.pop(queue_id, None)
+        self.wake()  # the queue may have more, or be due again
+
+    async def _work(self, queue: QueueRef) -> None:
+        while True:
+            batch = await asyncio.to_thread(self.store.take_batch, queue.queue_id, BATCH)
+            if batch is None:
+                return
+            try:
+                failed = await self._deliver(batch)
+            finally:
+                await asyncio.to_thread(self.store.finish, batch.lease)
+            if failed:
+                return
+
+    async def _deliver(self, batch: DeliveryBatch) -> bool:
+        """Deliver one batch; True when the queue went to Retry (stop this round)."""
+        kind = batch.queue.delivery_type
+        if kind is DeliveryType.MAPI_DELIVERY:
+            return await self._deliver_to_mailboxes(batch)
+        if kind in (
+            DeliveryType.SMTP_RELAY_TO_REMOTE_AD_SITE,
+            DeliveryType.SMART_HOST_CONNECTOR_DELIVERY,
+            DeliveryType.SMTP_RELAY_TO_TI_RG,
+        ):
+            return await self._deliver_by_smtp(batch)
+        await asyncio.to_thread(
+            self.store.report_connection_failure,
+            batch.lease,
+            f"451 4.4.0 Delivery type {kind.value} is not available on this server",
+        )
+        return True
+
+    # ------------------------------------------------------ mailbox delivery
+
+    async def _deliver_to_mailboxes(self, batch: DeliveryBatch) -> bool:
+        assert self._mailboxes is not None
+        connected = False
+        for msg in batch.messages:
+            outcomes: list[RecipientOutcome] = []
+            for rcpt in msg.recipients:
+                delivery_id = f"{msg.envelope.internet_message_id}:{rcpt.address.lower()}"
+                try:
+                    await self._mailboxes.deliver(rcpt.address, delivery_id, msg.body_path)
+                except StoreUnavailable as exc:
+                    # The mailbox server does not answer: the whole queue retries.
+                    error = f"451 4.4.0 The mailbox database is unavailable: {exc}"
+                    await asyncio.to_thread(
+                        self.store.report_connection_failure, batch.lease, error
+                    )
+                    return True
+                except (MailboxNotFound, MessageTooLarge) as exc:
+                    reply = (
+                        "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"
+                        if isinstance(exc, MailboxNotFound)
+                        else "552 5.3.4 STOREDRV.Deliver; message too large"
+                    )
+                    outcomes.append(RecipientOutcome.failed(rcpt.id, reply, remote=False))
+                    continue
+                except (WrongServer, StoreError) as exc:
+                    outcomes.append(
+                        RecipientOutcome.deferred(rcpt.id, f"432 4.2.0 STOREDRV.Deliver; {exc}")
+                    )
+                    continue
+                if not connected:
+                    await asyncio.to_thread(self.store.mark_connected, batch.lease)
+                    connected = True
+                outcomes.append(
+                    RecipientOutcome.delivered(rcpt.id, "250 2.0.0 Delivered to the mailbox")
+                )
+            await asyncio.to_thread(self.store.report, batch.lease, msg.item_id, outcomes)
+        return False
+
+    # --------------------------------------------------------- SMTP delivery
+
+    def _targets(self, queue: QueueRef) -> tuple[list[Target], SendPolicy, str]:
+        """Where the queue's next hop is, what the connector requires, and its log id."""
+        offset = self.ctx.port_offset
+        if queue.delivery_type is DeliveryType.SMTP_RELAY_TO_REMOTE_AD_SITE:
+            hubs = self._routing().hubs(queue.next_hop_domain)
+            targets = [Target(h.fqdn, self.ctx.address_of(h.name), 25 + offset) for h in hubs]
+            return targets, SendPolicy.intra_org(), "Intra-Organization SMTP Send Connector"
+        if queue.delivery_type is DeliveryType.SMTP_RELAY_TO_TI_RG:
+            legacy = [
+                s
+                for s in self._routing().servers
+                if s.version.value == "6.5" and s.site.lower() == self._local().site.lower()
+            ]
+            targets = [Target(s.fqdn, self.ctx.address_of(s.name), 25 + offset) for s in legacy]
+            # 2003 routing groups need X-EXPS GSSAPI, which needs a Windows domain: the
+            # relay uses no Exchange authentication (as an ExternalAuthoritative link would).
+            return targets, SendPolicy(), "Intra-Organization SMTP Send Connector"
+        connector = self._connector_for(queue)
+        hosts = connector.smart_hosts if connector else queue.next_hop_domain.split(",")
+        port = (connector.port if connector else 25) + offset
+        targets = [Target(h, self._resolve_host(h), port) for h in hosts]
+        policy = SendPolicy(require_tls=bool(connector and connector.require_tls))
+        return targets, policy, connector.name if connector else "Internet"
+
+    def _local(self) -> Server:
+        server = self._routing().server(self.ctx.name)
+        if server is None:
+            raise LookupError(f"server {self.ctx.name} is not in the directory")
+        return server
+
+    def _connector_for(self, queue: QueueRef) -> SendConnector | None:
+        name = queue.key.split(":", 2)[1] if queue.key.startswith("connector:") else ""
+        for c in self._routing().send_connectors:
+            if c.name.lower() == name:
+                return c
+        return None
+
+    def _resolve_host(self, host: str) -> str:
+        """A smart host name -> the address this server reaches it at."""
+        low = host.strip().strip("[]").lower()
+        for internet in self.directory.list(InternetHost):
+            if internet.fqdn == low or internet.name.lower() == low:
+                return self.ctx.address_of(internet.name)
+        for server in self._routing().servers:
+            if server.fqdn == low or server.name.lower() == low:
+                return self.ctx.address_of(server.name)
+        return low  # an address, or a name the system resolver knows
+
+    async def _deliver_by_smtp(self, batch: DeliveryBatch) -> bool:
+        targets, policy, connector_id = self._targets(batch.queue)
+        if not targets:
+            error = (
+                f"451 4.4.0 No Hub Transport server is available in {batch.queue.next_hop_domain}"
+            )
+            await asyncio.to_thread(self.store.report_connection_failure, batch.lease, error)
+            return True
+        local = self._local()
+        pki = self.ctx.pki_dir
+        settings = SenderSettings(
+            fqdn=local.fqdn,
+            server_name=local.name,
+            policy=policy,
+            cert_files=server_cert_files(pki, local.name),
+            verifier=PeerVerifier.from_file(pki / "ca.pem", clock=self.clock),
+            connect_timeout=10.0,
+            reply_timeout=120.0,
+        )
+        intra = batch.queue.delivery_type is not DeliveryType.SMART_HOST_CONNECTOR_DELIVERY
+        level = (
+            local.transport.intra_org_connector_protocol_logging_level
+            if intra
+            else self._connector_level(batch.queue)
+        )
+        logs = send_session_logs(self.send_log, connector_id, level.value)
+        connected = False
+        for msg in batch.messages:
+            result = await send_message(
+                targets,
+                OutboundMessage.from_envelope(msg.envelope, msg.size),
+                file_body(msg.body_path),
+                settings,
+                local_address=self.ctx.address,
+                session_logs=logs,
+            )
+            if result.all_targets_failed:
+                await asyncio.to_thread(
+                    self.store.report_connection_failure,
+                    batch.lease,
+                    result.last_error or "451 4.4.0 Delivery failed",
+                )
+                return True
+            if not connected:
+                await asyncio.to_thread(self.store.mark_connected, batch.lease)
+                connected = True
+            await asyncio.to_thread(
+                self.store.report, batch.lease, msg.item_id, _outcomes(msg, result)
+            )
+        return False
+
+    def _connector_level(self, queue: QueueRef) -> LoggingLevel:
+        connector = self._connector_for(queue)
+        return connector.protocol_logging_level if connector else LoggingLevel.NONE
+
+
+def _outcomes(msg: QueuedMessage, result: SendResult) -> list[RecipientOutcome]:
+    by_address = {r.address.lower(): r for r in result.recipients}
+    out = []
+    for rcpt in msg.recipients:
+        r = by_address.get(rcpt.address.lower())
+        if r is None:
+            out.append(RecipientOutcome.deferred(rcpt.id, "451 4.4.0 No reply for recipient"))
+        elif r.status is RecipientStatus.DELIVERED:
+            out.append(RecipientOutcome.delivered(rcpt.id, str(r.reply)))
+        elif r.status is RecipientStatus.FAILED:
+            out.append(RecipientOutcome.failed(rcpt.id, str(r.reply)))
+        else:
+            out.append(RecipientOutcome.deferred(rcpt.id, str(r.reply)))
+    return out
