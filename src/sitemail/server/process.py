@@ -94,7 +94,9 @@ async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
         "roles": [r.value for r in server.roles],
         "site": server.site,
     }
-    app = build_app(host, verifier, info)
+    from sitemail.transport.admin_routes import add_transport_routes
+
+    app = build_app(host, verifier, info, [add_transport_routes])
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, ctx.address, ADMIN_PORT, ssl_context=tls, backlog=64)

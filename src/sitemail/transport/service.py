@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from sitemail.org.model import Organization, ReceiveConnector, Server, TransportSettings
 from sitemail.org.pki import PeerVerifier
@@ -136,6 +137,12 @@ class TransportService:
         await self.pipeline.start()
         self.listeners = ReceiveListeners(self._environment(settings, store), config)
         await self.listeners.apply(config)
+
+    @property
+    def tracking_folder(self) -> Path | None:
+        server = self.ctx.directory.get(Server, self.ctx.name)
+        path = server.transport.message_tracking_log_path if server else None
+        return self.ctx.home / path if path else None
 
     def _tracking_log(self, settings: TransportSettings) -> MessageTrackingLog | None:
         path = settings.message_tracking_log_path
