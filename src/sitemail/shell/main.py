@@ -28,6 +28,7 @@ class ShellOptions:
     file: str | None = None
     history_file: Path | None = None
     width: int | None = None
+    json: bool = False  # each statement's objects as JSON instead of tables
 
 
 def parse_options(argv: Sequence[str]) -> ShellOptions:
@@ -38,8 +39,9 @@ def parse_options(argv: Sequence[str]) -> ShellOptions:
     parser.add_argument("-f", "--file", help="run the statements in this file ('-' for stdin)")
     parser.add_argument("--history-file", type=Path, help=f"default {DEFAULT_HISTORY}")
     parser.add_argument("--width", type=int, help="console width for tables (default: terminal)")
+    parser.add_argument("--json", action="store_true", help="write objects as JSON, not tables")
     args = parser.parse_args(list(argv))
-    return ShellOptions(args.command, args.file, args.history_file, args.width)
+    return ShellOptions(args.command, args.file, args.history_file, args.width, args.json)
 
 
 def main(
@@ -67,6 +69,7 @@ def main(
         services,
         StreamHost(stdout, stderr),
         width=width,
+        json_output=options.json,
     )
     if options.command is not None:
         return 0 if runtime.run(options.command) else 1

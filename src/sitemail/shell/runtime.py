@@ -35,6 +35,7 @@ from .errors import (
 from .formatting import FormattedText, format_default
 from .help_text import help_lines
 from .host import Host, NullHost, Stream, decorate
+from .json_text import to_json
 from .operators import arithmetic, call_method, compare, get_member, negate
 from .parser import parse
 from .records import Record
@@ -60,8 +61,10 @@ class Runtime(Generic[C]):
         host: Host | None = None,
         *,
         width: int = 120,
+        json_output: bool = False,
     ) -> None:
         self.registry = registry
+        self.json_output = json_output
         self.services = services
         self.host: Host = host or NullHost()
         self._width = width
@@ -144,7 +147,10 @@ class Runtime(Generic[C]):
             failure = "The script nests too deeply to run."
         except Exception as error:  # a bug must not end the session; say what happened
             failure = f"Internal error ({type(error).__name__}): {error}"
-        if objects:
+        if objects and self.json_output:
+            shown = [str(o) if isinstance(o, FormattedText) else o for o in objects]
+            self.write("output", to_json(shown))
+        elif objects:
             lines = format_default(objects, self.views, self.width)
             if lines:
                 self.write("output", "\n".join(lines))

@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sitemail.shell import (
     BoundParameters,
@@ -241,3 +243,12 @@ def test_runtime_errors(line: str, message: str) -> None:
     result = run_script(line, None, registry)
     assert result.failed
     assert message in result.errors[0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("$_.{}()@;|,'\"-+*/% =?1aSQ\n")), max_size=30))
+def test_no_input_makes_the_runtime_fail_internally(text: str) -> None:
+    registry: Registry[object] = Registry()
+    registry.extend([get_queue])
+    result = run_script("Get-Queue | " + text, None, registry)
+    assert not any("Internal error" in e for e in result.errors), result.errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -134,3 +135,12 @@ def test_main_runs_a_script_file_and_piped_stdin(tmp_path: Path) -> None:
     err = io.StringIO()
     assert main(["-f", str(tmp_path / "missing.ps1")], [], registry(), stderr=err) == 1
     assert "Cannot read the script" in err.getvalue()
+
+
+def test_main_json_option_writes_objects_as_json() -> None:
+    out = io.StringIO()
+    status = main(
+        ["--json", "-c", "Get-TransportServer"], ["EX-NY1", "EX-FL1"], registry(), stdout=out
+    )
+    assert status == 0
+    assert json.loads(out.getvalue()) == [{"Identity": "EX-NY1"}, {"Identity": "EX-FL1"}]

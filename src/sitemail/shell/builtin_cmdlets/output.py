@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 
 from ..cmdlet import BoundParameters, Cmdlet, Invocation, ProcessResult, cmdlet, stateful_cmdlet
 from ..formatting import (
@@ -15,10 +13,11 @@ from ..formatting import (
     render_table,
     table_specs,
 )
+from ..json_text import to_json
 from ..params import BY_VALUE, INT, OBJECT, SWITCH, ListType, Parameter
 from ..properties import PropertySpec, resolve
 from ..records import Record
-from ..values import ByteSize, FlagsValue, to_string
+from ..values import to_string
 from .objects import INPUT_OBJECT
 
 Inv = Invocation[object]
@@ -113,28 +112,6 @@ FORMAT_LIST = stateful_cmdlet(
 )
 
 
-def _json_value(value: object, depth: int) -> object:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, ByteSize | FlagsValue | timedelta):
-        return str(value) if not isinstance(value, timedelta) else to_string(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        if depth < 0:
-            return to_string(value)
-        return [_json_value(v, depth - 1) for v in value]
-    if isinstance(value, Record):
-        if depth < 0:
-            return str(value)
-        return {name: _json_value(v, depth - 1) for name, v in value.items()}
-    if isinstance(value, Mapping):
-        if depth < 0:
-            return to_string(value)
-        return {to_string(k): _json_value(v, depth - 1) for k, v in value.items()}
-    return to_string(value)
-
-
 class ConvertToJson(_Collector):
     def process(
         self, item: object | None, params: BoundParameters, invocation: Inv
@@ -149,13 +126,7 @@ class ConvertToJson(_Collector):
         if not self.items:
             return None
         depth = params.typed("Depth", int, 2)
-        data = _json_value(
-            self.items[0] if len(self.items) == 1 else self.items,
-            depth + (0 if len(self.items) == 1 else 1),
-        )
-        if params.switch("Compress"):
-            return [json.dumps(data, separators=(",", ":"), ensure_ascii=False)]
-        return [json.dumps(data, indent=2, ensure_ascii=False)]
+        return [to_json(self.items, depth=depth, compress=params.switch("Compress"))]
 
 
 CONVERT_TO_JSON = stateful_cmdlet(
