@@ -51,6 +51,28 @@ def lab_processes(lab_dir: Path) -> list[int]:
     return pids
 
 
+def in_mailbox(lab: RunningLab, server: str, db: str, message_id: str) -> int:
+    """How many copies of a message (by Message-ID) a mailbox database holds."""
+    import sqlite3
+
+    path = lab.dir / "servers" / server / "mailbox" / f"{db}.db"
+    if not path.exists():
+        return 0
+    bare = message_id.strip("<>")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute(
+            "SELECT count(*) FROM messages m JOIN contents c ON c.id = m.content_id "
+            "WHERE c.internet_message_id IN (?, ?)",
+            (bare, f"<{bare}>"),
+        ).fetchone()
+    except sqlite3.OperationalError:  # the database is being created
+        return 0
+    finally:
+        conn.close()
+    return int(row[0])
+
+
 class RunningLab:
     def __init__(self, lab_dir: Path) -> None:
         self.dir = lab_dir
