@@ -102,10 +102,9 @@ def set_thing(item: object | None, params: BoundParameters, inv: Invocation[Thin
             if not inv.should_process(str(record["Identity"]), "Set-Thing"):
                 return
             update = params.get("RemoteIPRanges")
-            if isinstance(update, MultiValuedUpdate):
-                record = record.replace(
-                    RemoteIPRanges=update.apply(tuple(str(r) for r in record["RemoteIPRanges"]))
-                )  # type: ignore[attr-defined]
+            current = record["RemoteIPRanges"]
+            if isinstance(update, MultiValuedUpdate) and isinstance(current, tuple):
+                record = record.replace(RemoteIPRanges=update.apply(current))
             if "IntraOrgProtocolLoggingLevel" in params:
                 record = record.replace(Level=params["IntraOrgProtocolLoggingLevel"])
             inv.services.items[index] = record
