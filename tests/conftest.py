@@ -73,6 +73,43 @@ def in_mailbox(lab: RunningLab, server: str, db: str, message_id: str) -> int:
     return int(row[0])
 
 
+def find_message(lab: RunningLab, message_id: str) -> bytes | None:
+    """The raw message with this Message-ID wherever the lab holds it: a mailbox database
+    (delivered) or a server's queue (accepted, not yet delivered); None if nowhere."""
+    import sqlite3
+
+    bare = message_id.strip("<>")
+    ids = (bare, f"<{bare}>")
+    for db in sorted(lab.dir.glob("servers/*/mailbox/*.db")):
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            row = conn.execute(
+                "SELECT data FROM contents WHERE internet_message_id IN (?, ?)", ids
+            ).fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        finally:
+            conn.close()
+        if row is not None:
+            return bytes(row[0])
+    for que in sorted(lab.dir.glob("servers/*/queue/mail.que")):
+        conn = sqlite3.connect(f"file:{que}?mode=ro", uri=True)
+        try:
+            row = conn.execute(
+                "SELECT body_file FROM messages WHERE internet_message_id IN (?, ?)", ids
+            ).fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        finally:
+            conn.close()
+        if row is not None:
+            path = Path(row[0])
+            if not path.is_absolute():
+                path = que.parent / "spool" / path.name
+            return path.read_bytes() if path.exists() else b""
+    return None
+
+
 class RunningLab:
     def __init__(self, lab_dir: Path) -> None:
         self.dir = lab_dir
