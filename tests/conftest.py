@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+LAB_LOCK = "/tmp/sitemail-lab-tests.lock"
 EXAMPLES = ROOT / "examples"
 
 
@@ -121,14 +124,34 @@ class RunningLab:
         return sitemail(*args, "--dir", str(self.dir), check=check)
 
 
+@contextmanager
+def lab_slot() -> Iterator[None]:
+    """Hold the machine's lab address plan: every lab uses the same loopback addresses, so
+    test runs that start labs (several at once on a developer's machine) take turns."""
+    fd = os.open(LAB_LOCK, os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def exclusive_lab() -> Iterator[None]:
+    """For a test that starts and stops labs of its own."""
+    with lab_slot():
+        yield
+
+
 @pytest.fixture(scope="module")
 def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
     lab_dir = tmp_path_factory.mktemp("seedlab")
-    sitemail("lab", "up", str(EXAMPLES / "seed.yaml"), "--dir", str(lab_dir))
-    try:
-        yield RunningLab(lab_dir)
-    finally:
-        sitemail("lab", "down", "--dir", str(lab_dir), check=False)
+    with lab_slot():
+        sitemail("lab", "up", str(EXAMPLES / "seed.yaml"), "--dir", str(lab_dir))
+        try:
+            yield RunningLab(lab_dir)
+        finally:
+            sitemail("lab", "down", "--dir", str(lab_dir), check=False)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

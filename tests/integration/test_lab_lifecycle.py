@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import EXAMPLES, lab_processes, sitemail
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("exclusive_lab")]
 
 
 def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
