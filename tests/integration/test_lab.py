@@ -80,15 +80,26 @@ def test_admin_api_answers_only_the_admin_certificate(seed_lab: RunningLab) -> N
         _get(url, anonymous)
 
 
-def test_firewalls_listen_on_the_cross_site_paths(seed_lab: RunningLab) -> None:
+def test_cross_site_paths_reach_the_hubs_through_inspecting_firewalls(
+    seed_lab: RunningLab,
+) -> None:
     status = seed_lab.status()
     offset = status["port_offset"]
+    hubs = {"EX-NY1", "EX-FL1"}
+    seen = 0
     for _site, targets in status["paths"].items():
-        for _server, path in targets.items():
+        for server, path in targets.items():
+            if server not in hubs:
+                continue
             with socket.create_connection(
                 (path["address"], 25 + offset), timeout=5, source_address=(path["source"], 0)
-            ):
-                pass  # accepted by the first firewall on the way (from {site} to {server})
+            ) as sock:
+                banner = sock.makefile("rb").readline()
+            # The factory ASA masks the banner: "220 " then only '*', '2', '0' and spaces.
+            assert banner.startswith(b"220 ") and banner.endswith(b"\r\n"), banner
+            assert set(banner[4:-2]) <= set(b"*20 "), banner
+            seen += 1
+    assert seen == 4  # NY->EX-FL1, FL->EX-NY1, Internet->EX-NY1, Internet->EX-FL1
 
 
 def test_up_on_a_running_lab_says_so_and_changes_nothing(seed_lab: RunningLab) -> None:
