@@ -51,7 +51,7 @@ def shell(tmp_path: Path) -> pexpect.spawn:
         [str(child_script), str(tmp_path / "history")],
         env=env,
         encoding="utf-8",
-        timeout=15,
+        timeout=30,
         dimensions=(24, 200),
     )
     child.expect_exact(PROMPT)
@@ -79,14 +79,17 @@ def test_runs_the_seed_line_and_shows_tables(shell: pexpect.spawn, tmp_path: Pat
 
 
 def test_tab_completes_cmdlets_parameters_and_values(shell: pexpect.spawn) -> None:
+    # The terminal may draw what was typed and what completion inserted in separate
+    # pieces, so each step waits for the inserted part only; the result is checked by
+    # running the completed line.
     shell.send("Get-Transp\t")
-    shell.expect_exact("Get-TransportServer")
+    shell.expect_exact("ortServer")
     shell.send(" | Set-T\t")
-    shell.expect_exact("Set-TransportServer")
+    shell.expect_exact("ransportServer")
     shell.send(" –IntraOrgP\t")
-    shell.expect_exact("IntraOrgProtocolLoggingLevel")
+    shell.expect_exact("rotocolLoggingLevel")
     shell.send(" Verb\t")
-    shell.expect_exact("Verbose")
+    shell.expect_exact("ose")
     shell.send("\r")
     shell.expect_exact(PROMPT)
     shell.sendline("Get-TransportServer | % IntraOrgProtocolLoggingLevel")
@@ -106,4 +109,8 @@ def test_errors_continuation_lines_and_end_of_input(shell: pexpect.spawn) -> Non
     shell.expect(r"EX-FL1\s+None")
     shell.expect_exact(PROMPT)
     shell.sendeof()
-    shell.expect(pexpect.EOF)
+    if shell.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=5) == 1:
+        shell.sendeof()  # a Ctrl-D that raced the prompt's redraw: press it again
+        shell.expect(pexpect.EOF)
+    shell.close()
+    assert shell.exitstatus == 0
