@@ -49,16 +49,27 @@ def _services_for(server: Server) -> list[str]:
     return names
 
 
-def _service(name: str, ctx: ProcessContext, server: Server, watcher: DirectoryWatcher) -> Service:
-    """The implementation of one Windows service of this server."""
+def _service(
+    name: str,
+    ctx: ProcessContext,
+    server: Server,
+    watcher: DirectoryWatcher,
+    host: ServiceHost | None = None,
+) -> Service:
+    """The implementation of one Windows service of this server (``host``: its siblings)."""
     if name == "MSExchangeTransport" and server.is_hub:
         from sitemail.transport.service import TransportService
 
         return TransportService(ctx, watcher)
-    if name == "MSExchangeIS" and server.version is ExchangeVersion.E2010:
+    if name == "MSExchangeIS" and server.version in (ExchangeVersion.E2010, ExchangeVersion.E2003):
         from sitemail.mailbox.service import InformationStoreService
 
         return InformationStoreService.from_context(ctx, STORE_PORT)
+    if name == "SMTPSVC" and server.version is ExchangeVersion.E2003:
+        from sitemail.lab.legacy_smtp import LegacySmtpService
+
+        # It stores through the MSExchangeIS of the same process.
+        return LegacySmtpService.from_context(ctx, server, host)
     return IdleService(name, DISPLAY_NAMES[name])
 
 
@@ -81,7 +92,7 @@ async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
     host = ServiceHost()
     watcher = DirectoryWatcher(ctx.directory)
     for name in _services_for(server):
-        host.add(_service(name, ctx, server, watcher))
+        host.add(_service(name, ctx, server, watcher, host))
     await host.start_all()
     watcher.start()
     files = server_cert_files(ctx.pki_dir, server.name)
@@ -145,13 +156,13 @@ def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
         )
         return 2
     if server is not None:
-        kind, site, address, home = "server", server.site, server.address, base / "servers" / name
+        site, address, home = server.site, server.address, base / "servers" / name
     elif firewall is not None:
-        kind, site, address = "firewall", firewall.site, firewall.address
+        site, address = firewall.site, firewall.address
         home = base / "firewalls" / name
     else:
         assert internet is not None
-        kind, site, address = "internet", internet.site, internet.address
+        site, address = internet.site, internet.address
         home = base / "servers" / name
     if not address:
         print(f"sitemail serve: {name} has no address in the directory", file=sys.stderr)
@@ -177,7 +188,10 @@ def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
 
             asyncio.run(serve_firewall(ctx, firewall))
         else:
-            asyncio.run(serve_console_only(ctx, kind))
+            from sitemail.lab.internet_host import serve_internet_host
+
+            assert internet is not None
+            asyncio.run(serve_internet_host(ctx, internet))
     except OSError as exc:
         print(f"sitemail serve {name}: {exc}", file=sys.stderr)
         return 1
