@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from sitemail.mailbox.errors import StoreError
+from sitemail.mailbox.limits import DEFAULT_MAX_MESSAGE_SIZE
 from sitemail.mailbox.service import InformationStoreService
 from sitemail.mailbox.store_backend import StoreBackend
 from sitemail.org.directory import Directory
@@ -95,11 +96,13 @@ EXCHANGE_2003_REPLIES = Replies(
     too_many_errors=_r(421, "4.7.0", "Too many errors on this connection"),
     busy=_r(421, "4.3.2", "Service not available, closing transmission channel"),
 )
-# IIS SMTP's defaults: 10 minutes of inactivity, 64 recipients... generous here so
-# that a hub's batch is never cut; the message size is 2003's default of no limit
-# in practice, bounded by the store's own limit.
+# The hubs send batches of recipients and up to the organization's message size;
+# the SMTP limit stays just under the store's own (with room for the Received
+# header added here), so that what SMTP takes the store takes too.
 EXCHANGE_2003_LIMITS = Limits(
-    max_message_size=32 * 1024 * 1024, max_recipients=5000, idle_timeout=600.0
+    max_message_size=DEFAULT_MAX_MESSAGE_SIZE - 64 * 1024,
+    max_recipients=5000,
+    idle_timeout=600.0,
 )
 
 

@@ -659,10 +659,14 @@ class MtaSession:
         """The header section is complete: stamp it and spool it ahead of the body."""
         msg.hops = section.count("Received")
         added = b""
-        message_id = message_id_of(section.get("Message-ID"))
+        header = section.get("Message-ID")
+        message_id = message_id_of(header)
         if message_id is None:
+            # The id names the message in the queue and in mailbox delivery ids.  A
+            # header too odd to use stays as it is (a second one would break RFC 5322).
             message_id = new_message_id(self.profile.hostname)
-            added = f"Message-ID: {message_id}\r\n".encode()
+            if header is None:
+                added = f"Message-ID: {message_id}\r\n".encode()
         msg.message_id, msg.subject = message_id, decoded_subject(section)
         helo = self.conn.hello.domain if self.conn.hello else ""
         stamp = self.profile.received(self.facts, helo, self.clock.now())

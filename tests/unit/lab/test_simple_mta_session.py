@@ -216,6 +216,22 @@ def test_anonymous_mail_for_a_local_user_is_queued_durably_before_the_250(
     assert body.endswith(b"\r\n\r\n.leading dot\r\n")
 
 
+def test_an_unusable_message_id_is_kept_and_the_queue_names_the_message_itself(
+    internet: Running, store: QueueStore
+) -> None:
+    with internet.smtp() as s:
+        s.sendmail("a@b.example", ["carol@fabrikam.com"], b"Message-ID: no-brackets\r\n\r\nx\r\n")
+    [(_, _, body)] = queued(store)
+    assert body.count(b"Message-ID:") == 1
+    assert b"Message-ID: no-brackets\r\n" in body
+    conn = sqlite3.connect(f"file:{store.queue_dir / 'mail.que'}?mode=ro", uri=True)
+    try:
+        [(message_id,)] = conn.execute("SELECT internet_message_id FROM messages").fetchall()
+    finally:
+        conn.close()
+    assert message_id.startswith("<") and message_id.endswith("@mail.fabrikam.com>")
+
+
 def test_relay_and_unknown_users_are_refused_to_anonymous_clients(
     internet: Running, store: QueueStore
 ) -> None:
