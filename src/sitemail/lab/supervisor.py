@@ -591,7 +591,9 @@ class Lab:
                 "version": None,
                 "fqdn": host.fqdn if host else None,
                 "domains": host.domains if host else [],
-                "endpoints": {"smtp": f"{rec.address}:{25 + offset}"},
+                "endpoints": {
+                    "smtp": [f"{rec.address}:{25 + offset}", f"{rec.address}:{587 + offset}"]
+                },
                 "folder": rec.home,
             }
         server = directory.require(Server, rec.name)
