@@ -61,6 +61,10 @@ def _service(
         from sitemail.transport.service import TransportService
 
         return TransportService(ctx, watcher)
+    if name == "W3SVC" and server.version is ExchangeVersion.E2010:
+        from sitemail.access.web.service import W3svcService
+
+        return W3svcService(ctx, watcher)
     if name == "MSExchangeIS" and server.version in (ExchangeVersion.E2010, ExchangeVersion.E2003):
         from sitemail.mailbox.service import InformationStoreService
 

@@ -1,0 +1,129 @@
+"""What the HTTPS front end writes down: the IIS request log and the decision log.
+
+- ``inetpub/logs/LogFiles/W3SVC1/u_exYYMMDD.log`` in the server's folder: one
+  line per request in IIS's W3C extended format (the fields of IIS 7.5's
+  default set), as on the Client Access server of Exchange 2010.
+- ``Logging/ClientAccess/DecisionYYYYMMDD.log``: one JSON line per
+  proxy-or-redirect decision and per proxy failure (protocol, user, where the
+  request came in, the outcome, its reason and target).  This is what the
+  troubleshooter reads to say why a user was proxied, redirected or refused.
+
+Lines are appended and flushed one at a time; a crash loses at most the
+line being written.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["AccessLogs"]
+
+W3C_FIELDS = (
+    "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip "
+    "cs(User-Agent) sc-status sc-substatus sc-win32-status time-taken"
+)
+
+
+class _DailyFile:
+    def __init__(self, folder: Path, prefix: str, suffix: str, header: list[str]) -> None:
+        self.folder = folder
+        self.prefix = prefix
+        self.suffix = suffix
+        self.header = header
+        self._day = ""
+        self._file: IO[str] | None = None
+
+    def write(self, when: datetime, line: str) -> None:
+        day = when.strftime(self.suffix)
+        if day != self._day or self._file is None:
+            self.close()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"{self.prefix}{day}.log"
+            new = not path.exists()
+            self._file = path.open("a", encoding="utf-8")
+            self._day = day
+            if new:
+                for h in self.header:
+                    self._file.write(h.replace("{date}", when.strftime("%Y-%m-%d %H:%M:%S")) + "\n")
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _w3c(value: str | int | None) -> str:
+    """W3C fields have no spaces: IIS writes '-' for empty and '+' for a space."""
+    if value is None or value == "":
+        return "-"
+    return str(value).replace(" ", "+").replace("\n", "+").replace("\r", "+")[:2000]
+
+
+class AccessLogs:
+    """The two logs of one server's front end (``home`` is the server's folder)."""
+
+    def __init__(self, home: Path) -> None:
+        self._lock = threading.Lock()
+        self._iis = _DailyFile(
+            home / "inetpub" / "logs" / "LogFiles" / "W3SVC1",
+            "u_ex",
+            "%y%m%d",
+            [
+                "#Software: Microsoft Internet Information Services 7.5",
+                "#Version: 1.0",
+                "#Date: {date}",
+                f"#Fields: {W3C_FIELDS}",
+            ],
+        )
+        self._decisions = _DailyFile(home / "Logging" / "ClientAccess", "Decision", "%Y%m%d", [])
+        self.decision_folder = home / "Logging" / "ClientAccess"
+
+    def request(
+        self,
+        when: datetime,
+        *,
+        server_ip: str,
+        method: str,
+        path: str,
+        query: str,
+        port: int,
+        user: str | None,
+        client_ip: str,
+        user_agent: str,
+        status: int,
+        millis: int,
+    ) -> None:
+        fields: list[str | int | None] = [
+            when.strftime("%Y-%m-%d"),
+            when.strftime("%H:%M:%S"),
+            server_ip,
+            method,
+            path,
+            query,
+            port,
+            user,
+            client_ip,
+            user_agent,
+            status,
+            0,
+            0,
+            millis,
+        ]
+        with self._lock:
+            self._iis.write(when, " ".join(_w3c(f) for f in fields))
+
+    def decision(self, when: datetime, record: dict[str, Any]) -> None:
+        line = json.dumps({"time": when.isoformat(), **record}, separators=(",", ":"))
+        with self._lock:
+            self._decisions.write(when, line)
+
+    def close(self) -> None:
+        with self._lock:
+            self._iis.close()
+            self._decisions.close()

@@ -1,0 +1,727 @@
+"""Outlook Web App: the mailbox in a browser, served from the mailbox's own site.
+
+The pages follow OWA 2010's light version, which works without scripts:
+everything lives at the virtual directory's root with the action in the
+query (``?ae=Folder&id=inbox``, ``?ae=Item&id=42``, ``?ae=Item&a=New``), and
+every change is a form POST carrying the session's canary.  Links are
+relative (``?ae=...``), so the same page works whether the browser reached
+this server directly or through another Client Access server that proxied
+it, under whatever host name the user typed.
+
+All mailbox access goes through the store API of the mailbox's server
+(:class:`~.common.MailStore`); nothing here touches a database file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from sitemail.access.web.common import (
+    AppUser,
+    BadForm,
+    MailStore,
+    html_response,
+    read_form,
+    security_headers,
+)
+from sitemail.access.web.compose import ComposeError, Draft, build_message, reply_draft
+from sitemail.access.web.html import Markup, el, join, render_page
+from sitemail.access.web.sanitize import MAX_HTML_INPUT, sanitize_html, text_to_html
+from sitemail.access.web.sessions import CANARY_FIELD
+from sitemail.clock import SYSTEM_CLOCK, Clock
+from sitemail.mailbox.errors import MessageNotFound, NotFound, StoreError
+from sitemail.mailbox.records import (
+    Address,
+    Flags,
+    FlagUpdate,
+    Folder,
+    MessageDetail,
+    MessageSummary,
+    MimePart,
+    WellKnownFolder,
+)
+
+__all__ = ["PAGE_SIZE", "OwaApp"]
+
+log = logging.getLogger("sitemail.owa")
+
+#: Messages per page of a folder view.
+PAGE_SIZE = 20
+#: Largest body part read to show it (bigger ones are cut).
+MAX_BODY_READ = MAX_HTML_INPUT
+_MAX_PAGE = 100_000
+
+# The order OWA lists the default folders in.
+_FOLDER_ORDER = [
+    WellKnownFolder.INBOX,
+    WellKnownFolder.DRAFTS,
+    WellKnownFolder.SENT_ITEMS,
+    WellKnownFolder.DELETED_ITEMS,
+    WellKnownFolder.JUNK_EMAIL,
+    WellKnownFolder.OUTBOX,
+]
+
+# Fixed notices (the query names one by code; no text from the URL is shown).
+_NOTICES = {
+    "sent": "Your message was sent.",
+    "deleted": "The item was moved to Deleted Items.",
+    "purged": "The item was permanently deleted.",
+    "moved": "The item was moved.",
+}
+
+
+class OwaApp:
+    """The OWA pages of one Client Access server."""
+
+    def __init__(self, store: MailStore, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def handle(self, request: web.Request, user: AppUser, subpath: str) -> web.StreamResponse:
+        """Serve ``subpath`` (the path below the virtual directory) for ``user``."""
+        if subpath not in ("/", "/default.aspx"):
+            return self._page(
+                user, "Not found", _error_box("The page you asked for isn't here."), 404
+            )
+        try:
+            if request.method == "POST":
+                return await self._post(request, user)
+            if request.method not in ("GET", "HEAD"):
+                raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD", "POST"])
+            return await self._get(request, user)
+        except BadForm as exc:
+            return self._page(user, "Action refused", _error_box(str(exc)), 403)
+        except MessageNotFound:
+            body = _error_box("The item no longer exists. It may have been moved or deleted.")
+            return self._page(user, "Item not found", body, 404)
+        except NotFound as exc:
+            return self._page(user, "Not found", _error_box(str(exc)), 404)
+        except StoreError as exc:
+            log.warning("store error for %s: %s", user.alias, exc)
+            body = _error_box(
+                "Outlook Web App couldn't reach your mailbox. Try again in a moment. "
+                f"({type(exc).__name__}: {exc})"
+            )
+            return self._page(user, "Mailbox unavailable", body, 503)
+
+    # ------------------------------------------------------------------ GET
+
+    async def _get(self, request: web.Request, user: AppUser) -> web.StreamResponse:
+        q = request.query
+        ae = q.get("ae", "Folder")
+        action = q.get("a", "")
+        if ae == "Folder":
+            return await self._folder_view(user, q.get("id", "inbox"), q.get("p", "1"), q.get("n"))
+        if ae == "Item" and action == "New":
+            return await self._compose(user, Draft(body=_signature_block(user)))
+        if ae == "Item" and action in ("Reply", "ReplyAll", "Forward"):
+            return await self._reply(user, _message_id(q.get("id")), action)
+        if ae == "Item":
+            return await self._read(user, _message_id(q.get("id")))
+        if ae == "Attachment":
+            return await self._attachment(
+                request, user, _message_id(q.get("id")), q.get("part", "")
+            )
+        return self._page(
+            user, "Not found", _error_box("Outlook Web App doesn't know that page."), 400
+        )
+
+    async def _folders(self, user: AppUser) -> list[Folder]:
+        return _ordered_folders(await self.store.list_folders(user.alias))
+
+    async def _folder_view(
+        self, user: AppUser, folder_arg: str, page_arg: str, notice: str | None
+    ) -> web.StreamResponse:
+        folder_ref = _folder_ref(folder_arg)
+        page = _page_number(page_arg)
+        folders = await self._folders(user)
+        folder = await self.store.get_folder(user.alias, folder_ref)
+        listing = await self.store.list_messages(
+            user.alias, folder.id, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        )
+        rows = [self._row(m, folder) for m in listing.items]
+        if not rows:
+            rows = [
+                el(
+                    "tr",
+                    {},
+                    el(
+                        "td",
+                        {"colspan": 4, "class": "empty"},
+                        "There are no items to show in this view.",
+                    ),
+                )
+            ]
+        first = listing.offset + 1 if listing.items else 0
+        last = listing.offset + len(listing.items)
+        pager = _pager(folder, page, listing.total)
+        content = join(
+            [
+                _notice(notice),
+                el(
+                    "div",
+                    {"class": "listhead"},
+                    el("h1", {}, _folder_title(folder)),
+                    el("span", {"class": "count"}, f"Items {first} to {last} of {listing.total}"),
+                    el("a", {"class": "button", "href": "?ae=Item&a=New"}, "New Message"),
+                ),
+                el(
+                    "table",
+                    {"class": "messages"},
+                    el(
+                        "thead",
+                        {},
+                        el(
+                            "tr",
+                            {},
+                            el("th", {}, "From"),
+                            el("th", {}, "Subject"),
+                            el("th", {}, "Received"),
+                            el("th", {}, "Size"),
+                        ),
+                    ),
+                    el("tbody", {}, rows),
+                ),
+                pager,
+            ]
+        )
+        return self._page(user, _folder_title(folder), content, folders=folders, current=folder.id)
+
+    def _row(self, m: MessageSummary, folder: Folder) -> Markup:
+        who = (
+            m.to
+            if folder.well_known
+            in (WellKnownFolder.SENT_ITEMS, WellKnownFolder.DRAFTS, WellKnownFolder.OUTBOX)
+            else ([m.from_address] if m.from_address else [])
+        )
+        link = f"?ae=Item&id={m.id}"
+        cls = "unread" if not m.flags.seen else "read"
+        return el(
+            "tr",
+            {"class": cls},
+            el("td", {"class": "from"}, _names(who)),
+            el(
+                "td",
+                {"class": "subject"},
+                el("a", {"href": link}, m.subject or "(no subject)"),
+                el("span", {"class": "preview"}, m.preview[:120]) if m.preview else None,
+            ),
+            el("td", {"class": "date"}, _when(m.received_at)),
+            el("td", {"class": "size"}, _size(m.size)),
+        )
+
+    async def _read(self, user: AppUser, message_id: int) -> web.StreamResponse:
+        message = await self.store.get_message(user.alias, message_id)
+        if not message.flags.seen:
+            # Opening an item marks it read, as OWA does.
+            await self.store.set_flags(user.alias, message_id, FlagUpdate(seen=True))
+        folders = await self._folders(user)
+        body = await self._body(user, message)
+        move_choices = [
+            f
+            for f in folders
+            if f.id != message.folder_id and f.well_known != WellKnownFolder.OUTBOX
+        ]
+        attachments = _attachments(message.structure)
+        actions = el(
+            "div",
+            {"class": "actions"},
+            el("a", {"class": "button", "href": f"?ae=Item&a=Reply&id={message.id}"}, "Reply"),
+            el(
+                "a",
+                {"class": "button", "href": f"?ae=Item&a=ReplyAll&id={message.id}"},
+                "Reply All",
+            ),
+            el("a", {"class": "button", "href": f"?ae=Item&a=Forward&id={message.id}"}, "Forward"),
+            _post_form(user, {"a": "Delete", "id": message.id}, "Delete", "button danger"),
+            _move_form(user, message.id, move_choices),
+        )
+        header_rows = [
+            ("From:", _names([message.from_address] if message.from_address else [])),
+            ("Sent:", _when(message.sent_at or message.received_at)),
+            ("To:", _names(message.to)),
+        ]
+        if message.cc:
+            header_rows.append(("Cc:", _names(message.cc)))
+        headers = el(
+            "table",
+            {"class": "itemhead"},
+            [el("tr", {}, el("th", {}, k), el("td", {}, v)) for k, v in header_rows],
+        )
+        attach = None
+        if attachments:
+            attach = el(
+                "ul",
+                {"class": "attachments"},
+                [
+                    el(
+                        "li",
+                        {},
+                        el(
+                            "a",
+                            {"href": f"?ae=Attachment&id={message.id}&part={quote(p.part_id)}"},
+                            p.filename or "attachment",
+                        ),
+                        f" ({_size(p.body_size)})",
+                    )
+                    for p in attachments
+                ],
+            )
+        content = join(
+            [
+                actions,
+                el("h1", {"class": "subject"}, message.subject or "(no subject)"),
+                headers,
+                attach,
+                body,
+            ]
+        )
+        return self._page(
+            user,
+            message.subject or "(no subject)",
+            content,
+            folders=folders,
+            current=message.folder_id,
+        )
+
+    async def _body_text(self, user: AppUser, message: MessageDetail) -> tuple[str, bool] | None:
+        """The text of the message's body part and whether it is HTML; None if it has none."""
+        part = _body_part(message.structure)
+        if part is None:
+            return None
+        data = bytearray()
+        async with self.store.open_part(user.alias, message.id, part.part_id) as stream:
+            async for chunk in stream:
+                data += chunk
+                if len(data) > MAX_BODY_READ:
+                    break
+        return _decode(bytes(data), part.charset), part.content_type == "text/html"
+
+    async def _body(self, user: AppUser, message: MessageDetail) -> Markup:
+        found = await self._body_text(user, message)
+        if found is None:
+            return el("div", {"class": "body empty"}, "This message has no text.")
+        text, is_html = found
+        if is_html:
+            return el("div", {"class": "body html"}, sanitize_html(text))
+        return el("div", {"class": "body text"}, text_to_html(text))
+
+    async def _attachment(
+        self, request: web.Request, user: AppUser, message_id: int, part_id: str
+    ) -> web.StreamResponse:
+        message = await self.store.get_message(user.alias, message_id)
+        part = message.structure.find(part_id) if part_id else None
+        if part is None or part.is_multipart:
+            raise NotFound("That attachment isn't in this message.")
+        filename = part.filename or "attachment"
+        response = web.StreamResponse()
+        # Served as a download, never rendered: an attached HTML file must not run here.
+        response.content_type = "application/octet-stream"
+        response.headers["Content-Disposition"] = (
+            f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-cache, no-store"
+        async with self.store.open_part(user.alias, message_id, part.part_id) as stream:
+            if stream.size is not None:
+                response.content_length = stream.size
+            await response.prepare(request)
+            async for chunk in stream:
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    async def _reply(self, user: AppUser, message_id: int, mode: str) -> web.StreamResponse:
+        original = await self.store.get_message(user.alias, message_id)
+        found = await self._body_text(user, original)
+        text = ""
+        if found is not None:
+            text = _html_to_text(found[0]) if found[1] else found[0]
+        quoted = "\n".join("> " + line if mode != "Forward" else line for line in text.splitlines())
+        draft = reply_draft(
+            original, quoted, me=user.mailbox, mode=mode, signature=user.mailbox.signature
+        )
+        return await self._compose(user, draft)
+
+    async def _compose(
+        self, user: AppUser, draft: Draft, *, error: str | None = None
+    ) -> web.StreamResponse:
+        folders = await self._folders(user)
+        hidden = {"a": "Send", CANARY_FIELD: user.canary}
+        if draft.in_reply_to is not None:
+            hidden["rid"] = str(draft.in_reply_to)
+        form = el(
+            "form",
+            {"method": "post", "action": "?ae=Item", "class": "compose"},
+            [el("input", {"type": "hidden", "name": k, "value": v}) for k, v in hidden.items()],
+            _error_box(error) if error else None,
+            _field("To:", "to", draft.to),
+            _field("Cc:", "cc", draft.cc),
+            _field("Bcc:", "bcc", draft.bcc),
+            _field("Subject:", "subject", draft.subject),
+            el("textarea", {"name": "body", "rows": 18, "aria-label": "Message"}, draft.body),
+            el(
+                "div",
+                {"class": "actions"},
+                el("button", {"type": "submit", "class": "button primary"}, "Send"),
+                el("a", {"class": "button", "href": "?ae=Folder&id=inbox"}, "Cancel"),
+            ),
+        )
+        title = "Untitled Message" if not draft.subject else draft.subject
+        status = 400 if error else 200
+        return self._page(
+            user, title, join([el("h1", {}, title), form]), folders=folders, status=status
+        )
+
+    # ------------------------------------------------------------------ POST
+
+    async def _post(self, request: web.Request, user: AppUser) -> web.StreamResponse:
+        form = await read_form(request, user)
+        action = form.get("a", "")
+        if action == "Send":
+            draft = Draft(
+                to=form.get("to", ""),
+                cc=form.get("cc", ""),
+                bcc=form.get("bcc", ""),
+                subject=form.get("subject", ""),
+                body=form.get("body", ""),
+                in_reply_to=_optional_id(form.get("rid")),
+            )
+            return await self._send(user, draft)
+        if action == "Delete":
+            message_id = _message_id(form.get("id"))
+            summary = await self.store.get_message(user.alias, message_id)
+            placement = await self.store.delete(user.alias, message_id)
+            code = "deleted" if placement is not None else "purged"
+            return _see_other(f"?ae=Folder&id={summary.folder_id}&n={code}")
+        if action == "Move":
+            message_id = _message_id(form.get("id"))
+            target = _folder_ref(form.get("folder", ""))
+            summary = await self.store.get_message(user.alias, message_id)
+            await self.store.move(user.alias, message_id, target)
+            return _see_other(f"?ae=Folder&id={summary.folder_id}&n=moved")
+        raise BadForm("the form asked for an action Outlook Web App doesn't know")
+
+    async def _send(self, user: AppUser, draft: Draft) -> web.StreamResponse:
+        in_reply_to: str | None = None
+        references: list[str] = []
+        if draft.in_reply_to is not None:
+            try:
+                original = await self.store.get_message(user.alias, draft.in_reply_to)
+                in_reply_to = original.internet_message_id
+                references = [original.in_reply_to] if original.in_reply_to else []
+            except MessageNotFound:
+                draft = Draft(draft.to, draft.cc, draft.bcc, draft.subject, draft.body, None)
+        try:
+            raw = build_message(
+                user.mailbox,
+                draft,
+                now=self.clock.now(),
+                references=references,
+                in_reply_to=in_reply_to,
+            )
+        except ComposeError as exc:
+            return await self._compose(user, draft, error=str(exc))
+        # Save in Drafts, then submit: the Mail Submission service hands it to a hub of
+        # the mailbox's site and files it in Sent Items.
+        placed = await self.store.append(
+            user.alias, WellKnownFolder.DRAFTS.value, raw, flags=Flags(draft=True, seen=True)
+        )
+        await self.store.submit(user.alias, placed.message_id)
+        if draft.in_reply_to is not None:
+            with contextlib.suppress(MessageNotFound):
+                await self.store.set_flags(user.alias, draft.in_reply_to, FlagUpdate(answered=True))
+        return _see_other("?ae=Folder&id=inbox&n=sent")
+
+    # ------------------------------------------------------------------ frame
+
+    def _page(
+        self,
+        user: AppUser,
+        title: str,
+        content: Markup,
+        status: int = 200,
+        *,
+        folders: Sequence[Folder] = (),
+        current: int | None = None,
+    ) -> web.Response:
+        text = render_page(
+            "owa.html",
+            title=f"{title} - Outlook Web App",
+            user=user.mailbox.display_name,
+            signout=_signout_form(user),
+            folders=_folder_tree(folders, current),
+            content=content,
+        )
+        return html_response(text, status=status)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _see_other(location: str) -> web.Response:
+    """Post/Redirect/Get, to a relative location (under whatever URL the browser is on)."""
+    response = web.Response(status=303, headers={"Location": location})
+    security_headers(response)
+    return response
+
+
+def _message_id(value: str | None) -> int:
+    parsed = _optional_id(value)
+    if parsed is None:
+        raise NotFound("No item was named.")
+    return parsed
+
+
+def _optional_id(value: str | None) -> int | None:
+    if value is None or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
+
+
+def _folder_ref(value: str) -> int | str:
+    if value.isdigit() and len(value) <= 18:
+        return int(value)
+    if value in {w.value for w in WellKnownFolder}:
+        return value
+    raise NotFound("That folder isn't in your mailbox.")
+
+
+def _page_number(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= _MAX_PAGE:
+        return 1
+    return int(value)
+
+
+def _ordered_folders(folders: list[Folder]) -> list[Folder]:
+    """Depth-first, the default folders first in OWA's order, then by name."""
+    rank = {w: i for i, w in enumerate(_FOLDER_ORDER)}
+    ids = {f.id for f in folders}
+
+    def key(f: Folder) -> tuple[int, str]:
+        return (rank.get(f.well_known, len(rank)) if f.well_known else len(rank), f.name.casefold())
+
+    children: dict[int | None, list[Folder]] = {}
+    for f in folders:
+        parent = f.parent_id if f.parent_id in ids else None
+        children.setdefault(parent, []).append(f)
+    out: list[Folder] = []
+
+    def walk(parent: int | None) -> None:
+        for f in sorted(children.get(parent, []), key=key):
+            out.append(f)
+            if len(out) < 10_000:
+                walk(f.id)
+
+    walk(None)
+    return out
+
+
+def _depth(folder: Folder) -> int:
+    return folder.path.count("/")
+
+
+def _folder_title(folder: Folder) -> str:
+    return folder.well_known.display_name if folder.well_known else folder.name
+
+
+def _folder_tree(folders: Sequence[Folder], current: int | None) -> Markup:
+    if not folders:
+        return Markup("")
+    items = []
+    for f in folders:
+        label = [el("span", {"class": "name"}, _folder_title(f))]
+        if f.unread:
+            label.append(el("span", {"class": "unread"}, f"({f.unread})"))
+        cls = "folder current" if f.id == current else "folder"
+        items.append(
+            el(
+                "li",
+                {"class": cls},
+                el(
+                    "a",
+                    {"href": f"?ae=Folder&id={f.id}", "class": f"depth{min(_depth(f), 6)}"},
+                    label,
+                ),
+            )
+        )
+    return el("ul", {"class": "tree"}, items)
+
+
+def _pager(folder: Folder, page: int, total: int) -> Markup:
+    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    links = []
+    if page > 1:
+        links.append(
+            el(
+                "a",
+                {
+                    "class": "button",
+                    "href": "?" + urlencode({"ae": "Folder", "id": folder.id, "p": page - 1}),
+                },
+                "Previous Page",
+            )
+        )
+    links.append(el("span", {"class": "pageno"}, f"Page {min(page, pages)} of {pages}"))
+    if page < pages:
+        links.append(
+            el(
+                "a",
+                {
+                    "class": "button",
+                    "href": "?" + urlencode({"ae": "Folder", "id": folder.id, "p": page + 1}),
+                },
+                "Next Page",
+            )
+        )
+    return el("div", {"class": "pager"}, links)
+
+
+def _notice(code: str | None) -> Markup | None:
+    text = _NOTICES.get(code or "")
+    return el("div", {"class": "notice"}, text) if text else None
+
+
+def _error_box(text: str | None) -> Markup:
+    return el("div", {"class": "error", "role": "alert"}, text or "")
+
+
+def _names(addresses: Sequence[Address | None]) -> str:
+    return "; ".join(a.name or a.address for a in addresses if a is not None)
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else f"{moment:%a %m/%d/%Y %H:%M}"
+
+
+def _size(size: int) -> str:
+    return f"{max(1, (size + 1023) // 1024)} KB"
+
+
+def _field(label: str, name: str, value: str) -> Markup:
+    return el(
+        "label",
+        {"class": "field"},
+        el("span", {}, label),
+        el("input", {"type": "text", "name": name, "value": value, "autocomplete": "off"}),
+    )
+
+
+def _post_form(user: AppUser, fields: dict[str, object], label: str, cls: str) -> Markup:
+    return el(
+        "form",
+        {"method": "post", "action": "?ae=Item", "class": "inline"},
+        el("input", {"type": "hidden", "name": CANARY_FIELD, "value": user.canary}),
+        [el("input", {"type": "hidden", "name": k, "value": v}) for k, v in fields.items()],
+        el("button", {"type": "submit", "class": cls}, label),
+    )
+
+
+def _move_form(user: AppUser, message_id: int, folders: Sequence[Folder]) -> Markup:
+    return el(
+        "form",
+        {"method": "post", "action": "?ae=Item", "class": "inline"},
+        el("input", {"type": "hidden", "name": CANARY_FIELD, "value": user.canary}),
+        el("input", {"type": "hidden", "name": "a", "value": "Move"}),
+        el("input", {"type": "hidden", "name": "id", "value": message_id}),
+        el(
+            "select",
+            {"name": "folder", "aria-label": "Move to folder"},
+            [
+                el("option", {"value": f.id}, "\u00a0\u00a0" * _depth(f) + _folder_title(f))
+                for f in folders
+            ],
+        ),
+        el("button", {"type": "submit", "class": "button"}, "Move"),
+    )
+
+
+def _signout_form(user: AppUser) -> Markup:
+    # Site-wide: the front door that holds the session (this server or the one
+    # that proxied) answers /owa/logoff.owa.
+    return el(
+        "form",
+        {"method": "post", "action": "/owa/logoff.owa", "class": "inline"},
+        el("input", {"type": "hidden", "name": CANARY_FIELD, "value": user.canary}),
+        el("a", {"href": "/ecp/?rfr=owa", "class": "link"}, "Options"),
+        el("button", {"type": "submit", "class": "link"}, "Sign out"),
+    )
+
+
+def _signature_block(user: AppUser) -> str:
+    return f"\n\n{user.mailbox.signature}" if user.mailbox.signature else ""
+
+
+def _leaves(part: MimePart) -> list[MimePart]:
+    return [p for p in part.walk() if not p.is_multipart]
+
+
+def _is_attachment(part: MimePart) -> bool:
+    return (
+        (part.disposition or "").lower() == "attachment"
+        or bool(part.filename)
+        or part.content_type == "message/rfc822"
+    )
+
+
+def _body_part(structure: MimePart) -> MimePart | None:
+    leaves = [p for p in _leaves(structure) if not _is_attachment(p)]
+    for wanted in ("text/html", "text/plain"):
+        for part in leaves:
+            if part.content_type == wanted:
+                return part
+    return None
+
+
+def _attachments(structure: MimePart) -> list[MimePart]:
+    return [p for p in _leaves(structure) if _is_attachment(p)]
+
+
+def _decode(data: bytes, charset: str | None) -> str:
+    name = (charset or "utf-8").strip().lower()
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        name = "utf-8"
+    return data.decode(name, errors="replace")
+
+
+def _html_to_text(source: str) -> str:
+    """A reply quotes the original's text: its HTML without tags."""
+    from html.parser import HTMLParser
+
+    class _Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.skip = 0
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag in ("script", "style", "head", "title"):
+                self.skip += 1
+            elif tag in ("br", "p", "div", "tr", "li", "h1", "h2", "h3"):
+                self.parts.append("\n")
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("script", "style", "head", "title") and self.skip:
+                self.skip -= 1
+
+        def handle_data(self, data: str) -> None:
+            if not self.skip:
+                self.parts.append(data)
+
+    parser = _Text()
+    parser.feed(source[:MAX_HTML_INPUT])
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text.strip()

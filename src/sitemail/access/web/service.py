@@ -1,0 +1,191 @@
+"""``W3SVC``, the World Wide Web Publishing Service of a 2010 Client Access server.
+
+Starting it serves the server's web site over HTTPS on port 443 (plus the
+lab's port offset) of its own address, for every host name its virtual
+directories' InternalUrl and ExternalUrl give.  The TLS certificate is the
+server's certificate from the organization PKI, sent with the CA
+certificate after it (so a browser that trusts the CA by its key can build
+the chain).  The server also asks for a client certificate, which only
+another Client Access server presents (to proxy); browsers present none.
+
+The certificate is re-read when the directory changes and the files have
+changed (a new ExternalUrl needs a certificate that covers its name), without
+a restart; virtual directory changes take effect on the next request.
+
+Mailbox access goes through the store API of the Mailbox servers of this
+server's own site only (spec 8.1: a 2010 CAS talks to Mailbox servers in its
+own site).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from pathlib import Path
+
+from aiohttp import web
+
+from sitemail.access.web.front import FrontDoor
+from sitemail.access.web.logs import AccessLogs
+from sitemail.access.web.proxy import ProxyClient
+from sitemail.access.web.sso import SsoIssuer, SsoVerifier
+from sitemail.lab.addressing import STORE_PORT
+from sitemail.mailbox.store_client import StoreClient
+from sitemail.org.model import Server, VirtualDirectory
+from sitemail.org.pki import (
+    PeerVerifier,
+    ca_cert_file,
+    client_ssl_context,
+    server_cert_files,
+)
+from sitemail.server.context import ProcessContext
+from sitemail.server.services import DISPLAY_NAMES
+from sitemail.server.watcher import DirectoryWatcher
+
+__all__ = ["HTTPS_PORT", "W3svcService"]
+
+log = logging.getLogger("sitemail.w3svc")
+
+SERVICE_NAME = "W3SVC"
+HTTPS_PORT = 443
+SHUTDOWN_TIMEOUT = 5.0
+
+
+class W3svcService:
+    """The HTTPS front end (OWA, ECP, and the plug-in virtual directories) of one CAS."""
+
+    name = SERVICE_NAME
+    display_name = DISPLAY_NAMES[SERVICE_NAME]  # "World Wide Web Publishing Service"
+
+    def __init__(
+        self,
+        ctx: ProcessContext,
+        watcher: DirectoryWatcher | None = None,
+        *,
+        port: int = HTTPS_PORT,
+    ) -> None:
+        self.ctx = ctx
+        self.watcher = watcher
+        self.port = ctx.port(port)
+        self.front: FrontDoor | None = None
+        self._runner: web.AppRunner | None = None
+        self._store: StoreClient | None = None
+        self._proxy: ProxyClient | None = None
+        self._logs: AccessLogs | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._cert_stamp: tuple[float, float] = (0.0, 0.0)
+        if watcher is not None:
+            watcher.subscribe({VirtualDirectory.kind, Server.kind}, self._directory_changed)
+
+    @property
+    def _chain_file(self) -> Path:
+        return self.ctx.home / "inetpub" / "ssl" / f"{self.ctx.name}-chain.pem"
+
+    def _cert_files_stamp(self) -> tuple[float, float]:
+        files = server_cert_files(self.ctx.pki_dir, self.ctx.name)
+        return (files.cert.stat().st_mtime, files.key.stat().st_mtime)
+
+    def _load_certificate(self, tls: ssl.SSLContext) -> None:
+        """(Re)load the server certificate, followed by the CA's, into ``tls``."""
+        files = server_cert_files(self.ctx.pki_dir, self.ctx.name)
+        chain = self._chain_file
+        chain.parent.mkdir(parents=True, exist_ok=True)
+        tmp = chain.with_suffix(".tmp")
+        tmp.write_bytes(files.cert.read_bytes() + ca_cert_file(self.ctx.pki_dir).read_bytes())
+        tmp.replace(chain)
+        tls.load_cert_chain(chain, files.key)
+        self._cert_stamp = self._cert_files_stamp()
+
+    def _server_context(self) -> ssl.SSLContext:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._load_certificate(tls)
+        # Optional client certificates: a proxying CAS presents its server
+        # certificate; browsers present none and go on to sign in.
+        tls.load_verify_locations(cafile=ca_cert_file(self.ctx.pki_dir))
+        tls.verify_mode = ssl.CERT_OPTIONAL
+        return tls
+
+    def _resolve_store(self, server: str) -> tuple[str, int]:
+        """The store API of ``server``, refused unless it is in this server's site."""
+        target = self.ctx.directory.get(Server, server)
+        if target is None or target.site.casefold() != self.ctx.site.casefold():
+            raise LookupError(
+                f"{server} is not a Mailbox server of site {self.ctx.site}; a Client Access "
+                "server reads mailboxes of its own site only"
+            )
+        return self.ctx.address_of(server), STORE_PORT
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        ctx = self.ctx
+        ca_file = ca_cert_file(ctx.pki_dir)
+        files = server_cert_files(ctx.pki_dir, ctx.name)
+        tls = await asyncio.to_thread(self._server_context)
+        verifier = PeerVerifier.from_file(ca_file, clock=ctx.clock)
+        store = StoreClient(ctx.directory, self._resolve_store, ca_file=ca_file, cert_files=files)
+        proxy = ProxyClient(
+            ctx.name,
+            snapshot=lambda: front.snapshot(),
+            address_of=ctx.address_of,
+            port=ctx.port,
+            ssl_context=client_ssl_context(ca_file, files=files),
+            local_address=ctx.address,
+        )
+        logs = AccessLogs(ctx.home)
+        front = FrontDoor(
+            ctx.name,
+            directory=ctx.directory,
+            store=store,
+            proxy=proxy,
+            verifier=verifier,
+            sso_issuer=SsoIssuer(ctx.name, files, clock=ctx.clock),
+            sso_verifier=SsoVerifier(ctx.name, verifier, clock=ctx.clock),
+            logs=logs,
+            clock=ctx.clock,
+        )
+        runner = web.AppRunner(
+            front.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, ctx.address, self.port, ssl_context=tls, backlog=128)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            await store.close()
+            await proxy.close()
+            logs.close()
+            raise
+        self.front, self._runner, self._store, self._proxy = front, runner, store, proxy
+        self._logs, self._tls = logs, tls
+        log.info("%s: W3SVC on https://%s:%d", ctx.name, ctx.address, self.port)
+
+    async def stop(self) -> None:
+        runner, store, proxy, logs = self._runner, self._store, self._proxy, self._logs
+        self._runner = self._store = self._proxy = None
+        self._logs = None
+        self.front = None
+        if runner is not None:
+            await runner.cleanup()
+        if proxy is not None:
+            await proxy.close()
+        if store is not None:
+            await store.close()
+        if logs is not None:
+            logs.close()
+
+    async def _directory_changed(self, kinds: set[str]) -> None:
+        """A new URL may have brought a new certificate: load it if the files changed."""
+        tls = self._tls
+        if tls is None or self._runner is None:
+            return
+        try:
+            stamp = await asyncio.to_thread(self._cert_files_stamp)
+            if stamp != self._cert_stamp:
+                await asyncio.to_thread(self._load_certificate, tls)
+                log.info("%s: reloaded the server certificate", self.ctx.name)
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("%s: cannot reload the server certificate: %s", self.ctx.name, exc)
