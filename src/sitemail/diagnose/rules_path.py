@@ -1,0 +1,509 @@
+"""Rules about the path between sites: ESMTP inspection, port 25, routing.
+
+Live, a path is (site of the sending hub, hub of another site): the probe
+went that way from the sending hub's address, and the firewalls of both
+sites lie on it (the source site's on its ``inside`` interface, the target
+site's on its ``outside``).  From logs alone a path is (the server whose
+SmtpSend log it is, the peer it talked to).
+"""
+
+from __future__ import annotations
+
+from sitemail.diagnose import commands as cmd
+from sitemail.diagnose.facts import Facts, FirewallFact, PathProbe, QueueFact
+from sitemail.diagnose.findings import (
+    Confidence,
+    Evidence,
+    EvidenceKind,
+    Finding,
+    Fix,
+    Severity,
+)
+from sitemail.diagnose.logs import LogKind
+from sitemail.diagnose.logscan import Outcome
+from sitemail.diagnose.probe import Verdict
+from sitemail.diagnose.rules import (
+    Rule,
+    example_evidence,
+    group_evidence,
+    log_evidence,
+    queue_evidence,
+)
+from sitemail.org.model import Server
+from sitemail.transport.routing import RoutingTable, least_cost_path
+
+INSPECTION = "esmtp-inspection"
+PORT_25 = "port-25-unreachable"
+NO_ROUTE = "no-route"
+UNREACHABLE_QUEUE = "unreachable-queue"
+
+
+def _probe(facts: Facts, from_site: str, server: str, via: str) -> PathProbe | None:
+    return next(
+        (
+            p
+            for p in facts.probes
+            if p.from_site == from_site and p.server == server and p.via == via
+        ),
+        None,
+    )
+
+
+def firewalls_on_path(facts: Facts, from_site: str, to_site: str) -> list[tuple[FirewallFact, str]]:
+    """(firewall, interface the connection arrives on) for every firewall on the path."""
+    out = []
+    source = facts.firewall_of_site(from_site)
+    if source is not None:
+        out.append((source, "inside"))
+    target = facts.firewall_of_site(to_site)
+    if target is not None:
+        out.append((target, "outside"))
+    return out
+
+
+def _senders(facts: Facts) -> list[tuple[str, list[Server]]]:
+    """Sites with hubs, and their hubs."""
+    out: dict[str, list[Server]] = {}
+    for hub in facts.hubs():
+        out.setdefault(hub.site, []).append(hub)
+    return sorted(out.items())
+
+
+def _queues_from(facts: Facts, senders: list[Server], site: str) -> list[QueueFact]:
+    names = {s.name.lower() for s in senders}
+    return [q for q in facts.queues_to(site) if q.server.lower() in names]
+
+
+def _retry_fixes(queues: list[QueueFact], site: str) -> list[Fix]:
+    waiting = [q for q in queues if q.status == "Retry" or q.message_count]
+    if not waiting:
+        return []
+    return [
+        cmd.shell(
+            *(cmd.retry_queue(q.identity) for q in waiting),
+            comment=f"then deliver what waits for {site} now instead of at the next retry",
+        )
+    ]
+
+
+def _probe_evidence(p: PathProbe, tests: set[str] | None = None) -> list[Evidence]:
+    r = p.result
+    where = f"{p.source} -> {p.address}:{p.port}"
+    out = [
+        Evidence(
+            EvidenceKind.PROBE,
+            f"probe {p.via} to {p.server}: {r.headline()} (confidence {r.confidence:.2f})",
+            where,
+        )
+    ]
+    for s in r.signals:
+        if tests is None or s.test in tests or (s.points_to == "inspection" and not tests):
+            out.append(Evidence(EvidenceKind.PROBE, s.text, where))
+    return out
+
+
+# ------------------------------------------------------------------ inspection
+
+
+def inspection(facts: Facts) -> list[Finding]:
+    if not facts.live:
+        return _inspection_from_logs(facts)
+    findings = []
+    for from_site, senders in _senders(facts):
+        for target in facts.hubs():
+            if target.site == from_site:
+                continue
+            found = _inspection_on_path(facts, from_site, senders, target)
+            if found is not None:
+                findings.append(found)
+    return findings
+
+
+def _inspection_on_path(
+    facts: Facts, from_site: str, senders: list[Server], target: Server
+) -> Finding | None:
+    probe = _probe(facts, from_site, target.name, "path")
+    on_path = firewalls_on_path(facts, from_site, target.site)
+    inspecting = [(fw, iface) for fw, iface in on_path if fw.esmtp.get(iface)]
+    probed_inspected = probe is not None and probe.result.inspected
+    if not probed_inspected and not (probe is None and inspecting):
+        return None
+    evidence: list[Evidence] = []
+    if probe is not None:
+        evidence += _probe_evidence(probe, {"banner-charset", "ehlo-masked", "split-segment"})
+        evidence += [
+            Evidence(EvidenceKind.PROBE, s.text, probe.address)
+            for s in probe.result.signals
+            if s.test == "exchange-auth"
+        ]
+    direct = _probe(facts, from_site, target.name, "direct")
+    if direct is not None and direct.result.verdict is Verdict.CLEAN:
+        evidence.append(
+            Evidence(
+                EvidenceKind.PROBE,
+                f"the same hub probed at its own address {direct.address}, bypassing the "
+                f"firewalls: {direct.result.headline()} - the masking happens on the path",
+                direct.address,
+            )
+        )
+    for fw, iface in inspecting:
+        evidence.append(
+            Evidence(
+                EvidenceKind.FIREWALL,
+                f"{fw.name}: policy-map global_policy, class inspection_default: inspect "
+                f"esmtp ({fw.esmtp[iface]}) applies to SMTP arriving on its {iface} interface",
+                fw.name,
+            )
+        )
+    queues = _queues_from(facts, senders, target.site)
+    evidence += queue_evidence(q for q in queues if "5.7.3" in q.last_error)
+    for sender in senders:
+        evidence += group_evidence(facts, LogKind.SMTP_SEND, [Outcome.MASKED], server=sender.name)
+    fixes = [cmd.no_inspect_esmtp(fw.name) for fw, _ in inspecting]
+    if not fixes:
+        fixes.append(
+            cmd.asa(
+                None,
+                cmd.ASA_NO_INSPECT_ESMTP,
+                f"on every Cisco ASA/PIX between {from_site} and {target.site}",
+            )
+        )
+    fixes += _retry_fixes(queues, target.site)
+    names = " and ".join(fw.name for fw, _ in inspecting) or "a device on the path"
+    return Finding(
+        cause=INSPECTION,
+        title=f"ESMTP inspection on {names} masks the EHLO reply between {from_site} and "
+        f"{target.site}",
+        severity=Severity.ERROR,
+        confidence=Confidence.HIGH if probed_inspected else Confidence.MEDIUM,
+        summary=(
+            f"Mail from {from_site} to {target.site} cannot use Exchange Server "
+            f"authentication: {names} inspect{'s' if len(inspecting) == 1 else ''} SMTP "
+            f"(inspect esmtp), mask the banner and turn STARTTLS, X-ANONYMOUSTLS and X-EXPS in "
+            f"{target.name}'s EHLO reply into X's, so the sending hub gives up with "
+            '"451 5.7.3 Cannot achieve Exchange Server authentication" and the queue for '
+            f"{target.site} stays in Retry. Turn ESMTP inspection off on "
+            f"{'each firewall' if len(inspecting) != 1 else 'the firewall'} between the sites."
+        ),
+        evidence=evidence,
+        fixes=fixes,
+        symptoms=(3, 4),
+        subject=f"{from_site} -> {target.site}",
+    )
+
+
+def _inspection_from_logs(facts: Facts) -> list[Finding]:
+    findings = []
+    for key, group in facts.logs.by_outcome(LogKind.SMTP_SEND, Outcome.MASKED):
+        server, peer = key[1], key[3]
+        ex = group.examples[0]
+        lost = ", ".join(ex.masked_keywords) or "the banner"
+        findings.append(
+            Finding(
+                cause=INSPECTION,
+                title=f"ESMTP inspection on the path from {server} to {peer} masks the EHLO reply",
+                severity=Severity.ERROR,
+                confidence=Confidence.HIGH,
+                summary=(
+                    f"{server}'s SmtpSend log shows {peer}'s greeting and EHLO reply masked "
+                    f"({lost}): a Cisco ASA/PIX with inspect esmtp (or a similar SMTP proxy) "
+                    "sits between them and hides STARTTLS, X-ANONYMOUSTLS and X-EXPS, so "
+                    f"{server} cannot do Exchange Server authentication and fails with 451 "
+                    "5.7.3. Turn ESMTP inspection off on every firewall between them."
+                ),
+                evidence=group_evidence(facts, LogKind.SMTP_SEND, [Outcome.MASKED], server=server)
+                + _receive_side(facts, peer),
+                fixes=[
+                    cmd.asa(
+                        None,
+                        cmd.ASA_NO_INSPECT_ESMTP,
+                        f"on every Cisco ASA/PIX between {server} and {peer}",
+                    ),
+                    cmd.shell(
+                        f'Get-Queue -Server {server} -Filter {{LastError -like "*5.7.3*"}} | '
+                        "Retry-Queue",
+                        comment="then retry the queues that wait",
+                    ),
+                ],
+                symptoms=(3, 4),
+                subject=f"{server} -> {peer}",
+            )
+        )
+    return findings
+
+
+def _receive_side(facts: Facts, peer: str) -> list[Evidence]:
+    # The receiver's own log, when it is among the files: its EHLO reply was whole.
+    host = peer.split(".", 1)[0].lower()
+    out = []
+    for key, group in facts.logs.by_outcome(LogKind.SMTP_RECEIVE, Outcome.DELIVERED):
+        if key[1].lower() == host:
+            out.append(
+                Evidence(
+                    EvidenceKind.LOG,
+                    f"{key[1]}'s SmtpReceive log shows its own connector {key[2]!r} answering "
+                    f"in full ({group.count} session(s)): the masking is between the servers",
+                )
+            )
+            break
+    return out
+
+
+# ------------------------------------------------------------------ port 25
+
+
+def port_25(facts: Facts) -> list[Finding]:
+    findings = []
+    if facts.live:
+        for from_site, senders in _senders(facts):
+            for target in facts.hubs():
+                if target.site == from_site:
+                    continue
+                probe = _probe(facts, from_site, target.name, "path")
+                queues = _queues_from(facts, senders, target.site)
+                refused = [q for q in queues if "4.2.1 Unable to connect" in q.last_error]
+                if (probe is None or probe.result.verdict is not Verdict.UNREACHABLE) and not (
+                    refused and probe is None
+                ):
+                    continue
+                findings.append(_port_25_live(facts, from_site, senders, target, probe, queues))
+        return findings
+    for key, group in facts.logs.by_outcome(LogKind.SMTP_SEND, Outcome.FAILED_TO_CONNECT):
+        server, peer = key[1], key[3]
+        findings.append(
+            Finding(
+                cause=PORT_25,
+                title=f"{server} cannot open a TCP connection to {peer}",
+                severity=Severity.ERROR,
+                confidence=Confidence.HIGH,
+                summary=(
+                    f"{server}'s SmtpSend log shows every attempt to {peer} failing before "
+                    "SMTP starts (421 4.2.1 Unable to connect): port 25 is blocked or "
+                    "unreachable between them (a firewall access list, a route, or the "
+                    "receiving transport service not listening)."
+                ),
+                evidence=example_evidence(group),
+                fixes=[
+                    cmd.shell(
+                        f"Test-NetConnection -ComputerName {peer.rsplit(':', 1)[0]} -Port 25",
+                        comment=f"on {server}: TcpTestSucceeded must become True",
+                    ),
+                    cmd.note(
+                        "Permit TCP 25 between the hubs on every firewall and router on "
+                        "the path, then Retry-Queue the queue that waits."
+                    ),
+                ],
+                symptoms=(3, 4),
+                subject=f"{server} -> {peer}",
+            )
+        )
+    return findings
+
+
+def _port_25_live(
+    facts: Facts,
+    from_site: str,
+    senders: list[Server],
+    target: Server,
+    probe: PathProbe | None,
+    queues: list[QueueFact],
+) -> Finding:
+    evidence: list[Evidence] = []
+    if probe is not None:
+        evidence += _probe_evidence(probe, {"connect"})
+    evidence += queue_evidence(queues)
+    for sender in senders:
+        evidence += group_evidence(
+            facts, LogKind.SMTP_SEND, [Outcome.FAILED_TO_CONNECT], server=sender.name
+        )
+    fixes: list[Fix] = []
+    source = senders[0]
+    for fw, iface in firewalls_on_path(facts, from_site, target.site):
+        if not fw.reachable:
+            evidence.append(
+                Evidence(EvidenceKind.FIREWALL, f"{fw.name} does not answer: {fw.error}", fw.name)
+            )
+            fixes.append(cmd.note(f"Start {fw.name} again (sitemail lab restart {fw.name})."))
+            continue
+        fixes.append(
+            cmd.asa(
+                fw.name,
+                (
+                    "config t",
+                    f"access-list {iface}_access_in extended permit tcp host "
+                    f"{source.address} host {target.address} eq smtp",
+                    f"access-group {iface}_access_in in interface {iface}",
+                    "exit",
+                    "wr me",
+                ),
+                "if an access list on this ASA drops SMTP between the hubs",
+            )
+        )
+    fixes.insert(
+        0,
+        cmd.shell(
+            f"Test-NetConnection -ComputerName {target.fqdn} -Port 25",
+            comment=f"on {source.name}: TcpTestSucceeded must become True",
+        ),
+    )
+    fixes += _retry_fixes(queues, target.site)
+    return Finding(
+        cause=PORT_25,
+        title=f"Port 25 of {target.name} is unreachable from {from_site}",
+        severity=Severity.ERROR,
+        confidence=Confidence.HIGH,
+        summary=(
+            f"Nothing answers on TCP port 25 when {from_site} connects to {target.name} the "
+            f"way the hubs do ({probe.address if probe else target.fqdn}): the queue for "
+            f"{target.site} waits with 421 4.2.1 Unable to connect. Something between the "
+            "sites blocks or misroutes SMTP."
+        ),
+        evidence=evidence,
+        fixes=fixes,
+        symptoms=(3, 4),
+        subject=f"{from_site} -> {target.name}",
+    )
+
+
+# ------------------------------------------------------------------ routing
+
+
+def routing(facts: Facts) -> list[Finding]:
+    if not facts.live:
+        return _routing_from_logs(facts)
+    assert facts.organization is not None
+    table = RoutingTable(
+        facts.organization,
+        facts.sites,
+        facts.links,
+        facts.servers,
+        [],
+        [],
+        facts.send_connectors,
+    )
+    findings = []
+    sites_with_hubs = sorted({h.site for h in facts.hubs()})
+    unreachable = [q for q in facts.queues if q.delivery_type == "Unreachable"]
+    stuck = [m for m in facts.messages if m.queue.endswith("\\Unreachable")]
+    for from_site, senders in _senders(facts):
+        for site in sites_with_hubs:
+            if site == from_site or least_cost_path(table, from_site, site) is not None:
+                continue
+            links = (
+                "; ".join(
+                    f"{link.name} ({', '.join(link.sites)}) cost {link.effective_cost}"
+                    for link in facts.links
+                )
+                or "none"
+            )
+            evidence = [
+                Evidence(
+                    EvidenceKind.ROUTING,
+                    f"no chain of site links joins {from_site} to {site}; site links: {links}",
+                ),
+                *queue_evidence(q for q in unreachable if q.server in {s.name for s in senders}),
+                *(
+                    Evidence(EvidenceKind.QUEUE, f"{m.identity} {m.subject!r}: {m.last_error}")
+                    for m in stuck[:5]
+                ),
+            ]
+            queue_ids = sorted({q.identity for q in unreachable})
+            fixes = [
+                cmd.shell(
+                    f"New-ADReplicationSiteLink -Name {from_site}-{site} -SitesIncluded "
+                    f"{from_site},{site} -Cost 100",
+                    comment="Active Directory module (or AD Sites and Services); Exchange "
+                    "routes on the new link without a restart",
+                ),
+                cmd.shell(
+                    *(f"Retry-Queue -Identity {cmd.quote(q)} -Resubmit $true" for q in queue_ids),
+                    comment="the Unreachable queue is retried only with -Resubmit",
+                )
+                if queue_ids
+                else cmd.note("Messages for the site wait in each hub's Unreachable queue."),
+            ]
+            findings.append(
+                Finding(
+                    cause=NO_ROUTE,
+                    title=f"No route from site {from_site} to site {site}",
+                    severity=Severity.ERROR,
+                    confidence=Confidence.HIGH,
+                    summary=(
+                        f"The routing configuration has no site link (or chain of links) "
+                        f"between {from_site} and {site}, so the categorizer on "
+                        f"{', '.join(s.name for s in senders)} puts mail for {site}'s "
+                        "mailboxes in the Unreachable queue; no connection is even tried."
+                    ),
+                    evidence=evidence,
+                    fixes=fixes,
+                    symptoms=(3, 4),
+                    subject=f"{from_site} -> {site}",
+                )
+            )
+    if not findings and stuck:
+        findings.append(
+            Finding(
+                cause=UNREACHABLE_QUEUE,
+                title="Messages wait in the Unreachable queue",
+                severity=Severity.WARNING,
+                confidence=Confidence.HIGH,
+                summary=(
+                    "Every site is reachable now, but messages routed while it was not still "
+                    "wait in Unreachable; resubmit them."
+                ),
+                evidence=[
+                    Evidence(EvidenceKind.QUEUE, f"{m.identity} {m.subject!r}: {m.last_error}")
+                    for m in stuck[:5]
+                ],
+                fixes=[
+                    cmd.shell(
+                        *(
+                            f"Retry-Queue -Identity {cmd.quote(q.identity)} -Resubmit $true"
+                            for q in unreachable
+                        )
+                    )
+                ],
+                symptoms=(3, 4),
+                subject="Unreachable",
+            )
+        )
+    return findings
+
+
+def _routing_from_logs(facts: Facts) -> list[Finding]:
+    t = facts.logs.tracking
+    failing = facts.logs.by_outcome(
+        LogKind.SMTP_SEND,
+        *(o for o in Outcome if o is not Outcome.DELIVERED),
+    )
+    if not t.stuck or failing:
+        return []
+    return [
+        Finding(
+            cause=NO_ROUTE,
+            title="Messages were received and never sent: routing may have no path",
+            severity=Severity.WARNING,
+            confidence=Confidence.LOW,
+            summary=(
+                "The tracking log shows messages received by a hub and then neither sent, "
+                "delivered, deferred nor failed, and the SmtpSend log shows no failed attempt "
+                "for them: the categorizer found no route (Unreachable queue). Check the site "
+                "links between the sites (Get-AdSiteLink) and the Unreachable queue "
+                "(Get-Queue)."
+            ),
+            evidence=log_evidence(t.stuck, 8),
+            fixes=[
+                cmd.shell(
+                    "Get-AdSiteLink | Format-Table Name,Sites,Cost,ExchangeCost",
+                    "Get-Queue -Identity *\\Unreachable | Format-List",
+                    comment="see what routing has, then create the missing site link and "
+                    "Retry-Queue <SERVER>\\Unreachable -Resubmit $true",
+                )
+            ],
+            symptoms=(3, 4),
+            subject="routing",
+        )
+    ]
+
+
+RULES: list[Rule] = [inspection, port_25, routing]
