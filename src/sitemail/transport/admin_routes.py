@@ -198,6 +198,8 @@ async def _tracking(request: web.Request) -> object:
     folder = _tracking_folder(request)
 
     def search() -> list[dict[str, object]]:
+        if not folder.is_dir():  # nothing tracked on this server yet
+            return []
         return [
             _tracking_properties(e) for e in search_tracking_log(folder, query, result_size=size)
         ]
