@@ -143,8 +143,10 @@ def security_headers(response: web.StreamResponse, *, cacheable: bool = False) -
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
-    # Tokens travel in URLs (single sign-on) and messages hold links: never send a Referer.
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    # Messages hold links and a sign-on token travels in a URL: no Referer leaves the
+    # site.  ("no-referrer" would also make the browser send "Origin: null" with our own
+    # form posts, which the same-origin check must be able to read.)
+    headers.setdefault("Referrer-Policy", "same-origin")
     if not cacheable:
         headers.setdefault("Cache-Control", "no-cache, no-store")
         headers.setdefault("Pragma", "no-cache")

@@ -126,7 +126,11 @@ _DROP_WITH_CONTENT = frozenset(
         "xml",
     }
 )
-_VOID = frozenset({"br", "hr", "col", "img", "input", "meta", "link", "area", "base", "wbr"})
+# HTML's void elements: they never have content, so dropping one drops nothing after it.
+_VOID = frozenset(
+    {"br", "hr", "col", "img", "input", "meta", "link", "area", "base", "wbr", "embed", "frame"}
+    | {"param", "source", "track", "keygen"}
+)
 
 _GLOBAL_ATTRS = frozenset({"title", "dir", "lang", "align", "valign"})
 _TAG_ATTRS: dict[str, frozenset[str]] = {
@@ -201,7 +205,8 @@ class _Sanitizer(HTMLParser):
                 self.skip.append(tag)
             return
         if tag in _DROP_WITH_CONTENT:
-            self.skip.append(tag)
+            if tag not in _VOID:
+                self.skip.append(tag)
             return
         if tag == "img":
             self._image(attrs)
