@@ -57,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     restart.add_argument("name")
     _add_dir(restart)
 
+    # `shell` parses its own arguments (main() hands them over before this parser runs);
+    # it is listed here for --help.
+    sub.add_parser(
+        "shell",
+        help="the Exchange Management Shell of the lab (-c CMDLETS, --dir DIR, --help)",
+        add_help=False,
+    )
+
     asa = sub.add_parser("asa", help="the console of a lab firewall (Cisco ASA CLI)")
     from sitemail.firewall.console_cli import add_arguments as add_asa_arguments
 
@@ -187,8 +195,13 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    if args_list[:1] == ["shell"]:
+        from sitemail.shell.cmdlets.entry import shell_main
+
+        return shell_main(args_list[1:], default_lab_dir())
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     if args.command == "lab":
         return _lab(args)
     if args.command == "asa":
