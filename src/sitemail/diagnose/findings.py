@@ -69,6 +69,18 @@ class Evidence:
     location: str | None = None
     """``file:line`` for a log row, a queue identity, a connector identity, a probe target."""
 
+    @property
+    def short_location(self) -> str | None:
+        """``EX-NY1/SmtpSend/SEND20261127-1.LOG:8`` for a log row of a server's folders."""
+        if not self.location or self.kind is not EvidenceKind.LOG:
+            return self.location
+        parts = self.location.replace("\\", "/").split("/")
+        lower = [x.lower() for x in parts]
+        if "transportroles" in lower:
+            i = lower.index("transportroles")
+            return "/".join([*parts[i - 1 : i], *parts[-2:]])
+        return "/".join(parts[-2:])
+
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "text": self.text, "location": self.location}
 

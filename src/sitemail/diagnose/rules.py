@@ -80,7 +80,7 @@ def _group_line(key: GroupKey, group: Group) -> str:
     side = "sent" if kind is LogKind.SMTP_SEND else "received"
     when = f" between {group.first} and {group.last}" if group.first != group.last else ""
     return (
-        f"{server} {kind.value} log: {group.count} session(s) {side} on {connector!r} "
+        f"{server} {kind.value} log: {group.count} session(s) {side} on {connector} "
         f"with {peer or '?'} ended {outcome.value}{when}"
     )
 

@@ -197,7 +197,7 @@ def _inspection_from_logs(facts: Facts) -> list[Finding]:
     for key, group in facts.logs.by_outcome(LogKind.SMTP_SEND, Outcome.MASKED):
         server, peer = key[1], key[3]
         ex = group.examples[0]
-        lost = ", ".join(ex.masked_keywords) or "the banner"
+        lost = ", ".join(dict.fromkeys(ex.masked_keywords)) or "the banner"
         findings.append(
             Finding(
                 cause=INSPECTION,
@@ -241,7 +241,7 @@ def _receive_side(facts: Facts, peer: str) -> list[Evidence]:
             out.append(
                 Evidence(
                     EvidenceKind.LOG,
-                    f"{key[1]}'s SmtpReceive log shows its own connector {key[2]!r} answering "
+                    f"{key[1]}'s SmtpReceive log shows its own connector {key[2]} answering "
                     f"in full ({group.count} session(s)): the masking is between the servers",
                 )
             )

@@ -1,0 +1,223 @@
+"""The troubleshooter's commands: ``probe smtp``, ``troubleshoot``, ``routing``.
+
+Each command has an ``add_*_arguments(parser)`` / ``run_*(args)`` pair for
+``sitemail``'s own parser (the pair adds its own ``--dir``), and a
+``*_main(argv)`` that parses alone.  ``python -m sitemail.diagnose.cli
+COMMAND ...`` runs them without the main command.
+
+Exit status: 0 nothing wrong; 1 ``troubleshoot`` found a problem that stops
+mail (an error finding) or ``probe`` found the path inspected or
+unreachable; 2 a usage error or nothing to read (no lab, no such file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from sitemail.diagnose.findings import SYMPTOMS, Report, Severity
+from sitemail.diagnose.probe import Verdict
+from sitemail.diagnose.probe_run import ProbeSettings, parse_target, probe
+from sitemail.diagnose.report_html import render_html
+from sitemail.diagnose.report_text import print_probe, print_report
+
+
+def _lab_dir(args: argparse.Namespace) -> Path:
+    from sitemail.lab.supervisor import default_lab_dir
+
+    return Path(args.dir) if args.dir else default_lab_dir()
+
+
+def _add_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dir", metavar="DIR", help="the lab folder (default: $SITEMAIL_LAB or ~/.sitemail/lab)"
+    )
+
+
+# ------------------------------------------------------------------ probe
+
+
+def add_probe_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Tell from the client side whether something on the path inspects or rewrites SMTP "
+        "(Cisco ASA/PIX ESMTP inspection). Sends no mail, ends with QUIT, bounded in time."
+    )
+    p.add_argument("protocol", choices=["smtp"], help="what to probe (smtp)")
+    p.add_argument("target", metavar="HOST[:PORT]", help="server to probe (port 25 by default)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--source", metavar="ADDR", help="local address to connect from")
+    p.add_argument("--helo", metavar="NAME", help="EHLO name (default probe.sitemail.invalid)")
+    p.add_argument(
+        "--timeout", type=float, default=30.0, metavar="S", help="limit for the whole probe"
+    )
+    p.add_argument(
+        "--no-long-line",
+        action="store_true",
+        help="skip the 600-byte line test (its second connection may be dropped on purpose)",
+    )
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    try:
+        host, port = parse_target(args.target)
+    except ValueError as exc:
+        print(f"sitemail probe: {exc}", file=sys.stderr)
+        return 2
+    settings = ProbeSettings(
+        source=args.source,
+        total_timeout=args.timeout,
+        long_line=not args.no_long_line,
+        **({"helo": args.helo} if args.helo else {}),
+    )
+    result = asyncio.run(probe(host, port, settings))
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print_probe(result, Console())
+    return 1 if result.verdict in (Verdict.INSPECTED, Verdict.UNREACHABLE) else 0
+
+
+def probe_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="sitemail probe")
+    add_probe_arguments(p)
+    return run_probe(p.parse_args(argv))
+
+
+# ------------------------------------------------------------------ troubleshoot
+
+
+def add_troubleshoot_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Find why mail does not flow: in the running lab (queues, connectors, firewalls, "
+        "probes between sites, logs) or in protocol and tracking logs copied from Exchange."
+    )
+    p.add_argument(
+        "--logs",
+        nargs="+",
+        metavar="PATH",
+        help="read these log files or folders instead of the running lab",
+    )
+    p.add_argument(
+        "--symptom",
+        type=int,
+        choices=sorted(SYMPTOMS),
+        metavar="N",
+        help="only what explains one of the six symptoms: "
+        + " ".join(f"{n}) {text}" for n, text in SYMPTOMS.items()),
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the report as JSON")
+    out.add_argument("--html", metavar="FILE", help="also write the report as a web page")
+    p.add_argument(
+        "--no-probe", action="store_true", help="live: do not probe SMTP between the sites"
+    )
+    _add_dir(p)
+
+
+def run_troubleshoot(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    report: Report
+    try:
+        if args.logs:
+            from sitemail.diagnose.offline import troubleshoot_logs
+
+            report = troubleshoot_logs(args.logs, args.symptom)
+        else:
+            from sitemail.diagnose.live import LabNotFound, troubleshoot_live
+
+            def say(text: str) -> None:
+                if not args.json:
+                    err.print(f"[dim]... {text}[/]")
+
+            try:
+                report = troubleshoot_live(
+                    _lab_dir(args), args.symptom, probes=not args.no_probe, say=say
+                )
+            except LabNotFound as exc:
+                err.print(f"sitemail troubleshoot: {exc}")
+                return 2
+    except FileNotFoundError as exc:
+        err.print(f"sitemail troubleshoot: {exc}")
+        return 2
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print_report(report, Console())
+        if args.html:
+            Path(args.html).write_text(render_html(report), encoding="utf-8")
+            Console().print(f"Report written to {args.html}")
+    return 1 if any(f.severity is Severity.ERROR for f in report.findings) else 0
+
+
+def troubleshoot_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="sitemail troubleshoot")
+    add_troubleshoot_arguments(p)
+    return run_troubleshoot(p.parse_args(argv))
+
+
+# ------------------------------------------------------------------ routing
+
+
+def add_routing_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Sites, site links and costs, hubs, connectors, and the route from every hub to "
+        "every site (the Exchange Toolbox's routing log viewer)."
+    )
+    p.add_argument("--json", action="store_true", help="print the view as JSON")
+    p.add_argument("--svg", metavar="FILE", help="also draw it as an SVG picture")
+    _add_dir(p)
+
+
+def run_routing(args: argparse.Namespace) -> int:
+    from sitemail.diagnose.routing_view import build_view, render_svg, render_text
+    from sitemail.org.directory import open_directory
+
+    db = _lab_dir(args) / "directory.db"
+    if not db.exists():
+        print(
+            f"sitemail routing: no lab directory at {db}; start one with `sitemail lab up` "
+            "or pass --dir",
+            file=sys.stderr,
+        )
+        return 2
+    directory = open_directory(str(db))
+    try:
+        view = build_view(directory)
+    finally:
+        directory.close()
+    if args.json:
+        print(json.dumps(view.to_json(), indent=2))
+    else:
+        print(render_text(view), end="")
+    if args.svg:
+        Path(args.svg).write_text(render_svg(view), encoding="utf-8")
+        if not args.json:
+            print(f"Picture written to {args.svg}")
+    return 0
+
+
+def routing_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="sitemail routing")
+    add_routing_arguments(p)
+    return run_routing(p.parse_args(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"probe": probe_main, "troubleshoot": troubleshoot_main, "routing": routing_main}
+    if not argv or argv[0] not in commands:
+        print(
+            "usage: python -m sitemail.diagnose.cli {probe,troubleshoot,routing} ...",
+            file=sys.stderr,
+        )
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
