@@ -74,6 +74,12 @@ def _service(
 
         # It stores through the MSExchangeIS of the same process.
         return LegacySmtpService.from_context(ctx, server, host)
+    if name == "MSExchangeMailSubmission" and server.version is ExchangeVersion.E2010:
+        from sitemail.mailbox.submission_service import MailSubmissionService
+
+        # It reads and files Outbox messages through the MSExchangeIS of this process
+        # (added before it): one writer per database file, and its change notifications.
+        return MailSubmissionService.from_context(ctx, server, host)
     return IdleService(name, DISPLAY_NAMES[name])
 
 
