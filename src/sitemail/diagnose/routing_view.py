@@ -187,6 +187,11 @@ def render_svg(view: RoutingView) -> str:
     for i, s in enumerate(view.sites):
         angle = math.pi + 2 * math.pi * i / n
         pos[s.name.lower()] = (cx + radius * math.cos(angle), cy + radius * math.sin(angle))
+    # Pull the drawing up to the title: with two sites the circle is a line.
+    if pos:
+        shift = min(y for _, y in pos.values()) - 100
+        pos = {k: (x, y - shift) for k, (x, y) in pos.items()}
+    bottom = max((y for _, y in pos.values()), default=100.0)
     parts: list[str] = []
     for link in view.links:
         members = [m.lower() for m in link.sites if m.lower() in pos]
@@ -217,7 +222,8 @@ def render_svg(view: RoutingView) -> str:
                 f'<text x="{x:.0f}" y="{y + 62 + 16 * j:.0f}" text-anchor="middle" '
                 f'font-size="13" fill="#333">{escape(hub)}</text>'
             )
-    top = cy + radius + 110
+    hubs_below = max((len(v) for v in view.hubs.values()), default=1)
+    top = bottom + 80 + 16 * hubs_below
     parts.append(
         f'<text x="20" y="{top:.0f}" font-size="14" font-weight="bold" fill="#1d2330">Routes</text>'
     )

@@ -63,12 +63,15 @@ def group_evidence(
     outcomes: Iterable[Outcome],
     *,
     server: str | None = None,
+    connector: str | None = None,
     rows: int = 6,
 ) -> list[Evidence]:
     """The rows of the first example of every matching log group, with a count line."""
     out: list[Evidence] = []
     for key, group in facts.logs.by_outcome(kind, *outcomes):
         if server is not None and key[1].lower() != server.lower():
+            continue
+        if connector is not None and key[2].lower() != connector.lower():
             continue
         out.append(Evidence(EvidenceKind.LOG, _group_line(key, group)))
         out.extend(log_evidence(group.examples[0].rows, rows))

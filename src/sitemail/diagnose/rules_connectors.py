@@ -467,7 +467,11 @@ def _from_logs(facts: Facts) -> list[Finding]:
                     "narrower RemoteIPRanges on this connector captures the hub's traffic."
                 ),
                 evidence=group_evidence(
-                    facts, LogKind.SMTP_RECEIVE, [Outcome.NO_EXCHANGE_AUTH], server=server
+                    facts,
+                    LogKind.SMTP_RECEIVE,
+                    [Outcome.NO_EXCHANGE_AUTH],
+                    server=server,
+                    connector=connector,
                 )
                 + _send_side(facts, [Outcome.NO_EXCHANGE_AUTH, Outcome.NO_AUTH], server),
                 fixes=[
@@ -575,7 +579,13 @@ def _auth_from_logs(
     outcomes = [Outcome.NO_EXCHANGE_AUTH, Outcome.NO_AUTH]
     none = bool(facts.logs.by_outcome(LogKind.SMTP_SEND, Outcome.NO_AUTH))
     evidence = (
-        group_evidence(facts, LogKind.SMTP_RECEIVE, [Outcome.NO_EXCHANGE_AUTH], server=receiver)
+        group_evidence(
+            facts,
+            LogKind.SMTP_RECEIVE,
+            [Outcome.NO_EXCHANGE_AUTH],
+            server=receiver,
+            connector=connector,
+        )
         if receiver
         else []
     )
@@ -589,7 +599,7 @@ def _auth_from_logs(
         summary=(
             f"The EHLO reply of {where} is whole (nothing masks it) but has no "
             "X-ANONYMOUSTLS and no X-EXPS"
-            + (" - nor STARTTLS or AUTH: AuthMechanism None" if none else "")
+            + (" (nor STARTTLS or AUTH either: AuthMechanism None)" if none else "")
             + ": its AuthMechanism lost ExchangeServer, so the sending hub gives up with 451 "
             "5.7.3 Cannot achieve Exchange Server authentication."
         ),
