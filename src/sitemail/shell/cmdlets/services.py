@@ -20,7 +20,6 @@ from sitemail.org.model import (
     ExchangeVersion,
     InternetHost,
     LabSettings,
-    Model,
     NetworkPath,
     Organization,
     Server,
@@ -31,7 +30,6 @@ from sitemail.shell.operators import has_wildcard, wildcard_match
 from .admin_client import AdminClient, AdminError
 
 T = TypeVar("T")
-M = TypeVar("M", bound=Model)
 
 
 def not_found(identity: str) -> str:
