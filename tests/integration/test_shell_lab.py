@@ -263,6 +263,74 @@ def test_test_mailflow_local_and_to_the_other_site(seed_lab: RunningLab) -> None
     assert "SystemMailbox" not in ok(seed_lab, "Get-Mailbox")
 
 
+GET_LINES = [
+    ("Get-ExchangeServer", ["Name", "Site", "ServerRole", "Edition", "AdminDisplayVersion"]),
+    (
+        "Get-TransportServer",
+        ["Name", "IntraOrgConnectorProtocolLoggingLevel", "MessageTrackingLogEnabled"],
+    ),
+    ("Get-AdSite", ["Name", "HubSiteEnabled"]),
+    ("Get-AdSiteLink", ["Name", "Cost", "ADCost", "ExchangeCost", "MaxMessageSize", "Sites"]),
+    ("Get-MailboxDatabase", ["Name", "Server", "Recovery", "ReplicationType"]),
+    ("Get-Mailbox", ["Name", "Alias", "ServerName", "ProhibitSendQuota"]),
+    ("Get-OwaVirtualDirectory", ["Name", "Server"]),
+    ("Get-EcpVirtualDirectory", ["Name", "Server"]),
+    ("Get-ActiveSyncVirtualDirectory", ["Name", "Server"]),
+    ("Get-WebServicesVirtualDirectory", ["Name", "Server"]),
+    (
+        "Get-PopSettings",
+        ["UnencryptedOrTLSBindings", "SSLBindings", "LoginType", "X509CertificateName"],
+    ),
+    (
+        "Get-ImapSettings",
+        ["UnencryptedOrTLSBindings", "SSLBindings", "LoginType", "X509CertificateName"],
+    ),
+    ("Get-Queue", ["Identity", "DeliveryType", "Status", "MessageCount", "NextHopDomain"]),
+    ("Get-Message", ["Identity", "FromAddress", "Status", "Queue", "Subject"]),
+    ("Get-MessageTrackingLog", ["EventId", "Source", "Sender", "Recipients", "MessageSubject"]),
+    ("Get-Service", ["Status", "Name", "DisplayName"]),
+]
+
+
+@pytest.mark.parametrize(("line", "columns"), GET_LINES, ids=[g[0] for g in GET_LINES])
+def test_every_get_cmdlet_answers_with_its_default_view(
+    seed_lab: RunningLab, line: str, columns: list[str]
+) -> None:
+    output = ok(seed_lab, line)
+    if line == "Get-Message" and not output.strip():
+        return  # every queue is empty by now: Exchange prints nothing either
+    assert header(output) == columns
+
+
+def test_configuration_changes_reach_the_running_servers(seed_lab: RunningLab) -> None:
+    lab = seed_lab
+    ok(lab, 'Set-ReceiveConnector "EX-FL1\\Default EX-FL1" -Banner "220 FL relay ready"')
+
+    def default_banner() -> str | None:
+        rows = objects(lab, "Test-SmtpConnectivity EX-FL1")
+        found = [r["Details"] for r in rows if r["ReceiveConnector"] == "Default EX-FL1"]
+        return found[0] if found and found[0] == "220 FL relay ready" else None
+
+    wait_for(default_banner, timeout=15)
+    ok(lab, 'Set-ReceiveConnector "EX-FL1\\Default EX-FL1" -Banner $null')
+    # A new mailbox gets mail at once: the hubs and the store see it without a restart.
+    ok(
+        lab,
+        "New-Mailbox -Name 'Frank Fl' -Alias frank -Database FL-DB1 -Password "
+        "(ConvertTo-SecureString -String 'Pa55word!' -AsPlainText -Force)",
+    )
+    time.sleep(1.5)
+    send_as("alice", "frank@contoso.com", "to-frank@shell")
+    wait_for(lambda: in_mailbox(lab, "EX-FL1", "FL-DB1", "to-frank@shell"))
+    # Suspend-Queue holds a queue's mail; Resume-Queue lets it go.
+    ok(lab, "Suspend-Queue EX-NY1\\Submission")
+    (suspended,) = objects(lab, "Get-Queue EX-NY1\\Submission")
+    assert suspended["Status"] == "Suspended"
+    ok(lab, "Get-Queue -Filter {Status -eq 'Suspended'} | Resume-Queue")
+    (resumed,) = objects(lab, "Get-Queue EX-NY1\\Submission")
+    assert resumed["Status"] != "Suspended"
+
+
 def test_restart_service_restarts_transport_and_it_comes_back(seed_lab: RunningLab) -> None:
     restarted = ok(seed_lab, "Restart-Service MSExchangeTransport -PassThru")
     assert has_row(restarted, "Running", "MSExchangeTransport", "Microsoft Exchange Transport")
