@@ -10,7 +10,7 @@ does not need to.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,6 +36,7 @@ __all__ = [
     "BadForm",
     "MailStore",
     "PartStream",
+    "content_security_policy",
     "html_response",
     "read_form",
     "security_headers",
@@ -44,11 +45,23 @@ __all__ = [
 #: Largest form accepted (a composed message's text and its recipients).
 MAX_FORM = 4 * 1024 * 1024
 
-# No script runs, nothing loads from elsewhere, forms post only here, no framing.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
+
+def content_security_policy(form_origins: Iterable[str] = ()) -> str:
+    """No script runs, nothing loads from elsewhere, no framing; forms post here only.
+
+    ``form_origins`` are other origins a form's answer may redirect to (browsers
+    apply form-action to the redirects after a post): the sign-in page lists the
+    directory's ExternalUrls, where silent cross-site redirection sends a user
+    who has just signed in.
+    """
+    targets = " ".join(["'self'", *sorted(set(form_origins))])
+    return (
+        f"default-src 'none'; style-src 'self'; img-src 'self' data:; form-action {targets}; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 
 
 @dataclass(frozen=True)

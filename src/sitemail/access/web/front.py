@@ -61,7 +61,13 @@ from sitemail.access.outcomes import (
     ServeLocally,
 )
 from sitemail.access.proxy_paths import UnsafeRequestPath
-from sitemail.access.web.common import MAX_FORM, AppUser, MailStore, security_headers
+from sitemail.access.web.common import (
+    MAX_FORM,
+    AppUser,
+    MailStore,
+    content_security_policy,
+    security_headers,
+)
 from sitemail.access.web.ecp import EcpApp
 from sitemail.access.web.html import el, join
 from sitemail.access.web.logon import check_password, find_mailbox
@@ -740,6 +746,9 @@ class FrontDoor:
             message=message,
             status=status,
         )
+        response.headers["Content-Security-Policy"] = content_security_policy(
+            _redirect_origins(snap)
+        )
         if cookie is not None:
             response.headers.add("Set-Cookie", cookie.header())
         return response
@@ -989,6 +998,24 @@ def _directory_url(snap: AccessDirectory, url: str) -> bool:
         url in (v.external_url, v.internal_url, v.exchange2003_url)
         for v in snap.virtual_directories
     )
+
+
+def _redirect_origins(snap: AccessDirectory) -> set[str]:
+    """Origins of the directory URLs a signed-in user may be redirected to (OWA/ECP)."""
+    out = set()
+    for v in snap.virtual_directories:
+        if v.type not in _PROTOCOL:
+            continue
+        for url in (v.external_url, v.exchange2003_url):
+            parts = urlsplit(url) if url else None
+            # CSP source expressions: scheme://host[:port] from the directory, nothing else.
+            if (
+                parts is not None
+                and parts.scheme in ("https", "http")
+                and re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", parts.netloc)
+            ):
+                out.add(f"{parts.scheme}://{parts.netloc.lower()}")
+    return out
 
 
 def _redirect(location: str, *, status: int) -> web.Response:

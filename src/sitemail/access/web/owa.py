@@ -633,7 +633,8 @@ def _move_form(user: AppUser, message_id: int, folders: Sequence[Folder]) -> Mar
         el("input", {"type": "hidden", "name": "id", "value": message_id}),
         el(
             "select",
-            {"name": "folder", "aria-label": "Move to folder"},
+            {"name": "folder", "aria-label": "Move to folder", "required": True},
+            el("option", {"value": "", "selected": True, "disabled": True}, "Move to folder..."),
             [
                 el("option", {"value": f.id}, "\u00a0\u00a0" * _depth(f) + _folder_title(f))
                 for f in folders

@@ -87,7 +87,11 @@ def manual_redirect_page(url: str, *, display_name: str, server: str) -> web.Res
         ]
     )
     return message_page(
-        "Outlook Web App", "Outlook Web App", body, kind="redirect", footer=f"Server: {server}"
+        "Outlook Web App",
+        "Your mailbox is at another site",
+        body,
+        kind="redirect",
+        footer=f"Server: {server}",
     )
 
 
