@@ -31,10 +31,14 @@ EHLO_LINES = [
     "250-CHUNKING",
     "250 8BITMIME",
 ]
+#: Only keywords the ASA knows: nothing is masked, so the probe forces STARTTLS.
+PLAIN_EHLO_LINES = ["250-mail.example.test Hello", "250-SIZE 10485760", "250 8BITMIME"]
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A plain SMTP server that echoes unknown commands, as sendmail and Exchange do."""
+async def _handle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ehlo: list[str] = EHLO_LINES
+) -> None:
+    """A plain SMTP server that echoes unknown commands, as sendmail does."""
     writer.write(b"220 mail.example.test ESMTP Sendmail 8.9.3 ready at Tue, 20 Oct 2020\r\n")
     try:
         while line := await reader.readline():
@@ -43,7 +47,7 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             if len(line) > 1000:
                 out = "500 5.5.2 Line too long"
             elif verb == "EHLO":
-                out = "\r\n".join(EHLO_LINES)
+                out = "\r\n".join(ehlo)
             elif verb == "NOOP":
                 out = "250 2.0.0 OK"
             elif verb == "HELP":
@@ -65,9 +69,15 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 
 
 @asynccontextmanager
-async def _path(inspect: bool | None) -> AsyncIterator[tuple[str, int]]:
+async def _path(
+    inspect: bool | None, ehlo: list[str] = EHLO_LINES
+) -> AsyncIterator[tuple[str, int]]:
     """The server alone (None), or behind a relay with inspection on (True) or off (False)."""
-    server = await asyncio.start_server(_handle, SERVER, PORT)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _handle(reader, writer, ehlo)
+
+    server = await asyncio.start_server(handle, SERVER, PORT)
     relay = None
     try:
         if inspect is None:
@@ -87,9 +97,9 @@ async def _path(inspect: bool | None) -> AsyncIterator[tuple[str, int]]:
         await server.wait_closed()
 
 
-def _run(inspect: bool | None) -> ProbeResult:
+def _run(inspect: bool | None, ehlo: list[str] = EHLO_LINES) -> ProbeResult:
     async def go() -> ProbeResult:
-        async with _path(inspect) as (host, port):
+        async with _path(inspect, ehlo) as (host, port):
             return await probe(host, port, ProbeSettings(source=CLIENT, total_timeout=20))
 
     return asyncio.run(go())
@@ -100,11 +110,20 @@ def test_probe_through_an_inspecting_firewall_says_inspected() -> None:
     assert result.verdict is Verdict.INSPECTED
     assert result.confidence >= 0.95
     tests = {s.test for s in result.signals if s.points_to == "inspection"}
-    assert {"banner-charset", "ehlo-masked", "split-segment", "unknown-verb"} <= tests
-    assert {"forced-starttls", "long-line"} <= tests
+    assert {"banner-charset", "ehlo-masked", "split-segment", "unknown-verb", "long-line"} <= tests
     assert result.masked_keywords == ["XXXXXXXA", "XXXXXXXA"]
     assert result.transcript.long_line is not None and result.transcript.long_line.reply is None
     assert result.transcript.quit_sent
+
+
+def test_forced_starttls_comes_back_masked_when_nothing_else_is() -> None:
+    result = _run(True, PLAIN_EHLO_LINES)
+    assert result.verdict is Verdict.INSPECTED
+    assert result.masked_keywords == []
+    forced = [s for s in result.signals if s.test == "forced-starttls"]
+    assert forced and forced[0].points_to == "inspection"
+    assert result.transcript.starttls is not None
+    assert result.transcript.starttls.reply == ['500 5.5.1 Command unrecognized: "XXXXXXXX"']
 
 
 @pytest.mark.parametrize("inspect", [None, False], ids=["direct", "relay-without-inspection"])

@@ -53,7 +53,7 @@ def add_probe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", metavar="ADDR", help="local address to connect from")
     p.add_argument("--helo", metavar="NAME", help="EHLO name (default probe.sitemail.invalid)")
     p.add_argument(
-        "--timeout", type=float, default=30.0, metavar="S", help="limit for the whole probe"
+        "--timeout", type=float, default=45.0, metavar="S", help="limit for the whole probe"
     )
     p.add_argument(
         "--no-long-line",

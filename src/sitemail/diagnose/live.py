@@ -176,7 +176,7 @@ def _read_firewalls(facts: Facts, lab_dir: Path, homes: dict[str, Path]) -> None
 
 
 async def _probe_paths(facts: Facts, settings: ProbeSettings | None) -> list[PathProbe]:
-    base = settings or ProbeSettings(total_timeout=20.0, reply_timeout=3.0, connect_timeout=5.0)
+    base = settings or ProbeSettings(total_timeout=30.0, reply_timeout=8.0, connect_timeout=5.0)
     paths = {(p.from_site, p.server): p for p in facts.network_paths}
     port = 25 + facts.port_offset
     jobs: list[tuple[str, str, str, str, str]] = []

@@ -1,11 +1,19 @@
 """The path probe on real sockets: two short SMTP conversations that send no mail.
 
-Connection 1: greeting, ``EHLO``, ``STARTTLS`` when it was not advertised
-(forced STARTTLS), ``XYZZY``, ``HELP``, ``NO`` + ``OP`` in two segments, a
-``NOOP``, a 400-byte ``NOOP`` line, ``QUIT``.  Connection 2 (unless
-``long_line=False``): greeting, ``EHLO``, a 600-byte ``NOOP`` line, and
-``QUIT`` if the connection is still there.  Never ``MAIL``, ``RCPT`` or
-``DATA``.
+Connection 1: greeting, ``EHLO``, ``STARTTLS`` when it was neither
+advertised nor visibly masked (forced STARTTLS), ``XYZZY`` unless the server
+is an Exchange server (which never echoes), ``HELP``, ``NO`` + ``OP`` in two
+segments, a ``NOOP``, a 400-byte ``NOOP`` line, ``QUIT``.  Connection 2, at
+the same time (unless ``long_line=False``): greeting, ``EHLO``, a 600-byte
+``NOOP`` line, and ``QUIT`` if the connection is still there.  Never
+``MAIL``, ``RCPT`` or ``DATA``.
+
+Refused commands cost time on Exchange: a receive connector delays every
+failing reply to an anonymous client by its TarpitInterval (5 s), so the
+probe sends no refused command it can do without, runs its two
+conversations side by side, and waits longer than a tarpit for each reply.
+A reply that does not come in time ends the conversation (a late reply
+would be read as the answer to the next command).
 
 Everything is bounded: one deadline for the whole probe, a timeout per
 reply, at most :data:`MAX_BYTES` read per connection and
@@ -30,7 +38,9 @@ from sitemail.diagnose.probe import (
     ProbeResult,
     ProbeTranscript,
     ehlo_keywords,
+    is_exchange,
     judge,
+    masked_keywords,
 )
 
 MAX_BYTES = 64 * 1024
@@ -45,8 +55,8 @@ class ProbeSettings:
     helo: str = PROBE_HELO
     source: str | None = None
     """Local address to connect from (in the lab: an address inside the site)."""
-    total_timeout: float = 30.0
-    reply_timeout: float = 5.0
+    total_timeout: float = 45.0
+    reply_timeout: float = 10.0
     connect_timeout: float = 5.0
     long_line: bool = True
     split_delay: float = SPLIT_DELAY
@@ -65,6 +75,8 @@ class _Conversation:
         self.settings = s
         self.read = 0
         self.closed = False
+        self.lost = False
+        """A reply came late or not at all: the conversation is out of step."""
 
     async def reply(self) -> tuple[list[str] | None, bool]:
         """One reply's lines; (None, timed_out) when none came whole."""
@@ -107,16 +119,21 @@ class _Conversation:
             return ex
         ex.reply, ex.timed_out = await self.reply()
         ex.closed = self.closed
+        self.lost = self.lost or ex.timed_out
         return ex
 
     async def quit(self) -> bool:
+        """Send QUIT; wait for its 221 only when the conversation is in step."""
         if self.closed:
             return False
-        with contextlib.suppress(OSError, TimeoutError):
+        try:
             await self.send(b"QUIT\r\n")
-            await self.reply()
-            return True
-        return False
+        except OSError:
+            return False
+        if not self.lost:
+            with contextlib.suppress(OSError, TimeoutError, _Budget):
+                await self.reply()
+        return True
 
     async def close(self) -> None:
         self.writer.close()
@@ -168,15 +185,18 @@ async def _first(host: str, port: int, t: ProbeTranscript, s: ProbeSettings) -> 
             t.quit_sent = await conv.quit()
             return
         assert t.ehlo is not None and t.ehlo.reply is not None
-        if "STARTTLS" not in {k.upper() for k in ehlo_keywords(t.ehlo.reply)}:
+        masked = masked_keywords(t.ehlo.reply)
+        if not masked and "STARTTLS" not in {k.upper() for k in ehlo_keywords(t.ehlo.reply)}:
             t.starttls = await conv.exchange("STARTTLS", b"STARTTLS\r\n")
             if t.starttls.code == 220:
                 # The server started TLS although it did not advertise it: this
                 # conversation cannot go on in plain text.
                 t.notes.append("the server accepted STARTTLS it had not advertised")
                 return
-        steps: list[tuple[str, tuple[bytes, ...], float]] = [
-            ("unknown_verb", (f"{UNKNOWN_VERB}\r\n".encode(),), 0.0),
+        steps: list[tuple[str, tuple[bytes, ...], float]] = []
+        if not is_exchange(t.banner, t.ehlo.reply):
+            steps.append(("unknown_verb", (f"{UNKNOWN_VERB}\r\n".encode(),), 0.0))
+        steps += [
             ("help", (b"HELP\r\n",), 0.0),
             ("split_noop", (b"NO", b"OP\r\n"), s.split_delay),
             ("noop", (b"NOOP\r\n",), 0.0),
@@ -190,7 +210,7 @@ async def _first(host: str, port: int, t: ProbeTranscript, s: ProbeSettings) -> 
             "medium_line": f"NOOP <{MEDIUM_LINE_LENGTH}-byte line>",
         }
         for name, parts, delay in steps:
-            if conv.closed:
+            if conv.closed or conv.lost:
                 break
             setattr(t, name, await conv.exchange(labels[name], *parts, delay=delay))
         t.quit_sent = await conv.quit()
@@ -236,9 +256,12 @@ async def probe_transcript(
     started = time.monotonic()
 
     async def both() -> None:
-        await _first(host, port, t, s)
-        if t.connected and s.long_line and t.ehlo is not None and t.ehlo.code == 250:
-            await _second(host, port, t, s)
+        if not s.long_line:
+            await _first(host, port, t, s)
+            return
+        # The second conversation starts with the first; it gives up by itself if the
+        # server does not greet it or refuses EHLO.
+        await asyncio.gather(_first(host, port, t, s), _second(host, port, t, s))
 
     try:
         await asyncio.wait_for(both(), s.total_timeout)
