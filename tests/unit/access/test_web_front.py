@@ -29,7 +29,8 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from sitemail.access.web.front import FrontDoor
+from sitemail.access.outcomes import ClientProtocol, Proxy
+from sitemail.access.web.front import FrontDoor, RequestContext
 from sitemail.access.web.proxy import ProxyClient
 from sitemail.access.web.sessions import CADATA_COOKIE, SESSION_COOKIE
 from sitemail.access.web.sso import SsoIssuer, SsoVerifier
@@ -47,6 +48,7 @@ from sitemail.org.defaults import default_virtual_directories
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import (
     AcceptedDomain,
+    ExchangeVersion,
     Mailbox,
     MailboxDatabase,
     Organization,
@@ -81,6 +83,13 @@ def _organization(tmp: Path) -> tuple[Directory, OrganizationPki]:
         Server(
             name="EX-HUB", fqdn="ex-hub.contoso.com", site="NY", roles=[ServerRole.HUB_TRANSPORT]
         ),
+        Server(
+            name="EX2003",
+            fqdn="ex2003.contoso.com",
+            site="NY",
+            version=ExchangeVersion.E2003,
+            roles=[ServerRole.MAILBOX],
+        ),
     ]
     for server in servers:
         d.put(server)
@@ -93,6 +102,8 @@ def _organization(tmp: Path) -> tuple[Directory, OrganizationPki]:
                 v = v.model_copy(
                     update={"external_url": f"https://mail.contoso.com/{v.type.value.lower()}"}
                 )
+            if server.name == "EX-NY1" and v.type == VirtualDirectoryKind.OWA:
+                v = v.model_copy(update={"exchange2003_url": "https://ex2003.contoso.com/exchange"})
             if server.name == "EX-FL1":
                 v = v.model_copy(update={"windows_authentication": True})
             d.put(v)
@@ -101,7 +112,8 @@ def _organization(tmp: Path) -> tuple[Directory, OrganizationPki]:
         pki.ensure_server(server.name, server.fqdn, urls=urls)
     d.put(MailboxDatabase(name="NY-DB1", server="EX-NY1"))
     d.put(MailboxDatabase(name="FL-DB1", server="EX-FL1"))
-    for alias, db in (("alice", "NY-DB1"), ("adam", "FL-DB1")):
+    d.put(MailboxDatabase(name="EX2003-MBX", server="EX2003"))
+    for alias, db in (("alice", "NY-DB1"), ("adam", "FL-DB1"), ("larry", "EX2003-MBX")):
         d.put(
             Mailbox(
                 alias=alias,
@@ -607,6 +619,133 @@ def test_basic_authentication_where_the_vdir_allows_it(tmp_path: Path) -> None:
             )
             assert r.status == 200 and "Alice User" in await r.text()
             r = await s.get(lab.url("mail.contoso.com", "/owa/"), headers=basic("alice", "no"))
+            assert r.status == 401
+
+    run(scenario())
+
+
+def test_an_exchange_2003_mailbox_is_sent_to_the_exchange2003_url(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            await sign_in(lab, s, "contoso\\larry")
+            r = await s.get(lab.url("mail.contoso.com", "/owa/"), allow_redirects=False)
+            # Forms-based sign-in on the 2010 vdir: straight on to the legacy URL (spec 8.4).
+            assert (r.status, r.headers["Location"]) == (302, "https://ex2003.contoso.com/exchange")
+
+    run(scenario())
+
+
+def test_an_unreachable_target_gives_a_proxy_error_page(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            await sign_in(lab, s, "contoso\\adam")
+            with socket.socket() as unused:
+                unused.bind(("127.0.0.1", 0))
+                lab.ports["EX-FL1"] = unused.getsockname()[1]  # nothing listens there
+            r = await s.get(lab.url("mail.contoso.com", "/owa/"))
+            page = await r.text()
+            assert r.status == 502 and "ProxyTargetUnreachable" in page
+            assert (
+                "EX-NY1 tried to proxy OWA traffic for adam to https://ex-fl1.contoso.com/owa"
+                in (html.unescape(page))
+            )
+
+    run(scenario())
+
+
+def test_a_large_attachment_streams_through_the_proxy(tmp_path: Path) -> None:
+    payload = bytes(range(256)) * (3 * 4096)  # 3 MiB
+
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            raw = (
+                b"From: bob@contoso.com\r\nTo: adam@contoso.com\r\nSubject: Big\r\n"
+                b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+                b"--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+                b"--b\r\nContent-Type: application/octet-stream\r\n"
+                b'Content-Disposition: attachment; filename="data.bin"\r\n'
+                b"Content-Transfer-Encoding: base64\r\n\r\n"
+                + base64.encodebytes(payload).replace(b"\n", b"\r\n")
+                + b"--b--\r\n"
+            )
+            lab.stores["EX-FL1"].deliver("adam", "test:big", raw)
+            await sign_in(lab, s, "contoso\\adam")
+            page = await (await s.get(lab.url("mail.contoso.com", "/owa/"))).text()
+            item = re.findall(r'href="\?ae=Item&amp;id=(\d+)"', page)[0]
+            page = await (
+                await s.get(lab.url("mail.contoso.com", f"/owa/?ae=Item&id={item}"))
+            ).text()
+            link = html.unescape(re.findall(r'href="(\?ae=Attachment[^"]+)"', page)[0])
+            assert "data.bin" in page
+            r = await s.get(lab.url("mail.contoso.com", "/owa/" + link))
+            assert r.headers["Content-Type"] == "application/octet-stream"
+            assert r.headers["Content-Disposition"].startswith("attachment;")
+            assert await r.read() == payload
+
+    run(scenario())
+
+
+def test_ecp_password_change(tmp_path: Path) -> None:
+    new = "N3w-passw0rd"
+
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            await sign_in(lab, s, "alice")
+            page = await (await s.get(lab.url("mail.contoso.com", "/ecp/"))).text()
+            url = lab.url("mail.contoso.com", "/ecp/")
+            form = {"a": "password", "hidcanary": canary_of(page)}
+
+            async def change(old: str, confirm: str) -> tuple[int, str]:
+                data = {**form, "oldpwd": old, "newpwd": new, "confirmpwd": confirm}
+                r = await s.post(url, data=data)
+                return r.status, html.unescape(await r.text())
+
+            status, text = await change("nope", new)
+            assert status == 400 and "The current password you entered isn't correct." in text
+            status, text = await change(PASSWORD, "other")
+            assert status == 400 and "The new passwords don't match." in text
+            status, text = await change(PASSWORD, new)
+            assert status == 200 and "Your password was changed." in text
+            async with browser(lab) as other:
+                old_try = await sign_in(lab, other, "alice", PASSWORD)
+                assert old_try.headers["Location"].startswith("/owa/auth/logon.aspx")
+                new_try = await sign_in(lab, other, "alice", new)
+                assert new_try.headers["Location"] == "/owa/"
+
+    run(scenario())
+
+
+def test_plugged_in_protocols_use_the_same_sign_in_decision_and_proxy(tmp_path: Path) -> None:
+    """What the EWS front end will do: Basic at NY, proxied to FL's InternalUrl, served there."""
+
+    async def ews_ny(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+        door = lab_ref[0].doors["EX-NY1"]
+        mailbox = await door.basic_user(request)
+        if not isinstance(mailbox, Mailbox):
+            return web.Response(status=401, headers={"WWW-Authenticate": "Basic"})
+        outcome = door.decide_for(ctx, ClientProtocol.EWS, mailbox)
+        assert isinstance(outcome, Proxy)
+        return await door.proxy_for(request, ctx, outcome, mailbox)
+
+    async def ews_fl(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+        found = lab_ref[0].doors["EX-FL1"].proxied_user(request, ctx)
+        if isinstance(found, web.StreamResponse):
+            return found
+        body = await request.read()
+        return web.json_response({"user": found.alias, "got": len(body), "path": ctx.subpath})
+
+    lab_ref: list[Lab] = []
+
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            lab_ref.append(lab)
+            lab.doors["EX-NY1"].register(VirtualDirectoryKind.EWS, ews_ny)
+            lab.doors["EX-FL1"].register(VirtualDirectoryKind.EWS, ews_fl)
+            url = lab.url("ex-ny1.contoso.com", "/EWS/Exchange.asmx")
+            r = await s.post(url, data=b"x" * 100_000, headers=basic("contoso\\adam", PASSWORD))
+            assert await r.json() == {"user": "adam", "got": 100_000, "path": "/"}
+            # A browser's own proxy headers are stripped before the handler sees them.
+            r = await s.post(url, headers={"X-Sitemail-Proxy-User": "adam"})
             assert r.status == 401
 
     run(scenario())

@@ -207,8 +207,42 @@ class FrontDoor:
         return app
 
     def register(self, kind: VirtualDirectoryKind, handler: ProtocolHandler) -> None:
-        """Serve another virtual directory kind (EAS, EWS, Autodiscover) through this front door."""
+        """Serve another virtual directory kind (EAS, EWS, Autodiscover) through this front door.
+
+        The handler gets the request (a browser's copies of the proxy headers
+        removed) and its :class:`RequestContext`.  It authenticates with
+        :meth:`basic_user` (or :meth:`proxied_user` when ``ctx.peer`` is set),
+        asks :meth:`decide_for`, and carries out a Proxy with :meth:`proxy_for`,
+        which goes only to the directory's InternalUrls.
+        """
         self.handlers[kind] = handler
+
+    def decide_for(
+        self,
+        ctx: RequestContext,
+        protocol: ClientProtocol,
+        mailbox: Mailbox,
+        *,
+        eas_protocol_version: str | None = None,
+    ) -> Outcome:
+        """The proxy-or-redirect decision for this request, written to the decision log."""
+        outcome = decide(
+            ctx.snapshot,
+            protocol=protocol,
+            cas=self.server,
+            mailbox=mailbox,
+            entry=ctx.entry.entry,
+            eas_protocol_version=eas_protocol_version,
+        )
+        self._log_decision(protocol, mailbox.alias, ctx, outcome)
+        return outcome
+
+    async def proxy_for(
+        self, request: web.Request, ctx: RequestContext, outcome: Proxy, mailbox: Mailbox
+    ) -> web.StreamResponse:
+        """Forward a plug-in's request to the outcome's InternalUrl (body streamed)."""
+        user = AppUser(mailbox=mailbox, canary=secrets.token_urlsafe(16), trusted=False)
+        return await self._proxy(request, ctx, outcome, user)
 
     def snapshot(self) -> AccessDirectory:
         """The directory as the decision reads it, re-read whenever the directory changed.
@@ -224,7 +258,6 @@ class FrontDoor:
 
     async def _on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         security_headers(response, cacheable=request.path.startswith(STATIC_PREFIX))
-        response.headers.setdefault("X-FEServer", self.server)
 
     # ------------------------------------------------------------------ entry
 
@@ -359,10 +392,7 @@ class FrontDoor:
                 status=403,
                 server=self.server,
             )
-        outcome = decide(
-            ctx.snapshot, protocol=protocol, cas=self.server, mailbox=mailbox, entry=ctx.entry.entry
-        )
-        self._log_decision(protocol, mailbox.alias, ctx, outcome)
+        outcome = self.decide_for(ctx, protocol, mailbox)
         app_user = AppUser(mailbox=mailbox, canary=canary, trusted=trusted)
         return await self._carry_out(request, ctx, outcome, app_user)
 
@@ -432,8 +462,13 @@ class FrontDoor:
                 "message": exc.message,
             }
         )
+        heading = (
+            "Outlook Web App couldn't connect to your mailbox"
+            if outcome.protocol in (ClientProtocol.OWA, ClientProtocol.ECP)
+            else f"The Client Access server couldn't proxy {outcome.protocol}"
+        )
         return error_page(
-            "Outlook Web App couldn't connect to your mailbox",
+            heading,
             exc.message,
             status=exc.status,
             details=[
@@ -494,9 +529,43 @@ class FrontDoor:
     async def _serve_proxied(
         self, request: web.Request, ctx: RequestContext, protocol: ClientProtocol, user: list[str]
     ) -> web.StreamResponse:
-        """A request another CAS proxied: trust its user only on a Windows-auth vdir."""
+        """A request another CAS proxied: served here for its user, or refused."""
+        found = self.proxied_user(request, ctx)
+        if isinstance(found, web.StreamResponse):
+            return found
+        mailbox = found
         peer = ctx.peer
         assert peer is not None
+        user.append(f"{mailbox.alias} (via {peer.name})")
+        outcome = decide(
+            ctx.snapshot, protocol=protocol, cas=self.server, mailbox=mailbox, entry=Entry.INTERNAL
+        )
+        if not isinstance(outcome, ServeLocally):
+            # A proxied request is served here or not at all: no proxy chains.
+            return error_page(
+                "Misdirected Request",
+                f"{self.server} does not serve {mailbox.alias}'s mailbox, so it cannot take a "
+                f"request proxied by {peer.name}.",
+                status=421,
+                server=self.server,
+            )
+        canary = request.headers.get(PROXY_CANARY_HEADER, "")
+        trusted = request.headers.get(PROXY_TRUSTED_HEADER) == "1"
+        app_user = AppUser(mailbox=mailbox, canary=canary, trusted=trusted, proxied_by=peer.name)
+        return await self._carry_out(request, ctx, outcome, app_user)
+
+    def proxied_user(self, request: web.Request, ctx: RequestContext) -> Mailbox | web.Response:
+        """The user a proxied request is for, or the refusal to send back.
+
+        Trusted only when the TLS peer is a 2010 Client Access server of the
+        organization and this virtual directory has WindowsAuthentication on
+        (the stand-in for the Kerberos ticket Exchange's proxying CAS presents).
+        """
+        peer = ctx.peer
+        if peer is None or PROXY_USER_HEADER not in request.headers:
+            return error_page(
+                "Forbidden", "The request is not a proxied one.", status=403, server=self.server
+            )
         source = ctx.snapshot.server(peer.name)
         if (
             source is None
@@ -522,31 +591,15 @@ class FrontDoor:
             response.headers["WWW-Authenticate"] = "Negotiate"
             return response
         alias = request.headers.get(PROXY_USER_HEADER, "")
-        canary = request.headers.get(PROXY_CANARY_HEADER, "")
         mailbox = self.directory.get(Mailbox, alias) if alias else None
-        if mailbox is None or not canary:
+        if mailbox is None or not request.headers.get(PROXY_CANARY_HEADER):
             return error_page(
                 "Forbidden",
                 "The proxied request names no known user.",
                 status=403,
                 server=self.server,
             )
-        user.append(f"{mailbox.alias} (via {peer.name})")
-        outcome = decide(
-            ctx.snapshot, protocol=protocol, cas=self.server, mailbox=mailbox, entry=Entry.INTERNAL
-        )
-        if not isinstance(outcome, ServeLocally):
-            # A proxied request is served here or not at all: no proxy chains.
-            return error_page(
-                "Misdirected Request",
-                f"{self.server} does not serve {mailbox.alias}'s mailbox, so it cannot take a "
-                f"request proxied by {peer.name}.",
-                status=421,
-                server=self.server,
-            )
-        trusted = request.headers.get(PROXY_TRUSTED_HEADER) == "1"
-        app_user = AppUser(mailbox=mailbox, canary=canary, trusted=trusted, proxied_by=peer.name)
-        return await self._carry_out(request, ctx, outcome, app_user)
+        return mailbox
 
     def _peer(self, request: web.Request) -> ServerIdentity | None:
         """The server of the organization at the other end of the TLS connection, if any."""
@@ -593,7 +646,7 @@ class FrontDoor:
                 server=self.server,
             )
         if vdir.basic_authentication:
-            found = await self._basic_user(request)
+            found = await self.basic_user(request)
             if isinstance(found, Mailbox):
                 return found, self._basic_canary(found.alias), False
             response = error_page(
@@ -619,7 +672,12 @@ class FrontDoor:
             self._secret, b"basic\n" + alias.casefold().encode(), hashlib.sha256
         ).hexdigest()
 
-    async def _basic_user(self, request: web.Request) -> Mailbox | str | None:
+    async def basic_user(self, request: web.Request) -> Mailbox | str | None:
+        """The mailbox whose Basic credentials the request carries (throttled).
+
+        None when there are none or they are wrong; a string when the user or
+        client is locked out for now (the text says for how long).
+        """
         header = request.headers.get("Authorization", "")
         if not header.lower().startswith("basic "):
             return None
@@ -800,7 +858,9 @@ class FrontDoor:
             )
         name = text("username")
         password = text("password")
-        trusted = text("trusted") == "4" or text("flags") in ("4", "5")
+        # OWA's page script copies the radio button into "flags"; without the script
+        # (and from programs that only send flags) either one says "private computer".
+        trusted = text("trusted") == "4" if "trusted" in form else text("flags") in ("4", "5")
         mailbox = find_mailbox(self.directory, name)
         key = mailbox.alias if mailbox is not None else name
         client = request.remote or ""
