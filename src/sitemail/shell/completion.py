@@ -97,7 +97,9 @@ def complete(text: str, registry: Registry[C], variables: Iterable[str] = ()) ->
         return []
     info = definition.info
     if word and is_dash(word[0]) and ":" not in word:
-        names = [p.name for p in all_parameters(info)]
+        # Aliases too: the seed types -IntraOrgProtocolLoggingLevel, an alias of
+        # IntraOrgConnectorProtocolLoggingLevel.
+        names = [n for p in all_parameters(info) for n in p.names()]
         return [Candidate(word[0] + n, len(word), "parameter") for n in _matching(word[1:], names)]
     parameter_word = None
     value = word
