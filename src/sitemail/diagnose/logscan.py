@@ -401,19 +401,13 @@ def scan_protocol_logs(paths: Iterable[Path | str], digest: LogDigest | None = N
             continue
         server = server_of(path)
         digest_one = digest_send if log.kind is LogKind.SMTP_SEND else digest_receive
-        for session in group_sessions(_counted(read_protocol_file(log), out)):
+        for session in group_sessions(read_protocol_file(log)):
             out.sessions += 1
+            out.rows += len(session.rows)
             d = digest_one(session, server)
             if d is not None:
                 out.add(d)
     return out
-
-
-def _counted(rows: Iterable[ProtocolRow], digest: LogDigest) -> Iterable[ProtocolRow]:
-    n = 0
-    for n, row in enumerate(rows, 1):  # noqa: B007 - the count is what is kept
-        yield row
-    digest.rows += n
 
 
 # ------------------------------------------------------------------ tracking logs
