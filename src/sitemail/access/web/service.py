@@ -67,7 +67,8 @@ class W3svcService:
     ) -> None:
         self.ctx = ctx
         self.watcher = watcher
-        self.port = ctx.port(port)
+        self._requested_port = ctx.port(port)
+        self.port = self._requested_port
         self.front: FrontDoor | None = None
         self._runner: web.AppRunner | None = None
         self._store: StoreClient | None = None
@@ -151,7 +152,9 @@ class W3svcService:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, ctx.address, self.port, ssl_context=tls, backlog=128)
+            site = web.TCPSite(
+                runner, ctx.address, self._requested_port, ssl_context=tls, backlog=128
+            )
             await site.start()
         except BaseException:
             await runner.cleanup()
@@ -159,6 +162,10 @@ class W3svcService:
             await proxy.close()
             logs.close()
             raise
+        # The port actually bound (a test may ask for port 0, "any free port").
+        bound = runner.addresses[0] if runner.addresses else None
+        if isinstance(bound, tuple) and len(bound) >= 2:
+            self.port = int(bound[1])
         self.front, self._runner, self._store, self._proxy = front, runner, store, proxy
         self._logs, self._tls = logs, tls
         log.info("%s: W3SVC on https://%s:%d", ctx.name, ctx.address, self.port)

@@ -1,0 +1,135 @@
+"""The W3SVC service: HTTPS on the server's address, restartable, certificate reloaded on change."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from pathlib import Path
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from sitemail.access.web.service import W3svcService
+from sitemail.org.defaults import default_virtual_directories
+from sitemail.org.directory import Directory, open_directory
+from sitemail.org.model import (
+    AcceptedDomain,
+    MailboxDatabase,
+    Organization,
+    Server,
+    ServerRole,
+    Site,
+    VirtualDirectory,
+    VirtualDirectoryKind,
+)
+from sitemail.org.pki import OrganizationPki
+from sitemail.server.context import ProcessContext
+from sitemail.server.watcher import DirectoryWatcher
+
+NY_OWA = "EX-NY1\\owa (Default Web Site)"
+
+
+def _org(tmp: Path) -> tuple[Directory, OrganizationPki, Server]:
+    d = open_directory(str(tmp / "directory.db"))
+    d.put(
+        Organization(name="Contoso", accepted_domains=[AcceptedDomain(domain_name="contoso.com")])
+    )
+    d.put(Site(name="NY"))
+    server = Server(
+        name="EX-NY1",
+        fqdn="ex-ny1.contoso.com",
+        site="NY",
+        roles=[ServerRole.MAILBOX, ServerRole.CLIENT_ACCESS],
+        addresses=["127.0.0.1"],
+    )
+    d.put(server)
+    for v in default_virtual_directories(server):
+        if v.type == VirtualDirectoryKind.OWA:
+            v = v.model_copy(update={"external_url": "https://mail.contoso.com/owa"})
+        d.put(v)
+    d.put(MailboxDatabase(name="NY-DB1", server="EX-NY1"))
+    pki = OrganizationPki.open_or_create(tmp / "pki", "Contoso")
+    pki.ensure_server(
+        "EX-NY1",
+        server.fqdn,
+        urls=["https://mail.contoso.com/owa", "https://ex-ny1.contoso.com/owa"],
+    )
+    return d, pki, server
+
+
+class _Loopback(AbstractResolver):
+    async def resolve(
+        self, host: str, port: int = 0, family: int = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {
+                "hostname": host,
+                "host": "127.0.0.1",
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": 0,
+            }
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def _get(pki: OrganizationPki, host: str, port: int) -> aiohttp.ClientResponse:
+    ctx = ssl.create_default_context(cafile=str(pki.ca_file))
+    connector = aiohttp.TCPConnector(ssl=ctx, resolver=_Loopback(), force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as s:
+        r = await s.get(f"https://{host}:{port}/owa/auth/logon.aspx")
+        await r.read()
+        return r
+
+
+def test_w3svc_serves_restarts_and_reloads_its_certificate(tmp_path: Path) -> None:
+    directory, pki, server = _org(tmp_path)
+    ctx = ProcessContext(
+        name="EX-NY1",
+        site="NY",
+        address="127.0.0.1",
+        directory=directory,
+        directory_url=str(tmp_path / "directory.db"),
+        base_dir=tmp_path,
+        home=tmp_path / "servers" / "EX-NY1",
+        pki_dir=tmp_path / "pki",
+    )
+
+    async def scenario() -> None:
+        watcher = DirectoryWatcher(directory)
+        service = W3svcService(ctx, watcher, port=0)
+        assert (service.name, service.display_name) == (
+            "W3SVC",
+            "World Wide Web Publishing Service",
+        )
+        await service.start()
+        try:
+            r = await _get(pki, "mail.contoso.com", service.port)
+            assert r.status == 200 and "Sign in" in await r.text()
+
+            # Set-OwaVirtualDirectory gives a new name; the certificate is reissued for it.
+            v = directory.require(VirtualDirectory, NY_OWA)
+            directory.put(v.model_copy(update={"external_url": "https://webmail.contoso.com/owa"}))
+            pki.ensure_server(
+                "EX-NY1", server.fqdn, urls=["https://webmail.contoso.com/owa", v.internal_url]
+            )
+            await watcher.check()  # what the watcher's loop does within half a second
+            r = await _get(pki, "webmail.contoso.com", service.port)  # checks the new name
+            assert r.status == 200
+
+            await service.stop()  # Restart-Service W3SVC
+            await service.start()
+            r = await _get(pki, "webmail.contoso.com", service.port)
+            assert r.status == 200
+        finally:
+            await service.stop()
+        logs = list((ctx.home / "inetpub" / "logs" / "LogFiles" / "W3SVC1").glob("u_ex*.log"))
+        lines = logs[0].read_text().splitlines()
+        assert lines[0] == "#Software: Microsoft Internet Information Services 7.5"
+        assert any(" GET /owa/auth/logon.aspx - " in line and " 200 " in line for line in lines)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
