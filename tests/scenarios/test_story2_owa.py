@@ -245,6 +245,13 @@ def test_story2_step1_owa_and_ecp_are_proxied_to_fl(story: Story) -> None:
     page.locator("#signature button").click()
     expect(page.get_by_text("Your signature was saved.")).to_be_visible()
     shot(page, "step1-06-ecp-options-proxied-to-fl")
+
+    # Sign out: EX-NY1 holds the session, whichever server drew the page.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("successfully signed out")).to_be_visible()
+    expect(page).to_have_url(story.url("mail.contoso.com", "/owa/logoff.owa"))
+    page.goto(story.url("mail.contoso.com", "/owa/"))
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     context.close()
 
 
