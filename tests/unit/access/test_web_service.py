@@ -8,8 +8,10 @@ import ssl
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from sitemail.access.web.front import RequestContext
 from sitemail.access.web.service import W3svcService
 from sitemail.org.defaults import default_virtual_directories
 from sitemail.org.directory import Directory, open_directory
@@ -77,11 +79,13 @@ class _Loopback(AbstractResolver):
         return None
 
 
-async def _get(pki: OrganizationPki, host: str, port: int) -> aiohttp.ClientResponse:
+async def _get(
+    pki: OrganizationPki, host: str, port: int, path: str = "/owa/auth/logon.aspx"
+) -> aiohttp.ClientResponse:
     ctx = ssl.create_default_context(cafile=str(pki.ca_file))
     connector = aiohttp.TCPConnector(ssl=ctx, resolver=_Loopback(), force_close=True)
     async with aiohttp.ClientSession(connector=connector) as s:
-        r = await s.get(f"https://{host}:{port}/owa/auth/logon.aspx")
+        r = await s.get(f"https://{host}:{port}{path}")
         await r.read()
         return r
 
@@ -121,10 +125,16 @@ def test_w3svc_serves_restarts_and_reloads_its_certificate(tmp_path: Path) -> No
             r = await _get(pki, "webmail.contoso.com", service.port)  # checks the new name
             assert r.status == 200
 
+            async def ews(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+                return web.Response(text=f"EWS on {ctx.vdir.identity}")
+
+            service.register(VirtualDirectoryKind.EWS, ews)
             await service.stop()  # Restart-Service W3SVC
             await service.start()
             r = await _get(pki, "webmail.contoso.com", service.port)
             assert r.status == 200
+            r = await _get(pki, "ex-ny1.contoso.com", service.port, "/EWS/Exchange.asmx")
+            assert await r.text() == "EWS on EX-NY1\\EWS (Default Web Site)"  # kept across restart
         finally:
             await service.stop()
         logs = list((ctx.home / "inetpub" / "logs" / "LogFiles" / "W3SVC1").glob("u_ex*.log"))

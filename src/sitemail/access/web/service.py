@@ -26,13 +26,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from sitemail.access.web.front import FrontDoor
+from sitemail.access.web.front import FrontDoor, ProtocolHandler
 from sitemail.access.web.logs import AccessLogs
 from sitemail.access.web.proxy import ProxyClient
 from sitemail.access.web.sso import SsoIssuer, SsoVerifier
 from sitemail.lab.addressing import STORE_PORT
 from sitemail.mailbox.store_client import StoreClient
-from sitemail.org.model import Server, VirtualDirectory
+from sitemail.org.model import Server, VirtualDirectory, VirtualDirectoryKind
 from sitemail.org.pki import (
     PeerVerifier,
     ca_cert_file,
@@ -76,8 +76,18 @@ class W3svcService:
         self._logs: AccessLogs | None = None
         self._tls: ssl.SSLContext | None = None
         self._cert_stamp: tuple[float, float] = (0.0, 0.0)
+        self._handlers: dict[VirtualDirectoryKind, ProtocolHandler] = {}
         if watcher is not None:
             watcher.subscribe({VirtualDirectory.kind, Server.kind}, self._directory_changed)
+
+    def register(self, kind: VirtualDirectoryKind, handler: ProtocolHandler) -> None:
+        """Serve another virtual directory kind (EAS, EWS, Autodiscover) on this web site.
+
+        Kept across restarts of the service; see :meth:`FrontDoor.register`.
+        """
+        self._handlers[kind] = handler
+        if self.front is not None:
+            self.front.register(kind, handler)
 
     @property
     def _chain_file(self) -> Path:
@@ -147,6 +157,8 @@ class W3svcService:
             logs=logs,
             clock=ctx.clock,
         )
+        for kind, handler in self._handlers.items():
+            front.register(kind, handler)
         runner = web.AppRunner(
             front.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
         )
