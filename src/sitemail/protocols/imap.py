@@ -321,6 +321,10 @@ class ImapServer:
             return  # plaintext before the handshake, or after LOGOUT: never a command
         self._buffer.append(data)
 
+    def take_buffered(self) -> bytes:
+        """What the client sent beyond the commands read so far (a proxy passes it on)."""
+        return self._buffer.read(len(self._buffer))
+
     def tls_established(self) -> None:
         if self._mode is not _Mode.TLS:
             raise LocalProtocolError("tls_established() without an answered STARTTLS")

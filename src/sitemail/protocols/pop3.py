@@ -270,6 +270,10 @@ class Pop3Server:
         self._closed_reported = True
         return ConnectionClosed()
 
+    def take_buffered(self) -> bytes:
+        """What the client sent beyond the commands read so far (a proxy passes it on)."""
+        return self._buffer.read(len(self._buffer))
+
     def tls_established(self) -> None:
         """The STLS handshake completed: commands are read again, over TLS."""
         if not self._awaiting_tls:

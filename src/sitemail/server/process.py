@@ -80,6 +80,10 @@ def _service(
         # It reads and files Outbox messages through the MSExchangeIS of this process
         # (added before it): one writer per database file, and its change notifications.
         return MailSubmissionService.from_context(ctx, server, host)
+    if name == "MSExchangePOP3" and server.version is ExchangeVersion.E2010:
+        from sitemail.access.pop3_front import Pop3Service
+
+        return Pop3Service(ctx, server)
     return IdleService(name, DISPLAY_NAMES[name])
 
 
