@@ -135,10 +135,15 @@ _CONFIDENCE_ORDER = {Confidence.HIGH: 0, Confidence.MEDIUM: 1, Confidence.LOW: 2
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
-    """Errors before warnings, surer causes first; stable otherwise."""
+    """Errors before warnings, surer causes first, then those with mail waiting in a
+    queue (what the reader came for); stable otherwise."""
     return sorted(
         findings,
-        key=lambda f: (_SEVERITY_ORDER[f.severity], _CONFIDENCE_ORDER[f.confidence]),
+        key=lambda f: (
+            _SEVERITY_ORDER[f.severity],
+            _CONFIDENCE_ORDER[f.confidence],
+            not any(e.kind is EvidenceKind.QUEUE for e in f.evidence),
+        ),
     )
 
 

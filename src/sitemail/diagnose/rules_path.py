@@ -116,7 +116,34 @@ def inspection(facts: Facts) -> list[Finding]:
             found = _inspection_on_path(facts, from_site, senders, target)
             if found is not None:
                 findings.append(found)
-    return findings
+    return _one_per_pair_of_sites(findings)
+
+
+def _waiting(f: Finding) -> bool:
+    return any(e.kind is EvidenceKind.QUEUE for e in f.evidence)
+
+
+def _one_per_pair_of_sites(findings: list[Finding]) -> list[Finding]:
+    """Both directions between two sites cross the same firewalls and have the same fix:
+    one finding, about the direction where mail waits, naming the other in a line."""
+    kept: dict[frozenset[str], Finding] = {}
+    for f in sorted(findings, key=lambda f: not _waiting(f)):
+        pair = frozenset(part.strip() for part in f.subject.split("->"))
+        have = kept.get(pair)
+        if have is None:
+            kept[pair] = f
+            continue
+        have.evidence.append(
+            Evidence(
+                EvidenceKind.PROBE,
+                f"the same masking on the way back, {f.subject} ({f.evidence[0].text})",
+                f.evidence[0].location,
+            )
+        )
+        for fix in f.fixes:
+            if fix not in have.fixes:
+                have.fixes.insert(len([x for x in have.fixes if x.kind.value == "asa"]), fix)
+    return list(kept.values())
 
 
 def _inspection_on_path(
