@@ -84,6 +84,10 @@ def _service(
         from sitemail.access.pop3_front import Pop3Service
 
         return Pop3Service(ctx, server)
+    if name == "MSExchangeIMAP4" and server.version is ExchangeVersion.E2010:
+        from sitemail.access.imap_front import Imap4Service
+
+        return Imap4Service(ctx, server)
     return IdleService(name, DISPLAY_NAMES[name])
 
 
