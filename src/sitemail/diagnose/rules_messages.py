@@ -285,4 +285,51 @@ def _lab_certificates(facts: Facts) -> list[Finding]:
     return out
 
 
-RULES: list[Rule] = [delays, nondelivery, submission, certificates]
+def not_answering(facts: Facts) -> list[Finding]:
+    """A hub whose admin API or a firewall whose console does not answer: a stopped process
+    explains missing queues and refused connections better than any setting."""
+    findings = []
+    for name, why in sorted(facts.unreachable_servers.items()):
+        findings.append(
+            Finding(
+                cause="server-not-answering",
+                title=f"{name} does not answer",
+                severity=Severity.ERROR,
+                confidence=Confidence.HIGH,
+                summary=(
+                    f"{name}'s admin API did not answer, so its queues could not be read; "
+                    "if its transport service is down, no mail enters or leaves it."
+                ),
+                evidence=[Evidence(EvidenceKind.CONFIG, why, name)],
+                fixes=[
+                    cmd.shell(
+                        f"Get-Service MSExchangeTransport -ComputerName {name}",
+                        comment=f"in the lab: sitemail lab restart {name}",
+                    )
+                ],
+                symptoms=(3, 4, 5),
+                subject=name,
+            )
+        )
+    for fw in facts.firewalls:
+        if not fw.reachable:
+            findings.append(
+                Finding(
+                    cause="firewall-not-answering",
+                    title=f"{fw.name} does not answer its console",
+                    severity=Severity.ERROR,
+                    confidence=Confidence.MEDIUM,
+                    summary=(
+                        f"{fw.name} (site {fw.site}) did not answer: if it is down, nothing "
+                        f"passes between {fw.site} and the other sites."
+                    ),
+                    evidence=[Evidence(EvidenceKind.FIREWALL, fw.error, fw.name)],
+                    fixes=[cmd.note(f"Start it again: sitemail lab restart {fw.name}")],
+                    symptoms=(3, 4),
+                    subject=fw.name,
+                )
+            )
+    return findings
+
+
+RULES: list[Rule] = [delays, nondelivery, submission, certificates, not_answering]

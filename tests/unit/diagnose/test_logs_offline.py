@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sitemail.clock import ManualClock
 from sitemail.diagnose import samples
-from sitemail.diagnose.logs import LogKind
-from sitemail.diagnose.logscan import Outcome, scan_logs
+from sitemail.diagnose.logs import LogKind, ProtocolRow, SmtpSession
+from sitemail.diagnose.logscan import Outcome, digest_receive, digest_send, scan_logs
 from sitemail.diagnose.offline import troubleshoot_logs
 from sitemail.transport.protocol_log import ProtocolLog
 
@@ -212,3 +214,44 @@ def test_a_2013_receive_log_shows_an_open_relay(tmp_path: Path) -> None:
     assert [k[2] for k, _ in groups] == ["EX13\\Default Frontend EX13"]
     report = troubleshoot_logs([tmp_path])
     assert [f.cause for f in report.findings] == ["open-relay"]
+
+
+_ROW = st.tuples(
+    st.sampled_from(["+", "-", "<", ">", "*", "?", ""]),
+    st.text(max_size=60),
+    st.sampled_from(["", "Local", "Remote", "Set Session Permissions", "x"]),
+)
+_TEXTS = st.sampled_from(
+    [
+        "220 ******",
+        "EHLO a",
+        "250-XXXXXXXA",
+        "250 X-ANONYMOUSTLS",
+        "QUIT",
+        "235 <authentication information>",
+        "451 5.7.3 Cannot achieve Exchange Server authentication",
+        "550 5.7.1 Client does not have permissions to send as this sender",
+        "Failed to connect",
+        "SMTPAcceptAnyRecipient",
+        "",
+    ]
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            _ROW.map(lambda r: r[0]), _TEXTS | st.text(max_size=30), _ROW.map(lambda r: r[2])
+        ),
+        max_size=30,
+    )
+)
+def test_no_session_crashes_the_digest(rows: list[tuple[str, str, str]]) -> None:
+    # Property: whatever a (damaged, foreign) log holds, the digest never raises.
+    session = SmtpSession(LogKind.SMTP_SEND, "c", "s")
+    for i, (event, data, context) in enumerate(rows):
+        values = ["2026-03-02T09:00:00.000Z", "c", "s", str(i), "", "", event, data, context]
+        session.rows.append(ProtocolRow(values, "f.LOG", i + 1, LogKind.SMTP_SEND))
+    for digest in (digest_send, digest_receive):
+        result = digest(session, "EX-NY1")
+        assert result is None or result.outcome in Outcome

@@ -263,3 +263,14 @@ def test_ranges_without_cuts_exactly_the_addresses(bounds: list[int], cut: list[
     assert covered == hi - lo + 1 - len(removed)
     for c in removed:
         assert not any(r.first <= c <= r.last for r in out)
+
+
+def test_a_stopped_hub_and_a_silent_firewall_are_findings() -> None:
+    facts = seed(
+        unreachable_servers={"EX-FL1": "Connection refused"},
+        firewalls=[FirewallFact("ASA-FL", "FL", False, {}, (), "no such socket")],
+    )
+    assert sorted(errors(evaluate(facts))) == [
+        ("firewall-not-answering", "ASA-FL"),
+        ("server-not-answering", "EX-FL1"),
+    ]
