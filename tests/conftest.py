@@ -118,7 +118,10 @@ class RunningLab:
         self.dir = lab_dir
 
     def status(self) -> dict[str, Any]:
-        return json.loads(sitemail("lab", "status", "--json", "--dir", str(self.dir)).stdout)
+        status: dict[str, Any] = json.loads(
+            sitemail("lab", "status", "--json", "--dir", str(self.dir)).stdout
+        )
+        return status
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sitemail(*args, "--dir", str(self.dir), check=check)

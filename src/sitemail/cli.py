@@ -71,6 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_asa_arguments(asa)
     _add_dir(asa)
 
+    from sitemail.diagnose import cli as diagnose_cli
+
+    probe = sub.add_parser("probe", help="tell whether something on an SMTP path inspects it")
+    probe_sub = probe.add_subparsers(dest="probe_kind", required=True, metavar="KIND")
+    diagnose_cli.add_probe_arguments(
+        probe_sub.add_parser("smtp", help="probe HOST[:PORT] (default port 25)")
+    )
+    diagnose_cli.add_troubleshoot_arguments(
+        sub.add_parser(
+            "troubleshoot", help="find what stops mail: in the lab, or in Exchange log files"
+        )
+    )
+    diagnose_cli.add_routing_arguments(
+        sub.add_parser("routing", help="sites, links, hubs and the route from every hub")
+    )
+
     serve = sub.add_parser("serve", help="run one server, firewall or Internet host")
     serve.add_argument("name")
     serve.add_argument("--directory", required=True, metavar="URL", help="directory.db path")
@@ -208,6 +224,15 @@ def main(argv: list[str] | None = None) -> int:
         from sitemail.firewall.console_cli import main as asa_main
 
         return asa_main(args.name, args.commands, _lab_dir(args))
+    if args.command in ("probe", "troubleshoot", "routing"):
+        from sitemail.diagnose import cli as diagnose_cli
+
+        runner = {
+            "probe": diagnose_cli.run_probe,
+            "troubleshoot": diagnose_cli.run_troubleshoot,
+            "routing": diagnose_cli.run_routing,
+        }[args.command]
+        return runner(args)
     if args.command == "serve":
         from sitemail.server.process import run
 
