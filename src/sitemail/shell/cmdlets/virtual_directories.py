@@ -226,7 +226,7 @@ def _definitions(family: Family) -> tuple[CmdletDefinition[ExchangeServices], ..
         f"Set-{family.noun}",
         identity_parameter(f"{family.what} virtual directory (SERVER\\Name)"),
         *set_parameters(family.fields),
-        synopsis=f"Changes a {family.what} virtual directory (URLs, authentication).",
+        synopsis=f"Changes the {family.what} virtual directory of a server (URLs, authentication).",
         description="Client Access servers apply the change within a second.",
         examples=(
             f'Set-{family.noun} "EX-FL1\\{example}" -ExternalUrl https://ex-fl1.contoso.com'
