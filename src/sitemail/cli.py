@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,10 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from sitemail.diagnose import cli as diagnose_cli
 
-    probe = sub.add_parser("probe", help="tell whether something on an SMTP path inspects it")
-    probe_sub = probe.add_subparsers(dest="probe_kind", required=True, metavar="KIND")
     diagnose_cli.add_probe_arguments(
-        probe_sub.add_parser("smtp", help="probe HOST[:PORT] (default port 25)")
+        sub.add_parser("probe", help="tell whether something on an SMTP path inspects it")
     )
     diagnose_cli.add_troubleshoot_arguments(
         sub.add_parser(
@@ -211,6 +210,9 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        # Piped into `head` and the like: end quietly, as Unix tools do.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args_list = sys.argv[1:] if argv is None else argv
     if args_list[:1] == ["shell"]:
         from sitemail.shell.cmdlets.entry import shell_main

@@ -603,6 +603,8 @@ class Lab:
                 if rc.server.lower() == server.name.lower():
                     ports = sorted({p for _, p in rc.ports})
                     endpoints[f"smtp ({rc.name})"] = [f"{rec.address}:{p + offset}" for p in ports]
+        if server.version is ExchangeVersion.E2003:
+            endpoints["smtp (Default SMTP Virtual Server)"] = [f"{rec.address}:{25 + offset}"]
         if ServerRole.CLIENT_ACCESS in server.roles and server.version is ExchangeVersion.E2010:
             endpoints["https"] = f"{rec.address}:{443 + offset}"
             urls = {}
