@@ -1,0 +1,197 @@
+"""``/EWS/Exchange.asmx``: Exchange Web Services (and the availability service) on a 2010 CAS.
+
+One POST is one SOAP operation.  The front door has found the virtual
+directory; this handler then
+
+1. **authenticates**: a request proxied by another Client Access server is
+   for the user it names (server certificate, WindowsAuthentication on this
+   virtual directory: :meth:`FrontDoor.proxied_user`); a client signs in
+   with Basic where the virtual directory allows it
+   (``Set-WebServicesVirtualDirectory -BasicAuthentication $true``), since
+   sitemail has no Kerberos/NTLM for clients;
+2. **decides**: EWS is never redirected (spec 8.3 table): the mailbox's
+   site serves it; from any other site it is proxied to the EWS
+   InternalUrl of a CAS there (:meth:`FrontDoor.proxy_for`), the
+   availability service with it (it lives on the same virtual directory);
+3. **serves** the operation from the store API (:mod:`.ews_mailbox`,
+   :mod:`.ews_availability`), answering SOAP faults the way Exchange does
+   (HTTP 500 with the EWS error code in the detail).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+
+from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
+from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
+from sitemail.access.ews_soap import (
+    EwsRequest,
+    SoapFault,
+    check_schema,
+    envelope,
+    fault_envelope,
+    parse_request,
+)
+from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Proxy, ServeLocally
+from sitemail.access.web.front import FrontDoor, RequestContext
+from sitemail.access.web.proxy import PROXY_USER_HEADER
+from sitemail.mailbox.errors import StoreError
+from sitemail.org.model import Mailbox
+
+__all__ = ["EwsHandler"]
+
+log = logging.getLogger("sitemail.w3svc.ews")
+
+_XML = "text/xml"
+
+
+def soap_response(body: bytes, *, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type=_XML, charset="utf-8")
+
+
+def fault_response(fault: SoapFault, *, status: int = 500) -> web.Response:
+    return soap_response(fault_envelope(fault), status=status)
+
+
+def unauthorized(host: str, text: str, *, basic: bool) -> web.Response:
+    """401 with the challenges the virtual directory offers (as IIS sends them)."""
+    response = web.Response(status=401, text=text, content_type="text/plain")
+    if basic:
+        response.headers.add("WWW-Authenticate", f'Basic realm="{host}"')
+    else:
+        response.headers.add("WWW-Authenticate", "Negotiate")
+        response.headers.add("WWW-Authenticate", "NTLM")
+    return response
+
+
+class EwsHandler:
+    """The EWS virtual directory's handler, plugged into the front door of one server."""
+
+    def __init__(
+        self,
+        door: Callable[[], FrontDoor | None],
+        store: Callable[[], EwsStore | None],
+    ) -> None:
+        self._door = door
+        self._store = store
+
+    async def __call__(self, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+        door = self._door()
+        if door is None:
+            return web.Response(status=503, text="The web site is starting.")
+        proxied = ctx.peer is not None and PROXY_USER_HEADER in request.headers
+        if proxied:
+            found = door.proxied_user(request, ctx)
+            if isinstance(found, web.StreamResponse):
+                return found
+            mailbox = found
+        else:
+            signed_in = await self._sign_in(door, request, ctx)
+            if isinstance(signed_in, web.StreamResponse):
+                return signed_in
+            mailbox = signed_in
+        if request.method != "POST":
+            return web.Response(
+                status=405,
+                headers={"Allow": "POST"},
+                text="Exchange Web Services take SOAP requests by POST.",
+            )
+        outcome = door.decide_for(ctx, ClientProtocol.EWS, mailbox)
+        if proxied and not isinstance(outcome, ServeLocally):
+            # A proxied request is served here or not at all: no proxy chains.
+            return fault_response(
+                SoapFault(
+                    "ErrorProxyRequestProcessingFailed",
+                    f"{door.server} does not serve {mailbox.alias}'s mailbox, so it cannot take "
+                    "a request another Client Access server proxied.",
+                    fault_code="s:Server",
+                ),
+                status=421,
+            )
+        match outcome:
+            case ServeLocally():
+                return await self._serve(door, request, mailbox)
+            case Proxy():
+                return await door.proxy_for(request, ctx, outcome, mailbox)
+            case Error() | Legacy() | _:
+                message = outcome.message if isinstance(outcome, Error) else str(outcome)
+                return fault_response(
+                    SoapFault("ErrorMailboxStoreUnavailable", message, fault_code="s:Server")
+                )
+
+    async def _sign_in(
+        self, door: FrontDoor, request: web.Request, ctx: RequestContext
+    ) -> Mailbox | web.StreamResponse:
+        host = ctx.host
+        if not ctx.vdir.basic_authentication:
+            return unauthorized(
+                host,
+                f"{ctx.vdir.identity} accepts only Integrated Windows authentication, which "
+                "sitemail keeps for Client Access servers; turn Basic on for clients with "
+                f'Set-WebServicesVirtualDirectory -Identity "{ctx.vdir.identity}" '
+                "-BasicAuthentication $true.",
+                basic=False,
+            )
+        found = await door.basic_user(request)
+        if isinstance(found, Mailbox):
+            return found
+        return unauthorized(host, found or "Sign in with your user name and password.", basic=True)
+
+    async def _serve(
+        self, door: FrontDoor, request: web.Request, mailbox: Mailbox
+    ) -> web.StreamResponse:
+        store = self._store()
+        if store is None:
+            return fault_response(
+                SoapFault(
+                    "ErrorMailboxStoreUnavailable",
+                    "The mailbox store is not available.",
+                    fault_code="s:Server",
+                )
+            )
+        try:
+            parsed = parse_request(await request.read())
+            check_schema(parsed.schema)
+            mailboxes = door.directory.list(Mailbox)
+            answer = await self._operation(parsed, EwsMailbox(store, mailbox, mailboxes))
+        except SoapFault as fault:
+            return fault_response(fault)
+        except web.HTTPRequestEntityTooLarge:
+            return fault_response(
+                SoapFault("ErrorRequestTooLarge", "The request is too large."), status=413
+            )
+        except StoreError as exc:
+            log.warning("EWS for %s: %s", mailbox.alias, exc)
+            return fault_response(
+                SoapFault("ErrorMailboxStoreUnavailable", str(exc), fault_code="s:Server")
+            )
+        return soap_response(answer)
+
+    async def _operation(self, request: EwsRequest, box: EwsMailbox) -> bytes:
+        body = request.body
+        match request.operation:
+            case "GetFolder":
+                return envelope(await box.get_folder(body))
+            case "FindFolder":
+                return envelope(await box.find_folder(body))
+            case "FindItem":
+                return envelope(await box.find_item(body))
+            case "GetItem":
+                return envelope(await box.get_item(body))
+            case "ResolveNames":
+                return envelope(box.resolve_names(body))
+            case "ConvertId":
+                return envelope(box.convert_id(body))
+            case "GetUserAvailabilityRequest":
+                return envelope(get_user_availability(body, box.directory))
+            case "GetServerTimeZones":
+                return envelope(get_server_time_zones(body))
+        raise SoapFault(
+            "ErrorInvalidOperation",
+            f"{request.operation} is not among the operations sitemail's Exchange Web Services "
+            "serve (GetFolder, FindFolder, FindItem, GetItem, ResolveNames, ConvertId, "
+            "GetUserAvailability, GetServerTimeZones).",
+        )

@@ -1,0 +1,68 @@
+"""EWS folder and item identifiers: opaque base64 strings that name a mailbox's folder or message.
+
+An Exchange Id is an opaque base64 string; a client only hands it back.
+sitemail's carry what the store needs (the mailbox alias, and a folder id,
+a well-known folder name, or a message id), so that any Client Access
+server of the mailbox's site can serve a request that names them.  The
+mailbox in an id is checked against the signed-in user on every use: an id
+is never a way into another mailbox.  ChangeKeys carry the modification
+sequence, so that a client sees a new ChangeKey after a change.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["EwsId", "InvalidId", "change_key", "folder_id", "item_id", "parse_id"]
+
+_MAGIC = "sm1"  # a version tag, so that a later format can tell old ids apart
+#: Folders that exist in every mailbox's hierarchy above the store's folders.
+ROOT = "root"
+TOP = "msgfolderroot"
+
+
+class InvalidId(ValueError):
+    """The value is not an Id this server gave."""
+
+
+@dataclass(frozen=True)
+class EwsId:
+    kind: Literal["F", "M"]
+    mailbox: str
+    value: str  # a folder id, "root"/"msgfolderroot", or a message id (decimal)
+
+
+def _encode(kind: str, mailbox: str, value: str) -> str:
+    raw = "\x1f".join((_MAGIC, kind, mailbox, value)).encode("utf-8")
+    return base64.b64encode(raw).decode("ascii")
+
+
+def folder_id(mailbox: str, folder: int | str) -> str:
+    return _encode("F", mailbox.casefold(), str(folder))
+
+
+def item_id(mailbox: str, message_id: int) -> str:
+    return _encode("M", mailbox.casefold(), str(int(message_id)))
+
+
+def change_key(modseq: int) -> str:
+    return base64.b64encode(f"CK{modseq}".encode()).decode("ascii")
+
+
+def parse_id(value: str) -> EwsId:
+    if len(value) > 1024:
+        raise InvalidId("the Id is too long")
+    try:
+        raw = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidId("the Id is not one this server gave") from None
+    parts = raw.split("\x1f")
+    if len(parts) != 4 or parts[0] != _MAGIC or parts[1] not in ("F", "M"):
+        raise InvalidId("the Id is not one this server gave")
+    kind: Literal["F", "M"] = "F" if parts[1] == "F" else "M"
+    if kind == "M" and not parts[3].isdigit():
+        raise InvalidId("the item Id is malformed")
+    return EwsId(kind=kind, mailbox=parts[2], value=parts[3])

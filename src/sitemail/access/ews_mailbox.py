@@ -1,0 +1,615 @@
+"""The mailbox operations of Exchange Web Services, over the store API (one signed-in user).
+
+Served here: ``GetFolder``, ``FindFolder``, ``FindItem`` (messages of a
+folder, indexed paging), ``GetItem`` (subject, body, sender, recipients,
+MIME content ...), ``ResolveNames`` (the directory's mailboxes) and
+``ConvertId`` (answered per id: sitemail's ids have no other formats).
+Calendar, contacts and the write operations are not: they get
+``ErrorInvalidOperation`` naming the operation (see :mod:`.ews_handler`).
+
+The folder hierarchy is the store's, under the two folders every Exchange
+mailbox has above it: ``root`` and ``msgfolderroot`` (Top of Information
+Store).  Properties follow the requested shape (``IdOnly``, ``Default``,
+``AllProperties`` plus ``AdditionalProperties``); properties sitemail does
+not keep are left out, as Exchange leaves out properties an item lacks.
+"""
+
+from __future__ import annotations
+
+import base64
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, folder_id, item_id, parse_id
+from sitemail.access.ews_soap import SoapFault, m, sub, t
+from sitemail.access.message_body import PartReader, read_body
+from sitemail.mailbox.errors import FolderNotFound, MessageNotFound, NotFound
+from sitemail.mailbox.records import (
+    Address,
+    Folder,
+    MessageDetail,
+    MessagePage,
+    MessageSummary,
+    WellKnownFolder,
+)
+from sitemail.org.model import Mailbox
+
+__all__ = ["EwsMailbox", "EwsStore"]
+
+#: Most items one FindItem page returns, whatever the client asks for.
+MAX_PAGE = 1000
+#: Largest message whose MIME content GetItem returns (base64 in a SOAP body).
+MAX_MIME = 32 * 1024 * 1024
+
+
+class EwsStore(PartReader, Protocol):
+    """The part of the store API that Exchange Web Services reads."""
+
+    async def list_folders(self, mailbox: str) -> list[Folder]: ...
+
+    async def get_folder(self, mailbox: str, folder: int | str) -> Folder: ...
+
+    async def list_messages(
+        self,
+        mailbox: str,
+        folder: int | str,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        oldest_first: bool = False,
+    ) -> MessagePage: ...
+
+    async def get_message(self, mailbox: str, message_id: int) -> MessageDetail: ...
+
+    async def read_raw(
+        self, mailbox: str, message_id: int, *, start: int = 0, length: int | None = None
+    ) -> bytes: ...
+
+
+# Folder properties, in the schema's order (FolderType).
+_FOLDER_FIELDS = (
+    "folder:FolderId",
+    "folder:ParentFolderId",
+    "folder:FolderClass",
+    "folder:DisplayName",
+    "folder:TotalCount",
+    "folder:ChildFolderCount",
+    "folder:UnreadCount",
+)
+_FOLDER_DEFAULT = {
+    "folder:FolderId",
+    "folder:DisplayName",
+    "folder:TotalCount",
+    "folder:ChildFolderCount",
+    "folder:UnreadCount",
+}
+# Message properties, in the schema's order (ItemType, then MessageType).
+_ITEM_FIELDS = (
+    "item:MimeContent",
+    "item:ItemId",
+    "item:ParentFolderId",
+    "item:ItemClass",
+    "item:Subject",
+    "item:Sensitivity",
+    "item:Body",
+    "item:DateTimeReceived",
+    "item:Size",
+    "item:Importance",
+    "item:InReplyTo",
+    "item:IsDraft",
+    "item:DateTimeSent",
+    "item:DateTimeCreated",
+    "item:DisplayCc",
+    "item:DisplayTo",
+    "item:HasAttachments",
+    "message:Sender",
+    "message:ToRecipients",
+    "message:CcRecipients",
+    "message:From",
+    "message:InternetMessageId",
+    "message:IsRead",
+    "message:ReplyTo",
+)
+# What BaseShape Default gives for a message (MimeContent and Body only when asked).
+_ITEM_DEFAULT = {
+    "item:ItemId",
+    "item:ParentFolderId",
+    "item:ItemClass",
+    "item:Subject",
+    "item:Sensitivity",
+    "item:DateTimeReceived",
+    "item:Size",
+    "item:Importance",
+    "item:IsDraft",
+    "item:DateTimeSent",
+    "item:DateTimeCreated",
+    "item:DisplayCc",
+    "item:DisplayTo",
+    "item:HasAttachments",
+    "message:Sender",
+    "message:From",
+    "message:IsRead",
+}
+# Properties that need the whole message (GetItem), not the folder's list row.
+_DETAIL_FIELDS = {"item:Body", "item:MimeContent", "item:InReplyTo", "message:ReplyTo"}
+# The messages namespace's folder class for well-known mail folders.
+_MAIL_CLASS = "IPF.Note"
+
+
+def _shape(shape: ET.Element | None, default: set[str], everything: Iterable[str]) -> set[str]:
+    """The property paths a FolderShape/ItemShape asks for."""
+    if shape is None:
+        return set(default)
+    base = (shape.findtext(t("BaseShape")) or "Default").strip()
+    if base == "IdOnly":
+        wanted = {p for p in default if p.endswith(("FolderId", "ItemId"))}
+    elif base == "AllProperties":
+        wanted = set(everything) - {"item:MimeContent"}
+    else:
+        wanted = set(default)
+    extra = shape.find(t("AdditionalProperties"))
+    if extra is not None:
+        for field in extra.iter(t("FieldURI")):
+            uri = field.get("FieldURI")
+            if uri:
+                wanted.add(uri)
+    return wanted
+
+
+def _when(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _mailbox(parent: ET.Element, tag: str, address: Address) -> ET.Element:
+    box = sub(parent, tag)
+    if address.name:
+        sub(box, t("Name"), address.name)
+    sub(box, t("EmailAddress"), address.address)
+    sub(box, t("RoutingType"), "SMTP")
+    sub(box, t("MailboxType"), "OneOff")
+    return box
+
+
+def _names(addresses: list[Address]) -> str:
+    return "; ".join(a.name or a.address for a in addresses)
+
+
+def response_message(
+    parent: ET.Element, operation: str, code: str = "NoError", text: str | None = None
+) -> ET.Element:
+    """One ``<m:{operation}ResponseMessage>`` with its class and code."""
+    cls = "Success" if code == "NoError" else "Error"
+    msg = sub(parent, m(f"{operation}ResponseMessage"), ResponseClass=cls)
+    if text is not None:
+        sub(msg, m("MessageText"), text)
+    sub(msg, m("ResponseCode"), code)
+    if code != "NoError":
+        sub(msg, m("DescriptiveLinkKey"), "0")
+    return msg
+
+
+class EwsMailbox:
+    """Exchange Web Services for one signed-in user, served from the store API."""
+
+    def __init__(self, store: EwsStore, mailbox: Mailbox, directory: list[Mailbox]) -> None:
+        self.store = store
+        self.mailbox = mailbox
+        self.alias = mailbox.alias
+        self.directory = directory
+        self._folders: list[Folder] | None = None
+
+    # ------------------------------------------------------------ folders
+
+    async def folders(self) -> list[Folder]:
+        if self._folders is None:
+            self._folders = await self.store.list_folders(self.alias)
+        return self._folders
+
+    async def _resolve_folder(self, ref: ET.Element) -> int | str:
+        """A store folder id, ``ROOT`` or ``TOP`` for a FolderId/DistinguishedFolderId."""
+        if ref.tag == t("DistinguishedFolderId"):
+            mailbox = ref.find(t("Mailbox"))
+            if mailbox is not None:
+                address = (mailbox.findtext(t("EmailAddress")) or "").strip().lower()
+                if address and address != self.mailbox.primary_smtp_address.lower():
+                    raise _Refused(
+                        "ErrorAccessDenied",
+                        f"{self.mailbox.primary_smtp_address} has no access to {address}'s "
+                        "mailbox.",
+                    )
+            name = ref.get("Id", "")
+            if name in (ROOT, TOP):
+                return name
+            try:
+                well_known = WellKnownFolder(name)
+            except ValueError:
+                raise _Refused(
+                    "ErrorFolderNotFound", f"The distinguished folder {name!r} does not exist."
+                ) from None
+            return well_known.value
+        if ref.tag == t("FolderId"):
+            try:
+                parsed = parse_id(ref.get("Id", ""))
+            except InvalidId as exc:
+                raise _Refused("ErrorInvalidIdMalformed", f"Id is malformed: {exc}.") from None
+            if parsed.kind != "F":
+                raise _Refused("ErrorInvalidIdMalformed", "The Id is not a folder Id.")
+            self._own(parsed.mailbox)
+            if parsed.value in (ROOT, TOP):
+                return parsed.value
+            return int(parsed.value) if parsed.value.isdigit() else parsed.value
+        raise _Refused("ErrorInvalidIdMalformed", "Expected a FolderId or DistinguishedFolderId.")
+
+    def _own(self, alias: str) -> None:
+        if alias.casefold() != self.alias.casefold():
+            raise _Refused("ErrorAccessDenied", "The Id names another user's mailbox.")
+
+    async def _folder_element(self, parent: ET.Element, ref: int | str, fields: set[str]) -> None:
+        folders = await self.folders()
+        if ref in (ROOT, TOP):
+            children = [f for f in folders if f.parent_id is None] if ref == TOP else []
+            total = unread = 0
+            display = "Root" if ref == ROOT else "Top of Information Store"
+            parent_ref: int | str | None = ROOT if ref == TOP else None
+            child_count = 1 if ref == ROOT else len(children)
+            folder_class: str | None = None if ref == ROOT else _MAIL_CLASS
+        else:
+            folder = await self.store.get_folder(self.alias, ref)
+            ref = folder.id
+            total, unread, display = folder.total, folder.unread, folder.name
+            parent_ref = folder.parent_id if folder.parent_id is not None else TOP
+            child_count = sum(1 for f in folders if f.parent_id == folder.id)
+            folder_class = _MAIL_CLASS
+        element = sub(parent, t("Folder"))
+        values: dict[str, str | None] = {
+            "folder:FolderClass": folder_class,
+            "folder:DisplayName": display,
+            "folder:TotalCount": str(total),
+            "folder:ChildFolderCount": str(child_count),
+            "folder:UnreadCount": str(unread),
+        }
+        for path in _FOLDER_FIELDS:
+            if path not in fields and path != "folder:FolderId":
+                continue
+            if path == "folder:FolderId":
+                sub(element, t("FolderId"), Id=folder_id(self.alias, ref), ChangeKey=change_key(0))
+            elif path == "folder:ParentFolderId":
+                if parent_ref is not None:
+                    sub(
+                        element,
+                        t("ParentFolderId"),
+                        Id=folder_id(self.alias, parent_ref),
+                        ChangeKey=change_key(0),
+                    )
+            elif (value := values.get(path)) is not None:
+                sub(element, t(path.split(":", 1)[1]), value)
+
+    async def get_folder(self, body: ET.Element) -> ET.Element:
+        fields = _shape(body.find(m("FolderShape")), _FOLDER_DEFAULT, _FOLDER_FIELDS)
+        response = ET.Element(m("GetFolderResponse"))
+        messages = sub(response, m("ResponseMessages"))
+        ids = body.find(m("FolderIds"))
+        for ref in list(ids) if ids is not None else []:
+            try:
+                resolved = await self._resolve_folder(ref)
+                msg = response_message(messages, "GetFolder")
+                await self._folder_element(sub(msg, m("Folders")), resolved, fields)
+            except _Refused as exc:
+                sub(response_message(messages, "GetFolder", exc.code, exc.text), m("Folders"))
+            except FolderNotFound:
+                msg = response_message(
+                    messages,
+                    "GetFolder",
+                    "ErrorFolderNotFound",
+                    "The specified folder could not be found in the store.",
+                )
+                sub(msg, m("Folders"))
+        return response
+
+    async def find_folder(self, body: ET.Element) -> ET.Element:
+        fields = _shape(body.find(m("FolderShape")), _FOLDER_DEFAULT, _FOLDER_FIELDS)
+        deep = body.get("Traversal", "Shallow") == "Deep"
+        response = ET.Element(m("FindFolderResponse"))
+        messages = sub(response, m("ResponseMessages"))
+        parents = body.find(m("ParentFolderIds"))
+        folders = await self.folders()
+        for ref in list(parents) if parents is not None else []:
+            try:
+                resolved = await self._resolve_folder(ref)
+            except _Refused as exc:
+                response_message(messages, "FindFolder", exc.code, exc.text)
+                continue
+            if isinstance(resolved, str) and resolved not in (ROOT, TOP):
+                match = next((f for f in folders if f.well_known == resolved), None)
+                if match is None:
+                    response_message(
+                        messages, "FindFolder", "ErrorFolderNotFound", "The folder was not found."
+                    )
+                    continue
+                resolved = match.id
+            found: list[int | str] = []
+            if resolved == ROOT:
+                found.append(TOP)
+                if deep:
+                    found += [f.id for f in _ordered(folders, None)]
+            elif resolved == TOP:
+                tops = [f.id for f in folders if f.parent_id is None]
+                found += [f.id for f in _ordered(folders, None)] if deep else tops
+            elif isinstance(resolved, int):
+                kids = [f.id for f in folders if f.parent_id == resolved]
+                found += [f.id for f in _ordered(folders, resolved)] if deep else kids
+            msg = response_message(messages, "FindFolder")
+            root = sub(
+                msg,
+                m("RootFolder"),
+                IndexedPagingOffset=str(len(found)),
+                TotalItemsInView=str(len(found)),
+                IncludesLastItemInRange="true",
+            )
+            container = sub(root, t("Folders"))
+            for ref_id in found:
+                await self._folder_element(container, ref_id, fields)
+        return response
+
+    # ------------------------------------------------------------ items
+
+    async def find_item(self, body: ET.Element) -> ET.Element:
+        fields = _shape(body.find(m("ItemShape")), _ITEM_DEFAULT, _ITEM_FIELDS)
+        response = ET.Element(m("FindItemResponse"))
+        messages = sub(response, m("ResponseMessages"))
+        if body.find(m("Restriction")) is not None or body.find(m("QueryString")) is not None:
+            response_message(
+                messages,
+                "FindItem",
+                "ErrorUnsupportedQueryFilter",
+                "sitemail's Exchange Web Services do not evaluate restrictions; page through "
+                "the folder instead.",
+            )
+            return response
+        view = body.find(m("IndexedPageItemView"))
+        limit, offset, from_end = MAX_PAGE, 0, False
+        if view is not None:
+            try:
+                limit = min(int(view.get("MaxEntriesReturned", MAX_PAGE)), MAX_PAGE)
+                offset = max(int(view.get("Offset", "0")), 0)
+            except ValueError:
+                raise SoapFault(
+                    "ErrorSchemaValidation", "IndexedPageItemView needs integer values."
+                ) from None
+            from_end = view.get("BasePoint", "Beginning") == "End"
+        parents = body.find(m("ParentFolderIds"))
+        for ref in list(parents) if parents is not None else []:
+            try:
+                resolved = await self._resolve_folder(ref)
+                if resolved in (ROOT, TOP):
+                    page = MessagePage(total=0, offset=0, items=[])
+                else:
+                    page = await self.store.list_messages(
+                        self.alias,
+                        resolved,
+                        offset=offset,
+                        limit=max(limit, 1),
+                        oldest_first=from_end,
+                    )
+            except _Refused as exc:
+                response_message(messages, "FindItem", exc.code, exc.text)
+                continue
+            except FolderNotFound:
+                response_message(
+                    messages, "FindItem", "ErrorFolderNotFound", "The folder was not found."
+                )
+                continue
+            items = page.items[:limit]
+            msg = response_message(messages, "FindItem")
+            end = offset + len(items)
+            root = sub(
+                msg,
+                m("RootFolder"),
+                IndexedPagingOffset=str(end),
+                TotalItemsInView=str(page.total),
+                IncludesLastItemInRange="true" if end >= page.total else "false",
+            )
+            container = sub(root, t("Items"))
+            for summary in items:
+                await self._message_element(container, summary, fields - _DETAIL_FIELDS)
+        return response
+
+    async def get_item(self, body: ET.Element) -> ET.Element:
+        fields = _shape(body.find(m("ItemShape")), _ITEM_DEFAULT, _ITEM_FIELDS)
+        response = ET.Element(m("GetItemResponse"))
+        messages = sub(response, m("ResponseMessages"))
+        ids = body.find(m("ItemIds"))
+        for ref in list(ids) if ids is not None else []:
+            try:
+                parsed = parse_id(ref.get("Id", ""))
+                if parsed.kind != "M":
+                    raise _Refused("ErrorInvalidIdMalformed", "The Id is not an item Id.")
+                self._own(parsed.mailbox)
+                detail = await self.store.get_message(self.alias, int(parsed.value))
+                msg = response_message(messages, "GetItem")
+                await self._message_element(sub(msg, m("Items")), detail, fields)
+            except InvalidId as exc:
+                msg = response_message(
+                    messages, "GetItem", "ErrorInvalidIdMalformed", f"Id is malformed: {exc}."
+                )
+                sub(msg, m("Items"))
+            except _Refused as exc:
+                sub(response_message(messages, "GetItem", exc.code, exc.text), m("Items"))
+            except (MessageNotFound, NotFound):
+                msg = response_message(
+                    messages,
+                    "GetItem",
+                    "ErrorItemNotFound",
+                    "The specified object was not found in the store.",
+                )
+                sub(msg, m("Items"))
+        return response
+
+    async def _message_element(
+        self, parent: ET.Element, item: MessageSummary, fields: set[str]
+    ) -> None:
+        element = sub(parent, t("Message"))
+        detail = item if isinstance(item, MessageDetail) else None
+        for path in _ITEM_FIELDS:
+            if path not in fields and path != "item:ItemId":
+                continue
+            name = path.split(":", 1)[1]
+            if path == "item:MimeContent":
+                if detail is not None and detail.size <= MAX_MIME:
+                    raw = await self.store.read_raw(self.alias, detail.id)
+                    sub(
+                        element,
+                        t("MimeContent"),
+                        base64.b64encode(raw).decode("ascii"),
+                        CharacterSet="UTF-8",
+                    )
+            elif path == "item:ItemId":
+                sub(
+                    element,
+                    t("ItemId"),
+                    Id=item_id(self.alias, item.id),
+                    ChangeKey=change_key(item.modseq),
+                )
+            elif path == "item:ParentFolderId":
+                sub(
+                    element,
+                    t("ParentFolderId"),
+                    Id=folder_id(self.alias, item.folder_id),
+                    ChangeKey=change_key(0),
+                )
+            elif path == "item:ItemClass":
+                sub(element, t("ItemClass"), "IPM.Note")
+            elif path == "item:Subject":
+                sub(element, t("Subject"), item.subject)
+            elif path == "item:Sensitivity":
+                sub(element, t("Sensitivity"), "Normal")
+            elif path == "item:Body":
+                if detail is not None:
+                    body = await read_body(self.store, self.alias, detail)
+                    sub(
+                        element,
+                        t("Body"),
+                        body.text,
+                        BodyType="HTML" if body.html else "Text",
+                        IsTruncated="true" if body.truncated else "false",
+                    )
+            elif path == "item:DateTimeReceived":
+                sub(element, t(name), _when(item.received_at))
+            elif path == "item:Size":
+                sub(element, t(name), str(item.size))
+            elif path == "item:Importance":
+                sub(element, t(name), "Normal")
+            elif path == "item:InReplyTo":
+                if detail is not None and detail.in_reply_to:
+                    sub(element, t(name), detail.in_reply_to)
+            elif path == "item:IsDraft":
+                sub(element, t(name), "true" if item.flags.draft else "false")
+            elif path in ("item:DateTimeSent", "item:DateTimeCreated"):
+                sub(element, t(name), _when(item.sent_at or item.received_at))
+            elif path == "item:DisplayCc":
+                sub(element, t(name), _names(item.cc))
+            elif path == "item:DisplayTo":
+                sub(element, t(name), _names(item.to))
+            elif path == "item:HasAttachments":
+                sub(element, t(name), "true" if item.has_attachments else "false")
+            elif path in ("message:Sender", "message:From"):
+                if item.from_address is not None:
+                    _mailbox(sub(element, t(name)), t("Mailbox"), item.from_address)
+            elif path in ("message:ToRecipients", "message:CcRecipients"):
+                people = item.to if name == "ToRecipients" else item.cc
+                if people:
+                    container = sub(element, t(name))
+                    for person in people:
+                        _mailbox(container, t("Mailbox"), person)
+            elif path == "message:InternetMessageId":
+                if item.internet_message_id:
+                    sub(element, t(name), item.internet_message_id)
+            elif path == "message:IsRead":
+                sub(element, t(name), "true" if item.flags.seen else "false")
+            elif path == "message:ReplyTo" and detail is not None and detail.reply_to:
+                container = sub(element, t(name))
+                for person in detail.reply_to:
+                    _mailbox(container, t("Mailbox"), person)
+
+    # ------------------------------------------------------------ names and ids
+
+    def resolve_names(self, body: ET.Element) -> ET.Element:
+        """Mailboxes of the directory whose alias, name or address starts with the text."""
+        text = (body.findtext(m("UnresolvedEntry")) or "").strip().lower()
+        text = text.removeprefix("smtp:")
+        response = ET.Element(m("ResolveNamesResponse"))
+        messages = sub(response, m("ResponseMessages"))
+        found = [
+            box
+            for box in self.directory
+            if text
+            and (
+                box.alias.lower().startswith(text)
+                or box.display_name.lower().startswith(text)
+                or box.primary_smtp_address.lower().startswith(text)
+            )
+        ]
+        if not found:
+            response_message(
+                messages, "ResolveNames", "ErrorNameResolutionNoResults", "No results were found."
+            )
+            return response
+        code = "NoError" if len(found) == 1 else "ErrorNameResolutionMultipleResults"
+        msg = sub(
+            messages,
+            m("ResolveNamesResponseMessage"),
+            ResponseClass="Success" if code == "NoError" else "Warning",
+        )
+        if code != "NoError":
+            sub(msg, m("MessageText"), "Multiple results were found.")
+        sub(msg, m("ResponseCode"), code)
+        if code != "NoError":
+            sub(msg, m("DescriptiveLinkKey"), "0")
+        resolutions = sub(
+            msg,
+            m("ResolutionSet"),
+            TotalItemsInView=str(len(found)),
+            IncludesLastItemInRange="true",
+        )
+        for box in found[:100]:
+            resolution = sub(resolutions, t("Resolution"))
+            entry = sub(resolution, t("Mailbox"))
+            sub(entry, t("Name"), box.display_name)
+            sub(entry, t("EmailAddress"), box.primary_smtp_address)
+            sub(entry, t("RoutingType"), "SMTP")
+            sub(entry, t("MailboxType"), "Mailbox")
+        return response
+
+    def convert_id(self, body: ET.Element) -> ET.Element:
+        response = ET.Element(m("ConvertIdResponse"))
+        messages = sub(response, m("ResponseMessages"))
+        ids = body.find(m("SourceIds"))
+        for _ in list(ids) if ids is not None else []:
+            response_message(
+                messages,
+                "ConvertId",
+                "ErrorInvalidIdMalformed",
+                "sitemail's Ids have a single format; there is nothing to convert.",
+            )
+        return response
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+def _ordered(folders: list[Folder], parent: int | None) -> list[Folder]:
+    """Folders below ``parent``, depth first, as a deep traversal lists them."""
+    out: list[Folder] = []
+    for folder in folders:
+        if folder.parent_id == parent:
+            out.append(folder)
+            out.extend(_ordered(folders, folder.id))
+    return out

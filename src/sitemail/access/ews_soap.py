@@ -1,0 +1,180 @@
+"""SOAP 1.1 envelopes of Exchange Web Services: reading requests, writing responses and faults.
+
+A request is a SOAP envelope whose body holds one operation element of the
+EWS messages namespace (``<m:FindItem>``); its header may name the schema
+version the client speaks (``<t:RequestServerVersion Version=...>``).  Every
+response carries ``<h:ServerVersionInfo>`` in its header, which clients
+(exchangelib among them) read to learn the server's version.
+
+Reading is bounded and refuses document type declarations (SOAP 1.1 section
+3 forbids them; refusing them also rules out entity expansion attacks).
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+__all__ = [
+    "ERRORS_NS",
+    "MAX_REQUEST",
+    "MESSAGES_NS",
+    "SOAP_NS",
+    "SUPPORTED_SCHEMAS",
+    "TYPES_NS",
+    "EwsRequest",
+    "SoapFault",
+    "envelope",
+    "fault_envelope",
+    "m",
+    "parse_request",
+    "sub",
+    "t",
+]
+
+SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+TYPES_NS = "http://schemas.microsoft.com/exchange/services/2006/types"
+MESSAGES_NS = "http://schemas.microsoft.com/exchange/services/2006/messages"
+ERRORS_NS = "http://schemas.microsoft.com/exchange/services/2006/errors"
+
+ET.register_namespace("s", SOAP_NS)
+ET.register_namespace("t", TYPES_NS)
+ET.register_namespace("m", MESSAGES_NS)
+ET.register_namespace("e", ERRORS_NS)
+
+#: Largest request body read (a GetItem for a few hundred ids is far below this).
+MAX_REQUEST = 1024 * 1024
+
+# The schema versions an Exchange 2010 SP3 server accepts in RequestServerVersion
+# (2010 SP3 added no schema of its own: its newest is Exchange2010_SP2).
+SUPPORTED_SCHEMAS = (
+    "Exchange2007",
+    "Exchange2007_SP1",
+    "Exchange2010",
+    "Exchange2010_SP1",
+    "Exchange2010_SP2",
+)
+# ServerVersionInfo of Exchange 2010 SP3 (build 14.3.123.4, its release build).
+SERVER_VERSION = {
+    "MajorVersion": "14",
+    "MinorVersion": "3",
+    "MajorBuildNumber": "123",
+    "MinorBuildNumber": "4",
+    "Version": "Exchange2010_SP2",
+}
+
+
+def t(tag: str) -> str:
+    """The qualified name of a types-namespace element."""
+    return f"{{{TYPES_NS}}}{tag}"
+
+
+def m(tag: str) -> str:
+    """The qualified name of a messages-namespace element."""
+    return f"{{{MESSAGES_NS}}}{tag}"
+
+
+def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    """Append a child element (``tag`` qualified) with optional text and attributes."""
+    child = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        child.text = text
+    return child
+
+
+class SoapFault(Exception):
+    """A request that gets a SOAP fault instead of a response.
+
+    ``response_code`` is the EWS error code (``ErrorSchemaValidation``,
+    ``ErrorInvalidServerVersion`` ...) that clients map to their exceptions.
+    """
+
+    def __init__(self, response_code: str, message: str, *, fault_code: str = "s:Client") -> None:
+        super().__init__(message)
+        self.response_code = response_code
+        self.message = message
+        self.fault_code = fault_code
+
+
+@dataclass(frozen=True)
+class EwsRequest:
+    operation: str  # the local name of the body's element, e.g. "FindItem"
+    body: ET.Element  # that element
+    schema: str | None  # RequestServerVersion, when given
+
+
+def parse_request(data: bytes) -> EwsRequest:
+    """The operation of a SOAP request; :class:`SoapFault` when it is not one."""
+    if len(data) > MAX_REQUEST:
+        raise SoapFault("ErrorRequestTooLarge", f"The request is larger than {MAX_REQUEST} bytes.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SoapFault("ErrorSchemaValidation", "The request is not UTF-8 text.") from None
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise SoapFault(
+            "ErrorSchemaValidation", "A SOAP message must not contain a document type declaration."
+        )
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise SoapFault(
+            "ErrorSchemaValidation", f"The request is not well-formed XML: {exc}."
+        ) from None
+    if root.tag != f"{{{SOAP_NS}}}Envelope":
+        raise SoapFault("ErrorSchemaValidation", "The request is not a SOAP 1.1 envelope.")
+    body = root.find(f"{{{SOAP_NS}}}Body")
+    operation = next(iter(body), None) if body is not None else None
+    if operation is None or not operation.tag.startswith(f"{{{MESSAGES_NS}}}"):
+        raise SoapFault(
+            "ErrorSchemaValidation", "The SOAP body holds no Exchange Web Services operation."
+        )
+    header = root.find(f"{{{SOAP_NS}}}Header")
+    version = header.find(t("RequestServerVersion")) if header is not None else None
+    schema = version.get("Version") if version is not None else None
+    return EwsRequest(
+        operation=operation.tag.split("}", 1)[1],
+        body=operation,
+        schema=schema,
+    )
+
+
+def check_schema(schema: str | None) -> None:
+    """Refuse a RequestServerVersion this server does not speak, as Exchange does."""
+    if schema is not None and schema not in SUPPORTED_SCHEMAS:
+        raise SoapFault(
+            "ErrorInvalidServerVersion",
+            "The specified server version is invalid.",
+        )
+
+
+def _serialize(root: ET.Element) -> bytes:
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="utf-8"?>' + body
+
+
+def envelope(response: ET.Element) -> bytes:
+    """A response envelope around ``response`` (``<m:FindItemResponse>``)."""
+    root = ET.Element(f"{{{SOAP_NS}}}Envelope")
+    header = sub(root, f"{{{SOAP_NS}}}Header")
+    sub(header, t("ServerVersionInfo"), **SERVER_VERSION)
+    body = sub(root, f"{{{SOAP_NS}}}Body")
+    body.append(response)
+    return _serialize(root)
+
+
+def fault_envelope(fault: SoapFault) -> bytes:
+    """A SOAP fault with the EWS response code in its detail, as Exchange writes them."""
+    root = ET.Element(f"{{{SOAP_NS}}}Envelope")
+    header = sub(root, f"{{{SOAP_NS}}}Header")
+    sub(header, t("ServerVersionInfo"), **SERVER_VERSION)
+    body = sub(root, f"{{{SOAP_NS}}}Body")
+    element = sub(body, f"{{{SOAP_NS}}}Fault")
+    # SOAP 1.1 faultcode/faultstring/detail are unqualified elements.
+    sub(element, "faultcode", fault.fault_code)
+    sub(element, "faultstring", fault.message)
+    detail = sub(element, "detail")
+    sub(detail, f"{{{ERRORS_NS}}}ResponseCode", fault.response_code)
+    sub(detail, f"{{{ERRORS_NS}}}Message", fault.message)
+    return _serialize(root)

@@ -1,0 +1,246 @@
+"""Exchange Web Services with exchangelib, on two in-process Client Access servers over TLS.
+
+EX-NY1 (site NY) and EX-FL1 (site FL) run the front door of
+:mod:`tests.unit.access.test_web_front` with the EWS handler plugged in.
+exchangelib (requests underneath) reaches them by name through
+:class:`LabNamesAdapter`, which dials the mapped address and keeps the name
+for SNI, the certificate check and the Host header; it trusts the test CA
+through ``REQUESTS_CA_BUNDLE``, which requests lets override ``verify=``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import requests
+import urllib3.util.connection
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    Account,
+    Build,
+    Configuration,
+    Credentials,
+    EWSDateTime,
+    EWSTimeZone,
+    Version,
+)
+from exchangelib.errors import (
+    ErrorAccessDenied,
+    ErrorFolderNotFound,
+    ErrorNameResolutionNoResults,
+    UnauthorizedError,
+)
+from exchangelib.protocol import BaseProtocol
+from tests.unit.access.test_web_front import PASSWORD, DatabaseStore, Lab, running
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
+
+from sitemail.access.ews_handler import EwsHandler
+from sitemail.access.ews_mailbox import EwsStore
+from sitemail.mailbox.database import StoreDatabase
+from sitemail.org.model import VirtualDirectoryKind
+
+NY_EWS = "EX-NY1\\EWS (Default Web Site)"
+FL_EWS = "EX-FL1\\EWS (Default Web Site)"
+
+
+# ------------------------------------------------------------------ lab names for requests
+
+
+class _MappedConnection(HTTPSConnection):
+    names: ClassVar[dict[str, str]] = {}
+
+    def _new_conn(self) -> Any:
+        # Dial the mapped address; the name stays for SNI, the certificate check and Host.
+        # Any name the map lacks is a test bug (KeyError): never leave loopback.
+        return urllib3.util.connection.create_connection(
+            (self.names[self._dns_host], self.port),
+            self.timeout,
+            source_address=self.source_address,
+            socket_options=self.socket_options,
+        )
+
+
+class _MappedPool(HTTPSConnectionPool):
+    ConnectionCls = _MappedConnection
+
+
+class LabNamesAdapter(requests.adapters.HTTPAdapter):
+    """An HTTPAdapter that dials lab addresses for lab host names, as the lab's DNS would."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"https": _MappedPool}
+
+
+@pytest.fixture
+def lab_names(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    names: dict[str, str] = {}
+    monkeypatch.setattr(_MappedConnection, "names", names)
+    monkeypatch.setattr(BaseProtocol, "HTTP_ADAPTER_CLS", LabNamesAdapter)
+    yield names
+
+
+def ews_account(url: str, user: str, address: str, *, password: str = PASSWORD) -> Account:
+    config = Configuration(
+        service_endpoint=url,
+        credentials=Credentials(user, password),
+        auth_type=BASIC,
+        version=Version(build=Build(14, 3, 123, 4)),
+    )
+    return Account(address, config=config, autodiscover=False, access_type=DELEGATE)
+
+
+# ------------------------------------------------------------------ the servers
+
+
+class EwsTestStore(DatabaseStore):
+    async def read_raw(
+        self, mailbox: str, message_id: int, *, start: int = 0, length: int | None = None
+    ) -> bytes:
+        data = self.db.read_raw(mailbox, message_id)
+        return data[start : None if length is None else start + length]
+
+
+def plug_ews(lab: Lab) -> None:
+    for name in ("EX-NY1", "EX-FL1"):
+        store: EwsStore = EwsTestStore(lab.stores[name])
+        door = lab.doors[name]
+        door.register(VirtualDirectoryKind.EWS, EwsHandler(lambda d=door: d, lambda s=store: s))
+
+
+class Running:
+    """The two servers on an event loop in a thread, while exchangelib runs in the test."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.lab: Lab | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with running(self.tmp) as lab:
+            plug_ews(lab)
+            self.lab = lab
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> Lab:
+        self._thread.start()
+        assert self._ready.wait(30), "the servers did not start"
+        assert self.lab is not None
+        return self.lab
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+@pytest.fixture
+def servers(
+    tmp_path: Path, lab_names: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Lab]:
+    with Running(tmp_path) as lab:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(lab.pki.ca_file))
+        monkeypatch.setenv("CURL_CA_BUNDLE", str(lab.pki.ca_file))
+        for host in ("mail.contoso.com", "ex-ny1.contoso.com", "ex-fl1.contoso.com"):
+            lab_names[host] = "127.0.0.1"
+        # The test front doors listen on ephemeral ports: one per server.
+        yield lab
+
+
+def url(lab: Lab, host: str) -> str:
+    return lab.url(host, "/EWS/Exchange.asmx")
+
+
+def mime(subject: str, body: str, to: str = "adam@contoso.com") -> bytes:
+    return (
+        f"From: Bob Ny <bob@contoso.com>\r\nTo: Adam Fl <{to}>\r\nCc: Carl <carl@contoso.com>\r\n"
+        f"Subject: {subject}\r\nMessage-ID: <{abs(hash(subject))}@contoso.com>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{body}\r\n"
+    ).encode()
+
+
+def test_exchangelib_reads_the_inbox_of_a_mailbox_in_the_same_site(servers: Lab) -> None:
+    lab = servers
+    lab.set_vdir(FL_EWS, basic_authentication=True)
+    db: StoreDatabase = lab.stores["EX-FL1"]
+    for i in range(7):
+        db.deliver("adam", f"ews:{i}", mime(f"Report {i}", f"Body number {i} \u2713"))
+    account = ews_account(url(lab, "ex-fl1.contoso.com"), "contoso\\adam", "adam@contoso.com")
+    inbox = account.inbox
+    assert inbox.name == "Inbox" and inbox.total_count == 7 and inbox.unread_count == 7
+    items = list(inbox.all().order_by("-datetime_received"))
+    assert sorted(i.subject for i in items) == sorted(f"Report {i}" for i in range(7))
+    first = next(i for i in items if i.subject == "Report 3")
+    assert first.body.strip() == "Body number 3 \u2713"
+    assert first.sender.email_address == "bob@contoso.com"
+    assert [r.email_address for r in first.to_recipients] == ["adam@contoso.com"]
+    assert [r.email_address for r in first.cc_recipients] == ["carl@contoso.com"]
+    assert b"Subject: Report 3" in first.mime_content
+    assert first.is_read is False
+    # Paging: three at a time, through the whole folder.
+    page = list(inbox.all().only("subject")[2:5])
+    assert len(page) == 3
+    assert {f.name for f in account.root.tois.children} >= {"Inbox", "Sent Items", "Drafts"}
+
+
+def test_basic_sign_in_rules(servers: Lab) -> None:
+    lab = servers
+    endpoint = url(lab, "ex-fl1.contoso.com")
+    # Out of the box, EWS allows Windows authentication only.
+    with pytest.raises(UnauthorizedError):
+        _ = ews_account(endpoint, "contoso\\adam", "adam@contoso.com").inbox
+    lab.set_vdir(FL_EWS, basic_authentication=True)
+    with pytest.raises(UnauthorizedError):
+        _ = ews_account(endpoint, "contoso\\adam", "adam@contoso.com", password="nope").inbox
+    # The ids of another user's folders are refused, and so is their mailbox by address.
+    adam = ews_account(endpoint, "contoso\\adam", "adam@contoso.com")
+    fiona = ews_account(endpoint, "contoso\\adam", "fiona@contoso.com")
+    with pytest.raises((ErrorAccessDenied, ErrorFolderNotFound)):
+        _ = fiona.inbox
+    assert adam.inbox.name == "Inbox"
+
+
+def test_ews_is_proxied_to_the_mailbox_site_and_availability_answers(servers: Lab) -> None:
+    lab = servers
+    lab.set_vdir(
+        NY_EWS,
+        basic_authentication=True,
+        external_url="https://mail.contoso.com/EWS/Exchange.asmx",
+    )
+    lab.stores["EX-FL1"].deliver("adam", "ews:proxied", mime("Across sites", "Tampa"))
+    account = ews_account(url(lab, "mail.contoso.com"), "contoso\\adam", "adam@contoso.com")
+    items = list(account.inbox.all())
+    assert [i.subject for i in items] == ["Across sites"]
+    assert items[0].body.strip() == "Tampa"
+    tz = EWSTimeZone("UTC")
+    start = EWSDateTime(2030, 1, 7, 8, tzinfo=tz)
+    views = list(
+        account.protocol.get_free_busy_info(
+            accounts=[(account, "Required", False), ("alice@contoso.com", "Optional", False)],
+            start=start,
+            end=start + timedelta(hours=4),
+            merged_free_busy_interval=30,
+            requested_view="MergedOnly",
+        )
+    )
+    assert [v.merged for v in views] == ["0" * 8, "0" * 8]
+    # Names resolve against the directory's mailboxes; one that matches none is said to.
+    names = account.protocol.resolve_names(["ali"])
+    assert [n.email_address for n in names] == ["alice@contoso.com"]
+    (nothing,) = account.protocol.resolve_names(["zzz"])
+    assert isinstance(nothing, ErrorNameResolutionNoResults)
