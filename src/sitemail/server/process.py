@@ -153,6 +153,10 @@ async def serve_console_only(ctx: ProcessContext, what: str) -> None:
 
 
 def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
+    # A server writes to sockets whose peers may be gone: that must be EPIPE for the
+    # one session, never the death of the process (`sitemail` restores SIGPIPE's
+    # default so that its output can be piped into `head`; a server is not that).
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )

@@ -1,0 +1,356 @@
+"""Mail clients on the seed lab: Mail Submission, POP3/IMAP4 served or proxied (story 2, step 2).
+
+alice and bob have mailboxes on EX-NY1 (NY), adam on EX-FL1 (FL).  A message
+put in alice's Outbox with the store's ``submit`` reaches bob and (once
+``inspect esmtp`` is off on both ASAs) adam, and is filed in alice's Sent
+Items once.  adam signing in to NY's Client Access server by IMAP4 or POP3
+is proxied to EX-FL1 and reads it; alice is served by EX-NY1 itself.
+Clients: Python's imaplib and poplib, and curl.  The tests run in file
+order on one lab (the first turns inspection off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import poplib
+import re
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+from tests.conftest import RunningLab, in_mailbox
+
+from sitemail.mailbox.store_client import StoreClient
+from sitemail.org.directory import open_directory
+from sitemail.org.pki import server_cert_files
+from sitemail.transport.tracking_log import read_tracking_log
+
+pytestmark = pytest.mark.lab
+
+NY1, FL1 = "127.1.0.11", "127.2.0.11"
+ADDRESSES = {"EX-NY1": NY1, "EX-FL1": FL1}
+PASSWORD = "Pa55word!"
+NO_INSPECTION = "\n".join(
+    [
+        "config t",
+        "policy-map global_policy",
+        "class inspection_default",
+        "no inspect esmtp",
+        "exit",
+        "exit",
+        "exit",
+        "wr me",
+    ]
+)
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 30.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    return predicate()
+
+
+def offset(lab: RunningLab) -> int:
+    return int(lab.status()["port_offset"])
+
+
+def tls(lab: RunningLab) -> ssl.SSLContext:
+    """Trusts only the organization CA; the lab's names are not in DNS, so no name check."""
+    ctx = ssl.create_default_context(cafile=str(lab.dir / "pki" / "ca.pem"))
+    ctx.check_hostname = False
+    return ctx
+
+
+def store_call(lab: RunningLab, call: Callable[[StoreClient], Any]) -> Any:
+    """Run ``call`` with a store client holding EX-NY1's server certificate."""
+
+    async def go() -> Any:
+        directory = open_directory(str(lab.dir / "directory.db"))
+        try:
+            async with StoreClient(
+                directory,
+                lambda server: (ADDRESSES[server], 8444),
+                ca_file=lab.dir / "pki" / "ca.pem",
+                cert_files=server_cert_files(lab.dir / "pki", "EX-NY1"),
+            ) as store:
+                return await call(store)
+        finally:
+            directory.close()
+
+    return asyncio.run(go())
+
+
+def folder_count(lab: RunningLab, mailbox: str, folder: str) -> int:
+    async def count(store: StoreClient) -> int:
+        return (await store.get_folder(mailbox, folder)).total
+
+    return int(store_call(lab, count))
+
+
+def imap(lab: RunningLab, user: str, server: str = NY1) -> imaplib.IMAP4_SSL:
+    client = imaplib.IMAP4_SSL(server, 993 + offset(lab), ssl_context=tls(lab), timeout=30)
+    client.login(user, PASSWORD)
+    return client
+
+
+def pop3(lab: RunningLab, user: str, server: str = NY1) -> poplib.POP3_SSL:
+    client = poplib.POP3_SSL(server, 995 + offset(lab), context=tls(lab), timeout=30)
+    client.user(user)
+    client.pass_(PASSWORD)
+    return client
+
+
+def curl(lab: RunningLab, url: str, user: str) -> str:
+    host = "ex-ny1.contoso.com"
+    port = int(url.split(":")[2].split("/")[0])
+    proc = subprocess.run(
+        [
+            "curl", "-sS", "--max-time", "30",
+            "--cacert", str(lab.dir / "pki" / "ca.pem"),
+            "--resolve", f"{host}:{port}:{NY1}",
+            "-u", f"{user}:{PASSWORD}",
+            url.replace("HOST", host),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def fetched(data: list[Any]) -> bytes:
+    """The literal of imaplib's answer to a FETCH of one item."""
+    first = data[0]
+    assert isinstance(first, tuple) and isinstance(first[1], bytes), data
+    return first[1]
+
+
+def process_log(lab: RunningLab, server: str) -> str:
+    return (lab.dir / "servers" / server / "process.log").read_text(errors="replace")
+
+
+SUBMITTED = "<lunch-1@story2>"
+
+
+# ------------------------------------------------------------------ Mail Submission
+
+
+def test_a_message_submitted_from_alices_outbox_reaches_ny_and_fl_once(
+    seed_lab: RunningLab,
+) -> None:
+    lab = seed_lab
+    for fw in ("ASA-NY", "ASA-FL"):
+        assert "[OK]" in lab.run("asa", fw, "-c", NO_INSPECTION).stdout
+    raw = (
+        b"From: Alice Ny <alice@contoso.com>\r\nTo: Bob Ny <bob@contoso.com>\r\n"
+        b"Bcc: adam@contoso.com\r\nSubject: Lunch on Friday\r\n"
+        b"Message-ID: " + SUBMITTED.encode() + b"\r\n\r\nSee you at noon.\r\n"
+    )
+
+    async def compose_and_submit(store: StoreClient) -> int:
+        placed = await store.append("alice", "drafts", raw)
+        await store.submit("alice", placed.message_id)
+        return placed.message_id
+
+    message_id = store_call(lab, compose_and_submit)
+
+    # bob's Inbox and alice's Sent Items in NY, adam's Inbox in FL.
+    wait_for(lambda: in_mailbox(lab, "EX-NY1", "NY-DB1", SUBMITTED) >= 2, 60)
+    wait_for(lambda: in_mailbox(lab, "EX-FL1", "FL-DB1", SUBMITTED) >= 1)
+    assert in_mailbox(lab, "EX-NY1", "NY-DB1", SUBMITTED) == 2
+    assert in_mailbox(lab, "EX-FL1", "FL-DB1", SUBMITTED) == 1
+    assert folder_count(lab, "alice", "sentitems") == 1
+    assert folder_count(lab, "alice", "outbox") == 0
+    # bob's copy does not show who else got it.
+    bob = imap(lab, "bob")
+    bob.select("INBOX")
+    _, data = bob.fetch("1", "(BODY.PEEK[HEADER])")
+    header = fetched(data)
+    assert b"Lunch on Friday" in header and b"Bcc" not in header and b"adam" not in header
+    bob.logout()
+    # Tracked: SUBMIT on the mailbox server, the hub's RECEIVE after it.
+    rows = list(read_tracking_log(lab.dir / "servers/EX-NY1/TransportRoles/Logs/MessageTracking"))
+    submits = [r for r in rows if r.event_id == "SUBMIT" and r.message_id == SUBMITTED]
+    assert len(submits) == 1 and submits[0].source == "STOREDRIVER"
+    assert set(submits[0].recipient_address) == {"bob@contoso.com", "adam@contoso.com"}
+    assert any(r.event_id == "RECEIVE" and r.message_id == SUBMITTED for r in rows)
+
+    # Submitted a second time (back to the Outbox from Sent Items): filed, not sent again.
+    async def submit_again(store: StoreClient) -> None:
+        await store.submit("alice", message_id)
+
+    store_call(lab, submit_again)
+    assert wait_for(lambda: folder_count(lab, "alice", "outbox") == 0)
+    time.sleep(1.0)
+    assert folder_count(lab, "alice", "sentitems") == 1
+    assert in_mailbox(lab, "EX-FL1", "FL-DB1", SUBMITTED) == 1
+    assert in_mailbox(lab, "EX-NY1", "NY-DB1", SUBMITTED) == 2
+
+
+# ------------------------------------------------------------------ proxied across sites
+
+
+def test_adam_on_ny_cas_is_proxied_to_fl_and_reads_his_mail(seed_lab: RunningLab) -> None:
+    lab = seed_lab
+    client = imap(lab, "adam")
+    typ, _ = client.select("INBOX", readonly=True)
+    assert typ == "OK"
+    _, found = client.search(None, "HEADER", "Message-ID", SUBMITTED)
+    [number] = found[0].split()
+    _, data = client.fetch(number, "(BODY.PEEK[])")
+    assert b"See you at noon." in fetched(data)
+    client.logout()
+
+    mail = pop3(lab, "adam")
+    count, _ = mail.stat()
+    assert count >= 1
+    assert any(b"Lunch on Friday" in b"\n".join(mail.retr(n)[1]) for n in range(1, count + 1))
+    mail.quit()
+
+    log = process_log(lab, "EX-NY1")
+    assert "IMAP4 adam from" in log and "proxied to EX-FL1" in log
+    assert "POP3 adam from" in log
+    # EX-FL1 served both, to EX-NY1 (its address, through the two ASAs).
+    assert re.search(
+        r"IMAP4 adam from 127\.1\.0\.11:\d+ served locally", process_log(lab, "EX-FL1")
+    )
+    assert re.search(r"POP3 adam from 127\.1\.0\.11:\d+ served locally", process_log(lab, "EX-FL1"))
+
+
+def test_curl_reads_adams_mail_through_ny_by_imaps_and_pop3s(seed_lab: RunningLab) -> None:
+    lab = seed_lab
+    o = offset(lab)
+    listing = curl(lab, f"imaps://HOST:{993 + o}/INBOX?SUBJECT%20Lunch", "adam")
+    [uid] = re.findall(r"\* SEARCH (\d+)", listing)
+    message = curl(lab, f"imaps://HOST:{993 + o}/INBOX;UID={uid}", "adam")
+    assert "Subject: Lunch on Friday" in message
+    assert "See you at noon." in curl(lab, f"pop3s://HOST:{995 + o}/1", "adam")
+
+
+# ------------------------------------------------------------------ served locally
+
+
+def test_alice_on_ny_is_served_locally_append_store_expunge(seed_lab: RunningLab) -> None:
+    lab = seed_lab
+    client = imap(lab, "alice")
+    assert "served locally" in process_log(lab, "EX-NY1").split("IMAP4 alice from")[-1]
+    typ, data = client.append(
+        "INBOX", "(\\Seen)", None, b"Message-ID: <appended@story2>\r\nSubject: note\r\n\r\nx\r\n"
+    )
+    assert typ == "OK" and b"APPENDUID" in data[0]
+    assert in_mailbox(lab, "EX-NY1", "NY-DB1", "<appended@story2>") == 1
+    client.select("INBOX")
+    _, found = client.uid("SEARCH", "SUBJECT", "note")
+    [uid] = found[0].split()
+    _, flags = client.uid("STORE", uid, "+FLAGS", "(\\Deleted)")
+    assert isinstance(flags[0], bytes)
+    assert b"\\Deleted" in flags[0] and b"\\Seen" in flags[0]
+    _, expunged = client.expunge()
+    assert expunged[0] is not None
+    assert in_mailbox(lab, "EX-NY1", "NY-DB1", "<appended@story2>") == 0
+    _, after = client.uid("SEARCH", "SUBJECT", "note")
+    assert after == [b""]
+    client.logout()
+
+
+def test_idle_tells_alice_of_new_mail(seed_lab: RunningLab) -> None:
+    lab = seed_lab
+    raw = socket.create_connection((NY1, 993 + offset(lab)), timeout=30)
+    conn = tls(lab).wrap_socket(raw)
+    reader = conn.makefile("rb")
+    assert reader.readline().startswith(b"* OK")
+    conn.sendall(f'a LOGIN alice "{PASSWORD}"\r\nb SELECT INBOX\r\n'.encode())
+    while not reader.readline().startswith(b"b OK"):
+        pass
+    conn.sendall(b"c IDLE\r\n")
+    assert reader.readline().startswith(b"+ ")
+
+    async def deliver(store: StoreClient) -> None:
+        message = b"Message-ID: <idle@story2>\r\nSubject: ping\r\n\r\nping\r\n"
+        await store.deliver("alice", "story2:idle", message)
+
+    store_call(lab, deliver)
+    assert re.match(rb"\* \d+ EXISTS", reader.readline())
+    conn.sendall(b"DONE\r\nd LOGOUT\r\n")
+    assert reader.readline().startswith(b"c OK")
+    conn.close()
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def test_wrong_password_is_refused_by_imap_and_pop3(seed_lab: RunningLab) -> None:
+    lab = seed_lab
+    client = imaplib.IMAP4_SSL(NY1, 993 + offset(lab), ssl_context=tls(lab), timeout=30)
+    with pytest.raises(imaplib.IMAP4.error, match="LOGIN failed"):
+        client.login("adam", "wrong")
+    client.logout()
+    mail = poplib.POP3_SSL(NY1, 995 + offset(lab), context=tls(lab), timeout=30)
+    mail.user("CONTOSO\\adam")
+    with pytest.raises(poplib.error_proto, match="Logon failure"):
+        mail.pass_("wrong")
+    mail.quit()
+
+
+def test_plain_text_login_before_tls_is_refused(seed_lab: RunningLab) -> None:
+    lab = seed_lab
+    client = imaplib.IMAP4(NY1, 143 + offset(lab), timeout=30)
+    assert "LOGINDISABLED" in client.capabilities and "STARTTLS" in client.capabilities
+    with pytest.raises(imaplib.IMAP4.error, match="Command received in Invalid state"):
+        client.login("alice", PASSWORD)
+    client.starttls(ssl_context=tls(lab))
+    assert client.login("alice@contoso.com", PASSWORD)[0] == "OK"
+    client.logout()
+
+    mail = poplib.POP3(NY1, 110 + offset(lab), timeout=30)
+    assert "USER" not in mail.capa() and "STLS" in mail.capa()
+    with pytest.raises(poplib.error_proto, match="Command is not valid in this state"):
+        mail.user("alice")
+    mail.stls(context=tls(lab))
+    mail.user("alice")
+    assert mail.pass_(PASSWORD).startswith(b"+OK")
+    mail.quit()
+
+
+def test_pop3_uidl_is_stable_across_sessions(seed_lab: RunningLab) -> None:
+    lab = seed_lab
+
+    def uidls() -> dict[bytes, bytes]:
+        mail = pop3(lab, "bob")
+        _, lines, _ = mail.uidl()
+        mail.quit()
+        return {line.split()[1]: line.split()[0] for line in lines}
+
+    first = uidls()
+    assert first
+
+    async def deliver(store: StoreClient) -> None:
+        await store.deliver("bob", "story2:uidl", b"Subject: another\r\n\r\nmore\r\n")
+
+    store_call(lab, deliver)
+    second = uidls()
+    assert len(second) == len(first) + 1
+    assert set(first) <= set(second)  # the same unique ids, for the same messages
+    assert all(second[uid] == number for uid, number in first.items())
+
+
+def test_pop3_dele_removes_the_message_at_quit(seed_lab: RunningLab) -> None:
+    lab = seed_lab
+    mail = pop3(lab, "bob")
+    count, _ = mail.stat()
+    mail.dele(count)
+    mail.quit()
+    mail = pop3(lab, "bob")
+    assert mail.stat()[0] == count - 1
+    mail.quit()
