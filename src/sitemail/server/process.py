@@ -38,7 +38,7 @@ class ServeError(Exception):
 
 def _services_for(server: Server) -> list[str]:
     if server.version is ExchangeVersion.E2003:
-        return ["MSExchangeIS", "SMTPSVC"]
+        return ["MSExchangeIS", "SMTPSVC", "W3SVC"]
     names = ["MSExchangeADTopology"]
     if ServerRole.MAILBOX in server.roles:
         names += ["MSExchangeIS", "MSExchangeMailSubmission"]
@@ -62,9 +62,18 @@ def _service(
 
         return TransportService(ctx, watcher)
     if name == "W3SVC" and server.version is ExchangeVersion.E2010:
+        from sitemail.access.http_protocols import register_http_protocols
         from sitemail.access.web.service import W3svcService
 
-        return W3svcService(ctx, watcher)
+        web_site = W3svcService(ctx, watcher)
+        # EWS, ActiveSync and Autodiscover plug into its front door.
+        register_http_protocols(web_site)
+        return web_site
+    if name == "W3SVC" and server.version is ExchangeVersion.E2003:
+        from sitemail.access.exchange2003_web import Exchange2003WebService
+
+        # /Microsoft-Server-ActiveSync (for 2010 CAS proxies only) and /exchange.
+        return Exchange2003WebService(ctx)
     if name == "MSExchangeIS" and server.version in (ExchangeVersion.E2010, ExchangeVersion.E2003):
         from sitemail.mailbox.service import InformationStoreService
 

@@ -1,0 +1,146 @@
+"""``/Microsoft-Server-ActiveSync`` on a 2010 CAS: serve, proxy, or redirect with HTTP 451.
+
+For every request (OPTIONS included) the handler authenticates the user
+(Basic, as ``BasicAuthEnabled`` allows, or as the user another CAS proxied
+for), then asks the decision with the device's ``MS-ASProtocolVersion``
+(spec 8.5):
+
+- the mailbox's site is this server's: served here (:func:`.eas_serve.serve_eas`);
+- another site whose EAS virtual directory has an ExternalUrl, and a device
+  speaking 12.1 or later: ``HTTP/1.1 451`` with ``X-MS-Location: <ExternalUrl>``;
+- otherwise proxied to the EAS InternalUrl of a CAS of the mailbox's site
+  (Windows authentication needed there);
+- an Exchange 2003 mailbox: proxied to the back-end's
+  ``/Microsoft-Server-ActiveSync`` (:mod:`.eas_legacy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from sitemail.access.eas_commands import EasStore
+from sitemail.access.eas_legacy import Exchange2003ActiveSyncProxy
+from sitemail.access.eas_request import (
+    EXCHANGE2010,
+    BadEasRequest,
+    EasBanner,
+    EasRequest,
+    parse_eas_request,
+)
+from sitemail.access.eas_serve import serve_eas
+from sitemail.access.eas_state import SyncStates
+from sitemail.access.outcomes import (
+    ClientProtocol,
+    Error,
+    Legacy,
+    Outcome,
+    Proxy,
+    Redirect,
+    RedirectKind,
+    ServeLocally,
+)
+from sitemail.access.web.front import FrontDoor, RequestContext
+from sitemail.access.web.proxy import PROXY_USER_HEADER
+from sitemail.org.model import ExchangeVersion, Mailbox
+
+__all__ = ["EasHandler"]
+
+
+def _unauthorized(host: str, text: str) -> web.Response:
+    response = web.Response(status=401, text=text, content_type="text/plain")
+    response.headers["WWW-Authenticate"] = f'Basic realm="{host}"'
+    return response
+
+
+class EasHandler:
+    """The ActiveSync virtual directory's handler on one 2010 Client Access server."""
+
+    def __init__(
+        self,
+        door: Callable[[], FrontDoor | None],
+        store: Callable[[], EasStore | None],
+        legacy: Exchange2003ActiveSyncProxy,
+        *,
+        banner: EasBanner = EXCHANGE2010,
+        states: SyncStates | None = None,
+    ) -> None:
+        self._door = door
+        self._store = store
+        self._legacy = legacy
+        self._banner = banner
+        self.states = states or SyncStates()
+
+    async def __call__(self, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+        door = self._door()
+        if door is None:
+            return web.Response(status=503, text="The web site is starting.")
+        proxied = ctx.peer is not None and PROXY_USER_HEADER in request.headers
+        if proxied:
+            found = door.proxied_user(request, ctx)
+            if isinstance(found, web.StreamResponse):
+                return found
+            mailbox = found
+        else:
+            if not ctx.vdir.basic_authentication:
+                return _unauthorized(
+                    ctx.host,
+                    f"Basic authentication is off on {ctx.vdir.identity}; turn it on with "
+                    f'Set-ActiveSyncVirtualDirectory -Identity "{ctx.vdir.identity}" '
+                    "-BasicAuthEnabled $true.",
+                )
+            signed_in = await door.basic_user(request)
+            if not isinstance(signed_in, Mailbox):
+                return _unauthorized(
+                    ctx.host, signed_in or "Sign in with your user name and password."
+                )
+            mailbox = signed_in
+        try:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            parsed = parse_eas_request(request.method, request.query_string, headers)
+        except BadEasRequest as exc:
+            return web.Response(status=400, text=f"Bad ActiveSync request: {exc}.")
+        outcome = door.decide_for(
+            ctx, ClientProtocol.EAS, mailbox, eas_protocol_version=parsed.version
+        )
+        if proxied and not isinstance(outcome, ServeLocally):
+            # A proxied request is served here or not at all: no proxy chains.
+            return web.Response(
+                status=421,
+                text=f"{door.server} does not serve {mailbox.alias}'s mailbox, so it cannot take "
+                "an ActiveSync request another Client Access server proxied.",
+            )
+        return await self._carry_out(door, request, ctx, outcome, mailbox, parsed)
+
+    async def _carry_out(
+        self,
+        door: FrontDoor,
+        request: web.Request,
+        ctx: RequestContext,
+        outcome: Outcome,
+        mailbox: Mailbox,
+        parsed: EasRequest,
+    ) -> web.StreamResponse:
+        match outcome:
+            case ServeLocally():
+                store = self._store()
+                if store is None:
+                    return web.Response(status=503, text="The mailbox store is not available.")
+                return await serve_eas(
+                    request, parsed, mailbox.alias, store, self.states, self._banner
+                )
+            case Redirect(kind=RedirectKind.EAS_451):
+                # MS-ASHTTP 3.1.5.2.2: the device goes to X-MS-Location from now on.
+                return web.Response(status=451, headers={"X-MS-Location": outcome.url})
+            case Proxy():
+                return await door.proxy_for(request, ctx, outcome, mailbox)
+            case Legacy(action=Proxy() as action) if action.target_version == ExchangeVersion.E2003:
+                return await self._legacy.forward(door, request, ctx, action, mailbox)
+            case Legacy(action=action):
+                return await self._carry_out(door, request, ctx, action, mailbox, parsed)
+            case Error():
+                return web.Response(status=500, text=outcome.message)
+            case Redirect():
+                return web.Response(status=500, text=f"{outcome.kind} is not an ActiveSync answer.")
+        raise AssertionError(f"unknown outcome {outcome!r}")

@@ -1,0 +1,38 @@
+"""Plugging Exchange Web Services, ActiveSync and Autodiscover into a 2010 CAS's W3SVC.
+
+The W3SVC service builds its front door when it starts (and again after a
+restart), so each handler asks the service for the current front door and
+its store client at request time.
+"""
+
+from __future__ import annotations
+
+from sitemail.access.autodiscover_handler import AutodiscoverHandler
+from sitemail.access.eas_handler import EasHandler
+from sitemail.access.eas_legacy import Exchange2003ActiveSyncProxy
+from sitemail.access.ews_handler import EwsHandler
+from sitemail.access.web.front import FrontDoor
+from sitemail.access.web.service import W3svcService
+from sitemail.mailbox.store_client import StoreClient
+from sitemail.org.model import VirtualDirectoryKind
+
+__all__ = ["register_http_protocols"]
+
+
+def register_http_protocols(service: W3svcService) -> None:
+    """Serve /EWS, /Microsoft-Server-ActiveSync and /Autodiscover on ``service``'s web site."""
+
+    def door() -> FrontDoor | None:
+        return service.front
+
+    def store() -> StoreClient | None:
+        front = service.front
+        # The front door's store is the W3SVC's StoreClient (the mailbox servers of its site).
+        found = front.owa.store if front is not None else None
+        return found if isinstance(found, StoreClient) else None
+
+    ctx = service.ctx
+    legacy = Exchange2003ActiveSyncProxy(address_of=ctx.address_of, port=ctx.port)
+    service.register(VirtualDirectoryKind.EWS, EwsHandler(door, store))
+    service.register(VirtualDirectoryKind.EAS, EasHandler(door, store, legacy))
+    service.register(VirtualDirectoryKind.AUTODISCOVER, AutodiscoverHandler(door, clock=ctx.clock))
