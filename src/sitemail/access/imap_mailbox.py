@@ -14,6 +14,7 @@ RFC 3501 allows it (never during FETCH, STORE or SEARCH).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -345,6 +346,7 @@ class StoreImap:
         """IDLE: wait up to ``seconds`` for a change of the selected folder, then report it."""
         selected = self.selected
         if selected is None:
+            await asyncio.sleep(seconds)  # nothing to watch until a folder is selected
             return
         changes = await self.store.changes(
             self.mailbox, selected.folder.id, selected.modseq, wait=seconds
