@@ -112,7 +112,10 @@ class Urls:
 
 
 def _sub(parent: ET.Element, ns: str, tag: str, text: str | None = None) -> ET.Element:
-    child = ET.SubElement(parent, f"{{{ns}}}{tag}")
+    # Children inherit the default namespace their Response element declares (as
+    # Exchange writes them): ``ns`` documents which one that is.
+    del ns
+    child = ET.SubElement(parent, tag)
     if text is not None:
         child.text = text
     return child
@@ -149,8 +152,8 @@ def _protocol(
 
 def outlook_document(urls: Urls) -> bytes:
     ns = OUTLOOK_RESPONSE
-    root = ET.Element(f"{{{COMMON}}}Autodiscover")
-    response = ET.SubElement(root, f"{{{ns}}}Response")
+    root = ET.Element("Autodiscover", xmlns=COMMON)
+    response = ET.SubElement(root, "Response", xmlns=ns)
     user = _sub(response, ns, "User")
     _sub(user, ns, "DisplayName", urls.display_name)
     _sub(user, ns, "LegacyDN", urls.legacy_dn)
@@ -175,8 +178,8 @@ def outlook_document(urls: Urls) -> bytes:
 
 def mobilesync_document(urls: Urls) -> bytes:
     ns = MOBILESYNC_RESPONSE
-    root = ET.Element(f"{{{COMMON}}}Autodiscover")
-    response = ET.SubElement(root, f"{{{ns}}}Response")
+    root = ET.Element("Autodiscover", xmlns=COMMON)
+    response = ET.SubElement(root, "Response", xmlns=ns)
     _sub(response, ns, "Culture", "en:us")
     user = _sub(response, ns, "User")
     _sub(user, ns, "DisplayName", urls.display_name)
@@ -195,8 +198,8 @@ def mobilesync_document(urls: Urls) -> bytes:
 def error_document(code: int, message: str, *, now: datetime, schema: str | None = None) -> bytes:
     """The ``<Error>`` answer (in the requested schema's namespace, else the common one)."""
     ns = schema or COMMON
-    root = ET.Element(f"{{{COMMON}}}Autodiscover")
-    response = ET.SubElement(root, f"{{{ns}}}Response")
+    root = ET.Element("Autodiscover", xmlns=COMMON)
+    response = ET.SubElement(root, "Response", xmlns=ns)
     error = _sub(response, ns, "Error")
     error.set("Time", now.strftime("%H:%M:%S.%f")[:-3])
     error.set("Id", "0")

@@ -133,10 +133,11 @@ class EasHandler:
             case Redirect(kind=RedirectKind.EAS_451):
                 # MS-ASHTTP 3.1.5.2.2: the device goes to X-MS-Location from now on.
                 return web.Response(status=451, headers={"X-MS-Location": outcome.url})
+            case Proxy() if outcome.target_version == ExchangeVersion.E2003:
+                # An Exchange 2003 mailbox: straight to the back-end (spec 8.5).
+                return await self._legacy.forward(door, request, ctx, outcome, mailbox)
             case Proxy():
                 return await door.proxy_for(request, ctx, outcome, mailbox)
-            case Legacy(action=Proxy() as action) if action.target_version == ExchangeVersion.E2003:
-                return await self._legacy.forward(door, request, ctx, action, mailbox)
             case Legacy(action=action):
                 return await self._carry_out(door, request, ctx, action, mailbox, parsed)
             case Error():

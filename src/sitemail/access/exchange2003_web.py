@@ -31,6 +31,7 @@ import ssl
 from aiohttp import web
 
 from sitemail.access.decision import DEFAULT_POLICY
+from sitemail.access.eas_commands import EasStore
 from sitemail.access.eas_request import EXCHANGE2003, BadEasRequest, parse_eas_request
 from sitemail.access.eas_serve import serve_eas
 from sitemail.access.eas_state import SyncStates
@@ -90,6 +91,7 @@ class Exchange2003WebService:
         *,
         port: int = HTTPS_PORT,
         windows_authentication: bool | None = None,
+        store: EasStore | None = None,
     ) -> None:
         self.ctx = ctx
         self._requested_port = ctx.port(port)
@@ -98,7 +100,10 @@ class Exchange2003WebService:
         # None: read it from the directory on every request (see the module doc).
         self._windows_authentication = windows_authentication
         self._runner: web.AppRunner | None = None
-        self._store: StoreClient | None = None
+        # A given store is used as it is (tests); else the store API of this server.
+        self._given_store = store
+        self._store: EasStore | None = None
+        self._client: StoreClient | None = None
         self._verifier: PeerVerifier | None = None
 
     # ------------------------------------------------------------ service
@@ -129,12 +134,17 @@ class Exchange2003WebService:
         tls = await asyncio.to_thread(self._tls)
         ca = ca_cert_file(ctx.pki_dir)
         self._verifier = PeerVerifier.from_file(ca, clock=ctx.clock)
-        store = StoreClient(
-            ctx.directory,
-            self._resolve_store,
-            ca_file=ca,
-            cert_files=server_cert_files(ctx.pki_dir, ctx.name),
+        client = (
+            StoreClient(
+                ctx.directory,
+                self._resolve_store,
+                ca_file=ca,
+                cert_files=server_cert_files(ctx.pki_dir, ctx.name),
+            )
+            if self._given_store is None
+            else None
         )
+        store: EasStore | None = client if client is not None else self._given_store
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -144,21 +154,22 @@ class Exchange2003WebService:
             await site.start()
         except BaseException:
             await runner.cleanup()
-            await store.close()
+            if client is not None:
+                await client.close()
             raise
         bound = runner.addresses[0] if runner.addresses else None
         if isinstance(bound, tuple) and len(bound) >= 2:
             self.port = int(bound[1])
-        self._runner, self._store = runner, store
+        self._runner, self._store, self._client = runner, store, client
         log.info("%s: W3SVC (Exchange 2003) on https://%s:%d", ctx.name, ctx.address, self.port)
 
     async def stop(self) -> None:
-        runner, store = self._runner, self._store
-        self._runner = self._store = None
+        runner, client = self._runner, self._client
+        self._runner = self._store = self._client = None
         if runner is not None:
             await runner.cleanup()
-        if store is not None:
-            await store.close()
+        if client is not None:
+            await client.close()
 
     # ------------------------------------------------------------ requests
 
