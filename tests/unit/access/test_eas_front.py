@@ -128,7 +128,10 @@ class Device:
 
 
 def deliver(db: StoreDatabase, alias: str, subject: str, body: str = "Hello") -> None:
-    raw = f"From: Bob <bob@contoso.com>\r\nTo: {alias}@contoso.com\r\nSubject: {subject}\r\n\r\n{body}\r\n"
+    raw = (
+        f"From: Bob <bob@contoso.com>\r\nTo: {alias}@contoso.com\r\n"
+        f"Subject: {subject}\r\n\r\n{body}\r\n"
+    )
     db.deliver(alias, f"eas:{subject}", raw.encode())
 
 
