@@ -68,8 +68,8 @@ MAX_LINE = 1024
 # and kept here so that a verified text changes in one place.
 GREETING = "The Microsoft Exchange POP3 service is ready."  # unverified
 BAD_STATE = "Command is not valid in this state."  # unverified (the brief's text)
-UNKNOWN_COMMAND = "Protocol error. Connection is closed."  # unverified
-BAD_ARGUMENTS = "Protocol error. Connection is closed."  # unverified
+UNKNOWN_COMMAND = "Protocol error."  # unverified
+BAD_ARGUMENTS = "Protocol error."  # unverified
 LINE_TOO_LONG = "Command is too long."  # sitemail's wording
 SIGNING_OFF = "Microsoft Exchange Server 2010 POP3 server signing off."  # unverified
 BEGIN_TLS = "Begin TLS negotiation."  # unverified
