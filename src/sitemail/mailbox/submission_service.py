@@ -278,14 +278,17 @@ class MailSubmissionService:
 
     async def _pass(self) -> int:
         handled = 0
+        waiting: set[tuple[str, str, int]] = set()
         for db in self.store.databases():
             try:
                 pending = await asyncio.to_thread(db.pending_submissions, BATCH)
             except Exception as exc:  # the database may be closing under us
                 log.warning("cannot read the Outboxes of %s: %s", db.name, exc)
+                waiting.update(k for k in self._retry if k[0] == db.name)
                 continue
             for item in pending:
                 key = (db.name, item.mailbox, item.message.id)
+                waiting.add(key)
                 retry = self._retry.get(key)
                 if retry is not None and retry[1] > self.clock.monotonic():
                     continue
@@ -303,6 +306,8 @@ class MailSubmissionService:
                     attempts = (retry[0] if retry else 0) + 1
                     pause = RETRY_INTERVALS[min(attempts, len(RETRY_INTERVALS)) - 1]
                     self._retry[key] = (attempts, self.clock.monotonic() + pause)
+        # Messages that left the Outbox otherwise (deleted, moved back) need no retry.
+        self._retry = {k: v for k, v in self._retry.items() if k in waiting}
         return handled
 
     async def _submit(self, db: StoreDatabase, item: PendingSubmission) -> bool:
