@@ -210,10 +210,11 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:
-        # Piped into `head` and the like: end quietly, as Unix tools do.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args_list = sys.argv[1:] if argv is None else argv
+    if argv is None and args_list[:1] != ["serve"]:
+        # A report piped into `head` ends quietly, as Unix tools do.  Never for `serve`:
+        # a server must survive a client that closes its socket first.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if args_list[:1] == ["shell"]:
         from sitemail.shell.cmdlets.entry import shell_main
 
