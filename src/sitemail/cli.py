@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -210,11 +210,18 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # A report piped into `head` ends quietly, as Unix tools do.  (SIGPIPE itself stays
+        # ignored: the commands talk to sockets whose peer may close first.)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
-    if argv is None and args_list[:1] != ["serve"]:
-        # A report piped into `head` ends quietly, as Unix tools do.  Never for `serve`:
-        # a server must survive a client that closes its socket first.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if args_list[:1] == ["shell"]:
         from sitemail.shell.cmdlets.entry import shell_main
 
