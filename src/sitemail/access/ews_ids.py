@@ -15,6 +15,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote, unquote
 
 __all__ = ["EwsId", "InvalidId", "change_key", "folder_id", "item_id", "parse_id"]
 
@@ -36,7 +37,8 @@ class EwsId:
 
 
 def _encode(kind: str, mailbox: str, value: str) -> str:
-    raw = "\x1f".join((_MAGIC, kind, mailbox, value)).encode("utf-8")
+    # Fields are percent-encoded, so that no alias can contain the separator.
+    raw = ":".join(quote(x, safe="") for x in (_MAGIC, kind, mailbox, value)).encode("utf-8")
     return base64.b64encode(raw).decode("ascii")
 
 
@@ -59,7 +61,7 @@ def parse_id(value: str) -> EwsId:
         raw = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         raise InvalidId("the Id is not one this server gave") from None
-    parts = raw.split("\x1f")
+    parts = [unquote(x) for x in raw.split(":")]
     if len(parts) != 4 or parts[0] != _MAGIC or parts[1] not in ("F", "M"):
         raise InvalidId("the Id is not one this server gave")
     kind: Literal["F", "M"] = "F" if parts[1] == "F" else "M"
