@@ -54,6 +54,27 @@ class Client(smtplib.SMTP):
         return text
 
 
+def _free_offset(ports: tuple[int, ...]) -> int:
+    for _ in range(50):
+        probe = socket.socket()
+        probe.bind((HOST, 0))
+        offset = probe.getsockname()[1] - min(ports)
+        probe.close()
+        held = []
+        try:
+            for port in ports:
+                s = socket.socket()
+                held.append(s)
+                s.bind((HOST, port + offset))
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+        return offset
+    raise RuntimeError("no free ports for the test listener")
+
+
 class Running:
     """A listener in its own thread and event loop; ``port(25)`` is where it listens."""
 
@@ -64,12 +85,8 @@ class Running:
         tls: ssl.SSLContext | None,
         ports: tuple[int, ...] = (25,),
     ) -> None:
-        # One free port for the lowest service port; the offset maps the others near it.
-        probe = socket.socket()
-        probe.bind((HOST, 0))
-        free: int = probe.getsockname()[1]
-        probe.close()
-        self.offset = free - min(ports)
+        # An offset at which every service port is free (other tests use 127.0.0.1 too).
+        self.offset = _free_offset(ports)
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.error: BaseException | None = None
