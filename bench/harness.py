@@ -56,7 +56,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 SCHEMA_VERSION = 1
 SITEMAIL = "sitemail"
 # Modules of bench/ that are the harness itself, not benchmarks.
-_NOT_BENCHMARKS = frozenset({"__init__", "__main__", "harness", "run"})
+_NOT_BENCHMARKS = frozenset({"__init__", "__main__", "harness", "run", "lab_util"})
 
 
 class BenchError(Exception):
