@@ -52,12 +52,12 @@ from sitemail.org.pki import server_cert_files, server_ssl_context
 from sitemail.protocols.smtp import Reply
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext
+from sitemail.transport.pipeline import outcomes_of
 from sitemail.transport.queue import (
     DeliveryBatch,
     DeliveryType,
     FailRecipient,
     NextHop,
-    QueuedMessage,
     QueueRef,
     QueueStore,
     RecipientOutcome,
@@ -66,9 +66,7 @@ from sitemail.transport.queue import (
 from sitemail.transport.send_decision import SendPolicy
 from sitemail.transport.smtp_sender import (
     OutboundMessage,
-    RecipientStatus,
     SenderSettings,
-    SendResult,
     Target,
     file_body,
     send_message,
@@ -299,23 +297,6 @@ def mx_servers(
                 ports = [p for _, p in c.ports]
                 out.append((server, SMTP_PORT if SMTP_PORT in ports else ports[0]))
                 break
-    return out
-
-
-def outcomes_of(msg: QueuedMessage, result: SendResult) -> list[RecipientOutcome]:
-    """Per-recipient outcomes for the queue from what the next hop answered."""
-    by_address = {r.address.lower(): r for r in result.recipients}
-    out = []
-    for rcpt in msg.recipients:
-        r = by_address.get(rcpt.address.lower())
-        if r is None:
-            out.append(RecipientOutcome.deferred(rcpt.id, "451 4.4.0 No reply for recipient"))
-        elif r.status is RecipientStatus.DELIVERED:
-            out.append(RecipientOutcome.delivered(rcpt.id, str(r.reply)))
-        elif r.status is RecipientStatus.FAILED:
-            out.append(RecipientOutcome.failed(rcpt.id, str(r.reply)))
-        else:
-            out.append(RecipientOutcome.deferred(rcpt.id, str(r.reply)))
     return out
 
 

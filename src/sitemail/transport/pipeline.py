@@ -120,10 +120,10 @@ class Pipeline:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    def routing_changed(self) -> None:
+    async def routing_changed(self) -> None:
         """The directory changed: route again from a fresh snapshot, retry Unreachable."""
         self._table = None
-        self.store.resubmit_unreachable()
+        await asyncio.to_thread(self.store.resubmit_unreachable)
         self.wake()
 
     async def _loop_forever(self, step: Callable[[], Awaitable[bool]], name: str) -> None:
@@ -346,7 +346,7 @@ class Pipeline:
                 await asyncio.to_thread(self.store.mark_connected, batch.lease)
                 connected = True
             await asyncio.to_thread(
-                self.store.report, batch.lease, msg.item_id, _outcomes(msg, result)
+                self.store.report, batch.lease, msg.item_id, outcomes_of(msg, result)
             )
         return False
 
@@ -355,7 +355,8 @@ class Pipeline:
         return connector.protocol_logging_level if connector else LoggingLevel.NONE
 
 
-def _outcomes(msg: QueuedMessage, result: SendResult) -> list[RecipientOutcome]:
+def outcomes_of(msg: QueuedMessage, result: SendResult) -> list[RecipientOutcome]:
+    """Per-recipient outcomes for the queue from what the next hop answered."""
     by_address = {r.address.lower(): r for r in result.recipients}
     out = []
     for rcpt in msg.recipients:

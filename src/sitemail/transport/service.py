@@ -168,7 +168,7 @@ class TransportService:
 
     async def _on_routing_change(self, kinds: set[str]) -> None:
         if self.pipeline is not None:
-            await asyncio.to_thread(self.pipeline.routing_changed)
+            await self.pipeline.routing_changed()
         if self.store is not None and Server.kind in kinds:
             server = self.ctx.directory.require(Server, self.ctx.name)
             self.store.settings = server.transport
