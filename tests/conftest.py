@@ -20,10 +20,10 @@ EXAMPLES = ROOT / "examples"
 
 
 def sitemail(
-    *args: str, check: bool = True, timeout: float = 120
+    *args: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `sitemail` command, as a user would."""
-    env = dict(os.environ, COLUMNS="200")
+    """Run the real `sitemail` command, as a user would (``env``: extra variables)."""
+    env = dict(os.environ, COLUMNS="200", **(env or {}))
     proc = subprocess.run(
         [sys.executable, "-m", "sitemail", *args],
         capture_output=True,
@@ -39,7 +39,16 @@ def sitemail(
 
 
 def lab_processes(lab_dir: Path) -> list[int]:
-    """PIDs of every live process whose command line names this lab folder."""
+    """PIDs of the live `sitemail serve` processes of this lab folder."""
+    return _lab_pids(lab_dir, " serve ")
+
+
+def lab_workers(lab_dir: Path) -> list[int]:
+    """PIDs of the live receive worker processes of this lab's hubs."""
+    return _lab_pids(lab_dir, "sitemail.transport.receive_worker")
+
+
+def _lab_pids(lab_dir: Path, marker: str) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -49,7 +58,7 @@ def lab_processes(lab_dir: Path) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if str(lab_dir) in cmd and "serve" in cmd and state != "Z":
+        if str(lab_dir) in cmd and marker in cmd and state != "Z":
             pids.append(int(entry.name))
     return pids
 

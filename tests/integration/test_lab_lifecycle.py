@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from tests.conftest import EXAMPLES, lab_processes, sitemail
+from tests.conftest import EXAMPLES, lab_processes, lab_workers, sitemail
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("exclusive_lab")]
 
@@ -17,7 +17,7 @@ def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
     assert len(lab_processes(lab_dir)) == 2
     out = sitemail("lab", "down", "--dir", str(lab_dir)).stdout
     assert "Stopped 2 processes" in out
-    assert lab_processes(lab_dir) == []
+    assert lab_processes(lab_dir) == [] and lab_workers(lab_dir) == []
     status = sitemail("lab", "status", "--json", "--dir", str(lab_dir)).stdout
     assert '"state": "stopped"' in status
     # Up again on the same folder resumes the same organization.
@@ -26,7 +26,7 @@ def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
         assert len(lab_processes(lab_dir)) == 2
     finally:
         sitemail("lab", "down", "--dir", str(lab_dir))
-    assert lab_processes(lab_dir) == []
+    assert lab_processes(lab_dir) == [] and lab_workers(lab_dir) == []
 
 
 def test_a_process_that_cannot_start_is_reported_and_up_fails(tmp_path: Path) -> None:

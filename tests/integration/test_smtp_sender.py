@@ -68,6 +68,7 @@ from sitemail.transport.receive_server import (
     ReceiveConfig,
     ReceiveEnvironment,
     ReceiveListeners,
+    ThreadedAcceptor,
     tls_contexts,
 )
 from sitemail.transport.send_decision import SendAuth, SendPolicy
@@ -947,7 +948,7 @@ def test_against_the_hub_receive_server(pki: OrganizationPki, tmp_path: Path) ->
     env = ReceiveEnvironment(
         directory=SqliteDirectory(tmp_path / "directory.db"),
         clock=SYSTEM_CLOCK,
-        acceptor=acceptor,
+        acceptor=ThreadedAcceptor(acceptor),
         pki_dir=pki.folder,
         port_offset=offset,
         protocol_log=receive_log,

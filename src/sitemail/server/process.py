@@ -213,7 +213,9 @@ def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
     (home / "pid").write_text(f"{os.getpid()}\n")
     try:
         if server is not None:
-            asyncio.run(serve_exchange_server(ctx, server))
+            import uvloop
+
+            uvloop.run(serve_exchange_server(ctx, server))
         elif firewall is not None:
             from sitemail.firewall.process import serve_firewall
 

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from collections.abc import Iterable
 
 from sitemail.org.model import IPRange, ReceiveConnector, parse_binding
@@ -19,21 +21,39 @@ from sitemail.org.model import IPRange, ReceiveConnector, parse_binding
 ANY = "0.0.0.0"
 
 
-def _best_range(connector: ReceiveConnector, remote_ip: str) -> IPRange | None:
-    matches = [r for r in connector.ranges if remote_ip in r]
-    return min(matches, key=lambda r: r.size) if matches else None
+# Every connection is admitted against every connector: parse each distinct
+# RemoteIPRanges / Bindings list once, not once per connection.
+@functools.lru_cache(maxsize=1024)
+def _ranges(texts: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    return tuple((r.first, r.last) for r in map(IPRange.parse, texts))
+
+
+@functools.lru_cache(maxsize=1024)
+def _ports(bindings: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    return tuple(map(parse_binding, bindings))
+
+
+def _best_size(connector: ReceiveConnector, remote: int) -> int | None:
+    """Size of the smallest RemoteIPRanges entry that holds the client, if any."""
+    sizes = [
+        last - first + 1
+        for first, last in _ranges(tuple(connector.remote_ip_ranges))
+        if first <= remote <= last
+    ]
+    return min(sizes) if sizes else None
 
 
 def select_connector(
     connectors: Iterable[ReceiveConnector], local_ip: str, local_port: int, remote_ip: str
 ) -> ReceiveConnector | None:
+    remote = int(ipaddress.IPv4Address(remote_ip))
     best: tuple[int, int, str] | None = None
     chosen: ReceiveConnector | None = None
     for c in connectors:
         if not c.enabled:
             continue
         binding_rank = None
-        for host, port in c.ports:
+        for host, port in _ports(tuple(c.bindings)):
             if port != local_port:
                 continue
             if host == local_ip:
@@ -42,10 +62,10 @@ def select_connector(
                 binding_rank = 1
         if binding_rank is None:
             continue
-        rng = _best_range(c, remote_ip)
-        if rng is None:
+        size = _best_size(c, remote)
+        if size is None:
             continue
-        key = (rng.size, binding_rank, c.name.lower())
+        key = (size, binding_rank, c.name.lower())
         if best is None or key < best:
             best, chosen = key, c
     return chosen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from sitemail.org.model import AuthMechanism, ReceiveConnector, SizeEnabled
@@ -10,13 +11,19 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def banner_date(when: datetime) -> str:
-    """``ddd, d MMM yyyy HH:mm:ss zzzz``: no leading zero on the day, offset without colon."""
+@functools.lru_cache(maxsize=4)
+def _banner_date(when: datetime) -> str:
     offset = when.strftime("%z") or "+0000"
     return (
         f"{_DAYS[when.weekday()]}, {when.day} {_MONTHS[when.month - 1]} {when.year} "
         f"{when:%H:%M:%S} {offset}"
     )
+
+
+def banner_date(when: datetime) -> str:
+    """``ddd, d MMM yyyy HH:mm:ss zzzz``: no leading zero on the day, offset without colon."""
+    # Every session of a second shows the same text: format it once.
+    return _banner_date(when.replace(microsecond=0))
 
 
 def banner(connector: ReceiveConnector, fqdn: str, when: datetime) -> str:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -63,6 +64,7 @@ log = logging.getLogger("sitemail.transport.pipeline")
 
 #: How often the loops look for work when nothing woke them.
 IDLE_POLL = 1.0
+SWEEP_INTERVAL = 1.0
 BATCH = 20
 
 
@@ -81,6 +83,8 @@ class Pipeline:
         self.directory: Directory = deps.ctx.directory
         self.clock: Clock = deps.ctx.clock
         self._wake = asyncio.Event()
+        self._wake_pending = False
+        self._last_sweep = -SWEEP_INTERVAL
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._table: RoutingTable | None = None
@@ -117,8 +121,15 @@ class Pipeline:
         self._wake.set()
 
     def wake_threadsafe(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        # Every committed queue event calls this (hundreds a second under load):
+        # one wake-up in flight is enough, the loop reads everything when it runs.
+        if self._loop is not None and not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        self._wake_pending = False
+        self._wake.set()
 
     async def routing_changed(self) -> None:
         """The directory changed: route again from a fresh snapshot, retry Unreachable."""
@@ -163,7 +174,12 @@ class Pipeline:
     # ------------------------------------------------------------- scheduler
 
     async def _schedule(self) -> bool:
-        await asyncio.to_thread(self.store.sweep)
+        # Expiry, delay notices, stuck and idle queues are matters of seconds: one
+        # sweep a second, not one per wake-up (each accepted message wakes us).
+        now = time.monotonic()
+        if now - self._last_sweep >= SWEEP_INTERVAL:
+            self._last_sweep = now
+            await asyncio.to_thread(self.store.sweep)
         queues = await asyncio.to_thread(self.store.due_queues)
         started = False
         for queue in queues:

@@ -142,11 +142,27 @@ class SessionIdSource:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._next: int | None = None
+        self._offset, self._stride = 0, 1
+
+    def share(self, offset: int, stride: int) -> None:
+        """Several processes of one server log into the same files (receive workers).
+
+        Process ``offset`` of ``stride`` takes only ids congruent to ``offset``
+        modulo ``stride``, so no two of them ever hand out the same id.
+        """
+        if not 0 <= offset < stride:
+            raise ValueError(f"session id offset {offset} must be below the stride {stride}")
+        with self._lock:
+            self._offset, self._stride = offset, stride
+            self._next = None
 
     def next_id(self, clock: Clock) -> str:
         with self._lock:
-            value = self._next if self._next is not None else dotnet_ticks(clock.now())
-            self._next = value + 1
+            if self._next is None:
+                ticks = dotnet_ticks(clock.now())
+                self._next = ticks - ticks % self._stride + self._offset
+            value = self._next
+            self._next = value + self._stride
         return f"{value & 0xFFFF_FFFF_FFFF_FFFF:016X}"
 
 

@@ -14,10 +14,14 @@ import base64
 import binascii
 import contextlib
 import logging
+import socket
 import ssl
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from sitemail.clock import Clock
 from sitemail.org.directory import Directory
@@ -26,6 +30,7 @@ from sitemail.org.model import (
     Organization,
     ReceiveConnector,
     Server,
+    TransportSettings,
 )
 from sitemail.org.passwords import verify_password
 from sitemail.org.pki import PeerVerifier, server_cert_files, server_ssl_context
@@ -73,8 +78,14 @@ from sitemail.transport.headers import (
     parse_header_section,
     received_header,
 )
+from sitemail.transport.log_files import LogLimits
 from sitemail.transport.permissions import Principal, Right, rights_text, session_rights
-from sitemail.transport.protocol_log import NullProtocolLog, ProtocolLog, SessionLog
+from sitemail.transport.protocol_log import (
+    NullProtocolLog,
+    NullSessionLog,
+    ProtocolLog,
+    SessionLog,
+)
 from sitemail.transport.receive_policy import (
     SessionView,
     auth_as,
@@ -106,19 +117,62 @@ class ReceiveConfig:
     connectors: list[ReceiveConnector]
 
 
+class SessionAcceptor(Protocol):
+    """The durable hand-off as a session sees it: spool the body, then wait for the queue."""
+
+    def open_spool(self) -> SpoolWriter: ...
+
+    async def accept(self, spool: SpoolWriter, envelope: Envelope) -> int:
+        """The InternalId once message and envelope are on disk; :class:`AcceptError` if not."""
+        ...
+
+
+# accept() blocks its thread for an fsync and then in the group commit until its
+# group is in (transport.queue.acceptance): every session waiting for its 250 holds a
+# thread.  asyncio's default pool (cores + 4 threads) would cap a whole hub at that
+# many messages in flight and queue everything else behind them.
+ACCEPT_THREADS = 64
+
+
+class ThreadedAcceptor:
+    """A blocking :class:`MessageAcceptor` (the queue store) run on its own thread pool."""
+
+    def __init__(self, acceptor: MessageAcceptor, threads: int = ACCEPT_THREADS) -> None:
+        self.acceptor = acceptor
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="accept")
+
+    def open_spool(self) -> SpoolWriter:
+        return self.acceptor.open_spool()
+
+    async def accept(self, spool: SpoolWriter, envelope: Envelope) -> int:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.acceptor.accept, spool, envelope)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 @dataclass
 class ReceiveEnvironment:
     """What the receive side needs from its process."""
 
     directory: Directory
     clock: Clock
-    acceptor: MessageAcceptor
+    acceptor: SessionAcceptor
     pki_dir: Path
     port_offset: int
     protocol_log: ProtocolLog | NullProtocolLog
     verifier: PeerVerifier
     starttls_context: ssl.SSLContext | None
     anonymous_tls_context: ssl.SSLContext | None
+
+
+def receive_log_limits(t: TransportSettings) -> LogLimits:
+    return LogLimits(
+        max_file_size=t.receive_protocol_log_max_file_size,
+        max_directory_size=t.receive_protocol_log_max_directory_size,
+        max_age=t.receive_protocol_log_max_age,
+    )
 
 
 def load_config(directory: Directory, server_name: str) -> ReceiveConfig:
@@ -147,13 +201,32 @@ def tls_contexts(pki_dir: Path, server: str) -> tuple[ssl.SSLContext | None, ssl
 # ---------------------------------------------------------------------------- listeners
 
 
-class ReceiveListeners:
-    """Binds what the enabled connectors ask for and follows directory changes."""
+#: Hands an admitted connection to whoever serves it: this process or a receive worker.
+#: ``release`` must be called once when the session is over (connection counts).
+Dispatch = Callable[[socket.socket, ReceiveConnector, Callable[[], None]], None]
 
-    def __init__(self, env: ReceiveEnvironment, config: ReceiveConfig) -> None:
+# How many connections one readiness event may accept before others get the loop.
+ACCEPT_BURST = 64
+
+
+class ReceiveListeners:
+    """Binds what the enabled connectors ask for, admits connections, follows changes.
+
+    Admission happens here, in the transport process, for every connection:
+    the connector that takes it (spec 1.6), MaxInboundConnection and
+    MaxInboundConnectionPerSource, so the counts are the server's whatever
+    process then serves the session.  ``dispatch`` decides that: by default
+    a session of this process; :mod:`.receive_workers` hands the socket to a
+    receive worker process instead.
+    """
+
+    def __init__(
+        self, env: ReceiveEnvironment, config: ReceiveConfig, dispatch: Dispatch | None = None
+    ) -> None:
         self.env = env
         self.config = config
-        self._servers: dict[tuple[str, int], asyncio.AbstractServer] = {}
+        self.dispatch: Dispatch = dispatch or self.serve_here
+        self._sockets: dict[tuple[str, int], socket.socket] = {}
         self._sessions: set[asyncio.Task[None]] = set()
         self.connections: Counter[str] = Counter()  # per connector identity
         self.per_source: Counter[tuple[str, str]] = Counter()  # (connector, remote ip)
@@ -183,39 +256,54 @@ class ReceiveListeners:
     async def apply(self, config: ReceiveConfig) -> None:
         """Take a new configuration: new bindings listen, removed ones stop (spec 1.7)."""
         self.config = config
+        loop = asyncio.get_running_loop()
         wanted = self.endpoints()
-        for key in list(self._servers):
+        for key in list(self._sockets):
             if key not in wanted:
-                server = self._servers.pop(key)
-                server.close()
-        for addr, port in sorted(wanted - set(self._servers)):
+                sock = self._sockets.pop(key)
+                loop.remove_reader(sock.fileno())
+                sock.close()
+        for addr, port in sorted(wanted - set(self._sockets)):
             bound = port + self.env.port_offset
-            self._servers[(addr, port)] = await asyncio.start_server(
-                self._accept, addr, bound, reuse_address=True, backlog=511, limit=READ_SIZE
-            )
+            sock = _listening_socket(addr, bound)
+            self._sockets[(addr, port)] = sock
+            loop.add_reader(sock.fileno(), self._on_readable, sock)
             log.info("listening on %s:%d", addr, bound)
 
     async def close(self) -> None:
-        for server in self._servers.values():
-            server.close()
+        loop = asyncio.get_running_loop()
+        for sock in self._sockets.values():
+            loop.remove_reader(sock.fileno())
+            sock.close()
+        self._sockets.clear()
         for task in list(self._sessions):
             task.cancel()
         await asyncio.gather(*self._sessions, return_exceptions=True)
-        self._servers.clear()
 
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.ensure_future(self._serve(reader, writer))
-        self._sessions.add(task)
-        task.add_done_callback(self._sessions.discard)
+    def _on_readable(self, listener: socket.socket) -> None:
+        for _ in range(ACCEPT_BURST):
+            try:
+                conn, _peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # Out of descriptors or the like: the connection waits in the backlog.
+                log.warning("cannot accept on %s: %s", listener.getsockname(), exc)
+                return
+            try:
+                self._admit(conn)
+            except OSError as exc:
+                log.debug("connection lost at admission: %s", exc)
+                conn.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        local = writer.get_extra_info("sockname")
-        remote = writer.get_extra_info("peername")
+    def _admit(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        local, remote = conn.getsockname(), conn.getpeername()
         exchange_port = local[1] - self.env.port_offset
         connector = select_connector(self.config.connectors, local[0], exchange_port, remote[0])
         if connector is None:
             # Spec 1.6: a connection no connector takes is not serviced; no banner.
-            writer.close()
+            conn.close()
             return
         key = connector.identity
         src = (key, remote[0])
@@ -227,22 +315,91 @@ class ReceiveListeners:
         elif per_source is not None and self.per_source[src] >= per_source:
             too_many = replies.TOO_MANY_CONNECTIONS_PER_SOURCE
         if too_many is not None:
+            # A fresh socket's send buffer takes one line without blocking.
             with contextlib.suppress(OSError):
-                writer.write(too_many.to_bytes())
-                await writer.drain()
-            writer.close()
+                conn.send(too_many.to_bytes())
+            conn.close()
             return
         self.connections[key] += 1
         self.per_source[src] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.connections[key] -= 1
+                self.per_source[src] -= 1
+
+        self.dispatch(conn, connector, release)
+
+    def serve_here(
+        self, conn: socket.socket, connector: ReceiveConnector, release: Callable[[], None]
+    ) -> None:
+        task = asyncio.ensure_future(self._serve(conn, connector, release))
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+
+    async def _serve(
+        self, conn: socket.socket, connector: ReceiveConnector, release: Callable[[], None]
+    ) -> None:
         try:
-            session = ReceiveSession(self.env, self.config, connector, reader, writer)
-            await session.run()
-        except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
-            log.debug("session ended: %s", exc)
+            await serve_connection(self.env, self.config, connector, conn)
         finally:
-            self.connections[key] -= 1
-            self.per_source[src] -= 1
+            release()
+
+
+def _listening_socket(address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        sock.listen(511)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def accepted_streams(
+    conn: socket.socket,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Streams for a socket accepted elsewhere, on the server side of TLS.
+
+    (``asyncio.open_connection(sock=...)`` would make STARTTLS the client's
+    handshake: streams are server side only when built with a connected
+    callback, as ``start_server`` builds them.)
+    """
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = loop.create_future()
+
+    def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ready.set_result((reader, writer))
+
+    reader = asyncio.StreamReader(limit=READ_SIZE, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, connected, loop=loop)
+    await loop.connect_accepted_socket(lambda: protocol, sock=conn)
+    return await ready
+
+
+async def serve_connection(
+    env: ReceiveEnvironment, config: ReceiveConfig, connector: ReceiveConnector, conn: socket.socket
+) -> None:
+    """One SMTP session on an admitted connection, in this process, to its end."""
+    writer: asyncio.StreamWriter | None = None
+    try:
+        reader, writer = await accepted_streams(conn)
+        session = ReceiveSession(env, config, connector, reader, writer)
+        await session.run()
+    except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
+        log.debug("session ended: %s", exc)
+    finally:
+        if writer is not None:
             writer.close()
+        else:
+            conn.close()
 
 
 # ---------------------------------------------------------------------------- one session
@@ -305,6 +462,8 @@ class ReceiveSession:
             level=connector.protocol_logging_level.value,
         )
         self.started = env.clock.monotonic()
+        # ProtocolLoggingLevel None: skip even building the rows' text.
+        self.logging = not isinstance(self.log, NullSessionLog)
 
     # --- helpers
 
@@ -319,7 +478,8 @@ class ReceiveSession:
 
     async def send(self, reply: Reply) -> None:
         data = self.conn.send_reply(reply)
-        self.log.sent(_lines(data))
+        if self.logging:
+            self.log.sent(_lines(data))
         self.writer.write(data)
 
     async def _tarpit(self, reply: Reply) -> None:
@@ -363,7 +523,9 @@ class ReceiveSession:
         if remaining <= 0:
             await self._close_with(replies.CONNECTION_TIMED_OUT)
         try:
-            return await asyncio.wait_for(self.reader.read(READ_SIZE), min(idle, remaining))
+            # asyncio.timeout, not wait_for: no extra task for every read.
+            async with asyncio.timeout(min(idle, remaining)):
+                return await self.reader.read(READ_SIZE)
         except TimeoutError:
             if self.env.clock.monotonic() - self.started >= lifetime:
                 await self._close_with(replies.CONNECTION_TIMED_OUT)
@@ -399,7 +561,7 @@ class ReceiveSession:
                     self.message = _Message(self.env.acceptor.open_spool())
                 continue
             assert isinstance(event, NeedsReply)
-            if not isinstance(event, AuthResponse) and hasattr(event, "log_text"):
+            if self.logging and not isinstance(event, AuthResponse) and hasattr(event, "log_text"):
                 self.log.received(event.log_text)
             await self._answer(event)
 
@@ -712,7 +874,7 @@ class ReceiveSession:
         )
         try:
             # accept() fsyncs: only after it returns may the client hear 250.
-            internal_id = await asyncio.to_thread(self.env.acceptor.accept, msg.spool, envelope)
+            internal_id = await self.env.acceptor.accept(msg.spool, envelope)
         except AcceptError as exc:
             log.error("cannot queue a message: %s", exc)
             msg.spool.abort()

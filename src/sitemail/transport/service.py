@@ -18,25 +18,20 @@ from sitemail.server.context import ProcessContext
 from sitemail.server.watcher import DirectoryWatcher
 from sitemail.transport.log_files import LogLimits
 from sitemail.transport.pipeline import Pipeline, PipelineDeps
-from sitemail.transport.protocol_log import NullProtocolLog, ProtocolLog
+from sitemail.transport.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
 from sitemail.transport.queue import QueueEvent, QueueStore, write_tracking
 from sitemail.transport.receive_server import (
     ReceiveEnvironment,
     ReceiveListeners,
+    ThreadedAcceptor,
     load_config,
+    receive_log_limits,
     tls_contexts,
 )
+from sitemail.transport.receive_workers import ReceiveWorkers, receive_worker_count
 from sitemail.transport.tracking_log import MessageTrackingLog
 
 log = logging.getLogger("sitemail.transport")
-
-
-def receive_log_limits(t: TransportSettings) -> LogLimits:
-    return LogLimits(
-        max_file_size=t.receive_protocol_log_max_file_size,
-        max_directory_size=t.receive_protocol_log_max_directory_size,
-        max_age=t.receive_protocol_log_max_age,
-    )
 
 
 def send_log_limits(t: TransportSettings) -> LogLimits:
@@ -78,6 +73,7 @@ class TransportService:
         self.store: QueueStore | None = None
         self.listeners: ReceiveListeners | None = None
         self.pipeline: Pipeline | None = None
+        self.workers: ReceiveWorkers | None = None
         watcher.subscribe({ReceiveConnector.kind, Server.kind, Organization.kind}, self._on_change)
         watcher.subscribe(ROUTING_KINDS, self._on_routing_change)
 
@@ -95,7 +91,7 @@ class TransportService:
         return ReceiveEnvironment(
             directory=ctx.directory,
             clock=ctx.clock,
-            acceptor=store,
+            acceptor=ThreadedAcceptor(store),
             pki_dir=ctx.pki_dir,
             port_offset=ctx.port_offset,
             protocol_log=protocol_log,
@@ -135,8 +131,17 @@ class TransportService:
         )
         self.pipeline = Pipeline(PipelineDeps(ctx, store, send_log))
         await self.pipeline.start()
-        self.listeners = ReceiveListeners(self._environment(settings, store), config)
-        await self.listeners.apply(config)
+        listeners = ReceiveListeners(self._environment(settings, store), config)
+        count = receive_worker_count()
+        if count:
+            # Session ids of the workers and of this process's own sessions never meet.
+            SESSION_IDS.share(0, count + 1)
+            self.workers = ReceiveWorkers(ctx, store, count)
+            await self.workers.start()
+            listeners.dispatch = self.workers.dispatch
+            self.workers.fallback = listeners.serve_here
+        self.listeners = listeners
+        await listeners.apply(config)
 
     @property
     def tracking_folder(self) -> Path | None:
@@ -158,7 +163,13 @@ class TransportService:
     async def stop(self) -> None:
         if self.listeners is not None:
             await self.listeners.close()
+            acceptor = self.listeners.env.acceptor
+            if isinstance(acceptor, ThreadedAcceptor):
+                acceptor.close()
             self.listeners = None
+        if self.workers is not None:
+            await self.workers.stop()
+            self.workers = None
         if self.pipeline is not None:
             await self.pipeline.stop()
             self.pipeline = None
@@ -178,4 +189,6 @@ class TransportService:
             return
         config = load_config(self.ctx.directory, self.ctx.name)
         await self.listeners.apply(config)
+        if self.workers is not None:
+            self.workers.config_changed()
         log.info("receive connectors reloaded after a change of %s", ", ".join(sorted(kinds)))

@@ -11,8 +11,11 @@ message pays exactly one commit, and under load the fsync cost is shared.
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from sitemail.transport.submission import AcceptError, Envelope, SpoolWriter
 from sitemail.transport.tracking_log import TrackingEventId, TrackingSource
@@ -20,15 +23,28 @@ from sitemail.transport.tracking_log import TrackingEventId, TrackingSource
 from .core import StoreCore
 from .identity import queue_identity
 from .model import SUBMISSION, DeliveryType, QueueEvent, QueueEventKind
-from .spool import SpoolFile, fsync_directory, unlink_quietly
+from .spool import SPOOL_SUFFIX, SpoolFile, fsync_directory, unlink_quietly
 
 # A bound on one group, so that a flood still commits in reasonable steps.
 MAX_GROUP = 256
 
 
+@dataclass(frozen=True)
+class SealedSpool:
+    """A body already fsynced in the spool folder (by this process or a receive worker)."""
+
+    name: str
+    path: Path
+    size: int
+
+
+# What a receive worker may name: the files SpoolFile creates, nothing with a path in it.
+_SPOOL_NAME = re.compile(r"[0-9a-f]{32}" + re.escape(SPOOL_SUFFIX))
+
+
 @dataclass
 class _Pending:
-    spool: SpoolFile
+    spool: SealedSpool
     envelope: Envelope
     internal_id: int | None = None
     error: BaseException | None = None
@@ -67,6 +83,63 @@ class AcceptanceMixin(StoreCore):
         except Exception as exc:
             spool.abort()
             raise AcceptError(f"could not write the message to disk: {exc}") from exc
+        return self._accept_sealed(SealedSpool(spool.name, spool.path, spool.size), envelope)
+
+    def accept_spooled(self, name: str, size: int, envelope: Envelope) -> int:
+        """:meth:`accept` for a body another process wrote and fsynced in the spool folder.
+
+        A receive worker process (:mod:`sitemail.transport.receive_worker`) streams
+        and seals the body itself; the queue database stays this process's.
+        """
+        return self._accept_sealed(self._spooled(name, size, envelope), envelope)
+
+    def accept_spooled_group(
+        self, items: list[tuple[str, int, Envelope]]
+    ) -> list[int | AcceptError]:
+        """:meth:`accept_spooled` for many messages at once: one directory fsync, one commit.
+
+        The caller has gathered the group (the receive workers' requests of one
+        moment), so nobody waits here for others; each item gets its InternalId
+        or the reason it was refused, and a refused item's file is removed.
+        """
+        results: list[int | AcceptError] = [AcceptError("not committed")] * len(items)
+        group: list[_Pending] = []
+        where: list[int] = []
+        for index, (name, size, envelope) in enumerate(items):
+            try:
+                group.append(_Pending(self._spooled(name, size, envelope), envelope))
+                where.append(index)
+            except AcceptError as exc:
+                results[index] = exc
+        for start in range(0, len(group), MAX_GROUP):
+            self._commit_group(group[start : start + MAX_GROUP])
+        for index, pending in zip(where, group, strict=True):
+            if pending.error is not None or pending.internal_id is None:
+                unlink_quietly(pending.spool.path)
+                results[index] = AcceptError(
+                    f"the queue database could not take the message: {pending.error}"
+                )
+            else:
+                results[index] = pending.internal_id
+        return results
+
+    def _spooled(self, name: str, size: int, envelope: Envelope) -> SealedSpool:
+        if not _SPOOL_NAME.fullmatch(name):
+            raise AcceptError(f"{name!r} is not the name of a spool file")
+        path = self.spool_dir / name
+        if not envelope.recipients:
+            unlink_quietly(path)
+            raise AcceptError("a message needs at least one recipient")
+        try:
+            actual = os.stat(path).st_size
+        except OSError as exc:
+            raise AcceptError(f"the spooled message is not on disk: {exc}") from exc
+        if actual != size:
+            unlink_quietly(path)
+            raise AcceptError(f"the spooled message has {actual} bytes, not {size}")
+        return SealedSpool(name, path, size)
+
+    def _accept_sealed(self, spool: SealedSpool, envelope: Envelope) -> int:
         pending = _Pending(spool, envelope)
         cond = self._group_cond
         with cond:

@@ -26,12 +26,20 @@ class SpoolClosedError(Exception):
 
 
 class SpoolFile:
-    """A message body on its way to disk (implements ``submission.SpoolWriter``)."""
+    """A message body on its way to disk (implements ``submission.SpoolWriter``).
+
+    The file is created only when the body outgrows :data:`WRITE_BUFFER` or
+    at :meth:`seal`: a typical message is then created, written and fsynced in
+    one go on the sealing thread, and the session's event loop never waits on
+    the spool directory (creating a file in a folder of thousands, while
+    others fsync it, is the slowest step of receiving a small message).
+    """
 
     def __init__(self, directory: Path) -> None:
         self.name = f"{uuid.uuid4().hex}{SPOOL_SUFFIX}"
         self.path = directory / self.name
-        self._file: BinaryIO | None = open(self.path, "xb", buffering=WRITE_BUFFER)  # noqa: SIM115
+        self._file: BinaryIO | None = None
+        self._pending: bytearray | None = bytearray()  # None once closed
         self._size = 0
         self.sealed = False
 
@@ -40,27 +48,48 @@ class SpoolFile:
         return self._size
 
     def write(self, data: bytes) -> None:
-        if self._file is None:
+        pending = self._pending
+        if pending is None:
             raise SpoolClosedError("this spool file was already sealed or aborted")
-        self._file.write(data)
         self._size += len(data)
+        if self._file is not None:
+            self._file.write(data)
+            return
+        pending += data
+        if len(pending) > WRITE_BUFFER:
+            self._open()
+
+    def _open(self) -> BinaryIO:
+        file = open(self.path, "xb", buffering=WRITE_BUFFER)  # noqa: SIM115
+        self._file = file
+        if self._pending:
+            file.write(self._pending)
+            self._pending = bytearray()
+        return file
 
     def abort(self) -> None:
         """Discard the body (the session refused the message or went away)."""
+        self._pending = None
         if self._file is not None:
             self._file.close()
             self._file = None
-        if not self.sealed:
-            unlink_quietly(self.path)
+            if not self.sealed:
+                unlink_quietly(self.path)
 
     def seal(self) -> None:
-        """Flush and fsync the body; afterwards the file is read-only for everyone."""
-        if self._file is None:
+        """Write out, flush and fsync the body; afterwards the file is read-only for everyone."""
+        if self._pending is None:
             raise SpoolClosedError("this spool file was already sealed or aborted")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        try:
+            file = self._file or self._open()
+            file.flush()
+            os.fsync(file.fileno())
+        except BaseException:
+            self.abort()
+            raise
+        file.close()
         self._file = None
+        self._pending = None
         self.sealed = True
 
     def __del__(self) -> None:

@@ -1,0 +1,277 @@
+"""A receive worker process: SMTP sessions handed over by the transport process.
+
+Started by :class:`sitemail.transport.receive_workers.ReceiveWorkers` as
+``python -m sitemail.transport.receive_worker --server NAME ...`` with its two
+channels inherited (:mod:`sitemail.transport.worker_ipc`).  It serves each
+connection it is given with the transport's own
+:class:`~sitemail.transport.receive_server.ReceiveSession` (same connectors,
+permissions, TLS, Exchange Server authentication, protocol log files), writes
+and fsyncs the message body into the queue's spool folder itself, and has the
+transport process commit the envelope before it answers 250.  It exits when
+the transport process closes the channels (stop, restart) or dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import logging
+import signal
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sitemail.clock import SYSTEM_CLOCK
+from sitemail.org.directory import Directory, open_directory
+from sitemail.org.model import ReceiveConnector
+from sitemail.org.pki import PeerVerifier
+from sitemail.transport.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
+from sitemail.transport.queue.spool import SpoolFile
+from sitemail.transport.receive_server import (
+    ACCEPT_THREADS,
+    ReceiveConfig,
+    ReceiveEnvironment,
+    load_config,
+    receive_log_limits,
+    serve_connection,
+    tls_contexts,
+)
+from sitemail.transport.submission import AcceptError, Envelope, SpoolWriter
+from sitemail.transport.worker_ipc import (
+    IpcError,
+    envelope_to_wire,
+    frame,
+    read_frame,
+    receive_handoff,
+)
+
+log = logging.getLogger("sitemail.transport.worker")
+
+
+class RemoteAcceptor:
+    """Spools here, commits in the transport process (``accept`` over the RPC channel)."""
+
+    def __init__(self, spool_dir: Path, writer: asyncio.StreamWriter) -> None:
+        self.spool_dir = spool_dir
+        self.writer = writer
+        self._requests = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[int]] = {}
+        # Sealing is an fsync: off the event loop, and many at once.
+        self._pool = ThreadPoolExecutor(ACCEPT_THREADS, thread_name_prefix="seal")
+
+    def open_spool(self) -> SpoolWriter:
+        return SpoolFile(self.spool_dir)
+
+    async def accept(self, spool: SpoolWriter, envelope: Envelope) -> int:
+        if not isinstance(spool, SpoolFile):
+            raise AcceptError("this spool writer was not opened by this worker")
+        if not envelope.recipients:
+            spool.abort()
+            raise AcceptError("a message needs at least one recipient")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._pool, spool.seal)
+        except Exception as exc:
+            spool.abort()
+            raise AcceptError(f"could not write the message to disk: {exc}") from exc
+        request = next(self._requests)
+        answer: asyncio.Future[int] = loop.create_future()
+        self._waiting[request] = answer
+        try:
+            self.writer.write(
+                frame(("accept", request, spool.name, spool.size, envelope_to_wire(envelope)))
+            )
+            return await answer
+        except (OSError, ConnectionError, IpcError) as exc:
+            raise AcceptError(f"the transport process did not take the message: {exc}") from exc
+        finally:
+            self._waiting.pop(request, None)
+
+    def answered(self, message: tuple[object, ...]) -> None:
+        kind, request = message[0], message[1]
+        waiter = self._waiting.get(request) if isinstance(request, int) else None
+        if waiter is None or waiter.done():
+            return
+        if kind == "accepted" and isinstance(message[2], int):
+            waiter.set_result(message[2])
+        else:
+            waiter.set_exception(AcceptError(str(message[2])))
+
+    def lost(self) -> None:
+        for waiter in self._waiting.values():
+            if not waiter.done():
+                waiter.set_exception(AcceptError("the transport process is gone"))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class Worker:
+    def __init__(self, args: argparse.Namespace, directory: Directory) -> None:
+        self.args = args
+        self.directory = directory
+        self.config: ReceiveConfig = load_config(directory, args.server)
+        self.handoff = socket.socket(fileno=args.handoff_fd)
+        self.handoff.setblocking(False)
+        self.sessions: set[asyncio.Task[None]] = set()
+        self.done = asyncio.Event()
+        self.acceptor: RemoteAcceptor | None = None
+        self.env: ReceiveEnvironment | None = None
+        self.rpc: asyncio.StreamWriter | None = None
+
+    async def run(self) -> None:
+        args = self.args
+        reader, self.rpc = await asyncio.open_unix_connection(
+            sock=socket.socket(fileno=args.rpc_fd)
+        )
+        self.acceptor = RemoteAcceptor(Path(args.spool), self.rpc)
+        self.env = self._environment(self.acceptor)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.handoff.fileno(), self._on_handoff)
+        answers = asyncio.ensure_future(self._answers(reader))
+        try:
+            await self.done.wait()
+        finally:
+            loop.remove_reader(self.handoff.fileno())
+            answers.cancel()
+            for task in list(self.sessions):
+                task.cancel()
+            await asyncio.gather(answers, *self.sessions, return_exceptions=True)
+            self.acceptor.lost()
+            self.acceptor.close()
+            self.env.protocol_log.close()
+
+    def _environment(self, acceptor: RemoteAcceptor) -> ReceiveEnvironment:
+        args = self.args
+        settings = self.config.server.transport
+        path = settings.receive_protocol_log_path
+        home = Path(args.home)
+        protocol_log: ProtocolLog | NullProtocolLog = (
+            ProtocolLog.receive(
+                home / path, clock=SYSTEM_CLOCK, limits=receive_log_limits(settings)
+            )
+            if path
+            else NullProtocolLog(SYSTEM_CLOCK)
+        )
+        pki = Path(args.pki)
+        starttls, anonymous = tls_contexts(pki, args.server)
+        return ReceiveEnvironment(
+            directory=self.directory,
+            clock=SYSTEM_CLOCK,
+            acceptor=acceptor,
+            pki_dir=pki,
+            port_offset=args.port_offset,
+            protocol_log=protocol_log,
+            verifier=PeerVerifier.from_file(pki / "ca.pem", clock=SYSTEM_CLOCK),
+            starttls_context=starttls,
+            anonymous_tls_context=anonymous,
+        )
+
+    async def _answers(self, reader: asyncio.StreamReader) -> None:
+        assert self.acceptor is not None
+        try:
+            while (message := await read_frame(reader)) is not None:
+                self.acceptor.answered(message)
+        except (IpcError, OSError) as exc:
+            log.error("the transport process's channel broke: %s", exc)
+        finally:
+            self.acceptor.lost()
+            self.done.set()
+
+    def _on_handoff(self) -> None:
+        while not self.done.is_set():
+            try:
+                packet = receive_handoff(self.handoff)
+            except (BlockingIOError, InterruptedError):
+                return
+            except (IpcError, OSError) as exc:
+                log.error("bad hand-off from the transport process: %s", exc)
+                self.done.set()
+                return
+            if packet is None:
+                self.done.set()  # the transport process stopped or died
+                return
+            message, fds = packet
+            if message[0] == "config":
+                self.config = load_config(self.directory, self.args.server)
+            elif message[0] == "session" and len(fds) == 1:
+                self._start_session(message[1], message[2], fds[0])
+            else:
+                for fd in fds:
+                    socket.close(fd)
+                log.error("unexpected hand-off %r", message[0])
+
+    def _start_session(self, token: int, connector_id: str, fd: int) -> None:
+        conn = socket.socket(fileno=fd)
+        conn.setblocking(False)
+        connector = _find(self.config.connectors, connector_id)
+        if connector is None:
+            # Removed between admission and now: as for no connector, no banner.
+            conn.close()
+            self._closed(token)
+            return
+        task = asyncio.ensure_future(self._session(token, connector, conn))
+        self.sessions.add(task)
+        task.add_done_callback(self.sessions.discard)
+
+    async def _session(self, token: int, connector: ReceiveConnector, conn: socket.socket) -> None:
+        assert self.env is not None
+        try:
+            await serve_connection(self.env, self.config, connector, conn)
+        finally:
+            self._closed(token)
+
+    def _closed(self, token: int) -> None:
+        if self.rpc is not None and not self.rpc.is_closing():
+            with contextlib.suppress(OSError, ConnectionError):
+                self.rpc.write(frame(("closed", token)))
+
+
+def _find(connectors: list[ReceiveConnector], identity: str) -> ReceiveConnector | None:
+    for connector in connectors:
+        if connector.identity == identity and connector.enabled:
+            return connector
+    return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sitemail.transport.receive_worker")
+    p.add_argument("--server", required=True)
+    p.add_argument("--directory", required=True)
+    p.add_argument("--home", required=True)
+    p.add_argument("--pki", required=True)
+    p.add_argument("--port-offset", type=int, default=0)
+    p.add_argument("--spool", required=True)
+    p.add_argument("--index", type=int, required=True)
+    p.add_argument("--workers", type=int, required=True)
+    p.add_argument("--handoff-fd", type=int, required=True)
+    p.add_argument("--rpc-fd", type=int, required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {args.server} receive worker {args.index} %(levelname)s %(message)s",
+    )
+    # Ctrl-C in a terminal reaches the whole process group: the transport process
+    # decides when sessions end, and closing the channels tells this one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Session ids stay unique across the processes that share the log files.
+    SESSION_IDS.share(args.index + 1, args.workers + 1)
+    directory = open_directory(args.directory)
+    try:
+        import uvloop
+
+        uvloop.run(Worker(args, directory).run())
+    finally:
+        directory.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

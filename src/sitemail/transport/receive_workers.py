@@ -1,0 +1,312 @@
+"""Receive worker processes: SMTP sessions on every core, one queue.
+
+Python runs one thread of Python code at a time, so one process serves SMTP
+sessions on one core however many a machine has.  Postfix, the peer of our
+benchmark, runs an ``smtpd`` per session; Exchange's EdgeTransport.exe runs
+its sessions on threads of every core.  Here the transport process keeps
+everything that must be one (listening sockets, admission and connection
+counts, the queue database, the tracking log, the pipeline) and hands each
+admitted connection to one of N worker processes
+(:mod:`sitemail.transport.receive_worker`), which run the very same
+:class:`~sitemail.transport.receive_server.ReceiveSession`.  A worker
+streams and fsyncs the body into the queue's spool folder, then asks this
+process to commit it (:meth:`QueueStore.accept_spooled`, group commit across
+all workers) and answers 250 only after the answer.
+
+A worker that dies is started again; its sessions end (the clients see the
+connection drop, never a 250 for a message that is not on disk).  When this
+process dies, the workers see their channels close and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from sitemail.org.model import ReceiveConnector
+from sitemail.server.context import ProcessContext
+from sitemail.transport.queue import QueueStore
+from sitemail.transport.submission import AcceptError, Envelope
+from sitemail.transport.worker_ipc import (
+    IpcError,
+    envelope_from_wire,
+    frame,
+    read_frame,
+    send_handoff,
+)
+
+log = logging.getLogger("sitemail.transport.workers")
+
+#: ``SITEMAIL_RECEIVE_PROCESSES``: how many receive workers a hub runs (0: sessions
+#: are served by the transport process itself).
+WORKERS_VARIABLE = "SITEMAIL_RECEIVE_PROCESSES"
+MAX_AUTOMATIC_WORKERS = 4
+RESPAWN_DELAY = 0.5
+STOP_TIMEOUT = 5.0
+
+
+def receive_worker_count(environ: dict[str, str] | None = None) -> int:
+    """Workers to start: the variable if set, else one per usable CPU (up to 4), else 0.
+
+    With a single CPU a worker would only add a hop, so the transport process
+    serves the sessions itself.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(WORKERS_VARIABLE, "").strip()
+    if value:
+        try:
+            count = int(value)
+        except ValueError:
+            raise ValueError(f"{WORKERS_VARIABLE}={value!r} is not a number of processes") from None
+        if not 0 <= count <= 64:
+            raise ValueError(f"{WORKERS_VARIABLE}={count} is outside 0..64")
+        return count
+    cpus = len(os.sched_getaffinity(0))
+    return min(cpus, MAX_AUTOMATIC_WORKERS) if cpus > 1 else 0
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: asyncio.subprocess.Process
+    handoff: socket.socket
+    writer: asyncio.StreamWriter
+    sessions: dict[int, Callable[[], None]] = field(default_factory=dict)
+    reader_task: asyncio.Task[None] | None = None
+    alive: bool = True
+
+
+class ReceiveWorkers:
+    """The receive worker processes of one hub and the dispatch of sessions to them."""
+
+    def __init__(self, ctx: ProcessContext, store: QueueStore, count: int) -> None:
+        if count < 1:
+            raise ValueError("a pool of receive workers needs at least one")
+        self.ctx = ctx
+        self.store = store
+        self.count = count
+        self.config_version = 0
+        self._workers: list[_Worker | None] = [None] * count
+        self._tokens = itertools.count(1)
+        # One group is committed at a time; the next one gathers meanwhile.
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="commit")
+        self._pending: list[tuple[_Worker, tuple[object, ...]]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._stopping = False
+        # Until a worker is up (start, respawn) or when all are full, sessions are
+        # served here: a connection is never dropped for want of a worker.
+        self.fallback: Callable[[socket.socket, ReceiveConnector, Callable[[], None]], None]
+        self.fallback = _refuse
+
+    # --- life cycle
+
+    async def start(self) -> None:
+        for index in range(self.count):
+            self._workers[index] = await self._spawn(index)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        workers = [w for w in self._workers if w is not None]
+        for worker in workers:
+            self._retire(worker)
+        for worker in workers:
+            try:
+                await asyncio.wait_for(worker.process.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                log.warning("receive worker %d did not stop; killing it", worker.index)
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+                await worker.process.wait()
+            if worker.reader_task is not None:
+                worker.reader_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker.reader_task
+        if self._committer is not None:
+            # Messages being committed get their answer (the worker may be gone).
+            with contextlib.suppress(Exception):
+                await self._committer
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w is not None and w.alive]
+
+    async def _spawn(self, index: int) -> _Worker:
+        ctx = self.ctx
+        parent_handoff, child_handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent_rpc, child_rpc = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sitemail.transport.receive_worker",
+                "--server",
+                ctx.name,
+                "--directory",
+                ctx.directory_url,
+                "--home",
+                str(ctx.home),
+                "--pki",
+                str(ctx.pki_dir),
+                "--port-offset",
+                str(ctx.port_offset),
+                "--spool",
+                str(self.store.spool_dir),
+                "--index",
+                str(index),
+                "--workers",
+                str(self.count),
+                "--handoff-fd",
+                str(child_handoff.fileno()),
+                "--rpc-fd",
+                str(child_rpc.fileno()),
+                pass_fds=(child_handoff.fileno(), child_rpc.fileno()),
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        finally:
+            child_handoff.close()
+            child_rpc.close()
+        parent_handoff.setblocking(False)
+        reader, writer = await asyncio.open_unix_connection(sock=parent_rpc)
+        worker = _Worker(index, process, parent_handoff, writer)
+        worker.reader_task = asyncio.ensure_future(self._serve_worker(worker, reader))
+        log.info("receive worker %d started (pid %d)", index, process.pid)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        """No more sessions for this worker; its open sessions no longer count."""
+        if not worker.alive:
+            return
+        worker.alive = False
+        with contextlib.suppress(OSError):
+            worker.handoff.close()
+        worker.writer.close()
+        for release in worker.sessions.values():
+            release()
+        worker.sessions.clear()
+
+    # --- dispatch (ReceiveListeners calls this for every admitted connection)
+
+    def dispatch(
+        self, conn: socket.socket, connector: ReceiveConnector, release: Callable[[], None]
+    ) -> None:
+        candidates = sorted(
+            (w for w in self._workers if w is not None and w.alive),
+            key=lambda w: len(w.sessions),
+        )
+        for worker in candidates:
+            token = next(self._tokens)
+            message = ("session", token, connector.identity, self.config_version)
+            try:
+                send_handoff(worker.handoff, message, conn.fileno())
+            except (BlockingIOError, OSError, IpcError) as exc:
+                log.debug("receive worker %d cannot take a session: %s", worker.index, exc)
+                continue
+            worker.sessions[token] = release
+            conn.close()  # the worker holds its own descriptor now
+            return
+        self.fallback(conn, connector, release)
+
+    def config_changed(self) -> None:
+        """Connectors or the server changed: workers reload before their next session."""
+        self.config_version += 1
+        for worker in self._workers:
+            if worker is not None and worker.alive:
+                try:
+                    send_handoff(worker.handoff, ("config", self.config_version))
+                except (OSError, IpcError) as exc:
+                    log.warning(
+                        "receive worker %d missed a configuration change: %s", worker.index, exc
+                    )
+                    self._retire(worker)
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.process.kill()
+
+    # --- what a worker asks
+
+    async def _serve_worker(self, worker: _Worker, reader: asyncio.StreamReader) -> None:
+        try:
+            while (message := await read_frame(reader)) is not None:
+                kind = message[0]
+                if kind == "accept":
+                    self._pending.append((worker, message))
+                    if self._committer is None or self._committer.done():
+                        self._committer = asyncio.ensure_future(self._commit_pending())
+                elif kind == "closed":
+                    release = worker.sessions.pop(message[1], None)
+                    if release is not None:
+                        release()
+                else:
+                    raise IpcError(f"unknown request {kind!r}")
+        except (IpcError, ValueError, IndexError, OSError) as exc:
+            log.error("receive worker %d broke its channel: %s", worker.index, exc)
+        finally:
+            self._retire(worker)
+        returncode = await worker.process.wait()
+        if self._stopping:
+            return
+        log.error(
+            "receive worker %d (pid %d) exited with %s; starting it again",
+            worker.index,
+            worker.process.pid,
+            returncode,
+        )
+        await asyncio.sleep(RESPAWN_DELAY)
+        if not self._stopping:
+            self._workers[worker.index] = await self._spawn(worker.index)
+
+    async def _commit_pending(self) -> None:
+        """Commit what the workers asked for, a group at a time (group commit).
+
+        While one group is being committed the next gathers: under load each
+        commit (one directory fsync, one WAL fsync) carries many messages.
+        """
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            items: list[tuple[str, int, Envelope]] = []
+            answers: list[tuple[_Worker, object, int | AcceptError | None]] = []
+            for worker, message in batch:
+                try:
+                    _, request, name, size, wire = message
+                    if not (isinstance(name, str) and isinstance(size, int)):
+                        raise IpcError("a malformed acceptance request")
+                    items.append((name, size, envelope_from_wire(wire)))
+                    answers.append((worker, request, None))
+                except (IpcError, ValueError) as exc:
+                    request = message[1] if len(message) > 1 else None
+                    answers.append((worker, request, AcceptError(str(exc))))
+            try:
+                results = await loop.run_in_executor(
+                    self._pool, self.store.accept_spooled_group, items
+                )
+            except Exception as exc:  # the database is gone: everybody hears why
+                log.exception("committing messages of the receive workers failed")
+                results = [AcceptError(f"{type(exc).__name__}: {exc}")] * len(items)
+            outcomes = iter(results)
+            out: dict[int, list[bytes]] = {}
+            for worker, request, early in answers:
+                outcome = early if early is not None else next(outcomes)
+                answer = (
+                    ("accepted", request, outcome)
+                    if isinstance(outcome, int)
+                    else ("refused", request, str(outcome))
+                )
+                out.setdefault(id(worker), []).append(frame(answer))
+            for worker in {id(w): w for w, _ in batch}.values():
+                if worker.alive and id(worker) in out:
+                    with contextlib.suppress(OSError, ConnectionError):
+                        worker.writer.write(b"".join(out[id(worker)]))
+
+
+def _refuse(conn: socket.socket, connector: ReceiveConnector, release: Callable[[], None]) -> None:
+    conn.close()
+    release()
