@@ -492,15 +492,17 @@ class ReceiveSession:
     def _set_rights(self, principal: Principal) -> None:
         self.principal = principal
         self.rights = session_rights(self.connector, principal)
-        self.log.set_session_permissions(rights_text(self.rights).split())
+        if self.logging:
+            self.log.set_session_permissions(rights_text(self.rights).split())
 
     # --- main loop
 
     async def run(self) -> None:
-        self.log.connect()
-        self.log.set_session_permissions(rights_text(self.rights).split())
         greeting = banner(self.connector, self.fqdn, self.env.clock.now().astimezone())
-        self.log.sent(greeting)
+        if self.logging:
+            self.log.connect()
+            self.log.set_session_permissions(rights_text(self.rights).split())
+            self.log.sent(greeting)
         self.writer.write(greeting.encode() + b"\r\n")
         await self.writer.drain()
         closed_by = "Remote"
