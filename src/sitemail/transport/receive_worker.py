@@ -72,18 +72,21 @@ class RemoteAcceptor:
             spool.abort()
             raise AcceptError("a message needs at least one recipient")
         loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._pool, spool.seal)
-        except Exception as exc:
-            spool.abort()
-            raise AcceptError(f"could not write the message to disk: {exc}") from exc
+        # A small body travels to the transport process, which keeps it in the queue
+        # database; a large one is fsynced here first (off the loop: it waits on disk).
+        inline = spool.take_inline()
+        if inline is None:
+            try:
+                await loop.run_in_executor(self._pool, spool.seal)
+            except Exception as exc:
+                spool.abort()
+                raise AcceptError(f"could not write the message to disk: {exc}") from exc
         request = next(self._requests)
         answer: asyncio.Future[int] = loop.create_future()
         self._waiting[request] = answer
+        wire = envelope_to_wire(envelope)
         try:
-            self.writer.write(
-                frame(("accept", request, spool.name, spool.size, envelope_to_wire(envelope)))
-            )
+            self.writer.write(frame(("accept", request, spool.name, spool.size, wire, inline)))
             return await answer
         except (OSError, ConnectionError, IpcError) as exc:
             raise AcceptError(f"the transport process did not take the message: {exc}") from exc

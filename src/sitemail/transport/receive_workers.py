@@ -9,9 +9,10 @@ counts, the queue database, the tracking log, the pipeline) and hands each
 admitted connection to one of N worker processes
 (:mod:`sitemail.transport.receive_worker`), which run the very same
 :class:`~sitemail.transport.receive_server.ReceiveSession`.  A worker
-streams and fsyncs the body into the queue's spool folder, then asks this
-process to commit it (:meth:`QueueStore.accept_spooled`, group commit across
-all workers) and answers 250 only after the answer.
+sends a small body's bytes (the queue database keeps them), or streams and
+fsyncs a large one into the queue's spool folder, then has this process
+commit it (:meth:`QueueStore.accept_spooled_group`, group commit across all
+workers) and answers 250 only after the answer.
 
 A worker that dies is started again; its sessions end (the clients see the
 connection drop, never a 250 for a message that is not on disk).  When this
@@ -272,14 +273,18 @@ class ReceiveWorkers:
         loop = asyncio.get_running_loop()
         while self._pending:
             batch, self._pending = self._pending, []
-            items: list[tuple[str, int, Envelope]] = []
+            items: list[tuple[str, int, Envelope, bytes | None]] = []
             answers: list[tuple[_Worker, object, int | AcceptError | None]] = []
             for worker, message in batch:
                 try:
-                    _, request, name, size, wire = message
-                    if not (isinstance(name, str) and isinstance(size, int)):
+                    _, request, name, size, wire, inline = message
+                    if not (
+                        isinstance(name, str)
+                        and isinstance(size, int)
+                        and (inline is None or isinstance(inline, bytes))
+                    ):
                         raise IpcError("a malformed acceptance request")
-                    items.append((name, size, envelope_from_wire(wire)))
+                    items.append((name, size, envelope_from_wire(wire), inline))
                     answers.append((worker, request, None))
                 except (IpcError, ValueError) as exc:
                     request = message[1] if len(message) > 1 else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tests.unit.queue.queue_testkit import Env
 
-from sitemail.transport.queue.spool import SpoolFile
+from sitemail.transport.queue.spool import WRITE_BUFFER, SpoolFile
 from sitemail.transport.submission import AcceptError, Envelope, EnvelopeRecipient
 
 
@@ -59,12 +59,65 @@ def test_a_missing_or_short_body_is_refused_and_removed(env: Env) -> None:
 def test_a_group_commits_the_good_and_refuses_the_bad(env: Env) -> None:
     good = [_spooled(env, f"Subject: {n}\r\n\r\n.\r\n".encode()) for n in range(3)]
     empty = _spooled(env)
-    items = [(s.name, s.size, _envelope(env, n)) for n, s in enumerate(good)]
-    items.insert(1, (empty.name, empty.size, Envelope("a@b.c", (), "<e@x>", env.clock.now())))
+    items: list[tuple[str, int, Envelope, bytes | None]] = [
+        (s.name, s.size, _envelope(env, n), None) for n, s in enumerate(good)
+    ]
+    items.insert(1, (empty.name, empty.size, Envelope("a@b.c", (), "<e@x>", env.clock.now()), None))
+    items.append(("b" * 32 + ".eml", 3, _envelope(env, 9), b"abc"))
     results = env.store.accept_spooled_group(items)
     assert isinstance(results[1], AcceptError) and not empty.path.exists()
     ids = [r for r in results if isinstance(r, int)]
-    assert len(ids) == 3 and len(set(ids)) == 3
+    assert len(ids) == 4 and len(set(ids)) == 4
     queued = {int(m.identity.rsplit("\\", 1)[1]) for m in env.store.get_messages()}
     assert queued == set(ids)
     assert all(s.path.exists() for s in good)
+
+
+def test_a_small_body_is_kept_by_the_database_and_copied_to_the_spool(env: Env) -> None:
+    spool = env.store.open_spool()
+    spool.write(b"Subject: small\r\n\r\nhello\r\n")
+    internal_id = env.store.accept(spool, _envelope(env))
+    assert spool.path.read_bytes() == b"Subject: small\r\n\r\nhello\r\n"
+    # A power loss may take the copy (written without fsync), never the message.
+    spool.path.unlink()
+    store = env.reopen()
+    assert store.recovery.restored_bodies == (internal_id,)
+    assert store.recovery.missing_bodies == ()
+    assert spool.path.read_bytes() == b"Subject: small\r\n\r\nhello\r\n"
+
+
+def test_a_short_copy_is_written_again(env: Env) -> None:
+    body = b"Subject: x\r\n\r\n" + b"y" * 1000
+    internal_id = env.store.accept_spooled("c" * 32 + ".eml", len(body), _envelope(env), body)
+    path = env.store.spool_dir / ("c" * 32 + ".eml")
+    path.write_bytes(body[:10])
+    store = env.reopen()
+    assert store.recovery.restored_bodies == (internal_id,)
+    assert path.read_bytes() == body
+
+
+def test_a_large_body_goes_to_its_spool_file_only(env: Env) -> None:
+    spool = env.store.open_spool()
+    spool.write(b"Subject: big\r\n\r\n" + b"z" * (WRITE_BUFFER + 1))
+    env.store.accept(spool, _envelope(env))
+    spool.path.unlink()
+    store = env.reopen()
+    assert store.recovery.restored_bodies == ()
+    assert len(store.recovery.missing_bodies) == 1  # reported, not invented
+
+
+def test_the_body_leaves_the_database_with_the_message(env: Env) -> None:
+    body = b"Subject: gone\r\n\r\n.\r\n"
+    env.store.accept_spooled("d" * 32 + ".eml", len(body), _envelope(env), body)
+    env.categorize()  # to the Shandong queue, where an administrator may remove it
+    [message] = env.store.get_messages()
+    env.store.remove_message(message.identity, with_ndr=False)
+    assert env.store.get_messages() == []
+    store = env.reopen()
+    assert store.recovery.restored_bodies == ()
+    assert not (store.spool_dir / ("d" * 32 + ".eml")).exists()
+
+
+def test_an_inline_body_must_have_the_size_announced(env: Env) -> None:
+    with pytest.raises(AcceptError, match="bytes, not"):
+        env.store.accept_spooled("e" * 32 + ".eml", 99, _envelope(env), b"short")

@@ -1,12 +1,19 @@
 """accept(): making a received message durable, with group commit.
 
-The receive server calls ``accept`` from worker threads
-(``asyncio.to_thread``), one call per message.  Each caller fsyncs its own
-spool file in its own thread; then the callers that arrive together share
-one directory fsync and one database commit (one WAL fsync): the first to
-find no commit in progress becomes the leader and commits everybody waiting,
-the others sleep until their row is in.  Nobody waits on purpose, so a lone
-message pays exactly one commit, and under load the fsync cost is shared.
+A body of at most 64 KiB (one that never left the session's memory) is made
+durable by the queue database itself: its bytes go into the ``bodies`` table
+in the same commit as its envelope, and its spool file is written as a copy
+without fsync (recovery writes it again from the database).  A larger body
+is streamed to its spool file and fsynced there before the commit, and the
+group's directory entries with one directory fsync.
+
+The receive server calls ``accept`` from worker threads, one call per
+message; the callers that arrive together share one database commit (one WAL
+fsync): the first to find no commit in progress becomes the leader and
+commits everybody waiting, the others sleep until their row is in.  Nobody
+waits on purpose, so a lone message pays exactly one commit, and under load
+the fsync cost is shared.  Receive worker processes hand their messages over
+in groups already (:meth:`accept_spooled_group`).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from sitemail.transport.tracking_log import TrackingEventId, TrackingSource
 from .core import StoreCore
 from .identity import queue_identity
 from .model import SUBMISSION, DeliveryType, QueueEvent, QueueEventKind
-from .spool import SPOOL_SUFFIX, SpoolFile, fsync_directory, unlink_quietly
+from .spool import SPOOL_SUFFIX, SpoolFile, fsync_directory, unlink_quietly, write_copy
 
 # A bound on one group, so that a flood still commits in reasonable steps.
 MAX_GROUP = 256
@@ -31,11 +38,12 @@ MAX_GROUP = 256
 
 @dataclass(frozen=True)
 class SealedSpool:
-    """A body already fsynced in the spool folder (by this process or a receive worker)."""
+    """A body ready to commit: fsynced in the spool folder, or ``inline`` (its bytes)."""
 
     name: str
     path: Path
     size: int
+    inline: bytes | None = None
 
 
 # What a receive worker may name: the files SpoolFile creates, nothing with a path in it.
@@ -78,6 +86,11 @@ class AcceptanceMixin(StoreCore):
         if not envelope.recipients:
             spool.abort()
             raise AcceptError("a message needs at least one recipient")
+        inline = spool.take_inline()
+        if inline is not None:
+            return self._accept_sealed(
+                SealedSpool(spool.name, spool.path, len(inline), inline), envelope
+            )
         try:
             spool.seal()
         except Exception as exc:
@@ -85,18 +98,22 @@ class AcceptanceMixin(StoreCore):
             raise AcceptError(f"could not write the message to disk: {exc}") from exc
         return self._accept_sealed(SealedSpool(spool.name, spool.path, spool.size), envelope)
 
-    def accept_spooled(self, name: str, size: int, envelope: Envelope) -> int:
-        """:meth:`accept` for a body another process wrote and fsynced in the spool folder.
+    def accept_spooled(
+        self, name: str, size: int, envelope: Envelope, inline: bytes | None = None
+    ) -> int:
+        """:meth:`accept` for a body handed over by another process.
 
-        A receive worker process (:mod:`sitemail.transport.receive_worker`) streams
-        and seals the body itself; the queue database stays this process's.
+        A receive worker process (:mod:`sitemail.transport.receive_worker`)
+        either sends a small body's bytes (``inline``) or streams and fsyncs a
+        large one into the spool folder itself and names it; the queue
+        database stays this process's.
         """
-        return self._accept_sealed(self._spooled(name, size, envelope), envelope)
+        return self._accept_sealed(self._spooled(name, size, envelope, inline), envelope)
 
     def accept_spooled_group(
-        self, items: list[tuple[str, int, Envelope]]
+        self, items: list[tuple[str, int, Envelope, bytes | None]]
     ) -> list[int | AcceptError]:
-        """:meth:`accept_spooled` for many messages at once: one directory fsync, one commit.
+        """:meth:`accept_spooled` for many messages at once: one commit for all.
 
         The caller has gathered the group (the receive workers' requests of one
         moment), so nobody waits here for others; each item gets its InternalId
@@ -105,9 +122,9 @@ class AcceptanceMixin(StoreCore):
         results: list[int | AcceptError] = [AcceptError("not committed")] * len(items)
         group: list[_Pending] = []
         where: list[int] = []
-        for index, (name, size, envelope) in enumerate(items):
+        for index, (name, size, envelope, inline) in enumerate(items):
             try:
-                group.append(_Pending(self._spooled(name, size, envelope), envelope))
+                group.append(_Pending(self._spooled(name, size, envelope, inline), envelope))
                 where.append(index)
             except AcceptError as exc:
                 results[index] = exc
@@ -123,13 +140,19 @@ class AcceptanceMixin(StoreCore):
                 results[index] = pending.internal_id
         return results
 
-    def _spooled(self, name: str, size: int, envelope: Envelope) -> SealedSpool:
+    def _spooled(
+        self, name: str, size: int, envelope: Envelope, inline: bytes | None = None
+    ) -> SealedSpool:
         if not _SPOOL_NAME.fullmatch(name):
             raise AcceptError(f"{name!r} is not the name of a spool file")
         path = self.spool_dir / name
         if not envelope.recipients:
             unlink_quietly(path)
             raise AcceptError("a message needs at least one recipient")
+        if inline is not None:
+            if len(inline) != size:
+                raise AcceptError(f"the message has {len(inline)} bytes, not {size}")
+            return SealedSpool(name, path, size, inline)
         try:
             actual = os.stat(path).st_size
         except OSError as exc:
@@ -182,14 +205,24 @@ class AcceptanceMixin(StoreCore):
                     item.error = single
 
     def _commit_all(self, group: list[_Pending]) -> None:
-        # One directory fsync covers every new spool file name in the group.
-        fsync_directory(self.spool_dir)
+        for item in group:
+            if item.spool.inline is not None and not item.spool.path.exists():
+                # The copy readers use; a crash may lose it, never the database's.
+                write_copy(item.spool.path, item.spool.inline)
+        if any(item.spool.inline is None for item in group):
+            # One directory fsync covers every new spool file name in the group.
+            fsync_directory(self.spool_dir)
         with self._write() as tx:
             submission = queue_identity(self.server, SUBMISSION)
             ids = []
             for item in group:
                 env = item.envelope
                 internal_id = self._insert_message(tx, env, item.spool.name, item.spool.size)
+                if item.spool.inline is not None:
+                    tx.execute(
+                        "INSERT INTO bodies(message_id, data) VALUES(?, ?)",
+                        (internal_id, item.spool.inline),
+                    )
                 ids.append(internal_id)
                 tx.events.append(
                     QueueEvent(

@@ -443,6 +443,7 @@ class StoreCore:
             body = tx.scalar("SELECT body_file FROM messages WHERE id=?", (message_id,))
             tx.execute("DELETE FROM recipients WHERE message_id=?", (message_id,))
             tx.execute("DELETE FROM messages WHERE id=?", (message_id,))
+            tx.execute("DELETE FROM bodies WHERE message_id=?", (message_id,))
             if body:
                 tx.unlink_after.append(self.spool_dir / str(body))
         return gone

@@ -235,6 +235,7 @@ class RecoveryReport:
     requeued: tuple[int, ...] = ()  # items that were in flight: back to Ready
     poisoned: tuple[int, ...] = ()  # items moved to the Poison queue
     missing_bodies: tuple[int, ...] = ()  # accepted messages whose spool file is gone
+    restored_bodies: tuple[int, ...] = ()  # spool copies written again from mail.que
 
 
 # --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (
@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS messages (
     scl INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages(received_at);
+-- Bodies up to 64 KiB, made durable by the commit that queues them (as Exchange keeps
+-- queued messages in mail.que); their spool file is a copy written without fsync, which
+-- recovery writes again from here (version 2).
+CREATE TABLE IF NOT EXISTS bodies (
+    message_id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY,
     message_id INTEGER NOT NULL,
@@ -109,13 +116,14 @@ def connect(path: Path) -> sqlite3.Connection:
     # FULL: every commit fsyncs the WAL, so a committed message survives power loss.
     conn.execute("PRAGMA synchronous=FULL")
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version not in (0, SCHEMA_VERSION):
+    if version not in (0, 1, SCHEMA_VERSION):
         conn.close()
         raise SchemaVersionError(
             f"{path} has queue schema version {version}; this sitemail reads version "
             f"{SCHEMA_VERSION}: move the file away or use a matching sitemail"
         )
-    if version == 0:
+    if version < SCHEMA_VERSION:
         # One transaction for the whole schema: one fsync instead of one per table.
+        # Version 1 files only lack the bodies table (CREATE ... IF NOT EXISTS).
         conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
     return conn

@@ -67,6 +67,17 @@ class SpoolFile:
             self._pending = bytearray()
         return file
 
+    def take_inline(self) -> bytes | None:
+        """The whole body if it never left memory (at most WRITE_BUFFER bytes), else None.
+
+        Taking it closes the writer: the queue makes such a body durable in its
+        database and writes the spool file as a copy (:func:`write_copy`).
+        """
+        if self._file is not None or self._pending is None:
+            return None
+        body, self._pending = bytes(self._pending), None
+        return body
+
     def abort(self) -> None:
         """Discard the body (the session refused the message or went away)."""
         self._pending = None
@@ -110,6 +121,12 @@ def write_spool_file(directory: Path, data: bytes) -> Path:
         raise
     fsync_directory(directory)
     return spool.path
+
+
+def write_copy(path: Path, data: bytes) -> None:
+    """A spool file whose durable original is in the queue database: no fsync."""
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def fsync_directory(directory: Path) -> None:
