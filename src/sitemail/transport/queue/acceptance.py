@@ -88,6 +88,12 @@ class AcceptanceMixin(StoreCore):
             raise AcceptError("a message needs at least one recipient")
         inline = spool.take_inline()
         if inline is not None:
+            try:
+                # Here, in the caller's thread: many at once, none in the group's commit.
+                write_copy(spool.path, inline)
+            except OSError as exc:
+                unlink_quietly(spool.path)
+                raise AcceptError(f"could not write the message to disk: {exc}") from exc
             return self._accept_sealed(
                 SealedSpool(spool.name, spool.path, len(inline), inline), envelope
             )
@@ -207,7 +213,8 @@ class AcceptanceMixin(StoreCore):
     def _commit_all(self, group: list[_Pending]) -> None:
         for item in group:
             if item.spool.inline is not None and not item.spool.path.exists():
-                # The copy readers use; a crash may lose it, never the database's.
+                # The copy readers use (its writer normally made it before asking us);
+                # a crash may lose it, never the database's.
                 write_copy(item.spool.path, item.spool.inline)
         if any(item.spool.inline is None for item in group):
             # One directory fsync covers every new spool file name in the group.
