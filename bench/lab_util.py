@@ -501,6 +501,15 @@ def postfix_peer(address: str = POSTFIX_ADDRESS, port: int = 25) -> Iterator[Pos
 # --- misc -----------------------------------------------------------------------------------
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and its children (a hub and its receive workers)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *map(int, children)]
+
+
 def hwm_kib(pid: int) -> int:
     """VmHWM of a live process (0 if gone)."""
     return peak_rss_kib(pid) or 0

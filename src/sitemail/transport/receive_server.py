@@ -96,6 +96,7 @@ from sitemail.transport.receive_policy import (
 )
 from sitemail.transport.submission import (
     AcceptError,
+    AcceptOutcomeUnknown,
     Envelope,
     EnvelopeRecipient,
     MessageAcceptor,
@@ -882,6 +883,10 @@ class ReceiveSession:
             msg.spool.abort()
             await self.send(replies.INSUFFICIENT_RESOURCES)
             return
+        except AcceptOutcomeUnknown as exc:
+            log.error("no answer from the queue (%s): closing without a reply", exc)
+            self.log.info("", "Connection closed: the message's fate is unknown")
+            raise _Closing from None
         await self.send(replies.queued_mail(msg.message_id, internal_id))
 
 

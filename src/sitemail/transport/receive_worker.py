@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import itertools
 import logging
+import os
 import signal
 import socket
 import sys
@@ -39,7 +41,12 @@ from sitemail.transport.receive_server import (
     serve_connection,
     tls_contexts,
 )
-from sitemail.transport.submission import AcceptError, Envelope, SpoolWriter
+from sitemail.transport.submission import (
+    AcceptError,
+    AcceptOutcomeUnknown,
+    Envelope,
+    SpoolWriter,
+)
 from sitemail.transport.worker_ipc import (
     IpcError,
     envelope_to_wire,
@@ -50,6 +57,11 @@ from sitemail.transport.worker_ipc import (
 
 log = logging.getLogger("sitemail.transport.worker")
 
+# A commit takes milliseconds; a transport process that has not answered in this long
+# is stuck, and the client is better told 451 than kept waiting.
+ANSWER_TIMEOUT = 120.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
 
 class RemoteAcceptor:
     """Spools here, commits in the transport process (``accept`` over the RPC channel)."""
@@ -59,6 +71,7 @@ class RemoteAcceptor:
         self.writer = writer
         self._requests = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[int]] = {}
+        self._gone = False
         # Sealing is an fsync: off the event loop, and many at once.
         self._pool = ThreadPoolExecutor(ACCEPT_THREADS, thread_name_prefix="seal")
 
@@ -86,15 +99,23 @@ class RemoteAcceptor:
             spool.abort()
             unlink_quietly(spool.path)
             raise AcceptError(f"could not write the message to disk: {exc}") from exc
+        if self._gone:
+            # Nothing was sent: the message is certainly not queued, and 451 says so.
+            unlink_quietly(spool.path)
+            raise AcceptError("the transport process is gone")
         request = next(self._requests)
         answer: asyncio.Future[int] = loop.create_future()
         self._waiting[request] = answer
         wire = envelope_to_wire(envelope)
         try:
             self.writer.write(frame(("accept", request, spool.name, spool.size, wire, inline)))
-            return await answer
-        except (OSError, ConnectionError, IpcError) as exc:
-            raise AcceptError(f"the transport process did not take the message: {exc}") from exc
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                return await answer
+        except TimeoutError:
+            # It may yet commit it: no reply at all, never a refusal (see AcceptOutcomeUnknown).
+            raise AcceptOutcomeUnknown("the transport process did not answer in time") from None
+        except (OSError, ConnectionError) as exc:
+            raise AcceptOutcomeUnknown(f"the transport process is gone: {exc}") from exc
         finally:
             self._waiting.pop(request, None)
 
@@ -109,9 +130,11 @@ class RemoteAcceptor:
             waiter.set_exception(AcceptError(str(message[2])))
 
     def lost(self) -> None:
+        """The transport process is gone: what it was asked may or may not be committed."""
+        self._gone = True
         for waiter in self._waiting.values():
             if not waiter.done():
-                waiter.set_exception(AcceptError("the transport process is gone"))
+                waiter.set_exception(AcceptOutcomeUnknown("the transport process is gone"))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -257,11 +280,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, required=True)
     p.add_argument("--handoff-fd", type=int, required=True)
     p.add_argument("--rpc-fd", type=int, required=True)
+    p.add_argument("--parent", type=int, required=True)
     return p
+
+
+def _die_with_parent(parent: int) -> None:
+    """Exit as soon as the transport process is gone, whatever this process is doing.
+
+    Closed channels tell a running worker too; this covers a worker still
+    starting (or stuck) when its parent was killed, so that no orphan ever
+    holds a client's connection open without serving it.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(0)  # the parent died before the line above
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _die_with_parent(args.parent)
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s {args.server} receive worker {args.index} %(levelname)s %(message)s",

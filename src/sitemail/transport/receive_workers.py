@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ log = logging.getLogger("sitemail.transport.workers")
 WORKERS_VARIABLE = "SITEMAIL_RECEIVE_PROCESSES"
 MAX_AUTOMATIC_WORKERS = 4
 RESPAWN_DELAY = 0.5
+MAX_RESPAWN_DELAY = 30.0
+STABLE_AFTER = 10.0
 STOP_TIMEOUT = 5.0
 
 
@@ -83,6 +86,7 @@ class _Worker:
     sessions: dict[int, Callable[[], None]] = field(default_factory=dict)
     reader_task: asyncio.Task[None] | None = None
     alive: bool = True
+    started: float = field(default_factory=time.monotonic)
 
 
 class ReceiveWorkers:
@@ -96,6 +100,7 @@ class ReceiveWorkers:
         self.count = count
         self.config_version = 0
         self._workers: list[_Worker | None] = [None] * count
+        self._delays = [RESPAWN_DELAY / 2] * count
         self._tokens = itertools.count(1)
         # One group is committed at a time; the next one gathers meanwhile.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="commit")
@@ -169,6 +174,8 @@ class ReceiveWorkers:
                 str(child_handoff.fileno()),
                 "--rpc-fd",
                 str(child_rpc.fileno()),
+                "--parent",
+                str(os.getpid()),
                 pass_fds=(child_handoff.fileno(), child_rpc.fileno()),
                 stdin=asyncio.subprocess.DEVNULL,
             )
@@ -260,9 +267,22 @@ class ReceiveWorkers:
             worker.process.pid,
             returncode,
         )
-        await asyncio.sleep(RESPAWN_DELAY)
-        if not self._stopping:
-            self._workers[worker.index] = await self._spawn(worker.index)
+        # A worker that dies young (a broken installation, a bad certificate) is
+        # started again less and less often, not twice a second forever.
+        young = time.monotonic() - worker.started < STABLE_AFTER
+        delay = min(self._delays[worker.index] * 2, MAX_RESPAWN_DELAY) if young else RESPAWN_DELAY
+        self._delays[worker.index] = delay
+        while not self._stopping:
+            # Meanwhile the other workers (or this process, when none is left) serve.
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            try:
+                self._workers[worker.index] = await self._spawn(worker.index)
+                return
+            except OSError as exc:
+                log.error("cannot start receive worker %d: %s", worker.index, exc)
+                delay = min(delay * 2, MAX_RESPAWN_DELAY)
 
     async def _commit_pending(self) -> None:
         """Commit what the workers asked for, a group at a time (group commit).

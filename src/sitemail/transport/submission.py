@@ -67,3 +67,14 @@ class MessageAcceptor(Protocol):
 
 class AcceptError(Exception):
     """The store could not make the message durable (disk full, database locked...)."""
+
+
+class AcceptOutcomeUnknown(Exception):
+    """The store was asked and no answer came: the message may or may not be queued.
+
+    A receive worker whose transport process died (or hung) between request
+    and answer cannot know.  The session then closes the connection without a
+    reply, as a crash would: a 4xx would tell the client the message was not
+    taken, and it may well have been (the client retries either way; a
+    duplicate is possible, a loss is not).
+    """
