@@ -60,6 +60,7 @@ from sitemail.protocols.imap_events import (
 )
 from sitemail.server.context import ProcessContext
 from sitemail.server.services import DISPLAY_NAMES
+from sitemail.server.streams import stop_reading
 
 log = logging.getLogger("sitemail.access.imap4")
 
@@ -228,6 +229,7 @@ class ImapSession:
         if tls is None:
             await self.write(self.core.send_tagged("NO", "No certificate is available for TLS."))
             return
+        stop_reading(self.writer)
         await self.write(self.core.send_tagged("OK", imap.BEGIN_TLS))
         await asyncio.wait_for(self.writer.start_tls(tls), TLS_TIMEOUT)
         self.core.tls_established()

@@ -55,6 +55,7 @@ from sitemail.protocols.pop3 import (
 )
 from sitemail.server.context import ProcessContext
 from sitemail.server.services import DISPLAY_NAMES
+from sitemail.server.streams import stop_reading
 
 log = logging.getLogger("sitemail.access.pop3")
 
@@ -174,6 +175,7 @@ class Pop3Session:
         if tls is None:
             await self.write(self.core.send_err("No certificate is available for TLS."))
             return
+        stop_reading(self.writer)
         await self.write(self.core.send_ok(pop3.BEGIN_TLS))
         await asyncio.wait_for(self.writer.start_tls(tls), TLS_TIMEOUT)
         self.core.tls_established()

@@ -65,6 +65,7 @@ from sitemail.protocols.smtp import (
     Vrfy,
     replies,
 )
+from sitemail.server.streams import stop_reading
 from sitemail.transport.headers import (
     HeaderSection,
     decoded_subject,
@@ -543,6 +544,7 @@ class MtaSession:
         if self.tls is None:
             await self.send(self.r.unknown_command)
             return
+        stop_reading(self.writer)
         await self.send(self.r.tls_ready)
         await self.writer.drain()
         # Bytes sent after STARTTLS in plaintext must never count as commands

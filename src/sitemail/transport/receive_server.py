@@ -66,6 +66,7 @@ from sitemail.protocols.smtp import (
     XExps,
     replies,
 )
+from sitemail.server.streams import stop_reading
 from sitemail.transport import exchange_auth
 from sitemail.transport.connector_selection import select_connector
 from sitemail.transport.greeting import banner, ehlo_keywords, hello_text
@@ -656,10 +657,11 @@ class ReceiveSession:
         if ctx is None or ("X-ANONYMOUSTLS" if anonymous else "STARTTLS") not in advertised:
             await self._protocol_error(replies.UNRECOGNIZED_COMMAND)
             return
+        stop_reading(self.writer)
         await self.send(replies.TLS_READY)
         await self.writer.drain()
-        # Bytes the client sent after the command, before the handshake, are plaintext
-        # that must never count as commands inside TLS (RFC 3207 section 4.2).
+        # Bytes the client sent after the command, before our 220, are plaintext that
+        # must never count as commands inside TLS (RFC 3207 section 4.2).
         buffer = getattr(self.reader, "_buffer", None)
         if isinstance(buffer, bytearray):
             buffer.clear()

@@ -141,10 +141,6 @@ class ReceiveWorkers:
                 await self._committer
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    @property
-    def pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers if w is not None and w.alive]
-
     async def _spawn(self, index: int) -> _Worker:
         ctx = self.ctx
         parent_handoff, child_handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
