@@ -41,6 +41,16 @@ class CategorizationMixin(StoreCore):
         Nothing leaves a suspended Submission queue.  Each message must then be
         passed to :meth:`route` or :meth:`release_categorization`.
         """
+        # Every accepted message wakes the categorizer: see whether there is anything
+        # to take before asking for the write lock the acceptance commits need.
+        with self._read() as tx:
+            sub = self._queue_row(tx, self._special_id(QueueKind.SUBMISSION))
+            if int(sub["suspended"]) or not tx.scalar(
+                "SELECT 1 FROM items WHERE queue_id=? AND locked=0 AND suspended=0 "
+                "AND pending_remove=0 LIMIT 1",
+                (sub["id"],),
+            ):
+                return []
         with self._write() as tx:
             sub = self._queue_row(tx, self._special_id(QueueKind.SUBMISSION))
             if int(sub["suspended"]):
