@@ -107,17 +107,21 @@ def find_message(lab: RunningLab, message_id: str) -> bytes | None:
     for que in sorted(lab.dir.glob("servers/*/queue/mail.que")):
         conn = sqlite3.connect(f"file:{que}?mode=ro", uri=True)
         try:
+            # A small body is in the queue database itself; a large one in its spool file.
             row = conn.execute(
-                "SELECT body_file FROM messages WHERE internet_message_id IN (?, ?)", ids
+                "SELECT m.body_file, b.data FROM messages m "
+                "LEFT JOIN bodies b ON b.message_id = m.id "
+                "WHERE m.internet_message_id IN (?, ?)",
+                ids,
             ).fetchone()
         except sqlite3.OperationalError:
             row = None
         finally:
             conn.close()
         if row is not None:
-            path = Path(row[0])
-            if not path.is_absolute():
-                path = que.parent / "spool" / path.name
+            if row[1] is not None:
+                return bytes(row[1])
+            path = que.parent / "spool" / Path(row[0]).name
             return path.read_bytes() if path.exists() else b""
     return None
 

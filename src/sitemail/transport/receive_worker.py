@@ -31,7 +31,7 @@ from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ReceiveConnector
 from sitemail.org.pki import PeerVerifier
 from sitemail.transport.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
-from sitemail.transport.queue.spool import SpoolFile, unlink_quietly, write_copy
+from sitemail.transport.queue.spool import SpoolFile, unlink_quietly
 from sitemail.transport.receive_server import (
     ACCEPT_THREADS,
     ReceiveConfig,
@@ -88,17 +88,12 @@ class RemoteAcceptor:
         # A small body travels to the transport process, which keeps it in the queue
         # database; a large one is fsynced here first (off the loop: it waits on disk).
         inline = spool.take_inline()
-        try:
-            if inline is None:
+        if inline is None:
+            try:
                 await loop.run_in_executor(self._pool, spool.seal)
-            else:
-                # The spool copy the readers use, written here where cores are free
-                # (the transport process commits one group at a time).
-                write_copy(spool.path, inline)
-        except Exception as exc:
-            spool.abort()
-            unlink_quietly(spool.path)
-            raise AcceptError(f"could not write the message to disk: {exc}") from exc
+            except Exception as exc:
+                spool.abort()
+                raise AcceptError(f"could not write the message to disk: {exc}") from exc
         if self._gone:
             # Nothing was sent: the message is certainly not queued, and 451 says so.
             unlink_quietly(spool.path)

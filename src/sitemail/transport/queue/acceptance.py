@@ -2,8 +2,8 @@
 
 A body of at most 64 KiB (one that never left the session's memory) is made
 durable by the queue database itself: its bytes go into the ``bodies`` table
-in the same commit as its envelope, and its spool file is written as a copy
-without fsync (recovery writes it again from the database).  A larger body
+in the same commit as its envelope, and nothing else is written; its spool
+file is made from there when a reader first needs one (``_body_path``).  A larger body
 is streamed to its spool file and fsynced there before the commit, and the
 group's directory entries with one directory fsync.
 
@@ -30,7 +30,7 @@ from sitemail.transport.tracking_log import TrackingEventId, TrackingSource
 from .core import StoreCore
 from .identity import queue_identity
 from .model import SUBMISSION, DeliveryType, QueueEvent, QueueEventKind
-from .spool import SPOOL_SUFFIX, SpoolFile, fsync_directory, unlink_quietly, write_copy
+from .spool import SPOOL_SUFFIX, SpoolFile, fsync_directory, unlink_quietly
 
 # A bound on one group, so that a flood still commits in reasonable steps.
 MAX_GROUP = 256
@@ -88,12 +88,6 @@ class AcceptanceMixin(StoreCore):
             raise AcceptError("a message needs at least one recipient")
         inline = spool.take_inline()
         if inline is not None:
-            try:
-                # Here, in the caller's thread: many at once, none in the group's commit.
-                write_copy(spool.path, inline)
-            except OSError as exc:
-                unlink_quietly(spool.path)
-                raise AcceptError(f"could not write the message to disk: {exc}") from exc
             return self._accept_sealed(
                 SealedSpool(spool.name, spool.path, len(inline), inline), envelope
             )
@@ -211,11 +205,6 @@ class AcceptanceMixin(StoreCore):
                     item.error = single
 
     def _commit_all(self, group: list[_Pending]) -> None:
-        for item in group:
-            if item.spool.inline is not None and not item.spool.path.exists():
-                # The copy readers use (its writer normally made it before asking us);
-                # a crash may lose it, never the database's.
-                write_copy(item.spool.path, item.spool.inline)
         if any(item.spool.inline is None for item in group):
             # One directory fsync covers every new spool file name in the group.
             fsync_directory(self.spool_dir)

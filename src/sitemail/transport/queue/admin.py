@@ -113,8 +113,7 @@ class AdminMixin(StoreCore):
         """Export-Message: the message as stored (headers and body)."""
         with self._read() as tx:
             item, _ = self._find_item(tx, identity)
-            body = tx.scalar("SELECT body_file FROM messages WHERE id=?", (item["message_id"],))
-            return (self.spool_dir / str(body)).read_bytes()
+            return self._body_path(tx, self._message_row(tx, int(item["message_id"]))).read_bytes()
 
     # ------------------------------------------------------------------
     # Queue cmdlets

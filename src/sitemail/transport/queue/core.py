@@ -60,7 +60,7 @@ from .model import (
     QueueKind,
     QueueRef,
 )
-from .spool import read_header_block, unlink_quietly, write_spool_file
+from .spool import read_header_block, unlink_quietly, write_copy, write_spool_file
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +315,25 @@ class StoreCore:
     # Messages and items
     # ------------------------------------------------------------------
 
+    def _body_path(self, tx: Tx, msg: sqlite3.Row) -> Path:
+        """The message's spool file, for a reader (delivery, a report, Export-Message).
+
+        A body the database keeps (up to 64 KiB) gets its file when a reader
+        first needs one: acceptance writes nothing but the commit.  The file is
+        written aside and renamed, and one of the wrong size (a crash in the
+        middle) is written again, so a reader never sees half a body.
+        """
+        path = self.spool_dir / str(msg["body_file"])
+        try:
+            if path.stat().st_size == int(msg["size"]):
+                return path
+        except FileNotFoundError:
+            pass
+        data = tx.scalar("SELECT data FROM bodies WHERE message_id=?", (msg["id"],))
+        if data is not None:
+            write_copy(path, bytes(data))
+        return path
+
     def _insert_message(self, tx: Tx, envelope: Envelope, body_file: str, size: int) -> int:
         """Record an accepted message with one item in the Submission queue."""
         message_id = self._alloc_id(tx)
@@ -487,7 +506,7 @@ class StoreCore:
                 for r in rcpts
             ),
             size=int(msg["size"]),
-            body_path=self.spool_dir / str(msg["body_file"]),
+            body_path=self._body_path(tx, msg),
             retry_count=int(item["retry_count"]),
             last_error=str(item["last_error"]),
         )
@@ -611,7 +630,7 @@ class StoreCore:
             sender=str(msg["mail_from"]),
             internet_message_id=str(msg["internet_message_id"]),
             subject=str(msg["subject"]),
-            headers=read_header_block(self.spool_dir / str(msg["body_file"])),
+            headers=read_header_block(self._body_path(tx, msg)),
             received_at=dt_required(float(msg["received_at"])),
             envid=msg["envid"],
         )

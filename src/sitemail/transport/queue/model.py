@@ -234,8 +234,7 @@ class RecoveryReport:
     orphan_spool_files: int = 0  # bodies of messages never accepted: deleted
     requeued: tuple[int, ...] = ()  # items that were in flight: back to Ready
     poisoned: tuple[int, ...] = ()  # items moved to the Poison queue
-    missing_bodies: tuple[int, ...] = ()  # accepted messages whose spool file is gone
-    restored_bodies: tuple[int, ...] = ()  # spool copies written again from mail.que
+    missing_bodies: tuple[int, ...] = ()  # accepted messages whose body is nowhere
 
 
 # --------------------------------------------------------------------------

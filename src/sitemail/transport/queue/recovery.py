@@ -6,8 +6,8 @@
   where it stays suspended until an administrator resumes or removes it.
 - Spool files that no committed message owns are deleted: their transfer
   was refused or interrupted before the commit, so no 250 was ever given.
-- Spool copies of bodies the database holds (up to 64 KiB, written without
-  fsync) that are missing or short are written again from the database.
+- Bodies the database holds (up to 64 KiB) need no file: a reader gets one
+  made from the database (a half-written one is made again).
 - Accepted messages whose body file is missing are reported, not dropped.
 
 The hub may have taken a message and been killed after the next hop said
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from sitemail.transport.tracking_log import TrackingEventId, TrackingSource
 
-from .core import StoreCore, Tx
+from .core import StoreCore
 from .model import QueueEventKind, QueueKind, RecoveryReport
-from .spool import spool_names, unlink_quietly, write_copy
+from .spool import spool_names, unlink_quietly
 
 
 class RecoveryMixin(StoreCore):
@@ -73,11 +73,14 @@ class RecoveryMixin(StoreCore):
                         "UPDATE items SET locked=0, crash_count=? WHERE id=?", (crashes, item_id)
                     )
                     requeued.append(item_id)
-            restored = self._restore_copies(tx)
             owned = {str(r[0]) for r in tx.all("SELECT body_file FROM messages")}
+            # A body the database keeps needs no file until a reader asks for it.
             missing = tuple(
                 int(r[0])
-                for r in tx.all("SELECT id, body_file FROM messages")
+                for r in tx.all(
+                    "SELECT id, body_file FROM messages "
+                    "WHERE id NOT IN (SELECT message_id FROM bodies)"
+                )
                 if not (self.spool_dir / str(r[1])).exists()
             )
         orphans = spool_names(self.spool_dir) - owned
@@ -88,29 +91,4 @@ class RecoveryMixin(StoreCore):
             requeued=tuple(requeued),
             poisoned=tuple(poisoned),
             missing_bodies=missing,
-            restored_bodies=restored,
         )
-
-    def _restore_copies(self, tx: Tx) -> tuple[int, ...]:
-        """Write again the spool copies of bodies kept in the database that a crash took.
-
-        Such a copy was written without fsync: after a power loss it may be
-        missing or short.  (A copy of the right size is taken as good: ext4's
-        default data=ordered mode writes a file's data before its new size.)
-        """
-        restored = []
-        rows = tx.conn.execute(
-            "SELECT m.id, m.body_file, length(b.data) FROM bodies b "
-            "JOIN messages m ON m.id = b.message_id"
-        ).fetchall()
-        for message_id, name, size in rows:
-            path = self.spool_dir / str(name)
-            try:
-                good = path.stat().st_size == size
-            except FileNotFoundError:
-                good = False
-            if not good:
-                data = tx.scalar("SELECT data FROM bodies WHERE message_id=?", (message_id,))
-                write_copy(path, bytes(data))
-                restored.append(int(message_id))
-        return tuple(restored)

@@ -29,10 +29,11 @@ class SpoolFile:
     """A message body on its way to disk (implements ``submission.SpoolWriter``).
 
     The file is created only when the body outgrows :data:`WRITE_BUFFER` or
-    at :meth:`seal`: a typical message is then created, written and fsynced in
-    one go on the sealing thread, and the session's event loop never waits on
-    the spool directory (creating a file in a folder of thousands, while
-    others fsync it, is the slowest step of receiving a small message).
+    at :meth:`seal`.  A body that never does is usually not written here at
+    all: :meth:`take_inline` hands it to the queue database, and the session's
+    event loop never waits on the spool directory (creating a file in a folder
+    of thousands, while others fsync it, is the slowest step of receiving a
+    small message).
     """
 
     def __init__(self, directory: Path) -> None:
@@ -124,9 +125,19 @@ def write_spool_file(directory: Path, data: bytes) -> Path:
 
 
 def write_copy(path: Path, data: bytes) -> None:
-    """A spool file whose durable original is in the queue database: no fsync."""
-    with open(path, "wb") as f:
-        f.write(data)
+    """A spool file whose durable original is in the queue database (no fsync).
+
+    Written aside and renamed into place: whoever finds the name finds the
+    whole body.
+    """
+    aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        with open(aside, "xb") as f:
+            f.write(data)
+        os.replace(aside, path)
+    except BaseException:
+        unlink_quietly(aside)
+        raise
 
 
 def fsync_directory(directory: Path) -> None:
