@@ -188,16 +188,21 @@ def queued(store: QueueStore) -> list[tuple[str, list[str], bytes]]:
     """(sender, recipients, body) of every accepted message, from the store's own files."""
     conn = sqlite3.connect(f"file:{store.queue_dir / 'mail.que'}?mode=ro", uri=True)
     try:
-        rows = conn.execute("SELECT id, mail_from, body_file FROM messages ORDER BY id").fetchall()
+        # A small body is in mail.que itself; a large one in its spool file.
+        rows = conn.execute(
+            "SELECT m.id, m.mail_from, m.body_file, b.data FROM messages m "
+            "LEFT JOIN bodies b ON b.message_id = m.id ORDER BY m.id"
+        ).fetchall()
         out = []
-        for mid, sender, body in rows:
+        for mid, sender, body, data in rows:
             rcpts = [
                 r[0]
                 for r in conn.execute(
                     "SELECT address FROM recipients WHERE message_id=? ORDER BY id", (mid,)
                 )
             ]
-            out.append((sender, rcpts, (store.spool_dir / body).read_bytes()))
+            stored = bytes(data) if data is not None else (store.spool_dir / body).read_bytes()
+            out.append((sender, rcpts, stored))
         return out
     finally:
         conn.close()
