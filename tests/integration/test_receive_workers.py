@@ -192,3 +192,19 @@ def test_a_killed_worker_is_replaced_and_loses_nothing_acknowledged(lab: Running
     assert {f"<w{n}@test>" for n in range(200, 215)} <= ids
     status = json.loads(lab.run("lab", "status", "--json").stdout)
     assert all(s["state"] == "running" for s in status["servers"])
+
+
+def test_a_smaller_log_file_size_applies_to_the_workers_at_once(lab: RunningLab) -> None:
+    folder = lab.dir / "servers" / HUB / "TransportRoles" / "Logs" / "ProtocolLogs" / "SmtpReceive"
+    before = {p.name for p in folder.glob("RECV*.LOG")}
+    lab.run("shell", "-c", f"Set-TransportServer {HUB} -ReceiveProtocolLogMaxFileSize 4KB")
+    time.sleep(2)  # the directory watcher's round
+    address = _address(lab)
+    for n in range(300, 310):
+        _send(address, n)
+    files = sorted(folder.glob("RECV*.LOG"))
+    new = [p for p in files if p.name not in before]
+    assert len(new) >= 3  # about 3.5 KB a session: the workers roll files over at 4 KB
+    assert all(p.stat().st_size <= 4096 + 1024 for p in new)  # a row may tip a file over
+    numbers = [int(p.stem.rsplit("-", 1)[1]) for p in files]
+    assert len(numbers) == len(set(numbers))

@@ -223,6 +223,10 @@ class Worker:
             message, fds = packet
             if message[0] == "config":
                 self.config = load_config(self.directory, self.args.server)
+                log_ = self.env.protocol_log if self.env is not None else None
+                if isinstance(log_, ProtocolLog):
+                    # Set-TransportServer's ReceiveProtocolLogMax* apply without a restart.
+                    log_.set_limits(receive_log_limits(self.config.server.transport))
             elif message[0] == "session" and len(fds) == 1:
                 self._start_session(message[1], message[2], fds[0])
             else:

@@ -19,7 +19,7 @@ from sitemail.server.watcher import DirectoryWatcher
 from sitemail.transport.log_files import LogLimits
 from sitemail.transport.pipeline import Pipeline, PipelineDeps
 from sitemail.transport.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
-from sitemail.transport.queue import QueueEvent, QueueStore, write_tracking
+from sitemail.transport.queue import QueueEvent, QueueStore, write_tracking_batch
 from sitemail.transport.receive_server import (
     ReceiveEnvironment,
     ReceiveListeners,
@@ -116,10 +116,10 @@ class TransportService:
         if tracking is not None:
             fqdn, address = config.server.fqdn, ctx.address
 
-            def track(event: QueueEvent) -> None:
-                write_tracking(tracking, event, server_hostname=fqdn, server_ip=address)
+            def track(events: list[QueueEvent]) -> None:
+                write_tracking_batch(tracking, events, server_hostname=fqdn, server_ip=address)
 
-            store.add_listener(track)
+            store.add_batch_listener(track)
         self.store = store
         send_path = settings.send_protocol_log_path
         send_log: ProtocolLog | NullProtocolLog = (
@@ -189,6 +189,10 @@ class TransportService:
             return
         config = load_config(self.ctx.directory, self.ctx.name)
         await self.listeners.apply(config)
+        receive_log = self.listeners.env.protocol_log
+        if isinstance(receive_log, ProtocolLog):
+            # Set-TransportServer's ReceiveProtocolLogMax* apply without a restart.
+            receive_log.set_limits(receive_log_limits(config.server.transport))
         if self.workers is not None:
             self.workers.config_changed()
         log.info("receive connectors reloaded after a change of %s", ", ".join(sorted(kinds)))

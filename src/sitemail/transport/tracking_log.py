@@ -221,9 +221,13 @@ class MessageTrackingLog:
         self.writer.set_limits(limits)
 
     def write(self, entry: TrackingEntry) -> None:
-        if entry.message_subject and not self.subject_logging_enabled:
-            entry = replace(entry, message_subject="")
-        self.writer.write_row(entry.values())
+        self.write_many([entry])
+
+    def write_many(self, entries: Sequence[TrackingEntry]) -> None:
+        """Several rows in one append (the events of one queue commit)."""
+        if not self.subject_logging_enabled:
+            entries = [replace(e, message_subject="") if e.message_subject else e for e in entries]
+        self.writer.write_rows([e.values() for e in entries])
 
     def log(
         self,
@@ -242,7 +246,37 @@ class MessageTrackingLog:
         (``server_hostname=``, ``connector_id=``, ``total_bytes=``...).
         ``recipient_count`` defaults to the number of recipients.
         """
-        entry = TrackingEntry(
+        entry = self.entry(
+            event_id,
+            source,
+            message_id=message_id,
+            sender_address=sender_address,
+            recipients=recipients,
+            recipient_status=recipient_status,
+            **details,
+        )
+        self.write(entry)
+        return entry
+
+    def entry(
+        self,
+        event_id: TrackingEventId,
+        source: TrackingSource,
+        *,
+        message_id: str = "",
+        sender_address: str = "",
+        recipients: Sequence[str] = (),
+        recipient_status: Sequence[str] = (),
+        **details: str | int | None,
+    ) -> TrackingEntry:
+        """The entry :meth:`log` would write, stamped now, not written."""
+        unknown = set(details) - _DETAIL_FIELDS
+        if unknown:
+            raise TypeError(
+                f"unknown tracking field(s) {sorted(unknown)}; "
+                f"expected some of {sorted(_DETAIL_FIELDS)}"
+            )
+        return TrackingEntry(
             timestamp=self.clock.now(),
             event_id=TrackingEventId(event_id),
             source=TrackingSource(source),
@@ -251,17 +285,8 @@ class MessageTrackingLog:
             recipient_address=tuple(recipients),
             recipient_status=tuple(recipient_status),
             recipient_count=len(recipients) if recipients else None,
+            **details,  # type: ignore[arg-type]
         )
-        if details:
-            unknown = set(details) - _DETAIL_FIELDS
-            if unknown:
-                raise TypeError(
-                    f"unknown tracking field(s) {sorted(unknown)}; "
-                    f"expected some of {sorted(_DETAIL_FIELDS)}"
-                )
-            entry = replace(entry, **details)  # type: ignore[arg-type]
-        self.write(entry)
-        return entry
 
     def close(self) -> None:
         self.writer.close()

@@ -42,7 +42,7 @@ from .model import (
 )
 from .spool import SpoolFile
 from .store import QueueStore
-from .tracking import write_tracking
+from .tracking import write_tracking, write_tracking_batch
 
 __all__ = [
     "POISON",
@@ -81,4 +81,5 @@ __all__ = [
     "SweepResult",
     "UnreachableRoute",
     "write_tracking",
+    "write_tracking_batch",
 ]

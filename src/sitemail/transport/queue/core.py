@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 # Whatever a listener returns is ignored.
 Listener = Callable[[QueueEvent], object]
+BatchListener = Callable[[list[QueueEvent]], object]
 
 SPECIAL_KEYS = {
     QueueKind.SUBMISSION: "special:Submission",
@@ -169,6 +170,7 @@ class StoreCore:
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.RLock()
         self._listeners: list[Listener] = list(listeners)
+        self._batch_listeners: list[BatchListener] = []
         self._leases: dict[int, Lease] = {}
         self._item_lease: dict[int, int] = {}
         self._next_lease = 1
@@ -188,11 +190,22 @@ class StoreCore:
         with self._lock:
             self._listeners.remove(listener)
 
+    def add_batch_listener(self, listener: BatchListener) -> None:
+        """Call ``listener`` with the events of each commit together (one log append)."""
+        with self._lock:
+            self._batch_listeners.append(listener)
+
     def _dispatch(self, events: list[QueueEvent]) -> None:
         if not events:
             return
         with self._lock:
             listeners = list(self._listeners)
+            batch_listeners = list(self._batch_listeners)
+        for batch_listener in batch_listeners:
+            try:
+                batch_listener(events)
+            except Exception:
+                log.exception("queue event listener failed on %d events", len(events))
         for event in events:
             for listener in listeners:
                 try:

@@ -10,6 +10,8 @@ CHANGED) write nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sitemail.transport.tracking_log import MessageTrackingLog, TrackingEntry
 
 from .model import QueueEvent
@@ -18,9 +20,38 @@ from .model import QueueEvent
 def write_tracking(
     log: MessageTrackingLog, event: QueueEvent, *, server_hostname: str, server_ip: str = ""
 ) -> TrackingEntry | None:
+    entry = tracking_entry(log, event, server_hostname=server_hostname, server_ip=server_ip)
+    if entry is not None:
+        log.write(entry)
+    return entry
+
+
+def write_tracking_batch(
+    log: MessageTrackingLog,
+    events: Sequence[QueueEvent],
+    *,
+    server_hostname: str,
+    server_ip: str = "",
+) -> None:
+    """The rows of one commit's events, in one append."""
+    entries = [
+        e
+        for e in (
+            tracking_entry(log, ev, server_hostname=server_hostname, server_ip=server_ip)
+            for ev in events
+        )
+        if e is not None
+    ]
+    if entries:
+        log.write_many(entries)
+
+
+def tracking_entry(
+    log: MessageTrackingLog, event: QueueEvent, *, server_hostname: str, server_ip: str = ""
+) -> TrackingEntry | None:
     if event.tracking is None or event.source is None:
         return None
-    return log.log(
+    return log.entry(
         event.tracking,
         event.source,
         message_id=event.internet_message_id,
