@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from tests.unit.queue.queue_testkit import Env
 
@@ -128,3 +130,25 @@ def test_the_body_leaves_the_database_with_the_message(env: Env) -> None:
 def test_an_inline_body_must_have_the_size_announced(env: Env) -> None:
     with pytest.raises(AcceptError, match="bytes, not"):
         env.store.accept_spooled("e" * 32 + ".eml", 99, _envelope(env), b"short")
+
+
+def test_a_version_1_queue_database_is_upgraded_in_place(env: Env) -> None:
+    env.submit("bob@contoso.com", message_id="<old@contoso.com>")
+    path = env.store.queue_dir / "mail.que"
+    env.store.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    # What a first-session sitemail wrote: no bodies table, user_version 1.
+    body = conn.execute("SELECT data FROM bodies").fetchone()[0]
+    name = conn.execute("SELECT body_file FROM messages").fetchone()[0]
+    (env.store.spool_dir / name).write_bytes(body)
+    conn.executescript("DROP TABLE bodies; PRAGMA user_version=1;")
+    conn.close()
+    store = env.reopen()
+    assert [m.internet_message_id for m in store.get_messages()] == ["<old@contoso.com>"]
+    spool = store.open_spool()
+    spool.write(b"Subject: new\r\n\r\n.\r\n")
+    store.accept(spool, _envelope(env, 2))
+    assert len(store.get_messages()) == 2
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
