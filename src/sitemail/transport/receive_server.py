@@ -129,10 +129,10 @@ class SessionAcceptor(Protocol):
         ...
 
 
-# accept() blocks its thread for an fsync and then in the group commit until its
-# group is in (transport.queue.acceptance): every session waiting for its 250 holds a
-# thread.  asyncio's default pool (cores + 4 threads) would cap a whole hub at that
-# many messages in flight and queue everything else behind them.
+# accept() blocks its thread in the group commit until its group is in (and first
+# for an fsync when the body is large; transport.queue.acceptance): every session
+# waiting for its 250 holds a thread.  asyncio's default pool (cores + 4 threads)
+# would cap a whole hub at that many messages in flight and queue the rest behind.
 ACCEPT_THREADS = 64
 
 
@@ -269,7 +269,7 @@ class ReceiveListeners:
             bound = port + self.env.port_offset
             sock = _listening_socket(addr, bound)
             self._sockets[(addr, port)] = sock
-            loop.add_reader(sock.fileno(), self._on_readable, sock)
+            loop.add_reader(sock.fileno(), self._on_readable, sock, (addr, bound))
             log.info("listening on %s:%d", addr, bound)
 
     async def close(self) -> None:
@@ -282,10 +282,12 @@ class ReceiveListeners:
             task.cancel()
         await asyncio.gather(*self._sessions, return_exceptions=True)
 
-    def _on_readable(self, listener: socket.socket) -> None:
+    def _on_readable(self, listener: socket.socket, local: tuple[str, int]) -> None:
+        # Every listener is bound to one address (0.0.0.0 bindings are expanded to
+        # the server's addresses), so the local end is the listener's own.
         for _ in range(ACCEPT_BURST):
             try:
-                conn, _peer = listener.accept()
+                conn, remote = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -293,14 +295,13 @@ class ReceiveListeners:
                 log.warning("cannot accept on %s: %s", listener.getsockname(), exc)
                 return
             try:
-                self._admit(conn)
+                self._admit(conn, local, remote)
             except OSError as exc:
                 log.debug("connection lost at admission: %s", exc)
                 conn.close()
 
-    def _admit(self, conn: socket.socket) -> None:
+    def _admit(self, conn: socket.socket, local: tuple[str, int], remote: tuple[str, int]) -> None:
         conn.setblocking(False)
-        local, remote = conn.getsockname(), conn.getpeername()
         exchange_port = local[1] - self.env.port_offset
         connector = select_connector(self.config.connectors, local[0], exchange_port, remote[0])
         if connector is None:
@@ -352,8 +353,8 @@ class ReceiveListeners:
 
 
 def _listening_socket(address: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # Receive connector bindings are IPv4 (parse_binding refuses anything else).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))

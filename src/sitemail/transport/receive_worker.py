@@ -235,7 +235,9 @@ class Worker:
                 log.error("unexpected hand-off %r", message[0])
 
     def _start_session(self, token: int, connector_id: str, fd: int) -> None:
-        conn = socket.socket(fileno=fd)
+        # Family and type given: the transport process only hands over TCP over IPv4
+        # (receive connector bindings are IPv4), and no syscall asks the descriptor.
+        conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM, fileno=fd)
         conn.setblocking(False)
         connector = _find(self.config.connectors, connector_id)
         if connector is None:
