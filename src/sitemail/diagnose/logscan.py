@@ -1,98 +1,76 @@
 """What protocol and tracking logs say, boiled down for the rules.
 
 Every SMTP session of the SmtpSend and SmtpReceive logs is read once and
-given an *outcome* (why it failed, or that it delivered); sessions with the
-same server, connector, peer and outcome are counted together and a few of
-them kept as examples, with the rows that prove the outcome (``file:line``).
-Message tracking logs add messages that expired, were delayed, were
-refused with an NDR, or were received and never went anywhere.  Memory is
-bounded by the number of distinct groups and by the readers' own bounds,
-whatever the size of the logs.
-
-The probe's own sessions (EHLO :data:`sitemail.diagnose.probe.PROBE_HELO`)
-are left out: they are not traffic.
+given a meaning (:mod:`sitemail.diagnose.conversation`: who spoke as whom,
+how it ended); sessions with the same server, connector, peer and outcome
+are counted together and a few kept as examples, with the rows that prove
+the outcome (``file:line``).  While reading, the organization is learnt from
+its own logs (:class:`~sitemail.diagnose.orgmap.OrgMap`: servers, their names
+and addresses, its domains), and anonymous sessions that relayed are kept
+per connector with their sources and domains, for the open-relay rule to
+judge once the organization is known.  Message tracking logs add messages
+that expired, were delayed, were refused with an NDR, or were received and
+never went anywhere.  Memory is bounded by the number of distinct groups and
+the readers' own bounds, whatever the size of the logs.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from sitemail.diagnose.conversation import (
+    KeyRow,
+    Outcome,
+    Principal,
+    SessionDigest,
+    digest,
+)
 from sitemail.diagnose.logs import (
     LogKind,
-    ProtocolRow,
     SmtpSession,
     find_log_files,
     group_sessions,
     read_protocol_file,
     read_tracking_rows,
 )
-from sitemail.diagnose.probe import PROBE_HELO, is_masked_banner
+from sitemail.diagnose.orgmap import OrgMap, endpoint_ip, folder_server, host_label
 
-#: Example sessions kept per group, and rows kept per example.
+__all__ = [
+    "Group",
+    "GroupKey",
+    "KeyRow",
+    "LogDigest",
+    "Outcome",
+    "RelayFacts",
+    "SessionDigest",
+    "TrackingFacts",
+    "scan_logs",
+    "scan_protocol_logs",
+    "scan_tracking_logs",
+    "server_of",
+]
+
+#: Example sessions kept per group.
 MAX_EXAMPLES = 3
-MAX_KEY_ROWS = 12
 #: Tracking: messages followed at once (oldest forgotten first), examples per kind.
 MAX_TRACKED_MESSAGES = 100_000
 MAX_TRACKING_EXAMPLES = 10
+#: Sources and domains kept per relaying connector.
+MAX_RELAY_KEYS = 2_000
 
-CANNOT_ACHIEVE = "5.7.3 Cannot achieve Exchange Server authentication"
-CANNOT_LOAD_CERT = "Cannot load Internal Transport Certificate"
-SEND_AS_DENIED_TEXT = "550 5.7.1 Client does not have permissions to send as this sender"
-NOT_AUTHENTICATED_TEXT = "530 5.7.1 Client was not authenticated"
-SUBMIT_DENIED_TEXT = "550 5.7.1 Client does not have permissions to submit to this server"
-UNABLE_TO_RELAY_TEXT = "550 5.7.1 Unable to relay"
-_MASKED_KEYWORD = re.compile(r"X+[A-Z]")
-
-
-class Outcome(StrEnum):
-    MASKED = "masked"
-    """Send: the peer's greeting or EHLO keywords were masked, then 451 5.7.3."""
-    NO_EXCHANGE_AUTH = "no-exchange-auth"
-    """Send: a clean EHLO reply without X-ANONYMOUSTLS/X-EXPS, then 451 5.7.3.
-    Receive: EHLO answered without X-ANONYMOUSTLS and the client quit at once."""
-    NO_AUTH = "no-auth"
-    """Send: as above, and no STARTTLS and no AUTH either (AuthMechanism None)."""
-    FAILED_TO_CONNECT = "failed-to-connect"
-    DROPPED_BEFORE_BANNER = "dropped-before-banner"
-    SEND_AS_DENIED = "send-as-denied"
-    NOT_AUTHENTICATED = "not-authenticated"
-    SUBMIT_DENIED = "submit-denied"
-    RELAY_DENIED = "relay-denied"
-    TLS_FAILED = "tls-failed"
-    CERTIFICATE = "certificate"
-    AUTH_FAILED = "auth-failed"
-    ANONYMOUS_RELAY = "anonymous-relay"
-    """Receive: an anonymous session holds SMTPAcceptAnyRecipient."""
-    DELIVERED = "delivered"
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRow:
-    location: str
-    text: str
-
-
-@dataclass(slots=True)
-class SessionDigest:
-    kind: LogKind
-    server: str
-    """The server whose log it is (the folder above TransportRoles, else the log's folder)."""
-    connector_id: str
-    session_id: str
-    local: str
-    remote: str
-    peer: str
-    """Send: the receiver's name from its EHLO greeting; receive: the client's EHLO name."""
-    outcome: Outcome
-    rows: list[KeyRow]
-    start: str
-    masked_keywords: tuple[str, ...] = ()
-    ehlo_keywords: tuple[str, ...] = ()
+INTRA_ORG = "intra-organization"
+#: Receive outcomes of a client that gave up at once: kept per client, since the client
+#: may be another site's hub (the rules decide).
+_PATH_OUTCOMES = frozenset(
+    {Outcome.NO_EXCHANGE_AUTH, Outcome.QUIT_DESPITE_OFFER, Outcome.MASKED}
+)
+MAX_GROUPS = 50_000
+#: A message received and not passed on for this long when the log ends is stuck.
+STUCK_AFTER = timedelta(minutes=30)
 
 
 @dataclass(slots=True)
@@ -107,6 +85,31 @@ GroupKey = tuple[LogKind, str, str, str, Outcome]
 
 
 @dataclass(slots=True)
+class RelayFacts:
+    """Anonymous sessions of one connector that had recipients accepted while holding
+    SMTPAcceptAnyRecipient: who they came from and where they sent."""
+
+    sessions: int = 0
+    sources: Counter[str] = field(default_factory=Counter)
+    domains: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, SessionDigest] = field(default_factory=dict)
+    """One example session per source address."""
+
+
+@dataclass(slots=True)
+class AnonymousFacts:
+    """Anonymous mail on one connector: when it was taken, when it was refused."""
+
+    delivered: int = 0
+    last_delivered: str = ""
+    first_delivered: str = ""
+    refused: int = 0
+    refused_after: int = 0
+    """Refusals (530) after the last anonymous delivery."""
+    refused_sources: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
 class TrackingFacts:
     expired: list[KeyRow] = field(default_factory=list)
     expired_count: int = 0
@@ -117,7 +120,11 @@ class TrackingFacts:
     ndr_count: dict[str, int] = field(default_factory=dict)
     stuck: list[KeyRow] = field(default_factory=list)
     """Messages received and then never sent, delivered, deferred or failed."""
+    stuck_old: bool = False
+    """Some of them had waited long (30 minutes before the last row) when the log ended."""
     rows: int = 0
+    sent_outside: Counter[str] = field(default_factory=Counter)
+    """Recipient domains of SEND events (bounded), to tell relayed mail that left."""
 
 
 @dataclass(slots=True)
@@ -129,6 +136,11 @@ class LogDigest:
     sessions: int = 0
     tracking: TrackingFacts = field(default_factory=TrackingFacts)
     releases: set[str] = field(default_factory=set)
+    org: OrgMap = field(default_factory=OrgMap)
+    relay: dict[str, RelayFacts] = field(default_factory=dict)
+    anonymous: dict[str, AnonymousFacts] = field(default_factory=dict)
+    servers_with_logs: dict[str, set[LogKind]] = field(default_factory=dict)
+    """Server name -> the kinds of protocol log read for it."""
 
     def add(self, s: SessionDigest) -> None:
         key = (s.kind, s.server, s.connector_id, s.peer, s.outcome)
@@ -137,9 +149,19 @@ class LogDigest:
             self.groups[key] = Group(1, s.start, s.start, [s])
             return
         group.count += 1
-        group.last = s.start or group.last
+        if s.start and s.start < group.first:
+            group.first = s.start
+        if s.start > group.last:
+            group.last = s.start
         if len(group.examples) < MAX_EXAMPLES:
             group.examples.append(s)
+
+    def failing(self) -> bool:
+        """Does any SmtpSend session show a failure?"""
+        return any(
+            k[0] is LogKind.SMTP_SEND and k[4] not in (Outcome.DELIVERED, Outcome.RELAY_DENIED)
+            for k in self.groups
+        )
 
     def by_outcome(self, kind: LogKind, *outcomes: Outcome) -> list[tuple[GroupKey, Group]]:
         wanted = set(outcomes)
@@ -147,267 +169,186 @@ class LogDigest:
 
 
 def server_of(path: str) -> str:
-    """``.../servers/EX-NY1/TransportRoles/Logs/...`` -> ``EX-NY1``; else the log's folder."""
-    parts = Path(path).parts
-    for i, part in enumerate(parts):
-        if part.lower() == "transportroles" and i > 0:
-            return parts[i - 1]
+    """``.../servers/EX-NY1/TransportRoles/Logs/...`` -> ``EX-NY1``; else the nearest
+    folder Exchange does not name itself."""
+    return folder_server(path) or Path(path).parent.name
+
+
+# ------------------------------------------------------------------ protocol logs
+
+
+def _learn(out: LogDigest, d: SessionDigest, server: str) -> None:
+    """What one session tells about the organization."""
+    org = out.org
+    if d.kind is LogKind.SMTP_SEND:
+        if d.own_name:
+            org.server(server, fqdn=d.own_name)
+        org.address(endpoint_ip(d.local), host_label(server) or server.lower())
+        intra = INTRA_ORG in d.connector_id.lower() or d.principal is Principal.SERVER or (
+            d.outcome
+            in (
+                Outcome.MASKED,
+                Outcome.NO_EXCHANGE_AUTH,
+                Outcome.NO_AUTH,
+                Outcome.SEND_AS_DENIED,
+                Outcome.CERTIFICATE,
+                Outcome.TLS_FAILED,
+                Outcome.AUTH_FAILED,
+            )
+        )
+        if intra and d.peer and not d.peer[0].isdigit():
+            label = org.server(d.peer, fqdn=d.peer)
+            org.address(endpoint_ip(d.remote), label)
+        return
+    label = host_label(server) or server.lower()
+    org.address(endpoint_ip(d.local), label)
+    org.connector(label, d.connector_id)
+    if d.own_name:
+        org.server(server, fqdn=d.own_name)
+    if d.principal is Principal.SERVER:
+        if d.peer:
+            peer = org.server(d.peer, fqdn=d.peer)
+            org.address(endpoint_ip(d.remote), peer)
+        else:
+            org.client(endpoint_ip(d.remote))
+    elif d.principal is Principal.USER:
+        org.client(endpoint_ip(d.remote))
+        org.domain(d.sender_domain)
+    elif ACCEPT_ANY not in d.anonymous_rights:
+        # Without relay rights an anonymous sender only reaches accepted domains.
+        for domain in d.accepted_domains:
+            org.domain(domain)
+
+
+ACCEPT_ANY = "SMTPAcceptAnyRecipient"
+
+
+def _anonymous(out: LogDigest, d: SessionDigest) -> None:
+    if d.kind is not LogKind.SMTP_RECEIVE or d.principal is not Principal.ANONYMOUS:
+        return
+    if d.outcome is Outcome.ANONYMOUS_RELAY:
+        relay = out.relay.setdefault(d.connector_id, RelayFacts())
+        relay.sessions += 1
+        source = endpoint_ip(d.remote)
+        if len(relay.sources) < MAX_RELAY_KEYS or source in relay.sources:
+            relay.sources[source] += 1
+        for domain in d.accepted_domains:
+            if len(relay.domains) < MAX_RELAY_KEYS or domain in relay.domains:
+                relay.domains[domain] += 1
+        if source not in relay.examples and len(relay.examples) < 50:
+            relay.examples[source] = d
+    if d.outcome in (Outcome.DELIVERED, Outcome.ANONYMOUS_RELAY, Outcome.NOT_AUTHENTICATED):
+        facts = out.anonymous.setdefault(d.connector_id, AnonymousFacts())
+        if d.outcome is Outcome.NOT_AUTHENTICATED:
+            facts.refused += 1
+            if not facts.last_delivered or d.start > facts.last_delivered:
+                facts.refused_after += 1
+                if len(facts.refused_sources) < 100:
+                    facts.refused_sources.add(endpoint_ip(d.remote))
+        else:
+            facts.delivered += 1
+            if d.start > facts.last_delivered:
+                facts.last_delivered = d.start
+                facts.refused_after = 0
+                facts.refused_sources.clear()
+            if not facts.first_delivered or d.start < facts.first_delivered:
+                facts.first_delivered = d.start
+
+
+def _file_server(sessions: list[SmtpSession], kind: LogKind, path: str) -> str:
+    """The server a file belongs to: the server part of its receive connector ids, else
+    its folder (a send log names its server only in the EHLO it sends)."""
+    if kind is LogKind.SMTP_RECEIVE:
+        for s in sessions:
+            if "\\" in s.connector_id:
+                return s.connector_id.split("\\", 1)[0]
+    folder = folder_server(path)
+    if folder:
+        return folder
     return Path(path).parent.name
 
 
-def _row_text(r: ProtocolRow) -> str:
-    v = r.values
-    return ",".join(x for x in (v[6], v[7], v[8]) if x) or v[6]
+def _own_name_server(out: LogDigest, digests: list[SessionDigest], folder: str) -> str:
+    """A send log's server: the host label of the name it gives in EHLO, in the case the
+    organization writes it (its folder when they agree, else as its logs name it)."""
+    names = Counter(host_label(d.own_name) for d in digests if d.own_name)
+    if not names:
+        return folder
+    label = names.most_common(1)[0][0]
+    if host_label(folder) == label:
+        return folder
+    return out.org.names.get(label, label.upper())
 
 
-def _key(rows: list[KeyRow], r: ProtocolRow) -> None:
-    if len(rows) < MAX_KEY_ROWS:
-        rows.append(KeyRow(r.location, _row_text(r)))
+Progress = Callable[[int, int], None]
 
 
-def _offered(keywords: tuple[str, ...]) -> str:
-    missing = [k for k in ("STARTTLS", "X-ANONYMOUSTLS", "X-EXPS", "AUTH") if k not in keywords]
-    return f"EHLO reply offers {' '.join(keywords) or 'nothing'}; no {', no '.join(missing)}"
-
-
-def _info_text(r: ProtocolRow) -> str:
-    # The sender's own notes (the synthetic 451 5.7.3, "Failed to connect") are
-    # information rows; the text sits in data or in context depending on the writer.
-    v = r.values
-    return v[7] or v[8]
-
-
-def digest_send(session: SmtpSession, server: str) -> SessionDigest | None:
-    rows: list[KeyRow] = []
-    connected = banner_seen = False
-    banner: list[str] = []
-    first_ehlo: list[str] = []
-    reading_ehlo = False
-    ehlos = 0
-    peer = ""
-    first_ehlo_at = ""
-    flags: set[Outcome] = set()
-    cannot_achieve = delivered = False
-    for r in session.rows:
-        v = r.values
-        ev, data = v[6], v[7]
-        if ev == "+":
-            connected = True
-        elif ev == "<":
-            if reading_ehlo:
-                if ehlos == 1:
-                    first_ehlo.append(data)
-                    if len(first_ehlo) == 1:
-                        peer = data[4:].split(" ", 1)[0]
-                        first_ehlo_at = r.location
-                    elif _MASKED_KEYWORD.fullmatch(data[4:].split(" ", 1)[0]):
-                        _key(rows, r)
-                if len(data) < 4 or data[3] != "-":
-                    reading_ehlo = False
-            elif not ehlos and data[:3].isdigit():
-                banner.append(data)
-                banner_seen = True
-                _key(rows, r)
-            elif data.startswith(SEND_AS_DENIED_TEXT):
-                flags.add(Outcome.SEND_AS_DENIED)
-                _key(rows, r)
-            elif data.startswith(NOT_AUTHENTICATED_TEXT):
-                flags.add(Outcome.NOT_AUTHENTICATED)
-                _key(rows, r)
-            elif data.startswith(SUBMIT_DENIED_TEXT):
-                flags.add(Outcome.SUBMIT_DENIED)
-                _key(rows, r)
-            elif data.startswith(UNABLE_TO_RELAY_TEXT):
-                flags.add(Outcome.RELAY_DENIED)
-                _key(rows, r)
-            elif data.startswith("235"):
-                _key(rows, r)
-            elif data.startswith("250 2.6.0"):
-                delivered = True
-        elif ev == ">":
-            head = data[:4].upper()
-            if head in ("EHLO", "HELO"):
-                ehlos += 1
-                reading_ehlo = True
-                if ehlos == 1:
-                    _key(rows, r)
-        elif ev == "*":
-            text = _info_text(r)
-            if CANNOT_ACHIEVE in text:
-                cannot_achieve = True
-                _key(rows, r)
-            elif text.startswith("Failed to connect") or "4.2.1 Unable to connect" in text:
-                flags.add(Outcome.FAILED_TO_CONNECT)
-                _key(rows, r)
-            elif "4.4.2 Connection dropped" in text and not banner_seen:
-                flags.add(Outcome.DROPPED_BEFORE_BANNER)
-                _key(rows, r)
-            elif CANNOT_LOAD_CERT in text:
-                flags.add(Outcome.CERTIFICATE)
-                _key(rows, r)
-            elif text.startswith("TLS negotiation failed"):
-                flags.add(Outcome.TLS_FAILED)
-                _key(rows, r)
-            elif text.startswith("Outbound Authentication failed") or "454 4.7.0" in text:
-                flags.add(Outcome.AUTH_FAILED)
-                _key(rows, r)
-        elif ev == "-" and connected and not banner_seen:
-            flags.add(Outcome.DROPPED_BEFORE_BANNER)
-            _key(rows, r)
-    keywords = tuple(line[4:].split(" ", 1)[0].upper() for line in first_ehlo[1:] if len(line) > 4)
-    masked = tuple(k for k in keywords if _MASKED_KEYWORD.fullmatch(k))
-    outcome: Outcome | None
-    if Outcome.FAILED_TO_CONNECT in flags and not connected:
-        outcome = Outcome.FAILED_TO_CONNECT
-    elif Outcome.DROPPED_BEFORE_BANNER in flags:
-        outcome = Outcome.DROPPED_BEFORE_BANNER
-    elif cannot_achieve:
-        if masked or (banner and is_masked_banner(banner)):
-            outcome = Outcome.MASKED
-        elif "STARTTLS" not in keywords and "AUTH" not in keywords:
-            outcome = Outcome.NO_AUTH
-        else:
-            outcome = Outcome.NO_EXCHANGE_AUTH
-        if outcome is not Outcome.MASKED and first_ehlo_at:
-            # The reply that lacked what Exchange authentication needs is the evidence.
-            rows.insert(min(len(rows), 2), KeyRow(first_ehlo_at, _offered(keywords)))
-    else:
-        order = (
-            Outcome.CERTIFICATE,
-            Outcome.TLS_FAILED,
-            Outcome.AUTH_FAILED,
-            Outcome.SEND_AS_DENIED,
-            Outcome.NOT_AUTHENTICATED,
-            Outcome.SUBMIT_DENIED,
-            Outcome.RELAY_DENIED,
-        )
-        outcome = next((o for o in order if o in flags), None)
-        if outcome is None and delivered:
-            outcome = Outcome.DELIVERED
-    if outcome is None:
-        return None
-    return SessionDigest(
-        LogKind.SMTP_SEND,
-        server,
-        session.connector_id,
-        session.session_id,
-        session.local_endpoint,
-        session.remote_endpoint,
-        peer or session.remote_endpoint,
-        outcome,
-        rows,
-        session.rows[0].values[0] if session.rows else "",
-        masked,
-        keywords,
-    )
-
-
-def digest_receive(session: SmtpSession, server: str) -> SessionDigest | None:
-    rows: list[KeyRow] = []
-    client = ""
-    ehlos = 0
-    replying = False
-    first_reply: list[str] = []
-    first_reply_at = ""
-    authenticated = False
-    after_first_ehlo: str | None = None  # the client's next command after the first EHLO
-    flags: set[Outcome] = set()
-    delivered = False
-    for r in session.rows:
-        v = r.values
-        ev, data = v[6], v[7]
-        if ev == "<":
-            if replying:
-                replying = False
-            head = data[:4].upper()
-            if head in ("EHLO", "HELO"):
-                ehlos += 1
-                if ehlos == 1:
-                    client = data[5:].strip()
-                    if client.lower() == PROBE_HELO:
-                        return None
-                    _key(rows, r)
-                    replying = True
-            elif ehlos == 1 and after_first_ehlo is None:
-                after_first_ehlo = data.upper()
-                _key(rows, r)
-        elif ev == ">":
-            if replying and ehlos == 1:
-                if not first_reply:
-                    first_reply_at = r.location
-                first_reply.append(data)
-                if len(data) < 4 or data[3] != "-":
-                    replying = False
-            elif data.startswith("235"):
-                authenticated = True
-            elif data.startswith(NOT_AUTHENTICATED_TEXT):
-                flags.add(Outcome.NOT_AUTHENTICATED)
-                _key(rows, r)
-            elif data.startswith(SEND_AS_DENIED_TEXT):
-                flags.add(Outcome.SEND_AS_DENIED)
-                _key(rows, r)
-            elif data.startswith("250 2.6.0"):
-                delivered = True
-        elif ev == "*" and v[8] == "Set Session Permissions":
-            if authenticated:
-                _key(rows, r)
-            elif "SMTPAcceptAnyRecipient" in data:
-                flags.add(Outcome.ANONYMOUS_RELAY)
-                _key(rows, r)
-    keywords = tuple(line[4:].split(" ", 1)[0].upper() for line in first_reply[1:] if len(line) > 4)
-    outcome: Outcome | None = None
-    if Outcome.SEND_AS_DENIED in flags and authenticated:
-        outcome = Outcome.SEND_AS_DENIED
-    elif Outcome.ANONYMOUS_RELAY in flags:
-        outcome = Outcome.ANONYMOUS_RELAY
-    elif Outcome.NOT_AUTHENTICATED in flags:
-        outcome = Outcome.NOT_AUTHENTICATED
-    elif first_reply and "X-ANONYMOUSTLS" not in keywords and after_first_ehlo == "QUIT":
-        # An Exchange hub that finds no X-ANONYMOUSTLS gives up with QUIT at once;
-        # the reply it got is the evidence.
-        outcome = Outcome.NO_EXCHANGE_AUTH
-        rows.insert(min(len(rows), 1), KeyRow(first_reply_at, _offered(keywords)))
-    elif delivered:
-        outcome = Outcome.DELIVERED
-    if outcome is None:
-        return None
-    return SessionDigest(
-        LogKind.SMTP_RECEIVE,
-        server,
-        session.connector_id,
-        session.session_id,
-        session.local_endpoint,
-        session.remote_endpoint,
-        client,
-        outcome,
-        rows,
-        session.rows[0].values[0] if session.rows else "",
-        (),
-        keywords,
-    )
-
-
-def scan_protocol_logs(paths: Iterable[Path | str], digest: LogDigest | None = None) -> LogDigest:
+def scan_protocol_logs(
+    paths: Iterable[Path | str],
+    digest_: LogDigest | None = None,
+    *,
+    progress: Progress | None = None,
+) -> LogDigest:
     """Read every SmtpSend/SmtpReceive log under ``paths`` into a digest."""
-    out = digest or LogDigest()
-    for log in find_log_files(list(paths), (LogKind.SMTP_SEND, LogKind.SMTP_RECEIVE)):
+    out = digest_ or LogDigest()
+    logs = list(find_log_files(list(paths), (LogKind.SMTP_SEND, LogKind.SMTP_RECEIVE)))
+    total = 0
+    for log in logs:
+        try:
+            total += log.path.stat().st_size
+        except OSError:
+            continue
+    done = 0
+    # Receive logs first: their connector ids name the servers, which the send logs'
+    # peers are then matched against.
+    logs.sort(key=lambda log: log.kind is not LogKind.SMTP_RECEIVE)
+    for log in logs:
         path = str(log.path)
         out.files.append(path)
         if log.release:
             out.releases.add(log.release)
         try:
-            out.bytes += log.path.stat().st_size
+            size = log.path.stat().st_size
         except OSError:
             continue
-        server = server_of(path)
-        digest_one = digest_send if log.kind is LogKind.SMTP_SEND else digest_receive
-        for session in group_sessions(read_protocol_file(log)):
-            out.sessions += 1
-            out.rows += len(session.rows)
-            d = digest_one(session, server)
-            if d is not None:
-                out.add(d)
+        out.bytes += size
+        sessions = list(group_sessions(read_protocol_file(log)))
+        _add_file(out, sessions, log.kind, path)
+        done += size
+        if progress is not None:
+            progress(done, total)
     return out
+
+
+def _add_file(out: LogDigest, sessions: list[SmtpSession], kind: LogKind, path: str) -> None:
+    folder = _file_server(sessions, kind, path)
+    digests: list[SessionDigest] = []
+    for session in sessions:
+        out.sessions += 1
+        out.rows += len(session.rows)
+        d = digest(session, folder)
+        if d is not None:
+            digests.append(d)
+    server = folder if kind is LogKind.SMTP_RECEIVE else _own_name_server(out, digests, folder)
+    out.org.server(server)
+    out.servers_with_logs.setdefault(server, set()).add(kind)
+    for d in digests:
+        d.server = server
+        _learn(out, d, server)
+        _anonymous(out, d)
+        if d.outcome is Outcome.ANONYMOUS_RELAY:
+            continue  # judged per connector once the organization is known
+        if (
+            d.kind is LogKind.SMTP_RECEIVE
+            and d.principal is not Principal.SERVER
+            and (d.outcome not in _PATH_OUTCOMES or len(out.groups) > MAX_GROUPS)
+        ):
+            d.peer = ""  # Internet clients: one group per outcome, not per random name
+        elif d.kind is LogKind.SMTP_SEND and INTRA_ORG not in d.connector_id.lower() and (
+            d.outcome is Outcome.DELIVERED
+        ):
+            d.peer = ""
+        out.add(d)
 
 
 # ------------------------------------------------------------------ tracking logs
@@ -426,8 +367,11 @@ def scan_tracking_logs(
     out = digest or LogDigest()
     t = out.tracking
     pending: dict[tuple[str, str], tuple[datetime, KeyRow]] = {}
+    t_last: datetime | None = None
     for entry in read_tracking_rows(list(paths)):
         t.rows += 1
+        if t_last is None or entry.timestamp > t_last:
+            t_last = entry.timestamp
         event = entry.event_id.upper()
         statuses = " ".join(entry.recipient_status)
         recipients = ",".join(entry.recipient_address)
@@ -453,6 +397,12 @@ def scan_tracking_logs(
                 t.delayed.append(
                     _tracking_row(*where, f"DSN {entry.message_subject} to {recipients}")
                 )
+        if event == "DELIVER":
+            for address in entry.recipient_address:
+                out.org.domain(address.rpartition("@")[2], 1)
+        elif event == "SEND" and len(t.sent_outside) < MAX_RELAY_KEYS:
+            for address in entry.recipient_address:
+                t.sent_outside[address.rpartition("@")[2].lower()] += 1
         key = (entry.server_hostname.lower(), entry.message_id)
         if event == "RECEIVE":
             pending[key] = (
@@ -467,14 +417,18 @@ def scan_tracking_logs(
                 pending.pop(next(iter(pending)))
         elif event in _FOLLOW_UPS:
             pending.pop(key, None)
+    if pending:
+        newest = max(when for when, _ in pending.values())
+        last = max(newest, t_last) if t_last is not None else newest
+        t.stuck_old = any(last - when > STUCK_AFTER for when, _ in pending.values())
     t.stuck = [row for _, row in sorted(pending.values(), key=lambda p: p[0])][
         :MAX_TRACKING_EXAMPLES
     ]
     return out
 
 
-def scan_logs(paths: Iterable[Path | str]) -> LogDigest:
+def scan_logs(paths: Iterable[Path | str], *, progress: Progress | None = None) -> LogDigest:
     """Protocol and tracking logs under ``paths``, in one digest."""
     paths = list(paths)
-    digest = scan_protocol_logs(paths)
-    return scan_tracking_logs(paths, digest)
+    out = scan_tracking_logs(paths)
+    return scan_protocol_logs(paths, out, progress=progress)

@@ -123,7 +123,13 @@ def _merge(findings: list[Finding]) -> list[Finding]:
     return list(merged.values())
 
 
-def all_rules() -> list[Rule]:
+def all_rules(live: bool = True) -> list[Rule]:
+    """The live rules (directory, queues, firewalls, probes, logs), or the rules that read
+    logs alone (:mod:`.rules_logs`)."""
+    if not live:
+        from sitemail.diagnose import rules_logs
+
+        return list(rules_logs.RULES)
     from sitemail.diagnose import rules_connectors, rules_messages, rules_path
 
     return [*rules_path.RULES, *rules_connectors.RULES, *rules_messages.RULES]
@@ -132,7 +138,7 @@ def all_rules() -> list[Rule]:
 def evaluate(facts: Facts, rules: Iterable[Rule] | None = None) -> list[Finding]:
     """Every finding the rules make of ``facts``, merged and in report order."""
     found: list[Finding] = []
-    for rule in all_rules() if rules is None else rules:
+    for rule in all_rules(facts.live) if rules is None else rules:
         found.extend(rule(facts))
     return sort_findings(_merge(found))
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from sitemail.clock import ManualClock
 from sitemail.diagnose import samples
 from sitemail.diagnose.logs import LogKind, ProtocolRow, SmtpSession
-from sitemail.diagnose.logscan import Outcome, digest_receive, digest_send, scan_logs
+from sitemail.diagnose.conversation import digest
+from sitemail.diagnose.logscan import Outcome, scan_logs
 from sitemail.diagnose.offline import troubleshoot_logs
 from sitemail.transport.protocol_log import ProtocolLog
 
@@ -48,7 +49,7 @@ CASES: list[tuple[str, list[Callable[[ProtocolLog, ProtocolLog, ProtocolLog], No
         "inspection",
         [lambda s, r, _: samples.send_masked(s)],
         "esmtp-inspection",
-        "EX-NY1 -> ex-fl1.contoso.com",
+        "EX-NY1 -> EX-FL1",
     ),
     (
         "auth-mechanism, both logs",
@@ -87,13 +88,13 @@ CASES: list[tuple[str, list[Callable[[ProtocolLog, ProtocolLog, ProtocolLog], No
         "port 25",
         [lambda s, r, _: samples.send_failed_to_connect(s)],
         "port-25-unreachable",
-        "EX-NY1 -> 10.2.0.11:25",
+        "EX-NY1 -> EX-FL1",
     ),
     (
         "remote ip ranges",
         [lambda s, r, _: samples.send_dropped_before_banner(s)],
         "connector-remote-ip-ranges",
-        "EX-NY1 -> 10.2.0.11:25",
+        DEFAULT,
     ),
 ]
 ERRORS = {c[2] for c in CASES}
@@ -192,7 +193,12 @@ SAMPLE_2013 = """#Software: Microsoft Exchange Server
 2023-02-01T00:00:01.001Z,08DB03F0A1B2C3D4,EX13\\Default Frontend EX13,1,10.0.0.5:25,203.0.113.9:50000,*,SMTPSubmit SMTPAcceptAnyRecipient SMTPAcceptAnySender,Set Session Permissions
 2023-02-01T00:00:01.002Z,08DB03F0A1B2C3D4,EX13\\Default Frontend EX13,2,10.0.0.5:25,203.0.113.9:50000,>,"220 ex13.contoso.com Microsoft ESMTP MAIL Service ready at Wed, 1 Feb 2023 00:00:01 +0000",
 2023-02-01T00:00:01.003Z,08DB03F0A1B2C3D4,EX13\\Default Frontend EX13,3,10.0.0.5:25,203.0.113.9:50000,<,EHLO spammer.example,
-2023-02-01T00:00:01.004Z,08DB03F0A1B2C3D4,EX13\\Default Frontend EX13,4,10.0.0.5:25,203.0.113.9:50000,-,,Remote
+2023-02-01T00:00:01.004Z,08DB03F0A1B2C3D4,EX13\\Default Frontend EX13,4,10.0.0.5:25,203.0.113.9:50000,>,250 ex13.contoso.com Hello [203.0.113.9],
+2023-02-01T00:00:01.005Z,08DB03F0A1B2C3D4,EX13\\Default Frontend EX13,5,10.0.0.5:25,203.0.113.9:50000,<,MAIL FROM:<x@spammer.example>,
+2023-02-01T00:00:01.006Z,08DB03F0A1B2C3D4,EX13\\Default Frontend EX13,6,10.0.0.5:25,203.0.113.9:50000,>,250 2.1.0 Sender OK,
+2023-02-01T00:00:01.007Z,08DB03F0A1B2C3D4,EX13\\Default Frontend EX13,7,10.0.0.5:25,203.0.113.9:50000,<,RCPT TO:<victim@fabrikam.example>,
+2023-02-01T00:00:01.008Z,08DB03F0A1B2C3D4,EX13\\Default Frontend EX13,8,10.0.0.5:25,203.0.113.9:50000,>,250 2.1.5 Recipient OK,
+2023-02-01T00:00:01.009Z,08DB03F0A1B2C3D4,EX13\\Default Frontend EX13,9,10.0.0.5:25,203.0.113.9:50000,-,,Remote
 """
 
 
@@ -203,17 +209,21 @@ def test_a_2007_send_log_shows_the_masking(tmp_path: Path) -> None:
     report = troubleshoot_logs([tmp_path])
     (finding,) = report.findings
     assert finding.cause == "esmtp-inspection"
-    assert finding.subject.endswith("-> hub2.contoso.local")
+    assert finding.subject == "HUB1 -> HUB2"  # the hubs' own names, not the log's folder
 
 
 def test_a_2013_receive_log_shows_an_open_relay(tmp_path: Path) -> None:
     (tmp_path / "RECV2023020100-1.LOG").write_text(SAMPLE_2013)
     digest = scan_logs([tmp_path])
     assert digest.releases == {"2016"}
-    groups = digest.by_outcome(LogKind.SMTP_RECEIVE, Outcome.ANONYMOUS_RELAY)
-    assert [k[2] for k, _ in groups] == ["EX13\\Default Frontend EX13"]
+    # An anonymous session from outside, holding SMTPAcceptAnyRecipient, had a recipient
+    # of another organization accepted: relaying, judged per connector.
+    assert list(digest.relay) == ["EX13\\Default Frontend EX13"]
+    assert digest.relay["EX13\\Default Frontend EX13"].sources == {"203.0.113.9": 1}
     report = troubleshoot_logs([tmp_path])
-    assert [f.cause for f in report.findings] == ["open-relay"]
+    assert [(f.cause, f.subject) for f in report.findings] == [
+        ("open-relay", "EX13\\Default Frontend EX13")
+    ]
 
 
 _ROW = st.tuples(
@@ -252,6 +262,7 @@ def test_no_session_crashes_the_digest(rows: list[tuple[str, str, str]]) -> None
     for i, (event, data, context) in enumerate(rows):
         values = ["2026-03-02T09:00:00.000Z", "c", "s", str(i), "", "", event, data, context]
         session.rows.append(ProtocolRow(values, "f.LOG", i + 1, LogKind.SMTP_SEND))
-    for digest in (digest_send, digest_receive):
+    for kind in (LogKind.SMTP_SEND, LogKind.SMTP_RECEIVE):
+        session.kind = kind
         result = digest(session, "EX-NY1")
         assert result is None or result.outcome in Outcome

@@ -35,7 +35,7 @@ def test_text_report_cites_file_and_line_and_the_fix(tmp_path: Path) -> None:
     console = Console(record=True, width=160)
     print_report(report, console)
     text = console.export_text()
-    assert "ESMTP inspection on the path from EX-NY1 to ex-fl1.contoso.com" in text
+    assert "SMTP inspection between EX-NY1 and EX-FL1" in text
     assert "EX-NY1/SmtpSend/SEND20260302-1.LOG:" in text
     assert "no inspect esmtp" in text and "wr me" in text
 
