@@ -5,9 +5,10 @@ Each command has an ``add_*_arguments(parser)`` / ``run_*(args)`` pair for
 ``*_main(argv)`` that parses alone.  ``python -m sitemail.diagnose.cli
 COMMAND ...`` runs them without the main command.
 
-Exit status: 0 nothing wrong; 1 ``troubleshoot`` found a problem that stops
-mail (an error finding) or ``probe`` found the path inspected or
-unreachable; 2 a usage error or nothing to read (no lab, no such file).
+Exit status: 0 nothing found (or information only); 1 ``troubleshoot``
+found something to act on (an error or a warning finding) or ``probe`` found
+the path inspected or unreachable; 2 a usage error or nothing to read (no
+lab, no such file, an unreadable archive).
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from sitemail.diagnose.findings import SYMPTOMS, Report, Severity
 from sitemail.diagnose.probe import Verdict
@@ -124,9 +135,18 @@ def run_troubleshoot(args: argparse.Namespace) -> int:
     report: Report
     try:
         if args.logs:
-            from sitemail.diagnose.offline import troubleshoot_logs
+            from sitemail.diagnose.offline import ArchiveError, troubleshoot_logs
 
-            report = troubleshoot_logs(args.logs, args.symptom)
+            shown = ScanProgress(err)
+            try:
+                report = troubleshoot_logs(
+                    args.logs, args.symptom, progress=shown, started=shown.start
+                )
+            except ArchiveError as exc:
+                err.print(f"sitemail troubleshoot: {exc}")
+                return 2
+            finally:
+                shown.close()
         else:
             from sitemail.diagnose.live import LabNotFound, troubleshoot_live
 
@@ -151,7 +171,56 @@ def run_troubleshoot(args: argparse.Namespace) -> int:
         if args.html:
             Path(args.html).write_text(render_html(report), encoding="utf-8")
             Console().print(f"Report written to {args.html}")
-    return 1 if any(f.severity is Severity.ERROR for f in report.findings) else 0
+    return 1 if any(f.severity is not Severity.INFO for f in report.findings) else 0
+
+
+class ScanProgress:
+    """Progress of a log scan on stderr, once it has taken more than two seconds: a bar
+    when stderr is a terminal, else a line every few seconds."""
+
+    AFTER = 2.0
+    EVERY = 5.0
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.began = time.monotonic()
+        self.said = 0.0
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    def start(self) -> None:
+        self.began = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.began < self.AFTER:
+            return
+        if self.console.is_terminal:
+            if self.bar is None:
+                self.bar = Progress(
+                    TextColumn("scanning logs"),
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    TimeRemainingColumn(),
+                    console=self.console,
+                    transient=True,
+                )
+                self.bar.start()
+                self.task = self.bar.add_task("scan", total=total)
+            assert self.task is not None
+            self.bar.update(self.task, completed=done, total=total)
+        elif now - self.said >= self.EVERY:
+            self.said = now
+            self.console.print(
+                f"scanning logs: {done / 1e6:,.0f} of {total / 1e6:,.0f} MB "
+                f"({done / 1e6 / (now - self.began):,.0f} MB/s)",
+                highlight=False,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def troubleshoot_main(argv: list[str] | None = None) -> int:

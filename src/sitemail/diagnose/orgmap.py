@@ -37,7 +37,7 @@ _EXCHANGE_FOLDERS = frozenset(
     }
 )
 #: Networks that are never the Internet (RFC 1918, loopback, link-local, CGNAT, ULA).
-_INTERNAL = tuple(
+INTERNAL_NETWORKS = tuple(
     ipaddress.ip_network(n)
     for n in (
         "10.0.0.0/8",
@@ -55,6 +55,16 @@ _INTERNAL = tuple(
 _SECOND_LEVEL = frozenset({"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "gv"})
 #: Bounds on what is kept, whatever the size of the logs.
 MAX_NAMES = 10_000
+
+
+def inside_internal(first: int, last: int) -> bool:
+    """Does the IPv4 range first..last lie wholly inside one internal network?"""
+    for net in INTERNAL_NETWORKS:
+        if net.version == 4 and int(net.network_address) <= first and last <= int(
+            net.broadcast_address
+        ):
+            return True
+    return False
 
 
 def endpoint_ip(endpoint: str) -> str:
@@ -198,7 +208,7 @@ class OrgMap:
             addr = ipaddress.ip_address(ip.strip("[]"))
         except ValueError:
             return False
-        if any(addr in net for net in _INTERNAL):
+        if any(addr in net for net in INTERNAL_NETWORKS):
             return True
         if addr.version == 4:
             prefix = ip.rsplit(".", 2)[0] + "."

@@ -34,9 +34,9 @@ from sitemail.diagnose.findings import (
 )
 from sitemail.diagnose.logs import LogKind
 from sitemail.diagnose.logscan import Outcome
+from sitemail.diagnose.orgmap import inside_internal
 from sitemail.diagnose.rules import (
     Rule,
-    example_evidence,
     group_evidence,
     log_evidence,
     queue_evidence,
@@ -52,8 +52,7 @@ PERMISSION_GROUPS = "connector-permission-groups"
 OPEN_RELAY = "open-relay"
 
 SMTP_PORT = 25
-#: A RemoteIPRanges entry wider than this is "anyone" for the open-relay rule (a /24).
-WIDE_RANGE = 256
+RELAY_CONNECTOR = "relay-connector"
 
 
 def describe(c: ReceiveConnector) -> str:
@@ -82,7 +81,7 @@ def _pairs(facts: Facts) -> list[tuple[Server, Server]]:
 
 def connectors(facts: Facts) -> list[Finding]:
     if not facts.live:
-        return _from_logs(facts)
+        return []  # logs alone: rules_logs
     findings: list[Finding] = []
     for sender, receiver in _pairs(facts):
         assert sender.address is not None and receiver.address is not None
@@ -409,8 +408,29 @@ def open_relay(facts: Facts) -> list[Finding]:
             continue
         if Right.SMTPAcceptAnyRecipient not in session_rights(c, Principal.ANONYMOUS):
             continue
-        wide = [r.text for r in c.ranges if r.size > WIDE_RANGE or any(a in r for a in outside)]
+        # A relay connector scoped to the organization's own networks (copiers, scanners,
+        # application servers) is normal practice; one that the Internet reaches is open.
+        wide = [
+            r.text
+            for r in c.ranges
+            if any(a in r for a in outside) or not inside_internal(r.first, r.last)
+        ]
         if not wide:
+            findings.append(
+                Finding(
+                    cause=RELAY_CONNECTOR,
+                    title=f"{c.identity} relays for internal hosts",
+                    severity=Severity.INFO,
+                    confidence=Confidence.HIGH,
+                    summary=(
+                        "Anonymous senders in its RemoteIPRanges "
+                        f"({', '.join(r.text for r in c.ranges)}) may send to any domain: a "
+                        "relay connector for devices and applications. Keep the ranges to them."
+                    ),
+                    evidence=[_connector_evidence(c)],
+                    subject=c.identity,
+                )
+            )
             continue
         findings.append(
             Finding(
@@ -438,251 +458,7 @@ def open_relay(facts: Facts) -> list[Finding]:
                 subject=c.identity,
             )
         )
-    findings += _relay_from_logs(facts)
     return findings
-
-
-# ------------------------------------------------------------------ from logs alone
-
-
-def _from_logs(facts: Facts) -> list[Finding]:
-    findings: list[Finding] = []
-    receive_no_auth = facts.logs.by_outcome(LogKind.SMTP_RECEIVE, Outcome.NO_EXCHANGE_AUTH)
-    captured_ids = set()
-    for key, _ in receive_no_auth:
-        server, connector, client = key[1], key[2], key[3]
-        if connector.lower() == f"{server}\\Default {server}".lower():
-            continue
-        captured_ids.add(connector)
-        findings.append(
-            Finding(
-                cause=CAPTURED,
-                title=f"{connector} captures {client}'s connections",
-                severity=Severity.ERROR,
-                confidence=Confidence.MEDIUM,
-                summary=(
-                    f"{server}'s SmtpReceive log shows {client} landing on {connector} (not "
-                    f"Default {server}), whose EHLO reply has no X-ANONYMOUSTLS: the client "
-                    "quit at once, as an Exchange hub does when it cannot authenticate. A "
-                    "narrower RemoteIPRanges on this connector captures the hub's traffic."
-                ),
-                evidence=group_evidence(
-                    facts,
-                    LogKind.SMTP_RECEIVE,
-                    [Outcome.NO_EXCHANGE_AUTH],
-                    server=server,
-                    connector=connector,
-                )
-                + _send_side(facts, [Outcome.NO_EXCHANGE_AUTH, Outcome.NO_AUTH], server),
-                fixes=[
-                    cmd.shell(
-                        f"Get-ReceiveConnector {cmd.quote(connector)} | Format-List "
-                        "RemoteIPRanges,AuthMechanism,PermissionGroups",
-                        comment=f"then Set-ReceiveConnector {cmd.quote(connector)} "
-                        "-RemoteIPRanges with the hubs' addresses left out",
-                    )
-                ],
-                symptoms=(3, 4),
-                subject=connector,
-            )
-        )
-    for key, _ in receive_no_auth:
-        server, connector = key[1], key[2]
-        if connector in captured_ids:
-            continue
-        findings.append(_auth_from_logs(facts, connector, server))
-    if not receive_no_auth:
-        for key, _ in facts.logs.by_outcome(
-            LogKind.SMTP_SEND, Outcome.NO_EXCHANGE_AUTH, Outcome.NO_AUTH
-        ):
-            peer = key[3]
-            host = peer.split(".", 1)[0].upper()
-            findings.append(_auth_from_logs(facts, f"{host}\\Default {host}", None, key[1], peer))
-    denied = [
-        *facts.logs.by_outcome(LogKind.SMTP_SEND, Outcome.SEND_AS_DENIED),
-        *facts.logs.by_outcome(LogKind.SMTP_RECEIVE, Outcome.SEND_AS_DENIED),
-    ]
-    for key, _ in denied:
-        findings.append(_permissions_from_logs(facts, key[0], key[1], key[2], key[3]))
-    for key, group in facts.logs.by_outcome(LogKind.SMTP_SEND, Outcome.DROPPED_BEFORE_BANNER):
-        server, peer = key[1], key[3]
-        findings.append(
-            Finding(
-                cause=REMOTE_IP_RANGES,
-                title=f"{peer} closes {server}'s connections before its banner",
-                severity=Severity.ERROR,
-                confidence=Confidence.MEDIUM,
-                summary=(
-                    f"{server}'s SmtpSend log shows TCP connections to {peer} that end "
-                    "before any 220 greeting (421 4.4.2 Connection dropped). An Exchange "
-                    "receiver does exactly this when no receive connector's RemoteIPRanges "
-                    f"cover the client's address; check the receiving hub's connectors for "
-                    f"{server}'s address (less likely: a device on the path resets them)."
-                ),
-                evidence=example_evidence(group),
-                fixes=[
-                    cmd.shell(
-                        "Get-ReceiveConnector | Format-Table Identity,Bindings,RemoteIPRanges",
-                        comment="on the receiving hub; then restore the Default connector's "
-                        'range: Set-ReceiveConnector "<SERVER>\\Default <SERVER>" '
-                        f"-RemoteIPRanges {cmd.ALL_ADDRESSES}",
-                    )
-                ],
-                symptoms=(3, 4),
-                subject=f"{server} -> {peer}",
-            )
-        )
-    for key, group in facts.logs.by_outcome(LogKind.SMTP_RECEIVE, Outcome.NOT_AUTHENTICATED):
-        server, connector, client = key[1], key[2], key[3]
-        findings.append(
-            Finding(
-                cause=PERMISSION_GROUPS,
-                title=f"{connector} refuses anonymous mail (no AnonymousUsers)",
-                severity=Severity.ERROR,
-                confidence=Confidence.HIGH,
-                summary=(
-                    f"{server} answered 530 5.7.1 Client was not authenticated to anonymous "
-                    f"senders ({client}, ...) on {connector}: if it takes Internet mail, its "
-                    "PermissionGroups need AnonymousUsers."
-                ),
-                evidence=example_evidence(group),
-                fixes=[
-                    cmd.shell(
-                        f"Set-ReceiveConnector {cmd.quote(connector)} -PermissionGroups "
-                        "AnonymousUsers,ExchangeUsers,ExchangeServers,ExchangeLegacyServers",
-                        comment="if this connector is the one Internet mail lands on",
-                    )
-                ],
-                symptoms=(2,),
-                subject=connector,
-            )
-        )
-    return findings
-
-
-def _send_side(facts: Facts, outcomes: list[Outcome], receiver: str) -> list[Evidence]:
-    out = []
-    for key, _group in facts.logs.by_outcome(LogKind.SMTP_SEND, *outcomes):
-        if key[3].split(".", 1)[0].lower() == receiver.lower():
-            out += group_evidence(facts, LogKind.SMTP_SEND, outcomes, server=key[1])
-            break
-    return out
-
-
-def _auth_from_logs(
-    facts: Facts,
-    connector: str,
-    receiver: str | None,
-    sender: str | None = None,
-    peer: str | None = None,
-) -> Finding:
-    outcomes = [Outcome.NO_EXCHANGE_AUTH, Outcome.NO_AUTH]
-    none = bool(facts.logs.by_outcome(LogKind.SMTP_SEND, Outcome.NO_AUTH))
-    evidence = (
-        group_evidence(
-            facts,
-            LogKind.SMTP_RECEIVE,
-            [Outcome.NO_EXCHANGE_AUTH],
-            server=receiver,
-            connector=connector,
-        )
-        if receiver
-        else []
-    )
-    evidence += _send_side(facts, outcomes, receiver or (peer or "").split(".", 1)[0])
-    where = f"{connector}" if receiver else f"the connector of {peer} that {sender} lands on"
-    return Finding(
-        cause=AUTH_MECHANISM,
-        title=f"{where} offers no Exchange Server authentication",
-        severity=Severity.ERROR,
-        confidence=Confidence.HIGH if receiver else Confidence.MEDIUM,
-        summary=(
-            f"The EHLO reply of {where} is whole (nothing masks it) but has no "
-            "X-ANONYMOUSTLS and no X-EXPS"
-            + (" (nor STARTTLS or AUTH either: AuthMechanism None)" if none else "")
-            + ": its AuthMechanism lost ExchangeServer, so the sending hub gives up with 451 "
-            "5.7.3 Cannot achieve Exchange Server authentication."
-        ),
-        evidence=evidence,
-        fixes=[
-            cmd.shell(
-                cmd.set_connector(
-                    connector, auth_mechanism=cmd.flag_list(m.value for m in cmd.DEFAULT_AUTH)
-                ),
-                comment="the out-of-box AuthMechanism of Default <SERVER>",
-            )
-        ],
-        symptoms=(3, 4),
-        subject=connector,
-    )
-
-
-def _permissions_from_logs(
-    facts: Facts, kind: LogKind, server: str, connector: str, peer: str
-) -> Finding:
-    if kind is LogKind.SMTP_RECEIVE:
-        target, sender = connector, peer
-    else:
-        host = peer.split(".", 1)[0].upper()
-        target, sender = f"{host}\\Default {host}", server
-    evidence = group_evidence(facts, kind, [Outcome.SEND_AS_DENIED], server=server)
-    ndrs = [
-        r for reason, rows in facts.logs.tracking.ndr.items() if "send as" in reason for r in rows
-    ]
-    return Finding(
-        cause=PERMISSION_GROUPS,
-        title=f"{target} does not grant ExchangeServers its rights",
-        severity=Severity.ERROR,
-        confidence=Confidence.HIGH,
-        summary=(
-            f"{sender} authenticated as an Exchange server (235) and was then refused at MAIL "
-            "FROM with 550 5.7.1 Client does not have permissions to send as this sender: "
-            "the receive connector's PermissionGroups lost ExchangeServers, and the senders "
-            "got NDRs."
-        ),
-        evidence=evidence + log_evidence(ndrs, 3),
-        fixes=[
-            cmd.shell(
-                cmd.set_connector(
-                    target,
-                    permission_groups=cmd.flag_list(g.value for g in cmd.DEFAULT_PERMISSION_GROUPS),
-                ),
-                comment="the out-of-box PermissionGroups of Default <SERVER>",
-            )
-        ],
-        symptoms=(1, 3),
-        subject=target,
-    )
-
-
-def _relay_from_logs(facts: Facts) -> list[Finding]:
-    if facts.live:
-        return []
-    out = []
-    for key, group in facts.logs.by_outcome(LogKind.SMTP_RECEIVE, Outcome.ANONYMOUS_RELAY):
-        connector = key[2]
-        out.append(
-            Finding(
-                cause=OPEN_RELAY,
-                title=f"{connector} lets anonymous senders relay",
-                severity=Severity.ERROR,
-                confidence=Confidence.HIGH,
-                summary=(
-                    f"Anonymous sessions on {connector} hold SMTPAcceptAnyRecipient (the Set "
-                    "Session Permissions row): anyone who reaches it can relay to any domain."
-                ),
-                evidence=example_evidence(group),
-                fixes=[
-                    cmd.shell(
-                        cmd.set_connector(
-                            connector, auth_mechanism="Tls", permission_groups="AnonymousUsers"
-                        )
-                    )
-                ],
-                subject=connector,
-            )
-        )
-    return out
 
 
 RULES: list[Rule] = [connectors, open_relay]

@@ -62,6 +62,7 @@ DELAYED = "messages-delayed"
 EXPIRED = "messages-expired"
 NDR = "nondelivery-reports"
 NO_ROUTE = "no-route"
+RELAY_CONNECTOR = "relay-connector"
 
 _FAILURES = frozenset(
     {
@@ -621,7 +622,7 @@ def relay_findings(d: LogDigest) -> list[Finding]:
             sources = ", ".join(sorted(relay.sources)[:5])
             out.append(
                 Finding(
-                    cause="relay-connector",
+                    cause=RELAY_CONNECTOR,
                     title=f"{connector} relays for internal hosts",
                     severity=Severity.INFO,
                     confidence=Confidence.HIGH,

@@ -24,9 +24,7 @@ from sitemail.diagnose.logscan import Outcome
 from sitemail.diagnose.probe import Verdict
 from sitemail.diagnose.rules import (
     Rule,
-    example_evidence,
     group_evidence,
-    log_evidence,
     queue_evidence,
 )
 from sitemail.org.model import Server
@@ -107,7 +105,7 @@ def _probe_evidence(p: PathProbe, tests: set[str] | None = None) -> list[Evidenc
 
 def inspection(facts: Facts) -> list[Finding]:
     if not facts.live:
-        return _inspection_from_logs(facts)
+        return []  # logs alone: rules_logs
     findings = []
     for from_site, senders in _senders(facts):
         for target in facts.hubs():
@@ -219,68 +217,11 @@ def _inspection_on_path(
     )
 
 
-def _inspection_from_logs(facts: Facts) -> list[Finding]:
-    findings = []
-    for key, group in facts.logs.by_outcome(LogKind.SMTP_SEND, Outcome.MASKED):
-        server, peer = key[1], key[3]
-        ex = group.examples[0]
-        lost = ", ".join(dict.fromkeys(ex.masked_keywords)) or "the banner"
-        findings.append(
-            Finding(
-                cause=INSPECTION,
-                title=f"ESMTP inspection on the path from {server} to {peer} masks the EHLO reply",
-                severity=Severity.ERROR,
-                confidence=Confidence.HIGH,
-                summary=(
-                    f"{server}'s SmtpSend log shows {peer}'s greeting and EHLO reply masked "
-                    f"({lost}): a Cisco ASA/PIX with inspect esmtp (or a similar SMTP proxy) "
-                    "sits between them and hides STARTTLS, X-ANONYMOUSTLS and X-EXPS, so "
-                    f"{server} cannot do Exchange Server authentication and fails with 451 "
-                    "5.7.3. Turn ESMTP inspection off on every firewall between them."
-                ),
-                evidence=group_evidence(facts, LogKind.SMTP_SEND, [Outcome.MASKED], server=server)
-                + _receive_side(facts, peer),
-                fixes=[
-                    cmd.asa(
-                        None,
-                        cmd.ASA_NO_INSPECT_ESMTP,
-                        f"on every Cisco ASA/PIX between {server} and {peer}",
-                    ),
-                    cmd.shell(
-                        f'Get-Queue -Server {server} -Filter {{LastError -like "*5.7.3*"}} | '
-                        "Retry-Queue",
-                        comment="then retry the queues that wait",
-                    ),
-                ],
-                symptoms=(3, 4),
-                subject=f"{server} -> {peer}",
-            )
-        )
-    return findings
-
-
-def _receive_side(facts: Facts, peer: str) -> list[Evidence]:
-    # The receiver's own log, when it is among the files: its EHLO reply was whole.
-    host = peer.split(".", 1)[0].lower()
-    out = []
-    for key, group in facts.logs.by_outcome(LogKind.SMTP_RECEIVE, Outcome.DELIVERED):
-        if key[1].lower() == host:
-            out.append(
-                Evidence(
-                    EvidenceKind.LOG,
-                    f"{key[1]}'s SmtpReceive log shows its own connector {key[2]} answering "
-                    f"in full ({group.count} session(s)): the masking is between the servers",
-                )
-            )
-            break
-    return out
-
-
 # ------------------------------------------------------------------ port 25
 
 
 def port_25(facts: Facts) -> list[Finding]:
-    findings = []
+    findings: list[Finding] = []
     if facts.live:
         for from_site, senders in _senders(facts):
             for target in facts.hubs():
@@ -295,35 +236,6 @@ def port_25(facts: Facts) -> list[Finding]:
                     continue
                 findings.append(_port_25_live(facts, from_site, senders, target, probe, queues))
         return findings
-    for key, group in facts.logs.by_outcome(LogKind.SMTP_SEND, Outcome.FAILED_TO_CONNECT):
-        server, peer = key[1], key[3]
-        findings.append(
-            Finding(
-                cause=PORT_25,
-                title=f"{server} cannot open a TCP connection to {peer}",
-                severity=Severity.ERROR,
-                confidence=Confidence.HIGH,
-                summary=(
-                    f"{server}'s SmtpSend log shows every attempt to {peer} failing before "
-                    "SMTP starts (421 4.2.1 Unable to connect): port 25 is blocked or "
-                    "unreachable between them (a firewall access list, a route, or the "
-                    "receiving transport service not listening)."
-                ),
-                evidence=example_evidence(group),
-                fixes=[
-                    cmd.shell(
-                        f"Test-NetConnection -ComputerName {peer.rsplit(':', 1)[0]} -Port 25",
-                        comment=f"on {server}: TcpTestSucceeded must become True",
-                    ),
-                    cmd.note(
-                        "Permit TCP 25 between the hubs on every firewall and router on "
-                        "the path, then Retry-Queue the queue that waits."
-                    ),
-                ],
-                symptoms=(3, 4),
-                subject=f"{server} -> {peer}",
-            )
-        )
     return findings
 
 
@@ -397,7 +309,7 @@ def _port_25_live(
 
 def routing(facts: Facts) -> list[Finding]:
     if not facts.live:
-        return _routing_from_logs(facts)
+        return []  # logs alone: rules_logs
     assert facts.organization is not None
     table = RoutingTable(
         facts.organization,
@@ -495,42 +407,6 @@ def routing(facts: Facts) -> list[Finding]:
             )
         )
     return findings
-
-
-def _routing_from_logs(facts: Facts) -> list[Finding]:
-    t = facts.logs.tracking
-    failing = facts.logs.by_outcome(
-        LogKind.SMTP_SEND,
-        *(o for o in Outcome if o is not Outcome.DELIVERED),
-    )
-    if not t.stuck or failing:
-        return []
-    return [
-        Finding(
-            cause=NO_ROUTE,
-            title="Messages were received and never sent: routing may have no path",
-            severity=Severity.WARNING,
-            confidence=Confidence.LOW,
-            summary=(
-                "The tracking log shows messages received by a hub and then neither sent, "
-                "delivered, deferred nor failed, and the SmtpSend log shows no failed attempt "
-                "for them: the categorizer found no route (Unreachable queue). Check the site "
-                "links between the sites (Get-AdSiteLink) and the Unreachable queue "
-                "(Get-Queue)."
-            ),
-            evidence=log_evidence(t.stuck, 8),
-            fixes=[
-                cmd.shell(
-                    "Get-AdSiteLink | Format-Table Name,Sites,Cost,ExchangeCost",
-                    "Get-Queue -Identity *\\Unreachable | Format-List",
-                    comment="see what routing has, then create the missing site link and "
-                    "Retry-Queue <SERVER>\\Unreachable -Resubmit $true",
-                )
-            ],
-            symptoms=(3, 4),
-            subject="routing",
-        )
-    ]
 
 
 RULES: list[Rule] = [inspection, port_25, routing]

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from sitemail.clock import ManualClock
 from sitemail.diagnose import samples
-from sitemail.diagnose.logs import LogKind, ProtocolRow, SmtpSession
 from sitemail.diagnose.conversation import digest
+from sitemail.diagnose.logs import LogKind, ProtocolRow, SmtpSession
 from sitemail.diagnose.logscan import Outcome, scan_logs
 from sitemail.diagnose.offline import troubleshoot_logs
 from sitemail.transport.protocol_log import ProtocolLog
