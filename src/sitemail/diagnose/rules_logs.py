@@ -163,7 +163,12 @@ def collect_paths(d: LogDigest) -> dict[tuple[str, str], PathFacts]:
             client = peer or ""
             if not client:
                 continue
-            hub = org.is_hub(client) or org.is_hub(endpoint_ip(example.remote))
+            ip = endpoint_ip(example.remote)
+            hub = org.is_hub(client) or org.is_hub(ip) or (
+                # A server of the organization whose own logs are missing: an internal
+                # address and a name in the organization's domains.
+                org.is_internal(ip) and "." in client and org.is_org_domain(client)
+            )
             if not hub:
                 continue
             p = path(org.name_of(client), server)
