@@ -410,7 +410,7 @@ def _conclude(session: SmtpSession, server: str, st: _Reader, send: bool) -> Ses
     )
     firewall = (
         Firewall.PIX
-        if pix and (banner_masked or not st.banner)
+        if st.masked_command or (pix and (banner_masked or not st.banner))
         else Firewall.ASA
         if masked
         else Firewall.BANNER
@@ -422,7 +422,7 @@ def _conclude(session: SmtpSession, server: str, st: _Reader, send: bool) -> Ses
     if send:
         outcome = _send_outcome(st, notes, keywords, firewall, refused)
     else:
-        outcome = _receive_outcome(st, keywords, refused, firewall)
+        outcome = _receive_outcome(st, keywords, refused, firewall, notes)
     if outcome is None:
         return None
     if outcome in (Outcome.NO_EXCHANGE_AUTH, Outcome.NO_AUTH, Outcome.QUIT_DESPITE_OFFER) and (
@@ -500,10 +500,22 @@ def _tls_done(st: _Reader) -> bool:
 
 
 def _receive_outcome(
-    st: _Reader, keywords: tuple[str, ...], refused: Refusal | None, firewall: Firewall
+    st: _Reader,
+    keywords: tuple[str, ...],
+    refused: Refusal | None,
+    firewall: Firewall,
+    notes: dict[Outcome | str, str],
 ) -> Outcome | None:
     if firewall is not Firewall.NONE and not st.delivered and st.principal is Principal.ANONYMOUS:
         return Outcome.MASKED
+    if not st.delivered and st.principal is Principal.ANONYMOUS:
+        # The peer asked for anonymous TLS or Exchange authentication and it failed.
+        if Outcome.TLS_FAILED in notes:
+            return Outcome.TLS_FAILED
+        if Outcome.AUTH_FAILED in notes or any(
+            r.verb == "X-EXPS" and r.code in (454, 535) for r in st.refusals
+        ):
+            return Outcome.AUTH_FAILED
     if refused is not None and st.principal is Principal.SERVER:
         return Outcome.SEND_AS_DENIED
     if refused is not None and st.principal is Principal.ANONYMOUS and refused.verb == "MAIL":

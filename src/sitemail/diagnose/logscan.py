@@ -17,7 +17,7 @@ the readers' own bounds, whatever the size of the logs.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,9 @@ from sitemail.diagnose.conversation import (
     digest,
 )
 from sitemail.diagnose.logs import (
+    ExchangeLogFile,
     LogKind,
+    ProtocolRow,
     SmtpSession,
     find_log_files,
     group_sessions,
@@ -38,6 +40,7 @@ from sitemail.diagnose.logs import (
     read_tracking_rows,
 )
 from sitemail.diagnose.orgmap import OrgMap, endpoint_ip, folder_server, host_label
+from sitemail.transport.tracking_log import TrackingEntry
 
 __all__ = [
     "Group",
@@ -61,13 +64,12 @@ MAX_TRACKED_MESSAGES = 100_000
 MAX_TRACKING_EXAMPLES = 10
 #: Sources and domains kept per relaying connector.
 MAX_RELAY_KEYS = 2_000
+MAX_RELAY_PAIRS = 50_000
 
 INTRA_ORG = "intra-organization"
 #: Receive outcomes of a client that gave up at once: kept per client, since the client
 #: may be another site's hub (the rules decide).
-_PATH_OUTCOMES = frozenset(
-    {Outcome.NO_EXCHANGE_AUTH, Outcome.QUIT_DESPITE_OFFER, Outcome.MASKED}
-)
+_PATH_OUTCOMES = frozenset({Outcome.NO_EXCHANGE_AUTH, Outcome.QUIT_DESPITE_OFFER, Outcome.MASKED})
 MAX_GROUPS = 50_000
 #: A message received and not passed on for this long when the log ends is stuck.
 STUCK_AFTER = timedelta(minutes=30)
@@ -92,8 +94,11 @@ class RelayFacts:
     sessions: int = 0
     sources: Counter[str] = field(default_factory=Counter)
     domains: Counter[str] = field(default_factory=Counter)
+    pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(source address, recipient domain) -> sessions, to judge once the organization's
+    networks and domains are known."""
     examples: dict[str, SessionDigest] = field(default_factory=dict)
-    """One example session per source address."""
+    """One example session per recipient domain."""
 
 
 @dataclass(slots=True)
@@ -184,16 +189,20 @@ def _learn(out: LogDigest, d: SessionDigest, server: str) -> None:
         if d.own_name:
             org.server(server, fqdn=d.own_name)
         org.address(endpoint_ip(d.local), host_label(server) or server.lower())
-        intra = INTRA_ORG in d.connector_id.lower() or d.principal is Principal.SERVER or (
-            d.outcome
-            in (
-                Outcome.MASKED,
-                Outcome.NO_EXCHANGE_AUTH,
-                Outcome.NO_AUTH,
-                Outcome.SEND_AS_DENIED,
-                Outcome.CERTIFICATE,
-                Outcome.TLS_FAILED,
-                Outcome.AUTH_FAILED,
+        intra = (
+            INTRA_ORG in d.connector_id.lower()
+            or d.principal is Principal.SERVER
+            or (
+                d.outcome
+                in (
+                    Outcome.MASKED,
+                    Outcome.NO_EXCHANGE_AUTH,
+                    Outcome.NO_AUTH,
+                    Outcome.SEND_AS_DENIED,
+                    Outcome.CERTIFICATE,
+                    Outcome.TLS_FAILED,
+                    Outcome.AUTH_FAILED,
+                )
             )
         )
         if intra and d.peer and not d.peer[0].isdigit():
@@ -235,8 +244,10 @@ def _anonymous(out: LogDigest, d: SessionDigest) -> None:
         for domain in d.accepted_domains:
             if len(relay.domains) < MAX_RELAY_KEYS or domain in relay.domains:
                 relay.domains[domain] += 1
-        if source not in relay.examples and len(relay.examples) < 50:
-            relay.examples[source] = d
+            if len(relay.pairs) < MAX_RELAY_PAIRS or (source, domain) in relay.pairs:
+                relay.pairs[(source, domain)] += 1
+            if domain not in relay.examples and len(relay.examples) < MAX_RELAY_KEYS:
+                relay.examples[domain] = d
     if d.outcome in (Outcome.DELIVERED, Outcome.ANONYMOUS_RELAY, Outcome.NOT_AUTHENTICATED):
         facts = out.anonymous.setdefault(d.connector_id, AnonymousFacts())
         if d.outcome is Outcome.NOT_AUTHENTICATED:
@@ -264,7 +275,9 @@ def _file_server(sessions: list[SmtpSession], kind: LogKind, path: str) -> str:
                 return s.connector_id.split("\\", 1)[0]
     folder = folder_server(path)
     if folder:
-        return folder
+        # A folder named in lower case (ex01-logs) says which server, not how the
+        # organization writes its name: NetBIOS names are upper case.
+        return folder.upper() if folder.islower() else folder
     return Path(path).parent.name
 
 
@@ -300,55 +313,89 @@ def scan_protocol_logs(
             continue
     done = 0
     # Receive logs first: their connector ids name the servers, which the send logs'
-    # peers are then matched against.
+    # peers are then matched against.  The files of one folder are read as one stream,
+    # in Exchange's (chronological) order, so that a session cut by a file rotation is
+    # joined again.
     logs.sort(key=lambda log: log.kind is not LogKind.SMTP_RECEIVE)
+    chains: dict[tuple[str, LogKind], list[ExchangeLogFile]] = {}
     for log in logs:
-        path = str(log.path)
-        out.files.append(path)
-        if log.release:
-            out.releases.add(log.release)
-        try:
-            size = log.path.stat().st_size
-        except OSError:
-            continue
-        out.bytes += size
-        sessions = list(group_sessions(read_protocol_file(log)))
-        _add_file(out, sessions, log.kind, path)
-        done += size
-        if progress is not None:
-            progress(done, total)
+        chains.setdefault((str(log.path.parent), log.kind), []).append(log)
+    for (_folder, kind), chain in chains.items():
+        sizes = []
+        for log in chain:
+            out.files.append(str(log.path))
+            if log.release:
+                out.releases.add(log.release)
+            try:
+                sizes.append(log.path.stat().st_size)
+            except OSError:
+                sizes.append(0)
+        out.bytes += sum(sizes)
+
+        def rows(
+            chain: list[ExchangeLogFile] = chain, sizes: list[int] = sizes
+        ) -> Iterator[ProtocolRow]:
+            nonlocal done
+            for log, size in zip(chain, sizes, strict=True):
+                yield from read_protocol_file(log)
+                done += size
+                if progress is not None:
+                    progress(done, total)
+
+        _add_file(out, group_sessions(rows()), kind, str(chain[0].path))
     return out
 
 
-def _add_file(out: LogDigest, sessions: list[SmtpSession], kind: LogKind, path: str) -> None:
-    folder = _file_server(sessions, kind, path)
-    digests: list[SessionDigest] = []
-    for session in sessions:
-        out.sessions += 1
-        out.rows += len(session.rows)
-        d = digest(session, folder)
-        if d is not None:
-            digests.append(d)
+#: Sessions looked at first to tell whose log a folder is.
+_PEEK = 64
+
+
+def _add_file(out: LogDigest, sessions: Iterable[SmtpSession], kind: LogKind, path: str) -> None:
+    """Digest a stream of sessions of one server's folder, in bounded memory: the first
+    sessions say whose log it is, the rest are digested as they come."""
+    stream = iter(sessions)
+    head: list[SmtpSession] = []
+    for session in stream:
+        head.append(session)
+        if len(head) >= _PEEK:
+            break
+    folder = _file_server(head, kind, path)
+    digests = [d for d in (digest(s, folder) for s in head) if d is not None]
     server = folder if kind is LogKind.SMTP_RECEIVE else _own_name_server(out, digests, folder)
     out.org.server(server)
     out.servers_with_logs.setdefault(server, set()).add(kind)
+    for session in head:
+        out.sessions += 1
+        out.rows += len(session.rows)
     for d in digests:
-        d.server = server
-        _learn(out, d, server)
-        _anonymous(out, d)
-        if d.outcome is Outcome.ANONYMOUS_RELAY:
-            continue  # judged per connector once the organization is known
-        if (
-            d.kind is LogKind.SMTP_RECEIVE
-            and d.principal is not Principal.SERVER
-            and (d.outcome not in _PATH_OUTCOMES or len(out.groups) > MAX_GROUPS)
-        ):
-            d.peer = ""  # Internet clients: one group per outcome, not per random name
-        elif d.kind is LogKind.SMTP_SEND and INTRA_ORG not in d.connector_id.lower() and (
-            d.outcome is Outcome.DELIVERED
-        ):
-            d.peer = ""
-        out.add(d)
+        _take(out, d, server)
+    for session in stream:
+        out.sessions += 1
+        out.rows += len(session.rows)
+        found = digest(session, server)
+        if found is not None:
+            _take(out, found, server)
+
+
+def _take(out: LogDigest, d: SessionDigest, server: str) -> None:
+    d.server = server
+    _learn(out, d, server)
+    _anonymous(out, d)
+    if d.outcome is Outcome.ANONYMOUS_RELAY:
+        return  # judged per connector once the organization is known
+    if (
+        d.kind is LogKind.SMTP_RECEIVE
+        and d.principal is not Principal.SERVER
+        and (d.outcome not in _PATH_OUTCOMES or len(out.groups) > MAX_GROUPS)
+    ):
+        d.peer = ""  # Internet clients: one group per outcome, not per random name
+    elif (
+        d.kind is LogKind.SMTP_SEND
+        and INTRA_ORG not in d.connector_id.lower()
+        and d.outcome is Outcome.DELIVERED
+    ):
+        d.peer = ""
+    out.add(d)
 
 
 # ------------------------------------------------------------------ tracking logs
@@ -358,6 +405,18 @@ _FOLLOW_UPS = frozenset({"SEND", "DELIVER", "FAIL", "DEFER", "DSN", "TRANSFER", 
 
 def _tracking_row(path: str, line: int, text: str) -> KeyRow:
     return KeyRow(f"{path}:{line}" if path else "", text)
+
+
+def _learn_tracking(org: OrgMap, entry: TrackingEntry, event: str) -> None:
+    """A tracking row names the server that wrote it and, between hubs, the other one:
+    the addresses of servers whose protocol logs may be missing."""
+    if event == "RECEIVE" and entry.source.upper() == "SMTP" and entry.server_hostname:
+        org.address(entry.server_ip, org.server(entry.server_hostname, fqdn=entry.server_hostname))
+    elif event == "SEND" and entry.client_hostname:
+        org.address(entry.client_ip, org.server(entry.client_hostname, fqdn=entry.client_hostname))
+        if INTRA_ORG in entry.connector_id.lower() and entry.server_hostname:
+            peer = org.server(entry.server_hostname, fqdn=entry.server_hostname)
+            org.address(entry.server_ip, peer)
 
 
 def scan_tracking_logs(
@@ -397,6 +456,7 @@ def scan_tracking_logs(
                 t.delayed.append(
                     _tracking_row(*where, f"DSN {entry.message_subject} to {recipients}")
                 )
+        _learn_tracking(out.org, entry, event)
         if event == "DELIVER":
             for address in entry.recipient_address:
                 out.org.domain(address.rpartition("@")[2], 1)

@@ -60,8 +60,10 @@ MAX_NAMES = 10_000
 def inside_internal(first: int, last: int) -> bool:
     """Does the IPv4 range first..last lie wholly inside one internal network?"""
     for net in INTERNAL_NETWORKS:
-        if net.version == 4 and int(net.network_address) <= first and last <= int(
-            net.broadcast_address
+        if (
+            net.version == 4
+            and int(net.network_address) <= first
+            and last <= int(net.broadcast_address)
         ):
             return True
     return False
@@ -137,11 +139,12 @@ class OrgMap:
     hubs: set[str] = field(default_factory=set)
     """Host labels known to be Exchange hubs (log owners, authenticated servers)."""
     domains: Counter[str] = field(default_factory=Counter)
-    """Registrable domains of the organization (servers, accepted domains, users)."""
+    """Domains of the organization (its servers' DNS domains, accepted domains, users')."""
     internal_ips: set[str] = field(default_factory=set)
     """Addresses of the organization's servers and authenticated clients."""
     connectors: dict[str, set[str]] = field(default_factory=dict)
     """host label -> receive connector ids seen in its logs."""
+    _judged: dict[tuple[str, int], bool] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- learning
 
@@ -159,7 +162,7 @@ class OrgMap:
             self.names[label] = label.upper()
         if fqdn and "." in fqdn and not _is_ip(fqdn):
             self.fqdns.setdefault(label, fqdn.lower())
-            self.domains[registrable(fqdn)] += 1
+            self.domain(fqdn.lower().split(".", 1)[1])
         if hub:
             self.hubs.add(label)
         return label
@@ -175,8 +178,9 @@ class OrgMap:
             self.internal_ips.add(ip)
 
     def domain(self, domain: str, weight: int = 1) -> None:
-        if domain and "." in domain and len(self.domains) < MAX_NAMES:
-            self.domains[registrable(domain)] += weight
+        domain = domain.lower().strip(".")
+        if "." in domain and (domain in self.domains or len(self.domains) < MAX_NAMES):
+            self.domains[domain] += weight
 
     def connector(self, label: str, connector_id: str) -> None:
         if label and len(self.connectors.get(label, ())) < 100:
@@ -216,9 +220,31 @@ class OrgMap:
         return False
 
     def is_org_domain(self, domain: str) -> bool:
+        """Is ``domain`` one of the organization's, a subdomain of one, or the parent of one
+        (the accepted domain contoso.com above the servers' corp.contoso.com)?  Public
+        suffixes (com, co.uk) are never parents."""
+        domain = domain.lower().strip(".")
         if not domain:
             return True
-        return registrable(domain) in self.domains
+        if domain in self.domains:
+            return True
+        key = (domain, len(self.domains))
+        cached = self._judged.get(key)
+        if cached is not None:
+            return cached
+        answer = self._related(domain)
+        if len(self._judged) < MAX_NAMES:
+            self._judged[key] = answer
+        return answer
+
+    def _related(self, domain: str) -> bool:
+        parent_ok = registrable(domain) == domain or domain.count(".") >= 2
+        for known in self.domains:
+            if domain.endswith("." + known):
+                return True
+            if parent_ok and known.endswith("." + domain):
+                return True
+        return False
 
     def default_connector(self, server: str, port: int | None = None) -> str:
         """The connector hub-to-hub mail lands on: the one its logs show named ``Default ...``

@@ -164,10 +164,14 @@ def collect_paths(d: LogDigest) -> dict[tuple[str, str], PathFacts]:
             if not client:
                 continue
             ip = endpoint_ip(example.remote)
-            hub = org.is_hub(client) or org.is_hub(ip) or (
-                # A server of the organization whose own logs are missing: an internal
-                # address and a name in the organization's domains.
-                org.is_internal(ip) and "." in client and org.is_org_domain(client)
+            hub = (
+                org.is_hub(client)
+                or org.is_hub(ip)
+                or (
+                    # A server of the organization whose own logs are missing: an internal
+                    # address and a name in the organization's domains.
+                    org.is_internal(ip) and "." in client and org.is_org_domain(client)
+                )
             )
             if not hub:
                 continue
@@ -216,13 +220,80 @@ def _retry(p: PathFacts) -> Fix:
 def path_findings(d: LogDigest) -> list[Finding]:
     findings: list[Finding] = []
     hub_connectors = _hub_connectors(d)
-    for p in collect_paths(d).values():
-        if p.sender.lower() == p.receiver.lower():
-            continue
-        found = _judge(d, p, hub_connectors)
+    paths = [p for p in collect_paths(d).values() if p.sender.lower() != p.receiver.lower()]
+    own = _senders_that_cannot_authenticate(paths)
+    for p in paths:
+        if p.sender.lower() in own and not p.send:
+            found: Finding | None = _sender_cannot_authenticate(p, own[p.sender.lower()])
+        else:
+            found = _judge(d, p, hub_connectors)
         if found is not None:
             findings.append(found)
     return findings
+
+
+def _quits(p: PathFacts) -> bool:
+    """Seen from the receiver alone: the hub quit after a whole reply offering
+    X-ANONYMOUSTLS."""
+    return Outcome.QUIT_DESPITE_OFFER in p.receive and not p.send
+
+
+def _senders_that_cannot_authenticate(paths: list[PathFacts]) -> dict[str, list[PathFacts]]:
+    """Hubs that quit right after a whole EHLO reply towards two or more receivers, where no
+    other hub does so towards the same receivers: the trouble travels with the sender (its
+    certificate), not with a path through a firewall, which every hub on one side of it
+    meets. Only judged where the sender's own SmtpSend log is missing."""
+    quitting: dict[str, list[PathFacts]] = defaultdict(list)
+    for p in paths:
+        if _quits(p):
+            quitting[p.sender.lower()].append(p)
+    out = {}
+    for sender, failing in quitting.items():
+        receivers = {p.receiver.lower() for p in failing}
+        others = [
+            p
+            for p in paths
+            if p.sender.lower() != sender and p.receiver.lower() in receivers and _quits(p)
+        ]
+        if len(receivers) >= 2 and not others:
+            out[sender] = failing
+    return out
+
+
+def _sender_cannot_authenticate(p: PathFacts, failing: list[PathFacts]) -> Finding | None:
+    severity = _severity(p, {Outcome.QUIT_DESPITE_OFFER})
+    if severity is None:
+        return None
+    receivers = ", ".join(sorted(x.receiver for x in failing))
+    return Finding(
+        cause=CERTIFICATE,
+        title=f"{p.sender} cannot start Exchange Server authentication",
+        severity=severity,
+        confidence=Confidence.MEDIUM,
+        summary=(
+            f"Every receiver's log ({receivers}) shows {p.sender} quitting right after an EHLO "
+            "reply that offered X-ANONYMOUSTLS and X-EXPS, while the other hubs go on to "
+            f"authenticate: {p.sender} cannot use its Internal Transport Certificate (451 5.7.3 "
+            "Cannot load Internal Transport Certificate). Its own SmtpSend log would say so."
+        ),
+        evidence=[
+            ev
+            for x in failing[:3]
+            for ev in _evidence(
+                x.receive[Outcome.QUIT_DESPITE_OFFER], f"from {p.sender}: quit after EHLO", 4
+            )
+        ],
+        fixes=[
+            cmd.shell(
+                f"Get-ExchangeCertificate -Server {p.sender} | Format-List "
+                "Thumbprint,Services,NotAfter,Status",
+                f"New-ExchangeCertificate -Server {p.sender} -Services SMTP",
+                comment="renew a missing or expired SMTP certificate",
+            )
+        ],
+        symptoms=(3, 4),
+        subject=p.sender,
+    )
 
 
 def _hub_connectors(d: LogDigest) -> dict[str, set[str]]:
@@ -238,9 +309,17 @@ def _judge(d: LogDigest, p: PathFacts, hub_connectors: dict[str, set[str]]) -> F
     send, recv = p.send, p.receive
     masked = {Outcome.MASKED, Outcome.QUIT_DESPITE_OFFER}
     no_auth = {Outcome.NO_EXCHANGE_AUTH, Outcome.NO_AUTH}
-    if Outcome.MASKED in send or Outcome.MASKED in recv or Outcome.QUIT_DESPITE_OFFER in recv:
+    certs = {Outcome.CERTIFICATE, Outcome.TLS_FAILED, Outcome.AUTH_FAILED}
+    if (
+        Outcome.MASKED in send
+        or Outcome.MASKED in recv
+        or (Outcome.QUIT_DESPITE_OFFER in recv and not (send.keys() | recv.keys()) & certs)
+    ):
         severity = _severity(p, masked | no_auth)
         return _inspection(p, severity) if severity else None
+    if (send.keys() | recv.keys()) & certs:
+        severity = _severity(p, certs)
+        return _certificate(p, severity) if severity else None
     if send.keys() & no_auth or Outcome.NO_EXCHANGE_AUTH in recv:
         severity = _severity(p, no_auth)
         return _no_exchange_auth(d, p, severity, hub_connectors) if severity else None
@@ -253,10 +332,6 @@ def _judge(d: LogDigest, p: PathFacts, hub_connectors: dict[str, set[str]]) -> F
     if Outcome.FAILED_TO_CONNECT in send:
         severity = _severity(p, {Outcome.FAILED_TO_CONNECT})
         return _unreachable(p, severity) if severity else None
-    certs = {Outcome.CERTIFICATE, Outcome.TLS_FAILED, Outcome.AUTH_FAILED}
-    if send.keys() & certs:
-        severity = _severity(p, certs)
-        return _certificate(p, severity) if severity else None
     return None
 
 
@@ -532,10 +607,11 @@ def _unreachable(p: PathFacts, severity: Severity) -> Finding:
 
 
 def _certificate(p: PathFacts, severity: Severity) -> Finding:
-    if Outcome.CERTIFICATE in p.send:
+    seen = {**p.receive, **p.send}
+    if Outcome.CERTIFICATE in seen:
         outcome, subject = Outcome.CERTIFICATE, p.sender
         title = f"{p.sender} cannot load its Internal Transport Certificate"
-    elif Outcome.TLS_FAILED in p.send:
+    elif Outcome.TLS_FAILED in seen:
         outcome, subject = Outcome.TLS_FAILED, p.subject
         title = f"TLS negotiation between {p.sender} and {p.receiver} fails"
     else:
@@ -552,7 +628,7 @@ def _certificate(p: PathFacts, severity: Severity) -> Finding:
             "certificates (and Kerberos). Check that each hub has a valid certificate enabled "
             "for SMTP and that the clocks agree."
         ),
-        evidence=_evidence(p.send[outcome], f"to {p.receiver} failed ({outcome.value})"),
+        evidence=_evidence(seen[outcome], f"between {p.sender} and {p.receiver} failed"),
         fixes=[
             cmd.shell(
                 f"Get-ExchangeCertificate -Server {server} | Format-List "
@@ -649,24 +725,32 @@ def relay_findings(d: LogDigest) -> list[Finding]:
     return out
 
 
-def _relayed_outside(org: OrgMap, relay: RelayFacts) -> list[SessionDigest]:
-    return [
-        e
-        for ip, e in relay.examples.items()
-        if not org.is_internal(ip) and any(not org.is_org_domain(x) for x in e.accepted_domains)
-    ]
+def _relayed_outside(org: OrgMap, relay: RelayFacts) -> list[tuple[str, str, int]]:
+    """(source, domain, sessions) of relaying from outside the organization's networks to
+    domains that are not its own, most sessions first."""
+    return sorted(
+        (
+            (source, domain, n)
+            for (source, domain), n in relay.pairs.items()
+            if not org.is_internal(source) and not org.is_org_domain(domain)
+        ),
+        key=lambda x: -x[2],
+    )
 
 
-def _open_relay(connector: str, relay: RelayFacts, outside: list[SessionDigest]) -> Finding:
-    ex = outside[0]
-    foreign = list(ex.accepted_domains)[:3]
+def _open_relay(connector: str, relay: RelayFacts, outside: list[tuple[str, str, int]]) -> Finding:
+    sources = sorted({src for src, _, _ in outside})
+    domains = sorted({dom for _, dom, _ in outside})
+    first = outside[0]
+    ex = relay.examples.get(first[1])
     evidence = [
         Evidence(
             EvidenceKind.LOG,
-            f"{len(outside)} outside address(es) relayed through {connector}, e.g. "
-            f"{endpoint_ip(ex.remote)} to {', '.join(foreign)}",
+            f"{sum(n for _, _, n in outside)} recipient(s) of {len(domains)} outside domain(s) "
+            f"({', '.join(domains[:4])}) accepted from {len(sources)} outside address(es) "
+            f"({', '.join(sources[:4])}) on {connector}",
         ),
-        *log_evidence(ex.rows, 6),
+        *(log_evidence(ex.rows, 6) if ex is not None else []),
     ]
     return Finding(
         cause=OPEN_RELAY,
@@ -756,12 +840,15 @@ def consequences(d: LogDigest, roots: list[Finding]) -> list[Finding]:
             Finding(
                 cause=NO_ROUTE,
                 title="Messages were received and never sent: routing may have no path",
-                severity=Severity.WARNING if t.stuck_old else Severity.INFO,
+                # Information only: the tracking logs of the servers that passed such a
+                # message on may simply be missing, which logs alone cannot tell.
+                severity=Severity.INFO,
                 confidence=Confidence.LOW,
                 summary=(
                     "The tracking log shows messages received and then neither sent, "
                     "delivered, deferred nor failed, and no failed attempt in the SmtpSend "
-                    "logs: the categorizer may have found no route (Unreachable queue)."
+                    "logs: the categorizer may have found no route (Unreachable queue)"
+                    + (", and some waited over 30 minutes." if t.stuck_old else ".")
                 ),
                 evidence=log_evidence(t.stuck, 8),
                 fixes=[
