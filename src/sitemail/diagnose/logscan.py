@@ -69,7 +69,15 @@ MAX_RELAY_PAIRS = 50_000
 INTRA_ORG = "intra-organization"
 #: Receive outcomes of a client that gave up at once: kept per client, since the client
 #: may be another site's hub (the rules decide).
-_PATH_OUTCOMES = frozenset({Outcome.NO_EXCHANGE_AUTH, Outcome.QUIT_DESPITE_OFFER, Outcome.MASKED})
+_PATH_OUTCOMES = frozenset(
+    {
+        Outcome.NO_EXCHANGE_AUTH,
+        Outcome.QUIT_DESPITE_OFFER,
+        Outcome.MASKED,
+        Outcome.TLS_FAILED,
+        Outcome.AUTH_FAILED,
+    }
+)
 MAX_GROUPS = 50_000
 #: A message received and not passed on for this long when the log ends is stuck.
 STUCK_AFTER = timedelta(minutes=30)

@@ -255,9 +255,20 @@ def _senders_that_cannot_authenticate(paths: list[PathFacts]) -> dict[str, list[
             for p in paths
             if p.sender.lower() != sender and p.receiver.lower() in receivers and _quits(p)
         ]
-        if len(receivers) >= 2 and not others:
+        # A firewall between sites spares the sender's own site: the sender must fail
+        # towards a receiver of its own subnet too (where none is seen, the path is blamed).
+        if len(receivers) >= 2 and not others and any(_same_subnet(p) for p in failing):
             out[sender] = failing
     return out
+
+
+def _same_subnet(p: PathFacts) -> bool:
+    """Sender and receiver in one /24 (one site, no firewall between them)."""
+    for e in p.receive.get(Outcome.QUIT_DESPITE_OFFER, Side()).examples():
+        client, server = endpoint_ip(e.remote), endpoint_ip(e.local)
+        if client.count(".") == 3 and client.rsplit(".", 1)[0] == server.rsplit(".", 1)[0]:
+            return True
+    return False
 
 
 def _sender_cannot_authenticate(p: PathFacts, failing: list[PathFacts]) -> Finding | None:
