@@ -366,6 +366,9 @@ _INFO_PATTERNS: tuple[tuple[Outcome | str, tuple[str, ...]], ...] = (
             "connection attempt failed",
             "winsock error",
             "connection refused",
+            "actively refused",
+            "did not properly respond",
+            "no connection could be made",
             "4.2.1",
             "10060",
             "10061",
@@ -467,6 +470,20 @@ def _send_outcome(
         if st.connected and (st.ended or Outcome.DROPPED_BEFORE_BANNER in notes):
             return Outcome.DROPPED_BEFORE_BANNER
         return None
+    gave_up = (
+        not st.delivered
+        and st.first_reply_code == 250
+        and st.after_first_hello in ("QUIT", None)
+        and st.principal is Principal.ANONYMOUS
+    )
+    if gave_up and "cannot-achieve" not in notes:
+        # A hub that quits right after the EHLO reply gave up on Exchange Server
+        # authentication, whether or not its log says 451 5.7.3 (the wording of that row
+        # is not settled, spec exchange-2010.md 4.5): with X-ANONYMOUSTLS offered, its own
+        # certificate failed it (the decision tree of 3.2).
+        if firewall is Firewall.NONE and "X-ANONYMOUSTLS" in keywords:
+            return Outcome.CERTIFICATE
+        notes["cannot-achieve"] = st.first_reply_at
     if Outcome.CERTIFICATE in notes:
         return Outcome.CERTIFICATE
     if "cannot-achieve" in notes:

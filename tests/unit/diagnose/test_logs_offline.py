@@ -266,3 +266,27 @@ def test_no_session_crashes_the_digest(rows: list[tuple[str, str, str]]) -> None
         session.kind = kind
         result = digest(session, "EX-NY1")
         assert result is None or result.outcome in Outcome
+
+
+@pytest.mark.parametrize(
+    ("step", "cause"),
+    [
+        (lambda s, r, _: samples.send_masked(s), "esmtp-inspection"),
+        (
+            lambda s, r, _: samples.send_refused_at_ehlo(s, samples.EHLO_NO_EXCHANGE_AUTH),
+            "connector-auth-mechanism",
+        ),
+    ],
+    ids=["masked", "no-exchange-auth"],
+)
+def test_a_sender_that_logs_no_451_row_still_tells_the_cause(
+    tmp_path: Path, step: Callable[[ProtocolLog, ProtocolLog, ProtocolLog], None], cause: str
+) -> None:
+    # How a 2010 sender records its synthetic 451 5.7.3 is not settled (spec 4.5): a hub that
+    # quits right after the EHLO reply has given up on Exchange Server authentication.
+    root = write(tmp_path, step)
+    for log in root.rglob("*.LOG"):
+        rows = log.read_text().splitlines(keepends=True)
+        log.write_text("".join(r for r in rows if "5.7.3" not in r))
+    report = troubleshoot_logs([root])
+    assert [f.cause for f in report.findings if f.severity.value == "error"] == [cause]
