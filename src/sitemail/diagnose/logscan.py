@@ -283,8 +283,10 @@ def _file_server(sessions: list[SmtpSession], kind: LogKind, path: str) -> str:
                 return s.connector_id.split("\\", 1)[0]
     folder = folder_server(path)
     if folder:
-        # A folder named in lower case (ex01-logs) says which server, not how the
-        # organization writes its name: NetBIOS names are upper case.
+        # A folder named in lower case (ex01-logs) or by FQDN says which server, not how
+        # the organization writes its name: NetBIOS names are upper case.
+        if "." in folder and not folder[0].isdigit():
+            folder = folder.split(".", 1)[0]
         return folder.upper() if folder.islower() else folder
     return Path(path).parent.name
 
