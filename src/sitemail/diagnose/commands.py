@@ -142,3 +142,13 @@ def ranges_without(ranges: Sequence[str], addresses: Iterable[str]) -> list[str]
             a, b = ipaddress.IPv4Address(lo), ipaddress.IPv4Address(hi)
             out.append(str(a) if lo == hi else f"{a}-{b}")
     return out
+
+
+def certificate_fix(server: str) -> Fix:
+    """See the server's certificates, then make a new one for SMTP."""
+    return shell(
+        f"Get-ExchangeCertificate -Server {server} | Format-List "
+        "Thumbprint,Services,NotAfter,Status",
+        f"New-ExchangeCertificate -Server {server} -Services SMTP",
+        comment="renew an expired or missing SMTP certificate",
+    )

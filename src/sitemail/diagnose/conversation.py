@@ -495,12 +495,9 @@ def _send_outcome(
             if "STARTTLS" not in keywords and "AUTH" not in keywords:
                 return Outcome.NO_AUTH
             return Outcome.NO_EXCHANGE_AUTH
-    if Outcome.TLS_FAILED in notes:
-        return Outcome.TLS_FAILED
-    if Outcome.AUTH_FAILED in notes or any(
-        r.verb == "X-EXPS" and r.code in (454, 535) for r in st.refusals
-    ):
-        return Outcome.AUTH_FAILED
+    failed = _tls_or_auth_failed(st, notes)
+    if failed is not None:
+        return failed
     if refused is not None and st.principal is Principal.SERVER:
         return Outcome.SEND_AS_DENIED
     if "cannot-achieve" in notes:
@@ -509,6 +506,17 @@ def _send_outcome(
         return Outcome.RELAY_DENIED
     if st.delivered:
         return Outcome.DELIVERED
+    return None
+
+
+def _tls_or_auth_failed(st: _Reader, notes: dict[Outcome | str, str]) -> Outcome | None:
+    """Anonymous TLS that failed, or Exchange authentication refused (454/535 to X-EXPS)."""
+    if Outcome.TLS_FAILED in notes:
+        return Outcome.TLS_FAILED
+    if Outcome.AUTH_FAILED in notes or any(
+        r.verb == "X-EXPS" and r.code in (454, 535) for r in st.refusals
+    ):
+        return Outcome.AUTH_FAILED
     return None
 
 
@@ -527,12 +535,9 @@ def _receive_outcome(
         return Outcome.MASKED
     if not st.delivered and st.principal is Principal.ANONYMOUS:
         # The peer asked for anonymous TLS or Exchange authentication and it failed.
-        if Outcome.TLS_FAILED in notes:
-            return Outcome.TLS_FAILED
-        if Outcome.AUTH_FAILED in notes or any(
-            r.verb == "X-EXPS" and r.code in (454, 535) for r in st.refusals
-        ):
-            return Outcome.AUTH_FAILED
+        failed = _tls_or_auth_failed(st, notes)
+        if failed is not None:
+            return failed
     if refused is not None and st.principal is Principal.SERVER:
         return Outcome.SEND_AS_DENIED
     if refused is not None and st.principal is Principal.ANONYMOUS and refused.verb == "MAIL":

@@ -294,14 +294,7 @@ def _sender_cannot_authenticate(p: PathFacts, failing: list[PathFacts]) -> Findi
                 x.receive[Outcome.QUIT_DESPITE_OFFER], f"from {p.sender}: quit after EHLO", 4
             )
         ],
-        fixes=[
-            cmd.shell(
-                f"Get-ExchangeCertificate -Server {p.sender} | Format-List "
-                "Thumbprint,Services,NotAfter,Status",
-                f"New-ExchangeCertificate -Server {p.sender} -Services SMTP",
-                comment="renew a missing or expired SMTP certificate",
-            )
-        ],
+        fixes=[cmd.certificate_fix(p.sender)],
         symptoms=(3, 4),
         subject=p.sender,
     )
@@ -640,14 +633,7 @@ def _certificate(p: PathFacts, severity: Severity) -> Finding:
             "for SMTP and that the clocks agree."
         ),
         evidence=_evidence(seen[outcome], f"between {p.sender} and {p.receiver} failed"),
-        fixes=[
-            cmd.shell(
-                f"Get-ExchangeCertificate -Server {server} | Format-List "
-                "Thumbprint,Services,NotAfter,Status",
-                f"New-ExchangeCertificate -Server {server} -Services SMTP",
-                comment="renew an expired or missing SMTP certificate",
-            )
-        ],
+        fixes=[cmd.certificate_fix(server)],
         symptoms=(3, 4),
         subject=subject,
     )

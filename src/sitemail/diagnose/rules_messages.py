@@ -233,14 +233,7 @@ def certificates(facts: Facts) -> list[Finding]:
                     "certificate enabled for SMTP and that the clocks agree."
                 ),
                 evidence=group_evidence(facts, LogKind.SMTP_SEND, [outcome], server=server),
-                fixes=[
-                    cmd.shell(
-                        f"Get-ExchangeCertificate -Server {server} | Format-List "
-                        "Thumbprint,Services,NotAfter,Status",
-                        f"New-ExchangeCertificate -Server {server} -Services SMTP",
-                        comment="renew an expired or missing SMTP certificate",
-                    )
-                ],
+                fixes=[cmd.certificate_fix(server)],
                 symptoms=(3, 4),
                 subject=f"{server} -> {peer}",
             )
