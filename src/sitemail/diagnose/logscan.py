@@ -39,6 +39,7 @@ from sitemail.diagnose.logs import (
     read_protocol_file,
     read_tracking_rows,
 )
+from sitemail.diagnose.logs.parallel import FileBytes, scan_files
 from sitemail.diagnose.orgmap import OrgMap, endpoint_ip, folder_server, host_label
 from sitemail.transport.tracking_log import TrackingEntry
 
@@ -306,22 +307,27 @@ def _own_name_server(out: LogDigest, digests: list[SessionDigest], folder: str) 
 Progress = Callable[[int, int], None]
 
 
+#: Below this many bytes of protocol logs one process reads them (a pool costs more).
+PARALLEL_FROM = 32 * 1024 * 1024
+
+
 def scan_protocol_logs(
     paths: Iterable[Path | str],
     digest_: LogDigest | None = None,
     *,
     progress: Progress | None = None,
+    prefilter: bool = True,
+    workers: int | None = None,
 ) -> LogDigest:
-    """Read every SmtpSend/SmtpReceive log under ``paths`` into a digest."""
+    """Read every SmtpSend/SmtpReceive log under ``paths`` into a digest.
+
+    With ``prefilter`` (the default) each file is scanned as bytes, on every core, and
+    only the sessions a rule can use are parsed (:mod:`.logs.prefilter`: sessions with
+    a failure marker, sessions that gave up or relayed, the first of each file as
+    samples, those cut by rotation); without it every row is parsed (the reference).
+    """
     out = digest_ or LogDigest()
     logs = list(find_log_files(list(paths), (LogKind.SMTP_SEND, LogKind.SMTP_RECEIVE)))
-    total = 0
-    for log in logs:
-        try:
-            total += log.path.stat().st_size
-        except OSError:
-            continue
-    done = 0
     # Receive logs first: their connector ids name the servers, which the send logs'
     # peers are then matched against.  The files of one folder are read as one stream,
     # in Exchange's (chronological) order, so that a session cut by a file rotation is
@@ -330,30 +336,74 @@ def scan_protocol_logs(
     chains: dict[tuple[str, LogKind], list[ExchangeLogFile]] = {}
     for log in logs:
         chains.setdefault((str(log.path.parent), log.kind), []).append(log)
+        out.files.append(str(log.path))
+        if log.release:
+            out.releases.add(log.release)
+        try:
+            out.bytes += log.path.stat().st_size
+        except OSError:
+            continue
+    total = out.bytes
+    if prefilter:
+        _scan_selected(out, chains, total, progress, workers)
+        return out
+    done = 0
     for (_folder, kind), chain in chains.items():
-        sizes = []
-        for log in chain:
-            out.files.append(str(log.path))
-            if log.release:
-                out.releases.add(log.release)
-            try:
-                sizes.append(log.path.stat().st_size)
-            except OSError:
-                sizes.append(0)
-        out.bytes += sum(sizes)
 
-        def rows(
-            chain: list[ExchangeLogFile] = chain, sizes: list[int] = sizes
-        ) -> Iterator[ProtocolRow]:
+        def rows(chain: list[ExchangeLogFile] = chain) -> Iterator[ProtocolRow]:
             nonlocal done
-            for log, size in zip(chain, sizes, strict=True):
-                yield from read_protocol_file(log)
-                done += size
+            for log in chain:
+                for row in read_protocol_file(log):
+                    out.rows += 1
+                    yield row
+                done += log.path.stat().st_size
                 if progress is not None:
                     progress(done, total)
 
-        _add_file(out, group_sessions(rows()), kind, str(chain[0].path))
+        sessions = group_sessions(rows())
+        _add_file(out, _counted(out, sessions), kind, str(chain[0].path))
     return out
+
+
+def _counted(out: LogDigest, sessions: Iterable[SmtpSession]) -> Iterator[SmtpSession]:
+    """Count connections (``+`` rows), as the byte scan does."""
+    for session in sessions:
+        out.sessions += sum(1 for r in session.rows if r.values[6] == "+")
+        yield session
+
+
+def _scan_selected(
+    out: LogDigest,
+    chains: dict[tuple[str, LogKind], list[ExchangeLogFile]],
+    total: int,
+    progress: Progress | None,
+    workers: int | None,
+) -> None:
+    items = [
+        (str(log.path), FileBytes(log.path), kind)
+        for (_folder, kind), chain in chains.items()
+        for log in chain
+    ]
+    if workers is None and total < PARALLEL_FROM:
+        workers = 1
+    scans = scan_files(
+        items,
+        workers=workers,
+        progress=None if progress is None else (lambda done: progress(done, total)),
+    )
+    for (_folder, kind), chain in chains.items():
+
+        def rows(chain: list[ExchangeLogFile] = chain) -> Iterator[ProtocolRow]:
+            # The selected sessions of each file, file after file: parts of a session
+            # cut by a rotation meet again in group_sessions.
+            for _log in chain:
+                scan = next(scans)
+                out.rows += scan.rows
+                out.sessions += scan.sessions_total
+                for session in scan.sessions:
+                    yield from session.rows
+
+        _add_file(out, group_sessions(rows()), kind, str(chain[0].path))
 
 
 #: Sessions looked at first to tell whose log a folder is.
@@ -374,14 +424,9 @@ def _add_file(out: LogDigest, sessions: Iterable[SmtpSession], kind: LogKind, pa
     server = folder if kind is LogKind.SMTP_RECEIVE else _own_name_server(out, digests, folder)
     out.org.server(server)
     out.servers_with_logs.setdefault(server, set()).add(kind)
-    for session in head:
-        out.sessions += 1
-        out.rows += len(session.rows)
     for d in digests:
         _take(out, d, server)
     for session in stream:
-        out.sessions += 1
-        out.rows += len(session.rows)
         found = digest(session, server)
         if found is not None:
             _take(out, found, server)
@@ -497,8 +542,10 @@ def scan_tracking_logs(
     return out
 
 
-def scan_logs(paths: Iterable[Path | str], *, progress: Progress | None = None) -> LogDigest:
+def scan_logs(
+    paths: Iterable[Path | str], *, progress: Progress | None = None, prefilter: bool = True
+) -> LogDigest:
     """Protocol and tracking logs under ``paths``, in one digest."""
     paths = list(paths)
     out = scan_tracking_logs(paths)
-    return scan_protocol_logs(paths, out, progress=progress)
+    return scan_protocol_logs(paths, out, progress=progress, prefilter=prefilter)

@@ -10,10 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.corpus import all_variants, generate_corpus
+from tests.corpus import CAUSES, all_variants, generate_corpus
 from tests.corpus.accuracy import evaluate, summary
 
+from sitemail.diagnose.facts import Facts
+from sitemail.diagnose.logs.archives import unpacked
+from sitemail.diagnose.logscan import scan_logs
 from sitemail.diagnose.offline import troubleshoot_logs
+from sitemail.diagnose.rules import build_report
 
 
 def report_for(path: Path) -> dict[str, Any]:
@@ -32,3 +36,22 @@ def test_every_cause_first_and_no_false_alarm(tmp_path: Path, seed: int) -> None
     assert result["false_alarms"] == 0, text
     assert result["wrong_subjects"] == 0, text
     assert result["errors"] == 0, text
+
+
+@pytest.mark.slow
+def test_the_byte_prefilter_concludes_what_a_full_parse_concludes(tmp_path: Path) -> None:
+    # The fast scan parses only the sessions a rule can use; whatever it skips must not
+    # change a finding, its severity or its subject.
+    truths = generate_corpus(tmp_path, len(CAUSES) + 2, 41, healthy=2)
+    for truth in truths:
+        with unpacked([truth.path]) as files:
+            fast = build_report(Facts("logs", logs=scan_logs(files.paths)))
+            full = build_report(Facts("logs", logs=scan_logs(files.paths, prefilter=False)))
+        assert sorted((f.cause, f.severity, f.subject) for f in fast.findings) == sorted(
+            (f.cause, f.severity, f.subject) for f in full.findings
+        ), truth.name
+        assert [f.cause for f in fast.findings[:1]] == [f.cause for f in full.findings[:1]]
+        assert (
+            fast.stats["rows"] == full.stats["rows"]
+            and fast.stats["sessions"] == full.stats["sessions"]
+        ), truth.name

@@ -1,36 +1,25 @@
 """The few SMTP sessions of a protocol log file that matter, found at C speed.
 
-Most sessions of a busy log are healthy and alike; the rules need the odd
-ones, a sample of the rest, and the sessions cut by file rotation.
-:func:`select_sessions` finds them with whole-buffer ``bytes`` searches
-(``find``/``count``/``translate``, C loops) and parses only the rows of the
-sessions it selects.  A session (the rows of one session-id in the file) is
-selected when
+:func:`select_sessions` selects a session (the rows of one session-id in the file)
+when A. a row holds a marker (:data:`MARKERS`; ``to connect`` not as the end of
+``attempting to connect``, the first row of every SmtpSend session); B. SmtpReceive:
+a ``<`` row with data ``QUIT`` (any case) at sequence-number <= 24, or a ``*`` row
+with ``SMTPAcceptAnyRecipient`` at <= 3; C. SmtpSend: a ``-`` row at <= 3; D. a row
+of it starts in the first or last :data:`EDGE` bytes; E. it is one of the first
+:data:`SAMPLES` sessions whose sequence-number-0 row is in the file.
 
-A. a row holds a marker of trouble (:data:`MARKERS`; ``to connect`` only when
-   not part of ``attempting to connect``, the first row of every SmtpSend
-   session); a marker in another field of the row counts too;
-B. SmtpReceive: a ``<`` row with data ``QUIT`` (any case) at sequence-number
-   <= 24, or a ``*`` row with ``SMTPAcceptAnyRecipient`` at <= 3;
-C. SmtpSend: a ``-`` row at sequence-number <= 3;
-D. one of its rows starts in the first or last 64 KiB of the file;
-E. it is one of the first 16 sessions whose sequence-number-0 row is in the file.
+Only C loops over whole buffers touch every byte: markers are searched in a copy
+reduced by ``bytes.translate`` (bytes no marker holds dropped, ``5``/``4`` and
+``X``/``*`` folded: 20-40% of the bytes, 6 searches for 10 markers), made by blocks
+so that a hit sends an exact search to its block only; ``+``, ``#`` and ``"`` are
+found at memchr speed.  The rows of a selected session are found by searching back
+(to its sequence-number-0 row) and forward (to its ``-`` row) for ``,<session-id>``.
 
-Markers are looked for in a reduced copy of each 32 KiB block
-(``bytes.translate`` drops the bytes no marker holds and folds a few
-together, so that one search covers several markers over a third of the
-bytes); only blocks whose reduced copy has a hit are searched exactly.  The
-rows of a selected session are gathered by searching back (to its
-sequence-number-0 row) and forward (to its ``-`` row) for ``,<session-id>``
-within :data:`WINDOW` bytes of its first known row.
-
-Files the fast path does not model (a ``#Fields`` line other than the 2010
-one, a quoted value across lines, empty lines, a session-id that is not a
-plain field) are read by :func:`select_sessions_reference`, the same
-selection by a full parse; it reads rows exactly as
-:class:`~sitemail.transport.log_files.LogFileReader` does.  The two differ
-only for a session whose rows lie more than :data:`WINDOW` bytes apart, or
-whose session-id is reused within one file (Exchange never does).
+:func:`select_sessions_reference` selects the same by parsing every row as
+:class:`~sitemail.transport.log_files.LogFileReader` does; the fast path falls back
+to it for what it does not model (a ``#Fields`` line other than the 2010 one, a
+quoted value across lines, an odd session-id).  They differ only for a session with
+rows more than :data:`WINDOW` bytes apart, or an id reused in one file.
 """
 
 from __future__ import annotations
@@ -42,37 +31,17 @@ from dataclasses import dataclass
 from sitemail.diagnose.logs.files import LogKind
 from sitemail.diagnose.logs.protocol import ProtocolRow
 from sitemail.diagnose.logs.sessions import SmtpSession
-from sitemail.transport.log_files import (
-    MAX_RECORD_CHARS,
-    MAX_RECORD_LINES,
-    LogHeader,
-    split_quoted,
-)
+from sitemail.transport.log_files import MAX_RECORD_CHARS, MAX_RECORD_LINES, LogHeader, split_quoted
 from sitemail.transport.protocol_log import PROTOCOL_LOG_FIELDS
 
-__all__ = [
-    "EDGE",
-    "MARKERS",
-    "SAMPLES",
-    "WINDOW",
-    "FileScan",
-    "select_sessions",
-    "select_sessions_reference",
-]
+__all__ = ["EDGE", "MARKERS", "SAMPLES", "WINDOW", "FileScan"]
+__all__ += ["select_sessions", "select_sessions_reference"]
 
 #: Bytes whose presence in a row selects its session (criterion A).
-MARKERS: tuple[bytes, ...] = (
-    b" 5.7.",
-    b" 4.",
-    b"XXX",
-    b"***",
-    b"ailed",
-    b"ecognized",
-    b"to connect",
-    b"Connection dropped",
-    b"Unrecognized",
-    b"Cannot",
-)
+MARKERS: tuple[bytes, ...] = tuple(
+    b" 5.7.| 4.|XXX|***|ailed|ecognized|to connect|Connection dropped|Unrecognized|Cannot"
+    .split(b"|")
+)  # fmt: skip
 #: Every SmtpSend session starts ``*,,attempting to connect``: not a marker hit.
 ROUTINE = b"attempting to connect"
 _TO_CONNECT = b"to connect"
@@ -84,11 +53,14 @@ QUIT_MAX_SEQUENCE = 24
 ANY_RECIPIENT = "SMTPAcceptAnyRecipient"
 ANY_RECIPIENT_MAX_SEQUENCE = 3
 SHORT_SEND_MAX_SEQUENCE = 3
-CHUNK = 64 * 1024
+#: Bytes per block of the reduced copy (a hit costs an exact search of its block).
+CHUNK = 32 * 1024
 
 _FIELDS = len(PROTOCOL_LOG_FIELDS)
 _BOM = b"\xef\xbb\xbf"
 _NL, _COMMA, _HASH = 10, 44, 35
+Seqs = frozenset[bytes]
+Values = list[str] | None
 
 
 @dataclass
@@ -103,19 +75,13 @@ class FileScan:
     bytes: int
 
 
-# -- the reduced alphabet -------------------------------------------------------
-
-
 def _alphabet() -> tuple[bytes, bytes]:
-    """(table, delete) for ``bytes.translate``: the bytes of the markers stay but for the
-    frequent ``T`` and ``U``; ``5`` joins ``4`` and ``X`` joins ``*`` (one search for
-    `` 4.``/`` 5.7.`` and ``***``/``XXX``); ``Q`` ``I`` fold to lower case (one search
-    for QUIT in any case); ``<`` and line ends stay."""
+    """(table, delete) for ``bytes.translate``: marker bytes but ``T`` ``U`` stay, with
+    ``<`` and line ends; ``5``->``4``, ``X``->``*``, ``Q``->``q``, ``I``->``i``."""
     table = bytearray(range(256))
     table[ord("5")], table[ord("X")] = ord("4"), ord("*")
     table[ord("Q")], table[ord("I")] = ord("q"), ord("i")
-    keep = {table[c] for c in b"".join(MARKERS)} | set(b"<\nqi")
-    keep -= set(b"TUu")
+    keep = ({table[c] for c in b"".join(MARKERS)} | set(b"<\nqi")) - set(b"TUu")
     delete = bytes(c for c in range(256) if table[c] not in keep or c in b"TUu")
     return bytes(table), delete
 
@@ -127,21 +93,20 @@ def _reduce(text: bytes) -> bytes:
     return text.translate(_TABLE, _DELETE)
 
 
-def _marker_groups() -> tuple[tuple[bytes, tuple[bytes, ...]], ...]:
-    """(reduced needle, markers it stands for): a marker occurs only where its reduced
-    form occurs in the reduced text, and that holds any needle it contains."""
+def _marker_groups() -> list[tuple[bytes, list[bytes]]]:
+    """(reduced needle, the markers it stands for): a marker occurs only where its
+    reduced form occurs in the reduced copy, and so does any part of that form."""
     groups: list[tuple[bytes, list[bytes]]] = []
-    for marker in sorted(set(MARKERS) - {_TO_CONNECT}, key=lambda m: len(_reduce(m))):
+    for marker in sorted(set(MARKERS) - {_TO_CONNECT}, key=lambda m: (len(_reduce(m)), m)):
         if any(other in marker for other in MARKERS if other != marker):
             continue  # Unrecognized: its hits are hits of ecognized
         image = _reduce(marker)
-        for needle, members in groups:
-            if needle in image:
-                members.append(marker)
-                break
-        else:
+        group = next((g for g in groups if g[0] in image), None)
+        if group is None:
             groups.append((image, [marker]))
-    return tuple((needle, tuple(members)) for needle, members in groups)
+        else:
+            group[1].append(marker)
+    return groups
 
 
 _GROUPS = _marker_groups()
@@ -149,159 +114,124 @@ _GROUPS = _marker_groups()
 _TO_CONNECT_PART = _reduce(b"o connec")
 _QUIT_NEEDLES = (b",<,quit", b',<,"quit')
 _QUIT_REDUCED = _reduce(b",<,QUIT")
-assert all(
-    _QUIT_REDUCED
-    in _reduce(b",<," + quote + bytes(c ^ 32 * (bit >> i & 1) for i, c in enumerate(b"QUIT")))
-    for quote in (b"", b'"')
-    for bit in range(16)
-)
 _ANY_RECIPIENT_BYTES = ANY_RECIPIENT.encode()
 _ANY_RECIPIENT_REDUCED = _reduce(_ANY_RECIPIENT_BYTES)
 _FIELD_ENDS = frozenset((b",", b"\r", b"\n", b""))
-_SHORT_SEQUENCES = frozenset(str(n).encode() for n in range(SHORT_SEND_MAX_SEQUENCE + 1))
+_SHORT_SEQUENCES, _QUIT_SEQUENCES, _ANY_SEQUENCES = (
+    frozenset(str(n).encode() for n in range(limit + 1))
+    for limit in (SHORT_SEND_MAX_SEQUENCE, QUIT_MAX_SEQUENCE, ANY_RECIPIENT_MAX_SEQUENCE)
+)
 
 
-# -- rows and the criteria ------------------------------------------------------
-
-
-def _sequence(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
-def _at_most(text: str, limit: int) -> bool:
-    number = _sequence(text)
-    return number is not None and number <= limit
+def _at_most(text: str, seqs: Seqs) -> bool:
+    """The sequence-number ``text`` is one of ``seqs`` (written as Exchange does)."""
+    return text.isascii() and text.encode() in seqs
 
 
 def _structural(values: list[str], kind: LogKind) -> bool:
     """Criteria B and C on one row."""
-    event = values[6]
+    event, data = values[6], values[7]
     if kind is LogKind.SMTP_SEND:
-        return event == "-" and _at_most(values[3], SHORT_SEND_MAX_SEQUENCE)
+        return event == "-" and _at_most(values[3], _SHORT_SEQUENCES)
     if kind is not LogKind.SMTP_RECEIVE:
         return False
     if event == "<":
-        head = values[7][:4]
-        return head.isascii() and head.lower() == "quit" and _at_most(values[3], QUIT_MAX_SEQUENCE)
-    return (
-        event == "*"
-        and ANY_RECIPIENT in values[7]
-        and _at_most(values[3], ANY_RECIPIENT_MAX_SEQUENCE)
-    )
+        quits = data[:4].isascii() and data[:4].lower() == "quit"
+        return quits and _at_most(values[3], _QUIT_SEQUENCES)
+    any_recipient = event == "*" and ANY_RECIPIENT in data
+    return any_recipient and _at_most(values[3], _ANY_SEQUENCES)
 
 
-def _unroutine(raw: bytes) -> bool:
-    """``to connect`` somewhere not as the end of ``attempting to connect``."""
-    at = raw.find(_TO_CONNECT)
-    while at >= 0:
-        if raw[max(0, at - len(_ROUTINE_HEAD)) : at] != _ROUTINE_HEAD:
-            return True
-        at = raw.find(_TO_CONNECT, at + 1)
-    return False
+def _unroutine(text: bytes, at: int) -> bool:
+    """The ``to connect`` at ``at`` is not the end of ``attempting to connect``."""
+    return text[max(0, at - len(_ROUTINE_HEAD)) : at] != _ROUTINE_HEAD
 
 
 def _marked(raw: bytes) -> bool:
     """Criterion A on the bytes of one row."""
-    return any(m in raw for m in MARKERS if m != _TO_CONNECT) or _unroutine(raw)
+    if any(m in raw for m in MARKERS if m != _TO_CONNECT):
+        return True
+    at = raw.find(_TO_CONNECT)
+    while at >= 0 and not _unroutine(raw, at):
+        at = raw.find(_TO_CONNECT, at + 1)
+    return at >= 0
 
 
-def _split(line: bytes, terminated: bool) -> list[str] | None:
-    """A canonical row's values as LogFileReader makes them; None for a last line cut
-    short (no line end and too few fields)."""
-    text = line.decode("utf-8", "replace")
-    parts = split_quoted(text) if '"' in text else text.split(",")
+def _fit(parts: list[str], wanted: int, terminated: bool) -> Values:
+    """A row's values as LogFileReader makes them: surplus joined into the last field,
+    short rows padded; None for a last line cut short (no line end)."""
     size = len(parts)
-    if size != _FIELDS:
-        if size > _FIELDS:
-            parts[_FIELDS - 1 :] = [",".join(parts[_FIELDS - 1 :])]
-        elif not terminated:
-            return None
-        else:
-            parts.extend([""] * (_FIELDS - size))
-    return parts
+    if not wanted or size == wanted:
+        return parts
+    if size > wanted:
+        parts[wanted - 1 :] = [",".join(parts[wanted - 1 :])]
+        return parts
+    return parts + [""] * (wanted - size) if terminated else None
+
+
+def _split(line: bytes, terminated: bool) -> Values:
+    text = line.decode("utf-8", "replace")
+    return _fit(split_quoted(text) if '"' in text else text.split(","), _FIELDS, terminated)
 
 
 def _session(kind: LogKind, rows: list[ProtocolRow]) -> SmtpSession:
-    first = rows[0].values
-    complete = any(r.values[6] == "-" for r in rows)
+    first, complete = rows[0].values, any(r.values[6] == "-" for r in rows)
     return SmtpSession(kind, first[1], first[2], rows, complete=complete)
-
-
-# -- the reference: a full parse ------------------------------------------------
 
 
 def _order(fields: tuple[str, ...]) -> list[int] | None:
     if fields == PROTOCOL_LOG_FIELDS:
         return None
-    if not fields:
-        return list(range(_FIELDS))
-    index = {name: i for i, name in enumerate(fields)}
+    index = {name: i for i, name in enumerate(fields or PROTOCOL_LOG_FIELDS)}
     return [index.get(name, -1) for name in PROTOCOL_LOG_FIELDS]
 
 
 def _records(data: bytes) -> Iterator[tuple[int, int, list[str], bytes]]:
-    """(byte offset, line number, canonical values, raw bytes) of every row, read as
-    LogFileReader reads a file (quoted values across lines, ``#Fields`` in mid-file,
-    short and long rows, a last row cut short)."""
+    """(offset, line number, canonical values, raw bytes) of every row, read as
+    LogFileReader reads (``#Fields`` anywhere, quoted values across lines, short and
+    long rows, a last row cut short)."""
     lines = data.split(b"\n")
-    ends_with_newline = lines[-1] == b""
-    if ends_with_newline:
+    newline_at_end = lines[-1] == b""
+    if newline_at_end:
         lines.pop()
-    count = len(lines)
-    fields: tuple[str, ...] = ()
-    order = _order(fields)
+    count, fields, order = len(lines), tuple[str, ...](), _order(())
     offset = i = 0
     while i < count:
         raw, start, number = lines[i], offset, i + 1
-        offset += len(raw) + 1
-        i += 1
-        if number == 1 and raw.startswith(_BOM):
-            raw = raw[len(_BOM) :]
-        line = raw.rstrip(b"\r\n")
-        if not line:
-            continue
+        offset, i = offset + len(raw) + 1, i + 1
+        line = (raw.removeprefix(_BOM) if number == 1 else raw).rstrip(b"\r\n")
         text = line.decode("utf-8", "replace")
-        if text[0] == "#":
-            fields = LogHeader(fields=fields).with_line(text).fields
+        if not text or text[0] == "#":
+            fields = LogHeader(fields=fields).with_line(text).fields if text else fields
             order = _order(fields)
             continue
-        terminated = i < count or ends_with_newline
-        raws = [line]
-        if '"' in text and text.count('"') % 2:
+        terminated, raws = i < count or newline_at_end, [line]
+        if text.count('"') % 2:  # a quoted value runs on: _continue_record()
             texts, quotes, size = [text], text.count('"'), len(text)
             while True:
                 if i >= count:
                     terminated = False
                     break
-                more = lines[i].rstrip(b"\r\n")
-                offset += len(lines[i]) + 1
-                i += 1
-                more_text = more.decode("utf-8", "replace")
-                texts.append(more_text)
-                raws.append(more)
-                quotes += more_text.count('"')
-                size += len(more_text)
+                raws.append(lines[i].rstrip(b"\r\n"))
+                texts.append(raws[-1].decode("utf-8", "replace"))
+                offset, i = offset + len(lines[i]) + 1, i + 1
+                quotes, size = quotes + texts[-1].count('"'), size + len(texts[-1])
                 if quotes % 2 == 0 or len(texts) >= MAX_RECORD_LINES or size >= MAX_RECORD_CHARS:
-                    terminated = i < count or ends_with_newline
+                    terminated = i < count or newline_at_end
                     break
             text = "\n".join(texts)
         parts = split_quoted(text) if '"' in text else text.split(",")
-        wanted, size = len(fields), len(parts)
-        if wanted and size != wanted:
-            if size > wanted:
-                parts[wanted - 1 :] = [",".join(parts[wanted - 1 :])]
-            elif not terminated:
-                continue
-            else:
-                parts.extend([""] * (wanted - size))
+        values = _fit(parts, len(fields), terminated)
+        if values is None:
+            continue
         if order is not None:
-            parts = [parts[j] if 0 <= j < len(parts) else "" for j in order]
-        yield start, number, parts, b"\n".join(raws)
+            values = [values[j] if 0 <= j < len(values) else "" for j in order]
+        yield start, number, values, b"\n".join(raws)
 
 
 def select_sessions_reference(data: bytes, label: str, kind: LogKind) -> FileScan:
-    """:func:`select_sessions` by parsing every row (slow; the oracle of the tests and
-    the path for files the fast one does not model)."""
+    """:func:`select_sessions` by parsing every row (the oracle of the tests, and the
+    path for files the fast one does not model)."""
     by_id: dict[str, list[ProtocolRow]] = {}
     chosen: set[str] = set()
     samples: list[str] = []
@@ -311,8 +241,7 @@ def select_sessions_reference(data: bytes, label: str, kind: LogKind) -> FileSca
     for start, number, values, raw in _records(data):
         sid = values[2]
         by_id.setdefault(sid, []).append(ProtocolRow(values, label, number, kind))
-        if values[6] == "+":
-            started += 1
+        started += values[6] == "+"
         if values[3] == "0" and len(samples) < SAMPLES and sid not in samples:
             samples.append(sid)
         if start < EDGE or start >= size - EDGE or _marked(raw) or _structural(values, kind):
@@ -320,9 +249,6 @@ def select_sessions_reference(data: bytes, label: str, kind: LogKind) -> FileSca
     chosen.update(samples)
     sessions = [_session(kind, r) for sid, r in by_id.items() if sid in chosen]
     return FileScan(sessions, rows, started, size)
-
-
-# -- the fast path --------------------------------------------------------------
 
 
 class _Unmodelled(Exception):
@@ -340,26 +266,31 @@ def select_sessions(data: bytes, label: str, kind: LogKind) -> FileScan:
         return select_sessions_reference(data, label, kind)
 
 
+def _dirty(reduced: bytes, offsets: list[int], needle: bytes) -> list[int]:
+    """The blocks (starting at ``offsets`` in ``reduced``) that hold ``needle``."""
+    found: list[int] = []
+    hit = reduced.find(needle)
+    while hit >= 0:
+        found.append(index := bisect_right(offsets, hit) - 1)
+        hit = reduced.find(needle, offsets[index + 1]) if index + 1 < len(offsets) else -1
+    return found
+
+
 class _Scan:
     def __init__(self, data: bytes, label: str, kind: LogKind) -> None:
-        self.data = data
-        self.size = len(data)
-        self.label = label
-        self.kind = kind
-        # Parsed lines by offset: (values or None for a # or empty line, end of line).
-        self.parsed: dict[int, tuple[list[str] | None, int]] = {}
+        self.data, self.size, self.label, self.kind = data, len(data), label, kind
+        # Lines parsed, by offset: (values, or None for a # or empty line; end of line).
+        self.parsed: dict[int, tuple[Values, int]] = {}
         # Selected session-ids, with the offset of their first known row.
         self.chosen: dict[str, int] = {}
-        # Fully parsed spans [start, stop) (the edges) and their rows by session-id.
+        # Spans [start, stop) whose lines are all parsed (the edges), their rows by id.
         self.regions: list[tuple[int, int]] = []
         self.region_rows: dict[str, list[int]] = {}
+        self.numbers: dict[int, int] = {}  # line numbers of the lines of the regions
         self.block_starts: list[int] = []
-        self.block_lines: list[int] = []
-        # 1-based line numbers of the lines of the regions.
-        self.numbers: dict[int, int] = {}
+        self.block_lines: list[int] = []  # lines before each block, in the body
         self.body = self.lines = self.mid_headers = self.header_lines = 0
-        # Where the last line starts when it has no line end (else the size).
-        last = data.rfind(b"\n") + 1
+        last = data.rfind(b"\n") + 1  # where the last line starts if it has no line end
         self.last = last if last < self.size else self.size
 
     def run(self) -> FileScan:
@@ -374,25 +305,21 @@ class _Scan:
         sessions = self.gather()
         return FileScan(sessions, self.lines - self.mid_headers, started, self.size)
 
-    # -- rows --
-
     def line_start(self, at: int) -> int:
         return self.data.rfind(b"\n", 0, at) + 1
 
-    def row(self, start: int) -> tuple[list[str] | None, int]:
+    def row(self, start: int) -> tuple[Values, int]:
         """(values, end of line) of the line at ``start``."""
         known = self.parsed.get(start)
         if known is None:
             end = self.data.find(b"\n", start)
             end = self.size if end < 0 else end
-            known = self.parsed[start] = self.values(self.data[start:end], start, end)
+            known = self.parsed[start] = self.values(self.data[start:end], end)
         return known
 
-    def values(self, raw: bytes, start: int, end: int) -> tuple[list[str] | None, int]:
+    def values(self, raw: bytes, end: int) -> tuple[Values, int]:
         line = raw.rstrip(b"\r")
-        if not line or line[0] == _HASH:
-            return None, end
-        return _split(line, end < self.size), end
+        return (None if not line or line[0] == _HASH else _split(line, end < self.size)), end
 
     def choose(self, start: int) -> None:
         values = self.row(start)[0]
@@ -406,10 +333,9 @@ class _Scan:
         if values is not None and _structural(values, self.kind):
             self.choose(start)
 
-    # -- the header and the shape of the file --
-
     def header(self) -> None:
-        """Leading ``#`` lines; every ``#Fields`` line must be the 2010 one."""
+        """Leading ``#`` lines, and ``#`` lines further on (memchr speed): every
+        ``#Fields`` line must be the 2010 one."""
         data, size = self.data, self.size
         at = len(_BOM) if data.startswith(_BOM) else 0
         fields: tuple[str, ...] = ()
@@ -428,8 +354,7 @@ class _Scan:
                 end = data.find(b"\n", hit)
                 end = size if end < 0 else end
                 self.header_line(data[hit:end], PROTOCOL_LOG_FIELDS)
-                self.mid_headers += 1
-                hit = end
+                self.mid_headers, hit = self.mid_headers + 1, end
             hit = data.find(b"#", hit + 1)
 
     @staticmethod
@@ -450,101 +375,96 @@ class _Scan:
                 raise _Unmodelled("a quoted value across lines")
             first = find(b'"', second + 1)
 
-    # -- criteria A and B: the reduced copy --
-
     def blocks(self) -> None:
         """Reduce the body block by block (counting lines), search the joined reduced
-        copy, and search exactly the blocks where it has a hit."""
+        copy, and search exactly the blocks where it has hits."""
         data, size, find = self.data, self.size, self.data.find
-        starts, lines, parts = self.block_starts, self.block_lines, []
-        offsets: list[int] = []
-        start = self.body
-        total = reduced_size = 0
+        starts, lines, parts, offsets = self.block_starts, self.block_lines, [], [0]
+        start, total = self.body, 0
         while start < size:
             end = find(b"\n", start + CHUNK)
             end = size if end < 0 else end + 1
             part = data[start:end].translate(_TABLE, _DELETE)
             starts.append(start)
             lines.append(total)
-            offsets.append(reduced_size)
+            offsets.append(offsets[-1] + len(part))
             total += part.count(b"\n")
-            reduced_size += len(part)
             parts.append(part)
             start = end
         self.lines = total + (size > self.body and data[-1] != _NL)
-        reduced = b"".join(parts)
-        del parts
-        bounds = [*starts, size]
+        reduced, ends, bounds = b"".join(parts), offsets[1:], [*starts, size]
+        del parts, offsets[-1]
         for needle, markers in _GROUPS:
             for i in _dirty(reduced, offsets, needle):
                 for marker in markers:
                     self.markers(marker, bounds[i], bounds[i + 1])
         for i in _dirty(reduced, offsets, _TO_CONNECT_PART):
-            low, high = offsets[i], offsets[i + 1] if i + 1 < len(offsets) else reduced_size
-            if reduced.count(_TO_CONNECT_PART, low, high) > data.count(
-                ROUTINE, bounds[i], bounds[i + 1]
-            ):
-                self.to_connect(bounds[i], bounds[i + 1])
-        if self.kind is LogKind.SMTP_RECEIVE:
-            for i in _dirty(reduced, offsets, _QUIT_REDUCED):
-                lowered = data[bounds[i] : bounds[i + 1]].lower()
-                for needle in _QUIT_NEEDLES:
-                    self.structural(lowered, needle, bounds[i])
-            for i in _dirty(reduced, offsets, _ANY_RECIPIENT_REDUCED):
-                self.structural(data, _ANY_RECIPIENT_BYTES, 0, bounds[i], bounds[i + 1])
+            parts_here = reduced.count(_TO_CONNECT_PART, offsets[i], ends[i])
+            if parts_here > data.count(ROUTINE, bounds[i], bounds[i + 1]):
+                self.markers(_TO_CONNECT, bounds[i], bounds[i + 1], routine=True)
+        if self.kind is not LogKind.SMTP_RECEIVE:
+            return
+        dirty = _dirty(reduced, offsets, _QUIT_REDUCED)
+        quits = (b",<,QUIT", 0, _QUIT_SEQUENCES)
+        upper = [self.structural(data, *quits, *bounds[i : i + 2]) for i in dirty]
+        if dirty and reduced.count(_QUIT_REDUCED) > sum(upper):  # quit, "QUIT, ...
+            for i, found in zip(dirty, upper, strict=True):
+                if reduced.count(_QUIT_REDUCED, offsets[i], ends[i]) > found:
+                    lowered = data[bounds[i] : bounds[i + 1]].lower()
+                    for needle in _QUIT_NEEDLES:
+                        self.structural(lowered, needle, bounds[i], _QUIT_SEQUENCES)
+        for i in _dirty(reduced, offsets, _ANY_RECIPIENT_REDUCED):
+            self.structural(data, _ANY_RECIPIENT_BYTES, 0, _ANY_SEQUENCES, *bounds[i : i + 2])
 
-    def markers(self, marker: bytes, start: int, end: int) -> None:
-        find = self.data.find
+    def markers(self, marker: bytes, start: int, end: int, routine: bool = False) -> None:
+        data, find = self.data, self.data.find
         hit = find(marker, start, end)
         while hit >= 0:
+            if routine and not _unroutine(data, hit):
+                hit = find(marker, hit + 1, end)
+                continue
             self.choose(self.line_start(hit))
             stop = find(b"\n", hit, end)  # one hit a line is enough
             hit = -1 if stop < 0 else find(marker, stop, end)
 
-    def to_connect(self, start: int, end: int) -> None:
-        data = self.data
-        hit = data.find(_TO_CONNECT, start, end)
+    def structural(self, text: bytes, needle: bytes, base: int, seqs: Seqs, *span: int) -> int:
+        """Rows holding ``needle`` in ``text`` (``data``, or a block of it lowered that
+        starts at ``base``) judged by criterion B; the number of hits."""
+        data, hits = self.data, 0
+        hit = text.find(needle, *span)
         while hit >= 0:
-            if data[max(0, hit - len(_ROUTINE_HEAD)) : hit] != _ROUTINE_HEAD:
-                self.choose(self.line_start(hit))
-            hit = data.find(_TO_CONNECT, hit + 1, end)
-
-    def structural(
-        self, text: bytes, needle: bytes, base: int, start: int = 0, end: int | None = None
-    ) -> None:
-        """Rows holding ``needle`` in ``text`` (``data``, or a block of it lowered, that
-        starts at ``base``), judged by criteria B and C."""
-        hit = text.find(needle, start, end)
-        while hit >= 0:
-            self.choose_if(self.line_start(base + hit))
-            hit = text.find(needle, hit + 1, end)
-
-    # -- sessions started, criterion C: memchr-speed scans --
+            hits += 1
+            line = self.line_start(base + hit)
+            head = data[line : base + hit]
+            # Most hits are late in their session: read the sequence-number in place.
+            if b'"' in head or head.count(b",") < 5 or head.split(b",", 4)[3] in seqs:
+                self.choose_if(line)
+            hit = text.find(needle, hit + 1, *span[1:])
+        return hits
 
     def connects(self) -> int:
         """Rows with event ``+`` (``+`` is rare: memchr speed)."""
         data, find, count = self.data, self.data.find, self.data.count
-        rfind, ends, last = self.data.rfind, _FIELD_ENDS, self.last
         started = 0
         hit = find(b"+", self.body)
         while hit >= 0:
-            if data[hit - 1] == _COMMA and data[hit + 1 : hit + 2] in ends:
-                start = rfind(b"\n", 0, hit) + 1
+            if data[hit - 1] == _COMMA and data[hit + 1 : hit + 2] in _FIELD_ENDS:
+                start = self.line_start(hit)
                 if find(b'"', start, hit) >= 0:
                     values = self.row(start)[0]
                     started += values is not None and values[6] == "+"
                 elif count(b",", start, hit) == 6 and data[start] != _HASH:
-                    started += start != last or self.row(start)[0] is not None
+                    started += start != self.last or self.row(start)[0] is not None
             hit = find(b"+", hit + 1)
         return started
 
     def short_sends(self) -> None:
         """Criterion C: ``-`` rows at sequence-number <= 3."""
-        data, find, rfind, ends = self.data, self.data.find, self.data.rfind, _FIELD_ENDS
+        data, find = self.data, self.data.find
         hit = find(b",-", self.body)
         while hit >= 0:
-            if data[hit + 2 : hit + 3] in ends:
-                start = rfind(b"\n", 0, hit) + 1
+            if data[hit + 2 : hit + 3] in _FIELD_ENDS:
+                start = self.line_start(hit)
                 head = data[start:hit]
                 if b'"' in head or (
                     head.count(b",") == 5 and head.split(b",", 4)[3] in _SHORT_SEQUENCES
@@ -552,62 +472,45 @@ class _Scan:
                     self.choose_if(start)
             hit = find(b",-", hit + 2)
 
-    # -- criteria D and E --
-
     def region(self, start: int, stop: int) -> None:
         """Parse every line starting in [start, stop) (``start`` a line start)."""
-        data, size = self.data, self.size
-        limit = data.find(b"\n", stop - 1)
-        limit = size if limit < 0 else limit
+        limit = self.data.find(b"\n", stop - 1)
+        limit = self.size if limit < 0 else limit
         self.regions.append((start, stop))
-        by_id, parsed, numbers = self.region_rows, self.parsed, self.numbers
+        by_id, parsed, numbers, values_of = self.region_rows, self.parsed, self.numbers, self.values
         number = self.line_number(start)
-        for raw in data[start:limit].split(b"\n"):
+        for raw in self.data[start:limit].split(b"\n"):
             end = start + len(raw)
             numbers[start] = number
-            line = raw.rstrip(b"\r")
-            if not line or line[0] == _HASH:
-                parsed[start] = (None, end)
-            else:
-                text = line.decode("utf-8", "replace")
-                values = split_quoted(text) if '"' in text else text.split(",")
-                if len(values) != _FIELDS:
-                    values = _split(line, end < size)  # type: ignore[assignment]
-                parsed[start] = (values, end)
-                if values is not None:
-                    by_id.setdefault(values[2], []).append(start)
-            start = end + 1
-            number += 1
+            values = (parsed.get(start) or parsed.setdefault(start, values_of(raw, end)))[0]
+            if values is not None:
+                by_id.setdefault(values[2], []).append(start)
+            start, number = end + 1, number + 1
             if start >= stop:
                 break
 
     def edges(self) -> None:
         """Criterion D: every row starting in the first or last EDGE bytes."""
         data, size, body = self.data, self.size, self.body
-        if body >= size:
-            return
-        head_stop = max(body, min(EDGE, size))
-        if body < head_stop:
-            self.region(body, head_stop)
-        tail = max(size - EDGE, head_stop)
+        head = max(body, min(EDGE, size))
+        if body < head:
+            self.region(body, head)
+        tail = max(size - EDGE, head)
         tail = data.find(b"\n", tail - 1) + 1 or size if tail > body else body
         if tail < size:
             self.region(tail, size)
         for sid, starts in self.region_rows.items():
-            known = self.chosen.get(sid)
-            if known is None or starts[0] < known:
+            if sid not in self.chosen or starts[0] < self.chosen[sid]:
                 self.chosen[sid] = starts[0]
 
     def samples(self) -> None:
         """Criterion E: the first sessions whose sequence-number-0 row is here; past
         the first EDGE bytes only rows holding ``,0,`` (or ending ``,0``) can be."""
         seen: list[str] = []
-        data, size = self.data, self.size
-        start = self.body
+        data, size, start = self.data, self.size, self.body
         while start < size and len(seen) < SAMPLES:
             if start < EDGE:
-                candidates = [start]
-                end = self.row(start)[1] + 1
+                candidates, end = [start], self.row(start)[1] + 1
             else:
                 end = data.find(b"\n", start + EDGE)
                 end = size if end < 0 else end + 1
@@ -627,16 +530,14 @@ class _Scan:
                         return
             start = end
 
-    # -- gathering --
-
     def gather(self) -> list[SmtpSession]:
         found: list[list[tuple[int, list[str]]]] = []
         for sid, anchor in self.chosen.items():
             if not sid:
                 raise _Unmodelled("an empty session-id")
-            rows = {s: self.row(s)[0] for s in self.region_rows.get(sid, ())}
-            rows[anchor] = self.row(anchor)[0]
-            found.append(self.walk(sid, {s: v for s, v in rows.items() if v is not None}))
+            known = [anchor, *self.region_rows.get(sid, ())]
+            rows = {s: v for s in known if (v := self.row(s)[0]) is not None}
+            found.append(self.walk(sid, rows))
         found.sort(key=lambda rows: rows[0][0])
         numbers = self.line_numbers(sorted(start for rows in found for start, _v in rows))
         kind, label = self.kind, self.label
@@ -645,18 +546,13 @@ class _Scan:
             for rows in found
         ]
 
-    def region_of(self, start: int) -> tuple[int, int] | None:
-        return next(((a, b) for a, b in self.regions if a <= start < b), None)
-
     def walk(self, sid: str, rows: dict[int, list[str]]) -> list[tuple[int, list[str]]]:
         """All rows of a session from some of them: back to its sequence-number-0 row,
-        forward to its ``-`` row, at most WINDOW bytes each way (skipping the parsed
-        regions, where its rows are known)."""
-        data, needle = self.data, b"," + sid.encode()
-        first = min(rows)
+        forward to its ``-`` row, WINDOW bytes at most (skipping the parsed regions)."""
+        data, needle, first = self.data, b"," + sid.encode(), min(rows)
         if data.find(needle, first, self.row(first)[1]) < 0:
             raise _Unmodelled("a session-id that is not a plain field")
-        region = self.region_of(first)
+        region = next(((a, b) for a, b in self.regions if a <= first < b), None)
         if not any(v[3] == "0" for v in rows.values()):
             low = max(self.body, first - WINDOW)
             hit = data.rfind(needle, low, region[0] if region else first)
@@ -682,41 +578,20 @@ class _Scan:
                 hit = data.find(needle, end, high)
         return sorted(rows.items())
 
-    def line_number(self, start: int) -> int:
-        """The 1-based line number of the line at ``start``."""
-        index = max(0, bisect_right(self.block_starts, start) - 1)
-        base = self.block_starts[index] if self.block_starts else self.body
-        lines = self.block_lines[index] if self.block_lines else 0
+    def line_number(self, start: int, previous: int = -1, number: int = 0) -> int:
+        """The line number of the line at ``start``: from the line count of its block,
+        or from ``previous`` (a line start in the same block, at line ``number``)."""
+        index = bisect_right(self.block_starts, start) - 1
+        base = self.block_starts[index] if index >= 0 else self.body
+        if previous >= base:
+            return number + self.data.count(b"\n", previous, start)
+        lines = self.block_lines[index] if index >= 0 else 0
         return self.header_lines + lines + self.data.count(b"\n", base, start) + 1
 
     def line_numbers(self, starts: list[int]) -> dict[int, int]:
-        """Line numbers of line starts (sorted): those of the regions are known; the
-        others count line ends from their block start or from the previous one."""
-        data, blocks, known = self.data, self.block_starts, self.numbers
-        numbers: dict[int, int] = {}
-        previous, number = -1, 0
+        """Line numbers of sorted line starts (those of the regions are known)."""
+        known, numbers, previous, number = self.numbers, dict[int, int](), -1, 0
         for start in starts:
-            if start in known:
-                number = numbers[start] = known[start]
-            else:
-                base = blocks[bisect_right(blocks, start) - 1]
-                if previous < base:
-                    number = self.line_number(start)
-                else:
-                    number += data.count(b"\n", previous, start)
-                numbers[start] = number
-            previous = start
+            number = known.get(start) or self.line_number(start, previous, number)
+            numbers[previous := start] = number
         return numbers
-
-
-def _dirty(reduced: bytes, offsets: list[int], needle: bytes) -> list[int]:
-    """Indexes of the blocks (starting at ``offsets`` in ``reduced``) holding ``needle``."""
-    found: list[int] = []
-    hit = reduced.find(needle)
-    while hit >= 0:
-        index = bisect_right(offsets, hit) - 1
-        found.append(index)
-        if index + 1 == len(offsets):
-            break
-        hit = reduced.find(needle, offsets[index + 1])
-    return found
