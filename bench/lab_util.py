@@ -42,7 +42,6 @@ TOPOLOGIES = BENCH_DIR / "topologies"
 # The lock every test and benchmark that starts a lab takes (tests/conftest.py:
 # lab_slot): labs share one fixed loopback address plan, so they take turns.
 LAB_LOCK = "/tmp/sitemail-lab-tests.lock"
-ADMIN_PORT = 8443
 # The peers' own loopback addresses, outside every lab's plan.
 POSTFIX_ADDRESS = "127.77.0.25"
 
@@ -99,7 +98,7 @@ class LabHandle:
         # Reached by address: the chain is still checked against the lab CA.
         ctx.check_hostname = False
         request = urllib.request.Request(
-            f"https://{self.address(server)}:{ADMIN_PORT}{path}",
+            f"{self.server(server)['endpoints']['admin']}{path}",  # its port follows the offset
             data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",

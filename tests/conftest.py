@@ -140,14 +140,34 @@ class RunningLab:
         return sitemail(*args, "--dir", str(self.dir), check=check)
 
 
+_slot_depth = 0  # how many lab_slot() blocks of this process are open (the lock is held once)
+
+
 @contextmanager
 def lab_slot() -> Iterator[None]:
     """Hold the machine's lab address plan: every lab uses the same loopback addresses, so
-    test runs that start labs (several at once on a developer's machine) take turns."""
+    test runs that start labs (several at once on a developer's machine) take turns.
+
+    Re-entrant within this process: a test that already holds the slot (``exclusive_lab``,
+    ``seed_lab``) and takes it again -- to start a second lab beside the first, say --
+    goes on at once.  (A second ``flock`` on a new descriptor of the same file would wait
+    for the first one, that is for itself, forever.)"""
+    global _slot_depth
+    if _slot_depth:
+        _slot_depth += 1
+        try:
+            yield
+        finally:
+            _slot_depth -= 1
+        return
     fd = os.open(LAB_LOCK, os.O_CREAT | os.O_RDWR, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        _slot_depth = 1
+        try:
+            yield
+        finally:
+            _slot_depth = 0
     finally:
         os.close(fd)
 

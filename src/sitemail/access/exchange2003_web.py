@@ -125,7 +125,7 @@ class Exchange2003WebService:
     def _resolve_store(self, server: str) -> tuple[str, int]:
         if server.casefold() != self.ctx.name.casefold():
             raise LookupError(f"{server} is not this server ({self.ctx.name})")
-        return self.ctx.address, STORE_PORT
+        return self.ctx.address, self.ctx.port(STORE_PORT)
 
     async def start(self) -> None:
         if self._runner is not None:

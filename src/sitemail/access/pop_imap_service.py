@@ -101,7 +101,7 @@ class FrontEnd:
         address = await asyncio.to_thread(self.ctx.address_of, outcome.target_server)
         return await open_backend(
             address,
-            outcome.port + self.ctx.port_offset,
+            self.ctx.port(outcome.port),
             use_ssl=outcome.ssl,
             server_hostname=outcome.host,
             context=self.proxy_tls,
@@ -179,7 +179,7 @@ class PopImapService:
         tls = server_ssl_context(files) if files.cert.exists() else None
         store = StoreClient(
             ctx.directory,
-            lambda name: (ctx.address_of(name), STORE_PORT),
+            lambda name: (ctx.address_of(name), ctx.port(STORE_PORT)),
             ca_file=ca_file,
             cert_files=files,
         )

@@ -124,8 +124,8 @@ def _admin_context(lab_dir: Path) -> ssl.SSLContext:
     return ctx
 
 
-def _get(ctx: ssl.SSLContext, address: str, path: str) -> Any:
-    url = f"https://{address}:{ADMIN_PORT}{path}"
+def _get(ctx: ssl.SSLContext, address: str, path: str, port_offset: int = 0) -> Any:
+    url = f"https://{address}:{ADMIN_PORT + port_offset}{path}"
     with urllib.request.urlopen(url, context=ctx, timeout=API_TIMEOUT) as resp:
         return json.loads(resp.read())
 
@@ -140,8 +140,8 @@ def _read_queues(facts: Facts, lab_dir: Path) -> None:
         if not hub.address:
             continue
         try:
-            queues = _get(ctx, hub.address, "/queues")
-            messages = _get(ctx, hub.address, "/messages")
+            queues = _get(ctx, hub.address, "/queues", facts.port_offset)
+            messages = _get(ctx, hub.address, "/messages", facts.port_offset)
         except (OSError, ValueError, urllib.error.URLError) as exc:
             facts.unreachable_servers[hub.name] = str(exc)
             facts.notes.append(f"{hub.name}'s admin API did not answer: {exc}")

@@ -25,7 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sitemail.lab.addressing import ADMIN_PORT, AddressPlan, HostSpec, plan_addresses
+from sitemail.lab.addressing import (
+    ADMIN_PORT,
+    STORE_PORT,
+    AddressPlan,
+    HostSpec,
+    plan_addresses,
+)
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import (
     ExchangeVersion,
@@ -196,13 +202,13 @@ def _admin_context(lab_dir: Path) -> ssl.SSLContext:
     return client_ssl_context(pki / "ca.pem", files=admin_cert_files(pki))
 
 
-def probe(rec: ProcessRecord, lab_dir: Path, timeout: float = 2.0) -> bool:
-    """Does the process answer its health check?"""
+def probe(rec: ProcessRecord, lab_dir: Path, port_offset: int, timeout: float = 2.0) -> bool:
+    """Does the process answer its health check (on its admin port, shifted by the lab)?"""
     try:
         if rec.kind == "server":
             ctx = _admin_context(lab_dir)
             ctx.check_hostname = False  # reached by address; the chain is still checked
-            url = f"https://{rec.address}:{ADMIN_PORT}/health"
+            url = f"https://{rec.address}:{ADMIN_PORT + port_offset}/health"
             with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:
                 return bool(resp.status == 200)
         with ConsoleClient(Path(rec.home) / "console.sock", timeout=timeout) as console:
@@ -211,7 +217,9 @@ def probe(rec: ProcessRecord, lab_dir: Path, timeout: float = 2.0) -> bool:
         return False
 
 
-def _wait_ready(recs: list[ProcessRecord], lab_dir: Path, timeout: float) -> list[str]:
+def _wait_ready(
+    recs: list[ProcessRecord], lab_dir: Path, port_offset: int, timeout: float
+) -> list[str]:
     """Wait for every process; return one line per process that did not come up."""
     deadline = time.monotonic() + timeout
     pending = {r.name: r for r in recs}
@@ -223,7 +231,7 @@ def _wait_ready(recs: list[ProcessRecord], lab_dir: Path, timeout: float) -> lis
                     f"{name}: exited during start-up: {_tail(Path(rec.home) / 'process.log')}"
                 )
                 del pending[name]
-            elif probe(rec, lab_dir, timeout=1.0):
+            elif probe(rec, lab_dir, port_offset, timeout=1.0):
                 del pending[name]
         if pending:
             time.sleep(0.1)
@@ -435,7 +443,7 @@ class Lab:
         for rec in recs:
             _start(rec, self.dir)
         state.save()
-        failures = _wait_ready(recs, self.dir, timeout)
+        failures = _wait_ready(recs, self.dir, offset, timeout)
         if failures:
             say("sitemail lab up: the lab did not start:")
             for line in failures:
@@ -482,7 +490,7 @@ class Lab:
                 time.sleep(0.02)
         _start(rec, self.dir)
         st.save()
-        failures = _wait_ready([rec], self.dir, timeout)
+        failures = _wait_ready([rec], self.dir, st.port_offset, timeout)
         return failures[0] if failures else None
 
     # -------------------------------------------------------------- status
@@ -519,7 +527,7 @@ class Lab:
             alive = is_ours(rec, self.dir)
             state = "stopped"
             if alive:
-                state = "running" if probe(rec, self.dir) else "unresponsive"
+                state = "running" if probe(rec, self.dir, st.port_offset) else "unresponsive"
                 any_running = True
             entry: dict[str, Any] = {
                 "name": rec.name,
@@ -597,7 +605,9 @@ class Lab:
                 "folder": rec.home,
             }
         server = directory.require(Server, rec.name)
-        endpoints: dict[str, Any] = {"admin": f"https://{rec.address}:{ADMIN_PORT}"}
+        endpoints: dict[str, Any] = {"admin": f"https://{rec.address}:{ADMIN_PORT + offset}"}
+        if ServerRole.MAILBOX in server.roles:
+            endpoints["store"] = f"https://{rec.address}:{STORE_PORT + offset}"
         if server.version is ExchangeVersion.E2010 and ServerRole.HUB_TRANSPORT in server.roles:
             for rc in directory.list(ReceiveConnector):
                 if rc.server.lower() == server.name.lower():

@@ -673,7 +673,8 @@ class LabSettings(Model):
     """Settings a lab adds on top of the organization (one object, identity ``lab``)."""
 
     kind: ClassVar[str] = "LabSettings"
-    # Added to every listening port when the lab cannot bind ports below 1024.
+    # Added to every port of the lab (services, admin and store APIs): when the lab
+    # cannot bind ports below 1024, or to run several labs side by side.
     port_offset: int = 0
     lab_dir: str = ""
 

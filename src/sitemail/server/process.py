@@ -77,7 +77,7 @@ def _service(
     if name == "MSExchangeIS" and server.version in (ExchangeVersion.E2010, ExchangeVersion.E2003):
         from sitemail.mailbox.service import InformationStoreService
 
-        return InformationStoreService.from_context(ctx, STORE_PORT)
+        return InformationStoreService.from_context(ctx, ctx.port(STORE_PORT))
     if name == "SMTPSVC" and server.version is ExchangeVersion.E2003:
         from sitemail.lab.legacy_smtp import LegacySmtpService
 
@@ -137,9 +137,10 @@ async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
     app = build_app(host, verifier, info, [add_transport_routes])
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, ctx.address, ADMIN_PORT, ssl_context=tls, backlog=64)
+    admin_port = ctx.port(ADMIN_PORT)
+    site = web.TCPSite(runner, ctx.address, admin_port, ssl_context=tls, backlog=64)
     await site.start()
-    log.info("%s ready: admin API https://%s:%d", server.name, ctx.address, ADMIN_PORT)
+    log.info("%s ready: admin API https://%s:%d", server.name, ctx.address, admin_port)
     try:
         await _wait_for_stop()
     finally:

@@ -99,7 +99,7 @@ class Pipeline:
         pki = self.ctx.pki_dir
         self._mailboxes = StoreClient(
             self.directory,
-            lambda server: (self.ctx.address_of(server), STORE_PORT),
+            lambda server: (self.ctx.address_of(server), self.ctx.port(STORE_PORT)),
             ca_file=pki / "ca.pem",
             cert_files=server_cert_files(pki, self.ctx.name),
         )
@@ -269,10 +269,10 @@ class Pipeline:
 
     def _targets(self, queue: QueueRef) -> tuple[list[Target], SendPolicy, str]:
         """Where the queue's next hop is, what the connector requires, and its log id."""
-        offset = self.ctx.port_offset
+        smtp_port = self.ctx.port(25)
         if queue.delivery_type is DeliveryType.SMTP_RELAY_TO_REMOTE_AD_SITE:
             hubs = self._routing().hubs(queue.next_hop_domain)
-            targets = [Target(h.fqdn, self.ctx.address_of(h.name), 25 + offset) for h in hubs]
+            targets = [Target(h.fqdn, self.ctx.address_of(h.name), smtp_port) for h in hubs]
             return targets, SendPolicy.intra_org(), "Intra-Organization SMTP Send Connector"
         if queue.delivery_type is DeliveryType.SMTP_RELAY_TO_TI_RG:
             legacy = [
@@ -280,13 +280,13 @@ class Pipeline:
                 for s in self._routing().servers
                 if s.version.value == "6.5" and s.site.lower() == self._local().site.lower()
             ]
-            targets = [Target(s.fqdn, self.ctx.address_of(s.name), 25 + offset) for s in legacy]
+            targets = [Target(s.fqdn, self.ctx.address_of(s.name), smtp_port) for s in legacy]
             # 2003 routing groups need X-EXPS GSSAPI, which needs a Windows domain: the
             # relay uses no Exchange authentication (as an ExternalAuthoritative link would).
             return targets, SendPolicy(), "Intra-Organization SMTP Send Connector"
         connector = self._connector_for(queue)
         hosts = connector.smart_hosts if connector else queue.next_hop_domain.split(",")
-        port = (connector.port if connector else 25) + offset
+        port = self.ctx.port(connector.port if connector else 25)
         targets = [Target(h, self._resolve_host(h), port) for h in hosts]
         policy = SendPolicy(require_tls=bool(connector and connector.require_tls))
         return targets, policy, connector.name if connector else "Internet"

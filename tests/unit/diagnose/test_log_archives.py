@@ -80,3 +80,23 @@ def test_exit_status_says_whether_there_is_something_to_act_on(
     assert troubleshoot_main(["--logs", str(healthy), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["findings"] == []
     assert troubleshoot_main(["--logs", str(tmp_path / "nothing-here")]) == 2
+
+
+def test_a_long_scan_says_how_far_it_is_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from sitemail.diagnose import cli
+
+    now = [100.0]
+    monkeypatch.setattr(cli.time, "monotonic", lambda: now[0])
+    out = StringIO()
+    shown = cli.ScanProgress(Console(file=out, force_terminal=False))
+    shown.start()
+    shown(50_000_000, 1_000_000_000)  # at once: nothing yet
+    assert out.getvalue() == ""
+    now[0] += 2.5
+    shown(400_000_000, 1_000_000_000)
+    assert "scanning logs: 400 of 1,000 MB" in out.getvalue()
+    shown.close()

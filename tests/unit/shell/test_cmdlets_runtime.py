@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sitemail.org.directory import Directory, open_directory
-from sitemail.org.model import ReceiveConnector, Server
+from sitemail.org.model import LabSettings, ReceiveConnector, Server
 from sitemail.org.topology import Topology
 from sitemail.shell import ScriptResult, run_script
 from sitemail.shell.cmdlets import exchange_registry
@@ -47,13 +47,18 @@ class FakeAdmin(AdminClient):
         super().__init__(Path("/nonexistent"))
         self.answers: dict[tuple[str, str], object] = {}
         self.calls: list[tuple[str, str, str, dict[str, object] | None]] = []
+        self.ports: set[int] = set()
 
-    def get(self, server: str, address: str, path: str) -> object:
+    def get(self, server: str, address: str, port: int, path: str) -> object:
         self.calls.append((server, address, path, None))
+        self.ports.add(port)
         return self._answer(server, path)
 
-    def post(self, server: str, address: str, path: str, body: dict[str, object]) -> object:
+    def post(
+        self, server: str, address: str, port: int, path: str, body: dict[str, object]
+    ) -> object:
         self.calls.append((server, address, path, body))
+        self.ports.add(port)
         return self._answer(server, path)
 
     def _answer(self, server: str, path: str) -> object:
@@ -116,6 +121,17 @@ def test_get_queue_asks_every_hub_and_shows_exchanges_columns(
         ("EX-NY1", "127.1.0.11"),
         ("EX-FL1", "127.2.0.11"),
     }
+
+
+def test_the_admin_api_is_called_on_the_labs_shifted_port(
+    services: ExchangeServices, admin: FakeAdmin, directory: Directory
+) -> None:
+    assert not run(services, "Get-Queue").failed
+    assert admin.ports == {8443}
+    directory.put(LabSettings(port_offset=20000))
+    admin.ports.clear()
+    assert not run(services, "Get-Queue").failed
+    assert admin.ports == {28443}
 
 
 def test_get_queue_format_list_shows_last_error_and_local_times(

@@ -126,7 +126,7 @@ class W3svcService:
                 f"{server} is not a Mailbox server of site {self.ctx.site}; a Client Access "
                 "server reads mailboxes of its own site only"
             )
-        return self.ctx.address_of(server), STORE_PORT
+        return self.ctx.address_of(server), self.ctx.port(STORE_PORT)
 
     async def start(self) -> None:
         if self._runner is not None:

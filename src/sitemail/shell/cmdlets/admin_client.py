@@ -1,6 +1,7 @@
 """The servers' admin HTTPS API, as the runtime cmdlets call it.
 
-Every server process answers on ``https://<address>:8443`` and only to the
+Every server process answers on ``https://<address>:<port>`` (8443 plus the
+lab's port offset: the caller passes the port it computed) and only to the
 organization's admin certificate (``<lab>/pki/admin.pem``).  Servers are
 reached by address, so the host name is not checked; the chain to the
 organization CA still is.
@@ -14,7 +15,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sitemail.lab.addressing import ADMIN_PORT
 from sitemail.org.pki import PkiError, admin_cert_files, client_ssl_context
 
 
@@ -48,16 +48,20 @@ class AdminClient:
             self._context = context
         return self._context
 
-    def get(self, server: str, address: str, path: str) -> object:
-        return self._call(server, address, path, None)
+    def get(self, server: str, address: str, port: int, path: str) -> object:
+        return self._call(server, address, port, path, None)
 
-    def post(self, server: str, address: str, path: str, body: dict[str, object]) -> object:
-        return self._call(server, address, path, body)
+    def post(
+        self, server: str, address: str, port: int, path: str, body: dict[str, object]
+    ) -> object:
+        return self._call(server, address, port, path, body)
 
-    def _call(self, server: str, address: str, path: str, body: dict[str, object] | None) -> object:
+    def _call(
+        self, server: str, address: str, port: int, path: str, body: dict[str, object] | None
+    ) -> object:
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(
-            f"https://{address}:{ADMIN_PORT}{path}",
+            f"https://{address}:{port}{path}",
             data=data,
             method="GET" if body is None else "POST",
             headers={"Content-Type": "application/json"},
@@ -70,7 +74,7 @@ class AdminClient:
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise AdminError(
-                f"Server {server} ({address}) did not answer its admin API ({reason}). "
+                f"Server {server} ({address}:{port}) did not answer its admin API ({reason}). "
                 "Is it running? `sitemail lab status` shows the lab."
             ) from None
         if not raw:

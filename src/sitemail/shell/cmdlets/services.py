@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from sitemail.lab.addressing import ADMIN_PORT
 from sitemail.org.directory import Directory
 from sitemail.org.model import (
     ExchangeVersion,
@@ -148,10 +149,10 @@ class ExchangeServices:
         return self._admin(server, path, body)
 
     def _admin(self, server: Server, path: str, body: dict[str, object] | None) -> object:
-        address = self.address(server)
+        address, port = self.address(server), self.port(ADMIN_PORT)
         if body is None:
-            return self.admin.get(server.name, address, path)
-        return self.admin.post(server.name, address, path, body)
+            return self.admin.get(server.name, address, port, path)
+        return self.admin.post(server.name, address, port, path, body)
 
     def _lab_order(self) -> list[str]:
         if not self._order:
