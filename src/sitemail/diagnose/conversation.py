@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sitemail.diagnose.logs import LogKind, SmtpSession
+from sitemail.diagnose.logs import LogKind, ProtocolRow, SmtpSession
 from sitemail.protocols.smtp.command import parse_command_line
 from sitemail.protocols.smtp.errors import SmtpSyntaxError
 from sitemail.protocols.smtp.reply import parse_reply_line, split_enhanced
@@ -143,7 +143,7 @@ class _Reader:
     commands: int = 0
     hello_verbs: list[str] = field(default_factory=list)
     first_reply: list[str] = field(default_factory=list)
-    first_reply_at: str = ""
+    first_reply_at: ProtocolRow | None = None
     first_reply_code: int = 0
     masked_command: bool = False
     greeting: str = ""
@@ -157,15 +157,16 @@ class _Reader:
     accepted: list[str] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
     delivered: bool = False
-    info: list[tuple[str, str]] = field(default_factory=list)
+    info: list[tuple[str, ProtocolRow]] = field(default_factory=list)
     own_name: str = ""
     sender_domain: str = ""
     rcpt: str = ""
     ended: bool = False
 
-    def key(self, location: str, text: str) -> None:
+    def key(self, row: ProtocolRow | None, text: str) -> None:
+        # The row's file:line is only made for the few rows kept as evidence.
         if len(self.rows) < MAX_KEY_ROWS:
-            self.rows.append(KeyRow(location, text))
+            self.rows.append(KeyRow(row.location if row is not None else "", text))
 
 
 def _row_text(values: list[str]) -> str:
@@ -224,7 +225,7 @@ def digest(session: SmtpSession, server: str = "") -> SessionDigest | None:
     for r in session.rows:
         v = r.values
         ev, data = v[6], v[7]
-        where = r.location
+        where = r
         if ev == "+":
             st.connected = True
         elif ev == "-":
@@ -241,7 +242,7 @@ def digest(session: SmtpSession, server: str = "") -> SessionDigest | None:
     return _conclude(session, server, st, send)
 
 
-def _information(st: _Reader, v: list[str], where: str) -> None:
+def _information(st: _Reader, v: list[str], where: ProtocolRow) -> None:
     data, context = v[7], v[8]
     if "permissions" in context.lower() or ("permissions" in data.lower() and not context):
         rights = _rights(data)
@@ -256,7 +257,7 @@ def _information(st: _Reader, v: list[str], where: str) -> None:
         st.info.append((text, where))
 
 
-def _command(st: _Reader, data: str, where: str, send: bool) -> bool:
+def _command(st: _Reader, data: str, where: ProtocolRow, send: bool) -> bool:
     line = parse_command_line(data)
     verb = line.verb
     st.commands += 1
@@ -288,7 +289,7 @@ def _command(st: _Reader, data: str, where: str, send: bool) -> bool:
     return True
 
 
-def _server_line(st: _Reader, data: str, where: str) -> None:
+def _server_line(st: _Reader, data: str, where: ProtocolRow) -> None:
     parsed = _reply(data)
     if parsed is None:
         return
@@ -327,7 +328,7 @@ def _server_line(st: _Reader, data: str, where: str) -> None:
         st.delivered = True
 
 
-def _hello_reply(st: _Reader, code: int, data: str, where: str) -> None:
+def _hello_reply(st: _Reader, code: int, data: str, where: ProtocolRow) -> None:
     """Keep the reply to the first EHLO, or to the HELO that followed a refused EHLO (the
     PIX fallback): the reply that decided what the client could do before any TLS."""
     number = len(st.hello_verbs)
@@ -378,8 +379,8 @@ _INFO_PATTERNS: tuple[tuple[Outcome | str, tuple[str, ...]], ...] = (
 )
 
 
-def _notes(st: _Reader) -> dict[Outcome | str, str]:
-    found: dict[Outcome | str, str] = {}
+def _notes(st: _Reader) -> dict[Outcome | str, ProtocolRow | None]:
+    found: dict[Outcome | str, ProtocolRow | None] = {}
     for text, where in st.info:
         low = text.lower()
         for what, needles in _INFO_PATTERNS:
@@ -431,7 +432,7 @@ def _conclude(session: SmtpSession, server: str, st: _Reader, send: bool) -> Ses
     if outcome in (Outcome.NO_EXCHANGE_AUTH, Outcome.NO_AUTH, Outcome.QUIT_DESPITE_OFFER) and (
         st.first_reply_at
     ):
-        st.rows.insert(min(len(st.rows), 2), KeyRow(st.first_reply_at, offered(keywords)))
+        st.rows.insert(min(len(st.rows), 2), KeyRow(st.first_reply_at.location, offered(keywords)))
     peer = st.greeting if send else st.own_name
     return SessionDigest(
         session.kind,
@@ -459,7 +460,7 @@ def _conclude(session: SmtpSession, server: str, st: _Reader, send: bool) -> Ses
 
 def _send_outcome(
     st: _Reader,
-    notes: dict[Outcome | str, str],
+    notes: dict[Outcome | str, ProtocolRow | None],
     keywords: tuple[str, ...],
     firewall: Firewall,
     refused: Refusal | None,
@@ -509,7 +510,9 @@ def _send_outcome(
     return None
 
 
-def _tls_or_auth_failed(st: _Reader, notes: dict[Outcome | str, str]) -> Outcome | None:
+def _tls_or_auth_failed(
+    st: _Reader, notes: dict[Outcome | str, ProtocolRow | None]
+) -> Outcome | None:
     """Anonymous TLS that failed, or Exchange authentication refused (454/535 to X-EXPS)."""
     if Outcome.TLS_FAILED in notes:
         return Outcome.TLS_FAILED
@@ -529,7 +532,7 @@ def _receive_outcome(
     keywords: tuple[str, ...],
     refused: Refusal | None,
     firewall: Firewall,
-    notes: dict[Outcome | str, str],
+    notes: dict[Outcome | str, ProtocolRow | None],
 ) -> Outcome | None:
     if firewall is not Firewall.NONE and not st.delivered and st.principal is Principal.ANONYMOUS:
         return Outcome.MASKED

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 #: Folders Exchange itself names; never a server's name.
 _EXCHANGE_FOLDERS = frozenset(
@@ -102,6 +103,7 @@ def host_label(name: str) -> str:
     return text.split(".", 1)[0].lower()
 
 
+@lru_cache(maxsize=4096)
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

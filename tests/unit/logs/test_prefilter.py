@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sitemail.diagnose.logs import (
     LogKind,
     group_sessions,
+    hitscan,
     inspect_log_file,
     parallel,
     prefilter,
@@ -32,6 +33,17 @@ from sitemail.transport.log_files import format_row
 from sitemail.transport.protocol_log import PROTOCOL_LOG_FIELDS
 
 SEND, RECEIVE = LogKind.SMTP_SEND, LogKind.SMTP_RECEIVE
+
+
+@pytest.fixture(autouse=True, params=["hyperscan", "bytes.find"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both ways of finding the rows: Hyperscan's one pass, and the
+    bytes.find searches used where Hyperscan is missing."""
+    if request.param == "hyperscan":
+        assert hitscan.AVAILABLE, "the hyperscan wheel is a dependency on x86-64 Linux"
+    else:
+        monkeypatch.setattr(hitscan, "AVAILABLE", False)
+    return str(request.param)
 FIELDS_LINE = "#Fields: " + ",".join(PROTOCOL_LOG_FIELDS)
 HEADER = {
     SEND: [
@@ -283,8 +295,8 @@ def test_the_edges_and_the_first_sixteen_sessions_are_selected() -> None:
     scan = check(data, SEND)
     head = [s for s in sessions if data.find(s.lines[0].encode()) < EDGE]
     tail = [s for s in sessions if data.find(s.lines[-1].encode()) >= len(data) - EDGE]
-    assert len(head) > SAMPLES
-    assert ids(scan) == {s.sid for s in head} | {s.sid for s in tail}
+    first = {s.sid for s in sessions[:SAMPLES]}
+    assert ids(scan) == {s.sid for s in head} | {s.sid for s in tail} | first
     middle_one = sessions[150]
     assert middle_one.sid not in ids(scan)  # healthy, not sampled, far from the edges
 

@@ -146,10 +146,13 @@ def parse_reply_line(line: str) -> ReplyLine:
     Raises :class:`SmtpSyntaxError` when the line does not start with a code
     2xx-5xx followed by ``-``, a space or the end of the line.
     """
-    line = strip_eol(line)
-    if len(line) < 3 or not _CODE.fullmatch(line[:3]):
+    if line[-1:] == "\n":
+        line = strip_eol(line)
+    head = line[:3]
+    # Three ASCII digits 200-599 (str.isdigit alone would take other scripts' digits).
+    if len(head) < 3 or not (head.isascii() and head.isdigit() and "2" <= head[0] <= "5"):
         raise SmtpSyntaxError(f"reply line does not start with a code 200-599: {line[:40]!r}")
-    code = int(line[:3])
+    code = int(head)
     if len(line) == 3:
         return ReplyLine(code, True, "")
     sep = line[3]
