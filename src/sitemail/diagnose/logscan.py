@@ -66,6 +66,8 @@ MAX_TRACKING_EXAMPLES = 10
 #: Sources and domains kept per relaying connector.
 MAX_RELAY_KEYS = 2_000
 MAX_RELAY_PAIRS = 50_000
+#: 530 refusals remembered per connector (the latest).
+MAX_REFUSALS = 10_000
 
 INTRA_ORG = "intra-organization"
 #: Receive outcomes of a client that gave up at once: kept per client, since the client
@@ -112,15 +114,37 @@ class RelayFacts:
 
 @dataclass(slots=True)
 class AnonymousFacts:
-    """Anonymous mail on one connector: when it was taken, when it was refused."""
+    """Anonymous mail on one connector: when it was taken, when it was refused (530).
+
+    Sessions arrive in the order they ended, not started; what came after the last
+    delivery is worked out when asked."""
 
     delivered: int = 0
     last_delivered: str = ""
     first_delivered: str = ""
     refused: int = 0
-    refused_after: int = 0
-    """Refusals (530) after the last anonymous delivery."""
-    refused_sources: set[str] = field(default_factory=set)
+    refusals: list[tuple[str, str]] = field(default_factory=list)
+    """(start, source address) of refusals, the latest :data:`MAX_REFUSALS` kept."""
+
+    def refuse(self, start: str, source: str) -> None:
+        self.refused += 1
+        self.refusals.append((start, source))
+        if len(self.refusals) > 2 * MAX_REFUSALS:
+            self.refusals.sort()
+            del self.refusals[:-MAX_REFUSALS]
+
+    @property
+    def after(self) -> list[tuple[str, str]]:
+        return [r for r in self.refusals if r[0] > self.last_delivered]
+
+    @property
+    def refused_after(self) -> int:
+        """Refusals after the last anonymous delivery."""
+        return len(self.after)
+
+    @property
+    def refused_sources(self) -> set[str]:
+        return {source for _, source in self.after}
 
 
 @dataclass(slots=True)
@@ -260,22 +284,15 @@ def _anonymous(out: LogDigest, d: SessionDigest) -> None:
     if d.outcome in (Outcome.DELIVERED, Outcome.ANONYMOUS_RELAY, Outcome.NOT_AUTHENTICATED):
         facts = out.anonymous.setdefault(d.connector_id, AnonymousFacts())
         if d.outcome is Outcome.NOT_AUTHENTICATED:
-            facts.refused += 1
-            if not facts.last_delivered or d.start > facts.last_delivered:
-                facts.refused_after += 1
-                if len(facts.refused_sources) < 100:
-                    facts.refused_sources.add(endpoint_ip(d.remote))
+            facts.refuse(d.start, endpoint_ip(d.remote))
         else:
             facts.delivered += 1
-            if d.start > facts.last_delivered:
-                facts.last_delivered = d.start
-                facts.refused_after = 0
-                facts.refused_sources.clear()
+            facts.last_delivered = max(facts.last_delivered, d.start)
             if not facts.first_delivered or d.start < facts.first_delivered:
                 facts.first_delivered = d.start
 
 
-def _file_server(sessions: list[SmtpSession], kind: LogKind, path: str) -> str:
+def _file_server(sessions: list[SmtpSession | SessionDigest], kind: LogKind, path: str) -> str:
     """The server a file belongs to: the server part of its receive connector ids, else
     its folder (a send log names its server only in the EHLO it sends)."""
     if kind is LogKind.SMTP_RECEIVE:
@@ -390,46 +407,56 @@ def _scan_selected(
         items,
         workers=workers,
         progress=None if progress is None else (lambda done: progress(done, total)),
+        finish=digest,
     )
     for (_folder, kind), chain in chains.items():
 
-        def rows(chain: list[ExchangeLogFile] = chain) -> Iterator[ProtocolRow]:
-            # The selected sessions of each file, file after file: parts of a session
-            # cut by a rotation meet again in group_sessions.
+        def selected(chain: list[ExchangeLogFile] = chain) -> Iterator[SmtpSession | SessionDigest]:
+            # Sessions whole in a file come digested by the workers; those cut by a
+            # rotation are joined here, across the files of the folder, and come last.
+            cut: list[ProtocolRow] = []
             for _log in chain:
                 scan = next(scans)
                 out.rows += scan.rows
                 out.sessions += scan.sessions_total
+                yield from scan.finished
                 for session in scan.sessions:
-                    yield from session.rows
+                    cut.extend(session.rows)
+            yield from group_sessions(cut)
 
-        _add_file(out, group_sessions(rows()), kind, str(chain[0].path))
+        _add_file(out, selected(), kind, str(chain[0].path))
 
 
 #: Sessions looked at first to tell whose log a folder is.
 _PEEK = 64
 
 
-def _add_file(out: LogDigest, sessions: Iterable[SmtpSession], kind: LogKind, path: str) -> None:
-    """Digest a stream of sessions of one server's folder, in bounded memory: the first
-    sessions say whose log it is, the rest are digested as they come."""
+def _add_file(
+    out: LogDigest, sessions: Iterable[SmtpSession | SessionDigest], kind: LogKind, path: str
+) -> None:
+    """Digest a stream of sessions (or sessions already digested) of one server's folder,
+    in bounded memory: the first say whose log it is, the rest are taken as they come."""
     stream = iter(sessions)
-    head: list[SmtpSession] = []
+    head: list[SmtpSession | SessionDigest] = []
     for session in stream:
         head.append(session)
         if len(head) >= _PEEK:
             break
     folder = _file_server(head, kind, path)
-    digests = [d for d in (digest(s, folder) for s in head) if d is not None]
+    digests = [d for d in (_digested(s, folder) for s in head) if d is not None]
     server = folder if kind is LogKind.SMTP_RECEIVE else _own_name_server(out, digests, folder)
     out.org.server(server)
     out.servers_with_logs.setdefault(server, set()).add(kind)
     for d in digests:
         _take(out, d, server)
     for session in stream:
-        found = digest(session, server)
+        found = _digested(session, server)
         if found is not None:
             _take(out, found, server)
+
+
+def _digested(item: SmtpSession | SessionDigest, server: str) -> SessionDigest | None:
+    return item if isinstance(item, SessionDigest) else digest(item, server)
 
 
 def _take(out: LogDigest, d: SessionDigest, server: str) -> None:

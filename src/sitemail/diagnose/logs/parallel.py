@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sitemail.diagnose.logs.files import LogKind
 from sitemail.diagnose.logs.prefilter import FileScan, select_sessions
@@ -38,7 +39,7 @@ Item = tuple[str, Callable[[], bytes], LogKind]
 # A FileScan as sent back by a worker: plain lists and tuples pickle in half the time
 # of ProtocolRow objects.  (rows, sessions_total, bytes, sessions), each session
 # (complete, line numbers, values of its rows).
-_Packed = tuple[int, int, int, list[tuple[bool, list[int], list[list[str]]]]]
+_Packed = tuple[int, int, int, list[tuple[bool, list[int], list[list[str]]]], list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,20 +64,45 @@ class ZipMemberBytes:
             return archive.read(self.member)
 
 
-def _scan(label: str, loader: Callable[[], bytes], kind: LogKind) -> FileScan:
-    return select_sessions(loader(), label, kind)
+Finish = Callable[[SmtpSession], Any]
 
 
-def _scan_packed(label: str, loader: Callable[[], bytes], kind: LogKind) -> _Packed:
-    scan = _scan(label, loader, kind)
+def _whole(session: SmtpSession) -> bool:
+    """The session starts (sequence-number 0) and ends (``-``) in this file."""
+    return session.complete and session.rows[0].values[3] == "0"
+
+
+def _scan(
+    label: str, loader: Callable[[], bytes], kind: LogKind, finish: Finish | None
+) -> FileScan:
+    scan = select_sessions(loader(), label, kind)
+    if finish is not None:
+        # Sessions whole in the file are finished here, in the worker; the caller joins
+        # the rest (cut by a rotation) across files.
+        kept = []
+        for session in scan.sessions:
+            if _whole(session):
+                result = finish(session)
+                if result is not None:
+                    scan.finished.append(result)
+            else:
+                kept.append(session)
+        scan.sessions = kept
+    return scan
+
+
+def _scan_packed(
+    label: str, loader: Callable[[], bytes], kind: LogKind, finish: Finish | None
+) -> _Packed:
+    scan = _scan(label, loader, kind, finish)
     sessions = [
         (s.complete, [r.line for r in s.rows], [r.values for r in s.rows]) for s in scan.sessions
     ]
-    return scan.rows, scan.sessions_total, scan.bytes, sessions
+    return scan.rows, scan.sessions_total, scan.bytes, sessions, scan.finished
 
 
 def _unpack(packed: _Packed, label: str, kind: LogKind) -> FileScan:
-    rows, started, size, packed_sessions = packed
+    rows, started, size, packed_sessions, finished = packed
     sessions = [
         SmtpSession(
             kind,
@@ -87,7 +113,7 @@ def _unpack(packed: _Packed, label: str, kind: LogKind) -> FileScan:
         )
         for complete, lines, values in packed_sessions
     ]
-    return FileScan(sessions, rows, started, size)
+    return FileScan(sessions, rows, started, size, finished)
 
 
 def default_workers() -> int:
@@ -98,6 +124,7 @@ def scan_files(
     items: Iterable[Item],
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    finish: Finish | None = None,
 ) -> Iterator[FileScan]:
     """The :class:`FileScan` of each item, in input order.
 
@@ -105,13 +132,15 @@ def scan_files(
     1 scans in this process.  ``progress`` is called after each file with the
     bytes scanned so far.  An exception of a loader or of the scan is raised
     here when that file's turn comes; closing the iterator early cancels the
-    files not started.
+    files not started.  ``finish`` (a picklable function) is applied in the worker to
+    every selected session whole in its file; its results come in
+    :attr:`FileScan.finished` (None results dropped) instead of the sessions.
     """
     count = default_workers() if workers is None else max(1, workers)
     done = 0
     if count == 1:
         for label, loader, kind in items:
-            scan = _scan(label, loader, kind)
+            scan = _scan(label, loader, kind, finish)
             done += scan.bytes
             if progress is not None:
                 progress(done)
@@ -123,7 +152,9 @@ def scan_files(
 
         def submit() -> bool:
             for label, loader, kind in source:
-                pending.append((pool.submit(_scan_packed, label, loader, kind), label, kind))
+                pending.append(
+                    (pool.submit(_scan_packed, label, loader, kind, finish), label, kind)
+                )
                 return True
             return False
 

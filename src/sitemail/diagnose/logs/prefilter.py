@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sitemail.diagnose.logs import hitscan
 from sitemail.diagnose.logs.files import LogKind
@@ -76,6 +77,10 @@ class FileScan:
     sessions_total: int
     """Sessions started in the file: its rows with event ``+``."""
     bytes: int
+    finished: list[Any] = field(default_factory=list)
+    """What the caller's ``finish`` made of the sessions whole in this file (see
+    :func:`~sitemail.diagnose.logs.parallel.scan_files`); they are then not in
+    :attr:`sessions`."""
 
 
 def _alphabet() -> tuple[bytes, bytes]:
@@ -333,9 +338,7 @@ class _Scan:
                 continue
             seen.add(start)
             values, stop = self.row(start)
-            if values is not None and (
-                _marked(data[start:stop]) or _structural(values, self.kind)
-            ):
+            if values is not None and (_marked(data[start:stop]) or _structural(values, self.kind)):
                 self.choose(start)
         return found.connects
 
