@@ -551,7 +551,10 @@ def _permissions(d: LogDigest, p: PathFacts, severity: Severity) -> Finding:
 
 
 def _dropped(d: LogDigest, p: PathFacts, severity: Severity) -> Finding:
-    connector = d.org.default_connector(p.receiver, p.port)
+    # A receiver known only by its address has no connector name to give: the path is
+    # the subject then.
+    known = not _is_address(p.receiver)
+    connector = d.org.default_connector(p.receiver, p.port) if known else p.subject
     return Finding(
         cause=REMOTE_IP_RANGES,
         title=f"{p.receiver} closes {p.sender}'s connections before its banner",
@@ -568,14 +571,21 @@ def _dropped(d: LogDigest, p: PathFacts, severity: Severity) -> Finding:
             cmd.shell(
                 f"Get-ReceiveConnector -Server {p.receiver} | Format-Table "
                 "Identity,Bindings,RemoteIPRanges",
-                cmd.set_connector(connector, remote_ip_ranges=cmd.ALL_ADDRESSES),
+                cmd.set_connector(
+                    connector if known else "<SERVER>\\Default <SERVER>",
+                    remote_ip_ranges=cmd.ALL_ADDRESSES,
+                ),
                 comment="the out-of-box range; or add the hubs' addresses to the list",
             ),
             _retry(p),
         ],
         symptoms=(3, 4),
-        subject=connector,
+        subject=connector if known else p.subject,
     )
+
+
+def _is_address(name: str) -> bool:
+    return bool(name) and (name[0].isdigit() or ":" in name)
 
 
 def _unreachable(p: PathFacts, severity: Severity) -> Finding:
