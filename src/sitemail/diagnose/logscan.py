@@ -570,9 +570,13 @@ def scan_tracking_logs(
 
 
 def scan_logs(
-    paths: Iterable[Path | str], *, progress: Progress | None = None, prefilter: bool = True
+    paths: Iterable[Path | str],
+    *,
+    progress: Progress | None = None,
+    prefilter: bool = True,
+    workers: int | None = None,
 ) -> LogDigest:
     """Protocol and tracking logs under ``paths``, in one digest."""
     paths = list(paths)
     out = scan_tracking_logs(paths)
-    return scan_protocol_logs(paths, out, progress=progress, prefilter=prefilter)
+    return scan_protocol_logs(paths, out, progress=progress, prefilter=prefilter, workers=workers)
