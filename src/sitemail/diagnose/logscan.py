@@ -151,6 +151,9 @@ class AnonymousFacts:
 class TrackingFacts:
     expired: list[KeyRow] = field(default_factory=list)
     expired_count: int = 0
+    expired_domains: Counter[str] = field(default_factory=Counter)
+    """Recipient domains of expired messages: mail to other organizations that could not
+    be delivered for two days is ordinary life, mail inside the organization is not."""
     delayed: list[KeyRow] = field(default_factory=list)
     delayed_count: int = 0
     ndr: dict[str, list[KeyRow]] = field(default_factory=dict)
@@ -520,6 +523,10 @@ def scan_tracking_logs(
         if event == "FAIL":
             if "4.4.7" in statuses:
                 t.expired_count += 1
+                for address in entry.recipient_address:
+                    domain = address.rpartition("@")[2].lower()
+                    if domain in t.expired_domains or len(t.expired_domains) < MAX_RELAY_KEYS:
+                        t.expired_domains[domain] += 1
                 if len(t.expired) < MAX_TRACKING_EXAMPLES:
                     t.expired.append(
                         _tracking_row(*where, f"FAIL {entry.message_id} {recipients}: {statuses}")

@@ -676,12 +676,15 @@ def consequences(d: LogDigest, roots: list[Finding]) -> list[Finding]:
             ]
         return []
     out = []
+    inside = sum(n for dom, n in t.expired_domains.items() if d.org.is_org_domain(dom))
     if t.expired_count:
         out.append(
             Finding(
                 cause=EXPIRED,
                 title=f"{t.expired_count} message(s) expired undelivered",
-                severity=Severity.ERROR,
+                # Mail for other organizations' servers that stayed unreachable for days
+                # is Internet life; mail for the organization's own recipients is lost.
+                severity=Severity.ERROR if inside else Severity.INFO,
                 confidence=Confidence.HIGH,
                 summary=(
                     "Messages reached MessageExpirationTimeout and were returned with "
@@ -698,7 +701,9 @@ def consequences(d: LogDigest, roots: list[Finding]) -> list[Finding]:
             Finding(
                 cause=DELAYED,
                 title=f"{t.delayed_count} message(s) delayed past DelayNotificationTimeout",
-                severity=Severity.WARNING,
+                # Alone (no failing path in the protocol logs), delay notices are most often
+                # about other organizations' servers: information, with where to look.
+                severity=Severity.INFO,
                 confidence=Confidence.MEDIUM,
                 summary="Senders got Delivery delayed notices; the queue's LastError says why.",
                 evidence=log_evidence(t.delayed, 5),

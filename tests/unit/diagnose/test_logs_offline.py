@@ -290,3 +290,40 @@ def test_a_sender_that_logs_no_451_row_still_tells_the_cause(
         log.write_text("".join(r for r in rows if "5.7.3" not in r))
     report = troubleshoot_logs([root])
     assert [f.cause for f in report.findings if f.severity.value == "error"] == [cause]
+
+
+@pytest.mark.parametrize(
+    ("recipient", "severity"),
+    [("someone@dead-domain.example", "info"), ("adam@contoso.com", "error")],
+    ids=["to another organization", "inside the organization"],
+)
+def test_expired_mail_matters_when_it_was_the_organizations_own(
+    tmp_path: Path, recipient: str, severity: str
+) -> None:
+    # Mail to another organization's server that stayed unreachable for two days is Internet
+    # life; mail to the organization's own recipients that expired is mail lost.
+    from sitemail.transport.tracking_log import MessageTrackingLog, TrackingEventId, TrackingSource
+
+    write(tmp_path)  # EX-NY1's hub-to-hub traffic: the organization is contoso.com
+    clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    log = MessageTrackingLog(tmp_path / "EX-NY1" / "MessageTracking", clock=clock)
+    log.log(
+        TrackingEventId.DELIVER,
+        TrackingSource.STOREDRIVER,
+        message_id="<a@contoso.com>",
+        recipients=["bob@contoso.com"],
+        server_hostname="EX-NY1",
+    )
+    log.log(
+        TrackingEventId.FAIL,
+        TrackingSource.QUEUE,
+        message_id="<b@contoso.com>",
+        recipients=[recipient],
+        recipient_status=["550 4.4.7 QUEUE.Expired; message expired"],
+        server_hostname="EX-NY1",
+    )
+    log.close()
+    report = troubleshoot_logs([tmp_path])
+    assert [(f.cause, f.severity.value) for f in report.findings] == [
+        ("messages-expired", severity)
+    ]
