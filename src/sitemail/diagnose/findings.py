@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from sitemail.diagnose.orgmap import folder_server
+
 SCHEMA_VERSION = 1
 
 
@@ -75,10 +77,11 @@ class Evidence:
         if not self.location or self.kind is not EvidenceKind.LOG:
             return self.location
         parts = self.location.replace("\\", "/").split("/")
-        lower = [x.lower() for x in parts]
-        if "transportroles" in lower:
-            i = lower.index("transportroles")
-            return "/".join([*parts[i - 1 : i], *parts[-2:]])
+        # The server's folder (not V14 or Hub of an Exchange install path), then the
+        # log's own folder and file.
+        server = folder_server(self.location).rpartition("!")[2]
+        if server and server not in parts[-2:]:
+            return "/".join([server, *parts[-2:]])
         return "/".join(parts[-2:])
 
     def to_json(self) -> dict[str, Any]:

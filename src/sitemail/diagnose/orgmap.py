@@ -118,9 +118,14 @@ def folder_server(path: str) -> str:
     parts = path.replace("\\", "/").split("/")[:-1]
     lower = [p.lower() for p in parts]
     if "transportroles" in lower:
-        i = lower.index("transportroles")
-        if i > 0:
-            return parts[i - 1]
+        # The folder above the install path (EX01/Exchange Server/V14/TransportRoles).
+        for part, low in zip(
+            reversed(parts[: lower.index("transportroles")]),
+            reversed(lower[: lower.index("transportroles")]),
+            strict=True,
+        ):
+            if low and low not in _EXCHANGE_FOLDERS:
+                return part
     for part in reversed(parts):
         low = part.lower()
         if low and low not in _EXCHANGE_FOLDERS and not low.endswith((".zip", "!")):

@@ -222,6 +222,7 @@ def path_findings(d: LogDigest) -> list[Finding]:
     hub_connectors = _hub_connectors(d)
     paths = [p for p in collect_paths(d).values() if p.sender.lower() != p.receiver.lower()]
     own = _senders_that_cannot_authenticate(paths)
+    weight: dict[int, int] = {}
     for p in paths:
         if p.sender.lower() in own and not p.send:
             found: Finding | None = _sender_cannot_authenticate(p, own[p.sender.lower()])
@@ -229,6 +230,37 @@ def path_findings(d: LogDigest) -> list[Finding]:
             found = _judge(d, p, hub_connectors)
         if found is not None:
             findings.append(found)
+            weight[id(found)] = p.count(*_FAILURES)
+    return _one_inspection(findings, weight)
+
+
+def _one_inspection(findings: list[Finding], weight: dict[int, int]) -> list[Finding]:
+    """One firewall that inspects SMTP between two sites breaks every path across it:
+    one finding (about the path with most failures), naming the other paths, rather than
+    one a path."""
+    masked = [f for f in findings if f.cause == INSPECTION]
+    if len(masked) < 2:
+        return findings
+    for severity in (Severity.ERROR, Severity.WARNING):
+        same = sorted(
+            (f for f in masked if f.severity is severity), key=lambda f: -weight.get(id(f), 0)
+        )
+        if len(same) < 2:
+            continue
+        head, rest = same[0], same[1:]
+        head.title += f" (and {len(rest)} other path{'s' if len(rest) > 1 else ''})"
+        head.evidence.append(
+            Evidence(
+                EvidenceKind.LOG,
+                "the same on "
+                + ", ".join(f.subject for f in rest[:12])
+                + (f" and {len(rest) - 12} more" if len(rest) > 12 else ""),
+            )
+        )
+        for f in rest[:2]:
+            head.evidence += f.evidence[:1]
+        dropped = {id(f) for f in rest}
+        findings = [f for f in findings if id(f) not in dropped]
     return findings
 
 
