@@ -92,10 +92,10 @@ class _LabNames(AbstractResolver):
 
 
 async def _fill_inbox(lab: LabHandle, count: int) -> None:
-    from sitemail.lab.addressing import STORE_PORT
     from sitemail.mailbox.store_client import StoreClient
     from sitemail.org.directory import open_directory
     from sitemail.org.pki import server_cert_files
+    from sitemail.org.ports import STORE_PORT
 
     addresses = {s["name"]: s["address"] for s in lab.status["servers"]}
     directory = open_directory(str(lab.dir / "directory.db"))

@@ -32,10 +32,10 @@ from exchangelib.protocol import BaseProtocol
 from tests.conftest import RunningLab, sitemail
 from tests.unit.access.test_ews_exchangelib import LabNamesAdapter, _MappedConnection, ews_account
 
-from sitemail.lab.addressing import STORE_PORT
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.org.directory import open_directory
 from sitemail.org.pki import server_cert_files
+from sitemail.org.ports import STORE_PORT
 from sitemail.protocols.wbxml import Element, decode, el, encode
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]

@@ -43,11 +43,11 @@ from playwright.sync_api import (
 )
 from tests.conftest import ROOT, RunningLab
 
-from sitemail.lab.addressing import STORE_PORT
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import RedirectType, VirtualDirectory
 from sitemail.org.pki import server_cert_files
+from sitemail.org.ports import STORE_PORT
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

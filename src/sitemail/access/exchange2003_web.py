@@ -37,7 +37,6 @@ from sitemail.access.eas_serve import serve_eas
 from sitemail.access.eas_state import SyncStates
 from sitemail.access.web.logon import check_password, find_mailbox
 from sitemail.access.web.proxy import PROXY_USER_HEADER
-from sitemail.lab.addressing import STORE_PORT
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.records import Address
 from sitemail.mailbox.store_client import StoreClient
@@ -51,6 +50,7 @@ from sitemail.org.model import (
     VirtualDirectoryKind,
 )
 from sitemail.org.pki import PeerVerifier, ServerIdentity, ca_cert_file, server_cert_files
+from sitemail.org.ports import STORE_PORT
 from sitemail.server.context import ProcessContext
 from sitemail.server.services import DISPLAY_NAMES
 

@@ -34,11 +34,11 @@ from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.mail_logon import check_logon
 from sitemail.access.outcomes import ClientProtocol, Entry, Legacy, Outcome, Proxy
 from sitemail.access.pop_imap_proxy import Backend, open_backend
-from sitemail.lab.addressing import STORE_PORT
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.org.defaults import default_pop_imap_settings
 from sitemail.org.model import LoginType, Mailbox, PopImapSettings, Server
 from sitemail.org.pki import client_ssl_context, server_cert_files, server_ssl_context
+from sitemail.org.ports import STORE_PORT
 from sitemail.server.context import ProcessContext
 
 log = logging.getLogger("sitemail.access.popimap")

@@ -34,7 +34,6 @@ from sitemail.diagnose.findings import Report
 from sitemail.diagnose.logscan import scan_logs
 from sitemail.diagnose.probe_run import ProbeSettings, probe
 from sitemail.diagnose.rules import build_report
-from sitemail.lab.addressing import ADMIN_PORT
 from sitemail.lab.supervisor import LabState
 from sitemail.org.directory import open_directory
 from sitemail.org.model import (
@@ -50,6 +49,7 @@ from sitemail.org.model import (
     SiteLink,
 )
 from sitemail.org.pki import admin_cert_files, client_ssl_context
+from sitemail.org.ports import ADMIN_PORT
 from sitemail.server.console import ConsoleClient, ConsoleError
 
 Say = Callable[[str], None]

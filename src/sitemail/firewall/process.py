@@ -62,8 +62,8 @@ from sitemail.firewall.asa_syslog import Flow
 from sitemail.firewall.counters import InspectCounters
 from sitemail.firewall.inspection import Inspector, make_inspector
 from sitemail.firewall.relay import Connection, Relay, Route
-from sitemail.lab.addressing import RELAYED_PORTS
 from sitemail.org.model import Firewall, InternetHost, Server
+from sitemail.org.ports import RELAYED_PORTS
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext
 

@@ -26,12 +26,7 @@ INTERNET_SITE_NUMBER = 99
 FIRST_HOST_OCTET = 11
 MAX_SITES = 98  # numbers 1..98; 99 is the Internet; tunnel octets stay below 256
 
-#: Ports a firewall relays between sites (SMTP, submission, HTTPS, POP3, IMAP4 and their SSL).
-RELAYED_PORTS: tuple[int, ...] = (25, 587, 443, 110, 143, 993, 995)
-#: The admin HTTPS API of every server and firewall process (not relayed; management plane).
-ADMIN_PORT = 8443
-#: The store API of every Mailbox server (hubs and CAS of the same site call it; not relayed).
-STORE_PORT = 8444
+# The service ports are the organization's (org/ports.py); named here for the lab.
 
 
 class AddressPlanError(ValueError):

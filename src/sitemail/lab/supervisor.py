@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from sitemail.lab.addressing import (
-    ADMIN_PORT,
-    STORE_PORT,
     AddressPlan,
     HostSpec,
     plan_addresses,
@@ -54,6 +52,7 @@ from sitemail.org.pki import (
     client_ssl_context,
     ensure_organization_pki,
 )
+from sitemail.org.ports import ADMIN_PORT, STORE_PORT
 from sitemail.org.topology import Topology, TopologyError
 from sitemail.server.console import ConsoleClient, ConsoleError
 

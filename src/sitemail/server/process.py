@@ -19,10 +19,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from sitemail.lab.addressing import ADMIN_PORT, STORE_PORT
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ExchangeVersion, Firewall, InternetHost, Server, ServerRole
 from sitemail.org.pki import PeerVerifier, server_cert_files, server_ssl_context
+from sitemail.org.ports import ADMIN_PORT, STORE_PORT
 from sitemail.server.admin_api import build_app
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext, lab_settings

@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sitemail.clock import Clock
-from sitemail.lab.addressing import STORE_PORT
 from sitemail.mailbox.errors import (
     MailboxNotFound,
     MessageTooLarge,
@@ -37,6 +36,7 @@ from sitemail.mailbox.store_client import StoreClient
 from sitemail.org.directory import Directory
 from sitemail.org.model import InternetHost, LoggingLevel, SendConnector, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files
+from sitemail.org.ports import STORE_PORT
 from sitemail.server.context import ProcessContext
 from sitemail.transport.protocol_log import NullProtocolLog, ProtocolLog
 from sitemail.transport.queue import (

@@ -30,7 +30,6 @@ from sitemail.access.web.front import FrontDoor, ProtocolHandler
 from sitemail.access.web.logs import AccessLogs
 from sitemail.access.web.proxy import ProxyClient
 from sitemail.access.web.sso import SsoIssuer, SsoVerifier
-from sitemail.lab.addressing import STORE_PORT
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.org.model import Server, VirtualDirectory, VirtualDirectoryKind
 from sitemail.org.pki import (
@@ -39,6 +38,7 @@ from sitemail.org.pki import (
     client_ssl_context,
     server_cert_files,
 )
+from sitemail.org.ports import STORE_PORT
 from sitemail.server.context import ProcessContext
 from sitemail.server.services import DISPLAY_NAMES
 from sitemail.server.watcher import DirectoryWatcher

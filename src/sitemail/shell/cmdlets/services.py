@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from sitemail.lab.addressing import ADMIN_PORT
 from sitemail.org.directory import Directory
 from sitemail.org.model import (
     ExchangeVersion,
@@ -25,6 +24,7 @@ from sitemail.org.model import (
     Organization,
     Server,
 )
+from sitemail.org.ports import ADMIN_PORT
 from sitemail.shell import CmdletError
 from sitemail.shell.operators import has_wildcard, wildcard_match
 
