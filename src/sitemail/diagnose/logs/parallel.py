@@ -14,6 +14,8 @@ closure.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import zipfile
 from collections import deque
@@ -35,7 +37,7 @@ MAX_WORKERS = 4
 #: Files in flight per worker (one being scanned, one waiting).
 _IN_FLIGHT = 2
 
-Item = tuple[str, Callable[[], bytes], LogKind]
+Item = tuple[str, Callable[[], bytes | mmap.mmap], LogKind]
 # A FileScan as sent back by a worker: plain lists and tuples pickle in half the time
 # of ProtocolRow objects.  (rows, sessions_total, bytes, sessions), each session
 # (complete, line numbers, values of its rows).
@@ -44,12 +46,22 @@ _Packed = tuple[int, int, int, list[tuple[bool, list[int], list[list[str]]]], li
 
 @dataclass(frozen=True, slots=True)
 class FileBytes:
-    """A picklable loader: the bytes of a file."""
+    """A picklable loader: the bytes of a file, mapped rather than read.
+
+    A map costs no copy and no fresh pages to fault in: on 1 GB of logs, reading
+    into new buffers spent about a second of system time that a map does not.  The
+    scan gets an :class:`mmap.mmap` (the prefilter takes bytes or a map); an empty
+    file, which cannot be mapped, gives ``b""``.  Exchange appends to a log and never
+    shortens one, so a map of a file still being written stays valid.
+    """
 
     path: Path | str
 
-    def __call__(self) -> bytes:
-        return Path(self.path).read_bytes()
+    def __call__(self) -> bytes | mmap.mmap:
+        with open(self.path, "rb") as file:
+            if os.fstat(file.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +85,17 @@ def _whole(session: SmtpSession) -> bool:
 
 
 def _scan(
-    label: str, loader: Callable[[], bytes], kind: LogKind, finish: Finish | None
+    label: str, loader: Callable[[], bytes | mmap.mmap], kind: LogKind, finish: Finish | None
 ) -> FileScan:
-    scan = select_sessions(loader(), label, kind)
+    data = loader()
+    try:
+        scan = select_sessions(data, label, kind)
+    finally:
+        if isinstance(data, mmap.mmap):
+            # The scan keeps decoded text only; a view still held would keep the map
+            # open until collected, which is harmless.
+            with contextlib.suppress(BufferError):
+                data.close()
     if finish is not None:
         # Sessions whole in the file are finished here, in the worker; the caller joins
         # the rest (cut by a rotation) across files.
@@ -92,7 +112,7 @@ def _scan(
 
 
 def _scan_packed(
-    label: str, loader: Callable[[], bytes], kind: LogKind, finish: Finish | None
+    label: str, loader: Callable[[], bytes | mmap.mmap], kind: LogKind, finish: Finish | None
 ) -> _Packed:
     scan = _scan(label, loader, kind, finish)
     sessions = [

@@ -24,10 +24,13 @@ rows more than :data:`WINDOW` bytes apart, or an id reused in one file.
 
 from __future__ import annotations
 
+import mmap
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from sitemail.diagnose.logs import hitscan
 from sitemail.diagnose.logs.files import LogKind
@@ -64,6 +67,10 @@ _FIELDS = len(PROTOCOL_LOG_FIELDS)
 _BOM = b"\xef\xbb\xbf"
 _NL, _COMMA, _HASH = 10, 44, 35
 Seqs = frozenset[bytes]
+#: A file's bytes: read, or mapped (no copy; see ``parallel.FileBytes``).
+Data = bytes | mmap.mmap
+#: Below this many bytes a slice and ``bytes.count`` beat a NumPy call.
+_SMALL = 16 * 1024
 Values = list[str] | None
 
 
@@ -237,9 +244,10 @@ def _records(data: bytes) -> Iterator[tuple[int, int, list[str], bytes]]:
         yield start, number, values, b"\n".join(raws)
 
 
-def select_sessions_reference(data: bytes, label: str, kind: LogKind) -> FileScan:
+def select_sessions_reference(data: Data, label: str, kind: LogKind) -> FileScan:
     """:func:`select_sessions` by parsing every row (the oracle of the tests, and the
     path for files the fast one does not model)."""
+    data = data if isinstance(data, bytes) else data[:]
     by_id: dict[str, list[ProtocolRow]] = {}
     chosen: set[str] = set()
     samples: list[str] = []
@@ -263,11 +271,13 @@ class _Unmodelled(Exception):
     """The file has something the fast path does not model: use the reference."""
 
 
-def select_sessions(data: bytes, label: str, kind: LogKind) -> FileScan:
+def select_sessions(data: Data, label: str, kind: LogKind) -> FileScan:
     """The sessions of one protocol log file that the rules need (see the module doc).
 
-    ``data`` is the whole file; ``label`` becomes each row's ``path``.
+    ``data`` is the whole file, as bytes or a map; ``label`` becomes each row's ``path``.
     """
+    if not hitscan.AVAILABLE and not isinstance(data, bytes):
+        data = data[:]  # the bytes.find path counts and translates whole buffers
     try:
         return _Scan(data, label, kind).run()
     except _Unmodelled:
@@ -285,8 +295,10 @@ def _dirty(reduced: bytes, offsets: list[int], needle: bytes) -> list[int]:
 
 
 class _Scan:
-    def __init__(self, data: bytes, label: str, kind: LogKind) -> None:
+    def __init__(self, data: Data, label: str, kind: LogKind) -> None:
         self.data, self.size, self.label, self.kind = data, len(data), label, kind
+        # Newlines are counted by NumPy over the whole file (four times bytes.count).
+        self.octets = np.frombuffer(data, np.uint8) if self.size else np.zeros(0, np.uint8)
         # Lines parsed, by offset: (values, or None for a # or empty line; end of line).
         self.parsed: dict[int, tuple[Values, int]] = {}
         # Selected session-ids, with the offset of their first known row.
@@ -303,10 +315,10 @@ class _Scan:
 
     def run(self) -> FileScan:
         self.header()
-        self.check_quotes()
         if hitscan.AVAILABLE:
-            started = self.hits()
+            started = self.hits()  # checks the quotes too
         else:
+            self.check_quotes()
             self.blocks()
             started = self.connects()
             if self.kind is LogKind.SMTP_SEND:
@@ -321,6 +333,8 @@ class _Scan:
         is judged by the same tests as the reference's.  Returns the ``+`` rows."""
         data, size, body = self.data, self.size, self.body
         found = hitscan.scan(data, body, self.kind)
+        if found.odd_quotes:
+            raise _Unmodelled("a quoted value across lines")
         # Line counts by blocks, once: a line number is then a count within its block.
         starts, lines, at, total = self.block_starts, self.block_lines, body, 0
         while at < size:
@@ -328,7 +342,7 @@ class _Scan:
             end = size if end < 0 else end + 1
             starts.append(at)
             lines.append(total)
-            total += data.count(b"\n", at, end)
+            total += self.newlines(at, end)
             at = end
         self.lines = total + (size > body and data[-1] != _NL)
         seen: set[int] = set()
@@ -342,8 +356,20 @@ class _Scan:
                 self.choose(start)
         return found.connects
 
+    def read(self) -> bytes:
+        """The file as bytes: the ``bytes.find`` path has them (:func:`select_sessions`)."""
+        if not isinstance(self.data, bytes):
+            raise TypeError("the bytes.find path needs the file's bytes, not a map")
+        return self.data
+
     def line_start(self, at: int) -> int:
         return self.data.rfind(b"\n", 0, at) + 1
+
+    def newlines(self, start: int, end: int) -> int:
+        """Line ends in ``data[start:end]``."""
+        if end - start < _SMALL:
+            return self.data[start:end].count(b"\n")
+        return int(np.count_nonzero(self.octets[start:end] == _NL))
 
     def row(self, start: int) -> tuple[Values, int]:
         """(values, end of line) of the line at ``start``."""
@@ -374,7 +400,7 @@ class _Scan:
         """Leading ``#`` lines, and ``#`` lines further on (memchr speed): every
         ``#Fields`` line must be the 2010 one."""
         data, size = self.data, self.size
-        at = len(_BOM) if data.startswith(_BOM) else 0
+        at = len(_BOM) if data[: len(_BOM)] == _BOM else 0
         fields: tuple[str, ...] = ()
         while at < size and data[at] == _HASH:
             end = data.find(b"\n", at)
@@ -384,7 +410,7 @@ class _Scan:
         if fields != PROTOCOL_LOG_FIELDS and at < size:
             raise _Unmodelled("no 2010 #Fields line before the first row")
         self.body = min(at, size)
-        self.header_lines = data.count(b"\n", 0, self.body)
+        self.header_lines = self.newlines(0, self.body)
         hit = data.find(b"#", self.body)
         while hit >= 0:
             if data[hit - 1] == _NL:
@@ -415,7 +441,8 @@ class _Scan:
     def blocks(self) -> None:
         """Reduce the body block by block (counting lines), search the joined reduced
         copy, and search exactly the blocks where it has hits."""
-        data, size, find = self.data, self.size, self.data.find
+        data, size = self.read(), self.size
+        find = data.find
         starts, lines, parts, offsets = self.block_starts, self.block_lines, [], [0]
         start, total = self.body, 0
         while start < size:
@@ -454,7 +481,8 @@ class _Scan:
             self.structural(data, _ANY_RECIPIENT_BYTES, 0, _ANY_SEQUENCES, *bounds[i : i + 2])
 
     def markers(self, marker: bytes, start: int, end: int, routine: bool = False) -> None:
-        data, find = self.data, self.data.find
+        data = self.read()
+        find = data.find
         hit = find(marker, start, end)
         while hit >= 0:
             if routine and not _unroutine(data, hit):
@@ -481,7 +509,8 @@ class _Scan:
 
     def connects(self) -> int:
         """Rows with event ``+`` (``+`` is rare: memchr speed)."""
-        data, find, count = self.data, self.data.find, self.data.count
+        data = self.read()
+        find, count = data.find, data.count
         started = 0
         hit = find(b"+", self.body)
         while hit >= 0:
@@ -551,7 +580,7 @@ class _Scan:
             else:
                 end = data.find(b"\n", start + EDGE)
                 end = size if end < 0 else end + 1
-                found = {size - 2} if end == size and data.endswith(b",0") else set()
+                found = {size - 2} if end == size and data[-2:] == b",0" else set()
                 for needle in (b",0,", b",0\r", b",0\n"):
                     hit = data.find(needle, start, end)
                     while hit >= 0:
@@ -621,9 +650,9 @@ class _Scan:
         index = bisect_right(self.block_starts, start) - 1
         base = self.block_starts[index] if index >= 0 else self.body
         if previous >= base:
-            return number + self.data.count(b"\n", previous, start)
+            return number + self.newlines(previous, start)
         lines = self.block_lines[index] if index >= 0 else 0
-        return self.header_lines + lines + self.data.count(b"\n", base, start) + 1
+        return self.header_lines + lines + self.newlines(base, start) + 1
 
     def line_numbers(self, starts: list[int]) -> dict[int, int]:
         """Line numbers of sorted line starts (those of the regions are known)."""
