@@ -14,28 +14,21 @@ lab, no such file, an unreadable archive).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from typing import TYPE_CHECKING
 
 from sitemail.diagnose.findings import SYMPTOMS, Report, Severity
-from sitemail.diagnose.probe import Verdict
-from sitemail.diagnose.probe_run import ProbeSettings, parse_target, probe
-from sitemail.diagnose.report_html import render_html
-from sitemail.diagnose.report_text import print_probe, print_report
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+# The rest (rich, asyncio, the probe, the report writers) is imported where it is
+# used: a log scan starts its workers sooner without them, and a --json run never
+# needs rich.
 
 
 def _lab_dir(args: argparse.Namespace) -> Path:
@@ -74,6 +67,14 @@ def add_probe_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_probe(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+
+    from sitemail.diagnose.probe import Verdict
+    from sitemail.diagnose.probe_run import ProbeSettings, parse_target, probe
+    from sitemail.diagnose.report_text import print_probe
+
     try:
         host, port = parse_target(args.target)
     except ValueError as exc:
@@ -130,25 +131,32 @@ def add_troubleshoot_arguments(p: argparse.ArgumentParser) -> None:
     _add_dir(p)
 
 
+def _usage_error(exc: Exception) -> int:
+    print(f"sitemail troubleshoot: {exc}", file=sys.stderr)
+    return 2
+
+
 def run_troubleshoot(args: argparse.Namespace) -> int:
-    err = Console(stderr=True)
     report: Report
     try:
         if args.logs:
             from sitemail.diagnose.offline import ArchiveError, troubleshoot_logs
 
-            shown = ScanProgress(err)
+            shown = ScanProgress()
             try:
                 report = troubleshoot_logs(
                     args.logs, args.symptom, progress=shown, started=shown.start
                 )
             except ArchiveError as exc:
-                err.print(f"sitemail troubleshoot: {exc}")
-                return 2
+                return _usage_error(exc)
             finally:
                 shown.close()
         else:
+            from rich.console import Console
+
             from sitemail.diagnose.live import LabNotFound, troubleshoot_live
+
+            err = Console(stderr=True)
 
             def say(text: str) -> None:
                 if not args.json:
@@ -159,14 +167,17 @@ def run_troubleshoot(args: argparse.Namespace) -> int:
                     _lab_dir(args), args.symptom, probes=not args.no_probe, say=say
                 )
             except LabNotFound as exc:
-                err.print(f"sitemail troubleshoot: {exc}")
-                return 2
+                return _usage_error(exc)
     except FileNotFoundError as exc:
-        err.print(f"sitemail troubleshoot: {exc}")
-        return 2
+        return _usage_error(exc)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
+        from rich.console import Console
+
+        from sitemail.diagnose.report_html import render_html
+        from sitemail.diagnose.report_text import print_report
+
         print_report(report, Console())
         if args.html:
             Path(args.html).write_text(render_html(report), encoding="utf-8")
@@ -181,8 +192,8 @@ class ScanProgress:
     AFTER = 2.0
     EVERY = 5.0
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console  # stderr's, made when first needed
         self.began = time.monotonic()
         self.said = 0.0
         self.bar: Progress | None = None
@@ -195,8 +206,21 @@ class ScanProgress:
         now = time.monotonic()
         if now - self.began < self.AFTER:
             return
+        if self.console is None:
+            from rich.console import Console
+
+            self.console = Console(stderr=True)
         if self.console.is_terminal:
             if self.bar is None:
+                from rich.progress import (
+                    BarColumn,
+                    DownloadColumn,
+                    Progress,
+                    TextColumn,
+                    TimeRemainingColumn,
+                    TransferSpeedColumn,
+                )
+
                 self.bar = Progress(
                     TextColumn("scanning logs"),
                     BarColumn(),

@@ -24,6 +24,7 @@ lines, enhanced codes), the one the servers and the firewall use.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -217,8 +218,76 @@ def greeting_name(line: str) -> str:
     return "" if not name or "*" in name or (name[0].isdigit() and "." in name[:4]) else name
 
 
+#: Digests by the shape of their session (see :func:`digest`), at most this many.
+MEMO_SIZE = 4096
+_Shape = tuple[str, ...]
+_MEMO: dict[_Shape, tuple[SessionDigest, tuple[int, ...], bool] | None] = {}
+
+
+def _ip(endpoint: str) -> str:
+    return endpoint.rpartition(":")[0] or endpoint
+
+
 def digest(session: SmtpSession, server: str = "") -> SessionDigest | None:
-    """The meaning of one session; None for sessions that say nothing (probes, empty)."""
+    """The meaning of one session; None for sessions that say nothing (probes, empty).
+
+    A failing path repeats one conversation hundreds of times (every retry, every
+    message), so a session whose rows say what an earlier one's said (the same
+    events, data and context, connector and addresses; only times, ids, sequence
+    numbers and ports differ) gets that one's meaning with its own id, endpoints,
+    start and evidence rows, without being read again.
+    """
+    rows = session.rows
+    if not rows:
+        return None
+    first = rows[0].values
+    shape = (
+        server,
+        session.kind,
+        first[1],
+        _ip(session.local_endpoint),
+        _ip(session.remote_endpoint),
+        *(x for r in rows for x in r.values[6:9]),
+    )
+    if shape in _MEMO:
+        known = _MEMO[shape]
+        return _again(known, session) if known is not None else None
+    found = _read(session, server)
+    if len(_MEMO) >= MEMO_SIZE:
+        _MEMO.clear()
+    if found is None:
+        _MEMO[shape] = None
+        return None
+    at = {r.location: i for i, r in enumerate(rows)}
+    _MEMO[shape] = (
+        found,
+        tuple(at.get(k.location, -1) for k in found.rows),
+        found.peer == session.remote_endpoint,
+    )
+    return dataclasses.replace(found, rows=list(found.rows))
+
+
+def _again(
+    known: tuple[SessionDigest, tuple[int, ...], bool], session: SmtpSession
+) -> SessionDigest:
+    """An earlier digest of the same shape, made this session's."""
+    model, indices, peer_is_remote = known
+    rows, remote = session.rows, session.remote_endpoint
+    return dataclasses.replace(
+        model,
+        session_id=session.session_id,
+        local=session.local_endpoint,
+        remote=remote,
+        peer=remote if peer_is_remote else model.peer,
+        start=rows[0].values[0],
+        rows=[
+            KeyRow(rows[i].location if i >= 0 else "", k.text)
+            for i, k in zip(indices, model.rows, strict=True)
+        ],
+    )
+
+
+def _read(session: SmtpSession, server: str) -> SessionDigest | None:
     send = session.kind is LogKind.SMTP_SEND
     client_ev, server_ev = (">", "<") if send else ("<", ">")
     st = _Reader()

@@ -338,6 +338,7 @@ def scan_protocol_logs(
     progress: Progress | None = None,
     prefilter: bool = True,
     workers: int | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> LogDigest:
     """Read every SmtpSend/SmtpReceive log under ``paths`` into a digest.
 
@@ -365,7 +366,7 @@ def scan_protocol_logs(
             continue
     total = out.bytes
     if prefilter:
-        _scan_selected(out, chains, total, progress, workers)
+        _scan_selected(out, chains, total, progress, workers, idle)
         return out
     done = 0
     for (_folder, kind), chain in chains.items():
@@ -398,6 +399,7 @@ def _scan_selected(
     total: int,
     progress: Progress | None,
     workers: int | None,
+    idle: Callable[[], None] | None,
 ) -> None:
     items = [
         (str(log.path), FileBytes(log.path), kind)
@@ -411,6 +413,7 @@ def _scan_selected(
         workers=workers,
         progress=None if progress is None else (lambda done: progress(done, total)),
         finish=digest,
+        idle=idle,
     )
     for (_folder, kind), chain in chains.items():
 
@@ -582,8 +585,24 @@ def scan_logs(
     progress: Progress | None = None,
     prefilter: bool = True,
     workers: int | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> LogDigest:
-    """Protocol and tracking logs under ``paths``, in one digest."""
+    """Protocol and tracking logs under ``paths``, in one digest.
+
+    ``idle`` is called once, while the workers scan the first files (or at the end
+    when there are none): the caller's chance to do its own work meanwhile."""
+    called = False
+
+    def once() -> None:
+        nonlocal called
+        if idle is not None and not called:
+            called = True
+            idle()
+
     paths = list(paths)
     out = scan_tracking_logs(paths)
-    return scan_protocol_logs(paths, out, progress=progress, prefilter=prefilter, workers=workers)
+    out = scan_protocol_logs(
+        paths, out, progress=progress, prefilter=prefilter, workers=workers, idle=once
+    )
+    once()
+    return out

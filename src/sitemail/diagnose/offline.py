@@ -10,15 +10,18 @@ that would confirm the rest.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from sitemail.diagnose.facts import Facts
 from sitemail.diagnose.findings import Report
 from sitemail.diagnose.logs.archives import ArchiveError, unpacked
 from sitemail.diagnose.logscan import Progress, scan_logs
-from sitemail.diagnose.rules import build_report
+
+#: What the report needs and the scan does not (the rules, the organization model
+#: with pydantic): imported while the workers scan the first files, not before.
+_REPORT_MODULES = ("sitemail.diagnose.facts", "sitemail.diagnose.rules")
 
 __all__ = ["ArchiveError", "troubleshoot_logs"]
 
@@ -39,7 +42,11 @@ def troubleshoot_logs(
     with unpacked(given) as files:
         if started is not None:
             started()
-        facts = Facts("logs", logs=scan_logs(files.paths, progress=progress))
+        digest = scan_logs(files.paths, progress=progress, idle=_import_report_modules)
+        from sitemail.diagnose.facts import Facts
+        from sitemail.diagnose.rules import build_report
+
+        facts = Facts("logs", logs=digest)
         seconds = time.monotonic() - began
         report = build_report(facts, symptom)
         if files.labels:
@@ -50,6 +57,11 @@ def troubleshoot_logs(
         report.stats["mb_per_s"] = round(facts.logs.bytes / 1e6 / seconds, 2)
     report.looked_at.insert(0, "log files: " + ", ".join(str(p) for p in given))
     return report
+
+
+def _import_report_modules() -> None:
+    for name in _REPORT_MODULES:
+        importlib.import_module(name)
 
 
 def _relabel(report: Report, label: Callable[[str], str]) -> None:

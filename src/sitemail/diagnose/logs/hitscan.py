@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,15 +39,30 @@ __all__ = ["AVAILABLE", "CONNECT", "Hits", "scan"]
 # Pattern ids.
 MARKER, QUIT, ANY_RECIPIENT, SHORT_SEND, CONNECT, ODD_QUOTES = range(6)
 
+#: Every SmtpSend session starts ``*,,attempting to connect``: not a marker hit.
+_ROUTINE = b"attempting to connect"
+_ROUTINE_HEAD = _ROUTINE[: -len(b"to connect")]
+
+
+def _not_after(head: bytes) -> str:
+    """A pattern for "not preceded by ``head``" (Hyperscan has no look-behind): for
+    each length k of a tail of ``head``, that tail preceded by a line start or by
+    anything but the byte before it in ``head``."""
+    parts = []
+    for k in range(len(head)):
+        tail = head[len(head) - k :].decode("ascii")
+        before = chr(head[len(head) - k - 1])
+        parts.append(f"(?:^|[^{re.escape(before)}\\n]){re.escape(tail)}")
+    return "(?:" + "|".join(parts) + ")"
+
+
 #: Criterion A: the markers (``to connect`` not as the end of ``attempting to connect``).
 #: A run of X or asterisks (a masked banner or EHLO keyword) is one hit at its end, not
 #: one at every character: a callback into Python costs as much as scanning 1 KB.
 _MARKERS = (
     rb" 5\.7\.| 4\.|XXX(?:[^X]|$)|\*\*\*(?:[^*]|$)|ailed|ecognized|Connection dropped"
-    rb"|Unrecognized|Cannot|to connect"
+    rb"|Unrecognized|Cannot|" + _not_after(_ROUTINE_HEAD).encode() + rb"to connect"
 )
-#: Every SmtpSend session starts ``*,,attempting to connect``: a hit that ends so is none.
-_ROUTINE = b"attempting to connect"
 #: Criterion B (receive): QUIT at sequence-number <= 24; anonymous rights with
 #: SMTPAcceptAnyRecipient at <= 3.  Criterion C (send): a ``-`` row at <= 3.
 _QUIT = rb",(?:[0-9]|1[0-9]|2[0-4]),[^,\n]*,[^,\n]*,<,\"?quit"
@@ -107,8 +123,6 @@ def scan(data: bytes | mmap.mmap, start: int, kind: LogKind) -> Hits:
     hits = Hits()
     ends = hits.ends
 
-    routine = len(_ROUTINE)
-
     with memoryview(data) as whole, whole[start:] as view:  # no copy of the file
 
         def on_hit(pattern: int, _from: int, to: int, _flags: int, _context: object) -> None:
@@ -116,7 +130,7 @@ def scan(data: bytes | mmap.mmap, start: int, kind: LogKind) -> Hits:
                 hits.connects += 1
             elif pattern == ODD_QUOTES:
                 hits.odd_quotes = True
-            elif pattern != MARKER or view[to - routine : to] != _ROUTINE:
+            else:
                 ends.append(to)
 
         handler: Callable[..., None] = on_hit

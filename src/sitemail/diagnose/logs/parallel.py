@@ -34,8 +34,10 @@ __all__ = ["MAX_WORKERS", "FileBytes", "ZipMemberBytes", "scan_files"]
 
 #: Workers by default: the cores, at most this many.
 MAX_WORKERS = 4
-#: Files in flight per worker (one being scanned, one waiting).
-_IN_FLIGHT = 2
+#: Files in flight per worker: enough queued that the workers stay busy while the
+#: caller does its own work (see ``idle``); each holds a map, not a copy, and its
+#: result (digests) is small.
+_IN_FLIGHT = 16
 
 Item = tuple[str, Callable[[], bytes | mmap.mmap], LogKind]
 # A FileScan as sent back by a worker: plain lists and tuples pickle in half the time
@@ -145,6 +147,7 @@ def scan_files(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     finish: Finish | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> Iterator[FileScan]:
     """The :class:`FileScan` of each item, in input order.
 
@@ -155,10 +158,14 @@ def scan_files(
     files not started.  ``finish`` (a picklable function) is applied in the worker to
     every selected session whole in its file; its results come in
     :attr:`FileScan.finished` (None results dropped) instead of the sessions.
+    ``idle`` is called once the workers have their first files (in this process:
+    before the first file).
     """
     count = default_workers() if workers is None else max(1, workers)
     done = 0
     if count == 1:
+        if idle is not None:
+            idle()
         for label, loader, kind in items:
             scan = _scan(label, loader, kind, finish)
             done += scan.bytes
@@ -181,6 +188,8 @@ def scan_files(
         try:
             while len(pending) < count * _IN_FLIGHT and submit():
                 pass
+            if idle is not None:
+                idle()
             while pending:
                 future, label, kind = pending.popleft()
                 scan = _unpack(future.result(), label, kind)

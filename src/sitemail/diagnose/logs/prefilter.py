@@ -657,7 +657,13 @@ class _Scan:
     def line_numbers(self, starts: list[int]) -> dict[int, int]:
         """Line numbers of sorted line starts (those of the regions are known)."""
         known, numbers, previous, number = self.numbers, dict[int, int](), -1, 0
+        parsed, after = self.parsed, -1  # after: where the line after ``previous`` starts
         for start in starts:
-            number = known.get(start) or self.line_number(start, previous, number)
+            if start == after:
+                number += 1  # the next line (rows of a session are often adjacent)
+            else:
+                number = known.get(start) or self.line_number(start, previous, number)
             numbers[previous := start] = number
+            line = parsed.get(start)
+            after = -1 if line is None else line[1] + 1
         return numbers
