@@ -66,7 +66,7 @@ _MARKERS = (
 #: Criterion B (receive): QUIT at sequence-number <= 24; anonymous rights with
 #: SMTPAcceptAnyRecipient at <= 3.  Criterion C (send): a ``-`` row at <= 3.
 _QUIT = rb",(?:[0-9]|1[0-9]|2[0-4]),[^,\n]*,[^,\n]*,<,\"?quit"
-_ANY_RECIPIENT = rb",[0-3],[^,\n]*,[^,\n]*,\*,[^\n]*SMTPAcceptAnyRecipient"
+_ANY_RECIPIENT = rb",[0-3],[^,\n]*,[^,\n]*,\*,[0-9A-Za-z ]*SMTPAcceptAnyRecipient"
 _SHORT_SEND = rb",[0-3],[^,\n]*,[^,\n]*,-(?:,|\r|\n|$)"
 #: A connection: Exchange writes its row as ``...,+,,`` (event ``+``, no data).  A
 #: structural pattern (seven columns) costs Hyperscan five times as much.
