@@ -30,9 +30,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from sitemail.diagnose.logs import hitscan
 from sitemail.diagnose.logs.files import LogKind
@@ -40,6 +38,10 @@ from sitemail.diagnose.logs.protocol import ProtocolRow
 from sitemail.diagnose.logs.sessions import SmtpSession
 from sitemail.transport.log_files import MAX_RECORD_CHARS, MAX_RECORD_LINES, LogHeader, split_quoted
 from sitemail.transport.protocol_log import PROTOCOL_LOG_FIELDS
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["EDGE", "MARKERS", "SAMPLES", "WINDOW", "FileScan"]
 __all__ += ["select_sessions", "select_sessions_reference"]
@@ -303,8 +305,7 @@ def _dirty(reduced: bytes, offsets: list[int], needle: bytes) -> list[int]:
 class _Scan:
     def __init__(self, data: Data, label: str, kind: LogKind) -> None:
         self.data, self.size, self.label, self.kind = data, len(data), label, kind
-        # Newlines are counted by NumPy over the whole file (four times bytes.count).
-        self.octets = np.frombuffer(data, np.uint8) if self.size else np.zeros(0, np.uint8)
+        self._octets: npt.NDArray[np.uint8] | None = None
         # Lines parsed, by offset: (values, or None for a # or empty line; end of line).
         self.parsed: dict[int, tuple[Values, int]] = {}
         # Selected session-ids, with the offset of their first known row.
@@ -372,10 +373,17 @@ class _Scan:
         return self.data.rfind(b"\n", 0, at) + 1
 
     def newlines(self, start: int, end: int) -> int:
-        """Line ends in ``data[start:end]``."""
+        """Line ends in ``data[start:end]``: NumPy counts four times as fast as
+        ``bytes.count``, and reads a map without copying it."""
         if end - start < _SMALL:
             return self.data[start:end].count(b"\n")
-        return int(np.count_nonzero(self.octets[start:end] == _NL))
+        # Imported here, not at the top: when workers scan, the parent never needs it
+        # (it is a tenth of a second of the start-up, before the workers can begin).
+        import numpy
+
+        if self._octets is None:
+            self._octets = numpy.frombuffer(self.data, numpy.uint8)
+        return int(numpy.count_nonzero(self._octets[start:end] == _NL))
 
     def row(self, start: int) -> tuple[Values, int]:
         """(values, end of line) of the line at ``start``."""
