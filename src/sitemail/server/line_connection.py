@@ -293,7 +293,7 @@ async def listen(
     *,
     tls: ssl.SSLContext | None = None,
     max_buffer: int = MAX_BUFFER,
-) -> asyncio.AbstractServer:
+) -> asyncio.Server:
     """A listening socket whose connections are :class:`LineConnection` s.
 
     With ``tls`` the port speaks TLS from the first octet (POP3 on 995,
@@ -314,7 +314,5 @@ async def adopt(sock: socket.socket, *, max_buffer: int = MAX_BUFFER) -> LineCon
     """A :class:`LineConnection` for a socket accepted elsewhere (the server side of TLS)."""
     loop = asyncio.get_running_loop()
     opened: asyncio.Future[LineConnection] = loop.create_future()
-    await loop.connect_accepted_socket(
-        lambda: SocketLink(opened.set_result, max_buffer), sock=sock
-    )
+    await loop.connect_accepted_socket(lambda: SocketLink(opened.set_result, max_buffer), sock=sock)
     return await opened
