@@ -26,7 +26,6 @@ Internet.  Other domains do not exist: their recipients bounce.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import signal
 import ssl
@@ -53,7 +52,6 @@ from sitemail.transport.pipeline import WorkLoops, outcomes_of
 from sitemail.transport.queue import (
     DeliveryBatch,
     DeliveryType,
-    QueueRef,
     QueueStore,
     RecipientOutcome,
 )
@@ -111,8 +109,6 @@ class InternetMailHost:
         self._profile: InternetProfile | None = None
         self._counter = -1
         self.loops = WorkLoops()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._workers: dict[int, asyncio.Task[None]] = {}
 
     # --- directory snapshot
 
@@ -171,21 +167,14 @@ class InternetMailHost:
         except BaseException:
             await self.stop()
             raise
-        self._tasks = self.loops.start(
-            {"categorizer": self._categorize, "scheduler": self._schedule}
-        )
+        self.loops.start({"categorizer": self._categorize, "scheduler": self._schedule})
         log.info("%s ready: SMTP on %s", host.fqdn, ", ".join(self.endpoints))
 
     async def stop(self) -> None:
         if self.listener is not None:
             await self.listener.close()
             self.listener = None
-        tasks = [*self._tasks, *self._workers.values()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
-        self._workers.clear()
+        await self.loops.stop()
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -219,33 +208,8 @@ class InternetMailHost:
         store = self.store
         assert store is not None
         await asyncio.to_thread(store.sweep)
-        started = False
-        for queue in await asyncio.to_thread(store.due_queues):
-            if queue.queue_id in self._workers:
-                continue
-            task = asyncio.ensure_future(self._work(queue))
-            self._workers[queue.queue_id] = task
-            task.add_done_callback(functools.partial(self._worker_done, queue.queue_id))
-            started = True
-        return started
-
-    def _worker_done(self, queue_id: int, _task: asyncio.Task[None]) -> None:
-        self._workers.pop(queue_id, None)
-        self.loops.wake()
-
-    async def _work(self, queue: QueueRef) -> None:
-        store = self.store
-        assert store is not None
-        while True:
-            batch = await asyncio.to_thread(store.take_batch, queue.queue_id, BATCH)
-            if batch is None:
-                return
-            try:
-                retrying = await self._deliver(batch)
-            finally:
-                await asyncio.to_thread(store.finish, batch.lease)
-            if retrying:
-                return
+        queues = await asyncio.to_thread(store.due_queues)
+        return self.loops.start_workers(store, queues, self._deliver)
 
     async def _deliver(self, batch: DeliveryBatch) -> bool:
         """Deliver one batch; True when the queue went to Retry."""

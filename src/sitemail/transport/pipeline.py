@@ -68,6 +68,10 @@ SWEEP_INTERVAL = 1.0
 BATCH = 20
 
 
+#: Delivers one batch; True when the queue went to Retry (its worker stops this round).
+Deliver = Callable[[DeliveryBatch], Awaitable[bool]]
+
+
 class WorkLoops:
     """Loops that run a step while it finds work, then sleep until woken (or IDLE_POLL).
 
@@ -80,11 +84,49 @@ class WorkLoops:
         self._wake = asyncio.Event()
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._workers: dict[int, asyncio.Task[None]] = {}  # queue id -> its delivery worker
 
-    def start(self, steps: dict[str, Callable[[], Awaitable[bool]]]) -> list[asyncio.Task[None]]:
+    def start(self, steps: dict[str, Callable[[], Awaitable[bool]]]) -> None:
         """One task per named step (the name is for the log when a step fails)."""
         self._loop = asyncio.get_running_loop()
-        return [asyncio.ensure_future(self._forever(step, name)) for name, step in steps.items()]
+        self._tasks = [asyncio.ensure_future(self._forever(s, name)) for name, s in steps.items()]
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *self._workers.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._workers.clear()
+
+    def start_workers(self, store: QueueStore, queues: list[QueueRef], deliver: Deliver) -> bool:
+        """A delivery worker for each due queue that has none; True if one started."""
+        started = False
+        for queue in queues:
+            if queue.queue_id in self._workers:
+                continue
+            task = asyncio.ensure_future(self._work(store, queue, deliver))
+            self._workers[queue.queue_id] = task
+            task.add_done_callback(functools.partial(self._worker_done, queue.queue_id))
+            started = True
+        return started
+
+    def _worker_done(self, queue_id: int, _task: asyncio.Task[None]) -> None:
+        self._workers.pop(queue_id, None)
+        self.wake()  # the queue may have more, or be due again
+
+    async def _work(self, store: QueueStore, queue: QueueRef, deliver: Deliver) -> None:
+        while True:
+            batch = await asyncio.to_thread(store.take_batch, queue.queue_id, BATCH)
+            if batch is None:
+                return
+            try:
+                failed = await deliver(batch)
+            finally:
+                await asyncio.to_thread(store.finish, batch.lease)
+            if failed:
+                return
 
     def wake(self) -> None:
         self._wake.set()
@@ -131,8 +173,6 @@ class Pipeline:
         self.clock: Clock = deps.ctx.clock
         self.loops = WorkLoops()
         self._last_sweep = -SWEEP_INTERVAL
-        self._tasks: list[asyncio.Task[None]] = []
-        self._workers: dict[int, asyncio.Task[None]] = {}
         self._table: RoutingTable | None = None
         self._mailboxes: StoreClient | None = None
 
@@ -147,16 +187,10 @@ class Pipeline:
             ca_file=pki / "ca.pem",
             cert_files=server_cert_files(pki, self.ctx.name),
         )
-        self._tasks = self.loops.start(
-            {"categorizer": self._categorize, "scheduler": self._schedule}
-        )
+        self.loops.start({"categorizer": self._categorize, "scheduler": self._schedule})
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._workers.values()]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._workers.values(), return_exceptions=True)
-        self._tasks.clear()
-        self._workers.clear()
+        await self.loops.stop()
         if self._mailboxes is not None:
             await self._mailboxes.close()
 
@@ -199,31 +233,7 @@ class Pipeline:
             self._last_sweep = now
             await asyncio.to_thread(self.store.sweep)
         queues = await asyncio.to_thread(self.store.due_queues)
-        started = False
-        for queue in queues:
-            if queue.queue_id in self._workers:
-                continue
-            task = asyncio.ensure_future(self._work(queue))
-            self._workers[queue.queue_id] = task
-            task.add_done_callback(functools.partial(self._worker_done, queue.queue_id))
-            started = True
-        return started
-
-    def _worker_done(self, queue_id: int, _task: asyncio.Task[None]) -> None:
-        self._workers.pop(queue_id, None)
-        self.wake()  # the queue may have more, or be due again
-
-    async def _work(self, queue: QueueRef) -> None:
-        while True:
-            batch = await asyncio.to_thread(self.store.take_batch, queue.queue_id, BATCH)
-            if batch is None:
-                return
-            try:
-                failed = await self._deliver(batch)
-            finally:
-                await asyncio.to_thread(self.store.finish, batch.lease)
-            if failed:
-                return
+        return self.loops.start_workers(self.store, queues, self._deliver)
 
     async def _deliver(self, batch: DeliveryBatch) -> bool:
         """Deliver one batch; True when the queue went to Retry (stop this round)."""
