@@ -33,7 +33,8 @@ from sitemail.org.pki import PeerVerifier
 from sitemail.org.sqlite_directory import SqliteDirectory
 from sitemail.transport.protocol_log import ProtocolLog
 from sitemail.transport.queue.spool import SpoolFile
-from sitemail.transport.receive_server import ReceiveConfig, ReceiveEnvironment, ReceiveListeners
+from sitemail.transport.receive_config import ReceiveConfig, ReceiveEnvironment
+from sitemail.transport.receive_listeners import ReceiveListeners
 from sitemail.transport.submission import AcceptError, AcceptOutcomeUnknown, Envelope, SpoolWriter
 
 ADDRESS, OFFSET = "127.88.3.11", 28000  # Default binds 0.0.0.0:25, here ADDRESS:28025

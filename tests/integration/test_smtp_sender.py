@@ -64,13 +64,13 @@ from sitemail.protocols.smtp import (
 from sitemail.transport import exchange_auth
 from sitemail.transport.greeting import ehlo_keywords, hello_text
 from sitemail.transport.protocol_log import ProtocolLog, ProtocolLoggingLevel
-from sitemail.transport.receive_server import (
+from sitemail.transport.receive_config import (
     ReceiveConfig,
     ReceiveEnvironment,
-    ReceiveListeners,
     ThreadedAcceptor,
     tls_contexts,
 )
+from sitemail.transport.receive_listeners import ReceiveListeners
 from sitemail.transport.send_decision import SendAuth, SendPolicy
 from sitemail.transport.smtp_sender import (
     BodyReadError,

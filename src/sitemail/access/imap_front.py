@@ -19,7 +19,6 @@ import base64
 import binascii
 import contextlib
 import logging
-import ssl
 import tempfile
 from typing import IO
 
@@ -29,8 +28,6 @@ from sitemail.access.pop_imap_proxy import Backend, BackendError, relay
 from sitemail.access.pop_imap_service import (
     AUTH_TIMEOUT,
     PRE_AUTH_TIMEOUT,
-    READ_SIZE,
-    TLS_TIMEOUT,
     FrontEnd,
     PopImapService,
     proxy_of,
@@ -59,8 +56,9 @@ from sitemail.protocols.imap_events import (
     StartTls,
 )
 from sitemail.server.context import ProcessContext
+from sitemail.server.line_connection import LineConnection, SessionClosing
+from sitemail.server.line_session import ClosedBy, CoreSignals, run_session
 from sitemail.server.services import DISPLAY_NAMES
-from sitemail.server.streams import stop_reading
 
 log = logging.getLogger("sitemail.access.imap4")
 
@@ -85,73 +83,53 @@ class Imap4Service(PopImapService):
             ClientProtocol.IMAP4,
             ctx,
             server,
-            run_session,
+            serve_imap4,
         )
 
 
-async def run_session(
-    front: FrontEnd, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, implicit_tls: bool
-) -> None:
-    await ImapSession(front, reader, writer, implicit_tls).run()
-
-
-class _Done(Exception):
-    """The session is over."""
+async def serve_imap4(front: FrontEnd, client: LineConnection, implicit_tls: bool) -> None:
+    await run_session(client, ImapSession(front, client, implicit_tls))
 
 
 class ImapSession:
-    def __init__(
-        self,
-        front: FrontEnd,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        implicit_tls: bool,
-    ) -> None:
+    """One IMAP4 client (run by :func:`sitemail.server.line_session.run_session`)."""
+
+    signals = CoreSignals(NEED_DATA, PAUSED, ConnectionClosed)
+
+    def __init__(self, front: FrontEnd, client: LineConnection, implicit_tls: bool) -> None:
         self.front = front
-        self.reader = reader
-        self.writer = writer
+        self.client = client
         self.core = ImapServer(secure=implicit_tls, max_append=DEFAULT_MAX_MESSAGE_SIZE)
         self.mailbox: StoreImap | None = None
         self.errors = 0
         self.append: tuple[Append, IO[bytes]] | None = None
-        peer = writer.get_extra_info("peername")
+        peer = client.peer
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
 
     async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+        self.client.write(data)
+        await self.client.drain()
 
-    async def run(self) -> None:
-        await self.write(self.core.greeting())
-        try:
-            while True:
-                event = self.core.next_event()
-                if event is NEED_DATA:
-                    self.core.receive_data(await self._read())
-                    continue
-                if event is PAUSED:
-                    raise AssertionError("every event is answered before the next")
-                if isinstance(event, ConnectionClosed):
-                    return
-                assert isinstance(event, Event)
-                await self.answer(event)
-        except _Done:
-            return
-        finally:
-            if self.append is not None:
-                self.append[1].close()
+    # --- the runner's hooks (sitemail.server.line_session.LineSession)
 
-    async def _read(self) -> bytes:
+    async def begin(self) -> None:
+        self.client.write(self.core.greeting())
+
+    def read_timeout(self) -> float:
         signed_in = self.core.state in (ImapState.AUTHENTICATED, ImapState.SELECTED)
-        try:
-            return await asyncio.wait_for(
-                self.reader.read(READ_SIZE), AUTH_TIMEOUT if signed_in else PRE_AUTH_TIMEOUT
-            )
-        except TimeoutError:
-            await self.write(self.core.send_bye(TIMED_OUT))
-            raise _Done from None
-        except (OSError, ssl.SSLError):
-            return b""
+        return AUTH_TIMEOUT if signed_in else PRE_AUTH_TIMEOUT
+
+    async def timed_out(self) -> None:
+        await self.write(self.core.send_bye(TIMED_OUT))
+        raise SessionClosing
+
+    async def end(self, closed_by: ClosedBy) -> None:
+        if self.append is not None:
+            self.append[1].close()
+
+    async def handle(self, event: object) -> None:
+        assert isinstance(event, Event)
+        await self.answer(event)
 
     # ------------------------------------------------------------ events
 
@@ -186,7 +164,7 @@ class ImapSession:
             await self.write(core.send_tagged(event.suggested.status, event.suggested.text))
             if self.errors >= MAX_ERRORS:
                 await self.write(core.send_bye(TOO_MANY_ERRORS))
-                raise _Done
+                raise SessionClosing
             return
         if isinstance(event, Capability):
             await self.write(core.send_untagged("CAPABILITY " + " ".join(self.capabilities())))
@@ -194,7 +172,7 @@ class ImapSession:
         elif isinstance(event, Logout):
             await self.write(core.send_bye(imap.BYE_LOGOUT))
             await self.write(core.send_tagged("OK", imap.completed("LOGOUT")))
-            raise _Done
+            raise SessionClosing
         elif isinstance(event, StartTls):
             await self.start_tls()
         elif isinstance(event, Login):
@@ -229,9 +207,8 @@ class ImapSession:
         if tls is None:
             await self.write(self.core.send_tagged("NO", "No certificate is available for TLS."))
             return
-        stop_reading(self.writer)
-        await self.write(self.core.send_tagged("OK", imap.BEGIN_TLS))
-        await asyncio.wait_for(self.writer.start_tls(tls), TLS_TIMEOUT)
+        # Plaintext the client sent after STARTTLS is dropped (RFC 3501 11.1, RFC 3207 4.2).
+        await self.client.start_tls(tls, self.core.send_tagged("OK", imap.BEGIN_TLS))
         self.core.tls_established()
 
     # ------------------------------------------------------------ sign-in
@@ -315,13 +292,12 @@ class ImapSession:
         )
         await self.write(core.send_tagged("OK", imap.completed(verb)))
         await relay(
-            self.reader,
-            self.writer,
+            self.client,
             backend,
             idle_timeout=AUTH_TIMEOUT,
             first_to_backend=core.take_buffered(),
         )
-        raise _Done
+        raise SessionClosing
 
     # ------------------------------------------------------------ APPEND
 
@@ -364,14 +340,14 @@ class ImapSession:
                 await self.answer(event)
                 return
             if isinstance(event, ConnectionClosed):
-                raise _Done
+                raise SessionClosing
             if event is not NEED_DATA:
                 raise AssertionError(f"unexpected event while idling: {event!r}")
             core.receive_data(await self._idle_read(mailbox))
 
     async def _idle_read(self, mailbox: StoreImap) -> bytes:
         """The client's next bytes; meanwhile, the folder's changes go out as they happen."""
-        read = asyncio.ensure_future(self.reader.read(READ_SIZE))
+        read = asyncio.ensure_future(self.client.read())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + AUTH_TIMEOUT
         try:
@@ -379,7 +355,7 @@ class ImapSession:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     await self.write(self.core.send_bye(TIMED_OUT))
-                    raise _Done
+                    raise SessionClosing
                 watch = asyncio.ensure_future(mailbox.wait_and_sync(min(IDLE_POLL, remaining)))
                 done, _ = await asyncio.wait({read, watch}, return_when="FIRST_COMPLETED")
                 if watch in done:
@@ -393,10 +369,7 @@ class ImapSession:
         except BaseException:
             read.cancel()
             raise
-        try:
-            return read.result()
-        except (OSError, ssl.SSLError):
-            return b""
+        return read.result()
 
 
 def _login_argument(text: str) -> bytes:

@@ -13,9 +13,7 @@ LoginType ``SecureLogin`` (the default) refuses USER/PASS before TLS with
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import ssl
 
 from sitemail.access.outcomes import ClientProtocol, Error, Proxy, ServeLocally
 from sitemail.access.pop3_maildrop import DropMessage, Maildrop
@@ -23,8 +21,6 @@ from sitemail.access.pop_imap_proxy import Backend, BackendError, relay
 from sitemail.access.pop_imap_service import (
     AUTH_TIMEOUT,
     PRE_AUTH_TIMEOUT,
-    READ_SIZE,
-    TLS_TIMEOUT,
     FrontEnd,
     PopImapService,
     proxy_of,
@@ -54,8 +50,9 @@ from sitemail.protocols.pop3 import (
     User,
 )
 from sitemail.server.context import ProcessContext
+from sitemail.server.line_connection import LineConnection, SessionClosing
+from sitemail.server.line_session import ClosedBy, CoreSignals, run_session
 from sitemail.server.services import DISPLAY_NAMES
-from sitemail.server.streams import stop_reading
 
 log = logging.getLogger("sitemail.access.pop3")
 
@@ -74,68 +71,51 @@ MAX_ERRORS = 20
 class Pop3Service(PopImapService):
     def __init__(self, ctx: ProcessContext, server: Server) -> None:
         super().__init__(
-            SERVICE_NAME, DISPLAY_NAMES[SERVICE_NAME], ClientProtocol.POP3, ctx, server, run_session
+            SERVICE_NAME, DISPLAY_NAMES[SERVICE_NAME], ClientProtocol.POP3, ctx, server, serve_pop3
         )
 
 
-async def run_session(
-    front: FrontEnd, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, implicit_tls: bool
-) -> None:
-    await Pop3Session(front, reader, writer, implicit_tls).run()
-
-
-class _Done(Exception):
-    """The session is over (after the last answer)."""
+async def serve_pop3(front: FrontEnd, client: LineConnection, implicit_tls: bool) -> None:
+    await run_session(client, Pop3Session(front, client, implicit_tls))
 
 
 class Pop3Session:
-    def __init__(
-        self,
-        front: FrontEnd,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        implicit_tls: bool,
-    ) -> None:
+    """One POP3 client (run by :func:`sitemail.server.line_session.run_session`)."""
+
+    signals = CoreSignals(NEED_DATA, PAUSED, ConnectionClosed)
+
+    def __init__(self, front: FrontEnd, client: LineConnection, implicit_tls: bool) -> None:
         self.front = front
-        self.reader = reader
-        self.writer = writer
+        self.client = client
         self.core = Pop3Server(secure=implicit_tls)
         self.maildrop: Maildrop | None = None
         self.errors = 0
-        peer = writer.get_extra_info("peername")
+        peer = client.peer
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
 
     async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+        self.client.write(data)
+        await self.client.drain()
 
-    async def run(self) -> None:
-        await self.write(self.core.greeting())
-        try:
-            while True:
-                event = self.core.next_event()
-                if event is NEED_DATA:
-                    self.core.receive_data(await self._read())
-                    continue
-                if event is PAUSED:
-                    raise AssertionError("every command is answered before the next")
-                if isinstance(event, ConnectionClosed):
-                    return
-                assert isinstance(event, Command)
-                await self.answer(event)
-        except _Done:
-            return
+    # --- the runner's hooks (sitemail.server.line_session.LineSession)
 
-    async def _read(self) -> bytes:
+    async def begin(self) -> None:
+        self.client.write(self.core.greeting())
+
+    def read_timeout(self) -> float:
         authenticated = self.core.state is Pop3State.TRANSACTION
-        timeout = AUTH_TIMEOUT if authenticated else PRE_AUTH_TIMEOUT
-        try:
-            return await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
-        except TimeoutError:
-            await self.write(self.core.send_unsolicited_err(TIMED_OUT))
-            raise _Done from None
-        except (OSError, ssl.SSLError):
-            return b""
+        return AUTH_TIMEOUT if authenticated else PRE_AUTH_TIMEOUT
+
+    async def timed_out(self) -> None:
+        await self.write(self.core.send_unsolicited_err(TIMED_OUT))
+        raise SessionClosing
+
+    async def end(self, closed_by: ClosedBy) -> None:
+        pass
+
+    async def handle(self, event: object) -> None:
+        assert isinstance(event, Command)
+        await self.answer(event)
 
     async def answer(self, event: Command) -> None:
         core = self.core
@@ -144,7 +124,7 @@ class Pop3Session:
             await self.write(core.send_err(event.suggested_error))
             if self.errors >= MAX_ERRORS:
                 await self.write(core.send_unsolicited_err(TOO_MANY_ERRORS))
-                raise _Done
+                raise SessionClosing
             return
         if isinstance(event, Capa):
             await self.write(core.send_lines("", self.capabilities()))
@@ -175,9 +155,8 @@ class Pop3Session:
         if tls is None:
             await self.write(self.core.send_err("No certificate is available for TLS."))
             return
-        stop_reading(self.writer)
-        await self.write(self.core.send_ok(pop3.BEGIN_TLS))
-        await asyncio.wait_for(self.writer.start_tls(tls), TLS_TIMEOUT)
+        # Plaintext the client sent after STLS is dropped (RFC 2595 4, as RFC 3207 4.2).
+        await self.client.start_tls(tls, self.core.send_ok(pop3.BEGIN_TLS))
         self.core.tls_established()
 
     # -------------------------------------------------------------- sign-in
@@ -239,13 +218,12 @@ class Pop3Session:
         )
         await self.write(core.send_ok(LOGGED_ON))
         await relay(
-            self.reader,
-            self.writer,
+            self.client,
             backend,
             idle_timeout=AUTH_TIMEOUT,
             first_to_backend=core.take_buffered(),
         )
-        raise _Done
+        raise SessionClosing
 
     # -------------------------------------------------------------- transaction
 
@@ -308,7 +286,7 @@ class Pop3Session:
         except StoreError as exc:
             # The +OK is out: the client can only be told by the connection closing.
             log.warning("POP3: message %d could not be read: %s", found.message_id, exc)
-            raise _Done from None
+            raise SessionClosing from None
         await self.write(core.end_message())
 
     async def quit(self) -> None:
@@ -319,9 +297,9 @@ class Pop3Session:
             except StoreError as exc:
                 log.warning("POP3: deleting messages failed: %s", exc)
                 await self.write(core.send_err("Some deleted messages were not removed."))
-                raise _Done from None
+                raise SessionClosing from None
         await self.write(core.send_ok(pop3.SIGNING_OFF))
-        raise _Done
+        raise SessionClosing
 
 
 async def _backend_sign_in(backend: Backend, name: str, password: str) -> None:

@@ -8,7 +8,8 @@ signs in there with the user's own credentials (Exchange's POP3/IMAP4
 proxy forwards them, as with Basic authentication), and from then on
 copies bytes both ways until either side closes.
 
-The relay holds at most one read (:data:`RELAY_CHUNK`) per direction: it
+The relay holds at most one read (:data:`RELAY_CHUNK`, or the client
+connection's buffer) per direction: it
 reads again only after the other side took what was read, so a slow
 reader slows the writer instead of filling memory.  A session with no
 byte either way for ``idle_timeout`` is closed.
@@ -22,6 +23,8 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from sitemail.server.line_connection import LineConnection
 
 #: Octets read at a time from either side of a relayed session.
 RELAY_CHUNK = 64 * 1024
@@ -102,8 +105,7 @@ async def open_backend(
 
 
 async def relay(
-    client_reader: asyncio.StreamReader,
-    client_writer: asyncio.StreamWriter,
+    client: LineConnection,
     backend: Backend,
     *,
     idle_timeout: float,
@@ -113,25 +115,31 @@ async def relay(
     """Copy bytes both ways until either side closes or nothing moves for ``idle_timeout``."""
     last = [monotonic()]
 
-    async def pump(read: Callable[[int], Awaitable[bytes]], writer: asyncio.StreamWriter) -> None:
+    async def pump(
+        read: Callable[[], Awaitable[bytes]],
+        write: Callable[[bytes], None],
+        drain: Callable[[], Awaitable[None]],
+    ) -> None:
         while True:
             try:
-                data = await read(RELAY_CHUNK)
+                data = await read()
             except (OSError, ssl.SSLError):
                 return
             if not data:
                 return
             last[0] = monotonic()
             try:
-                writer.write(data)
-                await writer.drain()
+                write(data)
+                await drain()
             except (OSError, ssl.SSLError):
                 return
 
     if first_to_backend:
         backend.writer.write(first_to_backend)
-    up = asyncio.ensure_future(pump(client_reader.read, backend.writer))
-    down = asyncio.ensure_future(pump(backend.reader.read, client_writer))
+    up = asyncio.ensure_future(pump(client.read, backend.writer.write, backend.writer.drain))
+    down = asyncio.ensure_future(
+        pump(lambda: backend.reader.read(RELAY_CHUNK), client.write, client.drain)
+    )
     try:
         while True:
             remaining = idle_timeout - (monotonic() - last[0])

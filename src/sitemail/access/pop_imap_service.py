@@ -40,6 +40,7 @@ from sitemail.org.model import LoginType, Mailbox, PopImapSettings, Server
 from sitemail.org.pki import client_ssl_context, server_cert_files, server_ssl_context
 from sitemail.org.ports import STORE_PORT
 from sitemail.server.context import ProcessContext
+from sitemail.server.line_connection import LineConnection, listen
 
 log = logging.getLogger("sitemail.access.popimap")
 
@@ -51,15 +52,9 @@ PRE_AUTH_TIMEOUT = 60.0
 AUTH_TIMEOUT = 1800.0
 #: -MaxConnections (Exchange 2010: 2000).
 MAX_CONNECTIONS = 2000
-#: Octets read from a client at a time.
-READ_SIZE = 64 * 1024
-#: Longest a TLS handshake may take.
-TLS_TIMEOUT = 30.0
 
-SessionRunner = Callable[
-    ["FrontEnd", asyncio.StreamReader, asyncio.StreamWriter, bool], Awaitable[None]
-]
-"""``run(front, reader, writer, implicit_tls)``: one client session."""
+SessionRunner = Callable[["FrontEnd", LineConnection, bool], Awaitable[None]]
+"""``run(front, connection, implicit_tls)``: one client session."""
 
 
 @dataclass
@@ -199,14 +194,8 @@ class PopImapService:
             endpoints += [(a, p, True) for a, p in _bindings(server, settings.ssl_bindings, offset)]
         try:
             for address, port, implicit in endpoints:
-                listener = await asyncio.start_server(
-                    self._accepter(implicit),
-                    address,
-                    port,
-                    ssl=tls if implicit else None,
-                    ssl_handshake_timeout=TLS_TIMEOUT if implicit else None,
-                    reuse_address=True,
-                    limit=READ_SIZE,
+                listener = await listen(
+                    address, port, self._accepter(implicit), tls=tls if implicit else None
                 )
                 self._servers.append(listener)
                 log.info(
@@ -216,34 +205,30 @@ class PopImapService:
             await self.stop()
             raise
 
-    def _accepter(
-        self, implicit_tls: bool
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]:
-        def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accepter(self, implicit_tls: bool) -> Callable[[LineConnection], None]:
+        def accept(conn: LineConnection) -> None:
             if len(self._sessions) >= MAX_CONNECTIONS or self.front is None:
-                writer.close()
+                conn.close()
                 return
-            task = asyncio.ensure_future(self._serve(reader, writer, implicit_tls))
+            task = asyncio.ensure_future(self._serve(conn, implicit_tls))
             self._sessions.add(task)
             task.add_done_callback(self._sessions.discard)
 
         return accept
 
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, implicit_tls: bool
-    ) -> None:
+    async def _serve(self, conn: LineConnection, implicit_tls: bool) -> None:
         front = self.front
         assert front is not None
         try:
-            await self._run_session(front, reader, writer, implicit_tls)
+            await self._run_session(front, conn, implicit_tls)
         except (ConnectionError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError) as exc:
             log.debug("%s session ended: %s", self.protocol, exc)
         except Exception:
             log.exception("%s session failed", self.protocol)
         finally:
-            writer.close()
+            conn.close()
             with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
-                await asyncio.wait_for(writer.wait_closed(), 2.0)
+                await asyncio.wait_for(conn.wait_closed(), 2.0)
 
     async def stop(self) -> None:
         for listener in self._servers:

@@ -79,7 +79,7 @@ def _service(
 
         return InformationStoreService.from_context(ctx, ctx.port(STORE_PORT))
     if name == "SMTPSVC" and server.version is ExchangeVersion.E2003:
-        from sitemail.lab.legacy_smtp import LegacySmtpService
+        from sitemail.exchange2003.smtp_service import LegacySmtpService
 
         # It stores through the MSExchangeIS of the same process.
         return LegacySmtpService.from_context(ctx, server, host)
@@ -222,7 +222,7 @@ def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
 
             asyncio.run(serve_firewall(ctx, firewall))
         else:
-            from sitemail.lab.internet_host import serve_internet_host
+            from sitemail.internet.host import serve_internet_host
 
             assert internet is not None
             asyncio.run(serve_internet_host(ctx, internet))

@@ -68,6 +68,95 @@ SWEEP_INTERVAL = 1.0
 BATCH = 20
 
 
+#: Delivers one batch; True when the queue went to Retry (its worker stops this round).
+Deliver = Callable[[DeliveryBatch], Awaitable[bool]]
+
+
+class WorkLoops:
+    """Loops that run a step while it finds work, then sleep until woken (or IDLE_POLL).
+
+    The queue store's listener wakes them from its threads for every committed
+    event; wake-ups coalesce (one in flight), the loops read everything when
+    they run.  The hub's pipeline and the lab's Internet host run on these.
+    """
+
+    def __init__(self) -> None:
+        self._wake = asyncio.Event()
+        self._wake_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._workers: dict[int, asyncio.Task[None]] = {}  # queue id -> its delivery worker
+
+    def start(self, steps: dict[str, Callable[[], Awaitable[bool]]]) -> None:
+        """One task per named step (the name is for the log when a step fails)."""
+        self._loop = asyncio.get_running_loop()
+        self._tasks = [asyncio.ensure_future(self._forever(s, name)) for name, s in steps.items()]
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *self._workers.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._workers.clear()
+
+    def start_workers(self, store: QueueStore, queues: list[QueueRef], deliver: Deliver) -> bool:
+        """A delivery worker for each due queue that has none; True if one started."""
+        started = False
+        for queue in queues:
+            if queue.queue_id in self._workers:
+                continue
+            task = asyncio.ensure_future(self._work(store, queue, deliver))
+            self._workers[queue.queue_id] = task
+            task.add_done_callback(functools.partial(self._worker_done, queue.queue_id))
+            started = True
+        return started
+
+    def _worker_done(self, queue_id: int, _task: asyncio.Task[None]) -> None:
+        self._workers.pop(queue_id, None)
+        self.wake()  # the queue may have more, or be due again
+
+    async def _work(self, store: QueueStore, queue: QueueRef, deliver: Deliver) -> None:
+        while True:
+            batch = await asyncio.to_thread(store.take_batch, queue.queue_id, BATCH)
+            if batch is None:
+                return
+            try:
+                failed = await deliver(batch)
+            finally:
+                await asyncio.to_thread(store.finish, batch.lease)
+            if failed:
+                return
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_threadsafe(self) -> None:
+        # Every committed queue event calls this (hundreds a second under load):
+        # one wake-up in flight is enough, the loop reads everything when it runs.
+        if self._loop is not None and not self._wake_pending and not self._loop.is_closed():
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        self._wake_pending = False
+        self._wake.set()
+
+    async def _forever(self, step: Callable[[], Awaitable[bool]], name: str) -> None:
+        while True:
+            try:
+                busy = await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed; going on", name)
+                busy = False
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+                self._wake.clear()
+
+
 @dataclass
 class PipelineDeps:
     ctx: ProcessContext
@@ -82,20 +171,15 @@ class Pipeline:
         self.send_log = deps.send_log
         self.directory: Directory = deps.ctx.directory
         self.clock: Clock = deps.ctx.clock
-        self._wake = asyncio.Event()
-        self._wake_pending = False
+        self.loops = WorkLoops()
         self._last_sweep = -SWEEP_INTERVAL
-        self._tasks: list[asyncio.Task[None]] = []
-        self._workers: dict[int, asyncio.Task[None]] = {}
         self._table: RoutingTable | None = None
         self._mailboxes: StoreClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --------------------------------------------------------------- control
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.store.add_listener(lambda _event: self.wake_threadsafe())
+        self.store.add_listener(lambda _event: self.loops.wake_threadsafe())
         pki = self.ctx.pki_dir
         self._mailboxes = StoreClient(
             self.directory,
@@ -103,53 +187,21 @@ class Pipeline:
             ca_file=pki / "ca.pem",
             cert_files=server_cert_files(pki, self.ctx.name),
         )
-        self._tasks = [
-            asyncio.ensure_future(self._loop_forever(self._categorize, "categorizer")),
-            asyncio.ensure_future(self._loop_forever(self._schedule, "scheduler")),
-        ]
+        self.loops.start({"categorizer": self._categorize, "scheduler": self._schedule})
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._workers.values()]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._workers.values(), return_exceptions=True)
-        self._tasks.clear()
-        self._workers.clear()
+        await self.loops.stop()
         if self._mailboxes is not None:
             await self._mailboxes.close()
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def wake_threadsafe(self) -> None:
-        # Every committed queue event calls this (hundreds a second under load):
-        # one wake-up in flight is enough, the loop reads everything when it runs.
-        if self._loop is not None and not self._wake_pending:
-            self._wake_pending = True
-            self._loop.call_soon_threadsafe(self._woken)
-
-    def _woken(self) -> None:
-        self._wake_pending = False
-        self._wake.set()
+        self.loops.wake()
 
     async def routing_changed(self) -> None:
         """The directory changed: route again from a fresh snapshot, retry Unreachable."""
         self._table = None
         await asyncio.to_thread(self.store.resubmit_unreachable)
         self.wake()
-
-    async def _loop_forever(self, step: Callable[[], Awaitable[bool]], name: str) -> None:
-        while True:
-            try:
-                busy = await step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s failed; going on", name)
-                busy = False
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
-                self._wake.clear()
 
     # ----------------------------------------------------------- categorizer
 
@@ -181,31 +233,7 @@ class Pipeline:
             self._last_sweep = now
             await asyncio.to_thread(self.store.sweep)
         queues = await asyncio.to_thread(self.store.due_queues)
-        started = False
-        for queue in queues:
-            if queue.queue_id in self._workers:
-                continue
-            task = asyncio.ensure_future(self._work(queue))
-            self._workers[queue.queue_id] = task
-            task.add_done_callback(functools.partial(self._worker_done, queue.queue_id))
-            started = True
-        return started
-
-    def _worker_done(self, queue_id: int, _task: asyncio.Task[None]) -> None:
-        self._workers.pop(queue_id, None)
-        self.wake()  # the queue may have more, or be due again
-
-    async def _work(self, queue: QueueRef) -> None:
-        while True:
-            batch = await asyncio.to_thread(self.store.take_batch, queue.queue_id, BATCH)
-            if batch is None:
-                return
-            try:
-                failed = await self._deliver(batch)
-            finally:
-                await asyncio.to_thread(self.store.finish, batch.lease)
-            if failed:
-                return
+        return self.loops.start_workers(self.store, queues, self._deliver)
 
     async def _deliver(self, batch: DeliveryBatch) -> bool:
         """Deliver one batch; True when the queue went to Retry (stop this round)."""

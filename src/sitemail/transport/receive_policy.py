@@ -2,7 +2,7 @@
 
 Pure functions over the connector, the session's rights and the
 organization: each returns the refusal to send, or None to go on.  The
-session (``receive_server``) does the I/O.
+session (:mod:`.receive_session`) does the I/O.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Started by :class:`sitemail.transport.receive_workers.ReceiveWorkers` as
 ``python -m sitemail.transport.receive_worker --server NAME ...`` with its two
 channels inherited (:mod:`sitemail.transport.worker_ipc`).  It serves each
 connection it is given with the transport's own
-:class:`~sitemail.transport.receive_server.ReceiveSession` (same connectors,
+:class:`~sitemail.transport.receive_session.ReceiveSession` (same connectors,
 permissions, TLS, Exchange Server authentication, protocol log files), writes
 and fsyncs the message body into the queue's spool folder itself, and has the
 transport process commit the envelope before it answers 250.  It exits when
@@ -32,15 +32,15 @@ from sitemail.org.model import ReceiveConnector
 from sitemail.org.pki import PeerVerifier
 from sitemail.transport.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
 from sitemail.transport.queue.spool import SpoolFile, unlink_quietly
-from sitemail.transport.receive_server import (
+from sitemail.transport.receive_config import (
     ACCEPT_THREADS,
     ReceiveConfig,
     ReceiveEnvironment,
     load_config,
     receive_log_limits,
-    serve_connection,
     tls_contexts,
 )
+from sitemail.transport.receive_listeners import serve_connection
 from sitemail.transport.submission import (
     AcceptError,
     AcceptOutcomeUnknown,

@@ -8,7 +8,7 @@ everything that must be one (listening sockets, admission and connection
 counts, the queue database, the tracking log, the pipeline) and hands each
 admitted connection to one of N worker processes
 (:mod:`sitemail.transport.receive_worker`), which run the very same
-:class:`~sitemail.transport.receive_server.ReceiveSession`.  A worker
+:class:`~sitemail.transport.receive_session.ReceiveSession`.  A worker
 sends a small body's bytes (the queue database keeps them), or streams and
 fsyncs a large one into the queue's spool folder, then has this process
 commit it (:meth:`QueueStore.accept_spooled_group`, group commit across all

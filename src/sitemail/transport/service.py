@@ -20,14 +20,14 @@ from sitemail.transport.log_files import LogLimits
 from sitemail.transport.pipeline import Pipeline, PipelineDeps
 from sitemail.transport.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
 from sitemail.transport.queue import QueueEvent, QueueStore, write_tracking_batch
-from sitemail.transport.receive_server import (
+from sitemail.transport.receive_config import (
     ReceiveEnvironment,
-    ReceiveListeners,
     ThreadedAcceptor,
     load_config,
     receive_log_limits,
     tls_contexts,
 )
+from sitemail.transport.receive_listeners import ReceiveListeners
 from sitemail.transport.receive_workers import ReceiveWorkers, receive_worker_count
 from sitemail.transport.tracking_log import MessageTrackingLog
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -27,6 +28,7 @@ from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import AcceptedDomain, Mailbox, Organization
 from sitemail.org.passwords import hash_password
 from sitemail.protocols.imap_syntax import SequenceSet
+from sitemail.server.line_connection import LineConnection, listen
 
 # ------------------------------------------------------------------ logon names
 
@@ -198,8 +200,13 @@ def test_sequence_numbers_and_uids_resolve_and_expunge_renumbers() -> None:
 # ------------------------------------------------------------------ the relay
 
 
+def spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    return asyncio.ensure_future(coro)
+
+
 def test_relay_copies_both_ways_and_passes_on_what_the_client_sent_early() -> None:
     async def go() -> None:
+        tasks: set[asyncio.Task[None]] = set()
         got_by_backend = bytearray()
 
         async def backend_side(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -211,12 +218,12 @@ def test_relay_copies_both_ways_and_passes_on_what_the_client_sent_early() -> No
         server = await asyncio.start_server(backend_side, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
 
-        async def front_side(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        async def front_side(conn: LineConnection) -> None:
             br, bw = await asyncio.open_connection("127.0.0.1", port)
-            await relay(r, w, Backend(br, bw), idle_timeout=5.0, first_to_backend=b"early\r\n")
-            w.close()
+            await relay(conn, Backend(br, bw), idle_timeout=5.0, first_to_backend=b"early\r\n")
+            conn.close()
 
-        front = await asyncio.start_server(front_side, "127.0.0.1", 0)
+        front = await listen("127.0.0.1", 0, lambda conn: tasks.add(spawn(front_side(conn))))
         fport = front.sockets[0].getsockname()[1]
         cr, cw = await asyncio.open_connection("127.0.0.1", fport)
         cw.write(b"late\r\n")
@@ -232,18 +239,19 @@ def test_relay_copies_both_ways_and_passes_on_what_the_client_sent_early() -> No
 
 def test_relay_closes_an_idle_session() -> None:
     async def go() -> None:
+        tasks: set[asyncio.Task[None]] = set()
         async def silent(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             await r.read()
 
         server = await asyncio.start_server(silent, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
 
-        async def front_side(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        async def front_side(conn: LineConnection) -> None:
             br, bw = await asyncio.open_connection("127.0.0.1", port)
-            await relay(r, w, Backend(br, bw), idle_timeout=0.3)
-            w.close()
+            await relay(conn, Backend(br, bw), idle_timeout=0.3)
+            conn.close()
 
-        front = await asyncio.start_server(front_side, "127.0.0.1", 0)
+        front = await listen("127.0.0.1", 0, lambda conn: tasks.add(spawn(front_side(conn))))
         cr, cw = await asyncio.open_connection("127.0.0.1", front.sockets[0].getsockname()[1])
         assert await asyncio.wait_for(cr.read(), 5.0) == b""  # closed by the relay
         cw.close()

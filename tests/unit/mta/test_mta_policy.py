@@ -10,15 +10,15 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from sitemail.lab.internet_host import (
+from sitemail.exchange2003.smtp_service import LegacyProfile
+from sitemail.internet.policy import (
     SUBMISSION_PORT,
     InternetProfile,
     mx_servers,
     queue_id,
     route_recipient,
 )
-from sitemail.lab.legacy_smtp import LegacyProfile
-from sitemail.lab.simple_mta import SessionFacts, decode_plain, message_id_of
+from sitemail.mta.profile import SessionFacts, decode_plain, message_id_of
 from sitemail.org.model import (
     AcceptedDomain,
     ExchangeVersion,

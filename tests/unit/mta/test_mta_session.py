@@ -21,10 +21,12 @@ from pathlib import Path
 import pytest
 
 from sitemail.clock import ManualClock
-from sitemail.lab.internet_host import SUBMISSION_PORT, InternetProfile, QueueSink
-from sitemail.lab.legacy_smtp import StoreSink, legacy_profile
-from sitemail.lab.simple_mta import Limits, MessageSink, MtaListener, MtaProfile
+from sitemail.exchange2003.smtp_service import StoreSink, legacy_profile
+from sitemail.internet.host import QueueSink
+from sitemail.internet.policy import SUBMISSION_PORT, InternetProfile
 from sitemail.mailbox.store_backend import StoreBackend
+from sitemail.mta.profile import Limits, MessageSink, MtaProfile
+from sitemail.mta.session import MtaListener
 from sitemail.org.directory import open_directory
 from sitemail.org.model import (
     AcceptedDomain,

@@ -35,6 +35,8 @@ from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.limits import DEFAULT_MAX_MESSAGE_SIZE
 from sitemail.mailbox.service import InformationStoreService
 from sitemail.mailbox.store_backend import StoreBackend
+from sitemail.mta.profile import Limits, Replies, SessionFacts
+from sitemail.mta.session import MtaListener
 from sitemail.org.directory import Directory
 from sitemail.org.model import Mailbox, MailboxDatabase, Organization, Server
 from sitemail.org.pki import server_cert_files, server_ssl_context
@@ -44,8 +46,7 @@ from sitemail.server.services import DISPLAY_NAMES, ServiceHost
 from sitemail.transport.greeting import banner_date
 from sitemail.transport.submission import AcceptError, Envelope, SpoolWriter
 
-from .simple_mta import Limits, MtaListener, Replies, SessionFacts
-
+# The logger keeps the name it had under sitemail.lab: log lines stay as they were.
 log = logging.getLogger("sitemail.lab.legacy_smtp")
 
 SERVICE_NAME = "SMTPSVC"
