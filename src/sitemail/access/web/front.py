@@ -127,7 +127,7 @@ class FrontDoor:
         self.auth = Authenticator(server, directory, self.sessions, self.throttle, verifier, clock)
         self.sign_in = SignInPages(server, directory, self.sessions, self.throttle, sso_verifier)
         self.handoff = Handoff(server, proxy, sso_issuer, self.decisions)
-        browser = BrowserApps(server, directory, self.owa, self.ecp, self.handoff)
+        browser = BrowserApps(server, self.owa, self.ecp, self.handoff)
         self.handlers: dict[VirtualDirectoryKind, ProtocolHandler] = dict.fromkeys(
             BROWSER_APPS, browser
         )

@@ -16,10 +16,9 @@ Client Access server proxied is served here or not at all (no proxy chains).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
@@ -51,8 +50,7 @@ from sitemail.access.web.proxy import (
 )
 from sitemail.access.web.signin import SSO_SUBPATH
 from sitemail.access.web.sso import SsoIssuer
-from sitemail.org.directory import Directory
-from sitemail.org.model import Mailbox, VirtualDirectoryKind
+from sitemail.org.model import VirtualDirectoryKind
 
 __all__ = ["BrowserApps", "Handoff"]
 
@@ -100,7 +98,7 @@ class Handoff:
     ) -> web.StreamResponse:
         """Proxy a request of a service without forms sessions (EWS, ActiveSync)."""
         # Such a service has no session canary; the target only needs one to be present.
-        fresh = dataclasses.replace(user, canary=secrets.token_urlsafe(16), trusted=False)
+        fresh = replace(user, canary=secrets.token_urlsafe(16), trusted=False)
         return await self.forward(request, ctx, outcome, fresh)
 
     def _proxy_error(self, ctx: RequestContext, outcome: Proxy, exc: ProxyFailed) -> web.Response:
@@ -171,7 +169,6 @@ class BrowserApps:
     """The handler of the OWA and ECP virtual directories of one Client Access server."""
 
     server: str
-    directory: Directory
     owa: OwaApp
     ecp: EcpApp
     handoff: Handoff
@@ -182,18 +179,9 @@ class BrowserApps:
         protocol = BROWSER_APPS[ctx.vdir.type]
         if user.method is SignInMethod.PROXIED:
             return await self._serve_proxied(request, ctx, protocol, user)
-        mailbox = self.directory.get(Mailbox, user.alias)
-        if mailbox is None:
-            return error_page(
-                "Mailbox not found",
-                f"There is no mailbox for {user.alias} in the directory any more.",
-                status=403,
-                server=self.server,
-            )
-        outcome = self.handoff.decisions.decide(ctx, protocol, mailbox)
-        return await self._carry_out(
-            request, ctx, outcome, dataclasses.replace(user, mailbox=mailbox)
-        )
+        # The sign-in step has just read the mailbox from the directory.
+        outcome = self.handoff.decisions.decide(ctx, protocol, user.mailbox)
+        return await self._carry_out(request, ctx, outcome, user)
 
     async def _serve_proxied(
         self, request: web.Request, ctx: RequestContext, protocol: ClientProtocol, user: AppUser
