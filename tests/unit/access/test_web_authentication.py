@@ -16,6 +16,7 @@ from unittest import mock
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from tests.unit.access.test_web_service import PASSWORD, _org
 
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.entry_points import EntryPoint
@@ -26,52 +27,11 @@ from sitemail.access.web.sessions import CADATA_COOKIE, SESSION_COOKIE, SessionS
 from sitemail.access.web.throttle import SignInThrottle
 from sitemail.clock import ManualClock
 from sitemail.org.defaults import default_virtual_directories
-from sitemail.org.directory import Directory, open_directory
-from sitemail.org.model import (
-    AcceptedDomain,
-    Mailbox,
-    MailboxDatabase,
-    Organization,
-    Server,
-    ServerRole,
-    Site,
-    VirtualDirectoryKind,
-)
-from sitemail.org.passwords import hash_password
+from sitemail.org.model import Server, VirtualDirectoryKind
 
-PASSWORD = "Pa55word!"
 HOST = "ex-ny1.contoso.com"
 SIGN_IN = "Sign in with your user name and password."
 REALM = f'Basic realm="{HOST}"'
-
-
-def _directory(tmp: Path) -> Directory:
-    d = open_directory(str(tmp / "directory.db"))
-    d.put(
-        Organization(name="Contoso", accepted_domains=[AcceptedDomain(domain_name="contoso.com")])
-    )
-    d.put(Site(name="NY"))
-    server = Server(
-        name="EX-NY1",
-        fqdn=HOST,
-        site="NY",
-        roles=[ServerRole.MAILBOX, ServerRole.CLIENT_ACCESS],
-        addresses=["127.0.0.1"],
-    )
-    d.put(server)
-    for v in default_virtual_directories(server):
-        d.put(v)
-    d.put(MailboxDatabase(name="NY-DB1", server="EX-NY1"))
-    d.put(
-        Mailbox(
-            alias="alice",
-            display_name="Alice User",
-            primary_smtp_address="alice@contoso.com",
-            database="NY-DB1",
-            password_hash=hash_password(PASSWORD),
-        )
-    )
-    return d
 
 
 class Site1:
@@ -79,7 +39,7 @@ class Site1:
 
     def __init__(self, tmp: Path) -> None:
         self.clock = ManualClock()
-        self.directory = _directory(tmp)
+        self.directory = _org(tmp)[0]  # EX-NY1 of site NY, and alice's mailbox
         self.sessions = SessionStore(clock=self.clock)
         self.auth = Authenticator(
             "EX-NY1",
