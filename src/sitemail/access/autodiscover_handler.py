@@ -4,9 +4,10 @@ Autodiscover is never proxied (spec 8.3 table): whichever CAS the client
 reaches answers, with the URLs that
 :func:`~sitemail.access.autodiscover_urls.autodiscover_urls` gives for the
 user's mailbox (the mailbox site's InternalUrls; its ExternalUrls when set,
-else the Internet-facing site's, so that proxying takes over).  The user
-signs in with Basic (or is the user another CAS proxied for) and may ask
-about their own address only; any other gets error 500, as from Exchange.
+else the Internet-facing site's, so that proxying takes over).  The front
+door has signed the user in (Basic, or the user another CAS proxied for:
+:mod:`.web.authentication`); they may ask about their own address only; any
+other gets error 500, as from Exchange.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from sitemail.access.autodiscover_pox import (
 from sitemail.access.autodiscover_urls import autodiscover_urls
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.outcomes import ClientProtocol, Error
-from sitemail.access.web.front import FrontDoor, RequestContext
-from sitemail.access.web.proxy import PROXY_USER_HEADER
+from sitemail.access.web.common import AppUser, RequestContext
+from sitemail.access.web.front import FrontDoor
 from sitemail.clock import SYSTEM_CLOCK, Clock
 from sitemail.org.model import Mailbox, Organization, VirtualDirectoryKind
 
@@ -103,29 +104,13 @@ class AutodiscoverHandler:
     def _error(self, code: int, message: str, schema: str | None = None) -> web.Response:
         return self._xml(error_document(code, message, now=self._clock.now(), schema=schema))
 
-    async def __call__(self, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    async def __call__(
+        self, request: web.Request, ctx: RequestContext, user: AppUser
+    ) -> web.StreamResponse:
         door = self._door()
         if door is None:
             return web.Response(status=503, text="The web site is starting.")
-        if ctx.peer is not None and PROXY_USER_HEADER in request.headers:
-            found = door.proxied_user(request, ctx)
-            if isinstance(found, web.StreamResponse):
-                return found
-            mailbox = found
-        else:
-            signed_in = await door.basic_user(request) if ctx.vdir.basic_authentication else None
-            if not isinstance(signed_in, Mailbox):
-                response = web.Response(
-                    status=401,
-                    text=signed_in or "Sign in with your user name and password.",
-                    content_type="text/plain",
-                )
-                if ctx.vdir.basic_authentication:
-                    response.headers["WWW-Authenticate"] = f'Basic realm="{ctx.host}"'
-                else:
-                    response.headers["WWW-Authenticate"] = "Negotiate"
-                return response
-            mailbox = signed_in
+        mailbox = user.mailbox
         if request.method != "POST":
             return self._error(600, "Invalid Request")
         try:
@@ -136,7 +121,7 @@ class AutodiscoverHandler:
             return self._error(600, "Invalid Request")
         if asked.email.lower() not in {a.lower() for a in mailbox.all_addresses}:
             return self._error(500, "The email address can't be found.", asked.schema)
-        outcome = door.decide_for(ctx, ClientProtocol.AUTODISCOVER, mailbox)
+        outcome = door.decisions.decide(ctx, ClientProtocol.AUTODISCOVER, mailbox)
         if isinstance(outcome, Error):
             return self._error(500, outcome.message, asked.schema)
         org = door.directory.list(Organization)

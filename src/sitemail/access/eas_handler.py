@@ -1,9 +1,9 @@
 """``/Microsoft-Server-ActiveSync`` on a 2010 CAS: serve, proxy, or redirect with HTTP 451.
 
-For every request (OPTIONS included) the handler authenticates the user
+For every request (OPTIONS included) the front door has signed the user in
 (Basic, as ``BasicAuthEnabled`` allows, or as the user another CAS proxied
-for), then asks the decision with the device's ``MS-ASProtocolVersion``
-(spec 8.5):
+for: :mod:`.web.authentication`); the handler asks the decision with the
+device's ``MS-ASProtocolVersion`` (spec 8.5):
 
 - the mailbox's site is this server's: served here (:func:`.eas_serve.serve_eas`);
 - another site whose EAS virtual directory has an ExternalUrl, and a device
@@ -41,17 +41,11 @@ from sitemail.access.outcomes import (
     RedirectKind,
     ServeLocally,
 )
-from sitemail.access.web.front import FrontDoor, RequestContext
-from sitemail.access.web.proxy import PROXY_USER_HEADER
-from sitemail.org.model import ExchangeVersion, Mailbox
+from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
+from sitemail.access.web.front import FrontDoor
+from sitemail.org.model import ExchangeVersion
 
 __all__ = ["EasHandler"]
-
-
-def _unauthorized(host: str, text: str) -> web.Response:
-    response = web.Response(status=401, text=text, content_type="text/plain")
-    response.headers["WWW-Authenticate"] = f'Basic realm="{host}"'
-    return response
 
 
 class EasHandler:
@@ -72,36 +66,20 @@ class EasHandler:
         self._banner = banner
         self.states = states or SyncStates()
 
-    async def __call__(self, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    async def __call__(
+        self, request: web.Request, ctx: RequestContext, user: AppUser
+    ) -> web.StreamResponse:
         door = self._door()
         if door is None:
             return web.Response(status=503, text="The web site is starting.")
-        proxied = ctx.peer is not None and PROXY_USER_HEADER in request.headers
-        if proxied:
-            found = door.proxied_user(request, ctx)
-            if isinstance(found, web.StreamResponse):
-                return found
-            mailbox = found
-        else:
-            if not ctx.vdir.basic_authentication:
-                return _unauthorized(
-                    ctx.host,
-                    f"Basic authentication is off on {ctx.vdir.identity}; turn it on with "
-                    f'Set-ActiveSyncVirtualDirectory -Identity "{ctx.vdir.identity}" '
-                    "-BasicAuthEnabled $true.",
-                )
-            signed_in = await door.basic_user(request)
-            if not isinstance(signed_in, Mailbox):
-                return _unauthorized(
-                    ctx.host, signed_in or "Sign in with your user name and password."
-                )
-            mailbox = signed_in
+        proxied = user.method is SignInMethod.PROXIED
+        mailbox = user.mailbox
         try:
             headers = {k.lower(): v for k, v in request.headers.items()}
             parsed = parse_eas_request(request.method, request.query_string, headers)
         except BadEasRequest as exc:
             return web.Response(status=400, text=f"Bad ActiveSync request: {exc}.")
-        outcome = door.decide_for(
+        outcome = door.decisions.decide(
             ctx, ClientProtocol.EAS, mailbox, eas_protocol_version=parsed.version
         )
         if proxied and not isinstance(outcome, ServeLocally):
@@ -111,7 +89,7 @@ class EasHandler:
                 text=f"{door.server} does not serve {mailbox.alias}'s mailbox, so it cannot take "
                 "an ActiveSync request another Client Access server proxied.",
             )
-        return await self._carry_out(door, request, ctx, outcome, mailbox, parsed)
+        return await self._carry_out(door, request, ctx, outcome, user, parsed)
 
     async def _carry_out(
         self,
@@ -119,9 +97,10 @@ class EasHandler:
         request: web.Request,
         ctx: RequestContext,
         outcome: Outcome,
-        mailbox: Mailbox,
+        user: AppUser,
         parsed: EasRequest,
     ) -> web.StreamResponse:
+        mailbox = user.mailbox
         match outcome:
             case ServeLocally():
                 store = self._store()
@@ -137,9 +116,9 @@ class EasHandler:
                 # An Exchange 2003 mailbox: straight to the back-end (spec 8.5).
                 return await self._legacy.forward(door, request, ctx, outcome, mailbox)
             case Proxy():
-                return await door.proxy_for(request, ctx, outcome, mailbox)
+                return await door.handoff.forward_service(request, ctx, outcome, user)
             case Legacy(action=action):
-                return await self._carry_out(door, request, ctx, action, mailbox, parsed)
+                return await self._carry_out(door, request, ctx, action, user, parsed)
             case Error():
                 return web.Response(status=500, text=outcome.message)
             case Redirect():

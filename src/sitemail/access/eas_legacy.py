@@ -28,7 +28,8 @@ from sitemail.access.decision import DEFAULT_POLICY, AccessPolicy
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.outcomes import Proxy
 from sitemail.access.proxy_paths import UnsafeRequestPath, rebase_request_path
-from sitemail.access.web.front import FrontDoor, RequestContext
+from sitemail.access.web.common import RequestContext
+from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.proxy import ProxyFailed, ProxyIdentity, ProxyRefused, ProxyTarget
 from sitemail.org.model import ExchangeVersion, Mailbox, VirtualDirectoryKind
 

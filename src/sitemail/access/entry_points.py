@@ -16,7 +16,7 @@ from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.outcomes import Entry
 from sitemail.org.model import VirtualDirectoryKind
 
-__all__ = ["EntryPoint", "normalize_host", "resolve_host"]
+__all__ = ["EntryPoint", "normalize_host", "resolve_host", "url_host"]
 
 _KIND_ORDER = {k: i for i, k in enumerate(VirtualDirectoryKind)}
 
@@ -51,7 +51,8 @@ def normalize_host(host: str) -> str | None:
     return name.rstrip(".").lower() or None
 
 
-def _url_host(url: str | None) -> str | None:
+def url_host(url: str | None) -> str | None:
+    """The lower-case host name of a directory URL, without a trailing dot (None if none)."""
     if url is None:
         return None
     try:
@@ -88,7 +89,7 @@ def resolve_host(
         if server is not None and v.server.casefold() != server.casefold():
             continue
         for entry, url in ((Entry.EXTERNAL, v.external_url), (Entry.INTERNAL, v.internal_url)):
-            if url is not None and _url_host(url) == wanted:
+            if url is not None and url_host(url) == wanted:
                 found.append(EntryPoint(v.server, v.identity, v.type, entry, url))
     if not found:
         return None

@@ -3,15 +3,15 @@
 One POST is one SOAP operation.  The front door has found the virtual
 directory; this handler then
 
-1. **authenticates**: a request proxied by another Client Access server is
-   for the user it names (server certificate, WindowsAuthentication on this
-   virtual directory: :meth:`FrontDoor.proxied_user`); a client signs in
-   with Basic where the virtual directory allows it
+1. gets the user the front door signed in (:mod:`.web.authentication`): a
+   request proxied by another Client Access server is for the user it names
+   (server certificate, WindowsAuthentication on this virtual directory); a
+   client signs in with Basic where the virtual directory allows it
    (``Set-WebServicesVirtualDirectory -BasicAuthentication $true``), since
    sitemail has no Kerberos/NTLM for clients;
 2. **decides**: EWS is never redirected (spec 8.3 table): the mailbox's
    site serves it; from any other site it is proxied to the EWS
-   InternalUrl of a CAS there (:meth:`FrontDoor.proxy_for`), the
+   InternalUrl of a CAS there (:mod:`.web.handoff`), the
    availability service with it (it lives on the same virtual directory);
 3. **serves** the operation from the store API (:mod:`.ews_mailbox`,
    :mod:`.ews_availability`), answering SOAP faults the way Exchange does
@@ -36,8 +36,8 @@ from sitemail.access.ews_soap import (
     parse_request,
 )
 from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Proxy, ServeLocally
-from sitemail.access.web.front import FrontDoor, RequestContext
-from sitemail.access.web.proxy import PROXY_USER_HEADER
+from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
+from sitemail.access.web.front import FrontDoor
 from sitemail.mailbox.errors import StoreError
 from sitemail.org.model import Mailbox
 
@@ -56,17 +56,6 @@ def fault_response(fault: SoapFault, *, status: int = 500) -> web.Response:
     return soap_response(fault_envelope(fault), status=status)
 
 
-def unauthorized(host: str, text: str, *, basic: bool) -> web.Response:
-    """401 with the challenges the virtual directory offers (as IIS sends them)."""
-    response = web.Response(status=401, text=text, content_type="text/plain")
-    if basic:
-        response.headers.add("WWW-Authenticate", f'Basic realm="{host}"')
-    else:
-        response.headers.add("WWW-Authenticate", "Negotiate")
-        response.headers.add("WWW-Authenticate", "NTLM")
-    return response
-
-
 class EwsHandler:
     """The EWS virtual directory's handler, plugged into the front door of one server."""
 
@@ -78,28 +67,21 @@ class EwsHandler:
         self._door = door
         self._store = store
 
-    async def __call__(self, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    async def __call__(
+        self, request: web.Request, ctx: RequestContext, user: AppUser
+    ) -> web.StreamResponse:
         door = self._door()
         if door is None:
             return web.Response(status=503, text="The web site is starting.")
-        proxied = ctx.peer is not None and PROXY_USER_HEADER in request.headers
-        if proxied:
-            found = door.proxied_user(request, ctx)
-            if isinstance(found, web.StreamResponse):
-                return found
-            mailbox = found
-        else:
-            signed_in = await self._sign_in(door, request, ctx)
-            if isinstance(signed_in, web.StreamResponse):
-                return signed_in
-            mailbox = signed_in
+        proxied = user.method is SignInMethod.PROXIED
+        mailbox = user.mailbox
         if request.method != "POST":
             return web.Response(
                 status=405,
                 headers={"Allow": "POST"},
                 text="Exchange Web Services take SOAP requests by POST.",
             )
-        outcome = door.decide_for(ctx, ClientProtocol.EWS, mailbox)
+        outcome = door.decisions.decide(ctx, ClientProtocol.EWS, mailbox)
         if proxied and not isinstance(outcome, ServeLocally):
             # A proxied request is served here or not at all: no proxy chains.
             return fault_response(
@@ -115,30 +97,12 @@ class EwsHandler:
             case ServeLocally():
                 return await self._serve(door, request, mailbox)
             case Proxy():
-                return await door.proxy_for(request, ctx, outcome, mailbox)
+                return await door.handoff.forward_service(request, ctx, outcome, user)
             case Error() | Legacy() | _:
                 message = outcome.message if isinstance(outcome, Error) else str(outcome)
                 return fault_response(
                     SoapFault("ErrorMailboxStoreUnavailable", message, fault_code="s:Server")
                 )
-
-    async def _sign_in(
-        self, door: FrontDoor, request: web.Request, ctx: RequestContext
-    ) -> Mailbox | web.StreamResponse:
-        host = ctx.host
-        if not ctx.vdir.basic_authentication:
-            return unauthorized(
-                host,
-                f"{ctx.vdir.identity} accepts only Integrated Windows authentication, which "
-                "sitemail keeps for Client Access servers; turn Basic on for clients with "
-                f'Set-WebServicesVirtualDirectory -Identity "{ctx.vdir.identity}" '
-                "-BasicAuthentication $true.",
-                basic=False,
-            )
-        found = await door.basic_user(request)
-        if isinstance(found, Mailbox):
-            return found
-        return unauthorized(host, found or "Sign in with your user name and password.", basic=True)
 
     async def _serve(
         self, door: FrontDoor, request: web.Request, mailbox: Mailbox

@@ -35,7 +35,7 @@ from sitemail.access.eas_commands import EasStore
 from sitemail.access.eas_request import EXCHANGE2003, BadEasRequest, parse_eas_request
 from sitemail.access.eas_serve import serve_eas
 from sitemail.access.eas_state import SyncStates
-from sitemail.access.web.logon import check_password, find_mailbox
+from sitemail.access.web.logon import basic_credentials, check_password, find_mailbox
 from sitemail.access.web.proxy import PROXY_USER_HEADER
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.records import Address
@@ -63,20 +63,6 @@ HTTPS_PORT = 443
 EAS_PATH = "/microsoft-server-activesync"
 OWA_PATH = "/exchange"
 MAX_BODY = 4 * 1024 * 1024
-
-
-def _basic(header: str) -> tuple[str, str] | None:
-    import base64
-    import binascii
-
-    if not header.lower().startswith("basic "):
-        return None
-    try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    name, sep, password = decoded.partition(":")
-    return (name, password) if sep else None
 
 
 class Exchange2003WebService:
@@ -256,7 +242,7 @@ class Exchange2003WebService:
         return await serve_eas(request, parsed, mailbox.alias, store, self.states, EXCHANGE2003)
 
     async def _owa(self, request: web.Request) -> web.StreamResponse:
-        given = _basic(request.headers.get("Authorization", ""))
+        given = basic_credentials(request.headers.get("Authorization", ""))
         mailbox = find_mailbox(self.ctx.directory, given[0]) if given else None
         if given is None or not await check_password(mailbox, given[1]) or mailbox is None:
             response = web.Response(status=401, text="Sign in to Outlook Web Access.")

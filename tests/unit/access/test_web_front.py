@@ -30,7 +30,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from sitemail.access.outcomes import ClientProtocol, Proxy
-from sitemail.access.web.front import FrontDoor, RequestContext
+from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
+from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.proxy import ProxyClient
 from sitemail.access.web.sessions import CADATA_COOKIE, SESSION_COOKIE
 from sitemail.access.web.sso import SsoIssuer, SsoVerifier
@@ -716,23 +717,27 @@ def test_ecp_password_change(tmp_path: Path) -> None:
 
 
 def test_plugged_in_protocols_use_the_same_sign_in_decision_and_proxy(tmp_path: Path) -> None:
-    """What the EWS front end will do: Basic at NY, proxied to FL's InternalUrl, served there."""
+    """What the EWS front end does: Basic at NY, proxied to FL's InternalUrl, served there.
 
-    async def ews_ny(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    The front door signs the user in before either handler runs: NY's by Basic,
+    FL's as the user NY's server certificate names.
+    """
+
+    async def ews_ny(
+        request: web.Request, ctx: RequestContext, user: AppUser
+    ) -> web.StreamResponse:
         door = lab_ref[0].doors["EX-NY1"]
-        mailbox = await door.basic_user(request)
-        if not isinstance(mailbox, Mailbox):
-            return web.Response(status=401, headers={"WWW-Authenticate": "Basic"})
-        outcome = door.decide_for(ctx, ClientProtocol.EWS, mailbox)
+        assert (user.method, user.proxied_by) == (SignInMethod.BASIC, None)
+        outcome = door.decisions.decide(ctx, ClientProtocol.EWS, user.mailbox)
         assert isinstance(outcome, Proxy)
-        return await door.proxy_for(request, ctx, outcome, mailbox)
+        return await door.handoff.forward_service(request, ctx, outcome, user)
 
-    async def ews_fl(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-        found = lab_ref[0].doors["EX-FL1"].proxied_user(request, ctx)
-        if isinstance(found, web.StreamResponse):
-            return found
+    async def ews_fl(
+        request: web.Request, ctx: RequestContext, user: AppUser
+    ) -> web.StreamResponse:
+        assert (user.method, user.proxied_by) == (SignInMethod.PROXIED, "EX-NY1")
         body = await request.read()
-        return web.json_response({"user": found.alias, "got": len(body), "path": ctx.subpath})
+        return web.json_response({"user": user.alias, "got": len(body), "path": ctx.subpath})
 
     lab_ref: list[Lab] = []
 
@@ -742,10 +747,17 @@ def test_plugged_in_protocols_use_the_same_sign_in_decision_and_proxy(tmp_path: 
             lab.doors["EX-NY1"].register(VirtualDirectoryKind.EWS, ews_ny)
             lab.doors["EX-FL1"].register(VirtualDirectoryKind.EWS, ews_fl)
             url = lab.url("ex-ny1.contoso.com", "/EWS/Exchange.asmx")
+            # EWS's default is Windows authentication only, which clients cannot use here.
+            r = await s.post(url, headers=basic("contoso\\adam", PASSWORD))
+            assert r.status == 401 and r.headers.getall("WWW-Authenticate") == ["Negotiate", "NTLM"]
+            lab.set_vdir("EX-NY1\\EWS (Default Web Site)", basic_authentication=True)
+            url = lab.url("ex-ny1.contoso.com", "/EWS/Exchange.asmx")
             r = await s.post(url, data=b"x" * 100_000, headers=basic("contoso\\adam", PASSWORD))
             assert await r.json() == {"user": "adam", "got": 100_000, "path": "/"}
             # A browser's own proxy headers are stripped before the handler sees them.
             r = await s.post(url, headers={"X-Sitemail-Proxy-User": "adam"})
             assert r.status == 401
+            r = await s.post(url, data=b"x", headers=basic("contoso\\adam", "wrong"))
+            assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Basic ")
 
     run(scenario())

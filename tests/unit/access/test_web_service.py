@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import ssl
 from pathlib import Path
@@ -11,12 +12,13 @@ import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from sitemail.access.web.front import RequestContext
+from sitemail.access.web.common import AppUser, RequestContext
 from sitemail.access.web.service import W3svcService
 from sitemail.org.defaults import default_virtual_directories
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import (
     AcceptedDomain,
+    Mailbox,
     MailboxDatabase,
     Organization,
     Server,
@@ -25,11 +27,13 @@ from sitemail.org.model import (
     VirtualDirectory,
     VirtualDirectoryKind,
 )
+from sitemail.org.passwords import hash_password
 from sitemail.org.pki import OrganizationPki
 from sitemail.server.context import ProcessContext
 from sitemail.server.watcher import DirectoryWatcher
 
 NY_OWA = "EX-NY1\\owa (Default Web Site)"
+PASSWORD = "P@ssw0rd-1"
 
 
 def _org(tmp: Path) -> tuple[Directory, OrganizationPki, Server]:
@@ -49,8 +53,20 @@ def _org(tmp: Path) -> tuple[Directory, OrganizationPki, Server]:
     for v in default_virtual_directories(server):
         if v.type == VirtualDirectoryKind.OWA:
             v = v.model_copy(update={"external_url": "https://mail.contoso.com/owa"})
+        if v.type == VirtualDirectoryKind.EWS:
+            # The front door signs every request in: the EWS client below uses Basic.
+            v = v.model_copy(update={"basic_authentication": True})
         d.put(v)
     d.put(MailboxDatabase(name="NY-DB1", server="EX-NY1"))
+    d.put(
+        Mailbox(
+            alias="alice",
+            display_name="Alice User",
+            primary_smtp_address="alice@contoso.com",
+            database="NY-DB1",
+            password_hash=hash_password(PASSWORD),
+        )
+    )
     pki = OrganizationPki.open_or_create(tmp / "pki", "Contoso")
     pki.ensure_server(
         "EX-NY1",
@@ -80,12 +96,16 @@ class _Loopback(AbstractResolver):
 
 
 async def _get(
-    pki: OrganizationPki, host: str, port: int, path: str = "/owa/auth/logon.aspx"
+    pki: OrganizationPki,
+    host: str,
+    port: int,
+    path: str = "/owa/auth/logon.aspx",
+    headers: dict[str, str] | None = None,
 ) -> aiohttp.ClientResponse:
     ctx = ssl.create_default_context(cafile=str(pki.ca_file))
     connector = aiohttp.TCPConnector(ssl=ctx, resolver=_Loopback(), force_close=True)
     async with aiohttp.ClientSession(connector=connector) as s:
-        r = await s.get(f"https://{host}:{port}{path}")
+        r = await s.get(f"https://{host}:{port}{path}", headers=headers)
         await r.read()
         return r
 
@@ -125,8 +145,10 @@ def test_w3svc_serves_restarts_and_reloads_its_certificate(tmp_path: Path) -> No
             r = await _get(pki, "webmail.contoso.com", service.port)  # checks the new name
             assert r.status == 200
 
-            async def ews(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-                return web.Response(text=f"EWS on {ctx.vdir.identity}")
+            async def ews(
+                request: web.Request, ctx: RequestContext, user: AppUser
+            ) -> web.StreamResponse:
+                return web.Response(text=f"EWS on {ctx.vdir.identity} for {user.alias}")
 
             service.register(VirtualDirectoryKind.EWS, ews)
             await service.stop()  # Restart-Service W3SVC
@@ -134,7 +156,17 @@ def test_w3svc_serves_restarts_and_reloads_its_certificate(tmp_path: Path) -> No
             r = await _get(pki, "webmail.contoso.com", service.port)
             assert r.status == 200
             r = await _get(pki, "ex-ny1.contoso.com", service.port, "/EWS/Exchange.asmx")
-            assert await r.text() == "EWS on EX-NY1\\EWS (Default Web Site)"  # kept across restart
+            assert r.status == 401  # the front door signs the user in before the handler
+            token = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+            r = await _get(
+                pki,
+                "ex-ny1.contoso.com",
+                service.port,
+                "/EWS/Exchange.asmx",
+                headers={"Authorization": f"Basic {token}"},
+            )
+            # kept across restart
+            assert await r.text() == "EWS on EX-NY1\\EWS (Default Web Site) for alice"
         finally:
             await service.stop()
         logs = list((ctx.home / "inetpub" / "logs" / "LogFiles" / "W3SVC1").glob("u_ex*.log"))

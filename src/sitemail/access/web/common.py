@@ -1,23 +1,29 @@
-"""What the front door hands to the OWA and ECP applications, and what they share.
+"""What the front door hands to the web services behind it, and what they share.
 
-The front door (:mod:`.front`) authenticates the user, takes the
-proxy-or-redirect decision and, when this server is to serve the request
-itself, calls an application with an :class:`AppUser`.  The user may have
-signed in here (forms, Basic) or have been authenticated by another Client
-Access server that proxied the request; the application cannot tell and
-does not need to.
+The front door (:mod:`.front`) finds the virtual directory (a
+:class:`RequestContext`), signs the user in once for every service
+(:mod:`.authentication`) and calls the service's handler with the
+:class:`AppUser` it established.  The user may have signed in here (forms,
+Basic) or have been authenticated by another Client Access server that
+proxied the request; OWA and ECP cannot tell and do not need to, the other
+services (EWS, ActiveSync, Autodiscover) read :attr:`AppUser.method` to
+refuse proxy chains.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from aiohttp import web
 from multidict import MultiDict
 
+from sitemail.access.directory_view import AccessDirectory
+from sitemail.access.entry_points import EntryPoint
+from sitemail.access.outcomes import ClientProtocol
 from sitemail.access.web.sessions import CANARY_FIELD, canary_matches
 from sitemail.mailbox.records import (
     Flags,
@@ -28,14 +34,19 @@ from sitemail.mailbox.records import (
     MessageSummary,
     Placement,
 )
-from sitemail.org.model import Mailbox
+from sitemail.org.model import Mailbox, VirtualDirectory, VirtualDirectoryKind
+from sitemail.org.pki import ServerIdentity
 
 __all__ = [
+    "BROWSER_APPS",
     "MAX_FORM",
     "AppUser",
     "BadForm",
     "MailStore",
     "PartStream",
+    "ProtocolHandler",
+    "RequestContext",
+    "SignInMethod",
     "content_security_policy",
     "html_response",
     "read_form",
@@ -64,6 +75,35 @@ def content_security_policy(form_origins: Iterable[str] = ()) -> str:
 CONTENT_SECURITY_POLICY = content_security_policy()
 
 
+#: The virtual directories a browser signs in to (forms or Basic), and their protocol.
+BROWSER_APPS = {
+    VirtualDirectoryKind.OWA: ClientProtocol.OWA,
+    VirtualDirectoryKind.ECP: ClientProtocol.ECP,
+}
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What the front door knows about a request on a virtual directory."""
+
+    host: str  # normalized host name the browser used
+    entry: EntryPoint
+    vdir: VirtualDirectory
+    subpath: str  # the path below the virtual directory, starting with '/'
+    snapshot: AccessDirectory
+    peer: ServerIdentity | None  # the server that proxied the request, if one did
+
+
+class SignInMethod(StrEnum):
+    """How the front door established who a request is for."""
+
+    FORMS = "forms"  # the forms-based session cookies (OWA, ECP)
+    BASIC = "basic"  # Basic credentials, where the virtual directory allows them
+    # Another Client Access server's certificate on a virtual directory with
+    # WindowsAuthentication on: sitemail's stand-in for the proxying CAS's Kerberos ticket.
+    PROXIED = "proxied"
+
+
 @dataclass(frozen=True)
 class AppUser:
     """The signed-in user a request is served for."""
@@ -71,11 +111,23 @@ class AppUser:
     mailbox: Mailbox
     canary: str  # the CSRF canary every form must carry back
     trusted: bool  # "This is a private computer"
+    method: SignInMethod
     proxied_by: str | None = None  # the CAS that proxied the request, if one did
 
     @property
     def alias(self) -> str:
         return self.mailbox.alias
+
+    @property
+    def log_name(self) -> str:
+        """The user as the request log names them (with the proxying server, if any)."""
+        if self.proxied_by is None:
+            return self.alias
+        return f"{self.alias} (via {self.proxied_by})"
+
+
+ProtocolHandler = Callable[[web.Request, RequestContext, AppUser], Awaitable[web.StreamResponse]]
+"""A web service behind the front door: the request, its virtual directory, its signed-in user."""
 
 
 class PartStream(Protocol):

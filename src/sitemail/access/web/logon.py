@@ -20,13 +20,22 @@ password, so a response time does not tell which names exist.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 from dataclasses import dataclass
 
 from sitemail.org.directory import Directory
 from sitemail.org.model import Mailbox, Organization
 from sitemail.org.passwords import hash_password, verify_password
 
-__all__ = ["MAX_PASSWORD", "MAX_USER_NAME", "check_password", "find_mailbox", "parse_user_name"]
+__all__ = [
+    "MAX_PASSWORD",
+    "MAX_USER_NAME",
+    "basic_credentials",
+    "check_password",
+    "find_mailbox",
+    "parse_user_name",
+]
 
 MAX_USER_NAME = 320
 MAX_PASSWORD = 256
@@ -61,6 +70,18 @@ def parse_user_name(text: str) -> UserName | None:
             return None
         return UserName(user, domain, upn=True)
     return UserName(name, None, upn=False)
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """(user name, password) of an ``Authorization: Basic`` header; None for any other."""
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    return (name, password) if sep else None
 
 
 def _netbios_names(org: Organization | None) -> set[str]:

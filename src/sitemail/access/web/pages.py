@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sitemail.access.web.common import html_response
+from sitemail.access.web.common import html_response, security_headers
 from sitemail.access.web.html import Markup, el, join, render_page
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "logon_page",
     "manual_redirect_page",
     "message_page",
+    "nothing_here_page",
+    "redirect",
     "signed_out_page",
 ]
 
@@ -114,6 +116,16 @@ def error_page(
     return message_page(heading, heading, body, status=status, kind="failure", footer=footer)
 
 
+def nothing_here_page(host: str, path: str, *, server: str) -> web.Response:
+    """404 for a path that no virtual directory of this host name holds."""
+    return error_page(
+        "Not Found",
+        f"There is nothing at {path[:200]} on {host}.",
+        status=404,
+        server=server,
+    )
+
+
 def signed_out_page(sign_in_again: str, *, server: str) -> web.Response:
     body = join(
         [
@@ -124,3 +136,10 @@ def signed_out_page(sign_in_again: str, *, server: str) -> web.Response:
     return message_page(
         "Outlook Web App", "Signed out", body, kind="signedout", footer=f"Server: {server}"
     )
+
+
+def redirect(location: str, *, status: int) -> web.Response:
+    """A redirect (301, 302) with the headers every page carries."""
+    response = web.Response(status=status, headers={"Location": location})
+    security_headers(response)
+    return response

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from sitemail.access.web.front import FrontDoor, ProtocolHandler
+from sitemail.access.web.common import ProtocolHandler
+from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.logs import AccessLogs
 from sitemail.access.web.proxy import ProxyClient
 from sitemail.access.web.sso import SsoIssuer, SsoVerifier

@@ -1,0 +1,109 @@
+"""The front door's decision log: each proxy-or-redirect decision, and each proxy that failed.
+
+One JSON record per decision (:meth:`DecisionLog.decide`): the protocol, the
+user, the host name and entry point the client used, the virtual directory,
+and the outcome with its target or its reason.  A proxy that was decided but
+could not be carried out gets a record of its own (``ProxyFailed``), so the
+log shows both what was decided and what happened.  The file is written by
+:class:`~.logs.AccessLogs`; a full disk costs the record, never the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sitemail.access.decision import decide
+from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Outcome, Proxy, Redirect
+from sitemail.access.web.common import RequestContext
+from sitemail.access.web.logs import AccessLogs
+from sitemail.access.web.proxy import ProxyFailed
+from sitemail.clock import Clock
+from sitemail.org.model import Mailbox
+
+__all__ = ["DecisionLog"]
+
+log = logging.getLogger("sitemail.w3svc")
+
+
+@dataclass
+class DecisionLog:
+    """Decides for one Client Access server (``server``) and writes the decisions down."""
+
+    server: str
+    logs: AccessLogs | None
+    clock: Clock
+
+    def decide(
+        self,
+        ctx: RequestContext,
+        protocol: ClientProtocol,
+        mailbox: Mailbox,
+        *,
+        eas_protocol_version: str | None = None,
+    ) -> Outcome:
+        """The proxy-or-redirect decision for this request, written to the decision log."""
+        outcome = decide(
+            ctx.snapshot,
+            protocol=protocol,
+            cas=self.server,
+            mailbox=mailbox,
+            entry=ctx.entry.entry,
+            eas_protocol_version=eas_protocol_version,
+        )
+        self._outcome(protocol, mailbox.alias, ctx, outcome)
+        return outcome
+
+    def proxy_failed(self, ctx: RequestContext, outcome: Proxy, exc: ProxyFailed) -> None:
+        """A decided proxy that could not be carried out."""
+        self._write(
+            {
+                "protocol": str(outcome.protocol),
+                "server": self.server,
+                "host": ctx.host,
+                "outcome": "ProxyFailed",
+                "reason": exc.reason,
+                "target": outcome.target_url,
+                "target_server": outcome.target_server,
+                "message": exc.message,
+            }
+        )
+
+    def _outcome(
+        self, protocol: ClientProtocol, alias: str, ctx: RequestContext, outcome: Outcome
+    ) -> None:
+        record: dict[str, Any] = {
+            "protocol": str(protocol),
+            "server": self.server,
+            "user": alias,
+            "host": ctx.host,
+            "entry": str(ctx.entry.entry),
+            "vdir": ctx.vdir.identity,
+            "outcome": type(outcome).__name__,
+        }
+        action = outcome.action if isinstance(outcome, Legacy) else outcome
+        if isinstance(action, Proxy):
+            record.update(target=action.target_url, target_server=action.target_server)
+        elif isinstance(action, Redirect):
+            record.update(
+                kind=str(action.kind), target=action.url, target_server=action.target_server
+            )
+        elif isinstance(action, Error):
+            record.update(
+                reason=str(action.reason),
+                message=action.message,
+                target_server=action.server,
+                target_vdir=action.vdir,
+            )
+        if isinstance(outcome, Legacy):
+            record["legacy"] = str(outcome.kind)
+        self._write(record)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self.logs is None:
+            return
+        try:
+            self.logs.decision(self.clock.now(), record)
+        except OSError as exc:
+            log.warning("cannot write the decision log: %s", exc)
