@@ -47,7 +47,7 @@ from sitemail.transport.greeting import banner_date
 from sitemail.transport.submission import AcceptError, Envelope, SpoolWriter
 
 # The logger keeps the name it had under sitemail.lab: log lines stay as they were.
-log = logging.getLogger("sitemail.lab.legacy_smtp")
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = "SMTPSVC"
 SMTP_PORT = 25

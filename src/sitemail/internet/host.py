@@ -66,7 +66,7 @@ from sitemail.transport.smtp_sender import (
 from sitemail.transport.submission import Envelope, SpoolWriter
 
 # The logger keeps the name it had under sitemail.lab: log lines stay as they were.
-log = logging.getLogger("sitemail.lab.internet")
+log = logging.getLogger(__name__)
 
 BATCH = 20
 

@@ -69,7 +69,7 @@ from sitemail.transport.incoming_message import IncomingMessage
 from sitemail.transport.submission import AcceptError, Envelope, EnvelopeRecipient
 
 # The logger keeps the name it had under sitemail.lab: log lines stay as they were.
-log = logging.getLogger("sitemail.lab.mta")
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- listener
