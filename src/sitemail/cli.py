@@ -244,7 +244,7 @@ def _main(argv: list[str] | None) -> int:
         }[args.command]
         return runner(args)
     if args.command == "serve":
-        from sitemail.server.process import run
+        from sitemail.serve import run
 
         return run(args.name, args.directory, args.lab_dir)
     parser.error(f"unknown command {args.command}")
