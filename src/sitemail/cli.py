@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 import sitemail
-from sitemail.lab.supervisor import Lab, default_lab_dir, default_topology
+from sitemail.lab.supervisor import Lab, default_topology
+from sitemail.org.lab_state import default_lab_dir
 
 
 def _lab_dir(args: argparse.Namespace) -> Path:
