@@ -33,23 +33,9 @@ from sitemail.mailbox.errors import (
     WrongServer,
 )
 from sitemail.mailbox.store_client import StoreClient
-from sitemail.org.directory import Directory
-from sitemail.org.model import InternetHost, LoggingLevel, SendConnector, Server
-from sitemail.org.pki import PeerVerifier, server_cert_files
-from sitemail.org.ports import STORE_PORT
-from sitemail.server.context import ProcessContext
-from sitemail.transport.protocol_log import NullProtocolLog, ProtocolLog
-from sitemail.transport.queue import (
-    DeliveryBatch,
-    DeliveryType,
-    QueuedMessage,
-    QueueRef,
-    QueueStore,
-    RecipientOutcome,
-)
-from sitemail.transport.routing import RoutingTable, route
-from sitemail.transport.send_decision import SendPolicy
-from sitemail.transport.smtp_sender import (
+from sitemail.mailflow.protocol_log import NullProtocolLog, ProtocolLog
+from sitemail.mailflow.send_decision import SendPolicy
+from sitemail.mailflow.smtp_sender import (
     OutboundMessage,
     RecipientStatus,
     SenderSettings,
@@ -59,6 +45,20 @@ from sitemail.transport.smtp_sender import (
     send_message,
     send_session_logs,
 )
+from sitemail.org.directory import Directory
+from sitemail.org.model import InternetHost, LoggingLevel, SendConnector, Server
+from sitemail.org.pki import PeerVerifier, server_cert_files
+from sitemail.org.ports import STORE_PORT
+from sitemail.server.context import ProcessContext
+from sitemail.transport.queue import (
+    DeliveryBatch,
+    DeliveryType,
+    QueuedMessage,
+    QueueRef,
+    QueueStore,
+    RecipientOutcome,
+)
+from sitemail.transport.routing import RoutingTable, route
 
 log = logging.getLogger("sitemail.transport.pipeline")
 

@@ -33,8 +33,8 @@ from sitemail.diagnose.logs import hitscan
 from sitemail.diagnose.logs.files import LogKind
 from sitemail.diagnose.logs.protocol import ProtocolRow
 from sitemail.diagnose.logs.sessions import SmtpSession
-from sitemail.transport.log_files import MAX_RECORD_CHARS, MAX_RECORD_LINES, LogHeader, split_quoted
-from sitemail.transport.protocol_log import PROTOCOL_LOG_FIELDS
+from sitemail.mailflow.log_files import MAX_RECORD_CHARS, MAX_RECORD_LINES, LogHeader, split_quoted
+from sitemail.mailflow.protocol_log import PROTOCOL_LOG_FIELDS
 
 __all__ = ["EDGE", "MARKERS", "SAMPLES", "WINDOW", "FileScan"]
 __all__ += ["select_sessions", "select_sessions_reference"]
