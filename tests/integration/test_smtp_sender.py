@@ -27,9 +27,7 @@ from sitemail.firewall.inspection import EsmtpInspector
 from sitemail.firewall.relay import Relay, Route
 from sitemail.mailflow import exchange_auth
 from sitemail.mailflow.envelope import Envelope, EnvelopeRecipient, SpoolWriter
-from sitemail.mailflow.protocol_log import ProtocolLog, ProtocolLoggingLevel
-from sitemail.mailflow.send_decision import SendAuth, SendPolicy
-from sitemail.mailflow.smtp_sender import (
+from sitemail.mailflow.outbound import (
     BodyReadError,
     Credentials,
     OutboundMessage,
@@ -37,12 +35,13 @@ from sitemail.mailflow.smtp_sender import (
     SenderSettings,
     SendResult,
     Target,
-    certificate_thumbprint,
     file_body,
-    send_message,
     send_session_logs,
-    tls_negotiated_text,
 )
+from sitemail.mailflow.protocol_log import ProtocolLog, ProtocolLoggingLevel
+from sitemail.mailflow.send_decision import SendAuth, SendPolicy
+from sitemail.mailflow.smtp_sender import send_message
+from sitemail.mailflow.tls_log_text import certificate_thumbprint, tls_negotiated_text
 from sitemail.org.defaults import default_receive_connectors
 from sitemail.org.model import (
     AcceptedDomain,

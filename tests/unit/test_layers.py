@@ -79,7 +79,7 @@ def find_cycle(graph: dict[str, dict[str, list[Edge]]]) -> list[str] | None:
 
     def visit(n: str, path: list[str]) -> list[str] | None:
         if n in path:
-            return path[path.index(n) :] + [n]
+            return [*path[path.index(n) :], n]
         if n in done:
             return None
         for m in sorted(graph.get(n, {})):
@@ -121,8 +121,13 @@ def test_protocols_import_nothing_of_sitemails() -> None:
 def test_no_cycle_between_packages() -> None:
     graph = package_graph(module_edges())
     cycle = find_cycle(graph)
-    assert cycle is None, "import cycle " + " -> ".join(cycle or []) + ": " + " | ".join(
-        _explain(graph, a, b) for a, b in zip(cycle or [], (cycle or [])[1:], strict=False)
+    assert cycle is None, (
+        "import cycle "
+        + " -> ".join(cycle or [])
+        + ": "
+        + " | ".join(
+            _explain(graph, a, b) for a, b in zip(cycle or [], (cycle or [])[1:], strict=False)
+        )
     )
 
 
@@ -148,4 +153,6 @@ def test_nothing_imports_the_top() -> None:
     """The composition root and the command line are above everything else."""
     graph = package_graph(module_edges())
     importers = {a for a, targets in graph.items() if a not in TOP and set(targets) & TOP}
-    assert not importers, {a: [_explain(graph, a, b) for b in set(graph[a]) & TOP] for a in importers}
+    assert not importers, {
+        a: [_explain(graph, a, b) for b in set(graph[a]) & TOP] for a in importers
+    }

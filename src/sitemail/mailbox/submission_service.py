@@ -64,8 +64,7 @@ from sitemail.mailbox.submission_journal import (
 from sitemail.mailflow import dsn
 from sitemail.mailflow.envelope import EnvelopeRecipient
 from sitemail.mailflow.log_files import LogLimits
-from sitemail.mailflow.send_decision import SendPolicy, reply_text
-from sitemail.mailflow.smtp_sender import (
+from sitemail.mailflow.outbound import (
     BodyReadError,
     BodySource,
     OutboundMessage,
@@ -73,13 +72,10 @@ from sitemail.mailflow.smtp_sender import (
     SenderSettings,
     SendResult,
     Target,
-    send_message,
 )
-from sitemail.mailflow.tracking_log import (
-    MessageTrackingLog,
-    TrackingEventId,
-    TrackingSource,
-)
+from sitemail.mailflow.send_decision import SendPolicy, reply_text
+from sitemail.mailflow.smtp_sender import send_message
+from sitemail.mailflow.tracking_log import MessageTrackingLog, TrackingEventId, TrackingSource
 from sitemail.org.directory import Directory
 from sitemail.org.model import Mailbox, Organization, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files

@@ -33,18 +33,18 @@ from sitemail.mailbox.errors import (
     WrongServer,
 )
 from sitemail.mailbox.store_client import StoreClient
-from sitemail.mailflow.protocol_log import NullProtocolLog, ProtocolLog
-from sitemail.mailflow.send_decision import SendPolicy
-from sitemail.mailflow.smtp_sender import (
+from sitemail.mailflow.outbound import (
     OutboundMessage,
     RecipientStatus,
     SenderSettings,
     SendResult,
     Target,
     file_body,
-    send_message,
     send_session_logs,
 )
+from sitemail.mailflow.protocol_log import NullProtocolLog, ProtocolLog
+from sitemail.mailflow.send_decision import SendPolicy
+from sitemail.mailflow.smtp_sender import send_message
 from sitemail.org.directory import Directory
 from sitemail.org.model import InternetHost, LoggingLevel, SendConnector, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files

@@ -31,7 +31,7 @@ from sitemail.mailbox.submission_service import (
     MailSubmissionService,
     SubmissionSettings,
 )
-from sitemail.mailflow.smtp_sender import (
+from sitemail.mailflow.outbound import (
     OutboundMessage,
     RecipientResult,
     RecipientStatus,

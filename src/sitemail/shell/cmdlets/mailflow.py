@@ -24,13 +24,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from sitemail.mailflow.envelope import EnvelopeRecipient
+from sitemail.mailflow.outbound import OutboundMessage, SenderSettings, Target
 from sitemail.mailflow.send_decision import reply_text
-from sitemail.mailflow.smtp_sender import (
-    OutboundMessage,
-    SenderSettings,
-    Target,
-    send_message,
-)
+from sitemail.mailflow.smtp_sender import send_message
 from sitemail.org.model import ExchangeVersion, Mailbox, MailboxDatabase, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files
 from sitemail.shell import (
