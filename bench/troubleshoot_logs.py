@@ -33,7 +33,7 @@ from typing import Any
 from bench.harness import PROJECT_ROOT, Benchmark, Metric, TrialResult, Workload
 from sitemail.clock import ManualClock
 from sitemail.diagnose import samples
-from sitemail.transport.protocol_log import ProtocolLog
+from sitemail.mailflow.protocol_log import ProtocolLog
 
 PATTERN = "5.7.3 Cannot achieve"
 FOLDERS = (("send", "SEND", "SmtpSend"), ("recv", "RECV", "SmtpReceive"))

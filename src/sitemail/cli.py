@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 import sitemail
-from sitemail.lab.supervisor import Lab, default_lab_dir, default_topology
+from sitemail.lab.supervisor import Lab, default_topology
+from sitemail.org.lab_state import default_lab_dir
 
 
 def _lab_dir(args: argparse.Namespace) -> Path:
@@ -244,7 +245,7 @@ def _main(argv: list[str] | None) -> int:
         }[args.command]
         return runner(args)
     if args.command == "serve":
-        from sitemail.server.process import run
+        from sitemail.serve import run
 
         return run(args.name, args.directory, args.lab_dir)
     parser.error(f"unknown command {args.command}")

@@ -32,7 +32,7 @@ import hashlib, sys, threading
 from datetime import datetime, UTC
 from pathlib import Path
 from sitemail.transport.queue import QueueStore
-from sitemail.transport.submission import Envelope, EnvelopeRecipient
+from sitemail.mailflow.envelope import Envelope, EnvelopeRecipient
 
 home, run, threads = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 store = QueueStore.open(home, server="EX01", fqdn="ex01.contoso.com")

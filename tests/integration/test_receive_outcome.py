@@ -20,6 +20,8 @@ import pytest
 
 from sitemail.clock import SYSTEM_CLOCK
 from sitemail.diagnose.logs import read_protocol_log
+from sitemail.mailflow.envelope import AcceptError, AcceptOutcomeUnknown, Envelope, SpoolWriter
+from sitemail.mailflow.protocol_log import ProtocolLog
 from sitemail.org.defaults import default_receive_connectors
 from sitemail.org.model import (
     AcceptedDomain,
@@ -31,11 +33,9 @@ from sitemail.org.model import (
 )
 from sitemail.org.pki import PeerVerifier
 from sitemail.org.sqlite_directory import SqliteDirectory
-from sitemail.transport.protocol_log import ProtocolLog
 from sitemail.transport.queue.spool import SpoolFile
 from sitemail.transport.receive_config import ReceiveConfig, ReceiveEnvironment
 from sitemail.transport.receive_listeners import ReceiveListeners
-from sitemail.transport.submission import AcceptError, AcceptOutcomeUnknown, Envelope, SpoolWriter
 
 ADDRESS, OFFSET = "127.88.3.11", 28000  # Default binds 0.0.0.0:25, here ADDRESS:28025
 

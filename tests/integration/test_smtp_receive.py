@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import RunningLab, find_message
 
+from sitemail.mailflow.exchange_auth import make_blob
 from sitemail.org.directory import open_directory
 from sitemail.org.model import ReceiveConnector
 from sitemail.org.pki import (
@@ -28,7 +29,6 @@ from sitemail.org.pki import (
     client_ssl_context,
     server_cert_files,
 )
-from sitemail.transport.exchange_auth import make_blob
 
 pytestmark = pytest.mark.lab
 

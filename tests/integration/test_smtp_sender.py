@@ -25,6 +25,23 @@ from sitemail.clock import SYSTEM_CLOCK
 from sitemail.diagnose.logs import read_protocol_log
 from sitemail.firewall.inspection import EsmtpInspector
 from sitemail.firewall.relay import Relay, Route
+from sitemail.mailflow import exchange_auth
+from sitemail.mailflow.envelope import Envelope, EnvelopeRecipient, SpoolWriter
+from sitemail.mailflow.outbound import (
+    BodyReadError,
+    Credentials,
+    OutboundMessage,
+    RecipientStatus,
+    SenderSettings,
+    SendResult,
+    Target,
+    file_body,
+    send_session_logs,
+)
+from sitemail.mailflow.protocol_log import ProtocolLog, ProtocolLoggingLevel
+from sitemail.mailflow.send_decision import SendAuth, SendPolicy
+from sitemail.mailflow.smtp_sender import send_message
+from sitemail.mailflow.tls_log_text import certificate_thumbprint, tls_negotiated_text
 from sitemail.org.defaults import default_receive_connectors
 from sitemail.org.model import (
     AcceptedDomain,
@@ -61,9 +78,7 @@ from sitemail.protocols.smtp import (
     XExps,
     replies,
 )
-from sitemail.transport import exchange_auth
 from sitemail.transport.greeting import ehlo_keywords, hello_text
-from sitemail.transport.protocol_log import ProtocolLog, ProtocolLoggingLevel
 from sitemail.transport.receive_config import (
     ReceiveConfig,
     ReceiveEnvironment,
@@ -71,22 +86,6 @@ from sitemail.transport.receive_config import (
     tls_contexts,
 )
 from sitemail.transport.receive_listeners import ReceiveListeners
-from sitemail.transport.send_decision import SendAuth, SendPolicy
-from sitemail.transport.smtp_sender import (
-    BodyReadError,
-    Credentials,
-    OutboundMessage,
-    RecipientStatus,
-    SenderSettings,
-    SendResult,
-    Target,
-    certificate_thumbprint,
-    file_body,
-    send_message,
-    send_session_logs,
-    tls_negotiated_text,
-)
-from sitemail.transport.submission import Envelope, EnvelopeRecipient, SpoolWriter
 
 ORG = "Contoso"
 BANNER = "220 EX02.contoso.com Microsoft ESMTP MAIL Service ready at Tue, 1 Mar 2011 10:00:00 +0000"

@@ -26,9 +26,9 @@ import pytest
 from tests.conftest import RunningLab, in_mailbox
 
 from sitemail.mailbox.store_client import StoreClient
+from sitemail.mailflow.tracking_log import read_tracking_log
 from sitemail.org.directory import open_directory
 from sitemail.org.pki import server_cert_files
-from sitemail.transport.tracking_log import read_tracking_log
 
 pytestmark = pytest.mark.lab
 

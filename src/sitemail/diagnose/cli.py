@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 def _lab_dir(args: argparse.Namespace) -> Path:
-    from sitemail.lab.supervisor import default_lab_dir
+    from sitemail.org.lab_state import default_lab_dir
 
     return Path(args.dir) if args.dir else default_lab_dir()
 

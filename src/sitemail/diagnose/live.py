@@ -34,8 +34,8 @@ from sitemail.diagnose.findings import Report
 from sitemail.diagnose.logscan import scan_logs
 from sitemail.diagnose.probe_run import ProbeSettings, probe
 from sitemail.diagnose.rules import build_report
-from sitemail.lab.supervisor import LabState
 from sitemail.org.directory import open_directory
+from sitemail.org.lab_state import LabState
 from sitemail.org.model import (
     Firewall,
     InternetHost,

@@ -41,7 +41,7 @@ from sitemail.diagnose.logs import (
 )
 from sitemail.diagnose.logs.parallel import FileBytes, scan_files
 from sitemail.diagnose.orgmap import OrgMap, endpoint_ip, folder_server, host_label
-from sitemail.transport.tracking_log import TrackingEntry
+from sitemail.mailflow.tracking_log import TrackingEntry
 
 __all__ = [
     "Group",

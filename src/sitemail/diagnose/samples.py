@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sitemail.transport.protocol_log import INTRA_ORG_SEND_CONNECTOR_ID, ProtocolLog
+from sitemail.mailflow.protocol_log import INTRA_ORG_SEND_CONNECTOR_ID, ProtocolLog
 
 RECEIVER = "ex-fl1.contoso.com"
 SENDER = "ex-ny1.contoso.com"

@@ -35,6 +35,7 @@ from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.limits import DEFAULT_MAX_MESSAGE_SIZE
 from sitemail.mailbox.service import InformationStoreService
 from sitemail.mailbox.store_backend import StoreBackend
+from sitemail.mailflow.envelope import AcceptError, Envelope, SpoolWriter
 from sitemail.mta.profile import Limits, Replies, SessionFacts
 from sitemail.mta.session import MtaListener
 from sitemail.org.directory import Directory
@@ -44,7 +45,6 @@ from sitemail.protocols.smtp import Reply
 from sitemail.server.context import ProcessContext
 from sitemail.server.services import DISPLAY_NAMES, ServiceHost
 from sitemail.transport.greeting import banner_date
-from sitemail.transport.submission import AcceptError, Envelope, SpoolWriter
 
 # The logger keeps the name it had under sitemail.lab: log lines stay as they were.
 log = logging.getLogger(__name__)

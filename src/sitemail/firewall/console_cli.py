@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from sitemail.lab.supervisor import LabState, is_ours
+from sitemail.org.lab_state import LabState, is_ours
 from sitemail.server.console import ConsoleClient, ConsoleError
 
 if TYPE_CHECKING:

@@ -43,6 +43,10 @@ from sitemail.internet.policy import (
 )
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.mailbox.errors import MessageTooLarge, StoreError, StoreUnavailable
+from sitemail.mailflow.envelope import Envelope, SpoolWriter
+from sitemail.mailflow.outbound import OutboundMessage, SenderSettings, Target, file_body
+from sitemail.mailflow.send_decision import SendPolicy
+from sitemail.mailflow.smtp_sender import send_message
 from sitemail.mta.session import MtaListener
 from sitemail.org.model import InternetHost, InternetUser, Organization, ReceiveConnector, Server
 from sitemail.org.pki import server_cert_files, server_ssl_context
@@ -55,15 +59,6 @@ from sitemail.transport.queue import (
     QueueStore,
     RecipientOutcome,
 )
-from sitemail.transport.send_decision import SendPolicy
-from sitemail.transport.smtp_sender import (
-    OutboundMessage,
-    SenderSettings,
-    Target,
-    file_body,
-    send_message,
-)
-from sitemail.transport.submission import Envelope, SpoolWriter
 
 # The logger keeps the name it had under sitemail.lab: log lines stay as they were.
 log = logging.getLogger(__name__)

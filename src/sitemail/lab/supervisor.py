@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,12 @@ from sitemail.lab.addressing import (
     plan_addresses,
 )
 from sitemail.org.directory import Directory, open_directory
+from sitemail.org.lab_state import (
+    LabState,
+    ProcessRecord,
+    command_line,
+    is_ours,
+)
 from sitemail.org.model import (
     ExchangeVersion,
     Firewall,
@@ -57,17 +63,11 @@ from sitemail.org.topology import Topology, TopologyError
 from sitemail.server.console import ConsoleClient, ConsoleError
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[3] / "examples" / "seed.yaml"
-STATE_FILE = "lab.json"
 READY_TIMEOUT = 60.0
 
 
 class LabError(Exception):
     pass
-
-
-def default_lab_dir() -> Path:
-    env = os.environ.get("SITEMAIL_LAB")
-    return Path(env) if env else Path.home() / ".sitemail" / "lab"
 
 
 def default_topology() -> Path:
@@ -88,63 +88,7 @@ def choose_port_offset() -> int:
     return 0 if start <= 25 else 10000
 
 
-@dataclass
-class ProcessRecord:
-    name: str
-    kind: str  # server | firewall | internet
-    site: str
-    address: str
-    pid: int = 0
-    home: str = ""
-    started: str = ""
-
-
-@dataclass
-class LabState:
-    lab_dir: str
-    topology: str
-    port_offset: int
-    processes: list[ProcessRecord] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, lab_dir: Path) -> LabState | None:
-        path = lab_dir / STATE_FILE
-        if not path.exists():
-            return None
-        data = json.loads(path.read_text())
-        procs = [ProcessRecord(**p) for p in data.pop("processes", [])]
-        return cls(**data, processes=procs)
-
-    def save(self) -> None:
-        path = Path(self.lab_dir) / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)
-
-
 # ----------------------------------------------------------------- processes
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [p.decode(errors="replace") for p in raw.split(b"\0") if p]
-
-
-def is_ours(rec: ProcessRecord, lab_dir: Path) -> bool:
-    """True if ``rec.pid`` is still the ``sitemail serve`` process this lab started."""
-    if rec.pid <= 0:
-        return False
-    try:
-        stat = Path(f"/proc/{rec.pid}/stat").read_text()
-    except OSError:
-        return False
-    if stat.rsplit(")", 1)[1].split()[0] == "Z":
-        return False  # a zombie is dead; only its parent has not reaped it yet
-    cmd = _cmdline(rec.pid)
-    return "serve" in cmd and rec.name in cmd and str(lab_dir) in cmd
 
 
 def _starting_or_ours(rec: ProcessRecord, lab_dir: Path) -> bool:
@@ -155,7 +99,7 @@ def _starting_or_ours(rec: ProcessRecord, lab_dir: Path) -> bool:
         stat = Path(f"/proc/{rec.pid}/stat").read_text()
     except OSError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z" and not _cmdline(rec.pid)
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" and not command_line(rec.pid)
 
 
 def _command(rec: ProcessRecord, lab_dir: Path) -> list[str]:

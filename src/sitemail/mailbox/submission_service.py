@@ -7,7 +7,7 @@ site**, and files it in Sent Items (``complete_submission``).  In Exchange
 2010 that hand-off is the store driver over RPC; in sitemail every hop is a
 network connection, so it is SMTP with the intra-organization sender:
 X-ANONYMOUSTLS and X-EXPS EXCHANGEAUTH with this server's certificate, as
-hub-to-hub traffic (:func:`sitemail.transport.smtp_sender.send_message`).
+hub-to-hub traffic (:func:`sitemail.mailflow.smtp_sender.send_message`).
 A co-located hub is tried first, then the site's others (Exchange 2010's
 preference for the local Hub Transport role).
 
@@ -61,16 +61,10 @@ from sitemail.mailbox.submission_journal import (
     SubmissionJournal,
     SubmissionState,
 )
-from sitemail.org.directory import Directory
-from sitemail.org.model import Mailbox, Organization, Server
-from sitemail.org.pki import PeerVerifier, server_cert_files
-from sitemail.server.context import ProcessContext
-from sitemail.server.services import DISPLAY_NAMES, ServiceError, ServiceHost
-from sitemail.transport import dsn
-from sitemail.transport.log_files import LogLimits
-from sitemail.transport.queue.store import default_dsn_from
-from sitemail.transport.send_decision import SendPolicy, reply_text
-from sitemail.transport.smtp_sender import (
+from sitemail.mailflow import dsn
+from sitemail.mailflow.envelope import EnvelopeRecipient
+from sitemail.mailflow.log_files import LogLimits
+from sitemail.mailflow.outbound import (
     BodyReadError,
     BodySource,
     OutboundMessage,
@@ -78,14 +72,15 @@ from sitemail.transport.smtp_sender import (
     SenderSettings,
     SendResult,
     Target,
-    send_message,
 )
-from sitemail.transport.submission import EnvelopeRecipient
-from sitemail.transport.tracking_log import (
-    MessageTrackingLog,
-    TrackingEventId,
-    TrackingSource,
-)
+from sitemail.mailflow.send_decision import SendPolicy, reply_text
+from sitemail.mailflow.smtp_sender import send_message
+from sitemail.mailflow.tracking_log import MessageTrackingLog, TrackingEventId, TrackingSource
+from sitemail.org.directory import Directory
+from sitemail.org.model import Mailbox, Organization, Server
+from sitemail.org.pki import PeerVerifier, server_cert_files
+from sitemail.server.context import ProcessContext
+from sitemail.server.services import DISPLAY_NAMES, ServiceError, ServiceHost
 
 log = logging.getLogger("sitemail.mailbox.submission")
 
@@ -515,7 +510,7 @@ class MailSubmissionService:
         now = self.clock.now()
         origin = dsn.ReportOrigin(
             generating_server=self.settings.fqdn,
-            from_address=default_dsn_from(self.settings.fqdn),
+            from_address=dsn.default_dsn_from(self.settings.fqdn),
             date=now,
             message_id=derived_message_id(
                 db.name, mailbox, summary.id, f"ndr/{message_id}", self.settings.fqdn

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from sitemail.mailflow.envelope import Envelope, SpoolWriter
 from sitemail.protocols.smtp import Reply
-from sitemail.transport.submission import Envelope, SpoolWriter
 
 # A Message-ID longer than this is cut: it becomes part of a mailbox delivery id,
 # which the store bounds (sitemail.mailbox.limits.MAX_DELIVERY_ID is 512).

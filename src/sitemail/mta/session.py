@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sitemail.clock import SYSTEM_CLOCK, Clock
+from sitemail.mailflow.envelope import AcceptError, Envelope, EnvelopeRecipient
 from sitemail.mta.profile import (
     MessageSink,
     MtaProfile,
@@ -66,7 +67,6 @@ from sitemail.server.line_connection import LineConnection, SessionClosing, list
 from sitemail.server.line_session import ClosedBy, CoreSignals, run_session
 from sitemail.transport.headers import HeaderSection, decoded_subject, new_message_id
 from sitemail.transport.incoming_message import IncomingMessage
-from sitemail.transport.submission import AcceptError, Envelope, EnvelopeRecipient
 
 # The logger keeps the name it had under sitemail.lab: log lines stay as they were.
 log = logging.getLogger(__name__)

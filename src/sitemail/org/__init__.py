@@ -1,1 +1,9 @@
-"""org"""
+"""The organization: what Active Directory and the certificate authority hold.
+
+The model (:mod:`.model`: sites, servers, connectors, mailboxes, firewalls),
+the directory contract (:mod:`.directory`) and its SQLite backend
+(:mod:`.sqlite_directory`), topology files (:mod:`.topology`) and what setup
+creates (:mod:`.defaults`), the organization's PKI (:mod:`.pki`), password
+hashes, the service ports (:mod:`.ports`) and the lab's state file
+(:mod:`.lab_state`).  It imports nothing of sitemail's but the clock.
+"""

@@ -18,11 +18,11 @@ from typing import Any
 
 from aiohttp import web
 
+from sitemail.mailflow.tracking_log import TrackingEntry, TrackingQuery, search_tracking_log
 from sitemail.server.admin_api import HOST_KEY
 from sitemail.server.services import ServiceError
 from sitemail.transport.queue import QueueError, QueueNotFoundError, QueueStore
 from sitemail.transport.queue.errors import MessageNotFoundError
-from sitemail.transport.tracking_log import TrackingEntry, TrackingQuery, search_tracking_log
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sitemail.mailflow.envelope import SpoolWriter
 from sitemail.transport.headers import HeaderSection, parse_header_section
-from sitemail.transport.submission import SpoolWriter
 
 #: The header section, complete (or cut at the limit), and the octets after it.
 Head = tuple[HeaderSection, bytes]

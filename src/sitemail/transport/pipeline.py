@@ -33,12 +33,23 @@ from sitemail.mailbox.errors import (
     WrongServer,
 )
 from sitemail.mailbox.store_client import StoreClient
+from sitemail.mailflow.outbound import (
+    OutboundMessage,
+    RecipientStatus,
+    SenderSettings,
+    SendResult,
+    Target,
+    file_body,
+    send_session_logs,
+)
+from sitemail.mailflow.protocol_log import NullProtocolLog, ProtocolLog
+from sitemail.mailflow.send_decision import SendPolicy
+from sitemail.mailflow.smtp_sender import send_message
 from sitemail.org.directory import Directory
 from sitemail.org.model import InternetHost, LoggingLevel, SendConnector, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files
 from sitemail.org.ports import STORE_PORT
 from sitemail.server.context import ProcessContext
-from sitemail.transport.protocol_log import NullProtocolLog, ProtocolLog
 from sitemail.transport.queue import (
     DeliveryBatch,
     DeliveryType,
@@ -48,17 +59,6 @@ from sitemail.transport.queue import (
     RecipientOutcome,
 )
 from sitemail.transport.routing import RoutingTable, route
-from sitemail.transport.send_decision import SendPolicy
-from sitemail.transport.smtp_sender import (
-    OutboundMessage,
-    RecipientStatus,
-    SenderSettings,
-    SendResult,
-    Target,
-    file_body,
-    send_message,
-    send_session_logs,
-)
 
 log = logging.getLogger("sitemail.transport.pipeline")
 

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Protocol
 
 from sitemail.clock import Clock
+from sitemail.mailflow.envelope import Envelope, MessageAcceptor, SpoolWriter
+from sitemail.mailflow.log_files import LogLimits
+from sitemail.mailflow.protocol_log import NullProtocolLog, ProtocolLog
 from sitemail.org.directory import Directory
 from sitemail.org.model import Organization, ReceiveConnector, Server, TransportSettings
 from sitemail.org.pki import PeerVerifier, server_cert_files, server_ssl_context
-from sitemail.transport.log_files import LogLimits
-from sitemail.transport.protocol_log import NullProtocolLog, ProtocolLog
-from sitemail.transport.submission import Envelope, MessageAcceptor, SpoolWriter
 
 
 @dataclass

@@ -17,6 +17,14 @@ import contextlib
 import logging
 import ssl
 
+from sitemail.mailflow import exchange_auth
+from sitemail.mailflow.envelope import (
+    AcceptError,
+    AcceptOutcomeUnknown,
+    Envelope,
+    EnvelopeRecipient,
+)
+from sitemail.mailflow.protocol_log import NullSessionLog, SessionLog
 from sitemail.org.model import Mailbox, ReceiveConnector
 from sitemail.org.passwords import verify_password
 from sitemail.protocols.smtp import (
@@ -53,7 +61,6 @@ from sitemail.protocols.smtp import (
 )
 from sitemail.server.line_connection import LineConnection, SessionClosing, TlsHandshakeFailed
 from sitemail.server.line_session import ClosedBy, CoreSignals
-from sitemail.transport import exchange_auth
 from sitemail.transport.greeting import banner, ehlo_keywords, hello_text
 from sitemail.transport.headers import (
     HeaderSection,
@@ -65,7 +72,6 @@ from sitemail.transport.headers import (
 )
 from sitemail.transport.incoming_message import IncomingMessage
 from sitemail.transport.permissions import Principal, Right, rights_text, session_rights
-from sitemail.transport.protocol_log import NullSessionLog, SessionLog
 from sitemail.transport.receive_config import ReceiveConfig, ReceiveEnvironment
 from sitemail.transport.receive_policy import (
     SessionView,
@@ -74,12 +80,6 @@ from sitemail.transport.receive_policy import (
     check_end_of_data,
     check_mail,
     check_rcpt,
-)
-from sitemail.transport.submission import (
-    AcceptError,
-    AcceptOutcomeUnknown,
-    Envelope,
-    EnvelopeRecipient,
 )
 
 log = logging.getLogger("sitemail.transport.receive")

@@ -27,10 +27,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sitemail.clock import SYSTEM_CLOCK
+from sitemail.mailflow.envelope import (
+    AcceptError,
+    AcceptOutcomeUnknown,
+    Envelope,
+    SpoolWriter,
+)
+from sitemail.mailflow.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ReceiveConnector
 from sitemail.org.pki import PeerVerifier
-from sitemail.transport.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
 from sitemail.transport.queue.spool import SpoolFile, unlink_quietly
 from sitemail.transport.receive_config import (
     ACCEPT_THREADS,
@@ -41,12 +47,6 @@ from sitemail.transport.receive_config import (
     tls_contexts,
 )
 from sitemail.transport.receive_listeners import serve_connection
-from sitemail.transport.submission import (
-    AcceptError,
-    AcceptOutcomeUnknown,
-    Envelope,
-    SpoolWriter,
-)
 from sitemail.transport.worker_ipc import (
     IpcError,
     envelope_to_wire,

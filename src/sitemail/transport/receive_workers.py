@@ -33,10 +33,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from sitemail.mailflow.envelope import AcceptError, Envelope
 from sitemail.org.model import ReceiveConnector
 from sitemail.server.context import ProcessContext
 from sitemail.transport.queue import QueueStore
-from sitemail.transport.submission import AcceptError, Envelope
 from sitemail.transport.worker_ipc import (
     IpcError,
     envelope_from_wire,

@@ -12,13 +12,14 @@ import asyncio
 import logging
 from pathlib import Path
 
+from sitemail.mailflow.log_files import LogLimits
+from sitemail.mailflow.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
+from sitemail.mailflow.tracking_log import MessageTrackingLog
 from sitemail.org.model import Organization, ReceiveConnector, Server, TransportSettings
 from sitemail.org.pki import PeerVerifier
 from sitemail.server.context import ProcessContext
 from sitemail.server.watcher import DirectoryWatcher
-from sitemail.transport.log_files import LogLimits
 from sitemail.transport.pipeline import Pipeline, PipelineDeps
-from sitemail.transport.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
 from sitemail.transport.queue import QueueEvent, QueueStore, write_tracking_batch
 from sitemail.transport.receive_config import (
     ReceiveEnvironment,
@@ -29,7 +30,6 @@ from sitemail.transport.receive_config import (
 )
 from sitemail.transport.receive_listeners import ReceiveListeners
 from sitemail.transport.receive_workers import ReceiveWorkers, receive_worker_count
-from sitemail.transport.tracking_log import MessageTrackingLog
 
 log = logging.getLogger("sitemail.transport")
 

@@ -24,7 +24,7 @@ import socket
 from datetime import datetime
 from typing import Any
 
-from sitemail.transport.submission import Envelope, EnvelopeRecipient
+from sitemail.mailflow.envelope import Envelope, EnvelopeRecipient
 
 # Bounds: an envelope with thousands of recipients fits; nothing unbounded does.
 MAX_FRAME = 16 * 1024 * 1024

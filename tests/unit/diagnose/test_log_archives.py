@@ -34,9 +34,11 @@ def test_a_zip_reads_like_its_folder_and_cites_its_members(tmp_path: Path) -> No
     plain = troubleshoot_logs([folder])
     archive = _zip(folder, tmp_path / "logs.zip")
     zipped = troubleshoot_logs([archive])
-    assert [(f.cause, f.subject) for f in zipped.findings] == [
-        (f.cause, f.subject) for f in plain.findings
-    ] == [("esmtp-inspection", "EX-NY1 -> EX-FL1")]
+    assert (
+        [(f.cause, f.subject) for f in zipped.findings]
+        == [(f.cause, f.subject) for f in plain.findings]
+        == [("esmtp-inspection", "EX-NY1 -> EX-FL1")]
+    )
     located = [e.location for e in zipped.findings[0].evidence if e.location]
     assert located and all(
         loc.startswith(f"{archive}!EX-NY1/TransportRoles/") for loc in located

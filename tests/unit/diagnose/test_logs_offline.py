@@ -18,7 +18,7 @@ from sitemail.diagnose.conversation import digest
 from sitemail.diagnose.logs import LogKind, ProtocolRow, SmtpSession
 from sitemail.diagnose.logscan import Outcome, scan_logs
 from sitemail.diagnose.offline import troubleshoot_logs
-from sitemail.transport.protocol_log import ProtocolLog
+from sitemail.mailflow.protocol_log import ProtocolLog
 
 DEFAULT = "EX-FL1\\Default EX-FL1"
 RELAY = "EX-FL1\\Relay EX-FL1"
@@ -302,7 +302,7 @@ def test_expired_mail_matters_when_it_was_the_organizations_own(
 ) -> None:
     # Mail to another organization's server that stayed unreachable for two days is Internet
     # life; mail to the organization's own recipients that expired is mail lost.
-    from sitemail.transport.tracking_log import MessageTrackingLog, TrackingEventId, TrackingSource
+    from sitemail.mailflow.tracking_log import MessageTrackingLog, TrackingEventId, TrackingSource
 
     write(tmp_path)  # EX-NY1's hub-to-hub traffic: the organization is contoso.com
     clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))

@@ -16,7 +16,7 @@ from sitemail.diagnose.cli import main, probe_main, routing_main, troubleshoot_m
 from sitemail.diagnose.offline import troubleshoot_logs
 from sitemail.diagnose.report_html import render_html
 from sitemail.diagnose.report_text import print_report
-from sitemail.transport.protocol_log import ProtocolLog
+from sitemail.mailflow.protocol_log import ProtocolLog
 
 
 def masked_logs(root: Path) -> Path:

@@ -13,7 +13,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from sitemail.clock import ManualClock
-from sitemail.transport.log_files import (
+from sitemail.mailflow.log_files import (
     LogFileReader,
     LogFileSettings,
     LogLimits,

@@ -20,9 +20,9 @@ from sitemail.diagnose.logs import (
     read_protocol_log,
     read_tracking_rows,
 )
-from sitemail.transport.log_files import LogLimits
-from sitemail.transport.protocol_log import INTRA_ORG_SEND_CONNECTOR_ID, ProtocolLog
-from sitemail.transport.tracking_log import (
+from sitemail.mailflow.log_files import LogLimits
+from sitemail.mailflow.protocol_log import INTRA_ORG_SEND_CONNECTOR_ID, ProtocolLog
+from sitemail.mailflow.tracking_log import (
     MessageTrackingLog,
     TrackingEventId,
     TrackingQuery,

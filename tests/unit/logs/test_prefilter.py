@@ -29,8 +29,8 @@ from sitemail.diagnose.logs.prefilter import (
     select_sessions,
     select_sessions_reference,
 )
-from sitemail.transport.log_files import format_row
-from sitemail.transport.protocol_log import PROTOCOL_LOG_FIELDS
+from sitemail.mailflow.log_files import format_row
+from sitemail.mailflow.protocol_log import PROTOCOL_LOG_FIELDS
 
 SEND, RECEIVE = LogKind.SMTP_SEND, LogKind.SMTP_RECEIVE
 
@@ -44,6 +44,8 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     else:
         monkeypatch.setattr(hitscan, "AVAILABLE", False)
     return str(request.param)
+
+
 FIELDS_LINE = "#Fields: " + ",".join(PROTOCOL_LOG_FIELDS)
 HEADER = {
     SEND: [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sitemail.clock import ManualClock
-from sitemail.transport.protocol_log import (
+from sitemail.mailflow.protocol_log import (
     INTRA_ORG_SEND_CONNECTOR_ID,
     AuthRedactor,
     Direction,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sitemail.clock import ManualClock
-from sitemail.transport.tracking_log import (
+from sitemail.mailflow.tracking_log import (
     TRACKING_LOG_FIELDS,
     MessageTrackingLog,
     TrackingEntry,

@@ -31,6 +31,15 @@ from sitemail.mailbox.submission_service import (
     MailSubmissionService,
     SubmissionSettings,
 )
+from sitemail.mailflow.outbound import (
+    OutboundMessage,
+    RecipientResult,
+    RecipientStatus,
+    SendResult,
+    Target,
+    TargetAttempt,
+)
+from sitemail.mailflow.tracking_log import read_tracking_log
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import (
     AcceptedDomain,
@@ -43,15 +52,6 @@ from sitemail.org.model import (
 )
 from sitemail.org.pki import OrganizationPki
 from sitemail.protocols.smtp import Reply
-from sitemail.transport.smtp_sender import (
-    OutboundMessage,
-    RecipientResult,
-    RecipientStatus,
-    SendResult,
-    Target,
-    TargetAttempt,
-)
-from sitemail.transport.tracking_log import read_tracking_log
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ADDRESSES = {"EX-NY1": "127.1.0.11", "EX-NY2": "127.1.0.12", "EX-FL1": "127.2.0.11"}

@@ -12,6 +12,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from sitemail.clock import ManualClock
+from sitemail.mailflow.envelope import Envelope, EnvelopeRecipient
 from sitemail.org.model import TransportSettings
 from sitemail.transport.queue import (
     DeliveryType,
@@ -20,7 +21,6 @@ from sitemail.transport.queue import (
     QueueStore,
     RouteDecision,
 )
-from sitemail.transport.submission import Envelope, EnvelopeRecipient
 
 SERVER = "EX01"
 FQDN = "ex01.contoso.com"

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from tests.unit.queue.queue_testkit import FQDN, SERVER, Env
 
+from sitemail.mailflow.envelope import AcceptError, Envelope, EnvelopeRecipient, MessageAcceptor
+from sitemail.mailflow.tracking_log import TrackingEventId
 from sitemail.transport.queue import (
     DeliveryType,
     MessageStatus,
@@ -18,8 +20,6 @@ from sitemail.transport.queue import (
     StoreLockedError,
 )
 from sitemail.transport.queue.spool import WRITE_BUFFER
-from sitemail.transport.submission import AcceptError, Envelope, EnvelopeRecipient, MessageAcceptor
-from sitemail.transport.tracking_log import TrackingEventId
 
 
 def spool_files(env: Env) -> set[str]:

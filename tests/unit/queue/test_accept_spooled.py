@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 from tests.unit.queue.queue_testkit import Env
 
+from sitemail.mailflow.envelope import AcceptError, Envelope, EnvelopeRecipient
 from sitemail.transport.queue.spool import WRITE_BUFFER, SpoolFile
-from sitemail.transport.submission import AcceptError, Envelope, EnvelopeRecipient
 
 
 def _spooled(env: Env, body: bytes = b"Subject: x\r\n\r\nhello\r\n") -> SpoolFile:

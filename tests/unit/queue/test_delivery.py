@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from tests.unit.queue.queue_testkit import MAILBOX, Env
 
+from sitemail.mailflow.tracking_log import TrackingEventId
 from sitemail.transport.queue import (
     DeliveryBatch,
     LeaseError,
@@ -15,7 +16,6 @@ from sitemail.transport.queue import (
     QueueStatus,
     RecipientOutcome,
 )
-from sitemail.transport.tracking_log import TrackingEventId
 
 KB979175 = (
     '451 4.4.0 Primary target IP address responded with: "451 5.7.3 Cannot achieve Exchange '

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.unit.queue.queue_testkit import Report, parse
 
-from sitemail.transport.dsn import (
+from sitemail.mailflow.dsn import (
     EXPIRED_REPLY,
     RECIPIENT_NOT_FOUND_REPLY,
     DsnAction,

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from tests.unit.queue.queue_testkit import SERVER, SHANDONG, Env, crash_in_child, open_store
 
+from sitemail.mailflow.tracking_log import TrackingEventId
 from sitemail.transport.queue import (
     InvalidQueueOperationError,
     MessageStatus,
@@ -19,7 +20,6 @@ from sitemail.transport.queue import (
     QueueStatus,
     QueueStore,
 )
-from sitemail.transport.tracking_log import TrackingEventId
 
 
 def take_batch_and_die(store: QueueStore) -> None:

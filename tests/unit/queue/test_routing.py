@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from tests.unit.queue.queue_testkit import MAILBOX, SERVER, SHANDONG, Env
 
-from sitemail.transport.dsn import RECIPIENT_NOT_FOUND_REPLY
+from sitemail.mailflow.dsn import RECIPIENT_NOT_FOUND_REPLY
+from sitemail.mailflow.tracking_log import TrackingEventId
 from sitemail.transport.queue import (
     DeliveryType,
     FailRecipient,
@@ -17,7 +18,6 @@ from sitemail.transport.queue import (
     RouteDecision,
     UnreachableRoute,
 )
-from sitemail.transport.tracking_log import TrackingEventId
 
 
 def test_recipients_are_grouped_by_next_hop(env: Env) -> None:

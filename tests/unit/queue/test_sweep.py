@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from tests.unit.queue.queue_testkit import SERVER, Env
 
+from sitemail.mailflow.tracking_log import TrackingEventId
 from sitemail.transport.queue import QueueEventKind, RecipientOutcome, UnreachableRoute
-from sitemail.transport.tracking_log import TrackingEventId
 
 HOUR = timedelta(hours=1)
 SECOND = timedelta(seconds=1)

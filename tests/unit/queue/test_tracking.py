@@ -6,7 +6,8 @@ from pathlib import Path
 
 from tests.unit.queue.queue_testkit import SHANDONG, Env
 
-from sitemail.transport.dsn import RECIPIENT_NOT_FOUND_REPLY
+from sitemail.mailflow.dsn import RECIPIENT_NOT_FOUND_REPLY
+from sitemail.mailflow.tracking_log import MessageTrackingLog, read_tracking_log
 from sitemail.transport.queue import (
     FailRecipient,
     QueueEvent,
@@ -14,7 +15,6 @@ from sitemail.transport.queue import (
     write_tracking,
     write_tracking_batch,
 )
-from sitemail.transport.tracking_log import MessageTrackingLog, read_tracking_log
 
 
 def test_a_message_life_in_the_tracking_log(env: Env, tmp_path: Path) -> None:

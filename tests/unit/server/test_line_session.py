@@ -23,6 +23,7 @@ from sitemail.access.imap_front import ImapSession
 from sitemail.access.pop3_front import Pop3Session
 from sitemail.clock import SYSTEM_CLOCK
 from sitemail.internet.policy import InternetProfile
+from sitemail.mailflow.protocol_log import NullProtocolLog
 from sitemail.mta.session import MtaSession
 from sitemail.org.defaults import default_receive_connectors
 from sitemail.org.model import AcceptedDomain, Organization, Server, ServerRole
@@ -30,7 +31,6 @@ from sitemail.org.pki import PeerVerifier
 from sitemail.protocols import pop3
 from sitemail.server.line_connection import LineConnection
 from sitemail.server.line_session import run_session
-from sitemail.transport.protocol_log import NullProtocolLog
 from sitemail.transport.receive_config import ReceiveConfig, ReceiveEnvironment
 from sitemail.transport.receive_session import ReceiveSession
 

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sitemail.clock import ManualClock
-from sitemail.transport.protocol_log import SessionIdSource
+from sitemail.mailflow.envelope import Envelope, EnvelopeRecipient
+from sitemail.mailflow.protocol_log import SessionIdSource
 from sitemail.transport.receive_workers import receive_worker_count
-from sitemail.transport.submission import Envelope, EnvelopeRecipient
 from sitemail.transport.worker_ipc import (
     IpcError,
     envelope_from_wire,

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from sitemail.transport.log_files import LogHeader, parse_log_file_name, read_header
-from sitemail.transport.protocol_log import RECEIVE_LOG_TYPE, SEND_LOG_TYPE
-from sitemail.transport.tracking_log import TRACKING_LOG_TYPE
+from sitemail.mailflow.log_files import LogHeader, parse_log_file_name, read_header
+from sitemail.mailflow.protocol_log import RECEIVE_LOG_TYPE, SEND_LOG_TYPE
+from sitemail.mailflow.tracking_log import TRACKING_LOG_TYPE
 
 
 class LogKind(StrEnum):

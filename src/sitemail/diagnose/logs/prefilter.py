@@ -17,7 +17,7 @@ found at memchr speed.  The rows of a selected session are found by searching ba
 (to its sequence-number-0 row) and forward (to its ``-`` row) for ``,<session-id>``.
 
 :func:`select_sessions_reference` selects the same by parsing every row as
-:class:`~sitemail.transport.log_files.LogFileReader` does; the fast path falls back
+:class:`~sitemail.mailflow.log_files.LogFileReader` does; the fast path falls back
 to it for what it does not model (a ``#Fields`` line other than the 2010 one, a
 quoted value across lines, an odd session-id).  They differ only for a session with
 rows more than :data:`WINDOW` bytes apart, or an id reused in one file.
@@ -36,8 +36,8 @@ from sitemail.diagnose.logs import hitscan
 from sitemail.diagnose.logs.files import LogKind
 from sitemail.diagnose.logs.protocol import ProtocolRow
 from sitemail.diagnose.logs.sessions import SmtpSession
-from sitemail.transport.log_files import MAX_RECORD_CHARS, MAX_RECORD_LINES, LogHeader, split_quoted
-from sitemail.transport.protocol_log import PROTOCOL_LOG_FIELDS
+from sitemail.mailflow.log_files import MAX_RECORD_CHARS, MAX_RECORD_LINES, LogHeader, split_quoted
+from sitemail.mailflow.protocol_log import PROTOCOL_LOG_FIELDS
 
 if TYPE_CHECKING:
     import numpy as np

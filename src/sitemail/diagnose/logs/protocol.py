@@ -12,8 +12,8 @@ from sitemail.diagnose.logs.files import (
     LogKind,
     find_log_files,
 )
-from sitemail.transport.log_files import LogFileReader, parse_timestamp
-from sitemail.transport.protocol_log import PROTOCOL_LOG_FIELDS
+from sitemail.mailflow.log_files import LogFileReader, parse_timestamp
+from sitemail.mailflow.protocol_log import PROTOCOL_LOG_FIELDS
 
 
 class ProtocolRow:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sitemail.diagnose.logs.files import LogKind
 from sitemail.diagnose.logs.protocol import ProtocolRow
-from sitemail.transport.protocol_log import ProtocolEvent
+from sitemail.mailflow.protocol_log import ProtocolEvent
 
 DEFAULT_MAX_OPEN_SESSIONS = 10_000
 DEFAULT_MAX_ROWS_PER_SESSION = 10_000

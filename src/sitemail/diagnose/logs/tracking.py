@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sitemail.diagnose.logs.files import LogKind, find_log_files
-from sitemail.transport.tracking_log import TrackingEntry, TrackingQuery, read_tracking_file
+from sitemail.mailflow.tracking_log import TrackingEntry, TrackingQuery, read_tracking_file
 
 
 def read_tracking_rows(

@@ -23,6 +23,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
+from sitemail.mailflow.envelope import EnvelopeRecipient
+from sitemail.mailflow.outbound import OutboundMessage, SenderSettings, Target
+from sitemail.mailflow.send_decision import reply_text
+from sitemail.mailflow.smtp_sender import send_message
 from sitemail.org.model import ExchangeVersion, Mailbox, MailboxDatabase, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files
 from sitemail.shell import (
@@ -37,14 +41,6 @@ from sitemail.shell import (
     TableView,
     cmdlet,
 )
-from sitemail.transport.send_decision import reply_text
-from sitemail.transport.smtp_sender import (
-    OutboundMessage,
-    SenderSettings,
-    Target,
-    send_message,
-)
-from sitemail.transport.submission import EnvelopeRecipient
 
 from .admin_client import AdminError
 from .common import Inv, nonterminating, reported

@@ -24,8 +24,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sitemail.transport.submission import AcceptError, Envelope, SpoolWriter
-from sitemail.transport.tracking_log import TrackingEventId, TrackingSource
+from sitemail.mailflow.envelope import AcceptError, Envelope, SpoolWriter
+from sitemail.mailflow.tracking_log import TrackingEventId, TrackingSource
 
 from .core import StoreCore
 from .identity import queue_identity

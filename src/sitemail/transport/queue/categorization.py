@@ -6,8 +6,8 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sitemail.transport.dsn import local_failure
-from sitemail.transport.tracking_log import TrackingSource
+from sitemail.mailflow.dsn import local_failure
+from sitemail.mailflow.tracking_log import TrackingSource
 
 from .core import StoreCore, Tx
 from .errors import LeaseError

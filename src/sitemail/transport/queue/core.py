@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sitemail.clock import Clock
-from sitemail.org.model import TransportSettings
-from sitemail.transport.dsn import (
+from sitemail.mailflow.dsn import (
     ADMIN_REMOVED_REPLY,
     POISON_ADMIN_REMOVED_REPLY,
     DsnAction,
@@ -39,8 +38,9 @@ from sitemail.transport.dsn import (
     ndr_subject,
     notify_allows,
 )
-from sitemail.transport.submission import Envelope, EnvelopeRecipient
-from sitemail.transport.tracking_log import TrackingEventId, TrackingSource
+from sitemail.mailflow.envelope import Envelope, EnvelopeRecipient
+from sitemail.mailflow.tracking_log import TrackingEventId, TrackingSource
+from sitemail.org.model import TransportSettings
 
 from .errors import QueueError
 from .identity import message_identity, queue_identity

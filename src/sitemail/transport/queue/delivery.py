@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 
-from sitemail.transport.dsn import DsnRecipient, local_failure, remote_failure
+from sitemail.mailflow.dsn import DsnRecipient, local_failure, remote_failure
+from sitemail.mailflow.tracking_log import TrackingEventId, TrackingSource
 from sitemail.transport.retry import next_retry_time
-from sitemail.transport.tracking_log import TrackingEventId, TrackingSource
 
 from .core import Lease, StoreCore, Tx, ts
 from .errors import LeaseError

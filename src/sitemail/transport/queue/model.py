@@ -13,8 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from sitemail.transport.submission import Envelope
-from sitemail.transport.tracking_log import TrackingEventId, TrackingSource
+from sitemail.mailflow.envelope import Envelope
+from sitemail.mailflow.tracking_log import TrackingEventId, TrackingSource
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 

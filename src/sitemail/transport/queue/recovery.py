@@ -17,7 +17,7 @@ duplicate, never a loss).
 
 from __future__ import annotations
 
-from sitemail.transport.tracking_log import TrackingEventId, TrackingSource
+from sitemail.mailflow.tracking_log import TrackingEventId, TrackingSource
 
 from .core import StoreCore
 from .model import QueueEventKind, QueueKind, RecoveryReport

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from sitemail.clock import SYSTEM_CLOCK, Clock
+from sitemail.mailflow.dsn import default_dsn_from
 from sitemail.org.model import TransportSettings
 
 from .acceptance import AcceptanceMixin
@@ -130,9 +131,3 @@ class QueueStore(
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def default_dsn_from(fqdn: str) -> str:
-    """postmaster of the server's domain: ``EX01.contoso.com`` -> ``postmaster@contoso.com``."""
-    _, _, domain = fqdn.partition(".")
-    return f"postmaster@{domain or fqdn}"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from sitemail.transport.dsn import (
+from sitemail.mailflow.dsn import (
     DELAYED_REPLY,
     EXPIRED_REPLY,
     SUSPENDED_QUEUE_DELAY_REPLY,
@@ -31,7 +31,7 @@ from sitemail.transport.dsn import (
     notify_allows,
     unreachable_expired_reply,
 )
-from sitemail.transport.tracking_log import TrackingSource
+from sitemail.mailflow.tracking_log import TrackingSource
 
 from .core import StoreCore, Tx, dt_required
 from .identity import message_identity

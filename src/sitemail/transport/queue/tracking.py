@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sitemail.transport.tracking_log import MessageTrackingLog, TrackingEntry
+from sitemail.mailflow.tracking_log import MessageTrackingLog, TrackingEntry
 
 from .model import QueueEvent
 

@@ -5,6 +5,10 @@ its roles and an admin HTTPS API on its own address; a firewall runs its
 relays; the lab's Internet host runs its outside mail system.  SIGTERM stops
 every service cleanly; a kill -9 loses nothing that was acknowledged,
 because every service keeps its state on disk.
+
+This is the composition root of a process, beside :mod:`sitemail.cli`: it is
+the one module that knows every role, so it sits above them all and nothing
+of sitemail's imports it but the command line.
 """
 
 from __future__ import annotations

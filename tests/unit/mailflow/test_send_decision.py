@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sitemail.protocols.smtp import EhloReply, Reply, parse_ehlo_reply
-from sitemail.transport.send_decision import (
+from sitemail.mailflow.send_decision import (
     CANNOT_ACHIEVE_EXCHANGE_AUTH,
     CANNOT_LOAD_INTERNAL_CERTIFICATE,
     CONNECTION_DROPPED,
@@ -31,6 +30,7 @@ from sitemail.transport.send_decision import (
     remote_server_returned,
     use_chunking,
 )
+from sitemail.protocols.smtp import EhloReply, Reply, parse_ehlo_reply
 
 
 def ehlo(*keywords: str) -> EhloReply:

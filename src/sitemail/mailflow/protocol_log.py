@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sitemail.clock import SYSTEM_CLOCK, Clock
-from sitemail.transport.log_files import (
+from sitemail.mailflow.log_files import (
     MB,
     LogFileSettings,
     LogLimits,

@@ -22,7 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from sitemail.clock import SYSTEM_CLOCK, Clock
-from sitemail.transport.log_files import (
+from sitemail.mailflow.log_files import (
     MB,
     LogFileReader,
     LogFileSettings,

@@ -74,6 +74,12 @@ class DsnAction(StrEnum):
     DELAYED = "delayed"
 
 
+def default_dsn_from(fqdn: str) -> str:
+    """postmaster of the server's domain: ``EX01.contoso.com`` -> ``postmaster@contoso.com``."""
+    _, _, domain = fqdn.partition(".")
+    return f"postmaster@{domain or fqdn}"
+
+
 def reply_status(reply: str) -> str:
     """The RFC 3463 status of a reply: its enhanced code, else one from its class.
 

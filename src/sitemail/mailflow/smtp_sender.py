@@ -1,0 +1,116 @@
+"""The SMTP sending side of a hub: one message, relayed to the first target that takes it.
+
+Used by the queue's delivery workers for the implicit intra-organization
+send connector (hub to the hubs of another Active Directory site, with
+Exchange Server authentication) and for send connectors to smart hosts::
+
+    result = await send_message(
+        [Target("EX02.contoso.com", "10.2.0.11"), Target("EX03.contoso.com", "10.2.0.12")],
+        OutboundMessage("alice@contoso.com", (EnvelopeRecipient("bob@contoso.com"),), size=2048),
+        file_body(spool_path),
+        SenderSettings(fqdn="EX01.contoso.com", server_name="EX01",
+                       cert_files=server_cert_files(pki_dir, "EX01"), verifier=verifier),
+        session_logs=send_session_logs(send_log, level=intra_org_logging_level),
+    )
+
+Each target is tried in order (the caller resolved names and ordered the
+hubs); a failure of the session (spec 3.2: EHLO 4xx, 451 5.7.3, a refused
+X-EXPS, a dropped connection, a timeout) fails over to the next; when every
+target failed, :attr:`SendResult.last_error` holds the queue's LastError in
+the 2010 wrapper (spec 3.3).  Once a target took MAIL FROM, its answers are
+final for this attempt: per recipient delivered (2xx), failed (5xx, for the
+NDR) or deferred (4xx).
+
+The decisions live in :mod:`.send_decision`; the grammar in the sans-I/O
+SMTP core; :mod:`.send_session` runs one connection (sockets, TLS, timeouts
+and the SmtpSend log); :mod:`.outbound` holds what the caller gives and gets.
+This module tries the targets in turn.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from dataclasses import replace
+
+from sitemail.mailflow.outbound import (
+    BodySource,
+    OutboundMessage,
+    RecipientResult,
+    RecipientStatus,
+    SenderSettings,
+    SendResult,
+    SessionLogFactory,
+    Target,
+    TargetAttempt,
+)
+from sitemail.mailflow.protocol_log import NullSessionLog
+from sitemail.mailflow.send_decision import SendAuth, last_error
+from sitemail.mailflow.send_session import FailOver, SendSession
+from sitemail.org.pki import CertFiles, PkiError, anonymous_tls_client_context
+
+
+async def send_message(
+    targets: Sequence[Target],
+    message: OutboundMessage,
+    body: BodySource,
+    settings: SenderSettings,
+    *,
+    local_address: str | None = None,
+    session_logs: SessionLogFactory | None = None,
+) -> SendResult:
+    """Relay ``message`` to the first of ``targets`` that takes it (see the module text).
+
+    ``local_address`` binds the connection's source address (the server's own).
+    Raises :class:`BodyReadError` when ``body`` fails, ``ValueError`` for a
+    call that cannot work (no target, no recipient, BasicAuth without credentials).
+    """
+    if not targets:
+        raise ValueError("send_message needs at least one target")
+    if not message.recipients:
+        raise ValueError("send_message needs at least one recipient")
+    policy = settings.policy
+    if policy.auth in (SendAuth.BASIC_AUTH, SendAuth.BASIC_AUTH_REQUIRE_TLS) and (
+        settings.credentials is None
+    ):
+        raise ValueError(f"a {policy.auth} send connector needs credentials")
+    anonymous_context = _anonymous_context(settings.cert_files)
+    if policy.auth is SendAuth.EXCHANGE_SERVER:
+        policy = replace(policy, internal_certificate=anonymous_context is not None)
+    starttls_context = settings.starttls_context or anonymous_tls_client_context(None)
+    attempts: list[TargetAttempt] = []
+    for target in targets:
+        log = session_logs(target) if session_logs is not None else NullSessionLog()
+        session = SendSession(
+            target,
+            message,
+            body,
+            settings,
+            policy,
+            anonymous_context,
+            starttls_context,
+            log,
+            local_address,
+        )
+        outcome = await session.run()
+        if isinstance(outcome, FailOver):
+            attempts.append(TargetAttempt(target, outcome.reply, log.session_id, True))
+            continue
+        attempts.append(TargetAttempt(target, outcome.reply, log.session_id, False))
+        return SendResult(outcome.recipients, tuple(attempts), target, outcome.final_reply, None)
+    last = attempts[-1].reply
+    deferred = tuple(
+        RecipientResult(r.address, RecipientStatus.DEFERRED, last) for r in message.recipients
+    )
+    return SendResult(deferred, tuple(attempts), None, None, last_error(last))
+
+
+def _anonymous_context(files: CertFiles | None) -> ssl.SSLContext | None:
+    """The X-ANONYMOUSTLS context with our certificate, or None if it cannot be loaded
+    (which the decision turns into "Cannot load Internal Transport Certificate")."""
+    if files is None:
+        return None
+    try:
+        return anonymous_tls_client_context(files)
+    except (OSError, ssl.SSLError, PkiError):
+        return None
