@@ -79,11 +79,7 @@ from sitemail.protocols.imap_events import (
     Suggested,
     UnknownCommand,
 )
-from sitemail.protocols.imap_syntax import (
-    Atom,
-    decode_mailbox,
-    parse_date_time,
-)
+from sitemail.protocols.imap_syntax import Atom, decode_mailbox, parse_date_time
 from sitemail.protocols.smtp.buffer import LineOverflow, ReceiveBuffer
 
 #: Longest line of command text (without literals), terminator included.
