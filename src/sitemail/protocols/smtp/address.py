@@ -186,10 +186,13 @@ def path_span(line: bytes) -> tuple[int, int] | None:
     found = _PATH_START.match(line)
     if found is None:
         return None
-    text = strip_eol_bytes(line)
     start = found.end()
-    if text[start : start + 1] == b"<":
-        return start + 1, _closing_bracket(text, start + 1)
+    if line[start : start + 1] == b"<":
+        close = line.find(b">", start + 1)
+        if close >= 0 and line.find(b'"', start + 1, close) < 0:
+            return start + 1, close  # the common case, without copying the line
+        return start + 1, _closing_bracket(strip_eol_bytes(line), start + 1)
+    text = strip_eol_bytes(line)
     end = text.find(b" ", start)
     return start, len(text) if end < 0 else end
 
@@ -208,9 +211,6 @@ _PATH_START = re.compile(rb"(?:MAIL [ \t]*FROM:|RCPT [ \t]*TO:) *", re.IGNORECAS
 
 def _closing_bracket(text: bytes, start: int) -> int:
     """Index of the ``>`` that closes a path whose inside starts at ``start`` (else the end)."""
-    close = text.find(b">", start)
-    if close >= 0 and text.find(b'"', start, close) < 0:
-        return close  # the common case: no quoted string before the '>'
     at = start
     while True:
         close = text.find(b">", at)

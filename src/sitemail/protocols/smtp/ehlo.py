@@ -86,10 +86,9 @@ def ehlo_keyword_span(line: bytes) -> tuple[int, int] | None:
     The keyword starts after the code and its separator and ends at the first
     SP or the line end; a line with no keyword there gives None.
     """
-    text = strip_eol_bytes(line)
-    end = text.find(b" ", 4)
+    end = line.find(b" ", 4)
     if end < 0:
-        end = len(text)
+        end = len(strip_eol_bytes(line))
     return (4, end) if end > 4 else None
 
 
