@@ -30,14 +30,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sitemail.diagnose.logs import LogKind, ProtocolRow, SmtpSession
+from sitemail.diagnose.probe import is_masked_banner
+from sitemail.protocols.smtp.address import path_mailbox
 from sitemail.protocols.smtp.command import parse_command_line
+from sitemail.protocols.smtp.ehlo import ehlo_keyword, greeting_domain
 from sitemail.protocols.smtp.errors import SmtpSyntaxError
-from sitemail.protocols.smtp.reply import parse_reply_line, split_enhanced
+from sitemail.protocols.smtp.reply import parse_reply_line, reply_text, split_enhanced
+from sitemail.protocols.smtp.text import ascii_upper
 
 #: A keyword an inspecting ASA overwrote: X's and one last letter (asa-esmtp.md 1.7).
 MASKED_KEYWORD = re.compile(r"X{2,}[A-Z]")
-#: Characters a PIX/ASA leaves in a masked greeting (asa-esmtp.md 1.6, 8 item 1).
-_BANNER_MASK_CHARS = frozenset("*20 \t")
 MASKED_VERB = re.compile(r"X+")
 #: EHLO names of sitemail's own probe sessions: not traffic.
 PROBE_NAMES = frozenset({"probe.sitemail.invalid"})
@@ -187,34 +189,18 @@ def _domain(address: str) -> str:
     return inner.rpartition("@")[2].strip().lower().rstrip(".") if "@" in inner else ""
 
 
-def _path_argument(argument: str) -> str:
-    # "FROM:<a@b> SIZE=1" / "TO:<a@b>" -> "a@b"
-    _, _, rest = argument.partition(":")
-    rest = rest.strip()
-    if rest.startswith("<"):
-        return rest[1:].split(">", 1)[0]
-    return rest.split(" ", 1)[0]
-
-
 def _rights(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-def is_masked_banner(lines: list[str]) -> bool:
-    """Every text character in ``* 2 0 SP TAB`` and at least four ``*`` (asa-esmtp.md 8.1)."""
-    text = "".join(line[4:] if len(line) > 3 and line[3] in "- " else line[3:] for line in lines)
-    return text.count("*") >= 4 and set(text) <= _BANNER_MASK_CHARS
-
-
 def keyword_of(line: str) -> str:
-    words = line[4:].split(None, 1)
-    return words[0].upper() if words else ""
+    """The upper-cased keyword of one EHLO reply line (``250-SIZE 1000`` -> ``SIZE``)."""
+    return ascii_upper(ehlo_keyword(reply_text(line)))
 
 
 def greeting_name(line: str) -> str:
     """``250-EX02.contoso.com Hello [10.1.0.11]`` / ``220 EX02... Microsoft ESMTP`` -> name."""
-    words = line[4:].split(None, 1)
-    name = words[0] if words else ""
+    name = greeting_domain(reply_text(line))
     return "" if not name or "*" in name or (name[0].isdigit() and "." in name[:4]) else name
 
 
@@ -351,9 +337,9 @@ def _command(st: _Reader, data: str, where: ProtocolRow, send: bool) -> bool:
     elif verb in ("X-EXPS", "AUTH"):
         st.auth_verb = verb
     elif verb == "MAIL":
-        st.sender_domain = _domain(_path_argument(line.argument))
+        st.sender_domain = _domain(path_mailbox(data))
     elif verb == "RCPT":
-        st.rcpt = _path_argument(line.argument)
+        st.rcpt = path_mailbox(data)
     st.verb = verb
     return True
 

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sitemail.protocols.smtp.ehlo import ehlo_keyword
+from sitemail.protocols.smtp.reply import reply_code, reply_text
+
 #: What the probe sends as its EHLO name: a reserved domain, so that log rules can
 #: tell the probe's own sessions from real traffic.
 PROBE_HELO = "probe.sitemail.invalid"
@@ -92,8 +95,7 @@ class Exchange:
     def code(self) -> int | None:
         if not self.reply:
             return None
-        head = self.reply[-1][:3]
-        return int(head) if head.isdigit() else None
+        return reply_code(self.reply[-1])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -220,7 +222,7 @@ class ProbeResult:
 
 def banner_text(line: str) -> str:
     """A greeting line without its ``220`` and separator."""
-    return line[4:] if len(line) > 3 and line[3] in "- " else line[3:]
+    return reply_text(line)
 
 
 def is_masked_banner(lines: list[str]) -> bool:
@@ -241,12 +243,8 @@ def spaces_only_after_zero(lines: list[str]) -> bool:
 
 def ehlo_keywords(reply: list[str]) -> list[str]:
     """The keyword of every EHLO reply line after the greeting line."""
-    out = []
-    for line in reply[1:]:
-        words = line[4:].split()
-        if words:
-            out.append(words[0])
-    return out
+    keywords = (ehlo_keyword(reply_text(line)) for line in reply[1:])
+    return [keyword for keyword in keywords if keyword]
 
 
 def masked_keywords(reply: list[str]) -> list[str]:
@@ -312,9 +310,8 @@ def judge(t: ProbeTranscript) -> ProbeResult:
             )
         )
         return ProbeResult(t, Verdict.NO_BANNER, 0.9, signals)
-    banner_code = t.banner[-1][:3]
     exchange = is_exchange(t.banner, t.ehlo.reply if t.ehlo else None)
-    if banner_code != "220":
+    if reply_code(t.banner[-1]) != 220:
         signals.append(Signal("banner", "info", 0.0, f"greeting {t.banner[-1]!r}"))
         return ProbeResult(t, Verdict.REFUSED, 0.9, signals, exchange_server=exchange)
 

@@ -42,6 +42,7 @@ from sitemail.diagnose.probe import (
     judge,
     masked_keywords,
 )
+from sitemail.protocols.smtp.reply import is_last_reply_line, reply_code
 
 MAX_BYTES = 64 * 1024
 MAX_REPLY_LINES = 100
@@ -99,7 +100,7 @@ class _Conversation:
                 raise _Budget(f"more than {MAX_BYTES} bytes read")
             line = raw.decode("latin-1").rstrip("\r\n")
             lines.append(line)
-            if len(line) < 4 or line[3] != "-":
+            if is_last_reply_line(line):
                 return lines, False
         return lines, False
 
@@ -164,7 +165,7 @@ async def _greet(conv: _Conversation, t: ProbeTranscript | None, s: ProbeSetting
     if t is not None:
         t.banner = banner
         t.banner_closed = conv.closed and not banner
-    if not banner or banner[-1][:3] != "220":
+    if not banner or reply_code(banner[-1]) != 220:
         return False
     ehlo = await conv.exchange(f"EHLO {s.helo}", f"EHLO {s.helo}\r\n".encode())
     if t is not None:

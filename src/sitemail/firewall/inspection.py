@@ -19,6 +19,9 @@ What it reproduces, and why it is built the way it is:
   ``XXXX`` and why ``NO`` + ``OP\\r\\n`` reaches the server as ``XXXX\\r\\n``.
 * Server replies are matched to commands through a FIFO, so pipelined
   commands (``PIPELINING`` passes the EHLO filter) keep working.
+* Lines are read with the SMTP core's grammar in its bytes form
+  (:mod:`sitemail.protocols.smtp`: verbs, reply codes, paths, EHLO keywords),
+  so the engine passes as a command exactly what the server will take as one.
 """
 
 from __future__ import annotations
@@ -39,16 +42,11 @@ from sitemail.firewall.esmtp_policy import (
     NameRule,
     Outcome,
 )
-from sitemail.firewall.smtp_lines import (
-    CR,
-    LF,
-    SP,
-    command_verb,
-    is_last_reply_line,
-    path_argument,
-    reply_code,
-    split_eol,
-)
+from sitemail.protocols.smtp.address import path_span
+from sitemail.protocols.smtp.command import command_verb, leading_verb
+from sitemail.protocols.smtp.ehlo import ehlo_keyword_span
+from sitemail.protocols.smtp.reply import is_last_reply_line, reply_code
+from sitemail.protocols.smtp.text import split_eol_bytes
 
 __all__ = [
     "Action",
@@ -190,6 +188,7 @@ def summarize(actions: list[Action]) -> SegmentSummary:
 
 # --- byte helpers -----------------------------------------------------------------------
 
+_CR, _LF, _SP = 0x0D, 0x0A, 0x20
 _X = ord("X")
 _STAR = ord("*")
 _ZERO = ord("0")
@@ -450,10 +449,10 @@ class EsmtpInspector:
 
     def _starts_with_verb(self, fragment: bytes) -> bool:
         """Does a partial line begin with a whole allowed verb and a separator?"""
-        for i, byte in enumerate(fragment):
-            if byte in (SP, CR, LF):
-                return i > 0 and self._allowed(fragment[:i].upper().decode("latin-1"))
-        return False
+        verb = leading_verb(fragment)
+        if not verb:
+            return False
+        return self._allowed(verb)
 
     def _command_line(self, line: bytes) -> None:
         # _line_flagged carries over from the partial line, so a log-only
@@ -470,21 +469,23 @@ class EsmtpInspector:
             return
         if verb == "MAIL":
             self._rcpt_count = 0
-            line = self._check_address(line, b"FROM:", sender=True)
+            line = self._check_address(line, sender=True)
         elif verb == "RCPT":
             self._rcpt_count += 1
             self._limit(self.policy.rcpt_max, self._rcpt_count)
-            line = self._check_address(line, b"TO:", sender=False)
+            line = self._check_address(line, sender=False)
         elif verb == "RSET":
             self._rcpt_count = 0
         self._to_server(line)
         self._expect.append(verb)
 
-    def _check_address(self, line: bytes, keyword: bytes, *, sender: bool) -> bytes:
+    def _check_address(self, line: bytes, *, sender: bool) -> bytes:
         policy = self.policy
-        address = path_argument(line, keyword)
-        if address is None:
+        span = path_span(line)
+        if span is None:
             return line
+        start, end = span
+        address = line[start:end]
         if sender:
             self._limit(policy.sender_addr_max, len(address))
         elif policy.mail_relay is not None:
@@ -510,8 +511,7 @@ class EsmtpInspector:
         # "log": the character becomes a blank, as the legacy SMTP check does (§1.10).
         self._log(asa_syslog.address_char_replaced(policy.syslog, self.flow, text))
         table = bytes.maketrans(policy.special_characters, b" " * len(policy.special_characters))
-        start = line.find(address)
-        return line[:start] + address.translate(table) + line[start + len(address) :]
+        return line[:start] + address.translate(table) + line[end:]
 
     def _x_mask(self, data: bytes) -> bytes:
         table = _X_KEEP_SPACE if self.policy.x_mask_keep_space else _X_ALL
@@ -524,7 +524,7 @@ class EsmtpInspector:
             self._to_client(self.policy.fake_ok_reply)
             return
         if action == "noop":
-            text, eol = split_eol(line)
+            text, eol = split_eol_bytes(line)
             if len(text) >= 4:
                 # [unv] padding: NOOP then spaces, same length.
                 self._to_server(b"NOOP" + b" " * (len(text) - 4) + eol)
@@ -694,9 +694,9 @@ class EsmtpInspector:
         out = bytearray(data)
         keep_space = policy.banner_keep_space_after0
         for i, byte in enumerate(data):
-            if offset + i >= 4 and byte not in (CR, LF):
+            if offset + i >= 4 and byte not in (_CR, _LF):
                 kept = byte in policy.banner_keep_chars or (
-                    byte == SP and keep_space and prev == _ZERO
+                    byte == _SP and keep_space and prev == _ZERO
                 )
                 if everything or not kept:
                     out[i] = _STAR
@@ -755,15 +755,11 @@ class EsmtpInspector:
                 self._log(asa_syslog.tls_started(self.policy.syslog, self.flow))
 
     def _mask_ehlo_line(self, line: bytes) -> bytes:
-        text, eol = split_eol(line)
-        if len(text) < 5:
+        span = ehlo_keyword_span(line)
+        if span is None:
             return line
-        body = text[4:]
-        space = body.find(b" ")
-        keyword = body if space < 0 else body[:space]
-        params = b"" if space < 0 else body[space:]
-        if not keyword:
-            return line
+        start, end = span
+        keyword = line[start:end]
         if not self._ehlo_masks(keyword.upper().split(b"=")[0].decode("latin-1")):
             return line
         if self.policy.ehlo_mask_suffix == "A":
@@ -772,9 +768,11 @@ class EsmtpInspector:
             suffix = bytes([ord("A") + min(self._reply_masked, 25)])
         self._reply_masked += 1
         masked = b"X" * (len(keyword) - 1) + suffix
+        text, eol = split_eol_bytes(line)
+        params = text[end:]
         if self.policy.ehlo_mask_params:
             params = params.translate(_X_KEEP_SPACE)
-        return text[:4] + masked + params + eol
+        return line[:start] + masked + params + eol
 
     def _ehlo_masks(self, name: str) -> bool:
         """Apply the EHLO rules to one keyword; True when it must be masked."""

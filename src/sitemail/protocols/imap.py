@@ -34,7 +34,8 @@ What the core does:
 - **bounds.**  Lines, literals and whole commands are bounded; a literal
   too large is refused before a byte of it is held.
 
-The events are in :mod:`.imap_events`; the values they carry (sequence
+The events are in :mod:`.imap_events`; the lexer and the builder of each
+command's event in :mod:`.imap_commands`; the values they carry (sequence
 sets, FETCH attributes, SEARCH keys) and the helpers that format answers
 (:func:`~.imap_syntax.quote`, :func:`~.imap_syntax.imap_list`,
 :func:`~.imap_syntax.encode_mailbox`...) in :mod:`.imap_syntax`.
@@ -43,11 +44,20 @@ sets, FETCH attributes, SEARCH keys) and the helpers that format answers
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from enum import Enum
 
+from sitemail.protocols.imap_commands import (
+    BUILDERS,
+    CommandSyntaxError,
+    LiteralSegment,
+    astring,
+    flags_of,
+    lex,
+    nest_values,
+)
 from sitemail.protocols.imap_events import (
     Append,
     AppendData,
@@ -55,47 +65,21 @@ from sitemail.protocols.imap_events import (
     Authenticate,
     AuthenticateResponse,
     BadCommand,
-    Capability,
-    Check,
     Close,
     Command,
     ConnectionClosed,
-    Copy,
-    Create,
-    Delete,
     Event,
-    Expunge,
-    Fetch,
     Idle,
     IdleDone,
-    ListMailboxes,
     LiteralRequest,
     Login,
     Logout,
-    Namespace,
-    Noop,
-    Rename,
-    Search,
     Select,
     StartTls,
-    Status,
-    Store,
-    Subscribe,
     Suggested,
     UnknownCommand,
 )
-from sitemail.protocols.imap_syntax import (
-    FETCH_MACROS,
-    MAX_DEPTH,
-    Atom,
-    FetchAttribute,
-    SequenceSet,
-    Value,
-    decode_mailbox,
-    parse_date_time,
-    parse_fetch_attribute,
-    parse_search_keys,
-)
+from sitemail.protocols.imap_syntax import Atom, decode_mailbox, parse_date_time
 from sitemail.protocols.smtp.buffer import LineOverflow, ReceiveBuffer
 
 #: Longest line of command text (without literals), terminator included.
@@ -152,88 +136,7 @@ class LocalProtocolError(Exception):
     """The caller used the core out of turn (its bug, not the client's)."""
 
 
-# ============================================================== lexing
-
-
-@dataclass(frozen=True, slots=True)
-class _Literal:
-    data: bytes
-
-
 _LITERAL_AT_END = re.compile(rb"\{([0-9]{1,10})(\+?)\}\r?\n?$")
-_ATOM_STOP = frozenset(b' ()"{}\r\n')
-
-
-class _SyntaxError(Exception):
-    pass
-
-
-def _lex(segments: Sequence[bytes | _Literal]) -> list[object]:
-    """Tokens: Atom, bytes (strings), "(" and ")"."""
-    tokens: list[object] = []
-    for segment in segments:
-        if isinstance(segment, _Literal):
-            tokens.append(segment.data)
-            continue
-        i, n = 0, len(segment)
-        while i < n:
-            c = segment[i]
-            if c == 0x20:
-                i += 1
-            elif c in (0x28, 0x29):
-                tokens.append("(" if c == 0x28 else ")")
-                i += 1
-            elif c == 0x22:
-                out = bytearray()
-                i += 1
-                while True:
-                    if i >= n:
-                        raise _SyntaxError("unterminated quoted string")
-                    c = segment[i]
-                    if c == 0x5C and i + 1 < n:
-                        out.append(segment[i + 1])
-                        i += 2
-                    elif c == 0x22:
-                        i += 1
-                        break
-                    else:
-                        out.append(c)
-                        i += 1
-                tokens.append(bytes(out))
-            elif c in (0x7B, 0x7D, 0x0D, 0x0A):
-                raise _SyntaxError("unexpected character")
-            else:
-                start = i
-                while i < n and segment[i] not in _ATOM_STOP:
-                    if segment[i] == 0x5B:  # "[": a section, which may hold spaces and parens
-                        close = segment.find(b"]", i)
-                        if close < 0:
-                            raise _SyntaxError("unterminated section")
-                        i = close + 1
-                    else:
-                        i += 1
-                tokens.append(Atom(segment[start:i].decode("utf-8", errors="surrogateescape")))
-    return tokens
-
-
-def _values(tokens: list[object]) -> list[Value]:
-    stack: list[list[Value]] = [[]]
-    for token in tokens:
-        if token == "(":
-            if len(stack) > MAX_DEPTH:
-                raise _SyntaxError("lists nested too deep")
-            stack.append([])
-        elif token == ")":
-            if len(stack) == 1:
-                raise _SyntaxError("unbalanced parenthesis")
-            inner = stack.pop()
-            stack[-1].append(inner)
-        else:
-            assert isinstance(token, Atom | bytes)
-            stack[-1].append(token)
-    if len(stack) != 1:
-        raise _SyntaxError("unbalanced parenthesis")
-    return stack[0]
 
 
 # ============================================================== the core
@@ -296,7 +199,7 @@ class ImapServer:
         self._max_literal = max_literal
         self._max_append = max_append
         self._mode = _Mode.LINE
-        self._segments: list[bytes | _Literal] = []
+        self._segments: list[bytes | LiteralSegment] = []
         self._held = 0  # octets of the command being assembled
         self._literal_left = 0
         self._literal_sync = False
@@ -427,8 +330,8 @@ class ImapServer:
             return BadCommand(tag="*", name="", suggested=Suggested("BAD", LINE_TOO_LONG))
         return self._parse(segments)
 
-    def _held_over(self, segments: Sequence[bytes | _Literal]) -> bool:
-        size = sum(len(s.data) if isinstance(s, _Literal) else len(s) for s in segments)
+    def _held_over(self, segments: Sequence[bytes | LiteralSegment]) -> bool:
+        size = sum(len(s.data) if isinstance(s, LiteralSegment) else len(s) for s in segments)
         return size > MAX_COMMAND
 
     def _reset_command(self) -> None:
@@ -465,7 +368,7 @@ class ImapServer:
                 return event
         elif size > self._max_literal or self._held + size > MAX_COMMAND:
             suggested = Suggested("BAD", LITERAL_TOO_LARGE)
-        elif sum(isinstance(s, _Literal) for s in self._segments) >= MAX_LITERALS:
+        elif sum(isinstance(s, LiteralSegment) for s in self._segments) >= MAX_LITERALS:
             suggested = Suggested("BAD", BAD_ARGUMENTS)
         request = LiteralRequest(
             tag=self._literal_tag, size=size, synchronizing=synchronizing, suggested=suggested
@@ -477,8 +380,8 @@ class ImapServer:
     def _append_header(self) -> Append | None:
         """The APPEND this literal carries the message of, if it is one."""
         try:
-            values = _values(_lex(self._segments))
-        except _SyntaxError:
+            values = nest_values(lex(self._segments))
+        except CommandSyntaxError:
             return None
         if len(values) < 3 or not all(isinstance(v, Atom) for v in values[:2]):
             return None
@@ -487,13 +390,13 @@ class ImapServer:
         if name.text.upper() != "APPEND":
             return None
         args = values[2:]
-        mailbox = _astring(args[0])
+        mailbox = astring(args[0])
         flags: tuple[str, ...] = ()
         when: datetime | None = None
         rest = args[1:]
         suggested = self._state_error("APPEND")
         if rest and isinstance(rest[0], list):
-            flag_list = _flags(rest[0])
+            flag_list = flags_of(rest[0])
             if flag_list is None:
                 suggested = suggested or Suggested("BAD", BAD_ARGUMENTS)
             flags = flag_list or ()
@@ -540,7 +443,7 @@ class ImapServer:
         data = b"".join(self._literal_parts)
         self._literal_parts = []
         self._held += len(data)
-        self._segments.append(_Literal(data))
+        self._segments.append(LiteralSegment(data))
         self._mode = _Mode.LINE
         return None
 
@@ -646,7 +549,7 @@ class ImapServer:
             allowed = False
         return None if allowed else Suggested("BAD", BAD_STATE)
 
-    def _parse(self, segments: list[bytes | _Literal]) -> Event:
+    def _parse(self, segments: list[bytes | LiteralSegment]) -> Event:
         first = segments[0]
         assert isinstance(first, bytes)
         tag = self._segment_tag(first)
@@ -656,8 +559,8 @@ class ImapServer:
                 tag="*", name="", suggested=Suggested("BAD", BAD_COMMAND), log_text=log
             )
         try:
-            values = _values(_lex(segments))
-        except _SyntaxError:
+            values = nest_values(lex(segments))
+        except CommandSyntaxError:
             values = []
         if len(values) < 2 or not isinstance(values[1], Atom):
             return BadCommand(
@@ -665,7 +568,7 @@ class ImapServer:
             )
         name = values[1].text.upper()
         args = values[2:]
-        builder = _BUILDERS.get(name)
+        builder = BUILDERS.get(name)
         event: Command
         if builder is None:
             event = UnknownCommand(
@@ -674,7 +577,7 @@ class ImapServer:
         else:
             try:
                 event = builder(tag, name, args)
-            except _SyntaxError:
+            except CommandSyntaxError:
                 event = BadCommand(
                     tag=tag, name=name, suggested=Suggested("BAD", BAD_ARGUMENTS), log_text=log
                 )
@@ -688,259 +591,6 @@ class ImapServer:
             if state_error is not None:
                 event = replace(event, suggested=state_error)
         return event
-
-
-# ============================================================== command builders
-
-_BuilderFn = Callable[[str, str, list[Value]], Command]
-
-
-def _astring(value: Value) -> str | None:
-    if isinstance(value, Atom):
-        return value.text
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="surrogateescape")
-    return None
-
-
-def _need(args: list[Value], count: int) -> None:
-    if len(args) != count:
-        raise _SyntaxError(f"expected {count} arguments")
-
-
-def _string_arg(value: Value) -> str:
-    text = _astring(value)
-    if text is None:
-        raise _SyntaxError("expected a string")
-    return text
-
-
-def _mailbox_arg(value: Value) -> str:
-    return decode_mailbox(_string_arg(value))
-
-
-def _flags(value: Value) -> tuple[str, ...] | None:
-    items = value if isinstance(value, list) else [value]
-    out = []
-    for item in items:
-        if not isinstance(item, Atom) or not item.text:
-            return None
-        out.append(item.text)
-    return tuple(out)
-
-
-def _sequence(value: Value) -> SequenceSet:
-    seq = SequenceSet.parse(value.text) if isinstance(value, Atom) else None
-    if seq is None:
-        raise _SyntaxError("bad sequence set")
-    return seq
-
-
-def _no_args(cls: type[Command]) -> _BuilderFn:
-    def build(tag: str, name: str, args: list[Value]) -> Command:
-        _need(args, 0)
-        return cls(tag=tag, name=name)
-
-    return build
-
-
-def _build_login(tag: str, name: str, args: list[Value]) -> Command:
-    _need(args, 2)
-    return Login(tag=tag, name=name, user=_string_arg(args[0]), password=_string_arg(args[1]))
-
-
-def _build_authenticate(tag: str, name: str, args: list[Value]) -> Command:
-    if len(args) not in (1, 2) or not isinstance(args[0], Atom):
-        raise _SyntaxError("AUTHENTICATE mechanism [initial-response]")
-    initial = None
-    if len(args) == 2:
-        value = args[1]
-        if isinstance(value, Atom):
-            initial = value.text.encode("ascii", errors="replace")
-        elif isinstance(value, bytes):
-            initial = value
-        else:
-            raise _SyntaxError("bad initial response")
-    return Authenticate(tag=tag, name=name, mechanism=args[0].text.upper(), initial=initial)
-
-
-def _build_select(tag: str, name: str, args: list[Value]) -> Command:
-    _need(args, 1)
-    return Select(tag=tag, name=name, mailbox=_mailbox_arg(args[0]), readonly=name == "EXAMINE")
-
-
-def _one_mailbox(cls: type[Create] | type[Delete] | type[Subscribe]) -> _BuilderFn:
-    def build(tag: str, name: str, args: list[Value]) -> Command:
-        _need(args, 1)
-        return cls(tag=tag, name=name, mailbox=_mailbox_arg(args[0]))
-
-    return build
-
-
-def _build_rename(tag: str, name: str, args: list[Value]) -> Command:
-    _need(args, 2)
-    return Rename(tag=tag, name=name, mailbox=_mailbox_arg(args[0]), new_name=_mailbox_arg(args[1]))
-
-
-def _build_list(tag: str, name: str, args: list[Value]) -> Command:
-    _need(args, 2)
-    return ListMailboxes(
-        tag=tag, name=name, reference=_mailbox_arg(args[0]), pattern=_mailbox_arg(args[1])
-    )
-
-
-_STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"})
-
-
-def _build_status(tag: str, name: str, args: list[Value]) -> Command:
-    _need(args, 2)
-    items = args[1]
-    if not isinstance(items, list) or not items:
-        raise _SyntaxError("STATUS mailbox (items)")
-    names = []
-    for item in items:
-        if not isinstance(item, Atom) or item.text.upper() not in _STATUS_ITEMS:
-            raise _SyntaxError("unknown STATUS item")
-        names.append(item.text.upper())
-    return Status(tag=tag, name=name, mailbox=_mailbox_arg(args[0]), items=tuple(names))
-
-
-def _build_append(tag: str, name: str, args: list[Value]) -> Command:
-    # APPEND's message always comes as a literal (handled while reading): a
-    # complete APPEND line without one is malformed.
-    raise _SyntaxError("APPEND needs a message literal")
-
-
-def _build_expunge(tag: str, name: str, args: list[Value]) -> Command:
-    _need(args, 0)
-    return Expunge(tag=tag, name=name)
-
-
-def _build_search(tag: str, name: str, args: list[Value], uid: bool = False) -> Command:
-    charset = None
-    if len(args) >= 2 and isinstance(args[0], Atom) and args[0].text.upper() == "CHARSET":
-        charset = _string_arg(args[1])
-        args = args[2:]
-    if not args:
-        raise _SyntaxError("SEARCH needs a key")
-    keys = parse_search_keys(args)
-    if not keys:
-        raise _SyntaxError("bad search key")
-    return Search(tag=tag, name=name, uid=uid, charset=charset, criteria=tuple(keys))
-
-
-def _build_fetch(tag: str, name: str, args: list[Value], uid: bool = False) -> Command:
-    _need(args, 2)
-    sequence = _sequence(args[0])
-    spec = args[1]
-    items = spec if isinstance(spec, list) else [spec]
-    attributes: list[FetchAttribute] = []
-    for item in items:
-        if not isinstance(item, Atom):
-            raise _SyntaxError("bad FETCH item")
-        macro = FETCH_MACROS.get(item.text.upper())
-        if macro is not None and not isinstance(spec, list):
-            attributes.extend(FetchAttribute(n) for n in macro)
-            continue
-        attribute = parse_fetch_attribute(item.text)
-        if attribute is None:
-            raise _SyntaxError("bad FETCH item")
-        attributes.append(attribute)
-    if not attributes:
-        raise _SyntaxError("FETCH needs an item")
-    if uid and not any(a.name == "UID" for a in attributes):
-        attributes.insert(0, FetchAttribute("UID"))  # RFC 3501 6.4.8: UID FETCH always says it
-    return Fetch(tag=tag, name=name, uid=uid, sequence=sequence, attributes=tuple(attributes))
-
-
-_STORE_ITEM = re.compile(r"(?i)^([+-]?)FLAGS(\.SILENT)?$")
-
-
-def _build_store(tag: str, name: str, args: list[Value], uid: bool = False) -> Command:
-    if len(args) < 3 or not isinstance(args[1], Atom):
-        raise _SyntaxError("STORE sequence item flags")
-    m = _STORE_ITEM.match(args[1].text)
-    if m is None:
-        raise _SyntaxError("STORE item must be [+|-]FLAGS[.SILENT]")
-    rest = args[2:]
-    flags = _flags(rest[0]) if len(rest) == 1 else _flags(list(rest))
-    if flags is None:
-        raise _SyntaxError("bad flag list")
-    return Store(
-        tag=tag,
-        name=name,
-        uid=uid,
-        sequence=_sequence(args[0]),
-        mode=m.group(1),
-        silent=m.group(2) is not None,
-        flags=flags,
-    )
-
-
-def _build_copy(tag: str, name: str, args: list[Value], uid: bool = False) -> Command:
-    _need(args, 2)
-    return Copy(
-        tag=tag, name=name, uid=uid, sequence=_sequence(args[0]), mailbox=_mailbox_arg(args[1])
-    )
-
-
-def _build_uid(tag: str, name: str, args: list[Value]) -> Command:
-    if not args or not isinstance(args[0], Atom):
-        raise _SyntaxError("UID command")
-    sub = args[0].text.upper()
-    rest = args[1:]
-    if sub == "FETCH":
-        return _build_fetch(tag, "UID FETCH", rest, uid=True)
-    if sub == "STORE":
-        return _build_store(tag, "UID STORE", rest, uid=True)
-    if sub == "COPY":
-        return _build_copy(tag, "UID COPY", rest, uid=True)
-    if sub == "SEARCH":
-        return _build_search(tag, "UID SEARCH", rest, uid=True)
-    if sub == "EXPUNGE":
-        _need(rest, 1)
-        return Expunge(tag=tag, name="UID EXPUNGE", uids=_sequence(rest[0]))
-    raise _SyntaxError("unknown UID command")
-
-
-_BUILDERS: dict[str, _BuilderFn] = {}
-
-
-def _register() -> None:
-    table = {
-        "CAPABILITY": _no_args(Capability),
-        "NOOP": _no_args(Noop),
-        "LOGOUT": _no_args(Logout),
-        "STARTTLS": _no_args(StartTls),
-        "LOGIN": _build_login,
-        "AUTHENTICATE": _build_authenticate,
-        "NAMESPACE": _no_args(Namespace),
-        "SELECT": _build_select,
-        "EXAMINE": _build_select,
-        "CREATE": _one_mailbox(Create),
-        "DELETE": _one_mailbox(Delete),
-        "RENAME": _build_rename,
-        "SUBSCRIBE": _one_mailbox(Subscribe),
-        "UNSUBSCRIBE": _one_mailbox(Subscribe),
-        "LIST": _build_list,
-        "LSUB": _build_list,
-        "STATUS": _build_status,
-        "APPEND": _build_append,
-        "CHECK": _no_args(Check),
-        "CLOSE": _no_args(Close),
-        "UNSELECT": _no_args(Close),
-        "EXPUNGE": _build_expunge,
-        "SEARCH": _build_search,
-        "FETCH": _build_fetch,
-        "STORE": _build_store,
-        "COPY": _build_copy,
-        "UID": _build_uid,
-        "IDLE": _no_args(Idle),
-    }
-    _BUILDERS.update(table)
-
-
-_register()
 
 
 def _text(data: bytes) -> str:

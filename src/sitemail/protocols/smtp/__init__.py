@@ -10,11 +10,11 @@ Modules:
 
 - :mod:`.server`, :mod:`.client` - the two connection objects
 - :mod:`.events` - server events, ``NEED_DATA``/``PAUSED``
-- :mod:`.reply` - :class:`Reply`, reply line parsing and formatting
-- :mod:`.command` - command line split and formatting
+- :mod:`.reply` - :class:`Reply`, reply line parsing and formatting (codes of raw lines too)
+- :mod:`.command` - command line split and formatting (also on raw bytes)
 - :mod:`.command_events` - one command line to its typed event, statelessly
-- :mod:`.address` - paths, ESMTP parameters, xtext
-- :mod:`.ehlo` - EHLO reply keywords
+- :mod:`.address` - paths (and where the mailbox of a raw line is), ESMTP parameters, xtext
+- :mod:`.ehlo` - EHLO reply keywords (and where a raw line's keyword is)
 - :mod:`.replies` - Exchange 2010 reply texts
 - :mod:`.dotstuff`, :mod:`.meter`, :mod:`.buffer` - streaming building blocks
 - :mod:`.logtext` - protocol-log redaction
@@ -34,6 +34,8 @@ from .address import (
     parse_parameters,
     parse_path,
     parse_rcpt_argument,
+    path_mailbox,
+    path_span,
     xtext_decode,
     xtext_encode,
 )
@@ -49,10 +51,25 @@ from .client import (
     Request,
     Response,
 )
-from .command import CommandLine, format_command, is_verb, parse_command_line
+from .command import (
+    MAX_COMMAND_LINE,
+    CommandLine,
+    command_verb,
+    format_command,
+    is_verb,
+    leading_verb,
+    parse_command_line,
+)
 from .command_events import parse_command
 from .dotstuff import DotDecoder, DotEncoder, dot_stuff, dot_unstuff
-from .ehlo import EhloReply, parse_ehlo_reply
+from .ehlo import (
+    EhloReply,
+    ehlo_keyword,
+    ehlo_keyword_span,
+    greeting_domain,
+    parse_ehlo_reply,
+    split_ehlo_line,
+)
 from .errors import (
     AddressSyntaxError,
     LocalProtocolError,
@@ -100,8 +117,11 @@ from .reply import (
     ReplyLine,
     format_reply,
     is_enhanced_status,
+    is_last_reply_line,
     parse_reply_line,
+    reply_code,
     reply_from_lines,
+    reply_text,
     split_enhanced,
 )
 from .server import ServerConnection, ServerSettings, ServerState
@@ -112,6 +132,7 @@ __all__ = [
     "END_OF_DATA",
     "GREETING",
     "MAIL_PARAMETERS",
+    "MAX_COMMAND_LINE",
     "NEED_DATA",
     "PAUSED",
     "RCPT_PARAMETERS",
@@ -170,15 +191,21 @@ __all__ = [
     "XExps",
     "check_mailbox",
     "command_log_text",
+    "command_verb",
     "dot_stuff",
     "dot_unstuff",
+    "ehlo_keyword",
+    "ehlo_keyword_span",
     "format_command",
     "format_parameters",
     "format_path",
     "format_reply",
+    "greeting_domain",
     "is_domain",
     "is_enhanced_status",
+    "is_last_reply_line",
     "is_verb",
+    "leading_verb",
     "parse_command",
     "parse_command_line",
     "parse_ehlo_reply",
@@ -187,9 +214,14 @@ __all__ = [
     "parse_path",
     "parse_rcpt_argument",
     "parse_reply_line",
+    "path_mailbox",
+    "path_span",
     "replies",
+    "reply_code",
     "reply_from_lines",
     "reply_log_lines",
+    "reply_text",
+    "split_ehlo_line",
     "split_enhanced",
     "xtext_decode",
     "xtext_encode",

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import AddressSyntaxError, ParameterSyntaxError, SmtpSyntaxError
-from .text import check_no_eol
+from .text import check_no_eol, decode_text, encode_text, strip_eol_bytes
 
 ParamDict = dict[str, str | None]
 """ESMTP parameters: upper-case keyword -> value (``None`` for a bare keyword), in order."""
@@ -169,6 +169,60 @@ def format_path(address: str, *, allow_null: bool = False) -> str:
     if rest or parsed != address:
         raise AddressSyntaxError(f"address does not round-trip: {address!r}")
     return path
+
+
+def path_span(line: bytes) -> tuple[int, int] | None:
+    """Where the mailbox of a raw MAIL or RCPT command line is: ``line[start:end]``.
+
+    The reading of :func:`parse_mail_argument` and :func:`parse_rcpt_argument`
+    (after :func:`~.command.parse_command_line`'s split), made total for a
+    relay, which must look at a path without refusing the line: the argument
+    starts with ``FROM:`` (MAIL) or ``TO:`` (RCPT) in any case, spaces may
+    follow the colon, and the mailbox is what ``<`` and its closing ``>``
+    enclose (quoted strings honoured; an unclosed ``<`` runs to the end of
+    the line; a source route is kept) or a bare address up to the next space.
+    None for any other verb, or an argument without its keyword.
+    """
+    found = _PATH_START.match(line)
+    if found is None:
+        return None
+    start = found.end()
+    if line[start : start + 1] == b"<":
+        close = line.find(b">", start + 1)
+        if close >= 0 and line.find(b'"', start + 1, close) < 0:
+            return start + 1, close  # the common case, without copying the line
+        return start + 1, _closing_bracket(strip_eol_bytes(line), start + 1)
+    text = strip_eol_bytes(line)
+    end = text.find(b" ", start)
+    return start, len(text) if end < 0 else end
+
+
+def path_mailbox(line: str) -> str:
+    """The mailbox of a MAIL or RCPT command line as :func:`path_span` finds it, or ``""``."""
+    raw = encode_text(line)
+    span = path_span(raw)
+    return "" if span is None else decode_text(raw[span[0] : span[1]])
+
+
+# Verb, its SP, the blanks parse_command_line strips, the keyword, the spaces
+# parse_path allows after it; IGNORECASE on bytes is ASCII-only, as verbs are.
+_PATH_START = re.compile(rb"(?:MAIL [ \t]*FROM:|RCPT [ \t]*TO:) *", re.IGNORECASE)
+
+
+def _closing_bracket(text: bytes, start: int) -> int:
+    """Index of the ``>`` that closes a path whose inside starts at ``start`` (else the end)."""
+    at = start
+    while True:
+        close = text.find(b">", at)
+        quote = text.find(b'"', at)
+        if quote < 0 or 0 <= close < quote:
+            return len(text) if close < 0 else close
+        at = quote + 1  # inside a quoted string: '>' is text, backslash escapes
+        while at < len(text) and text[at] != 0x22:
+            at += 2 if text[at] == 0x5C else 1
+        at += 1
+        if at >= len(text):
+            return len(text)
 
 
 # --- ESMTP parameters --------------------------------------------------------

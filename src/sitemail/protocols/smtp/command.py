@@ -1,9 +1,19 @@
 """SMTP command lines: split into verb and argument, and format them.
 
 ``MAIL FROM:<a@b> SIZE=10`` is verb ``MAIL``, argument ``FROM:<a@b> SIZE=10``.
-Verbs are case-insensitive (RFC 5321 §2.4) and returned upper-case; the
-argument keeps its case.  The firewall inspection engine and the log readers
-use the same split so that all three agree on what a line "is".
+The receive side, the firewall's inspection engine and the log readers use
+this one split, so that all of them agree on what a line "is":
+
+- the verb runs from the first octet of the line to the first SP (RFC 5321
+  §4.1.1: ``verb SP argument``).  A TAB is not a separator, and neither is a
+  leading blank: ``MAIL<TAB>FROM:<a@b>`` and `` MAIL FROM:<a@b>`` have no
+  known verb, so Exchange answers them as unrecognized commands and the ASA
+  masks them rather than pass what the server will not take as MAIL;
+- verbs are compared without regard to ASCII case (§2.4) and returned with
+  their ASCII letters upper-cased; the argument keeps its case;
+- :func:`parse_command_line` takes decoded text, :func:`command_verb` and
+  :func:`leading_verb` raw bytes, for a relay that must not decode what it
+  forwards (tests hold the two forms to the same answers).
 """
 
 from __future__ import annotations
@@ -11,11 +21,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import check_no_eol, encode_text, strip_eol
+from .text import ascii_upper, check_no_eol, decode_text, encode_text, strip_eol
 
 # Letters, digits and '-' (X-EXPS, X-ANONYMOUSTLS); RFC 5321 verbs are
 # alphabetic, the hyphen comes from the X- extensions Exchange uses.
 _VERB = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+_VERB_END = re.compile(rb"[ \r\n]")
+
+#: Longest command line in octets, CRLF included (RFC 5321 §4.5.3.1.4); the
+#: receive side's default bound and the ASA's ``cmd line length gt 512``.
+MAX_COMMAND_LINE = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +51,42 @@ def parse_command_line(line: str) -> CommandLine:
     clients send ``MAIL FROM: <a@b>`` and ``DATA `` and the meaning is clear.
     """
     verb, _, argument = strip_eol(line).partition(" ")
-    return CommandLine(verb.upper(), argument.strip(" \t"))
+    return CommandLine(ascii_upper(verb), argument.strip(" \t"))
+
+
+def command_verb(line: bytes) -> str:
+    """The verb of a raw command line, as :func:`parse_command_line` gives it.
+
+    The bytes form for a relay; its line end, if any, is ignored.
+    """
+    end = line.find(b" ")
+    if end < 0:
+        end = len(line)
+        if line[-1:] == b"\n":
+            end -= 2 if line[-2:-1] == b"\r" else 1
+    return _verb_text(line[:end])
+
+
+def leading_verb(fragment: bytes) -> str | None:
+    """The verb at the start of a partial line, once an octet shows where it ends.
+
+    That octet is SP, or the CR or LF of the line end; until one arrives the
+    verb may still be growing and the answer is None.  The ASA judges a
+    segment without a line end by this (asa-esmtp.md §7.3: "a whole allowed
+    verb followed by SP/CRLF").
+    """
+    found = _VERB_END.search(fragment)
+    if found is None:
+        return None
+    return _verb_text(fragment[: found.start()])
+
+
+def _verb_text(head: bytes) -> str:
+    # ASCII is the rule and decodes fastest without an error handler; bytes
+    # upper() touches ASCII letters only, as verbs compare (module docstring).
+    if head.isascii():
+        return head.upper().decode("ascii")
+    return decode_text(head.upper())
 
 
 def is_verb(text: str) -> bool:

@@ -51,7 +51,7 @@ from enum import Enum, auto
 from . import replies
 from .address import MAIL_PARAMETERS, RCPT_PARAMETERS
 from .buffer import LineOverflow, ReceiveBuffer
-from .command import parse_command_line
+from .command import MAX_COMMAND_LINE, parse_command_line
 from .command_events import parse_command
 from .dotstuff import DotDecoder
 from .errors import LocalProtocolError
@@ -105,7 +105,7 @@ class ServerSettings:
 
     lmtp: bool = False
     """Speak LMTP (RFC 2033): LHLO instead of HELO/EHLO, per-recipient end-of-data replies."""
-    max_line_length: int = 512
+    max_line_length: int = MAX_COMMAND_LINE
     """Command line bound in octets, CRLF included (RFC 5321 §4.5.3.1.4)."""
     max_auth_line_length: int = 12288
     """Bound for AUTH/X-EXPS lines and SASL continuation lines, which carry

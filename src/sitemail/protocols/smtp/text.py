@@ -48,3 +48,28 @@ def strip_eol_bytes(raw: bytes) -> bytes:
     if raw.endswith(b"\n"):
         return raw[:-1]
     return raw
+
+
+def split_eol_bytes(raw: bytes) -> tuple[bytes, bytes]:
+    """Split a raw line into its text and its terminator (CRLF, a bare LF or nothing).
+
+    A relay that rewrites a line in place needs the terminator back as it came.
+    """
+    text = strip_eol_bytes(raw)
+    return text, raw[len(text) :]
+
+
+def ascii_upper(text: str) -> str:
+    """Upper-case the ASCII letters only.
+
+    SMTP verbs and keywords are ASCII and compared without regard to ASCII
+    case (RFC 5321 §2.4); ``str.upper`` would also map ``ı`` to ``I`` and
+    ``ſ`` to ``S``, making ``MAıL`` a MAIL on one side and garbage on a
+    byte-oriented one.
+    """
+    if text.isascii():
+        return text.upper()
+    return text.translate(_ASCII_UPPER)
+
+
+_ASCII_UPPER = {c: c - 32 for c in range(ord("a"), ord("z") + 1)}

@@ -1,0 +1,323 @@
+"""The core of a mailbox database: its connection, transactions and shared row operations.
+
+:class:`DatabaseCore` owns the SQLite connection (one writer behind a lock),
+runs every change as one ``BEGIN IMMEDIATE`` transaction and tells
+subscribers after it commits, provisions mailboxes, and holds the row
+operations that several kinds of change share (placing, moving and removing
+a message, writing its flags).  :class:`~sitemail.mailbox.database.StoreDatabase`
+builds the public operations on it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sitemail.clock import SYSTEM_CLOCK, Clock
+from sitemail.mailbox import folder_tree as tree
+from sitemail.mailbox.errors import MessageNotFound, StoreUnavailable
+from sitemail.mailbox.folder_tree import WELL_KNOWN_ORDER
+from sitemail.mailbox.limits import DEFAULT_MAX_MESSAGE_SIZE, mailbox_key
+from sitemail.mailbox.readers import connect
+from sitemail.mailbox.records import FLAG_NAMES, Flags, MessageSummary, Placement, WellKnownFolder
+from sitemail.mailbox.rows import SUMMARY_COLUMNS, MailboxRow, to_summary, to_us
+from sitemail.mailbox.schema import SCHEMA, SCHEMA_VERSION
+
+#: The messages of a query with their content, as every summary query reads them.
+FROM_MESSAGES = "FROM messages m JOIN contents c ON c.id=m.content_id"
+
+
+@dataclass(frozen=True)
+class StoreChange:
+    """Something changed in these folders of a mailbox (told to subscribers after commit)."""
+
+    mailbox: str
+    folder_ids: frozenset[int]
+    modseq: int
+
+
+class DatabaseCore:
+    """The mailbox database file ``path`` (created if missing): connection and plumbing."""
+
+    # ------------------------------------------------------ plumbing
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        name: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        self.path = Path(path)
+        self.name = name or self.path.stem
+        self.max_message_size = max_message_size
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._subscribers: list[Callable[[StoreChange], None]] = []
+        self._pending: list[StoreChange] = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = connect(self.path)
+            self._init_schema()
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise StoreUnavailable(
+                f"mailbox database {self.name} ({self.path}) cannot be opened: {exc}; "
+                "check the file and its folder, or restore it from a backup"
+            ) from None
+
+    def _init_schema(self) -> None:
+        with self._write() as conn:
+            found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if found > SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"mailbox database {self.path} has schema version {found}, newer than "
+                    f"this sitemail's ({SCHEMA_VERSION}): upgrade sitemail"
+                )
+            # Statement by statement: executescript() would commit the open transaction.
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('database', ?)", (self.name,)
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; subscribers hear of its changes after it commits."""
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"mailbox database {self.name} is busy: {exc}") from None
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._pending.clear()
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise StoreUnavailable(
+                        f"mailbox database {self.name} could not complete a change: {exc}"
+                    ) from None
+                raise
+            changes, self._pending = self._pending, []
+        for change in changes:
+            for callback in list(self._subscribers):
+                callback(change)
+
+    def subscribe(self, callback: Callable[[StoreChange], None]) -> Callable[[], None]:
+        """Call ``callback`` after every committed change; returns the unsubscribe function.
+
+        The callback runs in the thread that made the change: keep it short
+        (the store API hands it to its event loop with ``call_soon_threadsafe``).
+        """
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _now_us(self) -> int:
+        return to_us(self._clock.now())
+
+    def _bump(self, conn: sqlite3.Connection, box: MailboxRow, folder_ids: set[int]) -> int:
+        """The next modification sequence of the mailbox, stamped on the folders it touches."""
+        modseq = int(
+            conn.execute(
+                "UPDATE mailboxes SET modseq = modseq + 1 WHERE id=? RETURNING modseq", (box.id,)
+            ).fetchone()[0]
+        )
+        for folder_id in folder_ids:
+            conn.execute("UPDATE folders SET modseq=? WHERE id=?", (modseq, folder_id))
+        self._pending.append(StoreChange(box.name, frozenset(folder_ids), modseq))
+        return modseq
+
+    def _next_uid(self, conn: sqlite3.Connection, folder_id: int) -> int:
+        return int(
+            conn.execute(
+                "UPDATE folders SET uidnext = uidnext + 1 WHERE id=? RETURNING uidnext - 1",
+                (folder_id,),
+            ).fetchone()[0]
+        )
+
+    def _new_uidvalidity(self, conn: sqlite3.Connection) -> int:
+        # Seconds since the epoch, as many IMAP servers do, but always above
+        # any value given before: a folder deleted and created again in the
+        # same second must still get a new UIDVALIDITY.
+        row = conn.execute("SELECT value FROM meta WHERE key='uidvalidity'").fetchone()
+        last = int(row[0]) if row else 0
+        value = max(int(self._clock.now().timestamp()), last + 1) % (2**32 - 1) or 1
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('uidvalidity', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (str(value),),
+        )
+        return value
+
+    # ----------------------------------------------------- mailboxes
+
+    def mailboxes(self) -> list[str]:
+        """The mailboxes provisioned in this database."""
+        with self._lock:
+            rows = self._conn.execute("SELECT name FROM mailboxes ORDER BY name").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def ensure_mailbox(self, mailbox: str) -> None:
+        """Provision the mailbox (its well-known folders) if it is not here yet."""
+        self._mailbox(mailbox)
+
+    def _mailbox(self, mailbox: str) -> MailboxRow:
+        """The mailbox's row, provisioned on first use."""
+        name = mailbox_key(mailbox)
+        with self._lock:
+            row = self._conn.execute("SELECT id FROM mailboxes WHERE name=?", (name,)).fetchone()
+            if row is not None:
+                return MailboxRow(int(row[0]), name)
+            with self._write() as conn:
+                cur = conn.execute(
+                    "INSERT INTO mailboxes(name, modseq, created_at) VALUES (?, 1, ?)",
+                    (name, self._now_us()),
+                )
+                assert cur.lastrowid is not None
+                box = MailboxRow(cur.lastrowid, name)
+                for well_known in WELL_KNOWN_ORDER:
+                    self._insert_folder(conn, box, None, well_known.display_name, well_known)
+                return box
+
+    def _insert_folder(
+        self,
+        conn: sqlite3.Connection,
+        box: MailboxRow,
+        parent_id: int | None,
+        name: str,
+        well_known: WellKnownFolder | None,
+    ) -> int:
+        tree.check_free(conn, box, parent_id, name)
+        cur = conn.execute(
+            "INSERT INTO folders(mailbox_id, parent_id, parent_key, name, name_key, well_known, "
+            "uidvalidity, uidnext, modseq) VALUES (?,?,?,?,?,?,?,1,1)",
+            (
+                box.id,
+                parent_id,
+                parent_id or 0,
+                name,
+                name.casefold(),
+                well_known.value if well_known else None,
+                self._new_uidvalidity(conn),
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    # ---------------------------------------- rows every change uses
+
+    def _place(
+        self,
+        conn: sqlite3.Connection,
+        box: MailboxRow,
+        folder_id: int,
+        content_id: int,
+        flags: Flags,
+        received_at: int,
+    ) -> Placement:
+        uid = self._next_uid(conn, folder_id)
+        modseq = self._bump(conn, box, {folder_id})
+        cur = conn.execute(
+            "INSERT INTO messages(mailbox_id, folder_id, uid, modseq, received_at, "
+            "seen, answered, flagged, deleted, draft, content_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                box.id,
+                folder_id,
+                uid,
+                modseq,
+                received_at,
+                *(int(getattr(flags, f)) for f in FLAG_NAMES),
+                content_id,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return Placement(message_id=cur.lastrowid, folder_id=folder_id, uid=uid, modseq=modseq)
+
+    def _move(
+        self, conn: sqlite3.Connection, box: MailboxRow, row: sqlite3.Row, target: int
+    ) -> Placement:
+        source = int(row["folder_id"])
+        if source == target:
+            return Placement(
+                message_id=int(row["id"]),
+                folder_id=source,
+                uid=int(row["uid"]),
+                modseq=int(row["modseq"]),
+            )
+        uid = self._next_uid(conn, target)
+        modseq = self._bump(conn, box, {source, target})
+        self._tombstone(conn, source, int(row["uid"]), modseq)
+        conn.execute(
+            "UPDATE messages SET folder_id=?, uid=?, modseq=? WHERE id=?",
+            (target, uid, modseq, row["id"]),
+        )
+        return Placement(message_id=int(row["id"]), folder_id=target, uid=uid, modseq=modseq)
+
+    def _write_flags(
+        self, conn: sqlite3.Connection, message_id: int, flags: Flags, modseq: int
+    ) -> None:
+        conn.execute(
+            "UPDATE messages SET seen=?, answered=?, flagged=?, deleted=?, draft=?, modseq=? "
+            "WHERE id=?",
+            (*(int(getattr(flags, f)) for f in FLAG_NAMES), modseq, message_id),
+        )
+
+    def _remove(self, conn: sqlite3.Connection, row: sqlite3.Row, modseq: int) -> None:
+        conn.execute("DELETE FROM messages WHERE id=?", (row["id"],))
+        self._tombstone(conn, int(row["folder_id"]), int(row["uid"]), modseq)
+        self._collect(conn, [int(row["content_id"])])
+
+    def _tombstone(self, conn: sqlite3.Connection, folder_id: int, uid: int, modseq: int) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO expunged(folder_id, uid, modseq) VALUES (?,?,?)",
+            (folder_id, uid, modseq),
+        )
+
+    def _collect(self, conn: sqlite3.Connection, content_ids: Sequence[int]) -> None:
+        """Drop contents no message refers to any more."""
+        for content_id in content_ids:
+            conn.execute(
+                "DELETE FROM contents WHERE id=? AND NOT EXISTS "
+                "(SELECT 1 FROM messages WHERE content_id=?)",
+                (content_id, content_id),
+            )
+
+    def _message_row(
+        self, conn: sqlite3.Connection, box: MailboxRow, message_id: int
+    ) -> sqlite3.Row:
+        row = conn.execute(
+            "SELECT * FROM messages WHERE id=? AND mailbox_id=?", (message_id, box.id)
+        ).fetchone()
+        if row is None:
+            raise no_message(box, message_id)
+        assert isinstance(row, sqlite3.Row)
+        return row
+
+    def _summary_of(self, conn: sqlite3.Connection, message_id: int) -> MessageSummary:
+        row = conn.execute(
+            f"SELECT {SUMMARY_COLUMNS} {FROM_MESSAGES} WHERE m.id=?", (message_id,)
+        ).fetchone()
+        return to_summary(row)
+
+
+def no_message(box: MailboxRow, message_id: int) -> MessageNotFound:
+    return MessageNotFound(f"mailbox {box.name} has no message {message_id}")

@@ -1,0 +1,174 @@
+"""Who a TLS peer is: a server of the organization, its admin, or nobody.
+
+What a certificate *is* is carried by a private extension
+(:data:`ROLE_EXTENSION_OID`) holding the role and the server name, beside a
+readable subject OU; only the extension decides, so a user's certificate
+whose subject happens to carry the same OU is nobody.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
+
+from sitemail.clock import SYSTEM_CLOCK, Clock
+from sitemail.org.pki.files import load_cert
+
+# An OID under the ITU-T UUID arc (2.25.<uuid as integer>, ITU-T X.667): anyone
+# may mint one without registering a private enterprise number.
+ROLE_EXTENSION_OID = x509.ObjectIdentifier("2.25.151980114077364388721831725774917059245")
+ROLE_SERVER = "server"
+ROLE_ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class ServerIdentity:
+    """The peer is the Exchange server ``name`` of this organization."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class AdminIdentity:
+    """The peer holds the organization admin certificate."""
+
+    name: str = "admin"
+
+
+PeerIdentity = ServerIdentity | AdminIdentity
+
+
+# The Web PKI defaults, except that a client certificate may lack a subject
+# alternative name: the admin certificate names a role, not a host.
+_CA_POLICY = ExtensionPolicy.webpki_defaults_ca()
+_EE_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+    x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+)
+
+
+class PeerVerifier:
+    """Tells who a TLS peer is: a server of the organization, its admin, or nobody.
+
+    Verification is the one-level chain leaf -> organization CA, done by
+    ``cryptography``'s X.509 path validation (signature, validity period at the
+    clock's time, basic constraints, key usage, EKU clientAuth).  Both server
+    and admin certificates carry clientAuth, so the same check serves the
+    receiving side (a client certificate) and the sending side after
+    ``X-ANONYMOUSTLS`` (the receiver's certificate, which was not checked
+    during the handshake).
+    """
+
+    def __init__(self, ca_cert: x509.Certificate, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._store = Store([ca_cert])
+        self._clock = clock
+
+    @classmethod
+    def from_file(cls, ca_file: Path, *, clock: Clock = SYSTEM_CLOCK) -> PeerVerifier:
+        return cls(load_cert(Path(ca_file)), clock=clock)
+
+    def identify(self, peer_cert: bytes | x509.Certificate | None) -> PeerIdentity | None:
+        """Identity of a peer certificate (DER bytes or parsed), or None if not one of ours.
+
+        ``None`` (no certificate), garbage, another CA's certificate, an expired
+        one, and one of this CA without a role marker all give ``None``.
+        """
+        if peer_cert is None:
+            return None
+        if isinstance(peer_cert, bytes):
+            try:
+                cert = x509.load_der_x509_certificate(peer_cert)
+            except ValueError:
+                return None
+        else:
+            cert = peer_cert
+        verifier = (
+            PolicyBuilder()
+            .store(self._store)
+            .time(self._clock.now())
+            .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
+            .build_client_verifier()
+        )
+        try:
+            verifier.verify(cert, [])
+        except VerificationError:
+            return None
+        role = role_of(cert)
+        if role is None:
+            return None
+        kind, name = role
+        if kind == ROLE_SERVER:
+            return ServerIdentity(name)
+        if kind == ROLE_ADMIN:
+            return AdminIdentity(name)
+        return None
+
+    def identify_ssl(self, tls: ssl.SSLObject | ssl.SSLSocket) -> PeerIdentity | None:
+        """Identity of the peer of an established TLS connection."""
+        return self.identify(tls.getpeercert(binary_form=True))
+
+
+# The role marker: DER SEQUENCE { UTF8String role, UTF8String name }.
+
+
+def encode_role(role: str, name: str) -> bytes:
+    body = _der_tlv(0x0C, role.encode()) + _der_tlv(0x0C, name.encode())
+    return _der_tlv(0x30, body)
+
+
+def role_of(cert: x509.Certificate) -> tuple[str, str] | None:
+    try:
+        ext = cert.extensions.get_extension_for_oid(ROLE_EXTENSION_OID).value
+    except x509.ExtensionNotFound:
+        return None
+    if not isinstance(ext, x509.UnrecognizedExtension):
+        return None
+    try:
+        tag, body, end = _der_read(ext.value, 0)
+        if tag != 0x30 or end != len(ext.value):
+            return None
+        tag1, role, pos = _der_read(body, 0)
+        tag2, name, pos = _der_read(body, pos)
+        if tag1 != 0x0C or tag2 != 0x0C or pos != len(body):
+            return None
+        return role.decode(), name.decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _der_tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        length = bytes([n])
+    else:
+        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        length = bytes([0x80 | len(raw)]) + raw
+    return bytes([tag]) + length + content
+
+
+def _der_read(data: bytes, pos: int) -> tuple[int, bytes, int]:
+    """One TLV at ``pos``: (tag, content, position after it); ValueError if malformed."""
+    if pos + 2 > len(data):
+        raise ValueError("truncated")
+    tag, first = data[pos], data[pos + 1]
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or pos + count > len(data):
+            raise ValueError("bad length")
+        length = int.from_bytes(data[pos : pos + count], "big")
+        pos += count
+    if pos + length > len(data):
+        raise ValueError("truncated")
+    return tag, data[pos : pos + length], pos + length
