@@ -39,6 +39,7 @@ from sitemail.mailflow.log_files import (
     LogWriter,
     format_timestamp,
 )
+from sitemail.protocols.smtp.reply import is_last_reply_line, reply_code
 
 PROTOCOL_LOG_FIELDS: tuple[str, ...] = (
     "date-time",
@@ -215,13 +216,12 @@ class AuthRedactor:
         """The server line to log."""
         if not self._active:
             return line
-        code = line[:3]
-        final = line[3:4] != "-"
-        if code == "334":
+        code = reply_code(line)
+        if code == 334:
             return f"334 {AUTH_INFORMATION}"
-        if final:
+        if is_last_reply_line(line):
             self._active = False
-        if code == "235" and self._exchange_auth:
+        if code == 235 and self._exchange_auth:
             return f"235 {AUTH_INFORMATION}"
         return line
 

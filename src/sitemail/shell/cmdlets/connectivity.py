@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sitemail.org.model import ReceiveConnector, Server
+from sitemail.protocols.smtp.reply import is_last_reply_line, reply_code
 from sitemail.shell import (
     BY_VALUE,
     STRING,
@@ -83,7 +84,7 @@ def read_reply(sock: socket.socket) -> tuple[list[str], bool]:
         raw, _, buffer = buffer.partition(b"\n")
         line = raw.decode("utf-8", "replace").rstrip("\r")
         lines.append(line)
-        if not (len(line) >= 4 and line[:3].isdigit() and line[3] == "-"):
+        if reply_code(line) is None or is_last_reply_line(line):
             break
     return lines, False
 
@@ -199,14 +200,10 @@ def status_code(talk: Conversation) -> str:
     """Spec 9.3's StatusCode for what the connection showed."""
     if not talk.connected:
         return "Unable to connect"
-    first = talk.banner[0] if talk.banner else ""
-    if first[:1] == "2" and first[:3].isdigit():
-        return "Success"
-    if first[:1] == "4" and first[:3].isdigit():
-        return "Transient error"
-    if first[:1] == "5" and first[:3].isdigit():
-        return "Permanent error"
-    return "External error"
+    code = reply_code(talk.banner[0]) if talk.banner else None
+    if code is None or code < 200 or code >= 600 or 300 <= code < 400:
+        return "External error"
+    return {2: "Success", 4: "Transient error", 5: "Permanent error"}[code // 100]
 
 
 def _details(talk: Conversation) -> str:

@@ -32,6 +32,7 @@ from sitemail.mailflow.dsn import (
     unreachable_expired_reply,
 )
 from sitemail.mailflow.tracking_log import TrackingSource
+from sitemail.protocols.smtp.reply import reply_code
 
 from .core import StoreCore, Tx, dt_required
 from .identity import message_identity
@@ -232,4 +233,5 @@ def _delay_reply(row: sqlite3.Row) -> str:
     last = str(row["last_error"] or row["item_error"] or "")
     # Only an SMTP-shaped 4xx reads well as a delay status; anything else
     # (an Unreachable reason) gets Exchange's generic delay text.
-    return last if last[:1] == "4" and last[:3].isdigit() else DELAYED_REPLY
+    code = reply_code(last.split("\n", 1)[0])
+    return last if code is not None and 400 <= code < 500 else DELAYED_REPLY
