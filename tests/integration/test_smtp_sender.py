@@ -39,6 +39,7 @@ from sitemail.org.pki import CertFiles, OrganizationPki, PeerIdentity, server_ss
 from sitemail.org.sqlite_directory import SqliteDirectory
 from sitemail.protocols.smtp import (
     NEED_DATA,
+    PAUSED,
     Auth,
     AuthResponse,
     Bdat,
@@ -61,6 +62,8 @@ from sitemail.protocols.smtp import (
     XExps,
     replies,
 )
+from sitemail.server.line_connection import LineConnection, SessionClosing, listen
+from sitemail.server.line_session import ClosedBy, CoreSignals, run_session
 from sitemail.transport import exchange_auth
 from sitemail.transport.greeting import ehlo_keywords, hello_text
 from sitemail.transport.protocol_log import ProtocolLog, ProtocolLoggingLevel
@@ -130,9 +133,20 @@ class Seen:
 
 Keywords = Callable[[ServerConnection], list[str]]
 
+#: How long a peer's session waits for the sender's next line (a test ends far sooner).
+PEER_READ_TIMEOUT = 30.0
+#: How long leaving ``async with Peer(...)`` lets open sessions end before cancelling them.
+PEER_SESSION_GRACE = 2.0
+
 
 class Peer:
-    """A receiving hub on ``address``; every behaviour the tests need is a parameter."""
+    """A receiving hub on ``address``; every behaviour the tests need is a parameter.
+
+    Its connections run on the product's line session runner
+    (:func:`~sitemail.server.line_session.run_session` over
+    :func:`~sitemail.server.line_connection.listen`), one :class:`PeerSession`
+    each; this class holds the policy and what the sessions saw.
+    """
 
     def __init__(
         self,
@@ -167,10 +181,12 @@ class Peer:
         self.ask_client_certificate = ask_client_certificate
         self.ehlo_reply = ehlo_reply
         self.stall_after_354 = stall_after_354
-        self._closing = asyncio.Event()
+        self.closing = asyncio.Event()
+        """Set when the test leaves the peer: a stalled session ends then."""
         self.seen = Seen()
         self.port = 0
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
         self._internal_id = 0
 
     @property
@@ -178,144 +194,177 @@ class Peer:
         return Target(self.fqdn, self.address, self.port)
 
     async def __aenter__(self) -> Peer:
-        self._server = await asyncio.start_server(self._handle, self.address, 0)
+        self._server = await listen(self.address, 0, self._accept)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
-        self._closing.set()
+        self.closing.set()
         self._server.close()
+        if self._sessions:
+            _done, pending = await asyncio.wait(self._sessions, timeout=PEER_SESSION_GRACE)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accept(self, conn: LineConnection) -> None:
+        task = asyncio.ensure_future(self._serve(conn))
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+
+    async def _serve(self, conn: LineConnection) -> None:
         try:
-            await self._session(reader, writer)
+            await run_session(conn, PeerSession(self, conn))
         except (ConnectionError, ssl.SSLError):
             pass
         finally:
-            writer.close()
+            conn.close()
 
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        client_ip = writer.get_extra_info("peername")[0]
-        self.seen.client_ips.append(client_ip)
-        if self.silent:
-            await reader.read()  # until the sender gives up
-            return
-        conn = ServerConnection()
-        writer.write(BANNER.encode() + b"\r\n")
-        identity: PeerIdentity | None = None
-        body = bytearray()
-        while True:
-            event = conn.next_event()
-            if event is NEED_DATA:
-                await writer.drain()
-                conn.receive_data(await reader.read(65536))
-                continue
-            if isinstance(event, ConnectionClosed):
-                return
-            if isinstance(event, BodyChunk):
-                body += event.data
-                continue
-            if isinstance(event, Bdat):
-                self.seen.commands.append(event.line)
-                continue
-            assert isinstance(event, NeedsReply)
-            if isinstance(event, Command) and not isinstance(event, AuthResponse):
-                self.seen.commands.append(event.log_text)
-                if self.drop_after and event.line.upper().startswith(self.drop_after):
-                    return
-            reply = self._answer(event, conn, client_ip, identity, body)
-            writer.write(conn.send_reply(reply))
-            await writer.drain()
-            if isinstance(event, (StartTls, XAnonymousTls)) and reply.code == 220:
-                if self.tls == "garbage":
-                    writer.write(b"this is not a TLS server hello\r\n")
-                    await writer.drain()
-                    return
-                identity = await self._start_tls(writer, anonymous=isinstance(event, XAnonymousTls))
-                conn.tls_established()
-            if isinstance(event, Data) and self.stall_after_354:
-                await self._closing.wait()
-                return
-            if isinstance(event, EndOfMessage):
-                body = bytearray()
-            if isinstance(event, Quit):
-                return
+    def next_internal_id(self) -> int:
+        self._internal_id += 1
+        return self._internal_id
 
-    async def _start_tls(
-        self, writer: asyncio.StreamWriter, *, anonymous: bool
-    ) -> PeerIdentity | None:
+    def tls_context(self, *, anonymous: bool) -> ssl.SSLContext:
         assert self.pki is not None
         files = self.pki.server_files(self.name)
-        context = (
-            server_ssl_context(files, ca_file=self.pki.ca_file, client_certs="optional")
-            if anonymous and self.ask_client_certificate
-            else server_ssl_context(files)
-        )
-        await writer.start_tls(context)
-        tls = writer.get_extra_info("ssl_object")
-        peer = self.pki.verifier().identify_ssl(tls)
-        self.seen.tls_peers.append(peer)
-        return peer
+        if anonymous and self.ask_client_certificate:
+            return server_ssl_context(files, ca_file=self.pki.ca_file, client_certs="optional")
+        return server_ssl_context(files)
 
-    def _answer(
-        self,
-        event: NeedsReply,
-        conn: ServerConnection,
-        client_ip: str,
-        identity: PeerIdentity | None,
-        body: bytearray,
-    ) -> Reply:
+
+class PeerSession:
+    """One connection of a :class:`Peer`: its policy over the SMTP server core."""
+
+    signals = CoreSignals(NEED_DATA, PAUSED, ConnectionClosed)
+
+    def __init__(self, peer: Peer, client: LineConnection) -> None:
+        self.peer = peer
+        self.client = client
+        self.conn = ServerConnection()
+        remote = client.peer
+        self.client_ip = remote[0] if remote else ""
+        self.identity: PeerIdentity | None = None
+        self.body = bytearray()
+
+    @property
+    def core(self) -> ServerConnection:
+        return self.conn
+
+    async def begin(self) -> None:
+        self.peer.seen.client_ips.append(self.client_ip)
+        if not self.peer.silent:
+            self.client.write(BANNER.encode() + b"\r\n")
+
+    def read_timeout(self) -> float:
+        return PEER_READ_TIMEOUT
+
+    async def timed_out(self) -> None:
+        self.client.write(self.conn.send_unsolicited(replies.CONNECTION_TIMED_OUT))
+        raise SessionClosing
+
+    async def end(self, closed_by: ClosedBy) -> None:
+        self.body.clear()
+
+    async def handle(self, event: object) -> None:
+        seen = self.peer.seen
+        if isinstance(event, BodyChunk):
+            self.body += event.data
+            return
+        if isinstance(event, Bdat):
+            seen.commands.append(event.line)
+            return
+        assert isinstance(event, NeedsReply)
+        if isinstance(event, Command) and not isinstance(event, AuthResponse):
+            seen.commands.append(event.log_text)
+            drop_after = self.peer.drop_after
+            if drop_after and event.line.upper().startswith(drop_after):
+                raise SessionClosing  # cut, without a reply
+        reply = self._answer(event)
+        if isinstance(event, (StartTls, XAnonymousTls)) and reply.code == 220:
+            await self._start_tls(reply, anonymous=isinstance(event, XAnonymousTls))
+            return
+        self.client.write(self.conn.send_reply(reply))
+        if isinstance(event, Data) and self.peer.stall_after_354:
+            # Read nothing more: the body backs up into the sender's socket.
+            await self.client.drain()
+            await self.peer.closing.wait()
+            raise SessionClosing
+        if isinstance(event, EndOfMessage):
+            self.body = bytearray()
+        if isinstance(event, Quit):
+            raise SessionClosing
+
+    async def _start_tls(self, go_ahead: Reply, *, anonymous: bool) -> None:
+        data = self.conn.send_reply(go_ahead)
+        if self.peer.tls == "garbage":
+            # On purpose what a correct server never does: plaintext after its own
+            # 220, where the sender expects a TLS server hello.
+            self.client.write(data)
+            await self.client.drain()
+            self.client.write(b"this is not a TLS server hello\r\n")
+            await self.client.drain()
+            raise SessionClosing
+        # The product's upgrade: pending plaintext is dropped, then the handshake.
+        await self.client.start_tls(self.peer.tls_context(anonymous=anonymous), data)
+        self.conn.tls_established()
+        tls = self.client.ssl_object
+        assert tls is not None and self.peer.pki is not None
+        self.identity = self.peer.pki.verifier().identify_ssl(tls)
+        self.peer.seen.tls_peers.append(self.identity)
+
+    def _answer(self, event: NeedsReply) -> Reply:
+        peer, conn = self.peer, self.conn
         if event.suggested_reply is not None and not isinstance(event, (EndOfMessage, EndOfChunk)):
             return event.suggested_reply
         if isinstance(event, Ehlo):
-            if self.ehlo_reply is not None:
-                return self.ehlo_reply
+            if peer.ehlo_reply is not None:
+                return peer.ehlo_reply
             keywords = (
-                self.keywords(conn)
-                if self.keywords
+                peer.keywords(conn)
+                if peer.keywords
                 else ehlo_keywords(
-                    self.connector,
+                    peer.connector,
                     secure=conn.secure,
                     anonymous_tls=conn.tls == "X-ANONYMOUSTLS",
                 )
             )
-            return Reply.of(250, hello_text(self.fqdn, client_ip), *keywords)
+            return Reply.of(250, hello_text(peer.fqdn, self.client_ip), *keywords)
         if isinstance(event, Helo):
-            return Reply.of(250, hello_text(self.fqdn, client_ip))
+            return Reply.of(250, hello_text(peer.fqdn, self.client_ip))
         if isinstance(event, (StartTls, XAnonymousTls)):
             return replies.TLS_READY
         if isinstance(event, XExps):
-            if self.x_exps_reply is not None:
-                return self.x_exps_reply
-            outcome = exchange_auth.check_blob(event.blob, identity, self.fqdn)
+            if peer.x_exps_reply is not None:
+                return peer.x_exps_reply
+            outcome = exchange_auth.check_blob(event.blob, self.identity, peer.fqdn)
             if outcome.server is None:
                 return replies.AUTH_UNSUCCESSFUL
-            self.seen.authenticated.append(outcome.server)
-            return Reply.of(235, exchange_auth.make_mutual_blob(self.name))
+            peer.seen.authenticated.append(outcome.server)
+            return Reply.of(235, exchange_auth.make_mutual_blob(peer.name))
         if isinstance(event, Auth):
             return replies.AUTH_USERNAME_PROMPT
         if isinstance(event, AuthResponse):
+            logins = peer.seen.logins
             text = base64.b64decode(event.line).decode()
-            if not self.seen.logins or self.seen.logins[-1][1]:
-                self.seen.logins.append((text, ""))
+            if not logins or logins[-1][1]:
+                logins.append((text, ""))
                 return replies.AUTH_PASSWORD_PROMPT
-            self.seen.logins[-1] = (self.seen.logins[-1][0], text)
+            logins[-1] = (logins[-1][0], text)
             return replies.AUTH_SUCCESSFUL
         if isinstance(event, Mail):
-            if self.require_auth and not conn.authenticated:
+            if peer.require_auth and not conn.authenticated:
                 return replies.CLIENT_NOT_AUTHENTICATED
             return replies.SENDER_OK
         if isinstance(event, Rcpt):
-            return self.rcpt(event.address)
+            return peer.rcpt(event.address)
         if isinstance(event, Data):
             return replies.START_MAIL_INPUT
         if isinstance(event, EndOfChunk):
             return Reply.of(250, f"{event.size} bytes received", enhanced="2.6.0")
         if isinstance(event, EndOfMessage):
-            self.seen.messages.append(bytes(body))
-            self._internal_id += 1
-            return replies.queued_mail("<1@EX01.contoso.com>", self._internal_id)
+            peer.seen.messages.append(bytes(self.body))
+            return replies.queued_mail("<1@EX01.contoso.com>", peer.next_internal_id())
         if isinstance(event, Quit):
             return replies.CLOSING
         return replies.UNRECOGNIZED_COMMAND
