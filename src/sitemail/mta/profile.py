@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from sitemail.mailflow.envelope import Envelope, SpoolWriter
 from sitemail.protocols.smtp import Reply
-
-# A Message-ID longer than this is cut: it becomes part of a mailbox delivery id,
-# which the store bounds (sitemail.mailbox.limits.MAX_DELIVERY_ID is 512).
-MAX_MESSAGE_ID = 250
-_MESSAGE_ID = re.compile(rf"<[^<>\s]{{1,{MAX_MESSAGE_ID - 2}}}>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +158,6 @@ class MessageSink(Protocol):
         Raises :class:`AcceptError` when it cannot; the spool is then given up.
         """
         ...
-
-
-def message_id_of(value: str | None) -> str | None:
-    """The ``<...>`` part of a Message-ID field, or None when it has none usable."""
-    if not value:
-        return None
-    found = _MESSAGE_ID.search(value)
-    return found.group(0) if found else None
 
 
 def decode_plain(blob: str) -> tuple[str, str] | None:

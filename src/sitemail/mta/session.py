@@ -32,7 +32,6 @@ from sitemail.mta.profile import (
     SessionFacts,
     b64decode,
     decode_plain,
-    message_id_of,
 )
 from sitemail.protocols.smtp import (
     NEED_DATA,
@@ -65,7 +64,7 @@ from sitemail.protocols.smtp import (
 )
 from sitemail.server.line_connection import LineConnection, SessionClosing, listen
 from sitemail.server.line_session import ClosedBy, CoreSignals, run_session
-from sitemail.transport.headers import HeaderSection, decoded_subject, new_message_id
+from sitemail.transport.headers import HeaderSection
 from sitemail.transport.incoming_message import IncomingMessage
 
 # The logger keeps the name it had under sitemail.lab: log lines stay as they were.
@@ -421,20 +420,9 @@ class MtaSession:
 
     def _emit_head(self, msg: IncomingMessage, section: HeaderSection, rest: bytes) -> None:
         """The header section is complete: stamp it and spool it ahead of the body."""
-        msg.hops = section.count("Received")
-        added = b""
-        header = section.get("Message-ID")
-        message_id = message_id_of(header)
-        if message_id is None:
-            # The id names the message in the queue and in mailbox delivery ids.  A
-            # header too odd to use stays as it is (a second one would break RFC 5322).
-            message_id = new_message_id(self.profile.hostname)
-            if header is None:
-                added = f"Message-ID: {message_id}\r\n".encode()
-        msg.message_id, msg.subject = message_id, decoded_subject(section)
         helo = self.conn.hello.domain if self.conn.hello else ""
         stamp = self.profile.received(self.facts, helo, self.clock.now())
-        msg.spool_head(stamp + section.to_bytes() + added + rest)
+        msg.stamp_head(section, rest, stamp=stamp, fqdn=self.profile.hostname)
 
     async def _end_of_chunk(self, event: EndOfMessage | EndOfChunk) -> None:
         if self.refusing_bdat:

@@ -14,6 +14,7 @@ is held in memory, long enough to:
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -132,6 +133,20 @@ def decoded_subject(section: HeaderSection) -> str:
 
 def new_message_id(fqdn: str) -> str:
     return f"<{uuid.uuid4()}@{fqdn}>"
+
+
+# A Message-ID longer than this is not used as the message's id: the id becomes part
+# of a mailbox delivery id, which the store bounds (mailbox.limits.MAX_DELIVERY_ID, 512).
+MAX_MESSAGE_ID = 250
+_MESSAGE_ID = re.compile(rf"<[^<>\s]{{1,{MAX_MESSAGE_ID - 2}}}>")
+
+
+def message_id_of(value: str | None) -> str | None:
+    """The ``<...>`` part of a Message-ID field, or None when it has none usable."""
+    if not value:
+        return None
+    found = _MESSAGE_ID.search(value)
+    return found.group(0) if found else None
 
 
 def received_header(

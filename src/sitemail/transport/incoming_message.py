@@ -12,7 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sitemail.mailflow.envelope import SpoolWriter
-from sitemail.transport.headers import HeaderSection, parse_header_section
+from sitemail.transport.headers import (
+    HeaderSection,
+    decoded_subject,
+    message_id_of,
+    new_message_id,
+    parse_header_section,
+)
 
 #: The header section, complete (or cut at the limit), and the octets after it.
 Head = tuple[HeaderSection, bytes]
@@ -55,6 +61,25 @@ class IncomingMessage:
         if self.head_done or self.discarding:
             return None
         return parse_header_section(bytes(self.head))
+
+    def stamp_head(self, section: HeaderSection, rest: bytes, *, stamp: bytes, fqdn: str) -> None:
+        """The header section is complete: note its hops, subject and Message-ID, and spool
+        ``stamp`` (the server's Received and other fields) and the section ahead of the body.
+
+        The id names the message in the queue and in mailbox delivery ids: a field
+        without a usable ``<...>`` id keeps its text, and the message is named anew
+        (a second Message-ID field would break RFC 5322); a missing one is added.
+        """
+        self.hops = section.count("Received")
+        header = section.get("Message-ID")
+        message_id = message_id_of(header)
+        added = b""
+        if message_id is None:
+            message_id = new_message_id(fqdn)
+            if header is None:
+                added = f"Message-ID: {message_id}\r\n".encode()
+        self.message_id, self.subject = message_id, decoded_subject(section)
+        self.spool_head(stamp + section.to_bytes() + added + rest)
 
     def spool_head(self, stamped: bytes) -> None:
         """The stamped header section (and what followed it) goes to the spool first."""

@@ -65,8 +65,6 @@ from sitemail.transport.greeting import banner, ehlo_keywords, hello_text
 from sitemail.transport.headers import (
     HeaderSection,
     apply_header_firewall,
-    decoded_subject,
-    new_message_id,
     organization_headers,
     received_header,
 )
@@ -448,14 +446,7 @@ class ReceiveSession:
 
     def _emit_head(self, msg: IncomingMessage, section: HeaderSection, rest: bytes) -> None:
         """The header section is complete: stamp it, filter it, and spool it before the body."""
-        msg.hops = section.count("Received")
         apply_header_firewall(section, self.rights)
-        message_id = section.get("Message-ID")
-        added = b""
-        if not message_id:
-            message_id = new_message_id(self.config.server.fqdn)
-            added = f"Message-ID: {message_id}\r\n".encode()
-        msg.message_id, msg.subject = message_id, decoded_subject(section)
         prefix = received_header(
             self.conn.hello.domain if self.conn.hello else "",
             self.remote_ip,
@@ -466,7 +457,7 @@ class ReceiveSession:
         )
         if self.principal is not Principal.EXCHANGE_SERVER:
             prefix += organization_headers(self.config.server.fqdn, auth_as(self.view, False))
-        msg.spool_head(prefix + section.to_bytes() + added + rest)
+        msg.stamp_head(section, rest, stamp=prefix, fqdn=self.config.server.fqdn)
 
     def _drop_message(self) -> None:
         if self.message is not None:

@@ -18,7 +18,7 @@ from sitemail.internet.policy import (
     queue_id,
     route_recipient,
 )
-from sitemail.mta.profile import SessionFacts, decode_plain, message_id_of
+from sitemail.mta.profile import SessionFacts, decode_plain
 from sitemail.org.model import (
     AcceptedDomain,
     ExchangeVersion,
@@ -29,6 +29,7 @@ from sitemail.org.model import (
     ServerRole,
 )
 from sitemail.org.passwords import hash_password
+from sitemail.transport.headers import message_id_of
 from sitemail.transport.queue import DeliveryType, FailRecipient, NextHop
 
 INTERNET_IP = "127.99.0.11"
