@@ -30,6 +30,7 @@ import logging
 import signal
 import ssl
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sitemail.internet.policy import (
@@ -42,7 +43,6 @@ from sitemail.internet.policy import (
     route_recipient,
 )
 from sitemail.mailbox.database import StoreDatabase
-from sitemail.mailbox.errors import MessageTooLarge, StoreError, StoreUnavailable
 from sitemail.mailflow.envelope import Envelope, SpoolWriter
 from sitemail.mailflow.outbound import OutboundMessage, SenderSettings, Target, file_body
 from sitemail.mailflow.send_decision import SendPolicy
@@ -57,11 +57,18 @@ from sitemail.transport.queue import (
     DeliveryBatch,
     DeliveryType,
     QueueStore,
-    RecipientOutcome,
 )
+from sitemail.transport.store_delivery import StoreReplies, deliver_to_mailboxes
 
-# The logger keeps the name it had under sitemail.lab: log lines stay as they were.
 log = logging.getLogger(__name__)
+
+#: How the host's local delivery words its outcomes (Postfix's local(8) way).
+_STORE_REPLIES = StoreReplies(
+    delivered="250 2.0.0 Ok: delivered to mailbox",
+    unavailable="451 4.3.0 {exc}",
+    too_large=str(POSTFIX_REPLIES.size_exceeded),
+    deferred="451 4.3.0 {exc}",
+)
 
 BATCH = 20
 
@@ -224,33 +231,11 @@ class InternetMailHost:
     async def _deliver_locally(self, batch: DeliveryBatch) -> bool:
         store, mailboxes = self.store, self.mailboxes
         assert store is not None and mailboxes is not None
-        await asyncio.to_thread(store.mark_connected, batch.lease)
-        for msg in batch.messages:
-            outcomes: list[RecipientOutcome] = []
-            for rcpt in msg.recipients:
-                address = rcpt.address.lower()
-                # Message-ID + recipient: a message the queue delivers again after
-                # a crash (between the store's commit and the report) is stored once.
-                delivery_id = f"{msg.envelope.internet_message_id}:{address}"
-                try:
-                    await asyncio.to_thread(mailboxes.deliver, address, delivery_id, msg.body_path)
-                except StoreUnavailable as exc:
-                    await asyncio.to_thread(
-                        store.report_connection_failure, batch.lease, f"451 4.3.0 {exc}"
-                    )
-                    return True
-                except MessageTooLarge:
-                    reply = str(POSTFIX_REPLIES.size_exceeded)
-                    outcomes.append(RecipientOutcome.failed(rcpt.id, reply, remote=False))
-                    continue
-                except StoreError as exc:
-                    outcomes.append(RecipientOutcome.deferred(rcpt.id, f"451 4.3.0 {exc}"))
-                    continue
-                outcomes.append(
-                    RecipientOutcome.delivered(rcpt.id, "250 2.0.0 Ok: delivered to mailbox")
-                )
-            await asyncio.to_thread(store.report, batch.lease, msg.item_id, outcomes)
-        return False
+
+        async def deliver(address: str, delivery_id: str, body: Path) -> None:
+            await asyncio.to_thread(mailboxes.deliver, address.lower(), delivery_id, body)
+
+        return await deliver_to_mailboxes(store, batch, deliver, _STORE_REPLIES)
 
     def _targets(self, domain: str) -> list[Target]:
         directory, ctx = self.ctx.directory, self.ctx

@@ -25,13 +25,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sitemail.clock import Clock
-from sitemail.mailbox.errors import (
-    MailboxNotFound,
-    MessageTooLarge,
-    StoreError,
-    StoreUnavailable,
-    WrongServer,
-)
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.mailflow.outbound import (
     OutboundMessage,
@@ -59,8 +52,18 @@ from sitemail.transport.queue import (
     RecipientOutcome,
 )
 from sitemail.transport.routing import RoutingTable, route
+from sitemail.transport.store_delivery import StoreReplies, deliver_to_mailboxes
 
 log = logging.getLogger("sitemail.transport.pipeline")
+
+#: How a hub words the outcomes of delivering to a mailbox database (the store driver's).
+_STORE_REPLIES = StoreReplies(
+    delivered="250 2.0.0 Delivered to the mailbox",
+    unavailable="451 4.4.0 The mailbox database is unavailable: {exc}",
+    too_large="552 5.3.4 STOREDRV.Deliver; message too large",
+    deferred="432 4.2.0 STOREDRV.Deliver; {exc}",
+    not_found="550 5.1.1 RESOLVER.ADR.RecipNotFound; not found",
+)
 
 #: How often the loops look for work when nothing woke them.
 IDLE_POLL = 1.0
@@ -257,41 +260,8 @@ class Pipeline:
 
     async def _deliver_to_mailboxes(self, batch: DeliveryBatch) -> bool:
         assert self._mailboxes is not None
-        connected = False
-        for msg in batch.messages:
-            outcomes: list[RecipientOutcome] = []
-            for rcpt in msg.recipients:
-                delivery_id = f"{msg.envelope.internet_message_id}:{rcpt.address.lower()}"
-                try:
-                    await self._mailboxes.deliver(rcpt.address, delivery_id, msg.body_path)
-                except StoreUnavailable as exc:
-                    # The mailbox server does not answer: the whole queue retries.
-                    error = f"451 4.4.0 The mailbox database is unavailable: {exc}"
-                    await asyncio.to_thread(
-                        self.store.report_connection_failure, batch.lease, error
-                    )
-                    return True
-                except (MailboxNotFound, MessageTooLarge) as exc:
-                    reply = (
-                        "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"
-                        if isinstance(exc, MailboxNotFound)
-                        else "552 5.3.4 STOREDRV.Deliver; message too large"
-                    )
-                    outcomes.append(RecipientOutcome.failed(rcpt.id, reply, remote=False))
-                    continue
-                except (WrongServer, StoreError) as exc:
-                    outcomes.append(
-                        RecipientOutcome.deferred(rcpt.id, f"432 4.2.0 STOREDRV.Deliver; {exc}")
-                    )
-                    continue
-                if not connected:
-                    await asyncio.to_thread(self.store.mark_connected, batch.lease)
-                    connected = True
-                outcomes.append(
-                    RecipientOutcome.delivered(rcpt.id, "250 2.0.0 Delivered to the mailbox")
-                )
-            await asyncio.to_thread(self.store.report, batch.lease, msg.item_id, outcomes)
-        return False
+        deliver = self._mailboxes.deliver
+        return await deliver_to_mailboxes(self.store, batch, deliver, _STORE_REPLIES)
 
     # --------------------------------------------------------- SMTP delivery
 

@@ -1,0 +1,121 @@
+"""Delivering a batch into mailboxes (transport/store_delivery.py): the hub's wording and
+the Internet host's, one loop; what each store error does to the recipient and the queue."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, cast
+
+from tests.unit.queue.queue_testkit import MAILBOX, Env
+
+from sitemail.mailbox.errors import (
+    MailboxNotFound,
+    MessageTooLarge,
+    StoreUnavailable,
+    WrongServer,
+)
+from sitemail.transport.queue import Outcome, QueueStore, RecipientOutcome
+from sitemail.transport.store_delivery import StoreReplies, deliver_to_mailboxes
+
+HUB = StoreReplies(
+    delivered="250 2.0.0 Delivered to the mailbox",
+    unavailable="451 4.4.0 The mailbox database is unavailable: {exc}",
+    too_large="552 5.3.4 STOREDRV.Deliver; message too large",
+    deferred="432 4.2.0 STOREDRV.Deliver; {exc}",
+    not_found="550 5.1.1 RESOLVER.ADR.RecipNotFound; not found",
+)
+POSTFIX = StoreReplies(
+    delivered="250 2.0.0 Ok: delivered to mailbox",
+    unavailable="451 4.3.0 {exc}",
+    too_large="552 5.3.4 Message size exceeds fixed limit",
+    deferred="451 4.3.0 {exc}",
+)
+
+
+class Recording:
+    """The real queue store, with what the delivery told it kept aside."""
+
+    def __init__(self, store: QueueStore) -> None:
+        self.store = store
+        self.outcomes: list[RecipientOutcome] = []
+        self.failures: list[str] = []
+        self.connected = 0
+
+    def mark_connected(self, lease: Any) -> None:
+        self.connected += 1
+        self.store.mark_connected(lease)
+
+    def report(self, lease: Any, item_id: int, outcomes: list[RecipientOutcome]) -> None:
+        self.outcomes.extend(outcomes)
+        self.store.report(lease, item_id, outcomes)
+
+    def report_connection_failure(self, lease: Any, error: str) -> None:
+        self.failures.append(error)
+        self.store.report_connection_failure(lease, error)
+
+
+ERRORS: dict[str, Exception] = {
+    "big@contoso.com": MessageTooLarge("too large"),
+    "gone@contoso.com": MailboxNotFound("no such mailbox"),
+    "moved@contoso.com": WrongServer(
+        "the mailbox moved to EX02", mailbox="moved", database="DB2", server="EX02"
+    ),
+}
+
+
+def deliver_all(env: Env, replies: StoreReplies, *recipients: str) -> tuple[Recording, list[str]]:
+    env.submit(*recipients)
+    env.categorize(lambda _: MAILBOX)
+    [queue] = env.store.due_queues()
+    batch = env.store.take_batch(queue.queue_id, 20)
+    assert batch is not None
+    seen: list[str] = []
+
+    async def deliver(address: str, delivery_id: str, body: Path) -> None:
+        seen.append(delivery_id)
+        assert body.exists()
+        if address in ERRORS:
+            raise ERRORS[address]
+        if address == "down@contoso.com":
+            raise StoreUnavailable("connection refused")
+
+    rec = Recording(env.store)
+    retry = asyncio.run(deliver_to_mailboxes(cast(QueueStore, rec), batch, deliver, replies))
+    env.store.finish(batch.lease)
+    assert retry == bool(rec.failures)
+    return rec, seen
+
+
+def by_reply(rec: Recording) -> list[tuple[Outcome, str]]:
+    return [(o.outcome, o.reply) for o in rec.outcomes]
+
+
+def test_each_store_error_in_the_hubs_words(env: Env) -> None:
+    rec, seen = deliver_all(
+        env, HUB, "adam@contoso.com", "big@contoso.com", "gone@contoso.com", "moved@contoso.com"
+    )
+    assert by_reply(rec) == [
+        (Outcome.DELIVERED, "250 2.0.0 Delivered to the mailbox"),
+        (Outcome.FAILED, "552 5.3.4 STOREDRV.Deliver; message too large"),
+        (Outcome.FAILED, "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"),
+        (Outcome.DEFERRED, "432 4.2.0 STOREDRV.Deliver; the mailbox moved to EX02"),
+    ]
+    assert all(not o.remote for o in rec.outcomes if o.outcome is Outcome.FAILED)
+    # One delivery id per message and recipient: a redelivery after a crash is stored once.
+    assert len(set(seen)) == 4 and all(s.endswith("@contoso.com") for s in seen)
+    assert rec.connected == 1
+
+
+def test_a_host_without_not_found_wording_defers_a_missing_mailbox(env: Env) -> None:
+    rec, _ = deliver_all(env, POSTFIX, "gone@contoso.com", "adam@contoso.com")
+    assert by_reply(rec) == [
+        (Outcome.DEFERRED, "451 4.3.0 no such mailbox"),
+        (Outcome.DELIVERED, "250 2.0.0 Ok: delivered to mailbox"),
+    ]
+
+
+def test_an_unavailable_store_retries_the_queue_and_reports_no_recipient(env: Env) -> None:
+    rec, _ = deliver_all(env, HUB, "down@contoso.com", "adam@contoso.com")
+    assert rec.failures == ["451 4.4.0 The mailbox database is unavailable: connection refused"]
+    assert rec.outcomes == [] and rec.connected == 0
