@@ -139,12 +139,15 @@ def test_mail_from_alice_reaches_the_internet_and_larry(seed_lab: RunningLab) ->
     )
     text = inbox_text(lab, "INTERNET", "INTERNET", "outbound-1@contoso.com")
     assert re.search(rb"Received: from ex-ny1\.contoso\.com \(unknown \[127\.1\.0\.11\]\)", text)
+    # The header firewall on the way out: the organization's own fields stay inside it.
+    assert b"X-MS-Exchange-Organization-" not in text
     # Legacy: SmtpRelayToTiRg to EX2003's SMTP service, stored in its database once.
     assert wait_for(
         lambda: delivered(lab, "EX2003", "EX2003-MBX", "larry", "outbound-1@contoso.com")
     )
     text = inbox_text(lab, "EX2003", "EX2003-MBX", "outbound-1@contoso.com")
     assert b"by ex2003.contoso.com with Microsoft SMTPSVC(6.0.3790.4675);" in text
+    assert b"X-MS-Exchange-Organization-AuthSource: ex-ny1.contoso.com" in text  # still inside
     assert delivered(lab, "EX2003", "EX2003-MBX", "larry", "outbound-1@contoso.com") == 1
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header, make_header
@@ -119,6 +120,37 @@ def apply_header_firewall(section: HeaderSection, rights: Right) -> int:
     removed = len(section.headers) - len(keep)
     section.headers = keep
     return removed
+
+
+#: Header fields that stay inside the organization (spec 1.4, the header firewall).
+ORGANIZATION_PREFIXES = ("x-ms-exchange-organization-", "x-ms-exchange-forest-")
+#: A header section longer than this is passed on untouched (no message has one; the
+#: receive side bounds it far lower, MaxHeaderSize).
+MAX_SCANNED_HEADER = 1024 * 1024
+
+
+def without_organization_headers(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The message octets in ``chunks`` with the organization's own header fields removed:
+    the header firewall on the way out of the organization.  Exchange's send connectors
+    to the Internet hold no Send-Headers-Organization / -Forest permission, so these
+    fields (AuthSource, AuthAs...) never reach another organization."""
+    head = bytearray()
+    source = iter(chunks)
+    for chunk in source:
+        head += chunk
+        section, rest = parse_header_section(bytes(head))
+        if section.complete or len(head) > MAX_SCANNED_HEADER:
+            break
+    else:
+        section, rest = parse_header_section(bytes(head))
+    if section.complete:
+        section.headers = [
+            h for h in section.headers if not h.name.lower().startswith(ORGANIZATION_PREFIXES)
+        ]
+        yield section.to_bytes() + rest
+    else:
+        yield bytes(head)
+    yield from source
 
 
 def decoded_subject(section: HeaderSection) -> str:

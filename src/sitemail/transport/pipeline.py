@@ -21,12 +21,13 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from sitemail.clock import Clock
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.mailflow.outbound import (
+    BodySource,
     OutboundMessage,
     RecipientStatus,
     SenderSettings,
@@ -43,6 +44,7 @@ from sitemail.org.model import InternetHost, LoggingLevel, SendConnector, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files
 from sitemail.org.ports import STORE_PORT
 from sitemail.server.context import ProcessContext
+from sitemail.transport.headers import without_organization_headers
 from sitemail.transport.queue import (
     DeliveryBatch,
     DeliveryType,
@@ -341,10 +343,13 @@ class Pipeline:
         logs = send_session_logs(self.send_log, connector_id, level.value)
         connected = False
         for msg in batch.messages:
+            body = file_body(msg.body_path)
+            if not intra:
+                body = _leaving_the_organization(body)
             result = await send_message(
                 targets,
                 OutboundMessage.from_envelope(msg.envelope, msg.size),
-                file_body(msg.body_path),
+                body,
                 settings,
                 local_address=self.ctx.address,
                 session_logs=logs,
@@ -367,6 +372,19 @@ class Pipeline:
     def _connector_level(self, queue: QueueRef) -> LoggingLevel:
         connector = self._connector_for(queue)
         return connector.protocol_logging_level if connector else LoggingLevel.NONE
+
+
+def _leaving_the_organization(body: BodySource) -> BodySource:
+    """``body`` without the organization's header fields (to a send connector's smart
+    host or the Internet; SIZE= keeps the larger figure, which RFC 1870 allows)."""
+
+    def chunks() -> Iterable[bytes]:
+        source = body()
+        if not isinstance(source, Iterable):
+            raise TypeError("a spool file's body is read synchronously")
+        return without_organization_headers(source)
+
+    return chunks
 
 
 def outcomes_of(msg: QueuedMessage, result: SendResult) -> list[RecipientOutcome]:
