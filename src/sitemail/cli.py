@@ -192,7 +192,10 @@ def _lab(args: argparse.Namespace) -> int:
             print(json.dumps(status, indent=2))
         else:
             _print_status(status, out)
-        return 0
+        # 0 only when every process of the lab runs and answers (scripts and monitors
+        # test this); a lab with a process down, or no lab, is 1.
+        processes = [*status["servers"], *status["firewalls"]]
+        return 0 if processes and all(p["state"] == "running" for p in processes) else 1
     if args.lab_command == "down":
         stopped = lab.down()
         if stopped:

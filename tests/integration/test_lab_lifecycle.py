@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -18,8 +22,8 @@ def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
     out = sitemail("lab", "down", "--dir", str(lab_dir)).stdout
     assert "Stopped 2 processes" in out
     assert lab_processes(lab_dir) == [] and lab_workers(lab_dir) == []
-    status = sitemail("lab", "status", "--json", "--dir", str(lab_dir)).stdout
-    assert '"state": "stopped"' in status
+    down = sitemail("lab", "status", "--json", "--dir", str(lab_dir), check=False)
+    assert down.returncode == 1 and '"state": "stopped"' in down.stdout
     # Up again on the same folder resumes the same organization.
     sitemail("lab", "up", str(EXAMPLES / "us-eu.yaml"), "--dir", str(lab_dir))
     try:
@@ -27,6 +31,30 @@ def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
     finally:
         sitemail("lab", "down", "--dir", str(lab_dir))
     assert lab_processes(lab_dir) == [] and lab_workers(lab_dir) == []
+
+
+def test_up_after_a_crash_starts_what_is_not_running(tmp_path: Path) -> None:
+    lab_dir = tmp_path / "lab"
+    sitemail("lab", "up", str(EXAMPLES / "us-eu.yaml"), "--dir", str(lab_dir))
+    try:
+        status = json.loads(sitemail("lab", "status", "--json", "--dir", str(lab_dir)).stdout)
+        victim = status["servers"][0]
+        os.kill(victim["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            after = sitemail("lab", "status", "--json", "--dir", str(lab_dir), check=False)
+            if after.returncode == 1:
+                break
+            time.sleep(0.2)
+        states = {s["name"]: s["state"] for s in json.loads(after.stdout)["servers"]}
+        assert after.returncode == 1 and states[victim["name"]] == "stopped"
+        up = sitemail("lab", "up", str(EXAMPLES / "us-eu.yaml"), "--dir", str(lab_dir))
+        assert f"without {victim['name']}: started again" in up.stderr
+        again = sitemail("lab", "status", "--json", "--dir", str(lab_dir))
+        assert all(s["state"] == "running" for s in json.loads(again.stdout)["servers"])
+        assert len(lab_processes(lab_dir)) == 2
+    finally:
+        sitemail("lab", "down", "--dir", str(lab_dir))
 
 
 def test_a_process_that_cannot_start_is_reported_and_up_fails(tmp_path: Path) -> None:

@@ -347,11 +347,7 @@ class Lab:
     ) -> int:
         alive = self.running()
         if alive:
-            say(
-                f"The lab in {self.dir} is already running ({len(alive)} processes); "
-                "nothing changed. Use `sitemail lab status` or `sitemail lab down`."
-            )
-            return 0
+            return self._resume(alive, timeout, say)
         try:
             topo = Topology.load(topology)
         except TopologyError as exc:
@@ -393,6 +389,35 @@ class Lab:
                 say(f"  {line}")
             for rec in reversed(recs):
                 _stop(rec, self.dir)
+            return 1
+        self.last_up_seconds = time.monotonic() - started
+        return 0
+
+    def _resume(self, alive: list[ProcessRecord], timeout: float, say: Any) -> int:
+        """Part of the lab runs (a process crashed or was killed): start the rest."""
+        st = self.state()
+        assert st is not None
+        running = {r.name for r in alive}
+        missing = [r for r in st.processes if r.name not in running]
+        if not missing:
+            say(
+                f"The lab in {self.dir} is already running ({len(alive)} processes); "
+                "nothing changed. Use `sitemail lab status` or `sitemail lab down`."
+            )
+            return 0
+        started = time.monotonic()
+        for rec in missing:
+            _start(rec, self.dir)
+        st.save()
+        say(
+            f"The lab in {self.dir} was running without "
+            f"{', '.join(r.name for r in missing)}: started again."
+        )
+        failures = _wait_ready(missing, self.dir, st.port_offset, timeout)
+        if failures:
+            say("sitemail lab up: these did not start:")
+            for line in failures:
+                say(f"  {line}")
             return 1
         self.last_up_seconds = time.monotonic() - started
         return 0
