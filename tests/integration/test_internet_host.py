@@ -39,16 +39,18 @@ def delivered(lab: RunningLab, server: str, database: str, mailbox: str, message
         return 0
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        row = conn.execute(
-            "SELECT count(*) FROM deliveries d JOIN mailboxes b ON b.id = d.mailbox_id "
-            "WHERE b.name = ? AND d.key = ?",
-            (mailbox, f"<{message_id}>:{mailbox_address(mailbox)}"),
-        ).fetchone()
+        keys = conn.execute(
+            "SELECT d.key FROM deliveries d JOIN mailboxes b ON b.id = d.mailbox_id "
+            "WHERE b.name = ?",
+            (mailbox,),
+        ).fetchall()
     except sqlite3.OperationalError:  # the store has not created its tables yet
         return 0
     finally:
         conn.close()
-    return int(row[0])
+    # The store's duplicate key: "<Message-ID>:<submit time digest>:<address>".
+    head, tail = f"<{message_id}>:", f":{mailbox_address(mailbox)}"
+    return sum(1 for (key,) in keys if key.startswith(head) and key.endswith(tail))
 
 
 def mailbox_address(mailbox: str) -> str:
@@ -182,3 +184,38 @@ def test_ex2003_speaks_exchange_2003(seed_lab: RunningLab) -> None:
             550,
             b"5.7.1 Unable to relay for carol@fabrikam.com",
         )
+
+
+def test_a_message_delivered_twice_is_stored_once_and_tracked_as_a_duplicate(
+    seed_lab: RunningLab,
+) -> None:
+    """Exchange's store keys duplicates on Message-ID and submit time (the Date field)."""
+    lab, port = seed_lab, offset(seed_lab)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+
+    def message(date: str, text: str) -> bytes:
+        return (
+            f"Subject: {text}\r\nMessage-ID: <dup-1@contoso.com>\r\nDate: {date}\r\n\r\n{text}\r\n"
+        ).encode()
+
+    first = message("Mon, 7 Dec 2026 10:00:00 +0000", "first")
+    with smtplib.SMTP(NY1, 587 + port, timeout=30) as s:
+        s.ehlo("workstation.contoso.com")
+        s.starttls(context=ctx)
+        s.ehlo("workstation.contoso.com")
+        s.login("alice", PASSWORD)
+        s.sendmail("alice@contoso.com", ["alice@contoso.com"], first)
+        assert wait_for(lambda: delivered(lab, "EX-NY1", "NY-DB1", "alice", "dup-1@contoso.com"))
+        s.sendmail("alice@contoso.com", ["alice@contoso.com"], first)  # the same message again
+        # Another message reusing the Message-ID, written at another time: delivered.
+        other = message("Mon, 7 Dec 2026 10:05:00 +0000", "second")
+        s.sendmail("alice@contoso.com", ["alice@contoso.com"], other)
+
+    def tracked() -> str:
+        line = "Get-MessageTrackingLog -MessageId dup-1@contoso.com | Format-Table EventId"
+        return lab.run("shell", "-c", line, "--server", "EX-NY1").stdout
+
+    assert wait_for(lambda: "DUPLICATEDELIVER" in tracked() and tracked().count("DELIVER") >= 3)
+    assert delivered(lab, "EX-NY1", "NY-DB1", "alice", "dup-1@contoso.com") == 2

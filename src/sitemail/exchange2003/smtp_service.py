@@ -45,6 +45,7 @@ from sitemail.protocols.smtp import Reply
 from sitemail.server.context import ProcessContext
 from sitemail.server.services import DISPLAY_NAMES, ServiceHost
 from sitemail.transport.greeting import banner_date
+from sitemail.transport.headers import delivered_to_key, submit_time_of
 
 # The logger keeps the name it had under sitemail.lab: log lines stay as they were.
 log = logging.getLogger(__name__)
@@ -266,9 +267,12 @@ class StoreSink:
         file = spool.file
         address = ""
         try:
+            file.flush()
+            file.seek(0)
+            submitted = submit_time_of(file.read(64 * 1024))
             for rcpt in envelope.recipients:
                 address = rcpt.address.lower()
-                delivery_id = f"{envelope.internet_message_id}:{address}"
+                delivery_id = delivered_to_key(envelope.internet_message_id, submitted, address)
 
                 def deliver(address: str = address, delivery_id: str = delivery_id) -> None:
                     database, where = backend.resolve(address)

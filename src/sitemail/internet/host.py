@@ -232,8 +232,8 @@ class InternetMailHost:
         store, mailboxes = self.store, self.mailboxes
         assert store is not None and mailboxes is not None
 
-        async def deliver(address: str, delivery_id: str, body: Path) -> None:
-            await asyncio.to_thread(mailboxes.deliver, address.lower(), delivery_id, body)
+        async def deliver(address: str, delivery_id: str, body: Path) -> object:
+            return await asyncio.to_thread(mailboxes.deliver, address.lower(), delivery_id, body)
 
         return await deliver_to_mailboxes(store, batch, deliver, _STORE_REPLIES)
 

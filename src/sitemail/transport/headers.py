@@ -14,12 +14,15 @@ is held in memory, long enough to:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.header import decode_header, make_header
+from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 from sitemail.transport.greeting import banner_date
 from sitemail.transport.permissions import Right
@@ -151,6 +154,43 @@ def without_organization_headers(chunks: Iterable[bytes]) -> Iterator[bytes]:
     else:
         yield bytes(head)
     yield from source
+
+
+#: Octets read from a spool file to find its Date field.
+_DATE_SCAN = 64 * 1024
+
+
+def delivered_to_key(message_id: str, submit_time: str, address: str) -> str:
+    """The mailbox's duplicate key for one recipient: what Exchange's store looks at, the
+    Internet Message-ID and the client submit time (the Date field), per mailbox.  Two
+    messages with one Message-ID but different Date fields are both delivered; a second
+    delivery of one message (a redelivery after a crash, two paths through the
+    organization) is discarded and tracked as DUPLICATEDELIVER.  The time is hashed so
+    that the key stays within the store's bound (``mailbox.limits.MAX_DELIVERY_ID``)."""
+    stamp = hashlib.sha256(submit_time.encode()).hexdigest()[:16]
+    return f"{message_id}:{stamp}:{address.lower()}"
+
+
+def client_submit_time(path: Path) -> str:
+    """:func:`submit_time_of` the message in the spool file ``path``."""
+    with open(path, "rb") as f:
+        return submit_time_of(f.read(_DATE_SCAN))
+
+
+def submit_time_of(head: bytes) -> str:
+    """The Date field of a message (``head``: its first octets), as a UTC time when it
+    parses (so that two writings of one time are one), else as written; "" if none."""
+    section, _ = parse_header_section(head[:_DATE_SCAN])
+    raw = section.get("Date")
+    if raw is None:
+        return ""
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return raw
+    if when.tzinfo is None:
+        return raw
+    return when.astimezone(UTC).isoformat()
 
 
 def decoded_subject(section: HeaderSection) -> str:

@@ -1,10 +1,12 @@
 """Delivering a queue batch into mailboxes: the hub's MapiDelivery queues and the
 Internet host's local delivery run this one loop; each says how it words the outcomes.
 
-Per recipient, the delivery id is Message-ID plus address, so a message the queue
-delivers again after a crash (between the store's commit and the queue's report) is
-stored once.  An unavailable store retries the whole queue; an over-size message
-fails the recipient; other store errors defer it.
+Per recipient, the delivery id is the store's duplicate key (Message-ID and client
+submit time, :func:`~sitemail.transport.headers.delivered_to_key`), so a message the
+queue delivers again after a crash (between the store's commit and the queue's report)
+is stored once, and the store's answer says when it was a duplicate.  An unavailable
+store retries the whole queue; an over-size message fails the recipient; other store
+errors defer it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sitemail.mailbox.errors import MailboxNotFound, MessageTooLarge, StoreError, StoreUnavailable
+from sitemail.transport.headers import client_submit_time, delivered_to_key
 from sitemail.transport.queue import DeliveryBatch, QueueStore, RecipientOutcome
 
 #: Puts one message into one mailbox: (address, delivery id, body file).
@@ -40,10 +43,12 @@ async def deliver_to_mailboxes(
     connected = False
     for msg in batch.messages:
         outcomes: list[RecipientOutcome] = []
+        submitted = await asyncio.to_thread(client_submit_time, msg.body_path)
         for rcpt in msg.recipients:
-            delivery_id = f"{msg.envelope.internet_message_id}:{rcpt.address.lower()}"
+            mid = msg.envelope.internet_message_id
+            delivery_id = delivered_to_key(mid, submitted, rcpt.address)
             try:
-                await deliver(rcpt.address, delivery_id, msg.body_path)
+                result = await deliver(rcpt.address, delivery_id, msg.body_path)
             except StoreUnavailable as exc:
                 error = replies.unavailable.format(exc=exc)
                 await asyncio.to_thread(store.report_connection_failure, batch.lease, error)
@@ -62,6 +67,9 @@ async def deliver_to_mailboxes(
             if not connected:
                 await asyncio.to_thread(store.mark_connected, batch.lease)
                 connected = True
-            outcomes.append(RecipientOutcome.delivered(rcpt.id, replies.delivered))
+            duplicate = bool(getattr(result, "duplicate", False))
+            outcomes.append(
+                RecipientOutcome.delivered(rcpt.id, replies.delivered, duplicate=duplicate)
+            )
         await asyncio.to_thread(store.report, batch.lease, msg.item_id, outcomes)
     return False

@@ -15,7 +15,9 @@ from sitemail.mailbox.errors import (
     StoreUnavailable,
     WrongServer,
 )
-from sitemail.transport.queue import Outcome, QueueStore, RecipientOutcome
+from sitemail.mailflow.tracking_log import TrackingEventId
+from sitemail.transport.headers import delivered_to_key, submit_time_of
+from sitemail.transport.queue import Outcome, QueueEventKind, QueueStore, RecipientOutcome
 from sitemail.transport.store_delivery import StoreReplies, deliver_to_mailboxes
 
 HUB = StoreReplies(
@@ -31,6 +33,13 @@ POSTFIX = StoreReplies(
     too_large="552 5.3.4 Message size exceeds fixed limit",
     deferred="451 4.3.0 {exc}",
 )
+
+
+class Stored:
+    """What a store answers to a delivery (mailbox.records.DeliveryResult's flag)."""
+
+    def __init__(self, duplicate: bool) -> None:
+        self.duplicate = duplicate
 
 
 class Recording:
@@ -72,13 +81,14 @@ def deliver_all(env: Env, replies: StoreReplies, *recipients: str) -> tuple[Reco
     assert batch is not None
     seen: list[str] = []
 
-    async def deliver(address: str, delivery_id: str, body: Path) -> None:
+    async def deliver(address: str, delivery_id: str, body: Path) -> object:
         seen.append(delivery_id)
         assert body.exists()
         if address in ERRORS:
             raise ERRORS[address]
         if address == "down@contoso.com":
             raise StoreUnavailable("connection refused")
+        return Stored(duplicate=address.startswith("again"))
 
     rec = Recording(env.store)
     retry = asyncio.run(deliver_to_mailboxes(cast(QueueStore, rec), batch, deliver, replies))
@@ -119,3 +129,31 @@ def test_an_unavailable_store_retries_the_queue_and_reports_no_recipient(env: En
     rec, _ = deliver_all(env, HUB, "down@contoso.com", "adam@contoso.com")
     assert rec.failures == ["451 4.4.0 The mailbox database is unavailable: connection refused"]
     assert rec.outcomes == [] and rec.connected == 0
+
+
+def test_a_duplicate_is_delivered_and_tracked_as_duplicatedeliver(env: Env) -> None:
+    rec, _ = deliver_all(env, HUB, "adam@contoso.com", "again@contoso.com")
+    assert [(o.outcome, o.duplicate) for o in rec.outcomes] == [
+        (Outcome.DELIVERED, False),
+        (Outcome.DELIVERED, True),
+    ]
+    tracked = [(e.tracking, e.recipients) for e in env.events if e.kind is QueueEventKind.DELIVERED]
+    assert tracked == [
+        (TrackingEventId.DELIVER, ("adam@contoso.com",)),
+        (TrackingEventId.DUPLICATEDELIVER, ("again@contoso.com",)),
+    ]
+
+
+def test_the_duplicate_key_is_message_id_and_submit_time_per_mailbox() -> None:
+    def key(date: bytes, mid: str = "<1@contoso.com>", to: str = "Adam@contoso.com") -> str:
+        return delivered_to_key(mid, submit_time_of(b"Date: " + date + b"\r\n\r\nbody"), to)
+
+    first = key(b"Mon, 7 Dec 2026 10:00:00 +0000")
+    # One time, written twice: one message.
+    assert key(b"Mon, 07 Dec 2026 11:00:00 +0100") == first
+    assert key(b"Mon, 7 Dec 2026 10:00:00 +0000", to="adam@contoso.com") == first
+    # Another message reusing the Message-ID (another Date): delivered too.
+    assert key(b"Mon, 7 Dec 2026 10:00:01 +0000") != first
+    assert key(b"Mon, 7 Dec 2026 10:00:00 +0000", mid="<2@contoso.com>") != first
+    assert key(b"Mon, 7 Dec 2026 10:00:00 +0000", to="eve@contoso.com") != first
+    assert len(key(b"x" * 900, mid="<" + "m" * 248 + ">")) <= 512

@@ -138,16 +138,23 @@ class DeliveryMixin(StoreCore):
                 tx.conn.executemany(
                     "DELETE FROM recipients WHERE id=?", [(o.recipient_id,) for o in delivered]
                 )
-                self._event(
-                    tx,
-                    QueueEventKind.DELIVERED,
-                    msg,
-                    tracking=TrackingEventId.DELIVER if mailbox else TrackingEventId.SEND,
-                    source=TrackingSource.STOREDRIVER if mailbox else TrackingSource.SMTP,
-                    recipients=[str(rcpts[o.recipient_id]["address"]) for o in delivered],
-                    statuses=[o.reply for o in delivered],
-                    queue=queue,
-                )
+                for duplicates in (False, True):
+                    these = [o for o in delivered if o.duplicate is duplicates]
+                    if not these:
+                        continue
+                    tracking = TrackingEventId.DELIVER if mailbox else TrackingEventId.SEND
+                    if duplicates:
+                        tracking = TrackingEventId.DUPLICATEDELIVER
+                    self._event(
+                        tx,
+                        QueueEventKind.DELIVERED,
+                        msg,
+                        tracking=tracking,
+                        source=TrackingSource.STOREDRIVER if mailbox else TrackingSource.SMTP,
+                        recipients=[str(rcpts[o.recipient_id]["address"]) for o in these],
+                        statuses=[o.reply for o in these],
+                        queue=queue,
+                    )
             dsn_id = self._fail_recipients(
                 tx,
                 msg,

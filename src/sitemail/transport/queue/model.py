@@ -184,12 +184,19 @@ class RecipientOutcome:
     # rather than from this server ("#550 ... ##").
     remote: bool = True
     remote_mta: str | None = None
+    duplicate: bool = False
+    """DELIVERED: the mailbox had it already (same Message-ID and submit time): the
+    store discarded it, and tracking says DUPLICATEDELIVER."""
 
     @classmethod
     def delivered(
-        cls, recipient_id: int, reply: str = "250 2.6.0 Queued mail for delivery"
+        cls,
+        recipient_id: int,
+        reply: str = "250 2.6.0 Queued mail for delivery",
+        *,
+        duplicate: bool = False,
     ) -> RecipientOutcome:
-        return cls(recipient_id, Outcome.DELIVERED, reply)
+        return cls(recipient_id, Outcome.DELIVERED, reply, duplicate=duplicate)
 
     @classmethod
     def failed(
