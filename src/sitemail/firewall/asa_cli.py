@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sitemail.firewall import asa_cli_text as say
 from sitemail.firewall import asa_cli_trees as trees
 from sitemail.firewall.asa_cli_grammar import ARG, Matched, Node, Problem, match_line
+from sitemail.firewall.asa_cli_input import bad_argument, bad_character, terminal_safe
 from sitemail.firewall.asa_config import (
     DEFAULT_ESMTP_MAP,
     AsaConfig,
@@ -222,7 +223,7 @@ class AsaCli:
     def prompt(self) -> str:
         if self._dialog is not None:
             return self._dialog.prompt
-        return f"{self.running.hostname}{self.mode.suffix} "
+        return terminal_safe(f"{self.running.hostname}{self.mode.suffix} ")
 
     @property
     def unsaved_changes(self) -> bool:
@@ -233,18 +234,19 @@ class AsaCli:
 
     def feed(self, line: str) -> CliResult:
         """Answer one typed line (without its line end)."""
-        line = line.rstrip("\r\n")
+        line = line.rstrip("\r\n").expandtabs(1)
         self._effects = []
         before = render_body(self.running)
-        echo = line
+        echo = terminal_safe(line)
         if self._dialog is not None:
             dialog, self._dialog = self._dialog, None
-            echo = "*" * len(line) if dialog.secret else line
+            echo = "*" * len(line) if dialog.secret else echo
             output = dialog.answer(line)
         else:
             output = self._run(line)
         if render_body(self.running) != before:
             self._effects.insert(0, RunningConfigChanged())
+        output = terminal_safe(output, lines=True)
         return CliResult(output, self.prompt, echo, tuple(self._effects))
 
     def feed_lines(self, lines: Iterable[str]) -> list[CliResult]:
@@ -257,6 +259,9 @@ class AsaCli:
         if not stripped or stripped.startswith(("!", ":")):
             return ""
         prompt = self.prompt
+        column = bad_character(line)
+        if column is not None:
+            return self._invalid_at(column, prompt).output
         first = match_line(_TREES[self.mode], line)
         result, mode = first, self.mode
         while isinstance(result, Problem) and mode in _PARENT:
@@ -266,6 +271,9 @@ class AsaCli:
             return self._problem(first if isinstance(first, Problem) else result, line, prompt)
         if result.stub:
             return say.not_emulated(" ".join(line.split()))
+        column = bad_argument(result)
+        if column is not None:
+            return self._invalid_at(column, prompt).output
         if mode is not self.mode:
             self._leave_to(mode)
         try:

@@ -48,6 +48,7 @@ from sitemail.firewall.asa_cli import (
     SaveStartupConfig,
 )
 from sitemail.firewall.asa_cli_grammar import Node
+from sitemail.firewall.asa_cli_input import terminal_safe
 from sitemail.firewall.asa_config import (
     AsaConfig,
     ConfigSyntaxError,
@@ -294,7 +295,11 @@ class AsaDevice:
             if isinstance(effect, SaveStartupConfig):
                 self.save(effect.text)
             elif isinstance(effect, RunningConfigChanged):
-                log.info("%s: running configuration changed: %s", self.hostname, line.strip())
+                log.info(
+                    "%s: running configuration changed: %s",
+                    self.hostname,
+                    terminal_safe(line.strip()),
+                )
             elif isinstance(effect, Reload):
                 self._reload(sid, cli)
             elif isinstance(effect, Logout):

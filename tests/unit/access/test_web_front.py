@@ -420,14 +420,108 @@ def test_sign_in_keeps_a_destination_on_this_host(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_the_sign_in_form_needs_its_own_canary(tmp_path: Path) -> None:
+SCRIPTED_FORM = {
+    # What OWA 2010's sign-in page posts, sent straight to auth.owa as monitoring
+    # scripts and load testers do: no sign-in page cookie, no canary.
+    "destination": "https://mail.contoso.com/owa/",
+    "flags": "4",
+    "forcedownlevel": "0",
+    "trusted": "4",
+    "username": "contoso\\alice",
+    "password": PASSWORD,
+    "isUtf8": "1",
+}
+
+
+async def post_sign_in(
+    lab: Lab, s: aiohttp.ClientSession, form: dict[str, str], headers: dict[str, str]
+) -> aiohttp.ClientResponse:
+    return await s.post(
+        lab.url("mail.contoso.com", "/owa/auth.owa"),
+        data=form,
+        headers=headers,
+        allow_redirects=False,
+    )
+
+
+def test_a_scripted_sign_in_post_without_cookie_or_origin_signs_in(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running(tmp_path) as lab, browser(lab) as s:
-            form = {"destination": "/owa/", "username": "alice", "password": PASSWORD}
-            r = await s.post(
-                lab.url("mail.contoso.com", "/owa/auth.owa"), data=form, allow_redirects=False
-            )
+            r = await post_sign_in(lab, s, SCRIPTED_FORM, {})
+            assert (r.status, r.headers["Location"]) == (302, "/owa/")
+            assert SESSION_COOKIE in r.cookies and CADATA_COOKIE in r.cookies
+            page = await (await s.get(lab.url("mail.contoso.com", "/owa/"))).text()
+            assert "Alice User" in page and "Inbox" in page
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://mail.contoso.com"},  # another scheme is another site
+        {"Origin": "https://ex-fl1.contoso.com"},  # another host of the organization
+        {"Referer": "https://evil.example/login.html"},
+        {"Origin": "https://evil.example", "Referer": "https://mail.contoso.com/owa/"},
+    ],
+)
+def test_a_sign_in_post_naming_another_site_is_refused(
+    tmp_path: Path, headers: dict[str, str]
+) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            r = await post_sign_in(lab, s, SCRIPTED_FORM, headers)
+            assert r.status == 403 and SESSION_COOKIE not in r.cookies
+            assert "posted from another web site" in await r.text()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://mail.contoso.com"},
+        {"Origin": "https://MAIL.contoso.com:443"},
+        {"Referer": "https://mail.contoso.com/owa/auth/logon.aspx?replaceCurrent=1"},
+    ],
+)
+def test_a_sign_in_post_naming_this_site_is_accepted(
+    tmp_path: Path, headers: dict[str, str]
+) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            r = await post_sign_in(lab, s, SCRIPTED_FORM, headers)
+            assert (r.status, r.headers["Location"]) == (302, "/owa/")
+            assert SESSION_COOKIE in r.cookies
+
+    run(scenario())
+
+
+def test_the_browser_flow_with_origin_cookie_and_canary_still_signs_in(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            page = await (await s.get(lab.url("mail.contoso.com", "/owa/auth/logon.aspx"))).text()
+            form = {**SCRIPTED_FORM, "hidcanary": canary_of(page)}
+            origin = {"Origin": f"https://mail.contoso.com:{lab.ports['EX-NY1']}"}
+            r = await post_sign_in(lab, s, form, origin)
+            assert (r.status, r.headers["Location"]) == (302, "/owa/")
+            assert SESSION_COOKIE in r.cookies
+
+    run(scenario())
+
+
+def test_a_canary_that_does_not_match_the_pages_cookie_says_the_page_expired(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            # A browser with cookies off, or a stale page: it posts a canary without its cookie.
+            form = {**SCRIPTED_FORM, "hidcanary": "stale"}
+            r = await post_sign_in(lab, s, form, {"Origin": "https://mail.contoso.com"})
             assert r.status == 400 and SESSION_COOKIE not in r.cookies
+            assert "Sign-in page expired" in await r.text()
 
     run(scenario())
 

@@ -16,7 +16,14 @@ from sitemail.firewall.asa_cli import (
     SaveStartupConfig,
     transcript,
 )
-from sitemail.firewall.asa_config import esmtp_policy_for, factory_config, parse_config
+from sitemail.firewall.asa_cli_input import MAX_HOSTNAME, MAX_NAME
+from sitemail.firewall.asa_cli_text import INVALID_INPUT
+from sitemail.firewall.asa_config import (
+    esmtp_policy_for,
+    factory_config,
+    parse_config,
+    render_config,
+)
 from sitemail.firewall.counters import InspectCounters
 from sitemail.firewall.esmtp_policy import EsmtpPolicy
 from sitemail.firewall.inspection import PassThrough, ToClient, make_inspector
@@ -424,3 +431,119 @@ def test_policy_from_the_cli_drives_the_engine() -> None:
     after = make_inspector(esmtp_policy_for(cli.running))
     assert isinstance(after, PassThrough)
     assert after.feed_server(banner) == [ToClient(banner)]
+
+
+# ------------------------------------------------------------------ what the console accepts
+
+
+def configuring() -> AsaCli:
+    cli = AsaCli(privileged=True)
+    cli.feed("conf t")
+    return cli
+
+
+def refused_at(cli: AsaCli, line: str, column: int) -> None:
+    """``line`` is refused with the ASA's marker under ``column`` and changes nothing."""
+    prompt = cli.prompt
+    before = render_config(cli.running)
+    result = cli.feed(line)
+    assert result.output == " " * (len(prompt) + column) + "^\n" + INVALID_INPUT
+    assert not any(isinstance(e, RunningConfigChanged) for e in result.effects)
+    assert render_config(cli.running) == before
+    assert result.prompt == prompt
+
+
+def test_a_hostname_of_at_most_63_letters_digits_and_hyphens_is_taken() -> None:
+    cli = configuring()
+    name = "A" + "-b2" * 20 + "z"  # 62
+    assert cli.feed(f"hostname {name}").output == ""
+    assert cli.feed(f"hostname {name}0").prompt == f"{name}0(config)# "  # 63
+    assert len(cli.running.hostname) == MAX_HOSTNAME
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a" * (MAX_HOSTNAME + 1), "x" * 100_000, "-asa", "asa-", "asa_ny", "asa.ny", "as;a"],
+)
+def test_a_hostname_past_the_asas_limits_is_refused(name: str) -> None:
+    cli = configuring()
+    refused_at(cli, f"hostname {name}", len("hostname "))
+    assert cli.running.hostname == "ciscoasa"
+
+
+@pytest.mark.parametrize(
+    ("line", "column"),
+    [
+        ("policy-map " + "p" * (MAX_NAME + 1), len("policy-map ")),
+        ("policy-map " + "p" * 5000, len("policy-map ")),
+        (
+            "policy-map type inspect esmtp " + "m" * (MAX_NAME + 1),
+            len("policy-map type inspect esmtp "),
+        ),
+        ("class-map " + "c" * (MAX_NAME + 1), len("class-map ")),
+        ("service-policy " + "s" * (MAX_NAME + 1) + " global", len("service-policy ")),
+        ("no policy-map " + "p" * (MAX_NAME + 1), len("no policy-map ")),
+    ],
+)
+def test_names_longer_than_40_characters_are_refused(line: str, column: int) -> None:
+    cli = configuring()
+    refused_at(cli, line, column)
+    assert cli.prompt == "ciscoasa(config)# "
+
+
+def test_names_of_40_characters_are_taken_and_long_ones_in_sub_modes_refused() -> None:
+    cli = configuring()
+    name = "n" * MAX_NAME
+    assert cli.feed(f"class-map {name}").prompt == "ciscoasa(config-cmap)# "
+    refused_at(cli, "match access-list " + "a" * (MAX_NAME + 1), len("match access-list "))
+    cli.feed("exit")
+    assert cli.feed(f"policy-map {name}").prompt == "ciscoasa(config-pmap)# "
+    refused_at(cli, "class " + "c" * (MAX_NAME + 1), len("class "))
+    assert f"policy-map {name}\n" in cli.feed("show running-config policy-map").output
+
+
+@pytest.mark.parametrize(
+    ("line", "column"),
+    [
+        ("hostname evil\x1b[2Jasa", len("hostname evil")),
+        ("policy-map bad\x07name", len("policy-map bad")),
+        ("class-map a\rb", len("class-map a")),
+        ("policy-map na\u009bme", len("policy-map na")),  # C1 CSI
+        ("policy-map caf\u00e9", len("policy-map caf")),
+        ("policy-map a\u202eb", len("policy-map a")),  # bidirectional override
+        ("shwo\x1b[31m", len("shwo")),  # the character comes first, whatever the command
+    ],
+)
+def test_lines_with_control_or_non_ascii_characters_are_refused(line: str, column: int) -> None:
+    cli = configuring()
+    refused_at(cli, line, column)
+    assert cli.feed("show running-config").output.isascii()
+
+
+def test_no_control_character_reaches_the_terminal() -> None:
+    cli = configuring()
+    for line in ["hostname a\x1b]0;pwned\x07b", "policy-map x\x1b[2J", "bogus\x1b[1m word\x00"]:
+        result = cli.feed(line)
+        for text in (result.echo, result.prompt, result.output.replace("\n", "")):
+            assert all(" " <= c <= "~" for c in text), repr(text)
+    assert cli.feed("policy-map x\x1b[2J").echo == "policy-map x\\x1b[2J"
+    # Not even from a startup-config written elsewhere: the prompt shows an escape.
+    loaded = AsaCli(parse_config("hostname evil\x1b[2J\n"), privileged=True)
+    assert "\x1b" not in loaded.prompt and "\x1b" not in loaded.feed("show running-config").output
+
+
+def test_a_tab_counts_as_a_space() -> None:
+    cli = configuring()
+    assert cli.feed("hostname\tASA-NY").prompt == "ASA-NY(config)# "
+
+
+def test_a_refused_line_is_not_saved() -> None:
+    cli = configuring()
+    cli.feed("policy-map " + "p" * 5000)
+    cli.feed("hostname " + "h" * 100_000)
+    saved = [e for e in cli.feed("write memory").effects if isinstance(e, SaveStartupConfig)]
+    assert (
+        saved
+        and "p" * (MAX_NAME + 1) not in saved[0].text
+        and "hostname ciscoasa\n" in saved[0].text
+    )

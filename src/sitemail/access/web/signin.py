@@ -12,6 +12,16 @@ session (:mod:`.sessions`); silent cross-site redirection lands on
 Security rules (DESIGN.md): a form post must come from a page of the host
 it is posted to; after signing in the browser goes only to a path of the
 host it is on (no open redirect).
+
+Login CSRF: the sign-in post is refused when its ``Origin`` (or, without
+one, its ``Referer``) names another site than the host it was addressed to
+(:func:`posted_from_other_site`).  A post naming no site at all is what
+Exchange 2010 accepts from monitoring scripts and load testers that post
+``/owa/auth.owa`` straight away, without the sign-in page's cookie and
+canary, so it signs in; browsers send ``Origin`` with every POST, so a
+cross-site form cannot pass as one.  A post that carries the page's canary
+(``hidcanary``) is a browser's: it must still match the page's cookie, which
+tells a browser with cookies off why it cannot sign in.
 """
 
 from __future__ import annotations
@@ -59,6 +69,7 @@ __all__ = [
     "SSO_SUBPATH",
     "SignInPages",
     "forms_challenge",
+    "posted_from_other_site",
     "same_origin",
 ]
 
@@ -79,6 +90,32 @@ def same_origin(request: web.Request) -> bool:
     if origin is None:
         return True
     return origin.lower() == f"https://{request.host}".lower()
+
+
+def _names_other_site(value: str, host: str) -> bool:
+    """True unless ``value`` (an Origin or Referer) is an https URL of ``host`` (any port)."""
+    try:
+        parts = urlsplit(value.strip())
+        name = normalize_host(parts.netloc) if parts.netloc else None
+    except ValueError:
+        return True
+    return parts.scheme.lower() != "https" or name is None or name != host
+
+
+def posted_from_other_site(request: web.Request, host: str) -> bool:
+    """Whether a POST names another site than ``host``, the one it was addressed to.
+
+    ``Origin`` decides when sent (``null``, from sandboxed frames and privacy
+    redirects, counts as another site); without it ``Referer`` does.  A request
+    naming neither (a script's) is not from another site.
+    """
+    origins = request.headers.getall("Origin", [])
+    if origins:
+        return len(origins) > 1 or _names_other_site(origins[0], host)
+    referers = request.headers.getall("Referer", [])
+    if referers:
+        return len(referers) > 1 or _names_other_site(referers[0], host)
+    return False
 
 
 def forms_challenge(request: web.Request, *, server: str) -> web.Response:
@@ -206,7 +243,7 @@ class SignInPages:
             return nothing_here_page(host, request.path, server=self.server)
         if request.content_length is not None and request.content_length > MAX_LOGON_FORM:
             return error_page("Bad Request", "The sign-in form is too large.", status=413)
-        if not same_origin(request):
+        if posted_from_other_site(request, host):
             return error_page(
                 "Request refused",
                 "The sign-in form was posted from another web site.",
@@ -220,7 +257,10 @@ class SignInPages:
             return value if isinstance(value, str) else ""
 
         destination = self.safe_destination(snap, host, text("destination"))
-        if not self.sessions.logon_canary_ok(request.cookies.get(LOGON_COOKIE), text(CANARY_FIELD)):
+        # A script posts no canary (see the module's docstring); a browser's page does.
+        if CANARY_FIELD in form and not self.sessions.logon_canary_ok(
+            request.cookies.get(LOGON_COOKIE), text(CANARY_FIELD)
+        ):
             body = join(
                 [
                     el("p", {}, COOKIES_NEEDED),
