@@ -285,6 +285,22 @@ def test_bdat_chunks_are_accepted_and_joined(lab: RunningLab) -> None:
     assert body.startswith(b"Received: from mail.fabrikam.com (127.99.0.11) by ex-ny1.contoso.com")
 
 
+def test_data_after_bdat_and_a_lone_bdat_0_last_are_refused(lab: RunningLab) -> None:
+    # RFC 3030 §2, with smtplib sending the raw commands.
+    with smtp(NY1, 25, INTERNET) as s:
+        s.ehlo("mail.fabrikam.com")
+        assert s.docmd("MAIL FROM:<carol@fabrikam.com>")[0] == 250
+        assert s.docmd("RCPT TO:<bob@contoso.com>")[0] == 250
+        s.send(b"BDAT 5\r\nfirst")
+        assert s.getreply()[0] == 250
+        assert s.docmd("DATA") == (503, b"5.5.1 Data command not allowed after BDAT")
+        assert s.docmd("RSET")[0] == 250
+        assert s.docmd("MAIL FROM:<carol@fabrikam.com>")[0] == 250
+        assert s.docmd("RCPT TO:<bob@contoso.com>")[0] == 250
+        assert s.docmd("BDAT 0 LAST") == (503, b"5.5.1 No message data received")
+        assert s.docmd("NOOP")[0] == 250
+
+
 def test_smtp_smuggling_never_ends_data(lab: RunningLab) -> None:
     sock, f = _raw(NY1, 25, INTERNET)
     with sock:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import enum
 import re
 from collections import deque
-from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from sitemail.firewall import asa_syslog
@@ -42,8 +41,19 @@ from sitemail.firewall.esmtp_policy import (
     NameRule,
     Outcome,
 )
+from sitemail.firewall.inspect_actions import (
+    Action,
+    DropConnection,
+    ResetConnection,
+    SegmentSummary,
+    Syslog,
+    ToClient,
+    ToServer,
+    summarize,
+)
 from sitemail.protocols.smtp.address import path_span
 from sitemail.protocols.smtp.command import command_verb, leading_verb
+from sitemail.protocols.smtp.dotstuff import DotDecoder
 from sitemail.protocols.smtp.ehlo import ehlo_keyword_span
 from sitemail.protocols.smtp.reply import is_last_reply_line, reply_code
 from sitemail.protocols.smtp.text import split_eol_bytes
@@ -63,47 +73,6 @@ __all__ = [
     "make_inspector",
     "summarize",
 ]
-
-
-# --- actions the relay carries out -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ToServer:
-    """Send these bytes to the server."""
-
-    data: bytes
-
-
-@dataclass(frozen=True)
-class ToClient:
-    """Send these bytes to the client."""
-
-    data: bytes
-
-
-@dataclass(frozen=True)
-class DropConnection:
-    """Close both sides without a word (FIN); the ASA's ``drop-connection``."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class ResetConnection:
-    """Close both sides with a TCP reset; the ASA's ``reset`` action."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Syslog:
-    """Write this syslog message (``%ASA-...``); the writer adds the time stamp."""
-
-    message: str
-
-
-Action = ToServer | ToClient | DropConnection | ResetConnection | Syslog
 
 
 class InspectState(enum.Enum):
@@ -155,35 +124,6 @@ def make_inspector(
     if policy is None:
         return PassThrough()
     return EsmtpInspector(policy, flow=flow, counters=counters)
-
-
-@dataclass(frozen=True)
-class SegmentSummary:
-    """The actions of one segment folded per direction, for a relay that wants no list."""
-
-    to_server: bytes = b""
-    to_client: bytes = b""
-    drop: bool = False
-    reset: bool = False
-    syslog: tuple[str, ...] = ()
-
-
-def summarize(actions: list[Action]) -> SegmentSummary:
-    """Fold ``feed_client``/``feed_server`` actions into bytes per direction and flags.
-
-    The order between the two directions is lost; it only matters for the
-    PIX 4.x fake ``250 OK``, which goes to the client while later commands of
-    the same segment go to the server.
-    """
-    to_server = b"".join(a.data for a in actions if isinstance(a, ToServer))
-    to_client = b"".join(a.data for a in actions if isinstance(a, ToClient))
-    return SegmentSummary(
-        to_server,
-        to_client,
-        drop=any(isinstance(a, DropConnection) for a in actions),
-        reset=any(isinstance(a, ResetConnection) for a in actions),
-        syslog=tuple(a.message for a in actions if isinstance(a, Syslog)),
-    )
 
 
 # --- byte helpers -----------------------------------------------------------------------
@@ -267,6 +207,9 @@ class EsmtpInspector:
         self._total_flagged = False
         self._mime_field = False
         self._held_dot = False
+        # What the server's DATA reader makes of the bytes passed: it alone says
+        # where the data ends (CRLF.CRLF only, never a bare LF or CR).
+        self._dots = DotDecoder()
         # Server reply assembly.
         self._sbuf = bytearray()
         self._reply_verb: str | None = None  # expectation of the reply being read
@@ -557,6 +500,7 @@ class EsmtpInspector:
         self._total_flagged = False
         self._mime_field = False
         self._held_dot = False
+        self._dots = DotDecoder()
 
     def _data_bytes(self, data: bytes) -> bytes:
         if self._held_dot:
@@ -586,6 +530,7 @@ class EsmtpInspector:
             if room > 0:
                 self._dhead += part[:room]
             self._to_server(part)
+            self._dots.feed(part)  # parts end at an LF, so "done" can only come at the end
             if end < 0:
                 self._check_data_line(self._dlen)
                 return b""
@@ -612,6 +557,13 @@ class EsmtpInspector:
         self._dhead.clear()
         self._dtail = b""
         self._d_flagged = False
+        if self._dots.done:
+            # The server's end of data (CRLF.CRLF, RFC 5321 §4.1.1.4), in the
+            # header section too; ".\n" after a bare LF and the like are body.
+            self._client = InspectState.CMD
+            self._rcpt_count = 0
+            self._expect.append(".")
+            return
         if self._client is InspectState.DATA_HDR:
             if line in (b"\r\n", b"\n"):
                 self._client = InspectState.DATA_BODY
@@ -623,11 +575,6 @@ class EsmtpInspector:
             ):
                 self._total_flagged = True
             self._check_mime(line)
-            return
-        if line in (b".\r\n", b".\n") and length == len(line):
-            self._client = InspectState.CMD
-            self._rcpt_count = 0
-            self._expect.append(".")
             return
         self._body_total += length
         if not self._total_flagged and self._limit(self.policy.body_length_max, self._body_total):

@@ -467,6 +467,13 @@ class ReceiveSession:
     async def _end_of_message(self, event: EndOfMessage) -> None:
         msg = self.message
         self.message = None
+        sugg = event.suggested_reply
+        if sugg is not None and sugg not in (replies.MESSAGE_TOO_BIG, replies.HEADER_TOO_BIG):
+            # A sequence error the core judged (e.g. "BDAT 0 LAST" with no chunk).
+            if msg is not None:
+                msg.spool.abort()
+            await self._protocol_error(sugg)
+            return
         if msg is None:
             await self.send(replies.NEED_MAIL_COMMAND)
             return

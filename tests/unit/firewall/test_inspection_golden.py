@@ -232,6 +232,45 @@ def test_data_terminator_split_over_segments_is_seen() -> None:
     assert engine.state is InspectState.CMD
 
 
+def _in_data(engine: EsmtpInspector) -> None:
+    engine.feed_client(b"DATA\r\n")
+    engine.feed_server(b"354 go\r\n")
+
+
+@pytest.mark.parametrize("fake_end", [b"\n.\n", b"\r\n.\n", b"\n.\r\n", b"\r.\r"])
+@pytest.mark.parametrize("split", [False, True])
+def test_smuggled_end_of_data_is_relayed_as_body(fake_end: bytes, split: bool) -> None:
+    # The server ends DATA only at CRLF.CRLF (protocols/smtp/dotstuff.py); the engine
+    # must agree, or it waits for a reply that never comes and masks the rest as commands.
+    engine = greeted()
+    _in_data(engine)
+    head = b"Subject: x\r\n\r\nline1" + fake_end
+    rest = b"MAIL FROM:<evil@x.test>\r\nline3\r\n"
+    segments = [head, rest] if split else [head + rest]
+    for segment in segments:
+        assert to_server(engine.feed_client(segment)) == segment
+        assert engine.state is InspectState.DATA_BODY
+    assert to_server(engine.feed_client(b".\r\n")) == b".\r\n"
+    assert engine.state is InspectState.CMD
+
+
+def test_bare_lf_dot_of_the_issue_does_not_end_data() -> None:
+    engine = greeted()
+    _in_data(engine)
+    message = b"Subject: x\r\n\r\nline1\n.\nline3\r\n.\r\n"
+    assert to_server(engine.feed_client(message)) == message
+    assert engine.state is InspectState.CMD
+    assert to_client(engine.feed_server(b"250 2.6.0 Queued\r\n")) == b"250 2.6.0 Queued\r\n"
+
+
+@pytest.mark.parametrize("message", [b".\r\n", b"Subject: no body\r\n.\r\n"])
+def test_end_of_data_in_the_header_section_is_seen(message: bytes) -> None:
+    engine = greeted()
+    _in_data(engine)
+    assert to_server(engine.feed_client(message + b"QUIT\r\n")) == message + b"QUIT\r\n"
+    assert engine.state is InspectState.CMD
+
+
 def test_drop_connection_writes_the_observed_syslog_lines() -> None:
     flow = Flow("outside", "75.75.75.75", 35314, "DMZ", "10.0.25.101", 25)
     engine = EsmtpInspector(flow=flow)

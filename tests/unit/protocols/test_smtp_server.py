@@ -364,6 +364,63 @@ def test_bdat_without_recipients_is_still_read() -> None:
     assert events[4] == Noop(line="NOOP")
 
 
+def test_data_after_a_bdat_chunk_is_refused() -> None:
+    # RFC 3030 §2: DATA after a BDAT of the same transaction gets a 503; the
+    # chunk already taken must not be dropped silently by a new DATA body.
+    events = run_server([ENVELOPE + b"BDAT 5\r\n12345DATA\r\nBDAT 1 LAST\r\nx"])
+    data = next(e for e in events if isinstance(e, Data))
+    assert data.suggested_reply == replies.DATA_AFTER_BDAT
+    end = next(e for e in events if isinstance(e, EndOfMessage))
+    assert end.size == 6
+    assert end.suggested_reply is None
+
+
+def test_data_after_bdat_is_fine_in_the_next_transaction() -> None:
+    wire = (
+        ENVELOPE + b"BDAT 1 LAST\r\nx" + b"MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n"
+    )
+    events = run_server([wire])
+    data = next(e for e in events if isinstance(e, Data))
+    assert data.suggested_reply is None
+
+
+def test_data_after_a_refused_bdat_chunk_is_not_a_bdat_transaction() -> None:
+    def refuse_chunks(event: NeedsReply) -> Reply:
+        if isinstance(event, EndOfChunk):
+            return replies.MESSAGE_TOO_BIG
+        return accept_all(event)
+
+    events = run_server([ENVELOPE + b"BDAT 2\r\nxyDATA\r\n"], policy=refuse_chunks)
+    data = next(e for e in events if isinstance(e, Data))
+    assert data.suggested_reply is None
+
+
+def test_data_after_rset_following_bdat_is_accepted() -> None:
+    wire = ENVELOPE + b"BDAT 2\r\nxyRSET\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n"
+    events = run_server([wire])
+    data = next(e for e in events if isinstance(e, Data))
+    assert data.suggested_reply is None
+
+
+def test_bdat_zero_last_alone_is_refused() -> None:
+    events = run_server([ENVELOPE + b"BDAT 0 LAST\r\nQUIT\r\n"])
+    end = next(e for e in events if isinstance(e, EndOfMessage))
+    assert end.suggested_reply == replies.BDAT_NO_MESSAGE_DATA
+
+
+def test_bdat_zero_last_after_a_chunk_ends_the_message() -> None:
+    events = run_server([ENVELOPE + b"BDAT 3\r\nabcBDAT 0 LAST\r\nQUIT\r\n"])
+    end = next(e for e in events if isinstance(e, EndOfMessage))
+    assert end.suggested_reply is None
+    assert end.size == 3
+
+
+def test_bdat_zero_last_keeps_the_state_reply() -> None:
+    events = run_server([HELLO + b"BDAT 0 LAST\r\n"])
+    end = next(e for e in events if isinstance(e, EndOfMessage))
+    assert end.suggested_reply == replies.NEED_MAIL_COMMAND
+
+
 @pytest.mark.parametrize("arg", [b"BDAT\r\n", b"BDAT x\r\n", b"BDAT 1 FIRST\r\n", b"BDAT -1\r\n"])
 def test_bdat_bad_syntax(arg: bytes) -> None:
     events = run_server([ENVELOPE + arg])

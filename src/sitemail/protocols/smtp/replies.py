@@ -97,6 +97,14 @@ XEXCH50_NOT_AUTHORIZED = _r(504, "5.7.1", "Not authorized")
 # RFC 5321 §4.5.3.1.4 wording with the RFC 3463 "syntax error" code.
 # Unverified against Exchange: treat it as a default, not an oracle.
 LINE_TOO_LONG = _r(500, "5.5.2", "Line too long")
+# RFC 3030 §2: DATA and BDAT cannot be mixed in one transaction, and DATA
+# after a BDAT chunk "MUST" get a 503.  The spec quotes no Exchange text for
+# it; the wording follows Exchange's other 503s.  Unverified against Exchange.
+DATA_AFTER_BDAT = _r(503, "5.5.1", "Data command not allowed after BDAT")
+# ``BDAT 0 LAST`` as the only chunk of a transaction would queue an empty
+# message.  The spec says nothing of how Exchange answers it; this 503 is our
+# own choice (RFC 3030's sense of a bad sequence).  Unverified against Exchange.
+BDAT_NO_MESSAGE_DATA = _r(503, "5.5.1", "No message data received")
 
 
 def requires_domain(verb: str) -> Reply:

@@ -151,6 +151,7 @@ class ServerConnection:
         self._bdat_size = 0
         self._bdat_last = False
         self._bdat_suggestion: Reply | None = None
+        self._bdat_chunks = 0
         self._plaintext_discarded = 0
 
     # --- read-only session view --------------------------------------------
@@ -321,6 +322,9 @@ class ServerConnection:
                 self._state = ServerState.DATA
                 self._decoder = DotDecoder()
                 self._meter = self._new_meter()
+        elif isinstance(event, EndOfChunk):
+            if ok:
+                self._bdat_chunks += 1
         elif isinstance(event, EndOfMessage):
             self._reset_transaction()
         elif isinstance(event, (StartTls, XAnonymousTls)):
@@ -350,6 +354,7 @@ class ServerConnection:
         self._recipients.clear()
         self._meter = None
         self._decoder = None
+        self._bdat_chunks = 0
 
     def _new_meter(self) -> MessageMeter:
         return MessageMeter(self.settings.max_header_size, self.settings.max_message_size)
@@ -437,6 +442,9 @@ class ServerConnection:
                 return replies.NEED_MAIL_COMMAND
             if verb != "RCPT" and not self._recipients:
                 return replies.NEED_RCPT_COMMAND
+            if verb == "DATA" and self._bdat_chunks:
+                # RFC 3030 §2: no DATA once a BDAT chunk of this transaction was taken.
+                return replies.DATA_AFTER_BDAT
             return None
         if verb in ("STARTTLS", "X-ANONYMOUSTLS"):
             return replies.ONLY_ONE_STARTTLS if self._tls is not None else None
@@ -453,6 +461,9 @@ class ServerConnection:
         self._bdat_size = self._bdat_remaining = event.size
         self._bdat_last = event.last
         self._bdat_suggestion = event.suggested_reply
+        if event.last and event.size == 0 and not self._bdat_chunks:
+            # "BDAT 0 LAST" with no chunk before it: an empty message, refused.
+            self._bdat_suggestion = self._bdat_suggestion or replies.BDAT_NO_MESSAGE_DATA
 
     def _next_bdat_event(self) -> Event | Sentinel:
         meter = self._meter
