@@ -40,6 +40,7 @@ from sitemail.org.model import (
 from sitemail.org.passwords import hash_password
 from sitemail.org.pki import ServerCertSpec, ensure_organization_pki, server_cert_files
 from sitemail.org.pki import server_ssl_context as make_server_context
+from sitemail.transport.headers import delivered_to_key, submit_time_of
 from sitemail.transport.queue import QueueStore
 
 HOST = "127.0.0.1"
@@ -474,7 +475,11 @@ def test_exchange_2003_stores_mail_for_its_mailboxes_once_per_message_id(
             assert s.rcpt("nobody@contoso.com") == (550, b"5.1.1 User unknown")
             assert s.data(MESSAGE) == (250, b"2.6.0 <m1@fabrikam.com> Queued mail for delivery")
             # Stored (committed) before the 250 was read.
-            assert stored(db) == [("larry", "<m1@fabrikam.com>:larry@contoso.com")]
+            # Once per Message-ID and submit time (the store's duplicate key).
+            key = delivered_to_key(
+                "<m1@fabrikam.com>", submit_time_of(MESSAGE), "larry@contoso.com"
+            )
+            assert stored(db) == [("larry", key)]
 
 
 def test_exchange_2003_takes_bdat_chunks_inside_tls(ex2003: tuple[Running, Path]) -> None:
@@ -490,7 +495,8 @@ def test_exchange_2003_takes_bdat_chunks_inside_tls(ex2003: tuple[Running, Path]
         assert s.getreply()[0] == 250
         s.send(b"BDAT %d LAST\r\n" % (len(body) - 20) + body[20:])
         assert s.getreply() == (250, b"2.6.0 <m2@contoso.com> Queued mail for delivery")
-    assert ("larry", "<m2@contoso.com>:larry@contoso.com") in stored(db)
+    key = delivered_to_key("<m2@contoso.com>", submit_time_of(body), "larry@contoso.com")
+    assert ("larry", key) in stored(db)
 
 
 def test_exchange_2003_answers_451_when_its_store_is_down(
