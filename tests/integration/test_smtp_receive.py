@@ -299,6 +299,14 @@ def test_data_after_bdat_and_a_lone_bdat_0_last_are_refused(lab: RunningLab) -> 
         assert s.docmd("RCPT TO:<bob@contoso.com>")[0] == 250
         assert s.docmd("BDAT 0 LAST") == (503, b"5.5.1 No message data received")
         assert s.docmd("NOOP")[0] == 250
+        # A chunk before MAIL or RCPT is read and refused, not taken.
+        assert s.docmd("RSET")[0] == 250
+        s.send(b"BDAT 5\r\nfirst")
+        assert s.getreply() == (503, b"5.5.2 Need mail command")
+        assert s.docmd("MAIL FROM:<carol@fabrikam.com>")[0] == 250
+        s.send(b"BDAT 5\r\nfirst")
+        assert s.getreply() == (503, b"5.5.2 Need rcpt command")
+        assert s.docmd("NOOP")[0] == 250
 
 
 def test_smtp_smuggling_never_ends_data(lab: RunningLab) -> None:

@@ -247,6 +247,11 @@ class ReceiveSession:
             self.message = IncomingMessage(self.env.acceptor.open_spool())
             await self.send(replies.START_MAIL_INPUT)
         elif isinstance(event, EndOfChunk):
+            if event.suggested_reply is not None and event.suggested_reply.code == 503:
+                # A chunk out of sequence (no MAIL or no RCPT yet): read and refused.  An
+                # over-size message is answered at its last chunk, as for DATA.
+                await self._protocol_error(event.suggested_reply)
+                return
             await self.send(Reply.of(250, f"{event.size} bytes received", enhanced="2.6.0"))
         elif isinstance(event, EndOfMessage):
             await self._end_of_message(event)
