@@ -43,6 +43,7 @@ from sitemail.internet.policy import (
     route_recipient,
 )
 from sitemail.mailbox.database import StoreDatabase
+from sitemail.mailbox.records import DeliveryResult
 from sitemail.mailflow.envelope import Envelope, SpoolWriter
 from sitemail.mailflow.outbound import OutboundMessage, SenderSettings, Target, file_body
 from sitemail.mailflow.send_decision import SendPolicy
@@ -232,7 +233,7 @@ class InternetMailHost:
         store, mailboxes = self.store, self.mailboxes
         assert store is not None and mailboxes is not None
 
-        async def deliver(address: str, delivery_id: str, body: Path) -> object:
+        async def deliver(address: str, delivery_id: str, body: Path) -> DeliveryResult:
             return await asyncio.to_thread(mailboxes.deliver, address.lower(), delivery_id, body)
 
         return await deliver_to_mailboxes(store, batch, deliver, _STORE_REPLIES)

@@ -91,9 +91,10 @@ class StoreDatabase(FolderOperations, ReadOperations):
     def deliver(self, mailbox: str, delivery_id: str, source: MessageSource) -> DeliveryResult:
         """Store a message in the Inbox exactly once per ``delivery_id``.
 
-        The hub passes ``"<internal message id>:<recipient>"``: if it delivers
-        again after a crash or a lost reply, the message is not stored twice
-        and the result says ``duplicate``.
+        The hub passes Exchange's duplicate key (Message-ID, submit time and
+        recipient, ``transport.headers.delivered_to_key``): if it delivers again
+        after a crash or a lost reply, the message is not stored twice and the
+        result says ``duplicate``.
         """
         key = delivery_key(delivery_id)
         box = self._mailbox(mailbox)

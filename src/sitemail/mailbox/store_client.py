@@ -272,7 +272,7 @@ class StoreClient:
     # ------------------------------------------------------------ delivery
 
     async def deliver(self, mailbox: str, delivery_id: str, message: Upload) -> DeliveryResult:
-        """Deliver to the Inbox, once per ``delivery_id`` (``"<internal id>:<recipient>"``)."""
+        """Deliver to the Inbox, once per ``delivery_id`` (the hub's duplicate key)."""
         async with _upload(message) as data:
             return await self._call(
                 DeliveryResult,

@@ -2,7 +2,7 @@
 
 Shared by every SMTP server of sitemail (the hub's receive session and the
 plain MTAs of :mod:`sitemail.mta`): the body streams to a
-:class:`~.submission.SpoolWriter` in bounded memory; only the header
+:class:`~sitemail.mailflow.envelope.SpoolWriter` in bounded memory; only the header
 section is held until it is complete (or too long), because the server
 stamps it (Received, Message-ID...) before it goes to the spool.
 """

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sitemail.mailbox.errors import MailboxNotFound, MessageTooLarge, StoreError, StoreUnavailable
+from sitemail.mailbox.records import DeliveryResult
 from sitemail.transport.headers import client_submit_time, delivered_to_key
 from sitemail.transport.queue import DeliveryBatch, QueueStore, RecipientOutcome
 
 #: Puts one message into one mailbox: (address, delivery id, body file).
-DeliverOne = Callable[[str, str, Path], Awaitable[object]]
+DeliverOne = Callable[[str, str, Path], Awaitable[DeliveryResult]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +68,8 @@ async def deliver_to_mailboxes(
             if not connected:
                 await asyncio.to_thread(store.mark_connected, batch.lease)
                 connected = True
-            duplicate = bool(getattr(result, "duplicate", False))
             outcomes.append(
-                RecipientOutcome.delivered(rcpt.id, replies.delivered, duplicate=duplicate)
+                RecipientOutcome.delivered(rcpt.id, replies.delivered, duplicate=result.duplicate)
             )
         await asyncio.to_thread(store.report, batch.lease, msg.item_id, outcomes)
     return False

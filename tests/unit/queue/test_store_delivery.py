@@ -15,6 +15,7 @@ from sitemail.mailbox.errors import (
     StoreUnavailable,
     WrongServer,
 )
+from sitemail.mailbox.records import DeliveryResult
 from sitemail.mailflow.tracking_log import TrackingEventId
 from sitemail.transport.headers import delivered_to_key, submit_time_of
 from sitemail.transport.queue import Outcome, QueueEventKind, QueueStore, RecipientOutcome
@@ -33,13 +34,6 @@ POSTFIX = StoreReplies(
     too_large="552 5.3.4 Message size exceeds fixed limit",
     deferred="451 4.3.0 {exc}",
 )
-
-
-class Stored:
-    """What a store answers to a delivery (mailbox.records.DeliveryResult's flag)."""
-
-    def __init__(self, duplicate: bool) -> None:
-        self.duplicate = duplicate
 
 
 class Recording:
@@ -81,14 +75,15 @@ def deliver_all(env: Env, replies: StoreReplies, *recipients: str) -> tuple[Reco
     assert batch is not None
     seen: list[str] = []
 
-    async def deliver(address: str, delivery_id: str, body: Path) -> object:
+    async def deliver(address: str, delivery_id: str, body: Path) -> DeliveryResult:
         seen.append(delivery_id)
         assert body.exists()
         if address in ERRORS:
             raise ERRORS[address]
         if address == "down@contoso.com":
             raise StoreUnavailable("connection refused")
-        return Stored(duplicate=address.startswith("again"))
+        dup = address.startswith("again")
+        return DeliveryResult(message_id=1, folder_id=None, uid=None, duplicate=dup)
 
     rec = Recording(env.store)
     retry = asyncio.run(deliver_to_mailboxes(cast(QueueStore, rec), batch, deliver, replies))
