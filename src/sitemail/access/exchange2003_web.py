@@ -40,6 +40,7 @@ from sitemail.access.web.proxy import PROXY_USER_HEADER
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.records import Address
 from sitemail.mailbox.store_client import StoreClient
+from sitemail.org.lockout import AccountLockouts
 from sitemail.org.model import (
     ExchangeVersion,
     Mailbox,
@@ -241,10 +242,22 @@ class Exchange2003WebService:
         log.info("%s: ActiveSync %s for %s, proxied by %s", self.ctx.name, command, alias, cas)
         return await serve_eas(request, parsed, mailbox.alias, store, self.states, EXCHANGE2003)
 
+    async def _password_ok(self, mailbox: Mailbox, password: str) -> bool:
+        """The password is ``mailbox``'s and the account is not locked out (the
+        organization's lockout counts this server's sign-ins too)."""
+        lockouts = AccountLockouts(self.ctx.directory, clock=self.ctx.clock)
+        if await asyncio.to_thread(lockouts.locked_for, mailbox.alias) > 0:
+            return False
+        if not await check_password(mailbox, password):
+            await asyncio.to_thread(lockouts.failed, mailbox.alias)
+            return False
+        await asyncio.to_thread(lockouts.succeeded, mailbox.alias)
+        return True
+
     async def _owa(self, request: web.Request) -> web.StreamResponse:
         given = basic_credentials(request.headers.get("Authorization", ""))
         mailbox = find_mailbox(self.ctx.directory, given[0]) if given else None
-        if given is None or not await check_password(mailbox, given[1]) or mailbox is None:
+        if mailbox is None or not await self._password_ok(mailbox, given[1] if given else ""):
             response = web.Response(status=401, text="Sign in to Outlook Web Access.")
             response.headers["WWW-Authenticate"] = f'Basic realm="{request_host(self.ctx)}"'
             return response

@@ -22,15 +22,18 @@ import logging
 import tempfile
 from typing import IO
 
+from sitemail.access.connection_limits import Slot
 from sitemail.access.imap_mailbox import SERVER_UNAVAILABLE, StoreImap
 from sitemail.access.outcomes import ClientProtocol, Error, Proxy, ServeLocally
 from sitemail.access.pop_imap_proxy import Backend, BackendError, relay
 from sitemail.access.pop_imap_service import (
-    AUTH_TIMEOUT,
-    PRE_AUTH_TIMEOUT,
+    USER_CONNECTIONS_EXCEEDED,
     FrontEnd,
     PopImapService,
+    pause_after_logon_failure,
     proxy_of,
+    sign_in_deadline,
+    time_left,
 )
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.limits import DEFAULT_MAX_MESSAGE_SIZE
@@ -73,6 +76,7 @@ SPOOL_IN_MEMORY = 1024 * 1024
 PROXY_TAG = "sm1"
 TOO_MANY_ERRORS = "Too many errors. Connection is closed."  # sitemail's wording
 TIMED_OUT = "Connection timed out. Connection is closed."  # sitemail's wording
+TOO_MANY_LOGON_FAILURES = "Too many failed logons. Connection is closed."  # sitemail's wording
 
 
 class Imap4Service(PopImapService):
@@ -87,8 +91,10 @@ class Imap4Service(PopImapService):
         )
 
 
-async def serve_imap4(front: FrontEnd, client: LineConnection, implicit_tls: bool) -> None:
-    await run_session(client, ImapSession(front, client, implicit_tls))
+async def serve_imap4(
+    front: FrontEnd, client: LineConnection, implicit_tls: bool, slot: Slot
+) -> None:
+    await run_session(client, ImapSession(front, client, implicit_tls, slot))
 
 
 class ImapSession:
@@ -96,12 +102,17 @@ class ImapSession:
 
     signals = CoreSignals(NEED_DATA, PAUSED, ConnectionClosed)
 
-    def __init__(self, front: FrontEnd, client: LineConnection, implicit_tls: bool) -> None:
+    def __init__(
+        self, front: FrontEnd, client: LineConnection, implicit_tls: bool, slot: Slot
+    ) -> None:
         self.front = front
         self.client = client
+        self.slot = slot
         self.core = ImapServer(secure=implicit_tls, max_append=DEFAULT_MAX_MESSAGE_SIZE)
         self.mailbox: StoreImap | None = None
         self.errors = 0
+        self.logon_failures = 0
+        self.deadline = 0.0  # set when the session begins: the loop's clock
         self.append: tuple[Append, IO[bytes]] | None = None
         peer = client.peer
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
@@ -113,11 +124,12 @@ class ImapSession:
     # --- the runner's hooks (sitemail.server.line_session.LineSession)
 
     async def begin(self) -> None:
+        self.deadline = sign_in_deadline(self.front)
         self.client.write(self.core.greeting())
 
     def read_timeout(self) -> float:
         signed_in = self.core.state in (ImapState.AUTHENTICATED, ImapState.SELECTED)
-        return AUTH_TIMEOUT if signed_in else PRE_AUTH_TIMEOUT
+        return self.front.auth_timeout if signed_in else time_left(self.deadline)
 
     async def timed_out(self) -> None:
         await self.write(self.core.send_bye(TIMED_OUT))
@@ -248,10 +260,19 @@ class ImapSession:
 
     async def sign_in(self, user: str, password: str, failure: str, verb: str) -> None:
         core = self.core
-        mailbox = await self.front.logon(user, password)
+        mailbox = await self.front.logon(user, password, self.slot.address)
         if mailbox is None:
             log.info("IMAP4 logon failure for %r from %s", user, self.peer)
+            self.logon_failures += 1
+            closing = await pause_after_logon_failure(self.logon_failures)
             await self.write(core.send_tagged("NO", failure))
+            if closing:
+                await self.write(core.send_bye(TOO_MANY_LOGON_FAILURES))
+                raise SessionClosing
+            return
+        if not self.slot.sign_in(mailbox.alias):
+            log.warning("IMAP4 %s from %s refused: MaxConnectionsPerUser", mailbox.alias, self.peer)
+            await self.write(core.send_tagged("NO", USER_CONNECTIONS_EXCEEDED))
             return
         outcome = await self.front.decide(mailbox)
         proxy = proxy_of(outcome)
@@ -294,7 +315,7 @@ class ImapSession:
         await relay(
             self.client,
             backend,
-            idle_timeout=AUTH_TIMEOUT,
+            idle_timeout=self.front.auth_timeout,
             first_to_backend=core.take_buffered(),
         )
         raise SessionClosing
@@ -349,7 +370,7 @@ class ImapSession:
         """The client's next bytes; meanwhile, the folder's changes go out as they happen."""
         read = asyncio.ensure_future(self.client.read())
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + AUTH_TIMEOUT
+        deadline = loop.time() + self.front.auth_timeout
         try:
             while not read.done():
                 remaining = deadline - loop.time()

@@ -6,15 +6,13 @@ the mailbox (``adam@contoso.com``), or the down-level ``DOMAIN\\alias``
 (``CONTOSO\\adam``).  sitemail's directory has no NetBIOS domain name: the
 domain part of ``DOMAIN\\alias`` must be the organization's name or the first
 label of one of its accepted domains.  Passwords are checked against the
-directory's hash (:func:`sitemail.org.passwords.verify_password`, scrypt:
-call :func:`check_logon` off the event loop).
+directory's hash by the service (:meth:`.pop_imap_service.FrontEnd.logon`).
 """
 
 from __future__ import annotations
 
 from sitemail.org.directory import Directory
 from sitemail.org.model import Mailbox, Organization
-from sitemail.org.passwords import verify_password
 
 #: Longest logon name or password looked at (anything longer fails).
 MAX_CREDENTIAL = 1024
@@ -38,17 +36,6 @@ def find_mailbox(directory: Directory, name: str) -> Mailbox | None:
         if wanted in addresses:
             return mailbox
     return None
-
-
-def check_logon(directory: Directory, name: str, password: str) -> Mailbox | None:
-    """The mailbox when ``password`` is its password; None for any failure (no reason given,
-    so that a client cannot tell an unknown name from a wrong password)."""
-    if len(password) > MAX_CREDENTIAL:
-        return None
-    mailbox = find_mailbox(directory, name)
-    if mailbox is None or not verify_password(password, mailbox.password_hash):
-        return None
-    return mailbox
 
 
 def _is_own_domain(directory: Directory, domain: str) -> bool:

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import logging
 
+from sitemail.access.connection_limits import Slot
 from sitemail.access.outcomes import ClientProtocol, Error, Proxy, ServeLocally
 from sitemail.access.pop3_maildrop import DropMessage, Maildrop
 from sitemail.access.pop_imap_proxy import Backend, BackendError, relay
 from sitemail.access.pop_imap_service import (
-    AUTH_TIMEOUT,
-    PRE_AUTH_TIMEOUT,
+    USER_CONNECTIONS_EXCEEDED,
     FrontEnd,
     PopImapService,
+    pause_after_logon_failure,
     proxy_of,
+    sign_in_deadline,
+    time_left,
 )
 from sitemail.mailbox.errors import StoreError
 from sitemail.org.model import Server
@@ -75,8 +78,10 @@ class Pop3Service(PopImapService):
         )
 
 
-async def serve_pop3(front: FrontEnd, client: LineConnection, implicit_tls: bool) -> None:
-    await run_session(client, Pop3Session(front, client, implicit_tls))
+async def serve_pop3(
+    front: FrontEnd, client: LineConnection, implicit_tls: bool, slot: Slot
+) -> None:
+    await run_session(client, Pop3Session(front, client, implicit_tls, slot))
 
 
 class Pop3Session:
@@ -84,12 +89,17 @@ class Pop3Session:
 
     signals = CoreSignals(NEED_DATA, PAUSED, ConnectionClosed)
 
-    def __init__(self, front: FrontEnd, client: LineConnection, implicit_tls: bool) -> None:
+    def __init__(
+        self, front: FrontEnd, client: LineConnection, implicit_tls: bool, slot: Slot
+    ) -> None:
         self.front = front
         self.client = client
+        self.slot = slot
         self.core = Pop3Server(secure=implicit_tls)
         self.maildrop: Maildrop | None = None
         self.errors = 0
+        self.logon_failures = 0
+        self.deadline = 0.0  # set when the session begins: the loop's clock
         peer = client.peer
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
 
@@ -100,11 +110,12 @@ class Pop3Session:
     # --- the runner's hooks (sitemail.server.line_session.LineSession)
 
     async def begin(self) -> None:
+        self.deadline = sign_in_deadline(self.front)
         self.client.write(self.core.greeting())
 
     def read_timeout(self) -> float:
         authenticated = self.core.state is Pop3State.TRANSACTION
-        return AUTH_TIMEOUT if authenticated else PRE_AUTH_TIMEOUT
+        return self.front.auth_timeout if authenticated else time_left(self.deadline)
 
     async def timed_out(self) -> None:
         await self.write(self.core.send_unsolicited_err(TIMED_OUT))
@@ -164,10 +175,18 @@ class Pop3Session:
     async def sign_in(self, event: Pass) -> None:
         core = self.core
         name = core.user or ""
-        mailbox = await self.front.logon(name, event.password)
+        mailbox = await self.front.logon(name, event.password, self.slot.address)
         if mailbox is None:
             log.info("POP3 logon failure for %r from %s", name, self.peer)
+            self.logon_failures += 1
+            closing = await pause_after_logon_failure(self.logon_failures)
             await self.write(core.send_err(LOGON_FAILURE))
+            if closing:
+                raise SessionClosing
+            return
+        if not self.slot.sign_in(mailbox.alias):
+            log.warning("POP3 %s from %s refused: MaxConnectionsPerUser", mailbox.alias, self.peer)
+            await self.write(core.send_err(USER_CONNECTIONS_EXCEEDED))
             return
         outcome = await self.front.decide(mailbox)
         proxy = proxy_of(outcome)
@@ -220,7 +239,7 @@ class Pop3Session:
         await relay(
             self.client,
             backend,
-            idle_timeout=AUTH_TIMEOUT,
+            idle_timeout=self.front.auth_timeout,
             first_to_backend=core.take_buffered(),
         )
         raise SessionClosing

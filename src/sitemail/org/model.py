@@ -592,6 +592,17 @@ class PopImapSettings(Model):
     # 110/143 there by default.
     proxy_target_port: int
     enabled: bool = True
+    # Connection limits and time-outs with Exchange 2010's defaults and ranges
+    # ("Set Connection Limits for POP3/IMAP4", "Set Connection Time-Out Limits").
+    max_connections: int = Field(default=2000, ge=1, le=25_000)
+    max_connection_from_single_ip: int = Field(default=2000, ge=1, le=25_000)
+    max_connections_per_user: int = Field(default=16, ge=1, le=25_000)
+    pre_authenticated_connection_timeout: timedelta = Field(
+        default=timedelta(seconds=60), ge=timedelta(seconds=1), le=timedelta(seconds=200)
+    )
+    authenticated_connection_timeout: timedelta = Field(
+        default=timedelta(seconds=1800), ge=timedelta(seconds=1), le=timedelta(seconds=18_000)
+    )
 
     @property
     def identity(self) -> str:

@@ -25,6 +25,7 @@ from sitemail.mailflow.envelope import (
     EnvelopeRecipient,
 )
 from sitemail.mailflow.protocol_log import NullSessionLog, SessionLog
+from sitemail.org.lockout import AccountLockouts
 from sitemail.org.model import Mailbox, ReceiveConnector
 from sitemail.org.passwords import verify_password
 from sitemail.protocols.smtp import (
@@ -368,13 +369,22 @@ class ReceiveSession:
         self._set_rights(Principal.USER)
 
     def _check_login(self, user: str, password: str) -> Mailbox | None:
+        """The mailbox, if the password is right and the account is not locked out: the
+        organization's lockout counts SMTP AUTH as every other protocol (org/lockout.py)."""
         name = user.strip().lower()
         if "\\" in name:
             name = name.rsplit("\\", 1)[1]
+        lockouts = AccountLockouts(self.env.directory, clock=self.env.clock)
         for mailbox in self.env.directory.list(Mailbox):
-            names = {mailbox.alias.lower(), *mailbox.all_addresses}
+            names = {mailbox.alias.lower(), *(a.lower() for a in mailbox.all_addresses)}
             if name in names:
-                return mailbox if verify_password(password, mailbox.password_hash) else None
+                if lockouts.locked_for(mailbox.alias) > 0:
+                    return None
+                if not verify_password(password, mailbox.password_hash):
+                    lockouts.failed(mailbox.alias)
+                    return None
+                lockouts.succeeded(mailbox.alias)
+                return mailbox
         return None
 
     async def _x_exps(self, event: XExps) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Coroutine, Iterator
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
@@ -20,11 +21,16 @@ from sitemail.access.imap_render import (
     header_fields,
     store_flag_names,
 )
-from sitemail.access.mail_logon import check_logon, find_mailbox
+from sitemail.access.mail_logon import find_mailbox
+from sitemail.access.outcomes import ClientProtocol
 from sitemail.access.pop_imap_proxy import Backend, relay
+from sitemail.access.pop_imap_service import FrontEnd
+from sitemail.access.throttle import SignInThrottle
+from sitemail.clock import ManualClock
 from sitemail.mailbox.messages import MessageScanner
 from sitemail.mailbox.records import Flags, Folder, MimePart, UidEntry
 from sitemail.org.directory import Directory, open_directory
+from sitemail.org.lockout import AccountLockout, AccountLockouts, LockoutPolicy
 from sitemail.org.model import AcceptedDomain, Mailbox, Organization
 from sitemail.org.passwords import hash_password
 from sitemail.protocols.imap_syntax import SequenceSet
@@ -76,10 +82,29 @@ def test_names_that_denote_no_mailbox(directory: Directory, name: str) -> None:
     assert find_mailbox(directory, name) is None
 
 
-def test_the_password_is_checked(directory: Directory) -> None:
-    assert check_logon(directory, "adam", "Pa55word!") is not None
-    assert check_logon(directory, "adam", "pa55word!") is None
-    assert check_logon(directory, "adam", "x" * 5000) is None
+def test_the_password_is_checked_under_the_organization_lockout(directory: Directory) -> None:
+    clock = ManualClock()
+    lockouts = AccountLockouts(directory, clock=clock)
+    front = FrontEnd(
+        ctx=cast(Any, SimpleNamespace(directory=directory)),
+        server=cast(Any, None),
+        protocol=ClientProtocol.IMAP4,
+        settings=cast(Any, None),
+        tls=None,
+        proxy_tls=cast(Any, None),
+        store=cast(Any, None),
+        throttle=SignInThrottle(clock=clock, accounts=lockouts),
+    )
+    assert front._logon("adam", "Pa55word!", "192.0.2.7") is not None
+    assert front._logon("adam", "x" * 5000, "192.0.2.7") is None
+    for _ in range(LockoutPolicy().threshold - 1):
+        assert front._logon("CONTOSO\\adam", "pa55word!", "192.0.2.7") is None
+    # Locked out now, under any of its names: the right password fails too.
+    assert lockouts.locked_for("adam") > 0
+    assert front._logon("adam@contoso.com", "Pa55word!", "192.0.2.8") is None
+    clock.advance(LockoutPolicy().duration)
+    assert front._logon("adam", "Pa55word!", "192.0.2.8") is not None
+    assert directory.get(AccountLockout, "adam") is None  # a good sign-in clears the count
 
 
 # ------------------------------------------------------------------ FETCH rendering
@@ -240,6 +265,7 @@ def test_relay_copies_both_ways_and_passes_on_what_the_client_sent_early() -> No
 def test_relay_closes_an_idle_session() -> None:
     async def go() -> None:
         tasks: set[asyncio.Task[None]] = set()
+
         async def silent(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             await r.read()
 

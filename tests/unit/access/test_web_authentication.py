@@ -21,10 +21,10 @@ from tests.unit.access.test_web_service import PASSWORD, _org
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.entry_points import EntryPoint
 from sitemail.access.outcomes import Entry
+from sitemail.access.throttle import SignInThrottle
 from sitemail.access.web.authentication import Authenticator
 from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
 from sitemail.access.web.sessions import CADATA_COOKIE, SESSION_COOKIE, SessionStore
-from sitemail.access.web.throttle import SignInThrottle
 from sitemail.clock import ManualClock
 from sitemail.org.defaults import default_virtual_directories
 from sitemail.org.model import Server, VirtualDirectoryKind

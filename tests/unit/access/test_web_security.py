@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sitemail.access.throttle import SignInThrottle, ThrottlePolicy
 from sitemail.access.web.logon import find_mailbox, parse_user_name
 from sitemail.access.web.sessions import (
     CADATA_COOKIE,
@@ -17,7 +18,6 @@ from sitemail.access.web.sessions import (
     canary_matches,
 )
 from sitemail.access.web.sso import SsoError, SsoIssuer, SsoVerifier
-from sitemail.access.web.throttle import SignInThrottle, ThrottlePolicy
 from sitemail.clock import ManualClock
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import AcceptedDomain, Mailbox, Organization

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from tests.doubles.line_playbook import Playbook
 
+from sitemail.access.connection_limits import ConnectionTable, Limits, Slot
 from sitemail.access.imap_front import ImapSession
 from sitemail.access.pop3_front import Pop3Session
 from sitemail.clock import SYSTEM_CLOCK
@@ -214,7 +215,15 @@ def test_hub_never_executes_plaintext_pipelined_after_starttls(tmp_path: Path, s
 
 
 def front() -> Any:
-    return SimpleNamespace(tls=TLS, plaintext_login_allowed=lambda secure: secure)
+    return SimpleNamespace(
+        tls=TLS, plaintext_login_allowed=lambda secure: secure, pre_auth_timeout=60.0
+    )
+
+
+def slot() -> Slot:
+    opened = ConnectionTable(Limits()).open("192.0.2.7")
+    assert isinstance(opened, Slot)
+    return opened
 
 
 def test_pop3_user_arriving_while_stls_waits_is_not_executed() -> None:
@@ -226,7 +235,7 @@ def test_pop3_user_arriving_while_stls_waits_is_not_executed() -> None:
             (pop3.SIGNING_OFF.encode(), b""),
         ]
     )
-    play(book, Pop3Session(front(), book.connection, False))
+    play(book, Pop3Session(front(), book.connection, False, slot()))
     assert book.after_tls == f"+OK {pop3.SIGNING_OFF}\r\n"
     assert book.connection.plaintext_discarded == len(b"USER alice\r\n")
 
@@ -240,7 +249,7 @@ def test_imap4_login_pipelined_after_starttls_is_not_executed() -> None:
             (b"d OK", b""),
         ]
     )
-    play(book, ImapSession(front(), book.connection, False))
+    play(book, ImapSession(front(), book.connection, False, slot()))
     assert "\r\nc " not in book.after_tls and not book.after_tls.startswith("c ")
     assert book.after_tls.startswith("* BYE")
     assert book.connection.plaintext_discarded == len(b"c LOGIN alice secret\r\n")

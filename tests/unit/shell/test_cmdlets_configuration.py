@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sitemail.org.directory import Directory, open_directory
+from sitemail.org.lockout import AccountLockouts
 from sitemail.org.model import (
     LoggingLevel,
     Mailbox,
@@ -371,6 +372,45 @@ def test_pop_and_imap_settings(services: ExchangeServices, directory: Directory)
     assert "The value of property 'Bindings' is not valid" in bad.errors[0]
 
 
+def test_pop_and_imap_connection_limits_and_timeouts(
+    services: ExchangeServices, directory: Directory
+) -> None:
+    shown = listed(run(services, "Get-ImapSettings | Format-List").output)
+    assert shown["MaxConnections"] == "2000"
+    assert shown["MaxConnectionFromSingleIP"] == "2000"
+    assert shown["MaxConnectionsPerUser"] == "16"
+    assert shown["PreAuthenticatedConnectionTimeout"] == "00:01:00"
+    assert shown["AuthenticatedConnectionTimeout"] == "00:30:00"
+    run(
+        services,
+        "Set-PopSettings -MaxConnectionFromSingleIP 50 -PreAuthenticatedConnectionTimeout 00:00:20",
+    )
+    pop = directory.require(PopImapSettings, "EX-NY1\\POP3")
+    assert pop.max_connection_from_single_ip == 50
+    assert pop.pre_authenticated_connection_timeout.total_seconds() == 20
+    # Exchange 2010's ranges: 1-25000 connections, 1-200 s before sign-in.
+    assert run(services, "Set-ImapSettings -MaxConnectionsPerUser 0").errors
+    assert run(services, "Set-ImapSettings -PreAuthenticatedConnectionTimeout 00:05:00").errors
+    assert directory.require(PopImapSettings, "EX-NY1\\IMAP4").max_connections_per_user == 16
+
+
+def test_locked_out_accounts_are_found_and_unlocked(
+    services: ExchangeServices, directory: Directory
+) -> None:
+    lockouts = AccountLockouts(directory)
+    assert run(services, "Search-ADAccount -LockedOut").output.strip() == ""
+    for _ in range(lockouts.policy.threshold):
+        lockouts.failed("adam")
+    lockouts.failed("bob")  # one wrong password is no lockout
+    found = run(services, "Search-ADAccount -LockedOut").output
+    rows = [line for line in found.splitlines() if line.strip()][2:]
+    assert len(rows) == 1 and re.match(r"Adam Fl\s+adam\s+True\s+5\s+\d", rows[0]), found
+    result = run(services, "Search-ADAccount -LockedOut | Unlock-ADAccount")
+    assert not result.errors
+    assert lockouts.locked_for("adam") == 0
+    assert run(services, "Unlock-ADAccount nobody").errors
+
+
 # --------------------------------------------------------------------- mailboxes
 
 
@@ -472,6 +512,8 @@ ISSUE_CMDLETS = [
     "Get-Service",
     "Restart-Service",
     "Test-NetConnection",
+    "Search-ADAccount",
+    "Unlock-ADAccount",
 ]
 
 

@@ -10,7 +10,7 @@
   site; :mod:`.decision_log` -- the decision, and its log.
 - :mod:`.proxy` -- CAS-to-CAS proxying to directory InternalUrls, server-authenticated.
 - :mod:`.sso` -- the single sign-on token of silent cross-site redirection.
-- :mod:`.sessions`, :mod:`.throttle`, :mod:`.logon` -- cookies, canaries, lockout, user names.
+- :mod:`.sessions`, :mod:`.logon` -- cookies, canaries, user names.
 - :mod:`.owa`, :mod:`.ecp` -- the applications; :mod:`.compose` builds sent messages;
   :mod:`.sanitize` makes message HTML safe; :mod:`.html` and :mod:`.pages` build pages.
 - :mod:`.logs` -- the IIS request log and the decision log.

@@ -27,6 +27,7 @@ sent, an HTML page for the browser applications, plain text for the others.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from sitemail.access.throttle import SignInThrottle
 from sitemail.access.web.common import BROWSER_APPS, AppUser, RequestContext, SignInMethod
 from sitemail.access.web.logon import basic_credentials, check_password, find_mailbox
 from sitemail.access.web.pages import error_page
@@ -46,7 +48,6 @@ from sitemail.access.web.proxy import (
 )
 from sitemail.access.web.sessions import CADATA_COOKIE, SESSION_COOKIE, SessionStore
 from sitemail.access.web.signin import forms_challenge
-from sitemail.access.web.throttle import SignInThrottle
 from sitemail.clock import Clock
 from sitemail.org.directory import Directory
 from sitemail.org.model import ExchangeVersion, Mailbox, ServerRole, VirtualDirectoryKind
@@ -219,16 +220,17 @@ class Authenticator:
             return None
         name, password = given
         mailbox = find_mailbox(self.directory, name)
-        key_user = mailbox.alias if mailbox is not None else name
+        account = mailbox.alias if mailbox is not None else None
         client = request.remote or ""
-        wait = self.throttle.retry_after(key_user, client)
+        throttle = self.throttle
+        wait = await asyncio.to_thread(throttle.retry_after, name, client, account)
         if wait > 0:
             return f"Too many failed sign-in attempts. Try again in {int(wait // 60) + 1} minutes."
         if not await check_password(mailbox, password):
-            self.throttle.failed(key_user, client)
+            await asyncio.to_thread(throttle.failed, name, client, account)
             return None
         assert mailbox is not None
-        self.throttle.succeeded(key_user)
+        await asyncio.to_thread(throttle.succeeded, name, mailbox.alias)
         self._basic[key] = (mailbox.alias, now)
         while len(self._basic) > 1000:
             self._basic.popitem(last=False)

@@ -44,6 +44,7 @@ from multidict import CIMultiDict
 
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.entry_points import normalize_host, resolve_host
+from sitemail.access.throttle import SignInThrottle
 from sitemail.access.web.authentication import Authenticator, is_proxied
 from sitemail.access.web.common import (
     BROWSER_APPS,
@@ -70,9 +71,9 @@ from sitemail.access.web.signin import (
     same_origin,
 )
 from sitemail.access.web.sso import SsoIssuer, SsoVerifier
-from sitemail.access.web.throttle import SignInThrottle
 from sitemail.clock import SYSTEM_CLOCK, Clock
 from sitemail.org.directory import Directory
+from sitemail.org.lockout import AccountLockouts
 from sitemail.org.model import VirtualDirectoryKind
 from sitemail.org.pki import PeerVerifier, ServerIdentity
 
@@ -118,7 +119,9 @@ class FrontDoor:
         self.directory = directory
         self.proxy = proxy
         self.sessions = sessions or SessionStore(clock=clock)
-        self.throttle = throttle or SignInThrottle(clock=clock)
+        self.throttle = throttle or SignInThrottle(
+            clock=clock, accounts=AccountLockouts(directory, clock=clock)
+        )
         self.logs = logs
         self.clock = clock
         self.owa = OwaApp(store, clock=clock)

@@ -26,6 +26,7 @@ tells a browser with cookies off why it cannot sign in.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from aiohttp import web
 
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.entry_points import normalize_host, resolve_host, url_host
+from sitemail.access.throttle import SignInThrottle
 from sitemail.access.web.common import BROWSER_APPS, RequestContext, content_security_policy
 from sitemail.access.web.html import el, join
 from sitemail.access.web.logon import check_password, find_mailbox
@@ -58,7 +60,6 @@ from sitemail.access.web.sessions import (
     canary_matches,
 )
 from sitemail.access.web.sso import SsoError, SsoVerifier
-from sitemail.access.web.throttle import SignInThrottle
 from sitemail.org.directory import Directory
 from sitemail.org.model import Mailbox, VirtualDirectory, VirtualDirectoryKind
 
@@ -288,9 +289,10 @@ class SignInPages:
         # (and from programs that only send flags) either one says "private computer".
         trusted = text("trusted") == "4" if "trusted" in form else text("flags") in ("4", "5")
         mailbox = find_mailbox(self.directory, name)
-        key = mailbox.alias if mailbox is not None else name
+        account = mailbox.alias if mailbox is not None else None
         client = request.remote or ""
-        wait = self.throttle.retry_after(key, client)
+        throttle = self.throttle
+        wait = await asyncio.to_thread(throttle.retry_after, name, client, account)
         if wait > 0:
             minutes = int(wait // 60) + 1
             response = self.logon_form(
@@ -303,11 +305,11 @@ class SignInPages:
             response.headers["Retry-After"] = str(int(wait) + 1)
             return response
         if not await check_password(mailbox, password):
-            self.throttle.failed(key, client)
+            await asyncio.to_thread(throttle.failed, name, client, account)
             query = urlencode({"replaceCurrent": "1", "reason": "2", "url": destination})
             return redirect(f"{LOGON_PATH}?{query}", status=302)
         assert mailbox is not None
-        self.throttle.succeeded(key)
+        await asyncio.to_thread(throttle.succeeded, name, mailbox.alias)
         user.append(mailbox.alias)
         _, cookies = self.sessions.create(mailbox.alias, host, trusted=trusted)
         response = redirect(destination, status=302)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from sitemail.shell import CmdletDefinition, Registry
 
 from . import (
+    ad_accounts,
     connectivity,
     exchange_servers,
     mailboxes,
@@ -49,6 +50,7 @@ EXCHANGE_CMDLETS: tuple[CmdletDefinition[ExchangeServices], ...] = (
     *connectivity.DEFINITIONS,
     *windows_services.DEFINITIONS,
     *secure_strings.DEFINITIONS,
+    *ad_accounts.DEFINITIONS,
 )
 
 

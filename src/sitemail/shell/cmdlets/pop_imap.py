@@ -17,6 +17,7 @@ from sitemail.shell import (
     BY_PROPERTY_NAME,
     BY_VALUE,
     STRING,
+    TIMESPAN,
     BoundParameters,
     CmdletDefinition,
     CmdletError,
@@ -51,6 +52,31 @@ FIELDS = (
         "ProxyTargetPort",
         IntType(1, 65535),
         help="The port of the Exchange 2003 back-end that 2003 mailboxes' sessions go to.",
+    ),
+    Field(
+        "MaxConnections",
+        IntType(1, 25_000),
+        help="Connections the service accepts in all, signed in or not (2000).",
+    ),
+    Field(
+        "MaxConnectionFromSingleIP",
+        IntType(1, 25_000),
+        help="Connections the service accepts from one IP address (2000).",
+    ),
+    Field(
+        "MaxConnectionsPerUser",
+        IntType(1, 25_000),
+        help="Signed-in connections the service accepts for one user (16).",
+    ),
+    Field(
+        "PreAuthenticatedConnectionTimeout",
+        TIMESPAN,
+        help="How long a connection may stay before sign-in, whatever it sends (00:01:00).",
+    ),
+    Field(
+        "AuthenticatedConnectionTimeout",
+        TIMESPAN,
+        help="How long a signed-in connection may stay idle (00:30:00).",
     ),
 )
 
