@@ -68,7 +68,7 @@ log = logging.getLogger("sitemail.access.imap4")
 SERVICE_NAME = "MSExchangeIMAP4"
 #: Protocol errors after which the session is closed.
 MAX_ERRORS = 20
-#: How long one IDLE wait on the store lasts before it is renewed.
+#: How long one IDLE wait lasts before the session looks at the time again.
 IDLE_POLL = 25.0
 #: APPENDed messages up to this size stay in memory while they arrive.
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -278,7 +278,9 @@ class ImapSession:
         proxy = proxy_of(outcome)
         if isinstance(outcome, ServeLocally):
             log.info("IMAP4 %s from %s served locally (%s)", mailbox.alias, self.peer, outcome.why)
-            self.mailbox = StoreImap(self.front.store, mailbox.alias, core, self.write)
+            self.mailbox = StoreImap(
+                self.front.store, mailbox.alias, core, self.write, self.front.watches
+            )
             await self.write(core.send_tagged("OK", imap.completed(verb)))
         elif proxy is not None:
             await self.proxy(proxy, user, password, mailbox.alias, verb)

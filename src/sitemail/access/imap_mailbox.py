@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from sitemail.access.folder_watch import FolderWatches
 from sitemail.access.imap_fetch import SearchContext, fetch_message, search
 from sitemail.access.imap_render import ALL_FLAGS, format_flags, store_flag_names
 from sitemail.mailbox.errors import (
@@ -114,8 +115,16 @@ class SelectedFolder:
 class StoreImap:
     """The commands after LOGIN, for a mailbox this server reaches through the store API."""
 
-    def __init__(self, store: StoreClient, mailbox: str, core: ImapServer, write: Writer) -> None:
+    def __init__(
+        self,
+        store: StoreClient,
+        mailbox: str,
+        core: ImapServer,
+        write: Writer,
+        watches: FolderWatches | None = None,
+    ) -> None:
         self.store = store
+        self.watches = watches or FolderWatches(store)
         self.mailbox = mailbox
         self.core = core
         self.write = write
@@ -348,9 +357,10 @@ class StoreImap:
         if selected is None:
             await asyncio.sleep(seconds)  # nothing to watch until a folder is selected
             return
-        changes = await self.store.changes(
-            self.mailbox, selected.folder.id, selected.modseq, wait=seconds
-        )
+        # The server's one poll of this folder wakes every session idling on it.
+        if not await self.watches.wait(self.mailbox, selected.folder.id, selected.modseq, seconds):
+            return
+        changes = await self.store.changes(self.mailbox, selected.folder.id, selected.modseq)
         await self._apply(selected, changes.vanished, changes.changed, changes.modseq, True)
 
     async def _resync(self, selected: SelectedFolder) -> None:

@@ -41,6 +41,7 @@ from typing import Literal
 from sitemail.access.connection_limits import ConnectionTable, Limits, Refusal, Slot
 from sitemail.access.decision import decide
 from sitemail.access.directory_view import AccessDirectory
+from sitemail.access.folder_watch import FolderWatches
 from sitemail.access.mail_logon import MAX_CREDENTIAL, find_mailbox
 from sitemail.access.outcomes import ClientProtocol, Entry, Legacy, Outcome, Proxy
 from sitemail.access.pop_imap_proxy import Backend, open_backend
@@ -63,7 +64,7 @@ ProtocolName = Literal["POP3", "IMAP4"]
 MAX_LOGON_FAILURES = 3
 #: Seconds the answer to the n-th wrong password of a connection waits: n times this
 #: (SMTP's TarpitInterval is 5 s), so guessing over one connection gets slower.
-LOGON_FAILURE_DELAY = 2.0
+LOGON_FAILURE_DELAY = 1.0
 
 #: Said to a client the server refuses at connection time, or at sign-in when the user
 #: has MaxConnectionsPerUser already (sitemail's wording; Exchange's is unverified).
@@ -86,6 +87,7 @@ class FrontEnd:
     proxy_tls: ssl.SSLContext
     store: StoreClient
     throttle: SignInThrottle
+    watches: FolderWatches
 
     @property
     def pre_auth_timeout(self) -> float:
@@ -235,8 +237,23 @@ class PopImapService:
         throttle = SignInThrottle(
             clock=ctx.clock, accounts=AccountLockouts(ctx.directory, clock=ctx.clock)
         )
+        # IDLE's long polls have a pool of their own: they never hold up other requests.
+        notifications = StoreClient(
+            ctx.directory,
+            lambda name: (ctx.address_of(name), ctx.port(STORE_PORT)),
+            ca_file=ca_file,
+            cert_files=files,
+        )
         front = FrontEnd(
-            ctx, server, self.protocol, settings, tls, client_ssl_context(ca_file), store, throttle
+            ctx,
+            server,
+            self.protocol,
+            settings,
+            tls,
+            client_ssl_context(ca_file),
+            store,
+            throttle,
+            FolderWatches(notifications),
         )
         self.front = front
         servers = await asyncio.to_thread(_server_addresses, ctx)
@@ -317,6 +334,8 @@ class PopImapService:
         await asyncio.gather(*self._sessions, return_exceptions=True)
         front, self.front = self.front, None
         if front is not None:
+            await front.watches.close()
+            await front.watches.store.close()
             await front.store.close()
 
 

@@ -94,6 +94,7 @@ def test_the_password_is_checked_under_the_organization_lockout(directory: Direc
         proxy_tls=cast(Any, None),
         store=cast(Any, None),
         throttle=SignInThrottle(clock=clock, accounts=lockouts),
+        watches=cast(Any, None),
     )
     assert front._logon("adam", "Pa55word!", "192.0.2.7") is not None
     assert front._logon("adam", "x" * 5000, "192.0.2.7") is None

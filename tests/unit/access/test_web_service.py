@@ -175,3 +175,113 @@ def test_w3svc_serves_restarts_and_reloads_its_certificate(tmp_path: Path) -> No
         assert any(" GET /owa/auth/logon.aspx - " in line and " 200 " in line for line in lines)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+async def _tls_client(
+    pki: OrganizationPki, port: int, source: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    ctx = ssl.create_default_context(cafile=str(pki.ca_file))
+    return await asyncio.open_connection(
+        "127.0.0.1",
+        port,
+        ssl=ctx,
+        server_hostname="mail.contoso.com",
+        local_addr=(source, 0),
+    )
+
+
+REQUEST = b"GET /owa/auth/logon.aspx HTTP/1.1\r\nHost: mail.contoso.com\r\n\r\n"
+
+
+async def _response(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:"))
+                 .split(b":")[1])  # fmt: skip
+    await reader.readexactly(length)
+    return head
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            while await reader.read(4096):
+                pass
+    except TimeoutError:
+        return False
+    except (ConnectionError, ssl.SSLError):
+        pass
+    return True
+
+
+def test_slow_request_headers_are_cut_off_and_one_address_holds_few_connections(
+    tmp_path: Path,
+) -> None:
+    directory, pki, _ = _org(tmp_path)
+    ctx = ProcessContext(
+        name="EX-NY1",
+        site="NY",
+        address="127.0.0.1",
+        directory=directory,
+        directory_url=str(tmp_path / "directory.db"),
+        base_dir=tmp_path,
+        home=tmp_path / "servers" / "EX-NY1",
+        pki_dir=tmp_path / "pki",
+    )
+
+    async def scenario() -> None:
+        service = W3svcService(ctx, port=0, header_wait=1.5, max_connections_per_address=3)
+        await service.start()
+        try:
+            port = service.port
+            # Slowloris: a header line every 0.3 s never completes the request.
+            reader, writer = await _tls_client(pki, port, "127.0.0.5")
+            writer.write(b"GET /owa/auth/logon.aspx HTTP/1.1\r\nHost: mail.contoso.com\r\n")
+            started = asyncio.get_running_loop().time()
+            closed = False
+            for n in range(20):
+                await asyncio.sleep(0.3)
+                if reader.at_eof():
+                    closed = True
+                    break
+                try:
+                    writer.write(f"X-Slow-{n}: 1\r\n".encode())
+                    await writer.drain()
+                except (ConnectionError, ssl.SSLError):
+                    closed = True
+                    break
+            closed = closed or await _closed_within(reader, 1.0)
+            elapsed = asyncio.get_running_loop().time() - started
+            assert closed and elapsed < 3.5, elapsed
+            writer.close()
+
+            # A keep-alive client quiet longer than the header wait between two requests
+            # is not cut off: the next request's time starts with its first octet.
+            reader, writer = await _tls_client(pki, port, "127.0.0.5")
+            writer.write(REQUEST)
+            assert (await _response(reader)).startswith(b"HTTP/1.1 200")
+            await asyncio.sleep(2.0)
+            writer.write(REQUEST)
+            assert (await _response(reader)).startswith(b"HTTP/1.1 200")
+            writer.close()
+
+            # Three idle connections from one address; the fourth is refused at once,
+            # while another address is served.
+            held = [await _tls_client(pki, port, "127.0.0.6") for _ in range(3)]
+            await asyncio.sleep(0.1)
+            try:
+                extra = await _tls_client(pki, port, "127.0.0.6")
+                refused = await _closed_within(extra[0], 1.0)
+            except (ConnectionError, ssl.SSLError):
+                refused = True
+            assert refused
+            reader, writer = await _tls_client(pki, port, "127.0.0.7")
+            writer.write(REQUEST)
+            assert (await _response(reader)).startswith(b"HTTP/1.1 200")
+            writer.close()
+            # Connections that send nothing are closed at the header wait too.
+            assert all([await _closed_within(r, 3.0) for r, _ in held])
+            assert service.guard is not None and service.guard.closed_for_headers >= 4
+        finally:
+            await service.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -27,6 +27,11 @@ from pathlib import Path
 from aiohttp import web
 
 from sitemail.access.web.common import ProtocolHandler
+from sitemail.access.web.connection_guard import (
+    HEADER_WAIT,
+    MAX_CONNECTIONS_PER_ADDRESS,
+    ConnectionGuard,
+)
 from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.logs import AccessLogs
 from sitemail.access.web.proxy import ProxyClient
@@ -65,8 +70,14 @@ class W3svcService:
         watcher: DirectoryWatcher | None = None,
         *,
         port: int = HTTPS_PORT,
+        header_wait: float = HEADER_WAIT,
+        max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
     ) -> None:
         self.ctx = ctx
+        self.header_wait = header_wait
+        self.max_connections_per_address = max_connections_per_address
+        self.guard: ConnectionGuard | None = None
+        self._listener: asyncio.Server | None = None
         self.watcher = watcher
         self._requested_port = ctx.port(port)
         self.port = self._requested_port
@@ -160,15 +171,27 @@ class W3svcService:
         )
         for kind, handler in self._handlers.items():
             front.register(kind, handler)
+        app = front.app()
         runner = web.AppRunner(
-            front.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
         )
-        await runner.setup()
+        servers = await asyncio.to_thread(
+            lambda: frozenset(a for s in ctx.directory.list(Server) for a in s.addresses)
+        )
+        guard = ConnectionGuard(
+            header_wait=self.header_wait,
+            max_per_address=self.max_connections_per_address,
+            trusted=servers.__contains__,
+        )
+        # The guard's middleware goes first: it sees every request begin.
+        app.middlewares.insert(0, guard.middleware)
         try:
-            site = web.TCPSite(
-                runner, ctx.address, self._requested_port, ssl_context=tls, backlog=128
+            await runner.setup()
+            assert runner.server is not None
+            # HTTP.sys's guards in front (connection_guard.py), so not aiohttp's TCPSite.
+            listener = await asyncio.get_running_loop().create_server(
+                guard.wrap(runner.server), ctx.address, self._requested_port, ssl=tls, backlog=128
             )
-            await site.start()
         except BaseException:
             await runner.cleanup()
             await store.close()
@@ -176,20 +199,24 @@ class W3svcService:
             logs.close()
             raise
         # The port actually bound (a test may ask for port 0, "any free port").
-        bound = runner.addresses[0] if runner.addresses else None
-        if isinstance(bound, tuple) and len(bound) >= 2:
-            self.port = int(bound[1])
+        self.port = int(listener.sockets[0].getsockname()[1])
+        self.guard, self._listener = guard, listener
         self.front, self._runner, self._store, self._proxy = front, runner, store, proxy
         self._logs, self._tls = logs, tls
         log.info("%s: W3SVC on https://%s:%d", ctx.name, ctx.address, self.port)
 
     async def stop(self) -> None:
         runner, store, proxy, logs = self._runner, self._store, self._proxy, self._logs
+        listener, self._listener = self._listener, None
         self._runner = self._store = self._proxy = None
         self._logs = None
         self.front = None
+        if listener is not None:
+            listener.close()  # no new connections; the runner closes the open ones
         if runner is not None:
             await runner.cleanup()
+        if listener is not None:
+            await listener.wait_closed()
         if proxy is not None:
             await proxy.close()
         if store is not None:
