@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, cast
 
 from sitemail.access.folder_watch import FolderWatches
@@ -29,10 +30,8 @@ class FakeStore:
         try:
             if self.modseq <= since:
                 self._changed.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), wait)
-                except TimeoutError:
-                    pass
             return type("Changes", (), {"modseq": self.modseq})()
         finally:
             self.in_flight -= 1
