@@ -24,6 +24,7 @@ from email.message import EmailMessage
 import pytest
 from tests.conftest import RunningLab
 from tests.integration.test_shell_lab import ok
+from tests.integration.test_story2_mail_clients import offset, tls
 
 pytestmark = pytest.mark.lab
 
@@ -33,14 +34,15 @@ ABUSER, USER = "127.66.0.1", "127.66.0.2"
 INTERNET_ABUSER, INTERNET_USER = "127.99.0.50", "127.99.0.51"
 
 
-def offset(lab: RunningLab) -> int:
-    return int(lab.status()["port_offset"])
-
-
-def tls(lab: RunningLab) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(lab.dir / "pki" / "ca.pem"))
-    ctx.check_hostname = False
-    return ctx
+def send_to_alice(lab: RunningLab, subject: str) -> None:
+    """A message from the Internet (the legitimate sender's address) to alice."""
+    message = EmailMessage()
+    message["From"], message["To"] = "carol@fabrikam.com", "alice@contoso.com"
+    message["Subject"] = subject
+    message.set_content("hello")
+    with smtplib.SMTP(NY1, 25 + offset(lab), timeout=30, source_address=(INTERNET_USER, 0)) as smtp:
+        smtp.starttls(context=tls(lab))
+        assert not smtp.send_message(message)
 
 
 def connect(address: str, port: int, source: str) -> socket.socket:
@@ -235,15 +237,7 @@ def test_one_abusive_address_cannot_deny_imap_pop3_smtp_or_https_to_others(
         mail.pass_(PASSWORD)
         mail.stat()
         mail.quit()
-        message = EmailMessage()
-        message["From"], message["To"] = "carol@fabrikam.com", "alice@contoso.com"
-        message["Subject"] = "through the crowd"
-        message.set_content("hello")
-        with smtplib.SMTP(
-            NY1, 25 + offset(lab), timeout=30, source_address=(INTERNET_USER, 0)
-        ) as smtp:
-            smtp.starttls(context=tls(lab))
-            assert not smtp.send_message(message)
+        send_to_alice(lab, "through the crowd")
         assert owa_sign_in(lab, "alice", PASSWORD) == "302"
         assert time.monotonic() - started < 20
     finally:
@@ -287,15 +281,7 @@ def test_idle_sessions_of_one_user_are_bounded_and_all_hear_of_new_mail(
         assert time.monotonic() - started < 3
 
         # New mail reaches every IDLE session.
-        message = EmailMessage()
-        message["From"], message["To"] = "carol@fabrikam.com", "alice@contoso.com"
-        message["Subject"] = "to every idle session"
-        message.set_content("ping")
-        with smtplib.SMTP(
-            NY1, 25 + offset(lab), timeout=30, source_address=(INTERNET_USER, 0)
-        ) as smtp:
-            smtp.starttls(context=tls(lab))
-            assert not smtp.send_message(message)
+        send_to_alice(lab, "to every idle session")
         for conn, reader in sessions:
             conn.settimeout(30)
             assert re.match(rb"\* \d+ EXISTS", reader.readline())

@@ -76,6 +76,19 @@ def _org(tmp: Path) -> tuple[Directory, OrganizationPki, Server]:
     return d, pki, server
 
 
+def _context(tmp_path: Path, directory: Directory) -> ProcessContext:
+    return ProcessContext(
+        name="EX-NY1",
+        site="NY",
+        address="127.0.0.1",
+        directory=directory,
+        directory_url=str(tmp_path / "directory.db"),
+        base_dir=tmp_path,
+        home=tmp_path / "servers" / "EX-NY1",
+        pki_dir=tmp_path / "pki",
+    )
+
+
 class _Loopback(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: int = socket.AF_INET
@@ -112,16 +125,7 @@ async def _get(
 
 def test_w3svc_serves_restarts_and_reloads_its_certificate(tmp_path: Path) -> None:
     directory, pki, server = _org(tmp_path)
-    ctx = ProcessContext(
-        name="EX-NY1",
-        site="NY",
-        address="127.0.0.1",
-        directory=directory,
-        directory_url=str(tmp_path / "directory.db"),
-        base_dir=tmp_path,
-        home=tmp_path / "servers" / "EX-NY1",
-        pki_dir=tmp_path / "pki",
-    )
+    ctx = _context(tmp_path, directory)
 
     async def scenario() -> None:
         watcher = DirectoryWatcher(directory)
@@ -217,16 +221,7 @@ def test_slow_request_headers_are_cut_off_and_one_address_holds_few_connections(
     tmp_path: Path,
 ) -> None:
     directory, pki, _ = _org(tmp_path)
-    ctx = ProcessContext(
-        name="EX-NY1",
-        site="NY",
-        address="127.0.0.1",
-        directory=directory,
-        directory_url=str(tmp_path / "directory.db"),
-        base_dir=tmp_path,
-        home=tmp_path / "servers" / "EX-NY1",
-        pki_dir=tmp_path / "pki",
-    )
+    ctx = _context(tmp_path, directory)
 
     async def scenario() -> None:
         service = W3svcService(ctx, port=0, header_wait=1.5, max_connections_per_address=3)
