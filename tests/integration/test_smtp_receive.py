@@ -524,25 +524,28 @@ def submission_held(lab: RunningLab) -> Iterator[None]:
 
 
 def queued(lab: RunningLab, message_id: str) -> list[str]:
-    """The queues of EX-NY1 that hold the message (Get-Message)."""
+    """The identities (SERVER\\queue\\number) of the message in EX-NY1's queues (Get-Message)."""
     messages = lab.shell("Get-Message -Server EX-NY1")
-    return [str(m["Queue"]) for m in messages if m["InternetMessageId"] == message_id]
+    return [str(m["Identity"]) for m in messages if m["InternetMessageId"] == message_id]
 
 
-def send_held_message(lab: RunningLab, message_id: str) -> None:
-    """Send a message for bob, see it in the suspended Submission queue and nowhere else."""
+def send_held_message(lab: RunningLab, message_id: str) -> str:
+    """Send a message for bob, see it in the suspended Submission queue and nowhere else;
+    its identity there."""
     with smtp(NY1, source=INTERNET) as s:
         s.ehlo("mail.fabrikam.com")
         s.sendmail(
             "carol@fabrikam.com", ["bob@contoso.com"], f"Message-ID: {message_id}\r\n\r\nbody\r\n"
         )
-    assert queued(lab, message_id) == [SUBMISSION]
+    [identity] = queued(lab, message_id)
+    assert identity.startswith(SUBMISSION + "\\")
     assert in_mailbox(lab, "EX-NY1", "NY-DB1", message_id) == 0
+    return identity
 
 
-def delivered_once_from_the_queue(lab: RunningLab, message_id: str) -> None:
-    """After the restart: still queued, delivered once the queue resumes, and only once."""
-    assert queued(lab, message_id) == [SUBMISSION], "the restart lost the queued message"
+def delivered_once_from_the_queue(lab: RunningLab, message_id: str, identity: str) -> None:
+    """After the restart: the same queued message, delivered once the queue resumes, once."""
+    assert queued(lab, message_id) == [identity], "the restart lost the queued message"
     assert in_mailbox(lab, "EX-NY1", "NY-DB1", message_id) == 0
     lab.run("shell", "-c", f"Resume-Queue -Identity {SUBMISSION}")
 
@@ -558,7 +561,7 @@ def delivered_once_from_the_queue(lab: RunningLab, message_id: str) -> None:
 
 def test_restart_service_keeps_accepted_mail(lab: RunningLab) -> None:
     with submission_held(lab):
-        send_held_message(lab, "<restart-1@test>")
+        identity = send_held_message(lab, "<restart-1@test>")
         pki = lab.dir / "pki"
         ctx = client_ssl_context(pki / "ca.pem", files=admin_cert_files(pki))
         ctx.check_hostname = False
@@ -567,13 +570,13 @@ def test_restart_service_keeps_accepted_mail(lab: RunningLab) -> None:
         )
         with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
             assert resp.status == 200
-        delivered_once_from_the_queue(lab, "<restart-1@test>")
+        delivered_once_from_the_queue(lab, "<restart-1@test>", identity)
     with smtp(NY1, source=INTERNET) as s:
         assert s.ehlo("mail.fabrikam.com")[0] == 250
 
 
 def test_a_250_survives_kill_9(lab: RunningLab) -> None:
     with submission_held(lab):
-        send_held_message(lab, "<kill-1@test>")
+        identity = send_held_message(lab, "<kill-1@test>")
         lab.run("lab", "restart", "EX-NY1")  # kill -9 and start again
-        delivered_once_from_the_queue(lab, "<kill-1@test>")
+        delivered_once_from_the_queue(lab, "<kill-1@test>", identity)
