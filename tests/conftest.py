@@ -7,12 +7,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_LOCK = "/tmp/sitemail-lab-tests.lock"
@@ -36,6 +39,28 @@ def sitemail(
             f"sitemail {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+def wait_for(predicate: Callable[[], T], what: str, timeout: float = 30.0) -> T:
+    """The first true value of ``predicate``, asked every 0.1 s; fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not after {timeout:.0f} s: {what}")
+        time.sleep(0.1)
+
+
+def stays(predicate: Callable[[], object], what: str, seconds: float = 1.5) -> None:
+    """``predicate`` holds at every look for ``seconds`` (a quiet period after an outcome,
+    so that a late second one, such as a repeated delivery, is seen)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), f"no longer true: {what}"
+        time.sleep(0.1)
+    assert predicate(), f"no longer true: {what}"
 
 
 def lab_processes(lab_dir: Path) -> list[int]:
@@ -139,6 +164,14 @@ class RunningLab:
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sitemail(*args, "--dir", str(self.dir), check=check)
+
+    def shell(self, line: str) -> list[dict[str, Any]]:
+        """The objects a line of the Exchange Management Shell writes (``--json``)."""
+        out = self.run("shell", "-c", line, "--json").stdout.strip()
+        if not out:
+            return []
+        data = json.loads(out)
+        return data if isinstance(data, list) else [data]
 
 
 _slot_depth = 0  # how many lab_slot() blocks of this process are open (the lock is held once)

@@ -1,13 +1,11 @@
 """`sitemail asa NAME -c LINES`: story 1 step 7 on the seed lab, typed as the seed shows it.
 
-The command runs as a user runs it, in its own process.  Until the ``asa``
-subcommand is wired into ``sitemail``, the same implementation
-(:func:`sitemail.firewall.console_cli.main`) runs through ``python -c``.
+The command runs as a user runs it, ``python -m sitemail asa``, in its own process,
+against the lab's own firewalls and servers.
 """
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import re
@@ -22,8 +20,6 @@ from typing import Any
 
 import pytest
 
-from sitemail.cli import build_parser
-
 SEED_LINES = [
     "config t",
     "policy-map global_policy",
@@ -35,31 +31,11 @@ SEED_LINES = [
     "wr me",
 ]
 
-_FALLBACK = """
-import argparse, sys
-from pathlib import Path
-from sitemail.firewall.console_cli import add_arguments, main
-parser = argparse.ArgumentParser(prog="sitemail asa")
-add_arguments(parser)
-parser.add_argument("--dir", required=True)
-args = parser.parse_args()
-sys.exit(main(args.name, args.commands, Path(args.dir)))
-"""
-
-
-def _wired() -> bool:
-    try:
-        build_parser().parse_args(["asa", "X", "--dir", "."])
-    except SystemExit:
-        return False
-    return True
-
 
 def asa(lab: Any, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """``sitemail asa ARGS --dir LAB``, exactly as typed in a shell."""
-    head = ["-m", "sitemail", "asa"] if _wired() else ["-c", _FALLBACK]
     return subprocess.run(
-        [sys.executable, *head, *args, "--dir", str(lab.dir)],
+        [sys.executable, "-m", "sitemail", "asa", *args, "--dir", str(lab.dir)],
         input=stdin if stdin is not None else "",
         capture_output=True,
         text=True,
@@ -155,21 +131,6 @@ def test_an_unknown_lab_is_named(tmp_path: Path) -> None:
     assert f"no lab in {Nowhere.dir}" in done.stderr
 
 
-def _own_server(address: str, port: int) -> socket.socket | None:
-    """A listener standing in for EX-FL1 on its address, unless EX-FL1 listens there."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((address, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            return None
-        raise
-    sock.listen(4)
-    return sock
-
-
 @pytest.mark.lab
 def test_with_inspection_off_on_both_firewalls_smtp_is_no_longer_masked(seed_lab: Any) -> None:
     for name in ("ASA-NY", "ASA-FL"):
@@ -177,35 +138,19 @@ def test_with_inspection_off_on_both_firewalls_smtp_is_no_longer_masked(seed_lab
     status = seed_lab.status()
     path = status["paths"]["NY"]["EX-FL1"]
     port = 25 + status["port_offset"]
-    fl1 = next(s for s in status["servers"] if s["name"] == "EX-FL1")
-    own = _own_server(fl1["address"], port)
-    try:
-        with socket.create_connection(
-            (path["address"], port), timeout=10, source_address=(path["source"], 0)
-        ) as client:
-            f = client.makefile("rwb")
-            if own is not None:
-                # Our stand-in answers as Exchange does, with STARTTLS last.
-                server, _ = own.accept()
-                with server:
-                    server.sendall(b"220 EX-FL1.contoso.com Microsoft ESMTP MAIL Service\r\n")
-                    banner = f.readline()
-                    f.write(b"EHLO ex-ny1.contoso.com\r\n")
-                    f.flush()
-                    assert server.makefile("rb").readline() == b"EHLO ex-ny1.contoso.com\r\n"
-                    server.sendall(b"250-EX-FL1.contoso.com Hello\r\n250 STARTTLS\r\n")
-                    lines = [f.readline(), f.readline()]
-            else:
-                banner = f.readline()
-                f.write(b"EHLO ex-ny1.contoso.com\r\n")
-                f.flush()
-                lines = [f.readline()]
-                while lines[-1][3:4] == b"-":
-                    lines.append(f.readline())
-    finally:
-        if own is not None:
-            own.close()
-    assert banner.startswith(b"220 ") and b"*" not in banner and b"ESMTP" in banner
+    with socket.create_connection(
+        (path["address"], port), timeout=10, source_address=(path["source"], 0)
+    ) as client:
+        f = client.makefile("rwb")
+        banner = f.readline()
+        f.write(b"EHLO ex-ny1.contoso.com\r\n")
+        f.flush()
+        lines = [f.readline()]
+        while lines[-1][3:4] == b"-":
+            lines.append(f.readline())
+    # EX-FL1 itself answers, unmasked, and sees NY's own address through both firewalls.
+    assert banner.startswith(b"220 ex-fl1.contoso.com Microsoft ESMTP MAIL Service ready at ")
+    assert lines[0] == f"250-ex-fl1.contoso.com Hello [{path['source']}]\r\n".encode()
     assert any(line[4:].rstrip() == b"STARTTLS" for line in lines), lines
     assert not any(b"XXXXXXXA" in line for line in lines)
 

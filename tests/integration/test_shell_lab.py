@@ -52,17 +52,15 @@ ASA_LINES = "\n".join(
         "wr me",
     ]
 )
-SHELL = (
-    "import sys; from pathlib import Path; from sitemail.shell.cmdlets.entry import shell_main; "
-    "sys.exit(shell_main(sys.argv[2:], Path(sys.argv[1])))"
-)
+# `sitemail shell`, the command a person types.
+SHELL = ["-m", "sitemail", "shell"]
 
 
 def shell(
     lab: RunningLab, line: str, *, server: str | None = None, as_json: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """``sitemail shell -c LINE`` on the lab, as a person would run it."""
-    args = [sys.executable, "-c", SHELL, str(lab.dir), "-c", line, "--width", "250"]
+    args = [sys.executable, *SHELL, "--dir", str(lab.dir), "-c", line, "--width", "250"]
     if server is not None:
         args += ["--server", server]
     if as_json:
@@ -407,7 +405,7 @@ def test_interactive_shell_types_the_seed_line_with_tab(
     env = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
     child = pexpect.spawn(
         sys.executable,
-        ["-c", SHELL, str(seed_lab.dir), "--history-file", str(tmp_path / "history")],
+        [*SHELL, "--dir", str(seed_lab.dir), "--history-file", str(tmp_path / "history")],
         env=env,
         encoding="utf-8",
         timeout=60,

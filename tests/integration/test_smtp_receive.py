@@ -14,11 +14,13 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from tests.conftest import RunningLab, find_message
+from tests.conftest import RunningLab, find_message, in_mailbox, stays, wait_for
 
 from sitemail.mailflow.exchange_auth import make_blob
 from sitemail.org.directory import open_directory
@@ -505,36 +507,76 @@ def test_verbose_protocol_log_is_written_in_exchange_format(lab: RunningLab) -> 
         assert f",{FL1}:25,{NY1}:" in r
 
 
-def test_restart_service_keeps_accepted_mail(lab: RunningLab) -> None:
+# The message waits in EX-NY1's suspended Submission queue while the transport stops, so
+# what is delivered afterwards can only have come out of the queue the restart found.
+
+SUBMISSION = "EX-NY1\\Submission"
+
+
+@contextmanager
+def submission_held(lab: RunningLab) -> Iterator[None]:
+    """EX-NY1 accepts mail but categorizes (and so delivers) none until the block ends."""
+    lab.run("shell", "-c", f"Suspend-Queue -Identity {SUBMISSION}")
+    try:
+        yield
+    finally:
+        lab.run("shell", "-c", f"Resume-Queue -Identity {SUBMISSION}")
+
+
+def queued(lab: RunningLab, message_id: str) -> list[str]:
+    """The identities (SERVER\\queue\\number) of the message in EX-NY1's queues (Get-Message)."""
+    messages = lab.shell("Get-Message -Server EX-NY1")
+    return [str(m["Identity"]) for m in messages if m["InternetMessageId"] == message_id]
+
+
+def send_held_message(lab: RunningLab, message_id: str) -> str:
+    """Send a message for bob, see it in the suspended Submission queue and nowhere else;
+    its identity there."""
     with smtp(NY1, source=INTERNET) as s:
         s.ehlo("mail.fabrikam.com")
         s.sendmail(
-            "carol@fabrikam.com",
-            ["bob@contoso.com"],
-            "Message-ID: <restart-1@test>\r\n\r\nbody\r\n",
+            "carol@fabrikam.com", ["bob@contoso.com"], f"Message-ID: {message_id}\r\n\r\nbody\r\n"
         )
-    pki = lab.dir / "pki"
-    ctx = client_ssl_context(pki / "ca.pem", files=admin_cert_files(pki))
-    ctx.check_hostname = False
-    import urllib.request
+    [identity] = queued(lab, message_id)
+    assert identity.startswith(SUBMISSION + "\\")
+    assert in_mailbox(lab, "EX-NY1", "NY-DB1", message_id) == 0
+    return identity
 
-    req = urllib.request.Request(
-        f"https://{NY1}:8443/services/MSExchangeTransport/restart", method="POST"
+
+def delivered_once_from_the_queue(lab: RunningLab, message_id: str, identity: str) -> None:
+    """After the restart: the same queued message, delivered once the queue resumes, once."""
+    assert queued(lab, message_id) == [identity], "the restart lost the queued message"
+    assert in_mailbox(lab, "EX-NY1", "NY-DB1", message_id) == 0
+    lab.run("shell", "-c", f"Resume-Queue -Identity {SUBMISSION}")
+
+    def delivered() -> bool:
+        return in_mailbox(lab, "EX-NY1", "NY-DB1", message_id) >= 1 and not queued(lab, message_id)
+
+    wait_for(delivered, f"{message_id} delivered to bob and gone from the queues")
+    stays(
+        lambda: in_mailbox(lab, "EX-NY1", "NY-DB1", message_id) == 1,
+        f"{message_id} is in bob's mailbox exactly once",
     )
-    with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
-        assert resp.status == 200
-    assert accepted(lab, "<restart-1@test>")
+
+
+def test_restart_service_keeps_accepted_mail(lab: RunningLab) -> None:
+    with submission_held(lab):
+        identity = send_held_message(lab, "<restart-1@test>")
+        pki = lab.dir / "pki"
+        ctx = client_ssl_context(pki / "ca.pem", files=admin_cert_files(pki))
+        ctx.check_hostname = False
+        req = urllib.request.Request(
+            f"https://{NY1}:8443/services/MSExchangeTransport/restart", method="POST"
+        )
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+            assert resp.status == 200
+        delivered_once_from_the_queue(lab, "<restart-1@test>", identity)
     with smtp(NY1, source=INTERNET) as s:
         assert s.ehlo("mail.fabrikam.com")[0] == 250
 
 
 def test_a_250_survives_kill_9(lab: RunningLab) -> None:
-    with smtp(NY1, source=INTERNET) as s:
-        s.ehlo("mail.fabrikam.com")
-        s.sendmail(
-            "carol@fabrikam.com",
-            ["bob@contoso.com"],
-            "Message-ID: <kill-1@test>\r\n\r\nbody\r\n",
-        )
-    lab.run("lab", "restart", "EX-NY1")  # kill -9 and start again
-    assert accepted(lab, "<kill-1@test>")
+    with submission_held(lab):
+        identity = send_held_message(lab, "<kill-1@test>")
+        lab.run("lab", "restart", "EX-NY1")  # kill -9 and start again
+        delivered_once_from_the_queue(lab, "<kill-1@test>", identity)
