@@ -5,7 +5,8 @@ A firewall process (:mod:`.process`) relays each listener of its plan
 interface it enters (:mod:`.acl`), through the inspection engine
 (:mod:`.inspection`, policy in :mod:`.esmtp_policy`), keeps its running
 configuration (:mod:`.asa_config`, :mod:`.asa_model`), traces a connection
-through it without sending one (:mod:`.packet_tracer`) and answers the ASA command language on its console
-(:mod:`.asa_cli` and ``asa_*``); :mod:`.console_cli` is ``sitemail asa``,
-which finds the firewall through the lab's state file.
+through it without sending one (:mod:`.packet_tracer`) and answers the ASA
+command language on its console (:mod:`.asa_cli` and ``asa_*``);
+:mod:`.console_cli` is ``sitemail asa``, which finds the firewall through the
+lab's state file.
 """
