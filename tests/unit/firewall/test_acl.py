@@ -20,6 +20,8 @@ from sitemail.firewall.acl import (
     port_number,
     port_text,
 )
+from sitemail.firewall.asa_cli import AsaCli
+from sitemail.firewall.asa_config import parse_config, render_config
 
 ANY = AddressSpec("any")
 MAIL = AddressSpec("host", "10.0.0.5")
@@ -138,3 +140,48 @@ def test_a_network_entry_matches_exactly_its_addresses(
     # Permitted by the entry when the source is in the network, else the implicit deny.
     assert verdict.permitted is (source in network)
     assert verdict.implicit is (source not in network)
+
+
+PORTS = st.one_of(st.none(), st.integers(0, 65535))
+
+
+@st.composite
+def address_specs(draw: st.DrawFn) -> AddressSpec:
+    kind = draw(st.sampled_from(["any", "any4", "host", "network"]))
+    if kind in ("any", "any4"):
+        return AddressSpec(kind)
+    address = draw(ADDRESSES)
+    if kind == "host":
+        return AddressSpec("host", str(address))
+    network = ipaddress.IPv4Network(f"{address}/{draw(st.integers(0, 31))}", strict=False)
+    return AddressSpec.network(str(network.network_address), str(network.netmask))
+
+
+@st.composite
+def aces(draw: st.DrawFn) -> Ace:
+    protocol = draw(st.sampled_from(["tcp", "ip"]))
+    ports = (draw(PORTS), draw(PORTS)) if protocol == "tcp" else (None, None)
+    return Ace(
+        draw(st.sampled_from(["permit", "deny"])),
+        protocol,
+        draw(address_specs()),
+        draw(address_specs()),
+        ports[0],
+        ports[1],
+        draw(st.booleans()),
+    )
+
+
+@given(entries=st.lists(aces(), min_size=1, max_size=6, unique=True))
+def test_typed_entries_save_and_read_back_as_the_same_list(entries: list[Ace]) -> None:
+    cli = AsaCli(privileged=True)
+    cli.feed("configure terminal")
+    for ace in entries:
+        assert cli.feed(f"access-list L {ace.text()}").output == ""
+    assert cli.feed("access-group L in interface outside").output == ""
+    assert cli.running.access_lists == [AccessList("L", list(entries))]
+    text = render_config(cli.running)
+    again = parse_config(text)
+    assert again.access_lists == cli.running.access_lists
+    assert again.access_groups == [AccessGroup("L", "outside")]
+    assert render_config(again) == text
