@@ -9,14 +9,16 @@ own symptom, ``troubleshoot`` on the live lab and ``troubleshoot --logs`` on
 the log rows written meanwhile both name its own cause and no other
 connector or path cause, and the change is undone before the next one.
 
-Port 25 blocked: the lab's ASAs model no access lists, so the variant points
-NY's path to EX-FL1 at an address where nothing listens (what a dropped or
-refused SYN looks like to the sending hub).
+Port 25 blocked: an access list on ASA-FL, typed with ``sitemail asa`` as an
+administrator would, refuses SMTP from NY to EX-FL1; the troubleshooter
+names the line and its own fix (the ASA lines, then Retry-Queue) delivers
+the message.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import smtplib
 import ssl
@@ -36,7 +38,6 @@ from sitemail.org.model import (
     AuthMechanism,
     LoggingLevel,
     Model,
-    NetworkPath,
     PermissionGroup,
     ReceiveConnector,
     Server,
@@ -305,11 +306,6 @@ def _no_exchange_servers(c: ReceiveConnector) -> ReceiveConnector:
     return c
 
 
-def _dead_path(p: NetworkPath) -> NetworkPath:
-    p.address = "127.1.2.250"
-    return p
-
-
 VARIANTS = [
     # (id, class, identity, edit, symptom in LastError or None for NDR/Unreachable, cause)
     ("ranges", ReceiveConnector, DEFAULT_FL, _ranges, "421 4.4.2 Connection dropped",
@@ -320,8 +316,6 @@ VARIANTS = [
      "451 5.7.3 Cannot achieve Exchange Server authentication", "connector-auth-mechanism"),
     ("permissions", ReceiveConnector, DEFAULT_FL, _no_exchange_servers, None,
      "connector-permission-groups"),
-    ("port-25", NetworkPath, "NY->EX-FL1", _dead_path, "421 4.2.1 Unable to connect",
-     "port-25-unreachable"),
     ("site-link", SiteLink, "NY-FL", lambda _link: None, None, "no-route"),
 ]  # fmt: skip
 
@@ -387,6 +381,69 @@ def _wait_for_symptom(lab: Path, message_id: str, last_error: str | None, cause:
             return any(r["EventId"] == "FAIL" for r in rows)
 
         assert wait_for(failed)
+
+
+def test_port_25_blocked_by_an_access_list_on_asa_fl_is_found_and_fixed(
+    clean_path: Path, tmp_path: Path
+) -> None:
+    lab = clean_path
+    d = open_directory(str(lab / "directory.db"))
+    try:
+        fl1 = d.require(Server, "EX-FL1").addresses[0]
+    finally:
+        d.close()
+    deny = f"access-list outside_access_in extended deny tcp any host {fl1} eq smtp"
+    block = [
+        "config t",
+        deny,
+        "access-list outside_access_in extended permit ip any any",
+        "access-group outside_access_in in interface outside",
+        "exit",
+        "wr me",
+    ]
+    before = log_sizes(lab)
+    sitemail("asa", "ASA-FL", "-c", "\n".join(block), "--dir", str(lab))
+    try:
+        send("acl@variants")
+        # The firewall resets the hub's connection before the banner.
+        queue = wait_for(
+            lambda: (
+                (q := fl_queue(lab))
+                and q["Status"] == "Retry"
+                and "421 4.4.2 Connection dropped" in q["LastError"]
+                and q
+            )
+        )
+        assert queue, fl_queue(lab)
+        live = only_path_cause(troubleshoot("--dir", str(lab)), "port-25-unreachable")
+        assert live["subject"] == "NY -> EX-FL1"
+        asa_fixes = {f["target"]: f["lines"] for f in live["fixes"] if f["kind"] == "asa"}
+        assert asa_fixes == {"ASA-FL": ["config t", f"no {deny}", "exit", "wr me"]}
+        assert any(
+            e["kind"] == "firewall"
+            and f"access-list outside_access_in line 1 {deny.split(' ', 2)[2]}" in e["text"]
+            for e in live["evidence"]
+        ), live["evidence"]
+        hits = sitemail("asa", "ASA-FL", "-c", "show access-list", "--dir", str(lab)).stdout
+        assert re.search(r"line 1 extended deny tcp any host \S+ eq smtp \(hitcnt=[1-9]", hits)
+        syslog = (lab / "firewalls" / "ASA-FL" / "syslog.log").read_text()
+        assert f'dst inside:{fl1}/25 by access-group "outside_access_in"' in syslog
+
+        # From the hubs' logs alone a reset before the banner reads like a receive
+        # connector's refusal; the finding names the device on the path as the alternative.
+        offline = troubleshoot("--logs", str(copy_new_rows(lab, before, tmp_path / "logs")))
+        dropped = causes(offline)["connector-remote-ip-ranges"]
+        assert "a device on the path resets them" in dropped["summary"]
+
+        # The fix, typed as the finding says; then Retry-Queue delivers.
+        out = sitemail("asa", "ASA-FL", "-c", "\n".join(asa_fixes["ASA-FL"]), "--dir", str(lab))
+        assert "[OK]" in out.stdout
+        recover(lab, "acl@variants")
+        assert not set(causes(troubleshoot("--dir", str(lab)))) & PATH_CAUSES
+    finally:
+        undo = ["config t", "no access-group outside_access_in in interface outside"]
+        undo += ["no access-list outside_access_in", "exit", "wr me"]
+        sitemail("asa", "ASA-FL", "-c", "\n".join(undo), "--dir", str(lab), check=False)
 
 
 def test_narrower_connector_capturing_the_hubs_is_found(clean_path: Path, tmp_path: Path) -> None:

@@ -104,6 +104,8 @@ class FirewallFact:
     policy_lines: tuple[str, ...] = ()
     """``show running-config policy-map`` lines, for evidence."""
     error: str = ""
+    access_rules: tuple[str, ...] = ()
+    """``show running-config access-list`` and ``access-group`` lines."""
 
 
 @dataclass(frozen=True, slots=True)

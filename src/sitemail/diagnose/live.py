@@ -5,8 +5,8 @@ What ``sitemail troubleshoot`` reads, in the order a person would look:
 1. the directory (sites, links, servers, connectors), as the servers read it;
 2. each 2010 hub's admin API: ``GET /queues`` and ``GET /messages``
    (Get-Queue / Get-Message), with the lab's admin certificate;
-3. each firewall's console: ``health`` (ESMTP inspection per interface) and
-   ``show running-config policy-map``;
+3. each firewall's console: ``health`` (ESMTP inspection per interface),
+   ``show running-config policy-map``, ``access-list`` and ``access-group``;
 4. a probe from every site to every hub of another site, the way the hubs
    connect (through the firewalls, from the sending hub's address), and the
    same hub at its own address (the vantage comparison);
@@ -157,22 +157,31 @@ def _read_firewalls(facts: Facts, lab_dir: Path, homes: dict[str, Path]) -> None
             with ConsoleClient(home / "console.sock", timeout=5.0) as console:
                 health = console.call("health")
                 shown = console.call("show", what="running-config policy-map")
+                rules = [
+                    console.call("show", what=f"running-config {what}")
+                    for what in ("access-list", "access-group")
+                ]
         except (ConsoleError, OSError, ValueError) as exc:
             facts.firewalls.append(FirewallFact(fw.name, fw.site, False, {}, (), str(exc)))
             continue
         esmtp = health.get("esmtp_inspection") or {}
-        lines = tuple(
-            line.rstrip() for line in str(shown.get("output", "")).splitlines() if line.strip()
-        )
         facts.firewalls.append(
             FirewallFact(
                 fw.name,
                 fw.site,
                 True,
                 {str(k): (str(v) if v else None) for k, v in esmtp.items()},
-                lines,
+                _lines(shown),
+                access_rules=tuple(line for r in rules for line in _lines(r)),
             )
         )
+
+
+def _lines(shown: dict[str, Any]) -> tuple[str, ...]:
+    """The non-empty lines of a console ``show`` answer."""
+    return tuple(
+        line.rstrip() for line in str(shown.get("output", "")).splitlines() if line.strip()
+    )
 
 
 async def _probe_paths(facts: Facts, settings: ProbeSettings | None) -> list[PathProbe]:

@@ -21,6 +21,7 @@ from sitemail.diagnose.findings import (
 )
 from sitemail.diagnose.logs import LogKind
 from sitemail.diagnose.logscan import Outcome
+from sitemail.diagnose.path_acl import AclBlock, blocks_on_path, fix_lines, packet_tracer_line
 from sitemail.diagnose.probe import Verdict
 from sitemail.diagnose.rules import (
     Rule,
@@ -229,6 +230,21 @@ def port_25(facts: Facts) -> list[Finding]:
                     continue
                 probe = _probe(facts, from_site, target.name, "path")
                 queues = _queues_from(facts, senders, target.site)
+                blocks = [
+                    block
+                    for sender in senders
+                    if sender.address and target.address
+                    for block in blocks_on_path(
+                        firewalls_on_path(facts, from_site, target.site),
+                        sender.address,
+                        target.address,
+                    )
+                ]
+                if blocks:
+                    findings.append(
+                        _access_list_live(facts, from_site, senders, target, probe, queues, blocks)
+                    )
+                    continue
                 refused = [q for q in queues if "4.2.1 Unable to connect" in q.last_error]
                 if (probe is None or probe.result.verdict is not Verdict.UNREACHABLE) and not (
                     refused and probe is None
@@ -296,6 +312,74 @@ def _port_25_live(
             f"way the hubs do ({probe.address if probe else target.fqdn}): the queue for "
             f"{target.site} waits with 421 4.2.1 Unable to connect. Something between the "
             "sites blocks or misroutes SMTP."
+        ),
+        evidence=evidence,
+        fixes=fixes,
+        symptoms=(3, 4),
+        subject=f"{from_site} -> {target.name}",
+    )
+
+
+def _access_list_live(
+    facts: Facts,
+    from_site: str,
+    senders: list[Server],
+    target: Server,
+    probe: PathProbe | None,
+    queues: list[QueueFact],
+    blocks: list[AclBlock],
+) -> Finding:
+    """An access group on the path refuses SMTP between the hubs: name the line and undo it."""
+    evidence: list[Evidence] = []
+    for block in blocks:
+        group = block.verdict.group
+        assert group is not None
+        evidence.append(
+            Evidence(
+                EvidenceKind.FIREWALL,
+                f"{block.firewall.name}: {group.text()}; {block.denying_line} refuses TCP/25 "
+                f"from {block.source} to {block.destination} arriving on its {block.interface} "
+                "interface (the firewall resets the connection and logs %ASA-4-106023)",
+                block.firewall.name,
+            )
+        )
+    if probe is not None:
+        evidence += _probe_evidence(probe, {"connect", "banner"})
+    evidence += queue_evidence(queues)
+    for sender in senders:
+        evidence += group_evidence(
+            facts,
+            LogKind.SMTP_SEND,
+            [Outcome.DROPPED_BEFORE_BANNER, Outcome.FAILED_TO_CONNECT],
+            server=sender.name,
+        )
+    fixes: list[Fix] = []
+    for block in blocks:
+        if any(f.target == block.firewall.name and f.lines == fix_lines(block) for f in fixes):
+            continue
+        fixes.append(
+            cmd.asa(
+                block.firewall.name,
+                fix_lines(block),
+                f"lets SMTP from {block.source} to {block.destination} through; check with "
+                f"`{packet_tracer_line(block)}` (Action: allow) and `show access-list`",
+            )
+        )
+    fixes += _retry_fixes(queues, target.site)
+    names = " and ".join(dict.fromkeys(b.firewall.name for b in blocks))
+    first = blocks[0]
+    return Finding(
+        cause=PORT_25,
+        title=f"An access list on {names} blocks SMTP from {from_site} to {target.name}",
+        severity=Severity.ERROR,
+        confidence=Confidence.HIGH,
+        summary=(
+            f"{first.firewall.name}'s access group on its {first.interface} interface refuses "
+            f"TCP port 25 from {first.source} to {target.name} ({first.destination}): "
+            f"{first.denying_line}. The firewall resets each connection before the banner, so "
+            f"the queue for {target.site} waits in Retry (421 4.4.2 Connection dropped; behind "
+            "a real ASA, which drops the SYN, 421 4.2.1 Unable to connect). Remove the line, "
+            "or permit SMTP between the hubs before it."
         ),
         evidence=evidence,
         fixes=fixes,

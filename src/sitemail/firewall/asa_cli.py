@@ -12,13 +12,15 @@ process, ``sitemail asa NAME -c ...``) to carry out.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from sitemail.firewall import asa_cli_acl as acl_cli
 from sitemail.firewall import asa_cli_text as say
 from sitemail.firewall import asa_cli_trees as trees
 from sitemail.firewall.asa_cli_grammar import ARG, Matched, Node, Problem, match_line
 from sitemail.firewall.asa_cli_input import bad_argument, bad_character, terminal_safe
+from sitemail.firewall.asa_cli_show import BadTracerWord, ShowContext, packet_tracer, show
 from sitemail.firewall.asa_config import (
     DEFAULT_ESMTP_MAP,
     AsaConfig,
@@ -36,14 +38,9 @@ from sitemail.firewall.asa_config import (
     render_config,
 )
 from sitemail.firewall.asa_model import inspect_from_words
-from sitemail.firewall.asa_render import (
-    render_body,
-    render_class_maps,
-    render_interfaces,
-    render_policy_maps,
-    render_service_policies,
-)
-from sitemail.firewall.counters import InspectCounters
+from sitemail.firewall.asa_render import render_body
+from sitemail.firewall.counters import AclHits, InspectCounters
+from sitemail.firewall.packet_tracer import Egress
 
 __all__ = [
     "AsaCli",
@@ -189,7 +186,9 @@ class AsaCli:
     ``running`` defaults to the factory configuration; ``startup`` is the saved
     startup-config text (default: the running configuration, as after a boot;
     ``""``: none saved).  ``counters`` maps an inspection (``"esmtp"``) to the
-    figures ``show service-policy`` prints; the relay keeps them up to date.
+    figures ``show service-policy`` prints; the relay keeps them up to date,
+    as it does ``acl_hits`` (``show access-list``).  ``egress`` are the routes
+    ``packet-tracer`` may use besides the interfaces' own networks.
     ``privileged=True`` starts at ``ciscoasa#``, as the seed's steps do.
     """
 
@@ -200,12 +199,17 @@ class AsaCli:
         startup: str | None = None,
         settings: CliSettings | None = None,
         counters: Mapping[str, InspectCounters] | None = None,
+        acl_hits: AclHits | None = None,
+        egress: Sequence[Egress] = (),
         privileged: bool = False,
     ) -> None:
         self.running = running if running is not None else factory_config()
         self.startup = render_config(self.running) if startup is None else startup
         self.settings = settings or CliSettings()
         self.counters: Mapping[str, InspectCounters] = counters if counters is not None else {}
+        self.acl_hits = acl_hits if acl_hits is not None else AclHits()
+        self.egress = tuple(egress)
+        self._flows = 0  # packet-tracer's flow ids
         self.mode = Mode.PRIVILEGED if privileged else Mode.USER
         self._dialog: _Dialog | None = None
         self._effects: list[Effect] = []
@@ -365,6 +369,17 @@ class AsaCli:
             return ""
         if path == ("enable",):
             return ""
+        if path[0] == "clear":  # clear access-list [NAME] counters
+            self.acl_hits.clear(found.args[0] if found.args else None)
+            return ""
+        if path[0] == "packet-tracer":
+            self._flows += 1
+            try:
+                return packet_tracer(
+                    found, self.running, egress=self.egress, hits=self.acl_hits, flow_id=self._flows
+                )
+            except BadTracerWord as bad:
+                raise self._invalid_at(found.columns[bad.index], prompt) from None
         # configure terminal
         self._leave_to(Mode.CONFIG)
         if self.running.call_home == "unanswered":
@@ -389,41 +404,10 @@ class AsaCli:
     # -- show, write, reload -----------------------------------------------------------------
 
     def _show(self, found: Matched) -> str:
-        path, args = found.path, found.args
-        if path[1] == "startup-config":
-            return self.startup
-        if path[1] == "service-policy":
-            scope: str | bool | None = True
-            if "global" in path:
-                scope = None
-            elif "interface" in path:
-                scope = args[0]
-            return say.service_policy_report(
-                self.running,
-                self.counters,
-                scope=scope,
-                esmtp_only="esmtp" in path,
-                long_format=self.settings.long_service_policy_format,
-            )
-        # show running-config [all] [section ...]
-        show_all = "all" in path
-        section = path[3:] if show_all else path[2:]
-        name = args[0] if args else None
-        if not section:
-            return render_config(self.running, show_all=show_all)
-        if section[0] == "policy-map":
-            esmtp_only = "esmtp" in section
-            return render_policy_maps(
-                self.running, show_all=show_all, name=name, esmtp_only=esmtp_only
-            )
-        if section[0] == "class-map":
-            return render_class_maps(self.running, name)
-        if section[0] == "service-policy":
-            return render_service_policies(self.running)
-        if section[0] == "interface":
-            text = render_interfaces(self.running, name)
-            return f"{text}!\n" if text else ""
-        return f"hostname {self.running.hostname}\n"
+        ctx = ShowContext(
+            self.startup, self.counters, self.acl_hits, self.settings.long_service_policy_format
+        )
+        return show(found, self.running, ctx)
 
     def _save(self) -> tuple[str, int]:
         text = render_config(self.running)
@@ -492,6 +476,13 @@ class AsaCli:
             return ""
         if body[0] == "service-policy":
             return self._service_policy(found, negate, prompt)
+        if body[0] in ("access-list", "access-group"):
+            try:
+                return acl_cli.configure(config, found, self.acl_hits)
+            except acl_cli.AclWordError as bad:
+                if bad.message:
+                    return bad.message
+                raise self._invalid_at(found.columns[bad.index], prompt) from None
         if body == ("hostname", ARG):
             config.hostname = args[0]
             return ""

@@ -26,8 +26,9 @@ def ambiguous(line: str) -> str:
 def not_emulated(words: str) -> str:
     return (
         f"ERROR: % '{words}' is a real ASA command that sitemail does not emulate; use "
-        "configure terminal, policy-map, class-map, inspect, service-policy, show "
-        "running-config, show service-policy, write memory or reload.\n"
+        "configure terminal, policy-map, class-map, inspect, service-policy, access-list "
+        "(extended tcp/ip), access-group, show running-config, show service-policy, show "
+        "access-list, clear access-list, packet-tracer (tcp), write memory or reload.\n"
     )
 
 
@@ -38,6 +39,30 @@ def missing(kind: str, name: str) -> str:
 
 def in_use(kind: str, name: str) -> str:
     return f"ERROR: {kind} {name} is in use; remove the reference to it first\n"
+
+
+# [unv] access-list errors: the address and mask of an entry disagree, the entry typed
+# again, a `no` for an entry the list does not have, an access-group naming a list that
+# has no entry (the guide: "You cannot reference empty ACLs or ACLs that contain only a
+# remark").
+def address_mask_mismatch(address: str, mask: str) -> str:
+    return f"ERROR: IP address,mask <{address},{mask}> doesn't pair\n"
+
+
+def duplicate_ace(name: str) -> str:
+    return f"WARNING: {name} found duplicate element\n"
+
+
+NO_SUCH_ACE = "ERROR: Specified access-list entry does not exist\n"
+
+
+def empty_access_list(name: str) -> str:
+    return f"ERROR: access-list {name} has no entry; an access-group needs at least one\n"
+
+
+# [unv] packet-tracer with an input interface that has no such nameif.
+def no_such_interface(name: str) -> str:
+    return f"ERROR: '{name}' is not a valid interface name (nameif)\n"
 
 
 INSPECT_EXISTS = (  # [unv] changing the map of an inspect needs "no inspect" first (§3.3)

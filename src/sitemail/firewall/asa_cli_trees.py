@@ -104,6 +104,37 @@ def esmtp_criteria() -> Node:
     )
 
 
+def _address(then: Node) -> Node:
+    """``any``, ``any4``, ``host A`` or ``A MASK``, then ``then``."""
+    return node({"any": then, "any4": then, "host": word(then)}, arg=word(then))
+
+
+def _ace(end: bool = False) -> Node:
+    """What follows ``access-list NAME``: an extended entry, a remark, or ``line N`` first."""
+    log = node({"log": leaf()}, end=True)
+    tcp_destination = _address(node({"eq": word(log), "log": leaf()}, end=True))
+    # After a TCP source: an optional ``eq PORT``, then the destination.
+    after_source = node(
+        {"eq": word(tcp_destination), **tcp_destination.words}, arg=tcp_destination.arg
+    )
+    action = node(
+        {"tcp": _address(after_source), "ip": _address(_address(log))}
+        | stubs("udp", "icmp", "object", "object-group")
+    )
+    entry = {
+        "extended": node({"permit": action, "deny": action}),
+        "remark": text(),
+        **stubs("standard", "webtype", "ethertype", "rename"),
+    }
+    return node({**entry, "line": word(node(entry))}, end=end)
+
+
+def access_list_commands() -> dict[str, Node]:
+    """``access-list ...`` and ``access-group ...`` of configuration mode (and their ``no``)."""
+    group = word(node({"in": node({"interface": word()})}))
+    return {"access-list": word(_ace()), "access-group": group}
+
+
 def _show() -> Node:
     policy_map = node(
         {"type": node({"inspect": node({"esmtp": optional_word()})})}, arg=leaf(), end=True
@@ -114,6 +145,8 @@ def _show() -> Node:
         "service-policy": leaf(),
         "interface": optional_word(),
         "hostname": leaf(),
+        "access-list": optional_word(),
+        "access-group": leaf(),
     }
     running = node({"all": node(sections, end=True), **sections}, end=True)
     esmtp_filter = node({"esmtp": leaf()})
@@ -130,6 +163,7 @@ def _show() -> Node:
             "running-config": running,
             "startup-config": leaf(),
             "service-policy": service_policy,
+            "access-list": optional_word(),
             **stubs("conn", "version", "interface", "logging", "route", "xlate", "asp", "inspect"),
         }
     )
@@ -162,6 +196,24 @@ def user_tree() -> Node:
     )
 
 
+def _clear() -> Node:
+    """``clear access-list [NAME] counters``; the other ``clear`` commands are not emulated."""
+    counters = node({"counters": leaf()})
+    return node(
+        {
+            "access-list": node({"counters": leaf()}, arg=counters),
+            **stubs("conn", "xlate", "service-policy", "logging", "configure", "asp", "arp"),
+        }
+    )
+
+
+def _packet_tracer() -> Node:
+    """``packet-tracer input IF tcp SRC SPORT DST DPORT [detailed]``."""
+    options = node({"detailed": leaf(), "xml": stub()}, end=True)
+    tcp = word(word(word(word(options))))
+    return node({"input": word(node({"tcp": tcp, **stubs("udp", "icmp", "rawip", "sctp")}))})
+
+
 def privileged_tree() -> Node:
     exec_words = _exec_in_config()
     del exec_words["end"]  # only configuration modes have "end"
@@ -173,8 +225,10 @@ def privileged_tree() -> Node:
             "quit": leaf(),
             "logout": leaf(),
             "configure": node({"terminal": leaf(), **stubs("factory-default", "memory", "net")}),
-            **stubs("capture", "clear", "clock", "copy", "debug", "dir", "more", "ping"),
-            **stubs("packet-tracer", "traceroute", "delete", "format", "verify"),
+            "clear": _clear(),
+            "packet-tracer": _packet_tracer(),
+            **stubs("capture", "clock", "copy", "debug", "dir", "more", "ping"),
+            **stubs("traceroute", "delete", "format", "verify"),
         }
     )
 
@@ -196,10 +250,13 @@ def config_tree() -> Node:
                     "policy-map": node({"type": policy_map_type}, arg=leaf()),
                     "class-map": word(),
                     "service-policy": word(node({"global": leaf(), "interface": word()})),
-                    **stubs("access-list", "object", "route", "nat", "logging"),
+                    "access-list": word(_ace(end=True)),
+                    "access-group": access_list_commands()["access-group"],
+                    **stubs("object", "route", "nat", "logging"),
                 }
             ),
-            **stubs("access-list", "access-group", "object", "object-group", "route", "nat"),
+            **access_list_commands(),
+            **stubs("object", "object-group", "route", "nat"),
             **stubs("logging", "ssh", "telnet", "http", "crypto", "tunnel-group", "username"),
             **stubs("aaa", "names", "timeout", "mtu", "call-home", "dns", "ntp", "enable"),
             **stubs("domain-name", "same-security-traffic", "sysopt", "dhcpd", "failover"),

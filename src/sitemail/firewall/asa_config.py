@@ -11,7 +11,7 @@ This is the public face of the configuration code:
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from sitemail.firewall.asa_model import (
     DEFAULT_ESMTP_MAP,
@@ -51,6 +51,7 @@ __all__ = [
     "EsmtpInspectMap",
     "EsmtpMatch",
     "Inspect",
+    "InspectionRule",
     "Interface",
     "PolicyClass",
     "PolicyMap",
@@ -59,6 +60,7 @@ __all__ = [
     "cryptochecksum",
     "default_esmtp_map",
     "esmtp_inspection_for",
+    "esmtp_inspection_rule",
     "esmtp_policy_for",
     "factory_config",
     "factory_interfaces",
@@ -180,21 +182,39 @@ def _class_matches(class_map: ClassMap | None, name: str, port: int) -> bool:
     return False
 
 
-def _decide(config: AsaConfig, policy_map: PolicyMap, port: int) -> tuple[bool, Inspect | None]:
-    """(decided, esmtp inspect): the first matching class with an inspect decides (MPF)."""
+@dataclass(frozen=True)
+class InspectionRule:
+    """Where an ``inspect esmtp`` comes from: service-policy, policy-map, class, class-map."""
+
+    service: ServicePolicy
+    policy_map: PolicyMap
+    klass: PolicyClass
+    class_map: ClassMap | None  # None for class-default
+    inspect: Inspect
+
+
+def _decide(
+    config: AsaConfig, service: ServicePolicy, policy_map: PolicyMap, port: int
+) -> tuple[bool, InspectionRule | None]:
+    """(decided, esmtp rule): the first matching class with an inspect decides (MPF)."""
     for klass in policy_map.classes:
         if not klass.inspects:
             continue
-        if not _class_matches(config.class_map(klass.name), klass.name, port):
+        class_map = config.class_map(klass.name)
+        if not _class_matches(class_map, klass.name, port):
             continue
-        return True, klass.find("esmtp")
+        inspect = klass.find("esmtp")
+        if inspect is None:
+            return True, None
+        return True, InspectionRule(service, policy_map, klass, class_map, inspect)
     return False, None
 
 
-def esmtp_inspection_for(
+def esmtp_inspection_rule(
     config: AsaConfig, *, interface: str | None = None, port: int = SMTP_PORT
-) -> Inspect | None:
-    """The ``inspect esmtp`` line that applies to TCP/``port`` arriving on ``interface``.
+) -> InspectionRule | None:
+    """The configuration behind the ``inspect esmtp`` that applies to TCP/``port`` arriving
+    on ``interface``, or None when SMTP is not inspected there.
 
     An interface service-policy is looked at before the global one, as on the
     ASA (spec §3.1): the first class that matches the traffic and has an
@@ -208,10 +228,18 @@ def esmtp_inspection_for(
         policy_map = config.policy_map(service.policy_map)
         if policy_map is None:
             continue
-        decided, inspect = _decide(config, policy_map, port)
+        decided, rule = _decide(config, service, policy_map, port)
         if decided:
-            return inspect
+            return rule
     return None
+
+
+def esmtp_inspection_for(
+    config: AsaConfig, *, interface: str | None = None, port: int = SMTP_PORT
+) -> Inspect | None:
+    """The ``inspect esmtp`` line that applies to TCP/``port`` arriving on ``interface``."""
+    rule = esmtp_inspection_rule(config, interface=interface, port=port)
+    return None if rule is None else rule.inspect
 
 
 def esmtp_policy_for(

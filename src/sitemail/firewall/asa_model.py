@@ -1,8 +1,9 @@
 """The ASA running configuration as data (the parts a mail lab needs).
 
-Modelled structurally: hostname, interfaces, class-maps, ``policy-map
-type inspect esmtp`` maps, ordinary policy-maps with their ``inspect``
-lines, service-policies and the call-home answer.  Every other line of a
+Modelled structurally: hostname, interfaces, access lists and access
+groups (:mod:`sitemail.firewall.acl`), class-maps, ``policy-map type inspect
+esmtp`` maps, ordinary policy-maps with their ``inspect`` lines,
+service-policies and the call-home answer.  Every other line of a
 saved configuration (timeouts, ``pager lines 24``, DNS inspect maps, ...) is
 kept verbatim so that a configuration read back renders the same.
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from sitemail.firewall.acl import AccessGroup, AccessList
 
 DEFAULT_ESMTP_MAP = "_default_esmtp_map"
 
@@ -204,6 +207,8 @@ class AsaConfig:
     head_lines: list[str] = field(default_factory=list)  # between hostname and interfaces
     interfaces: list[Interface] = field(default_factory=list)
     body_lines: list[str] = field(default_factory=list)  # between interfaces and class-maps
+    access_lists: list[AccessList] = field(default_factory=list)
+    access_groups: list[AccessGroup] = field(default_factory=list)
     class_maps: list[ClassMap] = field(default_factory=list)
     inspect_maps: list[EsmtpInspectMap | RawInspectMap] = field(default_factory=list)
     policy_maps: list[PolicyMap] = field(default_factory=list)
@@ -216,6 +221,16 @@ class AsaConfig:
             if interface.name.lower() == name.lower():
                 return interface
         return None
+
+    def access_list(self, name: str) -> AccessList | None:
+        return next((a for a in self.access_lists if a.name == name), None)
+
+    def access_group(self, interface: str) -> AccessGroup | None:
+        """The inbound access group of an interface (by nameif)."""
+        return next((g for g in self.access_groups if g.interface == interface), None)
+
+    def nameifs(self) -> list[str]:
+        return [i.nameif for i in self.interfaces if i.nameif]
 
     def class_map(self, name: str) -> ClassMap | None:
         for class_map in self.class_maps:

@@ -5,10 +5,18 @@ opens a block, the lines indented under it belong to that block.  Blocks the
 model knows are parsed; every other block is kept verbatim in the part of the
 configuration it came from, so ``render(parse(text))`` gives the same text for
 anything :func:`sitemail.firewall.asa_render.render_config` wrote.
+
+``access-list`` and ``access-group`` lines are read with the console's own
+configuration-mode grammar (:mod:`sitemail.firewall.asa_cli_acl`), so a saved
+line means what it meant when it was typed.
 """
 
 from __future__ import annotations
 
+from sitemail.firewall import asa_cli_trees
+from sitemail.firewall.acl import AccessGroup
+from sitemail.firewall.asa_cli_acl import AclWordError, add_entry, entry_from_path
+from sitemail.firewall.asa_cli_grammar import Matched, Node, match_line
 from sitemail.firewall.asa_model import (
     AsaConfig,
     ClassMap,
@@ -62,6 +70,8 @@ def parse_config(text: str) -> AsaConfig:
         elif words[0] == "interface" and len(words) == 2:
             config.interfaces.append(_interface(words[1], block[1:]))
             region = "body"
+        elif words[0] in ("access-list", "access-group") and _access_rule(config, top):
+            continue
         elif words[0] == "class-map" and len(words) == 2:
             config.class_maps.append(_class_map(words[1], block[1:]))
         elif words[:3] == ["policy-map", "type", "inspect"] and len(words) == 5:
@@ -88,6 +98,30 @@ def parse_config(text: str) -> AsaConfig:
             }[region]
             target += block
     return config
+
+
+_CONFIG_TREE: list[Node] = []
+
+
+def _access_rule(config: AsaConfig, line: str) -> bool:
+    """Put an access-list or access-group line into the model; False: keep it verbatim
+    (a kind the emulator does not model, such as ``extended permit udp``)."""
+    if not _CONFIG_TREE:
+        _CONFIG_TREE.append(asa_cli_trees.config_tree())
+    found = match_line(_CONFIG_TREE[0], line)
+    if not isinstance(found, Matched) or found.stub:
+        return False
+    if found.path[0] == "access-group":
+        config.access_groups.append(AccessGroup(found.args[0], found.args[1]))
+        return True
+    try:
+        parsed = entry_from_path(found, 0)
+    except AclWordError as exc:
+        raise ConfigSyntaxError(f"{line!r}: {exc.message or 'bad address or port'}") from None
+    if parsed.entry is None:
+        raise ConfigSyntaxError(f"{line!r}: an access-list line without an entry")
+    add_entry(config, parsed)
+    return True
 
 
 def _header(config: AsaConfig, line: str) -> None:

@@ -174,6 +174,38 @@ def render_service_policies(config: AsaConfig) -> str:
     )
 
 
+def render_access_lists(config: AsaConfig, name: str | None = None) -> str:
+    """``access-list`` lines, list by list, as ``show running-config access-list`` prints them."""
+    return "".join(
+        f"{acl.line_text(entry)}\n"
+        for acl in config.access_lists
+        if name is None or acl.name == name
+        for entry in acl.entries
+    )
+
+
+def render_access_groups(config: AsaConfig) -> str:
+    return "".join(f"{group.text()}\n" for group in config.access_groups)
+
+
+def _body_lines(config: AsaConfig) -> list[str]:
+    """The verbatim body with the access rules where a 9.x configuration has them: the
+    access-lists before ``pager lines``, the access-groups before the routes and timeouts."""
+    body = [f"{line}\n" for line in config.body_lines]
+    groups = render_access_groups(config)
+    if groups:
+        at = next(
+            (i for i, line in enumerate(body) if line.startswith(("route ", "timeout "))),
+            len(body),
+        )
+        body.insert(at, groups)
+    lists = render_access_lists(config)
+    if lists:
+        at = next((i for i, line in enumerate(body) if line.startswith("pager ")), 0)
+        body.insert(at, lists)
+    return body
+
+
 def call_home_line(config: AsaConfig) -> str:
     return {
         "unanswered": "",
@@ -189,7 +221,7 @@ def render_body(config: AsaConfig, *, show_all: bool = False) -> str:
     parts += [f"{line}\n" for line in config.head_lines]
     parts.append(render_interfaces(config))
     parts.append("!\n")
-    parts += [f"{line}\n" for line in config.body_lines]
+    parts += _body_lines(config)
     parts.append(render_class_maps(config))
     parts.append(render_policy_maps(config, show_all=show_all))
     parts.append(render_service_policies(config))

@@ -1,4 +1,4 @@
-"""Syslog lines the ESMTP inspection writes, in the ASA's words (spec §1.12).
+"""Syslog lines the firewall writes, in the ASA's words: ESMTP inspection (§1.12), access lists.
 
 The engine has no clock, so a line here is the message only
 (``%ASA-4-108004: ...``); whoever writes the log adds the time stamp.
@@ -99,4 +99,20 @@ def address_pattern_dropped(settings: SyslogSettings, flow: Flow, data: str) -> 
     return (
         f"{settings.address_pattern_dropped}: Terminating ESMTP/SMTP connection; malicious "
         f"pattern detected in the mail address from {flow.client} to {flow.server}. Data:{data}"
+    )
+
+
+#: An access group refused a new connection (level 4, as the ASA logs it by default).
+ACL_DENIED = "%ASA-4-106023"
+
+
+def acl_denied(flow: Flow, acl: str, entry_hash: str = "0x0") -> str:
+    """106023: ``Deny tcp src IF:A/P dst IF:B/P by access-group "ACL" [0xHASH, 0x0]``.
+
+    The first hash is the denying entry's; the implicit deny at the end of the
+    list has none (``0x0``).
+    """
+    return (
+        f"{ACL_DENIED}: Deny tcp src {flow.client} dst {flow.server} "
+        f'by access-group "{acl}" [{entry_hash}, 0x0]'
     )

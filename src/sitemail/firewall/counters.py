@@ -1,9 +1,11 @@
-"""Per-inspection counters, as `show service-policy` prints them.
+"""Counters the data plane keeps and the CLI shows.
 
 The relay owns one :class:`InspectCounters` per inspected protocol and hands it
 to every inspection engine it creates; the ASA CLI reads the same object when
-someone types `show service-policy`.  Keeping the counters in a module of
-their own lets the CLI show them without importing the engine.
+someone types `show service-policy`.  :class:`AclHits` are the ``hitcnt`` of
+`show access-list`, counted once per new connection an entry decides.
+Keeping the counters in a module of their own lets the CLI show them without
+importing the engine or the relay.
 """
 
 from __future__ import annotations
@@ -36,3 +38,26 @@ class InspectCounters:
         """What `clear service-policy` does."""
         self.packet = self.lock_fail = self.drop = self.reset_drop = 0
         self.five_min_pkt_rate = self.v6_fail_close = self.sctp_drop_override = 0
+
+
+class AclHits:
+    """``(hitcnt=N)`` per access-list entry, keyed by list name and the entry's hash."""
+
+    def __init__(self) -> None:
+        self._hits: dict[tuple[str, str], int] = {}
+
+    def hit(self, acl: str, entry_hash: str) -> None:
+        key = (acl, entry_hash)
+        self._hits[key] = self._hits.get(key, 0) + 1
+
+    def get(self, acl: str, entry_hash: str) -> int:
+        return self._hits.get((acl, entry_hash), 0)
+
+    def clear(self, acl: str | None = None) -> None:
+        """``clear access-list [NAME] counters``."""
+        for key in [k for k in self._hits if acl is None or k[0] == acl]:
+            del self._hits[key]
+
+    def forget(self, acl: str, entry_hash: str) -> None:
+        """An entry removed and typed again starts from zero, as on the ASA."""
+        self._hits.pop((acl, entry_hash), None)

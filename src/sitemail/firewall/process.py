@@ -12,7 +12,9 @@ configuration lives beside it as ``startup-config``:
   replaces ``startup-config`` (temp file, fsync, rename), ``reload`` reads it
   back, and a restart of the process is a power cycle: what was not saved is
   gone;
-* every new connection gets an inspection engine built from the running
+* every new connection is judged by the access group of the interface it
+  enters (refused: reset at once, ``%ASA-4-106023`` in ``syslog.log``, the
+  entry's hit count up) and gets an inspection engine built from the running
   configuration of that moment; open connections keep theirs.
 
 The console socket (``console.sock``, JSON lines, see
@@ -33,11 +35,13 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
 from sitemail.clock import SYSTEM_CLOCK, Clock
 from sitemail.firewall import asa_cli_trees as trees
+from sitemail.firewall.acl import Packet, ace_hash, evaluate
 from sitemail.firewall.asa_cli import (
     AsaCli,
     CliResult,
@@ -59,10 +63,11 @@ from sitemail.firewall.asa_config import (
     parse_config,
     render_config,
 )
-from sitemail.firewall.asa_syslog import Flow
-from sitemail.firewall.counters import InspectCounters
+from sitemail.firewall.asa_syslog import Flow, acl_denied
+from sitemail.firewall.counters import AclHits, InspectCounters
 from sitemail.firewall.inspection import Inspector, make_inspector
-from sitemail.firewall.relay import Connection, Relay, Route
+from sitemail.firewall.packet_tracer import Egress
+from sitemail.firewall.relay import Connection, Refusal, Relay, Route
 from sitemail.org.model import Firewall, InternetHost, Server
 from sitemail.org.ports import RELAYED_PORTS
 from sitemail.server.console import serve_console
@@ -150,6 +155,31 @@ class SyslogFile:
 # --- the device ---------------------------------------------------------------------------
 
 
+def _flow(conn: Connection) -> Flow:
+    """The connection's two ends as the ASA's syslog names them."""
+    route = conn.route
+    return Flow(
+        client_interface=route.client_interface,
+        client_ip=conn.client_ip,
+        client_port=conn.client_port,
+        server_interface=route.server_interface,
+        server_ip=conn.server_ip,
+        server_port=conn.exchange_port,
+    )
+
+
+def egress_of(routes: list[Route]) -> list[Egress]:
+    """The servers the relays lead to, by the interface they leave on (packet-tracer's routes)."""
+    out: list[Egress] = []
+    for route in routes:
+        try:
+            network = IPv4Network(f"{route.server_address or route.forward}/32")
+        except ValueError:
+            continue
+        out.append(Egress(network, route.server_interface, route.forward))
+    return out
+
+
 def _interfaces(firewall: Firewall) -> list[Interface]:
     out = []
     for spec in firewall.interfaces:
@@ -197,6 +227,9 @@ class AsaDevice:
         self.hostname = hostname
         self.interfaces = interfaces
         self.counters: dict[str, InspectCounters] = {"esmtp": InspectCounters()}
+        self.acl_hits = AclHits()
+        #: Where the relays lead, for packet-tracer's route lookup (set with the routes).
+        self.egress: list[Egress] = []
         self.running: AsaConfig = factory_config(hostname, interfaces)
         self.startup = ""
         self.boot_problem: str | None = None
@@ -229,6 +262,20 @@ class AsaDevice:
 
     # -- inspection --------------------------------------------------------------------------
 
+    def admit(self, conn: Connection) -> Refusal | None:
+        """The access group of the interface the connection enters: None lets it through."""
+        packet = Packet.tcp(conn.client_ip, conn.client_port, conn.server_ip, conn.exchange_port)
+        config = self.running
+        interface = conn.route.client_interface
+        verdict = evaluate(config.access_lists, config.access_groups, interface, packet)
+        entry_hash = "0x0"
+        if verdict.access_list is not None and verdict.ace is not None:
+            entry_hash = ace_hash(verdict.access_list.name, verdict.ace)
+            self.acl_hits.hit(verdict.access_list.name, entry_hash)
+        if verdict.permitted or verdict.group is None:
+            return None
+        return Refusal(acl_denied(_flow(conn), verdict.group.acl, entry_hash))
+
     def inspector_for(self, conn: Connection) -> Inspector | None:
         """The engine for a new connection, from the running configuration of now."""
         route = conn.route
@@ -237,15 +284,7 @@ class AsaDevice:
         )
         if policy is None:
             return None
-        flow = Flow(
-            client_interface=route.client_interface,
-            client_ip=conn.client_ip,
-            client_port=conn.client_port,
-            server_interface=route.server_interface,
-            server_ip=conn.server_ip,
-            server_port=conn.exchange_port,
-        )
-        return make_inspector(policy, flow, self.counters["esmtp"])
+        return make_inspector(policy, _flow(conn), self.counters["esmtp"])
 
     def esmtp_state(self) -> dict[str, str | None]:
         """Per interface: the ESMTP map inspecting TCP/25 arriving there, or None (off)."""
@@ -257,6 +296,17 @@ class AsaDevice:
 
     # -- console sessions --------------------------------------------------------------------
 
+    def console(self, *, privileged: bool) -> AsaCli:
+        """A console on this box: its running configuration, flash and counters."""
+        return AsaCli(
+            self.running,
+            startup=self.startup,
+            counters=self.counters,
+            acl_hits=self.acl_hits,
+            egress=self.egress,
+            privileged=privileged,
+        )
+
     def open_session(self, *, privileged: bool = True) -> tuple[str, AsaCli]:
         now = time.monotonic()
         for sid, session in list(self._sessions.items()):
@@ -267,9 +317,7 @@ class AsaDevice:
             del self._sessions[oldest]
         # The seed's lines start at "CiscoASA#", so a session starts privileged
         # (as on a console line with no enable password); ``enable`` still works.
-        cli = AsaCli(
-            self.running, startup=self.startup, counters=self.counters, privileged=privileged
-        )
+        cli = self.console(privileged=privileged)
         sid = str(next(self._ids))
         self._sessions[sid] = _Session(cli, now)
         return sid, cli
@@ -319,6 +367,7 @@ class AsaDevice:
         # The CLI already read the startup-config back; the box follows it.  A
         # reload ends every other console session and every connection.
         self.running = cli.running
+        self.acl_hits.clear()  # the counters start again with the box
         for other in [s for s in self._sessions if s != sid]:
             del self._sessions[other]
         log.info("%s: reloaded from startup-config", self.hostname)
@@ -424,9 +473,7 @@ def console_handlers(device: AsaDevice, relay: Relay, name: str) -> dict[str, An
     async def show(request: dict[str, Any]) -> dict[str, Any]:
         # A throwaway privileged session that only ever sees a ``show`` line.
         what = " ".join(str(request.get("what", "running-config")).split())
-        session = AsaCli(
-            device.running, startup=device.startup, counters=device.counters, privileged=True
-        )
+        session = device.console(privileged=True)
         return {"output": session.feed(f"show {what}").output}
 
     async def counters(_: dict[str, Any]) -> dict[str, Any]:
@@ -456,7 +503,8 @@ async def serve_firewall(ctx: ProcessContext, firewall: Firewall) -> None:
     device.boot()
     syslog = SyslogFile(ctx.home / SYSLOG_FILE, ctx.clock)
     routes = load_routes(ctx.home, ctx.port_offset, _host_addresses(ctx))
-    relay = Relay(routes, device.inspector_for, syslog=syslog)
+    device.egress = egress_of(routes)
+    relay = Relay(routes, device.inspector_for, syslog=syslog, admit=device.admit)
     # A reload empties the connection table, as on the box.
     device.on_reload = relay.abort_all
     await relay.start()

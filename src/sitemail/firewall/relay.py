@@ -5,7 +5,14 @@ The outgoing connection is bound to the *client's* address, so the receiving
 server sees the real sender, as behind a routed tunnel; on loopback any
 127.0.0.0/8 address can be bound.
 
-When a connection opens, the relay asks its ``inspector_for`` callback for an
+When a connection opens, the relay first asks its ``admit`` callback whether
+the firewall's policy lets it through (the interface's access list): a
+refused connection is reset at once, before anything is sent to the server,
+and the callback's syslog line is written.  A userspace relay cannot drop
+the SYN as an ASA does, so the client sees its connection accepted and
+then reset rather than a connect that times out.
+
+Then it asks its ``inspector_for`` callback for an
 inspection engine (:mod:`sitemail.firewall.inspection`).  The engine is
 chosen once, from the configuration of that moment, and kept for the life of
 the connection, as on an ASA: a policy change applies to new connections only.
@@ -43,8 +50,10 @@ from sitemail.firewall.inspection import (
 )
 
 __all__ = [
+    "Admission",
     "Connection",
     "InspectorFactory",
+    "Refusal",
     "Relay",
     "RelayLimits",
     "Route",
@@ -101,7 +110,15 @@ class Connection:
     server_port: int
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """The policy refuses a new connection: reset it, and write this syslog line."""
+
+    syslog: str
+
+
 InspectorFactory = Callable[[Connection], Inspector | None]
+Admission = Callable[[Connection], Refusal | None]
 SyslogSink = Callable[[str], None]
 
 
@@ -115,9 +132,11 @@ class Relay:
         *,
         syslog: SyslogSink | None = None,
         limits: RelayLimits | None = None,
+        admit: Admission | None = None,
     ) -> None:
         self.routes = routes
         self.inspector_for = inspector_for
+        self.admit = admit
         self.syslog = syslog
         self.limits = limits or RelayLimits()
         self._servers: list[asyncio.AbstractServer] = []
@@ -190,6 +209,13 @@ class Relay:
             return
         peer = c_writer.get_extra_info("peername")
         client_ip, client_port = (peer[0], int(peer[1])) if peer else ("0.0.0.0", 0)
+        server_ip = route.server_address or route.forward
+        conn = Connection(route, exchange_port, client_ip, client_port, server_ip, port)
+        refusal = self._admission(conn)
+        if refusal is not None:
+            write_syslog(self.syslog, refusal.syslog)
+            _reset(c_writer)
+            return
         try:
             s_reader, s_writer = await asyncio.wait_for(
                 asyncio.open_connection(route.forward, port, local_addr=(client_ip, 0)),
@@ -204,8 +230,6 @@ class Relay:
             log.info("no route %s -> %s:%d: %s", client_ip, route.forward, port, exc)
             _reset(c_writer)
             return
-        server_ip = route.server_address or route.forward
-        conn = Connection(route, exchange_port, client_ip, client_port, server_ip, port)
         try:
             inspector = self.inspector_for(conn) if self.inspector_for else None
         except Exception:
@@ -219,6 +243,29 @@ class Relay:
             await pipe.run()
         finally:
             self._open.discard(pipe)
+
+    def _admission(self, conn: Connection) -> Refusal | None:
+        if self.admit is None:
+            return None
+        try:
+            return self.admit(conn)
+        except Exception:
+            # As with a broken inspection policy: the connection goes through and the
+            # process log says why, rather than the relay going down.
+            log.exception("access policy for %s failed", conn.route.listen)
+            return None
+
+
+def write_syslog(sink: SyslogSink | None, message: str) -> None:
+    """One syslog line to ``sink`` (the process log when there is none)."""
+    if sink is None:
+        log.info("%s", message)
+        return
+    try:
+        sink(message)
+    except Exception:
+        # A full disk must not cut a mail connection; the process log keeps it.
+        log.exception("cannot write syslog line %s", message)
 
 
 # --- one connection ---------------------------------------------------------------------
@@ -349,23 +396,13 @@ class _Pipe:
                 self.c_writer.write(action.data)
                 written.append(self.c_writer)
             elif isinstance(action, Syslog):
-                self._syslog(action.message)
+                write_syslog(self.syslog, action.message)
             elif isinstance(action, DropConnection):
                 raise _Ended("drop", action.reason)
             elif isinstance(action, ResetConnection):
                 raise _Ended("reset", action.reason)
         for w in dict.fromkeys(written):
             await w.drain()
-
-    def _syslog(self, message: str) -> None:
-        if self.syslog is None:
-            log.info("%s", message)
-            return
-        try:
-            self.syslog(message)
-        except Exception:
-            # A full disk must not cut a mail connection; the process log keeps it.
-            log.exception("cannot write syslog line %s", message)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

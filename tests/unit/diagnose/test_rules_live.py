@@ -274,3 +274,95 @@ def test_a_stopped_hub_and_a_silent_firewall_are_findings() -> None:
         ("firewall-not-answering", "ASA-FL"),
         ("server-not-answering", "EX-FL1"),
     ]
+
+
+LAST_4_4_2 = (
+    '451 4.4.0 Primary target IP address responded with: "421 4.4.2 Connection dropped." '
+    "Attempted failover to alternate host, but that did not succeed. Either there are no "
+    "alternate hosts, or delivery failed to all alternate hosts."
+)
+DENY = "access-list outside_access_in extended deny tcp any host 127.2.0.11 eq smtp"
+BIND = "access-group outside_access_in in interface outside"
+
+
+def with_acl(*rules: str) -> list[FirewallFact]:
+    """ASA-FL with these access rules; ASA-NY without any."""
+    return [
+        FirewallFact("ASA-NY", "NY", True, {"inside": None, "outside": None}),
+        FirewallFact("ASA-FL", "FL", True, {"inside": None, "outside": None}, access_rules=rules),
+    ]
+
+
+def reset_probe() -> PathProbe:
+    """What the probe sees when the firewall resets the connection before the banner."""
+    t = ProbeTranscript("127.1.2.11:25", NY1, connected=True, banner_closed=True)
+    return PathProbe("NY", "EX-FL1", "path", "127.1.2.11", 25, NY1, judge(t))
+
+
+def test_an_access_list_denying_smtp_names_the_line_to_remove() -> None:
+    facts = seed(
+        firewalls=with_acl(DENY, "access-list outside_access_in extended permit ip any any", BIND),
+        probes=[reset_probe()],
+        queues=[queue(LAST_4_4_2)],
+    )
+    found = evaluate(facts)
+    # Not the receive connector: its RemoteIPRanges cover NY, the firewall drops the connection.
+    assert errors(found) == [("port-25-unreachable", "NY -> EX-FL1")]
+    finding = found[0]
+    assert finding.title == "An access list on ASA-FL blocks SMTP from NY to EX-FL1"
+    assert [(f.kind.value, f.target, f.lines) for f in finding.fixes] == [
+        ("asa", "ASA-FL", ("config t", f"no {DENY}", "exit", "wr me")),
+        ("shell", None, ("Retry-Queue -Identity EX-NY1\\5",)),
+    ]
+    assert "packet-tracer input outside tcp 127.1.0.11 50000 127.2.0.11 25" in (
+        finding.fixes[0].comment
+    )
+    firewall = [e.text for e in finding.evidence if e.kind.value == "firewall"]
+    assert firewall == [
+        f"ASA-FL: {BIND}; access-list outside_access_in line 1 extended deny tcp any host "
+        "127.2.0.11 eq smtp refuses TCP/25 from 127.1.0.11 to 127.2.0.11 arriving on its "
+        "outside interface (the firewall resets the connection and logs %ASA-4-106023)"
+    ]
+    assert any(e.kind.value == "probe" for e in finding.evidence)
+
+
+def test_an_implicit_deny_gets_a_permit_at_the_top() -> None:
+    acl = "access-list outside_access_in extended permit tcp any any eq https"
+    found = evaluate(seed(firewalls=with_acl(acl, BIND)))
+    assert errors(found) == [("port-25-unreachable", "NY -> EX-FL1")]
+    assert found[0].fixes[0].lines == (
+        "config t",
+        "access-list outside_access_in line 1 extended permit tcp host 127.1.0.11 host "
+        "127.2.0.11 eq smtp",
+        "exit",
+        "wr me",
+    )
+    assert "the implicit deny at the end of access-list outside_access_in" in found[0].summary
+
+
+def test_a_second_deny_behind_the_first_is_covered_too() -> None:
+    second = "access-list outside_access_in extended deny ip 127.1.0.0 255.255.0.0 any"
+    found = evaluate(seed(firewalls=with_acl(DENY, second, BIND)))
+    assert found[0].fixes[0].lines == (
+        "config t",
+        f"no {DENY}",
+        "access-list outside_access_in line 1 extended permit tcp host 127.1.0.11 host "
+        "127.2.0.11 eq smtp",
+        "exit",
+        "wr me",
+    )
+
+
+def test_access_lists_that_let_smtp_through_are_no_finding() -> None:
+    unbound = with_acl(DENY)  # defined but bound to no interface
+    permitted = with_acl(
+        "access-list outside_access_in extended permit tcp host 127.1.0.11 any eq smtp", DENY, BIND
+    )
+    # On inside, the list judges FL -> NY, whose destination it does not deny.
+    other_way = with_acl(
+        DENY.replace("outside_access_in", "inside_in"),
+        "access-list inside_in extended permit ip any any",
+        BIND.replace("outside_access_in in interface outside", "inside_in in interface inside"),
+    )
+    for firewalls in (unbound, permitted, other_way):
+        assert evaluate(seed(firewalls=firewalls)) == []

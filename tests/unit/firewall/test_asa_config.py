@@ -176,7 +176,9 @@ def test_custom_map_and_interface_policy_round_trip() -> None:
 
 def test_unknown_lines_are_kept_where_they_were() -> None:
     text = render_config(factory_config()).replace(
-        "pager lines 24\n", "pager lines 24\naccess-list OUT extended permit tcp any any eq smtp\n"
+        # A UDP entry is not modelled (only tcp and ip are): it stays a verbatim line.
+        "pager lines 24\n",
+        "pager lines 24\naccess-list OUT extended permit udp any any eq 53\n",
     )
     again = render_config(parse_config(text))
     assert again.splitlines()[:-2] == text.splitlines()[:-2]  # all but the checksum
