@@ -23,6 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from sitemail.org.cached_directory import CachedDirectory
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ExchangeVersion, Firewall, InternetHost, Server, ServerRole
 from sitemail.org.pki import PeerVerifier, server_cert_files, server_ssl_context
@@ -175,7 +176,9 @@ def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
     try:
-        directory: Directory = open_directory(directory_url)
+        # Hot paths read the directory on every request: a read cache that sees
+        # changes within a quarter of a second (org/cached_directory.py).
+        directory: Directory = CachedDirectory(open_directory(directory_url))
     except Exception as exc:
         print(f"sitemail serve: cannot open directory {directory_url!r}: {exc}", file=sys.stderr)
         return 2

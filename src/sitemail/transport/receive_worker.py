@@ -34,6 +34,7 @@ from sitemail.mailflow.envelope import (
     SpoolWriter,
 )
 from sitemail.mailflow.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
+from sitemail.org.cached_directory import CachedDirectory
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ReceiveConnector
 from sitemail.org.pki import PeerVerifier
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Session ids stay unique across the processes that share the log files.
     SESSION_IDS.share(args.index + 1, args.workers + 1)
-    directory = open_directory(args.directory)
+    directory = CachedDirectory(open_directory(args.directory))
     try:
         import uvloop
 

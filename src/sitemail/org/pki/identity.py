@@ -9,7 +9,10 @@ whose subject happens to carry the same OU is nobody.
 from __future__ import annotations
 
 import ssl
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -56,6 +59,12 @@ _EE_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
 )
 
 
+#: How long a certificate's verification is trusted before it is done again.
+RECHECK_AFTER = timedelta(minutes=5)
+#: Certificates whose verification is kept.
+MAX_KNOWN = 256
+
+
 class PeerVerifier:
     """Tells who a TLS peer is: a server of the organization, its admin, or nobody.
 
@@ -71,6 +80,11 @@ class PeerVerifier:
     def __init__(self, ca_cert: x509.Certificate, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._store = Store([ca_cert])
         self._clock = clock
+        # The store API and the proxy see the same few certificates on every request:
+        # an answer is kept (by the certificate's octets) until the certificate expires,
+        # and for no longer than RECHECK_AFTER, so a path validation is not redone per call.
+        self._known: OrderedDict[bytes, tuple[PeerIdentity | None, datetime]] = OrderedDict()
+        self._known_lock = threading.Lock()
 
     @classmethod
     def from_file(cls, ca_file: Path, *, clock: Clock = SYSTEM_CLOCK) -> PeerVerifier:
@@ -85,12 +99,25 @@ class PeerVerifier:
         if peer_cert is None:
             return None
         if isinstance(peer_cert, bytes):
+            now = self._clock.now()
+            with self._known_lock:
+                known = self._known.get(peer_cert)
+            if known is not None and now < known[1]:
+                return known[0]
             try:
                 cert = x509.load_der_x509_certificate(peer_cert)
             except ValueError:
                 return None
-        else:
-            cert = peer_cert
+            identity = self._identify(cert)
+            until = min(cert.not_valid_after_utc, now + RECHECK_AFTER)
+            with self._known_lock:
+                self._known[peer_cert] = (identity, until)
+                while len(self._known) > MAX_KNOWN:
+                    self._known.popitem(last=False)
+            return identity
+        return self._identify(peer_cert)
+
+    def _identify(self, cert: x509.Certificate) -> PeerIdentity | None:
         verifier = (
             PolicyBuilder()
             .store(self._store)

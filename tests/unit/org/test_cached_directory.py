@@ -1,0 +1,66 @@
+"""A server's read cache in front of the directory: fresh objects, changes seen within its bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sitemail.org.cached_directory import CachedDirectory
+from sitemail.org.directory import ObjectNotFound, open_directory
+from sitemail.org.model import Site
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_another_process_write_is_seen_once_the_staleness_bound_passed(tmp_path: Path) -> None:
+    ticks = Ticks()
+    ours = CachedDirectory(open_directory(str(tmp_path / "d.db")), monotonic=ticks)
+    theirs = open_directory(str(tmp_path / "d.db"))  # another server's process
+    theirs.put(Site(name="NY"))
+    ticks.now += 1
+    assert [s.name for s in ours.list(Site)] == ["NY"]
+    theirs.put(Site(name="FL"))
+    theirs.delete(Site, "NY")
+    # Within the bound the cache may answer from before; past it, never.
+    ticks.now += ours.max_staleness
+    assert [s.name for s in ours.list(Site)] == ["FL"]
+    assert ours.get(Site, "ny") is None
+    with pytest.raises(ObjectNotFound):
+        ours.require(Site, "NY")
+
+
+def test_what_it_returns_is_the_callers_own_and_its_own_writes_show_at_once(
+    tmp_path: Path,
+) -> None:
+    ticks = Ticks()
+    directory = CachedDirectory(open_directory(str(tmp_path / "d.db")), monotonic=ticks)
+    directory.put(Site(name="NY"))
+    first = directory.require(Site, "NY")
+    first.name = "changed by a caller"
+    assert directory.require(Site, "ny").name == "NY"
+    directory.put(Site(name="FL"))  # no time passes: its own write shows at once
+    assert [s.name for s in directory.list(Site)] == ["FL", "NY"]
+    with directory.transaction():
+        directory.delete(Site, "FL")
+        assert directory.get(Site, "FL") is None  # inside: the backend's state
+    assert [s.name for s in directory.list(Site)] == ["NY"]
+
+
+def test_reads_within_the_bound_do_not_reach_the_backend(tmp_path: Path) -> None:
+    ticks = Ticks()
+    inner = open_directory(str(tmp_path / "d.db"))
+    inner.put(Site(name="NY"))
+    directory = CachedDirectory(inner, monotonic=ticks)
+    assert directory.get(Site, "NY") is not None
+    other = open_directory(str(tmp_path / "d.db"))
+    other.delete(Site, "NY")
+    assert directory.get(Site, "NY") is not None  # cached, inside the bound
+    ticks.now += directory.max_staleness
+    assert directory.get(Site, "NY") is None
