@@ -15,6 +15,10 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+
+from ldap3 import Connection, Server
+from ldap3.core.exceptions import LDAPEntryAlreadyExistsResult
 
 import sitemail.org
 
@@ -30,7 +34,15 @@ def free_port() -> int:
 
 
 class Slapd:
-    def __init__(self, folder: Path, suffix: str = "DC=com", *, schema: Path | None = SCHEMA):
+    def __init__(
+        self,
+        folder: Path,
+        suffix: str = "DC=com",
+        *,
+        schema: Path | None = SCHEMA,
+        global_conf: str = "",
+        database_conf: str = "",
+    ):
         self.folder = folder
         self.suffix = suffix
         self.admin_dn = f"CN=admin,{suffix}"
@@ -44,18 +56,22 @@ class Slapd:
         if schema is not None:
             includes.append(str(schema))
         self.conf = folder / "slapd.conf"
-        self.conf.write_text(
-            "".join(f"include {p}\n" for p in includes) + f"pidfile {folder / 'slapd.pid'}\n"
-            "modulepath /usr/lib/ldap\n"
-            "moduleload back_mdb\n"
-            "database mdb\n"
-            f'suffix "{suffix}"\n'
-            f'rootdn "{self.admin_dn}"\n'
-            f"rootpw {PASSWORD}\n"
-            f"directory {self.data}\n"
-            "maxsize 1073741824\n"
-            + ("index objectClass,sitemailKind,sitemailChangeNumber eq\n" if schema else "")
-        )
+        lines = [
+            *(f"include {p}" for p in includes),
+            f"pidfile {folder / 'slapd.pid'}",
+            "modulepath /usr/lib/ldap",
+            "moduleload back_mdb",
+            global_conf,
+            "database mdb",
+            f'suffix "{suffix}"',
+            f'rootdn "{self.admin_dn}"',
+            f"rootpw {PASSWORD}",
+            f"directory {self.data}",
+            "maxsize 1073741824",
+            "index objectClass,sitemailKind,sitemailChangeNumber eq" if schema else "",
+            database_conf,
+        ]
+        self.conf.write_text("".join(line.rstrip("\n") + "\n" for line in lines if line))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -96,33 +112,37 @@ class Slapd:
             f"{k}={v}" for k, v in query.items()
         )
 
-    def new_base(self) -> str:
-        """A fresh, empty domain entry under the suffix (one per test)."""
-        from ldap3 import Connection, Server
-
-        dc = f"t{os.getpid()}x{next(_bases)}"
-        base = f"DC={dc},{self.suffix}"
-        conn = Connection(
+    def admin(self) -> Any:
+        """An ldap3 connection bound as the server's root DN."""
+        return Connection(
             Server("127.0.0.1", port=self.port, get_info="NO_INFO"),
             self.admin_dn,
             PASSWORD,
             auto_bind=True,
             raise_exceptions=True,
         )
+
+    def add(self, dn: str, classes: list[str], attrs: dict[str, Any]) -> None:
+        """Add an entry as the root DN, unless it is there already."""
+        conn = self.admin()
         try:
-            if self.suffix_missing(conn):
-                conn.add(self.suffix, ["domain"], {"dc": self.suffix.split(",")[0].split("=")[1]})
-            conn.add(base, ["domain"], {"dc": dc})
+            conn.add(dn, classes, attrs)
+        except LDAPEntryAlreadyExistsResult:
+            pass
         finally:
             conn.unbind()
+
+    def new_base(self) -> str:
+        """A fresh, empty domain entry under the suffix (one per test)."""
+        dc = f"t{os.getpid()}x{next(_bases)}"
+        base = f"DC={dc},{self.suffix}"
+        self.add(self.suffix, ["domain"], {"dc": self.suffix.split(",")[0].split("=")[1]})
+        self.add(base, ["domain"], {"dc": dc})
         return base
 
-    def suffix_missing(self, conn: object) -> bool:
-        from ldap3 import BASE
-        from ldap3.core.exceptions import LDAPNoSuchObjectResult
-
-        try:
-            conn.search(self.suffix, "(objectClass=*)", BASE)  # type: ignore[attr-defined]
-        except LDAPNoSuchObjectResult:
-            return True
-        return False
+    def add_account(self, cn: str, password: str) -> str:
+        """A service account ``CN=<cn>,CN=Users,<suffix>`` that can bind; its DN."""
+        self.add(f"CN=Users,{self.suffix}", ["container"], {})
+        dn = f"CN={cn},CN=Users,{self.suffix}"
+        self.add(dn, ["person"], {"sn": cn, "userPassword": password})
+        return dn

@@ -38,6 +38,7 @@ UNANSWERED: tuple[type[BaseException], ...] = (
 )
 PAGE_SIZE = 500
 _PAGED_RESULTS = "1.2.840.113556.1.4.319"
+_TIME_LIMIT, _SIZE_LIMIT = 3, 4  # LDAP result codes
 Attrs = dict[str, list[bytes]]
 
 
@@ -136,7 +137,17 @@ class LdapConnection:
         """Every matching entry under ``base`` (paged, so no server size limit cuts it short)."""
 
         def op(c: Connection) -> list[tuple[str, Attrs]]:
-            return list(_paged(c, base, filt, LEVEL if one_level else SUBTREE, attrs))
+            found = list(_paged(c, base, filt, LEVEL if one_level else SUBTREE, attrs))
+            if c.result.get("result") in (_SIZE_LIMIT, _TIME_LIMIT):
+                # ldap3 does not raise for these: a list cut short must not pass for whole.
+                who = self.settings.bind_dn or "anonymous"
+                raise DirectoryError(
+                    f"directory {self.settings.url}: {what}: the server stopped after "
+                    f"{len(found)} entries ({c.result.get('description')} for {who}); lift "
+                    f'the limit for this account (slapd.conf: limits dn.exact="{who}" '
+                    "size=unlimited time=unlimited)"
+                )
+            return found
 
         return self.call(what, op)
 

@@ -429,7 +429,7 @@ class LdapDirectory:
                     f"for {now - seen_since:.0f} s; try again"
                 )
             time.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 0.1)
+            delay = min(delay * 2, 0.025)
 
     def _swap_lock(self, old: str, new: str, counter: int | None = None) -> bool:
         """Swap the lock from ``old`` to ``new`` if it is still ``old`` (and set the counter)."""
