@@ -42,6 +42,19 @@ _TIME_LIMIT, _SIZE_LIMIT = 3, 4  # LDAP result codes
 Attrs = dict[str, list[bytes]]
 
 
+class LdapRefused(DirectoryError):
+    """The server answered an operation with an error result (``result`` is ldap3's)."""
+
+    def __init__(self, message: str, result: lx.LDAPOperationResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def refused_as(exc: BaseException, *results: type[lx.LDAPOperationResult]) -> bool:
+    """Whether ``exc`` is the server's answer of one of these result kinds."""
+    return isinstance(exc, LdapRefused) and isinstance(exc.result, results)
+
+
 class LdapConnection:
     def __init__(self, settings: LdapSettings) -> None:
         self.settings = settings
@@ -93,11 +106,15 @@ class LdapConnection:
 
     # ------------------------------------------------------------- operations
 
-    def call(self, what: str, op: Callable[[Connection], T]) -> T:
-        """Run ``op`` on a live connection; retried while the server does not answer."""
+    def call(self, what: str, op: Callable[[Connection], T], *, retry: bool = True) -> T:
+        """Run ``op`` on a live connection; retried while the server does not answer.
+
+        No ldap3 exception leaves here: what the server refused is :class:`LdapRefused`,
+        anything else a :class:`DirectoryError` naming the URL.
+        """
         s = self.settings
         start = time.monotonic()
-        attempts = s.retries + 1
+        attempts = s.retries + 1 if retry else 1
         cause = ""
         for attempt in range(attempts):
             try:
@@ -110,6 +127,10 @@ class LdapConnection:
                 log.warning("directory %s: %s: %s (attempt %d)", s.url, what, cause, attempt + 1)
                 if attempt + 1 < attempts:
                     time.sleep(min(0.05 * 2**attempt, 1.0))
+            except lx.LDAPOperationResult as exc:
+                raise LdapRefused(f"directory {s.url}: {what}: {_cause(exc)}", exc) from None
+            except lx.LDAPException as exc:  # a client-side error (a DN ldap3 cannot encode...)
+                raise DirectoryError(f"directory {s.url}: {what}: {exc}") from None
         took = time.monotonic() - start
         raise DirectoryUnavailable(
             f"directory {s.url}: {what} failed: {cause} ({attempts} attempts in {took:.1f} s); "

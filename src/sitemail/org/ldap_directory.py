@@ -47,7 +47,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -65,7 +65,7 @@ from sitemail.org.directory import (
     ObjectExists,
     ObjectNotFound,
 )
-from sitemail.org.ldap_connection import LdapConnection, first, values
+from sitemail.org.ldap_connection import LdapConnection, LdapRefused, first, refused_as, values
 from sitemail.org.ldap_layout import Entry, Layout, is_under, parent_dn, same_dn
 from sitemail.org.ldap_settings import DEFAULT_ORGANIZATION, LdapSettings, parse_ldap_url
 from sitemail.org.model import Model
@@ -96,6 +96,9 @@ class LdapDirectory:
         self._lock = threading.RLock()
         self._depth = 0
         self._txn: _Txn | None = None
+        # A lock value of ours that we could not give back (the server went away): ours to
+        # take back at once, where another writer waits for the lease.
+        self._abandoned: str | None = None
         try:
             self.layout = self._open()
         except BaseException:
@@ -172,9 +175,7 @@ class LdapDirectory:
             schema = self._ldap.read(
                 "reading the schema", subschema, "(objectClass=subschema)", ["objectClasses"]
             )
-        except DirectoryError:
-            raise
-        except lx.LDAPOperationResult:
+        except LdapRefused:
             return  # not readable by this account: setting up will tell
         found = [v for v in values(schema or {}, "objectClasses") if "'sitemailChangeCounter'" in v]
         if not found:
@@ -203,18 +204,21 @@ class LdapDirectory:
         )
         try:
             self._add_entry(entry, layout=layout)
-        except lx.LDAPEntryAlreadyExistsResult:
-            pass  # another process set it up at the same moment
-        except (lx.LDAPUndefinedAttributeTypeResult, lx.LDAPObjectClassViolationResult) as exc:
-            raise DirectoryMismatch(
-                f"directory {self.url}: the server refused sitemail's entries ({exc.message}); "
-                f"load {_schema_path()} into slapd"
-            ) from None
-        except lx.LDAPInsufficientAccessRightsResult:
-            raise DirectoryError(
-                f"directory {self.url}: {self.settings.bind_dn or 'an anonymous bind'} may not "
-                f"write under {layout.config}; bind as an account that may"
-            ) from None
+        except LdapRefused as exc:
+            if refused_as(exc, lx.LDAPEntryAlreadyExistsResult):
+                return  # another process set it up at the same moment
+            schema_errors = (lx.LDAPUndefinedAttributeTypeResult, lx.LDAPObjectClassViolationResult)
+            if refused_as(exc, *schema_errors):
+                raise DirectoryMismatch(
+                    f"directory {self.url}: the server refused sitemail's entries "
+                    f"({exc.result.message}); load {_schema_path()} into slapd"
+                ) from None
+            if refused_as(exc, lx.LDAPInsufficientAccessRightsResult):
+                raise DirectoryError(
+                    f"directory {self.url}: {self.settings.bind_dn or 'an anonymous bind'} may "
+                    f"not write under {layout.config}; bind as an account that may"
+                ) from None
+            raise
 
     # ------------------------------------------------------------------ reads
 
@@ -411,6 +415,9 @@ class LdapDirectory:
             owner = self._lock_owner()
             if owner == token:
                 return  # our own earlier attempt took it, its answer was lost
+            if owner == self._abandoned and self._swap_lock(owner, token):
+                self._abandoned = None
+                return
             now = time.monotonic()
             if owner != seen:
                 seen, seen_since = owner, now
@@ -431,7 +438,9 @@ class LdapDirectory:
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.025)
 
-    def _swap_lock(self, old: str, new: str, counter: int | None = None) -> bool:
+    def _swap_lock(
+        self, old: str, new: str, counter: int | None = None, *, retry: bool = True
+    ) -> bool:
         """Swap the lock from ``old`` to ``new`` if it is still ``old`` (and set the counter)."""
         changes: dict[str, list[tuple[str, list[str]]]] = {
             "sitemailLockOwner": [(MODIFY_DELETE, [old]), (MODIFY_ADD, [new])]
@@ -448,7 +457,7 @@ class LdapDirectory:
                 return old == new
             return True
 
-        return self._ldap.call("taking the write lock", op)
+        return self._ldap.call("taking the write lock", op, retry=retry)
 
     def _lock_owner(self) -> str:
         attrs = self._ldap.read(
@@ -458,9 +467,10 @@ class LdapDirectory:
 
     def _release_quietly(self, token: str) -> None:
         try:
-            self._swap_lock(token, FREE)
+            self._swap_lock(token, FREE, retry=False)
         except DirectoryError as exc:
-            # The lock stays taken until its lease runs out; nothing was written.
+            # The lock stays taken until its lease runs out (or this handle takes it back).
+            self._abandoned = token
             log.warning("directory %s: could not give the write lock back: %s", self.url, exc)
 
     def _complete_pending(self, token: str) -> int:
@@ -520,7 +530,10 @@ class LdapDirectory:
         )
         try:
             self._add_entry(change_set, parents=False)
-        except lx.LDAPEntryAlreadyExistsResult:
+        except LdapRefused as exc:
+            if not refused_as(exc, lx.LDAPEntryAlreadyExistsResult):
+                self._release_quietly(refreshed)
+                raise
             writer = first(
                 self._ldap.read(
                     "reading the change log", change_set.dn, "(objectClass=*)", ["sitemailWriter"]
@@ -533,6 +546,12 @@ class LdapDirectory:
                     f"directory {self.url}: another writer committed change {first_n} while "
                     "this one held the write lock; nothing was written, try again"
                 ) from None
+        except DirectoryUnavailable as exc:
+            self._release_quietly(refreshed)
+            raise DirectoryUnavailable(
+                f"{exc}; if the server recorded the change before it stopped answering, the "
+                "next write completes it, else nothing was written"
+            ) from None
         except BaseException:
             self._release_quietly(refreshed)
             raise
@@ -540,14 +559,17 @@ class LdapDirectory:
         refused: DirectoryError | None = None
         try:
             self._apply(numbered)
+            released = self._swap_lock(refreshed, FREE, counter=last_n)
         except DirectoryUnavailable as exc:
+            self._abandoned = refreshed
             raise DirectoryUnavailable(
                 f"{exc}; the change is saved in the directory's change log and the next "
                 "write completes it"
             ) from None
         except DirectoryError as exc:
             refused = exc
-        if not self._swap_lock(refreshed, FREE, counter=last_n):
+            released = self._swap_lock(refreshed, FREE, counter=last_n)
+        if not released:
             log.warning(
                 "directory %s: the write lock was taken over during the commit; the writer "
                 "that took it completes changes %d-%d",
@@ -574,11 +596,11 @@ class LdapDirectory:
                     if change.get("view"):
                         self._sync_children(str(change["view"]), [])
                     self._remove(str(change["dn"]))
-            except lx.LDAPOperationResult as exc:
+            except LdapRefused as exc:
                 # The server refuses this entry for good; stopping here would stop every
                 # later writer too, so the rest goes on and the refusal is reported.
                 log.error("directory %s: the server refused %s: %s", self.url, change, exc)
-                refused.append(f"{change['kind']} {change['identity']!r}: {exc.message}")
+                refused.append(f"{change['kind']} {change['identity']!r}: {exc.result.message}")
         if refused:
             raise DirectoryError(f"directory {self.url}: the server refused {'; '.join(refused)}")
 
@@ -601,7 +623,9 @@ class LdapDirectory:
         if outcome != "done":
             try:
                 self._add_entry(entry)
-            except lx.LDAPEntryAlreadyExistsResult:
+            except LdapRefused as exc:
+                if not refused_as(exc, lx.LDAPEntryAlreadyExistsResult):
+                    raise
                 self._upsert(entry)  # an earlier attempt of ours added it; its answer was lost
 
     def _add_entry(
@@ -623,8 +647,11 @@ class LdapDirectory:
             return
         parent = parent_dn(entry.dn)
         lay = layout or self.layout
-        with suppress(lx.LDAPEntryAlreadyExistsResult):  # another writer's placeholder
+        try:
             self._add_entry(Entry(parent, lay.placeholder_classes(parent)), layout=lay)
+        except LdapRefused as exc:
+            if not refused_as(exc, lx.LDAPEntryAlreadyExistsResult):
+                raise  # (already there: another writer's placeholder)
         self._add_entry(entry, parents=False, layout=lay)
 
     def _remove(self, dn: str) -> None:

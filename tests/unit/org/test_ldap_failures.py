@@ -20,6 +20,7 @@ from sitemail.org.directory import (
     DirectoryUnavailable,
     open_directory,
 )
+from sitemail.org.ldap_directory import LdapDirectory
 from sitemail.org.ldap_settings import parse_ldap_url
 from sitemail.org.model import Site
 
@@ -96,6 +97,36 @@ def test_a_server_that_stops_and_comes_back_loses_no_write_and_writes_no_half(
     assert d.changes_since(start) == []
     d.put(Site(name="AFTER"))
     assert [c.identity for c in d.changes_since(start)] == ["AFTER"]
+    d.close()
+
+
+def test_a_server_that_stops_during_a_commit_has_it_completed_by_the_next_write(
+    slapd: Slapd,
+) -> None:
+    d = open_directory(slapd.url(org="Contoso", **FAST))
+    assert isinstance(d, LdapDirectory)
+    start = d.change_counter()
+    upsert = d._upsert
+
+    def then_stop(entry):  # type: ignore[no-untyped-def]
+        upsert(entry)
+        slapd.stop()
+
+    d._upsert = then_stop  # type: ignore[method-assign]
+    try:
+        saved = "saved in the directory's change log"
+        with pytest.raises(DirectoryUnavailable, match=saved), d.transaction():
+            d.put(Site(name="MID-1"))
+            d.put(Site(name="MID-2"))
+    finally:
+        slapd.start()
+    del d._upsert
+    # The handle takes its own lock back at once (no lease to wait for) and completes both.
+    begun = time.monotonic()
+    d.put(Site(name="MID-3"))
+    assert time.monotonic() - begun < 1
+    assert [c.identity for c in d.changes_since(start)] == ["MID-1", "MID-2", "MID-3"]
+    assert all(d.get(Site, f"MID-{i}") for i in (1, 2, 3))
     d.close()
 
 
