@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import sitemail
 from tests.slapd import PASSWORD, Slapd, free_port
 
 from sitemail.org.directory import (
@@ -208,3 +209,12 @@ def test_credentials_come_from_the_environment() -> None:
     )
     assert (s.host, s.port, s.base, s.organization) == ("dc1.contoso.com", 389, SUFFIX, "Contoso")
     assert (s.bind_dn, s.password) == ("CN=sitemail", "pw")
+
+
+def test_sitemail_serve_names_a_directory_server_that_is_down(tmp_path: Path) -> None:
+    url = f"ldap://127.0.0.1:{free_port()}/{SUFFIX}?timeout=0.2&retries=0"
+    proc = sitemail("serve", "EX-NY1", "--directory", url, "--lab-dir", str(tmp_path), check=False)
+    assert proc.returncode == 2
+    assert "cannot open directory" in proc.stderr and "Connection refused" in proc.stderr
+    proc = sitemail("serve", "EX-NY1", "--directory", url, check=False)
+    assert proc.returncode == 2 and "give --lab-dir" in proc.stderr
