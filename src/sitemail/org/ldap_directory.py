@@ -2,7 +2,8 @@
 
 Where objects live and what they show is :mod:`.ldap_layout`; the URL and
 credentials are :mod:`.ldap_settings`; the retrying connection is
-:mod:`.ldap_connection`.  This module keeps the directory contract's promises
+:mod:`.ldap_connection`; writing entries so that every step can be repeated
+is :mod:`.ldap_writes`.  This module keeps the directory contract's promises
 on a server that has no multi-entry transactions:
 
 **Writers take turns through a lock entry.**  ``CN=Counter,CN=Change Log,...``
@@ -49,7 +50,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import cast
 
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.core import exceptions as lx
@@ -66,8 +66,9 @@ from sitemail.org.directory import (
     ObjectNotFound,
 )
 from sitemail.org.ldap_connection import LdapConnection, LdapRefused, first, refused_as, values
-from sitemail.org.ldap_layout import Entry, Layout, is_under, parent_dn, same_dn
+from sitemail.org.ldap_layout import Entry, Layout, is_under, same_dn
 from sitemail.org.ldap_settings import DEFAULT_ORGANIZATION, LdapSettings, parse_ldap_url
+from sitemail.org.ldap_writes import EntryWriter
 from sitemail.org.model import Model
 
 log = logging.getLogger("sitemail.directory")
@@ -104,6 +105,7 @@ class LdapDirectory:
         except BaseException:
             self._ldap.close()
             raise
+        self.writer = EntryWriter(self._ldap, self.layout)
 
     @classmethod
     def open(cls, url: str) -> LdapDirectory:
@@ -166,7 +168,9 @@ class LdapDirectory:
             "ou": ["organizationalUnit"],
             "cn": ["container"],
         }.get(attr.strip().lower(), ["container"])
-        self._add_entry(Entry(base, classes, {attr.strip(): [value.strip()]}), parents=False)
+        EntryWriter(self._ldap, Layout(base, DEFAULT_ORGANIZATION)).add(
+            Entry(base, classes, {attr.strip(): [value.strip()]}), parents=False
+        )
 
     def _check_schema(self, subschema: str | None) -> None:
         if not subschema:
@@ -203,7 +207,7 @@ class LdapDirectory:
             },
         )
         try:
-            self._add_entry(entry, layout=layout)
+            EntryWriter(self._ldap, layout).add(entry)
         except LdapRefused as exc:
             if refused_as(exc, lx.LDAPEntryAlreadyExistsResult):
                 return  # another process set it up at the same moment
@@ -496,7 +500,14 @@ class LdapDirectory:
             data: builtins.list[dict[str, object]] = [
                 json.loads(v) for v in values(pending, "sitemailChangeData")
             ]
-            self._apply(sorted(data, key=lambda d: int(str(d["n"]))))
+            try:
+                self.writer.apply(sorted(data, key=lambda d: int(str(d["n"]))))
+            except DirectoryUnavailable:
+                raise
+            except DirectoryError as exc:
+                # What the server refuses for good stays refused: the counter moves on, or
+                # no writer could ever write again.
+                log.error("directory %s: changes %d-%d: %s", self.url, counter + 1, last, exc)
             if not self._swap_lock(token, token, counter=last):
                 raise DirectoryBusy(f"directory {self.url}: lost the write lock; try again")
             counter = last
@@ -529,7 +540,7 @@ class LdapDirectory:
             },
         )
         try:
-            self._add_entry(change_set, parents=False)
+            self.writer.add(change_set, parents=False)
         except LdapRefused as exc:
             if not refused_as(exc, lx.LDAPEntryAlreadyExistsResult):
                 self._release_quietly(refreshed)
@@ -558,7 +569,7 @@ class LdapDirectory:
         # Committed.  If the server goes away from here on, the next writer completes it.
         refused: DirectoryError | None = None
         try:
-            self._apply(numbered)
+            self.writer.apply(numbered)
             released = self._swap_lock(refreshed, FREE, counter=last_n)
         except DirectoryUnavailable as exc:
             self._abandoned = refreshed
@@ -580,123 +591,9 @@ class LdapDirectory:
         if refused is not None:
             raise refused
 
-    # ------------------------------------------------------- writing entries
-
-    def _apply(self, changes: builtins.list[dict[str, object]]) -> None:
-        """Write the entries of committed changes; every step may be repeated."""
-        refused = []
-        for change in changes:
-            try:
-                if change["op"] == "put":
-                    entries = _entries_of(change)
-                    self._upsert(entries[0])
-                    if change.get("view"):
-                        self._sync_children(str(change["view"]), entries[1:])
-                else:
-                    if change.get("view"):
-                        self._sync_children(str(change["view"]), [])
-                    self._remove(str(change["dn"]))
-            except LdapRefused as exc:
-                # The server refuses this entry for good; stopping here would stop every
-                # later writer too, so the rest goes on and the refusal is reported.
-                log.error("directory %s: the server refused %s: %s", self.url, change, exc)
-                refused.append(f"{change['kind']} {change['identity']!r}: {exc.result.message}")
-        if refused:
-            raise DirectoryError(f"directory {self.url}: the server refused {'; '.join(refused)}")
-
-    def _upsert(self, entry: Entry) -> None:
-        changes = {k: [(MODIFY_REPLACE, v)] for k, v in entry.attrs.items()}
-        changes["objectClass"] = [(MODIFY_REPLACE, [*entry.classes, "top"])]
-
-        def op(c: Connection) -> str:
-            try:
-                c.modify(entry.dn, changes)
-            except lx.LDAPNoSuchObjectResult:
-                return "add"
-            except lx.LDAPObjectClassModsProhibitedResult:
-                return "replace"  # another structural class (a virtual directory's type changed)
-            return "done"
-
-        outcome = self._ldap.call(f"writing {entry.dn}", op)
-        if outcome == "replace":
-            self._remove(entry.dn)
-        if outcome != "done":
-            try:
-                self._add_entry(entry)
-            except LdapRefused as exc:
-                if not refused_as(exc, lx.LDAPEntryAlreadyExistsResult):
-                    raise
-                self._upsert(entry)  # an earlier attempt of ours added it; its answer was lost
-
-    def _add_entry(
-        self, entry: Entry, *, parents: bool = True, layout: Layout | None = None
-    ) -> None:
-        """Add an entry, creating missing parents as placeholders first."""
-        attrs = {k: v for k, v in entry.attrs.items() if v}
-
-        def op(c: Connection) -> bool:
-            try:
-                c.add(entry.dn, entry.classes, attrs)
-            except lx.LDAPNoSuchObjectResult:
-                if not parents:
-                    raise
-                return False
-            return True
-
-        if self._ldap.call(f"adding {entry.dn}", op):
-            return
-        parent = parent_dn(entry.dn)
-        lay = layout or self.layout
-        try:
-            self._add_entry(Entry(parent, lay.placeholder_classes(parent)), layout=lay)
-        except LdapRefused as exc:
-            if not refused_as(exc, lx.LDAPEntryAlreadyExistsResult):
-                raise  # (already there: another writer's placeholder)
-        self._add_entry(entry, parents=False, layout=lay)
-
-    def _remove(self, dn: str) -> None:
-        def op(c: Connection) -> str:
-            try:
-                c.delete(dn)
-            except lx.LDAPNoSuchObjectResult:
-                return "gone"
-            except lx.LDAPNotAllowedOnNotLeafResult:
-                return "keep"
-            return "gone"
-
-        if self._ldap.call(f"deleting {dn}", op) == "keep":
-            # It holds other objects (a server's connectors): keep it as a placeholder.
-            attrs = self._ldap.read(f"reading {dn}", dn, "(objectClass=*)", ["*"]) or {}
-            rdn_attr = dn.split("=", 1)[0].strip().lower()
-            keep = {"objectclass", rdn_attr}
-            cleared: dict[str, builtins.list[tuple[str, builtins.list[str]]]] = {
-                k: [(MODIFY_REPLACE, [])] for k in attrs if k.lower() not in keep
-            }
-            if cleared:
-                self._ldap.call(f"clearing {dn}", lambda c: c.modify(dn, cleared))
-
-    def _sync_children(self, folder: str, wanted: builtins.list[Entry]) -> None:
-        """Make the entries right below ``folder`` exactly ``wanted``."""
-        present = self._ldap.search(
-            f"listing {folder}", folder, "(objectClass=*)", ["1.1"], one_level=True
-        )
-        for dn, _ in present:
-            if not any(same_dn(dn, e.dn) for e in wanted):
-                self._remove(dn)
-        for e in wanted:
-            self._upsert(e)
-
     def close(self) -> None:
         with self._lock:
             self._ldap.close()
-
-
-def _entries_of(change: dict[str, object]) -> builtins.list[Entry]:
-    rows = cast(
-        builtins.list[tuple[str, builtins.list[str], dict[str, builtins.list[str]]]],
-        change["entries"],
-    )
-    return [Entry(dn, builtins.list(classes), dict(attrs)) for dn, classes, attrs in rows]
 
 
 def _kind_filter(kind: str) -> str:

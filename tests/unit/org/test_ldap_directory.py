@@ -8,6 +8,7 @@ attributes but not sitemail's JSON (which holds password hashes).
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import subprocess
@@ -230,13 +231,13 @@ def _die_mid_commit(url: str) -> None:
     """Commit two objects, and die (as kill -9 would) after writing the first entry."""
     d = open_directory(url)
     assert isinstance(d, LdapDirectory)
-    upsert = d._upsert
+    upsert = d.writer.upsert
 
     def then_die(entry):  # type: ignore[no-untyped-def]
         upsert(entry)
         os._exit(9)
 
-    d._upsert = then_die  # type: ignore[method-assign]
+    d.writer.upsert = then_die  # type: ignore[method-assign]
     with d.transaction():
         d.put(Site(name="HALF-1"))
         d.put(Site(name="HALF-2"))
@@ -298,4 +299,36 @@ def test_a_mailbox_written_before_its_database_has_no_home_server_yet(service_ur
     )
     assert d.require(Mailbox, "early").database == "NO-SUCH-DB"
     d.delete(Mailbox, "early")
+    d.close()
+
+
+def test_a_change_set_the_server_refuses_does_not_stop_later_writers(
+    slapd: Slapd, seeded: str
+) -> None:
+    d = open_directory(seeded)
+    assert isinstance(d, LdapDirectory)
+    n = d.change_counter() + 1
+    # As a writer that died would leave it: committed, not written, and not writable.
+    bad = {
+        "n": n,
+        "kind": "Site",
+        "identity": "BAD",
+        "op": "put",
+        "view": None,
+        "entries": [[f"CN=BAD,{d.layout.sites}", ["site"], {"noSuchAttribute": ["x"]}]],
+    }
+    slapd.add(
+        f"CN={n},{d.layout.change_log}",
+        ["sitemailChangeSet"],
+        {
+            "sitemailChangeFirst": str(n),
+            "sitemailChangeNumber": str(n),
+            "sitemailWriter": "dead writer",
+            "sitemailChange": json.dumps({k: bad[k] for k in ("n", "kind", "identity", "op")}),
+            "sitemailChangeData": json.dumps(bad),
+        },
+    )
+    d.put(Site(name="GOOD"))
+    assert d.get(Site, "GOOD") is not None and d.get(Site, "BAD") is None
+    assert [c.identity for c in d.changes_since(n - 1)] == ["BAD", "GOOD"]
     d.close()

@@ -107,13 +107,13 @@ def test_a_server_that_stops_during_a_commit_has_it_completed_by_the_next_write(
     d = open_directory(slapd.url(org="Contoso", **FAST))
     assert isinstance(d, LdapDirectory)
     start = d.change_counter()
-    upsert = d._upsert
+    upsert = d.writer.upsert
 
     def then_stop(entry):  # type: ignore[no-untyped-def]
         upsert(entry)
         slapd.stop()
 
-    d._upsert = then_stop  # type: ignore[method-assign]
+    d.writer.upsert = then_stop  # type: ignore[method-assign]
     try:
         saved = "saved in the directory's change log"
         with pytest.raises(DirectoryUnavailable, match=saved), d.transaction():
@@ -121,7 +121,7 @@ def test_a_server_that_stops_during_a_commit_has_it_completed_by_the_next_write(
             d.put(Site(name="MID-2"))
     finally:
         slapd.start()
-    del d._upsert
+    del d.writer.upsert
     # The handle takes its own lock back at once (no lease to wait for) and completes both.
     begun = time.monotonic()
     d.put(Site(name="MID-3"))
