@@ -89,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run one server, firewall or Internet host")
     serve.add_argument("name")
-    serve.add_argument("--directory", required=True, metavar="URL", help="directory.db path")
+    serve.add_argument(
+        "--directory",
+        required=True,
+        metavar="URL",
+        help="directory.db path, or ldap://HOST:PORT/BASE-DN (docs/directory.md)",
+    )
     serve.add_argument("--lab-dir", default=None, help="the organization's folder")
     return parser
 

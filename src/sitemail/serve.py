@@ -175,6 +175,13 @@ def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
+    if directory_url.startswith(("ldap://", "ldaps://")) and not lab_dir:
+        print(
+            "sitemail serve: with an LDAP directory, give --lab-dir (the folder where this "
+            "server keeps its queues, mailboxes and logs)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         # Hot paths read the directory on every request: a read cache that sees
         # changes within a quarter of a second (org/cached_directory.py).

@@ -30,6 +30,11 @@ EXPECTED: dict[str, tuple[list[str], set[str], set[str]]] = {
         {"connections", "threads", "duration_s", "warmup_s", "inbox_messages"},
         {"requests_per_s", "p50_ms", "p99_ms"},
     ),
+    "directory_reads": (
+        ["embedded", "ldap3"],
+        {"mailboxes", "gets", "lists"},
+        {"get_mailbox_per_s", "get_mailbox_p50_us", "list_servers_per_s", "list_vdirs_per_s"},
+    ),
 }
 
 

@@ -32,6 +32,18 @@ class ObjectNotFound(DirectoryError):
     pass
 
 
+class DirectoryUnavailable(DirectoryError):
+    """The directory server did not answer (down, unreachable, too slow), even after retries."""
+
+
+class DirectoryMismatch(DirectoryError):
+    """The directory is not one sitemail can use as named: wrong base DN, schema or organization."""
+
+
+class DirectoryBusy(DirectoryError):
+    """Another writer held the directory's write lock for longer than a writer waits."""
+
+
 @dataclass(frozen=True)
 class Change:
     counter: int
@@ -77,12 +89,14 @@ class Directory(Protocol):
 
 
 def open_directory(url: str) -> Directory:
-    """``sqlite:///abs/path.db``, a plain path to a ``.db`` file, or ``ldap://...``."""
+    """``sqlite:///abs/path.db``, a plain path to a ``.db`` file, or ``ldap://HOST:PORT/BASE-DN``.
+
+    The LDAP URL's settings and credentials are described in :mod:`.ldap_settings`.
+    """
     if url.startswith(("ldap://", "ldaps://")):
-        raise DirectoryError(
-            f"directory {url!r}: the LDAP backend is not available yet; "
-            "use the embedded one (a path to directory.db)"
-        )
+        from sitemail.org.ldap_directory import LdapDirectory
+
+        return LdapDirectory.open(url)
     path = url.removeprefix("sqlite://") if url.startswith("sqlite://") else url
     from sitemail.org.sqlite_directory import SqliteDirectory
 
