@@ -58,6 +58,7 @@ class DatabaseCore:
         self.max_message_size = max_message_size
         self._clock = clock
         self._lock = threading.RLock()
+        self._boxes: dict[str, MailboxRow] = {}
         self._subscribers: list[Callable[[StoreChange], None]] = []
         self._pending: list[StoreChange] = []
         try:
@@ -183,20 +184,25 @@ class DatabaseCore:
     def _mailbox(self, mailbox: str) -> MailboxRow:
         """The mailbox's row, provisioned on first use."""
         name = mailbox_key(mailbox)
+        known = self._boxes.get(name)
+        if known is not None:
+            return known  # a mailbox's row is never deleted: its id stays
         with self._lock:
             row = self._conn.execute("SELECT id FROM mailboxes WHERE name=?", (name,)).fetchone()
             if row is not None:
-                return MailboxRow(int(row[0]), name)
-            with self._write() as conn:
-                cur = conn.execute(
-                    "INSERT INTO mailboxes(name, modseq, created_at) VALUES (?, 1, ?)",
-                    (name, self._now_us()),
-                )
-                assert cur.lastrowid is not None
-                box = MailboxRow(cur.lastrowid, name)
-                for well_known in WELL_KNOWN_ORDER:
-                    self._insert_folder(conn, box, None, well_known.display_name, well_known)
-                return box
+                box = MailboxRow(int(row[0]), name)
+            else:
+                with self._write() as conn:
+                    cur = conn.execute(
+                        "INSERT INTO mailboxes(name, modseq, created_at) VALUES (?, 1, ?)",
+                        (name, self._now_us()),
+                    )
+                    assert cur.lastrowid is not None
+                    box = MailboxRow(cur.lastrowid, name)
+                    for well_known in WELL_KNOWN_ORDER:
+                        self._insert_folder(conn, box, None, well_known.display_name, well_known)
+            self._boxes[name] = box
+            return box
 
     def _insert_folder(
         self,
