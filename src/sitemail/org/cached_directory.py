@@ -90,7 +90,11 @@ class CachedDirectory:
         return [cls.model_validate_json(t) for t in texts]
 
     def change_counter(self) -> int:
-        return self.inner.change_counter()
+        """The backend's counter, read now; a caller that sees it move and reads again
+        gets the new state (the cache is emptied here, not up to a bound later)."""
+        counter = self.inner.change_counter()
+        self._sync(counter, self._monotonic())
+        return counter
 
     def changes_since(self, counter: int) -> builtins.list[Change]:
         return self.inner.changes_since(counter)
@@ -99,7 +103,9 @@ class CachedDirectory:
         now = self._monotonic()
         if now - self._checked < self.max_staleness:
             return
-        counter = self.inner.change_counter()
+        self._sync(self.inner.change_counter(), now)
+
+    def _sync(self, counter: int, now: float) -> None:
         with self._lock:
             self._checked = now
             if counter != self._counter:

@@ -64,3 +64,19 @@ def test_reads_within_the_bound_do_not_reach_the_backend(tmp_path: Path) -> None
     assert directory.get(Site, "NY") is not None  # cached, inside the bound
     ticks.now += directory.max_staleness
     assert directory.get(Site, "NY") is None
+
+
+def test_a_reader_that_saw_the_counter_move_reads_the_new_state(tmp_path: Path) -> None:
+    # The Client Access front door re-reads its snapshot when the counter moves: what
+    # it reads then must be the new state, or it would keep the old one until the next
+    # change.
+    ticks = Ticks()
+    directory = CachedDirectory(open_directory(str(tmp_path / "d.db")), monotonic=ticks)
+    other = open_directory(str(tmp_path / "d.db"))
+    other.put(Site(name="NY"))
+    ticks.now += 1
+    before = directory.change_counter()
+    assert [s.name for s in directory.list(Site)] == ["NY"]
+    other.put(Site(name="FL"))
+    assert directory.change_counter() != before  # no time passed
+    assert [s.name for s in directory.list(Site)] == ["FL", "NY"]
