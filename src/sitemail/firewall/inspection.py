@@ -217,6 +217,12 @@ class EsmtpInspector:
         self._reply_masked = 0
         self._overflow_head: bytes | None = None  # head of a reply line streamed unbuffered
         self._overflow_prev = 0
+        # Finds body lines long enough to break the body line rule (anchored at line
+        # starts, so the search is linear).
+        limit = self.policy.body_line_max
+        self._long_line = re.compile(
+            rb"(?m)^[^\n]{%d}" % (limit.threshold + 1 if limit is not None else 1)
+        )
 
     # -- public --------------------------------------------------------------------------
 
@@ -509,6 +515,11 @@ class EsmtpInspector:
                 # PIX bug CSCds90792: the split terminator never reaches the server.
                 return data[2:] if data.startswith(b"\r\n") else data[1:]
             data = b"." + data
+        if self._client is InspectState.DATA_BODY and self._dlen == 0:
+            last = data.rfind(b"\n")
+            if last >= 0:
+                # Whole body lines go through in bulk: no Python per line.
+                return self._body_lines(data, last + 1)
         pos, size = 0, len(data)
         while pos < size:
             end = data.find(b"\n", pos)
@@ -532,14 +543,103 @@ class EsmtpInspector:
             self._to_server(part)
             self._dots.feed(part)  # parts end at an LF, so "done" can only come at the end
             if end < 0:
-                self._check_data_line(self._dlen)
+                # A CR at the end of a part may be the first half of the line's CRLF.
+                self._check_data_line(self._dlen - (self._dtail[-1:] == b"\r"))
                 return b""
             text_len = self._dlen - (2 if self._dtail == b"\r\n" else 1)
             self._check_data_line(text_len)
             self._data_line_done()
-            if self._client is InspectState.CMD:
+            if self._client is not InspectState.DATA_HDR:
+                # Back to commands, or into the body: the caller goes on from here
+                # (the body's whole lines then take the bulk path).
                 return data[pos:]
         return b""
+
+    def _body_lines(self, data: bytes, whole: int) -> bytes:
+        """Forward the body's whole lines ``data[:whole]`` in bulk; return what is left.
+
+        The server's DATA reader (the SMTP core's :class:`DotDecoder`) says
+        where the data ends.  The body's rules are per line, but only a few
+        lines can match one: lines longer than the body line limit, the lines
+        of a MIME ``Content-Type``/``Content-Disposition`` field, and the line
+        where the body length limit is crossed.  Regular expressions find
+        those; they go through the per-line path (so the rules and the order of
+        syslog lines stay as they were), everything between them is one slice.
+        """
+        chunk = data[:whole]
+        _, used = self._dots.feed(chunk)
+        done = self._dots.done
+        end = used if done else whole
+        # When done, the data ended with the line ".\r\n", which is not body.
+        body = chunk[: end - 3] if done else chunk
+        cursor = 0
+        for start, stop in self._special_lines(body):
+            if start > cursor:
+                self._to_server(body[cursor:start])
+                self._body_total += start - cursor
+                self._mime_field = False  # lines that are neither a field nor its continuation
+            self._whole_body_line(body[start:stop])
+            cursor = stop
+        if cursor < len(body):
+            self._to_server(body[cursor:])
+            self._body_total += len(body) - cursor
+            self._mime_field = False
+        if done:
+            self._to_server(b".\r\n")
+            self._end_of_data()
+        return data[end:]
+
+    def _special_lines(self, body: bytes) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each line of ``body`` a body rule may match, in order."""
+        policy = self.policy
+        spans: set[tuple[int, int]] = set()
+        if not body:
+            return []
+
+        def line_at(start: int) -> tuple[int, int]:
+            return start, body.index(b"\n", start) + 1
+
+        limit = policy.body_line_max
+        # Splitting and measuring run in C; the slower search for where the long
+        # lines are runs only when there is one.
+        if limit is not None and max(map(len, body.split(b"\n"))) > limit.threshold:
+            for found in self._long_line.finditer(body):
+                spans.add(line_at(found.start()))
+        if policy.body_length_max is not None and not self._total_flagged:
+            crossing = body.find(b"\n", max(0, policy.body_length_max.threshold - self._body_total))
+            if crossing >= 0:
+                spans.add(line_at(body.rfind(b"\n", 0, crossing) + 1))
+        if policy.mime_filename_max is not None:
+            for start in self._mime_fields(body):
+                line = line_at(start)
+                spans.add(line)
+                # The field's folded continuation lines carry its parameters too.
+                while line[1] < len(body) and body[line[1] : line[1] + 1] in (b" ", b"\t"):
+                    line = line_at(line[1])
+                    spans.add(line)
+        return sorted(spans)
+
+    def _mime_fields(self, body: bytes) -> list[int]:
+        """Where the lines of ``body`` that may carry a MIME file name start."""
+        starts = [0] if self._mime_field else []  # a field folded over from before
+        if _MIME_FIELD.match(body):
+            starts.append(0)
+        lowered = body.lower()  # field names are case-insensitive; find is fast
+        at = lowered.find(b"\ncontent-")
+        while at >= 0:
+            if _MIME_FIELD.match(body, at + 1):
+                starts.append(at + 1)
+            at = lowered.find(b"\ncontent-", at + 1)
+        return starts
+
+    def _whole_body_line(self, line: bytes) -> None:
+        """One complete body line through the per-line rules (the bulk path's exceptions)."""
+        self._dlen = len(line)
+        self._dtail = line[-2:]
+        self._dhead = bytearray(line[:_HEAD_MAX])
+        self._to_server(line)
+        self._check_data_line(len(line) - (2 if self._dtail == b"\r\n" else 1))
+        self._line_rules()  # the decoder already saw past this line: no end of data here
 
     def _check_data_line(self, length: int) -> None:
         # Line limits count the text without CRLF, as RFC 5322's 998 does.
@@ -551,19 +651,30 @@ class EsmtpInspector:
             self._d_flagged = True
 
     def _data_line_done(self) -> None:
-        line = bytes(self._dhead)
-        length = self._dlen
+        if self._dots.done:
+            # The server's end of data (CRLF.CRLF, RFC 5321 §4.1.1.4), in the
+            # header section too; ".\n" after a bare LF and the like are body.
+            self._line_reset()
+            self._end_of_data()
+            return
+        self._line_rules()
+
+    def _line_reset(self) -> None:
         self._dlen = 0
         self._dhead.clear()
         self._dtail = b""
         self._d_flagged = False
-        if self._dots.done:
-            # The server's end of data (CRLF.CRLF, RFC 5321 §4.1.1.4), in the
-            # header section too; ".\n" after a bare LF and the like are body.
-            self._client = InspectState.CMD
-            self._rcpt_count = 0
-            self._expect.append(".")
-            return
+
+    def _end_of_data(self) -> None:
+        self._client = InspectState.CMD
+        self._rcpt_count = 0
+        self._expect.append(".")
+
+    def _line_rules(self) -> None:
+        """The rules of one finished DATA line that is not the end of data."""
+        line = bytes(self._dhead)
+        length = self._dlen
+        self._line_reset()
         if self._client is InspectState.DATA_HDR:
             if line in (b"\r\n", b"\n"):
                 self._client = InspectState.DATA_BODY
