@@ -29,10 +29,12 @@ from __future__ import annotations
 import enum
 import re
 from collections import deque
-from typing import Literal, Protocol
+from typing import Literal
 
 from sitemail.firewall import asa_syslog
 from sitemail.firewall.asa_syslog import Direction, Flow
+from sitemail.firewall.body_lines import MIME_FIELD as _MIME_FIELD
+from sitemail.firewall.body_lines import special_lines
 from sitemail.firewall.counters import InspectCounters
 from sitemail.firewall.esmtp_policy import (
     EHLO_PARAMETER_NAMES,
@@ -44,6 +46,9 @@ from sitemail.firewall.esmtp_policy import (
 from sitemail.firewall.inspect_actions import (
     Action,
     DropConnection,
+    Inspector,
+    InspectState,
+    PassThrough,
     ResetConnection,
     SegmentSummary,
     Syslog,
@@ -75,46 +80,6 @@ __all__ = [
 ]
 
 
-class InspectState(enum.Enum):
-    """The states of spec §7.3."""
-
-    BANNER = "BANNER"
-    CMD = "CMD"
-    AUTH = "AUTH"
-    DATA_HDR = "DATA_HDR"
-    DATA_BODY = "DATA_BODY"
-    TLS_PASS = "TLS_PASS"
-    CLOSED = "CLOSED"
-
-
-class Inspector(Protocol):
-    """What the relay needs from an inspection engine."""
-
-    @property
-    def state(self) -> InspectState: ...
-
-    def feed_client(self, segment: bytes) -> list[Action]: ...
-
-    def feed_server(self, segment: bytes) -> list[Action]: ...
-
-
-class PassThrough:
-    """The engine for a connection nobody inspects: bytes go through untouched."""
-
-    def __init__(self) -> None:
-        self._state = InspectState.TLS_PASS
-
-    @property
-    def state(self) -> InspectState:
-        return self._state
-
-    def feed_client(self, segment: bytes) -> list[Action]:
-        return [ToServer(segment)] if segment else []
-
-    def feed_server(self, segment: bytes) -> list[Action]:
-        return [ToClient(segment)] if segment else []
-
-
 def make_inspector(
     policy: EsmtpPolicy | None,
     flow: Flow | None = None,
@@ -141,7 +106,6 @@ def _table(keep: bytes) -> bytes:
 _X_KEEP_SPACE = _table(b" \r\n")
 _X_ALL = _table(b"\r\n")
 
-_MIME_FIELD = re.compile(rb"(?i)content-(?:type|disposition)\s*:")
 _MIME_NAME = re.compile(rb'(?i)\b(?:file)?name\*?\s*=\s*(?:"([^"\r\n]*)"?|([^;\s]+))')
 _HEAD_MAX = 4096  # bytes of each DATA line kept for header checks (bounded memory)
 
@@ -217,12 +181,6 @@ class EsmtpInspector:
         self._reply_masked = 0
         self._overflow_head: bytes | None = None  # head of a reply line streamed unbuffered
         self._overflow_prev = 0
-        # Finds body lines long enough to break the body line rule (anchored at line
-        # starts, so the search is linear).
-        limit = self.policy.body_line_max
-        self._long_line = re.compile(
-            rb"(?m)^[^\n]{%d}" % (limit.threshold + 1 if limit is not None else 1)
-        )
 
     # -- public --------------------------------------------------------------------------
 
@@ -573,7 +531,16 @@ class EsmtpInspector:
         # When done, the data ended with the line ".\r\n", which is not body.
         body = chunk[: end - 3] if done else chunk
         cursor = 0
-        for start, stop in self._special_lines(body):
+        policy = self.policy
+        total = None if self._total_flagged else policy.body_length_max
+        special = special_lines(
+            body,
+            line_limit=None if policy.body_line_max is None else policy.body_line_max.threshold,
+            length_left=None if total is None else total.threshold - self._body_total,
+            mime=policy.mime_filename_max is not None,
+            mime_field_open=self._mime_field,
+        )
+        for start, stop in special:
             if start > cursor:
                 self._to_server(body[cursor:start])
                 self._body_total += start - cursor
@@ -588,49 +555,6 @@ class EsmtpInspector:
             self._to_server(b".\r\n")
             self._end_of_data()
         return data[end:]
-
-    def _special_lines(self, body: bytes) -> list[tuple[int, int]]:
-        """``(start, stop)`` of each line of ``body`` a body rule may match, in order."""
-        policy = self.policy
-        spans: set[tuple[int, int]] = set()
-        if not body:
-            return []
-
-        def line_at(start: int) -> tuple[int, int]:
-            return start, body.index(b"\n", start) + 1
-
-        limit = policy.body_line_max
-        # Splitting and measuring run in C; the slower search for where the long
-        # lines are runs only when there is one.
-        if limit is not None and max(map(len, body.split(b"\n"))) > limit.threshold:
-            for found in self._long_line.finditer(body):
-                spans.add(line_at(found.start()))
-        if policy.body_length_max is not None and not self._total_flagged:
-            crossing = body.find(b"\n", max(0, policy.body_length_max.threshold - self._body_total))
-            if crossing >= 0:
-                spans.add(line_at(body.rfind(b"\n", 0, crossing) + 1))
-        if policy.mime_filename_max is not None:
-            for start in self._mime_fields(body):
-                line = line_at(start)
-                spans.add(line)
-                # The field's folded continuation lines carry its parameters too.
-                while line[1] < len(body) and body[line[1] : line[1] + 1] in (b" ", b"\t"):
-                    line = line_at(line[1])
-                    spans.add(line)
-        return sorted(spans)
-
-    def _mime_fields(self, body: bytes) -> list[int]:
-        """Where the lines of ``body`` that may carry a MIME file name start."""
-        starts = [0] if self._mime_field else []  # a field folded over from before
-        if _MIME_FIELD.match(body):
-            starts.append(0)
-        lowered = body.lower()  # field names are case-insensitive; find is fast
-        at = lowered.find(b"\ncontent-")
-        while at >= 0:
-            if _MIME_FIELD.match(body, at + 1):
-                starts.append(at + 1)
-            at = lowered.find(b"\ncontent-", at + 1)
-        return starts
 
     def _whole_body_line(self, line: bytes) -> None:
         """One complete body line through the per-line rules (the bulk path's exceptions)."""
