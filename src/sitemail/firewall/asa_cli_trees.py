@@ -8,6 +8,7 @@ abbreviations collide as on the ASA) and answered with a clear message.
 
 from __future__ import annotations
 
+from sitemail.firewall import asa_cli_trees_ops as ops
 from sitemail.firewall.asa_cli_grammar import (
     Node,
     leaf,
@@ -164,7 +165,8 @@ def _show() -> Node:
             "startup-config": leaf(),
             "service-policy": service_policy,
             "access-list": optional_word(),
-            **stubs("conn", "version", "interface", "logging", "route", "xlate", "asp", "inspect"),
+            **ops.show_words(),
+            **stubs("version", "interface", "route", "xlate", "asp", "inspect"),
         }
     )
 
@@ -202,7 +204,8 @@ def _clear() -> Node:
     return node(
         {
             "access-list": node({"counters": leaf()}, arg=counters),
-            **stubs("conn", "xlate", "service-policy", "logging", "configure", "asp", "arp"),
+            **ops.clear_words(),
+            **stubs("xlate", "configure", "asp", "arp"),
         }
     )
 
@@ -227,7 +230,8 @@ def privileged_tree() -> Node:
             "configure": node({"terminal": leaf(), **stubs("factory-default", "memory", "net")}),
             "clear": _clear(),
             "packet-tracer": _packet_tracer(),
-            **stubs("capture", "clock", "copy", "debug", "dir", "more", "ping"),
+            **ops.privileged_words(),
+            **stubs("clock", "debug", "dir", "more", "ping"),
             **stubs("traceroute", "delete", "format", "verify"),
         }
     )

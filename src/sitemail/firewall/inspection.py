@@ -272,6 +272,7 @@ class EsmtpInspector:
     def _apply(self, outcome: Outcome, direction: Direction) -> bool:
         """Carry out a matched rule; True when the caller must mask the matching part."""
         settings = self.policy.syslog
+        self.counters.match(outcome.class_id)
         if outcome.log:
             self._log(asa_syslog.classification(settings, self.flow, direction, outcome))
         if outcome.action in ("drop-connection", "reset"):
@@ -694,6 +695,7 @@ class EsmtpInspector:
                 self._to_client(line)
             if is_last_reply_line(line):
                 self._banner_done = True
+                self.counters.mask_banner += self.policy.mask_banner
             return
         if self._reply_verb is None:
             self._start_reply()
@@ -716,6 +718,7 @@ class EsmtpInspector:
         if not self._banner_done:
             if is_last_reply_line(head):
                 self._banner_done = True
+                self.counters.mask_banner += self.policy.mask_banner
             return
         if self._reply_verb is None:
             self._start_reply()
