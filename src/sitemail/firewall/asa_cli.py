@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sitemail.firewall import asa_cli_acl as acl_cli
 from sitemail.firewall import asa_cli_esmtp as esmtp_cli
+from sitemail.firewall import asa_cli_mgmt as mgmt
 from sitemail.firewall import asa_cli_ops as ops
 from sitemail.firewall import asa_cli_text as say
 from sitemail.firewall import asa_cli_trees as trees
@@ -40,6 +41,7 @@ from sitemail.firewall.asa_config import (
     render_config,
 )
 from sitemail.firewall.asa_model import inspect_from_words
+from sitemail.firewall.asa_passwords import verify_password
 from sitemail.firewall.asa_render import render_body
 from sitemail.firewall.asa_runtime import AsaRuntime
 from sitemail.firewall.counters import AclHits, InspectCounters
@@ -356,7 +358,10 @@ class AsaCli:
         return ""
 
     def _password(self, answer: str) -> str:
-        if answer == self.settings.enable_password:
+        stored = self.running.enable_password
+        if (stored is not None and verify_password(answer, stored)) or (
+            stored is None and answer == self.settings.enable_password
+        ):
             self._failures = 0
             self._leave_to(Mode.PRIVILEGED)
             return ""
@@ -493,6 +498,8 @@ class AsaCli:
             return ""
         if body[0] == "service-policy":
             return self._service_policy(found, negate, prompt)
+        if body[0] in ("username", "enable", "ssh"):
+            return mgmt.configure(config, found, lambda c: self._invalid_at(c, prompt))
         if body[0] in ("access-list", "access-group"):
             try:
                 return acl_cli.configure(config, found, self.acl_hits)

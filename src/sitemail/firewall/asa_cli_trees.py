@@ -8,6 +8,7 @@ abbreviations collide as on the ASA) and answered with a clear message.
 
 from __future__ import annotations
 
+from sitemail.firewall import asa_cli_mgmt as mgmt
 from sitemail.firewall import asa_cli_trees_ops as ops
 from sitemail.firewall.asa_cli_grammar import (
     Node,
@@ -256,13 +257,15 @@ def config_tree() -> Node:
                     "service-policy": word(node({"global": leaf(), "interface": word()})),
                     "access-list": word(_ace(end=True)),
                     "access-group": access_list_commands()["access-group"],
+                    **mgmt.negated_trees(),
                     **stubs("object", "route", "nat", "logging"),
                 }
             ),
             **access_list_commands(),
             **stubs("object", "object-group", "route", "nat"),
-            **stubs("logging", "ssh", "telnet", "http", "crypto", "tunnel-group", "username"),
-            **stubs("aaa", "names", "timeout", "mtu", "call-home", "dns", "ntp", "enable"),
+            **mgmt.trees(),
+            **stubs("logging", "telnet", "http", "crypto", "tunnel-group"),
+            **stubs("aaa", "names", "timeout", "mtu", "call-home", "dns", "ntp"),
             **stubs("domain-name", "same-security-traffic", "sysopt", "dhcpd", "failover"),
         }
     )

@@ -71,6 +71,7 @@ from sitemail.firewall.counters import AclHits, InspectCounters
 from sitemail.firewall.inspection import Inspector, make_inspector
 from sitemail.firewall.packet_tracer import Egress
 from sitemail.firewall.relay import Connection, Refusal, Relay, Route
+from sitemail.firewall.ssh_server import SSH_PORT, serve_ssh
 from sitemail.org.model import Firewall, InternetHost, Server
 from sitemail.org.ports import RELAYED_PORTS
 from sitemail.server.console import serve_console
@@ -531,6 +532,13 @@ async def serve_firewall(ctx: ProcessContext, firewall: Firewall) -> None:
     # A reload empties the connection table, as on the box.
     device.on_reload = relay.abort_all
     await relay.start()
+    ssh = None
+    if firewall.address:
+        try:
+            ssh = await serve_ssh(device, firewall.address, ctx.port(SSH_PORT), syslog)
+        except OSError as exc:
+            # The box still relays mail without its management plane; the log says why.
+            log.error("%s: no SSH on %s: %s", firewall.name, firewall.address, exc)
     console = await serve_console(
         ctx.home / "console.sock", console_handlers(device, relay, firewall.name)
     )
@@ -548,4 +556,6 @@ async def serve_firewall(ctx: ProcessContext, firewall: Firewall) -> None:
         await stop.wait()
     finally:
         console.close()
+        if ssh is not None:
+            ssh.close()
         await relay.stop()
