@@ -16,6 +16,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sitemail.firewall import asa_cli_acl as acl_cli
+from sitemail.firewall import asa_cli_esmtp as esmtp_cli
+from sitemail.firewall import asa_cli_mgmt as mgmt
+from sitemail.firewall import asa_cli_ops as ops
 from sitemail.firewall import asa_cli_text as say
 from sitemail.firewall import asa_cli_trees as trees
 from sitemail.firewall.asa_cli_grammar import ARG, Matched, Node, Problem, match_line
@@ -38,7 +41,9 @@ from sitemail.firewall.asa_config import (
     render_config,
 )
 from sitemail.firewall.asa_model import inspect_from_words
+from sitemail.firewall.asa_passwords import verify_password
 from sitemail.firewall.asa_render import render_body
+from sitemail.firewall.asa_runtime import AsaRuntime
 from sitemail.firewall.counters import AclHits, InspectCounters
 from sitemail.firewall.packet_tracer import Egress
 
@@ -141,7 +146,7 @@ class Logout:
     """The session ended (``exit`` at the top)."""
 
 
-Effect = SaveStartupConfig | RunningConfigChanged | Reload | Logout
+Effect = SaveStartupConfig | RunningConfigChanged | Reload | Logout | ops.Effect
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,7 @@ class AsaCli:
         acl_hits: AclHits | None = None,
         egress: Sequence[Egress] = (),
         privileged: bool = False,
+        runtime: AsaRuntime | None = None,
     ) -> None:
         self.running = running if running is not None else factory_config()
         self.startup = render_config(self.running) if startup is None else startup
@@ -209,6 +215,7 @@ class AsaCli:
         self.counters: Mapping[str, InspectCounters] = counters if counters is not None else {}
         self.acl_hits = acl_hits if acl_hits is not None else AclHits()
         self.egress = tuple(egress)
+        self.runtime = runtime if runtime is not None else AsaRuntime()
         self._flows = 0  # packet-tracer's flow ids
         self.mode = Mode.PRIVILEGED if privileged else Mode.USER
         self._dialog: _Dialog | None = None
@@ -351,7 +358,10 @@ class AsaCli:
         return ""
 
     def _password(self, answer: str) -> str:
-        if answer == self.settings.enable_password:
+        stored = self.running.enable_password
+        if (stored is not None and verify_password(answer, stored)) or (
+            stored is None and answer == self.settings.enable_password
+        ):
             self._failures = 0
             self._leave_to(Mode.PRIVILEGED)
             return ""
@@ -369,9 +379,11 @@ class AsaCli:
             return ""
         if path == ("enable",):
             return ""
-        if path[0] == "clear":  # clear access-list [NAME] counters
+        if path[:2] == ("clear", "access-list"):  # clear access-list [NAME] counters
             self.acl_hits.clear(found.args[0] if found.args else None)
             return ""
+        if path[0] in ("capture", "copy", "no", "clear"):
+            return self._ops(found, prompt)
         if path[0] == "packet-tracer":
             self._flows += 1
             try:
@@ -403,7 +415,17 @@ class AsaCli:
 
     # -- show, write, reload -----------------------------------------------------------------
 
+    def _ops(self, found: Matched, prompt: str) -> str:  # captures, connections, logging
+        try:
+            output, effects = ops.run(found, self.runtime, self.counters)
+        except ops.BadOpsWord as bad:
+            raise self._invalid_at(found.columns[bad.index], prompt) from None
+        self._effects += effects
+        return output
+
     def _show(self, found: Matched) -> str:
+        if ops.shows(found):
+            return ops.show(found, self.runtime)
         ctx = ShowContext(
             self.startup, self.counters, self.acl_hits, self.settings.long_service_policy_format
         )
@@ -476,6 +498,8 @@ class AsaCli:
             return ""
         if body[0] == "service-policy":
             return self._service_policy(found, negate, prompt)
+        if body[0] in ("username", "enable", "ssh"):
+            return mgmt.configure(config, found, lambda c: self._invalid_at(c, prompt))
         if body[0] in ("access-list", "access-group"):
             try:
                 return acl_cli.configure(config, found, self.acl_hits)
@@ -704,67 +728,15 @@ class AsaCli:
         return ""
 
     def _criterion(self, found: Matched, words: tuple[str, ...], prompt: str) -> str:
-        """The canonical text of a match criterion, its free words checked."""
-        arg_columns = [c for p, c in zip(found.path, found.columns, strict=True) if p == ARG]
-        values = iter(zip(found.args, arg_columns, strict=True))
-        out: list[str] = []
-        for index, keyword in enumerate(words):
-            if keyword != ARG:
-                out.append(keyword)
-                continue
-            value, column = next(values)
-            previous = words[index - 1]
-            if previous == "gt" and not value.isdigit():
-                raise self._invalid_at(column, prompt)
-            if previous == "ehlo-reply-parameter":
-                offset = 0
-                for name in value.split():
-                    offset = value.index(name, offset)
-                    if name.lower() not in trees.EHLO_PARAMETERS:
-                        raise self._invalid_at(column + offset, prompt)
-                value = " ".join(n.lower() for n in value.split())
-            elif previous == "verb":
-                value = " ".join(v.upper() for v in value.split())
-            out.append(value)
-        return " ".join(out)
+        return esmtp_cli.criterion(found, words, lambda c: self._invalid_at(c, prompt))
 
     def _esmtp_parameters(self, found: Matched, line: str, prompt: str) -> str:
-        inspect_map = self._esmtp_map
-        assert inspect_map is not None
-        path, args = found.path, found.args
-        negate = path[0] == "no"
-        what = path[1] if negate else path[0]
-        if what == "mask-banner":
-            inspect_map.mask_banner = not negate
-        elif what == "allow-tls":
-            inspect_map.allow_tls = not negate
-            inspect_map.allow_tls_log = not negate and path[-1] == "log"
-        elif what == "mail-relay":
-            inspect_map.mail_relay = None if negate else (args[0], path[-1])
-        else:
-            inspect_map.special_character = None if negate else path[-1]
-        return ""
+        assert self._esmtp_map is not None
+        return esmtp_cli.parameter(self._esmtp_map, found)
 
     def _esmtp_match_command(self, found: Matched, line: str, prompt: str) -> str:
-        match = self._esmtp_match
-        assert match is not None
-        path, args = found.path, found.args
-        negate = path[0] == "no"
-        body = path[1:] if negate else path
-        action = " ".join(args[0] if w == ARG else w for w in body)
-        masks = match.criterion.startswith(("ehlo-reply-parameter", "cmd verb"))
-        if body[0] == "mask" and not masks:
-            # "mask" exists only for ehlo-reply-parameter and cmd verb (spec §1.3, 9.x).
-            raise self._invalid_at(found.columns[1 if negate else 0], prompt)
-        if body[0] == "rate-limit" and not args[0].isdigit():
-            raise self._invalid_at(found.columns[-1], prompt)
-        kind = body[0]
-        kept = [a for a in match.actions if a.split()[0] != kind]
-        if kind != "rate-limit" and not negate:
-            # One enforcing action per match: a new one replaces the old.
-            kept = [a for a in kept if a.split()[0] == "rate-limit"]
-        match.actions = kept if negate else [*kept, action]
-        return ""
+        assert self._esmtp_match is not None
+        return esmtp_cli.action(self._esmtp_match, found, lambda c: self._invalid_at(c, prompt))
 
 
 def _fill(words: tuple[str, ...], args: tuple[str, ...]) -> list[str]:

@@ -37,6 +37,7 @@ __all__ = [
     "bind",
     "configure",
     "entry_from_path",
+    "flow_filter_from_path",
     "remove_entry",
     "remove_list",
     "unbind",
@@ -138,13 +139,17 @@ def entry_from_path(found: Matched, start: int) -> ParsedEntry:
     if cursor.keyword() == "remark":
         return ParsedEntry(name, Remark(cursor.word()[0]), line)
     action = cursor.keyword()
+    return ParsedEntry(name, _ace(cursor, action), line)
+
+
+def _ace(cursor: _Cursor, action: str) -> Ace:
     protocol = cursor.keyword()
     source = _address(cursor)
     source_port = _port(cursor) if cursor.peek() == "eq" else None
     destination = _address(cursor)
     destination_port = _port(cursor) if cursor.peek() == "eq" else None
     log = cursor.peek() == "log"
-    ace = Ace(
+    return Ace(
         action,  # type: ignore[arg-type]
         protocol,  # type: ignore[arg-type]
         source,
@@ -153,7 +158,12 @@ def entry_from_path(found: Matched, start: int) -> ParsedEntry:
         destination_port,
         log,
     )
-    return ParsedEntry(name, ace, line)
+
+
+def flow_filter_from_path(found: Matched, start: int) -> Ace:
+    """``tcp|ip SRC [eq P] DST [eq P]`` from ``path[start]`` on (a capture's ``match``),
+    as a permit entry.  Raises :class:`AclWordError` for a bad address or port."""
+    return _ace(_Cursor(found, start), "permit")
 
 
 # --- changing the configuration -------------------------------------------------------------

@@ -183,6 +183,27 @@ def service_policy_report(
             for inspect in inspects:
                 figures = _figures(counters.get(inspect.kind, InspectCounters()), long_format)
                 lines.append(f"      Inspect: {_inspect_label(inspect)}, {figures}")
+                if esmtp_only:
+                    lines += _esmtp_map_figures(config, inspect, counters.get("esmtp"))
                 if inspect.protocol in TCP_PROXY:
                     lines.append("        tcp-proxy: bytes in buffer 0, bytes dropped 0")
     return "".join(f"{line}\n" for line in lines)
+
+
+def _esmtp_map_figures(
+    config: AsaConfig, inspect: Inspect, counters: InspectCounters | None
+) -> list[str]:
+    """[unv] layout: the map's parameters and match rules under the Inspect line, each with
+    how often it acted (``show service-policy inspect esmtp``)."""
+    inspect_map = config.esmtp_map(inspect.map_name or HIDDEN_MAPS["esmtp"])
+    if inspect_map is None:
+        return []
+    figures = counters or InspectCounters()
+    lines = []
+    if inspect_map.mask_banner:
+        lines.append(f"        mask-banner, count {figures.mask_banner}")
+    for class_id, match in enumerate(inspect_map.matches, start=1):
+        lines.append(f"        {match.line}")
+        hits = figures.matched.get(class_id, 0)
+        lines += [f"          {action}, packet {hits}" for action in match.actions]
+    return lines

@@ -8,6 +8,8 @@ abbreviations collide as on the ASA) and answered with a clear message.
 
 from __future__ import annotations
 
+from sitemail.firewall import asa_cli_mgmt as mgmt
+from sitemail.firewall import asa_cli_trees_ops as ops
 from sitemail.firewall.asa_cli_grammar import (
     Node,
     leaf,
@@ -164,7 +166,8 @@ def _show() -> Node:
             "startup-config": leaf(),
             "service-policy": service_policy,
             "access-list": optional_word(),
-            **stubs("conn", "version", "interface", "logging", "route", "xlate", "asp", "inspect"),
+            **ops.show_words(),
+            **stubs("version", "interface", "route", "xlate", "asp", "inspect"),
         }
     )
 
@@ -202,7 +205,8 @@ def _clear() -> Node:
     return node(
         {
             "access-list": node({"counters": leaf()}, arg=counters),
-            **stubs("conn", "xlate", "service-policy", "logging", "configure", "asp", "arp"),
+            **ops.clear_words(),
+            **stubs("xlate", "configure", "asp", "arp"),
         }
     )
 
@@ -227,7 +231,8 @@ def privileged_tree() -> Node:
             "configure": node({"terminal": leaf(), **stubs("factory-default", "memory", "net")}),
             "clear": _clear(),
             "packet-tracer": _packet_tracer(),
-            **stubs("capture", "clock", "copy", "debug", "dir", "more", "ping"),
+            **ops.privileged_words(),
+            **stubs("clock", "debug", "dir", "more", "ping"),
             **stubs("traceroute", "delete", "format", "verify"),
         }
     )
@@ -252,13 +257,15 @@ def config_tree() -> Node:
                     "service-policy": word(node({"global": leaf(), "interface": word()})),
                     "access-list": word(_ace(end=True)),
                     "access-group": access_list_commands()["access-group"],
+                    **mgmt.negated_trees(),
                     **stubs("object", "route", "nat", "logging"),
                 }
             ),
             **access_list_commands(),
             **stubs("object", "object-group", "route", "nat"),
-            **stubs("logging", "ssh", "telnet", "http", "crypto", "tunnel-group", "username"),
-            **stubs("aaa", "names", "timeout", "mtu", "call-home", "dns", "ntp", "enable"),
+            **mgmt.trees(),
+            **stubs("logging", "telnet", "http", "crypto", "tunnel-group"),
+            **stubs("aaa", "names", "timeout", "mtu", "call-home", "dns", "ntp"),
             **stubs("domain-name", "same-security-traffic", "sysopt", "dhcpd", "failover"),
         }
     )

@@ -188,6 +188,24 @@ class RawInspectMap:
     body: list[str] = field(default_factory=list)  # sub-lines with their indent
 
 
+@dataclass(frozen=True)
+class LocalUser:
+    """``username NAME password HASH pbkdf2 [privilege N]`` (the ASA's default privilege is 2)."""
+
+    name: str
+    password_hash: str
+    privilege: int = 2
+
+
+@dataclass(frozen=True)
+class SshHost:
+    """``ssh A.B.C.D MASK IF``: who may open an SSH session to the box, on which interface."""
+
+    address: str
+    mask: str
+    interface: str
+
+
 @dataclass
 class ServicePolicy:
     """``service-policy NAME global`` or ``service-policy NAME interface IFC``."""
@@ -215,6 +233,14 @@ class AsaConfig:
     service_policies: list[ServicePolicy] = field(default_factory=list)
     tail_lines: list[str] = field(default_factory=list)  # after the service-policies
     call_home: CallHome = "disabled"
+    # Management access: local users, the enable password (hashed), SSH.
+    users: list[LocalUser] = field(default_factory=list)
+    enable_password: str | None = None
+    ssh_hosts: list[SshHost] = field(default_factory=list)
+    ssh_timeout: int = 5  # minutes
+
+    def user(self, name: str) -> LocalUser | None:
+        return next((u for u in self.users if u.name == name), None)
 
     def interface(self, name: str) -> Interface | None:
         for interface in self.interfaces:
@@ -309,7 +335,6 @@ FACTORY_BODY = (
     "crypto ca trustpool policy",
     "telnet timeout 5",
     "ssh stricthostkeycheck",
-    "ssh timeout 5",
     "console timeout 0",
     "threat-detection basic-threat",
     "threat-detection statistics access-list",

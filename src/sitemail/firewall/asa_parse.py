@@ -23,12 +23,15 @@ from sitemail.firewall.asa_model import (
     EsmtpInspectMap,
     EsmtpMatch,
     Interface,
+    LocalUser,
     PolicyClass,
     PolicyMap,
     RawInspectMap,
     ServicePolicy,
+    SshHost,
     inspect_from_words,
 )
+from sitemail.firewall.asa_passwords import HASH_KEYWORD, is_hashed
 
 
 class ConfigSyntaxError(ValueError):
@@ -70,7 +73,9 @@ def parse_config(text: str) -> AsaConfig:
         elif words[0] == "interface" and len(words) == 2:
             config.interfaces.append(_interface(words[1], block[1:]))
             region = "body"
-        elif words[0] in ("access-list", "access-group") and _access_rule(config, top):
+        elif (words[0] in ("access-list", "access-group") and _access_rule(config, top)) or (
+            words[0] in ("username", "enable", "ssh") and _management(config, words)
+        ):
             continue
         elif words[0] == "class-map" and len(words) == 2:
             config.class_maps.append(_class_map(words[1], block[1:]))
@@ -122,6 +127,29 @@ def _access_rule(config: AsaConfig, line: str) -> bool:
         raise ConfigSyntaxError(f"{line!r}: an access-list line without an entry")
     add_entry(config, parsed)
     return True
+
+
+def _management(config: AsaConfig, words: list[str]) -> bool:
+    """``username``, ``enable password``, ``ssh`` lines into the model; False: keep verbatim."""
+    hashed = len(words) > 3 and words[3] == HASH_KEYWORD and is_hashed(words[2])
+    if words[:2] == ["enable", "password"] and len(words) == 4 and hashed:
+        config.enable_password = words[2]
+        return True
+    if words[0] == "username" and len(words) >= 5 and words[2] == "password":
+        if words[4] != HASH_KEYWORD or not is_hashed(words[3]):
+            return False
+        privilege = 2
+        if words[5:6] == ["privilege"] and len(words) == 7 and words[6].isdigit():
+            privilege = int(words[6])
+        config.users.append(LocalUser(words[1], words[3], privilege))
+        return True
+    if words[:2] == ["ssh", "timeout"] and len(words) == 3 and words[2].isdigit():
+        config.ssh_timeout = int(words[2])
+        return True
+    if words[0] == "ssh" and len(words) == 4 and words[1][:1].isdigit():
+        config.ssh_hosts.append(SshHost(words[1], words[2], words[3]))
+        return True
+    return False
 
 
 def _header(config: AsaConfig, line: str) -> None:

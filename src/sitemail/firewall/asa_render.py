@@ -18,10 +18,12 @@ from sitemail.firewall.asa_model import (
     EsmtpInspectMap,
     Inspect,
     Interface,
+    LocalUser,
     PolicyMap,
     RawInspectMap,
     default_esmtp_map,
 )
+from sitemail.firewall.asa_passwords import HASH_KEYWORD
 
 
 def inspect_line(inspect: Inspect) -> str:
@@ -203,7 +205,21 @@ def _body_lines(config: AsaConfig) -> list[str]:
     if lists:
         at = next((i for i, line in enumerate(body) if line.startswith("pager ")), 0)
         body.insert(at, lists)
+    # SSH access and its timeout just before the console's timeout, the local users last.
+    at = next((i for i, line in enumerate(body) if line.startswith("console ")), len(body))
+    body.insert(at, render_ssh(config))
+    body += [f"{user_line(user)}\n" for user in config.users]
     return body
+
+
+def render_ssh(config: AsaConfig) -> str:
+    hosts = "".join(f"ssh {h.address} {h.mask} {h.interface}\n" for h in config.ssh_hosts)
+    return f"{hosts}ssh timeout {config.ssh_timeout}\n"
+
+
+def user_line(user: LocalUser) -> str:
+    line = f"username {user.name} password {user.password_hash} {HASH_KEYWORD}"
+    return line if user.privilege == 2 else f"{line} privilege {user.privilege}"
 
 
 def call_home_line(config: AsaConfig) -> str:
@@ -218,6 +234,8 @@ def call_home_line(config: AsaConfig) -> str:
 def render_body(config: AsaConfig, *, show_all: bool = False) -> str:
     """Everything from ``ASA Version`` to the line before ``Cryptochecksum:``."""
     parts = [f"ASA Version {config.version}\n", "!\n", f"hostname {config.hostname}\n"]
+    if config.enable_password is not None:
+        parts.append(f"enable password {config.enable_password} {HASH_KEYWORD}\n")
     parts += [f"{line}\n" for line in config.head_lines]
     parts.append(render_interfaces(config))
     parts.append("!\n")

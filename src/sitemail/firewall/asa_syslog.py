@@ -116,3 +116,48 @@ def acl_denied(flow: Flow, acl: str, entry_hash: str = "0x0") -> str:
         f"{ACL_DENIED}: Deny tcp src {flow.client} dst {flow.server} "
         f'by access-group "{acl}" [{entry_hash}, 0x0]'
     )
+
+
+#: Connections built and torn down (level 6, informational).
+CONN_BUILT = "%ASA-6-302013"
+CONN_TEARDOWN = "%ASA-6-302014"
+
+#: Teardown reasons the relay can tell apart.  "TCP FINs", "TCP Reset-I/-O" and
+#: "Conn-timeout" are the ASA's; [unv] the wording for an inspection's drop and for
+#: ``clear conn``.
+TEARDOWN_FINS = "TCP FINs"
+TEARDOWN_RESET_INSIDE = "TCP Reset-I"
+TEARDOWN_RESET_OUTSIDE = "TCP Reset-O"
+TEARDOWN_IDLE = "Conn-timeout"
+TEARDOWN_INSPECTION = "Flow closed by inspection"
+TEARDOWN_CLEARED = "Flow closed by clear conn"
+
+
+def _outside_first(flow: Flow) -> tuple[str, str]:
+    """(the end on the lower-security side, the other), as ``IF:A/P``."""
+    if flow.client_interface == "outside":
+        return flow.client, flow.server
+    return flow.server, flow.client
+
+
+def conn_built(flow: Flow, conn_id: int) -> str:
+    """302013: ``Built inbound TCP connection N for outside:A/P (A/P) to inside:B/P (B/P)``.
+
+    There is no NAT here, so the mapped address in brackets is the real one.
+    """
+    direction = "inbound" if flow.client_interface == "outside" else "outbound"
+    first, second = _outside_first(flow)
+    return (
+        f"{CONN_BUILT}: Built {direction} TCP connection {conn_id} for "
+        f"{first} ({first.split(':', 1)[1]}) to {second} ({second.split(':', 1)[1]})"
+    )
+
+
+def conn_teardown(flow: Flow, conn_id: int, duration: str, size: int, reason: str) -> str:
+    """302014: ``Teardown TCP connection N for outside:A/P to inside:B/P duration H:MM:SS
+    bytes N REASON``."""
+    first, second = _outside_first(flow)
+    return (
+        f"{CONN_TEARDOWN}: Teardown TCP connection {conn_id} for {first} to {second} "
+        f"duration {duration} bytes {size} {reason}"
+    )

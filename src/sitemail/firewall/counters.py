@@ -10,7 +10,7 @@ importing the engine or the relay.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -24,6 +24,13 @@ class InspectCounters:
     five_min_pkt_rate: int = 0
     v6_fail_close: int = 0
     sctp_drop_override: int = 0
+    #: Banners masked (``mask-banner``), and packets each match rule of the map matched,
+    #: by its place in the map (``matched Class N``): the lines under the Inspect line.
+    mask_banner: int = 0
+    matched: dict[int, int] = field(default_factory=dict)
+
+    def match(self, class_id: int) -> None:
+        self.matched[class_id] = self.matched.get(class_id, 0) + 1
 
     def add(self, other: InspectCounters) -> None:
         """Fold another engine's figures into these (the relay sums per connection)."""
@@ -33,11 +40,16 @@ class InspectCounters:
         self.reset_drop += other.reset_drop
         self.v6_fail_close += other.v6_fail_close
         self.sctp_drop_override += other.sctp_drop_override
+        self.mask_banner += other.mask_banner
+        for class_id, count in other.matched.items():
+            self.matched[class_id] = self.matched.get(class_id, 0) + count
 
     def clear(self) -> None:
         """What `clear service-policy` does."""
         self.packet = self.lock_fail = self.drop = self.reset_drop = 0
         self.five_min_pkt_rate = self.v6_fail_close = self.sctp_drop_override = 0
+        self.mask_banner = 0
+        self.matched.clear()
 
 
 class AclHits:

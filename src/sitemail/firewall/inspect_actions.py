@@ -1,4 +1,4 @@
-"""What the ESMTP inspection engine asks its relay to do, and a fold of it per segment.
+"""What the ESMTP inspection engine asks its relay to do, its states, and its face to the relay.
 
 Kept apart from :mod:`sitemail.firewall.inspection` (which re-exports all of
 it) so that the engine module stays small.
@@ -6,11 +6,16 @@ it) so that the engine module stays small.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 __all__ = [
     "Action",
     "DropConnection",
+    "InspectState",
+    "Inspector",
+    "PassThrough",
     "ResetConnection",
     "SegmentSummary",
     "Syslog",
@@ -88,3 +93,46 @@ def summarize(actions: list[Action]) -> SegmentSummary:
         reset=any(isinstance(a, ResetConnection) for a in actions),
         syslog=tuple(a.message for a in actions if isinstance(a, Syslog)),
     )
+
+
+# --- the engine's face to the relay ---------------------------------------------------
+
+
+class InspectState(enum.Enum):
+    """The states of spec §7.3."""
+
+    BANNER = "BANNER"
+    CMD = "CMD"
+    AUTH = "AUTH"
+    DATA_HDR = "DATA_HDR"
+    DATA_BODY = "DATA_BODY"
+    TLS_PASS = "TLS_PASS"
+    CLOSED = "CLOSED"
+
+
+class Inspector(Protocol):
+    """What the relay needs from an inspection engine."""
+
+    @property
+    def state(self) -> InspectState: ...
+
+    def feed_client(self, segment: bytes) -> list[Action]: ...
+
+    def feed_server(self, segment: bytes) -> list[Action]: ...
+
+
+class PassThrough:
+    """The engine for a connection nobody inspects: bytes go through untouched."""
+
+    def __init__(self) -> None:
+        self._state = InspectState.TLS_PASS
+
+    @property
+    def state(self) -> InspectState:
+        return self._state
+
+    def feed_client(self, segment: bytes) -> list[Action]:
+        return [ToServer(segment)] if segment else []
+
+    def feed_server(self, segment: bytes) -> list[Action]:
+        return [ToClient(segment)] if segment else []

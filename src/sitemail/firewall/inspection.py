@@ -29,10 +29,12 @@ from __future__ import annotations
 import enum
 import re
 from collections import deque
-from typing import Literal, Protocol
+from typing import Literal
 
 from sitemail.firewall import asa_syslog
 from sitemail.firewall.asa_syslog import Direction, Flow
+from sitemail.firewall.body_lines import MIME_FIELD as _MIME_FIELD
+from sitemail.firewall.body_lines import special_lines
 from sitemail.firewall.counters import InspectCounters
 from sitemail.firewall.esmtp_policy import (
     EHLO_PARAMETER_NAMES,
@@ -44,6 +46,9 @@ from sitemail.firewall.esmtp_policy import (
 from sitemail.firewall.inspect_actions import (
     Action,
     DropConnection,
+    Inspector,
+    InspectState,
+    PassThrough,
     ResetConnection,
     SegmentSummary,
     Syslog,
@@ -75,46 +80,6 @@ __all__ = [
 ]
 
 
-class InspectState(enum.Enum):
-    """The states of spec §7.3."""
-
-    BANNER = "BANNER"
-    CMD = "CMD"
-    AUTH = "AUTH"
-    DATA_HDR = "DATA_HDR"
-    DATA_BODY = "DATA_BODY"
-    TLS_PASS = "TLS_PASS"
-    CLOSED = "CLOSED"
-
-
-class Inspector(Protocol):
-    """What the relay needs from an inspection engine."""
-
-    @property
-    def state(self) -> InspectState: ...
-
-    def feed_client(self, segment: bytes) -> list[Action]: ...
-
-    def feed_server(self, segment: bytes) -> list[Action]: ...
-
-
-class PassThrough:
-    """The engine for a connection nobody inspects: bytes go through untouched."""
-
-    def __init__(self) -> None:
-        self._state = InspectState.TLS_PASS
-
-    @property
-    def state(self) -> InspectState:
-        return self._state
-
-    def feed_client(self, segment: bytes) -> list[Action]:
-        return [ToServer(segment)] if segment else []
-
-    def feed_server(self, segment: bytes) -> list[Action]:
-        return [ToClient(segment)] if segment else []
-
-
 def make_inspector(
     policy: EsmtpPolicy | None,
     flow: Flow | None = None,
@@ -141,7 +106,6 @@ def _table(keep: bytes) -> bytes:
 _X_KEEP_SPACE = _table(b" \r\n")
 _X_ALL = _table(b"\r\n")
 
-_MIME_FIELD = re.compile(rb"(?i)content-(?:type|disposition)\s*:")
 _MIME_NAME = re.compile(rb'(?i)\b(?:file)?name\*?\s*=\s*(?:"([^"\r\n]*)"?|([^;\s]+))')
 _HEAD_MAX = 4096  # bytes of each DATA line kept for header checks (bounded memory)
 
@@ -308,6 +272,7 @@ class EsmtpInspector:
     def _apply(self, outcome: Outcome, direction: Direction) -> bool:
         """Carry out a matched rule; True when the caller must mask the matching part."""
         settings = self.policy.syslog
+        self.counters.match(outcome.class_id)
         if outcome.log:
             self._log(asa_syslog.classification(settings, self.flow, direction, outcome))
         if outcome.action in ("drop-connection", "reset"):
@@ -509,6 +474,11 @@ class EsmtpInspector:
                 # PIX bug CSCds90792: the split terminator never reaches the server.
                 return data[2:] if data.startswith(b"\r\n") else data[1:]
             data = b"." + data
+        if self._client is InspectState.DATA_BODY and self._dlen == 0:
+            last = data.rfind(b"\n")
+            if last >= 0:
+                # Whole body lines go through in bulk: no Python per line.
+                return self._body_lines(data, last + 1)
         pos, size = 0, len(data)
         while pos < size:
             end = data.find(b"\n", pos)
@@ -532,14 +502,69 @@ class EsmtpInspector:
             self._to_server(part)
             self._dots.feed(part)  # parts end at an LF, so "done" can only come at the end
             if end < 0:
-                self._check_data_line(self._dlen)
+                # A CR at the end of a part may be the first half of the line's CRLF.
+                self._check_data_line(self._dlen - (self._dtail[-1:] == b"\r"))
                 return b""
             text_len = self._dlen - (2 if self._dtail == b"\r\n" else 1)
             self._check_data_line(text_len)
             self._data_line_done()
-            if self._client is InspectState.CMD:
+            if self._client is not InspectState.DATA_HDR:
+                # Back to commands, or into the body: the caller goes on from here
+                # (the body's whole lines then take the bulk path).
                 return data[pos:]
         return b""
+
+    def _body_lines(self, data: bytes, whole: int) -> bytes:
+        """Forward the body's whole lines ``data[:whole]`` in bulk; return what is left.
+
+        The server's DATA reader (the SMTP core's :class:`DotDecoder`) says
+        where the data ends.  The body's rules are per line, but only a few
+        lines can match one: lines longer than the body line limit, the lines
+        of a MIME ``Content-Type``/``Content-Disposition`` field, and the line
+        where the body length limit is crossed.  Regular expressions find
+        those; they go through the per-line path (so the rules and the order of
+        syslog lines stay as they were), everything between them is one slice.
+        """
+        chunk = data[:whole]
+        _, used = self._dots.feed(chunk)
+        done = self._dots.done
+        end = used if done else whole
+        # When done, the data ended with the line ".\r\n", which is not body.
+        body = chunk[: end - 3] if done else chunk
+        cursor = 0
+        policy = self.policy
+        total = None if self._total_flagged else policy.body_length_max
+        special = special_lines(
+            body,
+            line_limit=None if policy.body_line_max is None else policy.body_line_max.threshold,
+            length_left=None if total is None else total.threshold - self._body_total,
+            mime=policy.mime_filename_max is not None,
+            mime_field_open=self._mime_field,
+        )
+        for start, stop in special:
+            if start > cursor:
+                self._to_server(body[cursor:start])
+                self._body_total += start - cursor
+                self._mime_field = False  # lines that are neither a field nor its continuation
+            self._whole_body_line(body[start:stop])
+            cursor = stop
+        if cursor < len(body):
+            self._to_server(body[cursor:])
+            self._body_total += len(body) - cursor
+            self._mime_field = False
+        if done:
+            self._to_server(b".\r\n")
+            self._end_of_data()
+        return data[end:]
+
+    def _whole_body_line(self, line: bytes) -> None:
+        """One complete body line through the per-line rules (the bulk path's exceptions)."""
+        self._dlen = len(line)
+        self._dtail = line[-2:]
+        self._dhead = bytearray(line[:_HEAD_MAX])
+        self._to_server(line)
+        self._check_data_line(len(line) - (2 if self._dtail == b"\r\n" else 1))
+        self._line_rules()  # the decoder already saw past this line: no end of data here
 
     def _check_data_line(self, length: int) -> None:
         # Line limits count the text without CRLF, as RFC 5322's 998 does.
@@ -551,19 +576,30 @@ class EsmtpInspector:
             self._d_flagged = True
 
     def _data_line_done(self) -> None:
-        line = bytes(self._dhead)
-        length = self._dlen
+        if self._dots.done:
+            # The server's end of data (CRLF.CRLF, RFC 5321 §4.1.1.4), in the
+            # header section too; ".\n" after a bare LF and the like are body.
+            self._line_reset()
+            self._end_of_data()
+            return
+        self._line_rules()
+
+    def _line_reset(self) -> None:
         self._dlen = 0
         self._dhead.clear()
         self._dtail = b""
         self._d_flagged = False
-        if self._dots.done:
-            # The server's end of data (CRLF.CRLF, RFC 5321 §4.1.1.4), in the
-            # header section too; ".\n" after a bare LF and the like are body.
-            self._client = InspectState.CMD
-            self._rcpt_count = 0
-            self._expect.append(".")
-            return
+
+    def _end_of_data(self) -> None:
+        self._client = InspectState.CMD
+        self._rcpt_count = 0
+        self._expect.append(".")
+
+    def _line_rules(self) -> None:
+        """The rules of one finished DATA line that is not the end of data."""
+        line = bytes(self._dhead)
+        length = self._dlen
+        self._line_reset()
         if self._client is InspectState.DATA_HDR:
             if line in (b"\r\n", b"\n"):
                 self._client = InspectState.DATA_BODY
@@ -659,6 +695,7 @@ class EsmtpInspector:
                 self._to_client(line)
             if is_last_reply_line(line):
                 self._banner_done = True
+                self.counters.mask_banner += self.policy.mask_banner
             return
         if self._reply_verb is None:
             self._start_reply()
@@ -681,6 +718,7 @@ class EsmtpInspector:
         if not self._banner_done:
             if is_last_reply_line(head):
                 self._banner_done = True
+                self.counters.mask_banner += self.policy.mask_banner
             return
         if self._reply_verb is None:
             self._start_reply()

@@ -53,6 +53,7 @@ from sitemail.firewall.asa_cli import (
 )
 from sitemail.firewall.asa_cli_grammar import Node
 from sitemail.firewall.asa_cli_input import terminal_safe
+from sitemail.firewall.asa_cli_ops import ClearConnections, WriteFile
 from sitemail.firewall.asa_config import (
     AsaConfig,
     ConfigSyntaxError,
@@ -63,11 +64,14 @@ from sitemail.firewall.asa_config import (
     parse_config,
     render_config,
 )
-from sitemail.firewall.asa_syslog import Flow, acl_denied
+from sitemail.firewall.asa_logging import LogBuffer
+from sitemail.firewall.asa_runtime import AsaRuntime
+from sitemail.firewall.asa_syslog import acl_denied
 from sitemail.firewall.counters import AclHits, InspectCounters
 from sitemail.firewall.inspection import Inspector, make_inspector
 from sitemail.firewall.packet_tracer import Egress
 from sitemail.firewall.relay import Connection, Refusal, Relay, Route
+from sitemail.firewall.ssh_server import SSH_PORT, serve_ssh
 from sitemail.org.model import Firewall, InternetHost, Server
 from sitemail.org.ports import RELAYED_PORTS
 from sitemail.server.console import serve_console
@@ -137,13 +141,23 @@ class SyslogFile:
     ``max_bytes`` it moves to ``syslog.log.1`` and a new one starts.
     """
 
-    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK, max_bytes: int = 10 << 20) -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock = SYSTEM_CLOCK,
+        max_bytes: int = 10 << 20,
+        buffer: LogBuffer | None = None,
+    ) -> None:
         self.path = path
         self.clock = clock
         self.max_bytes = max_bytes
+        #: ``show logging``'s buffer gets every line too.
+        self.buffer = buffer
 
     def __call__(self, message: str) -> None:
         stamp = self.clock.now().astimezone().strftime("%b %d %Y %H:%M:%S")
+        if self.buffer is not None:
+            self.buffer.add(f"{stamp}: {message}")
         line = f"{stamp}: {message}\n".encode()
         with contextlib.suppress(FileNotFoundError):
             if self.path.stat().st_size + len(line) > self.max_bytes:
@@ -153,19 +167,6 @@ class SyslogFile:
 
 
 # --- the device ---------------------------------------------------------------------------
-
-
-def _flow(conn: Connection) -> Flow:
-    """The connection's two ends as the ASA's syslog names them."""
-    route = conn.route
-    return Flow(
-        client_interface=route.client_interface,
-        client_ip=conn.client_ip,
-        client_port=conn.client_port,
-        server_interface=route.server_interface,
-        server_ip=conn.server_ip,
-        server_port=conn.exchange_port,
-    )
 
 
 def egress_of(routes: list[Route]) -> list[Egress]:
@@ -222,8 +223,11 @@ class AsaDevice:
         interfaces: list[Interface] | None = None,
         *,
         on_reload: Callable[[], None] | None = None,
+        runtime: AsaRuntime | None = None,
     ) -> None:
         self.home = home
+        #: Captures, conn table and log buffer, shared with the relay.
+        self.runtime = runtime if runtime is not None else AsaRuntime()
         self.hostname = hostname
         self.interfaces = interfaces
         self.counters: dict[str, InspectCounters] = {"esmtp": InspectCounters()}
@@ -274,7 +278,7 @@ class AsaDevice:
             self.acl_hits.hit(verdict.access_list.name, entry_hash)
         if verdict.permitted or verdict.group is None:
             return None
-        return Refusal(acl_denied(_flow(conn), verdict.group.acl, entry_hash))
+        return Refusal(acl_denied(conn.flow, verdict.group.acl, entry_hash))
 
     def inspector_for(self, conn: Connection) -> Inspector | None:
         """The engine for a new connection, from the running configuration of now."""
@@ -284,7 +288,7 @@ class AsaDevice:
         )
         if policy is None:
             return None
-        return make_inspector(policy, _flow(conn), self.counters["esmtp"])
+        return make_inspector(policy, conn.flow, self.counters["esmtp"])
 
     def esmtp_state(self) -> dict[str, str | None]:
         """Per interface: the ESMTP map inspecting TCP/25 arriving there, or None (off)."""
@@ -305,6 +309,7 @@ class AsaDevice:
             acl_hits=self.acl_hits,
             egress=self.egress,
             privileged=privileged,
+            runtime=self.runtime,
         )
 
     def open_session(self, *, privileged: bool = True) -> tuple[str, AsaCli]:
@@ -352,9 +357,26 @@ class AsaDevice:
                 self._reload(sid, cli)
             elif isinstance(effect, Logout):
                 closed = True
+            elif isinstance(effect, ClearConnections) and self.on_reload is not None:
+                self.on_reload()  # the same as a reload does to the connection table
+            elif isinstance(effect, WriteFile):
+                self.write_flash(effect.name, effect.data)
         if closed:
             self.close_session(sid)
         return result, closed
+
+    @property
+    def flash(self) -> Path:
+        """``disk0:``: the folder ``copy /pcap capture:NAME disk0:/FILE`` writes into."""
+        return self.home / "disk0"
+
+    def write_flash(self, name: str, data: bytes) -> None:
+        self.flash.mkdir(exist_ok=True)
+        target = self.flash / name
+        tmp = target.with_name(f".{name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        log.info("%s: wrote %s (%d bytes)", self.hostname, target, len(data))
 
     def save(self, text: str) -> None:
         write_atomically(self.startup_path, text)
@@ -501,13 +523,22 @@ async def serve_firewall(ctx: ProcessContext, firewall: Firewall) -> None:
     hostname = firewall.hostname or firewall.name
     device = AsaDevice(ctx.home, hostname, _interfaces(firewall))
     device.boot()
-    syslog = SyslogFile(ctx.home / SYSLOG_FILE, ctx.clock)
+    syslog = SyslogFile(ctx.home / SYSLOG_FILE, ctx.clock, buffer=device.runtime.log)
     routes = load_routes(ctx.home, ctx.port_offset, _host_addresses(ctx))
     device.egress = egress_of(routes)
-    relay = Relay(routes, device.inspector_for, syslog=syslog, admit=device.admit)
+    relay = Relay(
+        routes, device.inspector_for, syslog=syslog, admit=device.admit, runtime=device.runtime
+    )
     # A reload empties the connection table, as on the box.
     device.on_reload = relay.abort_all
     await relay.start()
+    ssh = None
+    if firewall.address:
+        try:
+            ssh = await serve_ssh(device, firewall.address, ctx.port(SSH_PORT), syslog)
+        except OSError as exc:
+            # The box still relays mail without its management plane; the log says why.
+            log.error("%s: no SSH on %s: %s", firewall.name, firewall.address, exc)
     console = await serve_console(
         ctx.home / "console.sock", console_handlers(device, relay, firewall.name)
     )
@@ -525,4 +556,6 @@ async def serve_firewall(ctx: ProcessContext, firewall: Firewall) -> None:
         await stop.wait()
     finally:
         console.close()
+        if ssh is not None:
+            ssh.close()
         await relay.stop()

@@ -39,6 +39,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from sitemail.firewall import asa_syslog
+from sitemail.firewall.asa_runtime import AsaRuntime
+from sitemail.firewall.asa_syslog import Flow
+from sitemail.firewall.capture_tap import Tap
+from sitemail.firewall.conn_table import ConnEntry, duration_text
 from sitemail.firewall.inspection import (
     Action,
     DropConnection,
@@ -109,6 +114,19 @@ class Connection:
     server_ip: str  # the server's own address (not the next hop's) when the route knows it
     server_port: int
 
+    @property
+    def flow(self) -> Flow:
+        """The connection's two ends as the ASA's syslog and conn table name them."""
+        route = self.route
+        return Flow(
+            client_interface=route.client_interface,
+            client_ip=self.client_ip,
+            client_port=self.client_port,
+            server_interface=route.server_interface,
+            server_ip=self.server_ip,
+            server_port=self.exchange_port,
+        )
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -133,8 +151,11 @@ class Relay:
         syslog: SyslogSink | None = None,
         limits: RelayLimits | None = None,
         admit: Admission | None = None,
+        runtime: AsaRuntime | None = None,
     ) -> None:
         self.routes = routes
+        #: The conn table the relay keeps and the captures it records into.
+        self.runtime = runtime if runtime is not None else AsaRuntime()
         self.inspector_for = inspector_for
         self.admit = admit
         self.syslog = syslog
@@ -214,6 +235,11 @@ class Relay:
         refusal = self._admission(conn)
         if refusal is not None:
             write_syslog(self.syslog, refusal.syslog)
+            if self.runtime.captures:
+                # The SYN reached the interface (captures see it before the access list);
+                # the client's answer is the relay's reset.
+                tap = Tap(self.runtime, conn)
+                tap.refused()
             _reset(c_writer)
             return
         try:
@@ -237,12 +263,27 @@ class Relay:
             # through uninspected and the process log says why.
             log.exception("inspection policy for %s failed", route.listen)
             inspector = None
-        pipe = _Pipe(c_reader, c_writer, s_reader, s_writer, inspector, self.syslog, limits)
+        runtime = self.runtime
+        flow = conn.flow
+        entry = runtime.conns.open(flow, runtime.clock())
+        write_syslog(self.syslog, asa_syslog.conn_built(flow, entry.id))
+        tap = Tap(runtime, conn)
+        tap.opened()
+        pipe = _Pipe(
+            c_reader, c_writer, s_reader, s_writer, inspector, self.syslog, limits, entry, tap
+        )
         self._open.add(pipe)
         try:
             await pipe.run()
         finally:
             self._open.discard(pipe)
+            runtime.conns.close(entry)
+            tap.closed(pipe.reason)
+            duration = duration_text(runtime.clock() - entry.started)
+            write_syslog(
+                self.syslog,
+                asa_syslog.conn_teardown(flow, entry.id, duration, entry.bytes, pipe.reason),
+            )
 
     def _admission(self, conn: Connection) -> Refusal | None:
         if self.admit is None:
@@ -293,8 +334,13 @@ class _Pipe:
         inspector: Inspector | None,
         syslog: SyslogSink | None,
         limits: RelayLimits,
+        entry: ConnEntry,
+        tap: Tap,
     ) -> None:
         self.c_reader, self.c_writer = c_reader, c_writer
+        self.entry = entry
+        self.tap = tap
+        self.reason = asa_syslog.TEARDOWN_CLEARED  # until the connection says how it ended
         self.s_reader, self.s_writer = s_reader, s_writer
         self.inspector = inspector
         self.syslog = syslog
@@ -315,6 +361,7 @@ class _Pipe:
         how: Ending | None = None
         try:
             await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+            reset_by = ""
             for task in self._tasks:
                 if task.done() and not task.cancelled():
                     exc = task.exception()
@@ -322,6 +369,8 @@ class _Pipe:
                         how = exc.how
                     elif exc is not None:
                         how = "error"
+                        reset_by = self.tap.interfaces[0 if task is up else 1]
+            self.reason = _teardown_reason(how, reset_by)
         except asyncio.CancelledError:
             how = "reset"
             raise
@@ -370,6 +419,8 @@ class _Pipe:
         reader = self.c_reader if from_client else self.s_reader
         writer = self.s_writer if from_client else self.c_writer
         inspector = self.inspector
+        entry, tap = self.entry, self.tap
+        captures = tap.runtime.captures
         while True:
             data = await self._read(reader)
             if not data:
@@ -378,8 +429,18 @@ class _Pipe:
                     if writer.can_write_eof():
                         writer.write_eof()
                 return
+            entry.bytes += len(data)
+            entry.last = tap.runtime.clock()
+            if from_client:
+                entry.client_data = True
+            else:
+                entry.server_data = True
+            if captures:
+                tap.arrived(from_client, data)
             if inspector is None:
                 writer.write(data)
+                if captures:
+                    tap.left(from_client, data)
                 await writer.drain()
                 continue
             actions = inspector.feed_client(data) if from_client else inspector.feed_server(data)
@@ -392,9 +453,13 @@ class _Pipe:
             if isinstance(action, ToServer):
                 self.s_writer.write(action.data)
                 written.append(self.s_writer)
+                if self.tap.runtime.captures:
+                    self.tap.left(True, action.data)
             elif isinstance(action, ToClient):
                 self.c_writer.write(action.data)
                 written.append(self.c_writer)
+                if self.tap.runtime.captures:
+                    self.tap.left(False, action.data)
             elif isinstance(action, Syslog):
                 write_syslog(self.syslog, action.message)
             elif isinstance(action, DropConnection):
@@ -403,6 +468,19 @@ class _Pipe:
                 raise _Ended("reset", action.reason)
         for w in dict.fromkeys(written):
             await w.drain()
+
+
+def _teardown_reason(how: Ending | None, reset_by: str) -> str:
+    """The reason a 302014 line gives for how the connection ended."""
+    if how in ("drop", "reset"):
+        return asa_syslog.TEARDOWN_INSPECTION
+    if how == "idle":
+        return asa_syslog.TEARDOWN_IDLE
+    if how == "error":
+        if reset_by == "outside":
+            return asa_syslog.TEARDOWN_RESET_OUTSIDE
+        return asa_syslog.TEARDOWN_RESET_INSIDE
+    return asa_syslog.TEARDOWN_FINS
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

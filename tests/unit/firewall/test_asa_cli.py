@@ -26,7 +26,7 @@ from sitemail.firewall.asa_config import (
 )
 from sitemail.firewall.counters import InspectCounters
 from sitemail.firewall.esmtp_policy import EsmtpPolicy
-from sitemail.firewall.inspection import PassThrough, ToClient, make_inspector
+from sitemail.firewall.inspection import EsmtpInspector, PassThrough, ToClient, make_inspector
 
 # Spec §3.1, verbatim but for the trailing blank of the checksum line (checked by
 # CHECKSUM_LINE); "..." stands for lines the spec leaves out.
@@ -342,10 +342,46 @@ SPEC_3_2_BEFORE = (
 )
 
 
+DEFAULT_MAP_FIGURES = (
+    "        mask-banner, count {banner}\n"
+    "        match cmd line length gt 512\n"
+    "          drop-connection log, packet 0\n"
+    "        match cmd RCPT count gt 100\n"
+    "          drop-connection log, packet 0\n"
+    "        match body line length gt 998\n"
+    "          log, packet 0\n"
+    "        match header line length gt 998\n"
+    "          drop-connection log, packet 0\n"
+    "        match sender-address length gt 320\n"
+    "          drop-connection log, packet 0\n"
+    "        match MIME filename length gt 255\n"
+    "          drop-connection log, packet 0\n"
+    "        match ehlo-reply-parameter others\n"
+    "          mask, packet {ehlo}\n"
+)
+
+
+def test_show_service_policy_inspect_esmtp_counts_what_the_engine_did() -> None:
+    counters = {"esmtp": InspectCounters()}
+    cli = AsaCli(privileged=True, counters=counters)
+    engine = EsmtpInspector(counters=counters["esmtp"])
+    engine.feed_server(b"220 mx ESMTP\r\n")
+    engine.feed_client(b"EHLO a\r\n")
+    engine.feed_server(b"250-mx\r\n250-X-EXPS GSSAPI\r\n250 STARTTLS\r\n")
+    shown = cli.feed("show service-policy inspect esmtp").output
+    # STARTTLS goes by no-allow-tls, X-EXPS by the "others" rule (class 7).
+    assert shown.endswith(DEFAULT_MAP_FIGURES.format(banner=1, ehlo=1)), shown
+    assert "Inspect: esmtp _default_esmtp_map, packet 3, lock fail 0" in shown
+    assert cli.feed("clear service-policy").output == ""
+    shown = cli.feed("show service-policy inspect esmtp").output
+    assert shown == SPEC_3_2_BEFORE + DEFAULT_MAP_FIGURES.format(banner=0, ehlo=0)
+
+
 def test_show_service_policy_inspect_esmtp_before_and_after() -> None:
     counters = {"esmtp": InspectCounters()}
     cli = AsaCli(privileged=True, counters=counters)
-    assert cli.feed("show service-policy inspect esmtp").output == SPEC_3_2_BEFORE
+    before = SPEC_3_2_BEFORE + DEFAULT_MAP_FIGURES.format(banner=0, ehlo=0)
+    assert cli.feed("show service-policy inspect esmtp").output == before
     counters["esmtp"].packet = 96716502
     counters["esmtp"].lock_fail = 7
     counters["esmtp"].drop = 25
@@ -361,6 +397,7 @@ def test_short_service_policy_format() -> None:
     cli = AsaCli(privileged=True, settings=CliSettings(long_service_policy_format=False))
     assert cli.feed("show service-policy inspect esmtp").output.endswith(
         "Inspect: esmtp _default_esmtp_map, packet 0, lock fail 0, drop 0, reset-drop 0\n"
+        + DEFAULT_MAP_FIGURES.format(banner=0, ehlo=0)
     )
 
 

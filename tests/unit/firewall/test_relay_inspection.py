@@ -181,10 +181,16 @@ def test_a_drop_closes_both_sides_with_fin_and_writes_syslog(tmp_path: Path) -> 
             assert not any(line.startswith(b"NOOP") for line in fake.received)
 
     asyncio.run(scenario())
-    assert len(lines) == 2
-    assert lines[0].startswith("%ASA-4-108004: ESMTP Classification: Dropped connection for ")
-    assert lines[0].endswith("; matched Class 1: cmd line length gt 512")
-    assert lines[1].startswith("%ASA-4-507003: tcp flow from ")
+    assert len(lines) == 4, lines
+    assert lines[0].startswith("%ASA-6-302013: Built outbound TCP connection ")
+    assert lines[1].startswith("%ASA-4-108004: ESMTP Classification: Dropped connection for ")
+    assert lines[1].endswith("; matched Class 1: cmd line length gt 512")
+    assert lines[2].startswith("%ASA-4-507003: tcp flow from ")
+    assert re.fullmatch(
+        r"%ASA-6-302014: Teardown TCP connection 1 for outside:\S+/25 to inside:\S+ "
+        r"duration 0:00:0\d bytes \d+ Flow closed by inspection",
+        lines[3],
+    ), lines[3]
 
 
 def test_a_reset_action_resets_the_client(tmp_path: Path) -> None:
