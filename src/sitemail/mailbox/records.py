@@ -33,6 +33,11 @@ class WellKnownFolder(StrEnum):
         """The folder's name in an English Exchange 2010 mailbox."""
         return _DISPLAY_NAMES[self]
 
+    @property
+    def folder_class(self) -> str:
+        """The folder's container class (PR_CONTAINER_CLASS), what EWS calls FolderClass."""
+        return _FOLDER_CLASSES.get(self, "IPF.Note")
+
 
 _DISPLAY_NAMES = {
     WellKnownFolder.INBOX: "Inbox",
@@ -42,6 +47,9 @@ _DISPLAY_NAMES = {
     WellKnownFolder.JUNK_EMAIL: "Junk E-Mail",
     WellKnownFolder.OUTBOX: "Outbox",
 }
+
+# Mail folders are IPF.Note; the others hold what their class says.
+_FOLDER_CLASSES: dict[WellKnownFolder, str] = {}
 
 #: The message flags the store keeps, named as in IMAP without the backslash.
 FLAG_NAMES: tuple[str, ...] = ("seen", "answered", "flagged", "deleted", "draft")
