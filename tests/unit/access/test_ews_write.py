@@ -209,3 +209,43 @@ def test_write_operations_are_proxied_from_ny_to_fl(servers: Lab) -> None:
         "Via NY"
     ]
     assert _subjects(lab.stores["EX-FL1"], "inbox") == ["Via NY"]
+
+
+def test_the_distinguished_folders_of_a_2010_mailbox_answer_with_their_class(
+    servers: Lab,
+) -> None:
+    account = _account(servers)
+    classes = {
+        "calendar": "IPF.Appointment",
+        "contacts": "IPF.Contact",
+        "tasks": "IPF.Task",
+        "notes": "IPF.StickyNote",
+        "journal": "IPF.Journal",
+        "inbox": "IPF.Note",
+        "sentitems": "IPF.Note",
+        "deleteditems": "IPF.Note",
+        "drafts": "IPF.Note",
+        "outbox": "IPF.Note",
+        "junkemail": "IPF.Note",
+    }
+    folders = {
+        name: getattr(account, attribute)
+        for name, attribute in (
+            ("calendar", "calendar"),
+            ("contacts", "contacts"),
+            ("tasks", "tasks"),
+            ("notes", "notes"),
+            ("journal", "journal"),
+            ("inbox", "inbox"),
+            ("sentitems", "sent"),
+            ("deleteditems", "trash"),
+            ("drafts", "drafts"),
+            ("outbox", "outbox"),
+            ("junkemail", "junk"),
+        )
+    }
+    assert {name: f.folder_class for name, f in folders.items()} == classes
+    assert folders["calendar"].name == "Calendar" and folders["notes"].name == "Notes"
+    assert account.root.tois.folder_class == "IPF.Note"
+    with pytest.raises(ErrorDeleteDistinguishedFolder):
+        account.calendar.delete()
