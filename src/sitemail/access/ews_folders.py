@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from sitemail.access.ews_ids import ROOT, TOP, change_key, folder_id
 from sitemail.access.ews_mailbox import EwsMailbox
-from sitemail.access.ews_responses import Refused, response_message, store_refusal
+from sitemail.access.ews_responses import Refused, delete_type, response_message, store_refusal
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.mailbox.errors import (
     Conflict,
@@ -38,8 +38,6 @@ MAX_FOLDERS = 100
 EMPTY_PAGE = 200
 MAIL_CLASS = "IPF.Note"
 
-_DELETE_TYPES = ("HardDelete", "SoftDelete", "MoveToDeletedItems")
-
 _Work = Callable[[ET.Element], Awaitable[int | None]]
 """The per-folder step of an operation: the folder id to answer, or ``None``."""
 
@@ -51,16 +49,6 @@ def _list(parent: ET.Element | None) -> list[ET.Element]:
             "ErrorExceededFindCountLimit", f"A request may name at most {MAX_FOLDERS} folders."
         )
     return found
-
-
-def _delete_type(body: ET.Element) -> str:
-    kind = body.get("DeleteType", "")
-    if kind not in _DELETE_TYPES:
-        raise SoapFault(
-            "ErrorSchemaValidation",
-            "The DeleteType attribute must be HardDelete, SoftDelete or MoveToDeletedItems.",
-        )
-    return kind
 
 
 def _store_refusal(exc: StoreError, action: str) -> Refused:
@@ -213,7 +201,7 @@ class EwsFolders:
         return await self._each("UpdateFolder", refs, "rename", True, update)
 
     async def delete_folder(self, body: ET.Element) -> ET.Element:
-        kind = _delete_type(body)
+        kind = delete_type(body)
 
         async def delete(ref: ET.Element) -> None:
             folder = await self._folder(ref)
@@ -254,7 +242,7 @@ class EwsFolders:
         return await self._each("MoveFolder", refs, "move", True, move)
 
     async def empty_folder(self, body: ET.Element) -> ET.Element:
-        kind = _delete_type(body)
+        kind = delete_type(body)
         subfolders = body.get("DeleteSubFolders", "false").lower() in ("true", "1")
 
         async def empty(ref: ET.Element) -> None:

@@ -22,11 +22,18 @@ from __future__ import annotations
 import base64
 import binascii
 import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
 from email.utils import formataddr
 
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, item_id, parse_id
 from sitemail.access.ews_mailbox import EwsMailbox
-from sitemail.access.ews_responses import Refused, malformed, response_message, store_refusal
+from sitemail.access.ews_responses import (
+    Refused,
+    delete_type,
+    malformed,
+    response_message,
+    store_refusal,
+)
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.access.web.compose import ComposeError, Draft, build_message
 from sitemail.clock import Clock
@@ -268,22 +275,14 @@ class EwsItems:
 
     async def send_item(self, body: ET.Element) -> ET.Element:
         save = _bool(body.get("SaveItemToFolder")) is not False
-        response = ET.Element(m("SendItemResponse"))
-        messages = sub(response, m("ResponseMessages"))
-        for ref in _ids(body.find(m("ItemIds"))):
-            try:
-                detail = await self._current(ref)
-                save_in = await self._target(body.find(m("SavedItemFolderId")), _SENT)
-                await self._send(detail.id, save_in if save else None)
-            except Refused as exc:
-                response_message(messages, "SendItem", exc.code, exc.text)
-                continue
-            except StoreError as exc:
-                refusal = _refusal(exc)
-                response_message(messages, "SendItem", refusal.code, refusal.text)
-                continue
-            response_message(messages, "SendItem")
-        return response
+        saved = body.find(m("SavedItemFolderId"))
+
+        async def send(ref: ET.Element) -> None:
+            detail = await self._current(ref)
+            save_in = await self._target(saved, _SENT)
+            await self._send(detail.id, save_in if save else None)
+
+        return await _each("SendItem", _ids(body.find(m("ItemIds"))), send)
 
     # ------------------------------------------------------------ UpdateItem
 
@@ -367,29 +366,15 @@ class EwsItems:
     # ------------------------------------------------------------ delete, move, copy
 
     async def delete_item(self, body: ET.Element) -> ET.Element:
-        kind = body.get("DeleteType", "")
-        if kind not in ("HardDelete", "SoftDelete", "MoveToDeletedItems"):
-            raise SoapFault(
-                "ErrorSchemaValidation",
-                "The DeleteType attribute must be HardDelete, SoftDelete or MoveToDeletedItems.",
-            )
-        response = ET.Element(m("DeleteItemResponse"))
-        messages = sub(response, m("ResponseMessages"))
-        for ref in _ids(body.find(m("ItemIds"))):
-            try:
-                message_id = self._message_id(ref)
-                # SoftDelete puts an item in the dumpster, out of every client's sight: the
-                # store has no dumpster, so it is deleted for good as HardDelete is.
-                await self.store.delete(self.alias, message_id, hard=kind != "MoveToDeletedItems")
-            except Refused as exc:
-                response_message(messages, "DeleteItem", exc.code, exc.text)
-                continue
-            except StoreError as exc:
-                refusal = _refusal(exc)
-                response_message(messages, "DeleteItem", refusal.code, refusal.text)
-                continue
-            response_message(messages, "DeleteItem")
-        return response
+        kind = delete_type(body)
+
+        async def delete(ref: ET.Element) -> None:
+            # SoftDelete puts an item in the dumpster, out of every client's sight: the
+            # store has no dumpster, so it is deleted for good as HardDelete is.
+            hard = kind != "MoveToDeletedItems"
+            await self.store.delete(self.alias, self._message_id(ref), hard=hard)
+
+        return await _each("DeleteItem", _ids(body.find(m("ItemIds"))), delete)
 
     async def move_item(self, body: ET.Element, operation: str) -> ET.Element:
         """MoveItem or CopyItem: each item into ToFolderId, with its (new) id in the answer."""
@@ -441,3 +426,22 @@ def _refusal(exc: StoreError) -> Refused:
     if refusal is None:
         raise exc
     return refusal
+
+
+async def _each(
+    operation: str, refs: list[ET.Element], work: Callable[[ET.Element], Awaitable[None]]
+) -> ET.Element:
+    """Run ``work`` for each id: one response message each, with the code of its refusal."""
+    response = ET.Element(m(f"{operation}Response"))
+    messages = sub(response, m("ResponseMessages"))
+    for ref in refs:
+        try:
+            await work(ref)
+        except Refused as exc:
+            response_message(messages, operation, exc.code, exc.text)
+        except StoreError as exc:
+            refusal = _refusal(exc)
+            response_message(messages, operation, refusal.code, refusal.text)
+        else:
+            response_message(messages, operation)
+    return response

@@ -25,12 +25,11 @@ from typing import Protocol
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, folder_id, item_id, parse_id
 from sitemail.access.ews_responses import Refused, response_message
 from sitemail.access.ews_soap import SoapFault, m, sub, t
-from sitemail.access.message_body import PartReader, read_body
+from sitemail.access.message_body import read_body
+from sitemail.access.web.common import MailStore
 from sitemail.mailbox.errors import FolderNotFound, MessageNotFound, NotFound
 from sitemail.mailbox.records import (
     Address,
-    Flags,
-    FlagUpdate,
     Folder,
     MessageDetail,
     MessagePage,
@@ -48,53 +47,14 @@ MAX_PAGE = 1000
 MAX_MIME = 32 * 1024 * 1024
 
 
-class EwsStore(PartReader, Protocol):
-    """The part of the store API that Exchange Web Services reads."""
-
-    async def list_folders(self, mailbox: str) -> list[Folder]: ...
-
-    async def get_folder(self, mailbox: str, folder: int | str) -> Folder: ...
-
-    async def list_messages(
-        self,
-        mailbox: str,
-        folder: int | str,
-        *,
-        offset: int = 0,
-        limit: int = 50,
-        oldest_first: bool = False,
-    ) -> MessagePage: ...
-
-    async def get_message(self, mailbox: str, message_id: int) -> MessageDetail: ...
+class EwsStore(MailStore, Protocol):
+    """The part of the store API that Exchange Web Services use: OWA's, and a little more."""
 
     async def read_raw(
         self, mailbox: str, message_id: int, *, start: int = 0, length: int | None = None
     ) -> bytes: ...
 
-    # What the write operations (:mod:`.ews_items`, :mod:`.ews_folders`) change.
-
-    async def append(
-        self,
-        mailbox: str,
-        folder: int | str,
-        message: bytes,
-        *,
-        flags: Flags | None = None,
-    ) -> Placement: ...
-
-    async def submit(self, mailbox: str, message_id: int) -> Placement: ...
-
-    async def set_flags(
-        self, mailbox: str, message_id: int, update: FlagUpdate
-    ) -> MessageSummary: ...
-
-    async def move(self, mailbox: str, message_id: int, folder: int | str) -> Placement: ...
-
     async def copy(self, mailbox: str, message_id: int, folder: int | str) -> Placement: ...
-
-    async def delete(
-        self, mailbox: str, message_id: int, *, hard: bool = False
-    ) -> Placement | None: ...
 
     async def create_folder(
         self, mailbox: str, name: str, parent: int | str | None = None

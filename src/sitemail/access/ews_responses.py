@@ -13,7 +13,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from sitemail.access.ews_ids import InvalidId
-from sitemail.access.ews_soap import m, sub
+from sitemail.access.ews_soap import SoapFault, m, sub
 from sitemail.mailbox.errors import (
     FolderExists,
     FolderNotFound,
@@ -27,6 +27,7 @@ __all__ = [
     "FOLDER_NOT_FOUND",
     "ITEM_NOT_FOUND",
     "Refused",
+    "delete_type",
     "malformed",
     "response_message",
     "store_refusal",
@@ -80,3 +81,14 @@ def response_message(
     if code != "NoError":
         sub(msg, m("DescriptiveLinkKey"), "0")
     return msg
+
+
+def delete_type(body: ET.Element) -> str:
+    """The DeleteType of a DeleteItem/DeleteFolder/EmptyFolder (the schema requires one)."""
+    kind = body.get("DeleteType", "")
+    if kind not in ("HardDelete", "SoftDelete", "MoveToDeletedItems"):
+        raise SoapFault(
+            "ErrorSchemaValidation",
+            "The DeleteType attribute must be HardDelete, SoftDelete or MoveToDeletedItems.",
+        )
+    return kind
