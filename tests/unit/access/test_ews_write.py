@@ -8,7 +8,18 @@ server answers.
 from __future__ import annotations
 
 import pytest
-from exchangelib import Account, HTMLBody, Mailbox, Message
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    Account,
+    Build,
+    Configuration,
+    Credentials,
+    HTMLBody,
+    Mailbox,
+    Message,
+    Version,
+)
 from exchangelib.errors import (
     ErrorCannotDeleteObject,
     ErrorDeleteDistinguishedFolder,
@@ -32,7 +43,7 @@ from tests.unit.access.test_ews_exchangelib import (
     servers,
     url,
 )
-from tests.unit.access.test_web_front import Lab
+from tests.unit.access.test_web_front import PASSWORD, Lab
 
 from sitemail.mailbox.database import StoreDatabase
 
@@ -249,3 +260,20 @@ def test_the_distinguished_folders_of_a_2010_mailbox_answer_with_their_class(
     assert account.root.tois.folder_class == "IPF.Note"
     with pytest.raises(ErrorDeleteDistinguishedFolder):
         account.calendar.delete()
+
+
+def test_a_client_speaking_the_2007_sp1_schema_changes_the_mailbox_too(servers: Lab) -> None:
+    servers.set_vdir(FL_EWS, basic_authentication=True)
+    config = Configuration(
+        service_endpoint=url(servers, "ex-fl1.contoso.com"),
+        credentials=Credentials("contoso\\adam", PASSWORD),
+        auth_type=BASIC,
+        version=Version(build=Build(8, 1, 240, 6)),  # RequestServerVersion Exchange2007_SP1
+    )
+    account = Account("adam@contoso.com", config=config, autodiscover=False, access_type=DELEGATE)
+    assert account.version.api_version == "Exchange2007_SP1"
+    Folder(parent=account.inbox, name="Old client").save()
+    Message(account=account, folder=account.drafts, subject="2007", body="x").save()
+    db = servers.stores["EX-FL1"]
+    assert [f.name for f in db.list_folders("adam") if f.well_known is None] == ["Old client"]
+    assert _subjects(db, "drafts") == ["2007"]
