@@ -23,11 +23,13 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from exchangelib import EWSDateTime, EWSTimeZone
+from exchangelib import Account, EWSDateTime, EWSTimeZone, Message
+from exchangelib.errors import ErrorDeleteDistinguishedFolder, ErrorFolderExists
+from exchangelib.folders import Folder
 from exchangelib.protocol import BaseProtocol
 from tests.conftest import RunningLab, sitemail
 from tests.unit.access.test_ews_exchangelib import LabNamesAdapter, _MappedConnection, ews_account
@@ -291,3 +293,77 @@ def test_story2_activesync_proxy_then_451_and_legacy_2003(lab: Lab) -> None:
         and d.get("target_server") == "EX2003"
         for d in decisions(lab, "EX-NY1")
     )
+
+
+NOTHING_MODIFIED = (
+    "WARNING: The command completed successfully but no settings of "
+    "'EX-NY1\\EWS (Default Web Site)' have been modified.\n"
+)
+
+
+def _eventually(check: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        time.sleep(0.5)
+
+
+def test_story2_ews_changes_adams_fl_mailbox_through_ny_and_sends(
+    lab: Lab, exchangelib_on_lab: None
+) -> None:
+    # Basic may be on already (the test above turns it on): the shell then only warns.
+    result = sitemail(
+        "shell",
+        "-c",
+        'Set-WebServicesVirtualDirectory "EX-NY1\\EWS (Default Web Site)" '
+        "-BasicAuthentication $true",
+        "--dir",
+        str(lab.running.dir),
+    )
+    assert result.stderr in ("", NOTHING_MODIFIED), result.stderr
+    endpoint = lab.url("mail.contoso.com", "/EWS/Exchange.asmx")
+    adam = ews_account(endpoint, "contoso\\adam", "adam@contoso.com")
+    fiona = ews_account(endpoint, "contoso\\fiona", "fiona@contoso.com")
+    _eventually(lambda: _signs_in(adam), 15)
+    # Folders: created, renamed, refused twice, deleted, all in FL's store through NY's CAS.
+    folder = Folder(parent=adam.inbox, name="Tampa office")
+    folder.save()
+    folder.name = "Tampa"
+    folder.save()
+    assert "Tampa" in {f.name for f in adam.inbox.children}
+    with pytest.raises(ErrorFolderExists):
+        Folder(parent=adam.inbox, name="tampa").save()
+    with pytest.raises(ErrorDeleteDistinguishedFolder):
+        adam.inbox.delete()
+    # A draft saved in the new folder, moved to Drafts, sent from there to fiona (FL).
+    draft = Message(
+        account=adam,
+        folder=folder,
+        subject="Lab send",
+        body="Over EWS, proxied by EX-NY1.",
+        to_recipients=["fiona@contoso.com"],
+    )
+    draft.save()
+    draft.move(adam.drafts)
+    draft.send()
+    Message(
+        account=adam, subject="Lab send, no copy", body="-", to_recipients=["fiona@contoso.com"]
+    ).send(save_copy=False)
+    folder.delete()
+    assert "Tampa" not in {f.name for f in adam.inbox.children}
+
+    def arrived() -> bool:
+        return {"Lab send", "Lab send, no copy"} <= {i.subject for i in fiona.inbox.all()}
+
+    _eventually(arrived)
+    sent = {i.subject for i in adam.sent.all()}
+    assert "Lab send" in sent and "Lab send, no copy" not in sent
+    assert "Lab send" not in {i.subject for i in adam.drafts.all()}
+
+
+def _signs_in(account: Account) -> bool:
+    try:
+        _ = account.inbox  # the CAS sees the directory change within a second
+    except Exception:
+        return False
+    return True

@@ -59,6 +59,12 @@ _FOLDER_TYPES = {
     WellKnownFolder.DELETED_ITEMS: 4,
     WellKnownFolder.SENT_ITEMS: 5,
     WellKnownFolder.OUTBOX: 6,
+    # MS-ASCMD 2.2.3.186.3: the default folders of the other item kinds.
+    WellKnownFolder.TASKS: 7,
+    WellKnownFolder.CALENDAR: 8,
+    WellKnownFolder.CONTACTS: 9,
+    WellKnownFolder.NOTES: 10,
+    WellKnownFolder.JOURNAL: 11,
 }
 USER_MAIL_FOLDER = 12
 POLICY_TYPE = "MS-EAS-Provisioning-WBXML"

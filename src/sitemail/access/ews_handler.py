@@ -13,8 +13,9 @@ directory; this handler then
    site serves it; from any other site it is proxied to the EWS
    InternalUrl of a CAS there (:mod:`.web.handoff`), the
    availability service with it (it lives on the same virtual directory);
-3. **serves** the operation from the store API (:mod:`.ews_mailbox`,
-   :mod:`.ews_availability`), answering SOAP faults the way Exchange does
+3. **serves** the operation from the store API (reading: :mod:`.ews_mailbox`;
+   changing messages and folders: :mod:`.ews_items`, :mod:`.ews_folders`;
+   free/busy: :mod:`.ews_availability`), answering SOAP faults the way Exchange does
    (HTTP 500 with the EWS error code in the detail).
 """
 
@@ -26,6 +27,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
+from sitemail.access.ews_folders import EwsFolders
+from sitemail.access.ews_items import EwsItems
 from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
 from sitemail.access.ews_soap import (
     EwsRequest,
@@ -120,7 +123,8 @@ class EwsHandler:
             parsed = parse_request(await request.read())
             check_schema(parsed.schema)
             mailboxes = door.directory.list(Mailbox)
-            answer = await self._operation(parsed, EwsMailbox(store, mailbox, mailboxes))
+            box = EwsMailbox(store, mailbox, mailboxes)
+            answer = await self._operation(parsed, box, door)
         except SoapFault as fault:
             return fault_response(fault)
         except web.HTTPRequestEntityTooLarge:
@@ -134,8 +138,10 @@ class EwsHandler:
             )
         return soap_response(answer)
 
-    async def _operation(self, request: EwsRequest, box: EwsMailbox) -> bytes:
+    async def _operation(self, request: EwsRequest, box: EwsMailbox, door: FrontDoor) -> bytes:
         body = request.body
+        items = EwsItems(box, door.clock)
+        folders = EwsFolders(box)
         match request.operation:
             case "GetFolder":
                 return envelope(await box.get_folder(body))
@@ -145,6 +151,26 @@ class EwsHandler:
                 return envelope(await box.find_item(body))
             case "GetItem":
                 return envelope(await box.get_item(body))
+            case "CreateItem":
+                return envelope(await items.create_item(body))
+            case "UpdateItem":
+                return envelope(await items.update_item(body))
+            case "DeleteItem":
+                return envelope(await items.delete_item(body))
+            case "MoveItem" | "CopyItem":
+                return envelope(await items.move_item(body, request.operation))
+            case "SendItem":
+                return envelope(await items.send_item(body))
+            case "CreateFolder":
+                return envelope(await folders.create_folder(body))
+            case "UpdateFolder":
+                return envelope(await folders.update_folder(body))
+            case "DeleteFolder":
+                return envelope(await folders.delete_folder(body))
+            case "MoveFolder":
+                return envelope(await folders.move_folder(body))
+            case "EmptyFolder":
+                return envelope(await folders.empty_folder(body))
             case "ResolveNames":
                 return envelope(box.resolve_names(body))
             case "ConvertId":
@@ -156,6 +182,29 @@ class EwsHandler:
         raise SoapFault(
             "ErrorInvalidOperation",
             f"{request.operation} is not among the operations sitemail's Exchange Web Services "
-            "serve (GetFolder, FindFolder, FindItem, GetItem, ResolveNames, ConvertId, "
-            "GetUserAvailability, GetServerTimeZones).",
+            f"serve ({', '.join(OPERATIONS)}).",
         )
+
+
+#: The operations served, as the refusal of any other names them.
+OPERATIONS = (
+    "GetFolder",
+    "FindFolder",
+    "CreateFolder",
+    "UpdateFolder",
+    "DeleteFolder",
+    "MoveFolder",
+    "EmptyFolder",
+    "FindItem",
+    "GetItem",
+    "CreateItem",
+    "UpdateItem",
+    "DeleteItem",
+    "MoveItem",
+    "CopyItem",
+    "SendItem",
+    "ResolveNames",
+    "ConvertId",
+    "GetUserAvailability",
+    "GetServerTimeZones",
+)

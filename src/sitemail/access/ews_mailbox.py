@@ -4,8 +4,8 @@ Served here: ``GetFolder``, ``FindFolder``, ``FindItem`` (messages of a
 folder, indexed paging), ``GetItem`` (subject, body, sender, recipients,
 MIME content ...), ``ResolveNames`` (the directory's mailboxes) and
 ``ConvertId`` (answered per id: sitemail's ids have no other formats).
-Calendar, contacts and the write operations are not: they get
-``ErrorInvalidOperation`` naming the operation (see :mod:`.ews_handler`).
+What changes a mailbox is in :mod:`.ews_items` (messages) and
+:mod:`.ews_folders` (folders), on the same :class:`EwsMailbox`.
 
 The folder hierarchy is the store's, under the two folders every Exchange
 mailbox has above it: ``root`` and ``msgfolderroot`` (Top of Information
@@ -23,8 +23,10 @@ from datetime import datetime
 from typing import Protocol
 
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, folder_id, item_id, parse_id
+from sitemail.access.ews_responses import Refused, response_message
 from sitemail.access.ews_soap import SoapFault, m, sub, t
-from sitemail.access.message_body import PartReader, read_body
+from sitemail.access.message_body import read_body
+from sitemail.access.web.common import MailStore
 from sitemail.mailbox.errors import FolderNotFound, MessageNotFound, NotFound
 from sitemail.mailbox.records import (
     Address,
@@ -32,6 +34,7 @@ from sitemail.mailbox.records import (
     MessageDetail,
     MessagePage,
     MessageSummary,
+    Placement,
     WellKnownFolder,
 )
 from sitemail.org.model import Mailbox
@@ -44,28 +47,26 @@ MAX_PAGE = 1000
 MAX_MIME = 32 * 1024 * 1024
 
 
-class EwsStore(PartReader, Protocol):
-    """The part of the store API that Exchange Web Services reads."""
-
-    async def list_folders(self, mailbox: str) -> list[Folder]: ...
-
-    async def get_folder(self, mailbox: str, folder: int | str) -> Folder: ...
-
-    async def list_messages(
-        self,
-        mailbox: str,
-        folder: int | str,
-        *,
-        offset: int = 0,
-        limit: int = 50,
-        oldest_first: bool = False,
-    ) -> MessagePage: ...
-
-    async def get_message(self, mailbox: str, message_id: int) -> MessageDetail: ...
+class EwsStore(MailStore, Protocol):
+    """The part of the store API that Exchange Web Services use: OWA's, and a little more."""
 
     async def read_raw(
         self, mailbox: str, message_id: int, *, start: int = 0, length: int | None = None
     ) -> bytes: ...
+
+    async def copy(self, mailbox: str, message_id: int, folder: int | str) -> Placement: ...
+
+    async def create_folder(
+        self, mailbox: str, name: str, parent: int | str | None = None
+    ) -> Folder: ...
+
+    async def rename_folder(self, mailbox: str, folder: int | str, name: str) -> Folder: ...
+
+    async def move_folder(
+        self, mailbox: str, folder: int | str, parent: int | str | None
+    ) -> Folder: ...
+
+    async def delete_folder(self, mailbox: str, folder: int | str) -> list[int]: ...
 
 
 # Folder properties, in the schema's order (FolderType).
@@ -178,20 +179,6 @@ def _names(addresses: list[Address]) -> str:
     return "; ".join(a.name or a.address for a in addresses)
 
 
-def response_message(
-    parent: ET.Element, operation: str, code: str = "NoError", text: str | None = None
-) -> ET.Element:
-    """One ``<m:{operation}ResponseMessage>`` with its class and code."""
-    cls = "Success" if code == "NoError" else "Error"
-    msg = sub(parent, m(f"{operation}ResponseMessage"), ResponseClass=cls)
-    if text is not None:
-        sub(msg, m("MessageText"), text)
-    sub(msg, m("ResponseCode"), code)
-    if code != "NoError":
-        sub(msg, m("DescriptiveLinkKey"), "0")
-    return msg
-
-
 class EwsMailbox:
     """Exchange Web Services for one signed-in user, served from the store API."""
 
@@ -209,14 +196,18 @@ class EwsMailbox:
             self._folders = await self.store.list_folders(self.alias)
         return self._folders
 
-    async def _resolve_folder(self, ref: ET.Element) -> int | str:
+    def forget_folders(self) -> None:
+        """Read the folder list again on next use (a folder was created, moved or deleted)."""
+        self._folders = None
+
+    async def resolve_folder(self, ref: ET.Element) -> int | str:
         """A store folder id, ``ROOT`` or ``TOP`` for a FolderId/DistinguishedFolderId."""
         if ref.tag == t("DistinguishedFolderId"):
             mailbox = ref.find(t("Mailbox"))
             if mailbox is not None:
                 address = (mailbox.findtext(t("EmailAddress")) or "").strip().lower()
                 if address and address != self.mailbox.primary_smtp_address.lower():
-                    raise _Refused(
+                    raise Refused(
                         "ErrorAccessDenied",
                         f"{self.mailbox.primary_smtp_address} has no access to {address}'s "
                         "mailbox.",
@@ -227,7 +218,7 @@ class EwsMailbox:
             try:
                 well_known = WellKnownFolder(name)
             except ValueError:
-                raise _Refused(
+                raise Refused(
                     "ErrorFolderNotFound", f"The distinguished folder {name!r} does not exist."
                 ) from None
             return well_known.value
@@ -235,18 +226,18 @@ class EwsMailbox:
             try:
                 parsed = parse_id(ref.get("Id", ""))
             except InvalidId as exc:
-                raise _Refused("ErrorInvalidIdMalformed", f"Id is malformed: {exc}.") from None
+                raise Refused("ErrorInvalidIdMalformed", f"Id is malformed: {exc}.") from None
             if parsed.kind != "F":
-                raise _Refused("ErrorInvalidIdMalformed", "The Id is not a folder Id.")
-            self._own(parsed.mailbox)
+                raise Refused("ErrorInvalidIdMalformed", "The Id is not a folder Id.")
+            self.own(parsed.mailbox)
             if parsed.value in (ROOT, TOP):
                 return parsed.value
             return int(parsed.value) if parsed.value.isdigit() else parsed.value
-        raise _Refused("ErrorInvalidIdMalformed", "Expected a FolderId or DistinguishedFolderId.")
+        raise Refused("ErrorInvalidIdMalformed", "Expected a FolderId or DistinguishedFolderId.")
 
-    def _own(self, alias: str) -> None:
+    def own(self, alias: str) -> None:
         if alias.casefold() != self.alias.casefold():
-            raise _Refused("ErrorAccessDenied", "The Id names another user's mailbox.")
+            raise Refused("ErrorAccessDenied", "The Id names another user's mailbox.")
 
     async def _folder_element(self, parent: ET.Element, ref: int | str, fields: set[str]) -> None:
         folders = await self.folders()
@@ -263,7 +254,7 @@ class EwsMailbox:
             total, unread, display = folder.total, folder.unread, folder.name
             parent_ref = folder.parent_id if folder.parent_id is not None else TOP
             child_count = sum(1 for f in folders if f.parent_id == folder.id)
-            folder_class = _MAIL_CLASS
+            folder_class = folder.well_known.folder_class if folder.well_known else _MAIL_CLASS
         element = sub(parent, t("Folder"))
         values: dict[str, str | None] = {
             "folder:FolderClass": folder_class,
@@ -295,10 +286,10 @@ class EwsMailbox:
         ids = body.find(m("FolderIds"))
         for ref in list(ids) if ids is not None else []:
             try:
-                resolved = await self._resolve_folder(ref)
+                resolved = await self.resolve_folder(ref)
                 msg = response_message(messages, "GetFolder")
                 await self._folder_element(sub(msg, m("Folders")), resolved, fields)
-            except _Refused as exc:
+            except Refused as exc:
                 sub(response_message(messages, "GetFolder", exc.code, exc.text), m("Folders"))
             except FolderNotFound:
                 msg = response_message(
@@ -319,8 +310,8 @@ class EwsMailbox:
         folders = await self.folders()
         for ref in list(parents) if parents is not None else []:
             try:
-                resolved = await self._resolve_folder(ref)
-            except _Refused as exc:
+                resolved = await self.resolve_folder(ref)
+            except Refused as exc:
                 response_message(messages, "FindFolder", exc.code, exc.text)
                 continue
             if isinstance(resolved, str) and resolved not in (ROOT, TOP):
@@ -384,7 +375,7 @@ class EwsMailbox:
         parents = body.find(m("ParentFolderIds"))
         for ref in list(parents) if parents is not None else []:
             try:
-                resolved = await self._resolve_folder(ref)
+                resolved = await self.resolve_folder(ref)
                 if resolved in (ROOT, TOP):
                     page = MessagePage(total=0, offset=0, items=[])
                 else:
@@ -395,7 +386,7 @@ class EwsMailbox:
                         limit=max(limit, 1),
                         oldest_first=from_end,
                     )
-            except _Refused as exc:
+            except Refused as exc:
                 response_message(messages, "FindItem", exc.code, exc.text)
                 continue
             except FolderNotFound:
@@ -427,8 +418,8 @@ class EwsMailbox:
             try:
                 parsed = parse_id(ref.get("Id", ""))
                 if parsed.kind != "M":
-                    raise _Refused("ErrorInvalidIdMalformed", "The Id is not an item Id.")
-                self._own(parsed.mailbox)
+                    raise Refused("ErrorInvalidIdMalformed", "The Id is not an item Id.")
+                self.own(parsed.mailbox)
                 detail = await self.store.get_message(self.alias, int(parsed.value))
                 msg = response_message(messages, "GetItem")
                 await self._message_element(sub(msg, m("Items")), detail, fields)
@@ -437,7 +428,7 @@ class EwsMailbox:
                     messages, "GetItem", "ErrorInvalidIdMalformed", f"Id is malformed: {exc}."
                 )
                 sub(msg, m("Items"))
-            except _Refused as exc:
+            except Refused as exc:
                 sub(response_message(messages, "GetItem", exc.code, exc.text), m("Items"))
             except (MessageNotFound, NotFound):
                 msg = response_message(
@@ -596,13 +587,6 @@ class EwsMailbox:
                 "sitemail's Ids have a single format; there is nothing to convert.",
             )
         return response
-
-
-class _Refused(Exception):
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
 
 
 def _ordered(folders: list[Folder], parent: int | None) -> list[Folder]:

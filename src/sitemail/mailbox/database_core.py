@@ -191,6 +191,7 @@ class DatabaseCore:
             row = self._conn.execute("SELECT id FROM mailboxes WHERE name=?", (name,)).fetchone()
             if row is not None:
                 box = MailboxRow(int(row[0]), name)
+                self._provision_missing(box)
             else:
                 with self._write() as conn:
                     cur = conn.execute(
@@ -203,6 +204,37 @@ class DatabaseCore:
                         self._insert_folder(conn, box, None, well_known.display_name, well_known)
             self._boxes[name] = box
             return box
+
+    def _provision_missing(self, box: MailboxRow) -> None:
+        """Add the default folders a mailbox made by an older sitemail lacks.
+
+        (Calendar, Contacts, Journal, Notes and Tasks came later than the mail
+        folders.)  A folder of the user's at the top with a default folder's
+        name becomes that default folder, as Exchange's setup adopts it.
+        """
+        present = {
+            str(r[0])
+            for r in self._conn.execute(
+                "SELECT well_known FROM folders WHERE mailbox_id=? AND well_known IS NOT NULL",
+                (box.id,),
+            )
+        }
+        missing = [w for w in WELL_KNOWN_ORDER if w.value not in present]
+        if not missing:
+            return
+        with self._write() as conn:
+            for well_known in missing:
+                same_name = conn.execute(
+                    "SELECT id FROM folders WHERE mailbox_id=? AND parent_key=0 AND name_key=?",
+                    (box.id, well_known.display_name.casefold()),
+                ).fetchone()
+                if same_name is not None:
+                    conn.execute(
+                        "UPDATE folders SET well_known=? WHERE id=?",
+                        (well_known.value, int(same_name[0])),
+                    )
+                else:
+                    self._insert_folder(conn, box, None, well_known.display_name, well_known)
 
     def _insert_folder(
         self,

@@ -25,6 +25,11 @@ WELL_KNOWN_ORDER = (
     WellKnownFolder.DELETED_ITEMS,
     WellKnownFolder.JUNK_EMAIL,
     WellKnownFolder.OUTBOX,
+    WellKnownFolder.CALENDAR,
+    WellKnownFolder.CONTACTS,
+    WellKnownFolder.JOURNAL,
+    WellKnownFolder.NOTES,
+    WellKnownFolder.TASKS,
 )
 
 

@@ -27,11 +27,27 @@ class WellKnownFolder(StrEnum):
     DELETED_ITEMS = "deleteditems"
     JUNK_EMAIL = "junkemail"
     OUTBOX = "outbox"
+    # The folders of the other item kinds, which Exchange 2010 creates in every mailbox too.
+    CALENDAR = "calendar"
+    CONTACTS = "contacts"
+    JOURNAL = "journal"
+    NOTES = "notes"
+    TASKS = "tasks"
 
     @property
     def display_name(self) -> str:
         """The folder's name in an English Exchange 2010 mailbox."""
         return _DISPLAY_NAMES[self]
+
+    @property
+    def folder_class(self) -> str:
+        """The folder's container class (PR_CONTAINER_CLASS), what EWS calls FolderClass."""
+        return _FOLDER_CLASSES.get(self, "IPF.Note")
+
+    @property
+    def holds_mail(self) -> bool:
+        """Whether mail clients (OWA's mail view) show it among the mail folders."""
+        return self not in _FOLDER_CLASSES
 
 
 _DISPLAY_NAMES = {
@@ -41,6 +57,20 @@ _DISPLAY_NAMES = {
     WellKnownFolder.DELETED_ITEMS: "Deleted Items",
     WellKnownFolder.JUNK_EMAIL: "Junk E-Mail",
     WellKnownFolder.OUTBOX: "Outbox",
+    WellKnownFolder.CALENDAR: "Calendar",
+    WellKnownFolder.CONTACTS: "Contacts",
+    WellKnownFolder.JOURNAL: "Journal",
+    WellKnownFolder.NOTES: "Notes",
+    WellKnownFolder.TASKS: "Tasks",
+}
+
+# Mail folders are IPF.Note; the others hold what their class says.
+_FOLDER_CLASSES = {
+    WellKnownFolder.CALENDAR: "IPF.Appointment",
+    WellKnownFolder.CONTACTS: "IPF.Contact",
+    WellKnownFolder.JOURNAL: "IPF.Journal",
+    WellKnownFolder.NOTES: "IPF.StickyNote",
+    WellKnownFolder.TASKS: "IPF.Task",
 }
 
 #: The message flags the store keeps, named as in IMAP without the backslash.

@@ -3,7 +3,8 @@
 A client (OWA, or anything calling the store's ``submit``) moves a
 composed message to the Outbox.  This service, on the Mailbox server, finds
 it there, sends it to a Hub Transport server of the **mailbox server's own
-site**, and files it in Sent Items (``complete_submission``).  In Exchange
+site**, and files it in Sent Items (``complete_submission``), unless the
+client flagged it deleted to send it without a copy.  In Exchange
 2010 that hand-off is the store driver over RPC; in sitemail every hop is a
 network connection, so it is SMTP with the intra-organization sender:
 X-ANONYMOUSTLS and X-EXPS EXCHANGEAUTH with this server's certificate, as
@@ -329,14 +330,14 @@ class MailSubmissionService:
             await self._return_to_sender(
                 db, mailbox, primary, summary, head, fallback, [(primary, NO_RECIPIENTS_REPLY)]
             )
-            await asyncio.to_thread(db.complete_submission, mailbox, summary.id)
+            await self._complete(db, mailbox, summary)
             return True
         key = message_key(prepared.message_id)
         record = await asyncio.to_thread(journal.get, db.name, mailbox, key)
         if record is not None and record.state is SubmissionState.DONE:
             # Handed off before (a crash before the move, or submitted again): file it only.
             log.info("message %s was submitted before; filing it in Sent Items", key)
-            await asyncio.to_thread(db.complete_submission, mailbox, summary.id)
+            await self._complete(db, mailbox, summary)
             return True
         taken = record.accepted if record is not None else frozenset()
         remaining = [r for r in prepared.recipients if r.casefold() not in taken]
@@ -390,10 +391,21 @@ class MailSubmissionService:
             )
         if result.deferred:
             return False
-        await asyncio.to_thread(db.complete_submission, mailbox, summary.id)
+        await self._complete(db, mailbox, summary)
         return True
 
     # ------------------------------------------------------------ helpers
+
+    @staticmethod
+    async def _complete(db: StoreDatabase, mailbox: str, summary: MessageSummary) -> None:
+        """File the message in Sent Items, or drop it when its sender asked for no copy.
+
+        A client that sends without keeping a copy (EWS's SendOnly) submits the
+        message flagged deleted: MAPI's delete-after-submit, in the store's flags.
+        """
+        await asyncio.to_thread(
+            db.complete_submission, mailbox, summary.id, save_copy=not summary.flags.deleted
+        )
 
     async def _default_address(self, mailbox: str) -> str:
         orgs = await asyncio.to_thread(self.directory.list, Organization)

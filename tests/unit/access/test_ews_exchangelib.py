@@ -45,6 +45,7 @@ from urllib3.connectionpool import HTTPSConnectionPool
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.ews_mailbox import EwsStore
 from sitemail.mailbox.database import StoreDatabase
+from sitemail.mailbox.records import Folder, Placement
 from sitemail.org.model import VirtualDirectoryKind
 
 NY_EWS = "EX-NY1\\EWS (Default Web Site)"
@@ -107,6 +108,25 @@ class EwsTestStore(DatabaseStore):
     ) -> bytes:
         data = self.db.read_raw(mailbox, message_id)
         return data[start : None if length is None else start + length]
+
+    async def copy(self, mailbox: str, message_id: int, folder: int | str) -> Placement:
+        return self.db.copy(mailbox, message_id, folder)
+
+    async def create_folder(
+        self, mailbox: str, name: str, parent: int | str | None = None
+    ) -> Folder:
+        return self.db.create_folder(mailbox, name, parent)
+
+    async def rename_folder(self, mailbox: str, folder: int | str, name: str) -> Folder:
+        return self.db.rename_folder(mailbox, folder, name)
+
+    async def move_folder(
+        self, mailbox: str, folder: int | str, parent: int | str | None
+    ) -> Folder:
+        return self.db.move_folder(mailbox, folder, parent)
+
+    async def delete_folder(self, mailbox: str, folder: int | str) -> list[int]:
+        return self.db.delete_folder(mailbox, folder)
 
 
 def plug_ews(lab: Lab) -> None:

@@ -64,6 +64,11 @@ def test_new_mailbox_has_the_exchange_2010_default_folders(db: StoreDatabase) ->
         "Deleted Items",
         "Junk E-Mail",
         "Outbox",
+        "Calendar",
+        "Contacts",
+        "Journal",
+        "Notes",
+        "Tasks",
     ]
     assert [f.well_known for f in folders] == list(WellKnownFolder)
     assert all(f.total == 0 and f.unread == 0 and f.uidnext == 1 for f in folders)
@@ -128,7 +133,7 @@ def test_deleting_a_folder_removes_its_subtree_and_messages(db: StoreDatabase) -
     removed = db.delete_folder("alice", top.id)
 
     assert removed == [top.id, child.id]
-    assert [f.name for f in db.list_folders("alice")][-1] == "Outbox"
+    assert [f.name for f in db.list_folders("alice")][-1] == "Tasks"  # the last default folder
     with pytest.raises(MessageNotFound):
         db.get_message("alice", placed.message_id)
     with pytest.raises(FolderNotFound):
@@ -533,3 +538,22 @@ def test_subscribers_hear_of_committed_changes_only(db: StoreDatabase) -> None:
     unsubscribe()
     db.deliver("alice", "n2", message())
     assert len(heard) == 1
+
+
+def test_a_mailbox_of_an_older_store_gets_the_default_folders_it_lacks(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with StoreDatabase(path) as old:
+        old.append("alice", "inbox", b"Subject: kept\r\n\r\nx\r\n")
+        # As an older sitemail left it: mail folders only, and a "Notes" of the user's own.
+        old._conn.execute(
+            "DELETE FROM folders WHERE well_known IN ('calendar','contacts','journal','tasks')"
+        )
+        old._conn.execute("UPDATE folders SET well_known=NULL WHERE well_known='notes'")
+        old._conn.commit()
+        notes_id = old.find_folder("alice", "Notes").id
+    with StoreDatabase(path) as again:
+        folders = {f.well_known: f for f in again.list_folders("alice") if f.well_known}
+        assert set(folders) == set(WellKnownFolder)
+        assert folders[WellKnownFolder.CALENDAR].name == "Calendar"
+        assert folders[WellKnownFolder.NOTES].id == notes_id  # adopted, not doubled
+        assert again.get_folder("alice", "inbox").total == 1

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from sitemail.clock import ManualClock
 from sitemail.mailbox.database import StoreDatabase
-from sitemail.mailbox.records import WellKnownFolder
+from sitemail.mailbox.errors import MessageNotFound
+from sitemail.mailbox.records import FlagUpdate, WellKnownFolder
 from sitemail.mailbox.submission_envelope import (
     SubmissionRefused,
     header_end,
@@ -287,6 +288,21 @@ def test_outbox_message_goes_to_the_local_hub_with_envelope_from_its_headers(env
     assert env.folder_of(message_id) == "sentitems"
     assert env.db.get_message("alice", message_id).flags.seen
     assert env.count(WellKnownFolder.OUTBOX) == 0
+
+
+def test_a_message_submitted_flagged_deleted_is_sent_and_not_kept(env: Env) -> None:
+    # EWS's SendOnly: the client wants no copy in Sent Items (delete after submit).
+    message_id = env.outbox(compose())
+    env.db.set_flags("alice", message_id, FlagUpdate(deleted=True))
+
+    assert run(env.service()) == 1
+
+    [handoff] = env.hub.handoffs
+    assert [r.address for r in handoff.message.recipients] == ["bob@contoso.com"]
+    assert env.count(WellKnownFolder.OUTBOX) == 0
+    assert env.count(WellKnownFolder.SENT_ITEMS) == 0
+    with pytest.raises(MessageNotFound):
+        env.db.get_message("alice", message_id)
 
 
 def test_submit_row_in_the_message_tracking_log(env: Env) -> None:

@@ -86,12 +86,19 @@ def build_message(
     now: datetime,
     references: list[str] | None = None,
     in_reply_to: str | None = None,
+    html: bool = False,
+    mailer: str = "sitemail Outlook Web App",
+    unsent: bool = False,
 ) -> bytes:
-    """The message bytes for ``draft``, from ``sender``; ComposeError when it cannot be sent."""
+    """The message bytes for ``draft``, from ``sender``; ComposeError when it cannot be sent.
+
+    ``html`` says the body is HTML (EWS clients write either); ``unsent``
+    builds a draft that is only saved, which may have no recipient yet.
+    """
     to = parse_recipients(draft.to)
     cc = parse_recipients(draft.cc)
     bcc = parse_recipients(draft.bcc)
-    if not (to or cc or bcc):
+    if not (to or cc or bcc or unsent):
         raise ComposeError("Add at least one recipient in To, Cc or Bcc.")
     if len(to) + len(cc) + len(bcc) > MAX_RECIPIENTS:
         raise ComposeError(f"A message can have at most {MAX_RECIPIENTS} recipients.")
@@ -117,7 +124,7 @@ def build_message(
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
         msg["References"] = " ".join([*(references or []), in_reply_to][-20:])
-    msg["X-Mailer"] = "sitemail Outlook Web App"
+    msg["X-Mailer"] = mailer
     body = draft.body.replace("\r\n", "\n").replace("\r", "\n")
     # Quoted-printable keeps non-ASCII text intact through any SMTP hop (no 8BITMIME needed).
     cte = (
@@ -125,7 +132,7 @@ def build_message(
         if body.isascii() and all(len(x) <= 998 for x in body.split("\n"))
         else "quoted-printable"
     )
-    msg.set_content(body, subtype="plain", charset="utf-8", cte=cte)
+    msg.set_content(body, subtype="html" if html else "plain", charset="utf-8", cte=cte)
     return msg.as_bytes()
 
 

@@ -512,7 +512,7 @@ def _page_number(value: str) -> int:
 
 
 def _ordered_folders(folders: list[Folder]) -> list[Folder]:
-    """Depth-first, the default folders first in OWA's order, then by name."""
+    """Depth-first, the default mail folders first in OWA's order, then by name."""
     rank = {w: i for i, w in enumerate(_FOLDER_ORDER)}
     ids = {f.id for f in folders}
 
@@ -527,6 +527,8 @@ def _ordered_folders(folders: list[Folder]) -> list[Folder]:
 
     def walk(parent: int | None) -> None:
         for f in sorted(children.get(parent, []), key=key):
+            if f.well_known is not None and not f.well_known.holds_mail:
+                continue  # Calendar, Contacts ... are not in OWA's mail folder list
             out.append(f)
             if len(out) < 10_000:
                 walk(f.id)

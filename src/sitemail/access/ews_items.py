@@ -1,0 +1,447 @@
+"""The EWS operations that change messages: CreateItem, UpdateItem, DeleteItem, MoveItem,
+CopyItem and SendItem, over the store API, as Exchange 2010 SP3 answers them.
+
+Sending takes OWA's way (:mod:`.web.owa`): the message is saved in Drafts
+and submitted (moved to the Outbox), and the Mail Submission service hands
+it to a hub and files it in Sent Items.  A message sent without a copy
+(``SendOnly``, ``SaveItemToFolder="false"``) carries IMAP's ``\\Deleted``
+flag into the Outbox: Mail Submission then drops it instead of filing it
+(MAPI's delete-after-submit, which the store has no column for).  A copy
+asked for in another folder than Sent Items is put there before sending.
+
+The store keeps a message's content as it arrived (IMAP's rule), so
+UpdateItem changes what the store keeps beside it (``message:IsRead``);
+setting the subject, body or recipients of a message to another value is
+refused with ``ErrorInvalidPropertySet``.  Setting a property to the value
+it has is accepted, since clients (exchangelib's ``save()``) send every
+property of an item they update.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from email.utils import formataddr
+
+from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, item_id, parse_id
+from sitemail.access.ews_mailbox import EwsMailbox
+from sitemail.access.ews_responses import (
+    Refused,
+    delete_type,
+    malformed,
+    response_message,
+    store_refusal,
+)
+from sitemail.access.ews_soap import SoapFault, m, sub, t
+from sitemail.access.web.compose import ComposeError, Draft, build_message
+from sitemail.clock import Clock
+from sitemail.mailbox.errors import StoreError
+from sitemail.mailbox.records import Flags, FlagUpdate, MessageDetail, WellKnownFolder
+
+__all__ = ["EwsItems"]
+
+#: Largest MimeContent a CreateItem may carry (decoded).
+MAX_CREATE_MIME = 32 * 1024 * 1024
+#: Most ids one request may name.
+MAX_IDS = 500
+MAILER = "sitemail Exchange Web Services"
+
+CONFLICT = (
+    "The send or update operation could not be performed because the change key passed in the "
+    "request does not match the current change key for the item."
+)
+_DISPOSITIONS = ("SaveOnly", "SendOnly", "SendAndSaveCopy")
+_SENT = WellKnownFolder.SENT_ITEMS.value
+_DRAFTS = WellKnownFolder.DRAFTS.value
+
+
+def _ids(parent: ET.Element | None) -> list[ET.Element]:
+    ids = list(parent) if parent is not None else []
+    if len(ids) > MAX_IDS:
+        raise SoapFault("ErrorExceededFindCountLimit", f"A request may name at most {MAX_IDS} ids.")
+    return ids
+
+
+def _recipients(message: ET.Element, tag: str) -> str:
+    box = message.find(t(tag))
+    if box is None:
+        return ""
+    people = []
+    for person in box.iter(t("Mailbox")):
+        address = (person.findtext(t("EmailAddress")) or "").strip()
+        if address:
+            people.append(formataddr(((person.findtext(t("Name")) or "").strip(), address)))
+    return "; ".join(people)
+
+
+def _bool(text: str | None) -> bool | None:
+    if text is None:
+        return None
+    return text.strip().lower() in ("true", "1")
+
+
+class EwsItems:
+    """The message-changing operations for one signed-in user."""
+
+    def __init__(self, box: EwsMailbox, clock: Clock) -> None:
+        self.box = box
+        self.store = box.store
+        self.alias = box.alias
+        self.clock = clock
+
+    # ------------------------------------------------------------ references
+
+    def _message_id(self, ref: ET.Element) -> int:
+        """The store's message id of an ItemId (refused if not this user's message)."""
+        try:
+            parsed = parse_id(ref.get("Id", ""))
+        except InvalidId as exc:
+            raise malformed(exc) from None
+        if parsed.kind != "M":
+            raise malformed()
+        self.box.own(parsed.mailbox)
+        return int(parsed.value)
+
+    async def _current(self, ref: ET.Element, *, resolution: str = "AutoResolve") -> MessageDetail:
+        """The message an ItemId names, its ChangeKey checked as ``resolution`` asks."""
+        detail = await self.store.get_message(self.alias, self._message_id(ref))
+        given = ref.get("ChangeKey")
+        if resolution == "NeverOverwrite" and not given:
+            raise Refused(
+                "ErrorChangeKeyRequiredForWriteOperations",
+                "When making a request that will change the item, the ChangeKey is required.",
+            )
+        # A stale ChangeKey means someone changed the item since the client read it: only
+        # AlwaysOverwrite writes over that (sitemail keeps no property history to merge).
+        if given and resolution != "AlwaysOverwrite" and given != change_key(detail.modseq):
+            raise Refused("ErrorIrresolvableConflict", CONFLICT)
+        return detail
+
+    async def _target(self, ref: ET.Element | None, default: str) -> int | str:
+        """The folder a SavedItemFolderId/ToFolderId names (``default`` when absent)."""
+        if ref is None:
+            return default
+        choice = next(iter(ref), None)
+        if choice is None:
+            return default
+        resolved = await self.box.resolve_folder(choice)
+        if resolved in (ROOT, TOP):
+            raise Refused(
+                "ErrorMoveCopyFailed",
+                "sitemail's store keeps messages in the folders below the Top of Information "
+                "Store only.",
+            )
+        return resolved
+
+    async def _is_sent_items(self, folder: int | str) -> bool:
+        if folder == _SENT:
+            return True
+        folders = await self.box.folders()
+        return any(f.id == folder and f.well_known == WellKnownFolder.SENT_ITEMS for f in folders)
+
+    def _item(self, parent: ET.Element, message_id: int, modseq: int) -> None:
+        items = sub(parent, m("Items"))
+        message = sub(items, t("Message"))
+        sub(
+            message,
+            t("ItemId"),
+            Id=item_id(self.alias, message_id),
+            ChangeKey=change_key(modseq),
+        )
+
+    # ------------------------------------------------------------ sending
+
+    async def _send(self, message_id: int, save_in: int | str | None) -> None:
+        """Submit a saved message; keep a copy in ``save_in`` (``None``: no copy)."""
+        if save_in is not None and not await self._is_sent_items(save_in):
+            copy = await self.store.copy(self.alias, message_id, save_in)
+            await self.store.set_flags(
+                self.alias, copy.message_id, FlagUpdate(draft=False, seen=True)
+            )
+            save_in = None
+        if save_in is None:
+            # Mail Submission drops a message flagged deleted instead of filing it.
+            await self.store.set_flags(self.alias, message_id, FlagUpdate(deleted=True))
+        await self.store.submit(self.alias, message_id)
+
+    # ------------------------------------------------------------ CreateItem
+
+    def _compose(self, message: ET.Element, *, unsent: bool) -> bytes:
+        mime = message.findtext(t("MimeContent"))
+        if mime is not None:
+            try:
+                raw = base64.b64decode(mime.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                raise Refused(
+                    "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."
+                ) from None
+            if len(raw) > MAX_CREATE_MIME:
+                raise Refused("ErrorMessageSizeExceeded", "The message exceeds the maximum size.")
+            return raw
+        body = message.find(t("Body"))
+        draft = Draft(
+            to=_recipients(message, "ToRecipients"),
+            cc=_recipients(message, "CcRecipients"),
+            bcc=_recipients(message, "BccRecipients"),
+            subject=message.findtext(t("Subject")) or "",
+            body=(body.text or "") if body is not None else "",
+        )
+        html = body is not None and body.get("BodyType", "Text") == "HTML"
+        try:
+            return build_message(
+                self.box.mailbox,
+                draft,
+                now=self.clock.now(),
+                html=html,
+                mailer=MAILER,
+                unsent=unsent,
+            )
+        except ComposeError as exc:
+            if "recipient" in str(exc):
+                raise Refused(
+                    "ErrorInvalidRecipients", "At least one recipient is not valid."
+                ) from None
+            raise Refused("ErrorInvalidPropertySet", str(exc)) from None
+
+    async def create_item(self, body: ET.Element) -> ET.Element:
+        disposition = body.get("MessageDisposition")
+        response = ET.Element(m("CreateItemResponse"))
+        messages = sub(response, m("ResponseMessages"))
+        items = body.find(m("Items"))
+        for item in _ids(items):
+            if item.tag != t("Message"):
+                name = item.tag.rsplit("}", 1)[-1]
+                sub(
+                    response_message(
+                        messages,
+                        "CreateItem",
+                        "ErrorInvalidOperation",
+                        f"sitemail's store keeps messages only; it cannot create a {name}.",
+                    ),
+                    m("Items"),
+                )
+                continue
+            if disposition not in _DISPOSITIONS:
+                sub(
+                    response_message(
+                        messages,
+                        "CreateItem",
+                        "ErrorMessageDispositionRequired",
+                        "MessageDisposition attribute is required.",
+                    ),
+                    m("Items"),
+                )
+                continue
+            try:
+                await self._create_one(messages, body, item, disposition)
+            except Refused as exc:
+                sub(response_message(messages, "CreateItem", exc.code, exc.text), m("Items"))
+            except StoreError as exc:
+                refusal = _refusal(exc)
+                sub(
+                    response_message(messages, "CreateItem", refusal.code, refusal.text), m("Items")
+                )
+        return response
+
+    async def _create_one(
+        self, messages: ET.Element, body: ET.Element, item: ET.Element, disposition: str
+    ) -> None:
+        saved = body.find(m("SavedItemFolderId"))
+        if disposition == "SaveOnly":
+            folder = await self._target(saved, _DRAFTS)
+            raw = self._compose(item, unsent=True)
+            read = _bool(item.findtext(t("IsRead")))
+            placed = await self.store.append(
+                self.alias,
+                folder,
+                raw,
+                flags=Flags(draft=True, seen=True if read is None else read),
+            )
+            msg = response_message(messages, "CreateItem")
+            self._item(msg, placed.message_id, placed.modseq)
+            return
+        save_in = await self._target(saved, _SENT) if disposition == "SendAndSaveCopy" else None
+        raw = self._compose(item, unsent=False)
+        placed = await self.store.append(
+            self.alias, _DRAFTS, raw, flags=Flags(draft=True, seen=True)
+        )
+        await self._send(placed.message_id, save_in)
+        # A sent message has no id to give back (Exchange answers an empty Items).
+        sub(response_message(messages, "CreateItem"), m("Items"))
+
+    # ------------------------------------------------------------ SendItem
+
+    async def send_item(self, body: ET.Element) -> ET.Element:
+        save = _bool(body.get("SaveItemToFolder")) is not False
+        saved = body.find(m("SavedItemFolderId"))
+
+        async def send(ref: ET.Element) -> None:
+            detail = await self._current(ref)
+            save_in = await self._target(saved, _SENT)
+            await self._send(detail.id, save_in if save else None)
+
+        return await _each("SendItem", _ids(body.find(m("ItemIds"))), send)
+
+    # ------------------------------------------------------------ UpdateItem
+
+    async def update_item(self, body: ET.Element) -> ET.Element:
+        resolution = body.get("ConflictResolution", "AutoResolve")
+        disposition = body.get("MessageDisposition", "SaveOnly")
+        response = ET.Element(m("UpdateItemResponse"))
+        messages = sub(response, m("ResponseMessages"))
+        for change in _ids(body.find(m("ItemChanges"))):
+            try:
+                ref = change.find(t("ItemId"))
+                if ref is None:
+                    raise malformed()
+                detail = await self._current(ref, resolution=resolution)
+                modseq = await self._apply(detail, change.find(t("Updates")))
+                if disposition in ("SendOnly", "SendAndSaveCopy"):
+                    save_in = await self._target(body.find(m("SavedItemFolderId")), _SENT)
+                    await self._send(detail.id, save_in if disposition != "SendOnly" else None)
+                    msg = response_message(messages, "UpdateItem")
+                    sub(msg, m("Items"))
+                else:
+                    msg = response_message(messages, "UpdateItem")
+                    self._item(msg, detail.id, modseq)
+                conflicts = sub(msg, m("ConflictResults"))
+                sub(conflicts, t("Count"), "0")
+            except Refused as exc:
+                sub(response_message(messages, "UpdateItem", exc.code, exc.text), m("Items"))
+            except StoreError as exc:
+                refusal = _refusal(exc)
+                sub(
+                    response_message(messages, "UpdateItem", refusal.code, refusal.text), m("Items")
+                )
+        return response
+
+    async def _apply(self, detail: MessageDetail, updates: ET.Element | None) -> int:
+        """Carry out one item's SetItemField/DeleteItemField list; the new modseq."""
+        flags = FlagUpdate()
+        for update in list(updates) if updates is not None else []:
+            kind = update.tag.rsplit("}", 1)[-1]
+            path = update.find(t("FieldURI"))
+            uri = path.get("FieldURI", "") if path is not None else ""
+            if kind == "DeleteItemField":
+                # Clearing what the store does not keep leaves the item as it is.
+                if uri in ("item:Subject", "item:Body", "message:IsRead"):
+                    raise Refused(
+                        "ErrorInvalidPropertyDelete", f"{uri} cannot be deleted from a message."
+                    )
+                continue
+            value = next((e for e in update if e is not path), None)
+            if value is None:
+                raise Refused(
+                    "ErrorIncorrectUpdatePropertyCount",
+                    "An object within a change description must contain one and only one "
+                    "property to modify.",
+                )
+            if uri == "message:IsRead":
+                read = _bool(value.findtext(t("IsRead")))
+                flags = flags.model_copy(update={"seen": read})
+            elif uri == "item:Subject":
+                if (value.findtext(t("Subject")) or "") != detail.subject:
+                    raise Refused(
+                        "ErrorInvalidPropertySet",
+                        "sitemail's store keeps a message's content as it arrived: its subject "
+                        "cannot be changed.",
+                    )
+            elif uri in ("message:IsReadReceiptRequested", "message:IsDeliveryReceiptRequested"):
+                continue  # no receipts are sent, so the request changes nothing
+            elif kind == "SetItemField" and not uri:
+                raise Refused("ErrorInvalidPropertySet", "Only FieldURI paths are kept.")
+            else:
+                raise Refused(
+                    "ErrorInvalidPropertySet",
+                    f"sitemail's store keeps a message's content as it arrived: {uri} cannot be "
+                    "changed.",
+                )
+        if flags == FlagUpdate():
+            return detail.modseq
+        summary = await self.store.set_flags(self.alias, detail.id, flags)
+        return summary.modseq
+
+    # ------------------------------------------------------------ delete, move, copy
+
+    async def delete_item(self, body: ET.Element) -> ET.Element:
+        kind = delete_type(body)
+
+        async def delete(ref: ET.Element) -> None:
+            # SoftDelete puts an item in the dumpster, out of every client's sight: the
+            # store has no dumpster, so it is deleted for good as HardDelete is.
+            hard = kind != "MoveToDeletedItems"
+            await self.store.delete(self.alias, self._message_id(ref), hard=hard)
+
+        return await _each("DeleteItem", _ids(body.find(m("ItemIds"))), delete)
+
+    async def move_item(self, body: ET.Element, operation: str) -> ET.Element:
+        """MoveItem or CopyItem: each item into ToFolderId, with its (new) id in the answer."""
+        response = ET.Element(m(f"{operation}Response"))
+        messages = sub(response, m("ResponseMessages"))
+        target: int | str | None = None
+        refused: Refused | None = None
+        try:
+            to_folder = body.find(m("ToFolderId"))
+            if to_folder is None or next(iter(to_folder), None) is None:
+                raise SoapFault("ErrorSchemaValidation", "ToFolderId is required.")
+            target = await self._target(to_folder, _DRAFTS)
+        except Refused as exc:
+            refused = exc
+        for ref in _ids(body.find(m("ItemIds"))):
+            try:
+                if refused is not None:
+                    raise refused
+                assert target is not None
+                message_id = self._message_id(ref)
+                if operation == "MoveItem":
+                    placed = await self.store.move(self.alias, message_id, target)
+                else:
+                    placed = await self.store.copy(self.alias, message_id, target)
+            except Refused as exc:
+                sub(response_message(messages, operation, exc.code, exc.text), m("Items"))
+                continue
+            except StoreError as exc:
+                refusal = _refusal(exc)
+                code = "ErrorToFolderNotFound" if refusal.code == "ErrorFolderNotFound" else None
+                sub(
+                    response_message(
+                        messages,
+                        operation,
+                        code or refusal.code,
+                        "The destination folder could not be found." if code else refusal.text,
+                    ),
+                    m("Items"),
+                )
+                continue
+            msg = response_message(messages, operation)
+            self._item(msg, placed.message_id, placed.modseq)
+        return response
+
+
+def _refusal(exc: StoreError) -> Refused:
+    """The client's refusal for a store error; the store's own failures fail the request."""
+    refusal = store_refusal(exc)
+    if refusal is None:
+        raise exc
+    return refusal
+
+
+async def _each(
+    operation: str, refs: list[ET.Element], work: Callable[[ET.Element], Awaitable[None]]
+) -> ET.Element:
+    """Run ``work`` for each id: one response message each, with the code of its refusal."""
+    response = ET.Element(m(f"{operation}Response"))
+    messages = sub(response, m("ResponseMessages"))
+    for ref in refs:
+        try:
+            await work(ref)
+        except Refused as exc:
+            response_message(messages, operation, exc.code, exc.text)
+        except StoreError as exc:
+            refusal = _refusal(exc)
+            response_message(messages, operation, refusal.code, refusal.text)
+        else:
+            response_message(messages, operation)
+    return response
