@@ -225,6 +225,10 @@ def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
             from sitemail.firewall.process import serve_firewall
 
             asyncio.run(serve_firewall(ctx, firewall))
+        elif internet is not None and internet.engine == "postfix":
+            from sitemail.internet.postfix_host import serve_postfix_host
+
+            asyncio.run(serve_postfix_host(ctx, internet))
         else:
             from sitemail.internet.host import serve_internet_host
 
