@@ -8,12 +8,16 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from sitemail.org.directory import open_directory
+from sitemail.org.pki import admin_cert_files, client_ssl_context
 
 T = TypeVar("T")
 
@@ -172,6 +176,35 @@ class RunningLab:
             return []
         data = json.loads(out)
         return data if isinstance(data, list) else [data]
+
+    def admin(self, server: str, path: str) -> Any:
+        """GET ``path`` of a server's admin API, with the lab's admin certificate."""
+        pki = self.dir / "pki"
+        ctx = client_ssl_context(pki / "ca.pem", files=admin_cert_files(pki))
+        ctx.check_hostname = False  # reached by address; the chain is still checked
+        (entry,) = [s for s in self.status()["servers"] if s["name"] == server]
+        url = entry["endpoints"]["admin"] + path
+        with urllib.request.urlopen(url, context=ctx, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def changes_live(self, timeout: float = 30.0) -> None:
+        """Until every running Exchange server has applied the directory as it is now:
+        what a Set-* cmdlet just changed is live (each server's ``/health`` names the
+        directory change its services have all taken)."""
+        directory = open_directory(str(self.dir / "directory.db"))
+        try:
+            counter = directory.change_counter()
+        finally:
+            directory.close()
+        for entry in self.status()["servers"]:
+            if entry["state"] != "running" or "admin" not in entry.get("endpoints", {}):
+                continue
+            name = entry["name"]
+            wait_for(
+                lambda name=name: self.admin(name, "/health")["directory_change"] >= counter,
+                f"{name} applies directory change {counter}",
+                timeout,
+            )
 
 
 _slot_depth = 0  # how many lab_slot() blocks of this process are open (the lock is held once)

@@ -138,7 +138,7 @@ async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
     }
     from sitemail.transport.admin_routes import add_transport_routes
 
-    app = build_app(host, verifier, info, [add_transport_routes])
+    app = build_app(host, verifier, info, [add_transport_routes], watcher=watcher)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     admin_port = ctx.port(ADMIN_PORT)
