@@ -22,9 +22,11 @@ Folder layout::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -179,8 +181,9 @@ def _master_cf(config: PostfixConfig) -> str:
 class PostfixInstance:
     """One Postfix in ``root``: write its files, start it, ask it, stop it (by PID)."""
 
-    def __init__(self, root: Path, config: PostfixConfig) -> None:
-        self.root = Path(root).resolve()
+    def __init__(self, folder: Path, config: PostfixConfig) -> None:
+        self.folder = Path(folder).absolute()
+        self.root = _reachable_root(self.folder)
         self.config = config
         self.etc = self.root / "etc"
         self._launcher: subprocess.Popen[bytes] | None = None
@@ -195,6 +198,9 @@ class PostfixInstance:
         # Postfix's daemons run as the postfix user and must reach the queue.
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
+        if self.root != self.folder and not self.folder.is_symlink():
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            self.folder.symlink_to(self.root, target_is_directory=True)
         for sub in ("etc", "queue", "data", "mail"):
             (self.root / sub).mkdir(exist_ok=True)
         os.chown(self.root / "data", postfix.pw_uid, postfix.pw_gid)
@@ -265,7 +271,7 @@ class PostfixInstance:
         )
         try:
             self.master_pid = self._wait_master(timeout)
-            _wait_banner(self.config.address, self.config.smtp_port, timeout)
+            self._wait_banner(timeout)
         except BaseException:
             self.stop()
             raise
@@ -286,6 +292,31 @@ class PostfixInstance:
                     return candidate
             time.sleep(0.05)
         raise PostfixError(f"Postfix master did not start in {timeout:.0f} s: {self.log_tail()}")
+
+    def _wait_banner(self, timeout: float) -> None:
+        """Until port 25 greets with 220 (smtpd is ready), while master runs."""
+        address, port = self.config.address, self.config.smtp_port
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline and self.master_pid in self._launcher_children():
+            try:
+                with socket.create_connection((address, port), timeout=2) as sock:
+                    data = sock.recv(512)
+                    if data.startswith(b"220"):
+                        sock.sendall(b"QUIT\r\n")
+                        return
+                    last = data[:60]
+            except OSError as exc:
+                last = exc
+            time.sleep(0.05)
+        raise PostfixError(f"Postfix on {address}:{port} did not greet ({last}): {self.log_tail()}")
+
+    def remove(self) -> None:
+        """Delete the instance's files (stopped first), and the link to them if any."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.folder.is_symlink():
+            self.folder.unlink()
 
     @property
     def running(self) -> bool:
@@ -373,19 +404,35 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _wait_banner(address: str, port: int, timeout: float) -> None:
-    """Until ``address:port`` greets with 220 (Postfix's smtpd is ready)."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((address, port), timeout=2) as sock:
-                data = sock.recv(512)
-                if data.startswith(b"220"):
-                    sock.sendall(b"QUIT\r\n")
-                    return
-                last = data[:60]
-        except OSError as exc:
-            last = exc
-        time.sleep(0.05)
-    raise PostfixError(f"Postfix on {address}:{port} did not greet in {timeout:.0f} s: {last}")
+#: Where an instance lives when its folder is out of reach of Postfix's users.
+SPOOL = Path("/var/spool/sitemail-postfix")
+
+
+def _reachable_root(folder: Path) -> Path:
+    """``folder`` if the ``postfix`` and mailbox users can reach it, else a folder of SPOOL.
+
+    Postfix's daemons open the queue as the ``postfix`` user and virtual(8)
+    writes Maildirs as MAILBOX_OWNER: a lab under ``/root`` (mode 0700), say,
+    is out of their reach, so the instance lives in SPOOL under a name made
+    from ``folder``, and ``folder`` becomes a link to it.
+    """
+    if folder.is_symlink():
+        return folder.resolve()
+    users = [pwd.getpwnam(name) for name in ("postfix", MAILBOX_OWNER)]
+    parent = folder
+    while not parent.exists():
+        parent = parent.parent
+    if all(_traversable(p, u) for p in (parent, *parent.parents) for u in users):
+        return folder
+    digest = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+    SPOOL.mkdir(mode=0o755, parents=True, exist_ok=True)
+    return SPOOL / f"{folder.parent.name}-{digest}"
+
+
+def _traversable(path: Path, user: pwd.struct_passwd) -> bool:
+    st = path.stat()
+    if st.st_uid == user.pw_uid:
+        return bool(st.st_mode & 0o100)
+    if st.st_gid == user.pw_gid:
+        return bool(st.st_mode & 0o010)
+    return bool(st.st_mode & 0o001)
