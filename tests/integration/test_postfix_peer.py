@@ -24,7 +24,16 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import EXAMPLES, RunningLab, in_mailbox, lab_slot, sitemail, stays, wait_for
+from tests.conftest import (
+    EXAMPLES,
+    RunningLab,
+    delivered_once,
+    in_mailbox,
+    lab_slot,
+    sitemail,
+    stays,
+    wait_for,
+)
 
 from sitemail.internet.postfix import PostfixConfig, PostfixInstance, Route
 from sitemail.org.pki import ServerCertSpec, ensure_organization_pki, server_cert_files
@@ -322,7 +331,7 @@ def test_postfix_refusals_450_550_and_552(lab: RunningLab, peer: PostfixInstance
         lambda: with_id(peer.messages("later@postfix.test"), "pf-codes-1@contoso.com"),
         "later has it",
     )
-    wait_for(lambda: not _in_queue(lab, "<pf-codes-1@contoso.com>"), "EX-NY1's queue is empty")
+    wait_for(lambda: not lab.queued("pf-codes-1@contoso.com"), "no queue holds it")
     stays(
         lambda: (
             len(with_id(peer.messages("later@postfix.test"), "pf-codes-1@contoso.com")) == 1
@@ -349,19 +358,11 @@ def test_postfix_down_puts_the_queue_in_retry(lab: RunningLab, peer: PostfixInst
     finally:
         peer.start()
     lab.shell(f"Retry-Queue -Identity {queue['Identity']}")
-    wait_for(
-        lambda: with_id(peer.messages("ok@postfix.test"), "pf-down-1@contoso.com"), "delivered"
-    )
-    wait_for(lambda: not _in_queue(lab, "<pf-down-1@contoso.com>"), "EX-NY1's queue is empty")
-    stays(
-        lambda: len(with_id(peer.messages("ok@postfix.test"), "pf-down-1@contoso.com")) == 1,
-        "delivered once",
-    )
-
-
-def _in_queue(lab: RunningLab, message_id: str) -> bool:
-    return any(
-        m["InternetMessageId"] == message_id for m in lab.shell("Get-Message -Server EX-NY1")
+    delivered_once(
+        lab,
+        lambda: len(with_id(peer.messages("ok@postfix.test"), "pf-down-1@contoso.com")),
+        "pf-down-1@contoso.com",
+        "the peer delivered it",
     )
 
 
