@@ -47,13 +47,16 @@ __all__ = [
     "peak_rss_kib",
     "run_benchmark",
     "self_peak_rss_kib",
+    "source_state",
     "write_report",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
-SCHEMA_VERSION = 1
+# The tree whose commit a run measures (its own git checkout).
+SOURCE_ROOT = PROJECT_ROOT
+SCHEMA_VERSION = 2
 SITEMAIL = "sitemail"
 # Modules of bench/ that are the harness itself, not benchmarks.
 _NOT_BENCHMARKS = frozenset({"__init__", "__main__", "harness", "run", "lab_util"})
@@ -81,14 +84,19 @@ class TrialResult:
     """What one measured trial returns.
 
     ``metrics`` are the numbers (msgs/s, MB/s, latencies ...);
-    ``peak_rss_kib`` is the peak resident memory of the side's own process(es)
-    during the trial, if the workload measured it (see :func:`peak_rss_kib`);
-    ``notes`` is free-form, kept in the JSON as is (it must be JSON-able).
+    ``peak_pss_kib`` is the headline memory: the peak, over samples taken
+    during the trial, of the summed proportional set size (``Pss:`` of
+    /proc/PID/smaps_rollup) of every process of the side, so that a side of
+    forty processes sharing their libraries is not charged forty times for
+    them; ``peak_rss_kib`` is the peak resident memory, a second figure;
+    either is None when the workload did not measure it; ``notes`` is
+    free-form, kept in the JSON as is (it must be JSON-able).
     """
 
     metrics: dict[str, float]
     peak_rss_kib: int | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    peak_pss_kib: int | None = None
 
 
 # A trial receives the run's parameters; it sets up, measures once and tears
@@ -121,9 +129,14 @@ class Benchmark:
     # True for benchmarks that only check the harness: their numbers say
     # nothing about sitemail, and reports say so.
     self_check: bool = False
+    # Other configurations of sitemail (say, with a costly feature on): run in
+    # every round right after the sitemail side and reported on lines of their
+    # own, so that the sitemail side can be the one that compares like with
+    # like with the peers.
+    variants: Sequence[Workload] = ()
 
     def sides(self) -> list[Workload]:
-        return [self.sitemail, *self.peers]
+        return [self.sitemail, *self.variants, *self.peers]
 
 
 # --- loading ------------------------------------------------------------------
@@ -200,13 +213,23 @@ def run_benchmark(
     warmup: int = 0,
     parameters: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    allow_dirty: bool = False,
 ) -> dict[str, Any]:
     """Run ``repeats`` interleaved rounds (after ``warmup`` unrecorded ones).
 
-    One round runs every side once, sitemail first, then each peer in order.
-    Returns the report (see bench/README.md for its fields); write it with
-    :func:`write_report`.
+    One round runs every side once: sitemail first, then its variants, then
+    each peer in order.  Returns the report (see bench/README.md for its
+    fields); write it with :func:`write_report`.  A run measures a commit:
+    it refuses a source tree with uncommitted changes (or none that git
+    knows) unless ``allow_dirty``, and the report names the commit.
     """
+    source = source_state(SOURCE_ROOT)
+    if not allow_dirty and (source["commit"] is None or source["dirty"]):
+        why = "is not a git checkout" if source["commit"] is None else "has uncommitted changes"
+        raise BenchError(
+            f"the source tree {SOURCE_ROOT} {why}: results must name the commit they measure; "
+            "commit first, or pass --allow-dirty for a trial run"
+        )
     if repeats < 1:
         raise BenchError(f"repeats must be at least 1, got {repeats}")
     if warmup < 0:
@@ -228,6 +251,7 @@ def run_benchmark(
         "repeats": repeats,
         "warmup_rounds": warmup,
         "order": names,
+        "source": source,
     }
 
     trials: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
@@ -243,12 +267,17 @@ def run_benchmark(
                 trials[side.name].append(record)
                 sequence.append({"round": round_no + 1, "side": side.name})
 
+    variants = {v.name for v in benchmark.variants}
     sides: dict[str, dict[str, Any]] = {}
     for side in benchmark.sides():
         runs = trials[side.name]
         _check_same_metrics(side.name, runs)
-        rss = [r["peak_rss_kib"] for r in runs if r["peak_rss_kib"] is not None]
         sides[side.name] = {
+            "role": SITEMAIL
+            if side.name == SITEMAIL
+            else "variant"
+            if side.name in variants
+            else "peer",
             "description": side.description,
             "version": versions["sides"][side.name],
             "trials": runs,
@@ -256,22 +285,17 @@ def run_benchmark(
                 metric: statistics.median(r["metrics"][metric] for r in runs)
                 for metric in runs[0]["metrics"]
             },
+        }
+        for memory in MEMORY_FIGURES:
+            peaks = [r[memory] for r in runs if r[memory] is not None]
             # The peak over all trials: memory is judged by its worst case.
-            "peak_rss_kib": max(rss) if rss else None,
-        }
+            sides[side.name][memory] = max(peaks) if peaks else None
 
-    ratios: dict[str, dict[str, float | None]] = {}
-    ours = sides[SITEMAIL]
-    for peer in benchmark.peers:
-        theirs = sides[peer.name]
-        pair = {
-            metric: _ratio(ours["medians"][metric], theirs["medians"][metric])
-            for metric in ours["medians"]
-            if metric in theirs["medians"]
-        }
-        if ours["peak_rss_kib"] is not None and theirs["peak_rss_kib"] is not None:
-            pair["peak_rss_kib"] = _ratio(ours["peak_rss_kib"], theirs["peak_rss_kib"])
-        ratios[peer.name] = pair
+    ratios = {p.name: _ratios(sides[SITEMAIL], sides[p.name]) for p in benchmark.peers}
+    variant_ratios = {
+        v.name: {p.name: _ratios(sides[v.name], sides[p.name]) for p in benchmark.peers}
+        for v in benchmark.variants
+    }
 
     finished = datetime.now(UTC)
     return {
@@ -289,7 +313,25 @@ def run_benchmark(
         "sequence": sequence,
         "sides": sides,
         "ratios": ratios,
+        "variant_ratios": variant_ratios,
     }
+
+
+#: The memory figures a trial may report, headline first.
+MEMORY_FIGURES = ("peak_pss_kib", "peak_rss_kib")
+
+
+def _ratios(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> dict[str, float | None]:
+    """Median / median for the metrics both sides report, and the memory peaks both have."""
+    pair = {
+        metric: _ratio(ours["medians"][metric], theirs["medians"][metric])
+        for metric in ours["medians"]
+        if metric in theirs["medians"]
+    }
+    for memory in MEMORY_FIGURES:
+        if ours[memory] is not None and theirs[memory] is not None:
+            pair[memory] = _ratio(ours[memory], theirs[memory])
+    return pair
 
 
 def _run_trial(side: Workload, params: Mapping[str, Any], label: str) -> dict[str, Any]:
@@ -316,6 +358,7 @@ def _run_trial(side: Workload, params: Mapping[str, Any], label: str) -> dict[st
         raise BenchError(f"{side.name} reported no metrics in {label}")
     return {
         "metrics": metrics,
+        "peak_pss_kib": result.peak_pss_kib,
         "peak_rss_kib": result.peak_rss_kib,
         "seconds": round(seconds, 4),
         "notes": result.notes,
@@ -409,7 +452,7 @@ def _versions(benchmark: Benchmark) -> dict[str, Any]:
     return {
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "sitemail": _sitemail_version(),
-        "git": _git_describe(),
+        "git": _git(SOURCE_ROOT, "describe", "--always", "--dirty"),
         "sides": sides,
     }
 
@@ -422,12 +465,26 @@ def _sitemail_version() -> str | None:
     return str(sitemail.__version__)
 
 
-def _git_describe() -> str | None:
-    """The commit measured, "-dirty" if the tree had uncommitted changes."""
+def source_state(root: Path) -> dict[str, Any]:
+    """The commit checked out in ``root`` (None if git knows none) and whether the tree
+    differs from it (tracked changes or untracked files that are not ignored).
+
+    ``bench/results/`` does not count: it is what runs write, not what they measure
+    (so that one benchmark after another may run before their results are committed).
+    """
+    commit = _git(root, "rev-parse", "--verify", "HEAD")
+    changes = _git(
+        root, "status", "--porcelain", "--untracked-files=normal", "--", ".", ":!bench/results"
+    )
+    return {"commit": commit, "dirty": commit is None or bool(changes)}
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """``git ARGS`` in ``root``: its output stripped, or None when git fails."""
     try:
         out = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=PROJECT_ROOT,
+            ["git", *args],
+            cwd=root,
             capture_output=True,
             text=True,
             timeout=10,
@@ -435,7 +492,7 @@ def _git_describe() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip()
 
 
 # --- memory -------------------------------------------------------------------
@@ -486,27 +543,10 @@ def format_table(report: Mapping[str, Any]) -> str:
     meta = report["metrics"]
     for peer, ratios in report["ratios"].items():
         rows = [("metric", "unit", SITEMAIL, peer, "ratio", "")]
-        for metric, ratio in ratios.items():
-            if metric == "peak_rss_kib":
-                ours, theirs = sides[SITEMAIL]["peak_rss_kib"], sides[peer]["peak_rss_kib"]
-                unit, better = "KiB", False
-            else:
-                ours, theirs = sides[SITEMAIL]["medians"][metric], sides[peer]["medians"][metric]
-                unit = meta.get(metric, {}).get("unit", "")
-                better = meta.get(metric, {}).get("higher_is_better")
-            verdict = ""
-            if ratio is not None and better is not None:
-                verdict = "higher is better" if better else "lower is better"
-            rows.append(
-                (
-                    metric,
-                    unit,
-                    _fmt(ours),
-                    _fmt(theirs),
-                    "n/a" if ratio is None else f"{ratio:.2f}",
-                    verdict,
-                )
-            )
+        rows += _rows(sides, meta, SITEMAIL, peer, ratios, "")
+        # A variant of sitemail on lines of its own, below the like-for-like figures.
+        for variant, by_peer in report.get("variant_ratios", {}).items():
+            rows += _rows(sides, meta, variant, peer, by_peer[peer], f" [{variant}]")
         widths = [max(len(row[i]) for row in rows) for i in range(6)]
         lines.append("")
         for row in rows:
@@ -516,6 +556,31 @@ def format_table(report: Mapping[str, Any]) -> str:
             ]
             lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def _rows(
+    sides: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    ours_name: str,
+    peer: str,
+    ratios: Mapping[str, float | None],
+    label: str,
+) -> list[tuple[str, str, str, str, str, str]]:
+    rows = []
+    for metric, ratio in ratios.items():
+        if metric in MEMORY_FIGURES:
+            ours, theirs = sides[ours_name][metric], sides[peer][metric]
+            unit, better = "KiB", False
+        else:
+            ours, theirs = sides[ours_name]["medians"][metric], sides[peer]["medians"][metric]
+            unit = meta.get(metric, {}).get("unit", "")
+            better = meta.get(metric, {}).get("higher_is_better")
+        verdict = ""
+        if ratio is not None and better is not None:
+            verdict = "higher is better" if better else "lower is better"
+        shown = "n/a" if ratio is None else f"{ratio:.2f}"
+        rows.append((metric + label, unit, _fmt(ours), _fmt(theirs), shown, verdict))
+    return rows
 
 
 def _fmt(value: float | None) -> str:

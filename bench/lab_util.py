@@ -19,7 +19,6 @@ import contextlib
 import fcntl
 import json
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -32,11 +31,12 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.harness import BENCH_DIR, PROJECT_ROOT, peak_rss_kib
+from sitemail.internet.postfix import PostfixConfig, PostfixError, PostfixInstance
 
 TOPOLOGIES = BENCH_DIR / "topologies"
 # The lock every test and benchmark that starts a lab takes (tests/conftest.py:
@@ -359,154 +359,69 @@ def smtp_sink(address: str, port: int = 25, backlog: int = 1000) -> Iterator[int
 
 # --- a private Postfix instance ---------------------------------------------------------------
 
-_MASTER_CF = """\
-# A private instance for the benchmark: no chroot, only the services that
-# accepting mail into the queue needs (smtpd, cleanup, trivial-rewrite, qmgr,
-# and what they call), the SMTP service on one loopback address.
-{address}:{port} inet n - n - - smtpd
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-proxymap  unix  -       -       n       -       -       proxymap
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-_MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {root}/queue
-data_directory = {root}/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = postfix.bench.test
-mydomain = bench.test
-myorigin = $myhostname
-# bench.test is local and every address in it is accepted at RCPT, as a 2010
-# hub does for its accepted domains (no recipient filtering).
-mydestination = bench.test
-local_recipient_maps =
-alias_maps =
-alias_database =
-# The service itself binds {address} (master.cf); Postfix only accepts
-# interface addresses here, and 127.0.0.1 is the loopback's.
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-# No reverse DNS for loopback clients (there is no resolver to ask here).
-smtpd_peername_lookup = no
-# Every message goes to the hold queue: accepted (written and fsynced by
-# cleanup, as always), never delivered, so only acceptance is measured.
-smtpd_client_restrictions = check_client_access static:HOLD
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-maillog_file_prefixes = {root}
-maillog_file = {root}/maillog
-biff = no
-"""
-
-
-def postfix_version() -> str | None:
-    try:
-        out = subprocess.run(
-            ["postconf", "-h", "mail_version"], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    version = out.stdout.strip()
-    return f"Postfix {version}" if out.returncode == 0 and version else None
+# sitemail.internet.postfix writes and runs the instance (its own main.cf,
+# master.cf, queue folder; no chroot), as for the lab's Internet host.  For
+# the benchmark it accepts anything for bench.test and holds it.
+_HOLDING = {
+    # bench.test is local and every address in it is accepted at RCPT, as a 2010
+    # hub does for its accepted domains (no recipient filtering).
+    "mydestination": "bench.test",
+    "mynetworks": "127.0.0.0/8",
+    # Every message goes to the hold queue: accepted (written and fsynced by
+    # cleanup, as always), never delivered, so only acceptance is measured.
+    "smtpd_client_restrictions": "check_client_access static:HOLD",
+    "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+}
 
 
 @dataclass
 class PostfixPeer:
-    """A running private Postfix: its folder, master PID and SMTP address."""
+    """A running private Postfix: its instance and SMTP address."""
 
-    root: Path
+    instance: PostfixInstance
     address: str
     port: int
-    launcher: subprocess.Popen[bytes]
-    master_pid: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
-    def workers(self, names: Sequence[str] = ("smtpd", "cleanup")) -> list[int]:
-        """PIDs of master's children with one of these process names."""
-        return [p for p in children_of(self.master_pid) if process_name(p) in names]
+    def processes(self) -> list[int]:
+        """Every process of this Postfix: master and all it runs (smtpd, cleanup, qmgr...)."""
+        return self.instance.processes()
 
     def held(self) -> int:
         """Messages in the hold queue (files in hold/, any depth)."""
-        return sum(len(files) for _, _, files in os.walk(self.root / "queue" / "hold"))
+        return sum(len(files) for _, _, files in os.walk(self.instance.root / "queue" / "hold"))
 
     def log_tail(self, lines: int = 5) -> str:
-        with contextlib.suppress(OSError):
-            text = (self.root / "maillog").read_text(errors="replace").splitlines()
-            return " | ".join(text[-lines:])
-        return "(no maillog)"
+        return self.instance.log_tail(lines)
 
 
 @contextlib.contextmanager
 def postfix_peer(address: str = POSTFIX_ADDRESS, port: int = 25) -> Iterator[PostfixPeer]:
-    """A Postfix with its own config and queue folder, holding every message it accepts.
-
-    ``postfix -c DIR start-fg`` runs master in the foreground under the
-    postfix-script shell (our child); master's PID comes from its pid file and
-    must be a child of that shell before anything is signalled.
-    """
-    root = Path(tempfile.mkdtemp(prefix="sitemail-bench-postfix-"))
+    """A Postfix with its own config and queue folder, holding every message it accepts."""
+    folder = Path(tempfile.mkdtemp(prefix="sitemail-bench-postfix-"))
     # Postfix's daemons run as the postfix user and must reach the queue.
-    root.chmod(0o755)
-    etc = root / "etc"
-    etc.mkdir()
-    (root / "queue").mkdir()
-    (root / "data").mkdir()
-    postfix_user = pwd.getpwnam("postfix")
-    os.chown(root / "data", postfix_user.pw_uid, postfix_user.pw_gid)
-    (etc / "main.cf").write_text(_MAIN_CF.format(root=root, address=address))
-    (etc / "master.cf").write_text(_MASTER_CF.format(address=address, port=port))
-    launcher: subprocess.Popen[bytes] | None = None
-    master_pid = 0
+    folder.chmod(0o755)
+    config = PostfixConfig(
+        hostname="postfix.bench.test", address=address, smtp_port=port, settings=_HOLDING
+    )
+    instance = PostfixInstance(folder, config)
     try:
-        launcher = subprocess.Popen(
-            ["postfix", "-c", str(etc), "start-fg"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        pid_file = root / "queue" / "pid" / "master.pid"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not master_pid:
-            if launcher.poll() is not None:
-                raise BenchSetupError(f"postfix start-fg exited {launcher.returncode}")
-            with contextlib.suppress(OSError, ValueError):
-                candidate = int(pid_file.read_text().strip())
-                if candidate in children_of(launcher.pid):
-                    master_pid = candidate
-            time.sleep(0.05)
-        if not master_pid:
-            raise BenchSetupError("Postfix master did not start in 20 s")
-        wait_for_port(address, port, banner=True)
-        yield PostfixPeer(root, address, port, launcher, master_pid)
+        try:
+            instance.start()
+        except PostfixError as exc:
+            raise BenchSetupError(str(exc)) from exc
+        yield PostfixPeer(instance, address, port)
     finally:
-        if master_pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(master_pid, signal.SIGTERM)
-        if launcher is not None:
-            stop_child(launcher, grace=20.0)
-        shutil.rmtree(root, ignore_errors=True)
+        instance.remove()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- misc -----------------------------------------------------------------------------------
 
 
 def process_tree(pid: int) -> list[int]:
-    """A process and its children (a hub and its receive workers)."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return [pid]
-    return [pid, *map(int, children)]
+    """A process and its children (a hub and its receive workers), whichever thread
+    started them."""
+    return [pid, *children_of(pid)]
 
 
 def hwm_kib(pid: int) -> int:

@@ -1,7 +1,8 @@
 """Command line: ``python -m bench.run NAME`` or ``python bench/run.py NAME``.
 
 Runs ``bench/NAME.py`` interleaved with its peers, prints a table, and writes
-``bench/results/NAME.json``.
+``bench/results/NAME.json``.  It measures a commit: a source tree with
+uncommitted changes is refused unless ``--allow-dirty`` is given.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=RESULTS_DIR,
         help=f"where NAME.json goes (default {RESULTS_DIR})",
     )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="run from a source tree with uncommitted changes (a trial run: the report says so)",
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON report, not a table")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-trial progress lines")
     return parser
@@ -86,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmup=args.warmup,
             parameters=overrides,
             progress=None if args.quiet else lambda line: print(line, file=sys.stderr),
+            allow_dirty=args.allow_dirty,
         )
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

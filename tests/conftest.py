@@ -8,12 +8,16 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from sitemail.org.directory import open_directory
+from sitemail.org.pki import admin_cert_files, client_ssl_context
 
 T = TypeVar("T")
 
@@ -61,6 +65,16 @@ def stays(predicate: Callable[[], object], what: str, seconds: float = 1.5) -> N
         assert predicate(), f"no longer true: {what}"
         time.sleep(0.1)
     assert predicate(), f"no longer true: {what}"
+
+
+def delivered_once(
+    lab: RunningLab, count: Callable[[], int], message_id: str, what: str, timeout: float = 30.0
+) -> None:
+    """ "Exactly once": ``count()`` (copies of the message where it should be) becomes 1,
+    no queue of the lab holds the message any more, and it stays 1 for a quiet period."""
+    wait_for(count, what, timeout)
+    wait_for(lambda: not lab.queued(message_id), f"no queue holds {message_id}", timeout)
+    stays(lambda: count() == 1, f"{what}, once")
 
 
 def lab_processes(lab_dir: Path) -> list[int]:
@@ -154,6 +168,7 @@ def find_message(lab: RunningLab, message_id: str) -> bytes | None:
 class RunningLab:
     def __init__(self, lab_dir: Path) -> None:
         self.dir = lab_dir
+        self._admin_urls: dict[str, str] | None = None
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = json.loads(
@@ -172,6 +187,46 @@ class RunningLab:
             return []
         data = json.loads(out)
         return data if isinstance(data, list) else [data]
+
+    def queued(self, message_id: str) -> bool:
+        """Does a queue of any hub still hold the message (``Get-Message`` asks them all)?"""
+        bare = message_id.strip("<>")
+        return any(m["InternetMessageId"] == f"<{bare}>" for m in self.shell("Get-Message"))
+
+    def admin(self, server: str, path: str) -> Any:
+        """GET ``path`` of a server's admin API, with the lab's admin certificate."""
+        pki = self.dir / "pki"
+        ctx = client_ssl_context(pki / "ca.pem", files=admin_cert_files(pki))
+        ctx.check_hostname = False  # reached by address; the chain is still checked
+        url = self.admin_urls()[server] + path
+        with urllib.request.urlopen(url, context=ctx, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def admin_urls(self) -> dict[str, str]:
+        """Each Exchange server's admin API (asked once: a lab's addresses do not change)."""
+        if self._admin_urls is None:
+            self._admin_urls = {
+                s["name"]: s["endpoints"]["admin"]
+                for s in self.status()["servers"]
+                if "admin" in s.get("endpoints", {})
+            }
+        return self._admin_urls
+
+    def changes_live(self, timeout: float = 30.0) -> None:
+        """Until every running Exchange server has applied the directory as it is now:
+        what a Set-* cmdlet just changed is live (each server's ``/health`` names the
+        directory change its services have all taken)."""
+        directory = open_directory(str(self.dir / "directory.db"))
+        try:
+            counter = directory.change_counter()
+        finally:
+            directory.close()
+        for name in self.admin_urls():
+            wait_for(
+                lambda name=name: self.admin(name, "/health")["directory_change"] >= counter,
+                f"{name} applies directory change {counter}",
+                timeout,
+            )
 
 
 _slot_depth = 0  # how many lab_slot() blocks of this process are open (the lock is held once)

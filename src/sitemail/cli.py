@@ -132,7 +132,7 @@ def _print_status(status: dict[str, Any], console: Console) -> None:
             roles = ",".join(_ROLE_SHORT.get(r, r) for r in s.get("roles") or [])
             kind = f"Exchange {s['version']} {roles}"
         else:
-            kind = "Internet mail host"
+            kind = "Internet mail host" + (" (Postfix)" if s.get("engine") == "postfix" else "")
         table.add_row(
             s["name"],
             s["site"],

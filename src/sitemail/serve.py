@@ -139,7 +139,7 @@ async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
     }
     from sitemail.transport.admin_routes import add_transport_routes
 
-    app = build_app(host, verifier, info, [add_transport_routes])
+    app = build_app(host, verifier, info, [add_transport_routes], watcher=watcher)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     admin_port = ctx.port(ADMIN_PORT)
@@ -235,6 +235,10 @@ def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
             from sitemail.firewall.process import serve_firewall
 
             asyncio.run(serve_firewall(ctx, firewall))
+        elif internet is not None and internet.engine == "postfix":
+            from sitemail.internet.postfix_host import serve_postfix_host
+
+            asyncio.run(serve_postfix_host(ctx, internet))
         else:
             from sitemail.internet.host import serve_internet_host
 

@@ -4,23 +4,18 @@ Mail from NY to NY is delivered; NY to FL waits in EX-NY1's queue for site FL
 with Exchange 2010's LastError while `inspect esmtp` is on; the SmtpSend log
 shows why; the seed's ASA lines turn inspection off; after Retry-Queue the
 message reaches adam's mailbox exactly once and can be tracked end to end.
+Every step is what the seed's administrator types: Exchange Management Shell
+lines (``sitemail shell``) and ASA lines (``sitemail asa``).
 """
 
 from __future__ import annotations
 
-import json
 import smtplib
 import ssl
-import time
-import urllib.request
 from typing import Any
 
 import pytest
-from tests.conftest import RunningLab, in_mailbox
-
-from sitemail.org.directory import open_directory
-from sitemail.org.model import LoggingLevel, Server
-from sitemail.org.pki import admin_cert_files, client_ssl_context
+from tests.conftest import RunningLab, delivered_once, in_mailbox, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -45,21 +40,6 @@ SEED_LINES = "\n".join(
 )
 
 
-def admin(lab: RunningLab, address: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    pki = lab.dir / "pki"
-    ctx = client_ssl_context(pki / "ca.pem", files=admin_cert_files(pki))
-    ctx.check_hostname = False
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        f"https://{address}:8443{path}",
-        data=data,
-        method="POST" if data is not None else "GET",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
 def send_as(user: str, rcpts: list[str], message_id: str, server: str = NY1) -> None:
     with smtplib.SMTP(server, 587, timeout=30) as s:
         s.ehlo("workstation.contoso.com")
@@ -76,44 +56,32 @@ def send_as(user: str, rcpts: list[str], message_id: str, server: str = NY1) -> 
         )
 
 
-def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
-
-
 def fl_queue(lab: RunningLab) -> dict[str, Any] | None:
-    for q in admin(lab, NY1, "/queues"):
+    """EX-NY1's queue for site FL, as Get-Queue shows it."""
+    for q in lab.shell("Get-Queue -Server EX-NY1"):
         if q["DeliveryType"] == "SmtpRelayToRemoteAdSite" and q["NextHopDomain"] == "FL":
-            return q  # type: ignore[no-any-return]
+            return q
     return None
 
 
-def set_intra_org_logging(lab: RunningLab, level: LoggingLevel) -> None:
-    d = open_directory(str(lab.dir / "directory.db"))
-    try:
-        for server in d.list(Server):
-            server.transport.intra_org_connector_protocol_logging_level = level
-            d.put(server)
-    finally:
-        d.close()
-    time.sleep(1.2)
+def set_intra_org_logging(lab: RunningLab, level: str) -> None:
+    """The seed's line (with its en dash), then until both hubs have taken it."""
+    lab.shell(f"Get-TransportServer | Set-TransportServer –IntraOrgProtocolLoggingLevel {level}")
+    lab.changes_live()
 
 
 def test_story_one(seed_lab: RunningLab) -> None:
     lab = seed_lab
     # Step 1: NY to NY is delivered.
     send_as("alice", ["bob@contoso.com"], "ny-to-ny@story1")
-    assert wait_for(lambda: in_mailbox(lab, "EX-NY1", "NY-DB1", "ny-to-ny@story1")) == 1
+    assert wait_for(lambda: in_mailbox(lab, "EX-NY1", "NY-DB1", "ny-to-ny@story1"), "bob") == 1
 
     # Step 2: NY to FL stays in the queue for site FL, in Retry, with Exchange's LastError.
-    set_intra_org_logging(lab, LoggingLevel.VERBOSE)
+    set_intra_org_logging(lab, "Verbose")
     send_as("alice", ["adam@contoso.com"], "ny-to-fl@story1")
-    queue = wait_for(lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and q)
+    queue = wait_for(
+        lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and q, "the FL queue in Retry"
+    )
     assert queue["LastError"] == LAST_ERROR
     assert queue["Identity"].startswith("EX-NY1\\")
     assert queue["MessageCount"] == 1
@@ -126,28 +94,37 @@ def test_story_one(seed_lab: RunningLab) -> None:
     assert "Intra-Organization SMTP Send Connector" in text
     assert "XXXXXXXA" in text
     assert "451 5.7.3 Cannot achieve Exchange Server authentication" in text
-    set_intra_org_logging(lab, LoggingLevel.NONE)
+    set_intra_org_logging(lab, "None")
 
     # Step 7: the seed's lines on both ASAs.
     for fw in ("ASA-NY", "ASA-FL"):
         out = lab.run("asa", fw, "-c", SEED_LINES).stdout
         assert "[OK]" in out
 
-    # Step 8: Retry-Queue, and the message is delivered exactly once.
-    admin(lab, NY1, "/queues/retry", {"identity": queue["Identity"]})
-    assert wait_for(lambda: in_mailbox(lab, "EX-FL1", "FL-DB1", "ny-to-fl@story1")) == 1
-    time.sleep(1)
-    assert in_mailbox(lab, "EX-FL1", "FL-DB1", "ny-to-fl@story1") == 1
+    # Step 8: Retry-Queue, and the message is delivered exactly once: once no queue holds
+    # it any more, adam's mailbox has one copy, and still one after a quiet period.
+    lab.shell(f"Retry-Queue -Identity {queue['Identity']}")
+    delivered_once(
+        lab,
+        lambda: in_mailbox(lab, "EX-FL1", "FL-DB1", "ny-to-fl@story1"),
+        "ny-to-fl@story1",
+        "adam has it",
+    )
 
     # Tracked across sites: SEND on EX-NY1, RECEIVE and DELIVER on EX-FL1.
-    sent = admin(lab, NY1, "/tracking", {"message_id": "<ny-to-fl@story1>"})
-    assert "SEND" in [e["EventId"] for e in sent]
-    received = admin(lab, FL1, "/tracking", {"message_id": "<ny-to-fl@story1>"})
-    events = [e["EventId"] for e in received]
-    assert "RECEIVE" in events and "DELIVER" in events
+    events = {
+        (e["EventId"], str(e["ServerHostname"]).split(".")[0].upper())
+        for e in lab.shell("Get-MessageTrackingLog -MessageId ny-to-fl@story1")
+    }
+    assert {("SEND", "EX-NY1"), ("RECEIVE", "EX-FL1"), ("DELIVER", "EX-FL1")} <= events
 
 
 def test_fl_to_ny_flows_once_inspection_is_off(seed_lab: RunningLab) -> None:
     # Runs after test_story_one in this module: both ASAs have inspection off.
     send_as("adam", ["bob@contoso.com"], "fl-to-ny@story1", server=FL1)
-    assert wait_for(lambda: in_mailbox(seed_lab, "EX-NY1", "NY-DB1", "fl-to-ny@story1")) == 1
+    delivered_once(
+        seed_lab,
+        lambda: in_mailbox(seed_lab, "EX-NY1", "NY-DB1", "fl-to-ny@story1"),
+        "fl-to-ny@story1",
+        "bob has it",
+    )

@@ -3,16 +3,20 @@
 One lab for the module.  First the story as it starts (both ASAs inspect
 ESMTP); the troubleshooter names the inspection and both firewalls, and its
 own fix (the ASA lines, Retry-Queue) delivers the message.  Then each
-variant breaks one thing the way the cmdlets would (the directory object
-changes, the hubs pick it up), a message from NY to FL shows the variant's
-own symptom, ``troubleshoot`` on the live lab and ``troubleshoot --logs`` on
-the log rows written meanwhile both name its own cause and no other
-connector or path cause, and the change is undone before the next one.
+variant breaks one thing with the cmdlet an administrator would type
+(``Set-ReceiveConnector``, ``New-ReceiveConnector`` through ``sitemail
+shell``) and waits until the hubs have applied it, a message from NY to FL
+shows the variant's own symptom, ``troubleshoot`` on the live lab and
+``troubleshoot --logs`` on the log rows written meanwhile both name its own
+cause and no other connector or path cause, and the change is undone (by the
+cmdlet again) before the next one.
 
 Port 25 blocked: an access list on ASA-FL, typed with ``sitemail asa`` as an
 administrator would, refuses SMTP from NY to EX-FL1; the troubleshooter
 names the line and its own fix (the ASA lines, then Retry-Queue) delivers
-the message.
+the message.  One variant has no cmdlet and changes the directory itself:
+no route, the site link goes (AD Sites and Services, not the Exchange
+shell, removes one).
 """
 
 from __future__ import annotations
@@ -24,26 +28,23 @@ import smtplib
 import ssl
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import EXAMPLES, RunningLab, in_mailbox, lab_slot, sitemail
+from tests.conftest import (
+    EXAMPLES,
+    RunningLab,
+    delivered_once,
+    in_mailbox,
+    lab_slot,
+    sitemail,
+    wait_for,
+)
 
 from sitemail.org.directory import open_directory
-from sitemail.org.model import (
-    AuthMechanism,
-    LoggingLevel,
-    Model,
-    PermissionGroup,
-    ReceiveConnector,
-    Server,
-    SiteLink,
-)
-from sitemail.org.pki import admin_cert_files, client_ssl_context
+from sitemail.org.model import Model, ReceiveConnector, Server, SiteLink
 from sitemail.server.console import ConsoleClient
 
 pytestmark = pytest.mark.lab
@@ -64,18 +65,15 @@ PATH_CAUSES = {
 # ------------------------------------------------------------------ lab helpers
 
 
-def admin(lab: Path, path: str, body: dict[str, Any] | None = None) -> Any:
-    ctx = client_ssl_context(lab / "pki" / "ca.pem", files=admin_cert_files(lab / "pki"))
-    ctx.check_hostname = False
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        f"https://{NY1}:8443{path}",
-        data=data,
-        method="POST" if data is not None else "GET",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
-        return json.loads(resp.read())
+def shell(lab: Path, line: str) -> list[dict[str, Any]]:
+    """A line of the Exchange Management Shell on the lab (``sitemail shell``)."""
+    return RunningLab(lab).shell(line)
+
+
+def configure(lab: Path, line: str) -> None:
+    """A Set-/New-/Remove- line, then until every hub has applied it."""
+    shell(lab, line)
+    RunningLab(lab).changes_live()
 
 
 def send(message_id: str) -> None:
@@ -94,25 +92,28 @@ def send(message_id: str) -> None:
         )
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    return predicate()
-
-
 def fl_queue(lab: Path) -> dict[str, Any] | None:
-    for q in admin(lab, "/queues"):
+    """EX-NY1's queue for site FL, as Get-Queue shows it."""
+    for q in shell(lab, "Get-Queue -Server EX-NY1"):
         if q["DeliveryType"] == "SmtpRelayToRemoteAdSite" and q["NextHopDomain"] == "FL":
-            return q  # type: ignore[no-any-return]
+            return q
     return None
 
 
-def change(lab: Path, edit: Callable[[Any], Model | None], cls: type[Model], ident: str) -> Model:
-    """Edit one directory object as a Set- cmdlet would; return the original to restore."""
+def default_fl(lab: Path) -> Model:
+    """FL's Default connector as the directory holds it (a read, to check an undo)."""
+    d = open_directory(str(lab / "directory.db"))
+    try:
+        return d.require(ReceiveConnector, DEFAULT_FL)
+    finally:
+        d.close()
+
+
+def edit_directory(
+    lab: Path, cls: type[Model], ident: str, edit: Callable[[Any], Model | None]
+) -> Callable[[], None]:
+    """For the variants no cmdlet makes: edit one object in the directory itself, then
+    until the hubs have applied it; returns what puts the original back."""
     d = open_directory(str(lab / "directory.db"))
     try:
         obj = d.require(cls, ident)
@@ -124,20 +125,17 @@ def change(lab: Path, edit: Callable[[Any], Model | None], cls: type[Model], ide
             d.put(changed)
     finally:
         d.close()
-    time.sleep(1.5)  # the servers' directory watcher polls every 0.5 s
-    return original
+    RunningLab(lab).changes_live()
 
+    def undo() -> None:
+        d = open_directory(str(lab / "directory.db"))
+        try:
+            d.put(original)
+        finally:
+            d.close()
+        RunningLab(lab).changes_live()
 
-def put(lab: Path, *objs: Model, delete: tuple[type[Model], str] | None = None) -> None:
-    d = open_directory(str(lab / "directory.db"))
-    try:
-        for obj in objs:
-            d.put(obj)
-        if delete is not None:
-            d.delete(*delete)
-    finally:
-        d.close()
-    time.sleep(1.5)
+    return undo
 
 
 def log_sizes(lab: Path) -> dict[Path, int]:
@@ -183,13 +181,20 @@ def only_path_cause(report: dict[str, Any], expected: str) -> dict[str, Any]:
 
 
 def recover(lab: Path, message_id: str) -> None:
-    """After undoing a change: retry what waits and see the message delivered."""
-    for q in admin(lab, "/queues"):
+    """After undoing a change: retry what waits and see the message delivered, once."""
+    for q in shell(lab, "Get-Queue -Server EX-NY1"):
         if q["Status"] == "Retry":
-            admin(lab, "/queues/retry", {"identity": q["Identity"]})
+            shell(lab, f"Retry-Queue -Identity {q['Identity']}")
         if q["DeliveryType"] == "Unreachable" and q["MessageCount"]:
-            admin(lab, "/queues/retry", {"identity": q["Identity"], "resubmit": True})
-    assert wait_for(lambda: in_mailbox(RunningLab(lab), "EX-FL1", "FL-DB1", message_id)) == 1
+            shell(lab, f"Retry-Queue -Identity {q['Identity']} -Resubmit $true")
+    running = RunningLab(lab)
+    delivered_once(
+        running,
+        lambda: in_mailbox(running, "EX-FL1", "FL-DB1", message_id),
+        message_id,
+        f"adam has {message_id}",
+        timeout=40,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -198,17 +203,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with lab_slot():
         sitemail("lab", "up", str(EXAMPLES / "seed.yaml"), "--dir", str(lab_dir))
         try:
-            d = open_directory(str(lab_dir / "directory.db"))
-            try:
-                ny = d.require(Server, "EX-NY1")
-                ny.transport.intra_org_connector_protocol_logging_level = LoggingLevel.VERBOSE
-                d.put(ny)
-                fl = d.require(ReceiveConnector, DEFAULT_FL)
-                fl.protocol_logging_level = LoggingLevel.VERBOSE
-                d.put(fl)
-            finally:
-                d.close()
-            time.sleep(1.5)
+            shell(
+                lab_dir, "Set-TransportServer EX-NY1 -IntraOrgConnectorProtocolLoggingLevel Verbose"
+            )
+            configure(lab_dir, f'Set-ReceiveConnector "{DEFAULT_FL}" -ProtocolLoggingLevel Verbose')
             yield lab_dir
         finally:
             sitemail("lab", "down", "--dir", str(lab_dir), check=False)
@@ -222,7 +220,9 @@ def test_inspection_is_found_named_on_both_firewalls_and_its_fix_works(
 ) -> None:
     before = log_sizes(lab)
     send("inspection@variants")
-    queue = wait_for(lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and q)
+    queue = wait_for(
+        lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and q, "the FL queue in Retry"
+    )
     assert "451 5.7.3 Cannot achieve Exchange Server authentication" in queue["LastError"]
 
     live = only_path_cause(troubleshoot("--dir", str(lab)), "esmtp-inspection")
@@ -239,8 +239,8 @@ def test_inspection_is_found_named_on_both_firewalls_and_its_fix_works(
         "wr me",
     ]
     assert asa_fixes == {"ASA-NY": seed_lines, "ASA-FL": seed_lines}
-    shell = [line for f in live["fixes"] if f["kind"] == "shell" for line in f["lines"]]
-    assert f"Retry-Queue -Identity {queue['Identity']}" in shell
+    shell_fix = [line for f in live["fixes"] if f["kind"] == "shell" for line in f["lines"]]
+    assert f"Retry-Queue -Identity {queue['Identity']}" in shell_fix
     kinds = {e["kind"] for e in live["evidence"]}
     assert {"probe", "firewall", "queue", "log"} <= kinds
 
@@ -252,8 +252,11 @@ def test_inspection_is_found_named_on_both_firewalls_and_its_fix_works(
     for target, lines in asa_fixes.items():
         out = sitemail("asa", target, "-c", "\n".join(lines), "--dir", str(lab)).stdout
         assert "[OK]" in out
-    admin(lab, "/queues/retry", {"identity": queue["Identity"]})
-    assert wait_for(lambda: in_mailbox(RunningLab(lab), "EX-FL1", "FL-DB1", "inspection@variants"))
+    shell(lab, f"Retry-Queue -Identity {queue['Identity']}")
+    wait_for(
+        lambda: in_mailbox(RunningLab(lab), "EX-FL1", "FL-DB1", "inspection@variants"),
+        "adam has it",
+    )
     after = troubleshoot("--dir", str(lab))
     assert not set(causes(after)) & PATH_CAUSES
 
@@ -284,60 +287,58 @@ def clean_path(lab: Path) -> Path:
     return lab
 
 
-def _ranges(c: ReceiveConnector) -> ReceiveConnector:
-    c.remote_ip_ranges = ["10.0.0.0/8"]
-    return c
+# What Exchange setup gives the Default connector (docs/topology.md): each variant's undo.
+DEFAULT_AUTH = "Tls,Integrated,BasicAuth,BasicAuthRequireTLS,ExchangeServer"
+DEFAULT_GROUPS = "ExchangeUsers,ExchangeServers,ExchangeLegacyServers"
+DEFAULT_RANGES = "0.0.0.0-255.255.255.255"
 
 
-def _no_exchange_server(c: ReceiveConnector) -> ReceiveConnector:
-    c.auth_mechanism = [m for m in c.auth_mechanism if m is not AuthMechanism.EXCHANGE_SERVER]
-    return c
+def _connector(setting: str, broken: str, default: str) -> Callable[[Path], Callable[[], None]]:
+    """A variant made by Set-ReceiveConnector on FL's Default connector, and its undo."""
+
+    def apply(lab: Path) -> Callable[[], None]:
+        configure(lab, f'Set-ReceiveConnector "{DEFAULT_FL}" -{setting} {broken}')
+        return lambda: configure(lab, f'Set-ReceiveConnector "{DEFAULT_FL}" -{setting} {default}')
+
+    return apply
 
 
-def _no_authentication(c: ReceiveConnector) -> ReceiveConnector:
-    c.auth_mechanism = [AuthMechanism.NONE]
-    return c
-
-
-def _no_exchange_servers(c: ReceiveConnector) -> ReceiveConnector:
-    c.permission_groups = [
-        g for g in c.permission_groups if g is not PermissionGroup.EXCHANGE_SERVERS
-    ]
-    return c
+def _no_site_link(lab: Path) -> Callable[[], None]:
+    return edit_directory(lab, SiteLink, "NY-FL", lambda _link: None)
 
 
 VARIANTS = [
-    # (id, class, identity, edit, symptom in LastError or None for NDR/Unreachable, cause)
-    ("ranges", ReceiveConnector, DEFAULT_FL, _ranges, "421 4.4.2 Connection dropped",
-     "connector-remote-ip-ranges"),
-    ("auth-exchangeserver", ReceiveConnector, DEFAULT_FL, _no_exchange_server,
+    # (id, change, symptom in LastError or None for NDR/Unreachable, cause)
+    ("ranges", _connector("RemoteIPRanges", "10.0.0.0/8", DEFAULT_RANGES),
+     "421 4.4.2 Connection dropped", "connector-remote-ip-ranges"),
+    ("auth-exchangeserver",
+     _connector("AuthMechanism", "Tls,Integrated,BasicAuth,BasicAuthRequireTLS", DEFAULT_AUTH),
      "451 5.7.3 Cannot achieve Exchange Server authentication", "connector-auth-mechanism"),
-    ("auth-none", ReceiveConnector, DEFAULT_FL, _no_authentication,
+    ("auth-none", _connector("AuthMechanism", "None", DEFAULT_AUTH),
      "451 5.7.3 Cannot achieve Exchange Server authentication", "connector-auth-mechanism"),
-    ("permissions", ReceiveConnector, DEFAULT_FL, _no_exchange_servers, None,
-     "connector-permission-groups"),
-    ("site-link", SiteLink, "NY-FL", lambda _link: None, None, "no-route"),
+    ("permissions",
+     _connector("PermissionGroups", "ExchangeUsers,ExchangeLegacyServers", DEFAULT_GROUPS),
+     None, "connector-permission-groups"),
+    ("site-link", _no_site_link, None, "no-route"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("cls", "ident", "edit", "last_error", "cause"),
-    [v[1:] for v in VARIANTS],
-    ids=[v[0] for v in VARIANTS],
+    ("name", "apply", "last_error", "cause"), VARIANTS, ids=[v[0] for v in VARIANTS]
 )
 def test_variant_has_its_own_symptom_and_finding(
     clean_path: Path,
     tmp_path: Path,
-    cls: type[Model],
-    ident: str,
-    edit: Callable[[Any], Model | None],
+    name: str,
+    apply: Callable[[Path], Callable[[], None]],
     last_error: str | None,
     cause: str,
 ) -> None:
     lab = clean_path
-    message_id = f"{cause}-{''.join(ch if ch.isalnum() else '-' for ch in ident)}@variants"
+    message_id = f"{name}@variants"
     before = log_sizes(lab)
-    original = change(lab, edit, cls, ident)
+    connector_before = default_fl(lab)
+    undo = apply(lab)
     try:
         send(message_id)
         _wait_for_symptom(lab, message_id, last_error, cause)
@@ -354,33 +355,38 @@ def test_variant_has_its_own_symptom_and_finding(
         else:
             only_path_cause(offline, cause)
     finally:
-        put(lab, original)
+        undo()
+    # The undo put the connector back as it was, for the next variant.
+    assert default_fl(lab) == connector_before
     if cause != "connector-permission-groups":  # that message was returned with an NDR
         recover(lab, message_id)
 
 
 def _wait_for_symptom(lab: Path, message_id: str, last_error: str | None, cause: str) -> None:
     if last_error is not None:
-        queue = wait_for(
-            lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and last_error in q["LastError"]
+        wait_for(
+            lambda: (
+                (q := fl_queue(lab)) and q["Status"] == "Retry" and last_error in q["LastError"]
+            ),
+            f"the queue for FL shows {last_error!r}",
+            timeout=40,
         )
-        assert queue, f"queue for FL never showed {last_error!r}: {fl_queue(lab)}"
     elif cause == "no-route":
 
         def unreachable() -> bool:
             return any(
                 m["Queue"].endswith("\\Unreachable") and m["Subject"] == message_id
-                for m in admin(lab, "/messages")
+                for m in shell(lab, "Get-Message -Server EX-NY1")
             )
 
-        assert wait_for(unreachable)
+        wait_for(unreachable, "the message in EX-NY1's Unreachable queue", timeout=40)
     else:
         # Permissions: refused at MAIL FROM with 550 5.7.1, the sender gets an NDR.
         def failed() -> bool:
-            rows = admin(lab, "/tracking", {"message_id": f"<{message_id}>"})
+            rows = shell(lab, f"Get-MessageTrackingLog -MessageId {message_id} -Server EX-NY1")
             return any(r["EventId"] == "FAIL" for r in rows)
 
-        assert wait_for(failed)
+        wait_for(failed, "a FAIL in EX-NY1's tracking log", timeout=40)
 
 
 def test_port_25_blocked_by_an_access_list_on_asa_fl_is_found_and_fixed(
@@ -406,15 +412,15 @@ def test_port_25_blocked_by_an_access_list_on_asa_fl_is_found_and_fixed(
     try:
         send("acl@variants")
         # The firewall resets the hub's connection before the banner.
-        queue = wait_for(
+        wait_for(
             lambda: (
                 (q := fl_queue(lab))
                 and q["Status"] == "Retry"
                 and "421 4.4.2 Connection dropped" in q["LastError"]
-                and q
-            )
+            ),
+            "the queue for FL in Retry with 421 4.4.2 Connection dropped",
+            timeout=40,
         )
-        assert queue, fl_queue(lab)
         live = only_path_cause(troubleshoot("--dir", str(lab)), "port-25-unreachable")
         assert live["subject"] == "NY -> EX-FL1"
         asa_fixes = {f["target"]: f["lines"] for f in live["fixes"] if f["kind"] == "asa"}
@@ -449,19 +455,18 @@ def test_port_25_blocked_by_an_access_list_on_asa_fl_is_found_and_fixed(
 def test_narrower_connector_capturing_the_hubs_is_found(clean_path: Path, tmp_path: Path) -> None:
     lab = clean_path
     before = log_sizes(lab)
-    relay = ReceiveConnector(
-        server="EX-FL1",
-        name="Relay EX-FL1",
-        remote_ip_ranges=["127.1.0.0/16"],
-        auth_mechanism=[AuthMechanism.TLS],
-        permission_groups=[PermissionGroup.ANONYMOUS_USERS],
-        protocol_logging_level=LoggingLevel.VERBOSE,
+    configure(
+        lab,
+        'New-ReceiveConnector "Relay EX-FL1" -Server EX-FL1 -Bindings 0.0.0.0:25 '
+        "-RemoteIPRanges 127.1.0.0/16 -AuthMechanism Tls -PermissionGroups AnonymousUsers "
+        "-ProtocolLoggingLevel Verbose",
     )
-    put(lab, relay)
     try:
         send("captured@variants")
-        assert wait_for(
-            lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and "5.7.3" in q["LastError"]
+        wait_for(
+            lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and "5.7.3" in q["LastError"],
+            "the queue for FL in Retry with 5.7.3",
+            timeout=40,
         )
         live = only_path_cause(troubleshoot("--dir", str(lab)), "connector-captured")
         assert live["subject"] == "EX-FL1\\Relay EX-FL1"
@@ -470,6 +475,6 @@ def test_narrower_connector_capturing_the_hubs_is_found(clean_path: Path, tmp_pa
         offline = troubleshoot("--logs", str(copy_new_rows(lab, before, tmp_path / "logs")))
         assert only_path_cause(offline, "connector-captured")["subject"] == "EX-FL1\\Relay EX-FL1"
     finally:
-        put(lab, delete=(ReceiveConnector, "EX-FL1\\Relay EX-FL1"))
+        configure(lab, 'Remove-ReceiveConnector "EX-FL1\\Relay EX-FL1" -Confirm:$false')
     recover(lab, "captured@variants")
     shutil.rmtree(tmp_path / "logs", ignore_errors=True)

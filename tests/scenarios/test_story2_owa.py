@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
@@ -45,7 +44,6 @@ from tests.conftest import ROOT, RunningLab
 
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.org.directory import Directory, open_directory
-from sitemail.org.model import RedirectType, VirtualDirectory
 from sitemail.org.pki import server_cert_files
 from sitemail.org.ports import STORE_PORT
 
@@ -83,10 +81,11 @@ class Story:
         suffix = "" if self.port == 443 else f":{self.port}"
         return f"https://{host}{suffix}{path}"
 
-    def set_vdir(self, identity: str, **changes: Any) -> None:
-        """What Set-OwaVirtualDirectory / Set-EcpVirtualDirectory write to the directory."""
-        v = self.directory.require(VirtualDirectory, identity)
-        self.directory.put(v.model_copy(update=changes))
+    def configure(self, line: str) -> None:
+        """A Set-OwaVirtualDirectory / Set-EcpVirtualDirectory line, as the administrator
+        types it (``sitemail shell``), then until every server has applied it."""
+        self.lab.shell(line)
+        self.lab.changes_live()
 
     def context(self) -> BrowserContext:
         """A fresh browser profile (no cookies), as a new person at a new computer."""
@@ -256,8 +255,8 @@ def test_story2_step1_owa_and_ecp_are_proxied_to_fl(story: Story) -> None:
 
 
 def test_story2_step3_fl_external_url_manual_then_silent(story: Story) -> None:
-    story.set_vdir(FL_OWA, external_url=FL_EXTERNAL_OWA)
-    story.set_vdir(FL_ECP, external_url=FL_EXTERNAL_ECP)
+    story.configure(f'Set-OwaVirtualDirectory "{FL_OWA}" -ExternalUrl {FL_EXTERNAL_OWA}')
+    story.configure(f'Set-EcpVirtualDirectory "{FL_ECP}" -ExternalUrl {FL_EXTERNAL_ECP}')
     try:
         context = story.context()
         page = context.new_page()
@@ -283,7 +282,7 @@ def test_story2_step3_fl_external_url_manual_then_silent(story: Story) -> None:
         shot(page, "step3-03-fl-asks-to-sign-in-again")
         context.close()
 
-        story.set_vdir(NY_OWA, cross_site_redirect_type=RedirectType.SILENT)
+        story.configure(f'Set-OwaVirtualDirectory "{NY_OWA}" -CrossSiteRedirectType Silent')
         context = story.context()
         page = context.new_page()
         visited: list[str] = []
@@ -301,13 +300,13 @@ def test_story2_step3_fl_external_url_manual_then_silent(story: Story) -> None:
         shot(page, "step3-05-signed-out")
         context.close()
     finally:
-        story.set_vdir(NY_OWA, cross_site_redirect_type=RedirectType.MANUAL)
-        story.set_vdir(FL_OWA, external_url=None)
-        story.set_vdir(FL_ECP, external_url=None)
+        story.configure(f'Set-OwaVirtualDirectory "{NY_OWA}" -CrossSiteRedirectType Manual')
+        story.configure(f'Set-OwaVirtualDirectory "{FL_OWA}" -ExternalUrl $null')
+        story.configure(f'Set-EcpVirtualDirectory "{FL_ECP}" -ExternalUrl $null')
 
 
 def test_story2_step4_windows_authentication_off_on_fl(story: Story) -> None:
-    story.set_vdir(FL_OWA, windows_authentication=False)
+    story.configure(f'Set-OwaVirtualDirectory "{FL_OWA}" -WindowsAuthentication $false')
     try:
         context = story.context()
         page = context.new_page()
@@ -321,4 +320,4 @@ def test_story2_step4_windows_authentication_off_on_fl(story: Story) -> None:
         shot(page, "step4-01-owa-proxy-fails-windows-authentication-off")
         context.close()
     finally:
-        story.set_vdir(FL_OWA, windows_authentication=True)
+        story.configure(f'Set-OwaVirtualDirectory "{FL_OWA}" -WindowsAuthentication $true')

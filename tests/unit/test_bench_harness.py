@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -17,6 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench import harness  # noqa: E402
 from bench import run as bench_run  # noqa: E402
 from bench.harness import (  # noqa: E402
     BenchError,
@@ -33,19 +35,54 @@ from bench.harness import (  # noqa: E402
 )
 
 
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.test", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture(autouse=True)
+def source_tree(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clean git checkout for the harness to measure (not this one, which may be dirty)."""
+    root = tmp_path_factory.mktemp("source")
+    git(root, "init", "-q")
+    (root / "bench" / "results").mkdir(parents=True)
+    (root / "code.py").write_text("x = 1\n")
+    (root / "bench" / "results" / "old.json").write_text("{}\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "one")
+    monkeypatch.setattr(harness, "SOURCE_ROOT", root)
+    return root
+
+
 def scripted(
-    name: str, values: list[dict[str, float]], calls: list[str], rss: list[int] | None = None
+    name: str,
+    values: list[dict[str, float]],
+    calls: list[str],
+    rss: list[int] | None = None,
+    pss: list[int] | None = None,
 ) -> Workload:
     """A side whose trials return ``values`` in turn and log their order in ``calls``."""
     feed: Iterator[dict[str, float]] = iter(values)
     rss_feed: Iterator[int] | None = iter(rss) if rss is not None else None
+    pss_feed: Iterator[int] | None = iter(pss) if pss is not None else None
 
     def trial(params: Mapping[str, Any]) -> TrialResult | Mapping[str, float]:
         calls.append(name)
         metrics = next(feed)
-        if rss_feed is None:
+        if rss_feed is None and pss_feed is None:
             return metrics  # the short form: a plain mapping
-        return TrialResult(dict(metrics), peak_rss_kib=next(rss_feed), notes={"n": len(calls)})
+        return TrialResult(
+            dict(metrics),
+            peak_rss_kib=next(rss_feed) if rss_feed else None,
+            notes={"n": len(calls)},
+            peak_pss_kib=next(pss_feed) if pss_feed else None,
+        )
 
     return Workload(name, trial, version=f"{name}-1.0")
 
@@ -103,7 +140,7 @@ def test_report_shape_interleaving_medians_and_ratios(tmp_path: Path) -> None:
     assert cond["repeats"] == 3
     assert data["metrics"]["rate"] == {"unit": "msg/s", "higher_is_better": True}
     assert datetime.fromisoformat(data["timestamp"]).tzinfo is not None
-    assert data["self_check"] is False and data["schema"] == 1
+    assert data["self_check"] is False and data["schema"] == 2
 
 
 def test_table_shows_medians_ratio_and_direction() -> None:
@@ -250,3 +287,111 @@ def test_cli_reports_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert bench_run.main(["example_tcp_echo", "-p", "messages"]) == 2
     assert "not KEY=VALUE" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+# --- what a run measures: a commit ----------------------------------------------------------
+
+
+def test_the_report_names_the_commit_measured(source_tree: Path) -> None:
+    report = run_benchmark(fake_benchmark([]), repeats=1)
+    head = git(source_tree, "rev-parse", "HEAD")
+    assert report["conditions"]["source"] == {"commit": head, "dirty": False}
+    assert report["conditions"]["versions"]["git"] == head[:7]
+
+
+def test_a_dirty_tree_is_refused_unless_allowed(source_tree: Path) -> None:
+    (source_tree / "code.py").write_text("x = 2\n")
+    calls: list[str] = []
+    with pytest.raises(BenchError, match=r"has uncommitted changes.*--allow-dirty"):
+        run_benchmark(fake_benchmark(calls), repeats=1)
+    assert calls == []  # refused before anything ran
+    report = run_benchmark(fake_benchmark(calls), repeats=1, allow_dirty=True)
+    assert report["conditions"]["source"]["dirty"] is True
+    assert report["conditions"]["versions"]["git"].endswith("-dirty")
+    # An untracked file is a change too.
+    git(source_tree, "checkout", "--", "code.py")
+    (source_tree / "new.py").write_text("")
+    with pytest.raises(BenchError, match="uncommitted"):
+        run_benchmark(fake_benchmark([]), repeats=1)
+
+
+def test_results_are_output_not_source(source_tree: Path) -> None:
+    (source_tree / "bench" / "results" / "old.json").write_text('{"changed": 1}\n')
+    (source_tree / "bench" / "results" / "fake.json").write_text("{}\n")
+    report = run_benchmark(fake_benchmark([]), repeats=1)
+    assert report["conditions"]["source"]["dirty"] is False
+
+
+def test_a_tree_git_does_not_know_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(harness, "SOURCE_ROOT", tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    with pytest.raises(BenchError, match="is not a git checkout"):
+        run_benchmark(fake_benchmark([]), repeats=1)
+    report = run_benchmark(fake_benchmark([]), repeats=1, allow_dirty=True)
+    assert report["conditions"]["source"] == {"commit": None, "dirty": True}
+
+
+def test_cli_refuses_a_dirty_tree_without_allow_dirty(
+    source_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (source_tree / "code.py").write_text("x = 3\n")
+    argv = ["example_tcp_echo", "-n", "1", "-p", "messages=50", "--results-dir", str(tmp_path)]
+    assert bench_run.main(argv) == 2
+    assert "uncommitted changes" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    assert bench_run.main([*argv, "--allow-dirty"]) == 0
+    data = json.loads((tmp_path / "example_tcp_echo.json").read_text())
+    assert data["conditions"]["source"]["dirty"] is True
+
+
+# --- memory and variants --------------------------------------------------------------------
+
+
+def test_pss_is_the_headline_memory_and_compared_when_both_sides_have_it() -> None:
+    calls: list[str] = []
+    bench = Benchmark(
+        "mem",
+        "memory",
+        scripted("sitemail", [{"rate": 1.0}] * 2, calls, rss=[900, 800], pss=[300, 400]),
+        [
+            scripted("postfix", [{"rate": 1.0}] * 2, calls, rss=[2000, 2100], pss=[200, 100]),
+            scripted("other", [{"rate": 1.0}] * 2, calls, rss=[450, 450]),
+        ],
+    )
+    report = run_benchmark(bench, repeats=2)
+    assert report["sides"]["sitemail"]["peak_pss_kib"] == 400  # the worst trial
+    assert report["sides"]["postfix"]["peak_pss_kib"] == 200
+    assert [t["peak_pss_kib"] for t in report["sides"]["sitemail"]["trials"]] == [300, 400]
+    assert report["ratios"]["postfix"] == {
+        "rate": 1.0,
+        "peak_pss_kib": 2.0,
+        "peak_rss_kib": pytest.approx(900 / 2100),
+    }
+    assert report["ratios"]["other"] == {"rate": 1.0, "peak_rss_kib": 2.0}  # no PSS there
+    lines = format_table(report).splitlines()
+    pss = next(i for i, line in enumerate(lines) if line.startswith("peak_pss_kib"))
+    rss = next(i for i, line in enumerate(lines) if line.startswith("peak_rss_kib"))
+    assert pss < rss and lines[pss].split()[1:5] == ["KiB", "400", "200", "2.00"]
+
+
+def test_variants_run_beside_sitemail_and_get_lines_of_their_own() -> None:
+    calls: list[str] = []
+    bench = Benchmark(
+        "relay",
+        "relay",
+        scripted("sitemail", [{"rate": 100.0}] * 2, calls),
+        [scripted("socat", [{"rate": 200.0}] * 2, calls)],
+        variants=[scripted("inspect-on", [{"rate": 50.0}] * 2, calls)],
+    )
+    report = run_benchmark(bench, repeats=2)
+    assert calls == ["sitemail", "inspect-on", "socat"] * 2
+    assert report["conditions"]["order"] == ["sitemail", "inspect-on", "socat"]
+    assert report["ratios"] == {"socat": {"rate": 0.5}}  # the like-for-like figure
+    assert report["variant_ratios"] == {"inspect-on": {"socat": {"rate": 0.25}}}
+    roles = {name: side["role"] for name, side in report["sides"].items()}
+    assert roles == {"sitemail": "sitemail", "inspect-on": "variant", "socat": "peer"}
+    rows = [line.split() for line in format_table(report).splitlines()]
+    assert ["rate", "100", "200", "0.50"] in rows
+    assert ["rate", "[inspect-on]", "50.00", "200", "0.25"] in rows

@@ -565,6 +565,7 @@ class Lab:
             return {
                 "roles": ["Internet mail host"],
                 "version": None,
+                "engine": host.engine if host else None,
                 "fqdn": host.fqdn if host else None,
                 "domains": host.domains if host else [],
                 "endpoints": {

@@ -644,6 +644,8 @@ class InternetHost(Model):
     domains: list[str] = Field(min_length=1)
     address: str | None = None
     site: str = "Internet"
+    #: What runs it: sitemail's own emulation, or a real Postfix the lab manages.
+    engine: Literal["sitemail", "postfix"] = "sitemail"
 
     @property
     def identity(self) -> str:

@@ -12,7 +12,7 @@ Errors name the file, the line and the field, and say what was expected.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -146,6 +146,7 @@ class InternetUserSpec(_Strict):
 
 class InternetSpec(_Strict):
     name: str = "INTERNET"
+    engine: Literal["sitemail", "postfix"] = "sitemail"
     fqdn: str
     domains: list[str] = Field(min_length=1)
     users: list[InternetUserSpec] = Field(default_factory=list)
@@ -316,7 +317,11 @@ class Topology:
         out.extend(Firewall(name=f.name, site=f.site, hostname=f.hostname) for f in s.firewalls)
         if s.internet is not None:
             net = s.internet
-            out.append(InternetHost(name=net.name, fqdn=net.fqdn.lower(), domains=net.domains))
+            out.append(
+                InternetHost(
+                    name=net.name, fqdn=net.fqdn.lower(), domains=net.domains, engine=net.engine
+                )
+            )
             out.extend(
                 InternetUser(
                     address=u.address.lower(),

@@ -18,12 +18,14 @@ from aiohttp.typedefs import Middleware
 import sitemail
 from sitemail.org.pki import AdminIdentity, PeerVerifier
 from sitemail.server.services import ServiceError, ServiceHost
+from sitemail.server.watcher import DirectoryWatcher
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RouteAdder = Callable[[web.Application], None]
 
 HOST_KEY = web.AppKey("host", ServiceHost)
 INFO_KEY = web.AppKey("info", dict)
+WATCHER_KEY = web.AppKey("watcher", DirectoryWatcher)
 
 
 def _admin_only(verifier: PeerVerifier) -> Middleware:
@@ -42,7 +44,12 @@ def _admin_only(verifier: PeerVerifier) -> Middleware:
 
 
 async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "name": request.app[INFO_KEY]["name"]})
+    body: dict[str, Any] = {"status": "ok", "name": request.app[INFO_KEY]["name"]}
+    watcher = request.app.get(WATCHER_KEY)
+    if watcher is not None:
+        # The directory change this server's services have all applied.
+        body["directory_change"] = watcher.applied
+    return web.json_response(body)
 
 
 async def _version(request: web.Request) -> web.Response:
@@ -81,10 +88,13 @@ def build_app(
     verifier: PeerVerifier,
     info: dict[str, Any],
     extra_routes: list[RouteAdder] | None = None,
+    watcher: DirectoryWatcher | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[_admin_only(verifier)], client_max_size=1024 * 1024)
     app[HOST_KEY] = host
     app[INFO_KEY] = info
+    if watcher is not None:
+        app[WATCHER_KEY] = watcher
     app.router.add_get("/health", _health)
     app.router.add_get("/version", _version)
     app.router.add_get("/roles", _roles)

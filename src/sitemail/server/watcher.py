@@ -27,6 +27,9 @@ class DirectoryWatcher:
         self._subscribers: list[tuple[frozenset[str], Subscriber]] = []
         self._task: asyncio.Task[None] | None = None
         self._counter = directory.change_counter()
+        #: The directory's change counter up to which every subscriber has been told
+        #: (``/health`` shows it, so a test or a tool can wait for a change to be live).
+        self.applied = self._counter
 
     def subscribe(self, kinds: set[str], callback: Subscriber) -> None:
         """Call ``callback(changed_kinds)`` when an object of one of ``kinds`` changes."""
@@ -48,7 +51,7 @@ class DirectoryWatcher:
         changes = self.directory.changes_since(self._counter)
         if not changes:
             return
-        self._counter = changes[-1].counter
+        counter = self._counter = changes[-1].counter
         kinds = {c.kind for c in changes}
         for wanted, callback in self._subscribers:
             hit = kinds & wanted
@@ -57,6 +60,7 @@ class DirectoryWatcher:
                     await callback(set(hit))
                 except Exception:  # a bad change must not stop the watcher
                     log.exception("applying a directory change failed")
+        self.applied = counter
 
     async def _run(self) -> None:
         while True:

@@ -122,6 +122,10 @@ class ReceiveSession:
         self.logon_failures = 0
         self.auth_state: dict[str, str] = {}
         self.message: IncomingMessage | None = None
+        # What MAIL and each RCPT asked for (BODY, RET, ENVID; NOTIFY, ORCPT), passed on
+        # with the message to the next hop and used for its DSNs.
+        self.mail_params: dict[str, str | None] = {}
+        self.rcpts: dict[str, EnvelopeRecipient] = {}
         self.log: SessionLog = env.protocol_log.session(
             connector.identity,
             f"{local[0]}:{local[1]}",
@@ -428,6 +432,7 @@ class ReceiveSession:
                 await self._close_with(refusal)
             await self.send(refusal)
             return
+        self.mail_params, self.rcpts = dict(event.params), {}
         await self.send(replies.SENDER_OK)
 
     async def _rcpt(self, event: Rcpt) -> None:
@@ -442,6 +447,8 @@ class ReceiveSession:
             await self._tarpit(refusal)
             await self.send(refusal)
             return
+        notify, orcpt = event.params.get("NOTIFY"), event.params.get("ORCPT")
+        self.rcpts[event.address] = EnvelopeRecipient(event.address, notify, orcpt)
         await self.send(replies.RECIPIENT_OK)
 
     # --- the message
@@ -509,7 +516,8 @@ class ReceiveSession:
             await self.send(refusal)
             return
         mail_from = self.conn.mail_from or ""
-        recipients = tuple(EnvelopeRecipient(r) for r in event.recipients)
+        recipients = tuple(self.rcpts.get(r) or EnvelopeRecipient(r) for r in event.recipients)
+        body = self.mail_params.get("BODY")
         envelope = Envelope(
             mail_from=mail_from,
             recipients=recipients,
@@ -519,6 +527,9 @@ class ReceiveSession:
             client_hostname=self.conn.hello.domain if self.conn.hello else "",
             connector_id=self.connector.identity,
             auth_as=self.auth_name,
+            body_type=body.upper() if body else None,
+            ret=self.mail_params.get("RET"),
+            envid=self.mail_params.get("ENVID"),
             subject=msg.subject,
         )
         try:
