@@ -38,7 +38,7 @@ from sitemail.mailflow.outbound import (
 )
 from sitemail.mailflow.protocol_log import NullProtocolLog, ProtocolLog
 from sitemail.mailflow.send_decision import SendPolicy
-from sitemail.mailflow.smtp_sender import send_message
+from sitemail.mailflow.smtp_sender import NextHopConnection
 from sitemail.org.directory import Directory
 from sitemail.org.model import InternetHost, LoggingLevel, SendConnector, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files
@@ -342,31 +342,35 @@ class Pipeline:
         )
         logs = send_session_logs(self.send_log, connector_id, level.value)
         connected = False
-        for msg in batch.messages:
-            body = file_body(msg.body_path)
-            if not intra:
-                body = _leaving_the_organization(body)
-            result = await send_message(
-                targets,
-                OutboundMessage.from_envelope(msg.envelope, msg.size),
-                body,
-                settings,
-                local_address=self.ctx.address,
-                session_logs=logs,
-            )
-            if result.all_targets_failed:
-                await asyncio.to_thread(
-                    self.store.report_connection_failure,
-                    batch.lease,
-                    result.last_error or "451 4.4.0 Delivery failed",
+        # The batch's messages go over one session to the next hop, RSET between them,
+        # as Exchange sends a queue's mail (one TLS and Exchange authentication, not one
+        # per message).
+        connection = NextHopConnection(
+            targets, settings, local_address=self.ctx.address, session_logs=logs
+        )
+        try:
+            for msg in batch.messages:
+                body = file_body(msg.body_path)
+                if not intra:
+                    body = _leaving_the_organization(body)
+                result = await connection.send(
+                    OutboundMessage.from_envelope(msg.envelope, msg.size), body
                 )
-                return True
-            if not connected:
-                await asyncio.to_thread(self.store.mark_connected, batch.lease)
-                connected = True
-            await asyncio.to_thread(
-                self.store.report, batch.lease, msg.item_id, outcomes_of(msg, result)
-            )
+                if result.all_targets_failed:
+                    await asyncio.to_thread(
+                        self.store.report_connection_failure,
+                        batch.lease,
+                        result.last_error or "451 4.4.0 Delivery failed",
+                    )
+                    return True
+                if not connected:
+                    await asyncio.to_thread(self.store.mark_connected, batch.lease)
+                    connected = True
+                await asyncio.to_thread(
+                    self.store.report, batch.lease, msg.item_id, outcomes_of(msg, result)
+                )
+        finally:
+            await connection.close()
         return False
 
     def _connector_level(self, queue: QueueRef) -> LoggingLevel:
