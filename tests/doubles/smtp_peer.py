@@ -48,6 +48,7 @@ from sitemail.protocols.smtp import (
     Quit,
     Rcpt,
     Reply,
+    Rset,
     ServerConnection,
     StartTls,
     XAnonymousTls,
@@ -315,6 +316,8 @@ class PeerSession:
             return replies.queued_mail("<1@EX01.contoso.com>", peer.next_internal_id())
         if isinstance(event, Quit):
             return replies.CLOSING
+        if isinstance(event, Rset):
+            return replies.RESETTING
         return replies.UNRECOGNIZED_COMMAND
 
 

@@ -20,14 +20,21 @@ import base64
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, folder_id, item_id, parse_id
 from sitemail.access.ews_responses import Refused, response_message
+from sitemail.access.ews_restriction import (
+    Predicate,
+    parse_restriction,
+    parse_sort_order,
+    sort_items,
+)
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.access.message_body import read_body
 from sitemail.access.web.common import MailStore
 from sitemail.mailbox.errors import FolderNotFound, MessageNotFound, NotFound
+from sitemail.mailbox.limits import MAX_PAGE_SIZE
 from sitemail.mailbox.records import (
     Address,
     Folder,
@@ -41,6 +48,8 @@ from sitemail.org.model import Mailbox
 
 __all__ = ["EwsMailbox", "EwsStore"]
 
+#: Most messages of a folder a restricted or sorted FindItem reads.
+MAX_VIEW = 20_000
 #: Most items one FindItem page returns, whatever the client asks for.
 MAX_PAGE = 1000
 #: Largest message whose MIME content GetItem returns (base64 in a SOAP body).
@@ -352,14 +361,21 @@ class EwsMailbox:
         fields = _shape(body.find(m("ItemShape")), _ITEM_DEFAULT, _ITEM_FIELDS)
         response = ET.Element(m("FindItemResponse"))
         messages = sub(response, m("ResponseMessages"))
-        if body.find(m("Restriction")) is not None or body.find(m("QueryString")) is not None:
+        if body.find(m("QueryString")) is not None:
             response_message(
                 messages,
                 "FindItem",
                 "ErrorUnsupportedQueryFilter",
-                "sitemail's Exchange Web Services do not evaluate restrictions; page through "
-                "the folder instead.",
+                "sitemail's Exchange Web Services do not evaluate query strings; use a "
+                "Restriction instead.",
             )
+            return response
+        restriction, sort_order = body.find(m("Restriction")), body.find(m("SortOrder"))
+        try:
+            wanted = None if restriction is None else parse_restriction(restriction)
+            keys = [] if sort_order is None else parse_sort_order(sort_order)
+        except Refused as exc:
+            response_message(messages, "FindItem", exc.code, exc.text)
             return response
         view = body.find(m("IndexedPageItemView"))
         limit, offset, from_end = MAX_PAGE, 0, False
@@ -378,6 +394,8 @@ class EwsMailbox:
                 resolved = await self.resolve_folder(ref)
                 if resolved in (ROOT, TOP):
                     page = MessagePage(total=0, offset=0, items=[])
+                elif wanted is not None or keys:
+                    page = await self._view(resolved, wanted, keys, offset, limit, from_end)
                 else:
                     page = await self.store.list_messages(
                         self.alias,
@@ -408,6 +426,38 @@ class EwsMailbox:
             for summary in items:
                 await self._message_element(container, summary, fields - _DETAIL_FIELDS)
         return response
+
+    async def _view(
+        self,
+        folder: int | str,
+        wanted: Predicate | None,
+        keys: list[tuple[Any, bool]],
+        offset: int,
+        limit: int,
+        from_end: bool,
+    ) -> MessagePage:
+        """A restricted or sorted view of the folder: every message read, then filtered,
+        sorted (newest first unless the view says otherwise) and paged."""
+        items: list[MessageSummary] = []
+        while len(items) < MAX_VIEW:
+            page = await self.store.list_messages(
+                self.alias, folder, offset=len(items), limit=MAX_PAGE_SIZE
+            )
+            items.extend(page.items)
+            if not page.items or len(items) >= page.total:
+                break
+        if len(items) >= MAX_VIEW:
+            raise Refused(
+                "ErrorQueryFilterTooLong",
+                f"The folder holds more than {MAX_VIEW} items to restrict or sort; page "
+                "through it instead.",
+            )
+        if wanted is not None:
+            items = [s for s in items if wanted(s)]
+        if from_end:
+            items.reverse()
+        sort_items(items, keys)
+        return MessagePage(total=len(items), offset=offset, items=items[offset : offset + limit])
 
     async def get_item(self, body: ET.Element) -> ET.Element:
         fields = _shape(body.find(m("ItemShape")), _ITEM_DEFAULT, _ITEM_FIELDS)

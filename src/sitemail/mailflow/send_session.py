@@ -118,10 +118,26 @@ class SendSession:
         self.peer_certificate: bytes | None = None
         self.broken = False  # the transport cannot carry a QUIT any more
         self.remote_closed = False
+        self.transactions = 0  # messages begun over this connection
 
     # --- the session
 
     async def run(self) -> Transaction | FailOver:
+        """One message over a connection of its own: open, transact, close."""
+        failure = await self.open()
+        if failure is not None:
+            return failure
+        try:
+            return await self.transact(self.message, self.body)
+        finally:
+            await self.close()
+
+    async def open(self) -> FailOver | None:
+        """Connect, greet, TLS and authentication, up to where MAIL can be sent.
+
+        None when the session is ready for :meth:`transact`; the failure otherwise
+        (the connection is closed then, and the log says why).
+        """
         self.log.set_endpoints(remote=self.target.endpoint)
         self.log.info("", "attempting to connect")
         try:
@@ -140,23 +156,60 @@ class SendSession:
             self._info(failure.log)
             return failure
         self.reader, self.writer = reader, writer
+        sockname = writer.get_extra_info("sockname")
+        if sockname:
+            self.log.set_endpoints(local=f"{sockname[0]}:{sockname[1]}")
+        self.log.connect()
         try:
-            sockname = writer.get_extra_info("sockname")
-            if sockname:
-                self.log.set_endpoints(local=f"{sockname[0]}:{sockname[1]}")
-            self.log.connect()
-            outcome: Transaction | FailOver
-            try:
-                outcome = await self._converse()
-            except FailOver as failure:
-                self._info(failure.log)
-                outcome = failure
-            except BodyReadError:
-                self.log.disconnect("Local")
-                raise
-            await self._quit()
+            await self._greet()
+        except FailOver as failure:
+            self._info(failure.log)
+            await self.close()
+            return failure
+        except BaseException:
+            await self.close(quit=False)
+            raise
+        return None
+
+    async def transact(self, message: OutboundMessage, body: BodySource) -> Transaction | FailOver:
+        """One message over the open session (RSET first when it is not the first).
+
+        A failure closes the session (the next message needs a new one); a message
+        that could not be read (:class:`BodyReadError`) closes it too, and is raised.
+        """
+        self.message, self.body = message, body
+        try:
+            if self.transactions:
+                reset = await self._command(self.conn.rset())
+                if not reset.is_positive:
+                    raise FailOver(reset)
+            self.transactions += 1
+            return await self._transaction(self.conn.extensions)
+        except FailOver as failure:
+            self._info(failure.log)
+            await self.close()
+            return failure
+        except BodyReadError:
+            await self.close(quit=False)
+            raise
+
+    @property
+    def is_open(self) -> bool:
+        return self.writer is not None and not self.broken and not self._closed()
+
+    async def close(self, *, quit: bool = True) -> None:
+        """QUIT (if the session can carry it), log the disconnection, close the socket."""
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return
+        try:
+            if quit:
+                self.writer = writer  # _quit writes through it
+                try:
+                    await self._quit()
+                finally:
+                    self.writer = None
             self.log.disconnect("Remote" if self.remote_closed else "Local")
-            return outcome
         finally:
             if self.broken:
                 # Nothing more can be said: drop unsent bytes instead of waiting on
@@ -167,7 +220,7 @@ class SendSession:
             with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
                 await asyncio.wait_for(writer.wait_closed(), self.settings.quit_timeout)
 
-    async def _converse(self) -> Transaction:
+    async def _greet(self) -> None:
         banner = await self._response()
         if banner.code != 220:
             raise FailOver(banner)
@@ -199,8 +252,7 @@ class SendSession:
                 assert step.reply is not None
                 raise FailOver(step.reply, step.log)
             self._info(step.log)
-            break  # PROCEED or CONTINUE_UNAUTHENTICATED: on to MAIL
-        return await self._transaction(self.conn.extensions)
+            return  # PROCEED or CONTINUE_UNAUTHENTICATED: on to MAIL
 
     async def _hello(self, *, ehlo: bool) -> EhloReply | Reply:
         fqdn = self.settings.fqdn

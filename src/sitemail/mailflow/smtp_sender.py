@@ -65,44 +65,103 @@ async def send_message(
     Raises :class:`BodyReadError` when ``body`` fails, ``ValueError`` for a
     call that cannot work (no target, no recipient, BasicAuth without credentials).
     """
-    if not targets:
-        raise ValueError("send_message needs at least one target")
-    if not message.recipients:
-        raise ValueError("send_message needs at least one recipient")
-    policy = settings.policy
-    if policy.auth in (SendAuth.BASIC_AUTH, SendAuth.BASIC_AUTH_REQUIRE_TLS) and (
-        settings.credentials is None
-    ):
-        raise ValueError(f"a {policy.auth} send connector needs credentials")
-    anonymous_context = _anonymous_context(settings.cert_files)
-    if policy.auth is SendAuth.EXCHANGE_SERVER:
-        policy = replace(policy, internal_certificate=anonymous_context is not None)
-    starttls_context = settings.starttls_context or anonymous_tls_client_context(None)
-    attempts: list[TargetAttempt] = []
-    for target in targets:
-        log = session_logs(target) if session_logs is not None else NullSessionLog()
-        session = SendSession(
-            target,
-            message,
-            body,
-            settings,
-            policy,
-            anonymous_context,
-            starttls_context,
-            log,
-            local_address,
-        )
-        outcome = await session.run()
-        if isinstance(outcome, FailOver):
-            attempts.append(TargetAttempt(target, outcome.reply, log.session_id, True))
-            continue
-        attempts.append(TargetAttempt(target, outcome.reply, log.session_id, False))
-        return SendResult(outcome.recipients, tuple(attempts), target, outcome.final_reply, None)
-    last = attempts[-1].reply
-    deferred = tuple(
-        RecipientResult(r.address, RecipientStatus.DEFERRED, last) for r in message.recipients
+    connection = NextHopConnection(
+        targets, settings, local_address=local_address, session_logs=session_logs
     )
-    return SendResult(deferred, tuple(attempts), None, None, last_error(last))
+    try:
+        return await connection.send(message, body)
+    finally:
+        await connection.close()
+
+
+class NextHopConnection:
+    """Messages for one next hop over one SMTP session, as Exchange sends a queue's mail.
+
+    The first :meth:`send` opens a session to the first target that takes it
+    (failing over as :func:`send_message` does); later ones reuse it, RSET
+    between messages, until :meth:`close` or a failure.  A session that fails
+    while reused (the peer closed it while idle, say) is replaced by a new one
+    for the same message, once.
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        settings: SenderSettings,
+        *,
+        local_address: str | None = None,
+        session_logs: SessionLogFactory | None = None,
+    ) -> None:
+        if not targets:
+            raise ValueError("send_message needs at least one target")
+        policy = settings.policy
+        if policy.auth in (SendAuth.BASIC_AUTH, SendAuth.BASIC_AUTH_REQUIRE_TLS) and (
+            settings.credentials is None
+        ):
+            raise ValueError(f"a {policy.auth} send connector needs credentials")
+        self.targets = tuple(targets)
+        self.settings = settings
+        self.local_address = local_address
+        self.session_logs = session_logs
+        self.anonymous_context = _anonymous_context(settings.cert_files)
+        if policy.auth is SendAuth.EXCHANGE_SERVER:
+            policy = replace(policy, internal_certificate=self.anonymous_context is not None)
+        self.policy = policy
+        self.starttls_context = settings.starttls_context or anonymous_tls_client_context(None)
+        self._session: SendSession | None = None
+        self.messages_sent = 0
+
+    async def send(self, message: OutboundMessage, body: BodySource) -> SendResult:
+        if not message.recipients:
+            raise ValueError("send_message needs at least one recipient")
+        session = self._session
+        if session is not None and session.is_open:
+            outcome = await session.transact(message, body)
+            attempt = TargetAttempt(session.target, outcome.reply, session.log.session_id, False)
+            if not isinstance(outcome, FailOver):
+                self.messages_sent += 1
+                return SendResult(
+                    outcome.recipients, (attempt,), session.target, outcome.final_reply, None
+                )
+            self._session = None  # it closed: the message goes over a new session
+        return await self._send_fresh(message, body)
+
+    async def _send_fresh(self, message: OutboundMessage, body: BodySource) -> SendResult:
+        attempts: list[TargetAttempt] = []
+        for target in self.targets:
+            log = self.session_logs(target) if self.session_logs is not None else NullSessionLog()
+            session = SendSession(
+                target,
+                message,
+                body,
+                self.settings,
+                self.policy,
+                self.anonymous_context,
+                self.starttls_context,
+                log,
+                self.local_address,
+            )
+            refused = await session.open()
+            outcome = refused if refused is not None else await session.transact(message, body)
+            if isinstance(outcome, FailOver):
+                attempts.append(TargetAttempt(target, outcome.reply, log.session_id, True))
+                continue
+            attempts.append(TargetAttempt(target, outcome.reply, log.session_id, False))
+            self._session = session
+            self.messages_sent += 1
+            return SendResult(
+                outcome.recipients, tuple(attempts), target, outcome.final_reply, None
+            )
+        last = attempts[-1].reply
+        deferred = tuple(
+            RecipientResult(r.address, RecipientStatus.DEFERRED, last) for r in message.recipients
+        )
+        return SendResult(deferred, tuple(attempts), None, None, last_error(last))
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
 
 def _anonymous_context(files: CertFiles | None) -> ssl.SSLContext | None:

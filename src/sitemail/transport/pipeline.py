@@ -38,7 +38,7 @@ from sitemail.mailflow.outbound import (
 )
 from sitemail.mailflow.protocol_log import NullProtocolLog, ProtocolLog
 from sitemail.mailflow.send_decision import SendPolicy
-from sitemail.mailflow.smtp_sender import send_message
+from sitemail.mailflow.smtp_sender import NextHopConnection
 from sitemail.org.directory import Directory
 from sitemail.org.model import InternetHost, LoggingLevel, SendConnector, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files
@@ -90,7 +90,9 @@ class WorkLoops:
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._workers: dict[int, asyncio.Task[None]] = {}  # queue id -> its delivery worker
+        # queue id -> its delivery workers (each a connection to the next hop, for SMTP)
+        self._workers: dict[int, set[asyncio.Task[None]]] = {}
+        self._backlog: set[int] = set()  # queues whose last batch was full
 
     def start(self, steps: dict[str, Callable[[], Awaitable[bool]]]) -> None:
         """One task per named step (the name is for the log when a step fails)."""
@@ -98,27 +100,51 @@ class WorkLoops:
         self._tasks = [asyncio.ensure_future(self._forever(s, name)) for name, s in steps.items()]
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._workers.values()]
+        tasks = [*self._tasks, *(t for ts in self._workers.values() for t in ts)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._workers.clear()
 
-    def start_workers(self, store: QueueStore, queues: list[QueueRef], deliver: Deliver) -> bool:
-        """A delivery worker for each due queue that has none; True if one started."""
+    def start_workers(
+        self,
+        store: QueueStore,
+        queues: list[QueueRef],
+        deliver: Deliver,
+        limit: Callable[[QueueRef], int] = lambda _queue: 1,
+    ) -> bool:
+        """Delivery workers for the due queues; True if one started.
+
+        A queue with none gets one.  A queue whose worker took a full batch (more
+        is waiting) gets one more, up to ``limit(queue)`` (Set-TransportServer's
+        MaxPerDomainOutboundConnections for a next hop, MaxConcurrentMailboxDeliveries
+        for a database): workers open as the queue grows, and end when it is empty.
+        """
         started = False
         for queue in queues:
-            if queue.queue_id in self._workers:
+            running = self._workers.setdefault(queue.queue_id, set())
+            if running and (
+                queue.queue_id not in self._backlog or len(running) >= max(1, limit(queue))
+            ):
                 continue
+            self._backlog.discard(queue.queue_id)
             task = asyncio.ensure_future(self._work(store, queue, deliver))
-            self._workers[queue.queue_id] = task
+            running.add(task)
             task.add_done_callback(functools.partial(self._worker_done, queue.queue_id))
             started = True
         return started
 
-    def _worker_done(self, queue_id: int, _task: asyncio.Task[None]) -> None:
-        self._workers.pop(queue_id, None)
+    def workers(self, queue_id: int) -> int:
+        """Delivery workers running for the queue now."""
+        return len(self._workers.get(queue_id, ()))
+
+    def _worker_done(self, queue_id: int, task: asyncio.Task[None]) -> None:
+        running = self._workers.get(queue_id)
+        if running is not None:
+            running.discard(task)
+            if not running:
+                del self._workers[queue_id]
         self.wake()  # the queue may have more, or be due again
 
     async def _work(self, store: QueueStore, queue: QueueRef, deliver: Deliver) -> None:
@@ -126,6 +152,10 @@ class WorkLoops:
             batch = await asyncio.to_thread(store.take_batch, queue.queue_id, BATCH)
             if batch is None:
                 return
+            if len(batch.messages) >= BATCH:
+                # More may be waiting: the scheduler may add a worker beside this one.
+                self._backlog.add(queue.queue_id)
+                self.wake()
             try:
                 failed = await deliver(batch)
             finally:
@@ -238,7 +268,16 @@ class Pipeline:
             self._last_sweep = now
             await asyncio.to_thread(self.store.sweep)
         queues = await asyncio.to_thread(self.store.due_queues)
-        return self.loops.start_workers(self.store, queues, self._deliver)
+        return self.loops.start_workers(self.store, queues, self._deliver, self._concurrency)
+
+    def _concurrency(self, queue: QueueRef) -> int:
+        """How many workers (connections, for SMTP) one queue may have at once."""
+        transport = self._local().transport
+        if queue.delivery_type is DeliveryType.MAPI_DELIVERY:
+            return transport.max_concurrent_mailbox_deliveries
+        return min(
+            transport.max_per_domain_outbound_connections, transport.max_outbound_connections
+        )
 
     async def _deliver(self, batch: DeliveryBatch) -> bool:
         """Deliver one batch; True when the queue went to Retry (stop this round)."""
@@ -342,31 +381,35 @@ class Pipeline:
         )
         logs = send_session_logs(self.send_log, connector_id, level.value)
         connected = False
-        for msg in batch.messages:
-            body = file_body(msg.body_path)
-            if not intra:
-                body = _leaving_the_organization(body)
-            result = await send_message(
-                targets,
-                OutboundMessage.from_envelope(msg.envelope, msg.size),
-                body,
-                settings,
-                local_address=self.ctx.address,
-                session_logs=logs,
-            )
-            if result.all_targets_failed:
-                await asyncio.to_thread(
-                    self.store.report_connection_failure,
-                    batch.lease,
-                    result.last_error or "451 4.4.0 Delivery failed",
+        # The batch's messages go over one session to the next hop, RSET between them,
+        # as Exchange sends a queue's mail (one TLS and Exchange authentication, not one
+        # per message).
+        connection = NextHopConnection(
+            targets, settings, local_address=self.ctx.address, session_logs=logs
+        )
+        try:
+            for msg in batch.messages:
+                body = file_body(msg.body_path)
+                if not intra:
+                    body = _leaving_the_organization(body)
+                result = await connection.send(
+                    OutboundMessage.from_envelope(msg.envelope, msg.size), body
                 )
-                return True
-            if not connected:
-                await asyncio.to_thread(self.store.mark_connected, batch.lease)
-                connected = True
-            await asyncio.to_thread(
-                self.store.report, batch.lease, msg.item_id, outcomes_of(msg, result)
-            )
+                if result.all_targets_failed:
+                    await asyncio.to_thread(
+                        self.store.report_connection_failure,
+                        batch.lease,
+                        result.last_error or "451 4.4.0 Delivery failed",
+                    )
+                    return True
+                if not connected:
+                    await asyncio.to_thread(self.store.mark_connected, batch.lease)
+                    connected = True
+                await asyncio.to_thread(
+                    self.store.report, batch.lease, msg.item_id, outcomes_of(msg, result)
+                )
+        finally:
+            await connection.close()
         return False
 
     def _connector_level(self, queue: QueueRef) -> LoggingLevel:

@@ -60,7 +60,7 @@ def _subjects(db: StoreDatabase, folder: str) -> list[str]:
 
 
 def _only(folder: Folder) -> Message:
-    """The one message of a folder (FindItem restrictions are not served)."""
+    """The one message of a folder."""
     (item,) = list(folder.all())
     assert item.subject == "Plan"
     return item

@@ -1,0 +1,238 @@
+"""FindItem's Restriction and SortOrder on messages, as Exchange 2010 evaluates them.
+
+A client narrows a FindItem with a ``<m:Restriction>`` (a tree of ``And``,
+``Or``, ``Not`` and the comparisons ``IsEqualTo``, ``IsNotEqualTo``,
+``IsGreaterThan[OrEqualTo]``, ``IsLessThan[OrEqualTo]``, ``Exists`` and
+``Contains``) over item properties named by ``FieldURI``, and orders the view
+with ``<m:SortOrder>``.  exchangelib's ``folder.filter(subject__contains=...)``,
+``filter(is_read=False)`` and ``order_by('-datetime_received')`` are such
+requests.  This module turns the XML into a predicate and a sort key over a
+:class:`~sitemail.mailbox.records.MessageSummary` (no I/O); the FindItem
+handler applies them to the folder's messages before paging.
+
+A property sitemail's summaries do not hold is refused with Exchange's
+``ErrorUnsupportedPathForQuery``; an operator it does not evaluate
+(``Excludes``, a comparison with another field) with
+``ErrorUnsupportedQueryFilter``; a constant that is not of the property's
+type with ``ErrorInvalidValueForProperty``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sitemail.access.ews_responses import Refused
+from sitemail.access.ews_soap import t
+from sitemail.mailbox.records import Address, MessageSummary
+
+__all__ = ["Predicate", "parse_restriction", "parse_sort_order", "sort_items"]
+
+Predicate = Callable[[MessageSummary], bool]
+
+
+def _names(addresses: list[Address]) -> str:
+    # DisplayTo / DisplayCc: the display names joined by "; ", as Exchange shows them.
+    return "; ".join(a.name or a.address for a in addresses)
+
+
+def _from(s: MessageSummary) -> str | None:
+    a = s.from_address
+    return None if a is None else a.address
+
+
+@dataclass(frozen=True)
+class _Field:
+    kind: str  # "string" | "datetime" | "int" | "bool"
+    read: Callable[[MessageSummary], Any]
+
+
+#: The properties a restriction or a sort order may name.
+FIELDS: dict[str, _Field] = {
+    "item:Subject": _Field("string", lambda s: s.subject),
+    "item:DateTimeReceived": _Field("datetime", lambda s: s.received_at),
+    "item:DateTimeCreated": _Field("datetime", lambda s: s.received_at),
+    "item:DateTimeSent": _Field("datetime", lambda s: s.sent_at),
+    "item:Size": _Field("int", lambda s: s.size),
+    "item:HasAttachments": _Field("bool", lambda s: s.has_attachments),
+    "item:ItemClass": _Field("string", lambda s: "IPM.Note"),
+    "item:Importance": _Field("string", lambda s: "Normal"),
+    "item:DisplayTo": _Field("string", lambda s: _names(s.to)),
+    "item:DisplayCc": _Field("string", lambda s: _names(s.cc)),
+    "item:IsDraft": _Field("bool", lambda s: s.flags.draft),
+    "message:IsRead": _Field("bool", lambda s: s.flags.seen),
+    "message:InternetMessageId": _Field("string", lambda s: s.internet_message_id),
+    "message:From": _Field("string", _from),
+    "message:Sender": _Field("string", _from),
+}
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "IsEqualTo": lambda a, b: a == b,
+    "IsNotEqualTo": lambda a, b: a != b,
+    "IsGreaterThan": lambda a, b: a > b,
+    "IsGreaterThanOrEqualTo": lambda a, b: a >= b,
+    "IsLessThan": lambda a, b: a < b,
+    "IsLessThanOrEqualTo": lambda a, b: a <= b,
+}
+
+
+def _local(element: ET.Element) -> str:
+    return element.tag.rpartition("}")[2]
+
+
+def _field(element: ET.Element | None) -> tuple[str, _Field]:
+    if element is None or _local(element) not in (
+        "FieldURI",
+        "ExtendedFieldURI",
+        "IndexedFieldURI",
+    ):
+        raise Refused("ErrorInvalidRestriction", "The restriction names no property.")
+    uri = element.get("FieldURI", "")
+    found = FIELDS.get(uri) if _local(element) == "FieldURI" else None
+    if found is None:
+        raise Refused(
+            "ErrorUnsupportedPathForQuery",
+            f"The property {uri or _local(element)} can't be used in a restriction.",
+        )
+    return uri, found
+
+
+def _constant(field: _Field, text: str, uri: str) -> Any:
+    try:
+        if field.kind == "datetime":
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
+        if field.kind == "int":
+            return int(text)
+        if field.kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+        return text
+    except ValueError:
+        raise Refused(
+            "ErrorInvalidValueForProperty", f"The value {text[:100]!r} is not valid for {uri}."
+        ) from None
+
+
+def _comparison(op: str, element: ET.Element) -> Predicate:
+    children = list(element)
+    uri, field = _field(children[0] if children else None)
+    holder = element.find(t("FieldURIOrConstant"))
+    constant = holder.find(t("Constant")) if holder is not None else None
+    if constant is None:
+        raise Refused("ErrorUnsupportedQueryFilter", "Comparing two properties is not supported.")
+    value = _constant(field, constant.get("Value", ""), uri)
+    compare = _COMPARISONS[op]
+    folded = field.kind == "string"
+
+    def test(s: MessageSummary) -> bool:
+        actual = field.read(s)
+        if actual is None:
+            return op == "IsNotEqualTo"
+        if folded:
+            # Exchange compares strings without regard to case.
+            return compare(str(actual).casefold(), str(value).casefold())
+        return compare(actual, value)
+
+    return test
+
+
+def _fold(text: str, comparison: str) -> str:
+    if comparison in ("Exact",):
+        return text
+    text = text.casefold()
+    if comparison in ("Loose", "IgnoreNonSpacingCharacters", "LooseAndIgnoreNonSpace"):
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return text
+
+
+def _contains(element: ET.Element) -> Predicate:
+    children = list(element)
+    uri, field = _field(children[0] if children else None)
+    if field.kind != "string":
+        raise Refused("ErrorUnsupportedQueryFilter", f"Contains does not apply to {uri}.")
+    constant = element.find(t("Constant"))
+    if constant is None:
+        raise Refused("ErrorInvalidRestriction", "Contains needs a Constant.")
+    mode = element.get("ContainmentMode", "FullString")
+    comparison = element.get("ContainmentComparison", "Exact")
+    wanted = _fold(constant.get("Value", ""), comparison)
+
+    def test(s: MessageSummary) -> bool:
+        actual = field.read(s)
+        if actual is None:
+            return False
+        text = _fold(str(actual), comparison)
+        if mode == "FullString":
+            return text == wanted
+        if mode == "Prefixed":
+            return text.startswith(wanted)
+        if mode == "PrefixOnWords":
+            return any(word.startswith(wanted) for word in text.split())
+        if mode == "ExactPhrase":
+            return f" {wanted} " in f" {text} "
+        return wanted in text  # Substring
+
+    return test
+
+
+def _node(element: ET.Element) -> Predicate:
+    op = _local(element)
+    children = list(element)
+    if op == "And":
+        parts = [_node(c) for c in children]
+        return lambda s: all(p(s) for p in parts)
+    if op == "Or":
+        parts = [_node(c) for c in children]
+        return lambda s: any(p(s) for p in parts)
+    if op == "Not":
+        if len(children) != 1:
+            raise Refused("ErrorInvalidRestriction", "Not takes one restriction.")
+        inner = _node(children[0])
+        return lambda s: not inner(s)
+    if op == "Exists":
+        _, field = _field(children[0] if children else None)
+        return lambda s: field.read(s) not in (None, "")
+    if op in _COMPARISONS:
+        return _comparison(op, element)
+    if op == "Contains":
+        return _contains(element)
+    raise Refused("ErrorUnsupportedQueryFilter", f"The restriction {op} is not supported.")
+
+
+def parse_restriction(restriction: ET.Element) -> Predicate:
+    """The predicate ``<m:Restriction>`` stands for (Refused when it cannot be evaluated)."""
+    children = list(restriction)
+    if len(children) != 1:
+        raise Refused("ErrorInvalidRestriction", "A restriction holds one search expression.")
+    return _node(children[0])
+
+
+def parse_sort_order(sort_order: ET.Element) -> list[tuple[_Field, bool]]:
+    """``<m:SortOrder>``'s keys: (the property, descending?), most significant first."""
+    keys = []
+    for order in sort_order.findall(t("FieldOrder")):
+        children = list(order)
+        _, field = _field(children[0] if children else None)
+        keys.append((field, order.get("Order", "Ascending") == "Descending"))
+    return keys
+
+
+def sort_items(items: list[MessageSummary], keys: list[tuple[_Field, bool]]) -> None:
+    """Sort in place by ``keys`` (stable sorts from the least significant key up); a
+    missing value sorts before any value, as in an ascending Exchange view."""
+    for field, descending in reversed(keys):
+
+        def key(s: MessageSummary, field: _Field = field) -> tuple[bool, Any]:
+            value = field.read(s)
+            if isinstance(value, str):
+                value = value.casefold()
+            return (value is not None, value if value is not None else 0)
+
+        items.sort(key=key, reverse=descending)
