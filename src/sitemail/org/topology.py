@@ -12,7 +12,7 @@ Errors name the file, the line and the field, and say what was expected.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -168,8 +168,27 @@ class UserSpec(_Strict):
     primary_smtp_address: str | None = None
 
 
+class DirectorySpec(_Strict):
+    """Where the lab keeps its directory (``sitemail lab up --directory`` overrides it)."""
+
+    # embedded: directory.db in the lab folder; ldap: a slapd the lab starts, or the
+    # LDAP server at ``url`` when one is given.
+    backend: Literal["embedded", "ldap"] = "embedded"
+    url: str | None = None
+    # The managed slapd's suffix; default: the first accepted domain (DC=contoso,DC=com).
+    base_dn: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _ldap_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("ldap://", "ldaps://")):
+            raise ValueError(f"expected ldap://HOST:PORT/BASE-DN, got {v!r}")
+        return v
+
+
 class TopologyFile(_Strict):
     organization: OrgSpec
+    directory: DirectorySpec = Field(default_factory=DirectorySpec)
     sites: list[SiteSpec] = Field(min_length=1)
     site_links: list[SiteLinkSpec] = Field(default_factory=list)
     servers: list[ServerSpec] = Field(min_length=1)
@@ -287,6 +306,11 @@ class Topology:
 
     def domain(self) -> str:
         return self.spec.organization.accepted_domains[0].lower()
+
+    def base_dn(self) -> str:
+        """The directory's base DN: the topology's, else the domain's (DC=contoso,DC=com)."""
+        given = self.spec.directory.base_dn
+        return given or ",".join(f"DC={label}" for label in self.domain().split("."))
 
     def fqdn(self, server: ServerSpec) -> str:
         return (server.fqdn or f"{server.name}.{self.domain()}").lower()
