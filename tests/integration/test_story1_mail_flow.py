@@ -9,16 +9,13 @@ message reaches adam's mailbox exactly once and can be tracked end to end.
 from __future__ import annotations
 
 import json
-import smtplib
-import ssl
 import time
 import urllib.request
 from typing import Any
 
 import pytest
-from tests.conftest import RunningLab, in_mailbox
+from tests.conftest import RunningLab, in_mailbox, submit_as
 
-from sitemail.org.directory import open_directory
 from sitemail.org.model import LoggingLevel, Server
 from sitemail.org.pki import admin_cert_files, client_ssl_context
 
@@ -60,22 +57,6 @@ def admin(lab: RunningLab, address: str, path: str, body: dict[str, Any] | None 
         return json.loads(resp.read())
 
 
-def send_as(user: str, rcpts: list[str], message_id: str, server: str = NY1) -> None:
-    with smtplib.SMTP(server, 587, timeout=30) as s:
-        s.ehlo("workstation.contoso.com")
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        s.starttls(context=ctx)
-        s.ehlo("workstation.contoso.com")
-        s.login(user, PASSWORD)
-        s.sendmail(
-            f"{user}@contoso.com",
-            rcpts,
-            f"Subject: story 1 {message_id}\r\nMessage-ID: <{message_id}>\r\n\r\nHello\r\n",
-        )
-
-
 def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -94,7 +75,7 @@ def fl_queue(lab: RunningLab) -> dict[str, Any] | None:
 
 
 def set_intra_org_logging(lab: RunningLab, level: LoggingLevel) -> None:
-    d = open_directory(str(lab.dir / "directory.db"))
+    d = lab.open_directory()
     try:
         for server in d.list(Server):
             server.transport.intra_org_connector_protocol_logging_level = level
@@ -107,12 +88,12 @@ def set_intra_org_logging(lab: RunningLab, level: LoggingLevel) -> None:
 def test_story_one(seed_lab: RunningLab) -> None:
     lab = seed_lab
     # Step 1: NY to NY is delivered.
-    send_as("alice", ["bob@contoso.com"], "ny-to-ny@story1")
+    submit_as("alice", ["bob@contoso.com"], "ny-to-ny@story1")
     assert wait_for(lambda: in_mailbox(lab, "EX-NY1", "NY-DB1", "ny-to-ny@story1")) == 1
 
     # Step 2: NY to FL stays in the queue for site FL, in Retry, with Exchange's LastError.
     set_intra_org_logging(lab, LoggingLevel.VERBOSE)
-    send_as("alice", ["adam@contoso.com"], "ny-to-fl@story1")
+    submit_as("alice", ["adam@contoso.com"], "ny-to-fl@story1")
     queue = wait_for(lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and q)
     assert queue["LastError"] == LAST_ERROR
     assert queue["Identity"].startswith("EX-NY1\\")
@@ -149,5 +130,5 @@ def test_story_one(seed_lab: RunningLab) -> None:
 
 def test_fl_to_ny_flows_once_inspection_is_off(seed_lab: RunningLab) -> None:
     # Runs after test_story_one in this module: both ASAs have inspection off.
-    send_as("adam", ["bob@contoso.com"], "fl-to-ny@story1", server=FL1)
+    submit_as("adam", ["bob@contoso.com"], "fl-to-ny@story1", server=FL1)
     assert wait_for(lambda: in_mailbox(seed_lab, "EX-NY1", "NY-DB1", "fl-to-ny@story1")) == 1

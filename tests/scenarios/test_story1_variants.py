@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import smtplib
-import ssl
 import subprocess
 import sys
 import time
@@ -31,9 +29,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import EXAMPLES, RunningLab, in_mailbox, lab_slot, sitemail
+from tests.conftest import (
+    EXAMPLES,
+    RunningLab,
+    in_mailbox,
+    lab_directory_args,
+    lab_slot,
+    sitemail,
+    submit_as,
+)
 
-from sitemail.org.directory import open_directory
 from sitemail.org.model import (
     AuthMechanism,
     LoggingLevel,
@@ -78,22 +83,6 @@ def admin(lab: Path, path: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(resp.read())
 
 
-def send(message_id: str) -> None:
-    with smtplib.SMTP(NY1, 587, timeout=30) as s:
-        s.ehlo("workstation.contoso.com")
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        s.starttls(context=ctx)
-        s.ehlo("workstation.contoso.com")
-        s.login("alice", "Pa55word!")
-        s.sendmail(
-            "alice@contoso.com",
-            ["adam@contoso.com"],
-            f"Subject: {message_id}\r\nMessage-ID: <{message_id}>\r\n\r\nHello FL\r\n",
-        )
-
-
 def wait_for(predicate: Callable[[], Any], timeout: float = 40.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -113,7 +102,7 @@ def fl_queue(lab: Path) -> dict[str, Any] | None:
 
 def change(lab: Path, edit: Callable[[Any], Model | None], cls: type[Model], ident: str) -> Model:
     """Edit one directory object as a Set- cmdlet would; return the original to restore."""
-    d = open_directory(str(lab / "directory.db"))
+    d = RunningLab(lab).open_directory()
     try:
         obj = d.require(cls, ident)
         original = obj.model_copy(deep=True)
@@ -129,7 +118,7 @@ def change(lab: Path, edit: Callable[[Any], Model | None], cls: type[Model], ide
 
 
 def put(lab: Path, *objs: Model, delete: tuple[type[Model], str] | None = None) -> None:
-    d = open_directory(str(lab / "directory.db"))
+    d = RunningLab(lab).open_directory()
     try:
         for obj in objs:
             d.put(obj)
@@ -196,9 +185,10 @@ def recover(lab: Path, message_id: str) -> None:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     lab_dir = tmp_path_factory.mktemp("story1variants")
     with lab_slot():
-        sitemail("lab", "up", str(EXAMPLES / "seed.yaml"), "--dir", str(lab_dir))
+        seed = str(EXAMPLES / "seed.yaml")
+        sitemail("lab", "up", seed, *lab_directory_args(), "--dir", str(lab_dir))
         try:
-            d = open_directory(str(lab_dir / "directory.db"))
+            d = RunningLab(lab_dir).open_directory()
             try:
                 ny = d.require(Server, "EX-NY1")
                 ny.transport.intra_org_connector_protocol_logging_level = LoggingLevel.VERBOSE
@@ -221,7 +211,7 @@ def test_inspection_is_found_named_on_both_firewalls_and_its_fix_works(
     lab: Path, tmp_path: Path
 ) -> None:
     before = log_sizes(lab)
-    send("inspection@variants")
+    submit_as("alice", ["adam@contoso.com"], "inspection@variants")
     queue = wait_for(lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and q)
     assert "451 5.7.3 Cannot achieve Exchange Server authentication" in queue["LastError"]
 
@@ -339,7 +329,7 @@ def test_variant_has_its_own_symptom_and_finding(
     before = log_sizes(lab)
     original = change(lab, edit, cls, ident)
     try:
-        send(message_id)
+        submit_as("alice", ["adam@contoso.com"], message_id)
         _wait_for_symptom(lab, message_id, last_error, cause)
         live = only_path_cause(troubleshoot("--dir", str(lab)), cause)
         assert live["fixes"], live
@@ -387,7 +377,7 @@ def test_port_25_blocked_by_an_access_list_on_asa_fl_is_found_and_fixed(
     clean_path: Path, tmp_path: Path
 ) -> None:
     lab = clean_path
-    d = open_directory(str(lab / "directory.db"))
+    d = RunningLab(lab).open_directory()
     try:
         fl1 = d.require(Server, "EX-FL1").addresses[0]
     finally:
@@ -404,7 +394,7 @@ def test_port_25_blocked_by_an_access_list_on_asa_fl_is_found_and_fixed(
     before = log_sizes(lab)
     sitemail("asa", "ASA-FL", "-c", "\n".join(block), "--dir", str(lab))
     try:
-        send("acl@variants")
+        submit_as("alice", ["adam@contoso.com"], "acl@variants")
         # The firewall resets the hub's connection before the banner.
         queue = wait_for(
             lambda: (
@@ -459,7 +449,7 @@ def test_narrower_connector_capturing_the_hubs_is_found(clean_path: Path, tmp_pa
     )
     put(lab, relay)
     try:
-        send("captured@variants")
+        submit_as("alice", ["adam@contoso.com"], "captured@variants")
         assert wait_for(
             lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and "5.7.3" in q["LastError"]
         )

@@ -470,14 +470,7 @@ class Lab:
         recs = [r for r in _records(topo, plan, self.dir) if sites is None or r.site in sites]
         _write_firewall_plans(plan, self.dir, {r.name for r in recs if r.kind == "firewall"})
         st.processes.extend(recs)
-        for rec in recs:
-            _start(rec, st)
-        st.save()
-        failures = _wait_ready(recs, self.dir, st.port_offset, timeout)
-        if failures:
-            say("sitemail lab up: the lab did not start:")
-            for line in failures:
-                say(f"  {line}")
+        if not self._start_group(recs, st, timeout, say, "the lab did not start"):
             self._stop_all(st)
             return 1
         self.last_up_seconds = time.monotonic() - started
@@ -544,6 +537,20 @@ class Lab:
             directory.close()
         return 0
 
+    def _start_group(
+        self, recs: list[ProcessRecord], st: LabState, timeout: float, say: Any, failed: str
+    ) -> bool:
+        """Start ``recs`` and wait until each answers; say which did not (after ``failed``)."""
+        for rec in recs:
+            _start(rec, st)
+        st.save()
+        failures = _wait_ready(recs, self.dir, st.port_offset, timeout)
+        if failures:
+            say(f"sitemail lab up: {failed}:")
+            for line in failures:
+                say(f"  {line}")
+        return not failures
+
     def _stop_all(self, st: LabState) -> None:
         for rec in reversed(st.processes):
             _stop(rec, self.dir)
@@ -568,16 +575,7 @@ class Lab:
         # The directory first: the servers read it as they start.
         first = [r for r in missing if r.kind == "directory"]
         for group in (first, [r for r in missing if r.kind != "directory"]):
-            if not group:
-                continue
-            for rec in group:
-                _start(rec, st)
-            st.save()
-            failures = _wait_ready(group, self.dir, st.port_offset, timeout)
-            if failures:
-                say("sitemail lab up: these did not start:")
-                for line in failures:
-                    say(f"  {line}")
+            if group and not self._start_group(group, st, timeout, say, "these did not start"):
                 return 1
         self.last_up_seconds = time.monotonic() - started
         return 0
