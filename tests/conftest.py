@@ -168,8 +168,9 @@ def submit_as(
     subject: str = "",
     server: str = "127.1.0.11",
     port: int = 587,
+    domain: str = "contoso.com",
 ) -> None:
-    """``user``@contoso.com submits a message on a hub's Client connector (STARTTLS, AUTH)."""
+    """``user``@``domain`` submits a message on a hub's Client connector (STARTTLS, AUTH)."""
     with smtplib.SMTP(server, port, timeout=30) as s:
         s.ehlo("workstation.contoso.com")
         tls = ssl.create_default_context()
@@ -179,7 +180,7 @@ def submit_as(
         s.ehlo("workstation.contoso.com")
         s.login(user, "Pa55word!")
         refused = s.sendmail(
-            f"{user}@contoso.com",
+            f"{user}@{domain}",
             rcpts,
             f"Subject: {subject or message_id}\r\nMessage-ID: <{message_id}>\r\n\r\nHello\r\n",
         )

@@ -7,6 +7,10 @@ EX-FL1 and ASA-FL against the same directory (`lab up --directory ldap://...
 would.  Mail from alice (NY) reaches adam (FL) once the seed's ASA lines are typed
 on both firewalls, each through its own folder, and adam signing in at NY's OWA
 is proxied to FL.  Each folder stops only what it started.
+
+Then as on two machines: the second story's sites, each server at an address of its own
+(the topology's ``address:``), no firewalls, one folder per site on an LDAP server the
+user runs; mail from the US reaches the EU.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from tests.conftest import (
     submit_as,
     wait_for,
 )
+from tests.slapd import Slapd
 
 from sitemail.diagnose.commands import ASA_NO_INSPECT_ESMTP
 from sitemail.org.lab_state import command_line
@@ -124,3 +129,48 @@ def test_one_organization_runs_from_two_lab_folders_sharing_one_slapd(tmp_path: 
     finally:
         sitemail("lab", "down", "--dir", str(ny), check=False)
     assert lab_processes(ny) == []
+
+
+def test_sites_with_addresses_of_their_own_share_a_users_ldap_server(tmp_path: Path) -> None:
+    """The second story's organization without firewalls, each server at an address of its own
+    (as on two machines), one folder per site, on an LDAP server the user runs."""
+    (tmp_path / "slapd").mkdir()
+    slapd = Slapd(tmp_path / "slapd", "DC=exchangelaboratory,DC=com")
+    topology = tmp_path / "us-eu.yaml"
+    text = (EXAMPLES / "us-eu.yaml").read_text()
+    text = text.replace("    site: US\n", "    site: US\n    address: 127.40.0.5\n")
+    text = text.replace("    site: EU\n", "    site: EU\n    address: 127.41.0.6\n")
+    topology.write_text(text)
+    us, eu = tmp_path / "us", tmp_path / "eu"
+    slapd.start()
+    try:
+        up = ["lab", "up", str(topology), "--directory", slapd.url()]
+        sitemail(*up, "--only-site", "US", "--dir", str(us))
+        try:
+            shutil.copytree(us / "pki", eu / "pki")
+            sitemail(*up, "--only-site", "EU", "--dir", str(eu))
+            try:
+                (cashub1,) = _status(us)["servers"]
+                (cashub2,) = _status(eu)["servers"]
+                assert (cashub1["name"], cashub1["address"]) == ("CASHUB1", "127.40.0.5")
+                assert (cashub2["name"], cashub2["address"]) == ("CASHUB2", "127.41.0.6")
+                assert cashub2["state"] == "running"
+                submit_as(
+                    "nina",
+                    ["adam@exchangelaboratory.com"],
+                    "us-to-eu@own-addresses",
+                    server="127.40.0.5",
+                    domain="exchangelaboratory.com",
+                )
+                in_eu = RunningLab(eu)
+                wait_for(
+                    lambda: in_mailbox(in_eu, "CASHUB2", "EU-DB1", "us-to-eu@own-addresses"),
+                    "nina's message in adam's mailbox on CASHUB2 (folder EU)",
+                    60,
+                )
+            finally:
+                sitemail("lab", "down", "--dir", str(eu), check=False)
+        finally:
+            sitemail("lab", "down", "--dir", str(us), check=False)
+    finally:
+        slapd.stop()

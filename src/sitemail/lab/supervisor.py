@@ -190,7 +190,7 @@ def _reap(pid: int) -> None:
 
 def plan_for(topo: Topology) -> AddressPlan:
     spec = topo.spec
-    hosts = [HostSpec(s.name, s.site, "server") for s in spec.servers]
+    hosts = [HostSpec(s.name, s.site, "server", s.address) for s in spec.servers]
     if spec.internet is not None:
         hosts.append(HostSpec(spec.internet.name, "Internet", "internet"))
     firewalls = {f.site: f.name for f in spec.firewalls}
