@@ -68,6 +68,10 @@ def test_the_labs_own_slapd_is_supervised_like_every_other_process(tmp_path: Pat
         assert password not in _every_command_line()
         conf = (lab_dir / "ldap" / "slapd.conf").read_text()
         assert password not in conf and "rootpw {SSHA}" in conf and "sitemail.schema" in conf
+        # The folder keeps its kind of directory.
+        other = sitemail("lab", "up", "--directory", "embedded", "--dir", str(lab_dir), check=False)
+        assert other.returncode == 2
+        assert "keeps its organization in a slapd of its own, not the embedded" in other.stderr
         # The directory holds the organization, as an administrator reads it with ldapsearch.
         found = subprocess.run(
             [

@@ -340,16 +340,22 @@ def _choose_directory(
         wanted = DirectoryChoice(spec.backend, spec.url if spec.backend == "ldap" else None)
     if previous is None:
         return wanted
-    had = DirectoryChoice.of_state(previous)
-    same_kind = (wanted.backend, wanted.url is None) == (had.backend, had.url is None)
-    if option is not None and not same_kind:
+    _check_kept(option, previous)
+    # An LDAP URL given again may name a new password file or timeout: it replaces the old.
+    return wanted if option is not None else DirectoryChoice.of_state(previous)
+
+
+def _check_kept(option: str | None, previous: LabState) -> None:
+    """A lab folder keeps the kind of directory it was started with."""
+    if option is None:
+        return
+    wanted, had = DirectoryChoice.parse(option), DirectoryChoice.of_state(previous)
+    if (wanted.backend, wanted.url is None) != (had.backend, had.url is None):
         raise LabError(
             f"this lab folder keeps its organization in {had.describe()}, not "
             f"{wanted.describe()}; run `sitemail lab down` and remove the folder, or pass "
             "another --dir"
         )
-    # An LDAP URL given again may name a new password file or timeout: it replaces the old.
-    return wanted if option is not None else had
 
 
 def _choose_sites(
@@ -428,6 +434,13 @@ class Lab:
     ) -> int:
         alive = self.running()
         if alive:
+            st = self.state()
+            assert st is not None  # its processes run: lab.json names them
+            try:
+                _check_kept(directory, st)
+            except LabError as exc:
+                say(f"sitemail lab up: {exc}")
+                return 2
             return self._resume(alive, timeout, say)
         try:
             topo = Topology.load(topology)

@@ -95,5 +95,6 @@ def is_ours(rec: ProcessRecord, lab_dir: Path) -> bool:
     cmd = command_line(rec.pid)
     if rec.kind == "directory":
         # The lab's slapd, started with the slapd.conf of its own folder in the lab.
-        return bool(cmd) and Path(cmd[0]).name == "slapd" and str(Path(rec.home)) in " ".join(cmd)
+        conf = str(Path(rec.home) / "slapd.conf")
+        return bool(cmd) and Path(cmd[0]).name == "slapd" and conf in cmd
     return "serve" in cmd and rec.name in cmd and str(lab_dir) in cmd
