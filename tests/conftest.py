@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import fcntl
+import http.cookiejar
 import json
 import os
+import re
+import smtplib
+import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +21,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from sitemail.org.directory import open_directory
+from sitemail.org.directory import Directory, open_directory
+from sitemail.org.lab_state import lab_directory_url
 from sitemail.org.pki import admin_cert_files, client_ssl_context
 
 T = TypeVar("T")
@@ -165,10 +171,85 @@ def find_message(lab: RunningLab, message_id: str) -> bytes | None:
     return None
 
 
+def submit_as(
+    user: str,
+    rcpts: list[str],
+    message_id: str,
+    *,
+    subject: str = "",
+    server: str = "127.1.0.11",
+    port: int = 587,
+    domain: str = "contoso.com",
+) -> None:
+    """``user``@``domain`` submits a message on a hub's Client connector (STARTTLS, AUTH)."""
+    with smtplib.SMTP(server, port, timeout=30) as s:
+        s.ehlo("workstation.contoso.com")
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+        s.starttls(context=tls)
+        s.ehlo("workstation.contoso.com")
+        s.login(user, "Pa55word!")
+        refused = s.sendmail(
+            f"{user}@{domain}",
+            rcpts,
+            f"Subject: {subject or message_id}\r\nMessage-ID: <{message_id}>\r\n\r\nHello\r\n",
+        )
+    assert refused == {}
+
+
+def owa_page(address: str, user: str, password: str = "Pa55word!", port: int = 443) -> str:
+    """Sign in to OWA at ``address`` (NY's external name, mail.contoso.com) with forms, as a
+    browser does; the page shown after signing in."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=context),
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+    )
+    host = {"Host": "mail.contoso.com"}
+    base = f"https://{address}:{port}"
+    with opener.open(urllib.request.Request(f"{base}/owa/", headers=host)) as page:
+        logon = page.read().decode()
+    match = re.search(r'name="hidcanary" value="([^"]+)"', logon)
+    assert match is not None, logon
+    form = {
+        "destination": "/owa/",
+        "flags": "4",
+        "hidcanary": match[1],
+        "trusted": "4",
+        "username": user,
+        "password": password,
+    }
+    request = urllib.request.Request(
+        f"{base}/owa/auth.owa",
+        data=urllib.parse.urlencode(form).encode(),
+        headers={**host, "Origin": "https://mail.contoso.com"},
+    )
+    with opener.open(request, timeout=30) as signed_in:
+        return str(signed_in.read().decode())
+
+
+def lab_directory_args() -> list[str]:
+    """``lab up``'s directory for the labs of the story tests: the embedded one, or with
+    ``SITEMAIL_TEST_DIRECTORY=ldap`` a slapd of the lab's own (CI runs the stories both ways)."""
+    kind = os.environ.get("SITEMAIL_TEST_DIRECTORY", "embedded")
+    if kind not in ("embedded", "ldap"):
+        raise pytest.UsageError(f"SITEMAIL_TEST_DIRECTORY={kind!r}: expected embedded or ldap")
+    return ["--directory", kind]
+
+
 class RunningLab:
     def __init__(self, lab_dir: Path) -> None:
         self.dir = lab_dir
         self._admin_urls: dict[str, str] | None = None
+
+    def open_directory(self) -> Directory:
+        """The lab's directory, whichever backend it runs on (the caller closes it)."""
+        url = lab_directory_url(self.dir)
+        assert url is not None, f"no lab in {self.dir}"
+        return open_directory(url)
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = json.loads(
@@ -272,7 +353,9 @@ def exclusive_lab() -> Iterator[None]:
 def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
     lab_dir = tmp_path_factory.mktemp("seedlab")
     with lab_slot():
-        sitemail("lab", "up", str(EXAMPLES / "seed.yaml"), "--dir", str(lab_dir))
+        sitemail(
+            "lab", "up", str(EXAMPLES / "seed.yaml"), *lab_directory_args(), "--dir", str(lab_dir)
+        )
         try:
             yield RunningLab(lab_dir)
         finally:

@@ -48,6 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="add this to every listening port (default: 0 as root, else 10000)",
     )
+    up.add_argument(
+        "--directory",
+        metavar="WHERE",
+        default=None,
+        help="embedded (directory.db, the default), ldap (a slapd the lab runs, on "
+        "127.0.0.1:389 plus the port offset) or ldap://HOST:PORT/BASE-DN (an LDAP server "
+        "you run; docs/directory.md); default: the topology's directory: key",
+    )
+    up.add_argument(
+        "--only-site",
+        action="append",
+        metavar="SITE",
+        help="start only the servers and firewalls of this site (repeat, or SITE,SITE); "
+        "another folder runs the rest against the same LDAP directory (docs/lab.md)",
+    )
     up.add_argument("--json", action="store_true", help="print the lab's status as JSON")
     _add_dir(up)
     status = lab_sub.add_parser("status", help="show every process of the lab")
@@ -121,7 +136,8 @@ def _ports(endpoints: dict[str, Any]) -> str:
 
 
 def _print_status(status: dict[str, Any], console: Console) -> None:
-    if not status["servers"] and not status["firewalls"]:
+    slapd = status.get("directory_server")
+    if not status["servers"] and not status["firewalls"] and not slapd:
         console.print(f"No lab in {status['lab']}. Start one with [bold]sitemail lab up[/].")
         return
     table = Table(title=f"sitemail lab in {status['lab']}", title_justify="left")
@@ -131,8 +147,10 @@ def _print_status(status: dict[str, Any], console: Console) -> None:
         if s.get("version"):
             roles = ",".join(_ROLE_SHORT.get(r, r) for r in s.get("roles") or [])
             kind = f"Exchange {s['version']} {roles}"
-        else:
+        elif s["kind"] == "internet":
             kind = "Internet mail host" + (" (Postfix)" if s.get("engine") == "postfix" else "")
+        else:
+            kind = "Exchange (directory not read)"
         table.add_row(
             s["name"],
             s["site"],
@@ -152,7 +170,21 @@ def _print_status(status: dict[str, Any], console: Console) -> None:
             f["address"],
             f"console: sitemail asa {f['name']}",
         )
+    if slapd:
+        table.add_row(
+            slapd["name"],
+            "-",
+            "OpenLDAP directory",
+            _state(slapd["state"]),
+            str(slapd["pid"] or "-"),
+            slapd["address"],
+            "LDAP " + slapd["endpoints"]["ldap"].rsplit(":", 1)[1],
+        )
     console.print(table)
+    if status.get("directory_backend") == "ldap":
+        console.print(f"Directory: {status['directory']}")
+    if status.get("directory_error"):
+        console.print(f"[yellow]The directory cannot be read: {status['directory_error']}[/]")
     if status["paths"]:
         console.print("Between sites, through the firewalls (as from a host in the site):")
         for site, targets in sorted(status["paths"].items()):
@@ -175,10 +207,17 @@ def _state(state: str) -> str:
 def _lab(args: argparse.Namespace) -> int:
     lab = Lab(_lab_dir(args))
     out = Console()
-    err = Console(stderr=True)
+    # Messages go out unwrapped and as written: they hold paths and URLs to copy.
+    err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
     if args.lab_command == "up":
         topology = Path(args.topology) if args.topology else default_topology()
-        code = lab.up(topology, port_offset=args.port_offset, say=err.print)
+        code = lab.up(
+            topology,
+            port_offset=args.port_offset,
+            directory=args.directory,
+            only_sites=args.only_site,
+            say=err.print,
+        )
         if code == 0:
             status = lab.status()
             if args.json:
@@ -200,6 +239,8 @@ def _lab(args: argparse.Namespace) -> int:
         # 0 only when every process of the lab runs and answers (scripts and monitors
         # test this); a lab with a process down, or no lab, is 1.
         processes = [*status["servers"], *status["firewalls"]]
+        if status.get("directory_server"):
+            processes.append(status["directory_server"])
         return 0 if processes and all(p["state"] == "running" for p in processes) else 1
     if args.lab_command == "down":
         stopped = lab.down()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import smtplib
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -21,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from tests.conftest import EXAMPLES, RunningLab, in_mailbox, lab_slot, sitemail
+from tests.conftest import EXAMPLES, RunningLab, in_mailbox, lab_slot, sitemail, submit_as
 
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.org.directory import open_directory
@@ -81,24 +79,6 @@ def wait_for(predicate: Callable[[], T], timeout: float = 30.0) -> T:
         time.sleep(0.25)
 
 
-def send(port: int, message_id: str) -> None:
-    """alice submits a message for bob (both on EX-NY1) on the lab's submission port."""
-    with smtplib.SMTP(NY1, port, timeout=30) as s:
-        s.ehlo("workstation.contoso.com")
-        tls = ssl.create_default_context()
-        tls.check_hostname = False
-        tls.verify_mode = ssl.CERT_NONE
-        s.starttls(context=tls)
-        s.ehlo("workstation.contoso.com")
-        s.login("alice", PASSWORD)
-        refused = s.sendmail(
-            "alice@contoso.com",
-            ["bob@contoso.com"],
-            f"Subject: side by side {message_id}\r\nMessage-ID: <{message_id}>\r\n\r\nHello\r\n",
-        )
-        assert refused == {}
-
-
 def delivered(lab: RunningLab, message_id: str) -> list[dict[str, Any]]:
     """The DELIVER events of a message, as the lab's shell finds them (over the admin API)."""
     line = f"Get-MessageTrackingLog -MessageId {message_id} -EventId DELIVER"
@@ -156,7 +136,8 @@ def test_two_seed_labs_with_different_offsets_run_side_by_side(tmp_path: Path) -
         # One message into each lab, on that lab's own submission port.
         ids = [f"side-by-side-{offset}@test" for offset in OFFSETS]
         for offset, message_id in zip(OFFSETS, ids, strict=True):
-            send(587 + offset, message_id)
+            # alice to bob, both on EX-NY1, on this lab's own submission port.
+            submit_as("alice", ["bob@contoso.com"], message_id, port=587 + offset)
 
         for lab, offset, message_id, other in zip(labs, OFFSETS, ids, reversed(ids), strict=True):
             # Delivered to bob's mailbox on EX-NY1, as that lab's tracking log says ...

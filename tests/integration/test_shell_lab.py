@@ -9,24 +9,19 @@ interactive shell.
 
 from __future__ import annotations
 
-import http.cookiejar
 import json
 import os
 import re
-import smtplib
-import ssl
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pexpect
 import pytest
-from tests.conftest import RunningLab, in_mailbox
+from tests.conftest import RunningLab, in_mailbox, owa_page, submit_as
 
 pytestmark = pytest.mark.lab
 
@@ -106,22 +101,6 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 60.0) -> T:
         time.sleep(0.5)
 
 
-def send_as(user: str, recipient: str, message_id: str) -> None:
-    with smtplib.SMTP(NY1, 587, timeout=30) as s:
-        s.ehlo("workstation.contoso.com")
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        s.starttls(context=context)
-        s.ehlo("workstation.contoso.com")
-        s.login(user, PASSWORD)
-        s.sendmail(
-            f"{user}@contoso.com",
-            [recipient],
-            f"Subject: shell {message_id}\r\nMessage-ID: <{message_id}>\r\n\r\nHello\r\n",
-        )
-
-
 # ------------------------------------------------------------------- story 1, step 3-4
 
 
@@ -196,7 +175,7 @@ def test_story_one_through_the_shell(seed_lab: RunningLab) -> None:
     assert levels == {"EX-NY1": "Verbose", "EX-FL1": "Verbose"}
     time.sleep(1.5)  # the hubs re-read the directory within a second
 
-    send_as("alice", "adam@contoso.com", "ny-to-fl@shell")
+    submit_as("alice", ["adam@contoso.com"], "ny-to-fl@shell")
 
     def retrying() -> dict[str, Any] | None:
         found = objects(lab, 'Get-Queue -Filter {Status -eq "Retry"}')
@@ -318,7 +297,7 @@ def test_configuration_changes_reach_the_running_servers(seed_lab: RunningLab) -
         "(ConvertTo-SecureString -String 'Pa55word!' -AsPlainText -Force)",
     )
     time.sleep(1.5)
-    send_as("alice", "frank@contoso.com", "to-frank@shell")
+    submit_as("alice", ["frank@contoso.com"], "to-frank@shell")
     wait_for(lambda: in_mailbox(lab, "EX-FL1", "FL-DB1", "to-frank@shell"))
     # Suspend-Queue holds a queue's mail; Resume-Queue lets it go.
     ok(lab, "Suspend-Queue EX-NY1\\Submission")
@@ -339,40 +318,9 @@ def test_restart_service_restarts_transport_and_it_comes_back(seed_lab: RunningL
 # ---------------------------------------------------------------------- story 2, step 3
 
 
-def owa_at_ny(user: str) -> str:
-    """Sign in to OWA at NY's external name with forms, as a browser does; the page shown."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPSHandler(context=context),
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
-    )
-    host = {"Host": "mail.contoso.com"}
-    with opener.open(urllib.request.Request(f"https://{NY1}/owa/", headers=host)) as page:
-        logon = page.read().decode()
-    match = re.search(r'name="hidcanary" value="([^"]+)"', logon)
-    assert match is not None, logon
-    form = {
-        "destination": "/owa/",
-        "flags": "4",
-        "hidcanary": match[1],
-        "trusted": "4",
-        "username": user,
-        "password": PASSWORD,
-    }
-    request = urllib.request.Request(
-        f"https://{NY1}/owa/auth.owa",
-        data=urllib.parse.urlencode(form).encode(),
-        headers={**host, "Origin": "https://mail.contoso.com"},
-    )
-    with opener.open(request, timeout=30) as signed_in:
-        return str(signed_in.read().decode())
-
-
 def test_set_virtual_directories_turn_proxy_into_redirection(seed_lab: RunningLab) -> None:
     # FL's ExternalUrl is $null: NY's CAS proxies, and adam reads his Inbox at NY's URL.
-    before = owa_at_ny("adam")
+    before = owa_page(NY1, "adam")
     assert "Inbox" in before and "redirect-link" not in before
     ok(
         seed_lab,
@@ -389,7 +337,7 @@ def test_set_virtual_directories_turn_proxy_into_redirection(seed_lab: RunningLa
     # Active/Active: NY now shows the redirection page with FL's URL (Manual).
 
     def redirected() -> str | None:
-        shown = owa_at_ny("adam")
+        shown = owa_page(NY1, "adam")
         return shown if "redirect-link" in shown else None
 
     page = wait_for(redirected, 15)

@@ -10,12 +10,10 @@ lines (``sitemail shell``) and ASA lines (``sitemail asa``).
 
 from __future__ import annotations
 
-import smtplib
-import ssl
 from typing import Any
 
 import pytest
-from tests.conftest import RunningLab, delivered_once, in_mailbox, wait_for
+from tests.conftest import RunningLab, delivered_once, in_mailbox, submit_as, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -40,22 +38,6 @@ SEED_LINES = "\n".join(
 )
 
 
-def send_as(user: str, rcpts: list[str], message_id: str, server: str = NY1) -> None:
-    with smtplib.SMTP(server, 587, timeout=30) as s:
-        s.ehlo("workstation.contoso.com")
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        s.starttls(context=ctx)
-        s.ehlo("workstation.contoso.com")
-        s.login(user, PASSWORD)
-        s.sendmail(
-            f"{user}@contoso.com",
-            rcpts,
-            f"Subject: story 1 {message_id}\r\nMessage-ID: <{message_id}>\r\n\r\nHello\r\n",
-        )
-
-
 def fl_queue(lab: RunningLab) -> dict[str, Any] | None:
     """EX-NY1's queue for site FL, as Get-Queue shows it."""
     for q in lab.shell("Get-Queue -Server EX-NY1"):
@@ -73,12 +55,12 @@ def set_intra_org_logging(lab: RunningLab, level: str) -> None:
 def test_story_one(seed_lab: RunningLab) -> None:
     lab = seed_lab
     # Step 1: NY to NY is delivered.
-    send_as("alice", ["bob@contoso.com"], "ny-to-ny@story1")
+    submit_as("alice", ["bob@contoso.com"], "ny-to-ny@story1")
     assert wait_for(lambda: in_mailbox(lab, "EX-NY1", "NY-DB1", "ny-to-ny@story1"), "bob") == 1
 
     # Step 2: NY to FL stays in the queue for site FL, in Retry, with Exchange's LastError.
     set_intra_org_logging(lab, "Verbose")
-    send_as("alice", ["adam@contoso.com"], "ny-to-fl@story1")
+    submit_as("alice", ["adam@contoso.com"], "ny-to-fl@story1")
     queue = wait_for(
         lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and q, "the FL queue in Retry"
     )
@@ -121,7 +103,7 @@ def test_story_one(seed_lab: RunningLab) -> None:
 
 def test_fl_to_ny_flows_once_inspection_is_off(seed_lab: RunningLab) -> None:
     # Runs after test_story_one in this module: both ASAs have inspection off.
-    send_as("adam", ["bob@contoso.com"], "fl-to-ny@story1", server=FL1)
+    submit_as("adam", ["bob@contoso.com"], "fl-to-ny@story1", server=FL1)
     delivered_once(
         seed_lab,
         lambda: in_mailbox(seed_lab, "EX-NY1", "NY-DB1", "fl-to-ny@story1"),

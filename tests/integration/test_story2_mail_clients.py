@@ -26,7 +26,6 @@ from tests.conftest import RunningLab, in_mailbox, stays, wait_for
 
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.mailflow.tracking_log import read_tracking_log
-from sitemail.org.directory import open_directory
 from sitemail.org.pki import server_cert_files
 
 pytestmark = pytest.mark.lab
@@ -64,7 +63,7 @@ def store_call(lab: RunningLab, call: Callable[[StoreClient], Any]) -> Any:
     """Run ``call`` with a store client holding EX-NY1's server certificate."""
 
     async def go() -> Any:
-        directory = open_directory(str(lab.dir / "directory.db"))
+        directory = lab.open_directory()
         try:
             async with StoreClient(
                 directory,

@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import smtplib
-import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -38,12 +36,13 @@ from tests.conftest import (
     RunningLab,
     delivered_once,
     in_mailbox,
+    lab_directory_args,
     lab_slot,
     sitemail,
+    submit_as,
     wait_for,
 )
 
-from sitemail.org.directory import open_directory
 from sitemail.org.model import Model, ReceiveConnector, Server, SiteLink
 from sitemail.server.console import ConsoleClient
 
@@ -77,19 +76,7 @@ def configure(lab: Path, line: str) -> None:
 
 
 def send(message_id: str) -> None:
-    with smtplib.SMTP(NY1, 587, timeout=30) as s:
-        s.ehlo("workstation.contoso.com")
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        s.starttls(context=ctx)
-        s.ehlo("workstation.contoso.com")
-        s.login("alice", "Pa55word!")
-        s.sendmail(
-            "alice@contoso.com",
-            ["adam@contoso.com"],
-            f"Subject: {message_id}\r\nMessage-ID: <{message_id}>\r\n\r\nHello FL\r\n",
-        )
+    submit_as("alice", ["adam@contoso.com"], message_id)
 
 
 def fl_queue(lab: Path) -> dict[str, Any] | None:
@@ -102,7 +89,7 @@ def fl_queue(lab: Path) -> dict[str, Any] | None:
 
 def default_fl(lab: Path) -> Model:
     """FL's Default connector as the directory holds it (a read, to check an undo)."""
-    d = open_directory(str(lab / "directory.db"))
+    d = RunningLab(lab).open_directory()
     try:
         return d.require(ReceiveConnector, DEFAULT_FL)
     finally:
@@ -114,7 +101,7 @@ def edit_directory(
 ) -> Callable[[], None]:
     """For the variants no cmdlet makes: edit one object in the directory itself, then
     until the hubs have applied it; returns what puts the original back."""
-    d = open_directory(str(lab / "directory.db"))
+    d = RunningLab(lab).open_directory()
     try:
         obj = d.require(cls, ident)
         original = obj.model_copy(deep=True)
@@ -128,7 +115,7 @@ def edit_directory(
     RunningLab(lab).changes_live()
 
     def undo() -> None:
-        d = open_directory(str(lab / "directory.db"))
+        d = RunningLab(lab).open_directory()
         try:
             d.put(original)
         finally:
@@ -201,7 +188,8 @@ def recover(lab: Path, message_id: str) -> None:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     lab_dir = tmp_path_factory.mktemp("story1variants")
     with lab_slot():
-        sitemail("lab", "up", str(EXAMPLES / "seed.yaml"), "--dir", str(lab_dir))
+        seed = str(EXAMPLES / "seed.yaml")
+        sitemail("lab", "up", seed, *lab_directory_args(), "--dir", str(lab_dir))
         try:
             shell(
                 lab_dir, "Set-TransportServer EX-NY1 -IntraOrgConnectorProtocolLoggingLevel Verbose"
@@ -340,7 +328,7 @@ def test_variant_has_its_own_symptom_and_finding(
     connector_before = default_fl(lab)
     undo = apply(lab)
     try:
-        send(message_id)
+        submit_as("alice", ["adam@contoso.com"], message_id)
         _wait_for_symptom(lab, message_id, last_error, cause)
         live = only_path_cause(troubleshoot("--dir", str(lab)), cause)
         assert live["fixes"], live
@@ -393,7 +381,7 @@ def test_port_25_blocked_by_an_access_list_on_asa_fl_is_found_and_fixed(
     clean_path: Path, tmp_path: Path
 ) -> None:
     lab = clean_path
-    d = open_directory(str(lab / "directory.db"))
+    d = RunningLab(lab).open_directory()
     try:
         fl1 = d.require(Server, "EX-FL1").addresses[0]
     finally:
@@ -410,7 +398,7 @@ def test_port_25_blocked_by_an_access_list_on_asa_fl_is_found_and_fixed(
     before = log_sizes(lab)
     sitemail("asa", "ASA-FL", "-c", "\n".join(block), "--dir", str(lab))
     try:
-        send("acl@variants")
+        submit_as("alice", ["adam@contoso.com"], "acl@variants")
         # The firewall resets the hub's connection before the banner.
         wait_for(
             lambda: (

@@ -43,7 +43,7 @@ from playwright.sync_api import (
 from tests.conftest import ROOT, RunningLab
 
 from sitemail.mailbox.store_client import StoreClient
-from sitemail.org.directory import Directory, open_directory
+from sitemail.org.directory import Directory
 from sitemail.org.pki import server_cert_files
 from sitemail.org.ports import STORE_PORT
 
@@ -178,7 +178,7 @@ def story(seed_lab: RunningLab, playwright: Playwright) -> Iterator[Story]:
             f"--ignore-certificate-errors-spki-list={_spki_hash(seed_lab.dir / 'pki' / 'ca.pem')}",
         ],
     )
-    directory = open_directory(str(seed_lab.dir / "directory.db"))
+    directory = seed_lab.open_directory()
     _deliver(seed_lab, directory, addresses)
     try:
         yield Story(seed_lab, directory, browser, addresses, 443 + int(status["port_offset"]))

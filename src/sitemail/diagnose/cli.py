@@ -268,17 +268,23 @@ def add_routing_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_routing(args: argparse.Namespace) -> int:
     from sitemail.diagnose.routing_view import build_view, render_svg, render_text
-    from sitemail.org.directory import open_directory
+    from sitemail.org.directory import DirectoryError, open_directory
+    from sitemail.org.lab_state import lab_directory_url
 
-    db = _lab_dir(args) / "directory.db"
-    if not db.exists():
+    lab_dir = _lab_dir(args)
+    url = lab_directory_url(lab_dir)
+    if url is None:
         print(
-            f"sitemail routing: no lab directory at {db}; start one with `sitemail lab up` "
+            f"sitemail routing: no lab in {lab_dir}; start one with `sitemail lab up` "
             "or pass --dir",
             file=sys.stderr,
         )
         return 2
-    directory = open_directory(str(db))
+    try:
+        directory = open_directory(url)
+    except DirectoryError as exc:
+        print(f"sitemail routing: {exc}", file=sys.stderr)
+        return 2
     try:
         view = build_view(directory)
     finally:

@@ -34,8 +34,8 @@ from sitemail.diagnose.findings import Report
 from sitemail.diagnose.logscan import scan_logs
 from sitemail.diagnose.probe_run import ProbeSettings, probe
 from sitemail.diagnose.rules import build_report
-from sitemail.org.directory import open_directory
-from sitemail.org.lab_state import LabState
+from sitemail.org.directory import DirectoryError, open_directory
+from sitemail.org.lab_state import LabState, lab_directory_url
 from sitemail.org.model import (
     Firewall,
     InternetHost,
@@ -72,15 +72,15 @@ def collect(
     probe_settings: ProbeSettings | None = None,
 ) -> Facts:
     lab_dir = lab_dir.resolve()
-    db = lab_dir / "directory.db"
-    if not db.exists():
+    url = lab_directory_url(lab_dir)
+    if url is None:
         raise LabNotFound(
-            f"no lab in {lab_dir} (no directory.db); start one with `sitemail lab up` "
-            "or pass --dir, or read log files with --logs PATH"
+            f"no lab in {lab_dir} (no lab.json or directory.db); start one with "
+            "`sitemail lab up` or pass --dir, or read log files with --logs PATH"
         )
     facts = Facts("live", lab_dir=str(lab_dir), now=datetime.now(UTC))
     say("reading the directory")
-    _read_directory(facts, db)
+    _read_directory(facts, url)
     state = LabState.load(lab_dir)
     homes = {p.name: Path(p.home) for p in state.processes} if state else {}
     say("asking every hub for its queues and messages")
@@ -96,8 +96,11 @@ def collect(
     return facts
 
 
-def _read_directory(facts: Facts, db: Path) -> None:
-    d = open_directory(str(db))
+def _read_directory(facts: Facts, url: str) -> None:
+    try:
+        d = open_directory(url)
+    except DirectoryError as exc:
+        raise LabNotFound(str(exc)) from None
     try:
         orgs = d.list(Organization)
         facts.organization = orgs[0] if orgs else None
@@ -114,7 +117,7 @@ def _read_directory(facts: Facts, db: Path) -> None:
     finally:
         d.close()
     if facts.organization is None:
-        raise LabNotFound(f"{db} holds no organization")
+        raise LabNotFound(f"the directory {url} holds no organization")
 
 
 def _admin_context(lab_dir: Path) -> ssl.SSLContext:

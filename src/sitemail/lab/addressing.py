@@ -38,6 +38,7 @@ class HostSpec:
     name: str
     site: str
     kind: str  # "server" | "internet"
+    address: str | None = None  # its own (a server on another machine); None: the plan's
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def plan_addresses(
         if FIRST_HOST_OCTET + j > 254:
             raise AddressPlanError(f"site {h.site}: too many hosts for one lab site")
         per_site[h.site] = j + 1
-        host_addr[h.name] = f"127.{numbers[h.site]}.0.{FIRST_HOST_OCTET + j}"
+        host_addr[h.name] = h.address or f"127.{numbers[h.site]}.0.{FIRST_HOST_OCTET + j}"
         host_site[h.name] = h.site
     fw_addr = {fw: f"127.{numbers[site]}.0.1" for site, fw in firewalls.items()}
     plan = AddressPlan(numbers, host_addr, fw_addr, [], {fw: [] for fw in firewalls.values()})

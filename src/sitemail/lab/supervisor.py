@@ -15,12 +15,10 @@ import json
 import os
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import time
-import urllib.request
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,37 +28,28 @@ from sitemail.lab.addressing import (
     HostSpec,
     plan_addresses,
 )
-from sitemail.org.directory import Directory, open_directory
+from sitemail.lab.slapd import ManagedSlapd, SlapdError, slapd_command, url_with
+from sitemail.lab.status import lab_status, no_lab, probe
+from sitemail.org.directory import Directory, DirectoryError, open_directory
 from sitemail.org.lab_state import (
+    EMBEDDED_DIRECTORY,
     LabState,
     ProcessRecord,
     command_line,
     is_ours,
 )
 from sitemail.org.model import (
-    ExchangeVersion,
     Firewall,
     InternetHost,
     LabSettings,
-    Mailbox,
-    MailboxDatabase,
     Model,
     NetworkPath,
-    PopImapSettings,
-    ReceiveConnector,
+    Organization,
     Server,
-    ServerRole,
     VirtualDirectory,
 )
-from sitemail.org.pki import (
-    ServerCertSpec,
-    admin_cert_files,
-    client_ssl_context,
-    ensure_organization_pki,
-)
-from sitemail.org.ports import ADMIN_PORT, STORE_PORT
+from sitemail.org.pki import PkiError, ServerCertSpec, ensure_organization_pki
 from sitemail.org.topology import Topology, TopologyError
-from sitemail.server.console import ConsoleClient, ConsoleError
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[3] / "examples" / "seed.yaml"
 READY_TIMEOUT = 60.0
@@ -102,7 +91,9 @@ def _starting_or_ours(rec: ProcessRecord, lab_dir: Path) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z" and not command_line(rec.pid)
 
 
-def _command(rec: ProcessRecord, lab_dir: Path) -> list[str]:
+def _command(rec: ProcessRecord, st: LabState) -> list[str]:
+    if rec.kind == "directory":
+        return slapd_command(rec, st.port_offset)
     return [
         sys.executable,
         "-m",
@@ -110,18 +101,19 @@ def _command(rec: ProcessRecord, lab_dir: Path) -> list[str]:
         "serve",
         rec.name,
         "--directory",
-        str(lab_dir / "directory.db"),
+        st.directory_url(),
         "--lab-dir",
-        str(lab_dir),
+        st.lab_dir,
     ]
 
 
-def _start(rec: ProcessRecord, lab_dir: Path) -> None:
+def _start(rec: ProcessRecord, st: LabState) -> None:
     home = Path(rec.home)
     home.mkdir(parents=True, exist_ok=True)
+    command = _command(rec, st)
     with open(home / "process.log", "ab") as logf:
         proc = subprocess.Popen(
-            _command(rec, lab_dir),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=logf,
             stderr=subprocess.STDOUT,
@@ -138,26 +130,6 @@ def _tail(path: Path, lines: int = 5) -> str:
     except OSError:
         return "(no log)"
     return " | ".join(text[-lines:]) or "(empty log)"
-
-
-def _admin_context(lab_dir: Path) -> ssl.SSLContext:
-    pki = lab_dir / "pki"
-    return client_ssl_context(pki / "ca.pem", files=admin_cert_files(pki))
-
-
-def probe(rec: ProcessRecord, lab_dir: Path, port_offset: int, timeout: float = 2.0) -> bool:
-    """Does the process answer its health check (on its admin port, shifted by the lab)?"""
-    try:
-        if rec.kind == "server":
-            ctx = _admin_context(lab_dir)
-            ctx.check_hostname = False  # reached by address; the chain is still checked
-            url = f"https://{rec.address}:{ADMIN_PORT + port_offset}/health"
-            with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:
-                return bool(resp.status == 200)
-        with ConsoleClient(Path(rec.home) / "console.sock", timeout=timeout) as console:
-            return console.call("health").get("status") == "ok"
-    except (OSError, ConsoleError, ssl.SSLError, ValueError):
-        return False
 
 
 def _wait_ready(
@@ -218,7 +190,7 @@ def _reap(pid: int) -> None:
 
 def plan_for(topo: Topology) -> AddressPlan:
     spec = topo.spec
-    hosts = [HostSpec(s.name, s.site, "server") for s in spec.servers]
+    hosts = [HostSpec(s.name, s.site, "server", s.address) for s in spec.servers]
     if spec.internet is not None:
         hosts.append(HostSpec(spec.internet.name, "Internet", "internet"))
     firewalls = {f.site: f.name for f in spec.firewalls}
@@ -311,13 +283,125 @@ def _records(topo: Topology, plan: AddressPlan, lab_dir: Path) -> list[ProcessRe
     return recs
 
 
-def _write_firewall_plans(plan: AddressPlan, lab_dir: Path) -> None:
+def _write_firewall_plans(plan: AddressPlan, lab_dir: Path, names: set[str]) -> None:
     for fw, listeners in plan.listeners.items():
+        if fw not in names:
+            continue
         home = lab_dir / "firewalls" / fw
         home.mkdir(parents=True, exist_ok=True)
         (home / "listeners.json").write_text(
             json.dumps([asdict(x) for x in listeners], indent=2) + "\n"
         )
+
+
+# ----------------------------------------------------------------- the directory
+
+
+@dataclass(frozen=True)
+class DirectoryChoice:
+    """Where a lab keeps its directory: the embedded file, a slapd of its own, or a URL."""
+
+    backend: str  # "embedded" | "ldap"
+    url: str | None = None  # an LDAP server the user runs; None with "ldap": the lab's own
+
+    @classmethod
+    def parse(cls, text: str) -> DirectoryChoice:
+        if text in ("embedded", "ldap"):
+            return cls(text)
+        if text.startswith(("ldap://", "ldaps://")):
+            return cls("ldap", text)
+        raise LabError(
+            f"--directory {text!r}: expected embedded, ldap (a slapd of the lab's own) "
+            "or ldap://HOST:PORT/BASE-DN (an LDAP server you run)"
+        )
+
+    @classmethod
+    def of_state(cls, st: LabState) -> DirectoryChoice:
+        if not st.directory:
+            return cls("embedded")
+        if any(r.kind == "directory" for r in st.processes):
+            return cls("ldap")
+        return cls("ldap", st.directory)
+
+    def describe(self) -> str:
+        if self.backend == "embedded":
+            return f"the embedded directory ({EMBEDDED_DIRECTORY})"
+        return f"the LDAP server {self.url}" if self.url else "a slapd of its own"
+
+
+def _choose_directory(
+    topo: Topology, option: str | None, previous: LabState | None
+) -> DirectoryChoice:
+    """``--directory``, else the topology's ``directory:``; a lab folder keeps its kind."""
+    spec = topo.spec.directory
+    if option is not None:
+        wanted = DirectoryChoice.parse(option)
+    else:
+        wanted = DirectoryChoice(spec.backend, spec.url if spec.backend == "ldap" else None)
+    if previous is None:
+        return wanted
+    _check_kept(option, previous)
+    # An LDAP URL given again may name a new password file or timeout: it replaces the old.
+    return wanted if option is not None else DirectoryChoice.of_state(previous)
+
+
+def _check_kept(option: str | None, previous: LabState) -> None:
+    """A lab folder keeps the kind of directory it was started with."""
+    if option is None:
+        return
+    wanted, had = DirectoryChoice.parse(option), DirectoryChoice.of_state(previous)
+    if (wanted.backend, wanted.url is None) != (had.backend, had.url is None):
+        raise LabError(
+            f"this lab folder keeps its organization in {had.describe()}, not "
+            f"{wanted.describe()}; run `sitemail lab down` and remove the folder, or pass "
+            "another --dir"
+        )
+
+
+def _choose_sites(
+    topo: Topology, option: list[str] | None, previous: LabState | None
+) -> list[str] | None:
+    """The sites this folder supervises (``--only-site``; None: all), in the topology's names."""
+    if not option:
+        return previous.only_sites if previous else None
+    known = {s.name.lower(): s.name for s in topo.spec.sites}
+    if topo.spec.internet is not None:
+        known["internet"] = "Internet"
+    chosen: list[str] = []
+    for item in option:
+        for name in filter(None, (n.strip() for n in item.split(","))):
+            if name.lower() not in known:
+                raise LabError(
+                    f"--only-site {name}: no such site; expected one of "
+                    + ", ".join(known.values())
+                )
+            chosen.append(known[name.lower()])
+    return chosen
+
+
+def _with_organization(url: str, organization: str) -> str:
+    """An external LDAP URL that names the organization (so a fresh directory is set up as
+    the topology's, and one holding another organization is refused)."""
+    query = url.split("?", 1)[1] if "?" in url else ""
+    has_org = any(part.split("=", 1)[0] == "org" for part in query.split("&"))
+    return url if has_org else url_with(url, org=organization)
+
+
+def _differs(topo: Topology, directory: Directory) -> str | None:
+    """Why the organization a directory holds is not the topology's; None when it is."""
+    orgs = directory.list(Organization)
+    have = orgs[0].name if orgs else "none"
+    want = topo.spec.organization.name
+    if have.lower() != want.lower():
+        return f"the directory holds organization {have!r}, {topo.source} describes {want!r}"
+    there = sorted(s.name for s in directory.list(Server))
+    here = sorted(s.name for s in topo.spec.servers)
+    if [n.lower() for n in there] != [n.lower() for n in here]:
+        return (
+            f"the directory's servers ({', '.join(there)}) are not those of {topo.source} "
+            f"({', '.join(here)})"
+        )
+    return None
 
 
 class Lab:
@@ -326,7 +410,8 @@ class Lab:
 
     @property
     def directory_path(self) -> Path:
-        return self.dir / "directory.db"
+        """The embedded directory's file (a lab with an LDAP directory has none)."""
+        return self.dir / EMBEDDED_DIRECTORY
 
     def state(self) -> LabState | None:
         return LabState.load(self.dir)
@@ -342,11 +427,20 @@ class Lab:
         topology: Path,
         *,
         port_offset: int | None = None,
+        directory: str | None = None,
+        only_sites: list[str] | None = None,
         timeout: float = READY_TIMEOUT,
         say: Any = print,
     ) -> int:
         alive = self.running()
         if alive:
+            st = self.state()
+            assert st is not None  # its processes run: lab.json names them
+            try:
+                _check_kept(directory, st)
+            except LabError as exc:
+                say(f"sitemail lab up: {exc}")
+                return 2
             return self._resume(alive, timeout, say)
         try:
             topo = Topology.load(topology)
@@ -356,42 +450,123 @@ class Lab:
         started = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         saved = self.dir / "topology.yaml"
-        fresh = not self.directory_path.exists()
-        if not fresh and saved.exists() and saved.read_bytes() != topology.read_bytes():
+        previous = self.state()
+        has_lab = previous is not None or self.directory_path.exists()
+        if has_lab and saved.exists() and saved.read_bytes() != topology.read_bytes():
             say(
                 f"sitemail lab up: {self.dir} holds a lab of another topology; "
                 "run `sitemail lab down` and remove the folder, or pass another --dir"
             )
             return 2
-        offset = choose_port_offset() if port_offset is None else port_offset
-        plan = plan_for(topo)
-        directory = open_directory(str(self.directory_path))
         try:
-            if fresh:
-                shutil.copyfile(topology, saved)
-                _seed_directory(directory, topo, plan, self.dir, offset)
-            else:
-                settings = directory.get(LabSettings, "lab")
-                offset = settings.port_offset if settings else offset
-            _issue_certificates(self.dir, topo.spec.organization.name, directory)
-        finally:
-            directory.close()
-        _write_firewall_plans(plan, self.dir)
-        recs = _records(topo, plan, self.dir)
-        state = LabState(str(self.dir), str(saved), offset, recs)
-        for rec in recs:
-            _start(rec, self.dir)
-        state.save()
-        failures = _wait_ready(recs, self.dir, offset, timeout)
-        if failures:
-            say("sitemail lab up: the lab did not start:")
-            for line in failures:
-                say(f"  {line}")
-            for rec in reversed(recs):
-                _stop(rec, self.dir)
+            choice = _choose_directory(topo, directory, previous)
+            sites = _choose_sites(topo, only_sites, previous)
+        except LabError as exc:
+            say(f"sitemail lab up: {exc}")
+            return 2
+        if previous is not None:
+            offset = previous.port_offset
+        else:
+            offset = choose_port_offset() if port_offset is None else port_offset
+        st = LabState(str(self.dir), str(saved), offset, only_sites=sites)
+        if choice.url is not None:
+            st.directory = _with_organization(choice.url, topo.spec.organization.name)
+        elif choice.backend == "ldap":
+            code = self._start_slapd(topo, st, timeout, say)
+            if code:
+                return code
+        code = self._seed_or_join(topo, topology, st, say)
+        if code:
+            self._stop_all(st)
+            return code
+        plan = plan_for(topo)
+        recs = [r for r in _records(topo, plan, self.dir) if sites is None or r.site in sites]
+        _write_firewall_plans(plan, self.dir, {r.name for r in recs if r.kind == "firewall"})
+        st.processes.extend(recs)
+        if not self._start_group(recs, st, timeout, say, "the lab did not start"):
+            self._stop_all(st)
             return 1
         self.last_up_seconds = time.monotonic() - started
         return 0
+
+    def _start_slapd(self, topo: Topology, st: LabState, timeout: float, say: Any) -> int:
+        """Start the lab's own slapd (before anything reads the directory) and wait for it."""
+        slapd = ManagedSlapd(self.dir, topo.base_dn(), topo.spec.organization.name, st.port_offset)
+        rec = slapd.record()
+        try:
+            slapd.prepare()
+            _start(rec, st)
+        except SlapdError as exc:
+            say(f"sitemail lab up: {exc}")
+            return 2
+        st.directory = slapd.url()
+        st.processes.append(rec)
+        st.save()
+        failures = _wait_ready([rec], self.dir, st.port_offset, timeout)
+        if failures:
+            say(f"sitemail lab up: the lab's slapd did not start: {failures[0]}")
+            _stop(rec, self.dir)
+            return 1
+        return 0
+
+    def _seed_or_join(self, topo: Topology, topology: Path, st: LabState, say: Any) -> int:
+        """Seed a directory that holds no lab yet; else check it holds this topology's."""
+        saved = Path(st.topology)
+        try:
+            directory = open_directory(st.directory_url())
+        except DirectoryError as exc:
+            say(f"sitemail lab up: {exc}")
+            return 2
+        try:
+            settings = directory.get(LabSettings, "lab")
+            if settings is None:
+                shutil.copyfile(topology, saved)
+                _seed_directory(directory, topo, plan_for(topo), self.dir, st.port_offset)
+            else:
+                problem = _differs(topo, directory)
+                managed = any(r.kind == "directory" for r in st.processes)
+                if problem is None and managed and settings.port_offset != st.port_offset:
+                    problem = f"its lab was set up with --port-offset {settings.port_offset}"
+                if problem is not None:
+                    say(f"sitemail lab up: {problem}; use another --dir or directory")
+                    return 2
+                st.port_offset = settings.port_offset
+                joining = Path(settings.lab_dir) != self.dir
+                if joining and not (self.dir / "pki" / "ca.pem").exists():
+                    say(
+                        f"sitemail lab up: the directory already holds organization "
+                        f"{topo.spec.organization.name}, set up from the lab folder "
+                        f"{settings.lab_dir}; copy that folder's pki/ to {self.dir / 'pki'} "
+                        "first (its CA is the organization's)"
+                    )
+                    return 2
+                if not saved.exists():
+                    shutil.copyfile(topology, saved)
+            _issue_certificates(self.dir, topo.spec.organization.name, directory)
+        except (DirectoryError, PkiError) as exc:
+            say(f"sitemail lab up: {exc}")
+            return 2
+        finally:
+            directory.close()
+        return 0
+
+    def _start_group(
+        self, recs: list[ProcessRecord], st: LabState, timeout: float, say: Any, failed: str
+    ) -> bool:
+        """Start ``recs`` and wait until each answers; say which did not (after ``failed``)."""
+        for rec in recs:
+            _start(rec, st)
+        st.save()
+        failures = _wait_ready(recs, self.dir, st.port_offset, timeout)
+        if failures:
+            say(f"sitemail lab up: {failed}:")
+            for line in failures:
+                say(f"  {line}")
+        return not failures
+
+    def _stop_all(self, st: LabState) -> None:
+        for rec in reversed(st.processes):
+            _stop(rec, self.dir)
 
     def _resume(self, alive: list[ProcessRecord], timeout: float, say: Any) -> int:
         """Part of the lab runs (a process crashed or was killed): start the rest."""
@@ -406,19 +581,15 @@ class Lab:
             )
             return 0
         started = time.monotonic()
-        for rec in missing:
-            _start(rec, self.dir)
-        st.save()
         say(
             f"The lab in {self.dir} was running without "
             f"{', '.join(r.name for r in missing)}: started again."
         )
-        failures = _wait_ready(missing, self.dir, st.port_offset, timeout)
-        if failures:
-            say("sitemail lab up: these did not start:")
-            for line in failures:
-                say(f"  {line}")
-            return 1
+        # The directory first: the servers read it as they start.
+        first = [r for r in missing if r.kind == "directory"]
+        for group in (first, [r for r in missing if r.kind != "directory"]):
+            if group and not self._start_group(group, st, timeout, say, "these did not start"):
+                return 1
         self.last_up_seconds = time.monotonic() - started
         return 0
 
@@ -429,6 +600,7 @@ class Lab:
         if st is None:
             return []
         stopped = []
+        # In reverse order of starting: the servers, then the directory they read.
         for rec in reversed(st.processes):
             if is_ours(rec, self.dir):
                 _stop(rec, self.dir)
@@ -450,13 +622,13 @@ class Lab:
         rec = next((r for r in st.processes if r.name.lower() == name.lower()), None)
         if rec is None:
             names = ", ".join(r.name for r in st.processes)
-            return f"{name!r} is not a server or firewall of this lab; expected one of {names}"
+            return f"{name!r} is not a process of this lab; expected one of {names}"
         if is_ours(rec, self.dir):
             os.kill(rec.pid, signal.SIGKILL)
             while is_ours(rec, self.dir):
                 _reap(rec.pid)
                 time.sleep(0.02)
-        _start(rec, self.dir)
+        _start(rec, st)
         st.save()
         failures = _wait_ready([rec], self.dir, st.port_offset, timeout)
         return failures[0] if failures else None
@@ -465,148 +637,4 @@ class Lab:
 
     def status(self) -> dict[str, Any]:
         st = self.state()
-        if st is None or not self.directory_path.exists():
-            return {
-                "lab": str(self.dir),
-                "running": False,
-                "servers": [],
-                "firewalls": [],
-                "paths": {},
-                "users": [],
-            }
-        directory = open_directory(str(self.directory_path))
-        try:
-            return self._status(st, directory)
-        finally:
-            directory.close()
-
-    def _status(self, st: LabState, directory: Directory) -> dict[str, Any]:
-        topo = Topology.load(st.topology)
-        passwords = {u.alias.lower(): u.password for u in topo.spec.users}
-        inet_passwords = (
-            {u.address.lower(): u.password for u in topo.spec.internet.users}
-            if topo.spec.internet
-            else {}
-        )
-        servers_out: list[dict[str, Any]] = []
-        firewalls_out: list[dict[str, Any]] = []
-        any_running = False
-        for rec in st.processes:
-            alive = is_ours(rec, self.dir)
-            state = "stopped"
-            if alive:
-                state = "running" if probe(rec, self.dir, st.port_offset) else "unresponsive"
-                any_running = True
-            entry: dict[str, Any] = {
-                "name": rec.name,
-                "site": rec.site,
-                "state": state,
-                "pid": rec.pid if alive else None,
-                "address": rec.address,
-            }
-            if rec.kind == "firewall":
-                entry["folder"] = rec.home
-                firewalls_out.append(entry)
-                continue
-            entry.update(self._server_details(rec, directory, st.port_offset))
-            servers_out.append(entry)
-        paths: dict[str, dict[str, dict[str, str]]] = {}
-        for p in directory.list(NetworkPath):
-            paths.setdefault(p.from_site, {})[p.server] = {
-                "address": p.address,
-                "source": p.source,
-            }
-        users: list[dict[str, Any]] = []
-        dbs = {d.name.lower(): d for d in directory.list(MailboxDatabase)}
-        servers = {s.name.lower(): s for s in directory.list(Server)}
-        for mbx in directory.list(Mailbox):
-            db = dbs.get(mbx.database.lower())
-            srv = servers.get(db.server.lower()) if db else None
-            users.append(
-                {
-                    "name": mbx.alias,
-                    "address": mbx.primary_smtp_address,
-                    "site": srv.site if srv else None,
-                    "server": srv.name if srv else None,
-                    "version": srv.version.product if srv else None,
-                    "password": passwords.get(mbx.alias.lower()),
-                }
-            )
-        for host in directory.list(InternetHost):
-            for addr, pw in inet_passwords.items():
-                users.append(
-                    {
-                        "name": addr.split("@")[0],
-                        "address": addr,
-                        "site": host.site,
-                        "server": host.name,
-                        "version": None,
-                        "password": pw,
-                    }
-                )
-        return {
-            "lab": str(self.dir),
-            "running": any_running,
-            "topology": st.topology,
-            "port_offset": st.port_offset,
-            "directory": str(self.directory_path),
-            "servers": servers_out,
-            "firewalls": firewalls_out,
-            "paths": paths,
-            "users": users,
-        }
-
-    def _server_details(
-        self, rec: ProcessRecord, directory: Directory, offset: int
-    ) -> dict[str, Any]:
-        home = Path(rec.home)
-        if rec.kind == "internet":
-            host = directory.get(InternetHost, rec.name)
-            return {
-                "roles": ["Internet mail host"],
-                "version": None,
-                "engine": host.engine if host else None,
-                "fqdn": host.fqdn if host else None,
-                "domains": host.domains if host else [],
-                "endpoints": {
-                    "smtp": [f"{rec.address}:{25 + offset}", f"{rec.address}:{587 + offset}"]
-                },
-                "folder": rec.home,
-            }
-        server = directory.require(Server, rec.name)
-        endpoints: dict[str, Any] = {"admin": f"https://{rec.address}:{ADMIN_PORT + offset}"}
-        if ServerRole.MAILBOX in server.roles:
-            endpoints["store"] = f"https://{rec.address}:{STORE_PORT + offset}"
-        if server.version is ExchangeVersion.E2010 and ServerRole.HUB_TRANSPORT in server.roles:
-            for rc in directory.list(ReceiveConnector):
-                if rc.server.lower() == server.name.lower():
-                    ports = sorted({p for _, p in rc.ports})
-                    endpoints[f"smtp ({rc.name})"] = [f"{rec.address}:{p + offset}" for p in ports]
-        if server.version is ExchangeVersion.E2003:
-            endpoints["smtp (Default SMTP Virtual Server)"] = [f"{rec.address}:{25 + offset}"]
-        if ServerRole.CLIENT_ACCESS in server.roles and server.version is ExchangeVersion.E2010:
-            endpoints["https"] = f"{rec.address}:{443 + offset}"
-            urls = {}
-            for v in directory.list(VirtualDirectory):
-                if v.server.lower() == server.name.lower():
-                    urls[v.type.value] = {"internal": v.internal_url, "external": v.external_url}
-            endpoints["urls"] = urls
-            for s in directory.list(PopImapSettings):
-                if s.server.lower() == server.name.lower():
-                    key = s.protocol.lower()
-                    bindings = s.unencrypted_or_tls_bindings + s.ssl_bindings
-                    endpoints[key] = [
-                        f"{rec.address}:{int(b.rsplit(':', 1)[1]) + offset}" for b in bindings
-                    ]
-        return {
-            "roles": [r.value for r in server.roles],
-            "version": server.version.product,
-            "fqdn": server.fqdn,
-            "endpoints": endpoints,
-            "folder": rec.home,
-            "logs": {
-                "SmtpReceive": str(home / (server.transport.receive_protocol_log_path or "")),
-                "SmtpSend": str(home / (server.transport.send_protocol_log_path or "")),
-                "MessageTracking": str(home / (server.transport.message_tracking_log_path or "")),
-            },
-        }
+        return no_lab(self.dir) if st is None else lab_status(self.dir, st)

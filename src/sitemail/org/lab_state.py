@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 STATE_FILE = "lab.json"
+EMBEDDED_DIRECTORY = "directory.db"
 
 
 def default_lab_dir() -> Path:
@@ -23,7 +24,7 @@ def default_lab_dir() -> Path:
 @dataclass
 class ProcessRecord:
     name: str
-    kind: str  # server | firewall | internet
+    kind: str  # server | firewall | internet | directory (the lab's own slapd)
     site: str
     address: str
     pid: int = 0
@@ -37,6 +38,15 @@ class LabState:
     topology: str
     port_offset: int
     processes: list[ProcessRecord] = field(default_factory=list)
+    # The directory URL the lab's processes are started with; "" for the embedded
+    # directory.db in the lab folder (and in a lab.json written before there was a choice).
+    directory: str = ""
+    # The sites whose servers and firewalls this folder supervises (`lab up --only-site`);
+    # None: every one of the topology.
+    only_sites: list[str] | None = None
+
+    def directory_url(self) -> str:
+        return self.directory or str(Path(self.lab_dir) / EMBEDDED_DIRECTORY)
 
     @classmethod
     def load(cls, lab_dir: Path) -> LabState | None:
@@ -52,6 +62,15 @@ class LabState:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
         tmp.replace(path)
+
+
+def lab_directory_url(lab_dir: Path) -> str | None:
+    """The directory of the lab in ``lab_dir`` as ``open_directory`` takes it; None: no lab."""
+    state = LabState.load(lab_dir)
+    if state is not None and state.directory:
+        return state.directory
+    database = lab_dir / EMBEDDED_DIRECTORY
+    return str(database) if database.exists() else None
 
 
 def command_line(pid: int) -> list[str]:
@@ -74,4 +93,8 @@ def is_ours(rec: ProcessRecord, lab_dir: Path) -> bool:
     if stat.rsplit(")", 1)[1].split()[0] == "Z":
         return False  # a zombie is dead; only its parent has not reaped it yet
     cmd = command_line(rec.pid)
+    if rec.kind == "directory":
+        # The lab's slapd, started with the slapd.conf of its own folder in the lab.
+        conf = str(Path(rec.home) / "slapd.conf")
+        return bool(cmd) and Path(cmd[0]).name == "slapd" and conf in cmd
     return "serve" in cmd and rec.name in cmd and str(lab_dir) in cmd

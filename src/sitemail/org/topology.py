@@ -11,6 +11,7 @@ Errors name the file, the line and the field, and say what was expected.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,6 +102,9 @@ class VdirSpec(_Strict):
 class ServerSpec(_Strict):
     name: str
     site: str
+    # The server's own address instead of the lab's loopback one (127.N.0.x): for a
+    # server on another machine, which the others must reach there.
+    address: str | None = None
     version: str = "2010"
     roles: list[ServerRole] = Field(default_factory=list)
     fqdn: str | None = None
@@ -120,6 +124,16 @@ class ServerSpec(_Strict):
                 "(optionally with a service pack, e.g. '2010 SP3')"
             )
         return text
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ipaddress.ip_address(v)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an IP address") from None
+        return v
 
     @field_validator("virtual_directories")
     @classmethod
@@ -169,8 +183,27 @@ class UserSpec(_Strict):
     primary_smtp_address: str | None = None
 
 
+class DirectorySpec(_Strict):
+    """Where the lab keeps its directory (``sitemail lab up --directory`` overrides it)."""
+
+    # embedded: directory.db in the lab folder; ldap: a slapd the lab starts, or the
+    # LDAP server at ``url`` when one is given.
+    backend: Literal["embedded", "ldap"] = "embedded"
+    url: str | None = None
+    # The managed slapd's suffix; default: the first accepted domain (DC=contoso,DC=com).
+    base_dn: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _ldap_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("ldap://", "ldaps://")):
+            raise ValueError(f"expected ldap://HOST:PORT/BASE-DN, got {v!r}")
+        return v
+
+
 class TopologyFile(_Strict):
     organization: OrgSpec
+    directory: DirectorySpec = Field(default_factory=DirectorySpec)
     sites: list[SiteSpec] = Field(min_length=1)
     site_links: list[SiteLinkSpec] = Field(default_factory=list)
     servers: list[ServerSpec] = Field(min_length=1)
@@ -259,6 +292,14 @@ class Topology:
                         "(snake_case), e.g. message_expiration_timeout",
                         lines,
                     )
+        placed = [i for i, server in enumerate(s.servers) if server.address]
+        if placed and s.firewalls:
+            self._fail(
+                ("servers", placed[0], "address"),
+                "a server with an address of its own needs a topology without firewalls (the "
+                "lab's firewalls relay between loopback addresses on one machine)",
+                lines,
+            )
         for i, fw in enumerate(s.firewalls):
             if fw.site.lower() not in site_names:
                 self._fail(("firewalls", i, "site"), f"unknown site {fw.site!r}", lines)
@@ -288,6 +329,11 @@ class Topology:
 
     def domain(self) -> str:
         return self.spec.organization.accepted_domains[0].lower()
+
+    def base_dn(self) -> str:
+        """The directory's base DN: the topology's, else the domain's (DC=contoso,DC=com)."""
+        given = self.spec.directory.base_dn
+        return given or ",".join(f"DC={label}" for label in self.domain().split("."))
 
     def fqdn(self, server: ServerSpec) -> str:
         return (server.fqdn or f"{server.name}.{self.domain()}").lower()

@@ -91,3 +91,14 @@ def test_addresses_are_unique_loopback_and_every_path_leads_to_its_host(
             steps += 1
         assert addr == plan.host_addresses[path.host]
         assert steps == len(path.hops)
+
+
+def test_a_host_with_an_address_of_its_own_keeps_it_and_is_reached_there() -> None:
+    hosts = [
+        HostSpec("EX-NY1", "NY", "server", "192.0.2.10"),
+        HostSpec("EX-FL1", "FL", "server", "198.51.100.20"),
+    ]
+    plan = plan_addresses(["NY", "FL"], hosts, {})
+    assert plan.host_addresses == {"EX-NY1": "192.0.2.10", "EX-FL1": "198.51.100.20"}
+    assert plan.address_from("NY", "EX-FL1") == "198.51.100.20"
+    assert plan.address_from("FL", "EX-NY1") == "192.0.2.10"

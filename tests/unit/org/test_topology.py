@@ -136,9 +136,37 @@ servers:
             BASE + "    receive_connectors:\n      - {name: R, bindings: ['1.2.3:25']}\n",
             "binding '1.2.3:25' has no valid IPv4 address",
         ),
+        (
+            BASE + "directory: {backend: ldap, url: 'dc1:389'}\n",
+            "x.yaml:10: directory.url: Value error, expected ldap://HOST:PORT/BASE-DN",
+        ),
+        (BASE + "directory: {backend: x500}\n", "x.yaml:10: directory.backend"),
+        (BASE + "    address: 10.0.0\n", "servers[0].address: Value error, '10.0.0' is not"),
+        (
+            BASE + "    address: 10.0.0.5\nfirewalls:\n  - {name: F, site: A}\n",
+            "x.yaml:10: servers[0].address: a server with an address of its own needs a "
+            "topology without firewalls",
+        ),
     ],
 )
 def test_errors_name_the_file_the_line_and_the_field(text: str, expected: str) -> None:
     with pytest.raises(TopologyError) as info:
         Topology.parse(text, "x.yaml")
     assert expected in str(info.value)
+
+
+def test_the_directory_key_chooses_the_labs_directory_and_its_base_dn() -> None:
+    assert Topology.parse(BASE).spec.directory.backend == "embedded"
+    managed = Topology.parse(BASE + "directory: {backend: ldap}\n")
+    assert managed.spec.directory.backend == "ldap" and managed.spec.directory.url is None
+    assert managed.base_dn() == "DC=t,DC=test"  # from the first accepted domain
+    given = Topology.parse(BASE + "directory: {backend: ldap, base_dn: 'O=Tee'}\n")
+    assert given.base_dn() == "O=Tee"
+    url = "ldap://dc1.t.test:389/DC=t,DC=test?bind=CN=sitemail,CN=Users,DC=t,DC=test"
+    theirs = Topology.parse(BASE + f"directory: {{backend: ldap, url: '{url}'}}\n")
+    assert theirs.spec.directory.url == url
+
+
+def test_a_server_on_another_machine_keeps_its_own_address() -> None:
+    topo = Topology.parse(BASE + "    address: 10.0.0.5\n")
+    assert topo.spec.servers[0].address == "10.0.0.5"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from sitemail.org.directory import DirectoryError, open_directory
+from sitemail.org.lab_state import lab_directory_url
 from sitemail.org.model import Server
 from sitemail.shell import ShellOptions, main
 
@@ -58,15 +59,15 @@ def shell_main(
     options, server, dir_option = parse_arguments(argv)
     lab_dir = (dir_option or lab_dir).resolve()
     err = stderr or sys.stderr
-    database = lab_dir / "directory.db"
-    if not database.exists():
+    url = lab_directory_url(lab_dir)
+    if url is None:
         err.write(
-            f"sitemail shell: no lab in {lab_dir} (no directory.db); start one with "
-            "`sitemail lab up` or pass --dir.\n"
+            f"sitemail shell: no lab in {lab_dir} (no lab.json or directory.db); start one "
+            "with `sitemail lab up` or pass --dir.\n"
         )
         return 1
     try:
-        directory = open_directory(str(database))
+        directory = open_directory(url)
     except DirectoryError as error:
         err.write(f"sitemail shell: {error}\n")
         return 1

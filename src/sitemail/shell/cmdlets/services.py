@@ -73,9 +73,7 @@ class ExchangeServices:
     def organization(self) -> Organization:
         orgs = self.directory.list(Organization)
         if not orgs:
-            raise CmdletError(
-                f"The directory {self.lab_dir / 'directory.db'} holds no organization."
-            )
+            raise CmdletError(f"The directory of the lab in {self.lab_dir} holds no organization.")
         return orgs[0]
 
     @property
