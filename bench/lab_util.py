@@ -149,8 +149,9 @@ def sqlite_count(path: Path, query: str, args: Sequence[Any] = ()) -> int:
 
 
 @contextlib.contextmanager
-def running_lab(topology: Path) -> Iterator[LabHandle]:
-    """``sitemail lab up`` of ``topology`` in a fresh temporary folder, holding the lab lock.
+def running_lab(topology: Path, *, directory: str | None = None) -> Iterator[LabHandle]:
+    """``sitemail lab up`` of ``topology`` in a fresh temporary folder, holding the lab lock
+    (``directory="ldap"``: the organization in the lab's own slapd, as ``--directory ldap``).
 
     The lab runs in-process (``Lab.up``), so its server processes are children
     of the benchmark; ``Lab.down`` stops them by PID and reaps them.  The
@@ -165,7 +166,7 @@ def running_lab(topology: Path) -> Iterator[LabHandle]:
             said: list[str] = []
             began = time.monotonic()
             try:
-                code = lab.up(topology, say=said.append)
+                code = lab.up(topology, directory=directory, say=said.append)
                 if code != 0:
                     raise BenchSetupError(f"lab up {topology.name} failed: {' | '.join(said)}")
                 up_s = time.monotonic() - began

@@ -98,7 +98,12 @@ async def _fill_inbox(lab: LabHandle, count: int) -> None:
     from sitemail.org.ports import STORE_PORT
 
     addresses = {s["name"]: s["address"] for s in lab.status["servers"]}
-    directory = open_directory(str(lab.dir / "directory.db"))
+    from sitemail.org.lab_state import lab_directory_url
+
+    url = lab_directory_url(lab.dir)
+    if url is None:
+        raise BenchSetupError(f"no lab in {lab.dir}")
+    directory = open_directory(url)
     pki = lab.dir / "pki"
     try:
         async with StoreClient(
@@ -174,8 +179,8 @@ def _load(address: str, host: str, cookie: str, params: Mapping[str, Any]) -> Wr
 
 
 @contextlib.contextmanager
-def _prepared_lab(params: Mapping[str, Any]) -> Iterator[LabHandle]:
-    with running_lab(TOPOLOGY) as lab:
+def _prepared_lab(params: Mapping[str, Any], directory: str | None = None) -> Iterator[LabHandle]:
+    with running_lab(TOPOLOGY, directory=directory) as lab:
         asyncio.run(_fill_inbox(lab, int(params["inbox_messages"])))
         yield lab
 
@@ -192,8 +197,8 @@ def _notes(lab: LabHandle, run: WrkRun) -> dict[str, Any]:
     }
 
 
-def proxied_trial(params: Mapping[str, Any]) -> TrialResult:
-    with _prepared_lab(params) as lab:
+def proxied_trial(params: Mapping[str, Any], directory: str | None = None) -> TrialResult:
+    with _prepared_lab(params, directory) as lab:
         cookie = asyncio.run(_sign_in(lab, PROXY_HOST, PROXY_SERVER))
         address = lab.address(PROXY_SERVER)
         _check_list(address, PROXY_HOST, cookie, int(params["inbox_messages"]))
@@ -201,6 +206,11 @@ def proxied_trial(params: Mapping[str, Any]) -> TrialResult:
         return TrialResult(
             _metrics(run), peak_rss_kib=hwm_kib(lab.pid(PROXY_SERVER)), notes=_notes(lab, run)
         )
+
+
+def proxied_ldap_trial(params: Mapping[str, Any]) -> TrialResult:
+    """The proxied side with the organization in the lab's own slapd (issue 15)."""
+    return proxied_trial(params, directory="ldap")
 
 
 def local_trial(params: Mapping[str, Any]) -> TrialResult:
@@ -260,6 +270,14 @@ BENCHMARK = Benchmark(
         version=_sitemail_version,
         description="signed in at mail.contoso.com (EX-NY1), CAS-to-CAS proxy; EX-NY1's VmHWM",
     ),
+    variants=[
+        Workload(
+            "ldap",
+            proxied_ldap_trial,
+            version=_sitemail_version,
+            description="the same, the directory in the lab's own OpenLDAP (`--directory ldap`)",
+        )
+    ],
     peers=[
         Workload(
             "local",

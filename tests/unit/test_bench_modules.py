@@ -39,7 +39,7 @@ EXPECTED: dict[str, tuple[list[str], set[str], set[str]]] = {
 
 
 # name -> variants of sitemail (reported on lines of their own)
-VARIANTS = {"firewall_relay": ["inspect-on"]}
+VARIANTS = {"firewall_relay": ["inspect-on"], "owa_proxy": ["ldap"]}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
