@@ -297,7 +297,7 @@ class RunningLab:
         """Until every running Exchange server has applied the directory as it is now:
         what a Set-* cmdlet just changed is live (each server's ``/health`` names the
         directory change its services have all taken)."""
-        directory = open_directory(str(self.dir / "directory.db"))
+        directory = self.open_directory()  # whichever backend the lab runs on
         try:
             counter = directory.change_counter()
         finally:

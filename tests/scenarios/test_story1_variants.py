@@ -400,15 +400,18 @@ def test_port_25_blocked_by_an_access_list_on_asa_fl_is_found_and_fixed(
     try:
         submit_as("alice", ["adam@contoso.com"], "acl@variants")
         # The firewall resets the hub's connection before the banner.
-        wait_for(
-            lambda: (
-                (q := fl_queue(lab))
-                and q["Status"] == "Retry"
-                and "421 4.4.2 Connection dropped" in q["LastError"]
-            ),
-            "the queue for FL in Retry with 421 4.4.2 Connection dropped",
-            timeout=40,
-        )
+        try:
+            wait_for(
+                lambda: (
+                    (q := fl_queue(lab))
+                    and q["Status"] == "Retry"
+                    and "421 4.4.2 Connection dropped" in q["LastError"]
+                ),
+                "the queue for FL in Retry with 421 4.4.2 Connection dropped",
+                timeout=40,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the queue for FL: {fl_queue(lab)}") from None
         live = only_path_cause(troubleshoot("--dir", str(lab)), "port-25-unreachable")
         assert live["subject"] == "NY -> EX-FL1"
         asa_fixes = {f["target"]: f["lines"] for f in live["fixes"] if f["kind"] == "asa"}
