@@ -28,6 +28,7 @@ from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ExchangeVersion, Firewall, InternetHost, Server, ServerRole
 from sitemail.org.pki import PeerVerifier, server_cert_files, server_ssl_context
 from sitemail.org.ports import ADMIN_PORT, STORE_PORT
+from sitemail.server import event_loop
 from sitemail.server.admin_api import build_app
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext, lab_settings
@@ -228,22 +229,20 @@ def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
     (home / "pid").write_text(f"{os.getpid()}\n")
     try:
         if server is not None:
-            import uvloop
-
-            uvloop.run(serve_exchange_server(ctx, server))
+            event_loop.run(serve_exchange_server(ctx, server))
         elif firewall is not None:
             from sitemail.firewall.process import serve_firewall
 
-            asyncio.run(serve_firewall(ctx, firewall))
+            event_loop.run(serve_firewall(ctx, firewall))
         elif internet is not None and internet.engine == "postfix":
             from sitemail.internet.postfix_host import serve_postfix_host
 
-            asyncio.run(serve_postfix_host(ctx, internet))
+            event_loop.run(serve_postfix_host(ctx, internet))
         else:
             from sitemail.internet.host import serve_internet_host
 
             assert internet is not None
-            asyncio.run(serve_internet_host(ctx, internet))
+            event_loop.run(serve_internet_host(ctx, internet))
     except OSError as exc:
         print(f"sitemail serve {name}: {exc}", file=sys.stderr)
         return 1

@@ -256,6 +256,7 @@ class AsaCli:
         else:
             output = self._run(line)
         if render_body(self.running) != before:
+            self.running.generation += 1
             self._effects.insert(0, RunningConfigChanged())
         output = terminal_safe(output, lines=True)
         return CliResult(output, self.prompt, echo, tuple(self._effects))

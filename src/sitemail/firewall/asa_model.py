@@ -238,6 +238,9 @@ class AsaConfig:
     enable_password: str | None = None
     ssh_hosts: list[SshHost] = field(default_factory=list)
     ssh_timeout: int = 5  # minutes
+    #: Moved on by the CLI at every change, so what is computed from the configuration
+    #: for each new connection (the inspection policy) is computed once per version.
+    generation: int = field(default=0, compare=False, repr=False)
 
     def user(self, name: str) -> LocalUser | None:
         return next((u for u in self.users if u.name == name), None)

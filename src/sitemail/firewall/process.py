@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sitemail.clock import SYSTEM_CLOCK, Clock
 from sitemail.firewall import asa_cli_trees as trees
@@ -68,6 +68,7 @@ from sitemail.firewall.asa_logging import LogBuffer
 from sitemail.firewall.asa_runtime import AsaRuntime
 from sitemail.firewall.asa_syslog import acl_denied
 from sitemail.firewall.counters import AclHits, InspectCounters
+from sitemail.firewall.esmtp_policy import EsmtpPolicy
 from sitemail.firewall.inspection import Inspector, make_inspector
 from sitemail.firewall.packet_tracer import Egress
 from sitemail.firewall.relay import Connection, Refusal, Relay, Route
@@ -153,17 +154,43 @@ class SyslogFile:
         self.max_bytes = max_bytes
         #: ``show logging``'s buffer gets every line too.
         self.buffer = buffer
+        self._file: BinaryIO | None = None
+        self._size = 0
+        self._second = -1
+        self._stamp = ""
 
     def __call__(self, message: str) -> None:
-        stamp = self.clock.now().astimezone().strftime("%b %d %Y %H:%M:%S")
+        now = self.clock.now()
+        second = int(now.timestamp())
+        if second != self._second:
+            # Two lines a connection: the stamp is formatted once a second, not per line.
+            self._second, self._stamp = second, now.astimezone().strftime("%b %d %Y %H:%M:%S")
+        stamp = self._stamp
         if self.buffer is not None:
             self.buffer.add(f"{stamp}: {message}")
         line = f"{stamp}: {message}\n".encode()
+        out = self._file
+        if out is None or self._size + len(line) > self.max_bytes:
+            out = self._reopen(len(line))
+        # Unbuffered: each line is one write(2), in the file as soon as it is logged.
+        out.write(line)
+        self._size += len(line)
+
+    def _reopen(self, incoming: int) -> BinaryIO:
+        """Open the file for appending, moving a full one to ``.1`` first."""
+        if self._file is not None:
+            self._file.close()
         with contextlib.suppress(FileNotFoundError):
-            if self.path.stat().st_size + len(line) > self.max_bytes:
+            if self.path.stat().st_size + incoming > self.max_bytes:
                 os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        with open(self.path, "ab") as f:
-            f.write(line)
+        out = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open across lines
+        self._file, self._size = out, os.fstat(out.fileno()).st_size
+        return out
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 # --- the device ---------------------------------------------------------------------------
@@ -240,6 +267,9 @@ class AsaDevice:
         self._sessions: dict[str, _Session] = {}
         self._ids = itertools.count(1)
         self.on_reload = on_reload
+        self._policies: dict[tuple[str, int], EsmtpPolicy | None] = {}
+        self._policy_stamp: tuple[int, int] | None = None
+        self._policy_config: AsaConfig | None = None
 
     @property
     def startup_path(self) -> Path:
@@ -282,13 +312,27 @@ class AsaDevice:
 
     def inspector_for(self, conn: Connection) -> Inspector | None:
         """The engine for a new connection, from the running configuration of now."""
-        route = conn.route
-        policy = esmtp_policy_for(
-            self.running, interface=route.client_interface, port=conn.exchange_port
-        )
+        policy = self._esmtp_policy(conn.route.client_interface, conn.exchange_port)
         if policy is None:
             return None
         return make_inspector(policy, conn.flow, self.counters["esmtp"])
+
+    def _esmtp_policy(self, interface: str, port: int) -> EsmtpPolicy | None:
+        """The policy for new connections on ``interface``, kept per configuration version.
+
+        Building it reads the whole policy-map tree (a tenth of a connection's
+        cost); a policy is immutable, so connections share it until the CLI
+        changes the configuration or the box reloads.
+        """
+        config = self.running
+        stamp = (id(config), config.generation)
+        if self._policy_stamp != stamp or self._policy_config is not config:
+            self._policies.clear()
+            self._policy_stamp, self._policy_config = stamp, config
+        key = (interface, port)
+        if key not in self._policies:
+            self._policies[key] = esmtp_policy_for(config, interface=interface, port=port)
+        return self._policies[key]
 
     def esmtp_state(self) -> dict[str, str | None]:
         """Per interface: the ESMTP map inspecting TCP/25 arriving there, or None (off)."""
@@ -559,3 +603,4 @@ async def serve_firewall(ctx: ProcessContext, firewall: Firewall) -> None:
         if ssh is not None:
             ssh.close()
         await relay.stop()
+        syslog.close()
