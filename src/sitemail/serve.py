@@ -13,7 +13,6 @@ of sitemail's imports it but the command line.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -113,14 +112,6 @@ def _base_dir(directory_url: str, lab_dir: str | None) -> Path:
     return Path(path).resolve().parent
 
 
-async def _wait_for_stop() -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
 async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
     host = ServiceHost()
     watcher = DirectoryWatcher(ctx.directory)
@@ -148,7 +139,7 @@ async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
     await site.start()
     log.info("%s ready: admin API https://%s:%d", server.name, ctx.address, admin_port)
     try:
-        await _wait_for_stop()
+        await event_loop.stop_signal().wait()
     finally:
         await watcher.stop()
         await runner.cleanup()
@@ -163,7 +154,7 @@ async def serve_console_only(ctx: ProcessContext, what: str) -> None:
 
     console = await serve_console(ctx.home / "console.sock", {"health": health})
     try:
-        await _wait_for_stop()
+        await event_loop.stop_signal().wait()
     finally:
         console.close()
 

@@ -24,14 +24,12 @@ for ``sitemail asa``), ``show`` and ``counters``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import itertools
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -75,6 +73,7 @@ from sitemail.firewall.relay import Connection, Refusal, Relay, Route
 from sitemail.firewall.ssh_server import SSH_PORT, serve_ssh
 from sitemail.org.model import Firewall, InternetHost, Server
 from sitemail.org.ports import RELAYED_PORTS
+from sitemail.server import event_loop
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext
 
@@ -592,12 +591,8 @@ async def serve_firewall(ctx: ProcessContext, firewall: Firewall) -> None:
         len(relay.routes),
         device.esmtp_state(),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await event_loop.stop_signal().wait()
     finally:
         console.close()
         if ssh is not None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import ssl
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +50,7 @@ from sitemail.mailflow.smtp_sender import send_message
 from sitemail.mta.session import MtaListener
 from sitemail.org.model import InternetHost, InternetUser, Organization, ReceiveConnector, Server
 from sitemail.org.pki import server_cert_files, server_ssl_context
+from sitemail.server import event_loop
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext
 from sitemail.transport.pipeline import WorkLoops, outcomes_of
@@ -332,11 +332,7 @@ async def serve_internet_host(ctx: ProcessContext, host: InternetHost) -> None:
 
     console = await serve_console(ctx.home / "console.sock", {"health": health, "queue": queue})
     try:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await event_loop.stop_signal().wait()
     finally:
         console.close()
         await system.stop()

@@ -28,13 +28,13 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import signal
 from typing import Any
 
 from sitemail.internet.policy import SMTP_PORT, SUBMISSION_PORT, mx_servers
 from sitemail.internet.postfix import PostfixConfig, PostfixInstance, Route
 from sitemail.org.model import InternetHost, InternetUser, Organization, ReceiveConnector, Server
 from sitemail.org.pki import server_cert_files
+from sitemail.server import event_loop
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext
 
@@ -114,10 +114,7 @@ async def serve_postfix_host(ctx: ProcessContext, host: InternetHost) -> None:
 
     console = await serve_console(ctx.home / "console.sock", {"health": health, "queue": queue})
     try:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop = event_loop.stop_signal()
         while not stop.is_set() and postfix.running:
             # Postfix gone on its own: end too, so that the lab shows the host stopped.
             with contextlib.suppress(TimeoutError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -31,3 +32,16 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         else:
             return uvloop.run(main)
     return asyncio.run(main)
+
+
+def stop_signal() -> asyncio.Event:
+    """An event that SIGTERM or SIGINT sets: how the lab (or a user's Ctrl-C) stops a process.
+
+    Call it inside the running loop; the process's own ``finally`` then stops its
+    services in order instead of dying in the middle of a write.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
