@@ -236,13 +236,8 @@ class EwsItems:
                 continue
             try:
                 await self._create_one(messages, body, item, disposition)
-            except Refused as exc:
-                sub(response_message(messages, "CreateItem", exc.code, exc.text), m("Items"))
-            except StoreError as exc:
-                refusal = _refusal(exc)
-                sub(
-                    response_message(messages, "CreateItem", refusal.code, refusal.text), m("Items")
-                )
+            except (Refused, StoreError) as exc:
+                sub(_answer_refusal(messages, "CreateItem", exc), m("Items"))
         return response
 
     async def _create_one(
@@ -308,13 +303,8 @@ class EwsItems:
                     self._item(msg, detail.id, modseq)
                 conflicts = sub(msg, m("ConflictResults"))
                 sub(conflicts, t("Count"), "0")
-            except Refused as exc:
-                sub(response_message(messages, "UpdateItem", exc.code, exc.text), m("Items"))
-            except StoreError as exc:
-                refusal = _refusal(exc)
-                sub(
-                    response_message(messages, "UpdateItem", refusal.code, refusal.text), m("Items")
-                )
+            except (Refused, StoreError) as exc:
+                sub(_answer_refusal(messages, "UpdateItem", exc), m("Items"))
         return response
 
     async def _apply(self, detail: MessageDetail, updates: ET.Element | None) -> int:
@@ -428,6 +418,12 @@ def _refusal(exc: StoreError) -> Refused:
     return refusal
 
 
+def _answer_refusal(messages: ET.Element, operation: str, exc: Refused | StoreError) -> ET.Element:
+    """One id's error answer (the client's refusal, or the store's mapped to Exchange's code)."""
+    refusal = exc if isinstance(exc, Refused) else _refusal(exc)
+    return response_message(messages, operation, refusal.code, refusal.text)
+
+
 async def _each(
     operation: str, refs: list[ET.Element], work: Callable[[ET.Element], Awaitable[None]]
 ) -> ET.Element:
@@ -437,11 +433,8 @@ async def _each(
     for ref in refs:
         try:
             await work(ref)
-        except Refused as exc:
-            response_message(messages, operation, exc.code, exc.text)
-        except StoreError as exc:
-            refusal = _refusal(exc)
-            response_message(messages, operation, refusal.code, refusal.text)
+        except (Refused, StoreError) as exc:
+            _answer_refusal(messages, operation, exc)
         else:
             response_message(messages, operation)
     return response
