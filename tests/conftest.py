@@ -89,8 +89,29 @@ def lab_processes(lab_dir: Path) -> list[int]:
 
 
 def lab_workers(lab_dir: Path) -> list[int]:
-    """PIDs of the live receive worker processes of this lab's hubs."""
-    return _lab_pids(lab_dir, "sitemail.transport.receive_worker")
+    """PIDs of the live receive worker processes of this lab's hubs.
+
+    Workers are forked by each hub's zygote and carry its command line: a
+    worker is such a process whose parent is one too.
+    """
+    found = _lab_pids(lab_dir, RECEIVE_WORKER)
+    return [pid for pid in found if parent_of(pid) in found]
+
+
+def lab_zygotes(lab_dir: Path) -> list[int]:
+    """PIDs of the hubs' receive worker zygotes (children of the hubs themselves)."""
+    found = _lab_pids(lab_dir, RECEIVE_WORKER)
+    return [pid for pid in found if parent_of(pid) not in found]
+
+
+RECEIVE_WORKER = "sitemail.transport.receive_worker"
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _lab_pids(lab_dir: Path, marker: str) -> list[int]:

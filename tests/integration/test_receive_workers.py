@@ -22,7 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from tests.conftest import RunningLab, lab_processes, lab_slot, lab_workers, sitemail
+from tests.conftest import (
+    RunningLab,
+    lab_processes,
+    lab_slot,
+    lab_workers,
+    lab_zygotes,
+    parent_of,
+    sitemail,
+)
 
 from sitemail.diagnose.logs import read_protocol_log
 from sitemail.protocols.smtp import replies
@@ -107,13 +115,29 @@ def _queued_ids(lab: RunningLab) -> list[str]:
         conn.close()
 
 
-def test_the_hub_serves_sessions_in_two_worker_processes(lab: RunningLab) -> None:
+def test_the_hub_serves_sessions_in_two_workers_forked_from_one_zygote(lab: RunningLab) -> None:
     workers = lab_workers(lab.dir)
     assert len(workers) == 2
-    parents = {
-        int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for pid in workers
-    }
-    assert parents == {_hub_pid(lab)}
+    [zygote] = lab_zygotes(lab.dir)
+    assert parent_of(zygote) == _hub_pid(lab)
+    assert {parent_of(pid) for pid in workers} == {zygote}
+    # Forked after the imports: most of each worker's memory is the zygote's pages.
+    assert all(_shared_kib(pid) > _private_kib(pid) for pid in workers)
+
+
+def _smaps(pid: int) -> dict[str, int]:
+    rows = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+    return {name.rstrip(":"): int(value) for name, value, *_ in (row.split() for row in rows)}
+
+
+def _shared_kib(pid: int) -> int:
+    m = _smaps(pid)
+    return m["Shared_Clean"] + m["Shared_Dirty"]
+
+
+def _private_kib(pid: int) -> int:
+    m = _smaps(pid)
+    return m["Private_Clean"] + m["Private_Dirty"]
 
 
 def test_every_acknowledged_message_is_queued_once(lab: RunningLab) -> None:
@@ -192,6 +216,23 @@ def test_a_killed_worker_is_replaced_and_loses_nothing_acknowledged(lab: Running
     assert {f"<w{n}@test>" for n in range(200, 215)} <= ids
     status = json.loads(lab.run("lab", "status", "--json").stdout)
     assert all(s["state"] == "running" for s in status["servers"])
+
+
+def test_a_killed_zygote_is_replaced_with_its_workers(lab: RunningLab) -> None:
+    [zygote] = lab_zygotes(lab.dir)
+    before = set(lab_workers(lab.dir))
+    os.kill(zygote, signal.SIGKILL)  # its workers die with it (PR_SET_PDEATHSIG)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        zygotes, workers = lab_zygotes(lab.dir), set(lab_workers(lab.dir))
+        if len(zygotes) == 1 and zygote not in zygotes and len(workers) == 2:
+            break
+        time.sleep(0.2)
+    assert len(zygotes) == 1 and zygote not in zygotes
+    assert len(workers) == 2 and not workers & before
+    ids = {_send(_address(lab), n) for n in range(300, 304)}
+    assert len(ids) == 4
+    assert {f"<w{n}@test>" for n in range(300, 304)} <= set(_queued_ids(lab))
 
 
 def test_a_smaller_log_file_size_applies_to_the_workers_at_once(lab: RunningLab) -> None:

@@ -1,8 +1,10 @@
 """A receive worker process: SMTP sessions handed over by the transport process.
 
-Started by :class:`sitemail.transport.receive_workers.ReceiveWorkers` as
-``python -m sitemail.transport.receive_worker --server NAME ...`` with its two
-channels inherited (:mod:`sitemail.transport.worker_ipc`).  It serves each
+Forked by the hub's zygote (:mod:`sitemail.transport.worker_zygote`, this
+module run as ``python -m sitemail.transport.receive_worker --server NAME
+--zygote-fd N ...``, which has imported all of it once) for
+:class:`sitemail.transport.receive_workers.ReceiveWorkers`, with its two
+channels (:mod:`sitemail.transport.worker_ipc`).  It serves each
 connection it is given with the transport's own
 :class:`~sitemail.transport.receive_session.ReceiveSession` (same connectors,
 permissions, TLS, Exchange Server authentication, protocol log files), writes
@@ -38,6 +40,8 @@ from sitemail.org.cached_directory import CachedDirectory
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ReceiveConnector
 from sitemail.org.pki import PeerVerifier
+from sitemail.server import event_loop
+from sitemail.transport import worker_zygote
 from sitemail.transport.queue.spool import SpoolFile, unlink_quietly
 from sitemail.transport.receive_config import (
     ACCEPT_THREADS,
@@ -278,11 +282,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pki", required=True)
     p.add_argument("--port-offset", type=int, default=0)
     p.add_argument("--spool", required=True)
-    p.add_argument("--index", type=int, required=True)
     p.add_argument("--workers", type=int, required=True)
-    p.add_argument("--handoff-fd", type=int, required=True)
-    p.add_argument("--rpc-fd", type=int, required=True)
     p.add_argument("--parent", type=int, required=True)
+    # The pair the transport process asks for workers on (worker_zygote.serve).
+    p.add_argument("--zygote-fd", type=int, required=True)
     return p
 
 
@@ -301,25 +304,39 @@ def _die_with_parent(parent: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The zygote: loads everything a worker needs, then forks one per request."""
     args = _parser().parse_args(argv)
     _die_with_parent(args.parent)
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s {args.server} receive worker {args.index} %(levelname)s %(message)s",
-    )
+    _log_as(args.server, "zygote")
     # Ctrl-C in a terminal reaches the whole process group: the transport process
     # decides when sessions end, and closing the channels tells this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Session ids stay unique across the processes that share the log files.
-    SESSION_IDS.share(args.index + 1, args.workers + 1)
-    directory = CachedDirectory(open_directory(args.directory))
-    try:
-        import uvloop
+    zygote = os.getpid()
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401 - loaded before the fork, shared by every worker
 
-        uvloop.run(Worker(args, directory).run())
-    finally:
-        directory.close()
-    return 0
+    def run_worker(index: int, handoff_fd: int, rpc_fd: int) -> int:
+        _die_with_parent(zygote)
+        _log_as(args.server, f"receive worker {index}")
+        args.index, args.handoff_fd, args.rpc_fd = index, handoff_fd, rpc_fd
+        # Session ids stay unique across the processes that share the log files.
+        SESSION_IDS.share(index + 1, args.workers + 1)
+        directory = CachedDirectory(open_directory(args.directory))
+        try:
+            event_loop.run(Worker(args, directory).run())
+        finally:
+            directory.close()
+        return 0
+
+    return worker_zygote.serve(args.zygote_fd, run_worker)
+
+
+def _log_as(server: str, who: str) -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {server} {who} %(levelname)s %(message)s",
+        force=True,
+    )
 
 
 if __name__ == "__main__":

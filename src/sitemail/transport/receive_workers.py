@@ -27,7 +27,6 @@ import itertools
 import logging
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,7 @@ from sitemail.transport.worker_ipc import (
     read_frame,
     send_handoff,
 )
+from sitemail.transport.worker_zygote import ForkedProcess, Zygote
 
 log = logging.getLogger("sitemail.transport.workers")
 
@@ -80,7 +80,7 @@ def receive_worker_count(environ: dict[str, str] | None = None) -> int:
 @dataclass
 class _Worker:
     index: int
-    process: asyncio.subprocess.Process
+    process: ForkedProcess
     handoff: socket.socket
     writer: asyncio.StreamWriter
     sessions: dict[int, Callable[[], None]] = field(default_factory=dict)
@@ -111,10 +111,32 @@ class ReceiveWorkers:
         # served here: a connection is never dropped for want of a worker.
         self.fallback: Callable[[socket.socket, ReceiveConnector, Callable[[], None]], None]
         self.fallback = _refuse
+        ctx = self.ctx
+        self._zygote = Zygote(
+            [
+                "--server",
+                ctx.name,
+                "--directory",
+                ctx.directory_url,
+                "--home",
+                str(ctx.home),
+                "--pki",
+                str(ctx.pki_dir),
+                "--port-offset",
+                str(ctx.port_offset),
+                "--spool",
+                str(store.spool_dir),
+                "--workers",
+                str(count),
+                "--parent",
+                str(os.getpid()),
+            ]
+        )
 
     # --- life cycle
 
     async def start(self) -> None:
+        await self._zygote.start()
         for index in range(self.count):
             self._workers[index] = await self._spawn(index)
 
@@ -140,41 +162,17 @@ class ReceiveWorkers:
             with contextlib.suppress(Exception):
                 await self._committer
         self._pool.shutdown(wait=False, cancel_futures=True)
+        await self._zygote.stop()
 
     async def _spawn(self, index: int) -> _Worker:
-        ctx = self.ctx
         parent_handoff, child_handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent_rpc, child_rpc = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "sitemail.transport.receive_worker",
-                "--server",
-                ctx.name,
-                "--directory",
-                ctx.directory_url,
-                "--home",
-                str(ctx.home),
-                "--pki",
-                str(ctx.pki_dir),
-                "--port-offset",
-                str(ctx.port_offset),
-                "--spool",
-                str(self.store.spool_dir),
-                "--index",
-                str(index),
-                "--workers",
-                str(self.count),
-                "--handoff-fd",
-                str(child_handoff.fileno()),
-                "--rpc-fd",
-                str(child_rpc.fileno()),
-                "--parent",
-                str(os.getpid()),
-                pass_fds=(child_handoff.fileno(), child_rpc.fileno()),
-                stdin=asyncio.subprocess.DEVNULL,
-            )
+            process = await self._zygote.spawn(index, child_handoff, child_rpc)
+        except OSError:
+            parent_handoff.close()
+            parent_rpc.close()
+            raise
         finally:
             child_handoff.close()
             child_rpc.close()
@@ -258,10 +256,10 @@ class ReceiveWorkers:
         if self._stopping:
             return
         log.error(
-            "receive worker %d (pid %d) exited with %s; starting it again",
+            "receive worker %d (pid %d) ended%s; starting it again",
             worker.index,
             worker.process.pid,
-            returncode,
+            "" if returncode is None else f" with {returncode}",
         )
         # A worker that dies young (a broken installation, a bad certificate) is
         # started again less and less often, not twice a second forever.

@@ -59,12 +59,12 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
     return message
 
 
-def send_handoff(sock: socket.socket, message: tuple[Any, ...], fd: int | None = None) -> None:
-    """One packet on the hand-off channel (non-blocking: raises BlockingIOError when full)."""
+def send_handoff(sock: socket.socket, message: tuple[Any, ...], *fds: int) -> None:
+    """One packet, with descriptors, on a hand-off channel (raises BlockingIOError when full)."""
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     if len(data) > MAX_HANDOFF:
         raise IpcError(f"a hand-off message of {len(data)} bytes exceeds {MAX_HANDOFF}")
-    socket.send_fds(sock, [data], [] if fd is None else [fd])
+    socket.send_fds(sock, [data], list(fds))
 
 
 def receive_handoff(sock: socket.socket) -> tuple[tuple[Any, ...], list[int]] | None:
