@@ -420,9 +420,14 @@ def postfix_peer(address: str = POSTFIX_ADDRESS, port: int = 25) -> Iterator[Pos
 
 
 def process_tree(pid: int) -> list[int]:
-    """A process and its children (a hub and its receive workers), whichever thread
-    started them."""
-    return [pid, *children_of(pid)]
+    """A process and all its descendants (a hub, its receive worker zygote and the
+    workers forked from it), whichever thread started them."""
+    tree, todo = [pid], [pid]
+    while todo:
+        children = children_of(todo.pop())
+        tree += children
+        todo += children
+    return tree
 
 
 def hwm_kib(pid: int) -> int:
