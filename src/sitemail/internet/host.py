@@ -58,6 +58,7 @@ from sitemail.transport.queue import (
     DeliveryBatch,
     DeliveryType,
     QueueStore,
+    raise_first_refusal,
 )
 from sitemail.transport.store_delivery import StoreReplies, deliver_to_mailboxes
 
@@ -194,8 +195,8 @@ class InternetMailHost:
         if not messages:
             return False
         profile, organization = self.profile(), self._organization()
-        for msg in messages:
-            decisions = {
+        routes = {
+            msg.item_id: {
                 r.id: route_recipient(
                     r.address,
                     domains=profile.domains,
@@ -204,7 +205,9 @@ class InternetMailHost:
                 )
                 for r in msg.recipients
             }
-            await asyncio.to_thread(store.route, msg.item_id, decisions)
+            for msg in messages
+        }
+        raise_first_refusal(await asyncio.to_thread(store.route_many, routes))
         return True
 
     async def _schedule(self) -> bool:

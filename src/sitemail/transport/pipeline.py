@@ -52,6 +52,7 @@ from sitemail.transport.queue import (
     QueueRef,
     QueueStore,
     RecipientOutcome,
+    raise_first_refusal,
 )
 from sitemail.transport.routing import RoutingTable, route
 from sitemail.transport.store_delivery import StoreReplies, deliver_to_mailboxes
@@ -253,9 +254,11 @@ class Pipeline:
         local = table.server(self.ctx.name)
         if local is None:
             raise LookupError(f"server {self.ctx.name} is not in the directory")
-        for msg in messages:
-            decisions = {r.id: route(table, local, r.address) for r in msg.recipients}
-            await asyncio.to_thread(self.store.route, msg.item_id, decisions)
+        routes = {
+            msg.item_id: {r.id: route(table, local, r.address) for r in msg.recipients}
+            for msg in messages
+        }
+        raise_first_refusal(await asyncio.to_thread(self.store.route_many, routes))
         return True
 
     # ------------------------------------------------------------- scheduler

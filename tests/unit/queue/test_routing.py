@@ -154,3 +154,35 @@ def test_a_suspended_submission_queue_stops_categorization(env: Env) -> None:
     assert env.store.get_queue("Submission").status is QueueStatus.SUSPENDED
     env.store.resume_queue(f"{SERVER}\\Submission")
     assert len(env.store.take_for_categorization()) == 1
+
+
+def test_route_many_routes_a_batch_in_one_commit_and_keeps_a_refused_message_out(
+    env: Env,
+) -> None:
+    for n in range(3):
+        env.submit(f"user{n}@contoso.com")
+    taken = env.store.take_for_categorization(limit=10)
+    assert len(taken) == 3
+    routes = {msg.item_id: {r.id: SHANDONG for r in msg.recipients} for msg in taken}
+    refused = taken[1].item_id
+    routes[refused] = {}  # no decision for its recipient: route() refuses it
+    env.events.clear()
+    commits = []
+    env.store._db().set_trace_callback(
+        lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None
+    )
+    results = env.store.route_many(routes)
+    env.store._db().set_trace_callback(None)
+    assert commits == ["COMMIT"]  # the whole batch: one transaction
+    assert isinstance(results[refused], LeaseError)
+    routed = [m.item_id for m in taken if m.item_id != refused]
+    assert all(not isinstance(results[i], Exception) for i in routed)
+    [site] = [q for q in env.store.get_queues() if q.next_hop_domain == "Shandong"]
+    assert site.message_count == 2
+    # The refused message is still in Submission, and nothing was said of it.
+    assert env.store.get_queue(f"{SERVER}\\Submission").message_count == 1
+    routed_events = [e for e in env.events if e.kind is QueueEventKind.ROUTED]
+    assert sorted(r for e in routed_events for r in e.recipients) == [
+        "user0@contoso.com",
+        "user2@contoso.com",
+    ]

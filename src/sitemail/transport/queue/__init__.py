@@ -3,6 +3,7 @@
 Start with :class:`QueueStore` (``QueueStore.open(home, server=..., fqdn=...)``).
 """
 
+from .categorization import raise_first_refusal
 from .errors import (
     InvalidIdentityError,
     InvalidQueueOperationError,
@@ -80,6 +81,7 @@ __all__ = [
     "StoreLockedError",
     "SweepResult",
     "UnreachableRoute",
+    "raise_first_refusal",
     "write_tracking",
     "write_tracking_batch",
 ]

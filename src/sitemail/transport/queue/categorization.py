@@ -34,6 +34,14 @@ class _Group:
     recipient_ids: list[int]
 
 
+def raise_first_refusal(results: Mapping[int, RouteResult | LeaseError | ValueError]) -> None:
+    """After :meth:`CategorizationMixin.route_many`: the routed messages are committed;
+    a message that could not be routed is the categorizer's error, as with :meth:`route`."""
+    for result in results.values():
+        if isinstance(result, Exception):
+            raise result
+
+
 class CategorizationMixin(StoreCore):
     def take_for_categorization(self, limit: int = 20) -> list[QueuedMessage]:
         """Lock up to ``limit`` Submission messages for the categorizer (oldest first).
@@ -80,89 +88,113 @@ class CategorizationMixin(StoreCore):
         when missing) and one message item there.
         """
         with self._write() as tx:
-            item = self._held_submission_item(tx, item_id)
-            msg = self._message_row(tx, int(item["message_id"]))
-            rcpts = {
-                int(r["id"]): r
-                for r in tx.all("SELECT * FROM recipients WHERE item_id=?", (item_id,))
-            }
-            if set(decisions) != set(rcpts):
-                missing = sorted(set(rcpts) - set(decisions))
-                extra = sorted(set(decisions) - set(rcpts))
-                raise LeaseError(
-                    f"route() needs a decision for exactly the message's recipients: "
-                    f"missing {missing}, unknown {extra}"
-                )
-            groups: dict[str, _Group] = {}
-            unreachable: list[tuple[int, str]] = []
-            failures = []
-            for rid, decision in decisions.items():
-                if isinstance(decision, NextHop):
-                    if decision.delivery_type in _NOT_NEXT_HOPS:
-                        raise ValueError(
-                            f"{decision.delivery_type.value} is not a next hop's delivery type; "
-                            "use UnreachableRoute for recipients without a route"
-                        )
-                    group = groups.setdefault(decision.queue_key, _Group(decision, []))
-                    group.recipient_ids.append(rid)
-                elif isinstance(decision, UnreachableRoute):
-                    unreachable.append((rid, decision.reason))
-                else:
-                    assert isinstance(decision, FailRecipient)
-                    r = rcpts[rid]
-                    failures.append(
-                        (r, local_failure(str(r["address"]), decision.reply, orcpt=r["orcpt"]))
+            return self._route_in(tx, item_id, decisions)
+
+    def route_many(
+        self, routes: Mapping[int, Mapping[int, RouteDecision]]
+    ) -> dict[int, RouteResult | LeaseError | ValueError]:
+        """:meth:`route` for several messages (item id -> decisions) in one transaction.
+
+        Under load the categorizer takes a batch at a time; one commit (one
+        fsync) for the batch instead of one per message.  Each message is routed
+        in a savepoint: one that cannot be (its decisions refused) stays as it
+        was, with its error in the answer, and the others are routed.
+        """
+        results: dict[int, RouteResult | LeaseError | ValueError] = {}
+        with self._write() as tx:
+            for item_id, decisions in routes.items():
+                try:
+                    with tx.savepoint():
+                        results[item_id] = self._route_in(tx, item_id, decisions)
+                except (LeaseError, ValueError) as exc:
+                    results[item_id] = exc
+        return results
+
+    def _route_in(
+        self, tx: Tx, item_id: int, decisions: Mapping[int, RouteDecision]
+    ) -> RouteResult:
+        item = self._held_submission_item(tx, item_id)
+        msg = self._message_row(tx, int(item["message_id"]))
+        rcpts = {
+            int(r["id"]): r for r in tx.all("SELECT * FROM recipients WHERE item_id=?", (item_id,))
+        }
+        if set(decisions) != set(rcpts):
+            missing = sorted(set(rcpts) - set(decisions))
+            extra = sorted(set(decisions) - set(rcpts))
+            raise LeaseError(
+                f"route() needs a decision for exactly the message's recipients: "
+                f"missing {missing}, unknown {extra}"
+            )
+        groups: dict[str, _Group] = {}
+        unreachable: list[tuple[int, str]] = []
+        failures = []
+        for rid, decision in decisions.items():
+            if isinstance(decision, NextHop):
+                if decision.delivery_type in _NOT_NEXT_HOPS:
+                    raise ValueError(
+                        f"{decision.delivery_type.value} is not a next hop's delivery type; "
+                        "use UnreachableRoute for recipients without a route"
                     )
-            queued: list[tuple[str, int]] = []
-            for group in groups.values():
-                queue = self._ensure_delivery_queue(tx, group.hop)
-                new_id = self._new_item(tx, int(msg["id"]), int(queue["id"]), group.recipient_ids)
-                queued.append((self._queue_identity(queue), new_id))
-                self._event(
-                    tx,
-                    QueueEventKind.ROUTED,
-                    msg,
-                    recipients=[str(rcpts[r]["address"]) for r in group.recipient_ids],
-                    queue=queue,
-                    detail=message_identity(self.server, queue["id"], new_id),
+                group = groups.setdefault(decision.queue_key, _Group(decision, []))
+                group.recipient_ids.append(rid)
+            elif isinstance(decision, UnreachableRoute):
+                unreachable.append((rid, decision.reason))
+            else:
+                assert isinstance(decision, FailRecipient)
+                r = rcpts[rid]
+                failures.append(
+                    (r, local_failure(str(r["address"]), decision.reply, orcpt=r["orcpt"]))
                 )
-            if unreachable:
-                queue = self._queue_row(tx, self._special_id(QueueKind.UNREACHABLE))
-                reason = unreachable[0][1]
-                new_id = self._new_item(
-                    tx,
-                    int(msg["id"]),
-                    int(queue["id"]),
-                    [r for r, _ in unreachable],
-                    last_error=reason,
-                )
-                tx.conn.executemany(
-                    "UPDATE recipients SET last_error=? WHERE id=?",
-                    [(why, r) for r, why in unreachable],
-                )
-                queued.append((self._queue_identity(queue), new_id))
-                self._event(
-                    tx,
-                    QueueEventKind.ROUTED,
-                    msg,
-                    recipients=[str(rcpts[r]["address"]) for r, _ in unreachable],
-                    queue=queue,
-                    detail=reason,
-                )
-            dsn_id = self._fail_recipients(
+        queued: list[tuple[str, int]] = []
+        for group in groups.values():
+            queue = self._ensure_delivery_queue(tx, group.hop)
+            new_id = self._new_item(tx, int(msg["id"]), int(queue["id"]), group.recipient_ids)
+            queued.append((self._queue_identity(queue), new_id))
+            self._event(
                 tx,
+                QueueEventKind.ROUTED,
                 msg,
-                failures,
-                source=TrackingSource.ROUTING,
-                queue=self._queue_row(tx, int(item["queue_id"])),
+                recipients=[str(rcpts[r]["address"]) for r in group.recipient_ids],
+                queue=queue,
+                detail=message_identity(self.server, queue["id"], new_id),
             )
-            # Every recipient now lives elsewhere (or failed): the Submission item goes.
-            self._settle_items(tx, [item_id])
-            return RouteResult(
-                queued=tuple(queued),
-                failed=tuple(d.address for _, d in failures),
-                dsn_ids=() if dsn_id is None else (dsn_id,),
+        if unreachable:
+            queue = self._queue_row(tx, self._special_id(QueueKind.UNREACHABLE))
+            reason = unreachable[0][1]
+            new_id = self._new_item(
+                tx,
+                int(msg["id"]),
+                int(queue["id"]),
+                [r for r, _ in unreachable],
+                last_error=reason,
             )
+            tx.conn.executemany(
+                "UPDATE recipients SET last_error=? WHERE id=?",
+                [(why, r) for r, why in unreachable],
+            )
+            queued.append((self._queue_identity(queue), new_id))
+            self._event(
+                tx,
+                QueueEventKind.ROUTED,
+                msg,
+                recipients=[str(rcpts[r]["address"]) for r, _ in unreachable],
+                queue=queue,
+                detail=reason,
+            )
+        dsn_id = self._fail_recipients(
+            tx,
+            msg,
+            failures,
+            source=TrackingSource.ROUTING,
+            queue=self._queue_row(tx, int(item["queue_id"])),
+        )
+        # Every recipient now lives elsewhere (or failed): the Submission item goes.
+        self._settle_items(tx, [item_id])
+        return RouteResult(
+            queued=tuple(queued),
+            failed=tuple(d.address for _, d in failures),
+            dsn_ids=() if dsn_id is None else (dsn_id,),
+        )
 
     # ------------------------------------------------------------------
 

@@ -130,6 +130,29 @@ class Tx:
         row = self.conn.execute(sql, params).fetchone()
         return None if row is None else row[0]
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that an exception undoes alone, database and lists alike.
+
+        What a part asks to happen after the commit (events, on-commit actions,
+        files) lives in this object's lists; they are cut back to where the part
+        began, so nothing of an undone part reaches memory or the disk.
+        """
+        marks = (len(self.events), len(self.on_commit), len(self.unlink_after))
+        created = len(self.created_files)
+        self.conn.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO part")
+            self.conn.execute("RELEASE part")
+            del self.events[marks[0] :], self.on_commit[marks[1] :], self.unlink_after[marks[2] :]
+            for path in self.created_files[created:]:
+                unlink_quietly(path)
+            del self.created_files[created:]
+            raise
+        self.conn.execute("RELEASE part")
+
 
 @dataclass
 class Lease:
