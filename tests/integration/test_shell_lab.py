@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import pexpect
 import pytest
-from tests.conftest import RunningLab, in_mailbox, owa_page, submit_as
+from tests.conftest import RunningLab, in_mailbox, owa_page, stays, submit_as
 
 pytestmark = pytest.mark.lab
 
@@ -173,7 +173,7 @@ def test_story_one_through_the_shell(seed_lab: RunningLab) -> None:
         for s in objects(lab, "Get-TransportServer")
     }
     assert levels == {"EX-NY1": "Verbose", "EX-FL1": "Verbose"}
-    time.sleep(1.5)  # the hubs re-read the directory within a second
+    lab.changes_live()  # both hubs now send with Verbose logging
 
     submit_as("alice", ["adam@contoso.com"], "ny-to-fl@shell")
 
@@ -200,8 +200,7 @@ def test_story_one_through_the_shell(seed_lab: RunningLab) -> None:
 
     assert ok(lab, 'Get-Queue | Where-Object {$_.Status -eq "Retry"} | Retry-Queue') == ""
     wait_for(lambda: in_mailbox(lab, "EX-FL1", "FL-DB1", "ny-to-fl@shell"))
-    time.sleep(1)
-    assert in_mailbox(lab, "EX-FL1", "FL-DB1", "ny-to-fl@shell") == 1
+    stays(lambda: in_mailbox(lab, "EX-FL1", "FL-DB1", "ny-to-fl@shell") == 1, "delivered once")
 
     events = objects(lab, "Get-MessageTrackingLog -MessageId ny-to-fl@shell")
     # In time order across both hubs: EX-NY1 received and sent it, EX-FL1 received and
@@ -296,7 +295,7 @@ def test_configuration_changes_reach_the_running_servers(seed_lab: RunningLab) -
         "New-Mailbox -Name 'Frank Fl' -Alias frank -Database FL-DB1 -Password "
         "(ConvertTo-SecureString -String 'Pa55word!' -AsPlainText -Force)",
     )
-    time.sleep(1.5)
+    lab.changes_live()  # the hubs and the store know frank
     submit_as("alice", ["frank@contoso.com"], "to-frank@shell")
     wait_for(lambda: in_mailbox(lab, "EX-FL1", "FL-DB1", "to-frank@shell"))
     # Suspend-Queue holds a queue's mail; Resume-Queue lets it go.
