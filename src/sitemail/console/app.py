@@ -119,7 +119,8 @@ def _headers(response: web.StreamResponse, nonce: str) -> None:
     )
     headers["X-Content-Type-Options"] = "nosniff"
     headers["X-Frame-Options"] = "DENY"
-    headers["Referrer-Policy"] = "no-referrer"
+    # Not no-referrer: with it, Chromium sends "Origin: null" on the form posts.
+    headers["Referrer-Policy"] = "same-origin"
     headers["Cache-Control"] = "no-store"
     headers["Strict-Transport-Security"] = "max-age=31536000"
 
@@ -168,9 +169,18 @@ def _next_path(value: object) -> str:
     return value if isinstance(value, str) and value in PAGES else "/"
 
 
+def _prelogin_token(request: web.Request) -> str:
+    """The sign-in form's token: the browser's current one when it has one, so that a second
+    load of the form (another tab, a favicon's redirect) does not void the first."""
+    current = request.cookies.get(PRELOGIN_COOKIE, "")
+    if 32 <= len(current) <= 64 and current.replace("-", "").replace("_", "").isalnum():
+        return current
+    return secrets.token_urlsafe(32)
+
+
 @_public
 async def signin_form(request: web.Request) -> web.StreamResponse:
-    token = secrets.token_urlsafe(32)
+    token = _prelogin_token(request)
     page = signin_page(token, request[_NONCE], next_path=_next_path(request.query.get("next")))
     response = web.Response(text=page, content_type="text/html")
     _cookie(response, PRELOGIN_COOKIE, token)
@@ -187,7 +197,7 @@ async def signin_post(request: web.Request) -> web.StreamResponse:
     next_path = _next_path(form.get("next"))
     result = await request.app[SESSIONS].sign_in(name, password)
     if result.session is None:
-        token = secrets.token_urlsafe(32)
+        token = _prelogin_token(request)
         page = signin_page(
             token, request[_NONCE], next_path=next_path, error=result.error, name=name[:256]
         )

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sitemail.firewall.console_cli import AsaCommandError, AsaConsole, find_console
+from sitemail.firewall.console_cli import AsaCommandError, find_console
 from sitemail.org.directory import Directory
 from sitemail.org.lab_state import LabState
 from sitemail.org.model import Firewall, InternetHost, Site, SiteLink
@@ -108,9 +108,7 @@ class OrganizationBackend:
     ) -> None:
         self.directory = directory
         self.lab_dir = lab_dir
-        self.services = ExchangeServices(
-            directory, lab_dir, admin or AdminClient(lab_dir / "pki")
-        )
+        self.services = ExchangeServices(directory, lab_dir, admin or AdminClient(lab_dir / "pki"))
         # Polls use a client of their own with a short timeout (see PROBE_TIMEOUT).
         self._probe = probe or AdminClient(lab_dir / "pki", timeout=PROBE_TIMEOUT)
         self.registry = exchange_registry()
@@ -153,8 +151,13 @@ class OrganizationBackend:
     def topology(self) -> dict[str, Any]:
         """Sites, site links, servers, firewalls and the Internet host: what does not change
         while the page is open (state and queues come from :meth:`live`)."""
-        sites = [s for s in self.directory.list(Site) if not s.internet]
-        servers = self.run("Get-ExchangeServer").objects
+        shown = {str(r["Name"]): r for r in self.run("Get-ExchangeServer").objects}
+        servers = self.services.servers()  # in the lab's order: the seed's NY first
+        order = [s.site.casefold() for s in servers]
+        sites = sorted(
+            (s for s in self.directory.list(Site) if not s.internet),
+            key=lambda s: order.index(s.name.casefold()) if s.name.casefold() in order else 99,
+        )
         return {
             "organization": self.services.organization().name,
             "sites": [s.name for s in sites],
@@ -162,13 +165,15 @@ class OrganizationBackend:
                 {"name": link.name, "sites": list(link.sites), "cost": link.effective_cost}
                 for link in self.directory.list(SiteLink)
             ],
+            # The site from the directory: Get-ExchangeServer shows none for Exchange 2003,
+            # which still sits in its site's column.
             "servers": [
                 {
-                    "name": s["Name"],
-                    "site": _site_name(s.get("Site")),
-                    "roles": s.get("ServerRole"),
-                    "version": s.get("AdminDisplayVersion"),
-                    "hub": bool(s.get("IsHubTransportServer")),
+                    "name": s.name,
+                    "site": s.site,
+                    "roles": shown.get(s.name, {}).get("ServerRole"),
+                    "version": shown.get(s.name, {}).get("AdminDisplayVersion"),
+                    "hub": bool(shown.get(s.name, {}).get("IsHubTransportServer")),
                 }
                 for s in servers
             ],
@@ -269,26 +274,6 @@ class OrganizationBackend:
             "policy": shown["policy"],
             "service_policy": shown["service_policy"],
         }
-
-    def asa_lines(self, name: str, lines: list[str]) -> list[str]:
-        """Type lines on a firewall's console, as ``sitemail asa NAME -c`` does; the transcript."""
-        found, sock = find_console(name, self.lab_dir)
-        out: list[str] = []
-        with ConsoleClient(sock) as client:
-            console = AsaConsole(client, found)
-            try:
-                for line in lines:
-                    prompt = console.prompt
-                    echo, output = console.feed(line)
-                    out.append(f"{prompt}{echo}\n{output}")
-            finally:
-                console.close()
-        return out
-
-
-def _site_name(path: object) -> str | None:
-    """``contoso.com/Configuration/Sites/NY`` -> ``NY`` (Get-ExchangeServer's Site)."""
-    return str(path).rsplit("/", 1)[-1] if path else None
 
 
 def _inspection(health: dict[str, Any] | None) -> str:

@@ -20,7 +20,13 @@ from aiohttp import web
 from sitemail.org.directory import Directory, DirectoryError, open_directory
 from sitemail.org.lab_state import lab_directory_url
 from sitemail.org.model import Mailbox, Organization
-from sitemail.org.pki import OrganizationPki, PkiError, ca_cert_file, server_ssl_context
+from sitemail.org.pki import (
+    OrganizationPki,
+    PkiError,
+    ca_cert_file,
+    server_ssl_context,
+    write_chain_file,
+)
 from sitemail.server.event_loop import run, stop_signal
 
 from .app import make_app
@@ -105,10 +111,9 @@ async def serve(
     try:
         allowed = check_admins(auth_directory, admins)
         pki_dir = certificate(lab_dir, auth_directory, host)
-        files = OrganizationPki.open_or_create(
-            pki_dir, auth_directory.list(Organization)[0].name
-        ).server_files(CERT_NAME)
-        context = server_ssl_context(files)
+        context = server_ssl_context(
+            write_chain_file(pki_dir, CERT_NAME, pki_dir / f"{CERT_NAME}-chain.pem")
+        )
         app = make_app(
             Sessions(auth_directory, allowed), OrganizationBackend(backend_directory, lab_dir)
         )

@@ -24,6 +24,7 @@ def _layout(title: str, body: str, session: ConsoleSession, current: str) -> str
 <head>
 <meta charset="utf-8">
 <title>{escape(title)} - sitemail console</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/console.css">
 <script src="/static/console.js" defer></script>
 </head>
@@ -51,6 +52,7 @@ def topology_page(session: ConsoleSession, picture: str, routing: str) -> str:
     body = f"""<p class="hint">Live: hosts' state, the hubs' queues and the firewalls' inspection
 refresh every few seconds. Select a server or a firewall (click, or Tab to it and press Enter)
 for its details.</p>
+<p id="updated"></p>
 <p id="status" role="status" aria-live="polite"></p>
 <div class="topology">
 <figure>{picture}<figcaption>Sites, site links with their costs, servers with their roles and
@@ -69,6 +71,7 @@ versions, firewalls and the Internet host.</figcaption></figure>
 def queues_page(session: ConsoleSession) -> str:
     body = """<p class="hint">The queues of every Hub Transport server, as Get-Queue lists them,
 refreshed every few seconds. Select a queue for its messages.</p>
+<p id="updated"></p>
 <p id="status" role="status" aria-live="polite"></p>
 <div id="queue-actions" role="toolbar" aria-label="Queue actions">
 <button type="button" data-queue-action="retry" disabled>Retry</button>
@@ -130,6 +133,7 @@ def signin_page(
 <head>
 <meta charset="utf-8">
 <title>Sign in - sitemail console</title>
+<link rel="icon" href="data:,">
 <style nonce="{escape(nonce)}">{_SIGNIN_STYLE}</style>
 </head>
 <body>

@@ -17,10 +17,10 @@ import itertools
 from html import escape
 from typing import Any
 
-COLUMN = 300
-TOP = 150  # below the Internet host
+COLUMN = 360
+TOP = 160  # below the Internet host
 FIREWALL_H = 62
-SERVER_H = 78
+SERVER_H = 96
 GAP = 18
 
 
@@ -57,11 +57,12 @@ def render_topology(topology: dict[str, Any]) -> str:
     tallest = max((len(v) for v in per_site.values()), default=0)
     width = max(COLUMN * len(sites), COLUMN) + 40
     height = TOP + FIREWALL_H + 40 + tallest * (SERVER_H + GAP) + 40
+    sites_drawn: list[str] = []  # under the links, which run across the site frames
     parts: list[str] = []
     firewall_mid: dict[str, tuple[float, float]] = {}
     for i, site in enumerate(sites):
         x = 20 + COLUMN * i
-        parts.append(
+        sites_drawn.append(
             f'<rect class="site" x="{x + 5}" y="{TOP - 30}" width="{COLUMN - 10}" '
             f'height="{height - TOP + 10}" rx="12"/>'
             f'<text class="site-name" x="{x + 20}" y="{TOP - 8}">Site {escape(site)}</text>'
@@ -84,7 +85,8 @@ def render_topology(topology: dict[str, Any]) -> str:
         for server in per_site[site]:
             lines = [
                 ("", server["name"]),
-                ("", f"{server['roles']} - {server['version']}"),
+                ("", str(server["roles"] or "")),
+                ("", str(server["version"] or "")),
                 ("state", "state: ..."),
             ]
             if server["hub"]:
@@ -96,9 +98,10 @@ def render_topology(topology: dict[str, Any]) -> str:
         ends = [firewall_mid.get(s.casefold()) for s in link["sites"]]
         points = [e for e in ends if e is not None]
         for (x1, y1), (x2, y2) in itertools.pairwise(points):
+            below = y1 + FIREWALL_H / 2 + 24  # in the gap between firewalls and servers
             links.append(
                 f'<line class="link" x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}"/>'
-                f'<text class="link-label" x="{(x1 + x2) / 2:.0f}" y="{y1 - 38:.0f}" '
+                f'<text class="link-label" x="{(x1 + x2) / 2:.0f}" y="{below:.0f}" '
                 f'text-anchor="middle">{escape(link["name"])} cost {link["cost"]}</text>'
             )
     for host in topology["internet"]:
@@ -126,5 +129,9 @@ def render_topology(topology: dict[str, Any]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" id="topology" role="group" '
         f'aria-label="{escape(title)}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif">'
-        f"<title>{escape(title)}</title>" + "".join(links) + "".join(parts) + "</svg>"
+        f"<title>{escape(title)}</title>"
+        + "".join(sites_drawn)
+        + "".join(links)
+        + "".join(parts)
+        + "</svg>"
     )

@@ -25,9 +25,17 @@ async function api(path, body) {
   return data;
 }
 
+// What an action did, or why an update failed: read out by screen readers (a live region).
 function say(text) {
   const status = document.getElementById("status");
   if (status) status.textContent = text;
+}
+
+// When the page last refreshed: shown, but not a live region (it changes every few seconds).
+function updated(errors) {
+  const line = document.getElementById("updated");
+  if (line) line.textContent = "Updated " + new Date().toLocaleTimeString();
+  if (errors.length) say(errors.join(" "));
 }
 
 function el(tag, text, attrs) {
@@ -63,7 +71,7 @@ async function refreshTopology() {
       if (text) text.textContent = "inspect esmtp: " + fw.inspection;
       if (group) group.classList.toggle("inspecting", fw.inspection === "on");
     }
-    say("Updated " + new Date().toLocaleTimeString() + (live.errors.length ? " - " + live.errors.join(" ") : ""));
+    updated(live.errors);
   } catch (error) {
     say("Could not update: " + error.message);
   }
@@ -166,8 +174,7 @@ async function refreshQueues() {
       selectedQueue = null;
     }
     enable("[data-queue-action]", selectedQueue !== null);
-    say("Updated " + new Date().toLocaleTimeString() +
-      (result.errors.length ? " - " + result.errors.join(" ") : ""));
+    updated(result.errors);
     await refreshMessages();
   } catch (error) {
     say("Could not update: " + error.message);
