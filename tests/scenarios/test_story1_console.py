@@ -26,7 +26,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.conftest import ROOT, RunningLab, delivered_once, in_mailbox, submit_as, wait_for
 from tests.integration.test_story1_mail_flow import LAST_ERROR, SEED_LINES, fl_queue
-from tests.scenarios.test_story2_owa import CHROMIUM, PASSWORD, _spki_hash
+from tests.scenarios.test_story2_owa import CHROMIUM, PASSWORD, chromium_args
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -83,17 +83,10 @@ def browser(seed_lab: RunningLab) -> Iterator[Browser]:
     with sync_playwright() as p:
         chromium = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                "--ignore-certificate-errors-spki-list="
-                + _spki_hash(seed_lab.dir / "pki" / "ca.pem"),
-            ],
+            # Only the console's own address; no name resolves.
+            args=chromium_args(
+                seed_lab.dir / "pki" / "ca.pem", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+            ),
         )
         try:
             yield chromium

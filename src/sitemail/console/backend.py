@@ -50,14 +50,12 @@ MESSAGE_ACTIONS = {
     "remove": "Remove-Message",
 }
 
-#: The virtual directory cmdlets a server's panel lists, in the EMC's order.
+#: The virtual directory cmdlets a server's panel lists (the shell's, in the EMC's order).
 VDIR_CMDLETS = (
     "Get-OwaVirtualDirectory",
     "Get-EcpVirtualDirectory",
     "Get-ActiveSyncVirtualDirectory",
     "Get-WebServicesVirtualDirectory",
-    "Get-OabVirtualDirectory",
-    "Get-AutodiscoverVirtualDirectory",
 )
 
 #: How long one poll waits for a process that does not answer: the page updates every

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from html import escape
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -23,8 +24,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.unit.shell.test_cmdlets_runtime import LAST_ERROR, FakeAdmin
 from tests.unit.shell.test_cmdlets_runtime import admin as admin  # the fixture
 
+from sitemail.clock import ManualClock
 from sitemail.console.app import PAGES, is_public, make_app
-from sitemail.console.auth import BAD_CREDENTIALS, SESSION_COOKIE, Sessions
+from sitemail.console.auth import BAD_CREDENTIALS, IDLE, LIFETIME, SESSION_COOKIE, Sessions
 from sitemail.console.backend import OrganizationBackend
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.lockout import AccountLockout, LockoutPolicy
@@ -342,5 +344,53 @@ def test_the_topology_draws_sites_servers_and_firewalls(
         assert "NY-FL cost" in text
         live = await (await browser.request("GET", "/api/live")).json()
         assert live["queue_lengths"]["EX-NY1"] == 1
+
+    play(tmp_path, directory, admin, scenario)
+
+
+def test_a_session_ends_when_idle_and_after_its_lifetime(directory: Directory) -> None:
+    clock = ManualClock()
+    sessions = Sessions(directory, frozenset({"alice"}), clock=clock)
+
+    def signed_in() -> str:
+        result = asyncio.run(sessions.sign_in("alice", PASSWORD))
+        assert result.session is not None
+        return result.session.id
+
+    idle = signed_in()
+    clock.advance(IDLE - timedelta(seconds=1))
+    assert sessions.find(idle) is not None  # a request keeps it alive...
+    clock.advance(IDLE + timedelta(seconds=1))
+    assert sessions.find(idle) is None  # ...and a quiet spell ends it
+    busy = signed_in()
+    start = clock.now()
+    while sessions.find(busy) is not None:  # in use all the time, never idle
+        assert clock.now() - start <= LIFETIME
+        clock.advance(IDLE - timedelta(seconds=1))
+    assert clock.now() - start > LIFETIME
+
+
+def test_a_servers_panel_shows_its_connectors_and_virtual_directories(
+    tmp_path: Path, directory: Directory, admin: FakeAdmin
+) -> None:
+    async def scenario(browser: Browser, sessions: Sessions, fake: FakeAdmin) -> None:
+        await browser.sign_in()
+        panel = await (await browser.request("GET", "/api/servers/ex-fl1")).json()
+        assert panel["errors"] == []
+        default = next(c for c in panel["receive_connectors"] if c["Name"] == "Default EX-FL1")
+        assert default["Bindings"] == ["0.0.0.0:25"]
+        assert "ExchangeServer" in default["AuthMechanism"]
+        owa = next(v for v in panel["virtual_directories"] if v["Name"].startswith("owa"))
+        assert owa["InternalUrl"] == "https://ex-fl1.contoso.com/owa"
+        assert owa["ExternalUrl"] is None  # the seed's FL: $null
+        assert {v["Cmdlet"] for v in panel["virtual_directories"]} == {
+            "Get-OwaVirtualDirectory",
+            "Get-EcpVirtualDirectory",
+            "Get-ActiveSyncVirtualDirectory",
+            "Get-WebServicesVirtualDirectory",
+        }
+        missing = await browser.request("GET", "/api/servers/EX-XX9")
+        assert missing.status == 404
+        assert "couldn't be found" in (await missing.json())["error"]
 
     play(tmp_path, directory, admin, scenario)
