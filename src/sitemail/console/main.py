@@ -97,7 +97,7 @@ def certificate(lab_dir: Path, directory: Directory, address: str) -> Path:
         raise ConsoleStartError(f"the directory of the lab in {lab_dir} holds no organization")
     pki = OrganizationPki.open_or_create(pki_dir, orgs[0].name)
     fqdn = f"console.{orgs[0].default_domain}"
-    pki.ensure_server(CERT_NAME, fqdn, addresses=[address], dns_names=["localhost"])
+    pki.ensure_web(CERT_NAME, fqdn, addresses=[address], dns_names=["localhost"])
     return pki_dir
 
 

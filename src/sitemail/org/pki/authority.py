@@ -49,6 +49,7 @@ from sitemail.org.pki.identity import (
     ROLE_ADMIN,
     ROLE_EXTENSION_OID,
     ROLE_SERVER,
+    ROLE_WEB,
     PeerVerifier,
     encode_role,
     role_of,
@@ -201,6 +202,34 @@ class OrganizationPki:
             ips=ips,
             ekus=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
             role=(ROLE_SERVER, name),
+        )
+
+    def ensure_web(
+        self,
+        name: str,
+        fqdn: str,
+        *,
+        addresses: Iterable[str] = (),
+        dns_names: Iterable[str] = (),
+    ) -> IssueResult:
+        """A TLS server certificate for a tool's web front (``sitemail console``): serverAuth
+        only and the ``web`` role, so that no process of the organization takes whoever holds
+        it for one of its servers (:class:`PeerVerifier` names only servers and the admin)."""
+        files = self.server_files(name)
+        dns, ips = _server_subject_alt_names(name, fqdn, addresses, (), dns_names)
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),
+                x509.NameAttribute(NameOID.COMMON_NAME, fqdn),
+            ]
+        )
+        return self._ensure_leaf(
+            files,
+            subject=subject,
+            dns=dns,
+            ips=ips,
+            ekus=[ExtendedKeyUsageOID.SERVER_AUTH],
+            role=(ROLE_WEB, name),
         )
 
     def ensure_admin(self, name: str = "admin") -> IssueResult:
