@@ -9,6 +9,7 @@ address.  Runs until SIGTERM or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from typing import TextIO
 
 from aiohttp import web
 
+from sitemail.access.web.connection_guard import ConnectionGuard
 from sitemail.org.directory import Directory, DirectoryError, open_directory
 from sitemail.org.lab_state import lab_directory_url
 from sitemail.org.model import Mailbox, Organization
@@ -34,6 +36,11 @@ from .auth import Sessions
 from .backend import OrganizationBackend
 
 DEFAULT_LISTEN = "127.0.0.1:9443"
+#: Seconds a request's headers (and a TLS handshake) may take: an administrator's browser
+#: needs well under one; shorter than IIS's 120 s, as nobody but a few browsers comes here.
+HEADER_WAIT = 30.0
+#: Connections one address may hold at once: a few browsers' worth.
+MAX_PER_ADDRESS = 64
 #: The name of the console's certificate in the lab's PKI folder.
 CERT_NAME = "console"
 
@@ -117,11 +124,22 @@ async def serve(
         app = make_app(
             Sessions(auth_directory, allowed), OrganizationBackend(backend_directory, lab_dir)
         )
-        runner = web.AppRunner(app, access_log=None)
+        # IIS's guards in front, as the Client Access servers have them: a deadline for a
+        # request's headers (slowloris) and a bound on one address's connections.
+        guard = ConnectionGuard(header_wait=HEADER_WAIT, max_per_address=MAX_PER_ADDRESS)
+        app.middlewares.insert(0, guard.middleware)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port, ssl_context=context, shutdown_timeout=2.0)
-            await site.start()
+            assert runner.server is not None
+            listener = await asyncio.get_running_loop().create_server(
+                guard.wrap(runner.server),
+                host,
+                port,
+                ssl=context,
+                ssl_handshake_timeout=HEADER_WAIT,
+                backlog=128,
+            )
             shown = f"[{host}]" if ":" in host else host
             out.write(
                 f"sitemail console: https://{shown}:{port}/ (lab {lab_dir}; sign in as "
@@ -129,6 +147,7 @@ async def serve(
             )
             out.flush()
             await stop_signal().wait()
+            listener.close()
         finally:
             await runner.cleanup()
     finally:

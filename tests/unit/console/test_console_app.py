@@ -8,6 +8,7 @@ servers, and how it words the cmdlets it runs, is visible.
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
@@ -28,6 +29,7 @@ from sitemail.clock import ManualClock
 from sitemail.console.app import PAGES, is_public, make_app
 from sitemail.console.auth import BAD_CREDENTIALS, IDLE, LIFETIME, SESSION_COOKIE, Sessions
 from sitemail.console.backend import OrganizationBackend
+from sitemail.console.main import console_main
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.lockout import AccountLockout, LockoutPolicy
 from sitemail.org.model import Server
@@ -394,3 +396,23 @@ def test_a_servers_panel_shows_its_connectors_and_virtual_directories(
         assert "couldn't be found" in (await missing.json())["error"]
 
     play(tmp_path, directory, admin, scenario)
+
+
+def test_the_console_says_in_one_line_why_it_cannot_start(
+    tmp_path: Path, directory: Directory
+) -> None:
+    def start(*argv: str, lab: Path) -> tuple[int, str]:
+        err = io.StringIO()
+        code = console_main(list(argv), lab, stdout=io.StringIO(), stderr=err)
+        return code, err.getvalue()
+
+    code, text = start("--admin", "alice", lab=tmp_path / "nothing")
+    assert code == 1 and "no lab in" in text and "sitemail lab up" in text
+    code, text = start("--admin", "alice", "--listen", "localhost:99999", lab=tmp_path)
+    assert code == 1 and "expected ADDRESS:PORT" in text
+    code, text = start("--admin", "mallory", lab=tmp_path)
+    assert code == 1 and "--admin mallory: no such mailbox account" in text
+    assert "alice" in text  # and it says which accounts there are
+    code, text = start("--admin", "alice", lab=tmp_path)  # the directory, but no lab CA
+    assert code == 1 and "no organization CA" in text
+    assert len(text.splitlines()) == 1
