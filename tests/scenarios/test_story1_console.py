@@ -104,6 +104,19 @@ def focused(page: Page) -> str:
     )
 
 
+def unnamed_controls(page: Page) -> list[str]:
+    """The page's controls that a screen reader could not name (no label, no aria-label,
+    no text)."""
+    found: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll(
+              'input:not([type=hidden]), button, select, textarea, a[href], [role=button]')]
+            .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                         && !e.textContent.trim())
+            .map(e => e.outerHTML.slice(0, 120))"""
+    )
+    return found
+
+
 def test_story_one_in_the_console(seed_lab: RunningLab, console: str, browser: Browser) -> None:
     lab = seed_lab
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
@@ -141,6 +154,7 @@ def test_story_one_in_the_console(seed_lab: RunningLab, console: str, browser: B
     expect(page.locator("#queue-EX-NY1")).to_have_text("queued: 1", timeout=15_000)
     page.get_by_role("button", name="firewall ASA-NY: show details").press("Enter")
     expect(page.locator("#details")).to_contain_text("inspect esmtp")
+    assert unnamed_controls(page) == []
     shot(page, "2-topology-inspection-on")
 
     # The Queue Viewer: the queue for FL with the cmdlet's columns and LastError.
@@ -158,6 +172,7 @@ def test_story_one_in_the_console(seed_lab: RunningLab, console: str, browser: B
         page.keyboard.press("Tab")
         order.append(focused(page))
     assert order == ["Retry", "Suspend", "Resume"]
+    assert unnamed_controls(page) == []
     shot(page, "3-queue-viewer-retry")
 
     # The seed's lines on both ASAs, then Retry from the console.
