@@ -134,8 +134,11 @@ def test_story_one_in_the_console(seed_lab: RunningLab, console: str, browser: B
     page.keyboard.press("Enter")
     expect(page.get_by_role("alert")).to_contain_text("isn't correct")
     shot(page, "1-sign-in-refused")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Password").press("Enter")
+    # The name is kept and the cursor waits in the password field.
+    expect(page.get_by_label("User name")).to_have_value("alice")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
     expect(page).to_have_url(console + "queues")
 
     # The topology: both sites, both ASAs inspecting ESMTP, every host running.

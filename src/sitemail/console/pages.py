@@ -128,6 +128,7 @@ def signin_page(
         f'<p class="error" id="signin-error" role="alert">{escape(error)}</p>' if error else ""
     )
     described = ' aria-describedby="signin-error"' if error else ""
+    # After a refusal the name is kept, so the cursor goes where the next keystroke belongs.
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -146,10 +147,10 @@ def signin_page(
 <input type="hidden" name="next" value="{escape(next_path)}">
 <label for="username">User name</label>
 <input id="username" name="username" autocomplete="username" required maxlength="256"
- value="{escape(name)}" autofocus{described}>
+ value="{escape(name)}"{"" if name else " autofocus"}{described}>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password"
- required maxlength="256"{described}>
+ required maxlength="256"{" autofocus" if name else ""}{described}>
 <button type="submit">Sign in</button>
 </form>
 </main>
