@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
+    # `console` parses its own arguments too (sitemail.console.main).
+    sub.add_parser(
+        "console",
+        help="the web console of the lab over HTTPS (--admin ALIAS, --listen ADDR:PORT, "
+        "--lab-dir DIR, --help)",
+        add_help=False,
+    )
+
     asa = sub.add_parser("asa", help="the console of a lab firewall (Cisco ASA CLI)")
     from sitemail.firewall.console_cli import add_arguments as add_asa_arguments
 
@@ -276,6 +284,10 @@ def _main(argv: list[str] | None) -> int:
         from sitemail.shell.cmdlets.entry import shell_main
 
         return shell_main(args_list[1:], default_lab_dir())
+    if args_list[:1] == ["console"]:
+        from sitemail.console.main import console_main
+
+        return console_main(args_list[1:], default_lab_dir())
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command == "lab":

@@ -124,6 +124,21 @@ def _spki_hash(ca_file: Path) -> str:
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
+def chromium_args(ca_file: Path, resolver_rules: str) -> list[str]:
+    """Headless Chromium as TESTING.md runs it, resolving names by ``resolver_rules`` and
+    trusting the lab's CA (``ca_file``) by its key."""
+    return [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--host-resolver-rules={resolver_rules}",
+        f"--ignore-certificate-errors-spki-list={_spki_hash(ca_file)}",
+    ]
+
+
 def _deliver(lab: RunningLab, directory: Directory, addresses: dict[str, str]) -> None:
     """A message for Adam, put into FL's store as its hub would (server certificate)."""
     pki = lab.dir / "pki"
@@ -167,16 +182,7 @@ def story(seed_lab: RunningLab, playwright: Playwright) -> Iterator[Story]:
     )
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM,
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--host-resolver-rules={rules}",
-            f"--ignore-certificate-errors-spki-list={_spki_hash(seed_lab.dir / 'pki' / 'ca.pem')}",
-        ],
+        args=chromium_args(seed_lab.dir / "pki" / "ca.pem", rules),
     )
     directory = seed_lab.open_directory()
     _deliver(seed_lab, directory, addresses)

@@ -461,3 +461,17 @@ def test_verified_client_refuses_a_foreign_server_and_a_wrong_name(
 def test_client_certificate_mode_needs_a_ca(org: OrganizationPki) -> None:
     with pytest.raises(PkiError, match="needs ca_file"):
         server_ssl_context(org.server_files("EX01"), client_certs="required")
+
+
+def test_a_web_front_certificate_names_no_server(tmp_path: Path) -> None:
+    """The console's certificate serves browsers; no server takes its holder for a peer."""
+    pki = OrganizationPki.open_or_create(tmp_path, "Contoso")
+    issued = pki.ensure_web("console", "console.contoso.com", addresses=["127.0.0.1"])
+    assert issued.action == "issued"
+    cert = x509.load_pem_x509_certificate(issued.files.cert.read_bytes())
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert pki.verifier().identify(cert) is None
+    assert pki.ensure_web("console", "console.contoso.com", addresses=["127.0.0.1"]).action == (
+        "kept"
+    )

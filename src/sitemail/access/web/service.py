@@ -43,6 +43,7 @@ from sitemail.org.pki import (
     ca_cert_file,
     client_ssl_context,
     server_cert_files,
+    write_chain_file,
 )
 from sitemail.org.ports import STORE_PORT
 from sitemail.server.context import ProcessContext
@@ -111,13 +112,8 @@ class W3svcService:
 
     def _load_certificate(self, tls: ssl.SSLContext) -> None:
         """(Re)load the server certificate, followed by the CA's, into ``tls``."""
-        files = server_cert_files(self.ctx.pki_dir, self.ctx.name)
-        chain = self._chain_file
-        chain.parent.mkdir(parents=True, exist_ok=True)
-        tmp = chain.with_suffix(".tmp")
-        tmp.write_bytes(files.cert.read_bytes() + ca_cert_file(self.ctx.pki_dir).read_bytes())
-        tmp.replace(chain)
-        tls.load_cert_chain(chain, files.key)
+        files = write_chain_file(self.ctx.pki_dir, self.ctx.name, self._chain_file)
+        tls.load_cert_chain(files.cert, files.key)
         self._cert_stamp = self._cert_files_stamp()
 
     def _server_context(self) -> ssl.SSLContext:

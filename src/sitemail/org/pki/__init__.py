@@ -54,6 +54,7 @@ from sitemail.org.pki.files import (
     admin_cert_files,
     ca_cert_file,
     server_cert_files,
+    write_chain_file,
 )
 from sitemail.org.pki.identity import (
     ROLE_EXTENSION_OID,
@@ -88,4 +89,5 @@ __all__ = [
     "ensure_organization_pki",
     "server_cert_files",
     "server_ssl_context",
+    "write_chain_file",
 ]

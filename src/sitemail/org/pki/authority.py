@@ -49,6 +49,7 @@ from sitemail.org.pki.identity import (
     ROLE_ADMIN,
     ROLE_EXTENSION_OID,
     ROLE_SERVER,
+    ROLE_WEB,
     PeerVerifier,
     encode_role,
     role_of,
@@ -185,38 +186,56 @@ class OrganizationPki:
         dns_names: Iterable[str] = (),
     ) -> IssueResult:
         """Make sure server ``name`` has a certificate covering these names and addresses."""
-        files = self.server_files(name)
         dns, ips = _server_subject_alt_names(name, fqdn, addresses, urls, dns_names)
-        subject = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, SERVER_OU),
-                x509.NameAttribute(NameOID.COMMON_NAME, fqdn),
-            ]
-        )
         return self._ensure_leaf(
-            files,
-            subject=subject,
+            self.server_files(name),
+            subject=self._subject(fqdn, SERVER_OU),
             dns=dns,
             ips=ips,
             ekus=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
             role=(ROLE_SERVER, name),
         )
 
+    def ensure_web(
+        self,
+        name: str,
+        fqdn: str,
+        *,
+        addresses: Iterable[str] = (),
+        dns_names: Iterable[str] = (),
+    ) -> IssueResult:
+        """A TLS server certificate for a tool's web front (``sitemail console``): serverAuth
+        only and the ``web`` role, so that no process of the organization takes whoever holds
+        it for one of its servers (:class:`PeerVerifier` names only servers and the admin)."""
+        dns, ips = _server_subject_alt_names(name, fqdn, addresses, (), dns_names)
+        return self._ensure_leaf(
+            self.server_files(name),
+            subject=self._subject(fqdn, None),
+            dns=dns,
+            ips=ips,
+            ekus=[ExtendedKeyUsageOID.SERVER_AUTH],
+            role=(ROLE_WEB, name),
+        )
+
+    def _subject(self, common_name: str, unit: str | None) -> x509.Name:
+        unit_attr = (
+            [] if unit is None else [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit)]
+        )
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),
+                *unit_attr,
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            ]
+        )
+
     def ensure_admin(self, name: str = "admin") -> IssueResult:
         """Make sure the organization admin certificate exists (clientAuth only)."""
         if not name or len(name) > 64:
             raise PkiError(f"admin name {name!r} is not valid: expected 1-64 characters")
-        subject = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ADMIN_OU),
-                x509.NameAttribute(NameOID.COMMON_NAME, name),
-            ]
-        )
         return self._ensure_leaf(
             self.admin_files(),
-            subject=subject,
+            subject=self._subject(name, ADMIN_OU),
             dns=[],
             ips=[],
             ekus=[ExtendedKeyUsageOID.CLIENT_AUTH],

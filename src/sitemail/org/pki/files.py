@@ -51,6 +51,19 @@ def server_cert_files(folder: Path, server: str) -> CertFiles:
     return CertFiles(Path(folder) / f"{server}.pem", Path(folder) / f"{server}.key")
 
 
+def write_chain_file(folder: Path, server: str, chain: Path) -> CertFiles:
+    """Write ``server``'s certificate followed by the CA's to ``chain`` (atomically), for a
+    TLS server whose clients are told to trust the organization CA by its key (a browser
+    started with ``--ignore-certificate-errors-spki-list``): they can match it only when the
+    server sends it.  The files to load, the chain with the server's key."""
+    files = server_cert_files(folder, server)
+    chain.parent.mkdir(parents=True, exist_ok=True)
+    tmp = chain.with_suffix(".tmp")
+    tmp.write_bytes(files.cert.read_bytes() + ca_cert_file(folder).read_bytes())
+    tmp.replace(chain)
+    return CertFiles(chain, files.key)
+
+
 def admin_cert_files(folder: Path) -> CertFiles:
     return CertFiles(Path(folder) / "admin.pem", Path(folder) / "admin.key")
 

@@ -32,6 +32,8 @@ from sitemail.org.pki.files import load_cert
 ROLE_EXTENSION_OID = x509.ObjectIdentifier("2.25.151980114077364388721831725774917059245")
 ROLE_SERVER = "server"
 ROLE_ADMIN = "admin"
+#: A tool's web front (the console): a TLS server to browsers, never a peer of the servers.
+ROLE_WEB = "web"
 
 
 @dataclass(frozen=True)
