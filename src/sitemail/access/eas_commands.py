@@ -11,6 +11,7 @@ and gives the response tree; HTTP is the caller's (:mod:`.eas_handler`).
   state since; it takes the device's read-state changes and deletions.
   Bodies follow ``BodyPreference`` (plain text, HTML, or MIME) and its
   ``TruncationSize``; EAS 2.x devices get the 2.5 ``Email:Body``.
+- **SendMail** is :mod:`.eas_send`'s.
 - **Provision** hands out a policy without requirements (sitemail keeps no
   ActiveSync mailbox policies), in the two phases of MS-ASPROV; devices are
   never forced to provision (no HTTP 449).
@@ -29,6 +30,7 @@ from datetime import datetime
 from html.parser import HTMLParser
 from typing import Protocol
 
+from sitemail.access.eas_send import EasSendStore
 from sitemail.access.eas_state import FolderEntry, MessageEntry, SyncStates
 from sitemail.access.message_body import read_body
 from sitemail.mailbox.errors import NotFound
@@ -70,8 +72,8 @@ USER_MAIL_FOLDER = 12
 POLICY_TYPE = "MS-EAS-Provisioning-WBXML"
 
 
-class EasStore(Protocol):
-    """The part of the store API ActiveSync uses."""
+class EasStore(EasSendStore, Protocol):
+    """The part of the store API ActiveSync uses (SendMail's part included)."""
 
     async def list_folders(self, mailbox: str) -> list[Folder]: ...
 
@@ -92,10 +94,6 @@ class EasStore(Protocol):
     async def read_raw(
         self, mailbox: str, message_id: int, *, start: int = 0, length: int | None = None
     ) -> bytes: ...
-
-    async def set_flags(
-        self, mailbox: str, message_id: int, update: FlagUpdate
-    ) -> MessageSummary: ...
 
     async def delete(
         self, mailbox: str, message_id: int, *, hard: bool = False

@@ -49,7 +49,10 @@ class EasBanner:
 
 
 #: The commands sitemail's ActiveSync serves.
-COMMANDS = ("Sync", "FolderSync", "Provision")
+COMMANDS = ("Sync", "FolderSync", "Provision", "SendMail")
+#: What the Exchange 2003 back-end serves: sitemail's 2003 server runs no Mail Submission
+#: service (``serve.py``), so a message submitted there would stay in its Outbox.
+COMMANDS_2003 = ("Sync", "FolderSync", "Provision")
 
 # Exchange 2010 SP3 speaks EAS 2.0-14.1 (the brief's list, MS-ASHTTP's example).
 # "14.3" as MS-Server-ActiveSync for SP3 is unverified (SP1 is known to send 14.1).
@@ -62,7 +65,7 @@ EXCHANGE2010 = EasBanner(
 EXCHANGE2003 = EasBanner(
     server_version="6.5.7638.1",  # unverified
     protocol_versions=("1.0", "2.0", "2.1", "2.5"),
-    commands=COMMANDS,
+    commands=COMMANDS_2003,
 )
 
 
@@ -78,6 +81,7 @@ class EasRequest:
     device_type: str
     version: str | None  # MS-ASProtocolVersion
     policy_key: str | None  # X-MS-PolicyKey
+    save_in_sent: bool = False  # SaveInSent=T: a pre-14.0 SendMail keeps a copy
 
 
 def parse_eas_request(method: str, query: str, headers: dict[str, str]) -> EasRequest:
@@ -107,4 +111,5 @@ def parse_eas_request(method: str, query: str, headers: dict[str, str]) -> EasRe
         device_type=params.get("DeviceType", "")[:64],
         version=version,
         policy_key=policy,
+        save_in_sent=params.get("SaveInSent", "").upper() == "T",
     )

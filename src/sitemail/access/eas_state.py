@@ -11,6 +11,9 @@ Client Access server that serves the mailbox, bounded per server: after a
 restart, or for a device not seen for long, a key is unknown and the device
 starts over (FolderSync status 9, Sync status 3), which every client
 handles.
+
+The ``ClientId`` of each device's recent SendMails is kept beside its states, so
+that a message a device sends again (its first answer lost) leaves once.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ __all__ = ["FolderEntry", "MessageEntry", "SyncStates"]
 
 #: Devices whose states one server keeps (least recently used go first).
 MAX_DEVICES = 2000
+#: SendMail ClientIds remembered per device, to refuse a resent message (newest kept).
+MAX_SENT_IDS = 200
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class _Keyed:
 class _Device:
     hierarchy: _Keyed = field(default_factory=_Keyed)
     collections: dict[str, _Keyed] = field(default_factory=dict)
+    sent: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
 
 class SyncStates:
@@ -113,3 +119,15 @@ class SyncStates:
         device = self._device(alias, device_id)
         keyed = device.collections.setdefault(collection, _Keyed())
         return keyed.save(dict(messages))
+
+    # ------------------------------------------------------------ SendMail
+
+    def was_sent(self, alias: str, device_id: str, client_id: str) -> bool:
+        """Did this device send a message with this ClientId already?"""
+        return client_id in self._device(alias, device_id).sent
+
+    def mark_sent(self, alias: str, device_id: str, client_id: str) -> None:
+        sent = self._device(alias, device_id).sent
+        sent[client_id] = None
+        while len(sent) > MAX_SENT_IDS:
+            sent.popitem(last=False)

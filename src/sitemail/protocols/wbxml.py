@@ -16,7 +16,7 @@ elements, text (``str``) or opaque data (``bytes``), in document order.
 text has no NUL (hypothesis checks this); nothing here does I/O.
 
 Only the code pages sitemail serves are tabled (AirSync, Email,
-FolderHierarchy, Provision, AirSyncBase, Settings); an element of another
+FolderHierarchy, Provision, AirSyncBase, Settings, ComposeMail); an element of another
 page or an unknown token is refused with a message naming page and token,
 which is how a device learns that the command is not supported.
 """
@@ -209,6 +209,25 @@ _PAGES: dict[int, tuple[str, dict[int, str]]] = {
             0x1B: "OSLanguage",
             0x1C: "PhoneNumber",
             0x20: "UserAgent",
+        },
+    ),
+    21: (
+        "ComposeMail",
+        {
+            0x05: "SendMail",
+            0x06: "SmartForward",
+            0x07: "SmartReply",
+            0x08: "SaveInSentItems",
+            0x09: "ReplaceMime",
+            0x0B: "Source",
+            0x0C: "FolderId",
+            0x0D: "ItemId",
+            0x0E: "LongId",
+            0x0F: "InstanceId",
+            0x10: "Mime",
+            0x11: "ClientId",
+            0x12: "Status",
+            0x13: "AccountId",
         },
     ),
 }

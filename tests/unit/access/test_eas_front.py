@@ -306,3 +306,45 @@ def test_versions_the_server_does_not_speak_are_refused(tmp_path: Path, version:
             assert r.status == 501
 
     run(scenario())
+
+
+def test_sendmail_of_an_eas_12_device_is_its_mime_with_save_in_sent(tmp_path: Path) -> None:
+    """Before EAS 14.0 the request body is the message itself and SaveInSent=T keeps a copy."""
+
+    async def scenario() -> None:
+        async with eas_lab(tmp_path) as t, browser(t.lab) as s:
+            url = t.lab.url("ex-fl1.contoso.com", "/Microsoft-Server-ActiveSync")
+            db = t.lab.stores["EX-FL1"]
+
+            async def send(
+                subject: str, query: str, to: str = "To: fiona@contoso.com\r\n"
+            ) -> tuple[int, bytes]:
+                raw = f"From: adam@contoso.com\r\n{to}Subject: {subject}\r\n\r\nHi\r\n"
+                r = await s.post(
+                    f"{url}?Cmd=SendMail&User=adam&DeviceId=OLD1&DeviceType=P{query}",
+                    data=raw.encode(),
+                    headers={
+                        **auth("adam"),
+                        "MS-ASProtocolVersion": "12.1",
+                        "Content-Type": "message/rfc822",
+                    },
+                )
+                return r.status, await r.read()
+
+            # Sent: HTTP 200 and no body.
+            assert await send("Kept", "&SaveInSent=T") == (200, b"")
+            assert await send("Not kept", "") == (200, b"")
+            # Submitted: in the Outbox for Mail Submission, which files or drops each.
+            outbox = {m.subject: m for m in db.list_messages("adam", "outbox").items}
+            assert set(outbox) == {"Kept", "Not kept"}
+            assert not outbox["Kept"].flags.deleted and outbox["Not kept"].flags.deleted
+            status, text = await send("Nobody", "", to="")
+            assert status == 400 and b"no recipient in To, Cc or Bcc" in text
+            # The Exchange 2003 back-end has no Mail Submission: it does not offer SendMail.
+            r = await s.options(
+                t.lab.url("mail.contoso.com", "/Microsoft-Server-ActiveSync"),
+                headers=auth("larry"),
+            )
+            assert r.headers["MS-ASProtocolCommands"] == "Sync,FolderSync,Provision"
+
+    run(scenario())
