@@ -44,6 +44,7 @@ from .model import (
 _KIND_ORDER = {
     QueueKind.SUBMISSION: 0,
     QueueKind.DELIVERY: 1,
+    QueueKind.SHADOW: 1,
     QueueKind.UNREACHABLE: 2,
     QueueKind.POISON: 3,
 }
@@ -68,6 +69,8 @@ class AdminMixin(StoreCore):
                     continue
                 if kind is QueueKind.UNREACHABLE and not count and not int(row["suspended"]):
                     continue
+                if kind is QueueKind.SHADOW and not count:
+                    continue  # a shadow queue is shown while it holds copies
                 if (
                     kind is QueueKind.DELIVERY
                     and not count
@@ -125,7 +128,7 @@ class AdminMixin(StoreCore):
             row = self._find_queue(tx, identity)
             kind = QueueKind(row["kind"])
             shown = self._queue_identity(row)
-            if kind in (QueueKind.SUBMISSION, QueueKind.POISON):
+            if kind in (QueueKind.SUBMISSION, QueueKind.POISON, QueueKind.SHADOW):
                 raise InvalidQueueOperationError(
                     f"Retry-Queue can't be used on {shown}: only delivery queues and the "
                     "Unreachable queue can be retried"
@@ -285,7 +288,9 @@ class AdminMixin(StoreCore):
                 POISON: QueueKind.POISON,
             }[name.special]
             return tx.one("SELECT * FROM queues WHERE id=?", (self._special_id(kind),))
-        return tx.one("SELECT * FROM queues WHERE id=? AND kind='delivery'", (name.number,))
+        return tx.one(
+            "SELECT * FROM queues WHERE id=? AND kind IN ('delivery','shadow')", (name.number,)
+        )
 
     def _find_item(self, tx: Tx, identity: str) -> tuple[sqlite3.Row, sqlite3.Row]:
         name, item_id = parse_message_identity(identity, self.server)

@@ -47,6 +47,7 @@ from .identity import message_identity, queue_identity
 from .model import (
     POISON,
     POISON_NEXT_HOP,
+    SHADOW_PEER,
     SUBMISSION,
     SUBMISSION_NEXT_HOP,
     UNREACHABLE,
@@ -472,7 +473,15 @@ class StoreCore:
         for message_id in messages:
             if tx.scalar("SELECT 1 FROM items WHERE message_id=? LIMIT 1", (message_id,)):
                 continue
-            body = tx.scalar("SELECT body_file FROM messages WHERE id=?", (message_id,))
+            row = tx.one("SELECT body_file, headers FROM messages WHERE id=?", (message_id,))
+            body = row["body_file"] if row is not None else None
+            peer = json.loads(str(row["headers"])).get(SHADOW_PEER) if row is not None else None
+            if peer:
+                # Done here: the hub that shadows it may drop its copy (next XQDISCARD).
+                tx.execute(
+                    "INSERT INTO discards(peer, remote_id, created) VALUES(?,?,?)",
+                    (str(peer).lower(), message_id, tx.now_ts),
+                )
             tx.execute("DELETE FROM recipients WHERE message_id=?", (message_id,))
             tx.execute("DELETE FROM messages WHERE id=?", (message_id,))
             tx.execute("DELETE FROM bodies WHERE message_id=?", (message_id,))
