@@ -106,6 +106,7 @@ class ReceiveWorkers:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="commit")
         self._pending: list[tuple[_Worker, tuple[object, ...]]] = []
         self._committer: asyncio.Task[None] | None = None
+        self._asking: set[asyncio.Task[None]] = set()  # discard requests being answered
         self._stopping = False
         # Until a worker is up (start, respawn) or when all are full, sessions are
         # served here: a connection is never dropped for want of a worker.
@@ -172,6 +173,8 @@ class ReceiveWorkers:
                 str(child_rpc.fileno()),
                 "--parent",
                 str(os.getpid()),
+                "--shadow-id",
+                self.store.shadow_id,
                 pass_fds=(child_handoff.fileno(), child_rpc.fileno()),
                 stdin=asyncio.subprocess.DEVNULL,
             )
@@ -244,6 +247,10 @@ class ReceiveWorkers:
                     self._pending.append((worker, message))
                     if self._committer is None or self._committer.done():
                         self._committer = asyncio.ensure_future(self._commit_pending())
+                elif kind == "discards":
+                    task = asyncio.ensure_future(self._discards(worker, message))
+                    self._asking.add(task)
+                    task.add_done_callback(self._asking.discard)
                 elif kind == "closed":
                     release = worker.sessions.pop(message[1], None)
                     if release is not None:
@@ -279,6 +286,17 @@ class ReceiveWorkers:
             except OSError as exc:
                 log.error("cannot start receive worker %d: %s", worker.index, exc)
                 delay = min(delay * 2, MAX_RESPAWN_DELAY)
+
+    async def _discards(self, worker: _Worker, message: tuple[object, ...]) -> None:
+        """XQDISCARD in a worker's session: the notifications held for that hub."""
+        _, request, peer, limit = message
+        if not isinstance(peer, str) or not isinstance(limit, int):
+            log.error("receive worker %d sent a malformed discard request", worker.index)
+            return
+        ids = await asyncio.to_thread(self.store.take_discards, peer, limit)
+        if worker.alive:
+            with contextlib.suppress(OSError, ConnectionError):
+                worker.writer.write(frame(("discards", request, ids)))
 
     async def _commit_pending(self) -> None:
         """Commit what the workers asked for, a group at a time (group commit).
