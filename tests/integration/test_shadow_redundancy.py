@@ -203,11 +203,16 @@ def test_the_receiver_remembers_which_hub_shadows_a_message(
 
 def test_shadow_redundancy_off_means_no_xshadow(pki: OrganizationPki, tmp_path: Path) -> None:
     store = QueueStore.open(tmp_path / "EX02", server="EX02", fqdn=HUB.fqdn)
+    send_log = ProtocolLog.send(tmp_path / "SmtpSend")
 
     async def scenario() -> str | None:
         async with receiving_hub(pki, tmp_path, store, enabled=False):
+            logs = send_session_logs(send_log, level=ProtocolLoggingLevel.VERBOSE)
             connection = NextHopConnection(
-                [TARGET], hub_settings(pki, xshadow=True), local_address=SENDER_IP
+                [TARGET],
+                hub_settings(pki, xshadow=True),
+                local_address=SENDER_IP,
+                session_logs=logs,
             )
             try:
                 result = await connection.send(message("bob@contoso.com"), body_of(MESSAGE))
@@ -219,6 +224,11 @@ def test_shadow_redundancy_off_means_no_xshadow(pki: OrganizationPki, tmp_path: 
         assert run(scenario()) is None
     finally:
         store.close()
+        send_log.close()
+    [rows] = sessions(tmp_path / "SmtpSend").values()
+    # Not offered after Exchange authentication, so not asked for.
+    assert "250 XSHADOW" not in [d for e, d, _ in rows if e == "<"]
+    assert not any(d.startswith("XSHADOW") for e, d, _ in rows if e == ">")
 
 
 async def raw_session(lines: list[bytes]) -> list[bytes]:

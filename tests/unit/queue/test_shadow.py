@@ -189,3 +189,14 @@ def test_retry_queue_refuses_a_shadow_queue(env: Env) -> None:
     ]
     with pytest.raises(InvalidQueueOperationError):
         env.store.retry_queue(queue.identity)
+
+
+def test_remove_message_on_a_shadow_copy_sends_no_ndr_and_forgets_it(env: Env) -> None:
+    hand_over(env, 1)
+    [queue] = [
+        q for q in env.store.get_queues() if q.delivery_type is DeliveryType.SHADOW_REDUNDANCY
+    ]
+    [copy] = env.store.get_messages(queue.identity)
+    assert env.store.remove_message(copy.identity, with_ndr=True) is None
+    assert env.reports() == [] and env.store.get_messages() == []
+    assert env.store.shadow_peers() == []

@@ -241,7 +241,9 @@ class AdminMixin(StoreCore):
                 mode = REMOVE_WITH_NDR if with_ndr else REMOVE_WITHOUT_NDR
                 tx.execute("UPDATE items SET pending_remove=? WHERE id=?", (mode, item["id"]))
                 return MessageStatus.PENDING_REMOVE
-            self._remove_item(tx, item, with_ndr=with_ndr)
+            # A shadow copy was delivered by the next hop: removing it sends no NDR.
+            shadow = QueueKind(queue["kind"]) is QueueKind.SHADOW
+            self._remove_item(tx, item, with_ndr=with_ndr and not shadow)
             return None
 
     # ------------------------------------------------------------------

@@ -443,6 +443,7 @@ class StoreCore:
     def _drop_item(self, tx: Tx, item: sqlite3.Row) -> None:
         item_id = int(item["id"])
         tx.execute("DELETE FROM items WHERE id=?", (item_id,))
+        tx.execute("DELETE FROM shadows WHERE item_id=?", (item_id,))  # a shadow copy's key
         tx.on_commit.append(lambda: self._forget_item(item_id))
         self._mark_idle_if_empty(tx, int(item["queue_id"]))
 
