@@ -100,6 +100,18 @@ async def receiving_hub(
         await listeners.close()
 
 
+def sender(
+    pki: OrganizationPki, send_log: ProtocolLog | None = None, *, xshadow: bool = True
+) -> NextHopConnection:
+    """EX01's connection to EX02, asking for shadow redundancy (logged to ``send_log``)."""
+    logs = None
+    if send_log is not None:
+        logs = send_session_logs(send_log, level=ProtocolLoggingLevel.VERBOSE)
+    return NextHopConnection(
+        [TARGET], hub_settings(pki, xshadow=xshadow), local_address=SENDER_IP, session_logs=logs
+    )
+
+
 def deliver_everything(store: QueueStore) -> None:
     """EX02 delivers what it took to its mailboxes (the store's side of a delivery)."""
     for msg in store.take_for_categorization(limit=100):
@@ -121,13 +133,7 @@ def test_a_hub_takes_messages_under_xshadow_and_tells_when_they_are_done(
 
     async def scenario() -> tuple[list[int], list[int | None], Heartbeat | None, Heartbeat | None]:
         async with receiving_hub(pki, tmp_path, store):
-            logs = send_session_logs(send_log, level=ProtocolLoggingLevel.VERBOSE)
-            connection = NextHopConnection(
-                [TARGET],
-                hub_settings(pki, xshadow=True),
-                local_address=SENDER_IP,
-                session_logs=logs,
-            )
+            connection = sender(pki, send_log)
             ids: list[int | None] = []
             shadow_ids = []
             try:
@@ -143,12 +149,7 @@ def test_a_hub_takes_messages_under_xshadow_and_tells_when_they_are_done(
                 await connection.close()
             await asyncio.to_thread(deliver_everything, store)
             # A heartbeat over a fresh session (EHLO, TLS, X-EXPS, XSHADOW, XQDISCARD).
-            later = NextHopConnection(
-                [TARGET],
-                hub_settings(pki, xshadow=True),
-                local_address=SENDER_IP,
-                session_logs=logs,
-            )
+            later = sender(pki, send_log)
             try:
                 late = await later.heartbeat(40)
             finally:
@@ -184,9 +185,7 @@ def test_the_receiver_remembers_which_hub_shadows_a_message(
     async def scenario() -> None:
         async with receiving_hub(pki, tmp_path, store):
             for xshadow in (True, False):
-                connection = NextHopConnection(
-                    [TARGET], hub_settings(pki, xshadow=xshadow), local_address=SENDER_IP
-                )
+                connection = sender(pki, xshadow=xshadow)
                 try:
                     await connection.send(message("bob@contoso.com"), body_of(MESSAGE))
                 finally:
@@ -207,13 +206,7 @@ def test_shadow_redundancy_off_means_no_xshadow(pki: OrganizationPki, tmp_path: 
 
     async def scenario() -> str | None:
         async with receiving_hub(pki, tmp_path, store, enabled=False):
-            logs = send_session_logs(send_log, level=ProtocolLoggingLevel.VERBOSE)
-            connection = NextHopConnection(
-                [TARGET],
-                hub_settings(pki, xshadow=True),
-                local_address=SENDER_IP,
-                session_logs=logs,
-            )
+            connection = sender(pki, send_log)
             try:
                 result = await connection.send(message("bob@contoso.com"), body_of(MESSAGE))
             finally:
