@@ -291,9 +291,21 @@ class RunningLab:
         return data if isinstance(data, list) else [data]
 
     def queued(self, message_id: str) -> bool:
-        """Does a queue of any hub still hold the message (``Get-Message`` asks them all)?"""
+        """Does a queue of any hub still hold the message (``Get-Message`` asks them all)?
+
+        A shadow copy (shadow redundancy: kept by the hub that handed the message on,
+        until the next hop says it is done) is not the message waiting for delivery.
+        """
         bare = message_id.strip("<>")
-        return any(m["InternetMessageId"] == f"<{bare}>" for m in self.shell("Get-Message"))
+        found = [m for m in self.shell("Get-Message") if m["InternetMessageId"] == f"<{bare}>"]
+        if not found:
+            return False
+        shadows = {
+            q["Identity"]
+            for q in self.shell("Get-Queue")
+            if q["DeliveryType"] == "ShadowRedundancy"
+        }
+        return any(m["Queue"] not in shadows for m in found)
 
     def admin(self, server: str, path: str) -> Any:
         """GET ``path`` of a server's admin API, with the lab's admin certificate."""

@@ -363,10 +363,11 @@ def test_interactive_shell_types_the_seed_line_with_tab(
         child.expect_exact(PROMPT)
         # The terminal may draw typed text and completions in pieces: wait for each
         # completed part only, then check the result by running the line.
-        child.send("Get-Transp\t")
-        child.expect_exact("ortServer")
-        child.send(" | Set-Transp\t")
-        child.expect_exact("ortServer")
+        # Get-TransportConfig is there too (as in the EMS): one more letter picks the server.
+        child.send("Get-TransportS\t")
+        child.expect_exact("erver")
+        child.send(" | Set-TransportS\t")
+        child.expect_exact("erver")
         child.send(" –IntraOrgProtocolLoggingLevel Verb\t")
         child.expect_exact("ose")
         child.send("\r")

@@ -136,6 +136,9 @@ class SenderSettings:
     """Pipeline MAIL and RCPTs where PIPELINING is offered."""
     client: ClientSettings = field(default_factory=ClientSettings)
     """Reply bounds (line length, lines per reply)."""
+    xshadow: bool = False
+    """Ask for shadow redundancy (XSHADOW) after Exchange authentication when the
+    peer offers it: the caller keeps shadow copies of what the peer takes."""
 
     def __post_init__(self) -> None:
         if self.bdat_chunk_size < 1:
@@ -212,6 +215,8 @@ class SendResult:
     when every target failed or no recipient was accepted."""
     last_error: str | None
     """When every target failed: the 2010 LastError (spec 3.3); otherwise ``None``."""
+    shadow_id: str | None = None
+    """The target's XSHADOW answer when it took the message under shadow redundancy."""
 
     @property
     def all_targets_failed(self) -> bool:

@@ -63,6 +63,7 @@ from sitemail.protocols.smtp import (
     Reply,
     Response,
 )
+from sitemail.protocols.smtp.shadow import parse_xqdiscard_reply, parse_xshadow_reply
 
 # Replies nobody asked for that are tolerated while waiting for one (a chatty
 # or hostile peer must not keep a delivery worker forever).
@@ -119,6 +120,8 @@ class SendSession:
         self.broken = False  # the transport cannot carry a QUIT any more
         self.remote_closed = False
         self.transactions = 0  # messages begun over this connection
+        self.exchange_authenticated = False
+        self.shadow_id: str | None = None  # the peer's XSHADOW answer
 
     # --- the session
 
@@ -244,6 +247,7 @@ class SendSession:
                 continue
             if step.action is Action.EXCHANGE_AUTH:
                 step = await self._exchange_auth()
+                self.exchange_authenticated = step.action is Action.PROCEED
             elif step.action is Action.GSSAPI_EXCHANGE_AUTH:
                 step = GSSAPI_UNAVAILABLE
             elif step.action is Action.BASIC_AUTH:
@@ -252,7 +256,31 @@ class SendSession:
                 assert step.reply is not None
                 raise FailOver(step.reply, step.log)
             self._info(step.log)
+            await self._xshadow()
             return  # PROCEED or CONTINUE_UNAUTHENTICATED: on to MAIL
+
+    # --- shadow redundancy
+
+    async def _xshadow(self) -> None:
+        """XSHADOW after Exchange authentication, where offered and asked for."""
+        ext = self.conn.extensions
+        if not (self.settings.xshadow and self.exchange_authenticated and ext is not None):
+            return
+        if not ext.has("XSHADOW"):
+            return
+        reply = await self._command(self.conn.xshadow(self.settings.fqdn))
+        # A refusal is no failure: the message goes on without a shadow copy.
+        self.shadow_id = parse_xshadow_reply(reply)
+
+    async def discards(self, limit: int) -> list[int] | None:
+        """XQDISCARD: the peer's discard notifications for us (None: not available)."""
+        if self.shadow_id is None or not self.is_open:
+            return None
+        try:
+            reply = await self._command(self.conn.xqdiscard(limit))
+        except FailOver:
+            return None
+        return parse_xqdiscard_reply(reply)
 
     async def _hello(self, *, ehlo: bool) -> EhloReply | Reply:
         fqdn = self.settings.fqdn

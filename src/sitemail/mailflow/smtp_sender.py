@@ -30,8 +30,8 @@ This module tries the targets in turn.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from sitemail.mailflow.outbound import (
     BodySource,
@@ -121,26 +121,37 @@ class NextHopConnection:
             if not isinstance(outcome, FailOver):
                 self.messages_sent += 1
                 return SendResult(
-                    outcome.recipients, (attempt,), session.target, outcome.final_reply, None
+                    outcome.recipients,
+                    (attempt,),
+                    session.target,
+                    outcome.final_reply,
+                    None,
+                    session.shadow_id,
                 )
             self._session = None  # it closed: the message goes over a new session
         return await self._send_fresh(message, body)
 
+    def _new_session(
+        self, target: Target, message: OutboundMessage, body: BodySource
+    ) -> SendSession:
+        log = self.session_logs(target) if self.session_logs is not None else NullSessionLog()
+        return SendSession(
+            target,
+            message,
+            body,
+            self.settings,
+            self.policy,
+            self.anonymous_context,
+            self.starttls_context,
+            log,
+            self.local_address,
+        )
+
     async def _send_fresh(self, message: OutboundMessage, body: BodySource) -> SendResult:
         attempts: list[TargetAttempt] = []
         for target in self.targets:
-            log = self.session_logs(target) if self.session_logs is not None else NullSessionLog()
-            session = SendSession(
-                target,
-                message,
-                body,
-                self.settings,
-                self.policy,
-                self.anonymous_context,
-                self.starttls_context,
-                log,
-                self.local_address,
-            )
+            session = self._new_session(target, message, body)
+            log = session.log
             refused = await session.open()
             outcome = refused if refused is not None else await session.transact(message, body)
             if isinstance(outcome, FailOver):
@@ -150,7 +161,12 @@ class NextHopConnection:
             self._session = session
             self.messages_sent += 1
             return SendResult(
-                outcome.recipients, tuple(attempts), target, outcome.final_reply, None
+                outcome.recipients,
+                tuple(attempts),
+                target,
+                outcome.final_reply,
+                None,
+                session.shadow_id,
             )
         last = attempts[-1].reply
         deferred = tuple(
@@ -158,10 +174,48 @@ class NextHopConnection:
         )
         return SendResult(deferred, tuple(attempts), None, None, last_error(last))
 
+    async def heartbeat(self, max_ids: int, *, open_new: bool = True) -> Heartbeat | None:
+        """A shadow redundancy heartbeat: connect, authenticate, XSHADOW, XQDISCARD.
+
+        None when no target answered (or none took XSHADOW): one missed heartbeat.
+        Leaves the session open for :meth:`send` (or :meth:`close`).
+        ``open_new`` False: only over the session already open.
+        """
+        session = self._session
+        if session is None or not session.is_open:
+            session = None
+            if not open_new:
+                return None
+            for target in self.targets:
+                candidate = self._new_session(target, OutboundMessage("", ()), _no_body)
+                if await candidate.open() is None:
+                    session = candidate
+                    break
+            self._session = session
+        if session is None or session.shadow_id is None:
+            return None
+        ids = await session.discards(max_ids)
+        if ids is None:
+            return None
+        return Heartbeat(session.target.host, session.shadow_id, ids)
+
     async def close(self) -> None:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A next hop's answer to a shadow heartbeat."""
+
+    server: str  # the target's host name (FQDN)
+    shadow_id: str  # its XSHADOW answer: a new one means it lost its queue
+    discards: list[int]  # its InternalIds of our messages that it is done with
+
+
+def _no_body() -> Iterable[bytes]:
+    return ()
 
 
 def _anonymous_context(files: CertFiles | None) -> ssl.SSLContext | None:

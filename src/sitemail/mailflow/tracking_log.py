@@ -93,6 +93,10 @@ class TrackingEventId(StrEnum):
     DUPLICATEDELIVER = "DUPLICATEDELIVER"
     HAREDIRECTFAIL = "HAREDIRECTFAIL"
     NOTIFYMAPI = "NOTIFYMAPI"
+    # Shadow redundancy.  Unverified for 2010: these are the names later Exchange
+    # documentation gives (a shadow copy resubmitted; discarded once delivered).
+    RESUBMIT = "RESUBMIT"
+    HADISCARD = "HADISCARD"
 
 
 class TrackingSource(StrEnum):
@@ -104,6 +108,7 @@ class TrackingSource(StrEnum):
     AGENT = "AGENT"
     QUEUE = "QUEUE"
     POISONMESSAGE = "POISONMESSAGE"
+    REDUNDANCY = "REDUNDANCY"  # shadow redundancy (unverified name)
 
 
 def tracking_log_dir(server_dir: Path | str, subdir: Path = TRACKING_LOG_SUBDIR) -> Path:

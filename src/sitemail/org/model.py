@@ -216,6 +216,18 @@ class Organization(Model):
     max_send_size: int = 10 * MB
     max_receive_size: int = 10 * MB
     xexch50_enabled: bool = True
+    # Set-TransportConfig's shadow redundancy (2010: "Configure Shadow Redundancy",
+    # dd351046(v=exchg.140)).  Enabled and a retry count of 3 are documented; the
+    # heartbeat time-out is 5 minutes in RTM and 15 in SP1 and later (the SP2/SP3
+    # help page), 15 here for SP3; the 2-day auto discard is unverified.
+    shadow_redundancy_enabled: bool = True
+    shadow_heartbeat_timeout_interval: timedelta = Field(
+        default=timedelta(minutes=15), gt=timedelta(0)
+    )
+    shadow_heartbeat_retry_count: int = Field(default=3, ge=1, le=15)
+    shadow_message_auto_discard_interval: timedelta = Field(
+        default=timedelta(days=2), gt=timedelta(0)
+    )
 
     @property
     def identity(self) -> str:

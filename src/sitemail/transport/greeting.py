@@ -47,6 +47,7 @@ def ehlo_keywords(
     hub: bool = True,
     xexch50_enabled: bool = True,
     xshadow_without_exchange_auth: bool = False,
+    shadow_redundancy: bool = True,
 ) -> list[str]:
     """The service extensions after the greeting line, in Exchange 2010's fixed order.
 
@@ -54,7 +55,8 @@ def ehlo_keywords(
     from X-ANONYMOUSTLS, which is what makes EXCHANGEAUTH appear.
     ``xshadow_without_exchange_auth`` is a setting because whether the Client
     connector offers XSHADOW is unverified (spec 2.3 (e)); observed Default
-    connectors (with ExchangeServer auth) do.
+    connectors (with ExchangeServer auth) do.  ``shadow_redundancy`` is the
+    organization's ShadowRedundancyEnabled: off, a hub does not offer XSHADOW.
     """
     auth = set(connector.auth_mechanism)
     exchange_auth = AuthMechanism.EXCHANGE_SERVER in auth
@@ -106,6 +108,6 @@ def ehlo_keywords(
         out.append("XORAR")
     if hub and exchange_auth:
         out.append("XRDST")
-    if exchange_auth or xshadow_without_exchange_auth:
+    if shadow_redundancy and (exchange_auth or xshadow_without_exchange_auth):
         out.append("XSHADOW")
     return out

@@ -40,9 +40,11 @@ from sitemail.mailflow.protocol_log import NullProtocolLog, ProtocolLog
 from sitemail.mailflow.send_decision import SendPolicy
 from sitemail.mailflow.smtp_sender import NextHopConnection
 from sitemail.org.directory import Directory
-from sitemail.org.model import InternetHost, LoggingLevel, SendConnector, Server
+from sitemail.org.model import InternetHost, LoggingLevel, Organization, SendConnector, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files
 from sitemail.org.ports import STORE_PORT
+from sitemail.protocols.smtp.replies import internal_id_of
+from sitemail.protocols.smtp.shadow import MAX_DISCARD_IDS
 from sitemail.server.context import ProcessContext
 from sitemail.transport.headers import without_organization_headers
 from sitemail.transport.queue import (
@@ -52,9 +54,11 @@ from sitemail.transport.queue import (
     QueueRef,
     QueueStore,
     RecipientOutcome,
+    ShadowHandoff,
     raise_first_refusal,
 )
 from sitemail.transport.routing import RoutingTable, route
+from sitemail.transport.shadow_redundancy import ShadowHeartbeat, Verdict
 from sitemail.transport.store_delivery import StoreReplies, deliver_to_mailboxes
 
 log = logging.getLogger("sitemail.transport.pipeline")
@@ -211,6 +215,7 @@ class Pipeline:
         self._last_sweep = -SWEEP_INTERVAL
         self._table: RoutingTable | None = None
         self._mailboxes: StoreClient | None = None
+        self.shadow = ShadowHeartbeat(self.store, self._organization, self._heartbeat_connection)
 
     # --------------------------------------------------------------- control
 
@@ -223,7 +228,13 @@ class Pipeline:
             ca_file=pki / "ca.pem",
             cert_files=server_cert_files(pki, self.ctx.name),
         )
-        self.loops.start({"categorizer": self._categorize, "scheduler": self._schedule})
+        self.loops.start(
+            {
+                "categorizer": self._categorize,
+                "scheduler": self._schedule,
+                "shadow redundancy": self.shadow.step,
+            }
+        )
 
     async def stop(self) -> None:
         await self.loops.stop()
@@ -357,6 +368,20 @@ class Pipeline:
                 return self.ctx.address_of(server.name)
         return low  # an address, or a name the system resolver knows
 
+    def _sender_settings(self, policy: SendPolicy, *, xshadow: bool) -> SenderSettings:
+        local = self._local()
+        pki = self.ctx.pki_dir
+        return SenderSettings(
+            fqdn=local.fqdn,
+            server_name=local.name,
+            policy=policy,
+            cert_files=server_cert_files(pki, local.name),
+            verifier=PeerVerifier.from_file(pki / "ca.pem", clock=self.clock),
+            connect_timeout=10.0,
+            reply_timeout=120.0,
+            xshadow=xshadow,
+        )
+
     async def _deliver_by_smtp(self, batch: DeliveryBatch) -> bool:
         targets, policy, connector_id = self._targets(batch.queue)
         if not targets:
@@ -366,17 +391,13 @@ class Pipeline:
             await asyncio.to_thread(self.store.report_connection_failure, batch.lease, error)
             return True
         local = self._local()
-        pki = self.ctx.pki_dir
-        settings = SenderSettings(
-            fqdn=local.fqdn,
-            server_name=local.name,
-            policy=policy,
-            cert_files=server_cert_files(pki, local.name),
-            verifier=PeerVerifier.from_file(pki / "ca.pem", clock=self.clock),
-            connect_timeout=10.0,
-            reply_timeout=120.0,
-        )
         intra = batch.queue.delivery_type is not DeliveryType.SMART_HOST_CONNECTOR_DELIVERY
+        # Shadow copies between 2010 hubs only: the hop to another site's hubs.
+        xshadow = (
+            batch.queue.delivery_type is DeliveryType.SMTP_RELAY_TO_REMOTE_AD_SITE
+            and self._organization().shadow_redundancy_enabled
+        )
+        settings = self._sender_settings(policy, xshadow=xshadow)
         level = (
             local.transport.intra_org_connector_protocol_logging_level
             if intra
@@ -384,6 +405,7 @@ class Pipeline:
         )
         logs = send_session_logs(self.send_log, connector_id, level.value)
         connected = False
+        shadowed: str | None = None
         # The batch's messages go over one session to the next hop, RSET between them,
         # as Exchange sends a queue's mail (one TLS and Exchange authentication, not one
         # per message).
@@ -408,12 +430,51 @@ class Pipeline:
                 if not connected:
                     await asyncio.to_thread(self.store.mark_connected, batch.lease)
                     connected = True
+                handoff = shadow_handoff(result)
+                if handoff is not None:
+                    shadowed = handoff.server
                 await asyncio.to_thread(
-                    self.store.report, batch.lease, msg.item_id, outcomes_of(msg, result)
+                    self.store.report,
+                    batch.lease,
+                    msg.item_id,
+                    outcomes_of(msg, result),
+                    shadow=handoff,
                 )
+            if shadowed is not None:
+                # While connected, take the hop's discard notifications too.
+                answer = await connection.heartbeat(MAX_DISCARD_IDS, open_new=False)
+                if answer is not None:
+                    await self.shadow.apply(
+                        shadowed,
+                        Verdict(discard=tuple(answer.discards), shadow_id=answer.shadow_id),
+                    )
         finally:
             await connection.close()
         return False
+
+    def _organization(self) -> Organization:
+        orgs = self.directory.list(Organization)
+        if not orgs:
+            raise LookupError("the directory holds no organization")
+        return orgs[0]
+
+    def _heartbeat_connection(self, fqdn: str) -> NextHopConnection | None:
+        """A connection to the hub ``fqdn`` for a shadow heartbeat (None: no such hub)."""
+        hub = next(
+            (s for s in self._routing().servers if s.fqdn.lower() == fqdn.lower() and s.is_hub),
+            None,
+        )
+        if hub is None:
+            return None
+        target = Target(hub.fqdn, self.ctx.address_of(hub.name), self.ctx.port(25))
+        level = self._local().transport.intra_org_connector_protocol_logging_level
+        logs = send_session_logs(
+            self.send_log, "Intra-Organization SMTP Send Connector", level.value
+        )
+        settings = self._sender_settings(SendPolicy.intra_org(), xshadow=True)
+        return NextHopConnection(
+            [target], settings, local_address=self.ctx.address, session_logs=logs
+        )
 
     def _connector_level(self, queue: QueueRef) -> LoggingLevel:
         connector = self._connector_for(queue)
@@ -448,3 +509,15 @@ def outcomes_of(msg: QueuedMessage, result: SendResult) -> list[RecipientOutcome
         else:
             out.append(RecipientOutcome.deferred(rcpt.id, str(r.reply)))
     return out
+
+
+def shadow_handoff(result: SendResult) -> ShadowHandoff | None:
+    """Where the primary copy is now, when the next hop took the message under XSHADOW."""
+    if result.shadow_id is None or result.target is None or result.final_reply is None:
+        return None
+    if not result.final_reply.is_positive:
+        return None
+    remote_id = internal_id_of(result.final_reply)
+    if remote_id is None:
+        return None  # not a 2010 hub's answer: nothing to be told about later
+    return ShadowHandoff(result.target.host, result.shadow_id, remote_id)

@@ -44,6 +44,37 @@ class SessionAcceptor(Protocol):
         ...
 
 
+class ShadowDesk(Protocol):
+    """What a session needs of the queue for shadow redundancy (XSHADOW, XQDISCARD)."""
+
+    @property
+    def shadow_id(self) -> str:
+        """The queue database's shadow id (the XSHADOW answer)."""
+        ...
+
+    async def take_discards(self, peer: str, limit: int) -> list[int]:
+        """InternalIds of ``peer``'s messages that are done here, told once."""
+        ...
+
+
+class StoreShadowDesk:
+    """The queue store as a :class:`ShadowDesk` (in the transport process)."""
+
+    def __init__(self, store: ShadowStore) -> None:
+        self.store = store
+        self.shadow_id = store.shadow_id  # fixed for the life of the file
+
+    async def take_discards(self, peer: str, limit: int) -> list[int]:
+        return await asyncio.to_thread(self.store.take_discards, peer, limit)
+
+
+class ShadowStore(Protocol):
+    @property
+    def shadow_id(self) -> str: ...
+
+    def take_discards(self, peer: str, limit: int) -> list[int]: ...
+
+
 # accept() blocks its thread in the group commit until its group is in (and first
 # for an fsync when the body is large; transport.queue.acceptance): every session
 # waiting for its 250 holds a thread.  asyncio's default pool (cores + 4 threads)
@@ -82,6 +113,7 @@ class ReceiveEnvironment:
     verifier: PeerVerifier
     starttls_context: ssl.SSLContext | None
     anonymous_tls_context: ssl.SSLContext | None
+    shadow: ShadowDesk | None = None  # None: XSHADOW is neither offered nor answered
 
 
 def receive_log_limits(t: TransportSettings) -> LogLimits:

@@ -58,8 +58,11 @@ from sitemail.protocols.smtp import (
     Vrfy,
     XAnonymousTls,
     XExps,
+    XQDiscard,
+    XShadow,
     replies,
 )
+from sitemail.protocols.smtp.shadow import SHADOW_NOT_AUTHORIZED, xqdiscard_reply, xshadow_reply
 from sitemail.server.line_connection import LineConnection, SessionClosing, TlsHandshakeFailed
 from sitemail.server.line_session import ClosedBy, CoreSignals
 from sitemail.transport.greeting import banner, ehlo_keywords, hello_text
@@ -71,6 +74,7 @@ from sitemail.transport.headers import (
 )
 from sitemail.transport.incoming_message import IncomingMessage
 from sitemail.transport.permissions import Principal, Right, rights_text, session_rights
+from sitemail.transport.queue.model import SHADOW_PEER
 from sitemail.transport.receive_config import ReceiveConfig, ReceiveEnvironment
 from sitemail.transport.receive_policy import (
     SessionView,
@@ -126,6 +130,8 @@ class ReceiveSession:
         # with the message to the next hop and used for its DSNs.
         self.mail_params: dict[str, str | None] = {}
         self.rcpts: dict[str, EnvelopeRecipient] = {}
+        # The hub that keeps shadow copies of what it sends us (after its XSHADOW).
+        self.shadow_peer: str | None = None
         self.log: SessionLog = env.protocol_log.session(
             connector.identity,
             f"{local[0]}:{local[1]}",
@@ -244,6 +250,8 @@ class ReceiveSession:
             await self._auth_response(event)
         elif isinstance(event, XExps):
             await self._x_exps(event)
+        elif isinstance(event, (XShadow, XQDiscard)):
+            await self._shadow_command(event)
         elif isinstance(event, Mail):
             await self._mail(event)
         elif isinstance(event, Rcpt):
@@ -296,6 +304,7 @@ class ReceiveSession:
             certificate=self.env.starttls_context is not None,
             hub=self.config.server.is_hub,
             xexch50_enabled=self.config.organization.xexch50_enabled,
+            shadow_redundancy=self._shadow_redundancy,
         )
         await self.send(Reply.of(250, text, *keywords))
 
@@ -420,6 +429,30 @@ class ReceiveSession:
         await self.send(Reply.of(235, exchange_auth.make_mutual_blob(self.config.server.name)))
         self._set_rights(Principal.EXCHANGE_SERVER)
 
+    # --- shadow redundancy (2010 hubs, Exchange-authenticated sessions only)
+
+    @property
+    def _shadow_redundancy(self) -> bool:
+        return self.env.shadow is not None and self.config.organization.shadow_redundancy_enabled
+
+    async def _shadow_command(self, event: XShadow | XQDiscard) -> None:
+        desk = self.env.shadow
+        if desk is None or not self._shadow_redundancy or not self.config.server.is_hub:
+            # Not offered in the EHLO reply: an unknown verb, as on any other server.
+            await self._protocol_error(replies.UNRECOGNIZED_COMMAND)
+            return
+        if self.principal is not Principal.EXCHANGE_SERVER or self.auth_name is None:
+            await self.send(SHADOW_NOT_AUTHORIZED)
+            return
+        if isinstance(event, XShadow):
+            # The authenticated server, not the argument, is who gets the discard
+            # notifications: a hub cannot ask for another hub's.
+            self.shadow_peer = self.auth_name
+            await self.send(xshadow_reply(desk.shadow_id))
+            return
+        ids = await desk.take_discards(self.auth_name, event.max_ids)
+        await self.send(xqdiscard_reply(ids))
+
     async def _mail(self, event: Mail) -> None:
         size = event.params.get("SIZE")
         declared = int(size) if isinstance(size, str) and size.isdigit() else None
@@ -531,6 +564,7 @@ class ReceiveSession:
             ret=self.mail_params.get("RET"),
             envid=self.mail_params.get("ENVID"),
             subject=msg.subject,
+            headers={SHADOW_PEER: self.shadow_peer} if self.shadow_peer else {},
         )
         try:
             # accept() fsyncs: only after it returns may the client hear 250.

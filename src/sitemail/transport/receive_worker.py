@@ -27,6 +27,7 @@ import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from sitemail.clock import SYSTEM_CLOCK
 from sitemail.mailflow.envelope import (
@@ -71,11 +72,12 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 class RemoteAcceptor:
     """Spools here, commits in the transport process (``accept`` over the RPC channel)."""
 
-    def __init__(self, spool_dir: Path, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, spool_dir: Path, writer: asyncio.StreamWriter, shadow_id: str) -> None:
         self.spool_dir = spool_dir
         self.writer = writer
+        self.shadow_id = shadow_id  # the queue database's; it changes only with the file
         self._requests = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[int]] = {}
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._gone = False
         # Sealing is an fsync: off the event loop, and many at once.
         self._pool = ThreadPoolExecutor(ACCEPT_THREADS, thread_name_prefix="seal")
@@ -104,13 +106,13 @@ class RemoteAcceptor:
             unlink_quietly(spool.path)
             raise AcceptError("the transport process is gone")
         request = next(self._requests)
-        answer: asyncio.Future[int] = loop.create_future()
+        answer: asyncio.Future[Any] = loop.create_future()
         self._waiting[request] = answer
         wire = envelope_to_wire(envelope)
         try:
             self.writer.write(frame(("accept", request, spool.name, spool.size, wire, inline)))
             async with asyncio.timeout(ANSWER_TIMEOUT):
-                return await answer
+                return int(await answer)
         except TimeoutError:
             # It may yet commit it: no reply at all, never a refusal (see AcceptOutcomeUnknown).
             raise AcceptOutcomeUnknown("the transport process did not answer in time") from None
@@ -119,12 +121,33 @@ class RemoteAcceptor:
         finally:
             self._waiting.pop(request, None)
 
+    async def take_discards(self, peer: str, limit: int) -> list[int]:
+        """XQDISCARD's answer, from the queue in the transport process (ShadowDesk)."""
+        if self._gone:
+            return []
+        loop = asyncio.get_running_loop()
+        request = next(self._requests)
+        answer: asyncio.Future[Any] = loop.create_future()
+        self._waiting[request] = answer
+        try:
+            self.writer.write(frame(("discards", request, peer, limit)))
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                ids = await answer
+        except (TimeoutError, OSError, ConnectionError, AcceptError, AcceptOutcomeUnknown):
+            # Nothing told: the notifications stay queued there for the next XQDISCARD.
+            return []
+        finally:
+            self._waiting.pop(request, None)
+        return [int(i) for i in ids]
+
     def answered(self, message: tuple[object, ...]) -> None:
         kind, request = message[0], message[1]
         waiter = self._waiting.get(request) if isinstance(request, int) else None
         if waiter is None or waiter.done():
             return
-        if kind == "accepted" and isinstance(message[2], int):
+        if (kind == "accepted" and isinstance(message[2], int)) or (
+            kind == "discards" and isinstance(message[2], list)
+        ):
             waiter.set_result(message[2])
         else:
             waiter.set_exception(AcceptError(str(message[2])))
@@ -158,7 +181,7 @@ class Worker:
         reader, self.rpc = await asyncio.open_unix_connection(
             sock=socket.socket(fileno=args.rpc_fd)
         )
-        self.acceptor = RemoteAcceptor(Path(args.spool), self.rpc)
+        self.acceptor = RemoteAcceptor(Path(args.spool), self.rpc, args.shadow_id)
         self.env = self._environment(self.acceptor)
         loop = asyncio.get_running_loop()
         loop.add_reader(self.handoff.fileno(), self._on_handoff)
@@ -199,6 +222,7 @@ class Worker:
             verifier=PeerVerifier.from_file(pki / "ca.pem", clock=SYSTEM_CLOCK),
             starttls_context=starttls,
             anonymous_tls_context=anonymous,
+            shadow=acceptor,
         )
 
     async def _answers(self, reader: asyncio.StreamReader) -> None:
@@ -284,6 +308,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--spool", required=True)
     p.add_argument("--workers", type=int, required=True)
     p.add_argument("--parent", type=int, required=True)
+    p.add_argument("--shadow-id", required=True)
     # The pair the transport process asks for workers on (worker_zygote.serve).
     p.add_argument("--zygote-fd", type=int, required=True)
     return p

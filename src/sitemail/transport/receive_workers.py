@@ -106,6 +106,7 @@ class ReceiveWorkers:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="commit")
         self._pending: list[tuple[_Worker, tuple[object, ...]]] = []
         self._committer: asyncio.Task[None] | None = None
+        self._asking: set[asyncio.Task[None]] = set()  # discard requests being answered
         self._stopping = False
         # Until a worker is up (start, respawn) or when all are full, sessions are
         # served here: a connection is never dropped for want of a worker.
@@ -130,6 +131,8 @@ class ReceiveWorkers:
                 str(count),
                 "--parent",
                 str(os.getpid()),
+                "--shadow-id",
+                store.shadow_id,
             ]
         )
 
@@ -242,6 +245,10 @@ class ReceiveWorkers:
                     self._pending.append((worker, message))
                     if self._committer is None or self._committer.done():
                         self._committer = asyncio.ensure_future(self._commit_pending())
+                elif kind == "discards":
+                    task = asyncio.ensure_future(self._discards(worker, message))
+                    self._asking.add(task)
+                    task.add_done_callback(self._asking.discard)
                 elif kind == "closed":
                     release = worker.sessions.pop(message[1], None)
                     if release is not None:
@@ -277,6 +284,17 @@ class ReceiveWorkers:
             except OSError as exc:
                 log.error("cannot start receive worker %d: %s", worker.index, exc)
                 delay = min(delay * 2, MAX_RESPAWN_DELAY)
+
+    async def _discards(self, worker: _Worker, message: tuple[object, ...]) -> None:
+        """XQDISCARD in a worker's session: the notifications held for that hub."""
+        _, request, peer, limit = message
+        if not isinstance(peer, str) or not isinstance(limit, int):
+            log.error("receive worker %d sent a malformed discard request", worker.index)
+            return
+        ids = await asyncio.to_thread(self.store.take_discards, peer, limit)
+        if worker.alive:
+            with contextlib.suppress(OSError, ConnectionError):
+                worker.writer.write(frame(("discards", request, ids)))
 
     async def _commit_pending(self) -> None:
         """Commit what the workers asked for, a group at a time (group commit).

@@ -23,6 +23,7 @@ from sitemail.transport.pipeline import Pipeline, PipelineDeps
 from sitemail.transport.queue import QueueEvent, QueueStore, write_tracking_batch
 from sitemail.transport.receive_config import (
     ReceiveEnvironment,
+    StoreShadowDesk,
     ThreadedAcceptor,
     load_config,
     receive_log_limits,
@@ -98,6 +99,7 @@ class TransportService:
             verifier=PeerVerifier.from_file(ctx.pki_dir / "ca.pem", clock=ctx.clock),
             starttls_context=starttls,
             anonymous_tls_context=anonymous,
+            shadow=StoreShadowDesk(store),
         )
 
     async def start(self) -> None:

@@ -150,5 +150,5 @@ def test_a_version_1_queue_database_is_upgraded_in_place(env: Env) -> None:
     store.accept(spool, _envelope(env, 2))
     assert len(store.get_messages()) == 2
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     conn.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from sitemail.org.lockout import AccountLockouts
 from sitemail.org.model import (
     LoggingLevel,
     Mailbox,
+    Organization,
     PopImapSettings,
     ReceiveConnector,
     Server,
@@ -280,6 +282,28 @@ def test_transport_server_values_and_ranges(
     assert "greater than the maximum allowed range of 15" in refused.errors[0]
     missing = run(services, "Set-TransportServer EX2003 -PoisonThreshold 3")
     assert "object 'EX2003' couldn't be found" in missing.errors[0]
+
+
+def test_transport_config_shadow_redundancy_settings(
+    services: ExchangeServices, directory: Directory
+) -> None:
+    shown = listed(run(services, "Get-TransportConfig | Format-List").output)
+    # The 2010 SP1+ defaults.
+    assert shown["ShadowRedundancyEnabled"] == "True"
+    assert shown["ShadowHeartbeatTimeoutInterval"] == "00:15:00"
+    assert shown["ShadowHeartbeatRetryCount"] == "3"
+    assert shown["ShadowMessageAutoDiscardInterval"] == "2.00:00:00"
+    result = run(
+        services,
+        "Set-TransportConfig -ShadowHeartbeatTimeoutInterval 00:00:02 "
+        "-ShadowHeartbeatRetryCount 2 -ShadowRedundancyEnabled $false",
+    )
+    assert not result.failed, result.output
+    [org] = directory.list(Organization)
+    assert org.shadow_heartbeat_timeout_interval == timedelta(seconds=2)
+    assert (org.shadow_heartbeat_retry_count, org.shadow_redundancy_enabled) == (2, False)
+    refused = run(services, "Set-TransportConfig -ShadowHeartbeatRetryCount 0")
+    assert "less than the minimum allowed range of 1" in refused.errors[0]
 
 
 # ------------------------------------------------------------ servers and sites

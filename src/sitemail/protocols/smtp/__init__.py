@@ -16,11 +16,12 @@ Modules:
 - :mod:`.address` - paths (and where the mailbox of a raw line is), ESMTP parameters, xtext
 - :mod:`.ehlo` - EHLO reply keywords (and where a raw line's keyword is)
 - :mod:`.replies` - Exchange 2010 reply texts
+- :mod:`.shadow` - XSHADOW / XQDISCARD (2010 shadow redundancy) wire forms
 - :mod:`.dotstuff`, :mod:`.meter`, :mod:`.buffer` - streaming building blocks
 - :mod:`.logtext` - protocol-log redaction
 """
 
-from . import replies
+from . import replies, shadow
 from .address import (
     MAIL_PARAMETERS,
     RCPT_PARAMETERS,
@@ -108,6 +109,8 @@ from .events import (
     Vrfy,
     XAnonymousTls,
     XExps,
+    XQDiscard,
+    XShadow,
 )
 from .logtext import command_log_text, reply_log_lines
 from .meter import MessageMeter
@@ -189,6 +192,8 @@ __all__ = [
     "Vrfy",
     "XAnonymousTls",
     "XExps",
+    "XQDiscard",
+    "XShadow",
     "check_mailbox",
     "command_log_text",
     "command_verb",
@@ -221,6 +226,7 @@ __all__ = [
     "reply_from_lines",
     "reply_log_lines",
     "reply_text",
+    "shadow",
     "split_ehlo_line",
     "split_enhanced",
     "xtext_decode",

@@ -36,6 +36,7 @@ from .ehlo import EhloReply, parse_ehlo_reply
 from .errors import LocalProtocolError, SmtpSyntaxError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Event, Sentinel
 from .reply import Reply, ReplyAssembler
+from .shadow import MAX_DISCARD_IDS
 from .text import check_no_eol, decode_text, encode_text, strip_eol_bytes
 
 #: ``Request.verb`` of the server greeting (the banner).
@@ -251,6 +252,16 @@ class ClientConnection:
         """``X-EXPS <mechanism> [args...]``, e.g. ``x_exps("EXCHANGEAUTH", "SHA256", blob)``."""
         words = [_word(mechanism, "mechanism"), *(_word(a, "X-EXPS argument") for a in args)]
         return self._command("X-EXPS", " ".join(words), mechanism.upper(), barrier=True)
+
+    def xshadow(self, server_fqdn: str) -> bytes:
+        """``XSHADOW <own fqdn>`` after Exchange authentication (2010 shadow redundancy)."""
+        return self._command("XSHADOW", _word(server_fqdn, "server FQDN"))
+
+    def xqdiscard(self, max_ids: int) -> bytes:
+        """``XQDISCARD <max>``: ask for the discard notifications held for us."""
+        if not 1 <= max_ids <= MAX_DISCARD_IDS:
+            raise LocalProtocolError(f"XQDISCARD takes a count from 1 to {MAX_DISCARD_IDS}")
+        return self._command("XQDISCARD", str(max_ids))
 
     def auth_response(self, text: str) -> bytes:
         """One SASL line after a 334 (base64, or ``*`` to cancel)."""

@@ -44,8 +44,11 @@ from .events import (
     Vrfy,
     XAnonymousTls,
     XExps,
+    XQDiscard,
+    XShadow,
 )
 from .reply import Reply
+from .shadow import MAX_DISCARD_IDS
 from .text import strip_eol
 
 _BDAT_ARGUMENT = re.compile(r"([0-9]{1,20})(?: +(LAST))?", re.IGNORECASE)
@@ -102,6 +105,14 @@ def parse_command(
         return _auth(arg, line)
     if verb == "X-EXPS":
         return _xexps(arg, line)
+    if verb == "XSHADOW":
+        if not is_domain(arg):
+            return _bad(line, "XSHADOW", "XSHADOW takes the sending server's FQDN")
+        return XShadow(line=line, server=arg)
+    if verb == "XQDISCARD":
+        if not arg.isdigit() or not 1 <= int(arg) <= MAX_DISCARD_IDS:
+            return _bad(line, "XQDISCARD", f"XQDISCARD takes a count from 1 to {MAX_DISCARD_IDS}")
+        return XQDiscard(line=line, max_ids=int(arg))
     extra = replies.UNRECOGNIZED_PARAMETER if arg else None
     if verb in _NO_ARGUMENT:
         return _NO_ARGUMENT[verb](line=line, suggested_reply=extra)

@@ -222,6 +222,23 @@ class XExps(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class XShadow(Command):
+    """``XSHADOW <server fqdn>``: a 2010 hub asks to keep shadow copies of what it sends.
+
+    The reply names the receiver's shadow id (its queue database), see :mod:`.shadow`.
+    """
+
+    server: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class XQDiscard(Command):
+    """``XQDISCARD <max>``: the shadowing hub asks which of its messages were delivered."""
+
+    max_ids: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Rset(Command):
     pass
 

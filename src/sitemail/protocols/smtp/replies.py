@@ -9,6 +9,8 @@ the rest directly.  Keep one definition of each string here.
 
 from __future__ import annotations
 
+import re
+
 from .reply import Reply
 
 
@@ -124,3 +126,12 @@ def queued_mail(message_id: str, internal_id: int) -> Reply:
     """
     mid = message_id if message_id.startswith("<") else f"<{message_id}>"
     return _r(250, "2.6.0", f"{mid} [InternalId={internal_id}] Queued mail for delivery")
+
+
+_INTERNAL_ID = re.compile(r"\[InternalId=([0-9]{1,20})[,\]]")
+
+
+def internal_id_of(reply: Reply) -> int | None:
+    """The InternalId in a ``250 2.6.0 <id> [InternalId=n] Queued mail`` reply, if any."""
+    m = _INTERNAL_ID.search(" ".join(reply.lines))
+    return int(m.group(1)) if m else None

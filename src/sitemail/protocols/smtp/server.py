@@ -86,7 +86,18 @@ from .text import decode_text, strip_eol_bytes
 _AUTH_VERBS = frozenset({"AUTH", "X-EXPS"})
 # Verbs whose acceptance depends on the session state (all need a greeting).
 _STATEFUL = frozenset(
-    {"MAIL", "RCPT", "DATA", "BDAT", "STARTTLS", "X-ANONYMOUSTLS", "AUTH", "X-EXPS"}
+    {
+        "MAIL",
+        "RCPT",
+        "DATA",
+        "BDAT",
+        "STARTTLS",
+        "X-ANONYMOUSTLS",
+        "AUTH",
+        "X-EXPS",
+        "XSHADOW",
+        "XQDISCARD",
+    }
 )
 
 
@@ -448,6 +459,9 @@ class ServerConnection:
             return None
         if verb in ("STARTTLS", "X-ANONYMOUSTLS"):
             return replies.ONLY_ONE_STARTTLS if self._tls is not None else None
+        if verb in ("XSHADOW", "XQDISCARD"):
+            # Who may use them (an Exchange-authenticated hub) is the session's policy.
+            return None
         # AUTH, X-EXPS
         return replies.AUTH_ALREADY_SPECIFIED if self._authenticated else None
 

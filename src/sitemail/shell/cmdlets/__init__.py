@@ -1,6 +1,6 @@
 """The Exchange cmdlets of ``sitemail shell``, on the shell language of :mod:`sitemail.shell`.
 
-Configuration cmdlets (Get-/Set-ReceiveConnector, Set-TransportServer,
+Configuration cmdlets (Get-/Set-ReceiveConnector, Set-TransportServer, Set-TransportConfig,
 Set-OwaVirtualDirectory, New-Mailbox, ...) read and write the directory;
 running servers see a change within a second.  Runtime cmdlets (Get-Queue,
 Retry-Queue, Get-Message, Get-MessageTrackingLog, Get-Service,
@@ -29,6 +29,7 @@ from . import (
     secure_strings,
     sites,
     tracking,
+    transport_config,
     transport_servers,
     virtual_directories,
     windows_services,
@@ -38,6 +39,7 @@ from .services import ExchangeServices
 EXCHANGE_CMDLETS: tuple[CmdletDefinition[ExchangeServices], ...] = (
     *receive_connectors.DEFINITIONS,
     *transport_servers.DEFINITIONS,
+    *transport_config.DEFINITIONS,
     *exchange_servers.DEFINITIONS,
     *sites.DEFINITIONS,
     *mailboxes.DEFINITIONS,

@@ -15,6 +15,7 @@ from .errors import (
 )
 from .model import (
     POISON,
+    SHADOW_PEER,
     SUBMISSION,
     UNREACHABLE,
     ZERO_GUID,
@@ -41,12 +42,14 @@ from .model import (
     SweepResult,
     UnreachableRoute,
 )
+from .shadow import ShadowHandoff, ShadowPeer
 from .spool import SpoolFile
 from .store import QueueStore
 from .tracking import write_tracking, write_tracking_batch
 
 __all__ = [
     "POISON",
+    "SHADOW_PEER",
     "SUBMISSION",
     "UNREACHABLE",
     "ZERO_GUID",
@@ -77,6 +80,8 @@ __all__ = [
     "ReportResult",
     "RouteDecision",
     "RouteResult",
+    "ShadowHandoff",
+    "ShadowPeer",
     "SpoolFile",
     "StoreLockedError",
     "SweepResult",

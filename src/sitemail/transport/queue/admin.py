@@ -44,6 +44,7 @@ from .model import (
 _KIND_ORDER = {
     QueueKind.SUBMISSION: 0,
     QueueKind.DELIVERY: 1,
+    QueueKind.SHADOW: 1,
     QueueKind.UNREACHABLE: 2,
     QueueKind.POISON: 3,
 }
@@ -68,6 +69,8 @@ class AdminMixin(StoreCore):
                     continue
                 if kind is QueueKind.UNREACHABLE and not count and not int(row["suspended"]):
                     continue
+                if kind is QueueKind.SHADOW and not count:
+                    continue  # a shadow queue is shown while it holds copies
                 if (
                     kind is QueueKind.DELIVERY
                     and not count
@@ -125,7 +128,7 @@ class AdminMixin(StoreCore):
             row = self._find_queue(tx, identity)
             kind = QueueKind(row["kind"])
             shown = self._queue_identity(row)
-            if kind in (QueueKind.SUBMISSION, QueueKind.POISON):
+            if kind in (QueueKind.SUBMISSION, QueueKind.POISON, QueueKind.SHADOW):
                 raise InvalidQueueOperationError(
                     f"Retry-Queue can't be used on {shown}: only delivery queues and the "
                     "Unreachable queue can be retried"
@@ -238,7 +241,9 @@ class AdminMixin(StoreCore):
                 mode = REMOVE_WITH_NDR if with_ndr else REMOVE_WITHOUT_NDR
                 tx.execute("UPDATE items SET pending_remove=? WHERE id=?", (mode, item["id"]))
                 return MessageStatus.PENDING_REMOVE
-            self._remove_item(tx, item, with_ndr=with_ndr)
+            # A shadow copy was delivered by the next hop: removing it sends no NDR.
+            shadow = QueueKind(queue["kind"]) is QueueKind.SHADOW
+            self._remove_item(tx, item, with_ndr=with_ndr and not shadow)
             return None
 
     # ------------------------------------------------------------------
@@ -285,7 +290,9 @@ class AdminMixin(StoreCore):
                 POISON: QueueKind.POISON,
             }[name.special]
             return tx.one("SELECT * FROM queues WHERE id=?", (self._special_id(kind),))
-        return tx.one("SELECT * FROM queues WHERE id=? AND kind='delivery'", (name.number,))
+        return tx.one(
+            "SELECT * FROM queues WHERE id=? AND kind IN ('delivery','shadow')", (name.number,)
+        )
 
     def _find_item(self, tx: Tx, identity: str) -> tuple[sqlite3.Row, sqlite3.Row]:
         name, item_id = parse_message_identity(identity, self.server)

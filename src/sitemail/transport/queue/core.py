@@ -47,6 +47,7 @@ from .identity import message_identity, queue_identity
 from .model import (
     POISON,
     POISON_NEXT_HOP,
+    SHADOW_PEER,
     SUBMISSION,
     SUBMISSION_NEXT_HOP,
     UNREACHABLE,
@@ -465,6 +466,7 @@ class StoreCore:
     def _drop_item(self, tx: Tx, item: sqlite3.Row) -> None:
         item_id = int(item["id"])
         tx.execute("DELETE FROM items WHERE id=?", (item_id,))
+        tx.execute("DELETE FROM shadows WHERE item_id=?", (item_id,))  # a shadow copy's key
         tx.on_commit.append(lambda: self._forget_item(item_id))
         self._mark_idle_if_empty(tx, int(item["queue_id"]))
 
@@ -495,7 +497,15 @@ class StoreCore:
         for message_id in messages:
             if tx.scalar("SELECT 1 FROM items WHERE message_id=? LIMIT 1", (message_id,)):
                 continue
-            body = tx.scalar("SELECT body_file FROM messages WHERE id=?", (message_id,))
+            row = tx.one("SELECT body_file, headers FROM messages WHERE id=?", (message_id,))
+            body = row["body_file"] if row is not None else None
+            peer = json.loads(str(row["headers"])).get(SHADOW_PEER) if row is not None else None
+            if peer:
+                # Done here: the hub that shadows it may drop its copy (next XQDISCARD).
+                tx.execute(
+                    "INSERT INTO discards(peer, remote_id, created) VALUES(?,?,?)",
+                    (str(peer).lower(), message_id, tx.now_ts),
+                )
             tx.execute("DELETE FROM recipients WHERE message_id=?", (message_id,))
             tx.execute("DELETE FROM messages WHERE id=?", (message_id,))
             tx.execute("DELETE FROM bodies WHERE message_id=?", (message_id,))

@@ -29,7 +29,7 @@ from sitemail.mailflow.dsn import DsnRecipient, local_failure, remote_failure
 from sitemail.mailflow.tracking_log import TrackingEventId, TrackingSource
 from sitemail.transport.retry import next_retry_time
 
-from .core import Lease, StoreCore, Tx, ts
+from .core import Lease, Tx, ts
 from .errors import LeaseError
 from .model import (
     DeliveryBatch,
@@ -41,9 +41,10 @@ from .model import (
     RecipientOutcome,
     ReportResult,
 )
+from .shadow import ShadowHandoff, ShadowMixin
 
 
-class DeliveryMixin(StoreCore):
+class DeliveryMixin(ShadowMixin):
     def due_queues(self) -> list[QueueRef]:
         """Delivery queues with a message that may be sent now (not suspended, retry time come)."""
         with self._read() as tx:
@@ -105,14 +106,21 @@ class DeliveryMixin(StoreCore):
                 held.connected = True
 
     def report(
-        self, lease: int, item_id: int, outcomes: Sequence[RecipientOutcome]
+        self,
+        lease: int,
+        item_id: int,
+        outcomes: Sequence[RecipientOutcome],
+        *,
+        shadow: ShadowHandoff | None = None,
     ) -> ReportResult:
         """What happened to one message of a batch, per recipient, in one transaction.
 
         Delivered recipients leave the queue; failed ones get an NDR; deferred
         ones (a 4xx for this message) wait ``MessageRetryInterval``.  The
         message is no longer held afterwards.  A report means the connection
-        worked, so the queue leaves Retry.
+        worked, so the queue leaves Retry.  ``shadow``: the next hop took the
+        message under XSHADOW, so the delivered recipients stay, in its shadow
+        queue, until it reports delivery (:mod:`.shadow`).
         """
         with self._write() as tx:
             held = self._held_lease(lease)
@@ -135,9 +143,14 @@ class DeliveryMixin(StoreCore):
             failed = [o for o in outcomes if o.outcome is Outcome.FAILED]
             deferred = [o for o in outcomes if o.outcome is Outcome.DEFERRED]
             if delivered:
-                tx.conn.executemany(
-                    "DELETE FROM recipients WHERE id=?", [(o.recipient_id,) for o in delivered]
-                )
+                if shadow is not None and not mailbox:
+                    ids = [o.recipient_id for o in delivered]
+                    self._keep_shadow(tx, int(item["message_id"]), ids, shadow)
+                else:
+                    tx.conn.executemany(
+                        "DELETE FROM recipients WHERE id=?",
+                        [(o.recipient_id,) for o in delivered],
+                    )
                 for duplicates in (False, True):
                     these = [o for o in delivered if o.duplicate is duplicates]
                     if not these:

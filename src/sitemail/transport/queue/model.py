@@ -25,6 +25,9 @@ POISON = "Poison"
 SUBMISSION_NEXT_HOP = "Submission"
 UNREACHABLE_NEXT_HOP = "Unreachable Domain"
 POISON_NEXT_HOP = "Poison Message"
+#: The envelope property (``Envelope.headers``) naming the hub that keeps a shadow
+#: copy of a message we took (shadow redundancy; :mod:`.shadow`).
+SHADOW_PEER = "ShadowServer"
 
 
 class DeliveryType(StrEnum):
@@ -67,6 +70,7 @@ class QueueKind(StrEnum):
     UNREACHABLE = "unreachable"
     POISON = "poison"
     DELIVERY = "delivery"
+    SHADOW = "shadow"  # copies kept until the next hop reports delivery (never sent)
 
 
 # --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The queue database, ``<home>/queue/mail.que`` (Exchange's own is mail.que too).
 
-Four tables:
+The main tables:
 
 - ``queues``: one row per queue; the three special ones always exist,
   delivery queues come and go (their ``id`` is the ``<SERVER>\\<n>`` number,
@@ -8,7 +8,8 @@ Four tables:
 - ``messages``: one row per accepted message (its envelope, the spool file);
 - ``items``: a message in one queue (Exchange's "mail item" per next hop):
   its id is the last part of the message identity;
-- ``recipients``: one row per recipient, pointing at the item that holds it.
+- ``recipients``: one row per recipient, pointing at the item that holds it;
+- ``shadows``/``discards``: shadow redundancy bookkeeping (:mod:`.shadow`).
 
 Message and item ids come from one counter, so the InternalId given at
 accept() is also the message's id in the Submission queue.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (
@@ -95,6 +96,30 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+-- Shadow redundancy (version 3).  store_info holds this file's shadow id: a new
+-- mail.que has a new one, which tells the hubs that shadow our messages that we
+-- lost what they handed us.
+CREATE TABLE IF NOT EXISTS store_info (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- An item of a shadow queue: kept after the next hop's 250, until it says it is done.
+CREATE TABLE IF NOT EXISTS shadows (
+    item_id INTEGER PRIMARY KEY,
+    server TEXT NOT NULL,       -- the next hop's FQDN (lower case)
+    shadow_id TEXT NOT NULL,    -- its shadow id when it took the message
+    remote_id INTEGER NOT NULL, -- its InternalId for the message
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shadows_by_remote ON shadows(server, remote_id);
+-- Messages a shadowing hub handed us that are done here: told on its next XQDISCARD.
+CREATE TABLE IF NOT EXISTS discards (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer TEXT NOT NULL,         -- the shadowing hub's server name (lower case)
+    remote_id INTEGER NOT NULL, -- our InternalId of its message
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS discards_by_peer ON discards(peer, id);
 """
 
 
@@ -116,7 +141,7 @@ def connect(path: Path) -> sqlite3.Connection:
     # FULL: every commit fsyncs the WAL, so a committed message survives power loss.
     conn.execute("PRAGMA synchronous=FULL")
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version not in (0, 1, SCHEMA_VERSION):
+    if version not in (0, 1, 2, SCHEMA_VERSION):
         conn.close()
         raise SchemaVersionError(
             f"{path} has queue schema version {version}; this sitemail reads version "
@@ -124,6 +149,7 @@ def connect(path: Path) -> sqlite3.Connection:
         )
     if version < SCHEMA_VERSION:
         # One transaction for the whole schema: one fsync instead of one per table.
-        # Version 1 files only lack the bodies table (CREATE ... IF NOT EXISTS).
+        # Older files only lack tables (version 1 bodies, version 2 the shadow ones):
+        # CREATE ... IF NOT EXISTS adds them.
         conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
     return conn

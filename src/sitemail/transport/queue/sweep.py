@@ -90,7 +90,8 @@ class SweepMixin(StoreCore):
             oldest_undelayed = tx.scalar(
                 "SELECT MIN(m.received_at) FROM recipients r JOIN messages m ON m.id=r.message_id "
                 "JOIN items i ON i.id=r.item_id JOIN queues q ON q.id=i.queue_id "
-                "WHERE r.delay_notified=0 AND q.kind!='poison'"
+                "WHERE r.delay_notified=0 AND q.kind NOT IN "
+                "('poison','shadow')"
             )
             if oldest_undelayed is not None:
                 candidates.append(
@@ -98,7 +99,8 @@ class SweepMixin(StoreCore):
                 )
             oldest = tx.scalar(
                 "SELECT MIN(m.received_at) FROM items i JOIN messages m ON m.id=i.message_id "
-                "JOIN queues q ON q.id=i.queue_id WHERE i.suspended=0 AND q.kind!='poison'"
+                "JOIN queues q ON q.id=i.queue_id WHERE i.suspended=0 AND q.kind NOT IN "
+                "('poison','shadow')"
             )
             if oldest is not None:
                 candidates.append(float(oldest) + s.message_expiration_timeout.total_seconds())
@@ -125,7 +127,8 @@ class SweepMixin(StoreCore):
         items = tx.all(
             "SELECT i.* FROM items i JOIN messages m ON m.id=i.message_id "
             "JOIN queues q ON q.id=i.queue_id WHERE m.received_at<=? AND i.locked=0 "
-            "AND i.suspended=0 AND q.kind!='poison' ORDER BY i.id LIMIT ?",
+            "AND i.suspended=0 AND q.kind NOT IN "
+            "('poison','shadow') ORDER BY i.id LIMIT ?",
             (cutoff.timestamp(), SWEEP_CHUNK),
         )
         for item in items:
@@ -157,7 +160,8 @@ class SweepMixin(StoreCore):
                 "SELECT DISTINCT r.message_id FROM recipients r "
                 "JOIN messages m ON m.id=r.message_id JOIN items i ON i.id=r.item_id "
                 "JOIN queues q ON q.id=i.queue_id WHERE r.delay_notified=0 "
-                "AND q.kind!='poison' AND m.received_at<=? ORDER BY r.message_id LIMIT ?",
+                "AND q.kind NOT IN "
+                "('poison','shadow') AND m.received_at<=? ORDER BY r.message_id LIMIT ?",
                 (cutoff.timestamp(), SWEEP_CHUNK),
             )
         ]
@@ -167,7 +171,8 @@ class SweepMixin(StoreCore):
                 "SELECT r.*, i.last_error AS item_error, q.suspended AS queue_suspended "
                 "FROM recipients r JOIN items i ON i.id=r.item_id "
                 "JOIN queues q ON q.id=i.queue_id "
-                "WHERE r.message_id=? AND r.delay_notified=0 AND q.kind!='poison' ORDER BY r.id",
+                "WHERE r.message_id=? AND r.delay_notified=0 AND q.kind NOT IN "
+                "('poison','shadow') ORDER BY r.id",
                 (message_id,),
             )
             tx.conn.executemany(
