@@ -54,6 +54,14 @@ def asa(lab: RunningLab, name: str, *lines: str) -> list[str]:
     return out[:-1]
 
 
+def captures(name: str) -> list[str]:
+    """Captures of EX-NY1's SMTP to EX-FL1 on ASA-FL: NAME + O outside, NAME + I inside."""
+    return [
+        f"capture {name}O interface outside match {FLOW}",
+        f"capture {name}I interface inside match {FLOW}",
+    ]
+
+
 def in_retry_with(lab: RunningLab, error: str) -> dict[str, Any]:
     queue = wait_for(
         lambda: (q := fl_queue(lab)) and q["Status"] == "Retry" and error in q["LastError"] and q,
@@ -108,13 +116,7 @@ def test_inspection_is_seen_in_a_capture_and_packet_tracer_and_fixed_over_ssh(
     seed_lab: RunningLab,
 ) -> None:
     lab = seed_lab
-    capture = asa(
-        lab,
-        "ASA-FL",
-        f"capture CAPO interface outside match {FLOW}",
-        f"capture CAPI interface inside match {FLOW}",
-    )
-    assert capture == ["", ""]
+    assert asa(lab, "ASA-FL", *captures("CAP")) == ["", ""]
     submit_as("alice", ["adam@contoso.com"], "inspected@asa-ssh")
     queue = in_retry_with(lab, "451 5.7.3 Cannot achieve Exchange Server authentication")
 
@@ -159,13 +161,7 @@ def test_the_port_25_access_list_is_seen_in_its_hit_counts_and_fixed_over_ssh(
     ]
     inspection_off(lab)  # the other fault, whether or not the test before fixed it
     assert "[OK]" in asa(lab, "ASA-FL", *block)[-1]
-    hits, *capture = asa(
-        lab,
-        "ASA-FL",
-        "show access-list outside_access_in",
-        f"capture ACLO interface outside match {FLOW}",
-        f"capture ACLI interface inside match {FLOW}",
-    )
+    hits, *capture = asa(lab, "ASA-FL", "show access-list outside_access_in", *captures("ACL"))
     assert re.search(r"line 1 extended deny tcp any host \S+ eq smtp \(hitcnt=0\)", hits), hits
     assert capture == ["", ""]
     submit_as("alice", ["adam@contoso.com"], "blocked@asa-ssh")
