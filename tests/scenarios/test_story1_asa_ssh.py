@@ -21,6 +21,7 @@ finds each firewall fault of story 1 with the ASA's own tools:
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,25 +30,34 @@ from tests.integration.asa_ssh import answers, frames, ssh
 from tests.integration.test_story1_mail_flow import FL1, NY1, SEED_LINES, fl_queue
 
 from sitemail.lab.asa_admin import PASSWORD_FILE
-from sitemail.org.lab_state import LabState
 
 pytestmark = pytest.mark.lab
 
-ASA = {"ASA-NY": "127.1.0.1", "ASA-FL": "127.2.0.1"}  # their management addresses
+ASA = ("ASA-NY", "ASA-FL")
 FLOW = f"tcp host {NY1} host {FL1} eq smtp"
 TRACER = f"packet-tracer input outside tcp {NY1} 1025 {FL1} 25"
 NO_INSPECT = SEED_LINES.split("\n")  # the seed's lines
 DENY = f"access-list outside_access_in extended deny tcp any host {FL1} eq smtp"
 
 
+_ENDPOINTS: dict[tuple[Path, str], tuple[str, int]] = {}  # a lab's addresses do not change
+
+
+def ssh_endpoint(lab: RunningLab, name: str) -> tuple[str, int]:
+    """Where ``sitemail lab status`` says the firewall takes SSH (its address, 22 + offset)."""
+    if (lab.dir, name) not in _ENDPOINTS:
+        for f in lab.status()["firewalls"]:
+            address, port = f["endpoints"]["ssh"].rsplit(":", 1)
+            _ENDPOINTS[lab.dir, f["name"]] = (address, int(port))
+    return _ENDPOINTS[lab.dir, name]
+
+
 def asa(lab: RunningLab, name: str, *lines: str) -> list[str]:
     """``ssh admin@<ASA>`` as docs/lab.md says, ``enable``, the lines: each one's answer."""
     password_file = lab.dir / PASSWORD_FILE
-    state = LabState.load(lab.dir)
-    assert state is not None
     password = password_file.read_text().strip()
     typed = ["enable", password, *lines, "exit"]  # the enable password is the same
-    session = ssh(ASA[name], 22 + state.port_offset, *typed, password_file=password_file)
+    session = ssh(*ssh_endpoint(lab, name), *typed, password_file=password_file)
     assert session.returncode == 0, f"{session.stderr}\n{session.stdout}"
     out = answers(session.stdout, name)
     assert len(out) == len(lines) + 1, session.stdout  # and the last: "\nLogoff\n"
@@ -99,14 +109,13 @@ def test_the_lab_admin_signs_in_over_ssh_and_only_so(seed_lab: RunningLab) -> No
         saved = (lab.dir / "firewalls" / name / "startup-config").read_text()
         assert re.search(r"\nusername admin password \$sha512\$\S+ pbkdf2 privilege 15\n", saved)
         assert password not in saved
-    state = LabState.load(lab.dir)
-    assert state is not None
-    port = 22 + state.port_offset
-    wrong = ssh(ASA["ASA-FL"], port, "exit", password="not-the-password")
+    asa_fl = ssh_endpoint(lab, "ASA-FL")
+    assert asa_fl[0] == "127.2.0.1"  # its own address, as docs/lab.md says
+    wrong = ssh(*asa_fl, "exit", password="not-the-password")
     assert wrong.returncode != 0 and "Logoff" not in wrong.stdout
     # From a host of the other site: not an address an ssh line lets in on ASA-FL.
-    assert ssh(ASA["ASA-FL"], port, "exit", source=NY1, password_file=password_file).returncode
-    assert ssh(ASA["ASA-FL"], port, "exit", source=FL1, password_file=password_file).returncode == 0
+    assert ssh(*asa_fl, "exit", source=NY1, password_file=password_file).returncode
+    assert ssh(*asa_fl, "exit", source=FL1, password_file=password_file).returncode == 0
     syslog = (lab.dir / "firewalls" / "ASA-FL" / "syslog.log").read_text()
     assert f"%ASA-3-710003: TCP access denied by ACL from {NY1}/" in syslog
     assert "%ASA-6-605004: Login denied from 127.0.0.1/" in syslog

@@ -71,9 +71,9 @@ from sitemail.firewall.counters import AclHits, InspectCounters
 from sitemail.firewall.inspection import Inspector, make_inspector
 from sitemail.firewall.packet_tracer import Egress
 from sitemail.firewall.relay import Connection, Refusal, Relay, Route
-from sitemail.firewall.ssh_server import SSH_PORT, serve_ssh
+from sitemail.firewall.ssh_server import serve_ssh
 from sitemail.org.model import Firewall, InternetHost, Server
-from sitemail.org.ports import RELAYED_PORTS
+from sitemail.org.ports import RELAYED_PORTS, SSH_PORT
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext
 
