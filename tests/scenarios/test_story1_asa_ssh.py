@@ -6,6 +6,8 @@ signs in to ASA-FL with OpenSSH's ``ssh admin@127.2.0.1`` and the lab's
 generated password (docs/lab.md), ``enable``s with the same password, and
 finds each firewall fault of story 1 with the ASA's own tools:
 
+* Sign-in: the account is saved hashed in each startup-config; a wrong
+  password, and a host of the other site, are refused.
 * ESMTP inspection: a capture on each interface shows the banner and the EHLO
   reply as EX-FL1 sent them on the inside and masked on the outside;
   packet-tracer shows the flow allowed through an ``inspect esmtp`` phase;
