@@ -176,7 +176,7 @@ def _print_status(status: dict[str, Any], console: Console) -> None:
             _state(f["state"]),
             str(f["pid"] or "-"),
             f["address"],
-            f"console: sitemail asa {f['name']}",
+            f"console: sitemail asa {f['name']}; SSH {f['endpoints']['ssh'].rsplit(':', 1)[1]}",
         )
     if slapd:
         table.add_row(

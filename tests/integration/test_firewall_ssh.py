@@ -13,9 +13,9 @@ the inspection masked.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
+from tests.integration import asa_ssh
 from tests.integration.test_firewall_acl import (
     ALLOWED,
     BIND,
@@ -51,26 +51,7 @@ def ssh(
     source: str, *lines: str, password: str = ADMIN_PASSWORD
 ) -> subprocess.CompletedProcess[str]:
     """``ssh admin@ASA -p PORT`` from ``source`` with the lines on stdin, as a script would."""
-    tools = [shutil.which("sshpass"), shutil.which("ssh")]
-    assert all(tools), "sshpass and ssh are needed (bash scripts/install.sh test installs them)"
-    command = [str(tools[0]), "-p", password, str(tools[1]), "-T", "-p", str(22 + OFFSET)]
-    command += ["-b", source, "-F", "/dev/null"]
-    for option in (
-        "StrictHostKeyChecking=no",
-        "UserKnownHostsFile=/dev/null",
-        "PubkeyAuthentication=no",
-        "PreferredAuthentications=password",
-        "ConnectTimeout=10",
-        "LogLevel=ERROR",
-    ):
-        command += ["-o", option]
-    return subprocess.run(
-        [*command, f"admin@{MANAGEMENT}"],
-        input="".join(f"{line}\n" for line in lines),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return asa_ssh.ssh(MANAGEMENT, 22 + OFFSET, *lines, source=source, password=password)
 
 
 def test_an_administrator_finds_both_faults_over_ssh(

@@ -7,7 +7,13 @@ and LastError Exchange shows.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import struct
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.doubles.smtp_peer import Peer, default_connector
@@ -108,6 +114,55 @@ def test_connection_dropped_mid_session(pki: OrganizationPki) -> None:
     result = run(scenario())
     assert str(result.attempts[0].reply) == "421 4.4.2 Connection dropped"
     assert result.last_error is not None and '"421 4.4.2 Connection dropped."' in result.last_error
+
+
+def _resetting_listener(address: str) -> tuple[socket.socket, threading.Event]:
+    """A port that completes the handshake and resets each connection at once (as a firewall
+    whose access list refuses it does); the event is set once a reset has gone out."""
+    listener = socket.create_server((address, 0))
+    reset = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+            reset.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, reset
+
+
+@pytest.mark.parametrize("reset_first", [False, True], ids=["loop-first", "reset-first"])
+def test_a_reset_right_after_the_handshake_is_a_dropped_connection_either_way(
+    pki: OrganizationPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reset_first: bool
+) -> None:
+    listener, reset = _resetting_listener(HUB_A)
+    if reset_first:
+        # The sender's event loop is busy until the reset has arrived, so it learns of the
+        # handshake and the reset together, from the connect (what a loaded hub meets
+        # behind a firewall that resets at once).
+        connect = socket.socket.connect
+
+        def connect_then_busy(sock: socket.socket, address: Any) -> None:
+            try:
+                connect(sock, address)
+            except BlockingIOError:
+                if address[0] == HUB_A:
+                    assert reset.wait(5)
+                    time.sleep(0.1)  # the RST crosses loopback
+                raise
+
+        monkeypatch.setattr(socket.socket, "connect", connect_then_busy)
+    with listener:
+        target = Target("EX02.contoso.com", HUB_A, listener.getsockname()[1])
+        result = run(send([target], hub_settings(pki), log_dir=tmp_path))
+    assert reset.is_set()
+    assert str(result.attempts[0].reply) == "421 4.4.2 Connection dropped"
+    assert result.last_error is not None and '"421 4.4.2 Connection dropped."' in result.last_error
+    rows = sessions(tmp_path)[result.attempts[0].session_id]
+    assert [e for e, _, _ in rows] == ["*", "+", "*", "-"], rows
+    assert rows[2][2] == "421 4.4.2 Connection dropped" and rows[3][2] == "Remote"
 
 
 def test_a_peer_that_stops_reading_times_the_data_out(pki: OrganizationPki) -> None:

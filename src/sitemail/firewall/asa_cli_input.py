@@ -36,7 +36,9 @@ NAME_KEYWORDS = frozenset(
 )
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
-_UNPRINTABLE_BUT_NEWLINE = re.compile(r"[^\x20-\x7e\n]")
+# A tab acts on no terminal but to move the cursor, and the ASA's own output has them
+# (between the offset, the hex and the text of ``show capture NAME dump``).
+_UNPRINTABLE_BUT_LINES = re.compile(r"[^\x20-\x7e\n\t]")
 
 
 def bad_character(line: str) -> int | None:
@@ -65,6 +67,7 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def terminal_safe(text: str, *, lines: bool = False) -> str:
-    """``text`` with every character but printable ASCII (and, with ``lines``, ``\\n``) escaped."""
-    pattern = _UNPRINTABLE_BUT_NEWLINE if lines else _UNPRINTABLE
+    """``text`` with every character but printable ASCII escaped (with ``lines``, output of
+    several lines: but printable ASCII, ``\\n`` and ``\\t``)."""
+    pattern = _UNPRINTABLE_BUT_LINES if lines else _UNPRINTABLE
     return pattern.sub(_escape, text)

@@ -70,9 +70,9 @@ from sitemail.firewall.esmtp_policy import EsmtpPolicy
 from sitemail.firewall.inspection import Inspector, make_inspector
 from sitemail.firewall.packet_tracer import Egress
 from sitemail.firewall.relay import Connection, Refusal, Relay, Route
-from sitemail.firewall.ssh_server import SSH_PORT, serve_ssh
+from sitemail.firewall.ssh_server import serve_ssh
 from sitemail.org.model import Firewall, InternetHost, Server
-from sitemail.org.ports import RELAYED_PORTS
+from sitemail.org.ports import RELAYED_PORTS, SSH_PORT
 from sitemail.server import event_loop
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext
@@ -263,6 +263,9 @@ class AsaDevice:
         self.running: AsaConfig = factory_config(hostname, interfaces)
         self.startup = ""
         self.boot_problem: str | None = None
+        #: Booted the factory configuration because flash had no startup-config (a new
+        #: box: the lab gives it its admin account then).
+        self.first_boot = False
         self._sessions: dict[str, _Session] = {}
         self._ids = itertools.count(1)
         self.on_reload = on_reload
@@ -281,6 +284,7 @@ class AsaDevice:
             self.running = factory_config(self.hostname, self.interfaces)
             self.startup = render_config(self.running)
             write_atomically(path, self.startup)
+            self.first_boot = True
             log.info("%s: no startup-config; factory configuration saved", self.hostname)
             return
         self.startup = path.read_text(encoding="utf-8")
@@ -508,6 +512,7 @@ def console_handlers(device: AsaDevice, relay: Relay, name: str) -> dict[str, An
             "active": relay.active,
             "esmtp_inspection": device.esmtp_state(),
             "boot_problem": device.boot_problem,
+            "first_boot": device.first_boot,
         }
 
     async def cli(request: dict[str, Any]) -> dict[str, Any]:

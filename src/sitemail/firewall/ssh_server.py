@@ -33,11 +33,10 @@ from sitemail.firewall.asa_passwords import verify_password
 if TYPE_CHECKING:
     from sitemail.firewall.process import AsaDevice
 
-__all__ = ["HOST_KEY_FILE", "SSH_PORT", "arrival_interface", "host_key", "serve_ssh"]
+__all__ = ["HOST_KEY_FILE", "arrival_interface", "host_key", "serve_ssh"]
 
 log = logging.getLogger("sitemail.firewall")
 
-SSH_PORT = 22
 HOST_KEY_FILE = "ssh_host_ed25519_key"
 #: The first line a session prints, as the ASA console does.
 WELCOME = "Type help or '?' for a list of available commands.\n"

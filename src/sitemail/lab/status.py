@@ -31,7 +31,7 @@ from sitemail.org.model import (
     VirtualDirectory,
 )
 from sitemail.org.pki import admin_cert_files, client_ssl_context
-from sitemail.org.ports import ADMIN_PORT, STORE_PORT
+from sitemail.org.ports import ADMIN_PORT, SSH_PORT, STORE_PORT
 from sitemail.org.topology import Topology, TopologyError
 from sitemail.server.console import ConsoleClient, ConsoleError
 
@@ -128,6 +128,7 @@ def _processes(lab_dir: Path, st: LabState) -> dict[str, Any]:
             "folder": rec.home,
         }
         if rec.kind == "firewall":
+            entry["endpoints"] = {"ssh": f"{rec.address}:{SSH_PORT + st.port_offset}"}
             firewalls.append(entry)
         elif rec.kind == "directory":
             entry["endpoints"] = {"ldap": f"{rec.address}:{SLAPD_PORT + st.port_offset}"}

@@ -23,11 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sitemail.firewall.console_cli import AsaCommandError
 from sitemail.lab.addressing import (
     AddressPlan,
     HostSpec,
     plan_addresses,
 )
+from sitemail.lab.asa_admin import give_admin_account
 from sitemail.lab.slapd import ManagedSlapd, SlapdError, slapd_command, url_with
 from sitemail.lab.status import lab_status, no_lab, probe
 from sitemail.org.directory import Directory, DirectoryError, open_directory
@@ -50,6 +52,7 @@ from sitemail.org.model import (
 )
 from sitemail.org.pki import PkiError, ServerCertSpec, ensure_organization_pki
 from sitemail.org.topology import Topology, TopologyError
+from sitemail.server.console import ConsoleError
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[3] / "examples" / "seed.yaml"
 READY_TIMEOUT = 60.0
@@ -486,6 +489,17 @@ class Lab:
         if not self._start_group(recs, st, timeout, say, "the lab did not start"):
             self._stop_all(st)
             return 1
+        for rec in (r for r in recs if r.kind == "firewall"):
+            try:
+                problem = give_admin_account(self.dir, rec.name, rec.address)
+            except (AsaCommandError, ConsoleError, OSError) as exc:
+                problem = f"{rec.name}: {exc}"
+            if problem is not None:
+                # The box relays mail all the same; only SSH sign-in is missing.
+                say(
+                    f"sitemail lab up: the firewall has no admin account for SSH ({problem}); "
+                    "give it one on its console (sitemail asa, docs/cli.md)"
+                )
         self.last_up_seconds = time.monotonic() - started
         return 0
 

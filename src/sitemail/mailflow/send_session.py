@@ -153,6 +153,16 @@ class SendSession:
                 ),
                 self.settings.connect_timeout,
             )
+        except ConnectionResetError:
+            # The peer completed the handshake and then reset the connection before this
+            # event loop saw the connect finish (a firewall that accepts and resets at
+            # once).  A reset answering the SYN is ECONNREFUSED; ECONNRESET comes only
+            # after the handshake.  So this is a reset while waiting for the banner, and
+            # says so whichever came first here, the connect's callback or the reset.
+            self.log.connect()
+            self._info(FailOver.synthetic(CONNECTION_DROPPED).log)
+            self.log.disconnect("Remote")
+            return FailOver.synthetic(CONNECTION_DROPPED)
         except (OSError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             failure = FailOver.synthetic(UNABLE_TO_CONNECT, f"Failed to connect: {reason}")

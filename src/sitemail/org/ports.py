@@ -13,3 +13,5 @@ RELAYED_PORTS: tuple[int, ...] = (25, 587, 443, 110, 143, 993, 995)
 ADMIN_PORT = 8443
 #: The store API of every Mailbox server (hubs and CAS of the same site call it; not relayed).
 STORE_PORT = 8444
+#: A firewall's SSH management (its own address; not relayed).
+SSH_PORT = 22

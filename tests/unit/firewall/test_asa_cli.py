@@ -16,7 +16,7 @@ from sitemail.firewall.asa_cli import (
     SaveStartupConfig,
     transcript,
 )
-from sitemail.firewall.asa_cli_input import MAX_HOSTNAME, MAX_NAME
+from sitemail.firewall.asa_cli_input import MAX_HOSTNAME, MAX_NAME, terminal_safe
 from sitemail.firewall.asa_cli_text import INVALID_INPUT
 from sitemail.firewall.asa_config import (
     esmtp_policy_for,
@@ -567,6 +567,14 @@ def test_no_control_character_reaches_the_terminal() -> None:
     # Not even from a startup-config written elsewhere: the prompt shows an escape.
     loaded = AsaCli(parse_config("hostname evil\x1b[2J\n"), privileged=True)
     assert "\x1b" not in loaded.prompt and "\x1b" not in loaded.feed("show running-config").output
+
+
+def test_output_keeps_its_line_ends_and_tabs_and_escapes_the_rest() -> None:
+    # show capture NAME dump separates offset, hex and text with tabs, as the ASA does.
+    row = "0x0030\t 7210 eb85 0000 3232 3020 2a2a 2a2a 2a2a \tr.....220 ******\n"
+    assert terminal_safe(row, lines=True) == row
+    assert terminal_safe("a\tb\x1b[2J\r\n", lines=True) == "a\tb\\x1b[2J\\x0d\n"
+    assert terminal_safe("a\tb\n") == "a\\x09b\\x0a"  # one line (an echo): nothing passes
 
 
 def test_a_tab_counts_as_a_space() -> None:
