@@ -36,14 +36,17 @@ from .auth import (
 )
 from .backend import ConsoleInputError, OrganizationBackend
 from .pages import queues_page, signin_page, topology_page
+from .pages_mailflow import tracking_page
+from .path_svg import Hub, render_path
 from .topology_svg import render_topology
+from .tracking import search_criteria, tracking_command
 
 T = TypeVar("T")
 
 #: No request of the console needs more than a sign-in form or an identity.
 MAX_BODY = 16 * 1024
 #: The pages the browser may be sent back to after sign-in (no open redirect).
-PAGES = ("/", "/queues")
+PAGES = ("/", "/queues", "/tracking")
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 #: How long one backend call may take before the request answers 504.
 BACKEND_TIMEOUT = 60.0
@@ -238,6 +241,36 @@ async def queues(request: web.Request) -> web.StreamResponse:
     return web.Response(text=queues_page(_session(request)), content_type="text/html")
 
 
+async def tracking(request: web.Request) -> web.StreamResponse:
+    """The search form, the events a search finds and, for ``?path=ID``, that message's way."""
+    backend = request.app[BACKEND]
+    form = {k: v[:5376] for k, v in request.query.items() if isinstance(v, str)}
+    page = partial(tracking_page, _session(request), form)
+    try:
+        criteria = search_criteria(request.query)
+        wanted = request.query.get("path", "").strip()
+        path = search_criteria({"message_id": wanted}).get("message_id")
+    except ConsoleInputError as error:
+        return web.Response(text=page(error=str(error)), content_type="text/html", status=400)
+    try:
+        result = None
+        if criteria:
+            result = await backend.call(backend.backend.track, tracking_command(criteria))
+        drawn = None
+        if path:
+            found = await backend.call(
+                backend.backend.track, tracking_command({"message_id": path})
+            )
+            hubs = [Hub(*h) for h in await backend.call(backend.backend.hubs)]
+            drawn = (path, found, render_path(found.objects, hubs))
+    except ConsoleInputError as error:
+        return web.Response(text=page(error=str(error)), content_type="text/html", status=400)
+    except TimeoutError:
+        text = page(error="The organization did not answer in time.")
+        return web.Response(text=text, content_type="text/html", status=504)
+    return web.Response(text=page(result=result, path=drawn), content_type="text/html")
+
+
 async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if name not in STATIC:
@@ -331,6 +364,7 @@ def make_app(sessions: Sessions, backend: OrganizationBackend) -> web.Applicatio
             web.get("/", topology),
             web.get("/topology.svg", topology_svg),
             web.get("/queues", queues),
+            web.get("/tracking", tracking),
             web.get("/static/{name}", static),
             web.get("/api/topology", api_topology),
             web.get("/api/live", api_live),

@@ -132,6 +132,16 @@ class OrganizationBackend:
     def messages(self, queue: str) -> CmdletResult:
         return self.run(f"Get-Message -Queue {quoted(checked_identity(queue))}")
 
+    def track(self, command: str) -> CmdletResult:
+        """A Get-MessageTrackingLog line (built by :mod:`.tracking` from checked fields)."""
+        if not command.startswith("Get-MessageTrackingLog"):
+            raise ConsoleInputError("only Get-MessageTrackingLog searches the tracking logs")
+        return self.run(command)
+
+    def hubs(self) -> list[tuple[str, str, str]]:
+        """(name, site, FQDN) of each Exchange 2010 hub, in the lab's order (NY first)."""
+        return [(s.name, s.site, s.fqdn) for s in self.services.hubs()]
+
     def queue_action(self, action: str, identity: str) -> CmdletResult:
         return self._action(QUEUE_ACTIONS, action, identity)
 

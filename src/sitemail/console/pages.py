@@ -14,7 +14,7 @@ from html import escape
 from .auth import ConsoleSession
 
 
-def _layout(title: str, body: str, session: ConsoleSession, current: str) -> str:
+def layout(title: str, body: str, session: ConsoleSession, current: str) -> str:
     def nav(path: str, label: str) -> str:
         mark = ' aria-current="page"' if path == current else ""
         return f'<li><a href="{path}"{mark}>{label}</a></li>'
@@ -32,7 +32,8 @@ def _layout(title: str, body: str, session: ConsoleSession, current: str) -> str
 <a class="skip" href="#main">Skip to content</a>
 <header>
 <span class="brand">sitemail console</span>
-<nav aria-label="Console"><ul>{nav("/", "Topology")}{nav("/queues", "Queue Viewer")}</ul></nav>
+<nav aria-label="Console"><ul>{nav("/", "Topology")}{nav("/queues", "Queue Viewer")}
+{nav("/tracking", "Message tracking")}</ul></nav>
 <form method="post" action="/signout" class="signout">
 <input type="hidden" name="csrf" value="{escape(session.csrf)}">
 <span>Signed in as {escape(session.alias)}</span>
@@ -65,7 +66,7 @@ versions, firewalls and the Internet host.</figcaption></figure>
 <details><summary>Routing (what <code>sitemail routing --svg</code> draws)</summary>
 <figure class="routing">{routing}</figure></details>
 """
-    return _layout("Topology", body, session, "/")
+    return layout("Topology", body, session, "/")
 
 
 def queues_page(session: ConsoleSession) -> str:
@@ -104,7 +105,7 @@ refreshed every few seconds. Select a queue for its messages.</p>
 <pre id="output" aria-live="polite"></pre>
 </section>
 """
-    return _layout("Queue Viewer", body, session, "/queues")
+    return layout("Queue Viewer", body, session, "/queues")
 
 
 #: The sign-in page's own styles: it is the one page served before sign-in, so the
