@@ -346,6 +346,24 @@ async def api_firewall(request: web.Request) -> web.StreamResponse:
     return await _json_call(request, request.app[BACKEND].backend.firewall_detail, name)
 
 
+async def api_firewall_inspection(request: web.Request) -> web.StreamResponse:
+    """Turn ESMTP inspection on or off: ``{"inspect": "on"|"off", "confirm": true}``.  The
+    page asks the administrator first; ``confirm`` says it did, so no script posts it by
+    mistake."""
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="expected a JSON body") from None
+    wanted = body.get("inspect") if isinstance(body, dict) else None
+    if wanted not in ("on", "off") or not isinstance(body, dict) or body.get("confirm") is not True:
+        return web.json_response(
+            {"error": 'expected {"inspect": "on" or "off", "confirm": true}'}, status=400
+        )
+    name = request.match_info["name"]
+    backend = request.app[BACKEND]
+    return await _json_call(request, backend.backend.set_inspection, name, wanted == "on")
+
+
 def make_app(sessions: Sessions, backend: OrganizationBackend) -> web.Application:
     app = web.Application(middlewares=[security], client_max_size=MAX_BODY)
     app[SESSIONS] = sessions
@@ -374,6 +392,7 @@ def make_app(sessions: Sessions, backend: OrganizationBackend) -> web.Applicatio
             web.post("/api/messages/{action}", api_message_action),
             web.get("/api/servers/{name}", api_server),
             web.get("/api/firewalls/{name}", api_firewall),
+            web.post("/api/firewalls/{name}/inspection", api_firewall_inspection),
         ]
     )
     return app

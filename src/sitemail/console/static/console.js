@@ -94,6 +94,35 @@ function table(caption, rows, columns) {
   return t;
 }
 
+// The switch for ESMTP inspection: the troubleshooter's ASA lines, after the administrator
+// has seen them and agreed (the server also wants "confirm": true).
+function inspectionSwitch(group, name, state, switchLines) {
+  const want = state === "on" ? "off" : "on";
+  const box = el("div", null, { class: "switch" });
+  const button = el("button", "Turn ESMTP inspection " + want, { type: "button" });
+  const output = el("pre", null, { id: "asa-output", "aria-live": "polite" });
+  button.addEventListener("click", async () => {
+    const lines = switchLines[want];
+    if (!window.confirm("Type these lines on " + name + "?\n\n" + lines.join("\n"))) return;
+    button.disabled = true;
+    try {
+      const done = await api("/api/firewalls/" + encodeURIComponent(name) + "/inspection",
+        { inspect: want, confirm: true });
+      if (done.error) { say(done.error); output.textContent = done.error; return; }
+      say(name + ": ESMTP inspection " + done.inspection);
+      await showDetails(group);
+      const shown = document.getElementById("asa-output");
+      if (shown) shown.textContent = done.transcript;
+      refreshTopology();
+    } catch (error) {
+      say(error.message);
+      button.disabled = false;
+    }
+  });
+  box.append(button, output);
+  return box;
+}
+
 async function showDetails(group) {
   const box = document.getElementById("details");
   for (const g of document.querySelectorAll(".host.selected")) g.classList.remove("selected");
@@ -114,6 +143,7 @@ async function showDetails(group) {
       box.replaceChildren(el("h2", name, { id: "details-title" }));
       if (d.error) { box.append(el("p", d.error, { class: "error" })); return; }
       box.append(el("p", "ESMTP inspection: " + d.inspection));
+      box.append(inspectionSwitch(group, name, d.inspection, d.switch_lines));
       box.append(el("h3", "show running-config policy-map"), el("pre", d.policy));
       box.append(el("h3", "show service-policy"), el("pre", d.service_policy));
     } else {
