@@ -36,8 +36,10 @@ from .auth import (
 )
 from .backend import ConsoleInputError, OrganizationBackend
 from .pages import queues_page, signin_page, topology_page
+from .pages_conversation import conversations_page
 from .pages_mailflow import tracking_page
 from .path_svg import Hub, render_path
+from .sessions_backend import ConversationSource
 from .topology_svg import render_topology
 from .tracking import search_criteria, tracking_command
 
@@ -46,7 +48,7 @@ T = TypeVar("T")
 #: No request of the console needs more than a sign-in form or an identity.
 MAX_BODY = 16 * 1024
 #: The pages the browser may be sent back to after sign-in (no open redirect).
-PAGES = ("/", "/queues", "/tracking")
+PAGES = ("/", "/queues", "/tracking", "/conversations")
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 #: How long one backend call may take before the request answers 504.
 BACKEND_TIMEOUT = 60.0
@@ -64,6 +66,7 @@ class Backend:
 
     def __init__(self, backend: OrganizationBackend) -> None:
         self.backend = backend
+        self.conversations = ConversationSource(backend.services)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-backend")
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -271,6 +274,29 @@ async def tracking(request: web.Request) -> web.StreamResponse:
     return web.Response(text=page(result=result, path=drawn), content_type="text/html")
 
 
+async def conversations(request: web.Request) -> web.StreamResponse:
+    """The hubs' send sessions, or (``?server=HUB&session=ID``) one conversation from both
+    ends."""
+    backend = request.app[BACKEND]
+    session = _session(request)
+    server = request.query.get("server", "")[:64]
+    wanted = request.query.get("session", "")[:64]
+    try:
+        if server or wanted:
+            found = await backend.call(backend.conversations.conversation, server, wanted)
+            page = conversations_page(session, conversation=found)
+        else:
+            listing = await backend.call(backend.conversations.send_sessions)
+            page = conversations_page(session, listing=listing)
+    except ConsoleInputError as error:
+        text = conversations_page(session, error=str(error))
+        return web.Response(text=text, content_type="text/html", status=400)
+    except TimeoutError:
+        text = conversations_page(session, error="The organization did not answer in time.")
+        return web.Response(text=text, content_type="text/html", status=504)
+    return web.Response(text=page, content_type="text/html")
+
+
 async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if name not in STATIC:
@@ -383,6 +409,7 @@ def make_app(sessions: Sessions, backend: OrganizationBackend) -> web.Applicatio
             web.get("/topology.svg", topology_svg),
             web.get("/queues", queues),
             web.get("/tracking", tracking),
+            web.get("/conversations", conversations),
             web.get("/static/{name}", static),
             web.get("/api/topology", api_topology),
             web.get("/api/live", api_live),

@@ -33,7 +33,7 @@ def layout(title: str, body: str, session: ConsoleSession, current: str) -> str:
 <header>
 <span class="brand">sitemail console</span>
 <nav aria-label="Console"><ul>{nav("/", "Topology")}{nav("/queues", "Queue Viewer")}
-{nav("/tracking", "Message tracking")}</ul></nav>
+{nav("/tracking", "Message tracking")}{nav("/conversations", "SMTP conversations")}</ul></nav>
 <form method="post" action="/signout" class="signout">
 <input type="hidden" name="csrf" value="{escape(session.csrf)}">
 <span>Signed in as {escape(session.alias)}</span>
