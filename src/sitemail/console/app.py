@@ -35,20 +35,21 @@ from .auth import (
     tokens_match,
 )
 from .backend import ConsoleInputError, OrganizationBackend
-from .pages import queues_page, signin_page, topology_page
+from .pages import queues_page, signin_page, topology_page, troubleshoot_page
 from .pages_conversation import conversations_page
 from .pages_mailflow import tracking_page
 from .path_svg import Hub, render_path
 from .sessions_backend import ConversationSource
 from .topology_svg import render_topology
 from .tracking import search_criteria, tracking_command
+from .troubleshoot_job import TroubleshootJobs
 
 T = TypeVar("T")
 
 #: No request of the console needs more than a sign-in form or an identity.
 MAX_BODY = 16 * 1024
 #: The pages the browser may be sent back to after sign-in (no open redirect).
-PAGES = ("/", "/queues", "/tracking", "/conversations")
+PAGES = ("/", "/queues", "/tracking", "/conversations", "/troubleshoot")
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 #: How long one backend call may take before the request answers 504.
 BACKEND_TIMEOUT = 60.0
@@ -80,6 +81,7 @@ class Backend:
 
 
 BACKEND: web.AppKey[Backend] = web.AppKey("backend", Backend)
+JOBS: web.AppKey[TroubleshootJobs] = web.AppKey("jobs", TroubleshootJobs)
 
 
 def _public(handler: Handler) -> Handler:
@@ -390,9 +392,32 @@ async def api_firewall_inspection(request: web.Request) -> web.StreamResponse:
     return await _json_call(request, backend.backend.set_inspection, name, wanted == "on")
 
 
-def make_app(sessions: Sessions, backend: OrganizationBackend) -> web.Application:
+async def troubleshoot(request: web.Request) -> web.StreamResponse:
+    return web.Response(text=troubleshoot_page(_session(request)), content_type="text/html")
+
+
+async def api_troubleshoot_status(request: web.Request) -> web.StreamResponse:
+    return web.json_response(request.app[JOBS].status() or {"state": "none"})
+
+
+async def api_troubleshoot_start(request: web.Request) -> web.StreamResponse:
+    """Start the live troubleshooter (``{"probes": true|false}``), or return the running job."""
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="expected a JSON body") from None
+    probes = body.get("probes", True) if isinstance(body, dict) else None
+    if not isinstance(probes, bool):
+        return web.json_response({"error": 'expected {"probes": true or false}'}, status=400)
+    return web.json_response(request.app[JOBS].start(probes).to_json())
+
+
+def make_app(
+    sessions: Sessions, backend: OrganizationBackend, jobs: TroubleshootJobs | None = None
+) -> web.Application:
     app = web.Application(middlewares=[security], client_max_size=MAX_BODY)
     app[SESSIONS] = sessions
+    app[JOBS] = jobs if jobs is not None else TroubleshootJobs(backend.lab_dir)
     runner = Backend(backend)
     app[BACKEND] = runner
 
@@ -410,6 +435,9 @@ def make_app(sessions: Sessions, backend: OrganizationBackend) -> web.Applicatio
             web.get("/queues", queues),
             web.get("/tracking", tracking),
             web.get("/conversations", conversations),
+            web.get("/troubleshoot", troubleshoot),
+            web.get("/api/troubleshoot", api_troubleshoot_status),
+            web.post("/api/troubleshoot", api_troubleshoot_start),
             web.get("/static/{name}", static),
             web.get("/api/topology", api_topology),
             web.get("/api/live", api_live),
