@@ -122,6 +122,13 @@ def unnamed_controls(page: Page) -> list[str]:
     return found
 
 
+def newest_session(page: Page, console: str) -> str | None:
+    """The session id of EX-NY1's newest SmtpSend session on the conversations page."""
+    page.goto(console + "conversations")
+    link = page.locator("#send-sessions tbody tr", has_text="EX-NY1").first.get_by_role("link")
+    return link.inner_text() if link.count() else None
+
+
 def test_story_one_in_the_console(seed_lab: RunningLab, console: str, browser: Browser) -> None:
     lab = seed_lab
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
@@ -202,6 +209,28 @@ def test_story_one_in_the_console(seed_lab: RunningLab, console: str, browser: B
     expect(banner.first).to_be_visible()
     assert unnamed_controls(page) == []
     shot(page, "4-conversation-rewritten")
+
+    # Record the next conversation on both ASAs, make it happen (Retry), and see where the
+    # rewrite happens: FL's own words on ASA-FL's inside, masked from its outside on.
+    failed = str(newest_session(page, console))
+    page.get_by_role("button", name="Record the next conversation").click()
+    for fw in ("ASA-NY", "ASA-FL"):
+        expect(page.locator("#record-status")).to_contain_text(
+            f"{fw}: capturing SMTP on inside and outside"
+        )
+    page.get_by_role("link", name="Queue Viewer").click()
+    page.get_by_label(f"Select queue {queue['Identity']}").check()
+    page.get_by_role("button", name="Retry").click()
+    expect(page.locator("#output")).to_contain_text("Retry-Queue")
+    wait_for(lambda: newest_session(page, console) not in (None, failed), "the next session")
+    page.locator("#send-sessions tbody tr", has_text="EX-NY1").first.get_by_role("link").click()
+    inside = page.get_by_role("table", name="Captured on ASA-FL inside")
+    outside = page.get_by_role("table", name="Captured on ASA-FL outside")
+    expect(inside).to_contain_text("250-STARTTLS")
+    expect(inside.locator("mark")).to_have_count(0)
+    expect(outside.locator("mark", has_text="XXXXXXXA").first).to_be_visible()
+    expect(page.get_by_role("table", name="Captured on ASA-NY inside")).to_contain_text("XXXXXXXA")
+    shot(page, "4b-conversation-captured")
 
     # The troubleshooter, run from the console in the background: its steps, then its report
     # with the ASA lines (the probes are left out here: the story test's time is short).

@@ -286,7 +286,8 @@ async def conversations(request: web.Request) -> web.StreamResponse:
     try:
         if server or wanted:
             found = await backend.call(backend.conversations.conversation, server, wanted)
-            page = conversations_page(session, conversation=found)
+            captured = await backend.call(backend.backend.captured, found["firewalls"])
+            page = conversations_page(session, conversation=found, captures=captured)
         else:
             listing = await backend.call(backend.conversations.send_sessions)
             page = conversations_page(session, listing=listing)
@@ -296,6 +297,20 @@ async def conversations(request: web.Request) -> web.StreamResponse:
     except TimeoutError:
         text = conversations_page(session, error="The organization did not answer in time.")
         return web.Response(text=text, content_type="text/html", status=504)
+    return web.Response(text=page, content_type="text/html")
+
+
+async def record_conversation(request: web.Request) -> web.StreamResponse:
+    """Start the console's captures on every firewall (a form POST, with the CSRF token)."""
+    backend = request.app[BACKEND]
+    session = _session(request)
+    try:
+        recorded = await backend.call(backend.backend.record_next)
+        listing = await backend.call(backend.conversations.send_sessions)
+    except TimeoutError:
+        text = conversations_page(session, error="The organization did not answer in time.")
+        return web.Response(text=text, content_type="text/html", status=504)
+    page = conversations_page(session, listing=listing, recorded=recorded)
     return web.Response(text=page, content_type="text/html")
 
 
@@ -435,6 +450,7 @@ def make_app(
             web.get("/queues", queues),
             web.get("/tracking", tracking),
             web.get("/conversations", conversations),
+            web.post("/conversations/record", record_conversation),
             web.get("/troubleshoot", troubleshoot),
             web.get("/api/troubleshoot", api_troubleshoot_status),
             web.post("/api/troubleshoot", api_troubleshoot_start),

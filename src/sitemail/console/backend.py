@@ -39,6 +39,8 @@ from sitemail.shell.host import BufferHost
 from sitemail.shell.json_text import json_value
 from sitemail.shell.parser import parse
 
+from .capture_view import CAPTURES
+
 #: Queue and message identities as the cmdlets write them (``EX-NY1\3``,
 #: ``EX-NY1\Submission``, ``EX-NY1\3\12``).  A posted identity must look like
 #: one before it is put into a cmdlet line, and it is single-quoted there too.
@@ -277,6 +279,38 @@ class OrganizationBackend:
         if "error" not in done:
             done["inspection"] = self.firewall_detail(done["name"]).get("inspection", "unknown")
         return done
+
+    def record_next(self) -> list[dict[str, Any]]:
+        """Start (or empty) the console's captures on every firewall, inside and outside, of
+        SMTP (port 25): what the next conversation across them will be read from."""
+        lines: list[str] = []
+        for interface, name in CAPTURES.items():
+            lines += [
+                f"capture {name} interface {interface} match tcp any any eq 25",
+                f"clear capture {name}",
+            ]
+        return [_run_asa(f.name, self.lab_dir, tuple(lines)) for f in self.directory.list(Firewall)]
+
+    def captured(self, firewalls: list[str]) -> dict[str, dict[str, str]]:
+        """``show capture NAME dump`` of the console's captures, per firewall and interface
+        (a firewall that does not answer, or has none, is left out)."""
+        shown: dict[str, dict[str, str]] = {}
+        for name in firewalls:
+            try:
+                found, socket = find_console(name, self.lab_dir)
+            except AsaCommandError:
+                continue
+
+            def ask(client: ConsoleClient) -> dict[str, Any]:
+                return {
+                    interface: str(client.call("show", what=f"capture {cap} dump")["output"])
+                    for interface, cap in CAPTURES.items()
+                }
+
+            answer = _ask(socket, ask)
+            if answer is not None:
+                shown[found] = answer
+        return shown
 
     def firewall_detail(self, name: str) -> dict[str, Any]:
         """A firewall's inspection policy and its counters, as its console shows them."""

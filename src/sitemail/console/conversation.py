@@ -158,8 +158,21 @@ def align(sender_rows: Sequence[Row], receiver_rows: Sequence[Row]) -> list[Step
     return steps
 
 
+def marked_against(lines: Sequence[str], reference: Sequence[str]) -> list[Runs]:
+    """Each of ``lines`` (what crossed one firewall interface) cut into runs, marked where it
+    differs from the line of ``reference`` (what a hub logged) it pairs with."""
+    said = [(i, {"data": t}) for i, t in enumerate(lines)]
+    heard = [(i, {"data": t}) for i, t in enumerate(reference)]
+    out: list[Runs] = [[(t, False)] for t in lines]
+    for a, b in _pairs(said, heard):
+        if a is not None:
+            mine = str(a[1]["data"])
+            out[a[0]] = _runs(mine, str(b[1]["data"])) if b is not None else [(mine, True)]
+    return out
+
+
 def rewrites(steps: Sequence[Step]) -> int:
     return sum(1 for s in steps if s.rewritten)
 
 
-__all__ = ["NOTE", "TO_RECEIVER", "TO_SENDER", "Step", "align", "rewrites"]
+__all__ = ["NOTE", "TO_RECEIVER", "TO_SENDER", "Step", "align", "marked_against", "rewrites"]

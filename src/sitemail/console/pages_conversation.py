@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .auth import ConsoleSession
-from .conversation import NOTE, TO_RECEIVER, Runs, Step, align, rewrites
+from .capture_view import CAPTURES, conversation_lines, parse_dump
+from .conversation import NOTE, TO_RECEIVER, Runs, Step, align, marked_against, rewrites
 from .pages import layout
 
 
@@ -83,6 +84,64 @@ def sessions_list(found: Mapping[str, Any]) -> str:
     )
 
 
+def _rows_said(session: Mapping[str, Any] | None) -> list[str]:
+    return [
+        str(r.get("data", "")) for r in (session or {}).get("rows", []) if r.get("event") == ">"
+    ]
+
+
+def captures_view(found: Mapping[str, Any], captures: Mapping[str, Mapping[str, str]]) -> str:
+    """What each firewall interface passed of this conversation (the console's captures),
+    each line marked where it differs from what the hub that said it logged."""
+    client = str(found["send"].get("local_endpoint") or "").rpartition(":")[0]
+    said_by_sender = _rows_said(found["send"])
+    said_by_receiver = _rows_said(found.get("receive"))
+    tables = []
+    # Along the way the mail went: the sending site's firewall inside then outside, the
+    # receiving site's outside then inside.
+    order = {name: i for i, name in enumerate(found.get("firewalls", []))}
+    for firewall, dumps in sorted(captures.items(), key=lambda c: order.get(c[0], 99)):
+        sides = ("inside", "outside") if order.get(firewall) == 0 else ("outside", "inside")
+        for interface in sides:
+            dump = dumps.get(interface, "")
+            lines = conversation_lines(parse_dump(dump), client)
+            if not lines:
+                continue
+            there = [x for x in lines if x.to_server]
+            back = [x for x in lines if not x.to_server]
+            runs = dict(
+                zip(
+                    [id(x) for x in there] + [id(x) for x in back],
+                    marked_against([x.text for x in there], said_by_sender)
+                    + marked_against([x.text for x in back], said_by_receiver),
+                    strict=True,
+                )
+            )
+            rows = "".join(
+                f"<tr><td>{escape(x.time)}</td>"
+                f"<td>{'&rarr; to receiver' if x.to_server else '&larr; to sender'}</td>"
+                f'<td class="line">{_marked(runs[id(x)])}</td></tr>'
+                for x in lines
+            )
+            label = f"{firewall} {interface}"
+            tables.append(
+                f'<table class="capture" aria-label="Captured on {escape(label)}">'
+                f"<caption>{escape(label)}: show capture {escape(CAPTURES[interface])} dump"
+                '</caption><thead><tr><th scope="col">Time</th><th scope="col">Direction</th>'
+                '<th scope="col">Line as it crossed (marked: not what the hub that said it '
+                f"logged)</th></tr></thead><tbody>{rows}</tbody></table>"
+            )
+    if not tables:
+        return (
+            '<p class="hint" id="no-capture">No capture holds this conversation. Press '
+            "<b>Record the next conversation</b>, then open the next session.</p>"
+        )
+    return (
+        '<section aria-labelledby="captures-title"><h2 id="captures-title">What the firewalls '
+        f"passed</h2>{''.join(tables)}</section>"
+    )
+
+
 def conversation_view(found: Mapping[str, Any]) -> str:
     send = found["send"]
     receive = found.get("receive")
@@ -114,24 +173,46 @@ def conversation_view(found: Mapping[str, Any]) -> str:
     )
 
 
+def _record_form(session: ConsoleSession, recorded: Sequence[Mapping[str, Any]]) -> str:
+    done = ""
+    if recorded:
+        said = []
+        for r in recorded:
+            if r.get("error") or not r.get("ok"):
+                said.append(f"{r.get('name')}: {r.get('error') or r.get('transcript')}")
+            else:
+                said.append(f"{r.get('name')}: capturing SMTP on inside and outside")
+        done = f'<p id="record-status" role="status">{escape("; ".join(said))}</p>'
+    return (
+        '<form method="post" action="/conversations/record" class="record">'
+        f'<input type="hidden" name="csrf" value="{escape(session.csrf)}">'
+        '<button type="submit">Record the next conversation</button> '
+        '<span class="hint">starts (or empties) a capture of SMTP on both interfaces of each '
+        f"firewall</span></form>{done}"
+    )
+
+
 def conversations_page(
     session: ConsoleSession,
     *,
     listing: Mapping[str, Any] | None = None,
     conversation: Mapping[str, Any] | None = None,
     error: str | None = None,
-    captures: Sequence[Mapping[str, Any]] = (),
+    captures: Mapping[str, Mapping[str, str]] | None = None,
+    recorded: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     parts = [
         """<p class="hint">One SMTP conversation across the firewalls: a session of a hub's
 SmtpSend log beside the receiving hub's SmtpReceive log of it. Where the two ends logged
 different text, the firewall rewrote it (ESMTP inspection masks the banner and the keywords
-it does not know).</p>"""
+it does not know).</p>""",
+        _record_form(session, recorded),
     ]
     if error:
         parts.append(f'<p class="error" role="alert">{escape(error)}</p>')
     if conversation is not None:
         parts.append(conversation_view(conversation))
+        parts.append(captures_view(conversation, captures or {}))
         parts.append('<p><a href="/conversations">All send sessions</a></p>')
     if listing is not None:
         parts.append(sessions_list(listing))

@@ -161,3 +161,71 @@ def test_a_line_the_other_end_never_read_is_shown_alone() -> None:
         ("passed", True),
     ]
     assert steps[1].sender_runs == [("220 ", False), ("****", True)]
+
+
+def test_recording_captures_on_each_asa_and_showing_what_each_interface_passed(
+    tmp_path: Path, directory: Directory, hubs: LogAdmin
+) -> None:
+    """The console types ``capture`` on a real emulated ASA; the segments of the next
+    conversation are recorded into those captures as the relay records them (the ASA's
+    inside carrying FL's own words, as ASA-FL's inside would), and the page reads them back
+    with ``show capture NAME dump``."""
+    from sitemail.firewall.process import AsaDevice, console_handlers
+    from sitemail.firewall.relay import Relay
+    from sitemail.firewall.tcp_segments import ACK, PSH, SYN, Segment
+    from sitemail.server.console import serve_console
+
+    home = tmp_path / "firewalls" / "ASA-FL"
+    home.mkdir(parents=True)
+    device = AsaDevice(home, "ASA-FL")
+    device.boot()
+    masked = send_ids(hubs)[0]
+
+    def segments() -> list[Segment]:
+        start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
+        client, server = (samples.SENDER_IP, 41235), (samples.RECEIVER_IP, 25)
+        said = [
+            (server, client, samples.BANNER),
+            (client, server, f"EHLO {samples.SENDER}"),
+            (server, client, "250-STARTTLS"),
+        ]
+        out = [Segment(start, *client, *server, 1, 0, SYN, mss=1460)]
+        for n, (a, b, line) in enumerate(said, 1):
+            out.append(
+                Segment(start + n / 100, *a, *b, 100 * n, 1, ACK | PSH, (line + "\r\n").encode())
+            )
+        return out
+
+    async def scenario(browser: Browser, sessions: Sessions, fake: FakeAdmin) -> None:
+        server = await serve_console(
+            home / "console.sock", console_handlers(device, Relay([]), "ASA-FL")
+        )
+        try:
+            await browser.sign_in()
+            token = await browser.csrf()
+            forged = await browser.request("POST", "/conversations/record", data={"csrf": "x"})
+            assert forged.status == 403 and device.runtime.captures.get("console-in") is None
+            done = await browser.request("POST", "/conversations/record", data={"csrf": token})
+            text = unescape(await done.text())
+            assert done.status == 200 and "ASA-FL: capturing SMTP on inside and outside" in text
+            inside = device.runtime.captures.get("console-in")
+            assert inside is not None and inside.interface == "inside"
+            device.runtime.captures.record("inside", segments())
+            page = await browser.request("GET", f"/conversations?server=EX-NY1&session={masked}")
+            shown = await page.text()
+            assert 'aria-label="Captured on ASA-FL inside"' in shown
+            table = shown[shown.index('aria-label="Captured on ASA-FL inside"') :]
+            cells = [
+                unescape(re.sub(r"<[^>]+>", "", c))
+                for c in re.findall(r'<td class="line">(.*?)</td>', table)
+            ]
+            assert cells == [samples.BANNER, f"EHLO {samples.SENDER}", "250-STARTTLS"]
+            # On the inside, FL's words are what FL logged: nothing marked there.
+            assert "<mark" not in table.split("</table>")[0]
+            assert 'aria-label="Captured on ASA-FL outside"' not in shown  # nothing there
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    play(tmp_path, directory, hubs, scenario)
+
