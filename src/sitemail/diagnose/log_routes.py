@@ -27,8 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from sitemail.diagnose.logs import LogKind, SmtpSession, group_sessions, read_protocol_log
-from sitemail.server.admin_api import HOST_KEY
-from sitemail.server.services import ServiceError
+from sitemail.transport.admin_routes import transport_service
 
 #: Sessions one answer holds at most (the newest that match).
 MAX_SESSIONS = 100
@@ -42,11 +41,7 @@ KINDS = {"send": LogKind.SMTP_SEND, "receive": LogKind.SMTP_RECEIVE}
 
 
 def _folders(request: web.Request) -> dict[str, Path]:
-    try:
-        service = request.app[HOST_KEY].get("MSExchangeTransport")
-    except ServiceError:
-        raise web.HTTPNotFound(text="this server has no Hub Transport role\n") from None
-    folders = getattr(service, "protocol_log_folders", None)
+    folders = getattr(transport_service(request), "protocol_log_folders", None)
     if not isinstance(folders, dict):
         raise web.HTTPServiceUnavailable(text="protocol logging is off on this server\n")
     return folders
