@@ -228,4 +228,3 @@ def test_recording_captures_on_each_asa_and_showing_what_each_interface_passed(
             await server.wait_closed()
 
     play(tmp_path, directory, hubs, scenario)
-
