@@ -28,7 +28,7 @@ from sitemail.org.model import ExchangeVersion, Firewall, InternetHost, Server, 
 from sitemail.org.pki import PeerVerifier, server_cert_files, server_ssl_context
 from sitemail.org.ports import ADMIN_PORT, STORE_PORT
 from sitemail.server import event_loop
-from sitemail.server.admin_api import build_app
+from sitemail.server.admin_api import RouteAdder, build_app
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext, lab_settings
 from sitemail.server.services import DISPLAY_NAMES, IdleService, Service, ServiceHost
@@ -129,9 +129,11 @@ async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
         "roles": [r.value for r in server.roles],
         "site": server.site,
     }
+    from sitemail.diagnose.log_routes import add_protocol_log_routes
     from sitemail.transport.admin_routes import add_transport_routes
 
-    app = build_app(host, verifier, info, [add_transport_routes], watcher=watcher)
+    routes: list[RouteAdder] = [add_transport_routes, add_protocol_log_routes]
+    app = build_app(host, verifier, info, routes, watcher=watcher)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     admin_port = ctx.port(ADMIN_PORT)

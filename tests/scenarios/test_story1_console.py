@@ -5,9 +5,13 @@ Chromium (Debian's, driven by Playwright, trusting the lab's CA by its key as
 the story 2 test does) signs in as alice, an administrator, with the keyboard.
 The topology shows both sites and both ASAs inspecting ESMTP; after alice's
 mail to adam, EX-NY1 holds one message and the Queue Viewer shows the queue
-for site FL in Retry with Exchange's LastError.  The seed's lines on both
-ASAs (``sitemail asa``) turn inspection off, the console's Retry button runs
-Retry-Queue, and the message reaches adam's mailbox exactly once.  Labels and
+for site FL in Retry with Exchange's LastError.  The failed SMTP conversation,
+seen from both ends, has the masked banner and ``XXXXXXXA`` (for ``STARTTLS``)
+marked.  Each firewall's panel turns inspection off with the troubleshooter's
+lines (after the page's question), the console's Retry button runs
+Retry-Queue, and the message reaches adam's mailbox exactly once; its way is
+then drawn from the tracking logs: RECEIVE and SEND on EX-NY1, RECEIVE and
+DELIVER on EX-FL1.  Labels and
 the Tab order of the sign-in form and the queue actions are checked on the
 way; each step leaves a screenshot in ``test-artifacts/console/``.
 """
@@ -25,13 +29,14 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.conftest import ROOT, RunningLab, delivered_once, in_mailbox, submit_as, wait_for
-from tests.integration.test_story1_mail_flow import LAST_ERROR, SEED_LINES, fl_queue
+from tests.integration.test_story1_mail_flow import LAST_ERROR, fl_queue, set_intra_org_logging
 from tests.scenarios.test_story2_owa import CHROMIUM, PASSWORD, chromium_args
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 MESSAGE_ID = "ny-to-fl@console"
+RECEIVE_CONNECTOR = "'EX-FL1\\Default EX-FL1'"
 
 
 def shot(page: Page, name: str) -> None:
@@ -117,6 +122,13 @@ def unnamed_controls(page: Page) -> list[str]:
     return found
 
 
+def newest_session(page: Page, console: str) -> str | None:
+    """The session id of EX-NY1's newest SmtpSend session on the conversations page."""
+    page.goto(console + "conversations")
+    link = page.locator("#send-sessions tbody tr", has_text="EX-NY1").first.get_by_role("link")
+    return link.inner_text() if link.count() else None
+
+
 def test_story_one_in_the_console(seed_lab: RunningLab, console: str, browser: Browser) -> None:
     lab = seed_lab
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
@@ -149,6 +161,11 @@ def test_story_one_in_the_console(seed_lab: RunningLab, console: str, browser: B
         expect(page.locator(f"#insp-{fw}")).to_have_text("inspect esmtp: on")
     expect(page.locator("#state-EX-FL1")).to_have_text("state: running")
 
+    # The seed's logging (and EX-FL1's Default connector's, to see the other end too).
+    set_intra_org_logging(lab, "Verbose")
+    lab.shell(f"Set-ReceiveConnector {RECEIVE_CONNECTOR} -ProtocolLoggingLevel Verbose")
+    lab.changes_live()
+
     # Alice's mail to adam waits on EX-NY1 for site FL, in Retry.
     submit_as("alice", ["adam@contoso.com"], MESSAGE_ID)
     queue = wait_for(
@@ -178,9 +195,72 @@ def test_story_one_in_the_console(seed_lab: RunningLab, console: str, browser: B
     assert unnamed_controls(page) == []
     shot(page, "3-queue-viewer-retry")
 
-    # The seed's lines on both ASAs, then Retry from the console.
+    # The failed conversation from both ends: what EX-NY1 read is not what EX-FL1 said.
+    page.get_by_role("link", name="SMTP conversations").click()
+    newest = page.locator("#send-sessions tbody tr", has_text="EX-NY1").first
+    newest.get_by_role("link").click()
+    expect(page.locator("#conversation")).to_contain_text("Receiving hub EX-FL1")
+    marks = page.locator("#conversation tr.rewritten mark.rewritten")
+    expect(marks.first).to_be_visible()
+    shown = marks.all_inner_texts()
+    assert "XXXXXXXA" in shown and "STARTTLS" in shown, shown
+    assert any(set(m) == {"*"} for m in shown), shown  # the masked banner
+    banner = page.locator("#conversation tr.rewritten", has_text="Microsoft ESMTP MAIL Service")
+    expect(banner.first).to_be_visible()
+    assert unnamed_controls(page) == []
+    shot(page, "4-conversation-rewritten")
+
+    # Record the next conversation on both ASAs, make it happen (Retry), and see where the
+    # rewrite happens: FL's own words on ASA-FL's inside, masked from its outside on.
+    failed = str(newest_session(page, console))
+    page.get_by_role("button", name="Record the next conversation").click()
     for fw in ("ASA-NY", "ASA-FL"):
-        assert "[OK]" in lab.run("asa", fw, "-c", SEED_LINES).stdout
+        expect(page.locator("#record-status")).to_contain_text(
+            f"{fw}: capturing SMTP on inside and outside"
+        )
+    page.get_by_role("link", name="Queue Viewer").click()
+    page.get_by_label(f"Select queue {queue['Identity']}").check()
+    page.get_by_role("button", name="Retry").click()
+    expect(page.locator("#output")).to_contain_text("Retry-Queue")
+    wait_for(lambda: newest_session(page, console) not in (None, failed), "the next session")
+    page.locator("#send-sessions tbody tr", has_text="EX-NY1").first.get_by_role("link").click()
+    inside = page.get_by_role("table", name="Captured on ASA-FL inside")
+    outside = page.get_by_role("table", name="Captured on ASA-FL outside")
+    expect(inside).to_contain_text("250-STARTTLS")
+    expect(inside.locator("mark")).to_have_count(0)
+    expect(outside.locator("mark", has_text="XXXXXXXA").first).to_be_visible()
+    expect(page.get_by_role("table", name="Captured on ASA-NY inside")).to_contain_text("XXXXXXXA")
+    shot(page, "4b-conversation-captured")
+
+    # The troubleshooter, run from the console in the background: its steps, then its report
+    # with the ASA lines (the probes are left out here: the story test's time is short).
+    page.get_by_role("link", name="Troubleshooter").click()
+    page.get_by_label("Probe SMTP between the sites").uncheck()
+    page.get_by_role("button", name="Run the troubleshooter").click()
+    expect(page.locator("#report-summary")).to_be_visible(timeout=60_000)
+    expect(page.locator("#troubleshoot-steps")).to_contain_text("reading the directory")
+    expect(page.locator("#troubleshoot-steps")).to_contain_text("reading the protocol and tracking")
+    expect(page.locator("#report")).to_contain_text("no inspect esmtp")
+    bar = page.locator("#troubleshoot-progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max")
+    assert unnamed_controls(page) == []
+    shot(page, "5-troubleshooter-report")
+
+    # The troubleshooter's lines on both ASAs, from each firewall's panel (after its question).
+    page.get_by_role("link", name="Topology").click()
+    questions: list[str] = []
+    for fw in ("ASA-NY", "ASA-FL"):
+        page.get_by_role("button", name=f"firewall {fw}: show details").click()
+        expect(page.locator("#details")).to_contain_text("ESMTP inspection: on")
+        page.once("dialog", lambda d: (questions.append(d.message), d.accept()))
+        page.get_by_role("button", name="Turn ESMTP inspection off").click()
+        expect(page.locator("#asa-output")).to_contain_text("[OK]", timeout=20_000)
+        expect(page.locator("#details")).to_contain_text("ESMTP inspection: off")
+        assert fw in questions[-1] and "no inspect esmtp" in questions[-1]
+        assert "wr me" in questions[-1]
+        shot(page, f"6-{fw}-inspection-switched-off")
+    page.get_by_role("link", name="Queue Viewer").click()
+    page.get_by_label(f"Select queue {queue['Identity']}").check()
     page.get_by_role("button", name="Retry").click()
     expect(page.locator("#output")).to_contain_text(f"Retry-Queue -Identity '{queue['Identity']}'")
     delivered_once(
@@ -191,8 +271,36 @@ def test_story_one_in_the_console(seed_lab: RunningLab, console: str, browser: B
     )
     # The queue is empty (or gone, once Exchange drops an idle queue): nothing left in Retry.
     expect(page.locator("#queues td.status-Retry")).to_have_count(0, timeout=15_000)
-    shot(page, "4-queue-viewer-delivered")
+    shot(page, "7-queue-viewer-delivered")
     page.get_by_role("link", name="Topology").click()
     for fw in ("ASA-NY", "ASA-FL"):
         expect(page.locator(f"#insp-{fw}")).to_have_text("inspect esmtp: off")
-    shot(page, "5-topology-inspection-off")
+    shot(page, "8-topology-inspection-off")
+
+    # The message's way: searched by its Message-ID, drawn across both hubs and sites.
+    page.get_by_role("link", name="Message tracking").click()
+    page.get_by_label("Message-ID").fill(MESSAGE_ID)
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#events")).to_contain_text("DELIVER")
+    page.locator("#events a").first.click()
+    path = page.locator("svg#path")
+    for server, event in (
+        ("EX-NY1", "RECEIVE"),
+        ("EX-NY1", "SEND"),
+        ("EX-FL1", "RECEIVE"),
+        ("EX-FL1", "DELIVER"),
+    ):
+        box = path.locator(f'g[data-server="{server}"][data-event="{event}"]')
+        expect(box.first).to_be_visible()
+    expect(path).to_contain_text("Site NY")
+    expect(path).to_contain_text("Site FL")
+    # A DEFER, when the hub logged one for the refused attempts, carries Exchange's LastError.
+    for label in path.locator('g[data-event="DEFER"]').evaluate_all(
+        "boxes => boxes.map(b => b.getAttribute('aria-label'))"
+    ):
+        assert "451" in label, label
+    assert unnamed_controls(page) == []
+    shot(page, "9-message-path")
+    set_intra_org_logging(lab, "None")
+    lab.shell(f"Set-ReceiveConnector {RECEIVE_CONNECTOR} -ProtocolLoggingLevel None")
+    lab.changes_live()

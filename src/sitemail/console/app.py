@@ -35,15 +35,21 @@ from .auth import (
     tokens_match,
 )
 from .backend import ConsoleInputError, OrganizationBackend
-from .pages import queues_page, signin_page, topology_page
+from .pages import queues_page, signin_page, topology_page, troubleshoot_page
+from .pages_conversation import conversations_page
+from .pages_mailflow import tracking_page
+from .path_svg import Hub, render_path
+from .sessions_backend import ConversationSource
 from .topology_svg import render_topology
+from .tracking import search_criteria, tracking_command
+from .troubleshoot_job import TroubleshootJobs
 
 T = TypeVar("T")
 
 #: No request of the console needs more than a sign-in form or an identity.
 MAX_BODY = 16 * 1024
 #: The pages the browser may be sent back to after sign-in (no open redirect).
-PAGES = ("/", "/queues")
+PAGES = ("/", "/queues", "/tracking", "/conversations", "/troubleshoot")
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 #: How long one backend call may take before the request answers 504.
 BACKEND_TIMEOUT = 60.0
@@ -61,6 +67,7 @@ class Backend:
 
     def __init__(self, backend: OrganizationBackend) -> None:
         self.backend = backend
+        self.conversations = ConversationSource(backend.services)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-backend")
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -74,6 +81,7 @@ class Backend:
 
 
 BACKEND: web.AppKey[Backend] = web.AppKey("backend", Backend)
+JOBS: web.AppKey[TroubleshootJobs] = web.AppKey("jobs", TroubleshootJobs)
 
 
 def _public(handler: Handler) -> Handler:
@@ -238,6 +246,74 @@ async def queues(request: web.Request) -> web.StreamResponse:
     return web.Response(text=queues_page(_session(request)), content_type="text/html")
 
 
+async def tracking(request: web.Request) -> web.StreamResponse:
+    """The search form, the events a search finds and, for ``?path=ID``, that message's way."""
+    backend = request.app[BACKEND]
+    form = {k: v[:5376] for k, v in request.query.items() if isinstance(v, str)}
+    page = partial(tracking_page, _session(request), form)
+    try:
+        criteria = search_criteria(request.query)
+        wanted = request.query.get("path", "").strip()
+        path = search_criteria({"message_id": wanted}).get("message_id")
+    except ConsoleInputError as error:
+        return web.Response(text=page(error=str(error)), content_type="text/html", status=400)
+    try:
+        result = None
+        if criteria:
+            result = await backend.call(backend.backend.track, tracking_command(criteria))
+        drawn = None
+        if path:
+            found = await backend.call(
+                backend.backend.track, tracking_command({"message_id": path})
+            )
+            hubs = [Hub(*h) for h in await backend.call(backend.backend.hubs)]
+            drawn = (path, found, render_path(found.objects, hubs))
+    except ConsoleInputError as error:
+        return web.Response(text=page(error=str(error)), content_type="text/html", status=400)
+    except TimeoutError:
+        text = page(error="The organization did not answer in time.")
+        return web.Response(text=text, content_type="text/html", status=504)
+    return web.Response(text=page(result=result, path=drawn), content_type="text/html")
+
+
+async def conversations(request: web.Request) -> web.StreamResponse:
+    """The hubs' send sessions, or (``?server=HUB&session=ID``) one conversation from both
+    ends."""
+    backend = request.app[BACKEND]
+    session = _session(request)
+    server = request.query.get("server", "")[:64]
+    wanted = request.query.get("session", "")[:64]
+    try:
+        if server or wanted:
+            found = await backend.call(backend.conversations.conversation, server, wanted)
+            captured = await backend.call(backend.backend.captured, found["firewalls"])
+            page = conversations_page(session, conversation=found, captures=captured)
+        else:
+            listing = await backend.call(backend.conversations.send_sessions)
+            page = conversations_page(session, listing=listing)
+    except ConsoleInputError as error:
+        text = conversations_page(session, error=str(error))
+        return web.Response(text=text, content_type="text/html", status=400)
+    except TimeoutError:
+        text = conversations_page(session, error="The organization did not answer in time.")
+        return web.Response(text=text, content_type="text/html", status=504)
+    return web.Response(text=page, content_type="text/html")
+
+
+async def record_conversation(request: web.Request) -> web.StreamResponse:
+    """Start the console's captures on every firewall (a form POST, with the CSRF token)."""
+    backend = request.app[BACKEND]
+    session = _session(request)
+    try:
+        recorded = await backend.call(backend.backend.record_next)
+        listing = await backend.call(backend.conversations.send_sessions)
+    except TimeoutError:
+        text = conversations_page(session, error="The organization did not answer in time.")
+        return web.Response(text=text, content_type="text/html", status=504)
+    page = conversations_page(session, listing=listing, recorded=recorded)
+    return web.Response(text=page, content_type="text/html")
+
+
 async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if name not in STATIC:
@@ -313,9 +389,50 @@ async def api_firewall(request: web.Request) -> web.StreamResponse:
     return await _json_call(request, request.app[BACKEND].backend.firewall_detail, name)
 
 
-def make_app(sessions: Sessions, backend: OrganizationBackend) -> web.Application:
+async def api_firewall_inspection(request: web.Request) -> web.StreamResponse:
+    """Turn ESMTP inspection on or off: ``{"inspect": "on"|"off", "confirm": true}``.  The
+    page asks the administrator first; ``confirm`` says it did, so no script posts it by
+    mistake."""
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="expected a JSON body") from None
+    wanted = body.get("inspect") if isinstance(body, dict) else None
+    if wanted not in ("on", "off") or not isinstance(body, dict) or body.get("confirm") is not True:
+        return web.json_response(
+            {"error": 'expected {"inspect": "on" or "off", "confirm": true}'}, status=400
+        )
+    name = request.match_info["name"]
+    backend = request.app[BACKEND]
+    return await _json_call(request, backend.backend.set_inspection, name, wanted == "on")
+
+
+async def troubleshoot(request: web.Request) -> web.StreamResponse:
+    return web.Response(text=troubleshoot_page(_session(request)), content_type="text/html")
+
+
+async def api_troubleshoot_status(request: web.Request) -> web.StreamResponse:
+    return web.json_response(request.app[JOBS].status() or {"state": "none"})
+
+
+async def api_troubleshoot_start(request: web.Request) -> web.StreamResponse:
+    """Start the live troubleshooter (``{"probes": true|false}``), or return the running job."""
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="expected a JSON body") from None
+    probes = body.get("probes", True) if isinstance(body, dict) else None
+    if not isinstance(probes, bool):
+        return web.json_response({"error": 'expected {"probes": true or false}'}, status=400)
+    return web.json_response(request.app[JOBS].start(probes).to_json())
+
+
+def make_app(
+    sessions: Sessions, backend: OrganizationBackend, jobs: TroubleshootJobs | None = None
+) -> web.Application:
     app = web.Application(middlewares=[security], client_max_size=MAX_BODY)
     app[SESSIONS] = sessions
+    app[JOBS] = jobs if jobs is not None else TroubleshootJobs(backend.lab_dir)
     runner = Backend(backend)
     app[BACKEND] = runner
 
@@ -331,6 +448,12 @@ def make_app(sessions: Sessions, backend: OrganizationBackend) -> web.Applicatio
             web.get("/", topology),
             web.get("/topology.svg", topology_svg),
             web.get("/queues", queues),
+            web.get("/tracking", tracking),
+            web.get("/conversations", conversations),
+            web.post("/conversations/record", record_conversation),
+            web.get("/troubleshoot", troubleshoot),
+            web.get("/api/troubleshoot", api_troubleshoot_status),
+            web.post("/api/troubleshoot", api_troubleshoot_start),
             web.get("/static/{name}", static),
             web.get("/api/topology", api_topology),
             web.get("/api/live", api_live),
@@ -340,6 +463,7 @@ def make_app(sessions: Sessions, backend: OrganizationBackend) -> web.Applicatio
             web.post("/api/messages/{action}", api_message_action),
             web.get("/api/servers/{name}", api_server),
             web.get("/api/firewalls/{name}", api_firewall),
+            web.post("/api/firewalls/{name}/inspection", api_firewall_inspection),
         ]
     )
     return app

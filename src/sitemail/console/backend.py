@@ -17,13 +17,15 @@ keeps the directory connection on a single thread.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sitemail.firewall.console_cli import AsaCommandError, find_console
+from sitemail.diagnose.commands import ASA_NO_INSPECT_ESMTP
+from sitemail.firewall.console_cli import AsaCommandError, AsaConsole, find_console, run_lines
 from sitemail.org.directory import Directory
 from sitemail.org.lab_state import LabState
 from sitemail.org.model import Firewall, InternetHost, Site, SiteLink
@@ -36,6 +38,8 @@ from sitemail.shell.cmdlets.services import ExchangeServices
 from sitemail.shell.host import BufferHost
 from sitemail.shell.json_text import json_value
 from sitemail.shell.parser import parse
+
+from .capture_view import CAPTURES
 
 #: Queue and message identities as the cmdlets write them (``EX-NY1\3``,
 #: ``EX-NY1\Submission``, ``EX-NY1\3\12``).  A posted identity must look like
@@ -61,6 +65,20 @@ VDIR_CMDLETS = (
 #: How long one poll waits for a process that does not answer: the page updates every
 #: few seconds, and one stopped server must not hold the others' state back.
 PROBE_TIMEOUT = 3.0
+
+
+#: How long the ASA may take over the lines that switch inspection (``write memory`` included).
+ASA_TIMEOUT = 20.0
+
+
+def inspection_lines(on: bool) -> tuple[str, ...]:
+    """The troubleshooter's ASA lines that turn ESMTP inspection off (the seed's), or the same
+    lines with ``inspect esmtp`` that turn it back on; both end with ``write memory``."""
+    if on:
+        return tuple(
+            "inspect esmtp" if x == "no inspect esmtp" else x for x in ASA_NO_INSPECT_ESMTP
+        )
+    return ASA_NO_INSPECT_ESMTP
 
 
 class ConsoleInputError(ValueError):
@@ -131,6 +149,16 @@ class OrganizationBackend:
 
     def messages(self, queue: str) -> CmdletResult:
         return self.run(f"Get-Message -Queue {quoted(checked_identity(queue))}")
+
+    def track(self, command: str) -> CmdletResult:
+        """A Get-MessageTrackingLog line (built by :mod:`.tracking` from checked fields)."""
+        if not command.startswith("Get-MessageTrackingLog"):
+            raise ConsoleInputError("only Get-MessageTrackingLog searches the tracking logs")
+        return self.run(command)
+
+    def hubs(self) -> list[tuple[str, str, str]]:
+        """(name, site, FQDN) of each Exchange 2010 hub, in the lab's order (NY first)."""
+        return [(s.name, s.site, s.fqdn) for s in self.services.hubs()]
 
     def queue_action(self, action: str, identity: str) -> CmdletResult:
         return self._action(QUEUE_ACTIONS, action, identity)
@@ -225,11 +253,7 @@ class OrganizationBackend:
         rec = next((r for r in (state.processes if state else []) if r.name == name), None)
         if rec is None:
             return None
-        try:
-            with ConsoleClient(Path(rec.home) / "console.sock", timeout=PROBE_TIMEOUT) as client:
-                return ask(client)
-        except (ConsoleError, OSError, ValueError):
-            return None
+        return _ask(Path(rec.home) / "console.sock", ask)
 
     def server_detail(self, name: str) -> dict[str, Any]:
         """A server's receive connectors and virtual directories, from their Get- cmdlets."""
@@ -249,10 +273,49 @@ class OrganizationBackend:
             "errors": errors,
         }
 
+    def set_inspection(self, name: str, on: bool) -> dict[str, Any]:
+        """Turn ESMTP inspection on or off on a firewall, with the troubleshooter's lines."""
+        done = _run_asa(name, self.lab_dir, inspection_lines(on))
+        if "error" not in done:
+            done["inspection"] = self.firewall_detail(done["name"]).get("inspection", "unknown")
+        return done
+
+    def record_next(self) -> list[dict[str, Any]]:
+        """Start (or empty) the console's captures on every firewall, inside and outside, of
+        SMTP (port 25): what the next conversation across them will be read from."""
+        lines: list[str] = []
+        for interface, name in CAPTURES.items():
+            lines += [
+                f"capture {name} interface {interface} match tcp any any eq 25",
+                f"clear capture {name}",
+            ]
+        return [_run_asa(f.name, self.lab_dir, tuple(lines)) for f in self.directory.list(Firewall)]
+
+    def captured(self, firewalls: list[str]) -> dict[str, dict[str, str]]:
+        """``show capture NAME dump`` of the console's captures, per firewall and interface
+        (a firewall that does not answer, or has none, is left out)."""
+        shown: dict[str, dict[str, str]] = {}
+        for name in firewalls:
+            try:
+                found, socket = find_console(name, self.lab_dir)
+            except AsaCommandError:
+                continue
+
+            def ask(client: ConsoleClient) -> dict[str, Any]:
+                return {
+                    interface: str(client.call("show", what=f"capture {cap} dump")["output"])
+                    for interface, cap in CAPTURES.items()
+                }
+
+            answer = _ask(socket, ask)
+            if answer is not None:
+                shown[found] = answer
+        return shown
+
     def firewall_detail(self, name: str) -> dict[str, Any]:
         """A firewall's inspection policy and its counters, as its console shows them."""
         try:
-            found, _ = find_console(name, self.lab_dir)
+            found, socket = find_console(name, self.lab_dir)
         except AsaCommandError as error:
             return {"name": name, "error": str(error)}
 
@@ -263,15 +326,43 @@ class OrganizationBackend:
                 "service_policy": client.call("show", what="service-policy")["output"],
             }
 
-        shown = self._console(found, "firewall", ask)
+        shown = _ask(socket, ask)
         if shown is None:
             return {"name": found, "error": f"{found} does not answer on its console"}
         return {
             "name": found,
             "inspection": _inspection(shown["health"]),
+            # What the switch types, shown to the administrator before it does.
+            "switch_lines": {"off": inspection_lines(False), "on": inspection_lines(True)},
             "policy": shown["policy"],
             "service_policy": shown["service_policy"],
         }
+
+
+def _ask(socket: Path, ask: Callable[[ConsoleClient], dict[str, Any]]) -> dict[str, Any] | None:
+    """A host's answer on its console socket; None when it does not answer in time."""
+    try:
+        with ConsoleClient(socket, timeout=PROBE_TIMEOUT) as client:
+            return ask(client)
+    except (ConsoleError, OSError, ValueError):
+        return None
+
+
+def _run_asa(name: str, lab_dir: Path, lines: tuple[str, ...]) -> dict[str, Any]:
+    """Type ``lines`` on a firewall's console, as ``sitemail asa NAME -c`` does: the transcript
+    and whether every line was taken (no ``ERROR:`` answer)."""
+    try:
+        found, socket = find_console(name, lab_dir)
+        with ConsoleClient(socket, timeout=ASA_TIMEOUT) as client:
+            console = AsaConsole(client, found)
+            out = io.StringIO()
+            try:
+                failed = run_lines(console, lines, out)
+            finally:
+                console.close()
+    except (AsaCommandError, ConsoleError, OSError) as error:
+        return {"name": name, "lines": list(lines), "error": str(error)}
+    return {"name": found, "lines": list(lines), "transcript": out.getvalue(), "ok": not failed}
 
 
 def _inspection(health: dict[str, Any] | None) -> str:

@@ -14,7 +14,7 @@ from html import escape
 from .auth import ConsoleSession
 
 
-def _layout(title: str, body: str, session: ConsoleSession, current: str) -> str:
+def layout(title: str, body: str, session: ConsoleSession, current: str) -> str:
     def nav(path: str, label: str) -> str:
         mark = ' aria-current="page"' if path == current else ""
         return f'<li><a href="{path}"{mark}>{label}</a></li>'
@@ -32,7 +32,9 @@ def _layout(title: str, body: str, session: ConsoleSession, current: str) -> str
 <a class="skip" href="#main">Skip to content</a>
 <header>
 <span class="brand">sitemail console</span>
-<nav aria-label="Console"><ul>{nav("/", "Topology")}{nav("/queues", "Queue Viewer")}</ul></nav>
+<nav aria-label="Console"><ul>{nav("/", "Topology")}{nav("/queues", "Queue Viewer")}
+{nav("/tracking", "Message tracking")}{nav("/conversations", "SMTP conversations")}
+{nav("/troubleshoot", "Troubleshooter")}</ul></nav>
 <form method="post" action="/signout" class="signout">
 <input type="hidden" name="csrf" value="{escape(session.csrf)}">
 <span>Signed in as {escape(session.alias)}</span>
@@ -65,7 +67,7 @@ versions, firewalls and the Internet host.</figcaption></figure>
 <details><summary>Routing (what <code>sitemail routing --svg</code> draws)</summary>
 <figure class="routing">{routing}</figure></details>
 """
-    return _layout("Topology", body, session, "/")
+    return layout("Topology", body, session, "/")
 
 
 def queues_page(session: ConsoleSession) -> str:
@@ -104,7 +106,29 @@ refreshed every few seconds. Select a queue for its messages.</p>
 <pre id="output" aria-live="polite"></pre>
 </section>
 """
-    return _layout("Queue Viewer", body, session, "/queues")
+    return layout("Queue Viewer", body, session, "/queues")
+
+
+def troubleshoot_page(session: ConsoleSession) -> str:
+    body = """<p class="hint">Runs the mail-flow troubleshooter on the running lab, as
+<code>sitemail troubleshoot</code> does: the directory, every hub's queues, the firewalls'
+inspection, a probe of SMTP between the sites, then the protocol and tracking logs. It runs in
+the background; this page shows how far it got, then its report.</p>
+<div id="troubleshoot-controls" role="group" aria-label="Troubleshooter">
+<label><input type="checkbox" id="probes" checked> Probe SMTP between the sites</label>
+<button type="button" id="run-troubleshooter">Run the troubleshooter</button>
+</div>
+<p id="status" role="status" aria-live="polite"></p>
+<label for="troubleshoot-progress">Progress</label>
+<progress id="troubleshoot-progress" max="5" value="0"></progress>
+<span id="troubleshoot-elapsed"></span>
+<ol id="troubleshoot-steps" aria-label="Steps done"></ol>
+<section id="report" aria-labelledby="report-title">
+<h2 id="report-title">Report</h2>
+<p>No report yet.</p>
+</section>
+"""
+    return layout("Troubleshooter", body, session, "/troubleshoot")
 
 
 #: The sign-in page's own styles: it is the one page served before sign-in, so the

@@ -140,12 +140,16 @@ async def _message_action(request: web.Request) -> object:
     raise web.HTTPNotFound(text=f"unknown message action {action}\n")
 
 
-def _tracking_folder(request: web.Request) -> Path:
+def transport_service(request: web.Request) -> object:
+    """This server's transport service (404 when it has no Hub Transport role)."""
     try:
-        service = request.app[HOST_KEY].get("MSExchangeTransport")
+        return request.app[HOST_KEY].get("MSExchangeTransport")
     except ServiceError:
         raise web.HTTPNotFound(text="this server has no Hub Transport role\n") from None
-    folder = getattr(service, "tracking_folder", None)
+
+
+def _tracking_folder(request: web.Request) -> Path:
+    folder = getattr(transport_service(request), "tracking_folder", None)
     if not isinstance(folder, Path):
         raise web.HTTPServiceUnavailable(text="message tracking is off on this server\n")
     return folder

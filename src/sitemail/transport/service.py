@@ -151,6 +151,19 @@ class TransportService:
         path = server.transport.message_tracking_log_path if server else None
         return self.ctx.home / path if path else None
 
+    @property
+    def protocol_log_folders(self) -> dict[str, Path]:
+        """Where this hub writes its SMTP protocol logs: ``receive`` and ``send`` (either
+        missing when its path is empty in the directory)."""
+        server = self.ctx.directory.get(Server, self.ctx.name)
+        if server is None:
+            return {}
+        paths = {
+            "receive": server.transport.receive_protocol_log_path,
+            "send": server.transport.send_protocol_log_path,
+        }
+        return {kind: self.ctx.home / path for kind, path in paths.items() if path}
+
     def _tracking_log(self, settings: TransportSettings) -> MessageTrackingLog | None:
         path = settings.message_tracking_log_path
         if not path or not settings.message_tracking_log_enabled:

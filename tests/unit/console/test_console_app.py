@@ -195,7 +195,7 @@ def test_sign_in_goes_back_only_to_the_consoles_own_pages(
         cookie = next(h for h in response.headers.getall("Set-Cookie") if SESSION_COOKIE in h)
         assert all(flag in cookie for flag in ("Secure", "HttpOnly", "SameSite=Strict"))
         assert (await browser.request("GET", "/")).status == 200
-        assert set(PAGES) == {"/", "/queues"}
+        assert set(PAGES) == {"/", "/queues", "/tracking", "/conversations", "/troubleshoot"}
 
     play(tmp_path, directory, admin, scenario)
 

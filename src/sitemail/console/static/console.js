@@ -94,6 +94,35 @@ function table(caption, rows, columns) {
   return t;
 }
 
+// The switch for ESMTP inspection: the troubleshooter's ASA lines, after the administrator
+// has seen them and agreed (the server also wants "confirm": true).
+function inspectionSwitch(group, name, state, switchLines) {
+  const want = state === "on" ? "off" : "on";
+  const box = el("div", null, { class: "switch" });
+  const button = el("button", "Turn ESMTP inspection " + want, { type: "button" });
+  const output = el("pre", null, { id: "asa-output", "aria-live": "polite" });
+  button.addEventListener("click", async () => {
+    const lines = switchLines[want];
+    if (!window.confirm("Type these lines on " + name + "?\n\n" + lines.join("\n"))) return;
+    button.disabled = true;
+    try {
+      const done = await api("/api/firewalls/" + encodeURIComponent(name) + "/inspection",
+        { inspect: want, confirm: true });
+      if (done.error) { say(done.error); output.textContent = done.error; return; }
+      say(name + ": ESMTP inspection " + done.inspection);
+      await showDetails(group);
+      const shown = document.getElementById("asa-output");
+      if (shown) shown.textContent = done.transcript;
+      refreshTopology();
+    } catch (error) {
+      say(error.message);
+      button.disabled = false;
+    }
+  });
+  box.append(button, output);
+  return box;
+}
+
 async function showDetails(group) {
   const box = document.getElementById("details");
   for (const g of document.querySelectorAll(".host.selected")) g.classList.remove("selected");
@@ -114,6 +143,7 @@ async function showDetails(group) {
       box.replaceChildren(el("h2", name, { id: "details-title" }));
       if (d.error) { box.append(el("p", d.error, { class: "error" })); return; }
       box.append(el("p", "ESMTP inspection: " + d.inspection));
+      box.append(inspectionSwitch(group, name, d.inspection, d.switch_lines));
       box.append(el("h3", "show running-config policy-map"), el("pre", d.policy));
       box.append(el("h3", "show service-policy"), el("pre", d.service_policy));
     } else {
@@ -232,5 +262,82 @@ function startQueues() {
   setInterval(refreshQueues, POLL_MS);
 }
 
+// --- Troubleshooter ----------------------------------------------------------------------
+
+function showReport(report) {
+  const box = document.getElementById("report");
+  box.replaceChildren(el("h2", "Report", { id: "report-title" }));
+  const counts = {};
+  for (const f of report.findings) counts[f.severity] = (counts[f.severity] || 0) + 1;
+  box.append(el("p", report.findings.length
+    ? Object.entries(counts).map(([k, v]) => v + " " + k).join(", ")
+    : "No problem found in the running lab.", { id: "report-summary" }));
+  report.findings.forEach((f, i) => {
+    const section = el("section", null, { class: "finding sev-" + f.severity });
+    section.append(el("h3", (i + 1) + ". " + f.title));
+    section.append(el("p", "cause " + f.cause + " \u00b7 " + f.severity + " \u00b7 "
+      + f.confidence + " confidence \u00b7 about " + f.subject, { class: "meta" }));
+    section.append(el("p", f.summary));
+    if (f.evidence.length) {
+      section.append(table("Evidence", f.evidence.map((e) => ({
+        Kind: e.kind, Where: e.location, Text: e.text })), ["Kind", "Where", "Text"]));
+    }
+    for (const fix of f.fixes) {
+      const where = fix.kind === "asa" ? "On " + (fix.target || "the firewall") + " (ASA console)"
+        : fix.kind === "shell" ? "Exchange Management Shell" : "By hand";
+      section.append(el("p", where + (fix.comment ? " # " + fix.comment : ""), { class: "where" }));
+      section.append(el("pre", fix.lines.join("\n"), { class: "fix" }));
+    }
+    box.append(section);
+  });
+  box.append(el("h3", "Looked at"));
+  const looked = el("ul", null, { class: "looked" });
+  for (const line of report.looked_at) looked.append(el("li", line));
+  box.append(looked);
+}
+
+let troubleshootTimer = null;
+
+async function pollTroubleshooter() {
+  try {
+    const job = await api("/api/troubleshoot");
+    if (job.state === "none") return;
+    const bar = document.getElementById("troubleshoot-progress");
+    bar.max = job.progress.total;
+    bar.value = job.progress.done;
+    document.getElementById("troubleshoot-elapsed").textContent = job.elapsed + " s";
+    const steps = document.getElementById("troubleshoot-steps");
+    steps.replaceChildren(...job.steps.map((s) => el("li", s.text + " (at " + s.at + " s)")));
+    const button = document.getElementById("run-troubleshooter");
+    button.disabled = job.state === "running";
+    if (job.state === "running") {
+      const last = job.steps[job.steps.length - 1];
+      say("Running: " + (last ? last.text : "starting") + "...");
+      troubleshootTimer = setTimeout(pollTroubleshooter, 1000);
+      return;
+    }
+    if (job.state === "failed") { say(job.error); return; }
+    say("The troubleshooter finished in " + job.elapsed + " s.");
+    showReport(job.report);
+  } catch (error) {
+    say("Could not update: " + error.message);
+  }
+}
+
+function startTroubleshooter() {
+  document.getElementById("run-troubleshooter").addEventListener("click", async () => {
+    try {
+      await api("/api/troubleshoot", { probes: document.getElementById("probes").checked });
+    } catch (error) {
+      say(error.message);
+      return;
+    }
+    clearTimeout(troubleshootTimer);
+    pollTroubleshooter();
+  });
+  pollTroubleshooter();
+}
+
 if (document.getElementById("topology")) startTopology();
+if (document.getElementById("run-troubleshooter")) startTroubleshooter();
 if (document.getElementById("queues")) startQueues();
