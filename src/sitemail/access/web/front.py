@@ -45,6 +45,7 @@ from multidict import CIMultiDict
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.entry_points import normalize_host, resolve_host
 from sitemail.access.throttle import SignInThrottle
+from sitemail.access.web import iis
 from sitemail.access.web.authentication import Authenticator, is_proxied
 from sitemail.access.web.common import (
     BROWSER_APPS,
@@ -171,6 +172,7 @@ class FrontDoor:
 
     async def _on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         security_headers(response, cacheable=request.path.startswith(STATIC_PREFIX))
+        iis.identify(request.path, response)
 
     # ------------------------------------------------------------------ entry
 
@@ -181,6 +183,11 @@ class FrontDoor:
         try:
             response = await self._dispatch(request, user)
             status = response.status
+            reason = iis.status_reason(status)
+            if reason is not None and not response.prepared:
+                # Exchange's phrase ("451 Redirect"), not HTTP's; a proxied answer
+                # (already sent) keeps the one the other server gave.
+                response.set_status(status, reason)
             return response
         except web.HTTPException as exc:
             status = exc.status
