@@ -119,9 +119,12 @@ class FrontDoor:
         self.server = server
         self.directory = directory
         self.proxy = proxy
-        self.sessions = sessions or SessionStore(clock=clock)
-        self.throttle = throttle or SignInThrottle(
-            clock=clock, accounts=AccountLockouts(directory, clock=clock)
+        # An empty store is falsy (it has a length): compare with None.
+        self.sessions = sessions if sessions is not None else SessionStore(clock=clock)
+        self.throttle = (
+            throttle
+            if throttle is not None
+            else SignInThrottle(clock=clock, accounts=AccountLockouts(directory, clock=clock))
         )
         self.logs = logs
         self.clock = clock
