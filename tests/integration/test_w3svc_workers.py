@@ -14,6 +14,7 @@ stops every worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import os
 import re
@@ -21,6 +22,7 @@ import signal
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -202,5 +204,88 @@ def test_sessions_hold_in_every_worker_and_sign_out_ends_them_in_all(tmp_path: P
         # Stopping the service stops every worker.
         assert every and not any(_alive(pid) for pid in every + workers)
         assert set(replaced) == set(every)
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+def _hold(pki: OrganizationPki, port: int, source: str, count: int) -> list[ssl.SSLSocket]:
+    """Open ``count`` TLS connections from ``source``; those the service keeps open."""
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    opened = []
+    for _ in range(count):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+        try:
+            opened.append(context.wrap_socket(raw, server_hostname=HOST))
+        except (ssl.SSLError, OSError):
+            raw.close()  # refused during the handshake
+    time.sleep(1.0)  # the refusals arrive
+    kept = []
+    for conn in opened:
+        conn.setblocking(False)
+        try:
+            gone = conn.recv(1) == b""
+        except (ssl.SSLWantReadError, BlockingIOError):
+            gone = False  # open, waiting for a request
+        except (ssl.SSLError, OSError):
+            gone = True
+        if gone:
+            conn.close()
+        else:
+            kept.append(conn)
+    return kept
+
+
+@contextlib.contextmanager
+def _only(serving: int, workers: list[int]) -> Iterator[None]:
+    """Only ``serving`` takes new connections: the other workers are stopped (SIGSTOP)."""
+    others = [pid for pid in workers if pid != serving]
+    for pid in others:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in others:
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_the_connections_of_one_address_are_counted_for_the_server(tmp_path: Path) -> None:
+    directory, pki, _ = _org(tmp_path)
+    ctx = _context(tmp_path, directory)
+    source = "127.0.0.9"  # not an address of the organization's servers
+
+    async def scenario() -> None:
+        service = W3svcService(ctx, port=0, workers=2, max_connections_per_address=6)
+        await service.start()
+        assert service.pool is not None
+        one, other = workers = service.pool.pids
+        port = service.port
+        try:
+            with _only(one, workers):
+                first = await asyncio.to_thread(_hold, pki, port, source, 4)
+            with _only(other, workers):
+                # The other worker knows of the first one's four: two more, not six.
+                second = await asyncio.to_thread(_hold, pki, port, source, 6)
+            assert (len(first), len(second)) == (4, 2)
+            assert {_owner(workers, port, c.getsockname()[1]) for c in first} == {one}
+            assert {_owner(workers, port, c.getsockname()[1]) for c in second} == {other}
+            # Closed ones no longer count, whichever worker held them.
+            for conn in first[:2]:
+                conn.close()
+            await asyncio.sleep(0.5)
+            with _only(other, workers):
+                third = await asyncio.to_thread(_hold, pki, port, source, 5)
+            assert len(third) == 2
+            # Nor do those of a worker that died (the first's last two), once it is replaced.
+            os.kill(one, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while len(service.pool.pids) < 2 or one in service.pool.pids:
+                assert time.monotonic() < deadline, "the killed worker was not replaced"
+                await asyncio.sleep(0.1)
+            again = await asyncio.to_thread(_hold, pki, port, source, 5)
+            assert len(again) == 2
+            for conn in first + second + third + again:
+                conn.close()
+        finally:
+            await service.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 120))

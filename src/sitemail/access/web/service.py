@@ -39,6 +39,7 @@ from sitemail.access.web.connection_guard import (
     HEADER_WAIT,
     MAX_CONNECTIONS_PER_ADDRESS,
     ConnectionGuard,
+    SharedAddressCounts,
 )
 from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.logs import AccessLogs
@@ -50,6 +51,7 @@ from sitemail.access.web.workers import (
     SharedWebState,
     WebWorkers,
     listening_socket,
+    shared_table_file,
     web_worker_count,
 )
 from sitemail.mailbox.store_client import StoreClient
@@ -187,7 +189,7 @@ class W3svcService:
         logs = AccessLogs(ctx.home)
         shared = self.shared
         sessions = throttle = None
-        max_per_address = self.max_connections_per_address
+        counts = None
         if shared is not None:
             sessions = SessionStore(
                 clock=ctx.clock, secret=shared.secret, path=shared.sessions_file
@@ -199,7 +201,7 @@ class W3svcService:
             throttle = SignInThrottle(
                 policy, clock=ctx.clock, accounts=AccountLockouts(ctx.directory, clock=ctx.clock)
             )
-            max_per_address = shared.divided(max_per_address)
+            counts = SharedAddressCounts(shared_table_file(shared.connections_file))
         front = FrontDoor(
             ctx.name,
             directory=ctx.directory,
@@ -224,7 +226,8 @@ class W3svcService:
         )
         guard = ConnectionGuard(
             header_wait=self.header_wait,
-            max_per_address=max_per_address,
+            max_per_address=self.max_connections_per_address,
+            counts=counts,
             trusted=servers.__contains__,
         )
         # The guard's middleware goes first: it sees every request begin.
@@ -270,7 +273,13 @@ class W3svcService:
         await asyncio.to_thread(shutil.rmtree, folder, True)
         folder.mkdir(parents=True, mode=0o700)
         shared = SharedWebState(folder, secrets.token_bytes(SECRET_BYTES), count)
-        pool = WebWorkers(ctx, sock, shared)
+        pool = WebWorkers(
+            ctx,
+            sock,
+            shared,
+            header_wait=self.header_wait,
+            max_connections_per_address=self.max_connections_per_address,
+        )
         try:
             await pool.start()
         except BaseException:

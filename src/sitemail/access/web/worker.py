@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("index", "workers", "listen-fd", "secret-fd", "parent"):
         p.add_argument(f"--{name}", type=int, required=True)
     p.add_argument("--port-offset", type=int, default=0)
+    p.add_argument("--header-wait", type=float, required=True)
+    p.add_argument("--max-connections-per-address", type=int, required=True)
     return p
 
 
@@ -51,9 +53,18 @@ def _read_secret(fd: int) -> bytes:
     return secret
 
 
-async def _serve(ctx: ProcessContext, listener: socket.socket, shared: SharedWebState) -> None:
+async def _serve(
+    ctx: ProcessContext, args: argparse.Namespace, listener: socket.socket, shared: SharedWebState
+) -> None:
     watcher = DirectoryWatcher(ctx.directory)
-    service = W3svcService(ctx, watcher, listener=listener, shared=shared)
+    service = W3svcService(
+        ctx,
+        watcher,
+        header_wait=args.header_wait,
+        max_connections_per_address=args.max_connections_per_address,
+        listener=listener,
+        shared=shared,
+    )
     register_http_protocols(service)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -95,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         port_offset=args.port_offset,
     )
     try:
-        event_loop.run(_serve(ctx, listener, shared))
+        event_loop.run(_serve(ctx, args, listener, shared))
     finally:
         directory.close()
     return 0

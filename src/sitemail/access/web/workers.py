@@ -16,8 +16,9 @@ folder that the service empties at each start, under a secret that it makes
 at each start and hands to its workers over a pipe (never on a command
 line).  Account lockout counts are the directory's, as before.
 
-Per worker, with the limits divided by the number of workers: the
-connections one client address may hold (:mod:`.connection_guard`) and a
+The connections one client address holds are counted for the server in a
+shared table too (:mod:`.connection_guard`); when a worker dies, its share
+is dropped.  Per worker, with the limit divided by the number of workers: a
 client address's wrong passwords (:mod:`sitemail.access.throttle`).  The
 wrong passwords counted for a typed name that is no account stay per worker
 at the full count (they protect no password; they make such a name look
@@ -41,6 +42,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sitemail.access.web.connection_guard import SharedAddressCounts
 from sitemail.server.context import ProcessContext
 from sitemail.server.worker_processes import worker_count
 
@@ -89,6 +91,10 @@ class SharedWebState:
     def sync_states_file(self) -> Path:
         return self.folder / "activesync-states.db"
 
+    @property
+    def connections_file(self) -> Path:
+        return self.folder / "connections.db"
+
     def divided(self, limit: int) -> int:
         """A per-server limit as each worker applies it (never below one)."""
         return max(1, limit // self.workers)
@@ -129,13 +135,21 @@ class WebWorkers:
     """The worker processes of one W3SVC, all accepting on ``listener``."""
 
     def __init__(
-        self, ctx: ProcessContext, listener: socket.socket, shared: SharedWebState
+        self,
+        ctx: ProcessContext,
+        listener: socket.socket,
+        shared: SharedWebState,
+        *,
+        header_wait: float,
+        max_connections_per_address: int,
     ) -> None:
         if shared.workers < 1:
             raise ValueError("a pool of W3SVC workers needs at least one")
         self.ctx = ctx
         self.listener = listener
         self.shared = shared
+        self.header_wait = header_wait
+        self.max_connections_per_address = max_connections_per_address
         self._processes: list[asyncio.subprocess.Process | None] = [None] * shared.workers
         self._supervisors: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -189,6 +203,8 @@ class WebWorkers:
                 "--state", str(shared.folder),
                 "--index", str(index),
                 "--workers", str(shared.workers),
+                "--header-wait", str(self.header_wait),
+                "--max-connections-per-address", str(self.max_connections_per_address),
                 "--listen-fd", str(self.listener.fileno()),
                 "--secret-fd", str(secret_r),
                 "--parent", str(os.getpid()),
@@ -199,6 +215,13 @@ class WebWorkers:
             os.close(secret_r)
         log.info("W3SVC worker %d started (pid %d)", index, process.pid)
         return process
+
+    def _forget(self, pid: int) -> None:
+        db = shared_table_file(self.shared.connections_file)
+        try:
+            SharedAddressCounts(db).forget(pid)
+        finally:
+            db.close()
 
     async def _supervise(self, index: int) -> None:
         delay = RESPAWN_DELAY / 2
@@ -218,6 +241,8 @@ class WebWorkers:
             # One that dies young (a bad certificate, a broken installation) is started
             # again less and less often, not twice a second forever; meanwhile the
             # other workers take the connections.
+            # Its connections died with it: they no longer count against their addresses.
+            await asyncio.to_thread(self._forget, process.pid)
             young = time.monotonic() - started < STABLE_AFTER
             delay = min(delay * 2, MAX_RESPAWN_DELAY) if young else RESPAWN_DELAY
             while True:
