@@ -86,3 +86,19 @@ def test_the_variable_sets_the_number_of_w3svc_workers(value: str, expected: int
 def test_per_server_limits_are_divided_among_the_workers(tmp_path: Path) -> None:
     shared = SharedWebState(tmp_path, SECRET, workers=3)
     assert (shared.divided(200), shared.divided(20), shared.divided(2)) == (66, 6, 1)
+
+
+def test_a_single_sign_on_token_is_used_once_whichever_worker_sees_it(tmp_path: Path) -> None:
+    one = SessionStore(clock=ManualClock(), secret=SECRET, path=tmp_path / "sessions.db")
+    other = SessionStore(clock=ManualClock(), secret=SECRET, path=tmp_path / "sessions.db")
+    assert one.first_use("n1", expires=100.0, now=50.0)
+    assert not other.first_use("n1", expires=100.0, now=60.0)
+    assert other.first_use("n2", expires=100.0, now=60.0)
+
+
+def test_a_basic_users_canary_is_the_same_in_every_worker(tmp_path: Path) -> None:
+    one = SessionStore(clock=ManualClock(), secret=SECRET, path=tmp_path / "sessions.db")
+    other = SessionStore(clock=ManualClock(), secret=SECRET, path=tmp_path / "sessions.db")
+    assert one.user_canary("Adam") == other.user_canary("adam")
+    assert one.user_canary("adam") != one.user_canary("alice")
+    assert SessionStore(secret=bytes(32)).user_canary("adam") != one.user_canary("adam")

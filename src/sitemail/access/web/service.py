@@ -209,7 +209,12 @@ class W3svcService:
             proxy=proxy,
             verifier=verifier,
             sso_issuer=SsoIssuer(ctx.name, files, clock=ctx.clock),
-            sso_verifier=SsoVerifier(ctx.name, verifier, clock=ctx.clock),
+            sso_verifier=SsoVerifier(
+                ctx.name,
+                verifier,
+                clock=ctx.clock,
+                first_use=sessions.first_use if sessions is not None else None,
+            ),
             logs=logs,
             clock=ctx.clock,
             sessions=sessions,

@@ -141,6 +141,9 @@ class SessionStore:
             "last_seen REAL NOT NULL)"
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS by_use ON sessions (last_seen)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires REAL NOT NULL)"
+        )
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM sessions").fetchone()[0])
@@ -239,6 +242,20 @@ class SessionStore:
         gone = [(key,) for key, name in rows if name.casefold() == folded]
         self._db.executemany("DELETE FROM sessions WHERE key = ?", gone)
         return len(gone)
+
+    def first_use(self, nonce: str, expires: float, now: float) -> bool:
+        """Whether a single sign-on token's ``nonce`` is seen here for the first time
+        (:class:`~.sso.SsoVerifier`); kept until the token expires."""
+        if len(nonce) > 100:
+            return False
+        self._db.execute("DELETE FROM nonces WHERE expires < ?", (now,))
+        cursor = self._db.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (nonce, expires))
+        return cursor.rowcount == 1
+
+    def user_canary(self, alias: str) -> str:
+        """The canary of a user signed in with Basic: no session holds one, so it is the
+        user's own, the same in every worker (the secret is theirs)."""
+        return self._mac("basic", alias.casefold())
 
     @staticmethod
     def clearing_cookies() -> list[Cookie]:
