@@ -118,12 +118,14 @@ def _eas_script(folder: Path, inbox: str) -> Path:
             function init(args)
               key = "0"
               path = "{EAS_PATH}&DeviceId=" .. device
+              -- wrk.format takes Host alone from wrk.headers: the others are copied.
+              headers = {{}}
+              for name, value in pairs(wrk.headers) do headers[name] = value end
+              headers["Content-Type"] = "application/vnd.ms-sync.wbxml"
+              headers["MS-ASProtocolVersion"] = "14.1"
             end
             function request()
-              return wrk.format("POST", path, {{
-                ["Content-Type"] = "application/vnd.ms-sync.wbxml",
-                ["MS-ASProtocolVersion"] = "14.1",
-              }}, head .. key .. tail)
+              return wrk.format("POST", path, headers, head .. key .. tail)
             end
             function response(status, headers, body)
               key = string.match(body, "{{[%x%-]+}}%d+") or "0"
