@@ -42,7 +42,6 @@ from bench.lab_util import (
     BenchSetupError,
     LabHandle,
     WrkRun,
-    nginx_reverse_proxy,
     nginx_version,
     sitemail_cli,
     stop_child,
@@ -57,6 +56,7 @@ from bench.owa_proxy import (
     PROXY_SERVER,
     _prepared_lab,
     _sitemail_version,
+    nginx_in_front_of_fl,
 )
 
 PROXY_HOST = "ex-ny1.contoso.com"  # EX-NY1's InternalUrls: EWS and ActiveSync have no other
@@ -255,22 +255,10 @@ def local_trial(p: Mapping[str, Any]) -> TrialResult:
 
 
 def nginx_trial(p: Mapping[str, Any]) -> TrialResult:
-    from sitemail.org.pki import server_cert_files
-
-    with _lab(p) as (lab, inbox):
-        upstream = lab.status["paths"]["NY"][LOCAL_SERVER]["address"]
-        files = server_cert_files(lab.dir / "pki", PROXY_SERVER)
-        with nginx_reverse_proxy(
-            NGINX_LISTEN,
-            f"{upstream}:443",
-            host=LOCAL_HOST,
-            bind=lab.address(PROXY_SERVER),
-            cert=files.cert,
-            key=files.key,
-        ):
-            address = NGINX_LISTEN.removesuffix(":443")
-            _answers(address, LOCAL_HOST, inbox, int(p["inbox_messages"]))
-            return _measure(address, LOCAL_HOST, inbox, p)
+    with _lab(p) as (lab, inbox), nginx_in_front_of_fl(lab):
+        address = NGINX_LISTEN.removesuffix(":443")
+        _answers(address, LOCAL_HOST, inbox, int(p["inbox_messages"]))
+        return _measure(address, LOCAL_HOST, inbox, p)
 
 
 # One process, TLS, each POST answered with the bytes EX-FL1 gave (the path decides which).

@@ -48,6 +48,7 @@ from bench.lab_util import (
     BenchSetupError,
     LabHandle,
     MemorySampler,
+    NginxProcess,
     WrkRun,
     children_of,
     hwm_kib,
@@ -225,22 +226,29 @@ def local_trial(params: Mapping[str, Any]) -> TrialResult:
         return TrialResult(_metrics(run), notes=_notes(lab, run))
 
 
-def nginx_trial(params: Mapping[str, Any]) -> TrialResult:
+@contextlib.contextmanager
+def nginx_in_front_of_fl(lab: LabHandle) -> Iterator[NginxProcess]:
+    """nginx on NGINX_LISTEN with EX-NY1's certificate, proxying to EX-FL1 as NY reaches it:
+    from EX-NY1's address through ASA-NY and ASA-FL, as EX-NY1's proxy goes."""
     from sitemail.org.pki import server_cert_files
 
+    upstream = lab.status["paths"]["NY"][LOCAL_SERVER]["address"]
+    files = server_cert_files(lab.dir / "pki", PROXY_SERVER)
+    with nginx_reverse_proxy(
+        NGINX_LISTEN,
+        f"{upstream}:443",
+        host=LOCAL_HOST,
+        bind=lab.address(PROXY_SERVER),
+        cert=files.cert,
+        key=files.key,
+    ) as nginx:
+        yield nginx
+
+
+def nginx_trial(params: Mapping[str, Any]) -> TrialResult:
     with _prepared_lab(params) as lab:
         cookie = asyncio.run(_sign_in(lab, LOCAL_HOST, LOCAL_SERVER))
-        # EX-FL1 as NY reaches it: through ASA-NY and ASA-FL, as EX-NY1's proxy goes.
-        upstream = lab.status["paths"]["NY"][LOCAL_SERVER]["address"]
-        files = server_cert_files(lab.dir / "pki", PROXY_SERVER)
-        with nginx_reverse_proxy(
-            NGINX_LISTEN,
-            f"{upstream}:443",
-            host=LOCAL_HOST,
-            bind=lab.address(PROXY_SERVER),
-            cert=files.cert,
-            key=files.key,
-        ) as nginx:
+        with nginx_in_front_of_fl(lab) as nginx:
             address = NGINX_LISTEN.removesuffix(":443")
             _check_list(address, LOCAL_HOST, cookie, int(params["inbox_messages"]))
             try:
