@@ -102,3 +102,12 @@ def test_a_basic_users_canary_is_the_same_in_every_worker(tmp_path: Path) -> Non
     assert one.user_canary("Adam") == other.user_canary("adam")
     assert one.user_canary("adam") != one.user_canary("alice")
     assert SessionStore(secret=bytes(32)).user_canary("adam") != one.user_canary("adam")
+
+
+def test_a_message_a_device_resends_to_another_worker_leaves_once(tmp_path: Path) -> None:
+    one = SyncStates(path=tmp_path / "states.db")
+    other = SyncStates(path=tmp_path / "states.db")
+    assert not one.was_sent("adam", "DEV1", "client-1")
+    one.mark_sent("adam", "DEV1", "client-1")
+    assert other.was_sent("adam", "DEV1", "client-1")
+    assert not other.was_sent("adam", "DEV2", "client-1")
