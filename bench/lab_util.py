@@ -716,10 +716,14 @@ def wrk(
     connections: int,
     seconds: float,
     headers: Sequence[str] = (),
+    script: Path | None = None,
 ) -> WrkRun:
+    """wrk's run; ``script``: a Lua file that makes the requests (a method, a body)."""
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
     for header in headers:
         command += ["-H", header]
+    if script is not None:
+        command += ["-s", str(script)]
     proc = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60)
     if proc.returncode != 0:
         raise BenchSetupError(f"wrk exited {proc.returncode}: {proc.stderr.strip()[-300:]}")

@@ -53,6 +53,7 @@ class Lab:
         self.addresses = {s["name"]: s["address"] for s in status["servers"]}
         self.port = 443 + int(status["port_offset"])
         self.ca = running.dir / "pki" / "ca.pem"
+        self.raw_head: list[str] = []
 
     def url(self, host: str, path: str) -> str:
         return f"https://{host}{'' if self.port == 443 else f':{self.port}'}{path}"
@@ -105,6 +106,7 @@ class Lab:
             capture_output=True, check=True, timeout=60, env=env,
         )  # fmt: skip
         lines = result.stdout.decode("latin-1").split("\r\n")
+        self.raw_head = lines  # the status line and header lines as sent
         status = int(lines[0].split()[1])
         headers = {}
         for line in lines[1:]:
@@ -230,6 +232,10 @@ def test_story2_activesync_proxy_then_451_and_legacy_2003(lab: Lab) -> None:
             break
         time.sleep(0.5)
     assert status == 451 and headers["x-ms-location"] == FL_EAS_EXTERNAL
+    # As IIS 7.5 under Exchange 2010 answers, to the octet: devices and analyzers read it.
+    assert lab.raw_head[0] == "HTTP/1.1 451 Redirect"
+    assert "Server: Microsoft-IIS/7.5" in lab.raw_head
+    assert "X-Powered-By: ASP.NET" in lab.raw_head
     status, headers, _ = eas(lab, "adam", "14.1", None)
     assert status == 451 and headers["x-ms-location"] == FL_EAS_EXTERNAL
     # A device that cannot follow 451 is still proxied.

@@ -43,6 +43,7 @@ from sitemail.access.outcomes import (
 )
 from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
 from sitemail.access.web.front import FrontDoor
+from sitemail.access.web.iis import activesync_redirect
 from sitemail.org.model import ExchangeVersion
 
 __all__ = ["EasHandler"]
@@ -111,7 +112,7 @@ class EasHandler:
                 )
             case Redirect(kind=RedirectKind.EAS_451):
                 # MS-ASHTTP 3.1.5.2.2: the device goes to X-MS-Location from now on.
-                return web.Response(status=451, headers={"X-MS-Location": outcome.url})
+                return activesync_redirect(outcome.url)
             case Proxy() if outcome.target_version == ExchangeVersion.E2003:
                 # An Exchange 2003 mailbox: straight to the back-end (spec 8.5).
                 return await self._legacy.forward(door, request, ctx, outcome, mailbox)

@@ -6,10 +6,12 @@ under that key.  Each key names an immutable snapshot, and the key before
 the newest stays valid too, so that a device whose answer was lost can ask
 again with the old key (MS-ASCMD's retry rule).
 
-Keys look like Exchange's (``{GUID}n``).  States live in the memory of the
-Client Access server that serves the mailbox, bounded per server: after a
-restart, or for a device not seen for long, a key is unknown and the device
-starts over (FolderSync status 9, Sync status 3), which every client
+Keys look like Exchange's (``{GUID}n``).  States live in a SQLite table of
+the Client Access server that serves the mailbox, bounded per server: in
+memory, or in a file that the W3SVC's worker processes share (a device's
+next request may reach any of them, :mod:`sitemail.access.web.workers`).
+After a restart, or for a device not seen for long, a key is unknown and the
+device starts over (FolderSync status 9, Sync status 3), which every client
 handles.
 
 The ``ClientId`` of each device's recent SendMails is kept beside its states, so
@@ -18,9 +20,16 @@ that a message a device sends again (its first answer lost) leaves once.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sitemail.access.web.workers import shared_table_file
 
 __all__ = ["FolderEntry", "MessageEntry", "SyncStates"]
 
@@ -68,36 +77,62 @@ class _Device:
 
 
 class SyncStates:
-    """The synchronization states of the devices one server serves."""
+    """The synchronization states of the devices one server serves (``path``: shared file)."""
 
-    def __init__(self, max_devices: int = MAX_DEVICES) -> None:
-        self._devices: OrderedDict[tuple[str, str], _Device] = OrderedDict()
+    def __init__(self, max_devices: int = MAX_DEVICES, *, path: Path | None = None) -> None:
         self._max = max_devices
+        self._db = shared_table_file(path)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS devices (alias TEXT, device TEXT, state TEXT NOT NULL, "
+            "used INTEGER NOT NULL, PRIMARY KEY (alias, device))"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS by_use ON devices (used)")
 
-    def _device(self, alias: str, device_id: str) -> _Device:
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _device(self, alias: str, device_id: str) -> Iterator[_Device]:
+        """The device's state, saved back at the end (one transaction across processes)."""
         key = (alias.casefold(), device_id.casefold())
-        found = self._devices.get(key)
-        if found is None:
-            found = self._devices[key] = _Device()
-            while len(self._devices) > self._max:
-                self._devices.popitem(last=False)
-        self._devices.move_to_end(key)
-        return found
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute(
+                "SELECT state FROM devices WHERE alias = ? AND device = ?", key
+            ).fetchone()
+            device = _device_from_json(row[0]) if row is not None else _Device()
+            yield device
+            used = self._db.execute("SELECT coalesce(max(used), 0) + 1 FROM devices").fetchone()[0]
+            self._db.execute(
+                "INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?)",
+                (*key, _device_to_json(device), used),
+            )
+            if row is None:
+                self._db.execute(
+                    "DELETE FROM devices WHERE rowid IN (SELECT rowid FROM devices ORDER BY used "
+                    "LIMIT max(0, (SELECT count(*) FROM devices) - ?))",
+                    (self._max,),
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     # ------------------------------------------------------------ hierarchy
 
     def hierarchy(self, alias: str, device_id: str, key: str) -> dict[str, FolderEntry] | None:
         """The folders sent under ``key`` ("0": none yet, a fresh start); None if unknown."""
-        device = self._device(alias, device_id)
-        if key == "0":
-            device.hierarchy = _Keyed()
-            device.collections.clear()
-            return {}
-        found = device.hierarchy.snapshots.get(key)
+        with self._device(alias, device_id) as device:
+            if key == "0":
+                device.hierarchy = _Keyed()
+                device.collections.clear()
+                return {}
+            found = device.hierarchy.snapshots.get(key)
         return dict(found) if isinstance(found, dict) else None
 
     def save_hierarchy(self, alias: str, device_id: str, folders: dict[str, FolderEntry]) -> str:
-        return self._device(alias, device_id).hierarchy.save(dict(folders))
+        with self._device(alias, device_id) as device:
+            return device.hierarchy.save(dict(folders))
 
     # ------------------------------------------------------------ collections
 
@@ -105,29 +140,82 @@ class SyncStates:
         self, alias: str, device_id: str, collection: str, key: str
     ) -> dict[int, MessageEntry] | None:
         """The messages sent under ``key`` in ``collection`` ("0": a fresh start)."""
-        device = self._device(alias, device_id)
-        if key == "0":
-            device.collections[collection] = _Keyed()
-            return {}
-        keyed = device.collections.get(collection)
-        found = keyed.snapshots.get(key) if keyed is not None else None
+        with self._device(alias, device_id) as device:
+            if key == "0":
+                device.collections[collection] = _Keyed()
+                return {}
+            keyed = device.collections.get(collection)
+            found = keyed.snapshots.get(key) if keyed is not None else None
         return dict(found) if isinstance(found, dict) else None
 
     def save_collection(
         self, alias: str, device_id: str, collection: str, messages: dict[int, MessageEntry]
     ) -> str:
-        device = self._device(alias, device_id)
-        keyed = device.collections.setdefault(collection, _Keyed())
-        return keyed.save(dict(messages))
+        with self._device(alias, device_id) as device:
+            keyed = device.collections.setdefault(collection, _Keyed())
+            return keyed.save(dict(messages))
 
     # ------------------------------------------------------------ SendMail
 
     def was_sent(self, alias: str, device_id: str, client_id: str) -> bool:
         """Did this device send a message with this ClientId already?"""
-        return client_id in self._device(alias, device_id).sent
+        with self._device(alias, device_id) as device:
+            return client_id in device.sent
 
     def mark_sent(self, alias: str, device_id: str, client_id: str) -> None:
-        sent = self._device(alias, device_id).sent
-        sent[client_id] = None
-        while len(sent) > MAX_SENT_IDS:
-            sent.popitem(last=False)
+        with self._device(alias, device_id) as device:
+            device.sent[client_id] = None
+            while len(device.sent) > MAX_SENT_IDS:
+                device.sent.popitem(last=False)
+
+
+# A state is kept as JSON: plain values, whatever process reads it.
+
+
+def _keyed_to_json(keyed: _Keyed) -> dict[str, Any]:
+    snapshots: list[list[Any]] = []
+    for key, snapshot in keyed.snapshots.items():
+        assert isinstance(snapshot, dict)
+        snapshots.append(
+            [
+                key,
+                {
+                    str(k): [v.server_id, v.parent_id, v.name, v.type]
+                    if isinstance(v, FolderEntry)
+                    else v.read
+                    for k, v in snapshot.items()
+                },
+            ]
+        )
+    return {"prefix": keyed.prefix, "counter": keyed.counter, "snapshots": snapshots}
+
+
+def _keyed_from_json(data: dict[str, Any], *, folders: bool) -> _Keyed:
+    snapshots: OrderedDict[str, object] = OrderedDict()
+    for key, values in data["snapshots"]:
+        snapshots[key] = (
+            {k: FolderEntry(*v) for k, v in values.items()}
+            if folders
+            else {int(k): MessageEntry(bool(v)) for k, v in values.items()}
+        )
+    return _Keyed(prefix=data["prefix"], counter=data["counter"], snapshots=snapshots)
+
+
+def _device_to_json(device: _Device) -> str:
+    return json.dumps(
+        {
+            "hierarchy": _keyed_to_json(device.hierarchy),
+            "collections": {c: _keyed_to_json(k) for c, k in device.collections.items()},
+            "sent": list(device.sent),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _device_from_json(text: str) -> _Device:
+    data = json.loads(text)
+    return _Device(
+        hierarchy=_keyed_from_json(data["hierarchy"], folders=True),
+        collections={c: _keyed_from_json(k, folders=False) for c, k in data["collections"].items()},
+        sent=OrderedDict.fromkeys(data.get("sent", [])),
+    )

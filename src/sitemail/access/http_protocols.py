@@ -10,6 +10,7 @@ from __future__ import annotations
 from sitemail.access.autodiscover_handler import AutodiscoverHandler
 from sitemail.access.eas_handler import EasHandler
 from sitemail.access.eas_legacy import Exchange2003ActiveSyncProxy
+from sitemail.access.eas_state import SyncStates
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.service import W3svcService
@@ -34,5 +35,8 @@ def register_http_protocols(service: W3svcService) -> None:
     ctx = service.ctx
     legacy = Exchange2003ActiveSyncProxy(address_of=ctx.address_of, port=ctx.port)
     service.register(VirtualDirectoryKind.EWS, EwsHandler(door, store))
-    service.register(VirtualDirectoryKind.EAS, EasHandler(door, store, legacy))
+    # A W3SVC worker shares the devices' sync states with its siblings.
+    shared = service.shared
+    states = SyncStates(path=shared.sync_states_file) if shared is not None else None
+    service.register(VirtualDirectoryKind.EAS, EasHandler(door, store, legacy, states=states))
     service.register(VirtualDirectoryKind.AUTODISCOVER, AutodiscoverHandler(door, clock=ctx.clock))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import itertools
 import logging
 import os
@@ -42,6 +41,7 @@ from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ReceiveConnector
 from sitemail.org.pki import PeerVerifier
 from sitemail.server import event_loop
+from sitemail.server.worker_processes import die_with_parent
 from sitemail.transport import worker_zygote
 from sitemail.transport.queue.spool import SpoolFile, unlink_quietly
 from sitemail.transport.receive_config import (
@@ -66,7 +66,6 @@ log = logging.getLogger("sitemail.transport.worker")
 # A commit takes milliseconds; a transport process that has not answered in this long
 # is stuck, and the client is better told 451 than kept waiting.
 ANSWER_TIMEOUT = 120.0
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class RemoteAcceptor:
@@ -314,24 +313,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _die_with_parent(parent: int) -> None:
-    """Exit as soon as the transport process is gone, whatever this process is doing.
-
-    Closed channels tell a running worker too; this covers a worker still
-    starting (or stuck) when its parent was killed, so that no orphan ever
-    holds a client's connection open without serving it.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
-        os._exit(0)  # the parent died before the line above
-
-
 def main(argv: list[str] | None = None) -> int:
     """The zygote: loads everything a worker needs, then forks one per request."""
     args = _parser().parse_args(argv)
-    _die_with_parent(args.parent)
+    die_with_parent(args.parent)
     _log_as(args.server, "zygote")
     # Ctrl-C in a terminal reaches the whole process group: the transport process
     # decides when sessions end, and closing the channels tells this one.
@@ -341,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop  # noqa: F401 - loaded before the fork, shared by every worker
 
     def run_worker(index: int, handoff_fd: int, rpc_fd: int) -> int:
-        _die_with_parent(zygote)
+        die_with_parent(zygote)
         _log_as(args.server, f"receive worker {index}")
         args.index, args.handoff_fd, args.rpc_fd = index, handoff_fd, rpc_fd
         # Session ids stay unique across the processes that share the log files.

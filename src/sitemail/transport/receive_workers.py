@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from sitemail.mailflow.envelope import AcceptError, Envelope
 from sitemail.org.model import ReceiveConnector
 from sitemail.server.context import ProcessContext
+from sitemail.server.worker_processes import worker_count
 from sitemail.transport.queue import QueueStore
 from sitemail.transport.worker_ipc import (
     IpcError,
@@ -50,7 +51,6 @@ log = logging.getLogger("sitemail.transport.workers")
 #: ``SITEMAIL_RECEIVE_PROCESSES``: how many receive workers a hub runs (0: sessions
 #: are served by the transport process itself).
 WORKERS_VARIABLE = "SITEMAIL_RECEIVE_PROCESSES"
-MAX_AUTOMATIC_WORKERS = 4
 RESPAWN_DELAY = 0.5
 MAX_RESPAWN_DELAY = 30.0
 STABLE_AFTER = 10.0
@@ -58,23 +58,8 @@ STOP_TIMEOUT = 5.0
 
 
 def receive_worker_count(environ: dict[str, str] | None = None) -> int:
-    """Workers to start: the variable if set, else one per usable CPU (up to 4), else 0.
-
-    With a single CPU a worker would only add a hop, so the transport process
-    serves the sessions itself.
-    """
-    env = os.environ if environ is None else environ
-    value = env.get(WORKERS_VARIABLE, "").strip()
-    if value:
-        try:
-            count = int(value)
-        except ValueError:
-            raise ValueError(f"{WORKERS_VARIABLE}={value!r} is not a number of processes") from None
-        if not 0 <= count <= 64:
-            raise ValueError(f"{WORKERS_VARIABLE}={count} is outside 0..64")
-        return count
-    cpus = len(os.sched_getaffinity(0))
-    return min(cpus, MAX_AUTOMATIC_WORKERS) if cpus > 1 else 0
+    """Workers to start (:func:`~sitemail.server.worker_processes.worker_count`)."""
+    return worker_count(WORKERS_VARIABLE, environ)
 
 
 @dataclass

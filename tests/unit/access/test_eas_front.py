@@ -230,6 +230,8 @@ def test_cross_site_451_for_new_devices_proxy_for_old_ones(tmp_path: Path) -> No
                     },
                 )
                 assert r.status == 451 and r.headers["X-MS-Location"] == fl_url
+                # MS-ASHTTP's phrase, and IIS's name (not aiohttp's).
+                assert r.reason == "Redirect" and r.headers["Server"] == "Microsoft-IIS/7.5"
             r = await s.options(url, headers={**auth("adam"), "MS-ASProtocolVersion": "14.0"})
             assert r.status == 451 and r.headers["X-MS-Location"] == fl_url
             # A 12.0 device cannot follow 451: proxied.

@@ -348,6 +348,25 @@ def test_a_host_name_the_directory_does_not_give_this_server_gets_a_404(tmp_path
     run(scenario())
 
 
+def test_the_site_answers_as_iis_7_5_under_exchange_2010(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            r = await s.get(lab.url("mail.contoso.com", "/owa/auth/logon.aspx"))
+            assert r.status == 200
+            assert r.headers.getall("Server") == ["Microsoft-IIS/7.5"]
+            assert r.headers["X-Powered-By"] == "ASP.NET"
+            assert r.headers["X-AspNet-Version"] == "2.0.50727"
+            assert r.headers["X-OWA-Version"] == "14.3.123.4"
+            # ECP is not OWA: no OWA build on its answers.
+            r = await s.get(lab.url("mail.contoso.com", "/ecp/"), allow_redirects=False)
+            assert r.headers["Server"] == "Microsoft-IIS/7.5" and "X-OWA-Version" not in r.headers
+            # A script's request without a session: 440 with OWA's own phrase.
+            r = await s.post(lab.url("mail.contoso.com", "/owa/"), data={"a": "b"})
+            assert (r.status, r.reason) == (440, "Login Timeout")
+
+    run(scenario())
+
+
 # ------------------------------------------------------------------ sign-in
 
 

@@ -129,7 +129,7 @@ def test_w3svc_serves_restarts_and_reloads_its_certificate(tmp_path: Path) -> No
 
     async def scenario() -> None:
         watcher = DirectoryWatcher(directory)
-        service = W3svcService(ctx, watcher, port=0)
+        service = W3svcService(ctx, watcher, port=0, workers=0)
         assert (service.name, service.display_name) == (
             "W3SVC",
             "World Wide Web Publishing Service",
@@ -224,7 +224,9 @@ def test_slow_request_headers_are_cut_off_and_one_address_holds_few_connections(
     ctx = _context(tmp_path, directory)
 
     async def scenario() -> None:
-        service = W3svcService(ctx, port=0, header_wait=1.5, max_connections_per_address=3)
+        service = W3svcService(
+            ctx, port=0, header_wait=1.5, max_connections_per_address=3, workers=0
+        )
         await service.start()
         try:
             port = service.port

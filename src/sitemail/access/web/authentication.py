@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
-import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,7 +77,6 @@ class Authenticator:
     throttle: SignInThrottle
     verifier: PeerVerifier
     clock: Clock
-    _secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), init=False)
     # TLS peer certificates already identified, and good Basic headers: both bounded.
     _peers: OrderedDict[bytes, ServerIdentity | None] = field(
         default_factory=OrderedDict, init=False
@@ -114,7 +111,7 @@ class Authenticator:
         if isinstance(found, Mailbox):
             return AppUser(
                 mailbox=found,
-                canary=self._basic_canary(found.alias),
+                canary=self.sessions.user_canary(found.alias),
                 trusted=False,
                 method=SignInMethod.BASIC,
             )
@@ -235,12 +232,6 @@ class Authenticator:
         while len(self._basic) > 1000:
             self._basic.popitem(last=False)
         return mailbox
-
-    def _basic_canary(self, alias: str) -> str:
-        # Basic has no session to hold a canary: derive a stable one per user.
-        return hmac.new(
-            self._secret, b"basic\n" + alias.casefold().encode(), hashlib.sha256
-        ).hexdigest()
 
 
 # ---------------------------------------------------------------------- challenges

@@ -18,19 +18,31 @@ Dynamic IP Restrictions module of IIS does it by requests).  An office behind
 one NAT address opens a few connections per browser and one per phone
 (ActiveSync's long poll), so the bound is high; the organization's own
 servers (a Client Access server proxying its users) are not held to it.
+With W3SVC worker processes the count is the server's, not a worker's: the
+workers keep it in a table they share (:class:`SharedAddressCounts`), each
+under its own process id, so that a worker's share can be dropped when it
+dies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 
-__all__ = ["HEADER_WAIT", "MAX_CONNECTIONS_PER_ADDRESS", "ConnectionGuard"]
+__all__ = [
+    "HEADER_WAIT",
+    "MAX_CONNECTIONS_PER_ADDRESS",
+    "AddressCounts",
+    "ConnectionGuard",
+    "SharedAddressCounts",
+]
 
 log = logging.getLogger("sitemail.w3svc.guard")
 
@@ -43,6 +55,80 @@ MAX_CONNECTIONS_PER_ADDRESS = 200
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class AddressCounts(Protocol):
+    """The open connections of each client address."""
+
+    def take(self, address: str, limit: int) -> bool:
+        """Count one more for ``address`` unless it holds ``limit`` already."""
+        ...
+
+    def give_back(self, address: str) -> None: ...
+
+
+class LocalAddressCounts:
+    """The counts of this process alone."""
+
+    def __init__(self) -> None:
+        self.by_address: Counter[str] = Counter()
+
+    def take(self, address: str, limit: int) -> bool:
+        if self.by_address[address] >= limit:
+            return False
+        self.by_address[address] += 1
+        return True
+
+    def give_back(self, address: str) -> None:
+        self.by_address[address] -= 1
+        if self.by_address[address] <= 0:
+            del self.by_address[address]
+
+
+class SharedAddressCounts:
+    """The counts of every W3SVC worker, in a table they share (``db``).
+
+    Each worker counts under its process id; :meth:`forget` drops what a
+    dead one held (its connections died with it).
+    """
+
+    def __init__(self, db: sqlite3.Connection, pid: int | None = None) -> None:
+        self._db = db
+        self._pid = os.getpid() if pid is None else pid
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS connections (pid INTEGER, address TEXT, "
+            "n INTEGER NOT NULL, PRIMARY KEY (address, pid))"
+        )
+        self.forget(self._pid)  # a process id used before, by a worker that died
+
+    def take(self, address: str, limit: int) -> bool:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (held,) = db.execute(
+                "SELECT coalesce(sum(n), 0) FROM connections WHERE address = ?", (address,)
+            ).fetchone()
+            if held < limit:
+                db.execute(
+                    "INSERT INTO connections VALUES (?, ?, 1) "
+                    "ON CONFLICT (address, pid) DO UPDATE SET n = n + 1",
+                    (self._pid, address),
+                )
+        finally:
+            db.execute("COMMIT")
+        return bool(held < limit)
+
+    def give_back(self, address: str) -> None:
+        self._db.execute(
+            "UPDATE connections SET n = n - 1 WHERE address = ? AND pid = ?", (address, self._pid)
+        )
+        self._db.execute(
+            "DELETE FROM connections WHERE address = ? AND pid = ? AND n <= 0",
+            (address, self._pid),
+        )
+
+    def forget(self, pid: int) -> None:
+        self._db.execute("DELETE FROM connections WHERE pid = ?", (pid,))
+
+
 class ConnectionGuard:
     """Wraps the web server's protocol factory (:meth:`wrap`); its middleware, first of the
     application's, says when a request began."""
@@ -53,11 +139,12 @@ class ConnectionGuard:
         header_wait: float = HEADER_WAIT,
         max_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
         trusted: Callable[[str], bool] = lambda _: False,
+        counts: AddressCounts | None = None,
     ) -> None:
         self.header_wait = header_wait
         self.max_per_address = max_per_address
         self._trusted = trusted
-        self.by_address: Counter[str] = Counter()
+        self.counts: AddressCounts = counts if counts is not None else LocalAddressCounts()
         self._open: dict[int, _Guarded] = {}  # id(transport) -> its connection
         self.closed_for_headers = 0
         self.refused = 0
@@ -78,16 +165,15 @@ class ConnectionGuard:
                 guarded.request_ended()
 
     def _admit(self, address: str) -> bool:
-        if self.by_address[address] >= self.max_per_address and not self._trusted(address):
+        # The organization's servers are counted too, but never held to the bound.
+        limit = 1 << 30 if self._trusted(address) else self.max_per_address
+        if not self.counts.take(address, limit):
             self.refused += 1
             return False
-        self.by_address[address] += 1
         return True
 
     def _release(self, address: str) -> None:
-        self.by_address[address] -= 1
-        if self.by_address[address] <= 0:
-            del self.by_address[address]
+        self.counts.give_back(address)
 
 
 class _Guarded(asyncio.Protocol):

@@ -45,6 +45,7 @@ from multidict import CIMultiDict
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.entry_points import normalize_host, resolve_host
 from sitemail.access.throttle import SignInThrottle
+from sitemail.access.web import iis
 from sitemail.access.web.authentication import Authenticator, is_proxied
 from sitemail.access.web.common import (
     BROWSER_APPS,
@@ -118,9 +119,12 @@ class FrontDoor:
         self.server = server
         self.directory = directory
         self.proxy = proxy
-        self.sessions = sessions or SessionStore(clock=clock)
-        self.throttle = throttle or SignInThrottle(
-            clock=clock, accounts=AccountLockouts(directory, clock=clock)
+        # An empty store is falsy (it has a length): compare with None.
+        self.sessions = sessions if sessions is not None else SessionStore(clock=clock)
+        self.throttle = (
+            throttle
+            if throttle is not None
+            else SignInThrottle(clock=clock, accounts=AccountLockouts(directory, clock=clock))
         )
         self.logs = logs
         self.clock = clock
@@ -171,6 +175,7 @@ class FrontDoor:
 
     async def _on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         security_headers(response, cacheable=request.path.startswith(STATIC_PREFIX))
+        iis.identify(request.path, response)
 
     # ------------------------------------------------------------------ entry
 
@@ -181,6 +186,11 @@ class FrontDoor:
         try:
             response = await self._dispatch(request, user)
             status = response.status
+            reason = iis.status_reason(status)
+            if reason is not None and not response.prepared:
+                # Exchange's phrase ("451 Redirect"), not HTTP's; a proxied answer
+                # (already sent) keeps the one the other server gave.
+                response.set_status(status, reason)
             return response
         except web.HTTPException as exc:
             status = exc.status

@@ -40,6 +40,7 @@ from sitemail.access.proxy_paths import UnsafeRequestPath
 from sitemail.access.web.common import BROWSER_APPS, AppUser, RequestContext, SignInMethod
 from sitemail.access.web.decision_log import DecisionLog
 from sitemail.access.web.ecp import EcpApp
+from sitemail.access.web.iis import activesync_redirect
 from sitemail.access.web.owa import OwaApp
 from sitemail.access.web.pages import error_page, manual_redirect_page, redirect
 from sitemail.access.web.proxy import (
@@ -160,8 +161,7 @@ class Handoff:
                 location = outcome.url.rstrip("/") + SSO_SUBPATH + "?" + urlencode({"t": token})
             return redirect(location, status=302)
         # HTTP 451 with X-MS-Location (ActiveSync, spec 8.5).
-        response = web.Response(status=451, headers={"X-MS-Location": outcome.url})
-        return response
+        return activesync_redirect(outcome.url)
 
 
 @dataclass

@@ -8,17 +8,22 @@
   request came in, the outcome, its reason and target).  This is what the
   troubleshooter reads to say why a user was proxied, redirected or refused.
 
-Lines are appended and flushed one at a time; a crash loses at most the
-line being written.
+Lines are appended one at a time, each with one ``write`` on a file opened
+for appending, so the W3SVC's worker processes (:mod:`.workers`) can write
+the same files without one line cutting into another; a crash loses at most
+the line being written.  The header of a new file is written by whichever
+process creates it, under a lock, once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 __all__ = ["AccessLogs"]
 
@@ -35,27 +40,39 @@ class _DailyFile:
         self.suffix = suffix
         self.header = header
         self._day = ""
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
 
     def write(self, when: datetime, line: str) -> None:
         day = when.strftime(self.suffix)
-        if day != self._day or self._file is None:
+        if day != self._day or self._fd is None:
             self.close()
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / f"{self.prefix}{day}.log"
-            new = not path.exists()
-            self._file = path.open("a", encoding="utf-8")
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._day = day
-            if new:
-                for h in self.header:
-                    self._file.write(h.replace("{date}", when.strftime("%Y-%m-%d %H:%M:%S")) + "\n")
-        self._file.write(line + "\n")
-        self._file.flush()
+            if self.header:
+                date = when.strftime("%Y-%m-%d %H:%M:%S")
+                head = "".join(h.replace("{date}", date) + "\n" for h in self.header)
+                # Another worker may be creating the same file: the first one heads it.
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                try:
+                    if os.fstat(self._fd).st_size == 0:
+                        _write_all(self._fd, head.encode())
+                finally:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+        _write_all(self._fd, (line + "\n").encode())
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """One ``write`` (appended whole, so lines of other processes never cut into it)."""
+    written = os.write(fd, data)
+    if written != len(data):  # a full disk; the rest would land after another's line
+        raise OSError(f"wrote {written} of {len(data)} bytes of a log line")
 
 
 def _w3c(value: str | int | None) -> str:

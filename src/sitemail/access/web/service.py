@@ -12,6 +12,10 @@ The certificate is re-read when the directory changes and the files have
 changed (a new ExternalUrl needs a certificate that covers its name), without
 a restart; virtual directory changes take effect on the next request.
 
+With worker processes (:mod:`.workers`, ``SITEMAIL_W3SVC_PROCESSES``), this
+service in the server process binds the socket and runs the workers, and
+each worker runs this same service on the inherited socket.
+
 Mailbox access goes through the store API of the Mailbox servers of this
 server's own site only (spec 8.1: a 2010 CAS talks to Mailbox servers in its
 own site).
@@ -21,22 +25,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import shutil
+import socket
 import ssl
 from pathlib import Path
 
 from aiohttp import web
 
+from sitemail.access.throttle import SignInThrottle, ThrottlePolicy
 from sitemail.access.web.common import ProtocolHandler
 from sitemail.access.web.connection_guard import (
     HEADER_WAIT,
     MAX_CONNECTIONS_PER_ADDRESS,
     ConnectionGuard,
+    SharedAddressCounts,
 )
 from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.logs import AccessLogs
 from sitemail.access.web.proxy import ProxyClient
+from sitemail.access.web.sessions import SessionStore
 from sitemail.access.web.sso import SsoIssuer, SsoVerifier
+from sitemail.access.web.workers import (
+    SECRET_BYTES,
+    SharedWebState,
+    WebWorkers,
+    listening_socket,
+    shared_table_file,
+    web_worker_count,
+)
 from sitemail.mailbox.store_client import StoreClient
+from sitemail.org.lockout import AccountLockouts
 from sitemail.org.model import Server, VirtualDirectory, VirtualDirectoryKind
 from sitemail.org.pki import (
     PeerVerifier,
@@ -73,8 +92,18 @@ class W3svcService:
         port: int = HTTPS_PORT,
         header_wait: float = HEADER_WAIT,
         max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
+        workers: int | None = None,
+        listener: socket.socket | None = None,
+        shared: SharedWebState | None = None,
     ) -> None:
+        """``workers``: worker processes to run (None: ``SITEMAIL_W3SVC_PROCESSES`` or the
+        CPUs); ``listener`` and ``shared``: this is a worker, serving on ``listener``."""
         self.ctx = ctx
+        self.workers = workers
+        self.shared = shared
+        self._inherited = listener
+        self.pool: WebWorkers | None = None
+        self._pool_socket: socket.socket | None = None
         self.header_wait = header_wait
         self.max_connections_per_address = max_connections_per_address
         self.guard: ConnectionGuard | None = None
@@ -137,7 +166,11 @@ class W3svcService:
         return self.ctx.address_of(server), self.ctx.port(STORE_PORT)
 
     async def start(self) -> None:
-        if self._runner is not None:
+        if self._runner is not None or self.pool is not None:
+            return
+        count = self.workers if self.workers is not None else web_worker_count()
+        if self._inherited is None and count > 0:
+            await self._start_workers(count)
             return
         ctx = self.ctx
         ca_file = ca_cert_file(ctx.pki_dir)
@@ -154,6 +187,21 @@ class W3svcService:
             local_address=ctx.address,
         )
         logs = AccessLogs(ctx.home)
+        shared = self.shared
+        sessions = throttle = None
+        counts = None
+        if shared is not None:
+            sessions = SessionStore(
+                clock=ctx.clock, secret=shared.secret, path=shared.sessions_file
+            )
+            default = ThrottlePolicy()
+            policy = ThrottlePolicy(
+                max_failures_per_client=shared.divided(default.max_failures_per_client)
+            )
+            throttle = SignInThrottle(
+                policy, clock=ctx.clock, accounts=AccountLockouts(ctx.directory, clock=ctx.clock)
+            )
+            counts = SharedAddressCounts(shared_table_file(shared.connections_file))
         front = FrontDoor(
             ctx.name,
             directory=ctx.directory,
@@ -161,9 +209,16 @@ class W3svcService:
             proxy=proxy,
             verifier=verifier,
             sso_issuer=SsoIssuer(ctx.name, files, clock=ctx.clock),
-            sso_verifier=SsoVerifier(ctx.name, verifier, clock=ctx.clock),
+            sso_verifier=SsoVerifier(
+                ctx.name,
+                verifier,
+                clock=ctx.clock,
+                first_use=sessions.first_use if sessions is not None else None,
+            ),
             logs=logs,
             clock=ctx.clock,
+            sessions=sessions,
+            throttle=throttle,
         )
         for kind, handler in self._handlers.items():
             front.register(kind, handler)
@@ -177,6 +232,7 @@ class W3svcService:
         guard = ConnectionGuard(
             header_wait=self.header_wait,
             max_per_address=self.max_connections_per_address,
+            counts=counts,
             trusted=servers.__contains__,
         )
         # The guard's middleware goes first: it sees every request begin.
@@ -185,14 +241,26 @@ class W3svcService:
             await runner.setup()
             assert runner.server is not None
             # HTTP.sys's guards in front (connection_guard.py), so not aiohttp's TCPSite.
-            listener = await asyncio.get_running_loop().create_server(
-                guard.wrap(runner.server), ctx.address, self._requested_port, ssl=tls, backlog=128
-            )
+            loop = asyncio.get_running_loop()
+            if self._inherited is not None:
+                listener = await loop.create_server(
+                    guard.wrap(runner.server), sock=self._inherited, ssl=tls
+                )
+            else:
+                listener = await loop.create_server(
+                    guard.wrap(runner.server),
+                    ctx.address,
+                    self._requested_port,
+                    ssl=tls,
+                    backlog=128,
+                )
         except BaseException:
             await runner.cleanup()
             await store.close()
             await proxy.close()
             logs.close()
+            if sessions is not None:
+                sessions.close()
             raise
         # The port actually bound (a test may ask for port 0, "any free port").
         self.port = int(listener.sockets[0].getsockname()[1])
@@ -201,12 +269,51 @@ class W3svcService:
         self._logs, self._tls = logs, tls
         log.info("%s: W3SVC on https://%s:%d", ctx.name, ctx.address, self.port)
 
+    async def _start_workers(self, count: int) -> None:
+        """Bind the socket, make the shared state afresh, start ``count`` workers on it."""
+        ctx = self.ctx
+        sock = await asyncio.to_thread(listening_socket, ctx.address, self._requested_port)
+        folder = ctx.home / "inetpub" / "temp" / SERVICE_NAME
+        # A new folder and a new secret: every session of the last run ends here.
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+        folder.mkdir(parents=True, mode=0o700)
+        shared = SharedWebState(folder, secrets.token_bytes(SECRET_BYTES), count)
+        pool = WebWorkers(
+            ctx,
+            sock,
+            shared,
+            header_wait=self.header_wait,
+            max_connections_per_address=self.max_connections_per_address,
+        )
+        try:
+            await pool.start()
+        except BaseException:
+            await pool.stop()
+            sock.close()
+            raise
+        self.port = int(sock.getsockname()[1])
+        self.pool, self._pool_socket, self.shared = pool, sock, shared
+        log.info(
+            "%s: W3SVC on https://%s:%d in %d worker processes",
+            ctx.name,
+            ctx.address,
+            self.port,
+            count,
+        )
+
     async def stop(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            await pool.stop()
+            self.shared = None
+        pool_socket, self._pool_socket = self._pool_socket, None
+        if pool_socket is not None:
+            pool_socket.close()
         runner, store, proxy, logs = self._runner, self._store, self._proxy, self._logs
         listener, self._listener = self._listener, None
         self._runner = self._store = self._proxy = None
         self._logs = None
-        self.front = None
+        front, self.front = self.front, None
         if listener is not None:
             listener.close()  # no new connections; the runner closes the open ones
         if runner is not None:
@@ -219,6 +326,8 @@ class W3svcService:
             await store.close()
         if logs is not None:
             logs.close()
+        if front is not None:
+            front.sessions.close()
 
     async def _directory_changed(self, kinds: set[str]) -> None:
         """A new URL may have brought a new certificate: load it if the files changed."""

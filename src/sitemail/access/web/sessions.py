@@ -26,10 +26,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from pathlib import Path
 
+from sitemail.access.web.workers import shared_table_file
 from sitemail.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
@@ -57,6 +58,10 @@ PUBLIC_TIMEOUT = timedelta(minutes=15)
 PRIVATE_TIMEOUT = timedelta(minutes=480)
 #: Sessions kept at most; the least recently used go first (bounded memory).
 MAX_SESSIONS = 20_000
+#: A session's use is written down at most this often (see :class:`SessionStore`).
+TOUCH_EVERY = timedelta(seconds=30)
+#: The canary's length (a MAC's hex digits; the form field OWA uses carries it).
+CANARY_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,22 @@ def canary_matches(expected: str, given: str | None) -> bool:
 
 
 class SessionStore:
-    """Sessions in memory (a restart signs everyone out, as an IIS reset does)."""
+    """Sessions in a SQLite table: in memory, or in a file that every W3SVC worker shares.
+
+    With ``path`` (the W3SVC's worker processes, :mod:`.workers`), each process
+    opens the same file with the same ``secret``, so a session made by one is
+    found, touched and ended by any other: sign-out in one is sign-out in all.
+    The service starts each time with a new file and a new secret, so a
+    restart signs everyone out, as an IIS reset does.  Without ``path`` the
+    table lives in this process's memory.
+
+    The table never holds a usable cookie: a row is keyed by a MAC of the
+    session id (the file and the secret are needed together to forge one),
+    and the canary is a MAC of the id too.  Use is written back at most once
+    per :data:`TOUCH_EVERY`, so that most requests only read; an idle time is
+    then measured up to that much short, against timeouts of 15 minutes and
+    more.
+    """
 
     def __init__(
         self,
@@ -109,38 +129,68 @@ class SessionStore:
         clock: Clock = SYSTEM_CLOCK,
         secret: bytes | None = None,
         max_sessions: int = MAX_SESSIONS,
+        path: Path | None = None,
     ) -> None:
         self._clock = clock
         self._secret = secret or secrets.token_bytes(32)
         self._max = max_sessions
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._db = shared_table_file(path)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, alias TEXT NOT NULL, "
+            "host TEXT NOT NULL, trusted INTEGER NOT NULL, created REAL NOT NULL, "
+            "last_seen REAL NOT NULL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS by_use ON sessions (last_seen)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires REAL NOT NULL)"
+        )
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return int(self._db.execute("SELECT count(*) FROM sessions").fetchone()[0])
 
-    # ---------------------------------------------------------------- cadata
+    def close(self) -> None:
+        self._db.close()
+
+    # ---------------------------------------------------------------- MACs
+
+    def _mac(self, purpose: str, *parts: str) -> str:
+        msg = "\n".join((purpose, *parts)).encode()
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
 
     def _cadata(self, session_id: str, alias: str, host: str) -> str:
-        msg = f"{session_id}\n{alias.casefold()}\n{host}".encode()
-        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+        return self._mac("cadata", session_id, alias.casefold(), host)
+
+    def _key(self, session_id: str) -> str:
+        return self._mac("row", session_id)
+
+    def _canary(self, session_id: str) -> str:
+        return self._mac("canary", session_id)[:CANARY_LENGTH]
 
     # ---------------------------------------------------------------- sessions
 
     def create(self, alias: str, host: str, *, trusted: bool) -> tuple[Session, list[Cookie]]:
         """A new session and the cookies that carry it."""
         now = self._clock.monotonic()
+        session_id = secrets.token_urlsafe(32)
         session = Session(
-            id=secrets.token_urlsafe(32),
+            id=session_id,
             alias=alias,
             host=host,
             trusted=trusted,
-            canary=secrets.token_urlsafe(24),
+            canary=self._canary(session_id),
             created=now,
             last_seen=now,
         )
-        self._sessions[session.id] = session
-        while len(self._sessions) > self._max:
-            self._sessions.popitem(last=False)
+        self._db.execute(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+            (self._key(session_id), alias, host, int(trusted), now, now),
+        )
+        # The least recently used go first (sign-ins are rare next to page views).
+        self._db.execute(
+            "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions ORDER BY last_seen "
+            "LIMIT max(0, (SELECT count(*) FROM sessions) - ?))",
+            (self._max,),
+        )
         cookies = [
             Cookie(SESSION_COOKIE, session.id),
             Cookie(CADATA_COOKIE, self._cadata(session.id, alias, host)),
@@ -151,31 +201,61 @@ class SessionStore:
         """The live session these cookies name on ``host``, touched; None otherwise."""
         if not session_id or not cadata or len(session_id) > 100 or len(cadata) > 100:
             return None
-        session = self._sessions.get(session_id)
-        if session is None:
+        key = self._key(session_id)
+        row = self._db.execute(
+            "SELECT alias, host, trusted, created, last_seen FROM sessions WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
             return None
-        expected = self._cadata(session.id, session.alias, session.host)
-        if session.host != host or not hmac.compare_digest(expected, cadata):
+        alias, stored_host, trusted, created, last_seen = row
+        expected = self._cadata(session_id, alias, stored_host)
+        if stored_host != host or not hmac.compare_digest(expected, cadata):
             return None
+        session = Session(
+            id=session_id,
+            alias=alias,
+            host=stored_host,
+            trusted=bool(trusted),
+            canary=self._canary(session_id),
+            created=created,
+            last_seen=last_seen,
+        )
         now = self._clock.monotonic()
-        if now - session.last_seen > session.timeout.total_seconds():
-            del self._sessions[session_id]
+        if now - last_seen > session.timeout.total_seconds():
+            self._db.execute("DELETE FROM sessions WHERE key = ?", (key,))
             return None
-        touched = replace(session, last_seen=now)
-        self._sessions[session_id] = touched
-        self._sessions.move_to_end(session_id)
-        return touched
+        if now - last_seen >= TOUCH_EVERY.total_seconds():
+            self._db.execute("UPDATE sessions SET last_seen = ? WHERE key = ?", (now, key))
+        return replace(session, last_seen=now)
 
     def end(self, session_id: str | None) -> bool:
-        """Sign out: forget the session (True if there was one)."""
-        return session_id is not None and self._sessions.pop(session_id, None) is not None
+        """Sign out: forget the session (True if there was one), in every process."""
+        if session_id is None or len(session_id) > 100:
+            return False
+        cursor = self._db.execute("DELETE FROM sessions WHERE key = ?", (self._key(session_id),))
+        return cursor.rowcount > 0
 
     def end_user(self, alias: str) -> int:
         """End every session of ``alias`` (after a password change elsewhere, for example)."""
-        gone = [k for k, s in self._sessions.items() if s.alias.casefold() == alias.casefold()]
-        for key in gone:
-            del self._sessions[key]
+        folded = alias.casefold()
+        rows = self._db.execute("SELECT key, alias FROM sessions").fetchall()
+        gone = [(key,) for key, name in rows if name.casefold() == folded]
+        self._db.executemany("DELETE FROM sessions WHERE key = ?", gone)
         return len(gone)
+
+    def first_use(self, nonce: str, expires: float, now: float) -> bool:
+        """Whether a single sign-on token's ``nonce`` is seen here for the first time
+        (:class:`~.sso.SsoVerifier`); kept until the token expires."""
+        if len(nonce) > 100:
+            return False
+        self._db.execute("DELETE FROM nonces WHERE expires < ?", (now,))
+        cursor = self._db.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (nonce, expires))
+        return cursor.rowcount == 1
+
+    def user_canary(self, alias: str) -> str:
+        """The canary of a user signed in with Basic: no session holds one, so it is the
+        user's own, the same in every worker (the secret is theirs)."""
+        return self._mac("basic", alias.casefold())
 
     @staticmethod
     def clearing_cookies() -> list[Cookie]:

@@ -39,6 +39,7 @@ from sitemail.access.entry_points import normalize_host, resolve_host, url_host
 from sitemail.access.throttle import SignInThrottle
 from sitemail.access.web.common import BROWSER_APPS, RequestContext, content_security_policy
 from sitemail.access.web.html import el, join
+from sitemail.access.web.iis import LOGIN_TIMEOUT
 from sitemail.access.web.logon import check_password, find_mailbox
 from sitemail.access.web.pages import (
     BAD_CREDENTIALS,
@@ -80,8 +81,6 @@ LOGON_PATH = "/owa/auth/logon.aspx"
 AUTH_PATH = "/owa/auth.owa"
 LOGOFF_PATH = "/owa/logoff.owa"
 SSO_SUBPATH = "/auth/sso.owa"
-# Exchange answers 440 "Login Timeout" to a request its forms session cannot serve.
-LOGIN_TIMEOUT = 440
 MAX_LOGON_FORM = 64 * 1024
 
 

@@ -28,6 +28,7 @@ import base64
 import json
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,8 +130,13 @@ class SsoVerifier:
         *,
         clock: Clock = SYSTEM_CLOCK,
         max_nonces: int = 50_000,
+        first_use: Callable[[str, float, float], bool] | None = None,
     ) -> None:
+        """``first_use(nonce, expires, now)``: whether a token's nonce is new to the server
+        (with W3SVC workers, a book they share: a token is used once, not once a worker);
+        by default this object keeps the book."""
         self.server = server
+        self._first_use = first_use
         self._verifier = verifier
         self._clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()
@@ -173,6 +179,10 @@ class SsoVerifier:
         now = self._clock.now().timestamp()
         if not parsed.issued - 5 <= now <= parsed.expires:
             raise SsoError("the token has expired (or comes from the future)")
+        if self._first_use is not None:
+            if not self._first_use(parsed.nonce, parsed.expires, now):
+                raise SsoError("the token was already used")
+            return parsed
         self._forget_expired(now)
         if parsed.nonce in self._seen:
             raise SsoError("the token was already used")

@@ -58,7 +58,8 @@ def write_chain_file(folder: Path, server: str, chain: Path) -> CertFiles:
     server sends it.  The files to load, the chain with the server's key."""
     files = server_cert_files(folder, server)
     chain.parent.mkdir(parents=True, exist_ok=True)
-    tmp = chain.with_suffix(".tmp")
+    # Per process: the W3SVC's worker processes may write the same chain at once.
+    tmp = chain.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(files.cert.read_bytes() + ca_cert_file(folder).read_bytes())
     tmp.replace(chain)
     return CertFiles(chain, files.key)

@@ -1,0 +1,116 @@
+"""A W3SVC worker process: the whole web site, accepting on the socket its server process bound.
+
+Started by :class:`~.workers.WebWorkers` as ``python -m
+sitemail.access.web.worker --server NAME ...`` with the listening socket and
+a pipe carrying the shared secret inherited.  It runs the same
+:class:`~.service.W3svcService` as a server process without workers, on that
+socket, with the state its siblings share (:class:`~.workers.SharedWebState`).
+SIGTERM ends it cleanly (open requests get :data:`~.service.SHUTDOWN_TIMEOUT`
+to finish); it dies with its server process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from sitemail.access.http_protocols import register_http_protocols
+from sitemail.access.web.service import W3svcService
+from sitemail.access.web.workers import SECRET_BYTES, SharedWebState
+from sitemail.org.cached_directory import CachedDirectory
+from sitemail.org.directory import open_directory
+from sitemail.server import event_loop
+from sitemail.server.context import ProcessContext
+from sitemail.server.watcher import DirectoryWatcher
+from sitemail.server.worker_processes import die_with_parent
+
+log = logging.getLogger("sitemail.w3svc.worker")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sitemail.access.web.worker")
+    for name in ("server", "site", "address", "directory", "base-dir", "home", "pki", "state"):
+        p.add_argument(f"--{name}", required=True)
+    for name in ("index", "workers", "listen-fd", "secret-fd", "parent"):
+        p.add_argument(f"--{name}", type=int, required=True)
+    p.add_argument("--port-offset", type=int, default=0)
+    p.add_argument("--header-wait", type=float, required=True)
+    p.add_argument("--max-connections-per-address", type=int, required=True)
+    return p
+
+
+def _read_secret(fd: int) -> bytes:
+    with os.fdopen(fd, "rb") as pipe:
+        secret = pipe.read(SECRET_BYTES + 1)
+    if len(secret) != SECRET_BYTES:
+        raise SystemExit(f"W3SVC worker: expected a {SECRET_BYTES}-byte secret on the pipe")
+    return secret
+
+
+async def _serve(
+    ctx: ProcessContext, args: argparse.Namespace, listener: socket.socket, shared: SharedWebState
+) -> None:
+    watcher = DirectoryWatcher(ctx.directory)
+    service = W3svcService(
+        ctx,
+        watcher,
+        header_wait=args.header_wait,
+        max_connections_per_address=args.max_connections_per_address,
+        listener=listener,
+        shared=shared,
+    )
+    register_http_protocols(service)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await service.start()
+    watcher.start()
+    try:
+        await stop.wait()
+    finally:
+        await watcher.stop()
+        await service.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    die_with_parent(args.parent)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format=f"%(asctime)s {args.server} W3SVC worker {args.index} %(name)s %(message)s",
+    )
+    # Ctrl-C in a terminal reaches the whole process group: the server process
+    # decides when the service stops, and SIGTERM tells this one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A peer gone mid-answer is EPIPE for that connection, never this process's death.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    secret = _read_secret(args.secret_fd)
+    shared = SharedWebState(Path(args.state), secret, args.workers)
+    listener = socket.socket(fileno=args.listen_fd)
+    directory = CachedDirectory(open_directory(args.directory))
+    ctx = ProcessContext(
+        name=args.server,
+        site=args.site,
+        address=args.address,
+        directory=directory,
+        directory_url=args.directory,
+        base_dir=Path(args.base_dir),
+        home=Path(args.home),
+        pki_dir=Path(args.pki),
+        port_offset=args.port_offset,
+    )
+    try:
+        event_loop.run(_serve(ctx, args, listener, shared))
+    finally:
+        directory.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

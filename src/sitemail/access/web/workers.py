@@ -1,0 +1,255 @@
+"""W3SVC worker processes: the web site on every core, one listening socket, shared sessions.
+
+One Python process serves HTTPS on one core (Python runs one thread of
+Python code at a time).  IIS runs its web site in worker processes
+(``w3wp.exe``) behind one HTTP.sys queue; here the W3SVC of the server
+process binds the listening socket and starts N worker processes
+(:mod:`.worker`) that inherit it and accept from it, each one the whole web
+site (TLS, OWA, ECP, EWS, ActiveSync, Autodiscover).  The kernel gives each
+connection to one worker; a connection waiting in the backlog of a worker
+that dies is taken by another, since the backlog belongs to the socket.
+
+What a user's next request needs, whichever worker takes it, is shared
+(:class:`SharedWebState`): the forms sessions (sign-in in one worker,
+sign-out in any) and ActiveSync's sync states live in SQLite files of one
+folder that the service empties at each start, under a secret that it makes
+at each start and hands to its workers over a pipe (never on a command
+line).  Account lockout counts are the directory's, as before.
+
+The connections one client address holds are counted for the server in a
+shared table too (:mod:`.connection_guard`); when a worker dies, its share
+is dropped.  Per worker, with the limit divided by the number of workers: a
+client address's wrong passwords (:mod:`sitemail.access.throttle`).  The
+wrong passwords counted for a typed name that is no account stay per worker
+at the full count (they protect no password; they make such a name look
+locked out as an account does).
+
+A worker that dies is started again (less and less often if it dies
+young); stopping the service stops every worker; a worker whose server
+process is killed dies with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sitemail.access.web.connection_guard import SharedAddressCounts
+from sitemail.server.context import ProcessContext
+from sitemail.server.worker_processes import worker_count
+
+__all__ = [
+    "WORKERS_VARIABLE",
+    "SharedWebState",
+    "WebWorkers",
+    "shared_table_file",
+    "web_worker_count",
+]
+
+log = logging.getLogger("sitemail.w3svc.workers")
+
+#: ``SITEMAIL_W3SVC_PROCESSES``: how many W3SVC worker processes a Client Access
+#: server runs (0: the server process serves the web site itself).
+WORKERS_VARIABLE = "SITEMAIL_W3SVC_PROCESSES"
+RESPAWN_DELAY = 0.5
+MAX_RESPAWN_DELAY = 30.0
+STABLE_AFTER = 10.0
+STOP_TIMEOUT = 10.0
+SECRET_BYTES = 32
+#: Connections waiting to be accepted by some worker (HTTP.sys's queue is longer).
+BACKLOG = 511
+#: How long a worker waits for another that is writing a shared table.
+BUSY_TIMEOUT = 5.0
+
+
+def web_worker_count(environ: dict[str, str] | None = None) -> int:
+    """Workers to start (:func:`~sitemail.server.worker_processes.worker_count`)."""
+    return worker_count(WORKERS_VARIABLE, environ)
+
+
+@dataclass(frozen=True)
+class SharedWebState:
+    """What the workers of one W3SVC share: a folder of state files, a secret, their number."""
+
+    folder: Path
+    secret: bytes
+    workers: int
+
+    @property
+    def sessions_file(self) -> Path:
+        return self.folder / "sessions.db"
+
+    @property
+    def sync_states_file(self) -> Path:
+        return self.folder / "activesync-states.db"
+
+    @property
+    def connections_file(self) -> Path:
+        return self.folder / "connections.db"
+
+    def divided(self, limit: int) -> int:
+        """A per-server limit as each worker applies it (never below one)."""
+        return max(1, limit // self.workers)
+
+
+def shared_table_file(path: Path | None) -> sqlite3.Connection:
+    """A SQLite database of state the workers share (``path``), or of this process (None).
+
+    No statement waits on the disk: the state dies with the service anyway
+    (each start begins with an empty folder), so nothing is fsynced.  Each
+    statement is its own transaction unless the caller says ``BEGIN``.
+    """
+    db = sqlite3.connect(
+        str(path) if path is not None else ":memory:",
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=BUSY_TIMEOUT,
+    )
+    if path is not None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")
+    return db
+
+
+def listening_socket(address: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class WebWorkers:
+    """The worker processes of one W3SVC, all accepting on ``listener``."""
+
+    def __init__(
+        self,
+        ctx: ProcessContext,
+        listener: socket.socket,
+        shared: SharedWebState,
+        *,
+        header_wait: float,
+        max_connections_per_address: int,
+    ) -> None:
+        if shared.workers < 1:
+            raise ValueError("a pool of W3SVC workers needs at least one")
+        self.ctx = ctx
+        self.listener = listener
+        self.shared = shared
+        self.header_wait = header_wait
+        self.max_connections_per_address = max_connections_per_address
+        self._processes: list[asyncio.subprocess.Process | None] = [None] * shared.workers
+        self._supervisors: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._processes if p is not None and p.returncode is None]
+
+    async def start(self) -> None:
+        for index in range(self.shared.workers):
+            self._processes[index] = await self._spawn(index)
+            self._supervisors.append(asyncio.ensure_future(self._supervise(index)))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._supervisors:
+            task.cancel()
+        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        running = [p for p in self._processes if p is not None and p.returncode is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()  # the worker closes its connections and exits
+        for process in running:
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                log.warning("W3SVC worker (pid %d) did not stop; killing it", process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+
+    async def _spawn(self, index: int) -> asyncio.subprocess.Process:
+        ctx, shared = self.ctx, self.shared
+        # The secret goes through a pipe: a command line is readable by every user.
+        secret_r, secret_w = os.pipe()
+        try:
+            os.write(secret_w, shared.secret)
+            os.close(secret_w)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sitemail.access.web.worker",
+                "--server", ctx.name,
+                "--site", ctx.site,
+                "--address", ctx.address,
+                "--directory", ctx.directory_url,
+                "--base-dir", str(ctx.base_dir),
+                "--home", str(ctx.home),
+                "--pki", str(ctx.pki_dir),
+                "--port-offset", str(ctx.port_offset),
+                "--state", str(shared.folder),
+                "--index", str(index),
+                "--workers", str(shared.workers),
+                "--header-wait", str(self.header_wait),
+                "--max-connections-per-address", str(self.max_connections_per_address),
+                "--listen-fd", str(self.listener.fileno()),
+                "--secret-fd", str(secret_r),
+                "--parent", str(os.getpid()),
+                pass_fds=(self.listener.fileno(), secret_r),
+                stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            os.close(secret_r)
+        log.info("W3SVC worker %d started (pid %d)", index, process.pid)
+        return process
+
+    def _forget(self, pid: int) -> None:
+        db = shared_table_file(self.shared.connections_file)
+        try:
+            SharedAddressCounts(db).forget(pid)
+        finally:
+            db.close()
+
+    async def _supervise(self, index: int) -> None:
+        delay = RESPAWN_DELAY / 2
+        while True:
+            process = self._processes[index]
+            assert process is not None
+            started = time.monotonic()
+            returncode = await process.wait()
+            if self._stopping:
+                return
+            log.error(
+                "W3SVC worker %d (pid %d) exited with %s; starting it again",
+                index,
+                process.pid,
+                returncode,
+            )
+            # One that dies young (a bad certificate, a broken installation) is started
+            # again less and less often, not twice a second forever; meanwhile the
+            # other workers take the connections.
+            # Its connections died with it: they no longer count against their addresses.
+            await asyncio.to_thread(self._forget, process.pid)
+            young = time.monotonic() - started < STABLE_AFTER
+            delay = min(delay * 2, MAX_RESPAWN_DELAY) if young else RESPAWN_DELAY
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    self._processes[index] = await self._spawn(index)
+                    break
+                except OSError as exc:
+                    log.error("cannot start W3SVC worker %d: %s", index, exc)
+                    delay = min(delay * 2, MAX_RESPAWN_DELAY)

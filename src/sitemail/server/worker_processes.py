@@ -1,0 +1,53 @@
+"""What every pool of worker processes of a server shares: how many, and dying with the parent.
+
+Python runs one thread of Python code at a time, so a service that must use
+more than one core runs worker processes (the hub's receive workers, the
+W3SVC's web workers), children of the server process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+from collections.abc import Mapping
+
+__all__ = ["MAX_AUTOMATIC_WORKERS", "die_with_parent", "worker_count"]
+
+MAX_AUTOMATIC_WORKERS = 4
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def worker_count(variable: str, environ: Mapping[str, str] | None = None) -> int:
+    """Workers to start: ``variable`` if set, else one per usable CPU (up to 4), else 0.
+
+    With a single CPU a worker would only add a hop, so the server process
+    serves itself.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(variable, "").strip()
+    if value:
+        try:
+            count = int(value)
+        except ValueError:
+            raise ValueError(f"{variable}={value!r} is not a number of processes") from None
+        if not 0 <= count <= 64:
+            raise ValueError(f"{variable}={count} is outside 0..64")
+        return count
+    cpus = len(os.sched_getaffinity(0))
+    return min(cpus, MAX_AUTOMATIC_WORKERS) if cpus > 1 else 0
+
+
+def die_with_parent(parent: int) -> None:
+    """Exit as soon as the server process is gone, whatever this process is doing.
+
+    Closed channels or a stop signal tell a running worker; this covers a
+    worker still starting (or stuck) when its parent was killed, so that no
+    orphan ever holds a client's connection open without serving it.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(0)  # the parent died before the line above
