@@ -40,7 +40,7 @@ def rebase_request_path(target_url: str, entry_path: str, request_target: str) -
         raise _refuse(request_target, "it contains spaces or control characters")
     if "\\" in request_target or "#" in request_target:
         raise _refuse(request_target, "it contains '\\' or '#'")
-    path, _, query = request_target.partition("?")
+    path, mark, query = request_target.partition("?")
     lowered = path.lower()
     if "%2f" in lowered or "%5c" in lowered or "%00" in lowered:
         raise _refuse(request_target, "it contains an encoded path separator or NUL")
@@ -53,4 +53,7 @@ def rebase_request_path(target_url: str, entry_path: str, request_target: str) -
     remainder = path[len(base) :]
     target = urlsplit(target_url)
     new_path = target.path.rstrip("/") + remainder
-    return urlunsplit((target.scheme, target.netloc, new_path or "/", query, ""))
+    base_url = urlunsplit((target.scheme, target.netloc, new_path or "/", "", ""))
+    # The query goes on as it came, an empty one ("/owa?") included: a proxy does not
+    # rewrite what the client sent after the path.
+    return base_url + mark + query
