@@ -132,14 +132,14 @@ def _sign_in_use_and_sign_out(
         first.cookies[name] = rest.split(";", 1)[0]
     assert {"sessionid", "cadata"} <= set(first.cookies)
 
-    # New connections until both workers hold some: each is signed in there.
-    connections = {first: _owner(workers, port, first.local_port)}
-    for _ in range(60):
-        if len(set(connections.values()) - {None}) == 2:
-            break
-        conn = Connection(pki, port)
-        conn.cookies = dict(first.cookies)
-        assert _signed_in(conn)
+    # A connection held by each worker (the others stopped while it is taken, so that the
+    # kernel cannot give every connection to the same one): each is signed in there.
+    connections: dict[Connection, int | None] = {}
+    for pid in workers:
+        with _only(pid, workers):
+            conn = Connection(pki, port)
+            conn.cookies = dict(first.cookies)
+            assert _signed_in(conn)
         connections[conn] = _owner(workers, port, conn.local_port)
     owners = set(connections.values())
     assert owners == set(workers), owners
