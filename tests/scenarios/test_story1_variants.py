@@ -352,13 +352,21 @@ def test_variant_has_its_own_symptom_and_finding(
 
 def _wait_for_symptom(lab: Path, message_id: str, last_error: str | None, cause: str) -> None:
     if last_error is not None:
-        wait_for(
-            lambda: (
-                (q := fl_queue(lab)) and q["Status"] == "Retry" and last_error in q["LastError"]
-            ),
-            f"the queue for FL shows {last_error!r}",
-            timeout=40,
-        )
+        try:
+            wait_for(
+                lambda: (
+                    (q := fl_queue(lab)) and q["Status"] == "Retry" and last_error in q["LastError"]
+                ),
+                f"the queue for FL shows {last_error!r}",
+                timeout=40,
+            )
+        except AssertionError as exc:
+            # What the queue and the sender saw instead, for whoever reads the failure.
+            logs = lab / "servers" / "EX-NY1" / "TransportRoles" / "Logs" / "ProtocolLogs"
+            tail = "".join(p.read_text() for p in sorted((logs / "SmtpSend").glob("*.LOG")))
+            raise AssertionError(
+                f"{exc}; the queue for FL: {fl_queue(lab)}; EX-NY1's send log ends: {tail[-1500:]}"
+            ) from None
     elif cause == "no-route":
 
         def unreachable() -> bool:

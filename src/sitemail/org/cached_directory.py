@@ -97,7 +97,14 @@ class CachedDirectory:
         return counter
 
     def changes_since(self, counter: int) -> builtins.list[Change]:
-        return self.inner.changes_since(counter)
+        """The backend's changes; as with :meth:`change_counter`, a caller that learns of
+        a change here and reads again gets the new state.  (The servers' directory
+        watcher reloads the receive connectors right after this call: a cached
+        connector would have been applied as the change and kept until the next one.)"""
+        changes = self.inner.changes_since(counter)
+        if changes:
+            self._sync(changes[-1].counter, self._monotonic())
+        return changes
 
     def _refresh(self) -> None:
         now = self._monotonic()

@@ -80,3 +80,20 @@ def test_a_reader_that_saw_the_counter_move_reads_the_new_state(tmp_path: Path) 
     other.put(Site(name="FL"))
     assert directory.change_counter() != before  # no time passed
     assert [s.name for s in directory.list(Site)] == ["FL", "NY"]
+
+
+def test_a_watcher_that_learns_of_changes_reads_the_new_state(tmp_path: Path) -> None:
+    # The servers' directory watcher asks changes_since() and reloads the receive
+    # connectors at once: a cached object read then would be applied as the change and
+    # kept until the next one (a hub accepting a peer that Set-ReceiveConnector shut out).
+    ticks = Ticks()
+    directory = CachedDirectory(open_directory(str(tmp_path / "d.db")), monotonic=ticks)
+    other = open_directory(str(tmp_path / "d.db"))
+    other.put(Site(name="NY"))
+    ticks.now += 1
+    counter = directory.change_counter()
+    assert [s.name for s in directory.list(Site)] == ["NY"]
+    other.put(Site(name="FL"))  # no time passes
+    changes = directory.changes_since(counter)
+    assert [c.kind for c in changes] == [Site.kind]
+    assert [s.name for s in directory.list(Site)] == ["FL", "NY"]
