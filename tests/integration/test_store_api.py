@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sitemail.mailbox.delivery_batch import DELIVER_TO, BatchMessage
 from sitemail.mailbox.errors import (
     AccessDenied,
     FolderExists,
@@ -338,6 +340,51 @@ def test_many_concurrent_deliveries_are_all_stored_once(org: Org) -> None:
     run(scenario())
 
 
+def test_a_hub_batch_is_one_request_with_an_answer_per_recipient(org: Org) -> None:
+    async def scenario() -> None:
+        shared = org.tmp / "shared.eml"
+        shared.write_bytes(message("to two names"))
+        big = org.tmp / "big.eml"
+        big.write_bytes(big_binary_message(2 * MB))
+        ok = org.tmp / "ok.eml"
+        ok.write_bytes(message("after the big one"))
+        async with (
+            store_of_ny(org, max_message_size=1 * MB) as service,
+            client_for(org, service) as store,
+        ):
+            await store.deliver("alice", "1:alice", message("earlier"))
+            batch = [
+                BatchMessage(
+                    shared, (("alice@contoso.com", "2:alice"), ("a.smith@contoso.com", "1:alice"))
+                ),
+                BatchMessage(big, (("alice", "3:alice"),)),
+                BatchMessage(ok, (("alice", "4:alice"), ("nobody@contoso.com", "4:nobody"))),
+                # adam's database is on EX-FL1, which this test does not run.
+                BatchMessage(ok, (("adam", "4:adam"),)),
+            ]
+            new, duplicate, too_large, after, unknown, elsewhere = await store.deliver_many(batch)
+            assert not isinstance(new, Exception) and not new.duplicate
+            assert not isinstance(duplicate, Exception) and duplicate.duplicate
+            assert isinstance(too_large, MessageTooLarge)
+            # The part after an over-size one is still read and stored.
+            assert not isinstance(after, Exception) and not after.duplicate
+            assert isinstance(unknown, MailboxNotFound)
+            assert isinstance(elsewhere, StoreUnavailable)
+            page = await store.list_messages("alice", "inbox")
+            assert sorted(m.subject for m in page.items) == [
+                "after the big one",
+                "earlier",
+                "to two names",
+            ]
+            # Many recipients of one message travel in several parts, each answered.
+            many = tuple(("alice", f"5:{n:0300d}") for n in range(40))
+            answers = await store.deliver_many([BatchMessage(ok, many)])
+            assert len(answers) == 40 and all(not isinstance(a, Exception) for a in answers)
+            assert sum(not a.duplicate for a in answers if not isinstance(a, Exception)) == 40
+
+    run(scenario())
+
+
 def test_data_survives_a_service_restart(org: Org) -> None:
     async def scenario() -> None:
         async with store_of_ny(org) as service, client_for(org, service) as store:
@@ -452,6 +499,13 @@ async def raw_request(
         return response.status, await response.json()
 
 
+def _batch_body(*recipients: str | None) -> aiohttp.MultipartWriter:
+    writer = aiohttp.MultipartWriter("mixed")
+    for value in recipients:
+        writer.append(message("batch"), {} if value is None else {DELIVER_TO: value})
+    return writer
+
+
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/mailboxes/alice/folders/inbox/messages?limit=abc", {}),
     ("GET", "/mailboxes/alice/folders/inbox/messages?order=sideways", {}),
@@ -468,6 +522,13 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/mailboxes/alice/folders/inbox/changes?wait=3600", {}),
     ("GET", "/mailboxes/alice/search?q=", {}),
     ("GET", "/mailboxes/" + "a" * 400 + "/folders", {}),
+    ("POST", "/deliveries", {"data": b"not multipart"}),
+    ("POST", "/deliveries", {"data": _batch_body(None)}),
+    ("POST", "/deliveries", {"data": _batch_body('{"alice": "1"}')}),
+    ("POST", "/deliveries", {"data": _batch_body('[["alice", "1", "extra"]]')}),
+    ("POST", "/deliveries", {"data": _batch_body(json.dumps([["alice", "x"] * 4000]))}),
+    ("POST", "/deliveries", {"data": _batch_body(*[json.dumps([["alice", "x"]] * 100)] * 11)}),
+    ("POST", "/deliveries", {"data": _batch_body(*['[["alice", "x"]]'] * 101)}),
 ]
 
 

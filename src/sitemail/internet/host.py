@@ -28,8 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sitemail.internet.policy import (
@@ -42,7 +42,7 @@ from sitemail.internet.policy import (
     route_recipient,
 )
 from sitemail.mailbox.database import StoreDatabase
-from sitemail.mailbox.records import DeliveryResult
+from sitemail.mailbox.delivery_batch import BatchMessage, DeliveryAnswer
 from sitemail.mailflow.envelope import Envelope, SpoolWriter
 from sitemail.mailflow.outbound import OutboundMessage, SenderSettings, Target, file_body
 from sitemail.mailflow.send_decision import SendPolicy
@@ -236,8 +236,13 @@ class InternetMailHost:
         store, mailboxes = self.store, self.mailboxes
         assert store is not None and mailboxes is not None
 
-        async def deliver(address: str, delivery_id: str, body: Path) -> DeliveryResult:
-            return await asyncio.to_thread(mailboxes.deliver, address.lower(), delivery_id, body)
+        async def deliver(messages: Sequence[BatchMessage]) -> list[DeliveryAnswer]:
+            deliveries = [
+                (address.lower(), delivery_id, message.body)
+                for message in messages
+                for address, delivery_id in message.recipients
+            ]
+            return await asyncio.to_thread(mailboxes.deliver_many, deliveries)
 
         return await deliver_to_mailboxes(store, batch, deliver, _STORE_REPLIES)
 

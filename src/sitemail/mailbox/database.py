@@ -22,7 +22,8 @@ APPEND, flags, moves, deletion and Mail Submission's Outbox.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
@@ -31,7 +32,7 @@ from sitemail.mailbox import folder_tree as tree
 from sitemail.mailbox.database_core import FROM_MESSAGES, StoreChange
 from sitemail.mailbox.database_folders import FolderOperations
 from sitemail.mailbox.database_reads import SEARCH_FIELDS, ReadOperations
-from sitemail.mailbox.errors import InvalidRequest, MessageTooLarge
+from sitemail.mailbox.errors import InvalidRequest, MessageTooLarge, StoreError
 from sitemail.mailbox.folder_tree import FolderRef
 from sitemail.mailbox.limits import MAX_PAGE_SIZE, MAX_UID_PAGE, check_page, delivery_key
 from sitemail.mailbox.messages import ParsedMessage
@@ -109,13 +110,71 @@ class StoreDatabase(FolderOperations, ReadOperations):
                 known = self._known_delivery(conn, box, key)
                 if known is not None:
                     return known
-                inbox = tree.folder_id(conn, box, WellKnownFolder.INBOX.value)
-                placed = self._store(conn, box, inbox, stream, start, parsed, Flags(), None)
-                conn.execute(
-                    "INSERT INTO deliveries(mailbox_id, key, message_id, delivered_at) "
-                    "VALUES (?,?,?,?)",
-                    (box.id, key, placed.message_id, self._now_us()),
-                )
+                return self._deliver_in(conn, box, key, stream, start, parsed)
+
+    def deliver_many(
+        self, deliveries: Sequence[tuple[str, str, MessageSource]]
+    ) -> list[DeliveryResult | StoreError]:
+        """:meth:`deliver` for several (mailbox, delivery id, source) in one transaction.
+
+        A hub delivers a queue batch at a time: one commit (one fsync) for the
+        batch instead of one per recipient.  The answer has one entry per
+        delivery, in order: its result, or the error that refused it alone (a
+        bad id, a message over the size limit); an error of the database itself
+        raises and stores nothing.
+        """
+        answers: list[DeliveryResult | StoreError | None] = [None] * len(deliveries)
+        todo: list[tuple[int, MailboxRow, str, IO[bytes], int, ParsedMessage]] = []
+        parsed_by_source: dict[int, tuple[IO[bytes], int, ParsedMessage] | StoreError] = {}
+        with ExitStack() as files:
+            for index, (mailbox, delivery_id, source) in enumerate(deliveries):
+                try:
+                    key = delivery_key(delivery_id)
+                    box = self._mailbox(mailbox)
+                    with self._lock:
+                        known = self._known_delivery(self._conn, box, key)
+                    if known is not None:
+                        answers[index] = known
+                        continue
+                    # One message to several mailboxes of the batch is read and parsed once.
+                    scanned = parsed_by_source.get(id(source))
+                    if scanned is None:
+                        try:
+                            stream, start, size = files.enter_context(opened(source))
+                            self._check_size(size)
+                            scanned = (stream, start, scan(stream, start, size))
+                        except StoreError as exc:
+                            scanned = exc
+                        parsed_by_source[id(source)] = scanned
+                    if isinstance(scanned, StoreError):
+                        raise scanned
+                    todo.append((index, box, key, *scanned))
+                except StoreError as exc:
+                    answers[index] = exc
+            if todo:
+                with self._write() as conn:
+                    for index, box, key, stream, start, parsed in todo:
+                        known = self._known_delivery(conn, box, key)
+                        if known is None:
+                            known = self._deliver_in(conn, box, key, stream, start, parsed)
+                        answers[index] = known
+        return [a for a in answers if a is not None]
+
+    def _deliver_in(
+        self,
+        conn: sqlite3.Connection,
+        box: MailboxRow,
+        key: str,
+        stream: IO[bytes],
+        start: int,
+        parsed: ParsedMessage,
+    ) -> DeliveryResult:
+        inbox = tree.folder_id(conn, box, WellKnownFolder.INBOX.value)
+        placed = self._store(conn, box, inbox, stream, start, parsed, Flags(), None)
+        conn.execute(
+            "INSERT INTO deliveries(mailbox_id, key, message_id, delivered_at) VALUES (?,?,?,?)",
+            (box.id, key, placed.message_id, self._now_us()),
+        )
         return DeliveryResult(
             message_id=placed.message_id,
             folder_id=placed.folder_id,

@@ -12,6 +12,7 @@ the status of :mod:`sitemail.mailbox.errors`.
 Routes (under an optional prefix)::
 
     POST   /mailboxes/{mb}/deliver?id=ID                      raw body -> DeliveryResult
+    POST   /deliveries                 multipart batch (.delivery_batch) -> {"results": [...]}
     GET    /mailboxes/{mb}/folders[?path=A/B]                 {"folders": [Folder]} | Folder
     POST   /mailboxes/{mb}/folders                            {"name", "parent"?} -> Folder
     GET    /mailboxes/{mb}/folders/{f}                        Folder
@@ -43,15 +44,24 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from sitemail.mailbox.database import SEARCH_FIELDS, StoreDatabase
+from sitemail.mailbox.delivery_batch import (
+    DELIVER_TO,
+    MAX_PARTS,
+    MAX_RECIPIENTS,
+    DeliveryAnswer,
+    answers_json,
+    parse_recipients,
+)
 from sitemail.mailbox.errors import (
     AccessDenied,
     InvalidRequest,
@@ -109,6 +119,7 @@ def add_store_routes(
     message = f"{base}/messages/{{id}}"
     table: list[tuple[str, str, Handler]] = [
         ("POST", f"{base}/deliver", routes.deliver),
+        ("POST", f"{prefix}/deliveries", routes.deliveries),
         ("GET", f"{base}/folders", routes.list_folders),
         ("POST", f"{base}/folders", routes.create_folder),
         ("GET", folder, routes.get_folder),
@@ -239,6 +250,67 @@ class _Routes:
             result = await self.backend.run(lambda: db.deliver(where.alias, delivery_id, spool))
         return _json(result, status=200 if result.duplicate else 201)
 
+    async def deliveries(self, request: web.Request) -> web.StreamResponse:
+        """A hub's batch (:mod:`.delivery_batch`): every message spooled, then stored
+        with one transaction per database."""
+        if not request.content_type.startswith("multipart/"):
+            raise InvalidRequest("a delivery batch is a multipart body")
+        reader = await request.multipart()
+        spooled: list[tuple[IO[bytes] | StoreError, list[tuple[str, str]]]] = []
+        count = 0
+        try:
+            while (part := await _next_part(reader)) is not None:
+                if not isinstance(part, BodyPartReader) or len(spooled) >= MAX_PARTS:
+                    raise InvalidRequest(
+                        f"a delivery batch holds at most {MAX_PARTS} messages, not nested parts"
+                    )
+                recipients = parse_recipients(part.headers.get(DELIVER_TO))
+                count += len(recipients)
+                if count > MAX_RECIPIENTS:
+                    raise InvalidRequest(
+                        f"a delivery batch holds at most {MAX_RECIPIENTS} recipients"
+                    )
+                body: IO[bytes] | StoreError
+                try:
+                    body = await self._spool_chunks(part.read_chunk, part.headers)
+                except MessageTooLarge as exc:
+                    body = exc
+                spooled.append((body, recipients))
+            answers = await self.backend.run(lambda: self._deliver_spooled(spooled))
+        finally:
+            for body, _ in spooled:
+                if not isinstance(body, StoreError):
+                    body.close()
+        return web.json_response(answers_json(answers))
+
+    def _deliver_spooled(
+        self, spooled: list[tuple[IO[bytes] | StoreError, list[tuple[str, str]]]]
+    ) -> list[DeliveryAnswer]:
+        """Each recipient resolved here, then one ``deliver_many`` per database."""
+        answers: list[DeliveryAnswer | None] = []
+        groups: dict[str, tuple[StoreDatabase, list[tuple[int, str, str, IO[bytes]]]]] = {}
+        for body, recipients in spooled:
+            for mailbox, delivery_id in recipients:
+                index = len(answers)
+                answers.append(None)
+                if isinstance(body, StoreError):
+                    answers[index] = body
+                    continue
+                try:
+                    db, where = self.backend.resolve(mailbox)
+                except StoreError as exc:
+                    answers[index] = exc
+                    continue
+                group = groups.setdefault(where.database.lower(), (db, []))
+                group[1].append((index, where.alias, delivery_id, body))
+        for db, items in groups.values():
+            for *_, body in items:
+                body.seek(0)  # a body read for another database starts over
+            results = db.deliver_many([(alias, did, body) for _, alias, did, body in items])
+            for (index, *_), result in zip(items, results, strict=True):
+                answers[index] = result
+        return [a for a in answers if a is not None]
+
     async def append(self, request: web.Request) -> web.StreamResponse:
         db, where = await self._mailbox(request)
         folder = _folder_ref(request.match_info["folder"])
@@ -252,20 +324,42 @@ class _Routes:
 
     async def _spool(self, request: web.Request) -> IO[bytes]:
         """The request body in an anonymous temporary file, refused beyond the size limit."""
+        return await self._spool_chunks(
+            lambda: request.content.read(CHUNK_SIZE), request.headers, drain=False
+        )
+
+    async def _spool_chunks(
+        self,
+        read: Callable[[], Awaitable[bytes]],
+        headers: Mapping[str, str],
+        *,
+        drain: bool = True,
+    ) -> IO[bytes]:
+        """A body read by ``read()`` (empty at its end) in an anonymous temporary file.
+
+        Beyond the size limit MessageTooLarge; with ``drain`` the rest of the
+        body is read and dropped first (a batch part: the parts after it still count).
+        """
         limit = self.backend.max_message_size
-        if request.content_length is not None and request.content_length > limit:
+        length = headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            if drain:
+                while await read():
+                    pass
             raise MessageTooLarge(
-                f"message of {request.content_length} bytes is larger than the store's limit "
-                f"of {limit} bytes"
+                f"message of {length} bytes is larger than the store's limit of {limit} bytes"
             )
         spool = await self.backend.run(self.backend.spool_file)
         try:
             size = 0
             # Writes go to the page cache and take microseconds: done inline
             # rather than paying a thread hop per chunk.
-            async for chunk in request.content.iter_chunked(CHUNK_SIZE):
+            while chunk := await read():
                 size += len(chunk)
                 if size > limit:
+                    if drain:
+                        while await read():
+                            pass
                     raise MessageTooLarge(
                         f"message is larger than the store's limit of {limit} bytes"
                     )
@@ -502,6 +596,15 @@ class _Routes:
 
 
 # ------------------------------------------------------------------- helpers
+
+
+async def _next_part(reader: MultipartReader) -> Any:
+    """The next part of a batch; a framing error (a header line over aiohttp's 8 KiB,
+    a bad boundary) is the client's: 400, not 500."""
+    try:
+        return await reader.next()
+    except (ValueError, HttpProcessingError) as exc:
+        raise InvalidRequest(f"the delivery batch is not well-formed multipart: {exc}") from None
 
 
 def _json(record: BaseModel, *, status: int = 200) -> web.Response:

@@ -18,8 +18,15 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +36,13 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from sitemail.mailbox.delivery_batch import (
+    DELIVER_TO,
+    BatchMessage,
+    DeliveryAnswer,
+    answers_from_json,
+    part_headers,
+)
 from sitemail.mailbox.errors import StoreError, StoreUnavailable, WrongServer, error_from_json
 from sitemail.mailbox.locate import MailboxLocation, MailboxLocator
 from sitemail.mailbox.records import (
@@ -141,7 +155,11 @@ class StoreClient:
         return await asyncio.to_thread(self._locator.locate, mailbox)
 
     async def _target(self, mailbox: str) -> _Target:
-        where = await self.locate(mailbox)
+        # The locator and the resolver may read the directory: off the loop.
+        return await asyncio.to_thread(self._target_now, mailbox)
+
+    def _target_now(self, mailbox: str) -> _Target:
+        where = self._locator.locate(mailbox)
         if where.server is None:
             raise WrongServer(
                 f"mailbox {where.alias} has database {where.database}, which is not in the "
@@ -151,8 +169,7 @@ class StoreClient:
                 server=None,
             )
         try:
-            # The resolver may read the directory (network paths of the lab): off the loop.
-            host, port = await asyncio.to_thread(self._resolve, where.server)
+            host, port = self._resolve(where.server)
         except LookupError as exc:
             raise StoreUnavailable(
                 f"no address known for server {where.server} (mailbox {where.alias}): {exc}"
@@ -282,6 +299,95 @@ class StoreClient:
                 params={"id": delivery_id},
                 data=data,
             )
+
+    async def deliver_many(self, messages: Sequence[BatchMessage]) -> list[DeliveryAnswer]:
+        """Deliver a batch: one request per server, one answer per recipient in order.
+
+        A recipient the directory cannot place gets its error; a server that
+        cannot be reached gives StoreUnavailable to each of its recipients.
+        """
+        flat = [(m, pair) for m in messages for pair in m.recipients]
+        answers: list[DeliveryAnswer | None] = [None] * len(flat)
+        targets = await asyncio.to_thread(self._targets_now, [pair[0] for _, pair in flat])
+        by_server: dict[tuple[str, str], list[int]] = {}
+        for index, target in enumerate(targets):
+            if isinstance(target, StoreError):
+                answers[index] = target
+            else:
+                root = target.base.rsplit("/mailboxes/", 1)[0]
+                by_server.setdefault((root, target.server_hostname), []).append(index)
+
+        async def post(root: str, hostname: str, indexes: list[int]) -> None:
+            wanted: dict[int, list[tuple[str, str]]] = {}
+            order: list[BatchMessage] = []
+            for index in indexes:
+                message, pair = flat[index]
+                if id(message) not in wanted:
+                    wanted[id(message)] = []
+                    order.append(message)
+                wanted[id(message)].append(pair)
+            batch = [BatchMessage(m.body, tuple(wanted[id(m)])) for m in order]
+            try:
+                got = await self._post_batch(root, hostname, batch)
+            except StoreError as exc:
+                got = [exc] * len(indexes)
+            # The batch lists each message's recipients together, in first-seen order.
+            sent = [i for m in order for i in indexes if flat[i][0] is m]
+            for index, answer in zip(sent, got, strict=True):
+                answers[index] = answer
+
+        await asyncio.gather(*(post(r, h, ix) for (r, h), ix in by_server.items()))
+        return [a for a in answers if a is not None]
+
+    async def _post_batch(
+        self, root: str, hostname: str, batch: list[BatchMessage]
+    ) -> list[DeliveryAnswer]:
+        expected = sum(len(m.recipients) for m in batch)
+        with ExitStack() as files:
+
+            def open_parts() -> list[tuple[IO[bytes], str]]:
+                return [
+                    (files.enter_context(message.body.open("rb")), value)
+                    for message in batch
+                    for value in part_headers(message)
+                ]
+
+            writer = aiohttp.MultipartWriter("mixed")
+            # Bodies are streamed from the queue's files, never held in memory.
+            for handle, value in await asyncio.to_thread(open_parts):
+                writer.append(handle, {DELIVER_TO: value})
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                connect=self._connect_timeout,
+                sock_connect=self._connect_timeout,
+                sock_read=self._timeout,
+            )
+            try:
+                response = await self._client().post(
+                    root + "/deliveries",
+                    data=writer,
+                    timeout=timeout,
+                    server_hostname=hostname,
+                )
+            except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
+                raise StoreUnavailable(
+                    f"the store of {hostname} cannot be reached: {type(exc).__name__}: {exc}"
+                ) from None
+        try:
+            if response.status >= 400:
+                raise await _error(response, hostname)
+            return answers_from_json(await _read_json(response), expected)
+        finally:
+            response.release()
+
+    def _targets_now(self, mailboxes: list[str]) -> list[_Target | StoreError]:
+        out: list[_Target | StoreError] = []
+        for mailbox in mailboxes:
+            try:
+                out.append(self._target_now(mailbox))
+            except StoreError as exc:
+                out.append(exc)
+        return out
 
     async def append(
         self,

@@ -315,7 +315,7 @@ class Pipeline:
 
     async def _deliver_to_mailboxes(self, batch: DeliveryBatch) -> bool:
         assert self._mailboxes is not None
-        deliver = self._mailboxes.deliver
+        deliver = self._mailboxes.deliver_many
         return await deliver_to_mailboxes(self.store, batch, deliver, _STORE_REPLIES)
 
     # --------------------------------------------------------- SMTP delivery

@@ -4,25 +4,26 @@ Internet host's local delivery run this one loop; each says how it words the out
 Per recipient, the delivery id is the store's duplicate key (Message-ID and client
 submit time, :func:`~sitemail.transport.headers.delivered_to_key`), so a message the
 queue delivers again after a crash (between the store's commit and the queue's report)
-is stored once, and the store's answer says when it was a duplicate.  An unavailable
-store retries the whole queue; an over-size message fails the recipient; other store
-errors defer it.
+is stored once, and the store's answer says when it was a duplicate.  That is what
+lets the whole batch go to the store in one call and be reported to the queue in one
+transaction (one commit each, not one per recipient).  An unavailable store retries
+the whole queue; an over-size message fails the recipient; other store errors defer it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from sitemail.mailbox.delivery_batch import BatchMessage, DeliveryAnswer
 from sitemail.mailbox.errors import MailboxNotFound, MessageTooLarge, StoreError, StoreUnavailable
-from sitemail.mailbox.records import DeliveryResult
 from sitemail.transport.headers import client_submit_time, delivered_to_key
 from sitemail.transport.queue import DeliveryBatch, QueueStore, RecipientOutcome
 
-#: Puts one message into one mailbox: (address, delivery id, body file).
-DeliverOne = Callable[[str, str, Path], Awaitable[DeliveryResult]]
+#: Puts a batch into mailboxes: one answer per recipient, messages and their recipients
+#: in order; raises StoreUnavailable when the store as a whole did not answer.
+DeliverMany = Callable[[Sequence[BatchMessage]], Awaitable[list[DeliveryAnswer]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,39 +38,55 @@ class StoreReplies:
     """None: a missing mailbox is deferred like any other store error."""
 
 
+def _batch(batch: DeliveryBatch) -> list[BatchMessage]:
+    """Each message with its (address, delivery id) pairs (reads each message's header)."""
+    out: list[BatchMessage] = []
+    for msg in batch.messages:
+        submitted = client_submit_time(msg.body_path)
+        mid = msg.envelope.internet_message_id
+        pairs = tuple(
+            (rcpt.address, delivered_to_key(mid, submitted, rcpt.address))
+            for rcpt in msg.recipients
+        )
+        out.append(BatchMessage(msg.body_path, pairs))
+    return out
+
+
+def _outcome(rcpt_id: int, answer: DeliveryAnswer, replies: StoreReplies) -> RecipientOutcome:
+    if isinstance(answer, MessageTooLarge):
+        return RecipientOutcome.failed(rcpt_id, replies.too_large, remote=False)
+    if isinstance(answer, MailboxNotFound) and replies.not_found is not None:
+        return RecipientOutcome.failed(rcpt_id, replies.not_found, remote=False)
+    if isinstance(answer, StoreError):
+        return RecipientOutcome.deferred(rcpt_id, replies.deferred.format(exc=answer))
+    return RecipientOutcome.delivered(rcpt_id, replies.delivered, duplicate=answer.duplicate)
+
+
 async def deliver_to_mailboxes(
-    store: QueueStore, batch: DeliveryBatch, deliver: DeliverOne, replies: StoreReplies
+    store: QueueStore, batch: DeliveryBatch, deliver: DeliverMany, replies: StoreReplies
 ) -> bool:
     """Deliver ``batch``; True when the store did not answer and the queue went to Retry."""
-    connected = False
+    messages = await asyncio.to_thread(_batch, batch)
+    try:
+        answers = await deliver(messages)
+        unavailable = next((a for a in answers if isinstance(a, StoreUnavailable)), None)
+        if unavailable is not None:
+            raise unavailable
+    except StoreUnavailable as exc:
+        # Nothing is reported: what the store did take is a duplicate next time.
+        error = replies.unavailable.format(exc=exc)
+        await asyncio.to_thread(store.report_connection_failure, batch.lease, error)
+        return True
+    if any(not isinstance(a, StoreError) for a in answers):
+        await asyncio.to_thread(store.mark_connected, batch.lease)
+    reports: list[tuple[int, Sequence[RecipientOutcome]]] = []
+    position = 0
     for msg in batch.messages:
-        outcomes: list[RecipientOutcome] = []
-        submitted = await asyncio.to_thread(client_submit_time, msg.body_path)
-        for rcpt in msg.recipients:
-            mid = msg.envelope.internet_message_id
-            delivery_id = delivered_to_key(mid, submitted, rcpt.address)
-            try:
-                result = await deliver(rcpt.address, delivery_id, msg.body_path)
-            except StoreUnavailable as exc:
-                error = replies.unavailable.format(exc=exc)
-                await asyncio.to_thread(store.report_connection_failure, batch.lease, error)
-                return True
-            except MessageTooLarge:
-                outcomes.append(RecipientOutcome.failed(rcpt.id, replies.too_large, remote=False))
-                continue
-            except StoreError as exc:
-                if isinstance(exc, MailboxNotFound) and replies.not_found is not None:
-                    reply = replies.not_found
-                    outcomes.append(RecipientOutcome.failed(rcpt.id, reply, remote=False))
-                else:
-                    reply = replies.deferred.format(exc=exc)
-                    outcomes.append(RecipientOutcome.deferred(rcpt.id, reply))
-                continue
-            if not connected:
-                await asyncio.to_thread(store.mark_connected, batch.lease)
-                connected = True
-            outcomes.append(
-                RecipientOutcome.delivered(rcpt.id, replies.delivered, duplicate=result.duplicate)
-            )
-        await asyncio.to_thread(store.report, batch.lease, msg.item_id, outcomes)
+        outcomes = [
+            _outcome(rcpt.id, answers[position + i], replies)
+            for i, rcpt in enumerate(msg.recipients)
+        ]
+        position += len(msg.recipients)
+        reports.append((msg.item_id, outcomes))
+    await asyncio.to_thread(store.report_many, batch.lease, reports)
     return False

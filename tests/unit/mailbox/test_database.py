@@ -183,6 +183,43 @@ def test_same_delivery_id_in_two_mailboxes_is_two_deliveries(db: StoreDatabase) 
     assert not a.duplicate and not b.duplicate
 
 
+def test_a_batch_is_stored_in_one_commit_each_recipient_answered_alone(tmp_path: Path) -> None:
+    with StoreDatabase(tmp_path / "batch.db", max_message_size=2000) as small:
+        small.deliver("alice", "1:alice", message("first"))
+        changes: list[StoreChange] = []
+        small.subscribe(changes.append)
+        shared = tmp_path / "shared.eml"
+        shared.write_bytes(message("shared"))
+        big = b"Subject: x\r\n\r\n" + b"a" * 2000
+
+        answers = small.deliver_many(
+            [
+                ("alice", "1:alice", message("first")),  # delivered before: a duplicate
+                ("alice", "2:alice", shared),
+                ("bob", "2:bob", shared),  # one file, two mailboxes
+                ("bob", "3:bob", big),
+                ("bob", "tab\tid", message("bad id")),
+            ]
+        )
+
+        first, alice, bob, too_large, bad_id = answers
+        assert not isinstance(first, Exception) and first.duplicate
+        assert not isinstance(alice, Exception) and not alice.duplicate
+        assert not isinstance(bob, Exception) and not bob.duplicate
+        assert isinstance(too_large, MessageTooLarge) and isinstance(bad_id, InvalidRequest)
+        assert [m.subject for m in small.list_messages("alice", "inbox").items] == [
+            "shared",
+            "first",
+        ]
+        assert [m.subject for m in small.list_messages("bob", "inbox").items] == ["shared"]
+        # Subscribers (IMAP IDLE, EWS notifications) hear of both mailboxes.
+        assert {c.mailbox for c in changes} == {"alice", "bob"}
+        # A redelivered batch stores nothing again.
+        again = small.deliver_many([("bob", "2:bob", shared)])
+        assert not isinstance(again[0], Exception) and again[0].duplicate
+        assert small.get_folder("bob", "inbox").total == 1
+
+
 def test_raw_bytes_come_back_identical_including_every_byte_value(
     db: StoreDatabase, tmp_path: Path
 ) -> None:

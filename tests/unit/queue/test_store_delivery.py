@@ -4,14 +4,16 @@ the Internet host's, one loop; what each store error does to the recipient and t
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, cast
 
 from tests.unit.queue.queue_testkit import MAILBOX, Env
 
+from sitemail.mailbox.delivery_batch import BatchMessage, DeliveryAnswer
 from sitemail.mailbox.errors import (
     MailboxNotFound,
     MessageTooLarge,
+    StoreError,
     StoreUnavailable,
     WrongServer,
 )
@@ -44,14 +46,17 @@ class Recording:
         self.outcomes: list[RecipientOutcome] = []
         self.failures: list[str] = []
         self.connected = 0
+        self.reports = 0
 
     def mark_connected(self, lease: Any) -> None:
         self.connected += 1
         self.store.mark_connected(lease)
 
-    def report(self, lease: Any, item_id: int, outcomes: list[RecipientOutcome]) -> None:
-        self.outcomes.extend(outcomes)
-        self.store.report(lease, item_id, outcomes)
+    def report_many(self, lease: Any, reports: list[tuple[int, list[RecipientOutcome]]]) -> None:
+        self.reports += 1
+        for _, outcomes in reports:
+            self.outcomes.extend(outcomes)
+        self.store.report_many(lease, reports)
 
     def report_connection_failure(self, lease: Any, error: str) -> None:
         self.failures.append(error)
@@ -75,15 +80,22 @@ def deliver_all(env: Env, replies: StoreReplies, *recipients: str) -> tuple[Reco
     assert batch is not None
     seen: list[str] = []
 
-    async def deliver(address: str, delivery_id: str, body: Path) -> DeliveryResult:
-        seen.append(delivery_id)
-        assert body.exists()
-        if address in ERRORS:
-            raise ERRORS[address]
-        if address == "down@contoso.com":
-            raise StoreUnavailable("connection refused")
-        dup = address.startswith("again")
-        return DeliveryResult(message_id=1, folder_id=None, uid=None, duplicate=dup)
+    async def deliver(messages: Sequence[BatchMessage]) -> list[DeliveryAnswer]:
+        answers: list[DeliveryAnswer] = []
+        for message in messages:
+            assert message.body.exists()
+            for address, delivery_id in message.recipients:
+                seen.append(delivery_id)
+                if address in ERRORS:
+                    answers.append(cast(StoreError, ERRORS[address]))
+                elif address == "down@contoso.com":
+                    answers.append(StoreUnavailable("connection refused"))
+                else:
+                    dup = address.startswith("again")
+                    answers.append(
+                        DeliveryResult(message_id=1, folder_id=None, uid=None, duplicate=dup)
+                    )
+        return answers
 
     rec = Recording(env.store)
     retry = asyncio.run(deliver_to_mailboxes(cast(QueueStore, rec), batch, deliver, replies))
@@ -110,6 +122,8 @@ def test_each_store_error_in_the_hubs_words(env: Env) -> None:
     # One delivery id per message and recipient: a redelivery after a crash is stored once.
     assert len(set(seen)) == 4 and all(s.endswith("@contoso.com") for s in seen)
     assert rec.connected == 1
+    # The whole batch is reported in one queue transaction.
+    assert rec.reports == 1
 
 
 def test_a_host_without_not_found_wording_defers_a_missing_mailbox(env: Env) -> None:
@@ -152,3 +166,46 @@ def test_the_duplicate_key_is_message_id_and_submit_time_per_mailbox() -> None:
     assert key(b"Mon, 7 Dec 2026 10:00:00 +0000", mid="<2@contoso.com>") != first
     assert key(b"Mon, 7 Dec 2026 10:00:00 +0000", to="eve@contoso.com") != first
     assert len(key(b"x" * 900, mid="<" + "m" * 248 + ">")) <= 512
+
+
+def test_a_batch_of_messages_goes_in_one_store_call_and_one_report(env: Env) -> None:
+    env.submit("adam@contoso.com", subject="one")
+    env.submit("big@contoso.com", "eve@contoso.com", subject="two")
+    env.submit("again@contoso.com", subject="three")
+    env.categorize(lambda _: MAILBOX)
+    [queue] = env.store.due_queues()
+    batch = env.store.take_batch(queue.queue_id, 20)
+    assert batch is not None and len(batch.messages) == 3
+    calls: list[list[tuple[str, ...]]] = []
+
+    async def deliver(messages: Sequence[BatchMessage]) -> list[DeliveryAnswer]:
+        calls.append([tuple(a for a, _ in m.recipients) for m in messages])
+        return [
+            cast(StoreError, ERRORS[a])
+            if a in ERRORS
+            else DeliveryResult(message_id=1, folder_id=None, uid=None, duplicate=a < "b")
+            for m in messages
+            for a, _ in m.recipients
+        ]
+
+    rec = Recording(env.store)
+    assert not asyncio.run(deliver_to_mailboxes(cast(QueueStore, rec), batch, deliver, HUB))
+    env.store.finish(batch.lease)
+    assert calls == [
+        [("adam@contoso.com",), ("big@contoso.com", "eve@contoso.com"), ("again@contoso.com",)]
+    ]
+    assert rec.reports == 1
+    # Each outcome reached its own message: nothing is left in the queue, one NDR for big.
+    assert by_reply(rec) == [
+        (Outcome.DELIVERED, HUB.delivered),
+        (Outcome.FAILED, HUB.too_large),
+        (Outcome.DELIVERED, HUB.delivered),
+        (Outcome.DELIVERED, HUB.delivered),
+    ]
+    assert env.store.due_queues() == []
+    tracked = [(e.tracking, e.recipients) for e in env.events if e.kind is QueueEventKind.DELIVERED]
+    assert tracked == [
+        (TrackingEventId.DUPLICATEDELIVER, ("adam@contoso.com",)),
+        (TrackingEventId.DELIVER, ("eve@contoso.com",)),
+        (TrackingEventId.DUPLICATEDELIVER, ("again@contoso.com",)),
+    ]

@@ -15,7 +15,9 @@ A worker (the hub-to-hub SMTP sender, the mailbox store driver) does::
         store.finish(batch.lease)                # unreported messages go back, Ready
 
 Each :meth:`report` is its own transaction, so a crash after a 250 and
-before the report is the only window for a duplicate delivery.
+before the report is the only window for a duplicate delivery.  Mailbox
+delivery reports a whole batch with :meth:`report_many`: the store keeps each
+delivery id once, so that wider window costs no duplicate in a mailbox.
 """
 
 from __future__ import annotations
@@ -123,72 +125,94 @@ class DeliveryMixin(ShadowMixin):
         queue, until it reports delivery (:mod:`.shadow`).
         """
         with self._write() as tx:
-            held = self._held_lease(lease)
-            if item_id not in held.item_ids:
-                raise LeaseError(f"message {item_id} is not held by lease {lease}")
-            item = tx.one("SELECT * FROM items WHERE id=?", (item_id,))
-            if item is None:
-                raise LeaseError(f"message {item_id} is gone")
-            queue = self._queue_row(tx, held.queue_id)
-            msg = self._message_row(tx, int(item["message_id"]))
-            rcpts = {
-                int(r["id"]): r
-                for r in tx.all("SELECT * FROM recipients WHERE item_id=?", (item_id,))
-            }
-            unknown = [o.recipient_id for o in outcomes if o.recipient_id not in rcpts]
-            if unknown:
-                raise LeaseError(f"recipients {unknown} are not in message {item_id}")
-            mailbox = DeliveryType(queue["delivery_type"]) is DeliveryType.MAPI_DELIVERY
-            delivered = [o for o in outcomes if o.outcome is Outcome.DELIVERED]
-            failed = [o for o in outcomes if o.outcome is Outcome.FAILED]
-            deferred = [o for o in outcomes if o.outcome is Outcome.DEFERRED]
-            if delivered:
-                if shadow is not None and not mailbox:
-                    ids = [o.recipient_id for o in delivered]
-                    self._keep_shadow(tx, int(item["message_id"]), ids, shadow)
-                else:
-                    tx.conn.executemany(
-                        "DELETE FROM recipients WHERE id=?",
-                        [(o.recipient_id,) for o in delivered],
-                    )
-                for duplicates in (False, True):
-                    these = [o for o in delivered if o.duplicate is duplicates]
-                    if not these:
-                        continue
-                    tracking = TrackingEventId.DELIVER if mailbox else TrackingEventId.SEND
-                    if duplicates:
-                        tracking = TrackingEventId.DUPLICATEDELIVER
-                    self._event(
-                        tx,
-                        QueueEventKind.DELIVERED,
-                        msg,
-                        tracking=tracking,
-                        source=TrackingSource.STOREDRIVER if mailbox else TrackingSource.SMTP,
-                        recipients=[str(rcpts[o.recipient_id]["address"]) for o in these],
-                        statuses=[o.reply for o in these],
-                        queue=queue,
-                    )
-            dsn_id = self._fail_recipients(
-                tx,
-                msg,
-                [(rcpts[o.recipient_id], _failure(rcpts[o.recipient_id], o)) for o in failed],
-                source=TrackingSource.STOREDRIVER if mailbox else TrackingSource.SMTP,
-                queue=queue,
-            )
-            if deferred:
-                self._defer(tx, item, queue, msg, rcpts, deferred)
-            self._reset_queue_retry(tx, held.queue_id)
-            # Unlocking applies a Remove-Message that waited for this worker.
-            self._unlock_items(tx, [item_id])
-            self._settle_items(tx, [item_id])
-            done = tx.one("SELECT 1 FROM items WHERE id=?", (item_id,)) is None
-            return ReportResult(
-                delivered=tuple(str(rcpts[o.recipient_id]["address"]) for o in delivered),
-                failed=tuple(str(rcpts[o.recipient_id]["address"]) for o in failed),
-                deferred=tuple(str(rcpts[o.recipient_id]["address"]) for o in deferred),
-                dsn_ids=() if dsn_id is None else (dsn_id,),
-                message_done=done,
-            )
+            return self._report_in(tx, lease, item_id, outcomes, shadow)
+
+    def report_many(
+        self, lease: int, reports: Sequence[tuple[int, Sequence[RecipientOutcome]]]
+    ) -> list[ReportResult]:
+        """:meth:`report` for several messages of a batch in one transaction.
+
+        For mailbox delivery, whose store stores a delivery id once: a crash
+        before this commit redelivers the batch, and the store answers
+        "duplicate" for what it already holds, so one commit per batch costs
+        no duplicate in a mailbox.
+        """
+        with self._write() as tx:
+            return [self._report_in(tx, lease, item, outcomes, None) for item, outcomes in reports]
+
+    def _report_in(
+        self,
+        tx: Tx,
+        lease: int,
+        item_id: int,
+        outcomes: Sequence[RecipientOutcome],
+        shadow: ShadowHandoff | None,
+    ) -> ReportResult:
+        held = self._held_lease(lease)
+        if item_id not in held.item_ids:
+            raise LeaseError(f"message {item_id} is not held by lease {lease}")
+        item = tx.one("SELECT * FROM items WHERE id=?", (item_id,))
+        if item is None:
+            raise LeaseError(f"message {item_id} is gone")
+        queue = self._queue_row(tx, held.queue_id)
+        msg = self._message_row(tx, int(item["message_id"]))
+        rcpts = {
+            int(r["id"]): r for r in tx.all("SELECT * FROM recipients WHERE item_id=?", (item_id,))
+        }
+        unknown = [o.recipient_id for o in outcomes if o.recipient_id not in rcpts]
+        if unknown:
+            raise LeaseError(f"recipients {unknown} are not in message {item_id}")
+        mailbox = DeliveryType(queue["delivery_type"]) is DeliveryType.MAPI_DELIVERY
+        delivered = [o for o in outcomes if o.outcome is Outcome.DELIVERED]
+        failed = [o for o in outcomes if o.outcome is Outcome.FAILED]
+        deferred = [o for o in outcomes if o.outcome is Outcome.DEFERRED]
+        if delivered:
+            if shadow is not None and not mailbox:
+                ids = [o.recipient_id for o in delivered]
+                self._keep_shadow(tx, int(item["message_id"]), ids, shadow)
+            else:
+                tx.conn.executemany(
+                    "DELETE FROM recipients WHERE id=?",
+                    [(o.recipient_id,) for o in delivered],
+                )
+            for duplicates in (False, True):
+                these = [o for o in delivered if o.duplicate is duplicates]
+                if not these:
+                    continue
+                tracking = TrackingEventId.DELIVER if mailbox else TrackingEventId.SEND
+                if duplicates:
+                    tracking = TrackingEventId.DUPLICATEDELIVER
+                self._event(
+                    tx,
+                    QueueEventKind.DELIVERED,
+                    msg,
+                    tracking=tracking,
+                    source=TrackingSource.STOREDRIVER if mailbox else TrackingSource.SMTP,
+                    recipients=[str(rcpts[o.recipient_id]["address"]) for o in these],
+                    statuses=[o.reply for o in these],
+                    queue=queue,
+                )
+        dsn_id = self._fail_recipients(
+            tx,
+            msg,
+            [(rcpts[o.recipient_id], _failure(rcpts[o.recipient_id], o)) for o in failed],
+            source=TrackingSource.STOREDRIVER if mailbox else TrackingSource.SMTP,
+            queue=queue,
+        )
+        if deferred:
+            self._defer(tx, item, queue, msg, rcpts, deferred)
+        self._reset_queue_retry(tx, held.queue_id)
+        # Unlocking applies a Remove-Message that waited for this worker.
+        self._unlock_items(tx, [item_id])
+        self._settle_items(tx, [item_id])
+        done = tx.one("SELECT 1 FROM items WHERE id=?", (item_id,)) is None
+        return ReportResult(
+            delivered=tuple(str(rcpts[o.recipient_id]["address"]) for o in delivered),
+            failed=tuple(str(rcpts[o.recipient_id]["address"]) for o in failed),
+            deferred=tuple(str(rcpts[o.recipient_id]["address"]) for o in deferred),
+            dsn_ids=() if dsn_id is None else (dsn_id,),
+            message_done=done,
+        )
 
     def report_connection_failure(self, lease: int, last_error: str) -> datetime:
         """The next hop could not be reached: the queue goes to Retry on the ladder.
