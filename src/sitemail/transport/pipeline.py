@@ -21,7 +21,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sitemail.clock import Clock
@@ -412,6 +412,22 @@ class Pipeline:
         connection = NextHopConnection(
             targets, settings, local_address=self.ctx.address, session_logs=logs
         )
+        # To another site's 2010 hubs the batch is reported in one queue transaction
+        # at its end: a crash before it sends those messages again, and the mailbox
+        # store keeps each delivery id once, so the wider window costs no duplicate in a
+        # mailbox.  Elsewhere (a smart host, the Internet, 2003) each message is reported
+        # as soon as the next hop took it, as narrow a window as there can be.
+        batched = batch.queue.delivery_type is DeliveryType.SMTP_RELAY_TO_REMOTE_AD_SITE
+        reports: list[tuple[int, Sequence[RecipientOutcome]]] = []
+        shadows: dict[int, ShadowHandoff] = {}
+
+        async def flush() -> None:
+            if reports:
+                taken, held = list(reports), dict(shadows)
+                reports.clear()
+                shadows.clear()
+                await asyncio.to_thread(self.store.report_many, batch.lease, taken, shadows=held)
+
         try:
             for msg in batch.messages:
                 body = file_body(msg.body_path)
@@ -421,6 +437,7 @@ class Pipeline:
                     OutboundMessage.from_envelope(msg.envelope, msg.size), body
                 )
                 if result.all_targets_failed:
+                    await flush()
                     await asyncio.to_thread(
                         self.store.report_connection_failure,
                         batch.lease,
@@ -433,13 +450,11 @@ class Pipeline:
                 handoff = shadow_handoff(result)
                 if handoff is not None:
                     shadowed = handoff.server
-                await asyncio.to_thread(
-                    self.store.report,
-                    batch.lease,
-                    msg.item_id,
-                    outcomes_of(msg, result),
-                    shadow=handoff,
-                )
+                    shadows[msg.item_id] = handoff
+                reports.append((msg.item_id, outcomes_of(msg, result)))
+                if not batched:
+                    await flush()
+            await flush()
             if shadowed is not None:
                 # While connected, take the hop's discard notifications too.
                 answer = await connection.heartbeat(MAX_DISCARD_IDS, open_new=False)

@@ -23,7 +23,7 @@ delivery id once, so that wider window costs no duplicate in a mailbox.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
 
@@ -128,17 +128,26 @@ class DeliveryMixin(ShadowMixin):
             return self._report_in(tx, lease, item_id, outcomes, shadow)
 
     def report_many(
-        self, lease: int, reports: Sequence[tuple[int, Sequence[RecipientOutcome]]]
+        self,
+        lease: int,
+        reports: Sequence[tuple[int, Sequence[RecipientOutcome]]],
+        *,
+        shadows: Mapping[int, ShadowHandoff] | None = None,
     ) -> list[ReportResult]:
-        """:meth:`report` for several messages of a batch in one transaction.
+        """:meth:`report` for several messages of a batch in one transaction
+        (``shadows``: the handoff of each message the next hop took under XSHADOW).
 
         For mailbox delivery, whose store stores a delivery id once: a crash
         before this commit redelivers the batch, and the store answers
         "duplicate" for what it already holds, so one commit per batch costs
         no duplicate in a mailbox.
         """
+        shadows = shadows or {}
         with self._write() as tx:
-            return [self._report_in(tx, lease, item, outcomes, None) for item, outcomes in reports]
+            return [
+                self._report_in(tx, lease, item, outcomes, shadows.get(item))
+                for item, outcomes in reports
+            ]
 
     def _report_in(
         self,
