@@ -44,7 +44,7 @@ from sitemail.internet.policy import (
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.mailbox.delivery_batch import BatchMessage, DeliveryAnswer
 from sitemail.mailflow.envelope import Envelope, SpoolWriter
-from sitemail.mailflow.outbound import OutboundMessage, SenderSettings, Target, file_body
+from sitemail.mailflow.outbound import OutboundMessage, SenderSettings, Target, message_body
 from sitemail.mailflow.send_decision import SendPolicy
 from sitemail.mailflow.smtp_sender import send_message
 from sitemail.mta.session import MtaListener
@@ -285,7 +285,7 @@ class InternetMailHost:
             result = await send_message(
                 targets,
                 OutboundMessage.from_envelope(msg.envelope, msg.size),
-                file_body(msg.body_path),
+                message_body(msg.source),
                 settings,
                 local_address=self.ctx.address,
             )

@@ -44,9 +44,10 @@ DeliveryAnswer = DeliveryResult | StoreError
 
 @dataclass(frozen=True, slots=True)
 class BatchMessage:
-    """One message of a batch: its body file and its (mailbox, delivery id) pairs."""
+    """One message of a batch: its body (a file, or the octets) and its (mailbox, delivery
+    id) pairs."""
 
-    body: Path
+    body: Path | bytes
     recipients: tuple[tuple[str, str], ...]
 
 

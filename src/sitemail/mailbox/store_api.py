@@ -105,7 +105,12 @@ def store_ssl_context(files: CertFiles, ca_file: Path) -> ssl.SSLContext:
     organization CA still fails the handshake (OpenSSL checks what a client
     presents), and the routes then admit only servers and the admin.
     """
-    return server_ssl_context(files, ca_file=ca_file, client_certs="optional")
+    context = server_ssl_context(files, ca_file=ca_file, client_certs="optional")
+    # No TLS 1.3 session tickets: the store's clients keep their connections and never
+    # resume a session, and each ticket (it carries the client's certificate) is most
+    # of a kilobyte written on every new connection for nothing.
+    context.num_tickets = 0
+    return context
 
 
 def add_store_routes(

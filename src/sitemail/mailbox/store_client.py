@@ -345,9 +345,14 @@ class StoreClient:
         expected = sum(len(m.recipients) for m in batch)
         with ExitStack() as files:
 
-            def open_parts() -> list[tuple[IO[bytes], str]]:
+            def open_parts() -> list[tuple[IO[bytes] | bytes, str]]:
                 return [
-                    (files.enter_context(message.body.open("rb")), value)
+                    (
+                        message.body
+                        if isinstance(message.body, bytes)
+                        else files.enter_context(message.body.open("rb")),
+                        value,
+                    )
                     for message in batch
                     for value in part_headers(message)
                 ]

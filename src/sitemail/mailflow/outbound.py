@@ -86,6 +86,13 @@ synchronous iterable is read on the event loop: keep its chunks quick to
 produce (file reads are)."""
 
 
+def message_body(source: Path | bytes) -> BodySource:
+    """The message in memory or in a spool file (a queued message's ``source``)."""
+    if isinstance(source, bytes):
+        return lambda: (source,)
+    return file_body(source)
+
+
 def file_body(path: Path | str, chunk_size: int = READ_SIZE) -> BodySource:
     """The message in a spool file, read in ``chunk_size`` pieces."""
 

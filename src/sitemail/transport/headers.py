@@ -171,9 +171,11 @@ def delivered_to_key(message_id: str, submit_time: str, address: str) -> str:
     return f"{message_id}:{stamp}:{address.lower()}"
 
 
-def client_submit_time(path: Path) -> str:
-    """:func:`submit_time_of` the message in the spool file ``path``."""
-    with open(path, "rb") as f:
+def client_submit_time(source: Path | bytes) -> str:
+    """:func:`submit_time_of` the message in the spool file ``source`` (or in memory)."""
+    if isinstance(source, bytes):
+        return submit_time_of(source[:_DATE_SCAN])
+    with open(source, "rb") as f:
         return submit_time_of(f.read(_DATE_SCAN))
 
 

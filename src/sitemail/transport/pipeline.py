@@ -33,7 +33,7 @@ from sitemail.mailflow.outbound import (
     SenderSettings,
     SendResult,
     Target,
-    file_body,
+    message_body,
     send_session_logs,
 )
 from sitemail.mailflow.protocol_log import NullProtocolLog, ProtocolLog
@@ -430,7 +430,7 @@ class Pipeline:
 
         try:
             for msg in batch.messages:
-                body = file_body(msg.body_path)
+                body = message_body(msg.source)
                 if not intra:
                     body = _leaving_the_organization(body)
                 result = await connection.send(

@@ -42,13 +42,13 @@ def _batch(batch: DeliveryBatch) -> list[BatchMessage]:
     """Each message with its (address, delivery id) pairs (reads each message's header)."""
     out: list[BatchMessage] = []
     for msg in batch.messages:
-        submitted = client_submit_time(msg.body_path)
+        submitted = client_submit_time(msg.source)
         mid = msg.envelope.internet_message_id
         pairs = tuple(
             (rcpt.address, delivered_to_key(mid, submitted, rcpt.address))
             for rcpt in msg.recipients
         )
-        out.append(BatchMessage(msg.body_path, pairs))
+        out.append(BatchMessage(msg.source, pairs))
     return out
 
 

@@ -115,6 +115,25 @@ def test_a_large_body_goes_to_its_spool_file_only(env: Env) -> None:
     assert len(store.recovery.missing_bodies) == 1  # reported, not invented
 
 
+def test_a_batch_reads_a_small_body_from_the_database_and_a_large_one_from_its_file(
+    env: Env,
+) -> None:
+    small = b"Subject: small\r\n\r\nhi\r\n"
+    env.store.accept_spooled("e" * 32 + ".eml", len(small), _envelope(env), small)
+    spool = env.store.open_spool()
+    large = b"Subject: big\r\n\r\n" + b"z" * (WRITE_BUFFER + 1)
+    spool.write(large)
+    env.store.accept(spool, _envelope(env))
+    env.categorize()
+    [queue] = env.store.due_queues()
+    batch = env.store.take_batch(queue.queue_id)
+    assert batch is not None
+    first, second = batch.messages
+    assert first.source == small and not (env.store.spool_dir / ("e" * 32 + ".eml")).exists()
+    assert second.body is None and second.source == spool.path
+    assert spool.path.read_bytes() == large
+
+
 def test_the_body_leaves_the_database_with_the_message(env: Env) -> None:
     body = b"Subject: gone\r\n\r\n.\r\n"
     env.store.accept_spooled("d" * 32 + ".eml", len(body), _envelope(env), body)

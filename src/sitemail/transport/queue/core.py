@@ -542,6 +542,10 @@ class StoreCore:
     def _queued_message(self, tx: Tx, item: sqlite3.Row, queue_row: sqlite3.Row) -> QueuedMessage:
         msg = self._message_row(tx, int(item["message_id"]))
         rcpts = tx.all("SELECT * FROM recipients WHERE item_id=? ORDER BY id", (item["id"],))
+        # A body the database keeps goes out from memory: no spool file is written for
+        # it (and read, and unlinked) on its way through the queue.
+        data = tx.scalar("SELECT data FROM bodies WHERE message_id=?", (msg["id"],))
+        body = None if data is None else bytes(data)
         return QueuedMessage(
             item_id=int(item["id"]),
             identity=message_identity(self.server, self._queue_name(queue_row), int(item["id"])),
@@ -552,9 +556,12 @@ class StoreCore:
                 for r in rcpts
             ),
             size=int(msg["size"]),
-            body_path=self._body_path(tx, msg),
+            body_path=self.spool_dir / str(msg["body_file"])
+            if body is not None
+            else self._body_path(tx, msg),
             retry_count=int(item["retry_count"]),
             last_error=str(item["last_error"]),
+            body=body,
         )
 
     # ------------------------------------------------------------------

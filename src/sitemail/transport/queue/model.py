@@ -150,7 +150,10 @@ class QueuedMessage:
     """One message in one queue, with the recipients it holds there.
 
     ``envelope`` is the envelope as received, with ``recipients`` narrowed to
-    this queue's; ``body_path`` is the spool file (read it, never write it).
+    this queue's.  ``body``: the message itself when the queue database holds
+    it (bodies up to 64 KiB), read from there instead of a file; otherwise
+    ``body_path`` is the spool file (read it, never write it).  Use
+    :attr:`source` for whichever it is.
     """
 
     item_id: int
@@ -162,6 +165,12 @@ class QueuedMessage:
     body_path: Path
     retry_count: int = 0
     last_error: str = ""
+    body: bytes | None = None
+
+    @property
+    def source(self) -> bytes | Path:
+        """The message's octets: in memory when the database held them, else its file."""
+        return self.body if self.body is not None else self.body_path
 
 
 @dataclass(frozen=True, slots=True)
