@@ -75,7 +75,7 @@ from sitemail.mailflow.outbound import (
     Target,
 )
 from sitemail.mailflow.send_decision import SendPolicy, reply_text
-from sitemail.mailflow.smtp_sender import send_message
+from sitemail.mailflow.smtp_sender import NextHopConnection, send_message
 from sitemail.mailflow.tracking_log import MessageTrackingLog, TrackingEventId, TrackingSource
 from sitemail.org.directory import Directory
 from sitemail.org.model import Mailbox, Organization, Server
@@ -273,6 +273,15 @@ class MailSubmissionService:
             return await self._pass()
 
     async def _pass(self) -> int:
+        # A pass's messages go to the hub over one SMTP session, RSET between them (one
+        # TLS handshake and Exchange authentication per pass, not per message).
+        hub = _HubSession(self)
+        try:
+            return await self._pass_over(hub)
+        finally:
+            await hub.close()
+
+    async def _pass_over(self, hub: _HubSession) -> int:
         handled = 0
         waiting: set[tuple[str, str, int]] = set()
         for db in self.store.databases():
@@ -289,7 +298,7 @@ class MailSubmissionService:
                 if retry is not None and retry[1] > self.clock.monotonic():
                     continue
                 try:
-                    done = await self._submit(db, item)
+                    done = await self._submit(db, item, hub)
                 except (StoreError, BodyReadError, OSError) as exc:
                     log.warning(
                         "submission of message %d of %s failed: %s", item.message.id, key[1], exc
@@ -306,7 +315,9 @@ class MailSubmissionService:
         self._retry = {k: v for k, v in self._retry.items() if k in waiting}
         return handled
 
-    async def _submit(self, db: StoreDatabase, item: PendingSubmission) -> bool:
+    async def _submit(
+        self, db: StoreDatabase, item: PendingSubmission, session: _HubSession
+    ) -> bool:
         """One Outbox message; True when it left the Outbox, False to try again later."""
         assert self.journal is not None
         journal = self.journal
@@ -341,21 +352,16 @@ class MailSubmissionService:
             return True
         taken = record.accepted if record is not None else frozenset()
         remaining = [r for r in prepared.recipients if r.casefold() not in taken]
-        targets = await asyncio.to_thread(self._targets)
-        if not targets:
-            log.warning(NO_HUB_REPLY.format(site=self.settings.site))
-            return False
-        result = await self._send(
-            targets,
+        result = await session.send(
             OutboundMessage(
                 prepared.mail_from,
                 tuple(EnvelopeRecipient(r) for r in remaining),
                 size=len(prepared.header) + max(0, summary.size - prepared.body_offset),
             ),
             self._body(db, mailbox, summary.id, prepared),
-            self._sender_settings(),
-            local_address=self.settings.address,
         )
+        if result is None:
+            return False  # no hub in the site, or none answered earlier in this pass
         if result.all_targets_failed:
             log.warning(
                 "no hub of site %s took message %s: %s", self.settings.site, key, result.last_error
@@ -532,6 +538,55 @@ class MailSubmissionService:
         failed = ",".join(sorted(a.casefold() for a, _ in failures))
         delivery_id = f"MailSubmission:{message_key(message_id)}:{failed}"[:500]
         await asyncio.to_thread(db.deliver, mailbox, delivery_id, report)
+
+
+class _HubSession:
+    """The hand-off of one pass: opened at its first message, closed at its end.
+
+    With the real sender, a :class:`NextHopConnection` (messages over one session);
+    a sender given to the service (tests, tools) is called once per message.  Once
+    no hub answered, the pass's other messages wait for the next pass instead of
+    trying every hub again.
+    """
+
+    def __init__(self, service: MailSubmissionService) -> None:
+        self.service = service
+        self.connection: NextHopConnection | None = None
+        self.targets: list[Target] | None = None
+        self.failed = False
+
+    async def send(self, message: OutboundMessage, body: BodySource) -> SendResult | None:
+        service = self.service
+        if self.failed:
+            return None
+        if self.targets is None:
+            self.targets = await asyncio.to_thread(service._targets)
+        if not self.targets:
+            log.warning(NO_HUB_REPLY.format(site=service.settings.site))
+            self.failed = True
+            return None
+        if service._send is not send_message:
+            result = await service._send(
+                self.targets,
+                message,
+                body,
+                service._sender_settings(),
+                local_address=service.settings.address,
+            )
+        else:
+            if self.connection is None:
+                self.connection = NextHopConnection(
+                    self.targets,
+                    service._sender_settings(),
+                    local_address=service.settings.address,
+                )
+            result = await self.connection.send(message, body)
+        self.failed = result.all_targets_failed
+        return result
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
 
 
 def _read_head(db: StoreDatabase, mailbox: str, store_id: int) -> bytes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.doubles.smtp_peer import Peer
 
-from sitemail.clock import ManualClock
+from sitemail.clock import SYSTEM_CLOCK, ManualClock
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.mailbox.errors import MessageNotFound
 from sitemail.mailbox.records import FlagUpdate, WellKnownFolder
@@ -546,3 +547,37 @@ def test_no_header_section_crashes_preparation_and_bcc_never_leaves(
     assert prepared.recipients
     assert prepared.header.endswith(b"\r\n")
     assert header_end(head) == prepared.body_offset
+
+
+def test_a_pass_hands_its_messages_to_the_hub_over_one_session(env: Env, pki_dir: Path) -> None:
+    # The real sender against a receiving hub double: one TLS and Exchange authentication
+    # for the pass, RSET between the messages, each message once.
+    pki = OrganizationPki.open_or_create(pki_dir, "Contoso")
+    ids = [
+        env.outbox(compose(message_id=f"<m{n}@contoso.com>", body=f"note {n}\r\n"))
+        for n in range(3)
+    ]
+
+    async def go() -> tuple[int, Peer]:
+        async with Peer(ADDRESSES["EX-NY1"], pki, name="EX-NY1") as peer:
+            settings = replace(env.settings, port_offset=peer.port - 25)
+            # The system clock: the certificates are checked against it.
+            service = MailSubmissionService(
+                settings, env.directory, Store(env.db), ADDRESSES.__getitem__, clock=SYSTEM_CLOCK
+            )
+            await service.start()
+            try:
+                return await service.run_once(), peer
+            finally:
+                await service.stop()
+
+    handled, peer = asyncio.run(asyncio.wait_for(go(), 30))
+    assert handled == 3
+    assert [m.endswith(f"note {n}\r\n".encode()) for n, m in enumerate(peer.seen.messages)] == [
+        True
+    ] * 3
+    assert peer.seen.client_ips == [ADDRESSES["EX-NY1"]]  # one connection
+    assert peer.seen.authenticated == ["EX-NY1"]  # one Exchange authentication
+    verbs = [c.split(" ", 1)[0].upper() for c in peer.seen.commands]
+    assert verbs.count("RSET") == 2 and verbs.count("MAIL") == 3
+    assert [env.folder_of(i) for i in ids] == ["sentitems"] * 3
