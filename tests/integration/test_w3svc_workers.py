@@ -7,8 +7,8 @@ table of TCP sockets gives the server-side socket of a connection, and a
 worker's open descriptors say whether it is that worker's.  With that it
 shows what a user depends on: signed in once, every worker knows the
 session; signed out in one worker, no worker does; the IIS log of both is
-one file of whole lines; a killed worker is replaced; stopping the service
-stops every worker.
+one file of whole lines; a killed worker is replaced, and so are the workers of a
+killed zygote; stopping the service stops every worker.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+from tests.conftest import parent_of
 from tests.unit.access.test_web_service import PASSWORD, _context, _org
 
 from sitemail.access.web.logs import W3C_FIELDS
@@ -181,6 +182,9 @@ def test_sessions_hold_in_every_worker_and_sign_out_ends_them_in_all(tmp_path: P
         workers = service.pool.pids
         try:
             assert len(workers) == 2 and os.getpid() not in workers
+            # Both forked from one zygote, this process's child, that imported the site once.
+            [zygote] = {parent_of(pid) for pid in workers}
+            assert zygote is not None and parent_of(zygote) == os.getpid()
             port = service.port
             # The clients block: in a thread, so that the store in this process answers.
             await asyncio.to_thread(_sign_in_use_and_sign_out, pki, port, workers, ctx.home)
@@ -191,7 +195,18 @@ def test_sessions_hold_in_every_worker_and_sign_out_ends_them_in_all(tmp_path: P
             while len(service.pool.pids) < 2 or workers[0] in service.pool.pids:
                 assert time.monotonic() < deadline, "the killed worker was not replaced"
                 await asyncio.sleep(0.1)
+            status, _, text = await asyncio.to_thread(
+                lambda: Connection(pki, port).call("GET", "/owa/auth/logon.aspx")
+            )
+            assert status == 200 and "Sign in" in text
+            # A killed zygote takes its workers with it; a new one forks them again.
+            survivor = service.pool.pids
+            os.kill(zygote, signal.SIGKILL)
+            while set(service.pool.pids) & set(survivor) or len(service.pool.pids) < 2:
+                assert time.monotonic() < deadline + 30, "the workers were not started again"
+                await asyncio.sleep(0.1)
             replaced = service.pool.pids
+            assert {parent_of(pid) for pid in replaced} != {zygote}
             status, _, text = await asyncio.to_thread(
                 lambda: Connection(pki, port).call("GET", "/owa/auth/logon.aspx")
             )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 from collections.abc import Mapping
 
-__all__ = ["MAX_AUTOMATIC_WORKERS", "die_with_parent", "worker_count"]
+__all__ = ["MAX_AUTOMATIC_WORKERS", "die_with_parent", "log_as", "worker_count"]
 
 MAX_AUTOMATIC_WORKERS = 4
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -51,3 +52,12 @@ def die_with_parent(parent: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(0)  # the parent died before the line above
+
+
+def log_as(server: str, who: str) -> None:
+    """Log lines of a worker process (or its zygote) say which server and which worker."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {server} {who} %(levelname)s %(message)s",
+        force=True,
+    )

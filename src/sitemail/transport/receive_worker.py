@@ -41,8 +41,8 @@ from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ReceiveConnector
 from sitemail.org.pki import PeerVerifier
 from sitemail.server import event_loop
-from sitemail.server.worker_processes import die_with_parent
-from sitemail.transport import worker_zygote
+from sitemail.server import zygote as worker_zygote
+from sitemail.server.worker_processes import die_with_parent, log_as
 from sitemail.transport.queue.spool import SpoolFile, unlink_quietly
 from sitemail.transport.receive_config import (
     ACCEPT_THREADS,
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     """The zygote: loads everything a worker needs, then forks one per request."""
     args = _parser().parse_args(argv)
     die_with_parent(args.parent)
-    _log_as(args.server, "zygote")
+    log_as(args.server, "zygote")
     # Ctrl-C in a terminal reaches the whole process group: the transport process
     # decides when sessions end, and closing the channels tells this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -325,9 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(ImportError):
         import uvloop  # noqa: F401 - loaded before the fork, shared by every worker
 
-    def run_worker(index: int, handoff_fd: int, rpc_fd: int) -> int:
+    def run_worker(index: int, fds: list[int]) -> int:
+        handoff_fd, rpc_fd = fds
         die_with_parent(zygote)
-        _log_as(args.server, f"receive worker {index}")
+        log_as(args.server, f"receive worker {index}")
         args.index, args.handoff_fd, args.rpc_fd = index, handoff_fd, rpc_fd
         # Session ids stay unique across the processes that share the log files.
         SESSION_IDS.share(index + 1, args.workers + 1)
@@ -338,15 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             directory.close()
         return 0
 
-    return worker_zygote.serve(args.zygote_fd, run_worker)
-
-
-def _log_as(server: str, who: str) -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s {server} {who} %(levelname)s %(message)s",
-        force=True,
-    )
+    return worker_zygote.serve(args.zygote_fd, 2, run_worker)
 
 
 if __name__ == "__main__":

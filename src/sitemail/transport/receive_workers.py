@@ -36,6 +36,7 @@ from sitemail.mailflow.envelope import AcceptError, Envelope
 from sitemail.org.model import ReceiveConnector
 from sitemail.server.context import ProcessContext
 from sitemail.server.worker_processes import worker_count
+from sitemail.server.zygote import ForkedProcess, Zygote
 from sitemail.transport.queue import QueueStore
 from sitemail.transport.worker_ipc import (
     IpcError,
@@ -44,7 +45,6 @@ from sitemail.transport.worker_ipc import (
     read_frame,
     send_handoff,
 )
-from sitemail.transport.worker_zygote import ForkedProcess, Zygote
 
 log = logging.getLogger("sitemail.transport.workers")
 
@@ -99,6 +99,7 @@ class ReceiveWorkers:
         self.fallback = _refuse
         ctx = self.ctx
         self._zygote = Zygote(
+            "sitemail.transport.receive_worker",
             [
                 "--server",
                 ctx.name,
@@ -118,7 +119,8 @@ class ReceiveWorkers:
                 str(os.getpid()),
                 "--shadow-id",
                 store.shadow_id,
-            ]
+            ],
+            "receive worker",
         )
 
     # --- life cycle
@@ -156,7 +158,7 @@ class ReceiveWorkers:
         parent_handoff, child_handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent_rpc, child_rpc = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            process = await self._zygote.spawn(index, child_handoff, child_rpc)
+            process = await self._zygote.spawn(index, [child_handoff.fileno(), child_rpc.fileno()])
         except OSError:
             parent_handoff.close()
             parent_rpc.close()

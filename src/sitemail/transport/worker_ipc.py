@@ -20,20 +20,27 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-import socket
 from datetime import datetime
 from typing import Any
 
 from sitemail.mailflow.envelope import Envelope, EnvelopeRecipient
+from sitemail.server.fd_passing import MAX_HANDOFF, IpcError, receive_handoff, send_handoff
+
+__all__ = [
+    "MAX_FRAME",
+    "MAX_HANDOFF",
+    "IpcError",
+    "envelope_from_wire",
+    "envelope_to_wire",
+    "frame",
+    "read_frame",
+    "receive_handoff",
+    "send_handoff",
+]
 
 # Bounds: an envelope with thousands of recipients fits; nothing unbounded does.
 MAX_FRAME = 16 * 1024 * 1024
-MAX_HANDOFF = 64 * 1024
 _LENGTH = 4
-
-
-class IpcError(Exception):
-    """The other side sent something that is not a message of this protocol."""
 
 
 def frame(message: tuple[Any, ...]) -> bytes:
@@ -57,34 +64,6 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
     if not isinstance(message, tuple) or not message:
         raise IpcError(f"not a message: {message!r}")
     return message
-
-
-def send_handoff(sock: socket.socket, message: tuple[Any, ...], *fds: int) -> None:
-    """One packet, with descriptors, on a hand-off channel (raises BlockingIOError when full)."""
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    if len(data) > MAX_HANDOFF:
-        raise IpcError(f"a hand-off message of {len(data)} bytes exceeds {MAX_HANDOFF}")
-    socket.send_fds(sock, [data], list(fds))
-
-
-def receive_handoff(sock: socket.socket) -> tuple[tuple[Any, ...], list[int]] | None:
-    """The next packet and the descriptors it carried; None when the sender is gone.
-
-    Raises BlockingIOError when no packet is waiting.
-    """
-    data, fds, flags, _ = socket.recv_fds(sock, MAX_HANDOFF, 4)
-    if not data and not fds:
-        return None
-    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
-        for fd in fds:
-            socket.close(fd)
-        raise IpcError("a hand-off packet was truncated")
-    message = pickle.loads(data)  # our own parent, over a private socket pair
-    if not isinstance(message, tuple) or not message:
-        for fd in fds:
-            socket.close(fd)
-        raise IpcError(f"not a message: {message!r}")
-    return message, fds
 
 
 # Envelopes travel as tuples of plain values: unpickling a dataclass graph costs

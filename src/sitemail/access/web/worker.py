@@ -1,18 +1,20 @@
 """A W3SVC worker process: the whole web site, accepting on the socket its server process bound.
 
-Started by :class:`~.workers.WebWorkers` as ``python -m
-sitemail.access.web.worker --server NAME ...`` with the listening socket and
-a pipe carrying the shared secret inherited.  It runs the same
+:class:`~.workers.WebWorkers` starts ``python -m sitemail.access.web.worker
+--server NAME ... --zygote-fd N`` once: a zygote (:mod:`sitemail.server.zygote`)
+that imports the web site and forks each worker, handing it the listening
+socket and a pipe carrying the shared secret.  A worker runs the same
 :class:`~.service.W3svcService` as a server process without workers, on that
 socket, with the state its siblings share (:class:`~.workers.SharedWebState`).
 SIGTERM ends it cleanly (open requests get :data:`~.service.SHUTDOWN_TIMEOUT`
-to finish); it dies with its server process.
+to finish); it dies with its zygote, which dies with its server process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -28,7 +30,8 @@ from sitemail.org.directory import open_directory
 from sitemail.server import event_loop
 from sitemail.server.context import ProcessContext
 from sitemail.server.watcher import DirectoryWatcher
-from sitemail.server.worker_processes import die_with_parent
+from sitemail.server.worker_processes import die_with_parent, log_as
+from sitemail.server.zygote import serve
 
 log = logging.getLogger("sitemail.w3svc.worker")
 
@@ -37,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sitemail.access.web.worker")
     for name in ("server", "site", "address", "directory", "base-dir", "home", "pki", "state"):
         p.add_argument(f"--{name}", required=True)
-    for name in ("index", "workers", "listen-fd", "secret-fd", "parent"):
+    for name in ("workers", "parent", "zygote-fd"):
         p.add_argument(f"--{name}", type=int, required=True)
     p.add_argument("--port-offset", type=int, default=0)
     p.add_argument("--header-wait", type=float, required=True)
@@ -78,38 +81,45 @@ async def _serve(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The zygote: imports the web site once, then forks a worker per request."""
     args = _parser().parse_args(argv)
     die_with_parent(args.parent)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format=f"%(asctime)s {args.server} W3SVC worker {args.index} %(name)s %(message)s",
-    )
+    log_as(args.server, "W3SVC worker zygote")
     # Ctrl-C in a terminal reaches the whole process group: the server process
-    # decides when the service stops, and SIGTERM tells this one.
+    # decides when the service stops, and SIGTERM tells each worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A peer gone mid-answer is EPIPE for that connection, never this process's death.
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    secret = _read_secret(args.secret_fd)
-    shared = SharedWebState(Path(args.state), secret, args.workers)
-    listener = socket.socket(fileno=args.listen_fd)
-    directory = CachedDirectory(open_directory(args.directory))
-    ctx = ProcessContext(
-        name=args.server,
-        site=args.site,
-        address=args.address,
-        directory=directory,
-        directory_url=args.directory,
-        base_dir=Path(args.base_dir),
-        home=Path(args.home),
-        pki_dir=Path(args.pki),
-        port_offset=args.port_offset,
-    )
-    try:
-        event_loop.run(_serve(ctx, args, listener, shared))
-    finally:
-        directory.close()
-    return 0
+    zygote = os.getpid()
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401 - loaded before the fork, shared by every worker
+
+    def run_worker(index: int, fds: list[int]) -> int:
+        listen_fd, secret_fd = fds
+        die_with_parent(zygote)
+        log_as(args.server, f"W3SVC worker {index}")
+        # A peer gone mid-answer is EPIPE for that connection, never this process's death.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        secret = _read_secret(secret_fd)
+        shared = SharedWebState(Path(args.state), secret, args.workers)
+        listener = socket.socket(fileno=listen_fd)
+        directory = CachedDirectory(open_directory(args.directory))
+        ctx = ProcessContext(
+            name=args.server,
+            site=args.site,
+            address=args.address,
+            directory=directory,
+            directory_url=args.directory,
+            base_dir=Path(args.base_dir),
+            home=Path(args.home),
+            pki_dir=Path(args.pki),
+            port_offset=args.port_offset,
+        )
+        try:
+            event_loop.run(_serve(ctx, args, listener, shared))
+        finally:
+            directory.close()
+        return 0
+
+    return serve(args.zygote_fd, 2, run_worker)
 
 
 if __name__ == "__main__":

@@ -1,22 +1,23 @@
-"""Receive workers forked from one pre-loaded process (a zygote), sharing its memory.
+"""Worker processes forked from one pre-loaded process (a zygote), sharing its memory.
 
-A worker started as an interpreter of its own imports the organization
-model, the SMTP stack, TLS and the queue before its first session: about
-50 MB of RSS and a fifth of a second each, nearly all of it the same bytes in
-every worker.  A hub instead starts one zygote (``python -m
-sitemail.transport.receive_worker --zygote-fd N ...``) that imports them
-once, takes its objects out of the cyclic garbage collector's reach
-(``gc.freeze``: a collection in a child would write to every object's header
-and so copy every page) and forks a worker for each request.  The workers
-share the zygote's pages: measured on this code, a zygote and four forked
-workers held 37 MB of PSS in all (87 MB without the freeze), where five
-interpreters hold about 250 MB.
+A worker started as an interpreter of its own imports its whole stack before
+its first connection: a receive worker (the organization model, the SMTP
+stack, TLS, the queue) about 50 MB of RSS and a fifth of a second, a W3SVC
+worker (aiohttp and the whole web site) about 75 MB and two thirds of a
+second, nearly all of it the same bytes in every worker.  A server instead
+starts one zygote per kind of worker (``python -m <worker module>
+--zygote-fd N ...``) that imports them once, takes its objects out of the
+cyclic garbage collector's reach (``gc.freeze``: a collection in a child
+would write to every object's header and so copy every page) and forks a
+worker for each request.  The workers share the zygote's pages: measured on
+the receive workers, a zygote and four forked workers held 37 MB of PSS in
+all (87 MB without the freeze), where five interpreters hold about 250 MB.
 
-The transport process asks over a SOCK_SEQPACKET pair: ``("spawn", index)``
-with the worker's two channel descriptors; the zygote answers with the
-worker's pid.  The transport process watches each worker through a pidfd
+The server process asks over a SOCK_SEQPACKET pair: ``("spawn", index)``
+with the descriptors the worker is to hold; the zygote answers with the
+worker's pid.  The server process watches each worker through a pidfd
 (readable when the process has ended; a signal sent through it cannot reach
-another process that reused the pid).  The zygote ends when the transport
+another process that reused the pid).  The zygote ends when the server
 process closes the pair or dies (PR_SET_PDEATHSIG), and its workers then end
 with it (the same, set in each worker).  The zygote runs no event loop and
 no thread, so a fork copies nothing half-done.
@@ -33,13 +34,13 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from sitemail.transport.worker_ipc import IpcError, receive_handoff, send_handoff
+from sitemail.server.fd_passing import IpcError, receive_handoff, send_handoff
 
 __all__ = ["ForkedProcess", "Zygote", "serve"]
 
-log = logging.getLogger("sitemail.transport.workers")
+log = logging.getLogger("sitemail.server.zygote")
 
 READY = b"ready"
 #: Starting the zygote imports everything a worker needs once; a slow disk may take seconds.
@@ -48,11 +49,11 @@ START_TIMEOUT = 60.0
 SPAWN_TIMEOUT = 10.0
 
 
-# --- the transport process's side -------------------------------------------------------
+# --- the server process's side -------------------------------------------------------
 
 
 class ForkedProcess:
-    """A worker forked by the zygote: what the transport process needs of a child process.
+    """A worker forked by the zygote: what the server process needs of a child process.
 
     The zygote, not this process, is its parent and reaps it, so its exit
     status is not known here (``returncode`` stays None); its end is.
@@ -83,22 +84,38 @@ class ForkedProcess:
             os.close(self._fd)
             self._fd = -1
 
+    @property
+    def ended(self) -> bool:
+        return self._ended.done()
+
     async def wait(self) -> int | None:
         await asyncio.shield(self._ended)
         return self.returncode
 
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
     def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, number: int) -> None:
         if self._fd >= 0:
             with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self._fd, signal.SIGKILL)
+                signal.pidfd_send_signal(self._fd, number)
 
 
 class Zygote:
-    """The transport process's handle on its zygote: start it, ask it for workers."""
+    """The server process's handle on a zygote: start it, ask it for workers.
 
-    def __init__(self, arguments: list[str]) -> None:
-        #: The worker's command-line arguments every worker shares (server, folders, ...).
+    ``module``: the worker's module (run as ``python -m module ... --zygote-fd N``);
+    ``arguments``: the command-line arguments every worker shares (server, folders,
+    ...); ``label``: what the log and errors call it ("receive worker", "W3SVC worker").
+    """
+
+    def __init__(self, module: str, arguments: list[str], label: str) -> None:
+        self.module = module
         self.arguments = arguments
+        self.label = label
         self.process: asyncio.subprocess.Process | None = None
         self._control: socket.socket | None = None
         self._lock = asyncio.Lock()
@@ -117,7 +134,7 @@ class Zygote:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "sitemail.transport.receive_worker",
+                self.module,
                 *self.arguments,
                 "--zygote-fd",
                 str(child.fileno()),
@@ -134,14 +151,14 @@ class Zygote:
             )
         except (TimeoutError, OSError) as exc:
             await self.stop()
-            raise OSError(f"the receive worker zygote did not start: {exc}") from exc
+            raise OSError(f"the {self.label} zygote did not start: {exc}") from exc
         if answer != READY:
             await self.stop()
-            raise OSError("the receive worker zygote ended while starting")
-        log.info("receive worker zygote started (pid %d)", self.process.pid)
+            raise OSError(f"the {self.label} zygote ended while starting")
+        log.info("%s zygote started (pid %d)", self.label, self.process.pid)
 
-    async def spawn(self, index: int, handoff: socket.socket, rpc: socket.socket) -> ForkedProcess:
-        """A new worker holding ``handoff`` and ``rpc`` (this process keeps its own copies)."""
+    async def spawn(self, index: int, fds: Sequence[int]) -> ForkedProcess:
+        """A new worker holding copies of ``fds`` (this process keeps its own)."""
         async with self._lock:
             if not self.running:
                 # Gone (killed, or its workers' parent died with it): a new one.
@@ -150,14 +167,14 @@ class Zygote:
             control = self._control
             assert control is not None
             try:
-                send_handoff(control, ("spawn", index), handoff.fileno(), rpc.fileno())
+                send_handoff(control, ("spawn", index), *fds)
                 answer = await asyncio.wait_for(
                     asyncio.get_running_loop().sock_recv(control, 64), SPAWN_TIMEOUT
                 )
                 pid = int(answer)
             except (OSError, IpcError, TimeoutError, ValueError) as exc:
                 await self.stop()
-                raise OSError(f"the receive worker zygote did not fork worker {index}") from exc
+                raise OSError(f"the {self.label} zygote did not fork worker {index}") from exc
             return ForkedProcess(pid)
 
     async def stop(self) -> None:
@@ -179,28 +196,29 @@ class Zygote:
 # --- the zygote process ------------------------------------------------------------------
 
 
-def serve(control_fd: int, run_worker: Callable[[int, int, int], int]) -> int:
-    """The zygote's loop: fork ``run_worker(index, handoff_fd, rpc_fd)`` for each request."""
+def serve(control_fd: int, fd_count: int, run_worker: Callable[[int, list[int]], int]) -> int:
+    """The zygote's loop: fork ``run_worker(index, fds)`` for each request carrying
+    ``fd_count`` descriptors."""
     control = socket.socket(fileno=control_fd)
     control.setblocking(True)
     gc.collect()
     gc.freeze()
-    # Workers are reaped by the kernel: the transport process watches them by pidfd.
+    # Workers are reaped by the kernel: the server process watches them by pidfd.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     control.send(READY)
     while True:
         try:
             packet = receive_handoff(control)
         except (IpcError, OSError) as exc:
-            log.error("bad request from the transport process: %s", exc)
+            log.error("bad request from the server process: %s", exc)
             return 1
         if packet is None:
-            return 0  # the transport process closed the pair or is gone
+            return 0  # the server process closed the pair or is gone
         message, fds = packet
-        if message[0] != "spawn" or len(message) != 2 or len(fds) != 2:
+        if message[0] != "spawn" or len(message) != 2 or len(fds) != fd_count:
             for fd in fds:
                 os.close(fd)
-            control.send(b"-")  # not a pid: the transport process reads it as a failure
+            control.send(b"-")  # not a pid: the server process reads it as a failure
             continue
         pid = os.fork()
         if pid == 0:
@@ -208,7 +226,7 @@ def serve(control_fd: int, run_worker: Callable[[int, int, int], int]) -> int:
             try:
                 control.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                code = run_worker(int(message[1]), fds[0], fds[1])
+                code = run_worker(int(message[1]), list(fds))
             except BaseException:
                 traceback.print_exc()
             finally:
