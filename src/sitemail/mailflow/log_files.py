@@ -561,6 +561,32 @@ MAX_RECORD_LINES = 64
 MAX_RECORD_CHARS = 1 * MB
 
 
+def log_encoding(head: bytes) -> str:
+    """The encoding of a log file whose first bytes are ``head`` (4 are enough).
+
+    Exchange writes UTF-8 (with or without a BOM).  A log that went through
+    Windows tools on its way to us may be UTF-16: PowerShell 5's ``Out-File``
+    and ``>`` write UTF-16LE with a BOM, Notepad's "Unicode" too; without a BOM
+    the first field line (``#Software`` or ``#Fields``) still shows it, an ASCII
+    character then a NUL.
+    """
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"  # the codec reads the BOM and the byte order from it
+    if len(head) >= 4 and head[1] == 0 and head[3] == 0 and head[0] and head[2]:
+        return "utf-16-le"
+    if len(head) >= 4 and head[0] == 0 and head[2] == 0 and head[1] and head[3]:
+        return "utf-16-be"
+    return "utf-8"
+
+
+def utf8_log_bytes(data: bytes) -> bytes:
+    """A log file's bytes as UTF-8, whatever :func:`log_encoding` says they are."""
+    encoding = log_encoding(data[:4])
+    if encoding == "utf-8":
+        return data
+    return data.decode(encoding, errors="replace").encode("utf-8")
+
+
 class LogFileReader:
     """Streams the rows of one log file, in bounded memory.
 
@@ -568,8 +594,8 @@ class LogFileReader:
     ``len(header.fields)`` values per row (see :func:`split_row`).  The
     header follows the file: every ``#Fields:`` line changes the columns of
     the rows after it, so ``header`` is current for the row just yielded.
-    Handles a UTF-8 BOM, CRLF or LF line ends, quoted values (also across
-    lines) and a truncated last line: a final line without a line end is
+    Handles a UTF-8 BOM, UTF-16 (:func:`log_encoding`), CRLF or LF line ends,
+    quoted values (also across lines) and a truncated last line: a final line without a line end is
     kept only when it has all its fields, otherwise counted in
     ``truncated_lines``.
     """
@@ -578,7 +604,9 @@ class LogFileReader:
         self.path = Path(path)
         self.header = LogHeader()
         self.truncated_lines = 0
-        self._handle = self.path.open("r", encoding="utf-8", errors="replace", newline="\n")
+        with self.path.open("rb") as peek:
+            encoding = log_encoding(peek.read(4))
+        self._handle = self.path.open("r", encoding=encoding, errors="replace", newline="\n")
         first = self._handle.readline()
         # Raw lines read ahead of the iteration (the first line, for its BOM,
         # and the first row once read_header() has looked at it).

@@ -102,3 +102,25 @@ def test_a_long_scan_says_how_far_it_is_on_stderr(monkeypatch: pytest.MonkeyPatc
     shown(400_000_000, 1_000_000_000)
     assert "scanning logs: 400 of 1,000 MB" in out.getvalue()
     shown.close()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom"),
+    [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"), ("utf-16-le", b"")],
+    ids=["utf-16-le-bom", "utf-16-be-bom", "utf-16-le"],
+)
+def test_logs_saved_as_utf16_by_windows_tools_read_as_exchange_wrote_them(
+    tmp_path: Path, encoding: str, bom: bytes
+) -> None:
+    # PowerShell 5's Out-File and ">" write UTF-16LE; a log copied that way still counts.
+    folder = masked(tmp_path)
+    plain = troubleshoot_logs([folder])
+    copy = shutil.copytree(folder, tmp_path / "utf16")
+    for log in copy.rglob("*.LOG"):
+        log.write_bytes(bom + log.read_bytes().decode("utf-8-sig").encode(encoding))
+    for given in (copy, _zip(copy, tmp_path / "utf16.zip")):
+        report = troubleshoot_logs([given])
+        assert [(f.cause, f.subject) for f in report.findings] == [
+            (f.cause, f.subject) for f in plain.findings
+        ]
+        assert report.stats["rows"] == plain.stats["rows"] > 0

@@ -29,6 +29,7 @@ from sitemail.diagnose.logs.files import LogKind
 from sitemail.diagnose.logs.prefilter import FileScan, select_sessions
 from sitemail.diagnose.logs.protocol import ProtocolRow
 from sitemail.diagnose.logs.sessions import SmtpSession
+from sitemail.mailflow.log_files import log_encoding, utf8_log_bytes
 
 __all__ = ["MAX_WORKERS", "FileBytes", "ZipMemberBytes", "scan_files"]
 
@@ -63,6 +64,10 @@ class FileBytes:
         with open(self.path, "rb") as file:
             if os.fstat(file.fileno()).st_size == 0:
                 return b""
+            if log_encoding(file.read(4)) != "utf-8":
+                # A UTF-16 copy (a log saved by a Windows tool): read and made UTF-8.
+                file.seek(0)
+                return utf8_log_bytes(file.read())
             return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
 
 
@@ -75,7 +80,7 @@ class ZipMemberBytes:
 
     def __call__(self) -> bytes:
         with zipfile.ZipFile(self.archive) as archive:
-            return archive.read(self.member)
+            return utf8_log_bytes(archive.read(self.member))
 
 
 Finish = Callable[[SmtpSession], Any]
