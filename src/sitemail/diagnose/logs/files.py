@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from sitemail.diagnose.logs.tracking_export import is_tracking_export
 from sitemail.mailflow.log_files import LogHeader, parse_log_file_name, read_header
 from sitemail.mailflow.protocol_log import RECEIVE_LOG_TYPE, SEND_LOG_TYPE
 from sitemail.mailflow.tracking_log import TRACKING_LOG_TYPE
@@ -78,6 +79,9 @@ class ExchangeLogFile:
     path: Path
     header: LogHeader
     kind: LogKind
+    export: bool = False
+    """Get-MessageTrackingLog's output saved with Export-Csv, not a log file
+    (:mod:`.tracking_export`)."""
 
     @property
     def release(self) -> str | None:
@@ -87,6 +91,8 @@ class ExchangeLogFile:
 def inspect_log_file(path: Path | str) -> ExchangeLogFile:
     """Read a file's header and say what it is."""
     path = Path(path)
+    if is_tracking_export(path):
+        return ExchangeLogFile(path, LogHeader(), LogKind.MESSAGE_TRACKING, export=True)
     header = read_header(path)
     return ExchangeLogFile(path, header, detect_kind(header, path))
 
@@ -107,8 +113,9 @@ def find_log_files(
     """The log files at ``paths`` (files, or folders walked recursively).
 
     A file named explicitly is always inspected; inside folders only
-    ``*.log`` files are.  Files of other kinds than ``kinds`` (and of
-    unknown kind, unless asked for) are left out.
+    ``*.log`` files are, and ``*.csv`` ones (Export-Csv of Get-MessageTrackingLog).
+    Files of other kinds than ``kinds`` (and of unknown kind, unless asked for)
+    are left out.
     """
     wanted = frozenset(kinds) if kinds is not None else None
     for root in [Path(paths)] if isinstance(paths, str | os.PathLike) else map(Path, paths):
@@ -124,5 +131,5 @@ def find_log_files(
 def _walk(folder: Path) -> Iterator[Path]:
     for directory, subdirs, names in os.walk(folder):
         subdirs.sort()
-        logs = [Path(directory, n) for n in names if n.lower().endswith(".log")]
+        logs = [Path(directory, n) for n in names if n.lower().endswith((".log", ".csv"))]
         yield from sorted(logs, key=_sort_key)

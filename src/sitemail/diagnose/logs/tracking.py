@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sitemail.diagnose.logs.files import LogKind, find_log_files
+from sitemail.diagnose.logs.tracking_export import read_tracking_export
 from sitemail.mailflow.tracking_log import TrackingEntry, TrackingQuery, read_tracking_file
 
 
@@ -19,6 +20,7 @@ def read_tracking_rows(
     """Every tracking log entry under ``paths`` (files or folders walked
     recursively), optionally only those that match ``query``."""
     for log in find_log_files(paths, (LogKind.MESSAGE_TRACKING,)):
-        for entry in read_tracking_file(log.path):
+        read = read_tracking_export if log.export else read_tracking_file
+        for entry in read(log.path):
             if query is None or query.matches(entry):
                 yield entry
