@@ -239,7 +239,10 @@ async def running(tmp: Path) -> AsyncIterator[Lab]:
             name,
             snapshot=functools.partial(lambda n: lab.doors[n].snapshot(), name),
             address_of=lambda server: "127.0.0.1",
-            port=lambda port: lab.ports["EX-FL1"],
+            # A server proxies only to the other one (FL's availability service asks NY too).
+            port=functools.partial(
+                lambda n, port: lab.ports["EX-NY1" if n == "EX-FL1" else "EX-FL1"], name
+            ),
             ssl_context=client_ssl_context(pki.ca_file, files=pki.server_files(name)),
         )
         door = FrontDoor(
