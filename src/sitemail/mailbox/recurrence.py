@@ -170,6 +170,8 @@ def expand(
     modified = {m.original_start.astimezone(UTC): m for m in item.modified}
     found: list[Occurrence] = []
     horizon = _far(end) if modified else end
+    last_change = max(modified, default=datetime.min.replace(tzinfo=UTC))
+    plain = 0
     for index, original in _series(item):
         if original >= horizon:
             break
@@ -182,8 +184,10 @@ def expand(
             occ = Occurrence(index, original, original, original + duration)
         if _overlaps(occ.start, occ.end, start, end):
             found.append(occ)
-            if len(found) > limit + len(modified):
-                break  # enough: only a modified occurrence could still sort before these
+            plain += change is None
+            if plain > limit and original >= last_change:
+                # Enough: every later occurrence is unmodified and starts after these.
+                break
     found.sort(key=lambda o: (o.start, o.index))
     more = len(found) > limit
     return found[:limit], more
