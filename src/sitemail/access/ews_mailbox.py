@@ -31,7 +31,6 @@ from sitemail.access.ews_restriction import (
     sort_items,
 )
 from sitemail.access.ews_soap import SoapFault, m, sub, t
-from sitemail.access.ews_typed_store import TypedItemStore
 from sitemail.access.message_body import read_body
 from sitemail.access.web.common import MailStore
 from sitemail.mailbox.errors import FolderNotFound, MessageNotFound, NotFound
@@ -57,9 +56,8 @@ MAX_PAGE = 1000
 MAX_MIME = 32 * 1024 * 1024
 
 
-class EwsStore(MailStore, TypedItemStore, Protocol):
-    """The part of the store API that Exchange Web Services use: OWA's, and a little more
-    (typed items: :class:`~sitemail.access.ews_typed_store.TypedItemStore`)."""
+class EwsStore(MailStore, Protocol):
+    """The part of the store API that Exchange Web Services use: OWA's, and a little more."""
 
     async def read_raw(
         self, mailbox: str, message_id: int, *, start: int = 0, length: int | None = None

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Collection, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,7 +38,6 @@ from exchangelib.errors import (
     UnauthorizedError,
 )
 from exchangelib.protocol import BaseProtocol
-from pydantic import BaseModel
 from tests.unit.access.test_web_front import PASSWORD, DatabaseStore, Lab, running
 from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
@@ -46,8 +45,6 @@ from urllib3.connectionpool import HTTPSConnectionPool
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.ews_mailbox import EwsStore
 from sitemail.mailbox.database import StoreDatabase
-from sitemail.mailbox.database_items import parse_record
-from sitemail.mailbox.item_records import ItemKind, TypedItem, TypedItemPage
 from sitemail.mailbox.records import Folder, Placement
 from sitemail.org.model import VirtualDirectoryKind
 
@@ -130,46 +127,6 @@ class EwsTestStore(DatabaseStore):
 
     async def delete_folder(self, mailbox: str, folder: int | str) -> list[int]:
         return self.db.delete_folder(mailbox, folder)
-
-    # Calendar items, contacts and tasks (the store API's typed item routes).
-
-    async def create_typed(
-        self, mailbox: str, folder: int | str, kind: ItemKind, record: BaseModel
-    ) -> TypedItem:
-        return self.db.create_typed(mailbox, folder, parse_record(kind, record.model_dump()))
-
-    async def get_typed(self, mailbox: str, item_id: int) -> TypedItem:
-        return self.db.get_typed(mailbox, item_id)
-
-    async def replace_typed(
-        self, mailbox: str, item_id: int, record: BaseModel, *, expected_modseq: int | None = None
-    ) -> TypedItem:
-        kind = self.db.get_typed(mailbox, item_id).kind
-        return self.db.replace_typed(
-            mailbox,
-            item_id,
-            parse_record(kind, record.model_dump()),
-            expected_modseq=expected_modseq,
-        )
-
-    async def list_typed(
-        self,
-        mailbox: str,
-        folder: int | str,
-        *,
-        kind: ItemKind | None = None,
-        offset: int = 0,
-        limit: int = 100,
-    ) -> TypedItemPage:
-        return self.db.list_typed(mailbox, folder, kind=kind, offset=offset, limit=limit)
-
-    async def calendar_items(
-        self, mailbox: str, folder: int | str, start: datetime, end: datetime
-    ) -> list[TypedItem]:
-        return self.db.calendar_items(mailbox, folder, start, end)
-
-    async def typed_kinds(self, mailbox: str, ids: Collection[int]) -> dict[int, ItemKind]:
-        return self.db.typed_kinds(mailbox, ids)
 
 
 def plug_ews(lab: Lab) -> None:
