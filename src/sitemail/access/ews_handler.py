@@ -32,6 +32,7 @@ from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_freebusy import FreeBusySource
 from sitemail.access.ews_items import EwsItems
 from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
+from sitemail.access.ews_resolve import resolve_names
 from sitemail.access.ews_soap import (
     EwsRequest,
     SoapFault,
@@ -202,7 +203,8 @@ class EwsHandler:
             case "EmptyFolder":
                 return envelope(await folders.empty_folder(body))
             case "ResolveNames":
-                return envelope(box.resolve_names(body))
+                # The directory and the user's Contacts folder (ews_resolve).
+                return envelope(await resolve_names(box, body))
             case "ConvertId":
                 return envelope(box.convert_id(body))
             case "GetUserAvailabilityRequest":

@@ -122,6 +122,11 @@ def _list(parent: ET.Element | None) -> list[ET.Element]:
     return items
 
 
+def _kids(parent: ET.Element | None) -> list[ET.Element]:
+    """The children of an optional element (an Element's truth value is its child count)."""
+    return list(parent) if parent is not None else []
+
+
 def _refusal(exc: Refused | StoreError) -> Refused:
     if isinstance(exc, Refused):
         return exc
@@ -158,18 +163,16 @@ class EwsTypedItems:
     async def claims(self, operation: str, body: ET.Element) -> bool:
         """Whether ``body`` is about typed items (served here) rather than messages."""
         if operation == "CreateItem":
-            items = list(body.find(m("Items")) or [])
+            items = _kids(body.find(m("Items")))
             return bool(items) and all(i.tag in _TYPED_TAGS for i in items)
         if operation == "FindItem":
             if body.find(m("CalendarView")) is not None:
                 return True
-            return any(
-                [await self._folder_kind(r) for r in list(body.find(m("ParentFolderIds")) or [])]
-            )
+            return any([await self._folder_kind(r) for r in _kids(body.find(m("ParentFolderIds")))])
         if operation in ("GetItem", "DeleteItem"):
-            refs = list(body.find(m("ItemIds")) or [])
+            refs = _kids(body.find(m("ItemIds")))
         elif operation == "UpdateItem":
-            changes = list(body.find(m("ItemChanges")) or [])
+            changes = _kids(body.find(m("ItemChanges")))
             refs = [r for c in changes for r in c if r.tag in _ID_TAGS]
         else:
             return False
@@ -368,7 +371,7 @@ class EwsTypedItems:
             try:
                 if await self._is_message(ref):
                     answer = await self.box.get_item(_one(body, "ItemIds", ref))
-                    messages.extend(list(answer.find(m("ResponseMessages")) or []))
+                    messages.extend(_kids(answer.find(m("ResponseMessages"))))
                     continue
                 item, index = await self._typed(ref)
             except (Refused, StoreError) as exc:
@@ -415,7 +418,7 @@ class EwsTypedItems:
                     answer = await EwsItems(self.box, self.clock).update_item(
                         _one(body, "ItemChanges", change)
                     )
-                    messages.extend(list(answer.find(m("ResponseMessages")) or []))
+                    messages.extend(_kids(answer.find(m("ResponseMessages"))))
                     continue
                 item, index = await self._typed(ref, resolution)
                 item = await self._apply(item, index, change.find(t("Updates")))
@@ -536,7 +539,7 @@ class EwsTypedItems:
                     answer = await EwsItems(self.box, self.clock).delete_item(
                         _one(body, "ItemIds", ref)
                     )
-                    messages.extend(list(answer.find(m("ResponseMessages")) or []))
+                    messages.extend(_kids(answer.find(m("ResponseMessages"))))
                     continue
                 item, index = await self._typed(ref)
                 if index is not None and item.calendar is not None:
@@ -580,7 +583,7 @@ class EwsTypedItems:
         messages = sub(response, m("ResponseMessages"))
         shape = body.find(m("ItemShape"))
         view = body.find(m("CalendarView"))
-        for ref in list(body.find(m("ParentFolderIds")) or []):
+        for ref in _kids(body.find(m("ParentFolderIds"))):
             try:
                 if (
                     body.find(m("Restriction")) is not None

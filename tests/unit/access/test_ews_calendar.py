@@ -22,7 +22,11 @@ from exchangelib import (
     Mailbox,
     Task,
 )
-from exchangelib.errors import ErrorCalendarViewRangeTooBig, ErrorIrresolvableConflict
+from exchangelib.errors import (
+    ErrorCalendarViewRangeTooBig,
+    ErrorIrresolvableConflict,
+    ErrorNameResolutionNoResults,
+)
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber
 from exchangelib.recurrence import (
     Recurrence,
@@ -252,6 +256,16 @@ def test_contacts_and_tasks(servers: Lab) -> None:
     }
     assert [e.email for e in fresh.email_addresses] == ["jane@acme.example"]
     assert db.get_typed("adam", stored.id).contact.job_title == "CTO"  # type: ignore[union-attr]
+    # ResolveNames finds the contact beside the directory's mailboxes, unless told not to.
+    (found,) = account.protocol.resolve_names(["jane"])
+    assert (found.email_address, found.mailbox_type) == ("jane@acme.example", "Contact")
+    ((mailbox, full),) = account.protocol.resolve_names(["Doe"], return_full_contact_data=True)
+    assert mailbox.name == "Jane Doe" and full.job_title == "CTO"
+    (none,) = account.protocol.resolve_names(["jane"], search_scope="ActiveDirectory")
+    assert isinstance(none, ErrorNameResolutionNoResults)
+    assert [r.email_address for r in account.protocol.resolve_names(["ali"])] == [
+        "alice@contoso.com"
+    ]
 
     due = EWSDateTime(2030, 3, 1, tzinfo=UTC_TZ)
     task = Task(
