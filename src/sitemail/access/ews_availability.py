@@ -4,7 +4,8 @@ Busy times come from the attendees' calendars (:mod:`.ews_freebusy`: read
 here for this site's mailboxes, asked of a Client Access server in the
 mailbox's site for the others).  The answer has, per mailbox, the
 ``CalendarEventArray`` (start, end, BusyType; with CalendarEventDetails in
-the Detailed views) and, when a merged view is asked for, ``MergedFreeBusy``:
+the Detailed views, for the calendar's owner only) and, when a merged view is
+asked for, ``MergedFreeBusy``:
 one digit per interval of the window, the busiest status that overlaps it
 (0 free, 1 tentative, 2 busy, 3 OOF, 4 no data).  An address that is no
 mailbox of the organization gets ``ErrorMailRecipientNotFound``, as from
@@ -138,14 +139,30 @@ async def get_user_availability(
         message = sub(item, m("ResponseMessage"), ResponseClass="Success")
         sub(message, m("ResponseCode"), "NoError")
         free_busy = sub(item, m("FreeBusyView"))
-        sub(free_busy, t("FreeBusyViewType"), view)
+        granted = _granted(view, by_address[address], source)
+        sub(free_busy, t("FreeBusyViewType"), granted)
         if "Merged" in view:
             sub(free_busy, t("MergedFreeBusy"), _merged(events, start, interval, slots))
         if view not in ("MergedOnly", "None"):
             array = sub(free_busy, t("CalendarEventArray"))
             for event in events:
-                _event(array, event, zone, detailed=view.startswith("Detailed"))
+                _event(array, event, zone, detailed=granted.startswith("Detailed"))
     return response
+
+
+def _granted(view: str, mailbox: Mailbox, source: FreeBusySource | None) -> str:
+    """The view the requester may see of ``mailbox``'s calendar.
+
+    A calendar's Default permission in Exchange 2010 is AvailabilityOnly
+    (FreeBusyTimeOnly): others see times and busy types, not subjects and
+    locations, and a Detailed view is answered as the FreeBusy one (the
+    response's FreeBusyViewType says which; unverified: the exact downgrade
+    of Exchange's).  The mailbox's owner sees the details of their own.
+    """
+    requester = source.user.mailbox.alias.casefold() if source is not None else None
+    if requester == mailbox.alias.casefold():
+        return view
+    return {"Detailed": "FreeBusy", "DetailedMerged": "FreeBusyMerged"}.get(view, view)
 
 
 def _merged(events: list[BusyEvent], start: datetime, interval: int, slots: int) -> str:

@@ -86,6 +86,12 @@ _FOLDER_KINDS = {
 _DEFAULT_FOLDER = {k: w.value for w, k in _FOLDER_KINDS.items()}
 _INVITATIONS = ("SendToNone", "SendOnlyToAll", "SendToAllAndSaveCopy")
 _CANCELLATIONS = ("SendToNone", "SendOnlyToAll", "SendToAllAndSaveCopy")
+_UPDATE_SENDS = (
+    "SendOnlyToAll",
+    "SendOnlyToChanged",
+    "SendToAllAndSaveCopy",
+    "SendToChangedAndSaveCopy",
+)
 _ID_TAGS = (t("ItemId"), t("OccurrenceItemId"), t("RecurringMasterItemId"))
 _CONFLICT = (
     "The send or update operation could not be performed because the change key passed in the "
@@ -407,6 +413,7 @@ class EwsTypedItems:
         from sitemail.access.ews_items import EwsItems  # the message path, for plain messages
 
         resolution = body.get("ConflictResolution", "AutoResolve")
+        sending = body.get("SendMeetingInvitationsOrCancellations", "SendToNone")
         response = ET.Element(m("UpdateItemResponse"))
         messages = sub(response, m("ResponseMessages"))
         for change in _list(body.find(m("ItemChanges"))):
@@ -422,6 +429,11 @@ class EwsTypedItems:
                     continue
                 item, index = await self._typed(ref, resolution)
                 item = await self._apply(item, index, change.find(t("Updates")))
+                if item.calendar is not None and sending in _UPDATE_SENDS:
+                    # The attendees get the updated request (changed or not: sitemail
+                    # keeps no per-attendee record of what each was sent).
+                    how = "SendToAllAndSaveCopy" if sending.endswith("SaveCopy") else ""
+                    item = await self._invite(item, item.calendar, how)
             except (Refused, StoreError) as exc:
                 refusal = _refusal(exc)
                 sub(

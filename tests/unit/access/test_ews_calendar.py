@@ -220,6 +220,19 @@ def test_meeting_requests_go_to_mail_submission(servers: Lab) -> None:
     assert b"method=REQUEST" in raw and b"METHOD:REQUEST" in raw
     assert f"UID:{stored.calendar.uid}".encode() in raw
     assert account.calendar.get(id=meeting.id).meeting_request_was_sent is True
+    # An update sent to the attendees goes as a new request (a higher SEQUENCE); a delete
+    # with cancellations sends METHOD:CANCEL.
+    meeting.location = "Board room"
+    meeting.save(update_fields=["location"], send_meeting_invitations="SendOnlyToAll")
+    meeting.delete(send_meeting_cancellations="SendOnlyToAll")
+    assert db.list_typed("adam", "calendar").total == 0
+    outbox = sorted(db.list_messages("adam", "outbox").items, key=lambda i: i.id)
+    assert len(outbox) == 3
+    update, cancel = (db.read_raw("adam", i.id) for i in outbox[1:])
+    assert b"METHOD:REQUEST" in update and b"LOCATION:Board room" in update
+    assert b"SEQUENCE:1" in update and outbox[1].flags.deleted  # SendOnly: no copy kept
+    assert b"METHOD:CANCEL" in cancel and b"STATUS:CANCELLED" in cancel
+    assert outbox[2].subject == "Canceled: Budget <review>"
 
 
 def test_contacts_and_tasks(servers: Lab) -> None:
@@ -343,8 +356,20 @@ def test_busy_times_of_a_mailbox_in_the_other_site_reach_the_availability_servic
         (9, 10, "OOF"),
         (11, 11, "Busy"),
     ]
-    assert adams.calendar_events[0].details.subject == "Dentist"
-    assert adams.calendar_events[0].details.location == "Tampa"
+    # Others see times and busy types only (a calendar's Default permission): the detailed
+    # view asked for is answered as the free/busy one.
+    assert adams.view_type == "FreeBusyMerged" and adams.calendar_events[0].details is None
     assert alices.merged == "0" * 10 and not alices.calendar_events
+    # Adam sees the details of his own calendar.
+    (own,) = adam.protocol.get_free_busy_info(
+        accounts=[(adam, "Organizer", False)],
+        start=start,
+        end=start + timedelta(hours=1),
+        merged_free_busy_interval=30,
+        requested_view="DetailedMerged",
+    )
+    assert own.view_type == "DetailedMerged" and own.merged == "33"
+    details = own.calendar_events[0].details
+    assert (details.subject, details.location) == ("Dentist", "Tampa")
     # NY's store was never asked for adam's mailbox (it is not provisioned there).
     assert "adam" not in lab.stores["EX-NY1"].mailboxes()
