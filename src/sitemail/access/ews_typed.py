@@ -66,7 +66,7 @@ from sitemail.mailbox.item_records import (
     TypedItem,
 )
 from sitemail.mailbox.records import Address, WellKnownFolder
-from sitemail.mailbox.recurrence import expand, occurrence_at
+from sitemail.mailbox.recurrence import expand, has_index, occurrence_at
 
 __all__ = ["EwsTypedItems"]
 
@@ -257,7 +257,7 @@ class EwsTypedItems:
             raise Refused("ErrorIrresolvableConflict", _CONFLICT)
         if index is not None:
             data = item.calendar
-            if data is None or data.recurrence is None:
+            if data is None or not has_index(data, index):
                 raise Refused(
                     "ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange",
                     "The occurrence index is out of the recurrence range.",

@@ -47,6 +47,7 @@ __all__ = [
     "Occurrence",
     "expand",
     "first_and_last",
+    "has_index",
     "modified_occurrences",
     "occurrence_at",
     "occurrence_dates",
@@ -294,3 +295,10 @@ def modified_occurrences(item: CalendarData) -> list[Occurrence]:
             if len(out) == len(modified):
                 break
     return out
+
+
+def has_index(item: CalendarData, index: int) -> bool:
+    """Whether the series has an occurrence numbered ``index``, deleted or not."""
+    if item.recurrence is None or index < 1:
+        return False
+    return any(number == index for number, _ in _series(item))

@@ -23,6 +23,8 @@ from exchangelib import (
     Task,
 )
 from exchangelib.errors import (
+    ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange,
+    ErrorCalendarOccurrenceIsDeletedFromRecurrence,
     ErrorCalendarViewRangeTooBig,
     ErrorIrresolvableConflict,
     ErrorNameResolutionNoResults,
@@ -123,6 +125,17 @@ def test_a_recurring_meeting_is_created_expanded_changed_and_deleted(servers: La
     ]
     master = account.calendar.get(id=item.id)
     assert [o.original_start.day for o in master.modified_occurrences] == [20]
+    # Occurrences by index (OccurrenceItemId) and back to the master (RecurringMasterItemId).
+    second = master.occurrence(2)
+    second.refresh()
+    assert (second.type, second.subject, second.start.hour) == ("Exception", "Moved standup", 10)
+    back = second.recurring_master()
+    back.refresh()
+    assert back.type == "RecurringMaster" and back.id == item.id
+    with pytest.raises(ErrorCalendarOccurrenceIsDeletedFromRecurrence):
+        master.occurrence(3).refresh()
+    with pytest.raises(ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange):
+        master.occurrence(11).refresh()
     assert [d.start.day for d in master.deleted_occurrences] == [25]
     # The master changes with a new ChangeKey; the old one is a conflict.
     old_key = master.changekey
