@@ -1,6 +1,8 @@
-"""Meeting requests and cancellations: an iCalendar METHOD:REQUEST (or CANCEL) mailed to the
-attendees through Mail Submission, as Exchange sends them when a meeting is saved with
-``SendMeetingInvitations="SendOnlyToAll"`` or ``"SendToAllAndSaveCopy"``.
+"""Meeting requests, cancellations and replies: iCalendar METHOD:REQUEST, CANCEL or REPLY
+mailed through Mail Submission, as Exchange sends them when a meeting is saved with
+``SendMeetingInvitations="SendOnlyToAll"`` or ``"SendToAllAndSaveCopy"`` (to the
+attendees), deleted with cancellations, or answered (to the organizer,
+:mod:`.ews_meeting_response`).
 
 The message is ``multipart/alternative``: a text part for readers without
 calendars, and ``text/calendar; method=REQUEST`` with the VEVENT
@@ -19,7 +21,7 @@ from email.utils import format_datetime, formataddr
 from typing import Protocol
 
 from sitemail.mailbox.item_content import calendar_ical
-from sitemail.mailbox.item_records import CalendarData
+from sitemail.mailbox.item_records import Attendee, CalendarData
 from sitemail.mailbox.records import Flags, FlagUpdate, MessageSummary, Placement
 from sitemail.org.model import Mailbox
 
@@ -39,12 +41,26 @@ class _SubmitStore(Protocol):
 
 
 def meeting_message(
-    organizer: Mailbox, item: CalendarData, *, now: datetime, method: str = "REQUEST"
+    organizer: Mailbox,
+    item: CalendarData,
+    *,
+    now: datetime,
+    method: str = "REQUEST",
+    recipients: list[Attendee] | None = None,
 ) -> bytes:
-    """The RFC 5322 meeting request (or cancellation) for ``item``'s attendees."""
+    """The RFC 5322 meeting request (or cancellation) for ``item``'s attendees.
+
+    ``organizer`` is the sender; ``recipients`` (a REPLY's organizer) replace the
+    attendees as the message's recipients.
+    """
     boundary = f"=_sitemail_{uuid.uuid4().hex}"
-    to = ", ".join(formataddr((a.name, a.address)) for a in item.required)
-    cc = ", ".join(formataddr((a.name, a.address)) for a in item.optional)
+    people = item.required if recipients is None else recipients
+    to = ", ".join(formataddr((a.name, a.address)) for a in people)
+    cc = (
+        ""
+        if recipients is not None
+        else ", ".join(formataddr((a.name, a.address)) for a in item.optional)
+    )
     prefix = "Canceled: " if method == "CANCEL" else ""
     when = f"{item.start.astimezone(UTC):%A, %d %B %Y %H:%M}-{item.end.astimezone(UTC):%H:%M} UTC"
     text = (

@@ -15,8 +15,10 @@ occurrence makes it an exception of the master (ModifiedOccurrences);
 DeleteItem on one adds it to DeletedOccurrences; on the master it deletes
 the series.
 
-Meeting requests: ``SendToNone`` saves the item only.  ``SendOnlyToAll``
-and ``SendToAllAndSaveCopy`` also send the attendees an iCalendar
+Meeting responses (AcceptItem, TentativelyAcceptItem, DeclineItem) are
+:mod:`.ews_meeting_response`'s.  Meeting requests: ``SendToNone`` saves the
+item only.  ``SendOnlyToAll`` and ``SendToAllAndSaveCopy`` also send the
+attendees an iCalendar
 METHOD:REQUEST through Mail Submission (Drafts, then the Outbox), with a
 copy in Sent Items for the second.
 """
@@ -54,6 +56,7 @@ from sitemail.access.ews_contacts import (
 from sitemail.access.ews_ids import ROOT, TOP, EwsId, InvalidId, change_key, parse_id
 from sitemail.access.ews_invitations import send_invitations
 from sitemail.access.ews_mailbox import EwsMailbox
+from sitemail.access.ews_meeting_response import RESPONSE_TAGS, respond
 from sitemail.access.ews_responses import Refused, delete_type, response_message, store_refusal
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.clock import Clock
@@ -170,7 +173,9 @@ class EwsTypedItems:
         """Whether ``body`` is about typed items (served here) rather than messages."""
         if operation == "CreateItem":
             items = _kids(body.find(m("Items")))
-            return bool(items) and all(i.tag in _TYPED_TAGS for i in items)
+            return bool(items) and all(
+                i.tag in _TYPED_TAGS or i.tag in RESPONSE_TAGS for i in items
+            )
         if operation == "FindItem":
             if body.find(m("CalendarView")) is not None:
                 return True
@@ -291,6 +296,9 @@ class EwsTypedItems:
         messages = sub(response, m("ResponseMessages"))
         invitations = body.get("SendMeetingInvitations")
         for element in _list(body.find(m("Items"))):
+            if element.tag in RESPONSE_TAGS:
+                await self._respond(messages, element, body.get("MessageDisposition"))
+                continue
             kind = _TYPED_TAGS[element.tag]
             try:
                 if kind is ItemKind.CALENDAR and invitations not in _INVITATIONS:
@@ -312,6 +320,22 @@ class EwsTypedItems:
             msg = response_message(messages, "CreateItem")
             self._render(sub(msg, m("Items")), item, {"item:ItemId"})
         return response
+
+    async def _respond(
+        self, messages: ET.Element, element: ET.Element, disposition: str | None
+    ) -> None:
+        """An AcceptItem, TentativelyAcceptItem or DeclineItem (:mod:`.ews_meeting_response`)."""
+        try:
+            answered = await respond(
+                self.box, self.clock, element, disposition or "SendAndSaveCopy"
+            )
+        except (Refused, StoreError) as exc:
+            refusal = _refusal(exc)
+            sub(response_message(messages, "CreateItem", refusal.code, refusal.text), m("Items"))
+            return
+        items = sub(response_message(messages, "CreateItem"), m("Items"))
+        if answered.item is not None:
+            self._render(items, answered.item, {"item:ItemId"})
 
     async def _folder(self, ref: ET.Element | None, kind: ItemKind) -> int | str:
         choice = next(iter(ref), None) if ref is not None else None

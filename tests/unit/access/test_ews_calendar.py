@@ -30,6 +30,8 @@ from exchangelib.errors import (
     ErrorNameResolutionNoResults,
 )
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber
+from exchangelib.items import AcceptItem, DeclineItem
+from exchangelib.properties import ReferenceItemId
 from exchangelib.recurrence import (
     Recurrence,
     RelativeMonthlyPattern,
@@ -45,7 +47,8 @@ from tests.unit.access.test_ews_exchangelib import (
 )
 from tests.unit.access.test_web_front import Lab
 
-from sitemail.mailbox.item_records import FreeBusy, ItemKind, Pattern, TaskStatus
+from sitemail.access.ews_ids import item_id
+from sitemail.mailbox.item_records import FreeBusy, ItemKind, Pattern, ResponseType, TaskStatus
 
 __all__ = ["lab_names", "servers"]
 
@@ -386,3 +389,69 @@ def test_busy_times_of_a_mailbox_in_the_other_site_reach_the_availability_servic
     assert (details.subject, details.location) == ("Dentist", "Tampa")
     # NY's store was never asked for adam's mailbox (it is not provisioned there).
     assert "adam" not in lab.stores["EX-NY1"].mailboxes()
+
+
+def test_an_attendee_in_the_other_site_answers_the_request_and_is_busy(servers: Lab) -> None:
+    lab = servers
+    fl, ny = lab.stores["EX-FL1"], lab.stores["EX-NY1"]
+    adam = _adam(lab)
+    start = EWSDateTime(2030, 5, 6, 14, tzinfo=UTC_TZ)
+    for subject, hour in (("Planning", 0), ("Retro", 3)):
+        CalendarItem(
+            account=adam,
+            folder=adam.calendar,
+            subject=subject,
+            location="Tampa",
+            start=start + timedelta(hours=hour),
+            end=start + timedelta(hours=hour + 1),
+            required_attendees=[Attendee(mailbox=Mailbox(email_address="alice@contoso.com"))],
+        ).save(send_meeting_invitations="SendOnlyToAll")
+    # Transport's part: the requests reach alice's Inbox in NY.
+    for request in fl.list_messages("adam", "outbox").items:
+        ny.deliver("alice", f"test:{request.id}", fl.read_raw("adam", request.id))
+    lab.set_vdir(NY_EWS, basic_authentication=True)
+    alice = ews_account(url(lab, "ex-ny1.contoso.com"), "contoso\\alice", "alice@contoso.com")
+    requests = {m.subject: m for m in alice.inbox.all()}
+    accepted = AcceptItem(
+        account=alice,
+        reference_item_id=ReferenceItemId(
+            id=requests["Planning"].id, changekey=requests["Planning"].changekey
+        ),
+    ).send()
+    DeclineItem(
+        account=alice,
+        reference_item_id=ReferenceItemId(
+            id=requests["Retro"].id, changekey=requests["Retro"].changekey
+        ),
+    ).send()
+    # The accepted meeting is in alice's calendar (busy, her answer recorded); the declined
+    # one is not; both requests went to Deleted Items.
+    (kept,) = ny.list_typed("alice", "calendar").items
+    data = kept.calendar
+    assert data is not None and data.subject == "Planning" and data.free_busy is FreeBusy.BUSY
+    assert [(a.address, a.response) for a in data.required] == [
+        ("alice@contoso.com", ResponseType.ACCEPT)
+    ]
+    assert data.organizer is not None and data.organizer.address == "adam@contoso.com"
+    assert accepted.id == item_id("alice", kept.id)
+    assert sorted(m.subject for m in ny.list_messages("alice", "deleteditems").items) == [
+        "Planning",
+        "Retro",
+    ]
+    # Her answers go to the organizer as METHOD:REPLY (copies kept: SendAndSaveCopy).
+    replies = {
+        m.subject: ny.read_raw("alice", m.id) for m in ny.list_messages("alice", "outbox").items
+    }
+    assert set(replies) == {"Accepted: Planning", "Declined: Retro"}
+    assert b"METHOD:REPLY" in replies["Accepted: Planning"]
+    assert b"PARTSTAT=ACCEPTED" in replies["Accepted: Planning"]
+    assert b"PARTSTAT=DECLINED" in replies["Declined: Retro"]
+    # Adam, asking FL's Client Access server, sees alice busy at the accepted time only.
+    (view,) = adam.protocol.get_free_busy_info(
+        accounts=[("alice@contoso.com", "Required", False)],
+        start=start,
+        end=start + timedelta(hours=4),
+        merged_free_busy_interval=60,
+        requested_view="FreeBusyMerged",
+    )
+    assert view.merged == "2000"
