@@ -210,9 +210,13 @@ class EwsTypedItems:
             return None
         if resolved in (ROOT, TOP):
             return None
+        if isinstance(resolved, str):
+            # A distinguished folder: its kind is known without asking the store.
+            known = {w.value: w for w in _FOLDER_KINDS}
+            return _FOLDER_KINDS[known[resolved]] if resolved in known else None
         for folder in await self.box.folders():
-            if folder.id == resolved or (folder.well_known and folder.well_known.value == resolved):
-                return _FOLDER_KINDS.get(folder.well_known) if folder.well_known else None
+            if folder.id == resolved and folder.well_known is not None:
+                return _FOLDER_KINDS.get(folder.well_known)
         return None
 
     # ------------------------------------------------------------ ids
