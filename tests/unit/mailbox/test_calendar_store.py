@@ -1,8 +1,8 @@
 """Typed items in the mailbox store: calendar items, contacts and tasks as messages with records.
 
 The database directly, then the store API over HTTPS with the store client
-(the calls a Client Access server makes), and a database of schema version 1
-upgraded on opening.
+(the calls a Client Access server makes), a database of schema version 1
+upgraded on opening, and the Calendar Attendant of the store service.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ from tests.integration.test_store_api import Org, client_for, org, run, store_of
 
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.mailbox.errors import Conflict, InvalidRequest, MessageNotFound
+from sitemail.mailbox.item_content import calendar_ical
 from sitemail.mailbox.item_records import (
     Attendee,
     CalendarData,
     ContactData,
+    FreeBusy,
     ItemKind,
     Pattern,
     Recurrence,
+    ResponseType,
     TaskData,
 )
 from sitemail.mailbox.records import Address
@@ -164,5 +167,73 @@ def test_the_store_api_carries_typed_items(org: Org) -> None:
                     ItemKind.CALENDAR,
                     _meeting().model_copy(update={"end": START - timedelta(hours=1)}),
                 )
+
+    run(scenario())
+
+
+def _meeting_mail(method: str, item: CalendarData, to: str) -> bytes:
+    """A meeting message as Mail Submission sends it (text/plain and text/calendar)."""
+    ical = calendar_ical(item, method=method, now=START)
+    return (
+        f"From: Bob <bob@contoso.com>\r\nTo: {to}\r\nSubject: {item.subject}\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nSee the calendar part.\r\n"
+        f"--b\r\nContent-Type: text/calendar; charset=utf-8; method={method}\r\n\r\n{ical}"
+        "--b--\r\n"
+    ).encode()
+
+
+def test_the_calendar_attendant_files_requests_cancellations_and_replies(org: Org) -> None:
+    async def scenario() -> None:
+        async with store_of_ny(org) as service, client_for(org, service) as store:
+            attendant = service.attendant
+            assert attendant is not None
+            request = _meeting(
+                subject="Review",
+                organizer=Address(name="Bob", address="bob@contoso.com"),
+                uid="BOB-1",
+                sequence=1,
+            )
+            await store.deliver("alice", "m1", _meeting_mail("REQUEST", request, "alice"))
+            await attendant.idle()
+            (placed,) = (await store.list_typed("alice", "calendar")).items
+            assert placed.calendar is not None and placed.calendar.uid == "BOB-1"
+            assert placed.calendar.free_busy is FreeBusy.TENTATIVE
+            # An older copy of the request changes nothing; the update moves it.
+            stale = request.model_copy(update={"sequence": 0, "location": "Old"})
+            await store.deliver("alice", "m2", _meeting_mail("REQUEST", stale, "alice"))
+            moved = request.model_copy(update={"sequence": 2, "location": "Hall"})
+            await store.deliver("alice", "m3", _meeting_mail("REQUEST", moved, "alice"))
+            await attendant.idle()
+            (updated,) = (await store.list_typed("alice", "calendar")).items
+            assert updated.calendar is not None and updated.calendar.location == "Hall"
+            await store.deliver("alice", "m4", _meeting_mail("CANCEL", moved, "alice"))
+            await attendant.idle()
+            (cancelled,) = (await store.list_typed("alice", "calendar")).items
+            assert cancelled.calendar is not None and cancelled.calendar.cancelled
+            assert cancelled.calendar.free_busy is FreeBusy.FREE
+            # Alice's own meeting: bob's reply records his answer on it.
+            mine = _meeting(
+                uid="ALICE-1",
+                organizer=Address(address="alice@contoso.com"),
+                required=[Attendee(address="bob@contoso.com")],
+            )
+            own = await store.create_typed("alice", "calendar", ItemKind.CALENDAR, mine)
+            reply = mine.model_copy(
+                update={
+                    "required": [Attendee(address="bob@contoso.com", response=ResponseType.ACCEPT)]
+                }
+            )
+            await store.deliver("alice", "m5", _meeting_mail("REPLY", reply, "alice"))
+            await attendant.idle()
+            answered = (await store.get_typed("alice", own.id)).calendar
+            assert answered is not None
+            assert [(a.address, a.response) for a in answered.required] == [
+                ("bob@contoso.com", ResponseType.ACCEPT)
+            ]
+            # Plain mail is left alone.
+            await store.deliver("alice", "m6", b"Subject: hi\r\n\r\nhello\r\n")
+            await attendant.idle()
+            assert (await store.list_typed("alice", "calendar")).total == 2
 
     run(scenario())
