@@ -65,9 +65,6 @@ _MONTHS = (
     "December",
 )
 _RANGES = ("NoEndRecurrence", "EndDateRecurrence", "NumberedRecurrence")
-#: The Windows names of the zones the server writes back (StartTimeZone's Name attribute
-#: is optional in the schema, so only the Id is given).
-_TZ_FIELDS = ("calendar:StartTimeZone", "calendar:EndTimeZone", "calendar:MeetingTimeZone")
 
 
 def when(moment: datetime) -> str:
