@@ -15,6 +15,7 @@ time zone context is UTC; time zones are named by their Windows id.
 
 from __future__ import annotations
 
+import base64
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -23,6 +24,7 @@ from typing import Any
 from sitemail.access.ews_ids import change_key, folder_id, item_id, occurrence_id
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import sub, t
+from sitemail.mailbox.item_content import calendar_ical
 from sitemail.mailbox.item_records import (
     Attendee,
     CalendarData,
@@ -213,6 +215,7 @@ def merge_calendar(old: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
 
 #: The properties written, in the schema's order (ItemType's, then CalendarItemType's).
 CALENDAR_FIELDS = (
+    "item:MimeContent",
     "item:ItemId",
     "item:ParentFolderId",
     "item:ItemClass",
@@ -287,6 +290,7 @@ CALENDAR_DEFAULT = frozenset(
 #: What FindItem never returns (Exchange leaves bodies and lists to GetItem).
 CALENDAR_DETAIL = frozenset(
     {
+        "item:MimeContent",
         "item:Body",
         "calendar:RequiredAttendees",
         "calendar:OptionalAttendees",
@@ -340,6 +344,17 @@ class CalendarRendering:
         organizer = data.organizer.address.lower() if data.organizer else self.owner
         mine = organizer == self.owner
         writers: dict[str, Callable[[], object]] = {
+            # The appointment as an iCalendar object (unverified: the exact form of
+            # Exchange 2010's MimeContent for calendar items); not for an occurrence.
+            "item:MimeContent": lambda: (
+                occurrence is None
+                and sub(
+                    element,
+                    t("MimeContent"),
+                    base64.b64encode(calendar_ical(data, now=item.created_at).encode()).decode(),
+                    CharacterSet="UTF-8",
+                )
+            ),
             "item:ItemId": lambda: sub(
                 element,
                 t("ItemId"),

@@ -10,6 +10,7 @@ one removes that entry.
 
 from __future__ import annotations
 
+import base64
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from sitemail.access.ews_ids import change_key, folder_id, item_id
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import sub, t
+from sitemail.mailbox.item_content import contact_vcard
 from sitemail.mailbox.item_records import ContactData, TaskData, TaskStatus, TypedItem
 
 __all__ = [
@@ -52,6 +54,7 @@ CONTACT_URIS = {f"contacts:{name}": field for name, field in _CONTACT_TEXT.items
 }
 # ContactItemType's order (the ones kept), after ItemType's.
 CONTACT_FIELDS = (
+    "item:MimeContent",
     "item:ItemId",
     "item:ParentFolderId",
     "item:ItemClass",
@@ -71,7 +74,11 @@ CONTACT_FIELDS = (
     "contacts:JobTitle",
     "contacts:Surname",
 )
-CONTACT_DEFAULT = frozenset(CONTACT_FIELDS) - {"item:Body", "contacts:CompleteName"}
+CONTACT_DEFAULT = frozenset(CONTACT_FIELDS) - {
+    "item:MimeContent",
+    "item:Body",
+    "contacts:CompleteName",
+}
 
 TASK_URIS = {
     "item:Subject": "subject",
@@ -212,8 +219,12 @@ def render_contact(
     data = item.contact
     assert data is not None
     element = sub(parent, t("Contact"))
+    if "item:MimeContent" in fields:
+        # The contact as a vCard (unverified: the exact form of Exchange 2010's).
+        vcard = base64.b64encode(contact_vcard(data).encode()).decode()
+        sub(element, t("MimeContent"), vcard, CharacterSet="UTF-8")
     _header(element, item, fields, alias)
-    for path in CONTACT_FIELDS[3:]:
+    for path in CONTACT_FIELDS[4:]:
         if path not in fields:
             continue
         name = path.split(":", 1)[1]

@@ -109,7 +109,7 @@ def _shape(
     if base.strip() == "IdOnly":
         wanted = {"item:ItemId"}
     elif base.strip() == "AllProperties":
-        wanted = set(everything)
+        wanted = set(everything) - {"item:MimeContent"}  # only when asked for by name
     else:
         wanted = set(default)
     extra = shape.find(t("AdditionalProperties")) if shape is not None else None

@@ -21,7 +21,7 @@ from sitemail.mailbox.item_records import (
     TaskData,
 )
 
-__all__ = ["ICAL_PRODID", "calendar_ical", "item_content"]
+__all__ = ["ICAL_PRODID", "calendar_ical", "contact_vcard", "item_content"]
 
 ICAL_PRODID = "-//sitemail//Exchange 2010 emulation//EN"
 _PARTSTAT = {
@@ -156,7 +156,8 @@ def _rrule(item: CalendarData) -> str:
     return ";".join(parts)
 
 
-def _vcard(contact: ContactData) -> str:
+def contact_vcard(contact: ContactData) -> str:
+    """The contact as a vCard 3.0 (RFC 2426)."""
     lines = [
         "BEGIN:VCARD",
         "VERSION:3.0",
@@ -213,7 +214,7 @@ def item_content(
         body = calendar_ical(record, now=now)
     elif isinstance(record, ContactData):
         headers.append(f"From: {formataddr(('', owner))}")
-        subject, ctype, body = record.name, "text/vcard; charset=utf-8", _vcard(record)
+        subject, ctype, body = record.name, "text/vcard; charset=utf-8", contact_vcard(record)
     else:
         headers.append(f"From: {formataddr(('', owner))}")
         subject, ctype, body = record.subject, "text/plain; charset=utf-8", _task_text(record)

@@ -99,6 +99,7 @@ def test_a_recurring_meeting_is_created_expanded_changed_and_deleted(servers: La
     master = account.calendar.get(id=item.id)
     assert master.type == "RecurringMaster" and master.subject == "Standup"
     assert master.recurrence.boundary.number == 10
+    assert b"RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=MO,WE;COUNT=10" in master.mime_content
     assert master.first_occurrence.start == datetime(2030, 3, 18, 8, tzinfo=UTC)
     assert master.last_occurrence.start == datetime(2030, 4, 17, 7, tzinfo=UTC)
     # The view expands the series: 09:00 local is 08:00 UTC before the change, 07:00 after.
@@ -285,6 +286,7 @@ def test_contacts_and_tasks(servers: Lab) -> None:
     }
     assert [e.email for e in fresh.email_addresses] == ["jane@acme.example"]
     assert db.get_typed("adam", stored.id).contact.job_title == "CTO"  # type: ignore[union-attr]
+    assert b"TITLE:CTO" in account.contacts.get(id=contact.id).mime_content
     # ResolveNames finds the contact beside the directory's mailboxes, unless told not to.
     (found,) = account.protocol.resolve_names(["jane"])
     assert (found.email_address, found.mailbox_type) == ("jane@acme.example", "Contact")
