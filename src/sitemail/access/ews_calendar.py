@@ -48,6 +48,7 @@ __all__ = [
     "modified_occurrence",
     "parse_calendar",
     "parse_recurrence",
+    "parse_time",
     "render_recurrence",
     "when",
 ]
@@ -73,7 +74,8 @@ def when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _time(text: str | None, what: str) -> datetime:
+def parse_time(text: str | None, what: str) -> datetime:
+    """An xs:dateTime of a request in UTC (without an offset: the request's context, UTC)."""
     value = (text or "").strip()
     try:
         parsed = datetime.fromisoformat(value)
@@ -177,9 +179,9 @@ def parse_calendar(element: ET.Element) -> dict[str, Any]:
         elif name == "ReminderMinutesBeforeStart":
             out["_reminder_minutes"] = int(text) if text.strip().isdigit() else 15
         elif name == "Start":
-            out["start"] = _time(text, "Start")
+            out["start"] = parse_time(text, "Start")
         elif name == "End":
-            out["end"] = _time(text, "End")
+            out["end"] = parse_time(text, "End")
         elif name == "IsAllDayEvent":
             out["all_day"] = _bool(text)
         elif name == "LegacyFreeBusyStatus":

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import Any
 
+from sitemail.access.ews_calendar import parse_time
 from sitemail.access.ews_ids import change_key, folder_id, item_id
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import sub, t
@@ -111,14 +112,6 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _time(text: str | None, what: str) -> datetime:
-    try:
-        value = datetime.fromisoformat((text or "").strip())
-    except ValueError:
-        raise Refused("ErrorInvalidValueForProperty", f"{what} is not a date and time.") from None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def _entries(element: ET.Element) -> dict[str, str]:
     out: dict[str, str] = {}
     for entry in element.findall(t("Entry")):
@@ -167,7 +160,7 @@ def parse_task(element: ET.Element) -> dict[str, Any]:
             out["body"] = text
         elif name in ("StartDate", "DueDate", "CompleteDate"):
             field = {"StartDate": "start_date", "DueDate": "due_date"}.get(name, "complete_date")
-            out[field] = _time(text, name)
+            out[field] = parse_time(text, name)
         elif name == "Status":
             try:
                 out["status"] = TaskStatus(text.strip())

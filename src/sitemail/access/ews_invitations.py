@@ -18,26 +18,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from email.utils import format_datetime, formataddr
-from typing import Protocol
 
+from sitemail.access.web.common import MailStore
 from sitemail.mailbox.item_content import calendar_ical
 from sitemail.mailbox.item_records import Attendee, CalendarData
-from sitemail.mailbox.records import Flags, FlagUpdate, MessageSummary, Placement
+from sitemail.mailbox.records import Flags, FlagUpdate
 from sitemail.org.model import Mailbox
 
 __all__ = ["meeting_message", "send_invitations"]
-
-
-class _SubmitStore(Protocol):
-    async def append(
-        self, mailbox: str, folder: int | str, message: bytes, *, flags: Flags | None = None
-    ) -> Placement: ...
-
-    async def set_flags(
-        self, mailbox: str, message_id: int, update: FlagUpdate
-    ) -> MessageSummary: ...
-
-    async def submit(self, mailbox: str, message_id: int) -> Placement: ...
 
 
 def meeting_message(
@@ -88,7 +76,7 @@ def meeting_message(
 
 
 async def send_invitations(
-    store: _SubmitStore,
+    store: MailStore,
     organizer: Mailbox,
     item: CalendarData,
     *,

@@ -19,9 +19,8 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
-from typing import IO
 
 from pydantic import ValidationError
 
@@ -39,7 +38,7 @@ from sitemail.mailbox.item_records import (
     TypedItemPage,
 )
 from sitemail.mailbox.limits import MAX_PAGE_SIZE, check_page
-from sitemail.mailbox.messages import ParsedMessage, parse_message
+from sitemail.mailbox.messages import parse_message
 from sitemail.mailbox.records import Flags, Placement
 from sitemail.mailbox.recurrence import series_bounds
 from sitemail.mailbox.rows import MailboxRow, from_us, to_us
@@ -81,18 +80,8 @@ def _to_item(row: sqlite3.Row) -> TypedItem:
 class ItemOperations(DatabaseCore):
     """Create, read, replace and list typed items (deleting and moving are messages')."""
 
-    def _store(
-        self,
-        conn: sqlite3.Connection,
-        box: MailboxRow,
-        folder_id: int,
-        stream: IO[bytes],
-        start: int,
-        parsed: ParsedMessage,
-        flags: Flags,
-        received_at: datetime | None,
-    ) -> Placement:
-        raise NotImplementedError  # StoreDatabase's (it writes a message's content)
+    #: StoreDatabase._store: write a content (bytes and summary) and place a message on it.
+    _store: Callable[..., Placement]
 
     def _write_record(
         self, conn: sqlite3.Connection, box: MailboxRow, folder_id: int, record: TypedRecord

@@ -6,9 +6,9 @@ are :mod:`.store_api_items`'; errors are the store's, as for messages.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
@@ -18,50 +18,33 @@ from sitemail.mailbox.item_records import ItemKind, TypedItem, TypedItemPage
 
 __all__ = ["TypedItemCalls"]
 
-R = TypeVar("R", bound=BaseModel)
 FolderArg = int | str
 
 
+def _valid(cls: type[TypedItem] | type[TypedItemPage], body: Any) -> Any:
+    try:
+        return cls.model_validate(body)
+    except ValidationError as exc:
+        raise StoreUnavailable(f"the store answered a malformed {cls.__name__}: {exc}") from None
+
+
 class TypedItemCalls:
-    """Calls on typed items; the request plumbing is the client's."""
+    """Calls on typed items, over the client's request plumbing."""
 
-    async def _call(
-        self,
-        cls: type[R],
-        method: str,
-        mailbox: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json_body: Any = None,
-        data: Any = None,
-        read_timeout: float | None = None,
-    ) -> R:
-        raise NotImplementedError  # StoreClient's
-
-    async def _json(
-        self,
-        method: str,
-        mailbox: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json_body: Any = None,
-        data: Any = None,
-        read_timeout: float | None = None,
-    ) -> Any:
-        raise NotImplementedError  # StoreClient's
+    #: StoreClient._json: (method, mailbox, path, params=, json_body=) -> the JSON answer.
+    _json: Callable[..., Awaitable[Any]]
 
     async def create_typed(
         self, mailbox: str, folder: FolderArg, kind: ItemKind, record: BaseModel
     ) -> TypedItem:
         body = {"kind": kind.value, "record": record.model_dump(mode="json")}
-        return await self._call(
-            TypedItem, "POST", mailbox, f"/folders/{_seg(folder)}/items", json_body=body
-        )
+        answer = await self._json("POST", mailbox, f"/folders/{_seg(folder)}/items", json_body=body)
+        item: TypedItem = _valid(TypedItem, answer)
+        return item
 
     async def get_typed(self, mailbox: str, item_id: int) -> TypedItem:
-        return await self._call(TypedItem, "GET", mailbox, f"/items/{int(item_id)}")
+        item: TypedItem = _valid(TypedItem, await self._json("GET", mailbox, f"/items/{item_id:d}"))
+        return item
 
     async def replace_typed(
         self,
@@ -72,7 +55,9 @@ class TypedItemCalls:
         expected_modseq: int | None = None,
     ) -> TypedItem:
         body = {"record": record.model_dump(mode="json"), "modseq": expected_modseq}
-        return await self._call(TypedItem, "PUT", mailbox, f"/items/{int(item_id)}", json_body=body)
+        answer = await self._json("PUT", mailbox, f"/items/{item_id:d}", json_body=body)
+        item: TypedItem = _valid(TypedItem, answer)
+        return item
 
     async def list_typed(
         self,
@@ -86,19 +71,19 @@ class TypedItemCalls:
         params = {"offset": str(offset), "limit": str(limit)}
         if kind is not None:
             params["kind"] = kind.value
-        return await self._call(
-            TypedItemPage, "GET", mailbox, f"/folders/{_seg(folder)}/items", params=params
-        )
+        answer = await self._json("GET", mailbox, f"/folders/{_seg(folder)}/items", params=params)
+        page: TypedItemPage = _valid(TypedItemPage, answer)
+        return page
 
     async def calendar_items(
         self, mailbox: str, folder: FolderArg, start: datetime, end: datetime
     ) -> list[TypedItem]:
         params = {"start": start.isoformat(), "end": end.isoformat()}
         body = await self._json("GET", mailbox, f"/folders/{_seg(folder)}/calendar", params=params)
-        try:
-            return [TypedItem.model_validate(i) for i in body["items"]]
-        except (ValidationError, KeyError, TypeError) as exc:
-            raise StoreUnavailable(f"the store answered a malformed item list: {exc}") from None
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise StoreUnavailable("the store answered a malformed item list")
+        return [_valid(TypedItem, i) for i in items]
 
     async def typed_kinds(self, mailbox: str, ids: Collection[int]) -> dict[int, ItemKind]:
         body = await self._json("POST", mailbox, "/items/kinds", json_body={"ids": list(ids)})
