@@ -280,9 +280,11 @@ class EwsTypedItems:
 
     # ------------------------------------------------------------ writing an item out
 
-    def _render(
+    def render(
         self, parent: ET.Element, item: TypedItem, fields: set[str], index: int | None = None
     ) -> None:
+        """One typed item (or occurrence ``index`` of a series) as its EWS element, with the
+        ``fields`` asked for: for any operation that lists items (sync, notifications)."""
         if item.kind is ItemKind.CALENDAR:
             occ = None
             if index is not None and item.calendar is not None:
@@ -322,7 +324,7 @@ class EwsTypedItems:
                 )
                 continue
             msg = response_message(messages, "CreateItem")
-            self._render(sub(msg, m("Items")), item, {"item:ItemId"})
+            self.render(sub(msg, m("Items")), item, {"item:ItemId"})
         return response
 
     async def _respond(
@@ -339,7 +341,7 @@ class EwsTypedItems:
             return
         items = sub(response_message(messages, "CreateItem"), m("Items"))
         if answered.item is not None:
-            self._render(items, answered.item, {"item:ItemId"})
+            self.render(items, answered.item, {"item:ItemId"})
 
     async def _folder(self, ref: ET.Element | None, kind: ItemKind) -> int | str:
         choice = next(iter(ref), None) if ref is not None else None
@@ -413,7 +415,7 @@ class EwsTypedItems:
                 sub(response_message(messages, "GetItem", refusal.code, refusal.text), m("Items"))
                 continue
             msg = response_message(messages, "GetItem")
-            self._render(sub(msg, m("Items")), item, self._fields(item.kind, shape), index)
+            self.render(sub(msg, m("Items")), item, self._fields(item.kind, shape), index)
         return response
 
     def _fields(self, kind: ItemKind, shape: ET.Element | None) -> set[str]:
@@ -469,7 +471,7 @@ class EwsTypedItems:
                 )
                 continue
             msg = response_message(messages, "UpdateItem")
-            self._render(sub(msg, m("Items")), item, {"item:ItemId"}, index)
+            self.render(sub(msg, m("Items")), item, {"item:ItemId"}, index)
             sub(sub(msg, m("ConflictResults")), t("Count"), "0")
         return response
 
@@ -656,7 +658,7 @@ class EwsTypedItems:
             container = sub(root, t("Items"))
             for item, index in rows:
                 fields = self._fields(item.kind, shape) - CALENDAR_DETAIL
-                self._render(container, item, fields, index)
+                self.render(container, item, fields, index)
         return response
 
     async def _calendar_view(
