@@ -26,6 +26,7 @@ from exchangelib.errors import (
     ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange,
     ErrorCalendarOccurrenceIsDeletedFromRecurrence,
     ErrorCalendarViewRangeTooBig,
+    ErrorExceededFindCountLimit,
     ErrorIrresolvableConflict,
     ErrorNameResolutionNoResults,
 )
@@ -33,6 +34,7 @@ from exchangelib.indexed_properties import EmailAddress, PhoneNumber
 from exchangelib.items import AcceptItem, DeclineItem
 from exchangelib.properties import ReferenceItemId
 from exchangelib.recurrence import (
+    DailyPattern,
     Recurrence,
     RelativeMonthlyPattern,
     WeeklyPattern,
@@ -209,6 +211,21 @@ def test_calendar_view_bounds_and_singles(servers: Lab) -> None:
     # A window longer than two years is refused.
     with pytest.raises(ErrorCalendarViewRangeTooBig):
         list(account.calendar.view(day, day + timedelta(days=800)))
+    # Two daily series make more than 1000 occurrences in two years: refused without
+    # MaxEntriesReturned, cut with it.
+    for hour in (7, 8):
+        CalendarItem(
+            account=account,
+            folder=account.calendar,
+            subject=f"Daily {hour}",
+            start=day + timedelta(hours=hour),
+            end=day + timedelta(hours=hour, minutes=15),
+            recurrence=Recurrence(pattern=DailyPattern(interval=1), start=day.date()),
+        ).save(send_meeting_invitations="SendToNone")
+    two_years = (day, day + timedelta(days=700))
+    with pytest.raises(ErrorExceededFindCountLimit):
+        list(account.calendar.view(*two_years))
+    assert len(list(account.calendar.view(*two_years, max_items=50))) == 50
 
 
 def test_meeting_requests_go_to_mail_submission(servers: Lab) -> None:
