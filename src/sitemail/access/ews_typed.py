@@ -516,10 +516,13 @@ class EwsTypedItems:
             new_record: CalendarData | ContactData | TaskData
             if item.kind is ItemKind.CALENDAR:
                 fields["sequence"] = int(fields.get("sequence", 0)) + 1
-                if changes.get("recurrence") is not None or "start" in changes:
-                    # A new pattern or time makes the old exceptions meaningless (as Outlook does).
-                    fields["modified"], fields["deleted"] = [], []
                 new_record = CalendarData.model_validate(fields)
+                old = item.calendar
+                assert old is not None
+                if new_record.recurrence != old.recurrence or new_record.start != old.start:
+                    # A new pattern or time makes the old exceptions meaningless (as Outlook
+                    # does); clients that send every property unchanged keep them.
+                    new_record = new_record.model_copy(update={"modified": [], "deleted": []})
             elif item.kind is ItemKind.CONTACT:
                 new_record = ContactData.model_validate(fields)
             else:

@@ -143,6 +143,11 @@ def test_a_recurring_meeting_is_created_expanded_changed_and_deleted(servers: La
     with pytest.raises(ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange):
         master.occurrence(11).refresh()
     assert [d.start.day for d in master.deleted_occurrences] == [25]
+    # Saving the master with every property sent again, unchanged, keeps its exceptions.
+    master = account.calendar.get(id=item.id)
+    master.save()
+    data = db.get_typed("adam", stored.id).calendar
+    assert data is not None and len(data.modified) == 1 and len(data.deleted) == 1
     # The master changes with a new ChangeKey; the old one is a conflict.
     old_key = master.changekey
     master.location = "Room 2"
