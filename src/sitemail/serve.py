@@ -82,7 +82,10 @@ def _service(
     if name == "MSExchangeIS" and server.version in (ExchangeVersion.E2010, ExchangeVersion.E2003):
         from sitemail.mailbox.service import InformationStoreService
 
-        return InformationStoreService.from_context(ctx, ctx.port(STORE_PORT))
+        # The Calendar Attendant came with Exchange 2007: a 2003 store files no meetings.
+        return InformationStoreService.from_context(
+            ctx, ctx.port(STORE_PORT), calendar_attendant=server.version is ExchangeVersion.E2010
+        )
     if name == "SMTPSVC" and server.version is ExchangeVersion.E2003:
         from sitemail.exchange2003.smtp_service import LegacySmtpService
 

@@ -6,6 +6,7 @@ and gives the response tree; HTTP is the caller's (:mod:`.eas_handler`).
 - **FolderSync** sends the mail folders (Inbox type 2, Drafts 3, Deleted
   Items 4, Sent Items 5, Outbox 6, other mail folders 12) and, under a
   later SyncKey, what was added, removed or renamed since.
+- **Sync** of the Calendar folder is :mod:`.eas_calendar`'s.
 - **Sync** sends a mail folder's messages (newest first, ``WindowSize`` at a
   time with ``MoreAvailable``), then what arrived, left or changed its read
   state since; it takes the device's read-state changes and deletions.
@@ -32,6 +33,7 @@ from typing import Protocol
 
 from sitemail.access.eas_send import EasSendStore
 from sitemail.access.eas_state import FolderEntry, MessageEntry, SyncStates
+from sitemail.access.ews_typed_store import TypedItemStore
 from sitemail.access.message_body import read_body
 from sitemail.mailbox.errors import NotFound
 from sitemail.mailbox.records import (
@@ -72,8 +74,8 @@ USER_MAIL_FOLDER = 12
 POLICY_TYPE = "MS-EAS-Provisioning-WBXML"
 
 
-class EasStore(EasSendStore, Protocol):
-    """The part of the store API ActiveSync uses (SendMail's part included)."""
+class EasStore(EasSendStore, TypedItemStore, Protocol):
+    """The part of the store API ActiveSync uses (SendMail's and the calendar's included)."""
 
     async def list_folders(self, mailbox: str) -> list[Folder]: ...
 
@@ -347,6 +349,10 @@ async def _sync_collection(
     folder = folders.get(cid)
     if folder is None:
         return answer(8)
+    if folder.well_known is WellKnownFolder.CALENDAR:
+        from sitemail.access.eas_calendar import sync_calendar  # it builds on this module
+
+        return await sync_calendar(ctx, collection, folder)
     known = ctx.states.collection(ctx.alias, ctx.device_id, cid, key)
     if known is None:
         return answer(3, sync_key="0")

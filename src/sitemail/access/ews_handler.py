@@ -15,6 +15,7 @@ directory; this handler then
    availability service with it (it lives on the same virtual directory);
 3. **serves** the operation from the store API (reading: :mod:`.ews_mailbox`;
    changing messages and folders: :mod:`.ews_items`, :mod:`.ews_folders`;
+   calendar items, contacts and tasks: :mod:`.ews_typed`;
    free/busy: :mod:`.ews_availability`), answering SOAP faults the way Exchange does
    (HTTP 500 with the EWS error code in the detail).
 """
@@ -28,8 +29,10 @@ from aiohttp import web
 
 from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
 from sitemail.access.ews_folders import EwsFolders
+from sitemail.access.ews_freebusy import FreeBusySource
 from sitemail.access.ews_items import EwsItems
 from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
+from sitemail.access.ews_resolve import resolve_names
 from sitemail.access.ews_soap import (
     EwsRequest,
     SoapFault,
@@ -38,6 +41,7 @@ from sitemail.access.ews_soap import (
     fault_envelope,
     parse_request,
 )
+from sitemail.access.ews_typed import EwsTypedItems
 from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Proxy, ServeLocally
 from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
 from sitemail.access.web.front import FrontDoor
@@ -85,6 +89,9 @@ class EwsHandler:
                 text="Exchange Web Services take SOAP requests by POST.",
             )
         outcome = door.decisions.decide(ctx, ClientProtocol.EWS, mailbox)
+        if proxied and not isinstance(outcome, ServeLocally) and await _availability(request):
+            # Another site's CAS asks for free/busy of this site's mailboxes (ews_freebusy).
+            return await self._serve(door, request, ctx, user, local_only=True)
         if proxied and not isinstance(outcome, ServeLocally):
             # A proxied request is served here or not at all: no proxy chains.
             return fault_response(
@@ -98,7 +105,7 @@ class EwsHandler:
             )
         match outcome:
             case ServeLocally():
-                return await self._serve(door, request, mailbox)
+                return await self._serve(door, request, ctx, user)
             case Proxy():
                 return await door.handoff.forward_service(request, ctx, outcome, user)
             case Error() | Legacy() | _:
@@ -108,8 +115,15 @@ class EwsHandler:
                 )
 
     async def _serve(
-        self, door: FrontDoor, request: web.Request, mailbox: Mailbox
+        self,
+        door: FrontDoor,
+        request: web.Request,
+        ctx: RequestContext,
+        user: AppUser,
+        *,
+        local_only: bool = False,
     ) -> web.StreamResponse:
+        mailbox = user.mailbox
         store = self._store()
         if store is None:
             return fault_response(
@@ -124,7 +138,8 @@ class EwsHandler:
             check_schema(parsed.schema)
             mailboxes = door.directory.list(Mailbox)
             box = EwsMailbox(store, mailbox, mailboxes)
-            answer = await self._operation(parsed, box, door)
+            source = FreeBusySource(door, store, ctx, user, local_only=local_only)
+            answer = await self._operation(parsed, box, door, source)
         except SoapFault as fault:
             return fault_response(fault)
         except web.HTTPRequestEntityTooLarge:
@@ -138,10 +153,26 @@ class EwsHandler:
             )
         return soap_response(answer)
 
-    async def _operation(self, request: EwsRequest, box: EwsMailbox, door: FrontDoor) -> bytes:
+    async def _operation(
+        self, request: EwsRequest, box: EwsMailbox, door: FrontDoor, source: FreeBusySource
+    ) -> bytes:
         body = request.body
         items = EwsItems(box, door.clock)
         folders = EwsFolders(box)
+        typed = EwsTypedItems(box, door.clock)
+        if await typed.claims(request.operation, body):
+            # Calendar items, contacts and tasks (:mod:`.ews_typed`); messages below.
+            match request.operation:
+                case "CreateItem":
+                    return envelope(await typed.create_item(body))
+                case "GetItem":
+                    return envelope(await typed.get_item(body))
+                case "UpdateItem":
+                    return envelope(await typed.update_item(body))
+                case "DeleteItem":
+                    return envelope(await typed.delete_item(body))
+                case "FindItem":
+                    return envelope(await typed.find_item(body))
         match request.operation:
             case "GetFolder":
                 return envelope(await box.get_folder(body))
@@ -172,11 +203,12 @@ class EwsHandler:
             case "EmptyFolder":
                 return envelope(await folders.empty_folder(body))
             case "ResolveNames":
-                return envelope(box.resolve_names(body))
+                # The directory and the user's Contacts folder (ews_resolve).
+                return envelope(await resolve_names(box, body))
             case "ConvertId":
                 return envelope(box.convert_id(body))
             case "GetUserAvailabilityRequest":
-                return envelope(get_user_availability(body, box.directory))
+                return envelope(await get_user_availability(body, box.directory, source))
             case "GetServerTimeZones":
                 return envelope(get_server_time_zones(body))
         raise SoapFault(
@@ -184,6 +216,14 @@ class EwsHandler:
             f"{request.operation} is not among the operations sitemail's Exchange Web Services "
             f"serve ({', '.join(OPERATIONS)}).",
         )
+
+
+async def _availability(request: web.Request) -> bool:
+    """Whether the request is a GetUserAvailabilityRequest (read, bounded, from its body)."""
+    try:
+        return parse_request(await request.read()).operation == "GetUserAvailabilityRequest"
+    except (SoapFault, web.HTTPRequestEntityTooLarge):
+        return False
 
 
 #: The operations served, as the refusal of any other names them.

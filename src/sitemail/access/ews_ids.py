@@ -7,6 +7,10 @@ server of the mailbox's site can serve a request that names them.  The
 mailbox in an id is checked against the signed-in user on every use: an id
 is never a way into another mailbox.  ChangeKeys carry the modification
 sequence, so that a client sees a new ChangeKey after a change.
+
+An occurrence of a recurring calendar item has an Id of its own (kind
+``O``): the master's message id and the occurrence's 1-based index in the
+series, which is what EWS's OccurrenceItemId names too.
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote
 
-__all__ = ["EwsId", "InvalidId", "change_key", "folder_id", "item_id", "parse_id"]
+__all__ = [
+    "EwsId",
+    "InvalidId",
+    "change_key",
+    "folder_id",
+    "item_id",
+    "occurrence_id",
+    "parse_id",
+]
 
 _MAGIC = "sm1"  # a version tag, so that a later format can tell old ids apart
 #: Folders that exist in every mailbox's hierarchy above the store's folders.
@@ -31,9 +43,14 @@ class InvalidId(ValueError):
 
 @dataclass(frozen=True)
 class EwsId:
-    kind: Literal["F", "M"]
+    kind: Literal["F", "M", "O"]
     mailbox: str
-    value: str  # a folder id, "root"/"msgfolderroot", or a message id (decimal)
+    value: str  # a folder id, "root"/"msgfolderroot", a message id, or "master.index"
+
+    def occurrence(self) -> tuple[int, int]:
+        """The master's message id and the occurrence's index, of an ``O`` Id."""
+        master, _, index = self.value.partition(".")
+        return int(master), int(index)
 
 
 def _encode(kind: str, mailbox: str, value: str) -> str:
@@ -50,6 +67,10 @@ def item_id(mailbox: str, message_id: int) -> str:
     return _encode("M", mailbox.casefold(), str(int(message_id)))
 
 
+def occurrence_id(mailbox: str, master_id: int, index: int) -> str:
+    return _encode("O", mailbox.casefold(), f"{int(master_id)}.{int(index)}")
+
+
 def change_key(modseq: int) -> str:
     return base64.b64encode(f"CK{modseq}".encode()).decode("ascii")
 
@@ -62,9 +83,13 @@ def parse_id(value: str) -> EwsId:
     except (binascii.Error, UnicodeDecodeError):
         raise InvalidId("the Id is not one this server gave") from None
     parts = [unquote(x) for x in raw.split(":")]
-    if len(parts) != 4 or parts[0] != _MAGIC or parts[1] not in ("F", "M"):
+    if len(parts) != 4 or parts[0] != _MAGIC or parts[1] not in ("F", "M", "O"):
         raise InvalidId("the Id is not one this server gave")
-    kind: Literal["F", "M"] = "F" if parts[1] == "F" else "M"
+    kind: Literal["F", "M", "O"] = "F" if parts[1] == "F" else "M" if parts[1] == "M" else "O"
     if kind == "M" and not parts[3].isdigit():
         raise InvalidId("the item Id is malformed")
+    if kind == "O":
+        master, dot, index = parts[3].partition(".")
+        if not (dot and master.isdigit() and index.isdigit() and len(parts[3]) < 40):
+            raise InvalidId("the occurrence Id is malformed")
     return EwsId(kind=kind, mailbox=parts[2], value=parts[3])

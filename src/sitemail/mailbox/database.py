@@ -15,7 +15,8 @@ belongs here: the store API does that before it calls in.
 
 :class:`StoreDatabase` is assembled from :mod:`.database_core` (connection,
 transactions, shared row operations), :mod:`.database_folders` and
-:mod:`.database_reads`; this module adds what changes messages: delivery,
+:mod:`.database_reads` and :mod:`.database_items` (calendar items, contacts,
+tasks); this module adds what changes messages: delivery,
 APPEND, flags, moves, deletion and Mail Submission's Outbox.
 """
 
@@ -31,6 +32,7 @@ from typing import IO
 from sitemail.mailbox import folder_tree as tree
 from sitemail.mailbox.database_core import FROM_MESSAGES, StoreChange
 from sitemail.mailbox.database_folders import FolderOperations
+from sitemail.mailbox.database_items import ItemOperations
 from sitemail.mailbox.database_reads import SEARCH_FIELDS, ReadOperations
 from sitemail.mailbox.errors import InvalidRequest, MessageTooLarge, StoreError
 from sitemail.mailbox.folder_tree import FolderRef
@@ -76,7 +78,7 @@ class PendingSubmission:
     message: MessageSummary
 
 
-class StoreDatabase(FolderOperations, ReadOperations):
+class StoreDatabase(ItemOperations, FolderOperations, ReadOperations):
     """The mailbox database file ``path`` (created if missing)."""
 
     # ------------------------------------------------------- context

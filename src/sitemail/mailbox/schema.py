@@ -23,11 +23,18 @@ Layout choices, and why:
 - **Delivery ids outlive their messages** (``deliveries``): a hub that
   retries a delivery after the user already deleted the first copy must
   still not bring it back.
+- **Typed items are messages with a record** (version 2, ``item_records``):
+  a calendar item, contact or task is a message whose content the store
+  generated, plus one row keyed by that content holding the typed record
+  (JSON) and, for calendar items, the UTC span its occurrences cover, so a
+  calendar view reads only the items its window may touch.  Keyed by
+  content, the record follows a copy; a trigger drops it with its content.
+  A database of version 1 gains the table on opening (``ITEM_SCHEMA``).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -108,3 +115,19 @@ CREATE TABLE IF NOT EXISTS expunged (
 );
 CREATE INDEX IF NOT EXISTS expunged_by_modseq ON expunged(folder_id, modseq);
 """
+
+#: Statements of version 2, run one by one (a trigger's body holds semicolons).
+ITEM_SCHEMA: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS item_records (
+        content_id INTEGER PRIMARY KEY REFERENCES contents(id),
+        kind TEXT NOT NULL,
+        record TEXT NOT NULL,
+        span_start INTEGER,
+        span_end INTEGER
+    )""",
+    "CREATE INDEX IF NOT EXISTS item_records_by_span ON item_records(kind, span_start)",
+    """CREATE TRIGGER IF NOT EXISTS item_records_follow_contents AFTER DELETE ON contents
+    BEGIN
+        DELETE FROM item_records WHERE content_id = OLD.id;
+    END""",
+)

@@ -2,7 +2,8 @@
 
 Starting it opens the mailbox databases the directory puts on this server
 (``<server home>/mailbox/<DB>.db``) and serves the store API over HTTPS on
-(address, port) with the server's own certificate.  Stopping it (or
+(address, port) with the server's own certificate, with the Calendar
+Attendant (:mod:`.calendar_attendant`) on the databases' changes.  Stopping it (or
 ``Restart-Service MSExchangeIS``) closes the listener and the databases;
 nothing is lost, since every change was committed when it was acknowledged.
 """
@@ -13,6 +14,7 @@ import asyncio
 from pathlib import Path
 
 from sitemail.clock import SYSTEM_CLOCK, Clock
+from sitemail.mailbox.calendar_attendant import CalendarAttendant
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.mailbox.limits import DEFAULT_MAX_MESSAGE_SIZE
 from sitemail.mailbox.store_api import StoreServer, store_ssl_context
@@ -42,8 +44,10 @@ class InformationStoreService:
         pki_dir: Path,
         clock: Clock = SYSTEM_CLOCK,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        calendar_attendant: bool = True,
     ) -> None:
         self.server = server
+        self.calendar_attendant = calendar_attendant
         self.directory = directory
         self.mailbox_dir = Path(home) / "mailbox"
         self.address = address
@@ -53,9 +57,12 @@ class InformationStoreService:
         self._max_message_size = max_message_size
         self._backend: StoreBackend | None = None
         self._site: StoreServer | None = None
+        self._attendant: CalendarAttendant | None = None
 
     @classmethod
-    def from_context(cls, ctx: ProcessContext, port: int) -> InformationStoreService:
+    def from_context(
+        cls, ctx: ProcessContext, port: int, *, calendar_attendant: bool = True
+    ) -> InformationStoreService:
         """The service of the server process described by ``ctx``, on ``ctx.address:port``."""
         return cls(
             ctx.name,
@@ -65,12 +72,18 @@ class InformationStoreService:
             port=port,
             pki_dir=ctx.pki_dir,
             clock=ctx.clock,
+            calendar_attendant=calendar_attendant,
         )
 
     @property
     def backend(self) -> StoreBackend | None:
         """The running store (databases, directory resolution), or None when stopped."""
         return self._backend
+
+    @property
+    def attendant(self) -> CalendarAttendant | None:
+        """The Calendar Attendant of the running store (meeting messages into calendars)."""
+        return self._attendant
 
     def databases(self) -> list[StoreDatabase]:
         """The databases open now (for in-process users such as Mail Submission)."""
@@ -96,13 +109,18 @@ class InformationStoreService:
         except BaseException:
             await asyncio.to_thread(backend.close)
             raise
+        attendant = CalendarAttendant(backend) if self.calendar_attendant else None
+        if attendant is not None:
+            await attendant.start()
         self.port = site.port
-        self._backend, self._site = backend, site
+        self._backend, self._site, self._attendant = backend, site, attendant
 
     async def stop(self) -> None:
-        site, backend = self._site, self._backend
-        self._site = self._backend = None
+        site, backend, attendant = self._site, self._backend, self._attendant
+        self._site = self._backend = self._attendant = None
         if site is not None:
             await site.stop()
+        if attendant is not None:
+            await attendant.stop()
         if backend is not None:
             await asyncio.to_thread(backend.close)

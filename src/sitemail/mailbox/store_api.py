@@ -34,6 +34,8 @@ Routes (under an optional prefix)::
     DELETE /mailboxes/{mb}/messages/{id}?hard=1               {"placement": Placement|null}
     GET    /mailboxes/{mb}/search?q&folder&fields&offset&limit  MessagePage
 
+Calendar items, contacts and tasks have their routes in :mod:`.store_api_items`.
+
 ``{f}`` is a folder id or a well-known folder name (``inbox``, ``drafts``,
 ``sentitems``, ``deleteditems``, ``junkemail``, ``outbox``).
 """
@@ -80,6 +82,7 @@ from sitemail.mailbox.locate import MailboxLocation
 from sitemail.mailbox.readers import PartReader, RawReader
 from sitemail.mailbox.records import FLAG_NAMES, Flags, FlagUpdate
 from sitemail.mailbox.sources import CHUNK_SIZE
+from sitemail.mailbox.store_api_items import item_routes
 from sitemail.mailbox.store_backend import StoreBackend
 from sitemail.org.pki import CertFiles, PeerIdentity, PeerVerifier, server_ssl_context
 
@@ -146,6 +149,7 @@ def add_store_routes(
         ("DELETE", message, routes.delete),
         ("GET", f"{base}/search", routes.search),
     ]
+    table += item_routes(backend, routes._mailbox, _json_body, base)
     for method, path, handler in table:
         app.router.add_route(method, path, routes.guard(handler))
 

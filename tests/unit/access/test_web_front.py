@@ -17,9 +17,10 @@ import html
 import re
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,6 +29,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from pydantic import BaseModel
 
 from sitemail.access.outcomes import ClientProtocol, Proxy
 from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
@@ -36,6 +38,8 @@ from sitemail.access.web.proxy import ProxyClient
 from sitemail.access.web.sessions import CADATA_COOKIE, SESSION_COOKIE
 from sitemail.access.web.sso import SsoIssuer, SsoVerifier
 from sitemail.mailbox.database import StoreDatabase
+from sitemail.mailbox.database_items import parse_record
+from sitemail.mailbox.item_records import ItemKind, TypedItem, TypedItemPage
 from sitemail.mailbox.records import (
     Flags,
     FlagUpdate,
@@ -190,6 +194,46 @@ class DatabaseStore:
     async def submit(self, mailbox: str, message_id: int) -> Placement:
         return self.db.submit(mailbox, message_id)
 
+    # Calendar items, contacts and tasks (the store API's typed item routes).
+
+    async def create_typed(
+        self, mailbox: str, folder: int | str, kind: ItemKind, record: BaseModel
+    ) -> TypedItem:
+        return self.db.create_typed(mailbox, folder, parse_record(kind, record.model_dump()))
+
+    async def get_typed(self, mailbox: str, item_id: int) -> TypedItem:
+        return self.db.get_typed(mailbox, item_id)
+
+    async def replace_typed(
+        self, mailbox: str, item_id: int, record: BaseModel, *, expected_modseq: int | None = None
+    ) -> TypedItem:
+        kind = self.db.get_typed(mailbox, item_id).kind
+        return self.db.replace_typed(
+            mailbox,
+            item_id,
+            parse_record(kind, record.model_dump()),
+            expected_modseq=expected_modseq,
+        )
+
+    async def list_typed(
+        self,
+        mailbox: str,
+        folder: int | str,
+        *,
+        kind: ItemKind | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> TypedItemPage:
+        return self.db.list_typed(mailbox, folder, kind=kind, offset=offset, limit=limit)
+
+    async def calendar_items(
+        self, mailbox: str, folder: int | str, start: datetime, end: datetime
+    ) -> list[TypedItem]:
+        return self.db.calendar_items(mailbox, folder, start, end)
+
+    async def typed_kinds(self, mailbox: str, ids: Collection[int]) -> dict[int, ItemKind]:
+        return self.db.typed_kinds(mailbox, ids)
+
 
 @dataclass
 class Lab:
@@ -239,7 +283,10 @@ async def running(tmp: Path) -> AsyncIterator[Lab]:
             name,
             snapshot=functools.partial(lambda n: lab.doors[n].snapshot(), name),
             address_of=lambda server: "127.0.0.1",
-            port=lambda port: lab.ports["EX-FL1"],
+            # A server proxies only to the other one (FL's availability service asks NY too).
+            port=functools.partial(
+                lambda n, port: lab.ports["EX-NY1" if n == "EX-FL1" else "EX-FL1"], name
+            ),
             ssl_context=client_ssl_context(pki.ca_file, files=pki.server_files(name)),
         )
         door = FrontDoor(

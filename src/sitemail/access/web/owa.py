@@ -33,6 +33,13 @@ from sitemail.access.web.common import (
 )
 from sitemail.access.web.compose import ComposeError, Draft, build_message, reply_draft
 from sitemail.access.web.html import Markup, el, join, render_page
+from sitemail.access.web.owa_calendar import (
+    APPOINTMENT_CLASS,
+    CALENDAR_ACTIONS,
+    CALENDAR_CLASS,
+    CalendarPage,
+    OwaCalendar,
+)
 from sitemail.access.web.sanitize import MAX_HTML_INPUT, sanitize_html, text_to_html
 from sitemail.access.web.sessions import CANARY_FIELD
 from sitemail.clock import SYSTEM_CLOCK, Clock
@@ -68,6 +75,8 @@ _FOLDER_ORDER = [
     WellKnownFolder.OUTBOX,
 ]
 
+_CALENDAR_LINK = f"?ae=Folder&t={CALENDAR_CLASS}"
+
 # Fixed notices (the query names one by code; no text from the URL is shown).
 _NOTICES = {
     "sent": "Your message was sent.",
@@ -83,6 +92,7 @@ class OwaApp:
     def __init__(self, store: MailStore, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
         self.clock = clock
+        self.calendar = OwaCalendar(store, clock)
 
     async def handle(self, request: web.Request, user: AppUser, subpath: str) -> web.StreamResponse:
         """Serve ``subpath`` (the path below the virtual directory) for ``user``."""
@@ -117,6 +127,8 @@ class OwaApp:
         q = request.query
         ae = q.get("ae", "Folder")
         action = q.get("a", "")
+        if q.get("t") in (CALENDAR_CLASS, APPOINTMENT_CLASS):
+            return await self._calendar(user, await self.calendar.get(user, q))
         if ae == "Folder":
             return await self._folder_view(user, q.get("id", "inbox"), q.get("p", "1"), q.get("n"))
         if ae == "Item" and action == "New":
@@ -388,6 +400,11 @@ class OwaApp:
     async def _post(self, request: web.Request, user: AppUser) -> web.StreamResponse:
         form = await read_form(request, user)
         action = form.get("a", "")
+        if action in CALENDAR_ACTIONS:
+            result = await self.calendar.post(user, form)
+            return (
+                result if isinstance(result, web.Response) else await self._calendar(user, result)
+            )
         if action == "Send":
             draft = Draft(
                 to=form.get("to", ""),
@@ -443,6 +460,12 @@ class OwaApp:
                 await self.store.set_flags(user.alias, draft.in_reply_to, FlagUpdate(answered=True))
         return _see_other("?ae=Folder&id=inbox&n=sent")
 
+    async def _calendar(self, user: AppUser, page: CalendarPage) -> web.Response:
+        """A calendar page (:mod:`.owa_calendar`) in OWA's frame."""
+        return self._page(
+            user, page.title, page.content, page.status, folders=await self._folders(user)
+        )
+
     # ------------------------------------------------------------------ frame
 
     def _page(
@@ -460,7 +483,12 @@ class OwaApp:
             title=f"{title} - Outlook Web App",
             user=user.mailbox.display_name,
             signout=_signout_form(user),
-            folders=_folder_tree(folders, current),
+            folders=join(
+                [
+                    _folder_tree(folders, current),
+                    el("div", {"class": "navtitle"}, el("a", {"href": _CALENDAR_LINK}, "Calendar")),
+                ]
+            ),
             content=content,
         )
         return html_response(text, status=status)

@@ -321,6 +321,54 @@ class ProxyClient:
         finally:
             upstream.release()
 
+    async def post(
+        self,
+        target: ProxyTarget,
+        identity: ProxyIdentity,
+        body: bytes,
+        *,
+        content_type: str,
+        protocol: str,
+        limit: int,
+    ) -> tuple[int, bytes]:
+        """POST a request this server made itself (the availability service asking the
+        mailbox's site for free/busy) to ``target``; the status and at most ``limit`` bytes.
+        """
+        parts = urlsplit(target.url)
+        dial = urlunsplit(
+            ("https", _hostport(target.address, target.port), parts.path, parts.query, "")
+        )
+        headers = _request_headers({"Content-Type": content_type}, target, identity)
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=self._connect_timeout,
+            sock_connect=self._connect_timeout,
+            sock_read=self._read_timeout,
+        )
+        what = f"{self.server} tried to send {protocol} for {identity.alias} to {target.vdir_url}"
+        try:
+            async with self._client().post(
+                dial,
+                headers=headers,
+                data=body,
+                timeout=timeout,
+                server_hostname=target.server_hostname,
+                allow_redirects=False,
+            ) as upstream:
+                data = bytearray()
+                async for chunk in upstream.content.iter_chunked(CHUNK):
+                    data += chunk
+                    if len(data) > limit:
+                        raise ProxyFailed(
+                            TARGET_UNREACHABLE, f"{what}: the answer is larger than {limit} bytes"
+                        )
+                return upstream.status, bytes(data)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise ProxyFailed(
+                TARGET_UNREACHABLE,
+                f"{what} ({target.address}:{target.port}): {type(exc).__name__}: {exc}",
+            ) from None
+
 
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
