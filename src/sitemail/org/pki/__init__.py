@@ -19,10 +19,10 @@ unattended, and the lab folder is the secret.
 What a certificate *is* (server of the organization or organization admin)
 is carried twice: as a readable subject OU (``Exchange Servers``, the name of
 the Active Directory group Exchange servers belong to, or ``Organization
-Management``, the Exchange admin role group), and as a private extension
-(:data:`ROLE_EXTENSION_OID`) holding the role and the server name.  Only the
-extension decides: it cannot be confused with a user's certificate whose
-subject happens to carry the same OU.
+Management``, the Exchange admin role group), and as a role URI among the
+subject alternative names (``urn:x-sitemail:server:EX-NY1``, :data:`ROLE_URI_PREFIX`)
+holding the role and the server name.  Only the URI decides: it cannot be
+confused with a user's certificate whose subject happens to carry the same OU.
 
 Modules: :mod:`.authority` (the CA, :class:`OrganizationPki`, issuing and
 reissuing), :mod:`.identity` (:class:`PeerVerifier`: who a peer is),
@@ -57,7 +57,7 @@ from sitemail.org.pki.files import (
     write_chain_file,
 )
 from sitemail.org.pki.identity import (
-    ROLE_EXTENSION_OID,
+    ROLE_URI_PREFIX,
     AdminIdentity,
     PeerIdentity,
     PeerVerifier,
@@ -69,7 +69,7 @@ __all__ = [
     "CA_VALIDITY",
     "LEAF_VALIDITY",
     "RENEW_BEFORE",
-    "ROLE_EXTENSION_OID",
+    "ROLE_URI_PREFIX",
     "SERVER_OU",
     "AdminIdentity",
     "CertFiles",

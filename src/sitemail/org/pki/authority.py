@@ -47,12 +47,11 @@ from sitemail.org.pki.files import (
 )
 from sitemail.org.pki.identity import (
     ROLE_ADMIN,
-    ROLE_EXTENSION_OID,
     ROLE_SERVER,
     ROLE_WEB,
     PeerVerifier,
-    encode_role,
     role_of,
+    role_uri,
 )
 
 KeyAlgorithm = Literal["ecdsa-p256", "rsa-2048"]
@@ -352,16 +351,11 @@ class OrganizationPki:
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
             )
-            # Not critical: a TLS library that does not know the OID must
-            # still accept the certificate (OpenSSL rejects unknown critical ones).
-            .add_extension(
-                x509.UnrecognizedExtension(ROLE_EXTENSION_OID, encode_role(*role)), False
-            )
         )
-        if dns or ips:
-            names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns]
-            names += [x509.IPAddress(a) for a in ips]
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns]
+        names += [x509.IPAddress(a) for a in ips]
+        names.append(x509.UniformResourceIdentifier(role_uri(*role)))
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         return builder.sign(ca_key, hashes.SHA256())
 
 

@@ -1,9 +1,9 @@
 """Who a TLS peer is: a server of the organization, its admin, or nobody.
 
-What a certificate *is* is carried by a private extension
-(:data:`ROLE_EXTENSION_OID`) holding the role and the server name, beside a
-readable subject OU; only the extension decides, so a user's certificate
-whose subject happens to carry the same OU is nobody.
+What a certificate *is* is carried by a role URI among its subject alternative
+names (``urn:x-sitemail:server:EX-NY1``, :func:`role_uri`), beside a readable
+subject OU; only the URI decides, so a user's certificate whose subject happens
+to carry the same OU is nobody.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from cryptography import x509
 from cryptography.x509.verification import (
@@ -27,9 +28,11 @@ from cryptography.x509.verification import (
 from sitemail.clock import SYSTEM_CLOCK, Clock
 from sitemail.org.pki.files import load_cert
 
-# An OID under the ITU-T UUID arc (2.25.<uuid as integer>, ITU-T X.667): anyone
-# may mint one without registering a private enterprise number.
-ROLE_EXTENSION_OID = x509.ObjectIdentifier("2.25.151980114077364388721831725774917059245")
+# The role rides in the subject alternative names, where every TLS library reads
+# (and, for a URI, ignores) it.  It was a private extension under a UUID OID
+# (2.25.<128-bit integer>): GnuTLS cannot parse an OID arc that large and refused
+# the whole certificate, so msmtp, Debian's mutt and Evolution could not connect.
+ROLE_URI_PREFIX = "urn:x-sitemail:"
 ROLE_SERVER = "server"
 ROLE_ADMIN = "admin"
 #: A tool's web front (the console): a TLS server to browsers, never a peer of the servers.
@@ -146,58 +149,25 @@ class PeerVerifier:
         return self.identify(tls.getpeercert(binary_form=True))
 
 
-# The role marker: DER SEQUENCE { UTF8String role, UTF8String name }.
-
-
-def encode_role(role: str, name: str) -> bytes:
-    body = _der_tlv(0x0C, role.encode()) + _der_tlv(0x0C, name.encode())
-    return _der_tlv(0x30, body)
+def role_uri(role: str, name: str) -> str:
+    """The role marker of a certificate for ``role`` (server, admin, web) named ``name``."""
+    return f"{ROLE_URI_PREFIX}{role}:{quote(name, safe='')}"
 
 
 def role_of(cert: x509.Certificate) -> tuple[str, str] | None:
+    """The (role, name) a certificate's role URI says; None when it has none (or two)."""
     try:
-        ext = cert.extensions.get_extension_for_oid(ROLE_EXTENSION_OID).value
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return None
-    if not isinstance(ext, x509.UnrecognizedExtension):
+    found = [
+        uri
+        for uri in names.get_values_for_type(x509.UniformResourceIdentifier)
+        if uri.startswith(ROLE_URI_PREFIX)
+    ]
+    if len(found) != 1:
         return None
-    try:
-        tag, body, end = _der_read(ext.value, 0)
-        if tag != 0x30 or end != len(ext.value):
-            return None
-        tag1, role, pos = _der_read(body, 0)
-        tag2, name, pos = _der_read(body, pos)
-        if tag1 != 0x0C or tag2 != 0x0C or pos != len(body):
-            return None
-        return role.decode(), name.decode()
-    except (ValueError, UnicodeDecodeError):
+    role, sep, name = found[0][len(ROLE_URI_PREFIX) :].partition(":")
+    if not sep or not role or not name:
         return None
-
-
-def _der_tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        length = bytes([n])
-    else:
-        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        length = bytes([0x80 | len(raw)]) + raw
-    return bytes([tag]) + length + content
-
-
-def _der_read(data: bytes, pos: int) -> tuple[int, bytes, int]:
-    """One TLV at ``pos``: (tag, content, position after it); ValueError if malformed."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated")
-    tag, first = data[pos], data[pos + 1]
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise ValueError("bad length")
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    if pos + length > len(data):
-        raise ValueError("truncated")
-    return tag, data[pos : pos + length], pos + length
+    return role, unquote(name)
