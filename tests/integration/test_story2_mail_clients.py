@@ -19,6 +19,7 @@ import socket
 import ssl
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -352,3 +353,105 @@ def test_pop3_dele_removes_the_message_at_quit(seed_lab: RunningLab) -> None:
     mail = pop3(lab, "bob")
     assert mail.stat()[0] == count - 1
     mail.quit()
+
+
+# ------------------------------------------------------------------ Debian's mail clients
+
+
+def run_client(command: list[str], *, stdin: bytes = b"", home: Path | None = None) -> str:
+    proc = subprocess.run(
+        command,
+        input=stdin,
+        capture_output=True,
+        timeout=90,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home or Path.cwd()), "LANG": "C.UTF-8"},
+    )
+    out = (proc.stdout + proc.stderr).decode(errors="replace")
+    assert proc.returncode == 0, f"{command[0]} exited {proc.returncode}: {out}"
+    return out
+
+
+def private_file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(0o600)  # fetchmail and msmtp refuse a password file others can read
+    return path
+
+
+def test_debian_mail_clients_send_through_ny_and_read_adams_mail_through_ny(
+    seed_lab: RunningLab, tmp_path: Path
+) -> None:
+    # GnuTLS (msmtp, mutt) and OpenSSL (fetchmail, mbsync) clients as users set them up
+    # against Exchange: submission with STARTTLS and AUTH LOGIN on the Client connector,
+    # POP3 with STLS and IMAP4 over TLS on NY's Client Access server, proxied to FL.
+    lab, port = seed_lab, offset(seed_lab)
+    ca = lab.dir / "pki" / "ca.pem"
+    msmtprc = private_file(
+        tmp_path / "msmtprc",
+        f"account bob\nhost {NY1}\nport {587 + port}\nfrom bob@contoso.com\nauth login\n"
+        f"user bob\npassword {PASSWORD}\ntls on\ntls_starttls on\ntls_trust_file {ca}\n"
+        "tls_host_override ex-ny1.contoso.com\n",
+    )
+    run_client(
+        ["msmtp", "-C", str(msmtprc), "-a", "bob", "adam@contoso.com"],
+        stdin=b"From: bob@contoso.com\r\nTo: adam@contoso.com\r\nSubject: sent with msmtp\r\n"
+        b"Message-ID: <msmtp@story2>\r\n\r\nFrom Debian's msmtp.\r\n",
+    )
+    # mutt asks SASL, which would try NTLM first (Exchange offers it; sitemail does not):
+    # users of Exchange set smtp_authenticators to LOGIN for a Basic-authentication connector.
+    muttrc = private_file(
+        tmp_path / "muttrc",
+        f'set smtp_url="smtp://alice@{NY1}:{587 + port}/"\nset smtp_pass="{PASSWORD}"\n'
+        f'set ssl_starttls=yes\nset ssl_force_tls=yes\nset ssl_ca_certificates_file="{ca}"\n'
+        'set ssl_verify_host=no\nset smtp_authenticators="login"\nset from="alice@contoso.com"\n'
+        'set use_from=yes\nset record=""\n',
+    )
+    run_client(
+        ["mutt", "-n", "-F", str(muttrc), "-s", "sent with mutt", "--", "adam@contoso.com"],
+        stdin=b"From Debian's mutt.\n",
+        home=tmp_path,
+    )
+    wait_for(lambda: in_mailbox(lab, "EX-FL1", "FL-DB1", "<msmtp@story2>") == 1, "msmtp's", 60)
+    wait_for(lambda: b"sent with mutt" in adams_subjects(lab), "mutt's message in FL", 60)
+
+    mbox = tmp_path / "fetched.mbox"
+    fetchmailrc = private_file(
+        tmp_path / "fetchmailrc",
+        f"set no syslog\npoll {NY1} port {110 + port} protocol pop3 timeout 30\n"
+        f'  user "adam" password "{PASSWORD}" is "root" here\n'
+        f"  sslproto tls1.2+ sslcertck sslcertfile {ca} sslcommonname ex-ny1.contoso.com\n"
+        f"  keep\n  mda \"/bin/sh -c 'cat >> {mbox}'\"\n",
+    )
+    run_client(["fetchmail", "-f", str(fetchmailrc), "--nodetach"], home=tmp_path)
+    fetched_mail = mbox.read_bytes()
+    assert (
+        b"Subject: sent with msmtp" in fetched_mail and b"Subject: sent with mutt" in fetched_mail
+    )
+
+    # mbsync checks the certificate's name against the host it dials; a certificate
+    # given in CertificateFile is trusted as it is (how users pin an Exchange certificate).
+    maildir = tmp_path / "maildir"
+    maildir.mkdir()
+    mbsyncrc = private_file(
+        tmp_path / "mbsyncrc",
+        f"IMAPAccount adam\nHost {NY1}\nPort {993 + port}\nUser adam\nPass {PASSWORD}\n"
+        f"SSLType IMAPS\nCertificateFile {lab.dir / 'pki' / 'EX-NY1.pem'}\n\n"
+        "IMAPStore adam-remote\nAccount adam\n\n"
+        f"MaildirStore adam-local\nPath {maildir}/\nInbox {maildir}/INBOX\n\n"
+        "Channel adam\nFar :adam-remote:\nNear :adam-local:\nPatterns INBOX\nCreate Near\n"
+        "Sync Pull\nSyncState *\n",
+    )
+    run_client(["mbsync", "-c", str(mbsyncrc), "adam"], home=tmp_path)
+    synced = b"".join(p.read_bytes() for p in (maildir / "INBOX").rglob("*") if p.is_file())
+    assert b"Subject: sent with msmtp" in synced and b"Subject: sent with mutt" in synced
+    assert synced.count(b"\nSubject: ") == adams_subjects(lab).count(b"\n")  # the whole Inbox
+
+
+def adams_subjects(lab: RunningLab) -> bytes:
+    """The subjects in adam's Inbox, a line each, read through NY's IMAP4 proxy."""
+    client = imap(lab, "adam")
+    try:
+        client.select("INBOX", readonly=True)
+        _, data = client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        return b"".join(b"\n" + item[1].strip() for item in data if isinstance(item, tuple))
+    finally:
+        client.logout()
