@@ -22,6 +22,7 @@ directory; this handler then
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 
 from aiohttp import web
@@ -38,6 +39,8 @@ from sitemail.access.ews_soap import (
     fault_envelope,
     parse_request,
 )
+from sitemail.access.ews_sync import EwsSync
+from sitemail.access.ews_sync_state import StateSeal
 from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Proxy, ServeLocally
 from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
 from sitemail.access.web.front import FrontDoor
@@ -66,9 +69,13 @@ class EwsHandler:
         self,
         door: Callable[[], FrontDoor | None],
         store: Callable[[], EwsStore | None],
+        *,
+        state_key: bytes | None = None,
     ) -> None:
         self._door = door
         self._store = store
+        # SyncStates are sealed with this key: without one (tests), a key of this process.
+        self._seal = StateSeal(state_key or secrets.token_bytes(32))
 
     async def __call__(
         self, request: web.Request, ctx: RequestContext, user: AppUser
@@ -171,6 +178,10 @@ class EwsHandler:
                 return envelope(await folders.move_folder(body))
             case "EmptyFolder":
                 return envelope(await folders.empty_folder(body))
+            case "SyncFolderItems":
+                return envelope(await EwsSync(box, self._seal).sync_folder_items(body))
+            case "SyncFolderHierarchy":
+                return envelope(await EwsSync(box, self._seal).sync_folder_hierarchy(body))
             case "ResolveNames":
                 return envelope(box.resolve_names(body))
             case "ConvertId":
@@ -203,6 +214,8 @@ OPERATIONS = (
     "MoveItem",
     "CopyItem",
     "SendItem",
+    "SyncFolderItems",
+    "SyncFolderHierarchy",
     "ResolveNames",
     "ConvertId",
     "GetUserAvailability",

@@ -38,6 +38,8 @@ from sitemail.mailbox.limits import MAX_PAGE_SIZE
 from sitemail.mailbox.records import (
     Address,
     Folder,
+    FolderChanges,
+    FolderUids,
     MessageDetail,
     MessagePage,
     MessageSummary,
@@ -76,6 +78,15 @@ class EwsStore(MailStore, Protocol):
     ) -> Folder: ...
 
     async def delete_folder(self, mailbox: str, folder: int | str) -> list[int]: ...
+
+    # What IMAP's CONDSTORE/QRESYNC read, for SyncFolderItems and notifications.
+    async def uids(
+        self, mailbox: str, folder: int | str, *, since: int = 0, limit: int | None = None
+    ) -> FolderUids: ...
+
+    async def changes(
+        self, mailbox: str, folder: int | str, since_modseq: int, *, wait: float = 0.0
+    ) -> FolderChanges: ...
 
 
 # Folder properties, in the schema's order (FolderType).
