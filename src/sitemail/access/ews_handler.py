@@ -31,6 +31,7 @@ from sitemail.access.ews_availability import get_server_time_zones, get_user_ava
 from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_items import EwsItems
 from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
+from sitemail.access.ews_notifications import MAX_STREAMS_PER_USER, TOO_MANY, EwsNotifications
 from sitemail.access.ews_soap import (
     EwsRequest,
     SoapFault,
@@ -39,6 +40,7 @@ from sitemail.access.ews_soap import (
     fault_envelope,
     parse_request,
 )
+from sitemail.access.ews_subscriptions import Subscriptions
 from sitemail.access.ews_sync import EwsSync
 from sitemail.access.ews_sync_state import StateSeal
 from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Proxy, ServeLocally
@@ -65,17 +67,25 @@ def fault_response(fault: SoapFault, *, status: int = 500) -> web.Response:
 class EwsHandler:
     """The EWS virtual directory's handler, plugged into the front door of one server."""
 
+    #: Seconds in a minute of a subscription's Timeout and a stream's ConnectionTimeout
+    #: (tests shorten it).
+    STREAM_MINUTE = 60.0
+
     def __init__(
         self,
         door: Callable[[], FrontDoor | None],
         store: Callable[[], EwsStore | None],
         *,
         state_key: bytes | None = None,
+        subscriptions: Subscriptions | None = None,
     ) -> None:
         self._door = door
         self._store = store
         # SyncStates are sealed with this key: without one (tests), a key of this process.
         self._seal = StateSeal(state_key or secrets.token_bytes(32))
+        # Pull and streaming subscriptions: this server's (its workers' shared file).
+        self._subscriptions = subscriptions or Subscriptions()
+        self._streams: dict[str, int] = {}
 
     async def __call__(
         self, request: web.Request, ctx: RequestContext, user: AppUser
@@ -131,6 +141,8 @@ class EwsHandler:
             check_schema(parsed.schema)
             mailboxes = door.directory.list(Mailbox)
             box = EwsMailbox(store, mailbox, mailboxes)
+            if parsed.operation == "GetStreamingEvents":
+                return await self._stream(request, parsed, box, door)
             answer = await self._operation(parsed, box, door)
         except SoapFault as fault:
             return fault_response(fault)
@@ -144,6 +156,28 @@ class EwsHandler:
                 SoapFault("ErrorMailboxStoreUnavailable", str(exc), fault_code="s:Server")
             )
         return soap_response(answer)
+
+    def _notifications(self, box: EwsMailbox, door: FrontDoor) -> EwsNotifications:
+        return EwsNotifications(
+            box, self._subscriptions, self._seal, door.clock, minute=self.STREAM_MINUTE
+        )
+
+    async def _stream(
+        self, request: web.Request, parsed: EwsRequest, box: EwsMailbox, door: FrontDoor
+    ) -> web.StreamResponse:
+        """GetStreamingEvents: one long chunked answer, a bounded number per user at a time."""
+        key = box.alias.casefold()
+        if self._streams.get(key, 0) >= MAX_STREAMS_PER_USER:
+            raise SoapFault(
+                TOO_MANY, f"A user may hold {MAX_STREAMS_PER_USER} streams open at a time."
+            )
+        self._streams[key] = self._streams.get(key, 0) + 1
+        try:
+            return await self._notifications(box, door).stream(request, parsed.body)
+        finally:
+            self._streams[key] -= 1
+            if not self._streams[key]:
+                del self._streams[key]
 
     async def _operation(self, request: EwsRequest, box: EwsMailbox, door: FrontDoor) -> bytes:
         body = request.body
@@ -182,6 +216,12 @@ class EwsHandler:
                 return envelope(await EwsSync(box, self._seal).sync_folder_items(body))
             case "SyncFolderHierarchy":
                 return envelope(await EwsSync(box, self._seal).sync_folder_hierarchy(body))
+            case "Subscribe":
+                return envelope(await self._notifications(box, door).subscribe(body))
+            case "GetEvents":
+                return envelope(await self._notifications(box, door).get_events(body))
+            case "Unsubscribe":
+                return envelope(await self._notifications(box, door).unsubscribe(body))
             case "ResolveNames":
                 return envelope(box.resolve_names(body))
             case "ConvertId":
@@ -216,6 +256,10 @@ OPERATIONS = (
     "SendItem",
     "SyncFolderItems",
     "SyncFolderHierarchy",
+    "Subscribe",
+    "GetEvents",
+    "GetStreamingEvents",
+    "Unsubscribe",
     "ResolveNames",
     "ConvertId",
     "GetUserAvailability",

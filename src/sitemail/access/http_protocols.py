@@ -14,6 +14,7 @@ from sitemail.access.eas_handler import EasHandler
 from sitemail.access.eas_legacy import Exchange2003ActiveSyncProxy
 from sitemail.access.eas_state import SyncStates
 from sitemail.access.ews_handler import EwsHandler
+from sitemail.access.ews_subscriptions import Subscriptions
 from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.service import W3svcService
 from sitemail.mailbox.store_client import StoreClient
@@ -38,9 +39,16 @@ def register_http_protocols(service: W3svcService) -> None:
 
     ctx = service.ctx
     legacy = Exchange2003ActiveSyncProxy(address_of=ctx.address_of, port=ctx.port)
-    service.register(VirtualDirectoryKind.EWS, EwsHandler(door, store, state_key=_state_key(ctx)))
-    # A W3SVC worker shares the devices' sync states with its siblings.
     shared = service.shared
+    # EWS subscriptions live in a file the W3SVC's workers share, as ActiveSync's states do.
+    subscriptions = Subscriptions(
+        path=shared.folder / "ews-subscriptions.db" if shared is not None else None
+    )
+    service.register(
+        VirtualDirectoryKind.EWS,
+        EwsHandler(door, store, state_key=_state_key(ctx), subscriptions=subscriptions),
+    )
+    # A W3SVC worker shares the devices' sync states with its siblings.
     states = SyncStates(path=shared.sync_states_file) if shared is not None else None
     service.register(VirtualDirectoryKind.EAS, EasHandler(door, store, legacy, states=states))
     service.register(VirtualDirectoryKind.AUTODISCOVER, AutodiscoverHandler(door, clock=ctx.clock))
