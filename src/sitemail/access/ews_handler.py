@@ -31,7 +31,11 @@ from sitemail.access.ews_availability import get_server_time_zones, get_user_ava
 from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_items import EwsItems
 from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
-from sitemail.access.ews_notifications import MAX_STREAMS_PER_USER, TOO_MANY, EwsNotifications
+from sitemail.access.ews_notifications import (
+    MAX_STREAMS_PER_USER,
+    TOO_MANY_STREAMS,
+    EwsNotifications,
+)
 from sitemail.access.ews_soap import (
     EwsRequest,
     SoapFault,
@@ -169,7 +173,7 @@ class EwsHandler:
         key = box.alias.casefold()
         if self._streams.get(key, 0) >= MAX_STREAMS_PER_USER:
             raise SoapFault(
-                TOO_MANY, f"A user may hold {MAX_STREAMS_PER_USER} streams open at a time."
+                TOO_MANY_STREAMS, f"A user may hold {MAX_STREAMS_PER_USER} streams open at a time."
             )
         self._streams[key] = self._streams.get(key, 0) + 1
         try:

@@ -77,11 +77,13 @@ MAX_EVENTS = 50
 MAX_PENDING = 2000
 #: Minutes a streaming subscription outlives its last connection (unverified).
 STREAMING_LIFETIME_MINUTES = 30
-#: Streams one user may hold open on one worker at a time (Exchange bounds its hanging
-#: connections per user too; unverified that this is its default).
-MAX_STREAMS_PER_USER = 10
-#: Exchange's code for one subscription or stream too many (unverified for 2010 SP3).
-TOO_MANY = "ErrorTooManyObjectsOpened"
+#: Streams one user may hold open on one worker at a time: Exchange's HangingConnectionLimit
+#: on premises (three; documented for later versions, unverified for 2010 SP3).
+MAX_STREAMS_PER_USER = 3
+#: Exchange's codes for a subscription or a stream too many (in the schema since 2010 SP1;
+#: unverified that 2010 SP3 answers exactly these).
+TOO_MANY_SUBSCRIPTIONS = "ErrorExceededSubscriptionCount"
+TOO_MANY_STREAMS = "ErrorExceededConnectionCount"
 #: Folders a stream waits on with a long poll each; the others are looked at when one of
 #: those wakes, or every TICK seconds.
 MAX_WAITED_FOLDERS = 32
@@ -171,7 +173,7 @@ class EwsNotifications:
             response_message(
                 messages,
                 "Subscribe",
-                TOO_MANY,
+                TOO_MANY_SUBSCRIPTIONS,
                 "The mailbox has the most subscriptions it may have; end one first.",
             )
             return response

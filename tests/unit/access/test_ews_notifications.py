@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 from exchangelib.errors import (
+    ErrorExceededSubscriptionCount,
+    ErrorExpiredSubscription,
     ErrorInvalidSubscription,
     ErrorInvalidWatermark,
     ErrorSubscriptionNotFound,
@@ -22,6 +24,7 @@ from tests.unit.access.test_web_front import Lab
 
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.ews_ids import folder_id, item_id
+from sitemail.access.ews_subscriptions import MAX_PER_MAILBOX
 from sitemail.mailbox.records import FlagUpdate
 
 __all__ = ["lab_names", "servers"]
@@ -118,6 +121,22 @@ def test_a_subscription_to_every_folder_sees_moves_and_starts_from_a_watermark(
     with pytest.raises(ErrorInvalidSubscription):
         list(account.inbox.get_events(stream_id, mark2))
     account.unsubscribe(stream_id)
+    # A mailbox has at most MAX_PER_MAILBOX live subscriptions (an ended one is not counted).
+    for _ in range(MAX_PER_MAILBOX - 1):
+        account.inbox.subscribe_to_pull(event_types=["NewMailEvent"])
+    with pytest.raises(ErrorExceededSubscriptionCount):
+        account.inbox.subscribe_to_pull(event_types=["NewMailEvent"])
+
+
+def test_a_pull_subscription_expires_after_its_timeout(
+    servers: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Timeout minute lasts a millisecond here: the subscription is gone by the next call.
+    monkeypatch.setattr(EwsHandler, "STREAM_MINUTE", 0.001)
+    account = _account(servers)
+    sub_id, mark = account.inbox.subscribe_to_pull(timeout=1)
+    with pytest.raises(ErrorExpiredSubscription):
+        list(account.inbox.get_events(sub_id, mark))
 
 
 def test_streaming_notifications_arrive_while_the_stream_is_open(
