@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import base64
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Collection, Iterable
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
+from sitemail.access.ews_aqs import Query, parse_query
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, folder_id, item_id, parse_id
 from sitemail.access.ews_responses import Refused, response_message
 from sitemail.access.ews_restriction import (
@@ -33,6 +34,7 @@ from sitemail.access.ews_restriction import (
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.access.message_body import read_body
 from sitemail.access.web.common import MailStore
+from sitemail.clock import SYSTEM_CLOCK
 from sitemail.mailbox.errors import FolderNotFound, MessageNotFound, NotFound
 from sitemail.mailbox.limits import MAX_PAGE_SIZE
 from sitemail.mailbox.records import (
@@ -78,6 +80,18 @@ class EwsStore(MailStore, Protocol):
     ) -> Folder: ...
 
     async def delete_folder(self, mailbox: str, folder: int | str) -> list[int]: ...
+
+    # FindItem's QueryString: the text searches (body:, and terms without a property).
+    async def search(
+        self,
+        mailbox: str,
+        query: str,
+        *,
+        folder: int | str | None = None,
+        fields: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> MessagePage: ...
 
     # What IMAP's CONDSTORE/QRESYNC read, for SyncFolderItems and notifications.
     async def uids(
@@ -372,19 +386,12 @@ class EwsMailbox:
         fields = _shape(body.find(m("ItemShape")), _ITEM_DEFAULT, _ITEM_FIELDS)
         response = ET.Element(m("FindItemResponse"))
         messages = sub(response, m("ResponseMessages"))
-        if body.find(m("QueryString")) is not None:
-            response_message(
-                messages,
-                "FindItem",
-                "ErrorUnsupportedQueryFilter",
-                "sitemail's Exchange Web Services do not evaluate query strings; use a "
-                "Restriction instead.",
-            )
-            return response
         restriction, sort_order = body.find(m("Restriction")), body.find(m("SortOrder"))
+        query_text = body.findtext(m("QueryString"))
         try:
             wanted = None if restriction is None else parse_restriction(restriction)
             keys = [] if sort_order is None else parse_sort_order(sort_order)
+            query = None if query_text is None else parse_query(query_text, _today())
         except Refused as exc:
             response_message(messages, "FindItem", exc.code, exc.text)
             return response
@@ -405,8 +412,9 @@ class EwsMailbox:
                 resolved = await self.resolve_folder(ref)
                 if resolved in (ROOT, TOP):
                     page = MessagePage(total=0, offset=0, items=[])
-                elif wanted is not None or keys:
-                    page = await self._view(resolved, wanted, keys, offset, limit, from_end)
+                elif wanted is not None or keys or query is not None:
+                    test = await self._query(query, resolved, wanted)
+                    page = await self._view(resolved, test, keys, offset, limit, from_end)
                 else:
                     page = await self.store.list_messages(
                         self.alias,
@@ -437,6 +445,35 @@ class EwsMailbox:
             for summary in items:
                 await self._message_element(container, summary, fields - _DETAIL_FIELDS)
         return response
+
+    async def _query(
+        self, query: Query | None, folder: int | str, wanted: Predicate | None
+    ) -> Predicate | None:
+        """The Restriction and the QueryString together, the latter bound to ``folder``."""
+        if query is None:
+            return wanted
+
+        async def search(text: str, fields: frozenset[str]) -> set[int]:
+            found: set[int] = set()
+            while len(found) < MAX_VIEW:
+                page = await self.store.search(
+                    self.alias,
+                    text,
+                    folder=folder,
+                    fields=sorted(fields),
+                    offset=len(found),
+                    limit=MAX_PAGE_SIZE,
+                )
+                found.update(s.id for s in page.items)
+                if not page.items or len(found) >= page.total:
+                    break
+            return found
+
+        matches = await query.predicate(search)
+        if wanted is None:
+            return matches
+        both: Predicate = wanted
+        return lambda s: both(s) and matches(s)
 
     async def _view(
         self,
@@ -648,6 +685,11 @@ class EwsMailbox:
                 "sitemail's Ids have a single format; there is nothing to convert.",
             )
         return response
+
+
+def _today() -> date:
+    """The UTC day AQS's date words (today, this week ...) count from."""
+    return SYSTEM_CLOCK.now().astimezone(UTC).date()
 
 
 def _ordered(folders: list[Folder], parent: int | None) -> list[Folder]:

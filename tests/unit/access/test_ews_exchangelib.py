@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,7 +46,8 @@ from urllib3.connectionpool import HTTPSConnectionPool
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.ews_mailbox import EwsStore
 from sitemail.mailbox.database import StoreDatabase
-from sitemail.mailbox.records import Folder, FolderChanges, FolderUids, Placement
+from sitemail.mailbox.database_reads import SEARCH_FIELDS
+from sitemail.mailbox.records import Folder, FolderChanges, FolderUids, MessagePage, Placement
 from sitemail.org.model import VirtualDirectoryKind
 
 NY_EWS = "EX-NY1\\EWS (Default Web Site)"
@@ -128,6 +129,21 @@ class EwsTestStore(DatabaseStore):
 
     async def delete_folder(self, mailbox: str, folder: int | str) -> list[int]:
         return self.db.delete_folder(mailbox, folder)
+
+    async def search(
+        self,
+        mailbox: str,
+        query: str,
+        *,
+        folder: int | str | None = None,
+        fields: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> MessagePage:
+        chosen = SEARCH_FIELDS if fields is None else fields
+        return self.db.search(
+            mailbox, query, folder=folder, fields=chosen, offset=offset, limit=limit
+        )
 
     async def uids(
         self, mailbox: str, folder: int | str, *, since: int = 0, limit: int | None = None
