@@ -19,11 +19,18 @@ from __future__ import annotations
 import base64
 import xml.etree.ElementTree as ET
 from collections.abc import Collection, Iterable
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
-from sitemail.access.ews_aqs import Query, parse_query
+from sitemail.access.ews_aqs import parse_query
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, folder_id, item_id, parse_id
+from sitemail.access.ews_queries import (
+    folder_facts,
+    parse_folder_restriction,
+    parse_paging,
+    query_predicate,
+    today,
+)
 from sitemail.access.ews_responses import Refused, response_message
 from sitemail.access.ews_restriction import (
     Predicate,
@@ -31,10 +38,9 @@ from sitemail.access.ews_restriction import (
     parse_sort_order,
     sort_items,
 )
-from sitemail.access.ews_soap import SoapFault, m, sub, t
+from sitemail.access.ews_soap import m, sub, t
 from sitemail.access.message_body import read_body
 from sitemail.access.web.common import MailStore
-from sitemail.clock import SYSTEM_CLOCK
 from sitemail.mailbox.errors import FolderNotFound, MessageNotFound, NotFound
 from sitemail.mailbox.limits import MAX_PAGE_SIZE
 from sitemail.mailbox.records import (
@@ -341,6 +347,13 @@ class EwsMailbox:
         response = ET.Element(m("FindFolderResponse"))
         messages = sub(response, m("ResponseMessages"))
         parents = body.find(m("ParentFolderIds"))
+        paging = parse_paging(body, "Folder", MAX_PAGE)
+        restriction = body.find(m("Restriction"))
+        try:
+            wanted = None if restriction is None else parse_folder_restriction(restriction)
+        except Refused as exc:
+            response_message(messages, "FindFolder", exc.code, exc.text)
+            return response
         folders = await self.folders()
         for ref in list(parents) if parents is not None else []:
             try:
@@ -367,16 +380,13 @@ class EwsMailbox:
             elif isinstance(resolved, int):
                 kids = [f.id for f in folders if f.parent_id == resolved]
                 found += [f.id for f in _ordered(folders, resolved)] if deep else kids
+            if wanted is not None:
+                found = [f for f in found if wanted(folder_facts(folders, f))]
+            start, stop = paging.window(len(found))
             msg = response_message(messages, "FindFolder")
-            root = sub(
-                msg,
-                m("RootFolder"),
-                IndexedPagingOffset=str(len(found)),
-                TotalItemsInView=str(len(found)),
-                IncludesLastItemInRange="true",
-            )
+            root = sub(msg, m("RootFolder"), **paging.attributes(start, stop - start, len(found)))
             container = sub(root, t("Folders"))
-            for ref_id in found:
+            for ref_id in found[start:stop]:
                 await self._folder_element(container, ref_id, fields)
         return response
 
@@ -391,29 +401,23 @@ class EwsMailbox:
         try:
             wanted = None if restriction is None else parse_restriction(restriction)
             keys = [] if sort_order is None else parse_sort_order(sort_order)
-            query = None if query_text is None else parse_query(query_text, _today())
+            query = None if query_text is None else parse_query(query_text, today())
         except Refused as exc:
             response_message(messages, "FindItem", exc.code, exc.text)
             return response
-        view = body.find(m("IndexedPageItemView"))
-        limit, offset, from_end = MAX_PAGE, 0, False
-        if view is not None:
-            try:
-                limit = min(int(view.get("MaxEntriesReturned", MAX_PAGE)), MAX_PAGE)
-                offset = max(int(view.get("Offset", "0")), 0)
-            except ValueError:
-                raise SoapFault(
-                    "ErrorSchemaValidation", "IndexedPageItemView needs integer values."
-                ) from None
-            from_end = view.get("BasePoint", "Beginning") == "End"
+        paging = parse_paging(body, "Item", MAX_PAGE)
+        limit, offset, from_end = paging.limit, paging.offset, paging.from_end
+        if paging.fraction is not None:
+            # A fraction of the view: the whole view is read, then sliced below.
+            limit, offset, from_end = MAX_VIEW, 0, False
         parents = body.find(m("ParentFolderIds"))
         for ref in list(parents) if parents is not None else []:
             try:
                 resolved = await self.resolve_folder(ref)
                 if resolved in (ROOT, TOP):
                     page = MessagePage(total=0, offset=0, items=[])
-                elif wanted is not None or keys or query is not None:
-                    test = await self._query(query, resolved, wanted)
+                elif wanted is not None or keys or query is not None or paging.fraction:
+                    test = await query_predicate(self.store, self.alias, query, resolved, wanted)
                     page = await self._view(resolved, test, keys, offset, limit, from_end)
                 else:
                     page = await self.store.list_messages(
@@ -433,47 +437,22 @@ class EwsMailbox:
                 continue
             items = page.items[:limit]
             msg = response_message(messages, "FindItem")
-            end = offset + len(items)
-            root = sub(
-                msg,
-                m("RootFolder"),
-                IndexedPagingOffset=str(end),
-                TotalItemsInView=str(page.total),
-                IncludesLastItemInRange="true" if end >= page.total else "false",
-            )
+            if paging.fraction is not None:
+                start, stop = paging.window(page.total)
+                items = items[start:stop]
+                attributes = paging.attributes(start, len(items), page.total)
+            else:
+                end = offset + len(items)
+                attributes = {
+                    "IndexedPagingOffset": str(end),
+                    "TotalItemsInView": str(page.total),
+                    "IncludesLastItemInRange": "true" if end >= page.total else "false",
+                }
+            root = sub(msg, m("RootFolder"), **attributes)
             container = sub(root, t("Items"))
             for summary in items:
                 await self._message_element(container, summary, fields - _DETAIL_FIELDS)
         return response
-
-    async def _query(
-        self, query: Query | None, folder: int | str, wanted: Predicate | None
-    ) -> Predicate | None:
-        """The Restriction and the QueryString together, the latter bound to ``folder``."""
-        if query is None:
-            return wanted
-
-        async def search(text: str, fields: frozenset[str]) -> set[int]:
-            found: set[int] = set()
-            while len(found) < MAX_VIEW:
-                page = await self.store.search(
-                    self.alias,
-                    text,
-                    folder=folder,
-                    fields=sorted(fields),
-                    offset=len(found),
-                    limit=MAX_PAGE_SIZE,
-                )
-                found.update(s.id for s in page.items)
-                if not page.items or len(found) >= page.total:
-                    break
-            return found
-
-        matches = await query.predicate(search)
-        if wanted is None:
-            return matches
-        both: Predicate = wanted
-        return lambda s: both(s) and matches(s)
 
     async def _view(
         self,
@@ -685,11 +664,6 @@ class EwsMailbox:
                 "sitemail's Ids have a single format; there is nothing to convert.",
             )
         return response
-
-
-def _today() -> date:
-    """The UTC day AQS's date words (today, this week ...) count from."""
-    return SYSTEM_CLOCK.now().astimezone(UTC).date()
 
 
 def _ordered(folders: list[Folder], parent: int | None) -> list[Folder]:

@@ -6,13 +6,21 @@ query finds is compared with the messages and folders the store holds.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+import requests
+from exchangelib import Q
 from exchangelib.errors import ErrorUnsupportedQueryFilter
-from tests.unit.access.test_ews_exchangelib import lab_names, servers
+from exchangelib.folders import FolderCollection
+from tests.unit.access.test_ews_exchangelib import LabNamesAdapter, lab_names, servers, url
 from tests.unit.access.test_ews_write import _account
-from tests.unit.access.test_web_front import Lab
+from tests.unit.access.test_web_front import PASSWORD, Lab
+
+from sitemail.access.ews_ids import folder_id
+from sitemail.access.ews_soap import MESSAGES_NS, SOAP_NS, TYPES_NS
 
 __all__ = ["lab_names", "servers"]
 
@@ -71,3 +79,72 @@ def test_query_strings_find_what_the_store_holds(servers: Lab) -> None:
     for refused in ("attachment:report", "subject:(plan", 'subject:"plan', "received:soon"):
         with pytest.raises(ErrorUnsupportedQueryFilter):
             found(refused)
+
+
+def _post(lab: Lab, operation: str) -> ET.Element:
+    """A raw EWS request (exchangelib sends no fractional views), its response message."""
+    session = requests.Session()
+    session.mount("https://", LabNamesAdapter())
+    answer = session.post(
+        url(lab, "ex-fl1.contoso.com"),
+        data=(
+            f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP_NS}" '
+            f'xmlns:t="{TYPES_NS}" xmlns:m="{MESSAGES_NS}"><s:Header><t:RequestServerVersion '
+            f'Version="Exchange2010_SP2"/></s:Header><s:Body>{operation}</s:Body></s:Envelope>'
+        ).encode(),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+        auth=("contoso\\adam", PASSWORD),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    found = ET.fromstring(answer.content).find(f".//{{{MESSAGES_NS}}}RootFolder")
+    assert found is not None, answer.text
+    return found
+
+
+def test_find_folder_restricts_and_pages(servers: Lab) -> None:
+    lab = servers
+    db = lab.stores["EX-FL1"]
+    account = _account(lab)
+    made = [db.create_folder("adam", f"Sub {i}", "inbox") for i in range(5)]
+    for n in range(2):
+        db.append("adam", made[1].id, _mail(f"In sub {n}", "x", "Bob <bob@contoso.com>"))
+    db.create_folder("adam", "Deep 1", made[4].id)
+    inbox = FolderCollection(account=account, folders=[account.inbox])
+
+    def names(**kwargs: Any) -> list[str]:
+        return sorted(f.name for f in inbox.find_folders(**kwargs))
+
+    # Restrictions on what FindFolder shows of a folder (exchangelib traverses deep).
+    assert names(q=Q(name="sub 3")) == ["Sub 3"]
+    assert names(q=Q(total_count__gt=0)) == ["Sub 1"]
+    assert names(q=Q(name__startswith="Deep"), depth="Deep") == ["Deep 1"]
+    assert names(q=Q(child_folder_count=1) | Q(name="Sub 0")) == ["Sub 0", "Sub 4"]
+    # Indexed paging: two at a time through all of them, or a slice.
+    children = sorted(f.name for f in db.list_folders("adam") if f.parent_id == made[0].parent_id)
+    assert names(page_size=2, depth="Shallow") == children == [f"Sub {i}" for i in range(5)]
+    assert names(page_size=2, offset=3, depth="Shallow") == ["Sub 3", "Sub 4"]
+    assert names(page_size=4, depth="Deep") == sorted([*children, "Deep 1"])
+    # Fractional paging: from two fifths of the view, two folders.
+    inbox_ref = '<t:DistinguishedFolderId Id="inbox"/>'
+    root = _post(
+        lab,
+        '<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>Default</t:BaseShape>'
+        '</m:FolderShape><m:FractionalPageFolderView MaxEntriesReturned="2" Numerator="2" '
+        f'Denominator="5"/><m:ParentFolderIds>{inbox_ref}</m:ParentFolderIds></m:FindFolder>',
+    )
+    shown = [e.text for e in root.iter(f"{{{TYPES_NS}}}DisplayName")]
+    assert shown == ["Sub 2", "Sub 3"]
+    assert (root.get("NumeratorOffset"), root.get("AbsoluteDenominator")) == ("4", "5")
+    assert root.get("IncludesLastItemInRange") == "false"
+    # And of items: the second half of a two-message folder.
+    sub1 = f'<t:FolderId Id="{folder_id("adam", made[1].id)}"/>'
+    root = _post(
+        lab,
+        '<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>'
+        '</m:ItemShape><m:FractionalPageItemView MaxEntriesReturned="5" Numerator="1" '
+        f'Denominator="2"/><m:ParentFolderIds>{sub1}</m:ParentFolderIds></m:FindItem>',
+    )
+    assert len(list(root.iter(f"{{{TYPES_NS}}}ItemId"))) == 1
+    assert (root.get("NumeratorOffset"), root.get("AbsoluteDenominator")) == ("2", "2")
+    assert root.get("IncludesLastItemInRange") == "true"
