@@ -35,6 +35,7 @@ from sitemail.access.ews_notifications import (
     MAX_STREAMS_PER_USER,
     TOO_MANY_STREAMS,
     EwsNotifications,
+    StoreChanges,
 )
 from sitemail.access.ews_soap import (
     EwsRequest,
@@ -47,6 +48,7 @@ from sitemail.access.ews_soap import (
 from sitemail.access.ews_subscriptions import Subscriptions
 from sitemail.access.ews_sync import EwsSync
 from sitemail.access.ews_sync_state import StateSeal
+from sitemail.access.folder_watch import FolderWatches
 from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Proxy, ServeLocally
 from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
 from sitemail.access.web.front import FrontDoor
@@ -90,6 +92,7 @@ class EwsHandler:
         # Pull and streaming subscriptions: this server's (its workers' shared file).
         self._subscriptions = subscriptions or Subscriptions()
         self._streams: dict[str, int] = {}
+        self._watches: tuple[EwsStore, FolderWatches] | None = None
 
     async def __call__(
         self, request: web.Request, ctx: RequestContext, user: AppUser
@@ -166,6 +169,12 @@ class EwsHandler:
             box, self._subscriptions, self._seal, door.clock, minute=self.STREAM_MINUTE
         )
 
+    def _folder_watches(self, store: EwsStore) -> FolderWatches:
+        """The long polls this worker's streams share (IMAP IDLE's kind), on the current store."""
+        if self._watches is None or self._watches[0] is not store:
+            self._watches = (store, FolderWatches(StoreChanges(store)))
+        return self._watches[1]
+
     async def _stream(
         self, request: web.Request, parsed: EwsRequest, box: EwsMailbox, door: FrontDoor
     ) -> web.StreamResponse:
@@ -177,7 +186,8 @@ class EwsHandler:
             )
         self._streams[key] = self._streams.get(key, 0) + 1
         try:
-            return await self._notifications(box, door).stream(request, parsed.body)
+            watches = self._folder_watches(box.store)
+            return await self._notifications(box, door).stream(request, parsed.body, watches)
         finally:
             self._streams[key] -= 1
             if not self._streams[key]:

@@ -36,6 +36,7 @@ import asyncio
 import base64
 import binascii
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -59,7 +60,7 @@ from sitemail.access.folder_watch import FolderWatches
 from sitemail.clock import Clock
 from sitemail.mailbox.records import Folder, FolderChanges, WellKnownFolder
 
-__all__ = ["EVENT_TYPES", "EwsNotifications"]
+__all__ = ["EVENT_TYPES", "EwsNotifications", "StoreChanges"]
 
 EVENT_TYPES = (
     "CopiedEvent",
@@ -88,6 +89,8 @@ TOO_MANY_STREAMS = "ErrorExceededConnectionCount"
 #: those wakes, or every TICK seconds.
 MAX_WAITED_FOLDERS = 32
 TICK = 60.0
+#: How often a waiting stream looks whether its client is still connected.
+CHECK_SECONDS = 5.0
 #: A parent id standing for the Top of Information Store in snapshots.
 _TOP = 0
 
@@ -257,6 +260,9 @@ class EwsNotifications:
                 continue
             old = record.snapshot.get("items", {}).get(str(folder.id))
             snap = ItemSnapshot() if old is None else ItemSnapshot.load(old)
+            if old is not None and snap.modseq == folder.modseq:
+                items[str(folder.id)] = old  # nothing changed in it: no store call
+                continue
             changes, modseq = await self.sync._item_changes(folder, snap)
             for change in changes:
                 mid = change.entry.message_id
@@ -306,7 +312,7 @@ class EwsNotifications:
                 "ErrorInvalidSubscription",
                 f"The subscription is a {record.kind} subscription.",
             )
-        if kind == "pull" and record.expires <= self._now():
+        if record.expires <= self._now():
             raise Refused("ErrorExpiredSubscription", "The subscription has expired.")
         return record
 
@@ -398,7 +404,10 @@ class EwsNotifications:
 
     # ------------------------------------------------------------ GetStreamingEvents
 
-    async def stream(self, request: web.Request, body: ET.Element) -> web.StreamResponse:
+    async def stream(
+        self, request: web.Request, body: ET.Element, watches: FolderWatches
+    ) -> web.StreamResponse:
+        """GetStreamingEvents; ``watches`` are the long polls this worker's streams share."""
         ids = [(e.text or "").strip() for e in body.iter(t("SubscriptionId"))][:50]
         try:
             minutes = int((body.findtext(m("ConnectionTimeout")) or "").strip())
@@ -420,7 +429,11 @@ class EwsNotifications:
         answer.charset = "utf-8"
         answer.enable_chunked_encoding()
         await answer.prepare(request)
-        watches = FolderWatches(_Changes(self.box.store))
+
+        def gone() -> bool:
+            transport = request.transport
+            return transport is None or transport.is_closing()
+
         try:
             while True:
                 notes: list[ET.Element] = []
@@ -444,40 +457,51 @@ class EwsNotifications:
                 left = deadline - loop.time()
                 if left <= 0:
                     break
-                await self._wait(watches, records, min(left, TICK))
+                await self._wait(watches, records, min(left, TICK), gone)
+                if gone():
+                    return answer  # the client went away: its stream slot is free again
             await answer.write(_stream_answer([], "Closed"))
             await answer.write_eof()
-        except (ConnectionResetError, ConnectionError):
-            pass  # the client went away: nothing to tell it
-        finally:
-            await watches.close()
+        except ConnectionError:
+            pass  # the client went away while it was written to
         return answer
 
     async def _wait(
-        self, watches: FolderWatches, records: list[Subscription], timeout: float
+        self,
+        watches: FolderWatches,
+        records: list[Subscription],
+        timeout: float,
+        gone: Callable[[], bool],
     ) -> None:
-        """Until a watched folder changes after the records' snapshots, or ``timeout``."""
+        """Until a watched folder changes after the records' snapshots, ``timeout`` passes,
+        or the client goes away (looked at every CHECK_SECONDS: aiohttp does not cancel a
+        handler whose client left)."""
         marks: dict[int, int] = {}
         for record in records:
             for key, data in record.snapshot.get("items", {}).items():
-                marks[int(key)] = max(marks.get(int(key), 0), int(data.get("m", 0)))
+                folder, modseq = int(key), int(data.get("m", 0))
+                marks[folder] = min(marks.get(folder, modseq), modseq)
         chosen = sorted(marks.items())[:MAX_WAITED_FOLDERS]
-        if not chosen:
-            await asyncio.sleep(timeout)
-            return
         tasks = [
             asyncio.ensure_future(watches.wait(self.alias, folder, modseq, timeout))
             for folder, modseq in chosen
         ]
+        if not tasks:
+            tasks = [asyncio.ensure_future(asyncio.sleep(timeout, False))]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            while not gone():
+                done, _ = await asyncio.wait(
+                    tasks, timeout=CHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+                if done:
+                    return
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class _Changes:
+class StoreChanges:
     """The handler's store as a folder watch reads it; closing the watch leaves it open."""
 
     def __init__(self, store: EwsStore) -> None:
