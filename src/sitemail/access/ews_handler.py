@@ -91,7 +91,7 @@ class EwsHandler:
         self._seal = StateSeal(state_key or secrets.token_bytes(32))
         # Pull and streaming subscriptions: this server's (its workers' shared file).
         self._subscriptions = subscriptions or Subscriptions()
-        self._streams: dict[str, int] = {}
+        self._streams: dict[str, list[web.Request]] = {}
         self._watches: tuple[EwsStore, FolderWatches] | None = None
 
     async def __call__(
@@ -180,18 +180,22 @@ class EwsHandler:
     ) -> web.StreamResponse:
         """GetStreamingEvents: one long chunked answer, a bounded number per user at a time."""
         key = box.alias.casefold()
-        if self._streams.get(key, 0) >= MAX_STREAMS_PER_USER:
+        # A stream whose client left frees its slot now, not when its handler next looks.
+        open_now = [r for r in self._streams.get(key, []) if not _closed(r)]
+        if len(open_now) >= MAX_STREAMS_PER_USER:
             raise SoapFault(
                 TOO_MANY_STREAMS, f"A user may hold {MAX_STREAMS_PER_USER} streams open at a time."
             )
-        self._streams[key] = self._streams.get(key, 0) + 1
+        self._streams[key] = [*open_now, request]
         try:
             watches = self._folder_watches(box.store)
             return await self._notifications(box, door).stream(request, parsed.body, watches)
         finally:
-            self._streams[key] -= 1
-            if not self._streams[key]:
-                del self._streams[key]
+            left = [r for r in self._streams.get(key, []) if r is not request]
+            if left:
+                self._streams[key] = left
+            else:
+                self._streams.pop(key, None)
 
     async def _operation(self, request: EwsRequest, box: EwsMailbox, door: FrontDoor) -> bytes:
         body = request.body
@@ -249,6 +253,11 @@ class EwsHandler:
             f"{request.operation} is not among the operations sitemail's Exchange Web Services "
             f"serve ({', '.join(OPERATIONS)}).",
         )
+
+
+def _closed(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 #: The operations served, as the refusal of any other names them.

@@ -45,7 +45,12 @@ from sitemail.access.ews_ids import TOP, change_key, folder_id, item_id
 from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
 from sitemail.access.ews_responses import Refused, response_message
 from sitemail.access.ews_soap import SoapFault, envelope, m, sub, t
-from sitemail.access.ews_subscriptions import Subscription, Subscriptions, new_id
+from sitemail.access.ews_subscriptions import (
+    Subscription,
+    Subscriptions,
+    is_subscription_id,
+    new_id,
+)
 from sitemail.access.ews_sync import EwsSync
 from sitemail.access.ews_sync_state import (
     FolderEntry,
@@ -95,6 +100,9 @@ CHECK_SECONDS = 5.0
 _TOP = 0
 
 _GONE = "The specified subscription was not found."  # unverified wording
+#: Exchange's text for an id that is no subscription id at all (exchangelib's live tests
+#: expect this wording from a real server).
+INVALID_SUBSCRIPTION = "Subscription is invalid."
 
 
 class EwsNotifications:
@@ -300,6 +308,8 @@ class EwsNotifications:
         return batch, bool(record.pending)
 
     def _record(self, sub_id: str, kind: str) -> Subscription:
+        if not is_subscription_id(sub_id):
+            raise Refused("ErrorInvalidSubscription", INVALID_SUBSCRIPTION)
         record = self.subs.get(sub_id)
         if record is None or record.ended:
             raise Refused("ErrorSubscriptionNotFound", _GONE)
@@ -395,7 +405,11 @@ class EwsNotifications:
         messages = sub(response, m("ResponseMessages"))
         sub_id = (body.findtext(m("SubscriptionId")) or "").strip()
         record = self.subs.get(sub_id)
-        if record is None or record.ended or record.alias != self.alias.casefold():
+        if not is_subscription_id(sub_id):
+            response_message(
+                messages, "Unsubscribe", "ErrorInvalidSubscription", INVALID_SUBSCRIPTION
+            )
+        elif record is None or record.ended or record.alias != self.alias.casefold():
             response_message(messages, "Unsubscribe", "ErrorSubscriptionNotFound", _GONE)
         else:
             self.subs.end(sub_id)
@@ -418,10 +432,17 @@ class EwsNotifications:
                 "ErrorSchemaValidation",
                 "GetStreamingEvents needs SubscriptionIds and a ConnectionTimeout of 1 to 30.",
             )
-        try:
-            records = [self._record(i, "streaming") for i in ids]
-        except Refused as exc:
-            return _single(_stream_answer([], "Closed", refused=exc, ids=ids))
+        records: list[Subscription] = []
+        failed: list[tuple[str, Refused]] = []
+        for sub_id in ids:
+            try:
+                records.append(self._record(sub_id, "streaming"))
+            except Refused as exc:
+                failed.append((sub_id, exc))
+        if failed:
+            # The first refusal, naming every id refused (ErrorSubscriptionIds).
+            bad = [sub_id for sub_id, _ in failed]
+            return _single(_stream_answer([], "Closed", refused=failed[0][1], ids=bad))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + minutes * self.minute
         answer = web.StreamResponse(status=200)

@@ -22,6 +22,7 @@ a new subscription from its last watermark, as Exchange allows.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 
 from sitemail.access.web.workers import shared_table_file
 
-__all__ = ["MAX_PER_MAILBOX", "Subscription", "Subscriptions", "new_id"]
+__all__ = ["MAX_PER_MAILBOX", "Subscription", "Subscriptions", "is_subscription_id", "new_id"]
 
 #: Live subscriptions one mailbox may have (Exchange 2010's throttling policy bounds them
 #: too, EWSMaxSubscriptions; unverified that its default is this number).
@@ -39,6 +40,7 @@ MAX_PER_SERVER = 5000
 #: How long an expired or ended subscription is kept for a new one to start from its
 #: watermark.
 KEEP_SECONDS = 3600.0
+_ID = re.compile(r"[A-Za-z0-9_-]{48}")
 
 
 @dataclass
@@ -134,6 +136,11 @@ class Subscriptions:
 def new_id() -> str:
     """A subscription id: opaque and unguessable, as Exchange's are."""
     return secrets.token_urlsafe(36)
+
+
+def is_subscription_id(text: str) -> bool:
+    """Whether ``text`` has the form of an id :func:`new_id` makes (48 base64url characters)."""
+    return _ID.fullmatch(text) is not None
 
 
 def _dump(sub: Subscription) -> str:
