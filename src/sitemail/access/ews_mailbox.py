@@ -27,6 +27,7 @@ from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, folder_id,
 from sitemail.access.ews_queries import (
     folder_facts,
     parse_folder_restriction,
+    parse_grouping,
     parse_paging,
     query_predicate,
     today,
@@ -402,13 +403,15 @@ class EwsMailbox:
             wanted = None if restriction is None else parse_restriction(restriction)
             keys = [] if sort_order is None else parse_sort_order(sort_order)
             query = None if query_text is None else parse_query(query_text, today())
+            grouping = parse_grouping(body)
         except Refused as exc:
             response_message(messages, "FindItem", exc.code, exc.text)
             return response
         paging = parse_paging(body, "Item", MAX_PAGE)
         limit, offset, from_end = paging.limit, paging.offset, paging.from_end
-        if paging.fraction is not None:
-            # A fraction of the view: the whole view is read, then sliced below.
+        whole = paging.fraction is not None or grouping is not None
+        if whole:
+            # A fraction of the view, or groups: the whole view is read, then sliced below.
             limit, offset, from_end = MAX_VIEW, 0, False
         parents = body.find(m("ParentFolderIds"))
         for ref in list(parents) if parents is not None else []:
@@ -416,7 +419,7 @@ class EwsMailbox:
                 resolved = await self.resolve_folder(ref)
                 if resolved in (ROOT, TOP):
                     page = MessagePage(total=0, offset=0, items=[])
-                elif wanted is not None or keys or query is not None or paging.fraction:
+                elif wanted is not None or keys or query is not None or whole:
                     test = await query_predicate(self.store, self.alias, query, resolved, wanted)
                     page = await self._view(resolved, test, keys, offset, limit, from_end)
                 else:
@@ -437,7 +440,9 @@ class EwsMailbox:
                 continue
             items = page.items[:limit]
             msg = response_message(messages, "FindItem")
-            if paging.fraction is not None:
+            if whole:
+                if grouping is not None:
+                    items = grouping.arrange(items)
                 start, stop = paging.window(page.total)
                 items = items[start:stop]
                 attributes = paging.attributes(start, len(items), page.total)
@@ -449,9 +454,17 @@ class EwsMailbox:
                     "IncludesLastItemInRange": "true" if end >= page.total else "false",
                 }
             root = sub(msg, m("RootFolder"), **attributes)
-            container = sub(root, t("Items"))
-            for summary in items:
-                await self._message_element(container, summary, fields - _DETAIL_FIELDS)
+            runs = [("", items)] if grouping is None else grouping.groups(items)
+            groups = None if grouping is None else sub(root, t("Groups"))
+            for index, members in runs:
+                if groups is None:
+                    container = sub(root, t("Items"))
+                else:
+                    grouped = sub(groups, t("GroupedItems"))
+                    sub(grouped, t("GroupIndex"), index)
+                    container = sub(grouped, t("Items"))
+                for summary in members:
+                    await self._message_element(container, summary, fields - _DETAIL_FIELDS)
         return response
 
     async def _view(

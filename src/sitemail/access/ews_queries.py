@@ -18,26 +18,30 @@ with ``ErrorUnsupportedPathForQuery``, as FindItem refuses one.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, date
-from typing import Protocol
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
 
 from sitemail.access.ews_aqs import Query
 from sitemail.access.ews_responses import Refused
-from sitemail.access.ews_restriction import _COMPARISONS, Predicate, _fold, _local
+from sitemail.access.ews_restriction import _COMPARISONS, FIELDS, Predicate, _fold, _local
+from sitemail.access.ews_restriction import _field as _message_field
 from sitemail.access.ews_soap import SoapFault, m, t
 from sitemail.clock import SYSTEM_CLOCK
 from sitemail.mailbox.limits import MAX_PAGE_SIZE
-from sitemail.mailbox.records import Folder, MessagePage
+from sitemail.mailbox.records import Folder, MessagePage, MessageSummary
 
 __all__ = [
     "FolderFacts",
     "FolderPredicate",
+    "Grouping",
     "Paging",
     "folder_facts",
     "parse_folder_restriction",
+    "parse_grouping",
     "parse_paging",
     "query_predicate",
     "today",
@@ -304,3 +308,93 @@ class TextSearch(Protocol):
         offset: int = 0,
         limit: int = 50,
     ) -> MessagePage: ...
+
+
+# ------------------------------------------------------------------ FindItem grouping
+
+#: Subject prefixes a conversation topic leaves out (Outlook's English ones; unverified
+#: which others Exchange 2010 strips).
+_PREFIXES = re.compile(r"^\s*((re|fw|fwd)\s*:\s*)+", re.IGNORECASE)
+
+
+def conversation_topic(subject: str) -> str:
+    return _PREFIXES.sub("", subject).strip()
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """A FindItem's GroupBy (or DistinguishedGroupBy ConversationTopic): items of equal
+    ``key`` together, groups ordered by their members' ``aggregate`` (smallest or largest)."""
+
+    key: Callable[[MessageSummary], Any]
+    aggregate: Callable[[MessageSummary], Any]
+    maximum: bool
+    descending: bool
+
+    def arrange(self, items: list[MessageSummary]) -> list[MessageSummary]:
+        """The view's items, group after group (each group in the view's order)."""
+        groups: dict[Any, list[MessageSummary]] = {}
+        for item in items:
+            groups.setdefault(_index(self.key(item)), []).append(item)
+
+        def rank(members: list[MessageSummary]) -> tuple[bool, Any]:
+            values = [v for v in (self.aggregate(s) for s in members) if v is not None]
+            if not values:
+                return (False, 0)
+            return (True, max(values) if self.maximum else min(values))
+
+        ordered = sorted(groups.values(), key=rank, reverse=self.descending)
+        return [item for members in ordered for item in members]
+
+    def groups(self, items: list[MessageSummary]) -> list[tuple[str, list[MessageSummary]]]:
+        """Runs of equal key in ``items`` (a page of :meth:`arrange`'s list), with their index."""
+        out: list[tuple[str, list[MessageSummary]]] = []
+        for item in items:
+            index = _index(self.key(item))
+            if out and out[-1][0] == index:
+                out[-1][1].append(item)
+            else:
+                out.append((index, [item]))
+        return out
+
+
+def _index(value: Any) -> str:
+    """A GroupIndex: the grouped property's value as the schema writes it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+def parse_grouping(body: ET.Element) -> Grouping | None:
+    """The request's GroupBy or DistinguishedGroupBy, ``None`` when it has neither."""
+    group_by = body.find(m("GroupBy"))
+    distinguished = body.find(m("DistinguishedGroupBy"))
+    if distinguished is not None:
+        standard = (distinguished.findtext(t("StandardGroupBy")) or "").strip()
+        if standard != "ConversationTopic":
+            raise SoapFault("ErrorSchemaValidation", "StandardGroupBy must be ConversationTopic.")
+        # Conversations newest first, as Outlook shows them (unverified for Exchange's own
+        # order of DistinguishedGroupBy groups).
+        received = FIELDS["item:DateTimeReceived"].read
+        return Grouping(lambda s: conversation_topic(s.subject), received, True, True)
+    if group_by is None:
+        return None
+    children = list(group_by)
+    _, key = _message_field(children[0] if children else None)
+    aggregate_on = group_by.find(t("AggregateOn"))
+    if aggregate_on is None:
+        raise SoapFault("ErrorSchemaValidation", "GroupBy needs AggregateOn.")
+    _, aggregate = _message_field(next(iter(aggregate_on), None))
+    kind = aggregate_on.get("Aggregate", "")
+    if kind not in ("Minimum", "Maximum"):
+        raise SoapFault("ErrorSchemaValidation", "Aggregate must be Minimum or Maximum.")
+    return Grouping(
+        key.read,
+        aggregate.read,
+        maximum=kind == "Maximum",
+        descending=group_by.get("Order", "Ascending") == "Descending",
+    )

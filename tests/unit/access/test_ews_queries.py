@@ -15,7 +15,7 @@ import requests
 from exchangelib import Q
 from exchangelib.errors import ErrorUnsupportedQueryFilter
 from exchangelib.folders import FolderCollection
-from tests.unit.access.test_ews_exchangelib import LabNamesAdapter, lab_names, servers, url
+from tests.unit.access.test_ews_exchangelib import FL_EWS, LabNamesAdapter, lab_names, servers, url
 from tests.unit.access.test_ews_write import _account
 from tests.unit.access.test_web_front import PASSWORD, Lab
 
@@ -82,7 +82,8 @@ def test_query_strings_find_what_the_store_holds(servers: Lab) -> None:
 
 
 def _post(lab: Lab, operation: str) -> ET.Element:
-    """A raw EWS request (exchangelib sends no fractional views), its response message."""
+    """A raw EWS request (exchangelib sends no fractional views nor groups), its RootFolder."""
+    lab.set_vdir(FL_EWS, basic_authentication=True)
     session = requests.Session()
     session.mount("https://", LabNamesAdapter())
     answer = session.post(
@@ -148,3 +149,54 @@ def test_find_folder_restricts_and_pages(servers: Lab) -> None:
     assert len(list(root.iter(f"{{{TYPES_NS}}}ItemId"))) == 1
     assert (root.get("NumeratorOffset"), root.get("AbsoluteDenominator")) == ("2", "2")
     assert root.get("IncludesLastItemInRange") == "true"
+
+
+def test_find_item_groups_by_a_property_and_by_conversation(servers: Lab) -> None:
+    lab = servers
+    db = lab.stores["EX-FL1"]
+    for subject, sender, day in (
+        ("Plan", "bob@contoso.com", 1),
+        ("RE: Plan", "carl@contoso.com", 4),
+        ("Lunch", "bob@contoso.com", 2),
+        ("Fwd: Lunch", "fiona@contoso.com", 3),
+    ):
+        when = datetime(2024, 3, day, 12, tzinfo=UTC)
+        db.append("adam", "inbox", _mail(subject, "x", sender), received_at=when)
+    shape = "<m:ItemShape><t:BaseShape>Default</t:BaseShape></m:ItemShape>"
+    parent = '<m:ParentFolderIds><t:DistinguishedFolderId Id="inbox"/></m:ParentFolderIds>'
+
+    def groups(grouping: str, view: str = "") -> list[tuple[str | None, list[str | None]]]:
+        root = _post(
+            lab, f'<m:FindItem Traversal="Shallow">{shape}{view}{grouping}{parent}</m:FindItem>'
+        )
+        return [
+            (
+                g.findtext(f"{{{TYPES_NS}}}GroupIndex"),
+                [e.text for e in g.iter(f"{{{TYPES_NS}}}Subject")],
+            )
+            for g in root.iter(f"{{{TYPES_NS}}}GroupedItems")
+        ]
+
+    # By sender, the group with the latest message first.
+    by_sender = groups(
+        '<m:GroupBy Order="Descending"><t:FieldURI FieldURI="message:From"/>'
+        '<t:AggregateOn Aggregate="Maximum"><t:FieldURI FieldURI="item:DateTimeReceived"/>'
+        "</t:AggregateOn></m:GroupBy>"
+    )
+    assert by_sender == [
+        ("carl@contoso.com", ["RE: Plan"]),
+        ("fiona@contoso.com", ["Fwd: Lunch"]),
+        ("bob@contoso.com", ["Lunch", "Plan"]),
+    ]
+    # By conversation: RE:/Fwd: left out of the topic.
+    assert groups(
+        "<m:DistinguishedGroupBy><t:StandardGroupBy>ConversationTopic</t:StandardGroupBy>"
+        "</m:DistinguishedGroupBy>"
+    ) == [("Plan", ["RE: Plan", "Plan"]), ("Lunch", ["Fwd: Lunch", "Lunch"])]
+    # Paging counts items, not groups: the second and third item split across two groups.
+    assert groups(
+        "<m:DistinguishedGroupBy><t:StandardGroupBy>ConversationTopic</t:StandardGroupBy>"
+        "</m:DistinguishedGroupBy>",
+        '<m:IndexedPageItemView MaxEntriesReturned="2" Offset="1" BasePoint="Beginning"/>',
+    ) == [("Plan", ["Plan"]), ("Lunch", ["Fwd: Lunch"])]
+    assert len(db.list_messages("adam", "inbox").items) == 4
