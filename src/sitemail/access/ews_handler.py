@@ -15,7 +15,9 @@ directory; this handler then
    availability service with it (it lives on the same virtual directory);
 3. **serves** the operation from the store API (reading: :mod:`.ews_mailbox`;
    changing messages and folders: :mod:`.ews_items`, :mod:`.ews_folders`;
-   free/busy: :mod:`.ews_availability`), answering SOAP faults the way Exchange does
+   synchronizing: :mod:`.ews_sync`; notifications: :mod:`.ews_notifications`, whose
+   GetStreamingEvents answers one long chunked response; free/busy:
+   :mod:`.ews_availability`), answering SOAP faults the way Exchange does
    (HTTP 500 with the EWS error code in the detail).
 """
 

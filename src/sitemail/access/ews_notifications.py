@@ -208,18 +208,21 @@ class EwsNotifications:
         return sorted(set(watched))
 
     async def _start(self, request: ET.Element, watched: list[int] | None) -> dict[str, Any]:
-        """The snapshot a new subscription starts from: now, or an old one's watermark."""
+        """The snapshot a new subscription starts from: an old one's at its watermark (a
+        watched folder the old one did not watch starts from now), or now."""
         mark = (request.findtext(m("Watermark")) or "").strip()
+        folders = await self.box.store.list_folders(self.alias)
+        snapshot: dict[str, Any] = {"folders": dump_folders(_entries(folders)), "items": {}}
         if mark:
             sub_id, seq = _parse_watermark(mark)
             old = self.subs.get(sub_id)
             if old is None or old.alias != self.alias.casefold() or old.seq != seq:
                 raise Refused("ErrorInvalidWatermark", "The watermark is not valid.")
-            return old.snapshot
-        folders = await self.box.store.list_folders(self.alias)
-        snapshot: dict[str, Any] = {"folders": dump_folders(_entries(folders)), "items": {}}
+            snapshot = {"folders": old.snapshot["folders"], "items": dict(old.snapshot["items"])}
         for folder in folders:
-            if watched is None or folder.id in watched:
+            if (watched is None or folder.id in watched) and str(folder.id) not in snapshot[
+                "items"
+            ]:
                 entries, modseq = await self.sync._all_uids(folder.id)
                 items = ItemSnapshot(modseq, {e.uid: ItemEntry.of(e) for e in entries})
                 snapshot["items"][str(folder.id)] = items.dump()

@@ -18,7 +18,14 @@ from exchangelib.errors import (
 from exchangelib.folders import Folder
 from exchangelib.properties import DeletedEvent, MovedEvent, StatusEvent
 from exchangelib.services import GetEvents
-from tests.unit.access.test_ews_exchangelib import NY_EWS, lab_names, mime, servers
+from tests.unit.access.test_ews_exchangelib import (
+    NY_EWS,
+    ews_account,
+    lab_names,
+    mime,
+    servers,
+    url,
+)
 from tests.unit.access.test_ews_write import _account
 from tests.unit.access.test_web_front import Lab
 
@@ -82,6 +89,11 @@ def test_pull_subscription_reports_what_the_store_changed(servers: Lab) -> None:
     )
     with pytest.raises(ErrorInvalidWatermark):
         list(inbox.get_events(sub_id, previous))
+    # Another user's request never reads it (alice's mailbox, and EWS, are NY's).
+    lab.set_vdir(NY_EWS, basic_authentication=True)
+    alice = ews_account(url(lab, "ex-ny1.contoso.com"), "contoso\\alice", "alice@contoso.com")
+    with pytest.raises(ErrorSubscriptionNotFound):
+        list(alice.inbox.get_events(sub_id, mark))
     inbox.unsubscribe(sub_id)
     with pytest.raises(ErrorSubscriptionNotFound):
         inbox.unsubscribe(sub_id)

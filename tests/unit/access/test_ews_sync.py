@@ -11,7 +11,7 @@ import base64
 
 import pytest
 from exchangelib import Message
-from exchangelib.errors import ErrorInvalidSyncStateData
+from exchangelib.errors import ErrorInvalidSyncStateData, ErrorSchemaValidation
 from exchangelib.folders import Folder
 from exchangelib.properties import ItemId
 from exchangelib.services import SyncFolderItems
@@ -46,6 +46,9 @@ def test_sync_folder_items_reports_what_the_store_changed(servers: Lab) -> None:
     )
     assert [kind for kind, _ in first] == ["create", "create"]
     assert service.includes_last_item_in_range is False
+    # The schema bounds MaxChangesReturned to 1-512.
+    with pytest.raises(ErrorSchemaValidation):
+        list(inbox.sync_items(max_changes_returned=513))
     # exchangelib goes on until the last one; the three messages are created once each.
     changes = list(inbox.sync_items(max_changes_returned=2))
     assert sorted((k, i.subject) for k, i in changes) == [
