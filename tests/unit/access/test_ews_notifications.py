@@ -31,6 +31,7 @@ from tests.unit.access.test_web_front import Lab
 
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.ews_ids import folder_id, item_id
+from sitemail.access.ews_notifications import MAX_EVENTS
 from sitemail.access.ews_subscriptions import MAX_PER_MAILBOX
 from sitemail.mailbox.records import FlagUpdate
 
@@ -89,6 +90,22 @@ def test_pull_subscription_reports_what_the_store_changed(servers: Lab) -> None:
     )
     with pytest.raises(ErrorInvalidWatermark):
         list(inbox.get_events(sub_id, previous))
+    # More events than one answer holds: the rest come with the next watermark.
+    mark = note.events[-1].watermark
+    many = [db.deliver("adam", f"n:many{i}", mime(f"Many {i}", "z")).message_id for i in range(30)]
+    # (exchangelib's get_events() asks again with the same watermark while MoreEvents is
+    # true, and gets the same answer again, as from Exchange: GetEvents itself is used.)
+    first = GetEvents(account=account).get(subscription_id=sub_id, watermark=mark)
+    assert len(first.events) == MAX_EVENTS and first.more_events is True
+    again = GetEvents(account=account).get(subscription_id=sub_id, watermark=mark)
+    assert _kinds(again.events) == _kinds(first.events)
+    rest = GetEvents(account=account).get(
+        subscription_id=sub_id, watermark=first.events[-1].watermark
+    )
+    assert rest.more_events is False
+    assert _kinds(first.events + rest.events) == sorted(
+        (kind, item_id("adam", n)) for n in many for kind in ("CreatedEvent", "NewMailEvent")
+    )
     # Another user's request never reads it (alice's mailbox, and EWS, are NY's).
     lab.set_vdir(NY_EWS, basic_authentication=True)
     alice = ews_account(url(lab, "ex-ny1.contoso.com"), "contoso\\alice", "alice@contoso.com")
