@@ -96,6 +96,8 @@ MAX_WAITED_FOLDERS = 32
 TICK = 60.0
 #: How often a waiting stream looks whether its client is still connected.
 CHECK_SECONDS = 5.0
+#: Folders one subscription may name (sitemail's bound; a mailbox has far fewer).
+MAX_WATCHED = 100
 #: A parent id standing for the Top of Information Store in snapshots.
 _TOP = 0
 
@@ -201,8 +203,12 @@ class EwsNotifications:
         ids = request.find(t("FolderIds"))
         if ids is None or not len(ids):
             raise SoapFault("ErrorSchemaValidation", "FolderIds or SubscribeToAllFolders needed.")
+        if len(ids) > MAX_WATCHED:
+            raise SoapFault(
+                "ErrorSchemaValidation", f"A subscription may name at most {MAX_WATCHED} folders."
+            )
         watched: list[int] = []
-        for ref in list(ids)[:100]:
+        for ref in list(ids):
             folder = await self.sync.store_folder(ref)
             watched.append(_TOP if folder is None else folder.id)
         return sorted(set(watched))
