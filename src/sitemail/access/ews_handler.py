@@ -15,14 +15,17 @@ directory; this handler then
    availability service with it (it lives on the same virtual directory);
 3. **serves** the operation from the store API (reading: :mod:`.ews_mailbox`;
    changing messages and folders: :mod:`.ews_items`, :mod:`.ews_folders`;
-   calendar items, contacts and tasks: :mod:`.ews_typed`;
-   free/busy: :mod:`.ews_availability`), answering SOAP faults the way Exchange does
+   calendar items, contacts and tasks: :mod:`.ews_typed`; synchronizing:
+   :mod:`.ews_sync`; notifications: :mod:`.ews_notifications`, whose
+   GetStreamingEvents answers one long chunked response; free/busy:
+   :mod:`.ews_availability`), answering SOAP faults the way Exchange does
    (HTTP 500 with the EWS error code in the detail).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 
 from aiohttp import web
@@ -32,6 +35,12 @@ from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_freebusy import FreeBusySource
 from sitemail.access.ews_items import EwsItems
 from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
+from sitemail.access.ews_notifications import (
+    MAX_STREAMS_PER_USER,
+    TOO_MANY_STREAMS,
+    EwsNotifications,
+    StoreChanges,
+)
 from sitemail.access.ews_resolve import resolve_names
 from sitemail.access.ews_soap import (
     EwsRequest,
@@ -41,7 +50,11 @@ from sitemail.access.ews_soap import (
     fault_envelope,
     parse_request,
 )
+from sitemail.access.ews_subscriptions import Subscriptions
+from sitemail.access.ews_sync import EwsSync
+from sitemail.access.ews_sync_state import StateSeal
 from sitemail.access.ews_typed import EwsTypedItems
+from sitemail.access.folder_watch import FolderWatches
 from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Proxy, ServeLocally
 from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
 from sitemail.access.web.front import FrontDoor
@@ -66,13 +79,26 @@ def fault_response(fault: SoapFault, *, status: int = 500) -> web.Response:
 class EwsHandler:
     """The EWS virtual directory's handler, plugged into the front door of one server."""
 
+    #: Seconds in a minute of a subscription's Timeout and a stream's ConnectionTimeout
+    #: (tests shorten it).
+    STREAM_MINUTE = 60.0
+
     def __init__(
         self,
         door: Callable[[], FrontDoor | None],
         store: Callable[[], EwsStore | None],
+        *,
+        state_key: bytes | None = None,
+        subscriptions: Subscriptions | None = None,
     ) -> None:
         self._door = door
         self._store = store
+        # SyncStates are sealed with this key: without one (tests), a key of this process.
+        self._seal = StateSeal(state_key or secrets.token_bytes(32))
+        # Pull and streaming subscriptions: this server's (its workers' shared file).
+        self._subscriptions = subscriptions or Subscriptions()
+        self._streams: dict[str, list[web.Request]] = {}
+        self._watches: tuple[EwsStore, FolderWatches] | None = None
 
     async def __call__(
         self, request: web.Request, ctx: RequestContext, user: AppUser
@@ -138,6 +164,8 @@ class EwsHandler:
             check_schema(parsed.schema)
             mailboxes = door.directory.list(Mailbox)
             box = EwsMailbox(store, mailbox, mailboxes)
+            if parsed.operation == "GetStreamingEvents":
+                return await self._stream(request, parsed, box, door)
             source = FreeBusySource(door, store, ctx, user, local_only=local_only)
             answer = await self._operation(parsed, box, door, source)
         except SoapFault as fault:
@@ -152,6 +180,39 @@ class EwsHandler:
                 SoapFault("ErrorMailboxStoreUnavailable", str(exc), fault_code="s:Server")
             )
         return soap_response(answer)
+
+    def _notifications(self, box: EwsMailbox, door: FrontDoor) -> EwsNotifications:
+        return EwsNotifications(
+            box, self._subscriptions, self._seal, door.clock, minute=self.STREAM_MINUTE
+        )
+
+    def _folder_watches(self, store: EwsStore) -> FolderWatches:
+        """The long polls this worker's streams share (IMAP IDLE's kind), on the current store."""
+        if self._watches is None or self._watches[0] is not store:
+            self._watches = (store, FolderWatches(StoreChanges(store)))
+        return self._watches[1]
+
+    async def _stream(
+        self, request: web.Request, parsed: EwsRequest, box: EwsMailbox, door: FrontDoor
+    ) -> web.StreamResponse:
+        """GetStreamingEvents: one long chunked answer, a bounded number per user at a time."""
+        key = box.alias.casefold()
+        # A stream whose client left frees its slot now, not when its handler next looks.
+        open_now = [r for r in self._streams.get(key, []) if not _closed(r)]
+        if len(open_now) >= MAX_STREAMS_PER_USER:
+            raise SoapFault(
+                TOO_MANY_STREAMS, f"A user may hold {MAX_STREAMS_PER_USER} streams open at a time."
+            )
+        self._streams[key] = [*open_now, request]
+        try:
+            watches = self._folder_watches(box.store)
+            return await self._notifications(box, door).stream(request, parsed.body, watches)
+        finally:
+            left = [r for r in self._streams.get(key, []) if r is not request]
+            if left:
+                self._streams[key] = left
+            else:
+                self._streams.pop(key, None)
 
     async def _operation(
         self, request: EwsRequest, box: EwsMailbox, door: FrontDoor, source: FreeBusySource
@@ -202,6 +263,16 @@ class EwsHandler:
                 return envelope(await folders.move_folder(body))
             case "EmptyFolder":
                 return envelope(await folders.empty_folder(body))
+            case "SyncFolderItems":
+                return envelope(await EwsSync(box, self._seal).sync_folder_items(body))
+            case "SyncFolderHierarchy":
+                return envelope(await EwsSync(box, self._seal).sync_folder_hierarchy(body))
+            case "Subscribe":
+                return envelope(await self._notifications(box, door).subscribe(body))
+            case "GetEvents":
+                return envelope(await self._notifications(box, door).get_events(body))
+            case "Unsubscribe":
+                return envelope(await self._notifications(box, door).unsubscribe(body))
             case "ResolveNames":
                 # The directory and the user's Contacts folder (ews_resolve).
                 return envelope(await resolve_names(box, body))
@@ -226,6 +297,11 @@ async def _availability(request: web.Request) -> bool:
         return False
 
 
+def _closed(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 #: The operations served, as the refusal of any other names them.
 OPERATIONS = (
     "GetFolder",
@@ -243,6 +319,12 @@ OPERATIONS = (
     "MoveItem",
     "CopyItem",
     "SendItem",
+    "SyncFolderItems",
+    "SyncFolderHierarchy",
+    "Subscribe",
+    "GetEvents",
+    "GetStreamingEvents",
+    "Unsubscribe",
     "ResolveNames",
     "ConvertId",
     "GetUserAvailability",

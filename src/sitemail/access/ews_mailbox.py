@@ -18,11 +18,20 @@ from __future__ import annotations
 
 import base64
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
+from sitemail.access.ews_aqs import parse_query
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, folder_id, item_id, parse_id
+from sitemail.access.ews_queries import (
+    folder_facts,
+    parse_folder_restriction,
+    parse_grouping,
+    parse_paging,
+    query_predicate,
+    today,
+)
 from sitemail.access.ews_responses import Refused, response_message
 from sitemail.access.ews_restriction import (
     Predicate,
@@ -30,7 +39,7 @@ from sitemail.access.ews_restriction import (
     parse_sort_order,
     sort_items,
 )
-from sitemail.access.ews_soap import SoapFault, m, sub, t
+from sitemail.access.ews_soap import m, sub, t
 from sitemail.access.message_body import read_body
 from sitemail.access.web.common import MailStore
 from sitemail.mailbox.errors import FolderNotFound, MessageNotFound, NotFound
@@ -38,6 +47,8 @@ from sitemail.mailbox.limits import MAX_PAGE_SIZE
 from sitemail.mailbox.records import (
     Address,
     Folder,
+    FolderChanges,
+    FolderUids,
     MessageDetail,
     MessagePage,
     MessageSummary,
@@ -76,6 +87,27 @@ class EwsStore(MailStore, Protocol):
     ) -> Folder: ...
 
     async def delete_folder(self, mailbox: str, folder: int | str) -> list[int]: ...
+
+    # FindItem's QueryString: the text searches (body:, and terms without a property).
+    async def search(
+        self,
+        mailbox: str,
+        query: str,
+        *,
+        folder: int | str | None = None,
+        fields: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> MessagePage: ...
+
+    # What IMAP's CONDSTORE/QRESYNC read, for SyncFolderItems and notifications.
+    async def uids(
+        self, mailbox: str, folder: int | str, *, since: int = 0, limit: int | None = None
+    ) -> FolderUids: ...
+
+    async def changes(
+        self, mailbox: str, folder: int | str, since_modseq: int, *, wait: float = 0.0
+    ) -> FolderChanges: ...
 
 
 # Folder properties, in the schema's order (FolderType).
@@ -316,6 +348,13 @@ class EwsMailbox:
         response = ET.Element(m("FindFolderResponse"))
         messages = sub(response, m("ResponseMessages"))
         parents = body.find(m("ParentFolderIds"))
+        paging = parse_paging(body, "Folder", MAX_PAGE)
+        restriction = body.find(m("Restriction"))
+        try:
+            wanted = None if restriction is None else parse_folder_restriction(restriction)
+        except Refused as exc:
+            response_message(messages, "FindFolder", exc.code, exc.text)
+            return response
         folders = await self.folders()
         for ref in list(parents) if parents is not None else []:
             try:
@@ -342,16 +381,13 @@ class EwsMailbox:
             elif isinstance(resolved, int):
                 kids = [f.id for f in folders if f.parent_id == resolved]
                 found += [f.id for f in _ordered(folders, resolved)] if deep else kids
+            if wanted is not None:
+                found = [f for f in found if wanted(folder_facts(folders, f))]
+            start, stop = paging.window(len(found))
             msg = response_message(messages, "FindFolder")
-            root = sub(
-                msg,
-                m("RootFolder"),
-                IndexedPagingOffset=str(len(found)),
-                TotalItemsInView=str(len(found)),
-                IncludesLastItemInRange="true",
-            )
+            root = sub(msg, m("RootFolder"), **paging.attributes(start, stop - start, len(found)))
             container = sub(root, t("Folders"))
-            for ref_id in found:
+            for ref_id in found[start:stop]:
                 await self._folder_element(container, ref_id, fields)
         return response
 
@@ -361,41 +397,31 @@ class EwsMailbox:
         fields = _shape(body.find(m("ItemShape")), _ITEM_DEFAULT, _ITEM_FIELDS)
         response = ET.Element(m("FindItemResponse"))
         messages = sub(response, m("ResponseMessages"))
-        if body.find(m("QueryString")) is not None:
-            response_message(
-                messages,
-                "FindItem",
-                "ErrorUnsupportedQueryFilter",
-                "sitemail's Exchange Web Services do not evaluate query strings; use a "
-                "Restriction instead.",
-            )
-            return response
         restriction, sort_order = body.find(m("Restriction")), body.find(m("SortOrder"))
+        query_text = body.findtext(m("QueryString"))
         try:
             wanted = None if restriction is None else parse_restriction(restriction)
             keys = [] if sort_order is None else parse_sort_order(sort_order)
+            query = None if query_text is None else parse_query(query_text, today())
+            grouping = parse_grouping(body)
         except Refused as exc:
             response_message(messages, "FindItem", exc.code, exc.text)
             return response
-        view = body.find(m("IndexedPageItemView"))
-        limit, offset, from_end = MAX_PAGE, 0, False
-        if view is not None:
-            try:
-                limit = min(int(view.get("MaxEntriesReturned", MAX_PAGE)), MAX_PAGE)
-                offset = max(int(view.get("Offset", "0")), 0)
-            except ValueError:
-                raise SoapFault(
-                    "ErrorSchemaValidation", "IndexedPageItemView needs integer values."
-                ) from None
-            from_end = view.get("BasePoint", "Beginning") == "End"
+        paging = parse_paging(body, "Item", MAX_PAGE)
+        limit, offset, from_end = paging.limit, paging.offset, paging.from_end
+        whole = paging.fraction is not None or grouping is not None
+        if whole:
+            # A fraction of the view, or groups: the whole view is read, then sliced below.
+            limit, offset, from_end = MAX_VIEW, 0, False
         parents = body.find(m("ParentFolderIds"))
         for ref in list(parents) if parents is not None else []:
             try:
                 resolved = await self.resolve_folder(ref)
                 if resolved in (ROOT, TOP):
                     page = MessagePage(total=0, offset=0, items=[])
-                elif wanted is not None or keys:
-                    page = await self._view(resolved, wanted, keys, offset, limit, from_end)
+                elif wanted is not None or keys or query is not None or whole:
+                    test = await query_predicate(self.store, self.alias, query, resolved, wanted)
+                    page = await self._view(resolved, test, keys, offset, limit, from_end)
                 else:
                     page = await self.store.list_messages(
                         self.alias,
@@ -414,17 +440,31 @@ class EwsMailbox:
                 continue
             items = page.items[:limit]
             msg = response_message(messages, "FindItem")
-            end = offset + len(items)
-            root = sub(
-                msg,
-                m("RootFolder"),
-                IndexedPagingOffset=str(end),
-                TotalItemsInView=str(page.total),
-                IncludesLastItemInRange="true" if end >= page.total else "false",
-            )
-            container = sub(root, t("Items"))
-            for summary in items:
-                await self._message_element(container, summary, fields - _DETAIL_FIELDS)
+            if whole:
+                if grouping is not None:
+                    items = grouping.arrange(items)
+                start, stop = paging.window(page.total)
+                items = items[start:stop]
+                attributes = paging.attributes(start, len(items), page.total)
+            else:
+                end = offset + len(items)
+                attributes = {
+                    "IndexedPagingOffset": str(end),
+                    "TotalItemsInView": str(page.total),
+                    "IncludesLastItemInRange": "true" if end >= page.total else "false",
+                }
+            root = sub(msg, m("RootFolder"), **attributes)
+            runs = [("", items)] if grouping is None else grouping.groups(items)
+            groups = None if grouping is None else sub(root, t("Groups"))
+            for index, members in runs:
+                if groups is None:
+                    container = sub(root, t("Items"))
+                else:
+                    grouped = sub(groups, t("GroupedItems"))
+                    sub(grouped, t("GroupIndex"), index)
+                    container = sub(grouped, t("Items"))
+                for summary in members:
+                    await self._message_element(container, summary, fields - _DETAIL_FIELDS)
         return response
 
     async def _view(

@@ -17,9 +17,10 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sitemail.mailbox.errors import StoreError
-from sitemail.mailbox.store_client import StoreClient
+from sitemail.mailbox.records import FolderChanges
 
 log = logging.getLogger("sitemail.access.folder_watch")
 
@@ -27,6 +28,16 @@ log = logging.getLogger("sitemail.access.folder_watch")
 POLL_SECONDS = 25.0
 #: Wait after the store failed before polling again.
 RETRY_SECONDS = 5.0
+
+
+class ChangesStore(Protocol):
+    """The store call a watch makes: the store API client's (EWS streams use it too)."""
+
+    async def changes(
+        self, mailbox: str, folder: int | str, since_modseq: int, *, wait: float = 0.0
+    ) -> FolderChanges: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass
@@ -40,7 +51,7 @@ class _Watch:
 class FolderWatches:
     """The folders this server's IDLE sessions wait on, each polled once."""
 
-    def __init__(self, store: StoreClient, *, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(self, store: ChangesStore, *, poll_seconds: float = POLL_SECONDS) -> None:
         self.store = store
         self.poll_seconds = poll_seconds
         self._watches: dict[tuple[str, int], _Watch] = {}

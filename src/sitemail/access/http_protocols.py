@@ -7,15 +7,20 @@ its store client at request time.
 
 from __future__ import annotations
 
+import hashlib
+
 from sitemail.access.autodiscover_handler import AutodiscoverHandler
 from sitemail.access.eas_handler import EasHandler
 from sitemail.access.eas_legacy import Exchange2003ActiveSyncProxy
 from sitemail.access.eas_state import SyncStates
 from sitemail.access.ews_handler import EwsHandler
+from sitemail.access.ews_subscriptions import Subscriptions
 from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.service import W3svcService
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.org.model import VirtualDirectoryKind
+from sitemail.org.pki.files import server_cert_files
+from sitemail.server.context import ProcessContext
 
 __all__ = ["register_http_protocols"]
 
@@ -34,9 +39,27 @@ def register_http_protocols(service: W3svcService) -> None:
 
     ctx = service.ctx
     legacy = Exchange2003ActiveSyncProxy(address_of=ctx.address_of, port=ctx.port)
-    service.register(VirtualDirectoryKind.EWS, EwsHandler(door, store))
-    # A W3SVC worker shares the devices' sync states with its siblings.
     shared = service.shared
+    # EWS subscriptions live in a file the W3SVC's workers share, as ActiveSync's states do.
+    subscriptions = Subscriptions(
+        path=shared.folder / "ews-subscriptions.db" if shared is not None else None
+    )
+    service.register(
+        VirtualDirectoryKind.EWS,
+        EwsHandler(door, store, state_key=_state_key(ctx), subscriptions=subscriptions),
+    )
+    # A W3SVC worker shares the devices' sync states with its siblings.
     states = SyncStates(path=shared.sync_states_file) if shared is not None else None
     service.register(VirtualDirectoryKind.EAS, EasHandler(door, store, legacy, states=states))
     service.register(VirtualDirectoryKind.AUTODISCOVER, AutodiscoverHandler(door, clock=ctx.clock))
+
+
+def _state_key(ctx: ProcessContext) -> bytes | None:
+    """The key that seals this server's EWS SyncStates: derived from its private key, so that a
+    state outlives a restart and every worker process agrees; ``None`` (a key of the process)
+    when the server has no key yet."""
+    try:
+        secret = server_cert_files(ctx.pki_dir, ctx.name).key.read_bytes()
+    except OSError:
+        return None
+    return hashlib.sha256(b"sitemail EWS SyncState\n" + secret).digest()

@@ -11,8 +11,9 @@ through ``REQUESTS_CA_BUNDLE``, which requests lets override ``verify=``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -45,7 +46,8 @@ from urllib3.connectionpool import HTTPSConnectionPool
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.ews_mailbox import EwsStore
 from sitemail.mailbox.database import StoreDatabase
-from sitemail.mailbox.records import Folder, Placement
+from sitemail.mailbox.database_reads import SEARCH_FIELDS
+from sitemail.mailbox.records import Folder, FolderChanges, FolderUids, MessagePage, Placement
 from sitemail.org.model import VirtualDirectoryKind
 
 NY_EWS = "EX-NY1\\EWS (Default Web Site)"
@@ -127,6 +129,48 @@ class EwsTestStore(DatabaseStore):
 
     async def delete_folder(self, mailbox: str, folder: int | str) -> list[int]:
         return self.db.delete_folder(mailbox, folder)
+
+    async def search(
+        self,
+        mailbox: str,
+        query: str,
+        *,
+        folder: int | str | None = None,
+        fields: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> MessagePage:
+        chosen = SEARCH_FIELDS if fields is None else fields
+        return self.db.search(
+            mailbox, query, folder=folder, fields=chosen, offset=offset, limit=limit
+        )
+
+    async def uids(
+        self, mailbox: str, folder: int | str, *, since: int = 0, limit: int | None = None
+    ) -> FolderUids:
+        if limit is None:
+            return self.db.uids(mailbox, folder, since=since)
+        return self.db.uids(mailbox, folder, since=since, limit=limit)
+
+    async def changes(
+        self, mailbox: str, folder: int | str, since_modseq: int, *, wait: float = 0.0
+    ) -> FolderChanges:
+        found = self.db.changes(mailbox, folder, since_modseq)
+        if not wait or found.changed or found.vanished:
+            return found
+        # The store API's long poll: wait for the database's next commit, then look again.
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+        stop = self.db.subscribe(lambda _: loop.call_soon_threadsafe(changed.set))
+        try:
+            found = self.db.changes(mailbox, folder, since_modseq)
+            if not (found.changed or found.vanished):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), wait)
+                found = self.db.changes(mailbox, folder, since_modseq)
+        finally:
+            stop()
+        return found
 
 
 def plug_ews(lab: Lab) -> None:
