@@ -433,17 +433,21 @@ class Topology:
                     {"server": spec.name, **partial}
                 )
         out.extend(connectors.values())
-        vdirs = {v.type: v for v in defaults.default_virtual_directories(server)}
+        # By name: a 2003 server has two of kind OWA (Exchange and Public); a key
+        # changes the first of its kind (2003's eas: Microsoft-Server-ActiveSync).
+        vdirs = {v.name: v for v in defaults.default_virtual_directories(server)}
         for key, override in spec.virtual_directories.items():
             kind = _VDIR_KEYS[key.lower()]
-            base_vdir = vdirs.get(kind)
+            base_vdir = next((v for v in vdirs.values() if v.type == kind), None)
             if base_vdir is None:
                 raise ValueError(
                     f"server {spec.name}: virtual directory {key!r} needs the ClientAccess role "
                     "on an Exchange 2010 server"
                 )
             changes = override.model_dump(exclude_unset=True)
-            vdirs[kind] = VirtualDirectory.model_validate({**base_vdir.model_dump(), **changes})
+            vdirs[base_vdir.name] = VirtualDirectory.model_validate(
+                {**base_vdir.model_dump(), **changes}
+            )
         out.extend(vdirs.values())
         out.extend(_pop_imap(server))
         return out
