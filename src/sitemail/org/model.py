@@ -49,6 +49,8 @@ class ExchangeVersion(StrEnum):
 
     @property
     def display(self) -> str:
+        # 2003 SP2 as the 2010 shell shows it and 2007 SP3's build: general knowledge,
+        # unverified against a real Get-ExchangeServer; 2010 SP3 is build 14.3.123.4.
         return {
             "6.5": "Version 6.5 (Build 7638.2: Service Pack 2)",
             "8.3": "Version 8.3 (Build 83.6)",
