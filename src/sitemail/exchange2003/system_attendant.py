@@ -7,8 +7,9 @@ directories (what Exchange System Manager set) over the IIS metabase
 (:mod:`.metabase`).  The copy goes one way only, so a change made in IIS
 Manager alone (``sitemail iis EX2003 set config ...``) works until the next
 pass and is then put back: the seed's warning.  Each virtual directory the
-pass changes is written to the server's application event log
-(:mod:`.event_log`), so the administrator can see when and what.
+pass puts back after a change made in IIS is written to the server's
+application event log (:mod:`.event_log`), so the administrator can see when
+and what; a change made in ESM reaches IIS quietly.
 
 The passes are driven by the process clock (``ctx.clock``): the service
 checks every :data:`POLL_SECONDS` whether one is due, and tests call
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from sitemail.exchange2003.event_log import EventLog, EventType
 from sitemail.exchange2003.metabase import (
@@ -40,6 +43,8 @@ log = logging.getLogger("sitemail.e2003.sa")
 
 SERVICE_NAME = "MSExchangeSA"
 DISPLAY_NAME = "Microsoft Exchange System Attendant"
+#: What the last pass copied (sitemail's stand-in for DS2MB's own metabase key).
+DS2MB_STATE = Path("inetsrv") / "DS2MB.json"
 #: How often the running service looks whether a pass is due (the interval is minutes).
 POLL_SECONDS = 1.0
 #: The application log entry of a metabase setting put back.  Exchange 2003 logs DS2MB
@@ -56,6 +61,8 @@ class MetabaseChange:
     leaf: str
     before: IisAuth | None
     after: IisAuth
+    #: True when IIS held a change of its own (IIS Manager), which the pass overwrote.
+    reverted: bool = False
 
     def description(self, server: str) -> str:
         was = self.before.auth_flags if self.before is not None else "(not in the metabase)"
@@ -79,6 +86,7 @@ class SystemAttendantService:
         self.ctx = ctx
         self.metabase = Metabase(ctx.home)
         self.event_log = EventLog(ctx.home)
+        self._state = ctx.home / DS2MB_STATE
         # None: the lab's setting, read again at each pass (it may be changed live).
         self._interval = interval
         self._due: float | None = None
@@ -101,6 +109,15 @@ class SystemAttendantService:
             if v.server.casefold() == server
         }
 
+    def _last_copied(self) -> dict[str, IisAuth] | None:
+        """What the previous pass copied (DS2MB keeps its own state, a key of the
+        metabase; here a file beside it), to tell IIS changes from directory ones."""
+        try:
+            data = json.loads(self._state.read_text(encoding="utf-8"))
+            return {str(k): IisAuth.from_flags(str(v)) for k, v in data.items()}
+        except (OSError, ValueError, AttributeError):
+            return None
+
     def replicate(self, wanted: dict[str, IisAuth] | None = None) -> list[MetabaseChange]:
         """One DS2MB pass: the directory's settings over the metabase; what it changed."""
         server = self.ctx.name
@@ -113,19 +130,23 @@ class SystemAttendantService:
             # A damaged metabase is rewritten whole, as DS2MB re-creates its keys.
             log.warning("%s: %s; writing it again from the directory", server, exc)
             current = {}
-        first = current is None
         have = current or {}
+        last = self._last_copied() or have
         changes = [
-            MetabaseChange(leaf, have.get(leaf), auth)
+            # Reverted: IIS held something else than the last copy (changed in IIS Manager).
+            MetabaseChange(leaf, have.get(leaf), auth, reverted=have.get(leaf) != last.get(leaf))
             for leaf, auth in sorted(wanted.items(), key=lambda kv: kv[0].casefold())
             if have.get(leaf) != auth
         ]
-        if not changes and not first:
-            return []
-        self.metabase.write({**have, **wanted})
+        if changes or current is None or last != wanted:
+            self.metabase.write({**have, **wanted})
+            self._state.parent.mkdir(parents=True, exist_ok=True)
+            state = {leaf: auth.auth_flags for leaf, auth in wanted.items()}
+            self._state.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
         when = self.ctx.clock.now()
-        for change in changes if not first else []:
-            # The first pass writes the copy IIS starts from: nothing was overwritten.
+        for change in changes:
+            if not change.reverted or current is None:
+                continue  # a change made in ESM, or the first copy: nothing overwritten
             self.event_log.write(
                 when,
                 EventType.INFORMATION,
@@ -135,7 +156,7 @@ class SystemAttendantService:
                 change.description(server),
             )
             log.info("%s: DS2MB put back %s", server, metabase_location(change.leaf))
-        return [] if first else changes
+        return [] if current is None else changes
 
     def tick(self) -> list[MetabaseChange]:
         """Run a pass if one is due by the clock (the first one at once), or if the
