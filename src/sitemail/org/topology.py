@@ -201,9 +201,18 @@ class DirectorySpec(_Strict):
         return v
 
 
+class LabSpec(_Strict):
+    """Settings of the lab's servers that no Exchange console sets."""
+
+    # Seconds between two passes of Exchange 2003's System Attendant over the IIS
+    # metabase (LabSettings.system_attendant_interval; default 15 minutes).
+    system_attendant_interval: int | None = Field(default=None, gt=0)
+
+
 class TopologyFile(_Strict):
     organization: OrgSpec
     directory: DirectorySpec = Field(default_factory=DirectorySpec)
+    lab: LabSpec = Field(default_factory=LabSpec)
     sites: list[SiteSpec] = Field(min_length=1)
     site_links: list[SiteLinkSpec] = Field(default_factory=list)
     servers: list[ServerSpec] = Field(min_length=1)

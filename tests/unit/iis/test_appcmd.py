@@ -154,3 +154,34 @@ def test_one_shot_commands_and_exit_codes(lab: Directory, tmp_path: Path) -> Non
     assert esm_main(["EX-NY1", "show"], tmp_path, stdout=out, stderr=err) == 2
     assert iis_main(["--dir", str(tmp_path / "nolab"), "EX2003"], tmp_path, stderr=err) == 2
     assert "no lab in" in err.getvalue()
+
+
+def test_the_interactive_console_on_a_terminal(lab: Directory, tmp_path: Path) -> None:
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from sitemail.iis.appcmd import usage
+    from sitemail.iis.console_cli import repl
+
+    ex2003 = view(lab, "EX2003", tmp_path)
+
+    def run_line(line: str) -> tuple[str, bool]:
+        result = run_appcmd(ex2003, line)
+        return result.output, result.ok
+
+    out = io.StringIO()
+    with create_pipe_input() as keys:
+        keys.send_text("list site\rlist frob\rexit\r")
+        code = repl(
+            "EX2003 IIS 6 metabase> ",
+            run_line,
+            io.StringIO(),
+            out,
+            banner=usage(ex2003),
+            pt_input=keys,
+            pt_output=DummyOutput(),
+        )
+    assert code == 0
+    text = out.getvalue()
+    assert text.startswith("EX2003 runs Windows Server 2003 with IIS 6.0, which has no appcmd.")
+    assert 'SITE "Default Web Site"' in text and "Object 'FROB' is not supported." in text

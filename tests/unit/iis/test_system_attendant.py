@@ -166,3 +166,20 @@ def test_esm_refuses_later_servers_and_unknown_input(directory: Directory, tmp_p
     esm.run("set OMA anonymous on")
     vdir = directory.require(VirtualDirectory, "EX2003\\OMA (Default Web Site)")
     assert vdir.anonymous_authentication
+
+
+def test_the_topology_sets_the_interval_for_the_lab(tmp_path: Path) -> None:
+    from sitemail.lab.supervisor import _seed_directory, plan_for
+    from sitemail.org.topology import TopologyError
+
+    text = SEED.read_text() + "\nlab:\n  system_attendant_interval: 60\n"
+    topo = Topology.parse(text, "legacy.yaml")
+    d = open_directory(str(tmp_path / "directory.db"))
+    try:
+        _seed_directory(d, topo, plan_for(topo), tmp_path, 0)
+        settings = d.require(LabSettings, "lab")
+        assert settings.system_attendant_interval == timedelta(minutes=1)
+    finally:
+        d.close()
+    with pytest.raises(TopologyError, match="system_attendant_interval"):
+        Topology.parse(SEED.read_text() + "\nlab:\n  system_attendant_interval: 0\n", "bad.yaml")
