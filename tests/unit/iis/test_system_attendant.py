@@ -181,5 +181,18 @@ def test_the_topology_sets_the_interval_for_the_lab(tmp_path: Path) -> None:
         assert settings.system_attendant_interval == timedelta(minutes=1)
     finally:
         d.close()
+    # On a 2003 server the eas key is its Microsoft-Server-ActiveSync.
+    text = SEED.read_text().replace(
+        "    databases: [EX2003-MBX]\n",
+        "    databases: [EX2003-MBX]\n    virtual_directories:\n"
+        "      eas: {windows_authentication: false}\n",
+    )
+    objects = Topology.parse(text, "t.yaml").objects(hash_passwords=False)
+    iwa = {
+        o.identity: o.windows_authentication
+        for o in objects
+        if isinstance(o, VirtualDirectory) and o.server == "EX2003"
+    }
+    assert iwa[EAS] is False and iwa["EX2003\\Exchange (Default Web Site)"] is True
     with pytest.raises(TopologyError, match="system_attendant_interval"):
         Topology.parse(SEED.read_text() + "\nlab:\n  system_attendant_interval: 0\n", "bad.yaml")
