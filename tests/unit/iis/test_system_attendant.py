@@ -196,3 +196,26 @@ def test_the_topology_sets_the_interval_for_the_lab(tmp_path: Path) -> None:
     assert iwa[EAS] is False and iwa["EX2003\\Exchange (Default Web Site)"] is True
     with pytest.raises(TopologyError, match="system_attendant_interval"):
         Topology.parse(SEED.read_text() + "\nlab:\n  system_attendant_interval: 0\n", "bad.yaml")
+
+
+def test_ex2003_runs_the_system_attendant_first_and_it_copies_at_start(
+    directory: Directory, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from sitemail.serve import _service, _services_for
+    from sitemail.server.watcher import DirectoryWatcher
+
+    ex2003 = directory.require(Server, "EX2003")
+    assert _services_for(ex2003)[0] == "MSExchangeSA"
+    ctx = context(directory, tmp_path / "EX2003", ManualClock())
+    sa = _service("MSExchangeSA", ctx, ex2003, DirectoryWatcher(directory))
+    assert isinstance(sa, SystemAttendantService)
+    assert sa.display_name == "Microsoft Exchange System Attendant"
+
+    async def cycle() -> None:
+        await sa.start()
+        assert Metabase(ctx.home).read() is not None  # the pass at start, before IIS
+        await sa.stop()
+
+    asyncio.run(cycle())
