@@ -11,9 +11,11 @@ so the server need not be running (as IIS Manager opens a stopped site).
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from prompt_toolkit.input import Input
     from prompt_toolkit.output import Output
 
-__all__ = ["ConsoleCommandError", "iis_main", "lab_server", "repl"]
+__all__ = ["Console", "ConsoleCommandError", "console_main", "iis_main", "lab_server", "repl"]
 
 #: A line's answer and whether it succeeded.
 LineRunner = Callable[[str], tuple[str, bool]]
@@ -110,20 +112,55 @@ def repl(
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sitemail iis",
-        description="A server's IIS in appcmd's syntax (Exchange 2003: the IIS Manager view of "
-        "its IIS 6 metabase). Without a command: an interactive console.",
-    )
+@dataclass(frozen=True)
+class Console:
+    """What a console of one server is: how it runs a line, its prompt and banner."""
+
+    run_line: LineRunner
+    prompt: str
+    banner: str
+
+
+def console_main(
+    prog: str,
+    description: str,
+    words_help: str,
+    make: Callable[[Directory, Server, Path], Console],
+    argv: list[str],
+    lab_dir: Path,
+    streams: tuple[TextIO | None, TextIO | None, TextIO | None],
+) -> int:
+    """``sitemail PROG [--dir DIR] SERVER [WORDS...]``: one command, or an interactive
+    console; 0, 1 (a command was refused) or 2 (no such lab or server)."""
+    parser = argparse.ArgumentParser(prog=f"sitemail {prog}", description=description)
     parser.add_argument("--dir", metavar="DIR", help="the lab folder")
     parser.add_argument("server", metavar="SERVER", help="an Exchange server, e.g. EX2003")
-    parser.add_argument(
-        "words",
-        nargs=argparse.REMAINDER,
-        help='appcmd words, e.g. list config "Default Web Site/owa" -section:windowsAuthentication',
-    )
-    return parser
+    parser.add_argument("words", nargs=argparse.REMAINDER, help=words_help)
+    args = parser.parse_args(argv)
+    stdin, out, err = streams[0] or sys.stdin, streams[1] or sys.stdout, streams[2] or sys.stderr
+    try:
+        with lab_server(args.server, Path(args.dir) if args.dir else lab_dir) as found:
+            console = make(*found)
+            if args.words:
+                # The shell split the line already; the console takes it back as one.
+                text, ok = console.run_line(shlex.join(args.words))
+                out.write(text)
+                return 0 if ok else 1
+            return repl(console.prompt, console.run_line, stdin, out, banner=console.banner)
+    except ConsoleCommandError as exc:
+        err.write(f"sitemail {prog}: {exc}\n")
+        return 2
+
+
+def _iis_console(directory: Directory, server: Server, home: Path) -> Console:
+    view = IisServerView(directory, server, home)
+
+    def run_line(line: str) -> tuple[str, bool]:
+        result = run_appcmd(view, line)
+        return result.output, result.ok
+
+    prompt = f"{server.name} IIS 6 metabase> " if view.iis6 else r"C:\Windows\system32\inetsrv>"
+    return Console(run_line, prompt, usage(view) + "\n")
 
 
 def iis_main(
@@ -134,26 +171,13 @@ def iis_main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    args = _parser().parse_args(argv)
-    out, err = stdout or sys.stdout, stderr or sys.stderr
-    try:
-        with lab_server(args.server, Path(args.dir) if args.dir else lab_dir) as found:
-            directory, server, home = found
-            view = IisServerView(directory, server, home)
-
-            def run_line(line: str | list[str]) -> tuple[str, bool]:
-                result = run_appcmd(view, line)
-                return result.output, result.ok
-
-            if args.words:
-                text, ok = run_line(args.words)
-                out.write(text)
-                return 0 if ok else 1
-            prompt = (
-                f"{server.name} IIS 6 metabase> " if view.iis6 else r"C:\Windows\system32\inetsrv>"
-            )
-            banner = usage(view) + "\n"
-            return repl(prompt, run_line, stdin or sys.stdin, out, banner=banner)
-    except ConsoleCommandError as exc:
-        err.write(f"sitemail iis: {exc}\n")
-        return 2
+    return console_main(
+        "iis",
+        "A server's IIS in appcmd's syntax (Exchange 2003: the IIS Manager view of its IIS 6 "
+        "metabase). Without a command: an interactive console.",
+        'appcmd words, e.g. list config "Default Web Site/owa" -section:windowsAuthentication',
+        _iis_console,
+        argv,
+        lab_dir,
+        (stdin, stdout, stderr),
+    )

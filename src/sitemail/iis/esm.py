@@ -15,15 +15,13 @@ application log, as Event Viewer shows it), ``help``, ``exit``.
 
 from __future__ import annotations
 
-import argparse
 import shlex
-import sys
 from pathlib import Path
 from typing import TextIO
 
 from sitemail.exchange2003.event_log import EventLog
 from sitemail.exchange2003.metabase import IisAuth, Metabase, MetabaseError, vdir_leaf
-from sitemail.iis.console_cli import ConsoleCommandError, lab_server, repl
+from sitemail.iis.console_cli import Console, ConsoleCommandError, console_main
 from sitemail.org.directory import Directory, DirectoryError
 from sitemail.org.model import ExchangeVersion, Organization, Server, VirtualDirectory
 
@@ -179,6 +177,11 @@ class EsmView:
         return f"Not understood: {line!r}. Type help.\n", False
 
 
+def _esm_console(directory: Directory, server: Server, home: Path) -> Console:
+    view = EsmView(directory, server, home)
+    return Console(view.run, f"ESM {server.name}> ", HELP + "\n" + view.show())
+
+
 def esm_main(
     argv: list[str],
     lab_dir: Path,
@@ -187,27 +190,13 @@ def esm_main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sitemail esm",
-        description="Exchange System Manager of an Exchange 2003 server: its HTTP virtual "
-        "directories and their authentication. Without a command: interactive.",
+    return console_main(
+        "esm",
+        "Exchange System Manager of an Exchange 2003 server: its HTTP virtual directories and "
+        "their authentication. Without a command: interactive.",
+        "show [VDIR] | set VDIR anonymous|basic|windows on|off | events",
+        _esm_console,
+        argv,
+        lab_dir,
+        (stdin, stdout, stderr),
     )
-    parser.add_argument("--dir", metavar="DIR", help="the lab folder")
-    parser.add_argument("server", metavar="SERVER", help="an Exchange 2003 server, e.g. EX2003")
-    parser.add_argument("words", nargs=argparse.REMAINDER, help="show | set VDIR METHOD on|off")
-    args = parser.parse_args(argv)
-    out, err = stdout or sys.stdout, stderr or sys.stderr
-    try:
-        with lab_server(args.server, Path(args.dir) if args.dir else lab_dir) as found:
-            view = EsmView(*found)
-            if args.words:
-                text, ok = view.run(shlex.join(args.words))
-                out.write(text)
-                return 0 if ok else 1
-            banner = HELP + "\n" + view.show()
-            return repl(
-                f"ESM {view.server.name}> ", view.run, stdin or sys.stdin, out, banner=banner
-            )
-    except ConsoleCommandError as exc:
-        err.write(f"sitemail esm: {exc}\n")
-        return 2

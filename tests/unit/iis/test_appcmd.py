@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,22 +12,15 @@ from sitemail.iis.appcmd import run_appcmd
 from sitemail.iis.console_cli import iis_main
 from sitemail.iis.esm import esm_main
 from sitemail.iis.server_view import IisServerView
-from sitemail.org.directory import Directory, open_directory
+from sitemail.org.directory import Directory
 from sitemail.org.model import Server, VirtualDirectory
-from sitemail.org.topology import Topology
 
-SEED = Path(__file__).resolve().parents[3] / "examples" / "seed.yaml"
 FL_EAS = "Default Web Site/Microsoft-Server-ActiveSync"
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Directory]:
-    d = open_directory(str(tmp_path / "directory.db"))
-    with d.transaction():
-        for obj in Topology.load(SEED).objects(hash_passwords=False):
-            d.put(obj)
-    yield d
-    d.close()
+def lab(seed_directory: Directory) -> Directory:
+    return seed_directory
 
 
 def view(directory: Directory, name: str, tmp_path: Path) -> IisServerView:

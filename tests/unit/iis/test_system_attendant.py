@@ -8,11 +8,11 @@ application log; a change made through ESM stays.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.unit.iis.conftest import SEED
 
 from sitemail.clock import ManualClock
 from sitemail.exchange2003.event_log import EventLog
@@ -30,7 +30,6 @@ from sitemail.org.model import LabSettings, Server, VirtualDirectory
 from sitemail.org.topology import Topology
 from sitemail.server.context import ProcessContext
 
-SEED = Path(__file__).resolve().parents[3] / "examples" / "seed.yaml"
 EAS = "EX2003\\Microsoft-Server-ActiveSync (Default Web Site)"
 SET_IWA = (
     'set config "Default Web Site/Microsoft-Server-ActiveSync" '
@@ -39,13 +38,8 @@ SET_IWA = (
 
 
 @pytest.fixture
-def directory(tmp_path: Path) -> Iterator[Directory]:
-    d = open_directory(str(tmp_path / "directory.db"))
-    with d.transaction():
-        for obj in Topology.load(SEED).objects(hash_passwords=False):
-            d.put(obj)
-    yield d
-    d.close()
+def directory(seed_directory: Directory) -> Directory:
+    return seed_directory
 
 
 def context(directory: Directory, home: Path, clock: ManualClock) -> ProcessContext:
