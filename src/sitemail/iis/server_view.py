@@ -150,9 +150,10 @@ class IisServerView:
                     "and windowsAuthentication can be changed, as with Set-*VirtualDirectory"
                 )
             field = {"basic": "basic_authentication", "windows": "windows_authentication"}[method]
-            # The same record Set-*VirtualDirectory writes: Client Access servers see it.
-            with self.directory.transaction():
-                self.directory.put(record.model_copy(update={field: enabled}))
+            if getattr(record, field) != enabled:
+                # The same record Set-*VirtualDirectory writes: Client Access servers see it.
+                with self.directory.transaction():
+                    self.directory.put(record.model_copy(update={field: enabled}))
         found = self.vdir(vdir.leaf)
         assert found is not None
         return found
