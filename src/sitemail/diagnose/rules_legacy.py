@@ -83,13 +83,12 @@ def _finding(facts: Facts, iis: LegacyIisFact, record: VirtualDirectory) -> Find
     evidence = [
         Evidence(
             EvidenceKind.CONFIG,
-            f"{record.identity} in Active Directory (Exchange System Manager): Integrated "
-            "Windows authentication off",
+            "in Active Directory (Exchange System Manager): Integrated Windows authentication off",
             record.identity,
         ),
         Evidence(
             EvidenceKind.CONFIG,
-            f"{iis.server}'s IIS metabase: {where} AuthFlags {applied.auth_flags}",
+            f"in {iis.server}'s IIS metabase: AuthFlags {applied.auth_flags}",
             where,
         ),
     ]
