@@ -90,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
+    # `iis` and `esm` parse their own arguments too (sitemail.iis).
+    sub.add_parser(
+        "iis",
+        help="a server's IIS in appcmd's syntax (SERVER [list|set ...], --dir DIR, --help)",
+        add_help=False,
+    )
+    sub.add_parser(
+        "esm",
+        help="Exchange System Manager of an Exchange 2003 server (EX2003 [show|set ...])",
+        add_help=False,
+    )
+
     asa = sub.add_parser("asa", help="the console of a lab firewall (Cisco ASA CLI)")
     from sitemail.firewall.console_cli import add_arguments as add_asa_arguments
 
@@ -288,6 +300,14 @@ def _main(argv: list[str] | None) -> int:
         from sitemail.console.main import console_main
 
         return console_main(args_list[1:], default_lab_dir())
+    if args_list[:1] == ["iis"]:
+        from sitemail.iis.console_cli import iis_main
+
+        return iis_main(args_list[1:], default_lab_dir())
+    if args_list[:1] == ["esm"]:
+        from sitemail.iis.esm import esm_main
+
+        return esm_main(args_list[1:], default_lab_dir())
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command == "lab":

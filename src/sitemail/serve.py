@@ -43,7 +43,8 @@ class ServeError(Exception):
 
 def _services_for(server: Server) -> list[str]:
     if server.version is ExchangeVersion.E2003:
-        return ["MSExchangeIS", "SMTPSVC", "W3SVC"]
+        # The System Attendant first: IIS starts from the metabase it writes.
+        return ["MSExchangeSA", "MSExchangeIS", "SMTPSVC", "W3SVC"]
     names = ["MSExchangeADTopology"]
     if ServerRole.MAILBOX in server.roles:
         names += ["MSExchangeIS", "MSExchangeMailSubmission"]
@@ -79,6 +80,11 @@ def _service(
 
         # /Microsoft-Server-ActiveSync (for 2010 CAS proxies only) and /exchange.
         return Exchange2003WebService(ctx)
+    if name == "MSExchangeSA" and server.version is ExchangeVersion.E2003:
+        from sitemail.exchange2003.system_attendant import SystemAttendantService
+
+        # Its DS2MB pass copies the directory's virtual directory settings over IIS's.
+        return SystemAttendantService(ctx)
     if name == "MSExchangeIS" and server.version in (ExchangeVersion.E2010, ExchangeVersion.E2003):
         from sitemail.mailbox.service import InformationStoreService
 

@@ -101,10 +101,10 @@ class AccessPolicy:
     redirect_internal_requests: bool = False
     # Spec 8.5: the ActiveSync web.config switch BlockLegacyMailboxes, default False.
     block_legacy_mailboxes: bool = False
-    # The model holds no virtual directory for an Exchange 2003 back-end, so
-    # its ActiveSync endpoint is built from the server's FQDN and its Windows
-    # authentication is assumed on (spec 8.5 says it must be), unless the
-    # directory holds an EAS virtual directory object for that server.
+    # Without an EAS virtual directory object of the 2003 back-end in the
+    # directory, its ActiveSync endpoint is built from the server's FQDN and
+    # its IIS is taken to have Windows authentication on (spec 8.5 says it
+    # must); the decision itself never refuses on it (see _exchange2003_activesync).
     exchange2003_activesync_scheme: str = "https"
     exchange2003_activesync_path: str = "/Microsoft-Server-ActiveSync"
     exchange2003_windows_authentication: bool = True
@@ -342,13 +342,12 @@ class _Decider:
             )
         vdir = self.d.vdir(backend.name, VirtualDirectoryKind.EAS)
         if vdir is not None:
-            url, iwa, ident = vdir.internal_url, vdir.windows_authentication, vdir.identity
+            url, ident = vdir.internal_url, vdir.identity
         else:
             url = (
                 f"{self.policy.exchange2003_activesync_scheme}://{backend.fqdn}"
                 f"{self.policy.exchange2003_activesync_path}"
             )
-            iwa = self.policy.exchange2003_windows_authentication
             ident = None
         where = ident or f"{backend.name}'s /Microsoft-Server-ActiveSync"
         endpoint = _endpoint(url) if url is not None else None
@@ -363,20 +362,10 @@ class _Decider:
                 server=backend.name,
                 vdir=ident,
             )
-        if not iwa:
-            return Error(
-                protocol=self.protocol,
-                reason=ErrorReason.WINDOWS_AUTHENTICATION_DISABLED,
-                message=(
-                    f"{self.cas1.name} cannot proxy ActiveSync for {self.who} to {url}: "
-                    f"Integrated Windows authentication is off on {where}, and the Client Access "
-                    "server authenticates to the Exchange 2003 back-end with it (event 1036); "
-                    f"turn Integrated Windows authentication on for that virtual directory on "
-                    f"{backend.name}."
-                ),
-                server=backend.name,
-                vdir=ident,
-            )
+        # No check of Integrated Windows authentication here: the CAS learns it by
+        # trying (the back-end's 401, event 1036), since what counts is what the 2003
+        # server's IIS applies (its metabase), which a change in IIS Manager makes
+        # differ from the directory until the System Attendant's next pass.
         host, port, ssl = endpoint
         return Proxy(
             protocol=self.protocol,

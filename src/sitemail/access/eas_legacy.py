@@ -4,8 +4,8 @@ A 2010 CAS sends an Exchange 2003 mailbox's ActiveSync requests to the 2003
 back-end's ``/Microsoft-Server-ActiveSync``, authenticating to it with
 Integrated Windows authentication (sitemail: the CAS's server certificate
 and the user it names, as between Client Access servers).  The directory
-holds no virtual directory for a 2003 server, so the decision builds the URL
-from the server's FQDN (:class:`~sitemail.access.decision.AccessPolicy`);
+may hold no virtual directory for a 2003 server, then the decision builds the
+URL from the server's FQDN (:class:`~sitemail.access.decision.AccessPolicy`);
 the general CAS-to-CAS proxy only goes to virtual directory InternalUrls,
 so this module checks the URL against the directory the same way (the 2003
 server's FQDN with the policy's path, or an EAS virtual directory of that
@@ -26,7 +26,7 @@ from aiohttp import web
 
 from sitemail.access.decision import DEFAULT_POLICY, AccessPolicy
 from sitemail.access.directory_view import AccessDirectory
-from sitemail.access.outcomes import Proxy
+from sitemail.access.outcomes import ErrorReason, Proxy
 from sitemail.access.proxy_paths import UnsafeRequestPath, rebase_request_path
 from sitemail.access.web.common import RequestContext
 from sitemail.access.web.front import FrontDoor
@@ -116,5 +116,13 @@ class Exchange2003ActiveSyncProxy:
                 request, target, identity, client_base=entry_path, protocol="EAS"
             )
         except ProxyFailed as exc:
-            log.warning("%s: %s", what, exc.message)
-            return web.Response(status=exc.status, text=f"{what}: {exc.message}")
+            message = exc.message
+            if exc.reason == ErrorReason.WINDOWS_AUTHENTICATION_DISABLED:
+                # Event 1036's situation; on 2003 only a change through ESM lasts.
+                message += (
+                    f" On Exchange 2003, turn it on in Exchange System Manager (sitemail esm "
+                    f"{outcome.target_server}), not in IIS Manager: the System Attendant puts "
+                    "IIS back to what Exchange System Manager says at its next pass."
+                )
+            log.warning("%s: %s", what, message)
+            return web.Response(status=exc.status, text=f"{what}: {message}")

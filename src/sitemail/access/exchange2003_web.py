@@ -10,9 +10,11 @@ Access server of the organization and the request names the user
 (:data:`~sitemail.access.web.proxy.PROXY_USER_HEADER`) of a mailbox on this
 server.  Anything else (a device with Basic credentials, an anonymous
 client) gets 401, as IIS does for a virtual directory whose only method
-the client cannot use.  Windows authentication is read from an EAS virtual
-directory of this server if the directory holds one, else it is on (the
-decision's :class:`~sitemail.access.decision.AccessPolicy` default).
+the client cannot use.  Windows authentication is read from the server's IIS
+metabase (:mod:`sitemail.exchange2003.metabase`), which the System Attendant
+copies from the directory, or which ``sitemail iis`` changed since its last
+pass; without a virtual directory there it is on (the decision's
+:class:`~sitemail.access.decision.AccessPolicy` default).
 
 The mailbox work is the same ActiveSync core as on 2010
 (:func:`~sitemail.access.eas_serve.serve_eas`), speaking EAS 2.5 at most,
@@ -37,6 +39,7 @@ from sitemail.access.eas_serve import serve_eas
 from sitemail.access.eas_state import SyncStates
 from sitemail.access.web.logon import basic_credentials, check_password, find_mailbox
 from sitemail.access.web.proxy import PROXY_USER_HEADER
+from sitemail.exchange2003.metabase import Metabase, MetabaseError
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.records import Address
 from sitemail.mailbox.store_client import StoreClient
@@ -47,8 +50,6 @@ from sitemail.org.model import (
     MailboxDatabase,
     Server,
     ServerRole,
-    VirtualDirectory,
-    VirtualDirectoryKind,
 )
 from sitemail.org.pki import PeerVerifier, ServerIdentity, ca_cert_file, server_cert_files
 from sitemail.org.ports import STORE_PORT
@@ -62,6 +63,7 @@ log = logging.getLogger("sitemail.w3svc.e2003")
 SERVICE_NAME = "W3SVC"
 HTTPS_PORT = 443
 EAS_PATH = "/microsoft-server-activesync"
+EAS_LEAF = EAS_PATH.lstrip("/")
 OWA_PATH = "/exchange"
 MAX_BODY = 4 * 1024 * 1024
 
@@ -86,6 +88,7 @@ class Exchange2003WebService:
         self.states = SyncStates()
         # None: read it from the directory on every request (see the module doc).
         self._windows_authentication = windows_authentication
+        self._metabase = Metabase(ctx.home)
         self._runner: web.AppRunner | None = None
         # A given store is used as it is (tests); else the store API of this server.
         self._given_store = store
@@ -173,14 +176,19 @@ class Exchange2003WebService:
         return database is not None and database.server.casefold() == self.ctx.name.casefold()
 
     def _windows_auth_on(self) -> bool:
+        """Integrated Windows authentication as IIS applies it: the metabase's, not the
+        directory's (they differ between a change in IIS Manager and the System
+        Attendant's next pass)."""
         if self._windows_authentication is not None:
             return self._windows_authentication
-        for vdir in self.ctx.directory.list(VirtualDirectory):
-            if (
-                vdir.server.casefold() == self.ctx.name.casefold()
-                and vdir.type == VirtualDirectoryKind.EAS
-            ):
-                return vdir.windows_authentication
+        try:
+            iis = self._metabase.effective(self.ctx.directory, self.ctx.name)
+        except MetabaseError as exc:
+            log.warning("%s: %s", self.ctx.name, exc)
+            iis = {}
+        found = next((a for leaf, a in iis.items() if leaf.casefold() == EAS_LEAF), None)
+        if found is not None:
+            return found.windows
         return DEFAULT_POLICY.exchange2003_windows_authentication
 
     def _proxying_cas(self, request: web.Request) -> str | None:

@@ -9,14 +9,17 @@ read whatever is present and say less when less is known.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sitemail.diagnose.logscan import LogDigest
 from sitemail.diagnose.probe import ProbeResult
+from sitemail.exchange2003.event_log import EventEntry
+from sitemail.exchange2003.metabase import IisAuth
 from sitemail.org.model import (
     Firewall,
     InternetHost,
+    LabSettings,
     NetworkPath,
     Organization,
     ReceiveConnector,
@@ -24,6 +27,7 @@ from sitemail.org.model import (
     Server,
     Site,
     SiteLink,
+    VirtualDirectory,
 )
 
 
@@ -121,6 +125,18 @@ class PathProbe:
     result: ProbeResult
 
 
+@dataclass(frozen=True, slots=True)
+class LegacyIisFact:
+    """An Exchange 2003 server's IIS as its folder shows it (live only)."""
+
+    server: str
+    metabase: dict[str, IisAuth] | None
+    """Virtual directory -> what IIS applies; None: the System Attendant never wrote it."""
+    events: tuple[EventEntry, ...] = ()
+    """The server's application log."""
+    error: str = ""
+
+
 @dataclass(slots=True)
 class Facts:
     mode: str
@@ -135,6 +151,11 @@ class Facts:
     firewall_objects: list[Firewall] = field(default_factory=list)
     internet_hosts: list[InternetHost] = field(default_factory=list)
     network_paths: list[NetworkPath] = field(default_factory=list)
+    virtual_directories: list[VirtualDirectory] = field(default_factory=list)
+    legacy_iis: list[LegacyIisFact] = field(default_factory=list)
+    system_attendant_interval: timedelta = field(
+        default_factory=lambda: LabSettings().system_attendant_interval
+    )
     port_offset: int = 0
     lab_dir: str | None = None
     # Running state (live only).

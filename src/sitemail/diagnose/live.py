@@ -29,14 +29,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sitemail.diagnose.facts import Facts, FirewallFact, MessageFact, PathProbe, QueueFact
+from sitemail.diagnose.facts import (
+    Facts,
+    FirewallFact,
+    LegacyIisFact,
+    MessageFact,
+    PathProbe,
+    QueueFact,
+)
 from sitemail.diagnose.findings import Report
 from sitemail.diagnose.logscan import scan_logs
 from sitemail.diagnose.probe_run import ProbeSettings, probe
 from sitemail.diagnose.rules import build_report
+from sitemail.exchange2003.event_log import EventLog
+from sitemail.exchange2003.metabase import Metabase, MetabaseError
 from sitemail.org.directory import DirectoryError, open_directory
 from sitemail.org.lab_state import LabState, lab_directory_url
 from sitemail.org.model import (
+    ExchangeVersion,
     Firewall,
     InternetHost,
     LabSettings,
@@ -47,6 +57,7 @@ from sitemail.org.model import (
     Server,
     Site,
     SiteLink,
+    VirtualDirectory,
 )
 from sitemail.org.pki import admin_cert_files, client_ssl_context
 from sitemail.org.ports import ADMIN_PORT
@@ -90,6 +101,8 @@ def collect(
     if probes:
         say("probing SMTP between the sites")
         facts.probes = asyncio.run(_probe_paths(facts, probe_settings))
+    say("reading the Exchange 2003 servers' IIS metabase and application log")
+    _read_legacy_iis(facts, lab_dir, homes)
     say("reading the protocol and tracking logs")
     folders = [homes.get(s.name, lab_dir / "servers" / s.name) for s in facts.servers]
     facts.logs = scan_logs([f for f in folders if f.exists()])
@@ -112,12 +125,31 @@ def _read_directory(facts: Facts, url: str) -> None:
         facts.firewall_objects = d.list(Firewall)
         facts.internet_hosts = d.list(InternetHost)
         facts.network_paths = d.list(NetworkPath)
+        facts.virtual_directories = d.list(VirtualDirectory)
         settings = d.get(LabSettings, "lab")
         facts.port_offset = settings.port_offset if settings else 0
+        if settings is not None:
+            facts.system_attendant_interval = settings.system_attendant_interval
     finally:
         d.close()
     if facts.organization is None:
         raise LabNotFound(f"the directory {url} holds no organization")
+
+
+def _read_legacy_iis(facts: Facts, lab_dir: Path, homes: dict[str, Path]) -> None:
+    """Each 2003 server's metabase and application log, from its folder (as an
+    administrator opens IIS Manager and Event Viewer there)."""
+    for server in facts.servers:
+        if server.version is not ExchangeVersion.E2003:
+            continue
+        home = homes.get(server.name, lab_dir / "servers" / server.name)
+        try:
+            metabase = Metabase(home).read()
+        except MetabaseError as exc:
+            facts.legacy_iis.append(LegacyIisFact(server.name, None, error=str(exc)))
+            continue
+        events = tuple(EventLog(home).read())
+        facts.legacy_iis.append(LegacyIisFact(server.name, metabase, events))
 
 
 def _admin_context(lab_dir: Path) -> ssl.SSLContext:

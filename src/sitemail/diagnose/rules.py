@@ -130,9 +130,14 @@ def all_rules(live: bool = True) -> list[Rule]:
         from sitemail.diagnose import rules_logs
 
         return list(rules_logs.RULES)
-    from sitemail.diagnose import rules_connectors, rules_messages, rules_path
+    from sitemail.diagnose import rules_connectors, rules_legacy, rules_messages, rules_path
 
-    return [*rules_path.RULES, *rules_connectors.RULES, *rules_messages.RULES]
+    return [
+        *rules_path.RULES,
+        *rules_connectors.RULES,
+        *rules_messages.RULES,
+        *rules_legacy.RULES,
+    ]
 
 
 def evaluate(facts: Facts, rules: Iterable[Rule] | None = None) -> list[Finding]:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +216,11 @@ def _seed_directory(
         NetworkPath(from_site=p.from_site, server=p.host, address=p.address, source=p.source)
         for p in plan.paths
     )
-    objects.append(LabSettings(port_offset=offset, lab_dir=str(lab_dir)))
+    settings = LabSettings(port_offset=offset, lab_dir=str(lab_dir))
+    interval = topo.spec.lab.system_attendant_interval
+    if interval is not None:
+        settings.system_attendant_interval = timedelta(seconds=interval)
+    objects.append(settings)
     with directory.transaction():
         for obj in objects:
             directory.put(obj)

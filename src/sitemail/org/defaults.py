@@ -71,6 +71,8 @@ def default_virtual_directories(server: Server) -> list[VirtualDirectory]:
 
     ExternalUrl is ``$null`` until the topology or Set-*VirtualDirectory gives one.
     """
+    if server.version == ExchangeVersion.E2003:
+        return exchange2003_virtual_directories(server)
     if ServerRole.CLIENT_ACCESS not in server.roles or server.version != ExchangeVersion.E2010:
         return []
     base = f"https://{server.fqdn}"
@@ -106,6 +108,38 @@ def default_virtual_directories(server: Server) -> list[VirtualDirectory]:
             )
         )
     return out
+
+
+#: Exchange 2003's HTTP virtual directories that Exchange System Manager shows under
+#: Protocols > HTTP > Exchange Virtual Server and the System Attendant copies to IIS:
+#: (name, kind, anonymous, basic, Integrated Windows).  The six IIS virtual directories
+#: of a 2003 server are Exadmin, Exchange, ExchWeb, Microsoft-Server-ActiveSync, OMA and
+#: Public (KB 883380); Exadmin and ExchWeb are left out (nothing in sitemail uses them).
+#: The authentication defaults are unverified (general knowledge of a 2003 SP2 back-end):
+#: Microsoft-Server-ActiveSync with Integrated Windows on is the state the seed asks for
+#: (a 2010 Client Access server proxies to it), which the lab starts from.
+EXCHANGE2003_VDIRS: tuple[tuple[str, VirtualDirectoryKind, bool, bool, bool], ...] = (
+    ("Exchange", VirtualDirectoryKind.OWA, False, True, True),
+    ("Public", VirtualDirectoryKind.OWA, False, True, True),
+    ("Microsoft-Server-ActiveSync", VirtualDirectoryKind.EAS, False, True, True),
+    ("OMA", VirtualDirectoryKind.OMA, False, True, False),
+)
+
+
+def exchange2003_virtual_directories(server: Server) -> list[VirtualDirectory]:
+    """The 2003 server's virtual directories as the directory (and so ESM) holds them."""
+    return [
+        VirtualDirectory(
+            server=server.name,
+            type=kind,
+            name=f"{leaf} (Default Web Site)",
+            internal_url=f"https://{server.fqdn}/{leaf}",
+            anonymous_authentication=anonymous,
+            basic_authentication=basic,
+            windows_authentication=windows,
+        )
+        for leaf, kind, anonymous, basic, windows in EXCHANGE2003_VDIRS
+    ]
 
 
 def default_pop_imap_settings(server: Server) -> list[PopImapSettings]:

@@ -83,6 +83,8 @@ VDIR_CLASS = {
     VirtualDirectoryKind.EWS: "msExchWebServicesVirtualDirectory",
     VirtualDirectoryKind.OAB: "msExchOABVirtualDirectory",
     VirtualDirectoryKind.AUTODISCOVER: "msExchAutoDiscoverVirtualDirectory",
+    # Exchange 2003's /OMA has no class of its own in sitemail's schema.
+    VirtualDirectoryKind.OMA: "msExchVirtualDirectory",
 }
 #: Seconds between 1601-01-01 (Windows FILETIME's origin) and 1970-01-01.
 _FILETIME_EPOCH = 11_644_473_600
@@ -366,6 +368,7 @@ def _vdir(layout: Layout, v: Model, lookup: Lookup[Model]) -> Built:
         name
         for name, on in (
             ("Forms", v.forms_authentication),
+            ("Anonymous", v.anonymous_authentication),
             ("Basic", v.basic_authentication),
             ("WindowsIntegrated", v.windows_authentication),
             ("Digest", v.digest_authentication),

@@ -49,6 +49,8 @@ class ExchangeVersion(StrEnum):
 
     @property
     def display(self) -> str:
+        # 2003 SP2 as the 2010 shell shows it and 2007 SP3's build: general knowledge,
+        # unverified against a real Get-ExchangeServer; 2010 SP3 is build 14.3.123.4.
         return {
             "6.5": "Version 6.5 (Build 7638.2: Service Pack 2)",
             "8.3": "Version 8.3 (Build 83.6)",
@@ -108,6 +110,8 @@ class VirtualDirectoryKind(StrEnum):
     EWS = "EWS"
     OAB = "OAB"
     AUTODISCOVER = "Autodiscover"
+    # Exchange 2003's Outlook Mobile Access (/OMA): only 2003 servers have one.
+    OMA = "OMA"
 
 
 class RedirectType(StrEnum):
@@ -548,6 +552,8 @@ class VirtualDirectory(Model):
     internal_url: str | None = None
     external_url: str | None = None
     forms_authentication: bool = False
+    # Exchange 2003 only: ESM's "Anonymous access" (2007/2010 leave it to IIS).
+    anonymous_authentication: bool = False
     basic_authentication: bool = False
     windows_authentication: bool = True
     digest_authentication: bool = False
@@ -577,6 +583,7 @@ def default_vdir_name(kind: VirtualDirectoryKind) -> str:
         VirtualDirectoryKind.EWS: "EWS (Default Web Site)",
         VirtualDirectoryKind.OAB: "OAB (Default Web Site)",
         VirtualDirectoryKind.AUTODISCOVER: "Autodiscover (Default Web Site)",
+        VirtualDirectoryKind.OMA: "OMA (Default Web Site)",
     }[kind]
 
 
@@ -588,6 +595,7 @@ def default_vdir_path(kind: VirtualDirectoryKind) -> str:
         VirtualDirectoryKind.EWS: "/EWS/Exchange.asmx",
         VirtualDirectoryKind.OAB: "/OAB",
         VirtualDirectoryKind.AUTODISCOVER: "/Autodiscover/Autodiscover.xml",
+        VirtualDirectoryKind.OMA: "/OMA",
     }[kind]
 
 
@@ -702,6 +710,11 @@ class LabSettings(Model):
     # cannot bind ports below 1024, or to run several labs side by side.
     port_offset: int = 0
     lab_dir: str = ""
+    # How often Exchange 2003's System Attendant (DS2MB) copies the directory's virtual
+    # directory settings over the IIS metabase.  15 minutes: KB 294280 ("overwritten in
+    # 15 minutes or less") and a TechTarget tip ("runs every 15 minutes"); not from
+    # Microsoft's 2003 documentation itself, so unverified.
+    system_attendant_interval: timedelta = Field(default=timedelta(minutes=15), gt=timedelta(0))
 
     @property
     def identity(self) -> str:

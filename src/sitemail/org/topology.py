@@ -201,9 +201,18 @@ class DirectorySpec(_Strict):
         return v
 
 
+class LabSpec(_Strict):
+    """Settings of the lab's servers that no Exchange console sets."""
+
+    # Seconds between two passes of Exchange 2003's System Attendant over the IIS
+    # metabase (LabSettings.system_attendant_interval; default 15 minutes).
+    system_attendant_interval: int | None = Field(default=None, gt=0)
+
+
 class TopologyFile(_Strict):
     organization: OrgSpec
     directory: DirectorySpec = Field(default_factory=DirectorySpec)
+    lab: LabSpec = Field(default_factory=LabSpec)
     sites: list[SiteSpec] = Field(min_length=1)
     site_links: list[SiteLinkSpec] = Field(default_factory=list)
     servers: list[ServerSpec] = Field(min_length=1)
@@ -433,17 +442,21 @@ class Topology:
                     {"server": spec.name, **partial}
                 )
         out.extend(connectors.values())
-        vdirs = {v.type: v for v in defaults.default_virtual_directories(server)}
+        # By name: a 2003 server has two of kind OWA (Exchange and Public); a key
+        # changes the first of its kind (2003's eas: Microsoft-Server-ActiveSync).
+        vdirs = {v.name: v for v in defaults.default_virtual_directories(server)}
         for key, override in spec.virtual_directories.items():
             kind = _VDIR_KEYS[key.lower()]
-            base_vdir = vdirs.get(kind)
+            base_vdir = next((v for v in vdirs.values() if v.type == kind), None)
             if base_vdir is None:
                 raise ValueError(
                     f"server {spec.name}: virtual directory {key!r} needs the ClientAccess role "
                     "on an Exchange 2010 server"
                 )
             changes = override.model_dump(exclude_unset=True)
-            vdirs[kind] = VirtualDirectory.model_validate({**base_vdir.model_dump(), **changes})
+            vdirs[base_vdir.name] = VirtualDirectory.model_validate(
+                {**base_vdir.model_dump(), **changes}
+            )
         out.extend(vdirs.values())
         out.extend(_pop_imap(server))
         return out

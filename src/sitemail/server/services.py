@@ -54,6 +54,7 @@ DISPLAY_NAMES = {
     "MSExchangePOP3": "Microsoft Exchange POP3",
     "MSExchangeIMAP4": "Microsoft Exchange IMAP4",
     "SMTPSVC": "Simple Mail Transfer Protocol (SMTP)",
+    "MSExchangeSA": "Microsoft Exchange System Attendant",
 }
 
 

@@ -22,6 +22,7 @@ from tests.unit.access.test_web_front import PASSWORD, Lab, browser, run, runnin
 from sitemail.access.eas_handler import EasHandler
 from sitemail.access.eas_legacy import Exchange2003ActiveSyncProxy
 from sitemail.access.exchange2003_web import Exchange2003WebService
+from sitemail.exchange2003.metabase import IisAuth, Metabase
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.org.model import VirtualDirectoryKind
 from sitemail.protocols.wbxml import Element, decode, el, encode
@@ -29,6 +30,7 @@ from sitemail.server.context import ProcessContext
 
 NY_EAS = "EX-NY1\\Microsoft-Server-ActiveSync (Default Web Site)"
 FL_EAS = "EX-FL1\\Microsoft-Server-ActiveSync (Default Web Site)"
+EX2003_EAS = "EX2003\\Microsoft-Server-ActiveSync (Default Web Site)"
 WBXML = "application/vnd.ms-sync.wbxml"
 
 
@@ -285,6 +287,26 @@ def test_exchange2003_without_windows_authentication_refuses_the_proxy(tmp_path:
             assert r.status == 502, text
             assert "Exchange 2003 mailbox on EX2003" in text
             assert "Integrated Windows authentication" in text
+
+    run(scenario())
+
+
+def test_exchange2003_serves_what_its_metabase_says_not_the_directory(tmp_path: Path) -> None:
+    # A change made in IIS Manager only (the metabase) is served at once; the
+    # directory (ESM) is what the System Attendant puts back later.
+    async def scenario() -> None:
+        async with eas_lab(tmp_path) as t, browser(t.lab) as s:
+            url = t.lab.url("mail.contoso.com", "/Microsoft-Server-ActiveSync")
+            metabase = Metabase(tmp_path / "EX2003")
+            served = metabase.effective(t.lab.directory, "EX2003")
+            assert served["Microsoft-Server-ActiveSync"].windows  # the directory's copy
+            t.lab.set_vdir(EX2003_EAS, windows_authentication=False)
+            r = await s.options(url, headers=auth("larry"))
+            assert r.status == 502 and "sitemail esm EX2003" in await r.text()
+            served["Microsoft-Server-ActiveSync"] = IisAuth(False, True, True)
+            metabase.write(served)
+            r = await s.options(url, headers=auth("larry"))
+            assert r.status == 200 and r.headers["MS-ASProtocolVersions"] == "1.0,2.0,2.1,2.5"
 
     run(scenario())
 

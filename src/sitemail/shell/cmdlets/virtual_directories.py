@@ -14,7 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sitemail.org.model import Server, VirtualDirectory, VirtualDirectoryKind, default_vdir_path
+from sitemail.org.model import (
+    ExchangeVersion,
+    Server,
+    VirtualDirectory,
+    VirtualDirectoryKind,
+    default_vdir_path,
+)
 from sitemail.shell import (
     BOOL,
     STRING,
@@ -148,16 +154,34 @@ def _methods(vdir: VirtualDirectory) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: Get-OwaVirtualDirectory's OwaVersion per server version (the OwaVersions values).
+OWA_VERSION = {
+    ExchangeVersion.E2003: "Exchange2003or2000",
+    ExchangeVersion.E2007: "Exchange2007",
+    ExchangeVersion.E2010: "Exchange2010",
+}
+#: 2010-only OWA settings a legacy (2003) virtual directory shows as $null (unverified).
+_LATER_ONLY = {"CrossSiteRedirectType", "LegacyRedirectType", "Exchange2003Url"}
+
+
 def to_record(services: ExchangeServices, family: Family, vdir: VirtualDirectory) -> Record:
     server = services.directory.get(Server, vdir.server)
     host = server.fqdn if server else vdir.server.lower()
-    leaf = default_vdir_path(vdir.type).strip("/").split("/")[0]
+    legacy = server is not None and server.version is ExchangeVersion.E2003
+    # A 2003 server's virtual directories are named as in IIS ("Exchange (Default Web Site)").
+    leaf = vdir.name.rpartition(" (")[0] if legacy else default_vdir_path(vdir.type)
+    leaf = leaf.strip("/").split("/")[0]
+    fields = [
+        (k, None if legacy and k in _LATER_ONLY else v) for k, v in items(vdir, family.fields)
+    ]
+    if family.kind is VirtualDirectoryKind.OWA and server is not None:
+        fields.append(("OwaVersion", OWA_VERSION[server.version]))
     return make_record(
         family.type_name,
         [
             ("Name", vdir.name),
             ("Server", vdir.server),
-            *items(vdir, family.fields),
+            *fields,
             ("InternalAuthenticationMethods", _methods(vdir)),
             ("ExternalAuthenticationMethods", _methods(vdir)),
             ("MetabasePath", f"IIS://{host}/W3SVC/1/ROOT/{leaf}"),
@@ -168,8 +192,18 @@ def to_record(services: ExchangeServices, family: Family, vdir: VirtualDirectory
 
 
 def _of_kind(inv: Inv, family: Family) -> list[VirtualDirectory]:
-    order = {s.name.casefold(): i for i, s in enumerate(inv.services.servers())}
-    found = [v for v in inv.services.directory.list(VirtualDirectory) if v.type is family.kind]
+    servers = inv.services.servers()
+    order = {s.name.casefold(): i for i, s in enumerate(servers)}
+    # The 2010 shell reads a 2003 server's Exchange and Public as legacy OWA virtual
+    # directories; its Microsoft-Server-ActiveSync and OMA are no objects these cmdlets
+    # read (unverified): Exchange System Manager manages them (sitemail esm).
+    legacy = {s.name.casefold() for s in servers if s.version is ExchangeVersion.E2003}
+    found = [
+        v
+        for v in inv.services.directory.list(VirtualDirectory)
+        if v.type is family.kind
+        and (family.kind is VirtualDirectoryKind.OWA or v.server.casefold() not in legacy)
+    ]
     return sorted(found, key=lambda v: order.get(v.server.casefold(), 0))
 
 
