@@ -9,12 +9,12 @@ flag into the Outbox: Mail Submission then drops it instead of filing it
 (MAPI's delete-after-submit, which the store has no column for).  A copy
 asked for in another folder than Sent Items is put there before sending.
 
-The store keeps a message's content as it arrived (IMAP's rule), so
-UpdateItem changes what the store keeps beside it (``message:IsRead``);
-setting the subject, body or recipients of a message to another value is
-refused with ``ErrorInvalidPropertySet``.  Setting a property to the value
-it has is accepted, since clients (exchangelib's ``save()``) send every
-property of an item they update.
+UpdateItem sets, appends to and deletes a message's properties: what has a
+MIME header (subject, body, recipients, categories, importance ...) is
+written into the message's MIME, which the store then keeps under the same
+id (:mod:`.ews_message_fields`); reminders and extended properties are kept
+beside the content (:mod:`.ews_item_properties`); ``message:IsRead`` is a
+flag.  Each change gives the item a new ChangeKey.
 """
 
 from __future__ import annotations
@@ -24,9 +24,18 @@ import binascii
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from email.utils import formataddr
+from typing import Any
 
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, item_id, parse_id
+from sitemail.access.ews_item_properties import (
+    PLAIN_PATHS,
+    extended_key,
+    read_extended,
+    set_extended,
+    set_plain,
+)
 from sitemail.access.ews_mailbox import EwsMailbox
+from sitemail.access.ews_message_fields import SETTABLE, FieldChange, apply_changes
 from sitemail.access.ews_responses import (
     Refused,
     delete_type,
@@ -74,6 +83,45 @@ def _recipients(message: ET.Element, tag: str) -> str:
         if address:
             people.append(formataddr(((person.findtext(t("Name")) or "").strip(), address)))
     return "; ".join(people)
+
+
+def malformed_update() -> Refused:
+    return Refused(
+        "ErrorIncorrectUpdatePropertyCount",
+        "An object within a change description must contain one and only one property to modify.",
+    )
+
+
+_UPDATE_KINDS = {"SetItemField": "set", "AppendToItemField": "append", "DeleteItemField": "delete"}
+#: Properties a sent (not draft) message keeps as they were sent.
+_DRAFT_ONLY = frozenset(
+    {
+        "message:ToRecipients",
+        "message:CcRecipients",
+        "message:BccRecipients",
+        "message:ReplyTo",
+        "message:From",
+        "message:InternetMessageId",
+        "message:IsReadReceiptRequested",
+        "message:IsDeliveryReceiptRequested",
+    }
+)
+#: Properties a message always has: deleting them is refused.
+_REQUIRED = frozenset({"item:Importance", "item:Sensitivity"})
+_PLAIN_BY_NAME = {path.split(":", 1)[1]: path for path in PLAIN_PATHS}
+#: CreateItem's Message children that :func:`apply_changes` writes (the rest: compose).
+_CREATE_FIELDS = {
+    uri.split(":", 1)[1]: uri
+    for uri in SETTABLE
+    if uri
+    not in (
+        "item:Subject",
+        "item:Body",
+        "message:ToRecipients",
+        "message:CcRecipients",
+        "message:BccRecipients",
+    )
+}
 
 
 def _bool(text: str | None) -> bool | None:
@@ -171,15 +219,7 @@ class EwsItems:
     def _compose(self, message: ET.Element, *, unsent: bool) -> bytes:
         mime = message.findtext(t("MimeContent"))
         if mime is not None:
-            try:
-                raw = base64.b64decode(mime.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                raise Refused(
-                    "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."
-                ) from None
-            if len(raw) > MAX_CREATE_MIME:
-                raise Refused("ErrorMessageSizeExceeded", "The message exceeds the maximum size.")
-            return raw
+            return _mime_bytes(mime)
         body = message.find(t("Body"))
         draft = Draft(
             to=_recipients(message, "ToRecipients"),
@@ -190,7 +230,7 @@ class EwsItems:
         )
         html = body is not None and body.get("BodyType", "Text") == "HTML"
         try:
-            return build_message(
+            raw = build_message(
                 self.box.mailbox,
                 draft,
                 now=self.clock.now(),
@@ -204,6 +244,12 @@ class EwsItems:
                     "ErrorInvalidRecipients", "At least one recipient is not valid."
                 ) from None
             raise Refused("ErrorInvalidPropertySet", str(exc)) from None
+        changes = [
+            FieldChange("set", _CREATE_FIELDS[name], child)
+            for child in message
+            if (name := child.tag.rsplit("}", 1)[-1]) in _CREATE_FIELDS
+        ]
+        return apply_changes(raw, changes) if changes else raw
 
     async def create_item(self, body: ET.Element) -> ET.Element:
         disposition = body.get("MessageDisposition")
@@ -211,7 +257,8 @@ class EwsItems:
         messages = sub(response, m("ResponseMessages"))
         items = body.find(m("Items"))
         for item in _ids(items):
-            if item.tag != t("Message"):
+            # A generic Item is kept as a message (IPM.Note) too.
+            if item.tag not in (t("Message"), t("Item")):
                 name = item.tag.rsplit("}", 1)[-1]
                 sub(
                     response_message(
@@ -254,8 +301,13 @@ class EwsItems:
                 raw,
                 flags=Flags(draft=True, seen=True if read is None else read),
             )
+            modseq = placed.modseq
+            bag = _created_properties(item)
+            if bag:
+                stored = await self.store.set_properties(self.alias, placed.message_id, bag)
+                modseq = stored.modseq
             msg = response_message(messages, "CreateItem")
-            self._item(msg, placed.message_id, placed.modseq)
+            self._item(msg, placed.message_id, modseq)
             return
         save_in = await self._target(saved, _SENT) if disposition == "SendAndSaveCopy" else None
         raw = self._compose(item, unsent=False)
@@ -308,50 +360,79 @@ class EwsItems:
         return response
 
     async def _apply(self, detail: MessageDetail, updates: ET.Element | None) -> int:
-        """Carry out one item's SetItemField/DeleteItemField list; the new modseq."""
+        """Carry out one item's SetItemField/AppendToItemField/DeleteItemField list: the
+        MIME-kept properties re-render the message (:mod:`.ews_message_fields`), IsRead is
+        a flag.  The new modseq."""
         flags = FlagUpdate()
+        changes: list[FieldChange] = []
+        mime: bytes | None = None  # a whole new MimeContent, the changes made on it
+        bag: dict[str, Any] | None = None  # the item's other properties, once read
         for update in list(updates) if updates is not None else []:
-            kind = update.tag.rsplit("}", 1)[-1]
-            path = update.find(t("FieldURI"))
-            uri = path.get("FieldURI", "") if path is not None else ""
-            if kind == "DeleteItemField":
-                # Clearing what the store does not keep leaves the item as it is.
-                if uri in ("item:Subject", "item:Body", "message:IsRead"):
+            kind = _UPDATE_KINDS.get(update.tag.rsplit("}", 1)[-1])
+            path = next(iter(update), None)
+            if kind is None or path is None:
+                raise malformed_update()
+            value = None
+            if kind != "delete":
+                holder = next((e for e in update if e is not path), None)
+                value = next(iter(holder), None) if holder is not None else None
+                if value is None:
+                    raise malformed_update()
+            uri = path.get("FieldURI", "")
+            if path.tag == t("ExtendedFieldURI") or uri in PLAIN_PATHS:
+                if bag is None:
+                    bag = dict((await self.store.get_properties(self.alias, detail.id)).properties)
+                _change_property(bag, kind, path, value)
+            elif path.tag != t("FieldURI"):
+                raise Refused(
+                    "ErrorInvalidPropertySet",
+                    f"sitemail keeps no {path.tag.rsplit('}', 1)[-1]} properties of a message.",
+                )
+            elif uri == "item:MimeContent":
+                if kind != "set" or value is None:
                     raise Refused(
                         "ErrorInvalidPropertyDelete", f"{uri} cannot be deleted from a message."
                     )
-                continue
-            value = next((e for e in update if e is not path), None)
-            if value is None:
-                raise Refused(
-                    "ErrorIncorrectUpdatePropertyCount",
-                    "An object within a change description must contain one and only one "
-                    "property to modify.",
-                )
-            if uri == "message:IsRead":
-                read = _bool(value.findtext(t("IsRead")))
-                flags = flags.model_copy(update={"seen": read})
-            elif uri == "item:Subject":
-                if (value.findtext(t("Subject")) or "") != detail.subject:
+                if not detail.flags.draft:
                     raise Refused(
-                        "ErrorInvalidPropertySet",
-                        "sitemail's store keeps a message's content as it arrived: its subject "
-                        "cannot be changed.",
+                        "ErrorInvalidPropertyUpdateSentMessage",
+                        f"{uri} cannot be changed once the message has been sent.",
                     )
-            elif uri in ("message:IsReadReceiptRequested", "message:IsDeliveryReceiptRequested"):
-                continue  # no receipts are sent, so the request changes nothing
-            elif kind == "SetItemField" and not uri:
-                raise Refused("ErrorInvalidPropertySet", "Only FieldURI paths are kept.")
+                mime = _mime_bytes(value.text or "")
+            elif uri == "message:IsRead":
+                if kind != "set":
+                    raise Refused(
+                        "ErrorInvalidPropertyDelete", f"{uri} cannot be deleted from a message."
+                    )
+                read = _bool(value.text if value is not None else None)
+                flags = flags.model_copy(update={"seen": read})
+            elif uri in SETTABLE:
+                if not detail.flags.draft and uri in _DRAFT_ONLY:
+                    raise Refused(
+                        "ErrorInvalidPropertyUpdateSentMessage",
+                        f"{uri} cannot be changed once the message has been sent.",
+                    )
+                if kind == "delete" and uri in _REQUIRED:
+                    raise Refused(
+                        "ErrorInvalidPropertyDelete", f"{uri} cannot be deleted from a message."
+                    )
+                changes.append(FieldChange(kind, uri, value))
             else:
                 raise Refused(
                     "ErrorInvalidPropertySet",
-                    f"sitemail's store keeps a message's content as it arrived: {uri} cannot be "
-                    "changed.",
+                    f"{uri or 'The property'} cannot be set on a message.",
                 )
-        if flags == FlagUpdate():
-            return detail.modseq
-        summary = await self.store.set_flags(self.alias, detail.id, flags)
-        return summary.modseq
+        modseq = detail.modseq
+        if changes or mime is not None:
+            raw = mime if mime is not None else await self.store.read_raw(self.alias, detail.id)
+            new = apply_changes(raw, changes) if changes else raw
+            modseq = (await self.store.replace(self.alias, detail.id, new)).modseq
+        if bag is not None:
+            modseq = (await self.store.set_properties(self.alias, detail.id, bag)).modseq
+        if flags != FlagUpdate():
+            summary = await self.store.set_flags(self.alias, detail.id, flags)
+            modseq = summary.modseq
+        return modseq
 
     # ------------------------------------------------------------ delete, move, copy
 
@@ -408,6 +489,56 @@ class EwsItems:
             msg = response_message(messages, operation)
             self._item(msg, placed.message_id, placed.modseq)
         return response
+
+
+def _mime_bytes(text: str) -> bytes:
+    """The message a MimeContent element carries (base64, bounded)."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise Refused(
+            "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."
+        ) from None
+    if len(raw) > MAX_CREATE_MIME:
+        raise Refused("ErrorMessageSizeExceeded", "The message exceeds the maximum size.")
+    return raw
+
+
+def _change_property(
+    bag: dict[str, Any], kind: str, path: ET.Element, value: ET.Element | None
+) -> None:
+    """One Set/Append/DeleteItemField on a property kept beside the content."""
+    if kind == "append":
+        raise Refused("ErrorInvalidPropertyAppend", "The property cannot be appended to.")
+    if path.tag == t("FieldURI"):
+        set_plain(bag, path.get("FieldURI", ""), value)
+        return
+    key, _ = extended_key(path)
+    if value is None:
+        set_extended(bag, key, None)
+        return
+    if value.tag != t("ExtendedProperty"):
+        raise malformed_update()
+    given, stored = read_extended(value)
+    if given != key:
+        raise Refused(
+            "ErrorInvalidPropertySet",
+            "The ExtendedFieldURI of the change and of the property it sets differ.",
+        )
+    set_extended(bag, key, stored)
+
+
+def _created_properties(item: ET.Element) -> dict[str, Any]:
+    """The properties kept beside the content that a CreateItem's item sets."""
+    bag: dict[str, Any] = {}
+    for child in item:
+        name = child.tag.rsplit("}", 1)[-1]
+        if child.tag == t("ExtendedProperty"):
+            key, stored = read_extended(child)
+            set_extended(bag, key, stored)
+        elif (path := _PLAIN_BY_NAME.get(name)) is not None:
+            set_plain(bag, path, child)
+    return bag
 
 
 def _refusal(exc: StoreError) -> Refused:

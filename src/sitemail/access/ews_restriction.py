@@ -26,13 +26,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sitemail.access.ews_message_fields import HeaderProps
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import t
 from sitemail.mailbox.records import Address, MessageSummary
 
-__all__ = ["Predicate", "parse_restriction", "parse_sort_order", "sort_items"]
+__all__ = [
+    "HEADER_FIELDS",
+    "ItemView",
+    "Predicate",
+    "parse_restriction",
+    "parse_sort_order",
+    "sort_items",
+]
 
 Predicate = Callable[[MessageSummary], bool]
+
+
+class ItemView(MessageSummary):
+    """A folder's message with the properties its header holds (categories, importance ...),
+    read when a restriction or sort order names them."""
+
+    header: HeaderProps | None = None
+
+
+def _header(s: MessageSummary) -> HeaderProps:
+    found = s.header if isinstance(s, ItemView) else None
+    return found if found is not None else HeaderProps()
 
 
 def _names(addresses: list[Address]) -> str:
@@ -47,8 +67,9 @@ def _from(s: MessageSummary) -> str | None:
 
 @dataclass(frozen=True)
 class _Field:
-    kind: str  # "string" | "datetime" | "int" | "bool"
+    kind: str  # "string" | "strings" (multi-valued) | "datetime" | "int" | "bool"
     read: Callable[[MessageSummary], Any]
+    header: bool = False  # read from the message's header (:class:`ItemView`)
 
 
 #: The properties a restriction or a sort order may name.
@@ -60,7 +81,9 @@ FIELDS: dict[str, _Field] = {
     "item:Size": _Field("int", lambda s: s.size),
     "item:HasAttachments": _Field("bool", lambda s: s.has_attachments),
     "item:ItemClass": _Field("string", lambda s: "IPM.Note"),
-    "item:Importance": _Field("string", lambda s: "Normal"),
+    "item:Importance": _Field("string", lambda s: _header(s).importance, header=True),
+    "item:Sensitivity": _Field("string", lambda s: _header(s).sensitivity, header=True),
+    "item:Categories": _Field("strings", lambda s: _header(s).categories, header=True),
     "item:DisplayTo": _Field("string", lambda s: _names(s.to)),
     "item:DisplayCc": _Field("string", lambda s: _names(s.cc)),
     "item:IsDraft": _Field("bool", lambda s: s.flags.draft),
@@ -69,6 +92,9 @@ FIELDS: dict[str, _Field] = {
     "message:From": _Field("string", _from),
     "message:Sender": _Field("string", _from),
 }
+
+#: The property paths whose values a view must read from each message's header.
+HEADER_FIELDS = frozenset(uri for uri, f in FIELDS.items() if f.header)
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "IsEqualTo": lambda a, b: a == b,
@@ -134,6 +160,12 @@ def _comparison(op: str, element: ET.Element) -> Predicate:
         actual = field.read(s)
         if actual is None:
             return op == "IsNotEqualTo"
+        if field.kind == "strings":
+            # A multi-valued property matches when one of its values does.
+            hit = any(compare(str(v).casefold(), str(value).casefold()) for v in actual)
+            if op == "IsNotEqualTo":
+                return all(compare(str(v).casefold(), str(value).casefold()) for v in actual)
+            return hit
         if folded:
             # Exchange compares strings without regard to case.
             return compare(str(actual).casefold(), str(value).casefold())
@@ -155,7 +187,7 @@ def _fold(text: str, comparison: str) -> str:
 def _contains(element: ET.Element) -> Predicate:
     children = list(element)
     uri, field = _field(children[0] if children else None)
-    if field.kind != "string":
+    if field.kind not in ("string", "strings"):
         raise Refused("ErrorUnsupportedQueryFilter", f"Contains does not apply to {uri}.")
     constant = element.find(t("Constant"))
     if constant is None:
@@ -168,18 +200,23 @@ def _contains(element: ET.Element) -> Predicate:
         actual = field.read(s)
         if actual is None:
             return False
-        text = _fold(str(actual), comparison)
-        if mode == "FullString":
-            return text == wanted
-        if mode == "Prefixed":
-            return text.startswith(wanted)
-        if mode == "PrefixOnWords":
-            return any(word.startswith(wanted) for word in text.split())
-        if mode == "ExactPhrase":
-            return f" {wanted} " in f" {text} "
-        return wanted in text  # Substring
+        if field.kind == "strings":
+            return any(_contained(_fold(str(v), comparison), wanted, mode) for v in actual)
+        return _contained(_fold(str(actual), comparison), wanted, mode)
 
     return test
+
+
+def _contained(text: str, wanted: str, mode: str) -> bool:
+    if mode == "FullString":
+        return text == wanted
+    if mode == "Prefixed":
+        return text.startswith(wanted)
+    if mode == "PrefixOnWords":
+        return any(word.startswith(wanted) for word in text.split())
+    if mode == "ExactPhrase":
+        return f" {wanted} " in f" {text} "
+    return wanted in text  # Substring
 
 
 def _node(element: ET.Element) -> Predicate:
@@ -198,7 +235,7 @@ def _node(element: ET.Element) -> Predicate:
         return lambda s: not inner(s)
     if op == "Exists":
         _, field = _field(children[0] if children else None)
-        return lambda s: field.read(s) not in (None, "")
+        return lambda s: field.read(s) not in (None, "", [])
     if op in _COMPARISONS:
         return _comparison(op, element)
     if op == "Contains":
@@ -231,6 +268,8 @@ def sort_items(items: list[MessageSummary], keys: list[tuple[_Field, bool]]) -> 
 
         def key(s: MessageSummary, field: _Field = field) -> tuple[bool, Any]:
             value = field.read(s)
+            if isinstance(value, list):
+                value = ", ".join(value) if value else None
             if isinstance(value, str):
                 value = value.casefold()
             return (value is not None, value if value is not None else 0)

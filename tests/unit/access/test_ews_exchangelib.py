@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bench.lab_names import LabNamesAdapter, MappedConnection
@@ -41,7 +42,7 @@ from tests.unit.access.test_web_front import PASSWORD, DatabaseStore, Lab, runni
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.ews_mailbox import EwsStore
 from sitemail.mailbox.database import StoreDatabase
-from sitemail.mailbox.records import Folder, Placement
+from sitemail.mailbox.records import Folder, ItemProperties, Placement
 from sitemail.org.model import VirtualDirectoryKind
 
 NY_EWS = "EX-NY1\\EWS (Default Web Site)"
@@ -78,6 +79,17 @@ class EwsTestStore(DatabaseStore):
 
     async def copy(self, mailbox: str, message_id: int, folder: int | str) -> Placement:
         return self.db.copy(mailbox, message_id, folder)
+
+    async def replace(self, mailbox: str, message_id: int, message: bytes) -> Placement:
+        return self.db.replace(mailbox, message_id, message)
+
+    async def get_properties(self, mailbox: str, message_id: int) -> ItemProperties:
+        return self.db.get_properties(mailbox, message_id)
+
+    async def set_properties(
+        self, mailbox: str, message_id: int, properties: dict[str, Any]
+    ) -> ItemProperties:
+        return self.db.set_properties(mailbox, message_id, properties)
 
     async def create_folder(
         self, mailbox: str, name: str, parent: int | str | None = None

@@ -26,7 +26,6 @@ from exchangelib.errors import (
     ErrorFolderExists,
     ErrorFolderNotFound,
     ErrorInvalidIdMalformed,
-    ErrorInvalidPropertySet,
     ErrorIrresolvableConflict,
     ErrorItemNotFound,
     ErrorMoveDistinguishedFolder,
@@ -100,13 +99,15 @@ def test_messages_are_created_read_updated_moved_copied_and_deleted(servers: Lab
     with pytest.raises(ErrorIrresolvableConflict):
         stale.save(update_fields=["is_read"])
     assert db.get_message("adam", stored.id).flags.seen is True
-    # The subject is part of the content the store keeps as it came: setting it to what it
-    # is changes nothing, another value is refused.
+    # The subject is written into the draft's MIME: the store holds the new bytes under the
+    # same id (a new UID for IMAP), and the old ChangeKey no longer fits.
+    draft.subject = "Plan B"
     draft.save(update_fields=["subject"])
-    draft.subject = "Other"
-    with pytest.raises(ErrorInvalidPropertySet):
-        draft.save(update_fields=["subject"])
+    assert db.get_message("adam", stored.id).subject == "Plan B"
+    assert b"Subject: Plan B" in db.read_raw("adam", stored.id)
+    assert db.get_message("adam", stored.id).uid != stored.uid
     draft.subject = "Plan"
+    draft.save(update_fields=["subject"])
     # MoveItem keeps the message's id and answers it; CopyItem makes a new one.
     draft.move(account.inbox)
     assert _subjects(db, "inbox") == ["Plan"] and _subjects(db, "drafts") == []
