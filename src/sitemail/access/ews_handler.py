@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from sitemail.access.ews_attachments import EwsAttachments
 from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
 from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_items import EwsItems
@@ -142,6 +143,7 @@ class EwsHandler:
         body = request.body
         items = EwsItems(box, door.clock)
         folders = EwsFolders(box)
+        attachments = EwsAttachments(box, items.compose_attached)
         match request.operation:
             case "GetFolder":
                 return envelope(await box.get_folder(body))
@@ -161,6 +163,12 @@ class EwsHandler:
                 return envelope(await items.move_item(body, request.operation))
             case "SendItem":
                 return envelope(await items.send_item(body))
+            case "CreateAttachment":
+                return envelope(await attachments.create_attachment(body))
+            case "GetAttachment":
+                return envelope(await attachments.get_attachment(body))
+            case "DeleteAttachment":
+                return envelope(await attachments.delete_attachment(body))
             case "CreateFolder":
                 return envelope(await folders.create_folder(body))
             case "UpdateFolder":
@@ -203,6 +211,9 @@ OPERATIONS = (
     "MoveItem",
     "CopyItem",
     "SendItem",
+    "CreateAttachment",
+    "GetAttachment",
+    "DeleteAttachment",
     "ResolveNames",
     "ConvertId",
     "GetUserAvailability",

@@ -216,6 +216,10 @@ class EwsItems:
 
     # ------------------------------------------------------------ CreateItem
 
+    def compose_attached(self, message: ET.Element) -> bytes:
+        """The MIME of a message attached to another (an ItemAttachment's item)."""
+        return self._compose(message, unsent=True)
+
     def _compose(self, message: ET.Element, *, unsent: bool) -> bytes:
         mime = message.findtext(t("MimeContent"))
         if mime is not None:

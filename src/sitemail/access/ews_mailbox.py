@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
+from sitemail.access.ews_attachments import render_attachments
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, folder_id, item_id, parse_id
 from sitemail.access.ews_item_properties import (
     EXTENDED,
@@ -134,6 +135,7 @@ _ITEM_FIELDS = (
     "item:Subject",
     "item:Sensitivity",
     "item:Body",
+    "item:Attachments",
     "item:DateTimeReceived",
     "item:Size",
     "item:Categories",
@@ -184,7 +186,13 @@ _ITEM_DEFAULT = {
     "message:IsRead",
 }
 # Properties that need the whole message (GetItem), not the folder's list row.
-_DETAIL_FIELDS = {"item:Body", "item:MimeContent", "item:InReplyTo", "message:ReplyTo"}
+_DETAIL_FIELDS = {
+    "item:Body",
+    "item:Attachments",
+    "item:MimeContent",
+    "item:InReplyTo",
+    "message:ReplyTo",
+}
 # The messages namespace's folder class for well-known mail folders.
 _MAIL_CLASS = "IPF.Note"
 
@@ -593,6 +601,9 @@ class EwsMailbox:
                         base64.b64encode(raw).decode("ascii"),
                         CharacterSet="UTF-8",
                     )
+            elif path == "item:Attachments":
+                if detail is not None:
+                    render_attachments(element, self.alias, detail)
             elif path == "item:ItemId":
                 sub(
                     element,
