@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote
 
-__all__ = ["EwsId", "InvalidId", "change_key", "folder_id", "item_id", "parse_id"]
+__all__ = [
+    "EwsId",
+    "InvalidId",
+    "change_key",
+    "folder_id",
+    "is_change_key",
+    "item_id",
+    "parse_id",
+]
 
 _MAGIC = "sm1"  # a version tag, so that a later format can tell old ids apart
 #: Folders that exist in every mailbox's hierarchy above the store's folders.
@@ -52,6 +60,15 @@ def item_id(mailbox: str, message_id: int) -> str:
 
 def change_key(modseq: int) -> str:
     return base64.b64encode(f"CK{modseq}".encode()).decode("ascii")
+
+
+def is_change_key(value: str) -> bool:
+    """Whether ``value`` is a ChangeKey this server gave (of any item, current or not)."""
+    try:
+        raw = base64.b64decode(value, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return False
+    return raw.startswith("CK") and raw[2:].isdigit()
 
 
 def parse_id(value: str) -> EwsId:

@@ -26,7 +26,15 @@ from collections.abc import Awaitable, Callable
 from email.utils import formataddr
 from typing import Any
 
-from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, item_id, parse_id
+from sitemail.access.ews_ids import (
+    ROOT,
+    TOP,
+    InvalidId,
+    change_key,
+    is_change_key,
+    item_id,
+    parse_id,
+)
 from sitemail.access.ews_item_properties import (
     PLAIN_PATHS,
     extended_key,
@@ -57,6 +65,7 @@ MAX_CREATE_MIME = 32 * 1024 * 1024
 MAX_IDS = 500
 MAILER = "sitemail Exchange Web Services"
 
+INVALID_CHANGE_KEY = "The change key is invalid."  # unverified: Exchange's MessageText
 CONFLICT = (
     "The send or update operation could not be performed because the change key passed in the "
     "request does not match the current change key for the item."
@@ -150,6 +159,9 @@ class EwsItems:
         if parsed.kind != "M":
             raise malformed()
         self.box.own(parsed.mailbox)
+        given = ref.get("ChangeKey")
+        if given and not is_change_key(given):
+            raise Refused("ErrorInvalidChangeKey", INVALID_CHANGE_KEY)
         return int(parsed.value)
 
     async def _current(self, ref: ET.Element, *, resolution: str = "AutoResolve") -> MessageDetail:

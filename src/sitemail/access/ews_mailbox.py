@@ -40,6 +40,7 @@ from sitemail.access.ews_message_fields import (
 )
 from sitemail.access.ews_responses import Refused, response_message
 from sitemail.access.ews_restriction import (
+    BAG_FIELDS,
     HEADER_FIELDS,
     ItemView,
     Predicate,
@@ -426,11 +427,10 @@ class EwsMailbox:
             )
             return response
         restriction, sort_order = body.find(m("Restriction")), body.find(m("SortOrder"))
-        needs_header = any(
-            e.get("FieldURI") in HEADER_FIELDS
-            for part in (restriction, sort_order)
-            if part is not None
-            for e in part.iter(t("FieldURI"))
+        named = [e for part in (restriction, sort_order) if part is not None for e in part.iter()]
+        needs_header = any(e.get("FieldURI") in HEADER_FIELDS for e in named)
+        needs_bag = any(
+            e.get("FieldURI") in BAG_FIELDS or e.tag == t("ExtendedFieldURI") for e in named
         )
         try:
             wanted = None if restriction is None else parse_restriction(restriction)
@@ -457,7 +457,7 @@ class EwsMailbox:
                     page = MessagePage(total=0, offset=0, items=[])
                 elif wanted is not None or keys:
                     page = await self._view(
-                        resolved, wanted, keys, (offset, limit, from_end), needs_header
+                        resolved, wanted, keys, (offset, limit, from_end), (needs_header, needs_bag)
                     )
                 else:
                     page = await self.store.list_messages(
@@ -496,7 +496,7 @@ class EwsMailbox:
         wanted: Predicate | None,
         keys: list[tuple[Any, bool]],
         window: tuple[int, int, bool],
-        needs_header: bool,
+        needs: tuple[bool, bool],
     ) -> MessagePage:
         """A restricted or sorted view of the folder: every message read, then filtered,
         sorted (newest first unless the view says otherwise) and paged."""
@@ -509,16 +509,24 @@ class EwsMailbox:
             if not page.items or len(items) >= page.total:
                 break
         offset, limit, from_end = window
-        bound = MAX_HEADER_VIEW if needs_header else MAX_VIEW
+        needs_header, needs_bag = needs
+        bound = MAX_HEADER_VIEW if needs_header or needs_bag else MAX_VIEW
         if len(items) >= bound:
             raise Refused(
                 "ErrorQueryFilterTooLong",
                 f"The folder holds more than {bound} items to restrict or sort by these "
                 "properties; page through it instead.",
             )
-        if needs_header:
+        if needs_header or needs_bag:
             items = [
-                ItemView.model_construct(**dict(s), header=await self.header_of(s)) for s in items
+                ItemView.model_construct(
+                    **dict(s),
+                    header=await self.header_of(s) if needs_header else None,
+                    bag=(await self.store.get_properties(self.alias, s.id)).properties
+                    if needs_bag
+                    else None,
+                )
+                for s in items
             ]
         if wanted is not None:
             items = [s for s in items if wanted(s)]

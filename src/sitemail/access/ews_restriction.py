@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sitemail.access.ews_item_properties import extended_key
 from sitemail.access.ews_message_fields import HeaderProps
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import t
 from sitemail.mailbox.records import Address, MessageSummary
 
 __all__ = [
+    "BAG_FIELDS",
     "HEADER_FIELDS",
     "ItemView",
     "Predicate",
@@ -48,6 +50,68 @@ class ItemView(MessageSummary):
     read when a restriction or sort order names them."""
 
     header: HeaderProps | None = None
+    bag: dict[str, Any] | None = None  # the properties kept beside the content
+
+
+def _bag(s: MessageSummary) -> dict[str, Any]:
+    found = s.bag if isinstance(s, ItemView) else None
+    return found if found is not None else {}
+
+
+def _plain(path: str, kind: str) -> Callable[[MessageSummary], Any]:
+    def read(s: MessageSummary) -> Any:
+        text = _bag(s).get(path)
+        if text is None:
+            return {"bool": False, "int": 0}.get(kind)
+        return _typed(kind, str(text))
+
+    return read
+
+
+def _typed(kind: str, text: str) -> Any:
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "bool":
+            return text.strip().lower() in ("true", "1")
+        if kind == "datetime":
+            when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return text
+
+
+# ExtendedFieldURI PropertyType -> the kind its values compare as.
+_EXTENDED_KINDS = {
+    "Integer": "int",
+    "Long": "int",
+    "Short": "int",
+    "Currency": "int",
+    "Double": "float",
+    "Float": "float",
+    "Boolean": "bool",
+    "SystemTime": "datetime",
+}
+
+
+def _extended_field(element: ET.Element) -> _Field:
+    key, attrs = extended_key(element)
+    kind_name = attrs["PropertyType"]
+    many = kind_name.endswith("Array")
+    kind = _EXTENDED_KINDS.get(kind_name.removesuffix("Array"), "string")
+
+    def read(s: MessageSummary) -> Any:
+        stored = _bag(s).get("extended", {}).get(key)
+        if stored is None:
+            return None
+        if many:
+            return [str(v) for v in stored["values"]]
+        return _typed(kind, stored["value"])
+
+    return _Field("strings" if many else kind, read, bag=True)
 
 
 def _header(s: MessageSummary) -> HeaderProps:
@@ -70,6 +134,7 @@ class _Field:
     kind: str  # "string" | "strings" (multi-valued) | "datetime" | "int" | "bool"
     read: Callable[[MessageSummary], Any]
     header: bool = False  # read from the message's header (:class:`ItemView`)
+    bag: bool = False  # read from the properties kept beside the content
 
 
 #: The properties a restriction or a sort order may name.
@@ -84,6 +149,23 @@ FIELDS: dict[str, _Field] = {
     "item:Importance": _Field("string", lambda s: _header(s).importance, header=True),
     "item:Sensitivity": _Field("string", lambda s: _header(s).sensitivity, header=True),
     "item:Categories": _Field("strings", lambda s: _header(s).categories, header=True),
+    "item:Culture": _Field("string", lambda s: _header(s).culture, header=True),
+    "item:InReplyTo": _Field("string", lambda s: _header(s).in_reply_to, header=True),
+    "message:References": _Field("string", lambda s: _header(s).references, header=True),
+    "message:IsReadReceiptRequested": _Field(
+        "bool", lambda s: _header(s).read_receipt, header=True
+    ),
+    "message:IsDeliveryReceiptRequested": _Field(
+        "bool", lambda s: _header(s).delivery_receipt, header=True
+    ),
+    "item:ReminderIsSet": _Field("bool", _plain("item:ReminderIsSet", "bool"), bag=True),
+    "item:ReminderMinutesBeforeStart": _Field(
+        "int", _plain("item:ReminderMinutesBeforeStart", "int"), bag=True
+    ),
+    "item:ReminderDueBy": _Field("datetime", _plain("item:ReminderDueBy", "datetime"), bag=True),
+    "message:IsResponseRequested": _Field(
+        "bool", _plain("message:IsResponseRequested", "bool"), bag=True
+    ),
     "item:DisplayTo": _Field("string", lambda s: _names(s.to)),
     "item:DisplayCc": _Field("string", lambda s: _names(s.cc)),
     "item:IsDraft": _Field("bool", lambda s: s.flags.draft),
@@ -93,8 +175,10 @@ FIELDS: dict[str, _Field] = {
     "message:Sender": _Field("string", _from),
 }
 
-#: The property paths whose values a view must read from each message's header.
+#: The property paths whose values a view must read from each message's header, and from
+#: the properties kept beside its content (extended properties too).
 HEADER_FIELDS = frozenset(uri for uri, f in FIELDS.items() if f.header)
+BAG_FIELDS = frozenset(uri for uri, f in FIELDS.items() if f.bag)
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "IsEqualTo": lambda a, b: a == b,
@@ -117,6 +201,8 @@ def _field(element: ET.Element | None) -> tuple[str, _Field]:
         "IndexedFieldURI",
     ):
         raise Refused("ErrorInvalidRestriction", "The restriction names no property.")
+    if _local(element) == "ExtendedFieldURI":
+        return "ExtendedFieldURI", _extended_field(element)
     uri = element.get("FieldURI", "")
     found = FIELDS.get(uri) if _local(element) == "FieldURI" else None
     if found is None:
@@ -134,6 +220,8 @@ def _constant(field: _Field, text: str, uri: str) -> Any:
             return when if when.tzinfo else when.replace(tzinfo=UTC)
         if field.kind == "int":
             return int(text)
+        if field.kind == "float":
+            return float(text)
         if field.kind == "bool":
             if text.lower() not in ("true", "false", "1", "0"):
                 raise ValueError(text)

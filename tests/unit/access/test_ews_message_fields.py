@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from exchangelib import HTMLBody, Mailbox, Message
-from exchangelib.errors import ErrorInvalidPropertyUpdateSentMessage
+from exchangelib.errors import ErrorInvalidChangeKey, ErrorInvalidPropertyUpdateSentMessage
 from exchangelib.extended_properties import ExtendedProperty
 from exchangelib.properties import ItemId
 from exchangelib.services import UpdateItem
@@ -175,6 +175,21 @@ def test_extended_properties_are_set_read_copied_and_deleted(servers: Lab, accou
     with db._lock:
         rows = db._conn.execute("SELECT message_id FROM message_properties").fetchall()
     assert [r[0] for r in rows] == [copied.id]
+    # Restrictions and sort orders read the properties kept beside the content.
+    for number in (3, 1, 2):
+        Message(
+            account=account, folder=account.drafts, subject=f"N{number}", tracking=number
+        ).save()
+    assert [m.subject for m in account.drafts.filter(tracking__gt=1).order_by("-tracking")] == [
+        "N3",
+        "N2",
+    ]
+    assert [m.subject for m in account.drafts.filter(tracking=1)] == ["N1"]
+    # A ChangeKey this server never gave is refused, the other items of the request go on.
+    first, second = list(account.drafts.filter(tracking__gt=1).order_by("tracking"))
+    second.changekey = "XXX"
+    results = account.bulk_delete([first, second])
+    assert results[0] is True and isinstance(results[1], ErrorInvalidChangeKey)
     # An id that is not an item's stays malformed, whatever the properties.
     (bad,) = account.fetch(ids=[ItemId(id="bm90LWFuLWlk", changekey="x")])
     assert type(bad).__name__ == "ErrorInvalidIdMalformed"
