@@ -24,6 +24,7 @@ import binascii
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from email.utils import formataddr
+from html import escape
 from typing import Any
 
 from sitemail.access.ews_ids import (
@@ -51,8 +52,15 @@ from sitemail.access.ews_responses import (
     response_message,
     store_refusal,
 )
-from sitemail.access.ews_soap import SoapFault, m, sub, t
-from sitemail.access.web.compose import ComposeError, Draft, build_message
+from sitemail.access.ews_soap import TYPES_NS, SoapFault, m, sub, t
+from sitemail.access.message_body import read_body
+from sitemail.access.web.compose import (
+    ComposeError,
+    Draft,
+    build_message,
+    parse_recipients,
+    reply_draft,
+)
 from sitemail.clock import Clock
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.records import Flags, FlagUpdate, MessageDetail, WellKnownFolder
@@ -71,6 +79,12 @@ CONFLICT = (
     "request does not match the current change key for the item."
 )
 _DISPOSITIONS = ("SaveOnly", "SendOnly", "SendAndSaveCopy")
+# CreateItem's response objects on messages, and the compose mode each one is.
+_RESPONSES = {
+    f"{{{TYPES_NS}}}ReplyToItem": "Reply",
+    f"{{{TYPES_NS}}}ReplyAllToItem": "ReplyAll",
+    f"{{{TYPES_NS}}}ForwardItem": "Forward",
+}
 _SENT = WellKnownFolder.SENT_ITEMS.value
 _DRAFTS = WellKnownFolder.DRAFTS.value
 
@@ -273,6 +287,13 @@ class EwsItems:
         messages = sub(response, m("ResponseMessages"))
         items = body.find(m("Items"))
         for item in _ids(items):
+            response_kind = _RESPONSES.get(item.tag)
+            if response_kind is not None and disposition in _DISPOSITIONS:
+                try:
+                    item = await self._response_message(item, response_kind)
+                except (Refused, StoreError) as exc:
+                    sub(_answer_refusal(messages, "CreateItem", exc), m("Items"))
+                    continue
             # A generic Item is kept as a message (IPM.Note) too.
             if item.tag not in (t("Message"), t("Item")):
                 name = item.tag.rsplit("}", 1)[-1]
@@ -333,6 +354,46 @@ class EwsItems:
         await self._send(placed.message_id, save_in)
         # A sent message has no id to give back (Exchange answers an empty Items).
         sub(response_message(messages, "CreateItem"), m("Items"))
+
+    async def _response_message(self, response: ET.Element, mode: str) -> ET.Element:
+        """The ``<t:Message>`` a ReplyToItem, ReplyAllToItem or ForwardItem stands for: its
+        own subject, body and recipients, else those of a reply or forward of the original
+        (RE:/FW: subject, the sender or everyone, the quoted original), answering it."""
+        ref = response.find(t("ReferenceItemId"))
+        if ref is None:
+            raise Refused("ErrorInvalidReferenceItem", "The ReferenceItemId is missing.")
+        original = await self._current(ref)
+        text = await read_body(self.store, self.alias, original)
+        draft = reply_draft(original, text.text, me=self.box.mailbox, mode=mode)
+        message = ET.Element(t("Message"))
+        subject = response.findtext(t("Subject"))
+        sub(message, t("Subject"), draft.subject if subject is None else subject)
+        given = response.find(t("NewBodyContent"))
+        if given is None:
+            given = response.find(t("Body"))
+        html = given is not None and given.get("BodyType") == "HTML"
+        own = (given.text or "") if given is not None else ""
+        quoted = escape(draft.body).replace("\n", "<br>\n") if html else draft.body
+        sub(message, t("Body"), own + quoted, BodyType="HTML" if html else "Text")
+        defaults = {"ToRecipients": draft.to, "CcRecipients": draft.cc}
+        for tag in ("ToRecipients", "CcRecipients", "BccRecipients"):
+            people = response.find(t(tag))
+            if people is not None:
+                message.append(people)
+            elif defaults.get(tag):
+                holder = sub(message, t(tag))
+                for name, address in parse_recipients(defaults[tag]):
+                    person = sub(holder, t("Mailbox"))
+                    sub(person, t("Name"), name)
+                    sub(person, t("EmailAddress"), address)
+        for flag in ("IsReadReceiptRequested", "IsDeliveryReceiptRequested"):
+            found = response.find(t(flag))
+            if found is not None:
+                message.append(found)
+        if mode != "Forward" and original.internet_message_id:
+            sub(message, t("InReplyTo"), original.internet_message_id)
+            sub(message, t("References"), original.internet_message_id)
+        return message
 
     # ------------------------------------------------------------ SendItem
 

@@ -216,3 +216,27 @@ def test_rendering_keeps_other_headers_and_attachments() -> None:
     assert b"X-Custom: kept" in out and b'filename="a.pdf"' in out and b"JVBERi0=" in out
     assert b"new body" in out and b"old body" not in out
     assert b"Subject: " + b"x" * 255 + b"\r\n" in out  # Exchange keeps 255 characters
+
+
+def test_replies_and_forwards_answer_the_original(servers: Lab, account) -> None:  # type: ignore[no-untyped-def]
+    db = servers.stores["EX-FL1"]
+    db.deliver("adam", "fields:reply", mime("Budget", "the numbers"))
+    (original,) = list(account.inbox.all())
+    original.create_reply(subject="Re: Budget", body="Looks good").save(account.drafts)
+    (draft,) = db.list_messages("adam", "drafts").items
+    assert draft.subject == "Re: Budget" and [a.address for a in draft.to] == ["bob@contoso.com"]
+    raw = db.read_raw("adam", draft.id)
+    assert f"In-Reply-To: {original.message_id}".encode() in raw
+    assert b"Looks good" in raw and b"the numbers" in raw  # the original, quoted
+    # Reply all answers the sender and the other recipients, never the user; it is sent.
+    original.reply_all(subject="Re: Budget", body="All")
+    (sent,) = db.list_messages("adam", "outbox").items
+    assert [a.address for a in sent.to] == ["bob@contoso.com"]
+    assert [a.address for a in sent.cc] == ["carl@contoso.com"]
+    # A forward goes to whom it is given, without In-Reply-To.
+    original.create_forward(
+        subject="FW: Budget", body="FYI", to_recipients=["fiona@contoso.com"]
+    ).save(account.drafts)
+    forward = next(m for m in db.list_messages("adam", "drafts").items if m.subject == "FW: Budget")
+    assert [a.address for a in forward.to] == ["fiona@contoso.com"]
+    assert b"In-Reply-To" not in db.read_raw("adam", forward.id)
