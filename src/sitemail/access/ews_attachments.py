@@ -84,7 +84,7 @@ def _parse_attachment_id(value: str) -> tuple[str, int, int, str]:
         parsed = parse_id(base64.b64encode(base.encode()).decode("ascii"))
         if parsed.kind != "M" or len(digest) != 12:
             raise InvalidId("not an attachment id")
-        return parsed.mailbox, int(parsed.value), int(index), digest
+        return parsed.mailbox, parsed.message_id, int(index), digest
     except (binascii.Error, UnicodeDecodeError, ValueError, InvalidId):
         raise malformed() from None
 
@@ -185,7 +185,7 @@ class EwsAttachments:
             if parsed.kind != "M":
                 raise malformed()
             self.box.own(parsed.mailbox)
-            message_id = int(parsed.value)
+            message_id = parsed.message_id
             raw = await self.store.read_raw(self.alias, message_id)
             msg = BytesParser(policy=policy.default).parsebytes(raw)
             assert isinstance(msg, EmailMessage)
@@ -216,7 +216,7 @@ class EwsAttachments:
                 entry,
                 t("AttachmentId"),
                 Id=attachment_id(self.alias, message_id, index, parts[index]),
-                RootItemId=item_id(self.alias, message_id),
+                RootItemId=item_id(self.alias, message_id, placed.folder_id),
                 RootItemChangeKey=change_key(placed.modseq),
             )
         return response
@@ -341,7 +341,7 @@ class EwsAttachments:
             sub(
                 answer,
                 m("RootItemId"),
-                RootItemId=item_id(self.alias, message_id),
+                RootItemId=item_id(self.alias, message_id, placed.folder_id),
                 RootItemChangeKey=change_key(placed.modseq),
             )
         return response

@@ -41,7 +41,17 @@ class InvalidId(ValueError):
 class EwsId:
     kind: Literal["F", "M"]
     mailbox: str
-    value: str  # a folder id, "root"/"msgfolderroot", or a message id (decimal)
+    value: str  # a folder id, "root"/"msgfolderroot", or a message id ("12" or "12.3")
+
+    @property
+    def message_id(self) -> int:
+        return int(self.value.partition(".")[0])
+
+    @property
+    def in_folder(self) -> int | None:
+        """The folder an item id was given for: a moved item's old id no longer names it."""
+        folder = self.value.partition(".")[2]
+        return int(folder) if folder else None
 
 
 def _encode(kind: str, mailbox: str, value: str) -> str:
@@ -54,8 +64,11 @@ def folder_id(mailbox: str, folder: int | str) -> str:
     return _encode("F", mailbox.casefold(), str(folder))
 
 
-def item_id(mailbox: str, message_id: int) -> str:
-    return _encode("M", mailbox.casefold(), str(int(message_id)))
+def item_id(mailbox: str, message_id: int, folder: int | None = None) -> str:
+    # With the folder, as Exchange's ItemIds change when an item moves (an id of the
+    # item's old place is ErrorItemNotFound); an id without one names the item anywhere.
+    value = str(int(message_id)) if folder is None else f"{int(message_id)}.{int(folder)}"
+    return _encode("M", mailbox.casefold(), value)
 
 
 def change_key(modseq: int) -> str:
@@ -82,6 +95,7 @@ def parse_id(value: str) -> EwsId:
     if len(parts) != 4 or parts[0] != _MAGIC or parts[1] not in ("F", "M"):
         raise InvalidId("the Id is not one this server gave")
     kind: Literal["F", "M"] = "F" if parts[1] == "F" else "M"
-    if kind == "M" and not parts[3].isdigit():
+    message, _, folder = parts[3].partition(".")
+    if kind == "M" and not (message.isdigit() and (not folder or folder.isdigit())):
         raise InvalidId("the item Id is malformed")
     return EwsId(kind=kind, mailbox=parts[2], value=parts[3])

@@ -46,6 +46,7 @@ from sitemail.access.ews_item_properties import (
 from sitemail.access.ews_mailbox import EwsMailbox
 from sitemail.access.ews_message_fields import SETTABLE, FieldChange, apply_changes
 from sitemail.access.ews_responses import (
+    ITEM_NOT_FOUND,
     Refused,
     delete_type,
     malformed,
@@ -164,6 +165,15 @@ class EwsItems:
 
     # ------------------------------------------------------------ references
 
+    async def _located(self, ref: ET.Element) -> MessageDetail:
+        """The message an ItemId names, where the id says it is (ErrorItemNotFound if moved)."""
+        message_id = self._message_id(ref)
+        detail = await self.store.get_message(self.alias, message_id)
+        folder = parse_id(ref.get("Id", "")).in_folder
+        if folder is not None and folder != detail.folder_id:
+            raise Refused("ErrorItemNotFound", ITEM_NOT_FOUND)
+        return detail
+
     def _message_id(self, ref: ET.Element) -> int:
         """The store's message id of an ItemId (refused if not this user's message)."""
         try:
@@ -176,11 +186,11 @@ class EwsItems:
         given = ref.get("ChangeKey")
         if given and not is_change_key(given):
             raise Refused("ErrorInvalidChangeKey", INVALID_CHANGE_KEY)
-        return int(parsed.value)
+        return parsed.message_id
 
     async def _current(self, ref: ET.Element, *, resolution: str = "AutoResolve") -> MessageDetail:
         """The message an ItemId names, its ChangeKey checked as ``resolution`` asks."""
-        detail = await self.store.get_message(self.alias, self._message_id(ref))
+        detail = await self._located(ref)
         given = ref.get("ChangeKey")
         if resolution == "NeverOverwrite" and not given:
             raise Refused(
@@ -215,13 +225,13 @@ class EwsItems:
         folders = await self.box.folders()
         return any(f.id == folder and f.well_known == WellKnownFolder.SENT_ITEMS for f in folders)
 
-    def _item(self, parent: ET.Element, message_id: int, modseq: int) -> None:
+    def _item(self, parent: ET.Element, message_id: int, modseq: int, folder: int) -> None:
         items = sub(parent, m("Items"))
         message = sub(items, t("Message"))
         sub(
             message,
             t("ItemId"),
-            Id=item_id(self.alias, message_id),
+            Id=item_id(self.alias, message_id, folder),
             ChangeKey=change_key(modseq),
         )
 
@@ -344,7 +354,7 @@ class EwsItems:
                 stored = await self.store.set_properties(self.alias, placed.message_id, bag)
                 modseq = stored.modseq
             msg = response_message(messages, "CreateItem")
-            self._item(msg, placed.message_id, modseq)
+            self._item(msg, placed.message_id, modseq, placed.folder_id)
             return
         save_in = await self._target(saved, _SENT) if disposition == "SendAndSaveCopy" else None
         raw = self._compose(item, unsent=False)
@@ -429,7 +439,7 @@ class EwsItems:
                     sub(msg, m("Items"))
                 else:
                     msg = response_message(messages, "UpdateItem")
-                    self._item(msg, detail.id, modseq)
+                    self._item(msg, detail.id, modseq, detail.folder_id)
                 conflicts = sub(msg, m("ConflictResults"))
                 sub(conflicts, t("Count"), "0")
             except (Refused, StoreError) as exc:
@@ -520,7 +530,7 @@ class EwsItems:
             # SoftDelete puts an item in the dumpster, out of every client's sight: the
             # store has no dumpster, so it is deleted for good as HardDelete is.
             hard = kind != "MoveToDeletedItems"
-            await self.store.delete(self.alias, self._message_id(ref), hard=hard)
+            await self.store.delete(self.alias, (await self._located(ref)).id, hard=hard)
 
         return await _each("DeleteItem", _ids(body.find(m("ItemIds"))), delete)
 
@@ -542,7 +552,7 @@ class EwsItems:
                 if refused is not None:
                     raise refused
                 assert target is not None
-                message_id = self._message_id(ref)
+                message_id = (await self._located(ref)).id
                 if operation == "MoveItem":
                     placed = await self.store.move(self.alias, message_id, target)
                 else:
@@ -564,7 +574,7 @@ class EwsItems:
                 )
                 continue
             msg = response_message(messages, operation)
-            self._item(msg, placed.message_id, placed.modseq)
+            self._item(msg, placed.message_id, placed.modseq, placed.folder_id)
         return response
 
 

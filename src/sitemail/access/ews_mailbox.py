@@ -546,7 +546,9 @@ class EwsMailbox:
                 if parsed.kind != "M":
                     raise Refused("ErrorInvalidIdMalformed", "The Id is not an item Id.")
                 self.own(parsed.mailbox)
-                detail = await self.store.get_message(self.alias, int(parsed.value))
+                detail = await self.store.get_message(self.alias, parsed.message_id)
+                if parsed.in_folder is not None and parsed.in_folder != detail.folder_id:
+                    raise MessageNotFound(f"message {parsed.message_id} has moved")
                 msg = response_message(messages, "GetItem")
                 await self._message_element(sub(msg, m("Items")), detail, fields)
             except InvalidId as exc:
@@ -616,7 +618,7 @@ class EwsMailbox:
                 sub(
                     element,
                     t("ItemId"),
-                    Id=item_id(self.alias, item.id),
+                    Id=item_id(self.alias, item.id, item.folder_id),
                     ChangeKey=change_key(item.modseq),
                 )
             elif path == "item:ParentFolderId":

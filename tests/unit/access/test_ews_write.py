@@ -108,9 +108,14 @@ def test_messages_are_created_read_updated_moved_copied_and_deleted(servers: Lab
     assert db.get_message("adam", stored.id).uid != stored.uid
     draft.subject = "Plan"
     draft.save(update_fields=["subject"])
-    # MoveItem keeps the message's id and answers it; CopyItem makes a new one.
+    # MoveItem answers the item's new id (Exchange's ids change with the folder): the old
+    # one no longer finds it; CopyItem makes a new item.
+    old_id = draft.id
     draft.move(account.inbox)
     assert _subjects(db, "inbox") == ["Plan"] and _subjects(db, "drafts") == []
+    assert draft.id != old_id and account.inbox.get(id=draft.id).subject == "Plan"
+    (moved_away,) = account.fetch(ids=[ItemId(id=old_id)])
+    assert isinstance(moved_away, ErrorItemNotFound)
     copy_id = draft.copy(account.junk)
     assert copy_id is not None and _subjects(db, "junkemail") == ["Plan"]
     # DeleteItem: to Deleted Items, and for good.
