@@ -41,6 +41,7 @@ from sitemail.access.ews_message_fields import (
 from sitemail.access.ews_responses import Refused, response_message
 from sitemail.access.ews_restriction import (
     BAG_FIELDS,
+    BODY_FIELD,
     HEADER_FIELDS,
     ItemView,
     Predicate,
@@ -432,6 +433,7 @@ class EwsMailbox:
         needs_bag = any(
             e.get("FieldURI") in BAG_FIELDS or e.tag == t("ExtendedFieldURI") for e in named
         )
+        needs_body = any(e.get("FieldURI") == BODY_FIELD for e in named)
         try:
             wanted = None if restriction is None else parse_restriction(restriction)
             keys = [] if sort_order is None else parse_sort_order(sort_order)
@@ -457,7 +459,11 @@ class EwsMailbox:
                     page = MessagePage(total=0, offset=0, items=[])
                 elif wanted is not None or keys:
                     page = await self._view(
-                        resolved, wanted, keys, (offset, limit, from_end), (needs_header, needs_bag)
+                        resolved,
+                        wanted,
+                        keys,
+                        (offset, limit, from_end),
+                        (needs_header, needs_bag, needs_body),
                     )
                 else:
                     page = await self.store.list_messages(
@@ -496,7 +502,7 @@ class EwsMailbox:
         wanted: Predicate | None,
         keys: list[tuple[Any, bool]],
         window: tuple[int, int, bool],
-        needs: tuple[bool, bool],
+        needs: tuple[bool, bool, bool],
     ) -> MessagePage:
         """A restricted or sorted view of the folder: every message read, then filtered,
         sorted (newest first unless the view says otherwise) and paged."""
@@ -509,15 +515,15 @@ class EwsMailbox:
             if not page.items or len(items) >= page.total:
                 break
         offset, limit, from_end = window
-        needs_header, needs_bag = needs
-        bound = MAX_HEADER_VIEW if needs_header or needs_bag else MAX_VIEW
+        needs_header, needs_bag, needs_body = needs
+        bound = MAX_HEADER_VIEW if any(needs) else MAX_VIEW
         if len(items) >= bound:
             raise Refused(
                 "ErrorQueryFilterTooLong",
                 f"The folder holds more than {bound} items to restrict or sort by these "
                 "properties; page through it instead.",
             )
-        if needs_header or needs_bag:
+        if any(needs):
             items = [
                 ItemView.model_construct(
                     **dict(s),
@@ -525,6 +531,7 @@ class EwsMailbox:
                     bag=(await self.store.get_properties(self.alias, s.id)).properties
                     if needs_bag
                     else None,
+                    body=await self._body_text(s.id) if needs_body else None,
                 )
                 for s in items
             ]
@@ -567,6 +574,10 @@ class EwsMailbox:
                 )
                 sub(msg, m("Items"))
         return response
+
+    async def _body_text(self, message_id: int) -> str:
+        detail = await self.store.get_message(self.alias, message_id)
+        return (await read_body(self.store, self.alias, detail)).text.removesuffix("\n")
 
     def is_known(self, address: str) -> bool:
         """Whether an address is a mailbox of the directory (EWS MailboxType Mailbox)."""

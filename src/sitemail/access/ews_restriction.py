@@ -34,6 +34,7 @@ from sitemail.mailbox.records import Address, MessageSummary
 
 __all__ = [
     "BAG_FIELDS",
+    "BODY_FIELD",
     "HEADER_FIELDS",
     "ItemView",
     "Predicate",
@@ -51,6 +52,7 @@ class ItemView(MessageSummary):
 
     header: HeaderProps | None = None
     bag: dict[str, Any] | None = None  # the properties kept beside the content
+    body: str | None = None  # the text of the body, when a restriction names it
 
 
 def _bag(s: MessageSummary) -> dict[str, Any]:
@@ -162,7 +164,11 @@ FIELDS: dict[str, _Field] = {
     "item:ReminderMinutesBeforeStart": _Field(
         "int", _plain("item:ReminderMinutesBeforeStart", "int"), bag=True
     ),
-    "item:ReminderDueBy": _Field("datetime", _plain("item:ReminderDueBy", "datetime"), bag=True),
+    # Exchange 2010 takes a restriction on these of a message and matches nothing with it
+    # (exchangelib's live tests count on that).
+    "item:ReminderDueBy": _Field("datetime", lambda s: None),
+    "message:ConversationIndex": _Field("string", lambda s: None),
+    "item:Body": _Field("string", lambda s: s.body if isinstance(s, ItemView) else None),
     "message:IsResponseRequested": _Field(
         "bool", _plain("message:IsResponseRequested", "bool"), bag=True
     ),
@@ -178,6 +184,7 @@ FIELDS: dict[str, _Field] = {
 #: The property paths whose values a view must read from each message's header, and from
 #: the properties kept beside its content (extended properties too).
 HEADER_FIELDS = frozenset(uri for uri, f in FIELDS.items() if f.header)
+BODY_FIELD = "item:Body"
 BAG_FIELDS = frozenset(uri for uri, f in FIELDS.items() if f.bag)
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
