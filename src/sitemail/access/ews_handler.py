@@ -28,6 +28,7 @@ from aiohttp import web
 
 from sitemail.access.ews_attachments import EwsAttachments
 from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
+from sitemail.access.ews_export import EwsExport
 from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_items import EwsItems
 from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
@@ -169,6 +170,10 @@ class EwsHandler:
                 return envelope(await attachments.get_attachment(body))
             case "DeleteAttachment":
                 return envelope(await attachments.delete_attachment(body))
+            case "ExportItems":
+                return envelope(await EwsExport(box).export_items(body))
+            case "UploadItems":
+                return envelope(await EwsExport(box).upload_items(body))
             case "CreateFolder":
                 return envelope(await folders.create_folder(body))
             case "UpdateFolder":
@@ -214,6 +219,8 @@ OPERATIONS = (
     "CreateAttachment",
     "GetAttachment",
     "DeleteAttachment",
+    "ExportItems",
+    "UploadItems",
     "ResolveNames",
     "ConvertId",
     "GetUserAvailability",

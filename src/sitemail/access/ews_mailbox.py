@@ -56,6 +56,7 @@ from sitemail.mailbox.errors import FolderNotFound, MessageNotFound, NotFound
 from sitemail.mailbox.limits import MAX_PAGE_SIZE
 from sitemail.mailbox.records import (
     Address,
+    Flags,
     Folder,
     ItemProperties,
     MessageDetail,
@@ -91,6 +92,16 @@ class EwsStore(MailStore, Protocol):
     async def copy(self, mailbox: str, message_id: int, folder: int | str) -> Placement: ...
 
     async def replace(self, mailbox: str, message_id: int, message: bytes) -> Placement: ...
+
+    async def append(
+        self,
+        mailbox: str,
+        folder: int | str,
+        message: bytes,
+        *,
+        flags: Flags | None = None,
+        received_at: datetime | None = None,
+    ) -> Placement: ...
 
     async def get_properties(self, mailbox: str, message_id: int) -> ItemProperties: ...
 

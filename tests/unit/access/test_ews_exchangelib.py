@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from tests.unit.access.test_web_front import PASSWORD, DatabaseStore, Lab, runni
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.ews_mailbox import EwsStore
 from sitemail.mailbox.database import StoreDatabase
-from sitemail.mailbox.records import Folder, ItemProperties, Placement
+from sitemail.mailbox.records import Flags, Folder, ItemProperties, Placement
 from sitemail.org.model import VirtualDirectoryKind
 
 NY_EWS = "EX-NY1\\EWS (Default Web Site)"
@@ -79,6 +79,17 @@ class EwsTestStore(DatabaseStore):
 
     async def copy(self, mailbox: str, message_id: int, folder: int | str) -> Placement:
         return self.db.copy(mailbox, message_id, folder)
+
+    async def append(
+        self,
+        mailbox: str,
+        folder: int | str,
+        message: bytes,
+        *,
+        flags: Flags | None = None,
+        received_at: datetime | None = None,
+    ) -> Placement:
+        return self.db.append(mailbox, folder, message, flags=flags, received_at=received_at)
 
     async def replace(self, mailbox: str, message_id: int, message: bytes) -> Placement:
         return self.db.replace(mailbox, message_id, message)

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import pytest
 from exchangelib import HTMLBody, Mailbox, Message
-from exchangelib.errors import ErrorInvalidChangeKey, ErrorInvalidPropertyUpdateSentMessage
+from exchangelib.errors import (
+    ErrorInvalidChangeKey,
+    ErrorInvalidPropertyUpdateSentMessage,
+    ErrorInvalidRequest,
+)
 from exchangelib.extended_properties import ExtendedProperty
 from exchangelib.properties import ItemId
 from exchangelib.services import UpdateItem
@@ -240,3 +244,34 @@ def test_replies_and_forwards_answer_the_original(servers: Lab, account) -> None
     forward = next(m for m in db.list_messages("adam", "drafts").items if m.subject == "FW: Budget")
     assert [a.address for a in forward.to] == ["fiona@contoso.com"]
     assert b"In-Reply-To" not in db.read_raw("adam", forward.id)
+
+
+def test_items_are_exported_and_uploaded_whole(servers: Lab, account) -> None:  # type: ignore[no-untyped-def]
+    db = servers.stores["EX-FL1"]
+    draft = Message(
+        account=account,
+        folder=account.drafts,
+        subject="Export me",
+        body="all of it",
+        categories=["Kept"],
+        tracking=5,
+        is_read=True,
+    )
+    draft.save()
+    (data,) = account.export([draft])
+    assert isinstance(data, str)
+    # CreateNew: a new item with the same content, properties, flags and received time.
+    ((new_id, new_key),) = account.upload([(account.inbox, data)])
+    assert new_id != draft.id
+    uploaded = account.inbox.get(id=new_id)
+    assert uploaded.subject == "Export me" and uploaded.categories == ["Kept"]
+    assert uploaded.tracking == 5 and uploaded.is_read is True
+    (original,) = db.list_messages("adam", "drafts").items
+    (copy,) = db.list_messages("adam", "inbox").items
+    assert copy.received_at == original.received_at
+    assert db.read_raw("adam", copy.id) == db.read_raw("adam", original.id)
+    # Update: the same item, a new ChangeKey; data this server did not export is refused.
+    ((same_id, newer_key),) = account.upload([(account.inbox, ((new_id, new_key), False, data))])
+    assert same_id == new_id and newer_key != new_key
+    with pytest.raises(ErrorInvalidRequest):
+        account.upload([(account.inbox, "bm90IGFuIGV4cG9ydA==")])
