@@ -3,11 +3,11 @@ CopyItem and SendItem, over the store API, as Exchange 2010 SP3 answers them.
 
 Sending takes OWA's way (:mod:`.web.owa`): the message is saved in Drafts
 and submitted (moved to the Outbox), and the Mail Submission service hands
-it to a hub and files it in Sent Items.  A message sent without a copy
-(``SendOnly``, ``SaveItemToFolder="false"``) carries IMAP's ``\\Deleted``
-flag into the Outbox: Mail Submission then drops it instead of filing it
-(MAPI's delete-after-submit, which the store has no column for).  A copy
-asked for in another folder than Sent Items is put there before sending.
+it to a hub.  The copy a client asks for (Sent Items or another folder) is
+filed when the request is answered, as the item is; the submitted message,
+without the sender's categories, carries IMAP's ``\\Deleted`` flag into the
+Outbox, so that Mail Submission drops it once sent instead of filing it
+(MAPI's delete-after-submit, which the store has no column for).
 
 UpdateItem sets, appends to and deletes a message's properties: what has a
 MIME header (subject, body, recipients, categories, importance ...) is
@@ -44,7 +44,12 @@ from sitemail.access.ews_item_properties import (
     set_plain,
 )
 from sitemail.access.ews_mailbox import EwsMailbox
-from sitemail.access.ews_message_fields import SETTABLE, FieldChange, apply_changes
+from sitemail.access.ews_message_fields import (
+    SETTABLE,
+    FieldChange,
+    apply_changes,
+    without_categories,
+)
 from sitemail.access.ews_responses import (
     ITEM_NOT_FOUND,
     Refused,
@@ -219,12 +224,6 @@ class EwsItems:
             )
         return resolved
 
-    async def _is_sent_items(self, folder: int | str) -> bool:
-        if folder == _SENT:
-            return True
-        folders = await self.box.folders()
-        return any(f.id == folder and f.well_known == WellKnownFolder.SENT_ITEMS for f in folders)
-
     def _item(self, parent: ET.Element, message_id: int, modseq: int, folder: int) -> None:
         items = sub(parent, m("Items"))
         message = sub(items, t("Message"))
@@ -238,16 +237,24 @@ class EwsItems:
     # ------------------------------------------------------------ sending
 
     async def _send(self, message_id: int, save_in: int | str | None) -> None:
-        """Submit a saved message; keep a copy in ``save_in`` (``None``: no copy)."""
-        if save_in is not None and not await self._is_sent_items(save_in):
+        """Submit a saved message; keep a copy in ``save_in`` (``None``: no copy).
+
+        The copy is filed at once, as the item is (categories and the properties kept
+        beside it included), so that it is in Sent Items when SendItem answers.  What is
+        submitted leaves the categories out: they are the sender's own, and recipients
+        (the sender too, when among them) get the message without them.  It is flagged
+        deleted, so that Mail Submission drops it once sent instead of filing it again.
+        """
+        if save_in is not None:
             copy = await self.store.copy(self.alias, message_id, save_in)
             await self.store.set_flags(
                 self.alias, copy.message_id, FlagUpdate(draft=False, seen=True)
             )
-            save_in = None
-        if save_in is None:
-            # Mail Submission drops a message flagged deleted instead of filing it.
-            await self.store.set_flags(self.alias, message_id, FlagUpdate(deleted=True))
+        raw = await self.store.read_raw(self.alias, message_id)
+        sent = without_categories(raw)
+        if sent != raw:
+            await self.store.replace(self.alias, message_id, sent)
+        await self.store.set_flags(self.alias, message_id, FlagUpdate(deleted=True))
         await self.store.submit(self.alias, message_id)
 
     # ------------------------------------------------------------ CreateItem

@@ -44,6 +44,7 @@ __all__ = [
     "apply_changes",
     "header_props",
     "render_header_field",
+    "without_categories",
 ]
 
 #: Most bytes of a message read to find its header (a longer header is cut there).
@@ -357,6 +358,16 @@ SETTABLE: dict[str, _Setter] = {
     "message:IsReadReceiptRequested": _flag(READ_RECEIPT),
     "message:IsDeliveryReceiptRequested": _flag(DELIVERY_RECEIPT),
 }
+
+
+def without_categories(raw: bytes) -> bytes:
+    """The message as it is sent: the same bytes, less the categories' header."""
+    head = _head(raw[:MAX_HEAD])
+    if KEYWORDS.lower().encode() + b":" not in head.lower():
+        return raw
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    del msg[KEYWORDS]
+    return msg.as_bytes(policy=_OUTPUT)
 
 
 def apply_changes(raw: bytes, changes: list[FieldChange]) -> bytes:

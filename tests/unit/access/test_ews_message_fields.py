@@ -275,3 +275,19 @@ def test_items_are_exported_and_uploaded_whole(servers: Lab, account) -> None:  
     assert same_id == new_id and newer_key != new_key
     with pytest.raises(ErrorInvalidRequest):
         account.upload([(account.inbox, "bm90IGFuIGV4cG9ydA==")])
+
+
+def test_categories_stay_with_the_senders_copy(servers: Lab, account) -> None:  # type: ignore[no-untyped-def]
+    db = servers.stores["EX-FL1"]
+    Message(
+        account=account,
+        subject="Tagged",
+        body="x",
+        categories=["Mine"],
+        to_recipients=["adam@contoso.com"],
+    ).send_and_save()
+    (submitted,) = db.list_messages("adam", "outbox").items
+    (kept,) = db.list_messages("adam", "sentitems").items
+    assert b"Keywords" not in db.read_raw("adam", submitted.id)
+    assert header_props(db.read_raw("adam", kept.id)).categories == ["Mine"]
+    assert not kept.flags.draft and kept.flags.seen and submitted.flags.deleted
