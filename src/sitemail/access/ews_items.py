@@ -251,6 +251,8 @@ class EwsItems:
                 self.alias, copy.message_id, FlagUpdate(draft=False, seen=True)
             )
         raw = await self.store.read_raw(self.alias, message_id)
+        # Unverified: inferred from exchangelib's live tests (test_send expects no copy
+        # with the sender's categories in the recipient's Inbox), not from a 2010 trace.
         sent = without_categories(raw)
         if sent != raw:
             await self.store.replace(self.alias, message_id, sent)
