@@ -144,7 +144,6 @@ _CREATE_FIELDS = {
     for uri in SETTABLE
     if uri
     not in (
-        "item:Subject",
         "item:Body",
         "message:ToRecipients",
         "message:CcRecipients",
@@ -274,7 +273,8 @@ class EwsItems:
             to=_recipients(message, "ToRecipients"),
             cc=_recipients(message, "CcRecipients"),
             bcc=_recipients(message, "BccRecipients"),
-            subject=message.findtext(t("Subject")) or "",
+            # The subject is written as given (spaces kept, 255 characters at most) below.
+            subject="",
             body=(body.text or "") if body is not None else "",
         )
         html = body is not None and body.get("BodyType", "Text") == "HTML"

@@ -268,6 +268,7 @@ def test_items_are_exported_and_uploaded_whole(servers: Lab, account) -> None:  
     assert uploaded.tracking == 5 and uploaded.is_read is True
     (original,) = db.list_messages("adam", "drafts").items
     (copy,) = db.list_messages("adam", "inbox").items
+    assert b"Subject: Export me\r\n" in db.read_raw("adam", original.id)
     assert copy.received_at == original.received_at
     assert db.read_raw("adam", copy.id) == db.read_raw("adam", original.id)
     # Update: the same item, a new ChangeKey; data this server did not export is refused.
