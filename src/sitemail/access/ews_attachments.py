@@ -24,9 +24,11 @@ from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.utils import formataddr, getaddresses
 from typing import TYPE_CHECKING
 
 from sitemail.access.ews_ids import InvalidId, change_key, item_id, parse_id
+from sitemail.access.ews_message_fields import header_props, render_header_field
 from sitemail.access.ews_responses import Refused, malformed, response_message, store_refusal
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.mailbox.errors import StoreError
@@ -297,7 +299,7 @@ class EwsAttachments:
             sub(entry, t("Size"), str(len(data)))
             sub(entry, t("IsInline"), "false")
             if item:
-                _inner_message(entry, data, mime)
+                _inner_message(entry, data, mime, self.box.is_known)
             else:
                 sub(entry, t("IsContactPhoto"), "false")
                 sub(entry, t("Content"), base64.b64encode(data).decode("ascii"))
@@ -347,14 +349,20 @@ class EwsAttachments:
         return response
 
 
-def _inner_message(entry: ET.Element, data: bytes, mime: bool) -> None:
-    """The ``<t:Message>`` of an item attachment, from the attached message's MIME."""
+def _inner_message(
+    entry: ET.Element, data: bytes, mime: bool, known: Callable[[str], bool]
+) -> None:
+    """The ``<t:Message>`` of an item attachment, from the attached message's MIME: what
+    its header holds, in the schema's order (the properties kept beside a stored item's
+    content are not kept for an attached one)."""
     inner = BytesParser(policy=policy.default).parsebytes(data)
+    props = header_props(data)
     element = sub(entry, t("Message"))
     if mime:
         sub(element, t("MimeContent"), base64.b64encode(data).decode("ascii"), CharacterSet="UTF-8")
     sub(element, t("ItemClass"), "IPM.Note")
     sub(element, t("Subject"), str(inner.get("Subject", "")))
+    render_header_field(element, "item:Sensitivity", props, known)
     if isinstance(inner, EmailMessage):
         body = inner.get_body(preferencelist=("html", "plain"))
         if body is not None:
@@ -366,3 +374,35 @@ def _inner_message(entry: ET.Element, data: bytes, mime: bool) -> None:
                 str(text).replace("\r\n", "\n").removesuffix("\n") or None,
                 BodyType="HTML" if html else "Text",
             )
+    for path in ("item:Categories", "item:Importance", "item:InReplyTo", "item:Culture"):
+        render_header_field(element, path, props, known)
+    for header, tag in (("To", "ToRecipients"), ("Cc", "CcRecipients")):
+        _people(element, tag, inner.get_all(header) or [], known)
+    for path in (
+        "message:BccRecipients",
+        "message:IsReadReceiptRequested",
+        "message:IsDeliveryReceiptRequested",
+    ):
+        render_header_field(element, path, props, known)
+    sender = getaddresses([str(v) for v in inner.get_all("From") or []])
+    if sender:
+        _people(element, "From", [formataddr(sender[0])], known)
+    for path in ("message:InternetMessageId", "message:References"):
+        render_header_field(element, path, props, known)
+    _people(element, "ReplyTo", inner.get_all("Reply-To") or [], known)
+
+
+def _people(
+    element: ET.Element, tag: str, values: list[object], known: Callable[[str], bool]
+) -> None:
+    people = [(n, a) for n, a in getaddresses([str(v) for v in values]) if a]
+    if not people:
+        return
+    holder = sub(element, t(tag))
+    for name, address in people:
+        box = sub(holder, t("Mailbox"))
+        if name:
+            sub(box, t("Name"), name)
+        sub(box, t("EmailAddress"), address)
+        sub(box, t("RoutingType"), "SMTP")
+        sub(box, t("MailboxType"), "Mailbox" if known(address) else "OneOff")

@@ -19,7 +19,14 @@ def test_files_and_messages_are_attached_read_and_detached(servers: Lab) -> None
     draft = Message(account=account, folder=account.drafts, subject="Report", body="see att")
     content = "Hello from unicode \u00e6\u00f8\u00e5".encode()
     draft.attach(FileAttachment(name="notes.txt", content=content))
-    inner = Message(account=account, subject="Inner", body="inside")
+    inner = Message(
+        account=account,
+        subject="Inner",
+        body="inside",
+        sensitivity="Private",
+        categories=["Attached"],
+        to_recipients=["alice@contoso.com"],
+    )
     draft.attach(ItemAttachment(name="forwarded", item=inner))
     draft.save()  # CreateItem, then CreateAttachment as exchangelib does for 2010
     (stored,) = db.list_messages("adam", "drafts").items
@@ -34,7 +41,12 @@ def test_files_and_messages_are_attached_read_and_detached(servers: Lab) -> None
     assert sorted(by_name) == ["forwarded", "notes.txt"]
     assert by_name["notes.txt"].content == content
     assert by_name["forwarded"].item.subject == "Inner"
-    assert by_name["forwarded"].item.body == "inside"
+    attached = by_name["forwarded"].item
+    assert attached.body == "inside" and attached.sensitivity == "Private"
+    assert attached.categories == ["Attached"]
+    assert [(r.email_address, r.mailbox_type) for r in attached.to_recipients] == [
+        ("alice@contoso.com", "Mailbox")
+    ]
     # Detaching one leaves the other, found by its id although its place changed.
     gone = by_name["notes.txt"]
     gone_id = gone.attachment_id
