@@ -251,7 +251,7 @@ def test_items_are_exported_and_uploaded_whole(servers: Lab, account) -> None:  
     draft = Message(
         account=account,
         folder=account.drafts,
-        subject="Export me",
+        subject="Export  me",  # two spaces, kept as written
         body="all of it",
         categories=["Kept"],
         tracking=5,
@@ -264,11 +264,12 @@ def test_items_are_exported_and_uploaded_whole(servers: Lab, account) -> None:  
     ((new_id, new_key),) = account.upload([(account.inbox, data)])
     assert new_id != draft.id
     uploaded = account.inbox.get(id=new_id)
-    assert uploaded.subject == "Export me" and uploaded.categories == ["Kept"]
+    assert uploaded.subject == "Export  me" and uploaded.categories == ["Kept"]
     assert uploaded.tracking == 5 and uploaded.is_read is True
     (original,) = db.list_messages("adam", "drafts").items
     (copy,) = db.list_messages("adam", "inbox").items
-    assert b"Subject: Export me\r\n" in db.read_raw("adam", original.id)
+    assert b"Subject: Export  me\r\n" in db.read_raw("adam", original.id)
+    assert [m.subject for m in account.drafts.filter(subject="Export  me")] == ["Export  me"]
     assert copy.received_at == original.received_at
     assert db.read_raw("adam", copy.id) == db.read_raw("adam", original.id)
     # Update: the same item, a new ChangeKey; data this server did not export is refused.
