@@ -59,7 +59,9 @@ SOURCE_ROOT = PROJECT_ROOT
 SCHEMA_VERSION = 2
 SITEMAIL = "sitemail"
 # Modules of bench/ that are the harness itself, not benchmarks.
-_NOT_BENCHMARKS = frozenset({"__init__", "__main__", "harness", "run", "lab_util"})
+_NOT_BENCHMARKS = frozenset(
+    {"__init__", "__main__", "harness", "run", "lab_util", "lab_names", "exchangelib_suite"}
+)
 
 
 class BenchError(Exception):

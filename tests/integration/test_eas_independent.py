@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 import requests
+from bench.lab_names import LabNamesAdapter, MappedConnection
 from pyactivesync import Client
 from tests.conftest import RunningLab
 from tests.integration.test_ews_eas_lab import PASSWORD, Lab
-from tests.unit.access.test_ews_exchangelib import LabNamesAdapter, _MappedConnection
 
 from sitemail.access.eas_serve import UNSUPPORTED_VERSION_STATUS
 
@@ -344,7 +344,7 @@ def test_horde_codec_drives_provision_foldersync_sync_and_sendmail(lab: Lab) -> 
 @pytest.fixture
 def requests_on_lab(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """requests (under pyactivesync) dials the lab's address for mail.contoso.com."""
-    monkeypatch.setattr(_MappedConnection, "names", {HOST: lab.addresses["EX-NY1"]})
+    monkeypatch.setattr(MappedConnection, "names", {HOST: lab.addresses["EX-NY1"]})
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(lab.ca))
     monkeypatch.setenv("CURL_CA_BUNDLE", str(lab.ca))
     yield

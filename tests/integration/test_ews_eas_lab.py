@@ -4,7 +4,7 @@
   (EX-NY1, site NY) and reads his Inbox, which is in FL: NY proxies EWS to
   FL's InternalUrl through both firewalls; the availability query answers.
   exchangelib runs on requests, which resolves names itself: the test gives
-  it :class:`~tests.unit.access.test_ews_exchangelib.LabNamesAdapter`
+  it :class:`~bench.lab_names.LabNamesAdapter`
   (exchangelib's ``BaseProtocol.HTTP_ADAPTER_CLS``), which dials the lab
   address for the lab name and keeps the name for SNI, the certificate check
   and the Host header; ``REQUESTS_CA_BUNDLE`` points at the lab CA, since
@@ -27,12 +27,13 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
+from bench.lab_names import LabNamesAdapter, MappedConnection
 from exchangelib import Account, EWSDateTime, EWSTimeZone, Message
 from exchangelib.errors import ErrorDeleteDistinguishedFolder, ErrorFolderExists
 from exchangelib.folders import Folder
 from exchangelib.protocol import BaseProtocol
 from tests.conftest import RunningLab, sitemail
-from tests.unit.access.test_ews_exchangelib import LabNamesAdapter, _MappedConnection, ews_account
+from tests.unit.access.test_ews_exchangelib import ews_account
 
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.org.directory import open_directory
@@ -123,7 +124,7 @@ def lab(seed_lab: RunningLab) -> Lab:
 
 @pytest.fixture
 def exchangelib_on_lab(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(_MappedConnection, "names", {"mail.contoso.com": lab.addresses["EX-NY1"]})
+    monkeypatch.setattr(MappedConnection, "names", {"mail.contoso.com": lab.addresses["EX-NY1"]})
     monkeypatch.setattr(BaseProtocol, "HTTP_ADAPTER_CLS", LabNamesAdapter)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(lab.ca))
     monkeypatch.setenv("CURL_CA_BUNDLE", str(lab.ca))

@@ -30,7 +30,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from sitemail.access.ews_attachments import EwsAttachments
 from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
+from sitemail.access.ews_export import EwsExport
 from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_freebusy import FreeBusySource
 from sitemail.access.ews_items import EwsItems
@@ -220,6 +222,7 @@ class EwsHandler:
         body = request.body
         items = EwsItems(box, door.clock)
         folders = EwsFolders(box)
+        attachments = EwsAttachments(box, items.compose_attached)
         typed = EwsTypedItems(box, door.clock)
         if await typed.claims(request.operation, body):
             # Calendar items, contacts and tasks (:mod:`.ews_typed`); messages below.
@@ -253,6 +256,16 @@ class EwsHandler:
                 return envelope(await items.move_item(body, request.operation))
             case "SendItem":
                 return envelope(await items.send_item(body))
+            case "CreateAttachment":
+                return envelope(await attachments.create_attachment(body))
+            case "GetAttachment":
+                return envelope(await attachments.get_attachment(body))
+            case "DeleteAttachment":
+                return envelope(await attachments.delete_attachment(body))
+            case "ExportItems":
+                return envelope(await EwsExport(box).export_items(body))
+            case "UploadItems":
+                return envelope(await EwsExport(box).upload_items(body))
             case "CreateFolder":
                 return envelope(await folders.create_folder(body))
             case "UpdateFolder":
@@ -319,6 +332,11 @@ OPERATIONS = (
     "MoveItem",
     "CopyItem",
     "SendItem",
+    "CreateAttachment",
+    "GetAttachment",
+    "DeleteAttachment",
+    "ExportItems",
+    "UploadItems",
     "SyncFolderItems",
     "SyncFolderHierarchy",
     "Subscribe",

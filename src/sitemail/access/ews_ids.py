@@ -26,6 +26,7 @@ __all__ = [
     "InvalidId",
     "change_key",
     "folder_id",
+    "is_change_key",
     "item_id",
     "occurrence_id",
     "parse_id",
@@ -45,7 +46,21 @@ class InvalidId(ValueError):
 class EwsId:
     kind: Literal["F", "M", "O"]
     mailbox: str
-    value: str  # a folder id, "root"/"msgfolderroot", a message id, or "master.index"
+    value: str  # a folder id, "root"/"msgfolderroot", a message id ("12" or, with the
+    # folder it was given for, "12.3"), or an occurrence's "master.index"
+
+    @property
+    def message_id(self) -> int:
+        """The message an item Id names (an occurrence's: its master)."""
+        return int(self.value.partition(".")[0])
+
+    @property
+    def in_folder(self) -> int | None:
+        """The folder an item id was given for: a moved item's old id no longer names it."""
+        if self.kind != "M":
+            return None
+        folder = self.value.partition(".")[2]
+        return int(folder) if folder else None
 
     def occurrence(self) -> tuple[int, int]:
         """The master's message id and the occurrence's index, of an ``O`` Id."""
@@ -63,8 +78,11 @@ def folder_id(mailbox: str, folder: int | str) -> str:
     return _encode("F", mailbox.casefold(), str(folder))
 
 
-def item_id(mailbox: str, message_id: int) -> str:
-    return _encode("M", mailbox.casefold(), str(int(message_id)))
+def item_id(mailbox: str, message_id: int, folder: int | None = None) -> str:
+    # With the folder, as Exchange's ItemIds change when an item moves (an id of the
+    # item's old place is ErrorItemNotFound); an id without one names the item anywhere.
+    value = str(int(message_id)) if folder is None else f"{int(message_id)}.{int(folder)}"
+    return _encode("M", mailbox.casefold(), value)
 
 
 def occurrence_id(mailbox: str, master_id: int, index: int) -> str:
@@ -73,6 +91,15 @@ def occurrence_id(mailbox: str, master_id: int, index: int) -> str:
 
 def change_key(modseq: int) -> str:
     return base64.b64encode(f"CK{modseq}".encode()).decode("ascii")
+
+
+def is_change_key(value: str) -> bool:
+    """Whether ``value`` is a ChangeKey this server gave (of any item, current or not)."""
+    try:
+        raw = base64.b64decode(value, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return False
+    return raw.startswith("CK") and raw[2:].isdigit()
 
 
 def parse_id(value: str) -> EwsId:
@@ -86,7 +113,8 @@ def parse_id(value: str) -> EwsId:
     if len(parts) != 4 or parts[0] != _MAGIC or parts[1] not in ("F", "M", "O"):
         raise InvalidId("the Id is not one this server gave")
     kind: Literal["F", "M", "O"] = "F" if parts[1] == "F" else "M" if parts[1] == "M" else "O"
-    if kind == "M" and not parts[3].isdigit():
+    message, _, folder = parts[3].partition(".")
+    if kind == "M" and not (message.isdigit() and (not folder or folder.isdigit())):
         raise InvalidId("the item Id is malformed")
     if kind == "O":
         master, dot, index = parts[3].partition(".")

@@ -23,7 +23,22 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sitemail.access.ews_aqs import parse_query
+from sitemail.access.ews_attachments import render_attachments
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, folder_id, item_id, parse_id
+from sitemail.access.ews_item_properties import (
+    EXTENDED,
+    PLAIN_PATHS,
+    extended_key,
+    render_extended,
+    render_plain,
+)
+from sitemail.access.ews_message_fields import (
+    HEADER_PATHS,
+    MAX_HEAD,
+    HeaderProps,
+    header_props,
+    render_header_field,
+)
 from sitemail.access.ews_queries import (
     folder_facts,
     parse_folder_restriction,
@@ -34,21 +49,27 @@ from sitemail.access.ews_queries import (
 )
 from sitemail.access.ews_responses import Refused, response_message
 from sitemail.access.ews_restriction import (
+    BAG_FIELDS,
+    BODY_FIELD,
+    HEADER_FIELDS,
+    ItemView,
     Predicate,
     parse_restriction,
     parse_sort_order,
     sort_items,
 )
-from sitemail.access.ews_soap import m, sub, t
+from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.access.message_body import read_body
 from sitemail.access.web.common import MailStore
 from sitemail.mailbox.errors import FolderNotFound, MessageNotFound, NotFound
 from sitemail.mailbox.limits import MAX_PAGE_SIZE
 from sitemail.mailbox.records import (
     Address,
+    Flags,
     Folder,
     FolderChanges,
     FolderUids,
+    ItemProperties,
     MessageDetail,
     MessagePage,
     MessageSummary,
@@ -61,10 +82,15 @@ __all__ = ["EwsMailbox", "EwsStore"]
 
 #: Most messages of a folder a restricted or sorted FindItem reads.
 MAX_VIEW = 20_000
+#: Most messages of a folder a FindItem restricts or sorts by header properties (each
+#: message's header is read).
+MAX_HEADER_VIEW = 2000
 #: Most items one FindItem page returns, whatever the client asks for.
 MAX_PAGE = 1000
 #: Largest message whose MIME content GetItem returns (base64 in a SOAP body).
 MAX_MIME = 32 * 1024 * 1024
+#: What is read first of a message for its header (most headers are shorter).
+SHORT_HEAD = 8 * 1024
 
 
 class EwsStore(MailStore, Protocol):
@@ -75,6 +101,24 @@ class EwsStore(MailStore, Protocol):
     ) -> bytes: ...
 
     async def copy(self, mailbox: str, message_id: int, folder: int | str) -> Placement: ...
+
+    async def replace(self, mailbox: str, message_id: int, message: bytes) -> Placement: ...
+
+    async def append(
+        self,
+        mailbox: str,
+        folder: int | str,
+        message: bytes,
+        *,
+        flags: Flags | None = None,
+        received_at: datetime | None = None,
+    ) -> Placement: ...
+
+    async def get_properties(self, mailbox: str, message_id: int) -> ItemProperties: ...
+
+    async def set_properties(
+        self, mailbox: str, message_id: int, properties: dict[str, Any]
+    ) -> ItemProperties: ...
 
     async def create_folder(
         self, mailbox: str, name: str, parent: int | str | None = None
@@ -136,22 +180,34 @@ _ITEM_FIELDS = (
     "item:Subject",
     "item:Sensitivity",
     "item:Body",
+    "item:Attachments",
     "item:DateTimeReceived",
     "item:Size",
+    "item:Categories",
     "item:Importance",
     "item:InReplyTo",
     "item:IsDraft",
     "item:DateTimeSent",
     "item:DateTimeCreated",
+    "item:ReminderDueBy",
+    "item:ReminderIsSet",
+    "item:ReminderMinutesBeforeStart",
     "item:DisplayCc",
     "item:DisplayTo",
     "item:HasAttachments",
+    EXTENDED,  # the extended properties AdditionalProperties names
+    "item:Culture",
     "message:Sender",
     "message:ToRecipients",
     "message:CcRecipients",
+    "message:BccRecipients",
+    "message:IsReadReceiptRequested",
+    "message:IsDeliveryReceiptRequested",
     "message:From",
     "message:InternetMessageId",
     "message:IsRead",
+    "message:IsResponseRequested",
+    "message:References",
     "message:ReplyTo",
 )
 # What BaseShape Default gives for a message (MimeContent and Body only when asked).
@@ -175,7 +231,13 @@ _ITEM_DEFAULT = {
     "message:IsRead",
 }
 # Properties that need the whole message (GetItem), not the folder's list row.
-_DETAIL_FIELDS = {"item:Body", "item:MimeContent", "item:InReplyTo", "message:ReplyTo"}
+_DETAIL_FIELDS = {
+    "item:Body",
+    "item:Attachments",
+    "item:MimeContent",
+    "item:InReplyTo",
+    "message:ReplyTo",
+}
 # The messages namespace's folder class for well-known mail folders.
 _MAIL_CLASS = "IPF.Note"
 
@@ -197,6 +259,11 @@ def _shape(shape: ET.Element | None, default: set[str], everything: Iterable[str
             uri = field.get("FieldURI")
             if uri:
                 wanted.add(uri)
+        for field in extra.iter(t("ExtendedFieldURI")):
+            try:
+                wanted.add(EXTENDED + extended_key(field)[0])
+            except Refused as exc:
+                raise SoapFault(exc.code, exc.text) from None
     return wanted
 
 
@@ -206,13 +273,13 @@ def _when(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _mailbox(parent: ET.Element, tag: str, address: Address) -> ET.Element:
+def _mailbox(parent: ET.Element, tag: str, address: Address, known: bool = False) -> ET.Element:
     box = sub(parent, tag)
     if address.name:
         sub(box, t("Name"), address.name)
     sub(box, t("EmailAddress"), address.address)
     sub(box, t("RoutingType"), "SMTP")
-    sub(box, t("MailboxType"), "OneOff")
+    sub(box, t("MailboxType"), "Mailbox" if known else "OneOff")
     return box
 
 
@@ -229,6 +296,7 @@ class EwsMailbox:
         self.alias = mailbox.alias
         self.directory = directory
         self._folders: list[Folder] | None = None
+        self._known: set[str] | None = None
 
     # ------------------------------------------------------------ folders
 
@@ -399,6 +467,12 @@ class EwsMailbox:
         messages = sub(response, m("ResponseMessages"))
         restriction, sort_order = body.find(m("Restriction")), body.find(m("SortOrder"))
         query_text = body.findtext(m("QueryString"))
+        named = [e for part in (restriction, sort_order) if part is not None for e in part.iter()]
+        needs_header = any(e.get("FieldURI") in HEADER_FIELDS for e in named)
+        needs_bag = any(
+            e.get("FieldURI") in BAG_FIELDS or e.tag == t("ExtendedFieldURI") for e in named
+        )
+        needs_body = any(e.get("FieldURI") == BODY_FIELD for e in named)
         try:
             wanted = None if restriction is None else parse_restriction(restriction)
             keys = [] if sort_order is None else parse_sort_order(sort_order)
@@ -421,7 +495,13 @@ class EwsMailbox:
                     page = MessagePage(total=0, offset=0, items=[])
                 elif wanted is not None or keys or query is not None or whole:
                     test = await query_predicate(self.store, self.alias, query, resolved, wanted)
-                    page = await self._view(resolved, test, keys, offset, limit, from_end)
+                    page = await self._view(
+                        resolved,
+                        test,
+                        keys,
+                        (offset, limit, from_end),
+                        (needs_header, needs_bag, needs_body),
+                    )
                 else:
                     page = await self.store.list_messages(
                         self.alias,
@@ -472,9 +552,8 @@ class EwsMailbox:
         folder: int | str,
         wanted: Predicate | None,
         keys: list[tuple[Any, bool]],
-        offset: int,
-        limit: int,
-        from_end: bool,
+        window: tuple[int, int, bool],
+        needs: tuple[bool, bool, bool],
     ) -> MessagePage:
         """A restricted or sorted view of the folder: every message read, then filtered,
         sorted (newest first unless the view says otherwise) and paged."""
@@ -486,12 +565,27 @@ class EwsMailbox:
             items.extend(page.items)
             if not page.items or len(items) >= page.total:
                 break
-        if len(items) >= MAX_VIEW:
+        offset, limit, from_end = window
+        needs_header, needs_bag, needs_body = needs
+        bound = MAX_HEADER_VIEW if any(needs) else MAX_VIEW
+        if len(items) >= bound:
             raise Refused(
                 "ErrorQueryFilterTooLong",
-                f"The folder holds more than {MAX_VIEW} items to restrict or sort; page "
-                "through it instead.",
+                f"The folder holds more than {bound} items to restrict or sort by these "
+                "properties; page through it instead.",
             )
+        if any(needs):
+            items = [
+                ItemView.model_construct(
+                    **dict(s),
+                    header=await self.header_of(s) if needs_header else None,
+                    bag=(await self.store.get_properties(self.alias, s.id)).properties
+                    if needs_bag
+                    else None,
+                    body=await self._body_text(s.id) if needs_body else None,
+                )
+                for s in items
+            ]
         if wanted is not None:
             items = [s for s in items if wanted(s)]
         if from_end:
@@ -510,7 +604,9 @@ class EwsMailbox:
                 if parsed.kind != "M":
                     raise Refused("ErrorInvalidIdMalformed", "The Id is not an item Id.")
                 self.own(parsed.mailbox)
-                detail = await self.store.get_message(self.alias, int(parsed.value))
+                detail = await self.store.get_message(self.alias, parsed.message_id)
+                if parsed.in_folder is not None and parsed.in_folder != detail.folder_id:
+                    raise MessageNotFound(f"message {parsed.message_id} has moved")
                 msg = response_message(messages, "GetItem")
                 await self._message_element(sub(msg, m("Items")), detail, fields)
             except InvalidId as exc:
@@ -530,16 +626,45 @@ class EwsMailbox:
                 sub(msg, m("Items"))
         return response
 
+    async def _body_text(self, message_id: int) -> str:
+        detail = await self.store.get_message(self.alias, message_id)
+        return (await read_body(self.store, self.alias, detail)).text.removesuffix("\n")
+
+    def is_known(self, address: str) -> bool:
+        """Whether an address is a mailbox of the directory (EWS MailboxType Mailbox)."""
+        if self._known is None:
+            self._known = {b.primary_smtp_address.lower() for b in self.directory}
+        return address.lower() in self._known
+
+    async def header_of(self, item: MessageSummary) -> HeaderProps:
+        """The properties a message's header holds (its first bytes read from the store)."""
+        head = await self.store.read_raw(self.alias, item.id, length=min(SHORT_HEAD, item.size))
+        if b"\n\n" not in head and b"\r\n\r\n" not in head and item.size > SHORT_HEAD:
+            head = await self.store.read_raw(self.alias, item.id, length=MAX_HEAD)
+        return header_props(head)
+
     async def _message_element(
         self, parent: ET.Element, item: MessageSummary, fields: set[str]
     ) -> None:
         element = sub(parent, t("Message"))
         detail = item if isinstance(item, MessageDetail) else None
+        props = await self.header_of(item) if fields & HEADER_PATHS else None
+        extended = sorted(f.removeprefix(EXTENDED) for f in fields if f.startswith(EXTENDED))
+        bag: dict[str, Any] = {}
+        if extended or fields & PLAIN_PATHS:
+            bag = (await self.store.get_properties(self.alias, item.id)).properties
         for path in _ITEM_FIELDS:
+            if path == EXTENDED:
+                render_extended(element, extended, bag)
+                continue
             if path not in fields and path != "item:ItemId":
                 continue
             name = path.split(":", 1)[1]
-            if path == "item:MimeContent":
+            if path in PLAIN_PATHS:
+                render_plain(element, path, bag)
+            elif props is not None and path in HEADER_PATHS:
+                render_header_field(element, path, props, self.is_known)
+            elif path == "item:MimeContent":
                 if detail is not None and detail.size <= MAX_MIME:
                     raw = await self.store.read_raw(self.alias, detail.id)
                     sub(
@@ -548,11 +673,14 @@ class EwsMailbox:
                         base64.b64encode(raw).decode("ascii"),
                         CharacterSet="UTF-8",
                     )
+            elif path == "item:Attachments":
+                if detail is not None:
+                    render_attachments(element, self.alias, detail)
             elif path == "item:ItemId":
                 sub(
                     element,
                     t("ItemId"),
-                    Id=item_id(self.alias, item.id),
+                    Id=item_id(self.alias, item.id, item.folder_id),
                     ChangeKey=change_key(item.modseq),
                 )
             elif path == "item:ParentFolderId":
@@ -566,15 +694,14 @@ class EwsMailbox:
                 sub(element, t("ItemClass"), "IPM.Note")
             elif path == "item:Subject":
                 sub(element, t("Subject"), item.subject)
-            elif path == "item:Sensitivity":
-                sub(element, t("Sensitivity"), "Normal")
             elif path == "item:Body":
                 if detail is not None:
                     body = await read_body(self.store, self.alias, detail)
                     sub(
                         element,
                         t("Body"),
-                        body.text,
+                        # The line end that closes a MIME body is not part of the text.
+                        body.text.removesuffix("\n").removesuffix("\r") or None,
                         BodyType="HTML" if body.html else "Text",
                         IsTruncated="true" if body.truncated else "false",
                     )
@@ -582,8 +709,6 @@ class EwsMailbox:
                 sub(element, t(name), _when(item.received_at))
             elif path == "item:Size":
                 sub(element, t(name), str(item.size))
-            elif path == "item:Importance":
-                sub(element, t(name), "Normal")
             elif path == "item:InReplyTo":
                 if detail is not None and detail.in_reply_to:
                     sub(element, t(name), detail.in_reply_to)
@@ -599,13 +724,18 @@ class EwsMailbox:
                 sub(element, t(name), "true" if item.has_attachments else "false")
             elif path in ("message:Sender", "message:From"):
                 if item.from_address is not None:
-                    _mailbox(sub(element, t(name)), t("Mailbox"), item.from_address)
+                    _mailbox(
+                        sub(element, t(name)),
+                        t("Mailbox"),
+                        item.from_address,
+                        self.is_known(item.from_address.address),
+                    )
             elif path in ("message:ToRecipients", "message:CcRecipients"):
                 people = item.to if name == "ToRecipients" else item.cc
                 if people:
                     container = sub(element, t(name))
                     for person in people:
-                        _mailbox(container, t("Mailbox"), person)
+                        _mailbox(container, t("Mailbox"), person, self.is_known(person.address))
             elif path == "message:InternetMessageId":
                 if item.internet_message_id:
                     sub(element, t(name), item.internet_message_id)
@@ -614,56 +744,9 @@ class EwsMailbox:
             elif path == "message:ReplyTo" and detail is not None and detail.reply_to:
                 container = sub(element, t(name))
                 for person in detail.reply_to:
-                    _mailbox(container, t("Mailbox"), person)
+                    _mailbox(container, t("Mailbox"), person, self.is_known(person.address))
 
     # ------------------------------------------------------------ names and ids
-
-    def resolve_names(self, body: ET.Element) -> ET.Element:
-        """Mailboxes of the directory whose alias, name or address starts with the text."""
-        text = (body.findtext(m("UnresolvedEntry")) or "").strip().lower()
-        text = text.removeprefix("smtp:")
-        response = ET.Element(m("ResolveNamesResponse"))
-        messages = sub(response, m("ResponseMessages"))
-        found = [
-            box
-            for box in self.directory
-            if text
-            and (
-                box.alias.lower().startswith(text)
-                or box.display_name.lower().startswith(text)
-                or box.primary_smtp_address.lower().startswith(text)
-            )
-        ]
-        if not found:
-            response_message(
-                messages, "ResolveNames", "ErrorNameResolutionNoResults", "No results were found."
-            )
-            return response
-        code = "NoError" if len(found) == 1 else "ErrorNameResolutionMultipleResults"
-        msg = sub(
-            messages,
-            m("ResolveNamesResponseMessage"),
-            ResponseClass="Success" if code == "NoError" else "Warning",
-        )
-        if code != "NoError":
-            sub(msg, m("MessageText"), "Multiple results were found.")
-        sub(msg, m("ResponseCode"), code)
-        if code != "NoError":
-            sub(msg, m("DescriptiveLinkKey"), "0")
-        resolutions = sub(
-            msg,
-            m("ResolutionSet"),
-            TotalItemsInView=str(len(found)),
-            IncludesLastItemInRange="true",
-        )
-        for box in found[:100]:
-            resolution = sub(resolutions, t("Resolution"))
-            entry = sub(resolution, t("Mailbox"))
-            sub(entry, t("Name"), box.display_name)
-            sub(entry, t("EmailAddress"), box.primary_smtp_address)
-            sub(entry, t("RoutingType"), "SMTP")
-            sub(entry, t("MailboxType"), "Mailbox")
-        return response
 
     def convert_id(self, body: ET.Element) -> ET.Element:
         response = ET.Element(m("ConvertIdResponse"))

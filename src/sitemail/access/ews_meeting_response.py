@@ -76,7 +76,7 @@ async def respond(box: EwsMailbox, clock: Clock, element: ET.Element, dispositio
         raise Refused("ErrorInvalidIdMalformed", "Id is malformed.")
     box.own(parsed.mailbox)
     store, alias = box.store, box.alias
-    message = await store.get_message(alias, int(parsed.value))
+    message = await store.get_message(alias, parsed.message_id)
     part = next((p for p in message.structure.walk() if p.content_type == "text/calendar"), None)
     if part is None or part.body_size > MAX_ICAL * 4:
         raise Refused(

@@ -380,7 +380,8 @@ class EwsNotifications:
             sub(element, t("Watermark"), mark)
             sub(element, t("TimeStamp"), event["ts"])
             if event.get("item") is not None:
-                ident = item_id(self.alias, event["item"])
+                # With the folder, as the item's own id says it (ews_ids).
+                ident = item_id(self.alias, event["item"], _folder_number(event["parent"]))
                 sub(element, t("ItemId"), Id=ident, ChangeKey=change_key(0))
             else:
                 sub(element, t("FolderId"), Id=self._fid(event["folder"]), ChangeKey=change_key(0))
@@ -389,7 +390,8 @@ class EwsNotifications:
             )
             if event["type"] == "MovedEvent":
                 if event.get("item") is not None:
-                    sub(element, t("OldItemId"), Id=ident, ChangeKey=change_key(0))
+                    old = item_id(self.alias, event["item"], _folder_number(event["old_parent"]))
+                    sub(element, t("OldItemId"), Id=old, ChangeKey=change_key(0))
                 else:
                     sub(
                         element,
@@ -592,3 +594,10 @@ def _stream_answer(
 
 def _single(data: bytes) -> web.Response:
     return web.Response(body=data, content_type="text/xml", charset="utf-8")
+
+
+def _folder_number(folder: object) -> int | None:
+    """A folder id of an event as an item id's folder (a well-known name gives none)."""
+    if isinstance(folder, int):
+        return folder
+    return int(folder) if isinstance(folder, str) and folder.isdigit() else None

@@ -1,6 +1,6 @@
 """EWS ResolveNames over the directory and the signed-in user's Contacts folder.
 
-The directory's mailboxes are :meth:`~.ews_mailbox.EwsMailbox.resolve_names`'
+The directory's mailboxes are :func:`directory_names`'
 answer; this module adds the contacts of the user's Contacts folder whose
 name or address starts with the text, as Exchange's default search scope
 (``ActiveDirectoryContacts``) does.
@@ -37,7 +37,7 @@ async def resolve_names(box: EwsMailbox, body: ET.Element) -> ET.Element:
     """
     scope = body.get("SearchScope", "ActiveDirectoryContacts")
     text = (body.findtext(m("UnresolvedEntry")) or "").strip().removeprefix("smtp:")
-    answer = box.resolve_names(body)
+    answer = directory_names(box, body)
     directory = [] if scope == "Contacts" else answer.findall(f".//{t('Resolution')}")
     found: list[TypedItem] = []
     if scope != "ActiveDirectory" and text:
@@ -103,3 +103,51 @@ def _resolutions(found: list[ET.Element]) -> ET.Element:
 
 def _tf(value: bool) -> str:
     return "true" if value else "false"
+
+
+def directory_names(box: EwsMailbox, body: ET.Element) -> ET.Element:
+    """Mailboxes of the directory whose alias, name or address starts with the text."""
+    text = (body.findtext(m("UnresolvedEntry")) or "").strip().lower()
+    text = text.removeprefix("smtp:")
+    response = ET.Element(m("ResolveNamesResponse"))
+    messages = sub(response, m("ResponseMessages"))
+    found = [
+        entry
+        for entry in box.directory
+        if text
+        and (
+            entry.alias.lower().startswith(text)
+            or entry.display_name.lower().startswith(text)
+            or entry.primary_smtp_address.lower().startswith(text)
+        )
+    ]
+    if not found:
+        response_message(
+            messages, "ResolveNames", "ErrorNameResolutionNoResults", "No results were found."
+        )
+        return response
+    code = "NoError" if len(found) == 1 else "ErrorNameResolutionMultipleResults"
+    msg = sub(
+        messages,
+        m("ResolveNamesResponseMessage"),
+        ResponseClass="Success" if code == "NoError" else "Warning",
+    )
+    if code != "NoError":
+        sub(msg, m("MessageText"), "Multiple results were found.")
+    sub(msg, m("ResponseCode"), code)
+    if code != "NoError":
+        sub(msg, m("DescriptiveLinkKey"), "0")
+    resolutions = sub(
+        msg,
+        m("ResolutionSet"),
+        TotalItemsInView=str(len(found)),
+        IncludesLastItemInRange="true",
+    )
+    for found_box in found[:100]:
+        resolution = sub(resolutions, t("Resolution"))
+        entry_element = sub(resolution, t("Mailbox"))
+        sub(entry_element, t("Name"), found_box.display_name)
+        sub(entry_element, t("EmailAddress"), found_box.primary_smtp_address)
+        sub(entry_element, t("RoutingType"), "SMTP")
+        sub(entry_element, t("MailboxType"), "Mailbox")
+    return response

@@ -136,7 +136,8 @@ class EwsSync:
         summaries = await self._summaries(folder, shown, fields)
         for change in shown:
             element = sub(container, t(change.kind))
-            ident = item_id(self.alias, change.entry.message_id)
+            # With the folder, as the item's own id says it (ews_ids): a client matches them.
+            ident = item_id(self.alias, change.entry.message_id, folder.id if folder else None)
             if change.kind == "Delete":
                 sub(element, t("ItemId"), Id=ident, ChangeKey=change_key(change.entry.modseq))
             elif change.kind == "ReadFlagChange":
@@ -284,5 +285,5 @@ def _ignored(element: ET.Element | None, alias: str) -> set[int]:
         except InvalidId:
             continue
         if parsed.kind == "M" and parsed.mailbox == alias.casefold():
-            found.add(int(parsed.value))
+            found.add(parsed.message_id)
     return found

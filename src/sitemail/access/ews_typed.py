@@ -198,7 +198,7 @@ class EwsTypedItems:
             if parsed.kind == "O":
                 return True
             if parsed.kind == "M" and parsed.mailbox == self.alias.casefold():
-                message_ids.append(int(parsed.value))
+                message_ids.append(parsed.message_id)
         if not message_ids:
             return False
         return bool(await self.store.typed_kinds(self.alias, message_ids))
@@ -255,7 +255,7 @@ class EwsTypedItems:
         """The item (and occurrence index) ``ref`` names; with UpdateItem's ``resolution``,
         its ChangeKey checked (GetItem and DeleteItem take any ChangeKey, as Exchange's do)."""
         parsed, index = self._parse(ref)
-        item = await self.store.get_typed(self.alias, int(parsed.value))
+        item = await self.store.get_typed(self.alias, parsed.message_id)
         given = ref.get("ChangeKey") if resolution is not None else None
         if resolution == "NeverOverwrite" and not given:
             raise Refused(
@@ -435,7 +435,7 @@ class EwsTypedItems:
             return False
         if parsed.kind != "M" or parsed.mailbox != self.alias.casefold():
             return False
-        return not await self.store.typed_kinds(self.alias, [int(parsed.value)])
+        return not await self.store.typed_kinds(self.alias, [parsed.message_id])
 
     # ------------------------------------------------------------ UpdateItem
 

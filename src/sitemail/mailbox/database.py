@@ -22,12 +22,13 @@ APPEND, flags, moves, deletion and Mail Submission's Outbox.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Collection, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 from sitemail.mailbox import folder_tree as tree
 from sitemail.mailbox.database_core import FROM_MESSAGES, StoreChange
@@ -43,6 +44,7 @@ from sitemail.mailbox.records import (
     ExpungeResult,
     Flags,
     FlagUpdate,
+    ItemProperties,
     MessageSummary,
     Placement,
     UidEntry,
@@ -59,6 +61,9 @@ from sitemail.mailbox.rows import (
     to_us,
 )
 from sitemail.mailbox.sources import CHUNK_SIZE, MessageSource, opened, scan
+
+#: Largest JSON of one message's item properties (EWS extended properties included).
+MAX_PROPERTIES = 128 * 1024
 
 __all__ = [
     "SEARCH_FIELDS",
@@ -346,15 +351,88 @@ class StoreDatabase(ItemOperations, FolderOperations, ReadOperations):
             row = self._message_row(conn, box, message_id)
             return self._move(conn, box, row, tree.folder_id(conn, box, folder))
 
+    def replace(self, mailbox: str, message_id: int, source: MessageSource) -> Placement:
+        """Give a message new content (EWS UpdateItem re-renders a changed item's MIME).
+
+        The message keeps its id, folder, flags and received time; in its folder it
+        gets a new UID (the old one is expunged), since IMAP never changes the content
+        of a UID, and the old content goes when no copy shares it.
+        """
+        box = self._mailbox(mailbox)
+        with opened(source) as (stream, start, size):
+            self._check_size(size)
+            parsed = scan(stream, start, size)
+            with self._write() as conn:
+                row = self._message_row(conn, box, message_id)
+                folder_id = int(row["folder_id"])
+                placed = self._store(
+                    conn, box, folder_id, stream, start, parsed, to_flags(row), None
+                )
+                content_id = int(
+                    conn.execute(
+                        "SELECT content_id FROM messages WHERE id=?", (placed.message_id,)
+                    ).fetchone()[0]
+                )
+                # The old row takes the new content, UID and modseq; the new row goes.
+                conn.execute("DELETE FROM messages WHERE id=?", (placed.message_id,))
+                conn.execute(
+                    "UPDATE messages SET content_id=?, uid=?, modseq=? WHERE id=?",
+                    (content_id, placed.uid, placed.modseq, message_id),
+                )
+                self._tombstone(conn, folder_id, int(row["uid"]), placed.modseq)
+                self._collect(conn, [int(row["content_id"])])
+                return placed.model_copy(update={"message_id": message_id})
+
     def copy(self, mailbox: str, message_id: int, folder: FolderRef) -> Placement:
         """A new message in ``folder`` with the same content, flags and received time."""
         box = self._mailbox(mailbox)
         with self._write() as conn:
             row = self._message_row(conn, box, message_id)
             target = tree.folder_id(conn, box, folder)
-            return self._place(
+            placed = self._place(
                 conn, box, target, int(row["content_id"]), to_flags(row), int(row["received_at"])
             )
+            conn.execute(
+                "INSERT INTO message_properties(message_id, data) "
+                "SELECT ?, data FROM message_properties WHERE message_id=?",
+                (placed.message_id, message_id),
+            )
+            return placed
+
+    def get_properties(self, mailbox: str, message_id: int) -> ItemProperties:
+        """The properties a message has beside its content ({} when none)."""
+        box = self._mailbox(mailbox)
+        with self._lock:
+            row = self._message_row(self._conn, box, message_id)
+            found = self._conn.execute(
+                "SELECT data FROM message_properties WHERE message_id=?", (message_id,)
+            ).fetchone()
+        data = json.loads(found[0]) if found is not None else {}
+        return ItemProperties(properties=data, modseq=int(row["modseq"]))
+
+    def set_properties(
+        self, mailbox: str, message_id: int, properties: dict[str, Any]
+    ) -> ItemProperties:
+        """Replace a message's properties ({} removes them); the message's modseq moves."""
+        text = json.dumps(properties, ensure_ascii=False, separators=(",", ":"))
+        if len(text) > MAX_PROPERTIES:
+            raise InvalidRequest(
+                f"item properties of {len(text)} bytes are more than the store keeps "
+                f"({MAX_PROPERTIES})"
+            )
+        box = self._mailbox(mailbox)
+        with self._write() as conn:
+            row = self._message_row(conn, box, message_id)
+            modseq = self._bump(conn, box, {int(row["folder_id"])})
+            conn.execute("UPDATE messages SET modseq=? WHERE id=?", (modseq, message_id))
+            if properties:
+                conn.execute(
+                    "INSERT OR REPLACE INTO message_properties(message_id, data) VALUES (?,?)",
+                    (message_id, text),
+                )
+            else:
+                conn.execute("DELETE FROM message_properties WHERE message_id=?", (message_id,))
+            return ItemProperties(properties=properties, modseq=modseq)
 
     def delete(self, mailbox: str, message_id: int, *, hard: bool = False) -> Placement | None:
         """Move to Deleted Items; delete for good if ``hard`` or already there.

@@ -322,6 +322,7 @@ class DatabaseCore:
         )
 
     def _remove(self, conn: sqlite3.Connection, row: sqlite3.Row, modseq: int) -> None:
+        conn.execute("DELETE FROM message_properties WHERE message_id=?", (row["id"],))
         conn.execute("DELETE FROM messages WHERE id=?", (row["id"],))
         self._tombstone(conn, int(row["folder_id"]), int(row["uid"]), modseq)
         self._collect(conn, [int(row["content_id"])])

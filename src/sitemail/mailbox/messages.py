@@ -60,6 +60,7 @@ class _LenientPolicy(Compat32):
 
 _HEADER_PARSER = BytesHeaderParser(policy=_LenientPolicy())
 _WS = re.compile(r"\s+")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class MessageScanner:
         return ParsedMessage(
             size=size,
             header_size=root.body_offset,
-            subject=_unfold(_decoded(header.get("Subject"))),
+            subject=_unfold_text(_decoded(header.get("Subject"))),
             from_address=next(iter(_addresses(header, "From")), None),
             to=_addresses(header, "To"),
             cc=_addresses(header, "Cc"),
@@ -443,6 +444,12 @@ def _decoded(value: object) -> str:
         return _raw(str(make_header(decode_header(text))))
     except Exception:
         return text
+
+
+def _unfold_text(text: str) -> str:
+    """RFC 5322 unfolding only (a line break before white space goes): a subject keeps
+    the spaces it was written with, as Exchange's does."""
+    return _FOLD.sub("", text).replace("\r", "").replace("\n", "").strip()
 
 
 def _unfold(text: str) -> str:

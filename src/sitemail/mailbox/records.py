@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -231,6 +232,13 @@ class Placement(Record):
     message_id: int
     folder_id: int
     uid: int
+    modseq: int
+
+
+class ItemProperties(Record):
+    """The properties a message has beside its content (EWS reminders, extended properties)."""
+
+    properties: dict[str, Any]
     modseq: int
 
 

@@ -20,6 +20,10 @@ Layout choices, and why:
   being reused after deletes; a folder's ``uidnext`` only increases, and
   ``expunged`` keeps the UIDs that left a folder (IMAP VANISHED), with the
   per-mailbox modification sequence at which they left.
+- **Item properties beside the content** (``message_properties``): what an
+  EWS client sets that MIME has no header for (reminders, extended
+  properties) is a JSON object per message, copied with the message and
+  deleted with it; the content row stays the message as it arrived.
 - **Delivery ids outlive their messages** (``deliveries``): a hub that
   retries a delivery after the user already deleted the first copy must
   still not bring it back.
@@ -106,6 +110,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     message_id INTEGER NOT NULL,
     delivered_at INTEGER NOT NULL,
     PRIMARY KEY (mailbox_id, key)
+);
+CREATE TABLE IF NOT EXISTS message_properties (
+    message_id INTEGER PRIMARY KEY REFERENCES messages(id),
+    data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS expunged (
     folder_id INTEGER NOT NULL,

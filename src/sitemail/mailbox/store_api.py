@@ -141,6 +141,9 @@ def add_store_routes(
         ("POST", f"{folder}/expunge", routes.expunge),
         ("GET", message, routes.get_message),
         ("GET", f"{message}/raw", routes.raw),
+        ("PUT", f"{message}/raw", routes.replace),
+        ("GET", f"{message}/properties", routes.get_properties),
+        ("PUT", f"{message}/properties", routes.set_properties),
         ("GET", f"{message}/parts/{{part}}", routes.part),
         ("PATCH", message, routes.set_flags),
         ("POST", f"{message}/move", routes.move),
@@ -330,6 +333,29 @@ class _Routes:
                 lambda: db.append(where.alias, folder, spool, flags=flags, received_at=received)
             )
         return _json(placed, status=201)
+
+    async def replace(self, request: web.Request) -> web.StreamResponse:
+        db, where = await self._mailbox(request)
+        message_id = _message_id(request)
+        with await self._spool(request) as spool:
+            placed = await self.backend.run(lambda: db.replace(where.alias, message_id, spool))
+        return _json(placed)
+
+    async def get_properties(self, request: web.Request) -> web.StreamResponse:
+        db, where = await self._mailbox(request)
+        message_id = _message_id(request)
+        return _json(await self.backend.run(lambda: db.get_properties(where.alias, message_id)))
+
+    async def set_properties(self, request: web.Request) -> web.StreamResponse:
+        db, where = await self._mailbox(request)
+        message_id = _message_id(request)
+        body = await _json_body(request, allow_empty=True)
+        properties = body.get("properties", {})
+        if not isinstance(properties, dict):
+            raise InvalidRequest("properties must be a JSON object")
+        return _json(
+            await self.backend.run(lambda: db.set_properties(where.alias, message_id, properties))
+        )
 
     async def _spool(self, request: web.Request) -> IO[bytes]:
         """The request body in an anonymous temporary file, refused beyond the size limit."""

@@ -53,6 +53,7 @@ from sitemail.mailbox.records import (
     Folder,
     FolderChanges,
     FolderUids,
+    ItemProperties,
     MessageDetail,
     MessagePage,
     MessageSummary,
@@ -417,6 +418,30 @@ class StoreClient(TypedItemCalls):
                 params=params,
                 data=data,
             )
+
+    async def replace(self, mailbox: str, message_id: int, message: Upload) -> Placement:
+        """New content for a message, under its id (EWS UpdateItem of a changed item)."""
+        async with _upload(message) as data:
+            return await self._call(
+                Placement, "PUT", mailbox, f"/messages/{int(message_id)}/raw", data=data
+            )
+
+    async def get_properties(self, mailbox: str, message_id: int) -> ItemProperties:
+        """A message's properties beside its content (EWS reminders, extended properties)."""
+        return await self._call(
+            ItemProperties, "GET", mailbox, f"/messages/{int(message_id)}/properties"
+        )
+
+    async def set_properties(
+        self, mailbox: str, message_id: int, properties: dict[str, Any]
+    ) -> ItemProperties:
+        return await self._call(
+            ItemProperties,
+            "PUT",
+            mailbox,
+            f"/messages/{int(message_id)}/properties",
+            json_body={"properties": properties},
+        )
 
     # ------------------------------------------------------------- folders
 

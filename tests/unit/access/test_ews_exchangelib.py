@@ -3,7 +3,7 @@
 EX-NY1 (site NY) and EX-FL1 (site FL) run the front door of
 :mod:`tests.unit.access.test_web_front` with the EWS handler plugged in.
 exchangelib (requests underneath) reaches them by name through
-:class:`LabNamesAdapter`, which dials the mapped address and keeps the name
+:class:`bench.lab_names.LabNamesAdapter`, which dials the mapped address and keeps the name
 for SNI, the certificate check and the Host header; it trusts the test CA
 through ``REQUESTS_CA_BUNDLE``, which requests lets override ``verify=``.
 """
@@ -14,13 +14,12 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Collection, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
-import requests
-import urllib3.util.connection
+from bench.lab_names import LabNamesAdapter, MappedConnection
 from exchangelib import (
     BASIC,
     DELEGATE,
@@ -40,53 +39,30 @@ from exchangelib.errors import (
 )
 from exchangelib.protocol import BaseProtocol
 from tests.unit.access.test_web_front import PASSWORD, DatabaseStore, Lab, running
-from urllib3.connection import HTTPSConnection
-from urllib3.connectionpool import HTTPSConnectionPool
 
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.ews_mailbox import EwsStore
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.mailbox.database_reads import SEARCH_FIELDS
-from sitemail.mailbox.records import Folder, FolderChanges, FolderUids, MessagePage, Placement
+from sitemail.mailbox.records import (
+    Flags,
+    Folder,
+    FolderChanges,
+    FolderUids,
+    ItemProperties,
+    MessagePage,
+    Placement,
+)
 from sitemail.org.model import VirtualDirectoryKind
 
 NY_EWS = "EX-NY1\\EWS (Default Web Site)"
 FL_EWS = "EX-FL1\\EWS (Default Web Site)"
 
 
-# ------------------------------------------------------------------ lab names for requests
-
-
-class _MappedConnection(HTTPSConnection):
-    names: ClassVar[dict[str, str]] = {}
-
-    def _new_conn(self) -> Any:
-        # Dial the mapped address; the name stays for SNI, the certificate check and Host.
-        # Any name the map lacks is a test bug (KeyError): never leave loopback.
-        return urllib3.util.connection.create_connection(
-            (self.names[self._dns_host], self.port),
-            self.timeout,
-            source_address=self.source_address,
-            socket_options=self.socket_options,
-        )
-
-
-class _MappedPool(HTTPSConnectionPool):
-    ConnectionCls = _MappedConnection
-
-
-class LabNamesAdapter(requests.adapters.HTTPAdapter):
-    """An HTTPAdapter that dials lab addresses for lab host names, as the lab's DNS would."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"https": _MappedPool}
-
-
 @pytest.fixture
 def lab_names(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     names: dict[str, str] = {}
-    monkeypatch.setattr(_MappedConnection, "names", names)
+    monkeypatch.setattr(MappedConnection, "names", names)
     monkeypatch.setattr(BaseProtocol, "HTTP_ADAPTER_CLS", LabNamesAdapter)
     yield names
 
@@ -113,6 +89,28 @@ class EwsTestStore(DatabaseStore):
 
     async def copy(self, mailbox: str, message_id: int, folder: int | str) -> Placement:
         return self.db.copy(mailbox, message_id, folder)
+
+    async def append(
+        self,
+        mailbox: str,
+        folder: int | str,
+        message: bytes,
+        *,
+        flags: Flags | None = None,
+        received_at: datetime | None = None,
+    ) -> Placement:
+        return self.db.append(mailbox, folder, message, flags=flags, received_at=received_at)
+
+    async def replace(self, mailbox: str, message_id: int, message: bytes) -> Placement:
+        return self.db.replace(mailbox, message_id, message)
+
+    async def get_properties(self, mailbox: str, message_id: int) -> ItemProperties:
+        return self.db.get_properties(mailbox, message_id)
+
+    async def set_properties(
+        self, mailbox: str, message_id: int, properties: dict[str, Any]
+    ) -> ItemProperties:
+        return self.db.set_properties(mailbox, message_id, properties)
 
     async def create_folder(
         self, mailbox: str, name: str, parent: int | str | None = None

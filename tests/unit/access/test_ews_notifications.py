@@ -50,6 +50,7 @@ def _kinds(events: list[object]) -> list[tuple[str, str | None]]:
 def test_pull_subscription_reports_what_the_store_changed(servers: Lab) -> None:
     lab = servers
     db = lab.stores["EX-FL1"]
+    inbox_id = db.get_folder("adam", "inbox").id  # item ids name their folder
     account = _account(lab)
     inbox = account.inbox
     kept = db.deliver("adam", "n:0", mime("Before", "x")).message_id
@@ -67,9 +68,9 @@ def test_pull_subscription_reports_what_the_store_changed(servers: Lab) -> None:
     child_id = next(f.id for f in db.list_folders("adam") if f.name == "Child")
     assert _kinds(note.events) == sorted(
         [
-            ("CreatedEvent", item_id("adam", new)),
-            ("NewMailEvent", item_id("adam", new)),
-            ("ModifiedEvent", item_id("adam", kept)),
+            ("CreatedEvent", item_id("adam", new, inbox_id)),
+            ("NewMailEvent", item_id("adam", new, inbox_id)),
+            ("ModifiedEvent", item_id("adam", kept, inbox_id)),
             ("CreatedEvent", folder_id("adam", child_id)),
         ]
     )
@@ -86,7 +87,10 @@ def test_pull_subscription_reports_what_the_store_changed(servers: Lab) -> None:
     (note,) = list(inbox.get_events(sub_id, mark))
     # The Child folder is not watched: the message that went there left the Inbox's view.
     assert _kinds(note.events) == sorted(
-        [("DeletedEvent", item_id("adam", kept)), ("DeletedEvent", item_id("adam", new))]
+        [
+            ("DeletedEvent", item_id("adam", kept, inbox_id)),
+            ("DeletedEvent", item_id("adam", new, inbox_id)),
+        ]
     )
     with pytest.raises(ErrorInvalidWatermark):
         list(inbox.get_events(sub_id, previous))
@@ -104,7 +108,9 @@ def test_pull_subscription_reports_what_the_store_changed(servers: Lab) -> None:
     )
     assert rest.more_events is False
     assert _kinds(first.events + rest.events) == sorted(
-        (kind, item_id("adam", n)) for n in many for kind in ("CreatedEvent", "NewMailEvent")
+        (kind, item_id("adam", n, inbox_id))
+        for n in many
+        for kind in ("CreatedEvent", "NewMailEvent")
     )
     # Another user's request never reads it (alice's mailbox, and EWS, are NY's).
     lab.set_vdir(NY_EWS, basic_authentication=True)
@@ -132,8 +138,10 @@ def test_a_subscription_to_every_folder_sees_moves_and_starts_from_a_watermark(
     db.move("adam", message, "junkemail")
     (note,) = list(account.inbox.get_events(sub_id, mark))
     (moved,) = note.events
-    assert isinstance(moved, MovedEvent) and moved.item_id.id == item_id("adam", message)
     junk, inbox = db.get_folder("adam", "junkemail"), db.get_folder("adam", "inbox")
+    # The moved item's id names its new folder, the old one its old folder.
+    assert isinstance(moved, MovedEvent) and moved.item_id.id == item_id("adam", message, junk.id)
+    assert moved.old_item_id.id == item_id("adam", message, inbox.id)
     assert moved.parent_folder_id.id == folder_id("adam", junk.id)
     assert moved.old_parent_folder_id.id == folder_id("adam", inbox.id)
     mark = moved.watermark
@@ -143,7 +151,7 @@ def test_a_subscription_to_every_folder_sees_moves_and_starts_from_a_watermark(
     sub2, mark2 = account.subscribe_to_pull(event_types=["DeletedEvent"], watermark=mark)
     (note,) = list(account.inbox.get_events(sub2, mark2))
     assert [(type(e), e.item_id.id) for e in note.events] == [
-        (DeletedEvent, item_id("adam", message))
+        (DeletedEvent, item_id("adam", message, junk.id))
     ]
     # A streaming subscription is not read with GetEvents.
     stream_id = account.inbox.subscribe_to_streaming()
@@ -180,6 +188,7 @@ def test_streaming_notifications_arrive_while_the_stream_is_open(
         external_url="https://mail.contoso.com/EWS/Exchange.asmx",
     )
     db = lab.stores["EX-FL1"]
+    inbox_id = db.get_folder("adam", "inbox").id  # item ids name their folder
     # Through NY's CAS, proxied to FL's, where adam's mailbox and subscriptions are.
     account = _account(lab, "mail.contoso.com")
     sub_id = account.inbox.subscribe_to_streaming()
@@ -194,10 +203,10 @@ def test_streaming_notifications_arrive_while_the_stream_is_open(
     assert later is not None
     assert sorted(seen) == sorted(
         [
-            ("CreatedEvent", item_id("adam", first)),
-            ("NewMailEvent", item_id("adam", first)),
-            ("CreatedEvent", item_id("adam", later)),
-            ("NewMailEvent", item_id("adam", later)),
+            ("CreatedEvent", item_id("adam", first, inbox_id)),
+            ("NewMailEvent", item_id("adam", first, inbox_id)),
+            ("CreatedEvent", item_id("adam", later, inbox_id)),
+            ("NewMailEvent", item_id("adam", later, inbox_id)),
         ]
     )
     account.inbox.unsubscribe(sub_id)

@@ -32,7 +32,7 @@ def test_exchangelib_filters_and_orders_a_folder(servers: Lab) -> None:
     db: StoreDatabase = lab.stores["EX-FL1"]
     subjects = ["Budget 2027", "budget review", "Lunch", "Quarterly BUDGET", "Travel"]
     for i, subject in enumerate(subjects):
-        db.deliver("adam", f"restrict:{i}", mime(subject, f"text {i}"))
+        db.deliver("adam", f"restrict:{i}", mime(subject, f"Body of {subject}"))
     lunch = next(m for m in db.list_messages("adam", "inbox", limit=50).items
                  if m.subject == "Lunch")  # fmt: skip
     db.store_flags("adam", lunch.folder_id, [lunch.uid], add=["seen"])
@@ -56,9 +56,11 @@ def test_exchangelib_filters_and_orders_a_folder(servers: Lab) -> None:
     # Paging applies after the restriction and the order.
     page = list(inbox.filter(subject__icontains="budget").order_by("-subject")[1:3])
     assert [m.subject for m in page] == ["budget review", "Budget 2027"]
-    # A property the store does not hold is refused as Exchange refuses it.
+    # The body is searched too (each message's text read); a property sitemail does not hold
+    # is refused as Exchange refuses it.
+    assert {m.subject for m in inbox.filter(body__contains="Body of Lunch")} == {"Lunch"}
     with pytest.raises(ErrorUnsupportedPathForQuery):
-        list(inbox.filter(categories__contains=["Red"]))
+        list(inbox.filter(conversation_topic="Lunch"))
 
 
 def _restriction(xml: str) -> ET.Element:

@@ -30,6 +30,8 @@ def test_sync_folder_items_reports_what_the_store_changed(servers: Lab) -> None:
     db = lab.stores["EX-FL1"]
     account = _account(lab)
     inbox = account.inbox
+    # An item's id names its folder (ews_ids), in every change as in GetItem.
+    inbox_id = db.get_folder("adam", "inbox").id
     ids = [db.deliver("adam", f"sync:{i}", mime(f"Sync {i}", "x")).message_id for i in range(3)]
     # One call gives at most MaxChangesReturned, and says whether that was all.
     service = SyncFolderItems(account=account)
@@ -56,7 +58,7 @@ def test_sync_folder_items_reports_what_the_store_changed(servers: Lab) -> None:
         ("create", "Sync 1"),
         ("create", "Sync 2"),
     ]
-    assert {i.id for _, i in changes} == {item_id("adam", n) for n in ids}
+    assert {i.id for _, i in changes} == {item_id("adam", n, inbox_id) for n in ids}
     assert list(inbox.sync_items()) == []
     # Read through IMAP's STORE, deleted, moved out, delivered: each is its change.
     db.set_flags("adam", ids[0], FlagUpdate(seen=True))
@@ -68,10 +70,10 @@ def test_sync_folder_items_reports_what_the_store_changed(servers: Lab) -> None:
     changes = list(inbox.sync_items())
     kinds = {(k, i[0].id if k == "read_flag_change" else i.id) for k, i in changes}
     assert kinds == {
-        ("read_flag_change", item_id("adam", ids[0])),
-        ("update", item_id("adam", ids[1])),
-        ("delete", item_id("adam", ids[2])),
-        ("create", item_id("adam", new)),
+        ("read_flag_change", item_id("adam", ids[0], inbox_id)),
+        ("update", item_id("adam", ids[1], inbox_id)),
+        ("delete", item_id("adam", ids[2], inbox_id)),
+        ("create", item_id("adam", new, inbox_id)),
     }
     (read,) = [i for k, i in changes if k == "read_flag_change"]
     assert read[1] is True and db.get_message("adam", ids[0]).flags.seen
@@ -79,7 +81,12 @@ def test_sync_folder_items_reports_what_the_store_changed(servers: Lab) -> None:
     assert [(k, i.subject) for k, i in account.junk.sync_items()] == [("create", "Sync 3")]
     # Ignored ids are left out, and an id this server did not give is no error.
     db.set_flags("adam", new, FlagUpdate(seen=True))
-    assert list(inbox.sync_items(ignore=[ItemId(id=item_id("adam", new)), ItemId(id="AAA=")])) == []
+    assert (
+        list(
+            inbox.sync_items(ignore=[ItemId(id=item_id("adam", new, inbox_id)), ItemId(id="AAA=")])
+        )
+        == []
+    )
     assert list(inbox.sync_items()) == []
     # A state is the server's own: changed, for another folder, or made up, it is refused.
     state = inbox.item_sync_state

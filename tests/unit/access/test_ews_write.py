@@ -26,7 +26,6 @@ from exchangelib.errors import (
     ErrorFolderExists,
     ErrorFolderNotFound,
     ErrorInvalidIdMalformed,
-    ErrorInvalidPropertySet,
     ErrorIrresolvableConflict,
     ErrorItemNotFound,
     ErrorMoveDistinguishedFolder,
@@ -100,16 +99,23 @@ def test_messages_are_created_read_updated_moved_copied_and_deleted(servers: Lab
     with pytest.raises(ErrorIrresolvableConflict):
         stale.save(update_fields=["is_read"])
     assert db.get_message("adam", stored.id).flags.seen is True
-    # The subject is part of the content the store keeps as it came: setting it to what it
-    # is changes nothing, another value is refused.
+    # The subject is written into the draft's MIME: the store holds the new bytes under the
+    # same id (a new UID for IMAP), and the old ChangeKey no longer fits.
+    draft.subject = "Plan B"
     draft.save(update_fields=["subject"])
-    draft.subject = "Other"
-    with pytest.raises(ErrorInvalidPropertySet):
-        draft.save(update_fields=["subject"])
+    assert db.get_message("adam", stored.id).subject == "Plan B"
+    assert b"Subject: Plan B" in db.read_raw("adam", stored.id)
+    assert db.get_message("adam", stored.id).uid != stored.uid
     draft.subject = "Plan"
-    # MoveItem keeps the message's id and answers it; CopyItem makes a new one.
+    draft.save(update_fields=["subject"])
+    # MoveItem answers the item's new id (Exchange's ids change with the folder): the old
+    # one no longer finds it; CopyItem makes a new item.
+    old_id = draft.id
     draft.move(account.inbox)
     assert _subjects(db, "inbox") == ["Plan"] and _subjects(db, "drafts") == []
+    assert draft.id != old_id and account.inbox.get(id=draft.id).subject == "Plan"
+    (moved_away,) = account.fetch(ids=[ItemId(id=old_id)])
+    assert isinstance(moved_away, ErrorItemNotFound)
     copy_id = draft.copy(account.junk)
     assert copy_id is not None and _subjects(db, "junkemail") == ["Plan"]
     # DeleteItem: to Deleted Items, and for good.
@@ -154,12 +160,14 @@ def test_sending_goes_to_the_outbox_as_owa_sends(servers: Lab) -> None:
     outbox = {i.subject: i for i in db.list_messages("adam", "outbox").items}
     assert sorted(outbox) == ["Copy kept", "From drafts", "No copy"]
     assert _subjects(db, "drafts") == []
-    # The Mail Submission service files what it sent in Sent Items, except what was sent
-    # without a copy (flagged deleted on its way to the Outbox).
-    assert outbox["No copy"].flags.deleted and not outbox["Copy kept"].flags.deleted
+    # The copies are in Sent Items when the requests are answered; what was submitted is
+    # flagged deleted, so that the Mail Submission service drops it once sent.
+    assert _subjects(db, "sentitems") == ["Copy kept", "From drafts"]
+    assert all(item.flags.deleted for item in outbox.values())
     for item in outbox.values():
         db.complete_submission("adam", item.id, save_copy=not item.flags.deleted)
     assert _subjects(db, "sentitems") == ["Copy kept", "From drafts"]
+    assert _subjects(db, "outbox") == []
     raw = db.read_raw("adam", db.list_messages("adam", "sentitems").items[0].id)
     assert b"From: Adam User <adam@contoso.com>" in raw and b"To: fiona@contoso.com" in raw
 

@@ -594,3 +594,24 @@ def test_a_mailbox_of_an_older_store_gets_the_default_folders_it_lacks(tmp_path:
         assert folders[WellKnownFolder.CALENDAR].name == "Calendar"
         assert folders[WellKnownFolder.NOTES].id == notes_id  # adopted, not doubled
         assert again.get_folder("alice", "inbox").total == 1
+
+
+def test_replaced_content_keeps_the_message_id_under_a_new_uid(db: StoreDatabase) -> None:
+    raw = b"From: a@contoso.com\r\nSubject: One\r\n\r\nfirst\r\n"
+    placed = db.append("adam", "drafts", raw, flags=Flags(draft=True))
+    copy = db.copy("adam", placed.message_id, "inbox")
+    db.set_properties("adam", placed.message_id, {"item:ReminderIsSet": "true"})
+    before = db.get_folder("adam", "drafts").modseq
+    new = db.replace("adam", placed.message_id, raw.replace(b"One", b"Two"))
+    assert new.message_id == placed.message_id and new.uid != placed.uid
+    assert db.get_message("adam", placed.message_id).subject == "Two"
+    assert db.get_message("adam", placed.message_id).flags.draft  # flags stay
+    assert db.get_properties("adam", placed.message_id).properties == {"item:ReminderIsSet": "true"}
+    # IMAP sees the old UID vanish and the new one appear; the copy keeps the old content.
+    changes = db.changes("adam", "drafts", before)
+    assert changes.vanished == [placed.uid] and [c.uid for c in changes.changed] == [new.uid]
+    assert db.get_message("adam", copy.message_id).subject == "One"
+    with pytest.raises(InvalidRequest):
+        db.set_properties("adam", placed.message_id, {"big": "x" * 200_000})
+    with pytest.raises(MessageNotFound):
+        db.replace("adam", 9999, raw)

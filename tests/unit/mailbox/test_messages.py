@@ -252,3 +252,8 @@ def test_quoted_printable_decoding_in_chunks_equals_decoding_at_once(
     decoder = TransferDecoder("Quoted-Printable")
     out = b"".join(decoder.feed(encoded[i : i + step]) for i in range(0, len(encoded), step))
     assert out + decoder.flush() == quopri.decodestring(encoded)
+
+
+def test_a_subject_is_unfolded_but_keeps_its_spaces() -> None:
+    parsed = parse_message(b"Subject: Two  spaces\r\n and a fold\r\n\r\nbody\r\n")
+    assert parsed.subject == "Two  spaces and a fold"

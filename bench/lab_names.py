@@ -1,0 +1,81 @@
+"""Lab host names for requests-based clients (exchangelib), and a pytest plugin that installs them.
+
+Not a benchmark: it declares no ``BENCHMARK`` (the harness's ``_NOT_BENCHMARKS`` names it).
+
+A lab has no DNS: ``mail.contoso.com`` is EX-NY1's loopback address only in
+the lab's topology.  requests resolves names itself, so
+:class:`LabNamesAdapter` (exchangelib's ``BaseProtocol.HTTP_ADAPTER_CLS``)
+dials the mapped address for a lab name and keeps the name for SNI, the
+certificate check and the Host header, as the lab's DNS would.  The unit
+tests (``tests/unit/access/test_ews_exchangelib.py``), the lab tests and
+``scripts/exchangelib-suite`` share it.
+
+As a pytest plugin (``-p bench.lab_names``), it reads the names from
+``SITEMAIL_LAB_NAMES`` (a JSON object: host name -> address) and installs
+the adapter in exchangelib before any test runs; trusting the lab CA is left
+to ``REQUESTS_CA_BUNDLE``, which requests lets override ``verify=``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, ClassVar
+
+import requests
+import urllib3.util.connection
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
+
+__all__ = ["NAMES_VARIABLE", "LabNamesAdapter", "MappedConnection", "install", "pytest_configure"]
+
+#: The environment variable the plugin reads the name map from.
+NAMES_VARIABLE = "SITEMAIL_LAB_NAMES"
+
+
+class MappedConnection(HTTPSConnection):
+    names: ClassVar[dict[str, str]] = {}
+
+    def _new_conn(self) -> Any:
+        # Dial the mapped address; the name stays for SNI, the certificate check and Host.
+        # Any name the map lacks is a bug of the caller (KeyError): never leave loopback.
+        return urllib3.util.connection.create_connection(
+            (self.names[self._dns_host], self.port),
+            self.timeout,
+            source_address=self.source_address,
+            socket_options=self.socket_options,
+        )
+
+
+class _MappedPool(HTTPSConnectionPool):
+    ConnectionCls = MappedConnection
+
+
+class LabNamesAdapter(requests.adapters.HTTPAdapter):
+    """An HTTPAdapter that dials lab addresses for lab host names, as the lab's DNS would."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"https": _MappedPool}
+
+
+def install(names: dict[str, str]) -> None:
+    """Make every exchangelib client of this process reach the lab by its host names."""
+    from exchangelib.protocol import BaseProtocol
+
+    MappedConnection.names = {k.lower(): v for k, v in names.items()}
+    BaseProtocol.HTTP_ADAPTER_CLS = LabNamesAdapter
+
+
+def pytest_configure(config: Any) -> None:
+    """The plugin's hook: install the names of ``SITEMAIL_LAB_NAMES`` (nothing when unset)."""
+    del config
+    text = os.environ.get(NAMES_VARIABLE)
+    if not text:
+        return
+    names = json.loads(text)
+    if not isinstance(names, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in names.items()
+    ):
+        raise ValueError(f"{NAMES_VARIABLE} must be a JSON object of host name -> address")
+    install(names)

@@ -1,0 +1,62 @@
+"""CreateAttachment, GetAttachment and DeleteAttachment driven by exchangelib, checked in the
+answers and in the mailbox database: attachments are MIME parts of the stored message."""
+
+from __future__ import annotations
+
+import pytest
+from exchangelib import FileAttachment, ItemAttachment, Message
+from exchangelib.errors import ErrorInvalidAttachmentId
+from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
+from tests.unit.access.test_web_front import Lab
+
+__all__ = ["lab_names", "servers"]
+
+
+def test_files_and_messages_are_attached_read_and_detached(servers: Lab) -> None:
+    servers.set_vdir(FL_EWS, basic_authentication=True)
+    db = servers.stores["EX-FL1"]
+    account = ews_account(url(servers, "ex-fl1.contoso.com"), "contoso\\adam", "adam@contoso.com")
+    draft = Message(account=account, folder=account.drafts, subject="Report", body="see att")
+    content = "Hello from unicode \u00e6\u00f8\u00e5".encode()
+    draft.attach(FileAttachment(name="notes.txt", content=content))
+    inner = Message(
+        account=account,
+        subject="Inner",
+        body="inside",
+        sensitivity="Private",
+        categories=["Attached"],
+        to_recipients=["alice@contoso.com"],
+    )
+    draft.attach(ItemAttachment(name="forwarded", item=inner))
+    draft.save()  # CreateItem, then CreateAttachment as exchangelib does for 2010
+    (stored,) = db.list_messages("adam", "drafts").items
+    assert stored.has_attachments
+    raw = db.read_raw("adam", stored.id)
+    assert b'filename="notes.txt"' in raw and b"message/rfc822" in raw and b"see att" in raw
+    assert db.get_message("adam", stored.id).subject == "Report"
+    # The answer's RootItemChangeKey is the item's new one.
+    fresh = account.drafts.get(id=draft.id)
+    assert fresh.changekey == draft.changekey
+    by_name = {a.name: a for a in fresh.attachments}
+    assert sorted(by_name) == ["forwarded", "notes.txt"]
+    assert by_name["notes.txt"].content == content
+    assert by_name["forwarded"].item.subject == "Inner"
+    attached = by_name["forwarded"].item
+    assert attached.body == "inside" and attached.sensitivity == "Private"
+    assert attached.categories == ["Attached"]
+    assert [(r.email_address, r.mailbox_type) for r in attached.to_recipients] == [
+        ("alice@contoso.com", "Mailbox")
+    ]
+    # Detaching one leaves the other, found by its id although its place changed.
+    gone = by_name["notes.txt"]
+    gone_id = gone.attachment_id
+    fresh.detach(gone)
+    raw = db.read_raw("adam", stored.id)
+    assert b"notes.txt" not in raw and b"message/rfc822" in raw
+    again = account.drafts.get(id=draft.id)
+    assert [a.name for a in again.attachments] == ["forwarded"]
+    assert again.attachments[0].item.subject == "Inner"
+    # An id of a detached attachment is refused as Exchange refuses it.
+    orphan = FileAttachment(parent_item=again, attachment_id=gone_id, name="notes.txt")
+    with pytest.raises(ErrorInvalidAttachmentId), orphan.fp as fp:
+        fp.read()
