@@ -384,11 +384,11 @@ def parse_grouping(body: ET.Element) -> Grouping | None:
     if group_by is None:
         return None
     children = list(group_by)
-    _, key = _message_field(children[0] if children else None)
+    _, key = _message_field(children[0] if children else None, FIELDS)
     aggregate_on = group_by.find(t("AggregateOn"))
     if aggregate_on is None:
         raise SoapFault("ErrorSchemaValidation", "GroupBy needs AggregateOn.")
-    _, aggregate = _message_field(next(iter(aggregate_on), None))
+    _, aggregate = _message_field(next(iter(aggregate_on), None), FIELDS)
     kind = aggregate_on.get("Aggregate", "")
     if kind not in ("Minimum", "Maximum"):
         raise SoapFault("ErrorSchemaValidation", "Aggregate must be Minimum or Maximum.")

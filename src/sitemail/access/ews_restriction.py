@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import unicodedata
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,12 +38,14 @@ __all__ = [
     "HEADER_FIELDS",
     "ItemView",
     "Predicate",
+    "QueryField",
     "parse_restriction",
     "parse_sort_order",
     "sort_items",
 ]
 
-Predicate = Callable[[MessageSummary], bool]
+Predicate = Callable[[Any], bool]
+"""Whether an item (a message's summary, or a typed item with its own field table) matches."""
 
 
 class ItemView(MessageSummary):
@@ -134,10 +136,13 @@ def _from(s: MessageSummary) -> str | None:
 @dataclass(frozen=True)
 class _Field:
     kind: str  # "string" | "strings" (multi-valued) | "datetime" | "int" | "bool"
-    read: Callable[[MessageSummary], Any]
+    read: Callable[[Any], Any]
     header: bool = False  # read from the message's header (:class:`ItemView`)
     bag: bool = False  # read from the properties kept beside the content
 
+
+#: A property a restriction or sort order may name, for another kind of item's table.
+QueryField = _Field
 
 #: The properties a restriction or a sort order may name.
 FIELDS: dict[str, _Field] = {
@@ -201,7 +206,7 @@ def _local(element: ET.Element) -> str:
     return element.tag.rpartition("}")[2]
 
 
-def _field(element: ET.Element | None) -> tuple[str, _Field]:
+def _field(element: ET.Element | None, fields: Mapping[str, _Field]) -> tuple[str, _Field]:
     if element is None or _local(element) not in (
         "FieldURI",
         "ExtendedFieldURI",
@@ -211,7 +216,7 @@ def _field(element: ET.Element | None) -> tuple[str, _Field]:
     if _local(element) == "ExtendedFieldURI":
         return "ExtendedFieldURI", _extended_field(element)
     uri = element.get("FieldURI", "")
-    found = FIELDS.get(uri) if _local(element) == "FieldURI" else None
+    found = fields.get(uri) if _local(element) == "FieldURI" else None
     if found is None:
         raise Refused(
             "ErrorUnsupportedPathForQuery",
@@ -240,9 +245,9 @@ def _constant(field: _Field, text: str, uri: str) -> Any:
         ) from None
 
 
-def _comparison(op: str, element: ET.Element) -> Predicate:
+def _comparison(op: str, element: ET.Element, fields: Mapping[str, _Field]) -> Predicate:
     children = list(element)
-    uri, field = _field(children[0] if children else None)
+    uri, field = _field(children[0] if children else None, fields)
     holder = element.find(t("FieldURIOrConstant"))
     constant = holder.find(t("Constant")) if holder is not None else None
     if constant is None:
@@ -279,9 +284,9 @@ def _fold(text: str, comparison: str) -> str:
     return text
 
 
-def _contains(element: ET.Element) -> Predicate:
+def _contains(element: ET.Element, fields: Mapping[str, _Field]) -> Predicate:
     children = list(element)
-    uri, field = _field(children[0] if children else None)
+    uri, field = _field(children[0] if children else None, fields)
     if field.kind not in ("string", "strings"):
         raise Refused("ErrorUnsupportedQueryFilter", f"Contains does not apply to {uri}.")
     constant = element.find(t("Constant"))
@@ -314,54 +319,59 @@ def _contained(text: str, wanted: str, mode: str) -> bool:
     return wanted in text  # Substring
 
 
-def _node(element: ET.Element) -> Predicate:
+def _node(element: ET.Element, fields: Mapping[str, _Field]) -> Predicate:
     op = _local(element)
     children = list(element)
     if op == "And":
-        parts = [_node(c) for c in children]
+        parts = [_node(c, fields) for c in children]
         return lambda s: all(p(s) for p in parts)
     if op == "Or":
-        parts = [_node(c) for c in children]
+        parts = [_node(c, fields) for c in children]
         return lambda s: any(p(s) for p in parts)
     if op == "Not":
         if len(children) != 1:
             raise Refused("ErrorInvalidRestriction", "Not takes one restriction.")
-        inner = _node(children[0])
+        inner = _node(children[0], fields)
         return lambda s: not inner(s)
     if op == "Exists":
-        _, field = _field(children[0] if children else None)
+        _, field = _field(children[0] if children else None, fields)
         return lambda s: field.read(s) not in (None, "", [])
     if op in _COMPARISONS:
-        return _comparison(op, element)
+        return _comparison(op, element, fields)
     if op == "Contains":
-        return _contains(element)
+        return _contains(element, fields)
     raise Refused("ErrorUnsupportedQueryFilter", f"The restriction {op} is not supported.")
 
 
-def parse_restriction(restriction: ET.Element) -> Predicate:
-    """The predicate ``<m:Restriction>`` stands for (Refused when it cannot be evaluated)."""
+def parse_restriction(
+    restriction: ET.Element, fields: Mapping[str, _Field] | None = None
+) -> Predicate:
+    """The predicate ``<m:Restriction>`` stands for (Refused when it cannot be evaluated);
+    ``fields``: the properties it may name (a message's, :data:`FIELDS`, by default)."""
     children = list(restriction)
     if len(children) != 1:
         raise Refused("ErrorInvalidRestriction", "A restriction holds one search expression.")
-    return _node(children[0])
+    return _node(children[0], FIELDS if fields is None else fields)
 
 
-def parse_sort_order(sort_order: ET.Element) -> list[tuple[_Field, bool]]:
+def parse_sort_order(
+    sort_order: ET.Element, fields: Mapping[str, _Field] | None = None
+) -> list[tuple[_Field, bool]]:
     """``<m:SortOrder>``'s keys: (the property, descending?), most significant first."""
     keys = []
     for order in sort_order.findall(t("FieldOrder")):
         children = list(order)
-        _, field = _field(children[0] if children else None)
+        _, field = _field(children[0] if children else None, FIELDS if fields is None else fields)
         keys.append((field, order.get("Order", "Ascending") == "Descending"))
     return keys
 
 
-def sort_items(items: list[MessageSummary], keys: list[tuple[_Field, bool]]) -> None:
+def sort_items(items: list[Any], keys: list[tuple[_Field, bool]]) -> None:
     """Sort in place by ``keys`` (stable sorts from the least significant key up); a
     missing value sorts before any value, as in an ascending Exchange view."""
     for field, descending in reversed(keys):
 
-        def key(s: MessageSummary, field: _Field = field) -> tuple[bool, Any]:
+        def key(s: Any, field: _Field = field) -> tuple[bool, Any]:
             value = field.read(s)
             if isinstance(value, list):
                 value = ", ".join(value) if value else None

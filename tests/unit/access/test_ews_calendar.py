@@ -27,6 +27,7 @@ from exchangelib.errors import (
     ErrorCalendarOccurrenceIsDeletedFromRecurrence,
     ErrorCalendarViewRangeTooBig,
     ErrorExceededFindCountLimit,
+    ErrorInvalidRestriction,
     ErrorIrresolvableConflict,
     ErrorNameResolutionNoResults,
 )
@@ -479,3 +480,43 @@ def test_an_attendee_in_the_other_site_answers_the_request_and_is_busy(servers: 
         requested_view="FreeBusyMerged",
     )
     assert view.merged == "2000"
+
+
+def test_calendar_contacts_and_tasks_folders_take_restrictions_and_sort_orders(
+    servers: Lab,
+) -> None:
+    # What scripts do: calendar.filter(start__gte=...), contacts.filter(surname=...).
+    lab = servers
+    db = lab.stores["EX-FL1"]
+    account = _adam(lab)
+    day = EWSDateTime(2031, 5, 5, 9, tzinfo=UTC_TZ)
+    for n, subject in enumerate(("Early", "Middle", "Late")):
+        CalendarItem(
+            account=account,
+            folder=account.calendar,
+            subject=subject,
+            start=day + timedelta(days=n),
+            end=day + timedelta(days=n, hours=1),
+            location="Room 2" if n else "Room 1",
+        ).save(send_meeting_invitations="SendToNone")
+    assert len(db.list_typed("adam", "calendar").items) == 3
+    later = account.calendar.filter(start__gte=day + timedelta(days=1)).order_by("-start")
+    assert [i.subject for i in later] == ["Late", "Middle"]
+    assert [i.subject for i in account.calendar.filter(location="Room 1")] == ["Early"]
+    assert [i.subject for i in account.calendar.filter(subject__icontains="mid")] == ["Middle"]
+    for given, surname in (("Jane", "Doe"), ("John", "Roe")):
+        Contact(
+            account=account,
+            folder=account.contacts,
+            display_name=f"{given} {surname}",
+            given_name=given,
+            surname=surname,
+        ).save()
+    assert [c.given_name for c in account.contacts.filter(surname="Roe")] == ["John"]
+    Task(account=account, folder=account.tasks, subject="Open", status="InProgress").save()
+    Task(account=account, folder=account.tasks, subject="Done", status="Completed").save()
+    assert [t.subject for t in account.tasks.filter(subject="Done")] == ["Done"]
+    assert [t.subject for t in account.tasks.all().order_by("subject")] == ["Done", "Open"]
+    # A CalendarView takes no restriction (Exchange documents it; the code is unverified).
+    with pytest.raises(ErrorInvalidRestriction):
+        list(account.calendar.view(day, day + timedelta(days=7)).filter(subject="Early"))
