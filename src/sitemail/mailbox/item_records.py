@@ -23,8 +23,10 @@ from pydantic import Field, model_validator
 
 from sitemail.mailbox.records import Address, Record
 
-#: Bounds on what one typed item holds, so that a record stays small.
-MAX_TEXT = 255
+#: Bounds on what one typed item holds, so that a record stays small.  A text property
+#: (location, a contact's names) is sitemail's bound, not Exchange's: 255 refused what
+#: clients write (exchangelib's own tests write 400-character locations and names).
+MAX_TEXT = 4096
 MAX_BODY = 256 * 1024
 MAX_ATTENDEES = 500
 MAX_EXCEPTIONS = 999
