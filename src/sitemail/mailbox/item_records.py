@@ -30,7 +30,9 @@ MAX_TEXT = 4096
 MAX_BODY = 256 * 1024
 MAX_ATTENDEES = 500
 MAX_EXCEPTIONS = 999
-MAX_ENTRIES = 16  # e-mail addresses or phone numbers of a contact
+#: E-mail addresses or phone numbers of a contact: EWS names 19 phone number keys
+#: (AssistantPhone ... TtyTddPhone) and 3 e-mail address keys.
+MAX_ENTRIES = 19
 #: Most occurrences of a numbered recurrence (Outlook's and Exchange's cap; unverified for EWS).
 MAX_OCCURRENCES = 999
 
