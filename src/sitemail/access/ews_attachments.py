@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from sitemail.access.ews_ids import InvalidId, change_key, item_id, parse_id
 from sitemail.access.ews_message_fields import header_props, render_header_field
-from sitemail.access.ews_responses import Refused, malformed, response_message, store_refusal
+from sitemail.access.ews_responses import Refused, client_refusal, malformed, response_message
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.records import MessageDetail, MimePart
@@ -197,9 +197,7 @@ class EwsAttachments:
             placed = await self.store.replace(self.alias, message_id, msg.as_bytes(policy=_OUTPUT))
             detail = await self._message(message_id)
         except (Refused, StoreError) as exc:
-            refusal = exc if isinstance(exc, Refused) else store_refusal(exc)
-            if refusal is None:
-                raise
+            refusal = client_refusal(exc)
             if isinstance(exc, StoreError) and refusal.code == "ErrorMessageSizeExceeded":
                 refusal = Refused("ErrorAttachmentSizeLimitExceeded", refusal.text)
             for _ in range(max(len(new), 1)):
@@ -279,9 +277,7 @@ class EwsAttachments:
                 part = attachment_parts(detail.structure)[place]
                 data = await self.store.read_part(self.alias, message_id, part.part_id)
             except (Refused, StoreError) as exc:
-                refusal = exc if isinstance(exc, Refused) else store_refusal(exc)
-                if refusal is None:
-                    raise
+                refusal = client_refusal(exc)
                 if refusal.code == "ErrorItemNotFound":
                     refusal = Refused("ErrorInvalidAttachmentId", NOT_FOUND)
                 answer = response_message(messages, "GetAttachment", refusal.code, refusal.text)
@@ -332,9 +328,7 @@ class EwsAttachments:
                     self.alias, message_id, msg.as_bytes(policy=_OUTPUT)
                 )
             except (Refused, StoreError) as exc:
-                refusal = exc if isinstance(exc, Refused) else store_refusal(exc)
-                if refusal is None:
-                    raise
+                refusal = client_refusal(exc)
                 if refusal.code == "ErrorItemNotFound":
                     refusal = Refused("ErrorInvalidAttachmentId", NOT_FOUND)
                 response_message(messages, "DeleteAttachment", refusal.code, refusal.text)

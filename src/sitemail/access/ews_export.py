@@ -19,7 +19,12 @@ from typing import Any
 
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, item_id, parse_id
 from sitemail.access.ews_mailbox import EwsMailbox
-from sitemail.access.ews_responses import Refused, malformed, response_message, store_refusal
+from sitemail.access.ews_responses import (
+    Refused,
+    client_refusal,
+    malformed,
+    response_message,
+)
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.records import Flags, FlagUpdate
@@ -31,15 +36,6 @@ _FORMAT = "sitemail-export-1"
 MAX_ITEMS = 100
 #: Largest message an export carries (base64 in a SOAP body).
 MAX_EXPORT = 16 * 1024 * 1024
-
-
-def _refusal(exc: Refused | StoreError) -> Refused:
-    if isinstance(exc, Refused):
-        return exc
-    refusal = store_refusal(exc)
-    if refusal is None:
-        raise exc
-    return refusal
 
 
 class EwsExport:
@@ -75,7 +71,7 @@ class EwsExport:
                 raw = await self.store.read_raw(self.alias, detail.id)
                 bag = (await self.store.get_properties(self.alias, detail.id)).properties
             except (Refused, StoreError) as exc:
-                refusal = _refusal(exc)
+                refusal = client_refusal(exc)
                 response_message(messages, "ExportItems", refusal.code, refusal.text)
                 continue
             blob = {
@@ -107,7 +103,7 @@ class EwsExport:
             try:
                 message_id, folder, modseq = await self._upload(item)
             except (Refused, StoreError) as exc:
-                refusal = _refusal(exc)
+                refusal = client_refusal(exc)
                 response_message(messages, "UploadItems", refusal.code, refusal.text)
                 continue
             answer = response_message(messages, "UploadItems")

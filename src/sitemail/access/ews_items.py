@@ -53,10 +53,10 @@ from sitemail.access.ews_message_fields import (
 from sitemail.access.ews_responses import (
     ITEM_NOT_FOUND,
     Refused,
+    client_refusal,
     delete_type,
     malformed,
     response_message,
-    store_refusal,
 )
 from sitemail.access.ews_soap import TYPES_NS, SoapFault, m, sub, t
 from sitemail.access.message_body import read_body
@@ -570,7 +570,7 @@ class EwsItems:
                 sub(response_message(messages, operation, exc.code, exc.text), m("Items"))
                 continue
             except StoreError as exc:
-                refusal = _refusal(exc)
+                refusal = client_refusal(exc)
                 code = "ErrorToFolderNotFound" if refusal.code == "ErrorFolderNotFound" else None
                 sub(
                     response_message(
@@ -637,17 +637,9 @@ def _created_properties(item: ET.Element) -> dict[str, Any]:
     return bag
 
 
-def _refusal(exc: StoreError) -> Refused:
-    """The client's refusal for a store error; the store's own failures fail the request."""
-    refusal = store_refusal(exc)
-    if refusal is None:
-        raise exc
-    return refusal
-
-
 def _answer_refusal(messages: ET.Element, operation: str, exc: Refused | StoreError) -> ET.Element:
     """One id's error answer (the client's refusal, or the store's mapped to Exchange's code)."""
-    refusal = exc if isinstance(exc, Refused) else _refusal(exc)
+    refusal = client_refusal(exc)
     return response_message(messages, operation, refusal.code, refusal.text)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "FOLDER_NOT_FOUND",
     "ITEM_NOT_FOUND",
     "Refused",
+    "client_refusal",
     "delete_type",
     "malformed",
     "response_message",
@@ -67,6 +68,17 @@ def store_refusal(exc: StoreError) -> Refused | None:
     if isinstance(exc, MessageTooLarge):
         return Refused("ErrorMessageSizeExceeded", exc.message)
     return None
+
+
+def client_refusal(exc: Refused | StoreError) -> Refused:
+    """What one id's failure is to the client: its refusal as it is, a store error mapped
+    by :func:`store_refusal`; the store's own failures fail the whole request (re-raised)."""
+    if isinstance(exc, Refused):
+        return exc
+    refusal = store_refusal(exc)
+    if refusal is None:
+        raise exc
+    return refusal
 
 
 def response_message(

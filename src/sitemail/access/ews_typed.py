@@ -57,7 +57,12 @@ from sitemail.access.ews_ids import ROOT, TOP, EwsId, InvalidId, change_key, par
 from sitemail.access.ews_invitations import send_invitations
 from sitemail.access.ews_mailbox import EwsMailbox
 from sitemail.access.ews_meeting_response import RESPONSE_TAGS, respond
-from sitemail.access.ews_responses import Refused, delete_type, response_message, store_refusal
+from sitemail.access.ews_responses import (
+    Refused,
+    client_refusal,
+    delete_type,
+    response_message,
+)
 from sitemail.access.ews_restriction import (
     Predicate,
     QueryField,
@@ -142,15 +147,6 @@ def _list(parent: ET.Element | None) -> list[ET.Element]:
 def _kids(parent: ET.Element | None) -> list[ET.Element]:
     """The children of an optional element (an Element's truth value is its child count)."""
     return list(parent) if parent is not None else []
-
-
-def _refusal(exc: Refused | StoreError) -> Refused:
-    if isinstance(exc, Refused):
-        return exc
-    refusal = store_refusal(exc)
-    if refusal is None:
-        raise exc
-    return refusal
 
 
 def _one(body: ET.Element, container: str, child: ET.Element) -> ET.Element:
@@ -326,7 +322,7 @@ class EwsTypedItems:
                 if isinstance(record, CalendarData) and invitations != "SendToNone":
                     item = await self._invite(item, record, invitations or "SendToNone")
             except (Refused, StoreError) as exc:
-                refusal = _refusal(exc)
+                refusal = client_refusal(exc)
                 sub(
                     response_message(messages, "CreateItem", refusal.code, refusal.text), m("Items")
                 )
@@ -344,7 +340,7 @@ class EwsTypedItems:
                 self.box, self.clock, element, disposition or "SendAndSaveCopy"
             )
         except (Refused, StoreError) as exc:
-            refusal = _refusal(exc)
+            refusal = client_refusal(exc)
             sub(response_message(messages, "CreateItem", refusal.code, refusal.text), m("Items"))
             return
         items = sub(response_message(messages, "CreateItem"), m("Items"))
@@ -419,7 +415,7 @@ class EwsTypedItems:
                     continue
                 item, index = await self._typed(ref)
             except (Refused, StoreError) as exc:
-                refusal = _refusal(exc)
+                refusal = client_refusal(exc)
                 sub(response_message(messages, "GetItem", refusal.code, refusal.text), m("Items"))
                 continue
             msg = response_message(messages, "GetItem")
@@ -473,7 +469,7 @@ class EwsTypedItems:
                     how = "SendToAllAndSaveCopy" if sending.endswith("SaveCopy") else ""
                     item = await self._invite(item, item.calendar, how)
             except (Refused, StoreError) as exc:
-                refusal = _refusal(exc)
+                refusal = client_refusal(exc)
                 sub(
                     response_message(messages, "UpdateItem", refusal.code, refusal.text), m("Items")
                 )
@@ -623,7 +619,7 @@ class EwsTypedItems:
                         )
                     await self.store.delete(self.alias, item.id, hard=kind != "MoveToDeletedItems")
             except (Refused, StoreError) as exc:
-                refusal = _refusal(exc)
+                refusal = client_refusal(exc)
                 response_message(messages, "DeleteItem", refusal.code, refusal.text)
                 continue
             response_message(messages, "DeleteItem")
@@ -663,7 +659,7 @@ class EwsTypedItems:
                 else:
                     rows, total, last = await self._folder_view(folder, body, wanted, keys)
             except (Refused, StoreError) as exc:
-                refusal = _refusal(exc)
+                refusal = client_refusal(exc)
                 response_message(messages, "FindItem", refusal.code, refusal.text)
                 continue
             msg = response_message(messages, "FindItem")
