@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from sitemail.access.ews_aqs import parse_query
 from sitemail.access.ews_attachments import render_attachments
+from sitemail.access.ews_convert_id import convert_ids
 from sitemail.access.ews_ids import ROOT, TOP, InvalidId, change_key, folder_id, item_id, parse_id
 from sitemail.access.ews_item_properties import (
     EXTENDED,
@@ -749,17 +750,12 @@ class EwsMailbox:
     # ------------------------------------------------------------ names and ids
 
     def convert_id(self, body: ET.Element) -> ET.Element:
-        response = ET.Element(m("ConvertIdResponse"))
-        messages = sub(response, m("ResponseMessages"))
-        ids = body.find(m("SourceIds"))
-        for _ in list(ids) if ids is not None else []:
-            response_message(
-                messages,
-                "ConvertId",
-                "ErrorInvalidIdMalformed",
-                "sitemail's Ids have a single format; there is nothing to convert.",
-            )
-        return response
+        return convert_ids(body, check=self._own_address)
+
+    def _own_address(self, alias: str) -> str:
+        """The primary address of the mailbox an id names: the user's own, or refused."""
+        self.own(alias)
+        return self.mailbox.primary_smtp_address
 
 
 def _ordered(folders: list[Folder], parent: int | None) -> list[Folder]:

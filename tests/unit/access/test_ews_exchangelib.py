@@ -41,6 +41,7 @@ from exchangelib.protocol import BaseProtocol
 from tests.unit.access.test_web_front import PASSWORD, DatabaseStore, Lab, running
 
 from sitemail.access.ews_handler import EwsHandler
+from sitemail.access.ews_ids import folder_id
 from sitemail.access.ews_mailbox import EwsStore
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.mailbox.database_reads import SEARCH_FIELDS
@@ -306,3 +307,51 @@ def test_ews_is_proxied_to_the_mailbox_site_and_availability_answers(servers: La
     assert [n.email_address for n in names] == ["alice@contoso.com"]
     (nothing,) = account.protocol.resolve_names(["zzz"])
     assert isinstance(nothing, ErrorNameResolutionNoResults)
+
+
+def test_convert_id_names_the_mailbox_and_round_trips_every_format(servers: Lab) -> None:
+    # DavMail learns the signed-in user's address by converting the root folder's id
+    # (EwsId to EwsId) and reading the answer's Mailbox; MAPI tools convert to HexEntryId.
+    from exchangelib.properties import ID_FORMATS, AlternateId
+
+    lab = servers
+    lab.set_vdir(
+        NY_EWS,
+        basic_authentication=True,
+        external_url="https://mail.contoso.com/EWS/Exchange.asmx",
+    )
+    account = ews_account(url(lab, "mail.contoso.com"), "contoso\\adam", "adam@contoso.com")
+    root = account.root.id
+    converted = list(
+        account.protocol.convert_ids(
+            [AlternateId(id=root, format="EwsId", mailbox="blah@blah.com")], "EwsId"
+        )
+    )
+    assert [(c.id, c.format, c.mailbox) for c in converted] == [(root, "EwsId", "adam@contoso.com")]
+    for fmt in ID_FORMATS:
+        (there,) = account.protocol.convert_ids(
+            [AlternateId(id=root, format="EwsId", mailbox="adam@contoso.com")], fmt
+        )
+        assert there.format == fmt and there.mailbox == "adam@contoso.com"
+        (back,) = account.protocol.convert_ids(
+            [AlternateId(id=there.id, format=fmt, mailbox="adam@contoso.com")], "EwsId"
+        )
+        assert back.id == root, fmt
+    # An Exchange id (the layout Exchange 2007 SP1 and later write) is re-laid out: its
+    # EntryId is the MAPI store id it carries.
+    exchange = (
+        "AAMkADIxNDdkMTI4LTMxNTgtNGYzYy1iMGFlLWQxOTIzYTVlNTAwMgAuAAAAAAC"
+        "QxfuhknwST6zPr7QuwK7BAQDtzmFCgwmzTq/6+pzfxPNiAAAAAAEBAAA="
+    )
+    (hexed,) = account.protocol.convert_ids(
+        [AlternateId(id=exchange, format="EwsId", mailbox="adam@contoso.com")], "HexEntryId"
+    )
+    assert hexed.id.startswith("0000000090C5FBA1927C124FACCFAFB42EC0AEC1") and len(hexed.id) == 92
+    # Another user's id is refused, not converted.
+    alice_root = folder_id("alice", "root")
+    with pytest.raises(ErrorAccessDenied):
+        list(
+            account.protocol.convert_ids(
+                [AlternateId(id=alice_root, format="EwsId", mailbox="adam@contoso.com")], "EwsId"
+            )
+        )
