@@ -15,6 +15,7 @@ import asyncio
 import imaplib
 import poplib
 import re
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from tests.clients.davmail import davmail
 from tests.conftest import RunningLab, in_mailbox, stays, wait_for
 
 from sitemail.mailbox.store_client import StoreClient
@@ -453,5 +455,67 @@ def adams_subjects(lab: RunningLab) -> bytes:
         client.select("INBOX", readonly=True)
         _, data = client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         return b"".join(b"\n" + item[1].strip() for item in data if isinstance(item, tuple))
+    finally:
+        client.logout()
+
+
+# ------------------------------------------------------------------ DavMail (EWS mode)
+
+
+def test_davmail_reads_and_sends_adams_mail_through_ews_proxied_by_ny(
+    seed_lab: RunningLab, tmp_path: Path
+) -> None:
+    # DavMail signs in at NY's EWS (the mailbox is in FL: every call is proxied), learns
+    # adam's address with ConvertId, lists his folders with a restriction on
+    # PR_CONTAINER_CLASS, reads messages by their IMAP UID (PR_INTERNET_ARTICLE_NUMBER) and
+    # MimeContent, and sends with CreateItem SendAndSaveCopy.
+    lab = seed_lab
+    lab.shell(
+        'Set-WebServicesVirtualDirectory "EX-NY1\\EWS (Default Web Site)"'
+        " -BasicAuthentication $true"
+    )
+    ews = f"https://mail.contoso.com:{443 + offset(lab)}/EWS/Exchange.asmx"
+    with davmail(
+        tmp_path / "davmail",
+        ca_file=lab.dir / "pki" / "ca.pem",
+        ews_url=ews,
+        names={"mail.contoso.com": NY1},
+    ) as gateway:
+        client = imaplib.IMAP4(gateway.host, gateway.imap_port, timeout=60)
+        client.login("adam@contoso.com", PASSWORD)
+        _, listed = client.list()
+        names = {line.decode().rsplit('"/" ', 1)[1].strip('"') for line in listed if line}
+        assert {"INBOX", "Sent", "Drafts", "Trash"} <= names
+        _, count = client.select("INBOX")
+        _, data = client.fetch("1:*", "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        subjects = b"".join(item[1] for item in data if isinstance(item, tuple))
+        assert b"Subject: sent with msmtp" in subjects, subjects
+        assert int(count[0]) == adams_subjects(lab).count(b"\n")  # the whole Inbox
+        uid_line = next(item[0] for item in data if isinstance(item, tuple))
+        uid = re.search(rb"UID (\d+)", uid_line)
+        assert uid is not None
+        _, body = client.uid("FETCH", uid.group(1), "(BODY[])")
+        raw = fetched(body)
+        assert raw.startswith(b"Received: ") and b"\r\nMessage-ID: " in raw  # the MIME as stored
+        client.logout()
+
+        smtp = smtplib.SMTP(gateway.host, gateway.smtp_port, timeout=60)
+        smtp.login("adam@contoso.com", PASSWORD)
+        smtp.sendmail(
+            "adam@contoso.com",
+            ["bob@contoso.com"],
+            b"From: adam@contoso.com\r\nTo: bob@contoso.com\r\nSubject: sent with DavMail\r\n"
+            b"Message-ID: <davmail@story2>\r\n\r\nThrough DavMail and EWS.\r\n",
+        )
+        smtp.quit()
+    wait_for(lambda: bob_has(lab, b"sent with DavMail"), "DavMail's message at bob (NY)", 60)
+
+
+def bob_has(lab: RunningLab, subject: bytes) -> bool:
+    client = imap(lab, "bob")
+    try:
+        client.select("INBOX", readonly=True)
+        _, data = client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        return any(isinstance(item, tuple) and subject in item[1] for item in data)
     finally:
         client.logout()

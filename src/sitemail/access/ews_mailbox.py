@@ -33,6 +33,12 @@ from sitemail.access.ews_item_properties import (
     render_extended,
     render_plain,
 )
+from sitemail.access.ews_mapi_properties import (
+    FolderView,
+    folder_properties,
+    item_value,
+    rendered,
+)
 from sitemail.access.ews_message_fields import (
     HEADER_PATHS,
     MAX_HEAD,
@@ -254,6 +260,8 @@ def _shape(shape: ET.Element | None, default: set[str], everything: Iterable[str
         wanted = set(everything) - {"item:MimeContent"}
     else:
         wanted = set(default)
+    if (shape.findtext(t("IncludeMimeContent")) or "").strip().lower() in ("true", "1"):
+        wanted.add("item:MimeContent")  # an ItemShape's own switch, beside AdditionalProperties
     extra = shape.find(t("AdditionalProperties"))
     if extra is not None:
         for field in extra.iter(t("FieldURI")):
@@ -358,6 +366,7 @@ class EwsMailbox:
             parent_ref: int | str | None = ROOT if ref == TOP else None
             child_count = 1 if ref == ROOT else len(children)
             folder_class: str | None = None if ref == ROOT else _MAIL_CLASS
+            uidnext = 0
         else:
             folder = await self.store.get_folder(self.alias, ref)
             ref = folder.id
@@ -365,6 +374,7 @@ class EwsMailbox:
             parent_ref = folder.parent_id if folder.parent_id is not None else TOP
             child_count = sum(1 for f in folders if f.parent_id == folder.id)
             folder_class = folder.well_known.folder_class if folder.well_known else _MAIL_CLASS
+            uidnext = folder.uidnext
         element = sub(parent, t("Folder"))
         values: dict[str, str | None] = {
             "folder:FolderClass": folder_class,
@@ -374,6 +384,10 @@ class EwsMailbox:
             "folder:UnreadCount": str(unread),
         }
         for path in _FOLDER_FIELDS:
+            if path == "folder:UnreadCount":  # the schema's place for them
+                view = FolderView(display, folder_class or "", total, unread, child_count, uidnext)
+                keys = sorted(f.removeprefix(EXTENDED) for f in fields if f.startswith(EXTENDED))
+                folder_properties(element, keys, view)
             if path not in fields and path != "folder:FolderId":
                 continue
             if path == "folder:FolderId":
@@ -656,7 +670,11 @@ class EwsMailbox:
             bag = (await self.store.get_properties(self.alias, item.id)).properties
         for path in _ITEM_FIELDS:
             if path == EXTENDED:
-                render_extended(element, extended, bag)
+                # What the client set first; the store's facts (size, UID, flags) beside it.
+                computed = rendered(extended, lambda key: item_value(key, item))
+                render_extended(
+                    element, extended, {"extended": {**computed, **bag.get("extended", {})}}
+                )
                 continue
             if path not in fields and path != "item:ItemId":
                 continue

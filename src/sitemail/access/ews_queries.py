@@ -26,6 +26,8 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from sitemail.access.ews_aqs import Query
+from sitemail.access.ews_item_properties import extended_key
+from sitemail.access.ews_mapi_properties import FolderView, folder_value, is_folder_tag
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_restriction import _COMPARISONS, FIELDS, Predicate, _fold, _local
 from sitemail.access.ews_restriction import _field as _message_field
@@ -61,6 +63,7 @@ class FolderFacts:
     total: int
     unread: int
     children: int
+    uidnext: int = 0
 
 
 FolderPredicate = Callable[[FolderFacts], bool]
@@ -156,12 +159,29 @@ def _field(element: ET.Element | None) -> tuple[str, str, Callable[[FolderFacts]
         raise Refused("ErrorInvalidRestriction", "The restriction names no property.")
     uri = element.get("FieldURI", "")
     found = _FOLDER_FIELDS.get(uri) if _local(element) == "FieldURI" else None
+    if _local(element) == "ExtendedFieldURI":
+        found = _mapi_field(element)
     if found is None:
         raise Refused(
             "ErrorUnsupportedPathForQuery",
             f"The property {uri or _local(element)} can't be used in a restriction.",
         )
     return uri, found[0], found[1]
+
+
+def _mapi_field(element: ET.Element) -> tuple[str, Callable[[FolderFacts], str | int]] | None:
+    """A folder's MAPI property by tag (its class, counts, next UID), when it names one."""
+    key, attrs = extended_key(element)
+    if not is_folder_tag(key):
+        return None
+    numeric = attrs["PropertyType"] in ("Integer", "Long", "Short")
+
+    def read(f: FolderFacts) -> str | int:
+        view = FolderView(f.name, f.folder_class, f.total, f.unread, f.children, f.uidnext)
+        text = folder_value(key, view) or ""
+        return int(text) if numeric and text else text
+
+    return ("int" if numeric else "string"), read
 
 
 def _node(element: ET.Element) -> FolderPredicate:
@@ -257,6 +277,7 @@ def folder_facts(folders: list[Folder], ref: int | str) -> FolderFacts:
         total=folder.total,
         unread=folder.unread,
         children=sum(1 for f in folders if f.parent_id == folder.id),
+        uidnext=folder.uidnext,
     )
 
 

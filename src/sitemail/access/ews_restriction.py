@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sitemail.access.ews_item_properties import extended_key
+from sitemail.access.ews_mapi_properties import item_value
 from sitemail.access.ews_message_fields import HeaderProps
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import t
@@ -110,7 +111,9 @@ def _extended_field(element: ET.Element) -> _Field:
     def read(s: MessageSummary) -> Any:
         stored = _bag(s).get("extended", {}).get(key)
         if stored is None:
-            return None
+            # Not set by a client: a fact of the store's, when the tag names one (the UID ...).
+            fact = item_value(key, s)
+            return None if fact is None else _typed(kind, fact)
         if many:
             return [str(v) for v in stored["values"]]
         return _typed(kind, stored["value"])

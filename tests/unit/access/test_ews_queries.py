@@ -21,6 +21,7 @@ from tests.unit.access.test_web_front import PASSWORD, Lab
 
 from sitemail.access.ews_ids import folder_id
 from sitemail.access.ews_soap import MESSAGES_NS, SOAP_NS, TYPES_NS
+from sitemail.mailbox.records import FlagUpdate
 
 __all__ = ["lab_names", "servers"]
 
@@ -200,3 +201,63 @@ def test_find_item_groups_by_a_property_and_by_conversation(servers: Lab) -> Non
         '<m:IndexedPageItemView MaxEntriesReturned="2" Offset="1" BasePoint="Beginning"/>',
     ) == [("Plan", ["Plan"]), ("Lunch", ["Fwd: Lunch"])]
     assert len(db.list_messages("adam", "inbox").items) == 4
+
+
+def test_mapi_properties_by_tag_are_the_stores_facts(servers: Lab) -> None:
+    # Gateways (DavMail) read a mailbox through MAPI tags: folders by PR_CONTAINER_CLASS,
+    # their counts and next UID; messages by their IMAP UID, size, flags and delivery time.
+    lab = servers
+    db = lab.stores["EX-FL1"]
+    _account(lab)  # turns Basic on
+    notes = db.create_folder("adam", "Notes to self", "inbox")
+    for n in range(3):
+        db.append("adam", notes.id, _mail(f"Note {n}", "x", "Bob <bob@contoso.com>"))
+    uids = {m.subject: m.uid for m in db.list_messages("adam", notes.id).items}
+    tag = '<t:ExtendedFieldURI PropertyTag="{}" PropertyType="{}"/>'.format
+    mail_class = tag("0x3613", "String")
+    root = _post(
+        lab,
+        '<m:FindFolder Traversal="Deep"><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape>'
+        f'<t:AdditionalProperties><t:FieldURI FieldURI="folder:DisplayName"/>{mail_class}'
+        f"{tag('0x3602', 'Integer')}{tag('0x360a', 'Boolean')}{tag('0x6751', 'Integer')}"
+        "</t:AdditionalProperties></m:FolderShape><m:Restriction><t:And><t:IsEqualTo>"
+        f'{mail_class}<t:FieldURIOrConstant><t:Constant Value="IPF.Note"/>'
+        "</t:FieldURIOrConstant></t:IsEqualTo><t:IsGreaterThan>"
+        f'{tag("0x3602", "Integer")}<t:FieldURIOrConstant><t:Constant Value="2"/>'
+        "</t:FieldURIOrConstant></t:IsGreaterThan></t:And></m:Restriction>"
+        '<m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds>'
+        "</m:FindFolder>",
+    )
+    folders = list(root.iter(f"{{{TYPES_NS}}}Folder"))
+    assert [f.findtext(f"{{{TYPES_NS}}}DisplayName") for f in folders] == ["Notes to self"]
+    values = {
+        p.find(f"{{{TYPES_NS}}}ExtendedFieldURI").get("PropertyTag"): p.findtext(
+            f"{{{TYPES_NS}}}Value"
+        )
+        for p in folders[0].iter(f"{{{TYPES_NS}}}ExtendedProperty")
+    }
+    assert values == {
+        "0x3613": "IPF.Note",
+        "0x3602": "3",
+        "0x360a": "false",
+        "0x6751": str(max(uids.values()) + 1),
+    }
+    # Items by IMAP UID, newest UID first, with the read bit of PR_MESSAGE_FLAGS (tag order).
+    note1 = next(m.id for m in db.list_messages("adam", notes.id).items if m.subject == "Note 1")
+    db.set_flags("adam", note1, FlagUpdate(seen=True))
+    root = _post(
+        lab,
+        '<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>'
+        f'<t:AdditionalProperties><t:FieldURI FieldURI="item:Subject"/>{tag("0xe23", "Integer")}'
+        f"{tag('0x0e07', 'Integer')}</t:AdditionalProperties></m:ItemShape>"
+        '<m:SortOrder><t:FieldOrder Order="Descending">'
+        f"{tag('0x0e23', 'Integer')}</t:FieldOrder></m:SortOrder><m:ParentFolderIds>"
+        f'<t:FolderId Id="{folder_id("adam", notes.id)}"/></m:ParentFolderIds></m:FindItem>',
+    )
+    shown = [
+        (i.findtext(f"{{{TYPES_NS}}}Subject"), [v.text for v in i.iter(f"{{{TYPES_NS}}}Value")])
+        for i in root.iter(f"{{{TYPES_NS}}}Message")
+    ]
+    assert shown == [
+        (f"Note {n}", ["1" if n == 1 else "0", str(uids[f"Note {n}"])]) for n in (2, 1, 0)
+    ]

@@ -1,0 +1,150 @@
+"""MAPI properties an EWS client may name by tag, computed from what the store keeps.
+
+Exchange keeps every property of an item or folder as a MAPI property, so a
+client may ask for one by ``ExtendedFieldURI PropertyTag`` that EWS also
+names otherwise, or not at all: the size, the delivery time, the read and
+draft bits of ``PR_MESSAGE_FLAGS``, the IMAP UID (``PR_INTERNET_ARTICLE_NUMBER``)
+of an item; the counts, class and next UID of a folder.  Gateways work this
+way (DavMail reads a mailbox for its IMAP and CalDAV clients through these
+tags, and lists folders with a restriction on ``PR_CONTAINER_CLASS``).
+
+sitemail's store keeps those facts in its own columns; this module gives
+each tag's value from them, for GetItem/FindItem/GetFolder/FindFolder
+``AdditionalProperties``, restrictions and sort orders.  A value a client set
+on an item itself (``message_properties``) comes first, as Exchange gives
+back what was written; the rest are read-only facts.  Tags and meanings are
+MS-OXPROPS'; a tag not in these tables is an ordinary extended property.
+"""
+
+from __future__ import annotations
+
+import base64
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sitemail.access.ews_item_properties import render_extended
+from sitemail.mailbox.records import MessageSummary
+
+__all__ = [
+    "FolderView",
+    "folder_properties",
+    "folder_value",
+    "is_folder_tag",
+    "item_value",
+    "rendered",
+]
+
+# PR_MESSAGE_FLAGS bits (MS-OXCMSG 2.2.1.6).
+_MSGFLAG_READ = 0x1
+_MSGFLAG_UNSENT = 0x8
+_MSGFLAG_HASATTACH = 0x10
+# PR_FLAG_STATUS: followupFlagged; PR_LAST_VERB_EXECUTED: NOTEIVERB_REPLYTOSENDER.
+_FLAGGED = 2
+_REPLIED = 102
+# PidLidImapDeleted (PSETID_Common 0x8570): the IMAP \Deleted flag of a message.
+_IMAP_DELETED = "set:common:id:34160"
+
+
+@dataclass(frozen=True)
+class FolderView:
+    """The facts of one folder a tag may name (the Top of Information Store too)."""
+
+    name: str
+    folder_class: str
+    total: int
+    unread: int
+    children: int
+    uidnext: int
+
+
+def _when(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _message_flags(s: MessageSummary) -> int:
+    bits = _MSGFLAG_READ if s.flags.seen else 0
+    bits |= _MSGFLAG_UNSENT if s.flags.draft else 0
+    return bits | (_MSGFLAG_HASATTACH if s.has_attachments else 0)
+
+
+# key (as ews_item_properties.extended_key gives it) -> its PropertyType and its reader.
+_ITEM: dict[str, tuple[str, Callable[[MessageSummary], Any]]] = {
+    "tag:e23": ("Integer", lambda s: s.uid),  # PR_INTERNET_ARTICLE_NUMBER: the IMAP UID
+    "tag:e08": ("Integer", lambda s: s.size),  # PR_MESSAGE_SIZE
+    "tag:e06": ("SystemTime", lambda s: _when(s.received_at)),  # PR_MESSAGE_DELIVERY_TIME
+    "tag:39": ("SystemTime", lambda s: _when(s.sent_at)),  # PR_CLIENT_SUBMIT_TIME
+    "tag:e07": ("Integer", _message_flags),  # PR_MESSAGE_FLAGS
+    "tag:e1b": ("Boolean", lambda s: s.has_attachments),  # PR_HASATTACH
+    "tag:37": ("String", lambda s: s.subject),  # PR_SUBJECT
+    "tag:1035": ("String", lambda s: s.internet_message_id),  # PR_INTERNET_MESSAGE_ID
+    "tag:1090": ("Integer", lambda s: _FLAGGED if s.flags.flagged else None),  # PR_FLAG_STATUS
+    # PR_LAST_VERB_EXECUTED
+    "tag:1081": ("Integer", lambda s: _REPLIED if s.flags.answered else None),
+    # PR_RECORD_KEY: a binary key unique in the store; the message id's eight bytes.
+    "tag:ff9": ("Binary", lambda s: base64.b64encode(s.id.to_bytes(8, "big")).decode("ascii")),
+    _IMAP_DELETED: ("Integer", lambda s: 1 if s.flags.deleted else None),
+}
+
+_FOLDER: dict[str, tuple[str, Callable[[FolderView], Any]]] = {
+    "tag:3001": ("String", lambda f: f.name),  # PR_DISPLAY_NAME
+    "tag:3613": ("String", lambda f: f.folder_class),  # PR_CONTAINER_CLASS
+    "tag:3602": ("Integer", lambda f: f.total),  # PR_CONTENT_COUNT
+    "tag:3603": ("Integer", lambda f: f.unread),  # PR_CONTENT_UNREAD
+    "tag:360a": ("Boolean", lambda f: f.children > 0),  # PR_SUBFOLDERS
+    "tag:10f3": ("String", lambda f: f.name),  # PR_URL_COMP_NAME: a folder's is its name
+    "tag:6751": ("Integer", lambda f: f.uidnext),  # PR_ARTICLE_NUM_NEXT
+    "tag:6752": ("Integer", lambda f: max(f.uidnext - 1, 0)),  # PR_IMAP_LAST_ARTICLE_ID
+}
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def item_value(key: str, item: MessageSummary) -> str | None:
+    """The text of the property ``key`` of ``item`` the store's facts give, if it is one."""
+    found = _ITEM.get(key)
+    return None if found is None else _text(found[1](item))
+
+
+def is_folder_tag(key: str) -> bool:
+    return key in _FOLDER
+
+
+def folder_value(key: str, folder: FolderView) -> str | None:
+    found = _FOLDER.get(key)
+    return None if found is None else _text(found[1](folder))
+
+
+def _uri(key: str) -> dict[str, str]:
+    kind = (_ITEM.get(key) or _FOLDER[key])[0]
+    if key == _IMAP_DELETED:
+        return {"DistinguishedPropertySetId": "Common", "PropertyId": "34160", "PropertyType": kind}
+    return {"PropertyTag": "0x" + key.removeprefix("tag:"), "PropertyType": kind}
+
+
+def rendered(keys: list[str], value: Callable[[str], str | None]) -> dict[str, Any]:
+    """The computed properties among ``keys``, in the form the store keeps set ones."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        text = value(key) if key in _ITEM or key in _FOLDER else None
+        if text is not None:
+            out[key] = {"uri": _uri(key), "value": text}
+    return out
+
+
+def folder_properties(element: ET.Element, keys: list[str], view: FolderView) -> None:
+    """Append the MAPI properties by tag a folder shape asks for (its counts, class ...)."""
+    if keys:
+        found = rendered(keys, lambda k: folder_value(k, view))
+        render_extended(element, keys, {"extended": found})
