@@ -15,6 +15,7 @@ from sitemail.access.eas_legacy import Exchange2003ActiveSyncProxy
 from sitemail.access.eas_state import SyncStates
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.ews_subscriptions import Subscriptions
+from sitemail.access.owa_availability import OwaAvailability
 from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.service import W3svcService
 from sitemail.mailbox.store_client import StoreClient
@@ -52,6 +53,8 @@ def register_http_protocols(service: W3svcService) -> None:
     states = SyncStates(path=shared.sync_states_file) if shared is not None else None
     service.register(VirtualDirectoryKind.EAS, EasHandler(door, store, legacy, states=states))
     service.register(VirtualDirectoryKind.AUTODISCOVER, AutodiscoverHandler(door, clock=ctx.clock))
+    # OWA's Scheduling Assistant reads free/busy through the same availability service.
+    service.availability = OwaAvailability(door, store)
 
 
 def _state_key(ctx: ProcessContext) -> bytes | None:

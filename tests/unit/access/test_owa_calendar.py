@@ -153,3 +153,58 @@ def test_the_calendar_shows_weeks_and_days_and_the_form_makes_appointments(
             assert status == 200 and HOSTILE not in page.text
 
     run(scenario())
+
+
+def test_the_scheduling_assistant_shows_busy_times_of_attendees_in_both_sites(
+    tmp_path: Path,
+) -> None:
+    # alice (NY) plans a meeting with adam (FL): OWA asks the availability service of
+    # mail.contoso.com, which reads alice's calendar in NY and asks FL's CAS for adam's.
+    from tests.unit.access.test_ews_exchangelib import EwsTestStore, plug_ews
+
+    from sitemail.access.owa_availability import OwaAvailability
+
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            plug_ews(lab)
+            for name, door in lab.doors.items():
+                store = EwsTestStore(lab.stores[name])
+                door.owa.availability = OwaAvailability(lambda d=door: d, lambda s=store: s)
+            lab.stores["EX-FL1"].create_typed(
+                "adam",
+                "calendar",
+                CalendarData(
+                    subject="Budget review",
+                    start=datetime(2030, 1, 7, 14, tzinfo=UTC),
+                    end=datetime(2030, 1, 7, 15, 30, tzinfo=UTC),
+                ),
+            )
+            lab.stores["EX-NY1"].create_typed(
+                "alice",
+                "calendar",
+                CalendarData(
+                    subject="Dentist",
+                    start=datetime(2030, 1, 7, 9, tzinfo=UTC),
+                    end=datetime(2030, 1, 7, 9, 30, tzinfo=UTC),
+                    free_busy=FreeBusy.TENTATIVE,
+                ),
+            )
+            await sign_in(lab, s, "alice")
+            # The appointment form links to it for its day.
+            _, page, _ = await _get(lab, s, "?ae=Item&t=IPM.Appointment&a=New&d=2030-01-07")
+            assert "?ae=Item&t=IPM.Appointment&a=Schedule&d=2030-01-07" in page.links
+            query = "?ae=Item&t=IPM.Appointment&a=Schedule&d=2030-01-07&to=adam;nobody@contoso.com"
+            status, page, text = await _get(lab, s, query)
+            assert status == 200 and "Scheduling Assistant: Monday, January 07, 2030" in page.text
+            rows = {
+                row.split("</th>", 1)[0].rsplit(">", 1)[-1]: row for row in text.split("<tr")[1:]
+            }
+            adam, alice = rows["adam"], rows["alice@contoso.com"]
+            busy = [t for t in ("13:30", "14:00", "14:30", "15:00", "15:30") if
+                    f'title="{t} busy"' in adam]  # fmt: skip
+            assert busy == ["14:00", "14:30", "15:00"]
+            assert 'title="09:00 tentative"' in alice and "busy" not in alice.split("</th>")[1]
+            assert "Not found in the address book." in rows["nobody@contoso.com"]
+            assert "Budget review" not in text  # free/busy only: no details of others
+
+    run(scenario())

@@ -13,7 +13,14 @@ import logging
 
 from aiohttp import web
 
-from sitemail.access.web.common import AppUser, BadForm, html_response, read_form, security_headers
+from sitemail.access.web.common import (
+    AppUser,
+    BadForm,
+    RequestContext,
+    html_response,
+    read_form,
+    security_headers,
+)
 from sitemail.access.web.html import Markup, el, join, render_page
 from sitemail.access.web.logon import MAX_PASSWORD, check_password
 from sitemail.access.web.sessions import CANARY_FIELD
@@ -40,7 +47,14 @@ class EcpApp:
     def __init__(self, directory: Directory) -> None:
         self.directory = directory
 
-    async def handle(self, request: web.Request, user: AppUser, subpath: str) -> web.StreamResponse:
+    async def handle(
+        self,
+        request: web.Request,
+        user: AppUser,
+        subpath: str,
+        ctx: RequestContext | None = None,
+    ) -> web.StreamResponse:
+        del ctx  # the control panel's pages need nothing of the request's context
         if subpath not in ("/", "/default.aspx", "/PersonalSettings/Password.aspx"):
             return self._page(user, el("div", {"class": "error"}, "That page isn't here."), 404)
         try:

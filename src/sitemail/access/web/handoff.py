@@ -221,7 +221,7 @@ class BrowserApps:
                         server=self.server,
                     )
                 app = self.owa if ctx.vdir.type == VirtualDirectoryKind.OWA else self.ecp
-                return await app.handle(request, user, ctx.subpath)
+                return await app.handle(request, user, ctx.subpath, ctx)
             case Proxy():
                 return await self.handoff.forward(request, ctx, outcome, user)
             case Redirect():

@@ -27,6 +27,7 @@ from sitemail.access.web.common import (
     AppUser,
     BadForm,
     MailStore,
+    RequestContext,
     html_response,
     read_form,
     security_headers,
@@ -40,6 +41,7 @@ from sitemail.access.web.owa_calendar import (
     CalendarPage,
     OwaCalendar,
 )
+from sitemail.access.web.owa_schedule import AvailabilityLookup
 from sitemail.access.web.sanitize import MAX_HTML_INPUT, sanitize_html, text_to_html
 from sitemail.access.web.sessions import CANARY_FIELD
 from sitemail.clock import SYSTEM_CLOCK, Clock
@@ -93,8 +95,16 @@ class OwaApp:
         self.store = store
         self.clock = clock
         self.calendar = OwaCalendar(store, clock)
+        # The Scheduling Assistant's free/busy: the W3SVC plugs in the availability service.
+        self.availability: AvailabilityLookup | None = None
 
-    async def handle(self, request: web.Request, user: AppUser, subpath: str) -> web.StreamResponse:
+    async def handle(
+        self,
+        request: web.Request,
+        user: AppUser,
+        subpath: str,
+        ctx: RequestContext | None = None,
+    ) -> web.StreamResponse:
         """Serve ``subpath`` (the path below the virtual directory) for ``user``."""
         if subpath not in ("/", "/default.aspx"):
             return self._page(
@@ -105,7 +115,7 @@ class OwaApp:
                 return await self._post(request, user)
             if request.method not in ("GET", "HEAD"):
                 raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD", "POST"])
-            return await self._get(request, user)
+            return await self._get(request, user, ctx)
         except BadForm as exc:
             return self._page(user, "Action refused", _error_box(str(exc)), 403)
         except MessageNotFound:
@@ -123,12 +133,16 @@ class OwaApp:
 
     # ------------------------------------------------------------------ GET
 
-    async def _get(self, request: web.Request, user: AppUser) -> web.StreamResponse:
+    async def _get(
+        self, request: web.Request, user: AppUser, ctx: RequestContext | None = None
+    ) -> web.StreamResponse:
         q = request.query
         ae = q.get("ae", "Folder")
         action = q.get("a", "")
         if q.get("t") in (CALENDAR_CLASS, APPOINTMENT_CLASS):
-            return await self._calendar(user, await self.calendar.get(user, q))
+            found = self.availability if ctx is not None else None
+            lookup = found(ctx, user) if found is not None and ctx is not None else None
+            return await self._calendar(user, await self.calendar.get(user, q, lookup))
         if ae == "Folder":
             return await self._folder_view(user, q.get("id", "inbox"), q.get("p", "1"), q.get("n"))
         if ae == "Item" and action == "New":

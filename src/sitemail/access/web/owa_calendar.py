@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from sitemail.access.web.common import AppUser, BadForm, MailStore, security_headers
 from sitemail.access.web.html import Markup, el, join
+from sitemail.access.web.owa_schedule import ScheduleLookup, schedule_page
 from sitemail.access.web.sanitize import text_to_html
 from sitemail.access.web.sessions import CANARY_FIELD
 from sitemail.clock import Clock
@@ -81,7 +82,12 @@ class OwaCalendar:
 
     # ------------------------------------------------------------------ GET
 
-    async def get(self, user: AppUser, query: Mapping[str, str]) -> CalendarPage:
+    async def get(
+        self, user: AppUser, query: Mapping[str, str], lookup: ScheduleLookup | None = None
+    ) -> CalendarPage:
+        if query.get("ae") == "Item" and query.get("a") == "Schedule":
+            day = _day(query.get("d"), self._today())
+            return CalendarPage(*await schedule_page(user, query, day, lookup))
         if query.get("ae") == "Item" and query.get("a") == "New":
             return self._form(user, _Form(day=_day(query.get("d"), self._today()).isoformat()))
         if query.get("ae") == "Item":
@@ -253,6 +259,7 @@ class OwaCalendar:
                 {"class": "actions"},
                 el("button", {"type": "submit", "class": "button primary"}, "Save and Close"),
                 _button("Cancel", _view_link("Week", _day(form.day, self._today()))),
+                _button("Scheduling Assistant", "?" + urlencode(_schedule_query(form.day))),
             ),
         )
         return CalendarPage(
@@ -361,6 +368,10 @@ def _clock_time(value: str, what: str) -> time:
 
 def _view_link(kind: str, day: date) -> str:
     return "?" + urlencode({"ae": "Folder", "t": CALENDAR_CLASS, "vt": kind, "d": day.isoformat()})
+
+
+def _schedule_query(day: str) -> dict[str, str]:
+    return {"ae": "Item", "t": APPOINTMENT_CLASS, "a": "Schedule", "d": day}
 
 
 def _new_query(day: date) -> dict[str, str]:

@@ -43,6 +43,7 @@ from sitemail.access.web.connection_guard import (
 )
 from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.logs import AccessLogs
+from sitemail.access.web.owa_schedule import AvailabilityLookup
 from sitemail.access.web.proxy import ProxyClient
 from sitemail.access.web.sessions import SessionStore
 from sitemail.access.web.sso import SsoIssuer, SsoVerifier
@@ -119,6 +120,8 @@ class W3svcService:
         self._tls: ssl.SSLContext | None = None
         self._cert_stamp: tuple[float, float] = (0.0, 0.0)
         self._handlers: dict[VirtualDirectoryKind, ProtocolHandler] = {}
+        # OWA's Scheduling Assistant asks the availability service (EWS plugs it in).
+        self.availability: AvailabilityLookup | None = None
         if watcher is not None:
             watcher.subscribe({VirtualDirectory.kind, Server.kind}, self._directory_changed)
 
@@ -222,6 +225,7 @@ class W3svcService:
         )
         for kind, handler in self._handlers.items():
             front.register(kind, handler)
+        front.owa.availability = self.availability
         app = front.app()
         runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
