@@ -24,10 +24,18 @@ from typing import Any, ClassVar
 
 import requests
 import urllib3.util.connection
-from urllib3.connection import HTTPSConnection
-from urllib3.connectionpool import HTTPSConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-__all__ = ["NAMES_VARIABLE", "LabNamesAdapter", "MappedConnection", "install", "pytest_configure"]
+__all__ = [
+    "NAMES_VARIABLE",
+    "LabNamesAdapter",
+    "MappedConnection",
+    "install",
+    "install_dns",
+    "lab_dns_check",
+    "pytest_configure",
+]
 
 #: The environment variable the plugin reads the name map from.
 NAMES_VARIABLE = "SITEMAIL_LAB_NAMES"
@@ -39,8 +47,11 @@ class MappedConnection(HTTPSConnection):
     def _new_conn(self) -> Any:
         # Dial the mapped address; the name stays for SNI, the certificate check and Host.
         # Any name the map lacks is a bug of the caller (KeyError): never leave loopback.
+        # An "address:port" value also maps the port (in-process servers on ephemeral ports,
+        # reached by URLs that name none, as Autodiscover's answers do).
+        address, _, port = self.names[self._dns_host].partition(":")
         return urllib3.util.connection.create_connection(
-            (self.names[self._dns_host], self.port),
+            (address, int(port) if port else self.port),
             self.timeout,
             source_address=self.source_address,
             socket_options=self.socket_options,
@@ -51,12 +62,29 @@ class _MappedPool(HTTPSConnectionPool):
     ConnectionCls = MappedConnection
 
 
+class MappedPlainConnection(HTTPConnection):
+    """Plain HTTP to a lab name (Autodiscover's unauthenticated step 3 asks http://)."""
+
+    def _new_conn(self) -> Any:
+        address, _, port = MappedConnection.names[self._dns_host].partition(":")
+        return urllib3.util.connection.create_connection(
+            (address, int(port) if port else self.port),
+            self.timeout,
+            source_address=self.source_address,
+            socket_options=self.socket_options,
+        )
+
+
+class _MappedPlainPool(HTTPConnectionPool):
+    ConnectionCls = MappedPlainConnection
+
+
 class LabNamesAdapter(requests.adapters.HTTPAdapter):
     """An HTTPAdapter that dials lab addresses for lab host names, as the lab's DNS would."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"https": _MappedPool}
+        self.poolmanager.pool_classes_by_scheme = {"https": _MappedPool, "http": _MappedPlainPool}
 
 
 def install(names: dict[str, str]) -> None:
@@ -65,6 +93,26 @@ def install(names: dict[str, str]) -> None:
 
     MappedConnection.names = {k.lower(): v for k, v in names.items()}
     BaseProtocol.HTTP_ADAPTER_CLS = LabNamesAdapter
+    install_dns()
+
+
+def lab_dns_check(self: Any, url: str) -> None:
+    """exchangelib's Autodiscover asks DNS for each candidate host before it posts; the lab's
+    DNS knows the lab's names and nothing else (a name it lacks is skipped, as one DNS lacks)."""
+    del self
+    from urllib.parse import urlparse
+
+    from exchangelib.errors import TransportError
+
+    host = (urlparse(url).hostname or "").lower()
+    if host not in MappedConnection.names:
+        raise TransportError(f"{host!r} has no DNS entry")
+
+
+def install_dns() -> None:
+    from exchangelib.autodiscover.discovery import Autodiscovery
+
+    Autodiscovery._ensure_valid_hostname = lab_dns_check  # type: ignore[method-assign]
 
 
 def pytest_configure(config: Any) -> None:

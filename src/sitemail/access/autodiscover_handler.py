@@ -25,6 +25,12 @@ from sitemail.access.autodiscover_pox import (
     outlook_document,
     parse_request,
 )
+from sitemail.access.autodiscover_soap import (
+    AutodiscoverFault,
+    fault_document,
+    parse_user_settings,
+    user_settings_document,
+)
 from sitemail.access.autodiscover_urls import autodiscover_urls
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.outcomes import ClientProtocol, Error
@@ -111,6 +117,8 @@ class AutodiscoverHandler:
         if door is None:
             return web.Response(status=503, text="The web site is starting.")
         mailbox = user.mailbox
+        if ctx.subpath.lower().startswith("/autodiscover.svc"):
+            return await self._soap(request, ctx, user, door)
         if request.method != "POST":
             return self._error(600, "Invalid Request")
         try:
@@ -131,3 +139,30 @@ class AutodiscoverHandler:
         if asked.schema == MOBILESYNC_RESPONSE:
             return self._xml(mobilesync_document(urls))
         return self._xml(outlook_document(urls))
+
+    async def _soap(
+        self, request: web.Request, ctx: RequestContext, user: AppUser, door: FrontDoor
+    ) -> web.StreamResponse:
+        """SOAP Autodiscover's GetUserSettings (:mod:`.autodiscover_soap`)."""
+        if request.method != "POST":
+            return web.Response(status=405, headers={"Allow": "POST"}, text="POST a SOAP request.")
+        try:
+            asked = parse_user_settings(await request.read())
+        except (AutodiscoverFault, web.HTTPRequestEntityTooLarge) as exc:
+            return self._xml(fault_document(str(exc) or "The request is too large."), 500)
+        mailbox = user.mailbox
+        own = {a.lower() for a in mailbox.all_addresses}
+        org = door.directory.list(Organization)
+        organization = org[0].name if org else "Exchange"
+
+        def answer(address: str) -> Urls | str:
+            # As the POX answer: a user asks about their own addresses only.
+            if address.lower() not in own:
+                return "The email address can't be found."
+            outcome = door.decisions.decide(ctx, ClientProtocol.AUTODISCOVER, mailbox)
+            if isinstance(outcome, Error):
+                return outcome.message
+            urls = urls_for(ctx.snapshot, mailbox, organization, door.server)
+            return urls.message if isinstance(urls, Error) else urls
+
+        return self._xml(user_settings_document(asked, answer, organization))

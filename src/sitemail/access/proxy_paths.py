@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["UnsafeRequestPath", "rebase_request_path"]
+__all__ = ["UnsafeRequestPath", "application_path", "rebase_request_path"]
 
 
 class UnsafeRequestPath(ValueError):
@@ -26,6 +26,18 @@ class UnsafeRequestPath(ValueError):
 def _refuse(request_target: str, why: str) -> UnsafeRequestPath:
     shown = request_target if len(request_target) <= 200 else request_target[:200] + "..."
     return UnsafeRequestPath(f"request path {shown!r} is not proxied: {why}")
+
+
+def application_path(url_path: str) -> str:
+    """The virtual directory of a directory URL's path, without the trailing '/'.
+
+    A URL may name a file of the application (``/EWS/Exchange.asmx``,
+    ``/Autodiscover/Autodiscover.xml``); the virtual directory is then its folder,
+    as IIS serves the application's other files there too (``/EWS/Services.wsdl``).
+    """
+    path = url_path.rstrip("/")
+    folder, _, last = path.rpartition("/")
+    return folder if "." in last else path
 
 
 def rebase_request_path(target_url: str, entry_path: str, request_target: str) -> str:
@@ -47,12 +59,12 @@ def rebase_request_path(target_url: str, entry_path: str, request_target: str) -
     decoded = unquote(path)
     if any(seg in (".", "..") for seg in decoded.split("/")):
         raise _refuse(request_target, "it contains '.' or '..' segments")
-    base = entry_path.rstrip("/")
+    base = application_path(entry_path)
     if base and not (lowered == base.lower() or lowered.startswith(base.lower() + "/")):
         raise _refuse(request_target, f"it is not under the virtual directory {entry_path!r}")
     remainder = path[len(base) :]
     target = urlsplit(target_url)
-    new_path = target.path.rstrip("/") + remainder
+    new_path = application_path(target.path) + remainder
     base_url = urlunsplit((target.scheme, target.netloc, new_path or "/", "", ""))
     # The query goes on as it came, an empty one ("/owa?") included: a proxy does not
     # rewrite what the client sent after the path.

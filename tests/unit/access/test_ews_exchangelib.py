@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +41,7 @@ from exchangelib.errors import (
 from exchangelib.protocol import BaseProtocol
 from tests.unit.access.test_web_front import PASSWORD, DatabaseStore, Lab, running
 
+from sitemail.access.autodiscover_handler import AutodiscoverHandler
 from sitemail.access.ews_handler import EwsHandler
 from sitemail.access.ews_ids import folder_id
 from sitemail.access.ews_mailbox import EwsStore
@@ -177,6 +179,7 @@ def plug_ews(lab: Lab) -> None:
         store: EwsStore = EwsTestStore(lab.stores[name])
         door = lab.doors[name]
         door.register(VirtualDirectoryKind.EWS, EwsHandler(lambda d=door: d, lambda s=store: s))
+        door.register(VirtualDirectoryKind.AUTODISCOVER, AutodiscoverHandler(lambda d=door: d))
 
 
 class Running:
@@ -355,3 +358,78 @@ def test_convert_id_names_the_mailbox_and_round_trips_every_format(servers: Lab)
                 [AlternateId(id=alice_root, format="EwsId", mailbox="adam@contoso.com")], "EwsId"
             )
         )
+
+
+def test_soap_autodiscover_gives_exchangelib_the_ews_url_and_version(
+    servers: Lab, lab_names: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # exchangelib 5 (like the EWS Managed API) asks SOAP Autodiscover first:
+    # https://autodiscover.contoso.com/autodiscover/autodiscover.svc, GetUserSettings.
+    import requests
+    from bench.lab_names import lab_dns_check
+    from exchangelib.autodiscover import clear_cache
+    from exchangelib.autodiscover.discovery import Autodiscovery
+
+    lab = servers
+    ews = "https://mail.contoso.com/EWS/Exchange.asmx"
+    lab.set_vdir(NY_EWS, basic_authentication=True, external_url=ews)
+    port = lab.ports["EX-NY1"]
+    lab_names.update(
+        {"autodiscover.contoso.com": f"127.0.0.1:{port}", "mail.contoso.com": f"127.0.0.1:{port}"}
+    )
+    monkeypatch.setattr(Autodiscovery, "_ensure_valid_hostname", lab_dns_check)
+    clear_cache()
+    lab.stores["EX-FL1"].deliver("adam", "ews:autodiscover", mime("Found by Autodiscover", "x"))
+    account = Account(
+        "adam@contoso.com",
+        credentials=Credentials("contoso\\adam", PASSWORD),
+        autodiscover=True,
+        access_type=DELEGATE,
+    )
+    assert account.protocol.service_endpoint == ews
+    assert account.version.api_version == "Exchange2010_SP2"
+    assert [i.subject for i in account.inbox.all()] == ["Found by Autodiscover"]
+    clear_cache()
+
+    # Per user and per setting: what the server has, what it has not, what it does not know.
+    a = "http://schemas.microsoft.com/exchange/2010/Autodiscover"
+    users = "".join(
+        f"<a:User><a:Mailbox>{u}</a:Mailbox></a:User>"
+        for u in ("adam@contoso.com", "alice@contoso.com")
+    )
+    settings = "".join(
+        f"<a:Setting>{s}</a:Setting>"
+        for s in ("UserDisplayName", "ExternalEwsUrl", "ExternalUMUrl", "NoSuchSetting")
+    )
+    request = (
+        '<?xml version="1.0" encoding="utf-8"?><s:Envelope '
+        f'xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="{a}"><s:Header>'
+        "<a:RequestedServerVersion>Exchange2010</a:RequestedServerVersion></s:Header><s:Body>"
+        f"<a:GetUserSettingsRequestMessage><a:Request><a:Users>{users}</a:Users>"
+        f"<a:RequestedSettings>{settings}</a:RequestedSettings></a:Request>"
+        "</a:GetUserSettingsRequestMessage></s:Body></s:Envelope>"
+    )
+    session = requests.Session()
+    session.mount("https://", LabNamesAdapter())
+    reply = session.post(
+        lab.url("autodiscover.contoso.com", "/autodiscover/autodiscover.svc"),
+        data=request.encode(),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+        auth=("contoso\\adam", PASSWORD),
+        timeout=30,
+    )
+    assert reply.status_code == 200, reply.text
+    root = ET.fromstring(reply.content)
+    adam, alice = root.iter(f"{{{a}}}UserResponse")
+    assert alice.findtext(f"{{{a}}}ErrorCode") == "InvalidUser"  # only one's own addresses
+    assert adam.findtext(f"{{{a}}}ErrorCode") == "NoError"
+    values = {
+        s.findtext(f"{{{a}}}Name"): s.findtext(f"{{{a}}}Value")
+        for s in adam.iter(f"{{{a}}}UserSetting")
+    }
+    assert values == {"UserDisplayName": "Adam User", "ExternalEwsUrl": ews}
+    errors = {
+        e.findtext(f"{{{a}}}SettingName"): e.findtext(f"{{{a}}}ErrorCode")
+        for e in adam.iter(f"{{{a}}}UserSettingError")
+    }
+    assert errors == {"ExternalUMUrl": "SettingIsNotAvailable", "NoSuchSetting": "InvalidSetting"}

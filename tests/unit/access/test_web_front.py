@@ -109,11 +109,16 @@ def _organization(tmp: Path) -> tuple[Directory, OrganizationPki]:
                 )
             if server.name == "EX-NY1" and v.type == VirtualDirectoryKind.OWA:
                 v = v.model_copy(update={"exchange2003_url": "https://ex2003.contoso.com/exchange"})
+            if server.name == "EX-NY1" and v.type == VirtualDirectoryKind.AUTODISCOVER:
+                # As in the seed: clients find NY's CAS by the autodiscover name.
+                external = "https://autodiscover.contoso.com/Autodiscover/Autodiscover.xml"
+                v = v.model_copy(update={"external_url": external})
             if server.name == "EX-FL1":
                 v = v.model_copy(update={"windows_authentication": True})
             d.put(v)
         urls = [u for v in vdirs for u in (v.internal_url, v.external_url)]
-        urls += ["https://mail.contoso.com/owa"] if server.name == "EX-NY1" else []
+        if server.name == "EX-NY1":
+            urls += ["https://mail.contoso.com/owa", "https://autodiscover.contoso.com/"]
         pki.ensure_server(server.name, server.fqdn, urls=urls)
     d.put(MailboxDatabase(name="NY-DB1", server="EX-NY1"))
     d.put(MailboxDatabase(name="FL-DB1", server="EX-FL1"))
@@ -913,7 +918,11 @@ def test_plugged_in_protocols_use_the_same_sign_in_decision_and_proxy(tmp_path: 
             lab.set_vdir("EX-NY1\\EWS (Default Web Site)", basic_authentication=True)
             url = lab.url("ex-ny1.contoso.com", "/EWS/Exchange.asmx")
             r = await s.post(url, data=b"x" * 100_000, headers=basic("contoso\\adam", PASSWORD))
-            assert await r.json() == {"user": "adam", "got": 100_000, "path": "/"}
+            # The path below the application's folder (/EWS), as IIS gives it.
+            assert await r.json() == {"user": "adam", "got": 100_000, "path": "/Exchange.asmx"}
+            wsdl = lab.url("ex-ny1.contoso.com", "/ews/Services.wsdl")
+            r = await s.post(wsdl, data=b"x", headers=basic("contoso\\adam", PASSWORD))
+            assert await r.json() == {"user": "adam", "got": 1, "path": "/Services.wsdl"}
             # A browser's own proxy headers are stripped before the handler sees them.
             r = await s.post(url, headers={"X-Sitemail-Proxy-User": "adam"})
             assert r.status == 401

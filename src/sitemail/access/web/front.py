@@ -44,6 +44,7 @@ from multidict import CIMultiDict
 
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.entry_points import normalize_host, resolve_host
+from sitemail.access.proxy_paths import application_path
 from sitemail.access.throttle import SignInThrottle
 from sitemail.access.web import iis
 from sitemail.access.web.authentication import Authenticator, is_proxied
@@ -247,7 +248,8 @@ class FrontDoor:
         entry = resolve_host(snap, host, kind=kind, server=self.server) if kind else None
         if entry is None:
             return nothing_here_page(host, path, server=self.server)
-        base = (urlsplit(entry.url).path or "/").rstrip("/")
+        # /EWS/Exchange.asmx names a file: the virtual directory is its folder (IIS's).
+        base = application_path(urlsplit(entry.url).path or "/")
         if not (lowered == base.lower() or lowered.startswith(base.lower() + "/")):
             return nothing_here_page(host, path, server=self.server)
         if lowered == base.lower() and kind in BROWSER_APPS:
