@@ -170,7 +170,7 @@ def parse_calendar(element: ET.Element) -> dict[str, Any]:
         name = child.tag.rsplit("}", 1)[-1]
         text = child.text or ""
         if name == "Subject":
-            out["subject"] = text
+            out["subject"] = text[:255]  # Exchange keeps a subject's first 255 characters
         elif name == "Body":
             out["body"] = text
             out["body_html"] = child.get("BodyType", "Text") == "HTML"

@@ -35,9 +35,19 @@ MAX_EXCEPTIONS = 999
 MAX_ENTRIES = 19
 #: Most occurrences of a numbered recurrence (Outlook's and Exchange's cap; unverified for EWS).
 MAX_OCCURRENCES = 999
+#: Properties of a typed item kept as the client gave them (:data:`Props`): how many, and
+#: the longest one (as XML text; four 4,000-character children fit).
+MAX_PROPS = 100
+MAX_PROP = 32 * 1024
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Body = Annotated[str, Field(max_length=MAX_BODY)]
+#: The properties of an item its record has no field of its own for (categories,
+#: sensitivity, a contact's birthday ...): EWS property path -> the element the client
+#: sent, as XML text, which EWS gives back as it was set.
+Props = Annotated[
+    dict[Text, Annotated[str, Field(max_length=MAX_PROP)]], Field(max_length=MAX_PROPS)
+]
 
 
 class ItemKind(StrEnum):
@@ -206,6 +216,7 @@ class CalendarData(Record):
     uid: Text = ""
     sequence: int = Field(default=0, ge=0)
     meeting_request_sent: bool = False
+    props: Props = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _ordered(self) -> CalendarData:
@@ -235,6 +246,7 @@ class ContactData(Record):
     #: BusinessPhone, MobilePhone, HomePhone ... -> number.
     phones: dict[Text, Text] = Field(default_factory=dict, max_length=MAX_ENTRIES)
     body: Body = ""
+    props: Props = Field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -258,6 +270,7 @@ class TaskData(Record):
     complete_date: datetime | None = None
     status: TaskStatus = TaskStatus.NOT_STARTED
     percent_complete: float = Field(default=0.0, ge=0.0, le=100.0)
+    props: Props = Field(default_factory=dict)
 
     @property
     def is_complete(self) -> bool:

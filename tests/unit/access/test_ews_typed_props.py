@@ -1,0 +1,179 @@
+"""The properties of calendar items, contacts and tasks beyond their records' own (categories,
+sensitivity, a contact's birthday and addresses ...), through exchangelib against the
+in-process Client Access servers: kept as set, given back, updated, deleted, restricted on."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from exchangelib import Account, CalendarItem, Contact, EWSDateTime, EWSTimeZone, Task
+from exchangelib.errors import ErrorPropertyUpdate
+from exchangelib.indexed_properties import EmailAddress, PhysicalAddress
+from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
+from tests.unit.access.test_web_front import Lab
+
+from sitemail.access.ews_responses import Refused
+from sitemail.access.ews_soap import TYPES_NS
+from sitemail.access.ews_typed_props import delete_prop, parse_props, set_props
+from sitemail.mailbox.item_records import ItemKind
+
+__all__ = ["lab_names", "servers"]
+
+UTC_TZ = EWSTimeZone("UTC")
+
+
+def _adam(lab: Lab) -> Account:
+    lab.set_vdir(FL_EWS, basic_authentication=True)
+    return ews_account(url(lab, "ex-fl1.contoso.com"), "contoso\\adam", "adam@contoso.com")
+
+
+def test_a_contact_keeps_every_property_and_is_found_by_them(
+    servers: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = _adam(servers)
+    home = PhysicalAddress(label="Home", street="1 Elm St", city="Springfield")
+    contact = Contact(
+        account=account,
+        folder=account.contacts,
+        display_name="Jane Doe",
+        given_name="Jane",
+        surname="Doe",
+        categories=["props-test", "friends"],
+        sensitivity="Private",
+        importance="High",
+        birthday=date(1990, 4, 2),
+        children=["Ann", "Bob"],
+        companies=["Contoso"],
+        profession="Engineer",
+        physical_addresses=[home],
+        email_addresses=[EmailAddress(label="EmailAddress1", email="jane@example.com")],
+    ).save()
+    Contact(
+        account=account, folder=account.contacts, display_name="John Roe", categories=["other"]
+    ).save()
+    fresh = account.contacts.get(id=contact.id)
+    assert set(fresh.categories) == {"props-test", "friends"}
+    assert (fresh.sensitivity, fresh.importance) == ("Private", "High")
+    assert fresh.birthday == date(1990, 4, 2)
+    assert fresh.children == ["Ann", "Bob"]
+    assert fresh.profession == "Engineer"
+    assert fresh.physical_addresses == [home]
+    # Restrictions on the generic item properties, list properties and indexed entries.
+    mine = account.contacts.filter(categories__contains=["props-test"])
+    assert [c.display_name for c in mine] == ["Jane Doe"]
+    assert mine.filter(sensitivity="Private").count() == 1
+    assert mine.filter(children__in=["Bob"]).count() == 1
+    assert mine.filter(profession__contains="gine").count() == 1
+    assert mine.filter(email_addresses__EmailAddress1="jane@example.com").count() == 1
+    assert mine.filter(physical_addresses__Home__city="Springfield").count() == 1
+    assert mine.filter(physical_addresses__Home__city="Shelbyville").count() == 0
+    # Exchange 2010 takes a restriction on ReminderDueBy and matches nothing (exchangelib
+    # knows, and refuses to send one unless told otherwise).
+    monkeypatch.setattr(Contact.get_field_by_fieldname("reminder_due_by"), "is_searchable", True)
+    assert mine.filter(reminder_due_by__gt=EWSDateTime(2000, 1, 1, tzinfo=UTC_TZ)).count() == 0
+    ordered = account.contacts.all().order_by("-physical_addresses__Home__street")
+    assert next(c.display_name for c in ordered) == "Jane Doe"
+
+    # An indexed property replaced entry by entry (exchangelib deletes the labels it drops),
+    # a property emptied, another changed.
+    business = PhysicalAddress(label="Business", street="2 Oak St", city="Ogdenville")
+    contact.physical_addresses = [business]
+    contact.children = None
+    contact.sensitivity = "Normal"
+    contact.save(update_fields=["physical_addresses", "children", "sensitivity"])
+    contact.refresh()
+    assert contact.physical_addresses == [business]
+    assert contact.children is None
+    assert contact.sensitivity == "Normal"
+    assert contact.phone_numbers is None  # no phone number was touched by the address's delete
+
+    # Exchange refuses a name over 255 characters (exchangelib too, unless told otherwise).
+    monkeypatch.setattr(Contact.get_field_by_fieldname("given_name"), "max_length", 4000)
+    contact.given_name = "x" * 300
+    with pytest.raises(ErrorPropertyUpdate):
+        contact.save(update_fields=["given_name"])
+
+
+def test_tasks_and_calendar_items_keep_categories_and_sensitivity(
+    servers: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = _adam(servers)
+    # Exchange keeps a subject's first 255 characters (exchangelib refuses more by itself).
+    monkeypatch.setattr(Task.get_field_by_fieldname("subject"), "max_length", 4000)
+    task = Task(
+        account=account,
+        folder=account.tasks,
+        subject="t" * 400,
+        categories=["props-task"],
+        sensitivity="Private",
+        billing_information="Project X",
+        total_work=90,
+        reminder_is_set=True,
+        percent_complete=Decimal(0),
+    ).save()
+    fresh = account.tasks.get(id=task.id)
+    assert len(fresh.subject) == 255
+    assert (fresh.sensitivity, fresh.billing_information, fresh.total_work) == (
+        "Private",
+        "Project X",
+        90,
+    )
+    assert fresh.reminder_is_set is True
+    found = account.tasks.filter(categories__contains=["props-task"])
+    assert found.filter(total_work__gte=60, billing_information="project x").count() == 1
+    fresh.sensitivity = "Confidential"
+    fresh.save(update_fields=["sensitivity"])
+    assert account.tasks.get(id=task.id).sensitivity == "Confidential"
+
+    start = EWSDateTime(2031, 6, 2, 9, tzinfo=UTC_TZ)
+    item = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="Review",
+        start=start,
+        end=start + timedelta(hours=1),
+        categories=["props-cal"],
+        sensitivity="Personal",
+    )
+    item.save(send_meeting_invitations="SendToNone")
+    got = account.calendar.get(categories__contains=["props-cal"])
+    assert (got.subject, got.sensitivity, got.categories) == ("Review", "Personal", ["props-cal"])
+
+
+def _contact(xml: str) -> ET.Element:
+    return ET.fromstring(f'<t:Contact xmlns:t="{TYPES_NS}">{xml}</t:Contact>')
+
+
+def test_kept_properties_merge_indexed_entries_and_check_types() -> None:
+    props = parse_props(
+        ItemKind.CONTACT,
+        _contact(
+            "<t:PhysicalAddresses><t:Entry Key='Home'><t:Street>A</t:Street>"
+            "<t:City>B</t:City></t:Entry></t:PhysicalAddresses><t:Manager>M</t:Manager>"
+        ),
+    )
+    assert set(props) == {"contacts:PhysicalAddresses", "contacts:Manager"}
+    merged = set_props(
+        ItemKind.CONTACT,
+        props,
+        _contact(
+            "<t:PhysicalAddresses><t:Entry Key='Home'><t:City>C</t:City></t:Entry>"
+            "</t:PhysicalAddresses>"
+        ),
+        indexed=True,
+        append=False,
+    )
+    home = ET.fromstring(merged["contacts:PhysicalAddresses"])[0]
+    assert [(e.tag.split("}")[1], e.text) for e in home] == [("Street", "A"), ("City", "C")]
+    street_gone = delete_prop(ItemKind.CONTACT, merged, "contacts:PhysicalAddress:Street", "Home")
+    city_gone = delete_prop(
+        ItemKind.CONTACT, street_gone or {}, "contacts:PhysicalAddress:City", "Home"
+    )
+    assert set(city_gone or {}) == {"contacts:Manager"}  # the emptied entry and container go
+    assert delete_prop(ItemKind.CONTACT, props, "contacts:DisplayName", None) is None
+    with pytest.raises(Refused) as bad:
+        parse_props(ItemKind.CONTACT, _contact("<t:Birthday>someday</t:Birthday>"))
+    assert bad.value.code == "ErrorInvalidValueForProperty"
