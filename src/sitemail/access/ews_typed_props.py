@@ -130,11 +130,13 @@ _TASK = {
     "task:BillingInformation": "string",
     "task:Companies": "strings",
     "task:Contacts": "strings",
+    "task:DelegationState": "string",
     "task:Mileage": "string",
     "task:Recurrence": "element",
     "task:TotalWork": "int",
 }
 _CALENDAR = {
+    "calendar:When": "string",
     "calendar:IsResponseRequested": "bool",
     "calendar:Resources": "element",
     "calendar:ConferenceType": "int",
@@ -158,6 +160,9 @@ _DEFAULTS = {
 }
 # What a restriction reads for a property never set (as on messages).
 _UNSET: dict[str, Any] = {"item:ReminderIsSet": False, "item:ReminderMinutesBeforeStart": 0}
+# Properties a renderer gives a value of its own when none was set (a contact's subject is
+# its name); deleting one leaves it empty rather than derived.
+_DERIVED = frozenset({"item:Subject"})
 #: The indexed properties kept here: IndexedFieldURI path (before any ':Street' part) ->
 #: the container property that holds their entries.
 INDEXED = {
@@ -292,7 +297,11 @@ def delete_prop(
     if index is None:
         if uri not in KEPT[kind]:
             return None
-        out.pop(uri, None)
+        if uri in _DERIVED:
+            # Kept empty, so that the value the renderer would derive is not given either.
+            out[uri] = ET.tostring(ET.Element(t(uri.split(":", 1)[1])), encoding="unicode")
+        else:
+            out.pop(uri, None)
         return out
     # contacts:PhysicalAddress:Street -> the container of PhysicalAddress entries, Street.
     head, _, part = uri.partition(":")[2].partition(":")
@@ -332,9 +341,10 @@ def render_props(element: ET.Element, item: TypedItem, fields: set[str] | frozen
             continue  # the renderer's own value (a calendar item's reminder)
         for stale in element.findall(t(name)):
             element.remove(stale)
-        if stored is not None:
-            element.append(ET.fromstring(stored))
-        else:
+        kept = None if stored is None else ET.fromstring(stored)
+        if kept is not None and (kept.text or len(kept) or path not in _DERIVED):
+            element.append(kept)
+        elif kept is None:
             sub(element, t(name), _DEFAULTS[path])
     if item.kind is ItemKind.TASK and "task:Recurrence" in data.props:
         recurring = element.find(t("IsRecurring"))

@@ -44,6 +44,7 @@ _WRONG_COUNT = (
 )
 # A calendar item's properties that DeleteItemField empties (record field, its empty value).
 _CALENDAR_CLEARED: dict[str, tuple[str, Any]] = {
+    "item:Subject": ("subject", ""),
     "calendar:Location": ("location", ""),
     "item:Body": ("body", ""),
     "calendar:Recurrence": ("recurrence", None),

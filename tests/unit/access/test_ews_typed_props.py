@@ -89,6 +89,13 @@ def test_a_contact_keeps_every_property_and_is_found_by_them(
     assert contact.children is None
     assert contact.sensitivity == "Normal"
     assert contact.phone_numbers is None  # no phone number was touched by the address's delete
+    # A subject set apart from the name is given back; deleted, it is gone (not the name).
+    contact.subject = "Jane at work"
+    contact.save(update_fields=["subject"])
+    assert account.contacts.get(id=contact.id).subject == "Jane at work"
+    contact.subject = None
+    contact.save(update_fields=["subject"])
+    assert account.contacts.get(id=contact.id).subject is None
 
     # Exchange refuses a name over 255 characters (exchangelib too, unless told otherwise).
     monkeypatch.setattr(Contact.get_field_by_fieldname("given_name"), "max_length", 4000)
