@@ -47,6 +47,12 @@ from sitemail.access.ews_contacts import (
     render_contact,
     render_task,
 )
+from sitemail.access.ews_distribution_lists import (
+    LIST_DEFAULT,
+    LIST_FIELDS,
+    parse_distribution_list,
+    render_distribution_list,
+)
 from sitemail.access.ews_ids import ROOT, TOP, EwsId, InvalidId, change_key, parse_id
 from sitemail.access.ews_invitations import send_invitations
 from sitemail.access.ews_mailbox import EwsMailbox
@@ -93,7 +99,9 @@ _FOLDER_KINDS = {
     WellKnownFolder.CONTACTS: ItemKind.CONTACT,
     WellKnownFolder.TASKS: ItemKind.TASK,
 }
-_DEFAULT_FOLDER = {k: w.value for w, k in _FOLDER_KINDS.items()}
+_DEFAULT_FOLDER = {k: w.value for w, k in _FOLDER_KINDS.items()} | {
+    ItemKind.DISTRIBUTION_LIST: WellKnownFolder.CONTACTS.value
+}
 _INVITATIONS = ("SendToNone", "SendOnlyToAll", "SendToAllAndSaveCopy")
 _CANCELLATIONS = ("SendToNone", "SendOnlyToAll", "SendToAllAndSaveCopy")
 _UPDATE_SENDS = (
@@ -286,6 +294,8 @@ class EwsTypedItems:
             self.calendar.render(parent, item, fields, occ)
         elif item.kind is ItemKind.CONTACT:
             render_contact(parent, item, fields, self.alias)
+        elif item.kind is ItemKind.DISTRIBUTION_LIST:
+            render_distribution_list(parent, item, fields, self.alias)
         else:
             render_task(parent, item, fields, self.alias)
         render_props(parent[-1], item, fields)
@@ -369,6 +379,8 @@ class EwsTypedItems:
             )
         elif kind is ItemKind.CONTACT:
             fields = parse_contact(element)
+        elif kind is ItemKind.DISTRIBUTION_LIST:
+            fields = parse_distribution_list(element)
         else:
             fields = parse_task(element)
         return new_record(kind, element, fields, self.clock.now())
@@ -413,6 +425,8 @@ class EwsTypedItems:
             return _shape(shape, CALENDAR_DEFAULT, CALENDAR_FIELDS + kept)
         if kind is ItemKind.CONTACT:
             return _shape(shape, CONTACT_DEFAULT, CONTACT_FIELDS + kept)
+        if kind is ItemKind.DISTRIBUTION_LIST:
+            return _shape(shape, LIST_DEFAULT, LIST_FIELDS + kept)
         return _shape(shape, TASK_DEFAULT, TASK_FIELDS + kept)
 
     async def _is_message(self, ref: ET.Element) -> bool:

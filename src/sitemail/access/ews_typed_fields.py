@@ -40,12 +40,13 @@ def _subject(item: TypedItem) -> str | None:
         # A contact's subject is its name, unless the client set one apart.
         given = prop_value(item, "item:Subject")
         return item.contact.display_name if given is None else given
+    if item.distribution_list is not None:
+        return item.distribution_list.display_name
     return None
 
 
 def _body(item: TypedItem) -> str | None:
-    data = item.calendar or item.task or item.contact
-    return None if data is None else data.body
+    return item.record.body
 
 
 def _kept(path: str) -> QueryField:
@@ -137,7 +138,14 @@ TYPED_FIELDS: dict[str, QueryField] = {
     "calendar:Organizer": QueryField(
         "string", _calendar(lambda c: None if c.organizer is None else c.organizer.address)
     ),
-    "contacts:DisplayName": QueryField("string", _contact(lambda c: c.display_name)),
+    "contacts:DisplayName": QueryField(
+        "string",
+        lambda i: (
+            i.distribution_list.display_name
+            if i.distribution_list
+            else (i.contact.display_name if i.contact else None)
+        ),
+    ),
     "contacts:GivenName": QueryField("string", _contact(lambda c: c.given_name)),
     "contacts:MiddleName": QueryField("string", _contact(lambda c: c.middle_name)),
     "contacts:Surname": QueryField("string", _contact(lambda c: c.surname)),

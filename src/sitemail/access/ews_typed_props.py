@@ -71,6 +71,7 @@ _KIND_ORDER = {
         "IsTeamTask Mileage Owner PercentComplete Recurrence StartDate Status "
         "StatusDescription TotalWork"
     ),
+    ItemKind.DISTRIBUTION_LIST: _names("DisplayName FileAs ContactSource Members"),
     ItemKind.CALENDAR: _names(
         "UID RecurrenceId DateTimeStamp Start End OriginalStart IsAllDayEvent "
         "LegacyFreeBusyStatus Location When IsMeeting IsCancelled IsRecurring "
@@ -150,6 +151,7 @@ KEPT: dict[ItemKind, dict[str, str]] = {
     ItemKind.CALENDAR: {**_ITEM, **_CALENDAR},
     ItemKind.CONTACT: {**_ITEM, **_REMINDER, **_CONTACT},
     ItemKind.TASK: {**_ITEM, **_REMINDER, **_TASK},
+    ItemKind.DISTRIBUTION_LIST: {**_ITEM, **_REMINDER},
 }
 # What GetItem answers for a property never set (Exchange gives these on every item).
 _DEFAULTS = {
@@ -328,8 +330,7 @@ def delete_prop(
 def render_props(element: ET.Element, item: TypedItem, fields: set[str] | frozenset[str]) -> None:
     """Write the kept properties ``fields`` asks for into the item's ``element`` (in place of
     what its renderer wrote for them), then put its children in the schema's order."""
-    data = item.calendar or item.contact or item.task
-    assert data is not None
+    data = item.record
     for path in KEPT[item.kind]:
         if path not in fields:
             continue
@@ -360,9 +361,9 @@ def render_props(element: ET.Element, item: TypedItem, fields: set[str] | frozen
 def prop_value(item: TypedItem, path: str) -> Any:
     """The value of kept property ``path`` for a restriction or sort order (None if unset):
     a string, a list of strings, a bool, an int or an aware datetime."""
-    data = item.calendar or item.contact or item.task
+    data = item.record
     kind = KEPT[item.kind].get(path)
-    stored = None if data is None else data.props.get(path)
+    stored = data.props.get(path)
     if kind is None:
         return None
     if stored is None:
@@ -385,8 +386,8 @@ def prop_value(item: TypedItem, path: str) -> Any:
 
 def entry_value(item: TypedItem, container: str, key: str, part: str | None) -> str | None:
     """The text of indexed entry ``key`` (its ``part``: Street, City ...) of a kept container."""
-    data = item.calendar or item.contact or item.task
-    stored = None if data is None else data.props.get(container)
+    data = item.record
+    stored = data.props.get(container)
     if stored is None:
         return None
     entry = _entry(ET.fromstring(stored), key)

@@ -23,12 +23,18 @@ from sitemail.access.ews_contacts import (
     parse_task,
     settle_task,
 )
+from sitemail.access.ews_distribution_lists import (
+    LIST_URIS,
+    merge_distribution_list,
+    parse_distribution_list,
+)
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import t
 from sitemail.access.ews_typed_props import delete_prop, parse_props, set_props
 from sitemail.mailbox.item_records import (
     CalendarData,
     ContactData,
+    DistributionListData,
     ItemKind,
     TaskData,
     TypedItem,
@@ -37,7 +43,7 @@ from sitemail.mailbox.recurrence import occurrence_at
 
 __all__ = ["TypedRecord", "first_error", "new_record", "updated_record"]
 
-TypedRecord = CalendarData | ContactData | TaskData
+TypedRecord = CalendarData | ContactData | TaskData | DistributionListData
 
 _WRONG_COUNT = (
     "An object within a change description must contain one and only one property to modify."
@@ -76,6 +82,8 @@ def new_record(
             return CalendarData.model_validate(fields)
         if kind is ItemKind.CONTACT:
             return ContactData.model_validate(fields)
+        if kind is ItemKind.DISTRIBUTION_LIST:
+            return DistributionListData.model_validate(fields)
         return TaskData.model_validate(settle_task(fields, now))
     except ValueError as exc:
         raise Refused(
@@ -87,9 +95,7 @@ def updated_record(
     item: TypedItem, index: int | None, updates: ET.Element | None, now: datetime
 ) -> TypedRecord:
     """The record ``item`` (or its occurrence ``index``) has after ``updates``."""
-    record = item.calendar or item.contact or item.task
-    assert record is not None
-    fields: dict[str, Any] = record.model_dump()
+    fields: dict[str, Any] = item.record.model_dump()
     changes: dict[str, Any] = {}
     for update in list(updates) if updates is not None else []:
         op = update.tag.rsplit("}", 1)[-1]
@@ -119,6 +125,10 @@ def updated_record(
             fields = merge_calendar(fields, part)
         elif item.kind is ItemKind.CONTACT:
             fields = merge_contact(fields, parse_contact(value), indexed=key is not None)
+        elif item.kind is ItemKind.DISTRIBUTION_LIST:
+            fields = merge_distribution_list(
+                fields, parse_distribution_list(value), append=op == "AppendToItemField"
+            )
         else:
             fields.update(parse_task(value))
     try:
@@ -138,6 +148,8 @@ def updated_record(
             return calendar
         if item.kind is ItemKind.CONTACT:
             return ContactData.model_validate(fields)
+        if item.kind is ItemKind.DISTRIBUTION_LIST:
+            return DistributionListData.model_validate(fields)
         return TaskData.model_validate(settle_task(fields, now))
     except ValueError as exc:
         raise Refused(
@@ -157,6 +169,11 @@ def _delete_field(
         name = CONTACT_URIS.get(uri)
         if name:
             fields[name] = {} if name in ("emails", "phones") else ""
+        return fields
+    if kind is ItemKind.DISTRIBUTION_LIST:
+        emptied = LIST_URIS.get(uri)
+        if emptied is not None:
+            fields[emptied[0]] = emptied[1]
         return fields
     if kind is ItemKind.TASK:
         name = TASK_URIS.get(uri)

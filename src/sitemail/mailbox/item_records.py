@@ -35,6 +35,8 @@ MAX_EXCEPTIONS = 999
 MAX_ENTRIES = 19
 #: Most occurrences of a numbered recurrence (Outlook's and Exchange's cap; unverified for EWS).
 MAX_OCCURRENCES = 999
+#: Members of one private distribution list (Outlook's practical limit; unverified for EWS).
+MAX_MEMBERS = 1000
 #: Properties of a typed item kept as the client gave them (:data:`Props`): how many, and
 #: the longest one (as XML text; four 4,000-character children fit).
 MAX_PROPS = 100
@@ -56,6 +58,7 @@ class ItemKind(StrEnum):
     CALENDAR = "CalendarItem"
     CONTACT = "Contact"
     TASK = "Task"
+    DISTRIBUTION_LIST = "DistributionList"
 
     @property
     def item_class(self) -> str:
@@ -64,6 +67,7 @@ class ItemKind(StrEnum):
             ItemKind.CALENDAR: "IPM.Appointment",
             ItemKind.CONTACT: "IPM.Contact",
             ItemKind.TASK: "IPM.Task",
+            ItemKind.DISTRIBUTION_LIST: "IPM.DistList",
         }[self]
 
 
@@ -277,8 +281,28 @@ class TaskData(Record):
         return self.status is TaskStatus.COMPLETED
 
 
+class ListMember(Record):
+    """A member of a private distribution list: a one-off address, a contact's or a
+    mailbox's (EWS MailboxType), and its Status."""
+
+    name: Text = ""
+    address: Text
+    routing_type: Text = "SMTP"
+    mailbox_type: Text = "OneOff"
+    status: Text = "Normal"
+
+
+class DistributionListData(Record):
+    """A private distribution list of a Contacts folder (IPM.DistList): its name and members."""
+
+    display_name: Text = ""
+    body: Body = ""
+    members: list[ListMember] = Field(default_factory=list, max_length=MAX_MEMBERS)
+    props: Props = Field(default_factory=dict)
+
+
 class TypedItem(Record):
-    """A typed item as the store holds it: where it is, and its record (one of three)."""
+    """A typed item as the store holds it: where it is, and its record (one of four)."""
 
     id: int
     folder_id: int
@@ -289,6 +313,14 @@ class TypedItem(Record):
     calendar: CalendarData | None = None
     contact: ContactData | None = None
     task: TaskData | None = None
+    distribution_list: DistributionListData | None = None
+
+    @property
+    def record(self) -> CalendarData | ContactData | TaskData | DistributionListData:
+        """The item's record, whichever kind it is."""
+        found = self.calendar or self.contact or self.task or self.distribution_list
+        assert found is not None, "a typed item has a record"
+        return found
 
 
 class TypedItemPage(Record):

@@ -9,12 +9,23 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from exchangelib import Account, CalendarItem, Contact, EWSDateTime, EWSTimeZone, Task
-from exchangelib.errors import ErrorPropertyUpdate
+from exchangelib import (
+    Account,
+    CalendarItem,
+    Contact,
+    DistributionList,
+    EWSDateTime,
+    EWSTimeZone,
+    Mailbox,
+    Task,
+)
+from exchangelib.errors import ErrorNameResolutionNoResults, ErrorPropertyUpdate
 from exchangelib.indexed_properties import EmailAddress, PhysicalAddress
+from exchangelib.properties import DLMailbox, ItemId, Member
 from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
 from tests.unit.access.test_web_front import Lab
 
+from sitemail.access.ews_ids import parse_id
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import TYPES_NS
 from sitemail.access.ews_typed_props import delete_prop, parse_props, set_props
@@ -184,3 +195,56 @@ def test_kept_properties_merge_indexed_entries_and_check_types() -> None:
     with pytest.raises(Refused) as bad:
         parse_props(ItemKind.CONTACT, _contact("<t:Birthday>someday</t:Birthday>"))
     assert bad.value.code == "ErrorInvalidValueForProperty"
+
+
+def test_a_private_distribution_list_is_kept_listed_updated_and_expanded(servers: Lab) -> None:
+    account = _adam(servers)
+    dl = DistributionList(
+        account=account, folder=account.contacts, display_name="Team", categories=["props-dl"]
+    ).save()
+    found = account.contacts.get(categories__contains=["props-dl"])
+    assert isinstance(found, DistributionList)
+    assert (found.display_name, found.members) == ("Team", None)
+    stored = servers.stores["EX-FL1"].get_typed("adam", found_id(found))
+    assert stored.kind is ItemKind.DISTRIBUTION_LIST and stored.distribution_list is not None
+    dl.members = {
+        Member(mailbox=Mailbox(email_address=f"m{n}@example.com", mailbox_type="OneOff"))
+        for n in range(3)
+    }
+    dl.save()
+    again = account.contacts.get(categories__contains=["props-dl"])
+    assert {m.mailbox.email_address for m in again.members} == {
+        "m0@example.com",
+        "m1@example.com",
+        "m2@example.com",
+    }
+    expanded = account.protocol.expand_dl(
+        DLMailbox(item_id=ItemId(id=dl.id, changekey=dl.changekey), mailbox_type="PrivateDL")
+    )
+    assert sorted(m.email_address for m in expanded) == [
+        "m0@example.com",
+        "m1@example.com",
+        "m2@example.com",
+    ]
+    # No directory group has the address (the directory holds none).
+    with pytest.raises(ErrorNameResolutionNoResults):
+        account.protocol.expand_dl("no-such-group@contoso.com")
+    dl.delete()
+    assert account.contacts.filter(categories__contains=["props-dl"]).count() == 0
+
+
+def found_id(item: DistributionList) -> int:
+    return parse_id(item.id).message_id
+
+
+def test_resolve_names_gives_the_directory_entry_as_a_contact(servers: Lab) -> None:
+    account = _adam(servers)
+    mailbox, contact = account.protocol.resolve_names(
+        names=["adam@contoso.com"], return_full_contact_data=True
+    )[0]
+    assert mailbox == Mailbox(email_address="adam@contoso.com")
+    assert contact.display_name == mailbox.name
+    assert contact.contact_source == "ActiveDirectory"
+    assert [e.email for e in contact.email_addresses if e.label == "EmailAddress1"] == [
+        "SMTP:adam@contoso.com"
+    ]
