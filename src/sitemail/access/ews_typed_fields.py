@@ -112,15 +112,21 @@ def _reminder(path: str, read: Callable[[CalendarData], Any]) -> Callable[[Typed
     return lambda item: read(item.calendar) if item.calendar else prop_value(item, path)
 
 
+def _minutes(item: TypedItem) -> Any:
+    # The minutes as set when kept (a calendar item's too), else the calendar record's.
+    path = "item:ReminderMinutesBeforeStart"
+    if item.calendar is not None and path not in item.calendar.props:
+        return item.calendar.reminder_minutes or 0
+    return prop_value(item, path)
+
+
 TYPED_FIELDS: dict[str, QueryField] = {
     **{path: _kept(path) for path, how in KEPT_KINDS.items() if how != "element"},
     **_INDEXED,
     "item:ReminderIsSet": QueryField(
         "bool", _reminder("item:ReminderIsSet", lambda c: c.reminder_minutes is not None)
     ),
-    "item:ReminderMinutesBeforeStart": QueryField(
-        "int", _reminder("item:ReminderMinutesBeforeStart", lambda c: c.reminder_minutes or 0)
-    ),
+    "item:ReminderMinutesBeforeStart": QueryField("int", _minutes),
     # Exchange 2010 takes a restriction on it and matches nothing (as on messages).
     "item:ReminderDueBy": QueryField("datetime", lambda item: None),
     "item:Subject": QueryField("string", _subject),

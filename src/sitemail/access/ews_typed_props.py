@@ -137,6 +137,9 @@ _TASK = {
     "task:TotalWork": "int",
 }
 _CALENDAR = {
+    # Kept as set too: the record's reminder is none while ReminderIsSet is false, but
+    # Exchange keeps the minutes a client gave either way.
+    "item:ReminderMinutesBeforeStart": "int",
     "calendar:When": "string",
     "calendar:IsResponseRequested": "bool",
     "calendar:Resources": "element",

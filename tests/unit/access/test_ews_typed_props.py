@@ -155,10 +155,14 @@ def test_tasks_and_calendar_items_keep_categories_and_sensitivity(
         end=start + timedelta(hours=1),
         categories=["props-cal"],
         sensitivity="Personal",
+        reminder_is_set=False,
+        reminder_minutes_before_start=30,
     )
     item.save(send_meeting_invitations="SendToNone")
     got = account.calendar.get(categories__contains=["props-cal"])
     assert (got.subject, got.sensitivity, got.categories) == ("Review", "Personal", ["props-cal"])
+    # The minutes a client gave are kept while the reminder is off, as Exchange keeps them.
+    assert (got.reminder_is_set, got.reminder_minutes_before_start) == (False, 30)
 
 
 def _contact(xml: str) -> ET.Element:
