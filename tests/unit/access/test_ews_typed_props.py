@@ -22,9 +22,11 @@ from exchangelib import (
 from exchangelib.errors import ErrorNameResolutionNoResults, ErrorPropertyUpdate
 from exchangelib.indexed_properties import EmailAddress, PhysicalAddress
 from exchangelib.properties import DLMailbox, ItemId, Member
+from exchangelib.recurrence import DailyPattern, Recurrence
 from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
 from tests.unit.access.test_web_front import Lab
 
+from sitemail.access.ews_calendar import zoned_date
 from sitemail.access.ews_ids import parse_id
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import TYPES_NS
@@ -252,3 +254,26 @@ def test_resolve_names_gives_the_directory_entry_as_a_contact(servers: Lab) -> N
     assert [e.email for e in contact.email_addresses if e.label == "EmailAddress1"] == [
         "SMTP:adam@contoso.com"
     ]
+
+
+def test_a_series_gives_its_dates_as_dates_with_its_zone(servers: Lab) -> None:
+    # Exchange writes a recurrence's StartDate as an xs:date with the series' offset
+    # (2031-03-03+01:00), which clients read as a date, not as a midnight.
+    account = _adam(servers)
+    copenhagen = EWSTimeZone("Europe/Copenhagen")
+    start = EWSDateTime(2031, 3, 3, 9, tzinfo=copenhagen)
+    item = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="Stand-up",
+        start=start,
+        end=start + timedelta(minutes=15),
+        recurrence=Recurrence(pattern=DailyPattern(interval=1), start=date(2031, 3, 3), number=3),
+    )
+    item.save(send_meeting_invitations="SendToNone")
+    fresh = account.calendar.get(id=item.id)
+    assert fresh.recurrence == item.recurrence
+    assert type(fresh.recurrence.boundary.start) is not EWSDateTime
+    assert zoned_date(date(2031, 7, 1), "Romance Standard Time") == "2031-07-01+02:00"
+    assert zoned_date(date(2031, 7, 1), "Pacific Standard Time") == "2031-07-01-07:00"
+    assert zoned_date(date(2031, 7, 1), "UTC") == "2031-07-01Z"
