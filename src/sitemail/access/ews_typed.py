@@ -71,6 +71,7 @@ from sitemail.access.ews_restriction import (
     sort_items,
 )
 from sitemail.access.ews_soap import SoapFault, m, sub, t
+from sitemail.access.ews_task_recurrence import split_occurrence
 from sitemail.access.ews_typed_fields import TYPED_FIELDS
 from sitemail.access.ews_typed_props import kept_paths, render_props, shape_path
 from sitemail.access.ews_typed_update import TypedRecord, new_record, updated_record
@@ -79,6 +80,7 @@ from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.item_records import (
     CalendarData,
     ItemKind,
+    TaskData,
     TypedItem,
 )
 from sitemail.mailbox.records import Address, WellKnownFolder
@@ -483,6 +485,16 @@ class EwsTypedItems:
         self, item: TypedItem, index: int | None, updates: ET.Element | None
     ) -> TypedItem:
         new = updated_record(item, index, updates, self.clock.now())
+        if item.task is not None and isinstance(new, TaskData):
+            # A recurring task's update may make an occurrence of its own, whose id is the
+            # answer (ews_task_recurrence).
+            new, one_off = split_occurrence(item.task, new, self.clock.now())
+            if one_off is not None:
+                made = await self.store.create_typed(self.alias, item.folder_id, item.kind, one_off)
+                await self.store.replace_typed(
+                    self.alias, item.id, new, expected_modseq=item.modseq
+                )
+                return made
         return await self.store.replace_typed(self.alias, item.id, new, expected_modseq=item.modseq)
 
     # ------------------------------------------------------------ DeleteItem

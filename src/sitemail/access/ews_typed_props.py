@@ -129,6 +129,7 @@ _TASK = {
     "task:ActualWork": "int",
     "task:AssignedTime": "datetime",
     "task:BillingInformation": "string",
+    "task:ChangeCount": "int",
     "task:Companies": "strings",
     "task:Contacts": "strings",
     "task:DelegationState": "string",
@@ -162,7 +163,10 @@ _DEFAULTS = {
     "item:Importance": "Normal",
     "item:ReminderIsSet": "false",
     "item:ReminderMinutesBeforeStart": "0",
+    "task:ChangeCount": "1",
 }
+# Kept by the server alone (:mod:`.ews_task_recurrence`): what a client sends of them is not.
+_SERVER_ONLY = frozenset({"task:ChangeCount"})
 # What a restriction reads for a property never set (as on messages).
 _UNSET: dict[str, Any] = {"item:ReminderIsSet": False, "item:ReminderMinutesBeforeStart": 0}
 # Properties a renderer gives a value of its own when none was set (a contact's subject is
@@ -243,7 +247,7 @@ def parse_props(kind: ItemKind, element: ET.Element) -> dict[str, str]:
 def _path_of(kind: ItemKind, child: ET.Element) -> str | None:
     name = _local(child)
     for path in KEPT[kind]:
-        if path.endswith(f":{name}"):
+        if path.endswith(f":{name}") and path not in _SERVER_ONLY:
             return path
     return None
 
