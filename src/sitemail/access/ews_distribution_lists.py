@@ -177,7 +177,8 @@ async def _expand(box: EwsMailbox, mailbox: ET.Element | None) -> list[ListMembe
         raise Refused("ErrorInvalidRequest", "ExpandDL needs a Mailbox.")
     ref = mailbox.find(t("ItemId"))
     if ref is None:
-        # Only a directory group expands by address, and the directory holds none.
+        # Only a directory group expands by address, and the directory holds none (the
+        # answer for an address that names a mailbox is unverified).
         raise Refused(*_NO_RESULTS)
     try:
         parsed = parse_id(ref.get("Id", ""))
@@ -188,6 +189,7 @@ async def _expand(box: EwsMailbox, mailbox: ET.Element | None) -> list[ListMembe
         raise Refused("ErrorInvalidIdMalformed", "Id is malformed.")
     kinds = await box.store.typed_kinds(box.alias, [parsed.message_id])
     if kinds.get(parsed.message_id) is not ItemKind.DISTRIBUTION_LIST:
+        # Another item (or none) is no list to expand (unverified: Exchange's wording).
         raise Refused(*_NO_RESULTS)
     item = await box.store.get_typed(box.alias, parsed.message_id)
     assert item.distribution_list is not None

@@ -198,6 +198,17 @@ def test_kept_properties_merge_indexed_entries_and_check_types() -> None:
     )
     assert set(city_gone or {}) == {"contacts:Manager"}  # the emptied entry and container go
     assert delete_prop(ItemKind.CONTACT, props, "contacts:DisplayName", None) is None
+    # AppendToItemField adds to a multi-valued property; SetItemField replaces it.
+    tagged = parse_props(
+        ItemKind.CONTACT, _contact("<t:Categories><t:String>a</t:String></t:Categories>")
+    )
+    more = _contact("<t:Categories><t:String>b</t:String></t:Categories>")
+    appended = set_props(ItemKind.CONTACT, tagged, more, indexed=False, append=True)
+    replaced = set_props(ItemKind.CONTACT, tagged, more, indexed=False, append=False)
+    assert [s.text for s in ET.fromstring(appended["item:Categories"])] == ["a", "b"]
+    assert [s.text for s in ET.fromstring(replaced["item:Categories"])] == ["b"]
+    # ChangeCount is the server's: a client's is not kept.
+    assert parse_props(ItemKind.TASK, _contact("<t:ChangeCount>7</t:ChangeCount>")) == {}
     with pytest.raises(Refused) as bad:
         parse_props(ItemKind.CONTACT, _contact("<t:Birthday>someday</t:Birthday>"))
     assert bad.value.code == "ErrorInvalidValueForProperty"
