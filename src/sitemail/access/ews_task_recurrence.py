@@ -21,11 +21,12 @@ from itertools import islice
 
 from sitemail.access.ews_calendar import parse_recurrence
 from sitemail.access.ews_contacts import settle_task
+from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import t
 from sitemail.mailbox.item_records import TaskData, TaskStatus
 from sitemail.mailbox.recurrence import occurrence_dates
 
-__all__ = ["CHANGE_COUNT", "RECURRENCE", "split_occurrence"]
+__all__ = ["CHANGE_COUNT", "RECURRENCE", "check_series", "split_occurrence"]
 
 RECURRENCE = "task:Recurrence"
 #: Kept by the server alone: how many occurrences the task has made, plus one.
@@ -71,6 +72,19 @@ def _series(text: str) -> _Series:
         end=day("EndDate"),
         count=int(count_text) if count_text and count_text.strip().isdigit() else None,
     )
+
+
+def check_series(task: TaskData) -> None:
+    """Refuse (ErrorInvalidRecurrence ...) a task's recurrence that has no pattern or range
+    sitemail can walk, when it is set rather than when an occurrence is due."""
+    text = task.props.get(RECURRENCE)
+    if text is None:
+        return
+    series = _series(text)
+    if series.regeneration is None:
+        parse_recurrence(series.element)
+    elif series.start is None:
+        raise Refused("ErrorRecurrenceHasNoOccurrence", "A recurrence needs a range.")
 
 
 def _after(series: _Series, current: date, today: date) -> date | None:
@@ -123,6 +137,7 @@ def split_occurrence(
     one_off = new.model_copy(
         update={"props": props, "due_date": current, "start_date": old.start_date or current}
     )
+    # The next occurrence is the old series' (new dates count from the one after it on).
     following = _after(before, (current or now).date(), now.astimezone(UTC).date())
     left = None if series.count is None else series.count - 1
     if following is None or (left is not None and left < 1):

@@ -30,6 +30,7 @@ from sitemail.access.ews_distribution_lists import (
 )
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import t
+from sitemail.access.ews_task_recurrence import check_series
 from sitemail.access.ews_typed_props import delete_prop, parse_props, set_props
 from sitemail.mailbox.item_records import (
     CalendarData,
@@ -84,11 +85,16 @@ def new_record(
             return ContactData.model_validate(fields)
         if kind is ItemKind.DISTRIBUTION_LIST:
             return DistributionListData.model_validate(fields)
-        return TaskData.model_validate(settle_task(fields, now))
+        return _task(TaskData.model_validate(settle_task(fields, now)))
     except ValueError as exc:
         raise Refused(
             "ErrorInvalidPropertySet", f"The item is not valid: {first_error(exc)}"
         ) from None
+
+
+def _task(task: TaskData) -> TaskData:
+    check_series(task)
+    return task
 
 
 def updated_record(
@@ -150,7 +156,7 @@ def updated_record(
             return ContactData.model_validate(fields)
         if item.kind is ItemKind.DISTRIBUTION_LIST:
             return DistributionListData.model_validate(fields)
-        return TaskData.model_validate(settle_task(fields, now))
+        return _task(TaskData.model_validate(settle_task(fields, now)))
     except ValueError as exc:
         raise Refused(
             "ErrorInvalidPropertySet", f"The item is not valid: {first_error(exc)}"

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from exchangelib import Account, Task
 from exchangelib.recurrence import TaskRecurrence, WeeklyPattern, WeeklyRegeneration
 from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
 from tests.unit.access.test_web_front import Lab
+
+from sitemail.access.ews_responses import Refused
+from sitemail.access.ews_soap import TYPES_NS
+from sitemail.access.ews_task_recurrence import RECURRENCE, check_series
+from sitemail.mailbox.item_records import TaskData
 
 __all__ = ["lab_names", "servers"]
 
@@ -85,3 +91,22 @@ def test_a_regenerating_task_comes_back_an_interval_after_it_is_completed(server
     today = datetime.now(UTC).date()
     assert master.due_date in (today + timedelta(days=14), today + timedelta(days=15))
     assert (master.recurrence.boundary.number, master.change_count) == (4, 2)
+
+
+def test_a_recurrence_without_a_walkable_pattern_is_refused_when_set() -> None:
+    ns = f'xmlns:t="{TYPES_NS}"'
+    weekly_without_days = (
+        f"<t:Recurrence {ns}><t:WeeklyRecurrence><t:Interval>1</t:Interval></t:WeeklyRecurrence>"
+        "<t:NoEndRecurrence><t:StartDate>2031-03-03</t:StartDate></t:NoEndRecurrence>"
+        "</t:Recurrence>"
+    )
+    with pytest.raises(Refused) as bad:
+        check_series(TaskData(props={RECURRENCE: weekly_without_days}))
+    assert bad.value.code == "ErrorInvalidRecurrence"
+    no_range = (
+        f"<t:Recurrence {ns}><t:DailyRegeneration><t:Interval>2</t:Interval>"
+        "</t:DailyRegeneration></t:Recurrence>"
+    )
+    with pytest.raises(Refused) as missing:
+        check_series(TaskData(props={RECURRENCE: no_range}))
+    assert missing.value.code == "ErrorRecurrenceHasNoOccurrence"
