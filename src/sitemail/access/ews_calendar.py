@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sitemail.access.ews_ids import change_key, folder_id, item_id, occurrence_id
@@ -38,6 +38,7 @@ from sitemail.mailbox.item_records import (
     WeekIndex,
 )
 from sitemail.mailbox.recurrence import Occurrence, first_and_last, modified_occurrences
+from sitemail.mailbox.windows_zones import zone_of
 
 __all__ = [
     "CALENDAR_DEFAULT",
@@ -170,7 +171,7 @@ def parse_calendar(element: ET.Element) -> dict[str, Any]:
         name = child.tag.rsplit("}", 1)[-1]
         text = child.text or ""
         if name == "Subject":
-            out["subject"] = text
+            out["subject"] = text[:255]  # Exchange keeps a subject's first 255 characters
         elif name == "Body":
             out["body"] = text
             out["body_html"] = child.get("BodyType", "Text") == "HTML"
@@ -544,7 +545,7 @@ def _attendee_list(element: ET.Element, tag: str, people: list[Attendee]) -> Non
 
 def _recurrence(element: ET.Element, data: CalendarData) -> bool:
     if data.recurrence is not None:
-        render_recurrence(element, data.recurrence)
+        render_recurrence(element, data.recurrence, zone=data.time_zone)
     return True
 
 
@@ -557,7 +558,19 @@ def _deleted(element: ET.Element, data: CalendarData) -> bool:
     return True
 
 
-def render_recurrence(element: ET.Element, rule: Recurrence) -> None:
+def zoned_date(day: date, zone: str) -> str:
+    """An xs:date as Exchange writes a recurrence's dates: with the offset of the series' time
+    zone on that day (2030-01-07+01:00, 2030-01-07Z), which tells clients it is a date."""
+    noon = datetime(day.year, day.month, day.day, 12, tzinfo=zone_of(zone))
+    offset = noon.utcoffset() or timedelta(0)
+    if not offset:
+        return f"{day.isoformat()}Z"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes > 0 else "-"
+    return f"{day.isoformat()}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def render_recurrence(element: ET.Element, rule: Recurrence, *, zone: str = "UTC") -> None:
     container = sub(element, t("Recurrence"))
     pattern = sub(container, t(rule.pattern.value))
     relative = rule.pattern in (Pattern.RELATIVE_MONTHLY, Pattern.RELATIVE_YEARLY)
@@ -576,14 +589,15 @@ def render_recurrence(element: ET.Element, rule: Recurrence) -> None:
         sub(pattern, t("FirstDayOfWeek"), rule.first_day_of_week.value)
     if rule.count is not None:
         span = sub(container, t("NumberedRecurrence"))
-        sub(span, t("StartDate"), rule.start_date.isoformat())
+        sub(span, t("StartDate"), zoned_date(rule.start_date, zone))
         sub(span, t("NumberOfOccurrences"), str(rule.count))
     elif rule.end_date is not None:
         span = sub(container, t("EndDateRecurrence"))
-        sub(span, t("StartDate"), rule.start_date.isoformat())
-        sub(span, t("EndDate"), rule.end_date.isoformat())
+        sub(span, t("StartDate"), zoned_date(rule.start_date, zone))
+        sub(span, t("EndDate"), zoned_date(rule.end_date, zone))
     else:
-        sub(sub(container, t("NoEndRecurrence")), t("StartDate"), rule.start_date.isoformat())
+        start = zoned_date(rule.start_date, zone)
+        sub(sub(container, t("NoEndRecurrence")), t("StartDate"), start)
 
 
 def modified_occurrence(

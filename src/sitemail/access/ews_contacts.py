@@ -19,6 +19,7 @@ from sitemail.access.ews_calendar import parse_time
 from sitemail.access.ews_ids import change_key, folder_id, item_id
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import sub, t
+from sitemail.access.ews_typed_props import MAX_SUBJECT
 from sitemail.mailbox.item_content import contact_vcard
 from sitemail.mailbox.item_records import ContactData, TaskData, TaskStatus, TypedItem
 
@@ -47,6 +48,8 @@ _CONTACT_TEXT = {
     "JobTitle": "job_title",
     "Surname": "surname",
 }
+# The names Exchange holds to 255 characters.
+_NAMES_255 = frozenset({"GivenName", "MiddleName", "Surname"})
 #: The FieldURI of each record field (for DeleteItemField).
 CONTACT_URIS = {f"contacts:{name}": field for name, field in _CONTACT_TEXT.items()} | {
     "item:Body": "body",
@@ -128,7 +131,11 @@ def parse_contact(element: ET.Element) -> dict[str, Any]:
     for child in element:
         name = child.tag.rsplit("}", 1)[-1]
         if name in _CONTACT_TEXT:
-            out[_CONTACT_TEXT[name]] = child.text or ""
+            text = child.text or ""
+            if name in _NAMES_255 and len(text) > MAX_SUBJECT:
+                # Exchange refuses a longer name rather than cutting it.
+                raise Refused("ErrorPropertyUpdate", f"{name} is longer than 255 characters.")
+            out[_CONTACT_TEXT[name]] = text
         elif name == "Body":
             out["body"] = child.text or ""
         elif name == "EmailAddresses":
@@ -155,7 +162,7 @@ def parse_task(element: ET.Element) -> dict[str, Any]:
         name = child.tag.rsplit("}", 1)[-1]
         text = child.text or ""
         if name == "Subject":
-            out["subject"] = text
+            out["subject"] = text[:MAX_SUBJECT]
         elif name == "Body":
             out["body"] = text
         elif name in ("StartDate", "DueDate", "CompleteDate"):

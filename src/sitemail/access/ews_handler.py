@@ -32,6 +32,7 @@ from aiohttp import web
 
 from sitemail.access.ews_attachments import EwsAttachments
 from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
+from sitemail.access.ews_distribution_lists import expand_dl
 from sitemail.access.ews_export import EwsExport
 from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_freebusy import FreeBusySource
@@ -289,6 +290,9 @@ class EwsHandler:
             case "ResolveNames":
                 # The directory and the user's Contacts folder (ews_resolve).
                 return envelope(await resolve_names(box, body))
+            case "ExpandDL":
+                # Private lists of the Contacts folder (ews_distribution_lists).
+                return envelope(await expand_dl(box, body))
             case "ConvertId":
                 return envelope(box.convert_id(body))
             case "GetUserAvailabilityRequest":
@@ -344,6 +348,7 @@ OPERATIONS = (
     "GetStreamingEvents",
     "Unsubscribe",
     "ResolveNames",
+    "ExpandDL",
     "ConvertId",
     "GetUserAvailability",
     "GetServerTimeZones",

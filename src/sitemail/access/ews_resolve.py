@@ -17,6 +17,7 @@ from sitemail.access.ews_responses import response_message
 from sitemail.access.ews_soap import m, sub, t
 from sitemail.mailbox.item_records import ItemKind, TypedItem
 from sitemail.mailbox.records import WellKnownFolder
+from sitemail.org.model import Mailbox
 
 __all__ = ["resolve_names"]
 
@@ -143,6 +144,7 @@ def directory_names(box: EwsMailbox, body: ET.Element) -> ET.Element:
         TotalItemsInView=str(len(found)),
         IncludesLastItemInRange="true",
     )
+    full = (body.get("ReturnFullContactData") or "").lower() == "true"
     for found_box in found[:100]:
         resolution = sub(resolutions, t("Resolution"))
         entry_element = sub(resolution, t("Mailbox"))
@@ -150,4 +152,20 @@ def directory_names(box: EwsMailbox, body: ET.Element) -> ET.Element:
         sub(entry_element, t("EmailAddress"), found_box.primary_smtp_address)
         sub(entry_element, t("RoutingType"), "SMTP")
         sub(entry_element, t("MailboxType"), "Mailbox")
+        if full:
+            _directory_contact(resolution, found_box)
     return response
+
+
+def _directory_contact(resolution: ET.Element, entry: Mailbox) -> None:
+    """The directory entry as ReturnFullContactData gives it: a <t:Contact> of what the
+    directory holds, its addresses as proxy addresses (SMTP: for the primary one)."""
+    contact = sub(resolution, t("Contact"))
+    sub(contact, t("DisplayName"), entry.display_name)
+    addresses = sub(contact, t("EmailAddresses"))
+    proxies = [f"SMTP:{entry.primary_smtp_address}"]
+    proxies += [f"smtp:{a}" for a in entry.email_addresses if a != entry.primary_smtp_address]
+    # EmailAddressKeyType has three keys: the first three proxy addresses.
+    for n, proxy in enumerate(proxies[:3], start=1):
+        sub(addresses, t("Entry"), proxy, Key=f"EmailAddress{n}")
+    sub(contact, t("ContactSource"), "ActiveDirectory")

@@ -219,7 +219,11 @@ def _field(element: ET.Element | None, fields: Mapping[str, _Field]) -> tuple[st
     if _local(element) == "ExtendedFieldURI":
         return "ExtendedFieldURI", _extended_field(element)
     uri = element.get("FieldURI", "")
-    found = fields.get(uri) if _local(element) == "FieldURI" else None
+    if _local(element) == "IndexedFieldURI":
+        # An indexed entry (contacts:EmailAddress, EmailAddress1) is a property of its own.
+        found = fields.get(f"{uri}#{element.get('FieldIndex', '')}")
+    else:
+        found = fields.get(uri)
     if found is None:
         raise Refused(
             "ErrorUnsupportedPathForQuery",

@@ -28,7 +28,6 @@ from __future__ import annotations
 import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sitemail.access.ews_calendar import (
     CALENDAR_DEFAULT,
@@ -36,22 +35,23 @@ from sitemail.access.ews_calendar import (
     CALENDAR_FIELDS,
     CalendarRendering,
     merge_calendar,
-    modified_occurrence,
     parse_calendar,
 )
 from sitemail.access.ews_contacts import (
     CONTACT_DEFAULT,
     CONTACT_FIELDS,
-    CONTACT_URIS,
     TASK_DEFAULT,
     TASK_FIELDS,
-    TASK_URIS,
-    merge_contact,
     parse_contact,
     parse_task,
     render_contact,
     render_task,
-    settle_task,
+)
+from sitemail.access.ews_distribution_lists import (
+    LIST_DEFAULT,
+    LIST_FIELDS,
+    parse_distribution_list,
+    render_distribution_list,
 )
 from sitemail.access.ews_ids import ROOT, TOP, EwsId, InvalidId, change_key, parse_id
 from sitemail.access.ews_invitations import send_invitations
@@ -71,12 +71,14 @@ from sitemail.access.ews_restriction import (
     sort_items,
 )
 from sitemail.access.ews_soap import SoapFault, m, sub, t
+from sitemail.access.ews_task_recurrence import split_occurrence
 from sitemail.access.ews_typed_fields import TYPED_FIELDS
+from sitemail.access.ews_typed_props import kept_paths, render_props, shape_path
+from sitemail.access.ews_typed_update import TypedRecord, new_record, updated_record
 from sitemail.clock import Clock
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.item_records import (
     CalendarData,
-    ContactData,
     ItemKind,
     TaskData,
     TypedItem,
@@ -99,7 +101,9 @@ _FOLDER_KINDS = {
     WellKnownFolder.CONTACTS: ItemKind.CONTACT,
     WellKnownFolder.TASKS: ItemKind.TASK,
 }
-_DEFAULT_FOLDER = {k: w.value for w, k in _FOLDER_KINDS.items()}
+_DEFAULT_FOLDER = {k: w.value for w, k in _FOLDER_KINDS.items()} | {
+    ItemKind.DISTRIBUTION_LIST: WellKnownFolder.CONTACTS.value
+}
 _INVITATIONS = ("SendToNone", "SendOnlyToAll", "SendToAllAndSaveCopy")
 _CANCELLATIONS = ("SendToNone", "SendOnlyToAll", "SendToAllAndSaveCopy")
 _UPDATE_SENDS = (
@@ -127,11 +131,7 @@ def _shape(
         wanted = set(default)
     extra = shape.find(t("AdditionalProperties")) if shape is not None else None
     for field in list(extra) if extra is not None else []:
-        uri = field.get("FieldURI", "")
-        if uri == "contacts:EmailAddress":
-            uri = "contacts:EmailAddresses"
-        elif uri == "contacts:PhoneNumber":
-            uri = "contacts:PhoneNumbers"
+        uri = shape_path(field.get("FieldURI", ""))
         if uri:
             wanted.add(uri)
     return wanted
@@ -296,8 +296,11 @@ class EwsTypedItems:
             self.calendar.render(parent, item, fields, occ)
         elif item.kind is ItemKind.CONTACT:
             render_contact(parent, item, fields, self.alias)
+        elif item.kind is ItemKind.DISTRIBUTION_LIST:
+            render_distribution_list(parent, item, fields, self.alias)
         else:
             render_task(parent, item, fields, self.alias)
+        render_props(parent[-1], item, fields)
 
     # ------------------------------------------------------------ CreateItem
 
@@ -361,32 +364,28 @@ class EwsTypedItems:
             )
         return resolved
 
-    def _new_record(
-        self, kind: ItemKind, element: ET.Element
-    ) -> CalendarData | ContactData | TaskData:
-        try:
-            if kind is ItemKind.CALENDAR:
-                fields = merge_calendar({}, parse_calendar(element))
-                if "start" not in fields or "end" not in fields:
-                    raise Refused("ErrorInvalidPropertySet", "A calendar item needs Start and End.")
-                if fields["end"] < fields["start"]:
-                    raise Refused(
-                        "ErrorCalendarEndDateIsEarlierThanStartDate",
-                        "EndDate is earlier than StartDate",
-                    )
-                fields.setdefault("uid", uuid.uuid4().hex.upper())
-                mailbox = self.box.mailbox
-                fields["organizer"] = Address(
-                    name=mailbox.display_name, address=mailbox.primary_smtp_address
+    def _new_record(self, kind: ItemKind, element: ET.Element) -> TypedRecord:
+        if kind is ItemKind.CALENDAR:
+            fields = merge_calendar({}, parse_calendar(element))
+            if "start" not in fields or "end" not in fields:
+                raise Refused("ErrorInvalidPropertySet", "A calendar item needs Start and End.")
+            if fields["end"] < fields["start"]:
+                raise Refused(
+                    "ErrorCalendarEndDateIsEarlierThanStartDate",
+                    "EndDate is earlier than StartDate",
                 )
-                return CalendarData.model_validate(fields)
-            if kind is ItemKind.CONTACT:
-                return ContactData.model_validate(parse_contact(element))
-            return TaskData.model_validate(settle_task(parse_task(element), self.clock.now()))
-        except ValueError as exc:
-            raise Refused(
-                "ErrorInvalidPropertySet", f"The item is not valid: {_first(exc)}"
-            ) from None
+            fields.setdefault("uid", uuid.uuid4().hex.upper())
+            mailbox = self.box.mailbox
+            fields["organizer"] = Address(
+                name=mailbox.display_name, address=mailbox.primary_smtp_address
+            )
+        elif kind is ItemKind.CONTACT:
+            fields = parse_contact(element)
+        elif kind is ItemKind.DISTRIBUTION_LIST:
+            fields = parse_distribution_list(element)
+        else:
+            fields = parse_task(element)
+        return new_record(kind, element, fields, self.clock.now())
 
     async def _invite(self, item: TypedItem, record: CalendarData, how: str) -> TypedItem:
         if not record.is_meeting:
@@ -423,11 +422,14 @@ class EwsTypedItems:
         return response
 
     def _fields(self, kind: ItemKind, shape: ET.Element | None) -> set[str]:
+        kept = kept_paths(kind)
         if kind is ItemKind.CALENDAR:
-            return _shape(shape, CALENDAR_DEFAULT, CALENDAR_FIELDS)
+            return _shape(shape, CALENDAR_DEFAULT, CALENDAR_FIELDS + kept)
         if kind is ItemKind.CONTACT:
-            return _shape(shape, CONTACT_DEFAULT, CONTACT_FIELDS)
-        return _shape(shape, TASK_DEFAULT, TASK_FIELDS)
+            return _shape(shape, CONTACT_DEFAULT, CONTACT_FIELDS + kept)
+        if kind is ItemKind.DISTRIBUTION_LIST:
+            return _shape(shape, LIST_DEFAULT, LIST_FIELDS + kept)
+        return _shape(shape, TASK_DEFAULT, TASK_FIELDS + kept)
 
     async def _is_message(self, ref: ET.Element) -> bool:
         """Whether ``ref`` names a plain message (the message operations' to answer)."""
@@ -482,96 +484,18 @@ class EwsTypedItems:
     async def _apply(
         self, item: TypedItem, index: int | None, updates: ET.Element | None
     ) -> TypedItem:
-        record = item.calendar or item.contact or item.task
-        assert record is not None
-        fields: dict[str, Any] = record.model_dump()
-        changes: dict[str, Any] = {}
-        for update in list(updates) if updates is not None else []:
-            kind = update.tag.rsplit("}", 1)[-1]
-            path = next((c for c in update if c.tag in (t("FieldURI"), t("IndexedFieldURI"))), None)
-            uri = path.get("FieldURI", "") if path is not None else ""
-            key = path.get("FieldIndex") if path is not None else None
-            if kind == "DeleteItemField":
-                fields = self._delete_field(item.kind, fields, uri, key)
-                continue
-            value = next((c for c in update if c is not path), None)
-            if value is None or value.tag != t(item.kind.value):
-                raise Refused(
-                    "ErrorIncorrectUpdatePropertyCount",
-                    "An object within a change description must contain one and only one "
-                    "property to modify.",
-                )
-            if item.kind is ItemKind.CALENDAR:
-                part = parse_calendar(value)
-                changes.update(part)
-                fields = merge_calendar(fields, part)
-            elif item.kind is ItemKind.CONTACT:
-                fields = merge_contact(fields, parse_contact(value), indexed=key is not None)
-            else:
-                fields.update(parse_task(value))
-        try:
-            if index is not None and item.calendar is not None:
-                occ = occurrence_at(item.calendar, index)
-                assert occ is not None
-                new = modified_occurrence(item.calendar, occ, changes)
-                return await self.store.replace_typed(
+        new = updated_record(item, index, updates, self.clock.now())
+        if item.task is not None and isinstance(new, TaskData):
+            # A recurring task's update may make an occurrence of its own, whose id is the
+            # answer (ews_task_recurrence).
+            new, one_off = split_occurrence(item.task, new, self.clock.now())
+            if one_off is not None:
+                made = await self.store.create_typed(self.alias, item.folder_id, item.kind, one_off)
+                await self.store.replace_typed(
                     self.alias, item.id, new, expected_modseq=item.modseq
                 )
-            new_record: CalendarData | ContactData | TaskData
-            if item.kind is ItemKind.CALENDAR:
-                fields["sequence"] = int(fields.get("sequence", 0)) + 1
-                new_record = CalendarData.model_validate(fields)
-                old = item.calendar
-                assert old is not None
-                if new_record.recurrence != old.recurrence or new_record.start != old.start:
-                    # A new pattern or time makes the old exceptions meaningless (as Outlook
-                    # does); clients that send every property unchanged keep them.
-                    new_record = new_record.model_copy(update={"modified": [], "deleted": []})
-            elif item.kind is ItemKind.CONTACT:
-                new_record = ContactData.model_validate(fields)
-            else:
-                new_record = TaskData.model_validate(settle_task(fields, self.clock.now()))
-        except ValueError as exc:
-            raise Refused(
-                "ErrorInvalidPropertySet", f"The item is not valid: {_first(exc)}"
-            ) from None
-        return await self.store.replace_typed(
-            self.alias, item.id, new_record, expected_modseq=item.modseq
-        )
-
-    def _delete_field(
-        self, kind: ItemKind, fields: dict[str, Any], uri: str, key: str | None
-    ) -> dict[str, Any]:
-        if kind is ItemKind.CONTACT:
-            if key is not None:
-                target = "emails" if uri == "contacts:EmailAddress" else "phones"
-                fields[target] = {k: v for k, v in fields.get(target, {}).items() if k != key}
-                return fields
-            name = CONTACT_URIS.get(uri)
-            if name:
-                fields[name] = {} if name in ("emails", "phones") else ""
-            return fields
-        if kind is ItemKind.TASK:
-            name = TASK_URIS.get(uri)
-            if name in ("start_date", "due_date", "complete_date"):
-                fields[name] = None
-            elif name in ("subject", "body"):
-                fields[name] = ""
-            return fields
-        cleared: tuple[str, Any] | None = {
-            "calendar:Location": ("location", ""),
-            "item:Body": ("body", ""),
-            "calendar:Recurrence": ("recurrence", None),
-            "calendar:RequiredAttendees": ("required", []),
-            "calendar:OptionalAttendees": ("optional", []),
-            "item:ReminderMinutesBeforeStart": ("reminder_minutes", None),
-            "item:ReminderIsSet": ("reminder_minutes", None),
-        }.get(uri)
-        if cleared is not None:
-            fields[cleared[0]] = cleared[1]
-            if uri == "calendar:Recurrence":
-                fields["modified"], fields["deleted"] = [], []
-        return fields  # clearing what the store does not keep leaves the item as it is
+                return made
+        return await self.store.replace_typed(self.alias, item.id, new, expected_modseq=item.modseq)
 
     # ------------------------------------------------------------ DeleteItem
 
@@ -776,12 +700,3 @@ MAX_RESTRICTED_VIEW = 20_000
 
 def _tf(value: bool) -> str:
     return "true" if value else "false"
-
-
-def _first(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return f"{where}: {first['msg']}" if where else str(first["msg"])
-    return str(exc)

@@ -32,6 +32,7 @@ from sitemail.mailbox.item_content import item_content
 from sitemail.mailbox.item_records import (
     CalendarData,
     ContactData,
+    DistributionListData,
     ItemKind,
     TaskData,
     TypedItem,
@@ -45,14 +46,19 @@ from sitemail.mailbox.rows import MailboxRow, from_us, to_us
 
 __all__ = ["MAX_SPAN_ITEMS", "ItemOperations", "TypedRecord"]
 
-TypedRecord = CalendarData | ContactData | TaskData
+TypedRecord = CalendarData | ContactData | TaskData | DistributionListData
 
 #: Most calendar items one window query reads (each may expand to many occurrences).
 MAX_SPAN_ITEMS = 5000
 #: Most ids one kinds lookup takes.
 MAX_KIND_IDS = 1000
 
-_KIND_OF = {CalendarData: ItemKind.CALENDAR, ContactData: ItemKind.CONTACT, TaskData: ItemKind.TASK}
+_KIND_OF = {
+    CalendarData: ItemKind.CALENDAR,
+    ContactData: ItemKind.CONTACT,
+    TaskData: ItemKind.TASK,
+    DistributionListData: ItemKind.DISTRIBUTION_LIST,
+}
 _COLUMNS = "m.id, m.folder_id, m.uid, m.modseq, m.received_at, r.kind, r.record"
 _FROM = "FROM messages m JOIN item_records r ON r.content_id = m.content_id"
 
@@ -63,7 +69,12 @@ def kind_of(record: TypedRecord) -> ItemKind:
 
 def _to_item(row: sqlite3.Row) -> TypedItem:
     kind = ItemKind(row["kind"])
-    field = {ItemKind.CALENDAR: "calendar", ItemKind.CONTACT: "contact", ItemKind.TASK: "task"}
+    field = {
+        ItemKind.CALENDAR: "calendar",
+        ItemKind.CONTACT: "contact",
+        ItemKind.TASK: "task",
+        ItemKind.DISTRIBUTION_LIST: "distribution_list",
+    }
     return TypedItem.model_validate(
         {
             "id": int(row["id"]),
@@ -238,6 +249,7 @@ def parse_record(kind: ItemKind, data: object) -> TypedRecord:
         ItemKind.CALENDAR: CalendarData,
         ItemKind.CONTACT: ContactData,
         ItemKind.TASK: TaskData,
+        ItemKind.DISTRIBUTION_LIST: DistributionListData,
     }
     cls = classes[kind]
     try:

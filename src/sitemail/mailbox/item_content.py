@@ -16,6 +16,7 @@ from email.utils import format_datetime, formataddr
 from sitemail.mailbox.item_records import (
     CalendarData,
     ContactData,
+    DistributionListData,
     ItemKind,
     ResponseType,
     TaskData,
@@ -193,7 +194,7 @@ def _header(value: str) -> str:
 
 def item_content(
     kind: ItemKind,
-    record: CalendarData | ContactData | TaskData,
+    record: CalendarData | ContactData | TaskData | DistributionListData,
     *,
     owner: str,
     now: datetime,
@@ -215,6 +216,11 @@ def item_content(
     elif isinstance(record, ContactData):
         headers.append(f"From: {formataddr(('', owner))}")
         subject, ctype, body = record.name, "text/vcard; charset=utf-8", contact_vcard(record)
+    elif isinstance(record, DistributionListData):
+        # What an IMAP client sees of a private list: its members, one a line.
+        headers.append(f"From: {formataddr(('', owner))}")
+        members = "".join(f"{formataddr((m.name, m.address))}\r\n" for m in record.members)
+        subject, ctype, body = record.display_name, "text/plain; charset=utf-8", members
     else:
         headers.append(f"From: {formataddr(('', owner))}")
         subject, ctype, body = record.subject, "text/plain; charset=utf-8", _task_text(record)

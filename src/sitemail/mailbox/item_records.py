@@ -35,9 +35,21 @@ MAX_EXCEPTIONS = 999
 MAX_ENTRIES = 19
 #: Most occurrences of a numbered recurrence (Outlook's and Exchange's cap; unverified for EWS).
 MAX_OCCURRENCES = 999
+#: Members of one private distribution list (Outlook's practical limit; unverified for EWS).
+MAX_MEMBERS = 1000
+#: Properties of a typed item kept as the client gave them (:data:`Props`): how many, and
+#: the longest one (as XML text; four 4,000-character children fit).
+MAX_PROPS = 100
+MAX_PROP = 32 * 1024
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Body = Annotated[str, Field(max_length=MAX_BODY)]
+#: The properties of an item its record has no field of its own for (categories,
+#: sensitivity, a contact's birthday ...): EWS property path -> the element the client
+#: sent, as XML text, which EWS gives back as it was set.
+Props = Annotated[
+    dict[Text, Annotated[str, Field(max_length=MAX_PROP)]], Field(max_length=MAX_PROPS)
+]
 
 
 class ItemKind(StrEnum):
@@ -46,6 +58,7 @@ class ItemKind(StrEnum):
     CALENDAR = "CalendarItem"
     CONTACT = "Contact"
     TASK = "Task"
+    DISTRIBUTION_LIST = "DistributionList"
 
     @property
     def item_class(self) -> str:
@@ -54,6 +67,7 @@ class ItemKind(StrEnum):
             ItemKind.CALENDAR: "IPM.Appointment",
             ItemKind.CONTACT: "IPM.Contact",
             ItemKind.TASK: "IPM.Task",
+            ItemKind.DISTRIBUTION_LIST: "IPM.DistList",
         }[self]
 
 
@@ -206,6 +220,7 @@ class CalendarData(Record):
     uid: Text = ""
     sequence: int = Field(default=0, ge=0)
     meeting_request_sent: bool = False
+    props: Props = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _ordered(self) -> CalendarData:
@@ -235,6 +250,7 @@ class ContactData(Record):
     #: BusinessPhone, MobilePhone, HomePhone ... -> number.
     phones: dict[Text, Text] = Field(default_factory=dict, max_length=MAX_ENTRIES)
     body: Body = ""
+    props: Props = Field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -258,14 +274,35 @@ class TaskData(Record):
     complete_date: datetime | None = None
     status: TaskStatus = TaskStatus.NOT_STARTED
     percent_complete: float = Field(default=0.0, ge=0.0, le=100.0)
+    props: Props = Field(default_factory=dict)
 
     @property
     def is_complete(self) -> bool:
         return self.status is TaskStatus.COMPLETED
 
 
+class ListMember(Record):
+    """A member of a private distribution list: a one-off address, a contact's or a
+    mailbox's (EWS MailboxType), and its Status."""
+
+    name: Text = ""
+    address: Text
+    routing_type: Text = "SMTP"
+    mailbox_type: Text = "OneOff"
+    status: Text = "Normal"
+
+
+class DistributionListData(Record):
+    """A private distribution list of a Contacts folder (IPM.DistList): its name and members."""
+
+    display_name: Text = ""
+    body: Body = ""
+    members: list[ListMember] = Field(default_factory=list, max_length=MAX_MEMBERS)
+    props: Props = Field(default_factory=dict)
+
+
 class TypedItem(Record):
-    """A typed item as the store holds it: where it is, and its record (one of three)."""
+    """A typed item as the store holds it: where it is, and its record (one of four)."""
 
     id: int
     folder_id: int
@@ -276,6 +313,14 @@ class TypedItem(Record):
     calendar: CalendarData | None = None
     contact: ContactData | None = None
     task: TaskData | None = None
+    distribution_list: DistributionListData | None = None
+
+    @property
+    def record(self) -> CalendarData | ContactData | TaskData | DistributionListData:
+        """The item's record, whichever kind it is."""
+        found = self.calendar or self.contact or self.task or self.distribution_list
+        assert found is not None, "a typed item has a record"
+        return found
 
 
 class TypedItemPage(Record):
