@@ -23,10 +23,10 @@ from aiohttp import web
 from sitemail.access.eas_commands import EasStore
 from sitemail.access.eas_legacy import Exchange2003ActiveSyncProxy
 from sitemail.access.eas_request import (
-    EXCHANGE2010,
     BadEasRequest,
     EasBanner,
     EasRequest,
+    banner_for,
     parse_eas_request,
 )
 from sitemail.access.eas_serve import serve_eas
@@ -58,14 +58,18 @@ class EasHandler:
         store: Callable[[], EasStore | None],
         legacy: Exchange2003ActiveSyncProxy,
         *,
-        banner: EasBanner = EXCHANGE2010,
+        banner: EasBanner | None = None,
         states: SyncStates | None = None,
     ) -> None:
         self._door = door
         self._store = store
         self._legacy = legacy
+        # None: the banner of the server's version (its front door's).
         self._banner = banner
         self.states = states or SyncStates()
+
+    def _banner_of(self, door: FrontDoor) -> EasBanner:
+        return self._banner if self._banner is not None else banner_for(door.version)
 
     async def __call__(
         self, request: web.Request, ctx: RequestContext, user: AppUser
@@ -108,7 +112,7 @@ class EasHandler:
                 if store is None:
                     return web.Response(status=503, text="The mailbox store is not available.")
                 return await serve_eas(
-                    request, parsed, mailbox.alias, store, self.states, self._banner
+                    request, parsed, mailbox.alias, store, self.states, self._banner_of(door)
                 )
             case Redirect(kind=RedirectKind.EAS_451):
                 # MS-ASHTTP 3.1.5.2.2: the device goes to X-MS-Location from now on.
