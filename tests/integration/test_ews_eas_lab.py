@@ -90,10 +90,10 @@ class Lab:
             directory.close()
 
     def curl(
-        self, host: str, path: str, user: str, *args: str
+        self, host: str, path: str, user: str, *args: str, server: str = "EX-NY1"
     ) -> tuple[int, dict[str, str], bytes]:
-        """curl as a device: status, headers (lower-case names) and body."""
-        server = "EX-NY1"
+        """curl as a device at ``server`` (where ``host`` resolves): status, headers (lower-case
+        names) and body."""
         out = self.running.dir / "curl-body"
         env = dict(os.environ, CURL_CA_BUNDLE=str(self.ca))
         result = subprocess.run(
@@ -188,7 +188,14 @@ def foldersync(key: str = "0") -> bytes:
 
 
 def eas(
-    lab: Lab, user: str, version: str | None, cmd: str | None, body: bytes | None = None
+    lab: Lab,
+    user: str,
+    version: str | None,
+    cmd: str | None,
+    body: bytes | None = None,
+    *,
+    host: str = "mail.contoso.com",
+    server: str = "EX-NY1",
 ) -> tuple[int, dict[str, str], bytes]:
     path = "/Microsoft-Server-ActiveSync"
     if cmd is not None:
@@ -205,7 +212,7 @@ def eas(
             "-H", "Content-Type: application/vnd.ms-sync.wbxml",
             "--data-binary", f"@{body_file}",
         ]  # fmt: skip
-    return lab.curl("mail.contoso.com", path, user, *extra)
+    return lab.curl(host, path, user, *extra, server=server)
 
 
 def folders(body: bytes) -> dict[str, Element]:
