@@ -120,7 +120,9 @@ class TransportService:
             clock=ctx.clock,
             settings=settings,
         )
-        tracking = self._tracking_log(settings)
+        # 2007's logs say 8.0.0.0 where 2010's say 14.0.0.0 (org/version_facts.py).
+        log_version = facts_for(config.server.version).log_version
+        tracking = self._tracking_log(settings, log_version)
         if tracking is not None:
             fqdn, address = config.server.fqdn, ctx.address
 
@@ -129,8 +131,6 @@ class TransportService:
 
             store.add_batch_listener(track)
         self.store = store
-        # 2007's logs say 8.0.0.0 where 2010's say 14.0.0.0 (org/version_facts.py).
-        log_version = facts_for(config.server.version).log_version
         send_path = settings.send_protocol_log_path
         send_log: ProtocolLog | NullProtocolLog = (
             ProtocolLog.send(
@@ -175,7 +175,9 @@ class TransportService:
         }
         return {kind: self.ctx.home / path for kind, path in paths.items() if path}
 
-    def _tracking_log(self, settings: TransportSettings) -> MessageTrackingLog | None:
+    def _tracking_log(
+        self, settings: TransportSettings, log_version: str
+    ) -> MessageTrackingLog | None:
         path = settings.message_tracking_log_path
         if not path or not settings.message_tracking_log_enabled:
             return None
@@ -184,6 +186,7 @@ class TransportService:
             clock=self.ctx.clock,
             limits=tracking_log_limits(settings),
             subject_logging_enabled=settings.message_tracking_log_subject_logging_enabled,
+            version=log_version,
         )
 
     async def stop(self) -> None:

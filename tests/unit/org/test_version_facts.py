@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextvars
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,8 @@ from sitemail.access.ews_soap import (
     m,
     t,
 )
+from sitemail.mailflow.protocol_log import ProtocolLog
+from sitemail.mailflow.tracking_log import MessageTrackingLog
 from sitemail.org.defaults import default_pop_imap_settings, default_virtual_directories
 from sitemail.org.model import ExchangeVersion, Server, ServerRole, VirtualDirectoryKind
 from sitemail.org.version_facts import facts_for
@@ -100,3 +104,14 @@ def test_a_2007_server_has_the_2010_roles_but_no_ecp() -> None:
     kinds = {v.type for v in default_virtual_directories(e07)}
     assert VirtualDirectoryKind.OWA in kinds and VirtualDirectoryKind.ECP not in kinds
     assert {s.protocol for s in default_pop_imap_settings(e07)} == {"POP3", "IMAP4"}
+
+
+def test_log_headers_carry_the_version_given(tmp_path: Path) -> None:
+    created = datetime(2026, 12, 7, tzinfo=UTC)
+    tracking = MessageTrackingLog(tmp_path / "t", version=facts_for(E07).log_version)
+    receive = ProtocolLog.receive(tmp_path / "r", version=facts_for(E07).log_version)
+    for settings in (tracking.settings, receive.settings):
+        assert "#Version: 8.0.0.0" in settings.header(created).lines()
+    assert (
+        "#Version: 14.0.0.0" in MessageTrackingLog(tmp_path / "x").settings.header(created).lines()
+    )
