@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from bench.lab_names import LabNamesAdapter, MappedConnection
@@ -25,7 +26,7 @@ from exchangelib import BASIC, Account, Configuration, Credentials
 from exchangelib import DELEGATE as DELEGATE_ACCESS
 from exchangelib.protocol import BaseProtocol
 from playwright.sync_api import Page, expect, sync_playwright
-from tests.conftest import example_lab, sitemail
+from tests.conftest import example_lab, in_mailbox, sitemail, submit_as, wait_for
 from tests.integration.test_ews_eas_lab import PASSWORD, Lab, decisions, eas, folders, foldersync
 from tests.scenarios.test_story2_owa import CHROMIUM, chromium_args, sign_in
 
@@ -162,6 +163,29 @@ def test_2007_hub_speaks_and_logs_as_2007(lab: Lab) -> None:
     text = log.read_bytes()
     assert text.startswith(b"#Software: Microsoft Exchange Server\r\n#Version: 8.0.0.0\r\n")
     assert b"Microsoft ESMTP MAIL Service ready at" in text
+
+
+def test_mail_flows_between_2010_and_2007_hubs(lab: Lab) -> None:
+    offset = int(lab.running.status()["port_offset"])
+    # alice (2010) writes to both 2007 sites; EX07-BR's hub takes BRANCH's mail from EX2010.
+    hq = lab.addresses["EX2010"]
+    submit_as(
+        "alice",
+        ["dora@contoso.com", "lena@contoso.com"],
+        "to-2007@contoso.com",
+        server=hq,
+        port=587 + offset,
+    )
+    # dora (2007) answers through her own 2007 hub.
+    br = lab.addresses["EX07-BR"]
+    submit_as("dora", ["alice@contoso.com"], "from-2007@contoso.com", server=br, port=587 + offset)
+    for server, db, message_id in (
+        ("EX07-BR", "BR-DB07", "to-2007@contoso.com"),
+        ("EX07-HQ", "HQ-DB07", "to-2007@contoso.com"),
+        ("EX2010", "HQ-DB10", "from-2007@contoso.com"),
+    ):
+        copies = partial(in_mailbox, lab.running, server, db, message_id)
+        wait_for(lambda copies=copies: copies() == 1, f"{message_id} in {db}")
 
 
 def test_tools_see_the_2007_servers(lab: Lab) -> None:
