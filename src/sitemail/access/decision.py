@@ -80,7 +80,7 @@ from sitemail.org.model import (
     VirtualDirectoryKind,
 )
 
-__all__ = ["DEFAULT_POLICY", "AccessPolicy", "decide", "parse_eas_version"]
+__all__ = ["DEFAULT_POLICY", "WINDOWS_AUTH_CMDLET", "AccessPolicy", "decide", "parse_eas_version"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +177,7 @@ def decide(
 _DECIDING_VERSIONS = (ExchangeVersion.E2010, ExchangeVersion.E2007)
 
 # Which cmdlet and switch fix a virtual directory's settings, for error messages.
-_CMDLET = {
+WINDOWS_AUTH_CMDLET = {
     VirtualDirectoryKind.OWA: ("Set-OwaVirtualDirectory", "-WindowsAuthentication"),
     VirtualDirectoryKind.ECP: ("Set-EcpVirtualDirectory", "-WindowsAuthentication"),
     VirtualDirectoryKind.EAS: ("Set-ActiveSyncVirtualDirectory", "-WindowsAuthEnabled"),
@@ -635,7 +635,7 @@ class _Decider:
         # None fits: report what is wrong with the first one, the one that would
         # have been chosen.
         server, vdir = targets[0]
-        cmdlet, switch = _CMDLET[kind]
+        cmdlet, switch = WINDOWS_AUTH_CMDLET[kind]
         if vdir.internal_url is None or _endpoint(vdir.internal_url) is None:
             return Error(
                 protocol=self.protocol,
