@@ -17,7 +17,10 @@ URL legacy.contoso.com, dora's (BRANCH) is proxied to EX07-BR.
 from __future__ import annotations
 
 import json
+import poplib
+import re
 import smtplib
+import ssl
 from collections.abc import Iterator
 from functools import partial
 
@@ -29,6 +32,7 @@ from exchangelib.protocol import BaseProtocol
 from playwright.sync_api import Page, expect, sync_playwright
 from tests.conftest import example_lab, in_mailbox, sitemail, submit_as, wait_for
 from tests.integration.test_ews_eas_lab import PASSWORD, Lab, decisions, eas, folders, foldersync
+from tests.integration.test_story2_mail_clients import process_log
 from tests.scenarios.test_story2_owa import CHROMIUM, chromium_args, sign_in
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -151,6 +155,30 @@ def test_exchangelib_finds_exchange_2007_behind_the_legacy_url(
     version = account.version
     assert (version.build.major_version, version.build.minor_version) == (8, 3)
     assert version.api_version == "Exchange2007_SP1"
+
+
+def test_pop3_2007_to_2007_proxy(lab: Lab) -> None:
+    # Python's poplib at EX07-HQ (by address: the chain is checked, not the name).
+    tls = ssl.create_default_context(cafile=str(lab.ca))
+    tls.check_hostname = False
+    offset = int(lab.running.status()["port_offset"])
+    pop = poplib.POP3_SSL(lab.addresses["EX07-HQ"], 995 + offset, context=tls, timeout=30)
+    try:
+        pop.user("dora")
+        pop.pass_(PASSWORD)
+        count, _ = pop.stat()
+        subjects = [
+            line
+            for n in range(1, count + 1)
+            for line in pop.retr(n)[1]
+            if line.startswith(b"Subject: ")
+        ]
+        assert b"Subject: Branch opening" in subjects
+    finally:
+        pop.quit()
+    # EX07-HQ proxied the session to EX07-BR, which served it from its store.
+    served = re.compile(r"POP3 dora from 127\.1\.0\.12:\d+ served locally")
+    assert served.search(process_log(lab.running, "EX07-BR"))
 
 
 def test_2007_hub_speaks_and_logs_as_2007(lab: Lab) -> None:
