@@ -1,4 +1,4 @@
-"""``/Microsoft-Server-ActiveSync`` on a 2010 CAS: serve, proxy, or redirect with HTTP 451.
+"""``/Microsoft-Server-ActiveSync`` on a 2010 or 2007 CAS: serve, proxy, or redirect (HTTP 451).
 
 For every request (OPTIONS included) the front door has signed the user in
 (Basic, as ``BasicAuthEnabled`` allows, or as the user another CAS proxied
@@ -50,7 +50,7 @@ __all__ = ["EasHandler"]
 
 
 class EasHandler:
-    """The ActiveSync virtual directory's handler on one 2010 Client Access server."""
+    """The ActiveSync virtual directory's handler on one 2010 (or 2007) Client Access server."""
 
     def __init__(
         self,

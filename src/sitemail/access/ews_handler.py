@@ -1,4 +1,4 @@
-"""``/EWS/Exchange.asmx``: Exchange Web Services (and the availability service) on a 2010 CAS.
+"""``/EWS/Exchange.asmx``: Exchange Web Services and availability on a 2010 or 2007 CAS.
 
 One POST is one SOAP operation.  The front door has found the virtual
 directory; this handler then
