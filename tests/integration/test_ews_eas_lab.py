@@ -36,7 +36,6 @@ from tests.conftest import RunningLab, sitemail
 from tests.unit.access.test_ews_exchangelib import ews_account
 
 from sitemail.mailbox.store_client import StoreClient
-from sitemail.org.directory import open_directory
 from sitemail.org.pki import server_cert_files
 from sitemail.org.ports import STORE_PORT
 from sitemail.protocols.wbxml import Element, decode, el, encode
@@ -68,7 +67,7 @@ class Lab:
         import asyncio
 
         pki = self.running.dir / "pki"
-        directory = open_directory(str(self.running.dir / "directory.db"))
+        directory = self.running.open_directory()  # whichever backend the lab runs on
         raw = (
             f"From: Alice Ny <alice@contoso.com>\r\nTo: {alias}@contoso.com\r\n"
             f"Subject: {subject}\r\nMIME-Version: 1.0\r\n"
