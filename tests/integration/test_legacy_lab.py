@@ -224,6 +224,11 @@ def test_mail_flows_between_2010_and_2007_hubs(lab: Lab) -> None:
     ):
         copies = partial(in_mailbox, lab.running, server, db, message_id)
         wait_for(lambda copies=copies: copies() == 1, f"{message_id} in {db}")
+    # Shadow redundancy is 2010's (spec 5.1): no 2007 hub holds a shadow queue.
+    queues = lab.running.shell("Get-Queue")
+    assert {q["Identity"].split("\\")[0] for q in queues} >= {"EX07-HQ", "EX07-BR", "EX2010"}
+    shadows = [q["Identity"] for q in queues if q["DeliveryType"] == "ShadowRedundancy"]
+    assert not [q for q in shadows if q.startswith("EX07-")], shadows
 
 
 def test_tools_see_the_2007_servers(lab: Lab) -> None:
