@@ -128,6 +128,9 @@ def test_activesync_through_the_2007_and_2010_cas(lab: Lab) -> None:
     assert headers["ms-server-activesync"] == "8.3"
     status, _, body = eas(lab, "dora", "12.1", "FolderSync", foldersync(), **at_legacy)
     assert status == 200 and "Inbox" in folders(body)
+    # 2007 cannot open alice's 2010 mailbox: 403 (spec 8.5).
+    status, _, body = eas(lab, "alice", "12.1", "FolderSync", foldersync(), **at_legacy)
+    assert status == 403 and b"Exchange 2010 Client Access server" in body
 
     at_2010 = {"host": MAIL, "server": "EX2010"}
     status, _, body = eas(lab, "dora", "12.1", "FolderSync", foldersync(), **at_2010)

@@ -34,6 +34,7 @@ from sitemail.access.eas_state import SyncStates
 from sitemail.access.outcomes import (
     ClientProtocol,
     Error,
+    ErrorReason,
     Legacy,
     Outcome,
     Proxy,
@@ -124,6 +125,9 @@ class EasHandler:
                 return await door.handoff.forward_service(request, ctx, outcome, user)
             case Legacy(action=action):
                 return await self._carry_out(door, request, ctx, action, user, parsed)
+            case Error(reason=ErrorReason.MAILBOX_NEWER_THAN_CLIENT_ACCESS):
+                # A 2007 CAS facing a 2010 mailbox answers 403 (spec 8.5).
+                return web.Response(status=403, text=outcome.message)
             case Error():
                 return web.Response(status=500, text=outcome.message)
             case Redirect():
