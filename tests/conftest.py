@@ -382,17 +382,22 @@ def exclusive_lab() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="module")
-def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
-    lab_dir = tmp_path_factory.mktemp("seedlab")
+@contextmanager
+def example_lab(tmp_path_factory: pytest.TempPathFactory, example: str) -> Iterator[RunningLab]:
+    """A lab of ``examples/<example>``, up for the block (a module's fixture holds it)."""
+    lab_dir = tmp_path_factory.mktemp(example.removesuffix(".yaml") + "lab")
     with lab_slot():
-        sitemail(
-            "lab", "up", str(EXAMPLES / "seed.yaml"), *lab_directory_args(), "--dir", str(lab_dir)
-        )
+        sitemail("lab", "up", str(EXAMPLES / example), *lab_directory_args(), "--dir", str(lab_dir))
         try:
             yield RunningLab(lab_dir)
         finally:
             sitemail("lab", "down", "--dir", str(lab_dir), check=False)
+
+
+@pytest.fixture(scope="module")
+def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    with example_lab(tmp_path_factory, "seed.yaml") as lab:
+        yield lab
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

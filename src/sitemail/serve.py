@@ -41,6 +41,11 @@ class ServeError(Exception):
     pass
 
 
+# Exchange 2007 SP3 and 2010 SP3 servers run the same implementations; what differs
+# between them is data (org/version_facts.py) that each service reads for its server.
+_CURRENT = (ExchangeVersion.E2010, ExchangeVersion.E2007)
+
+
 def _services_for(server: Server) -> list[str]:
     if server.version is ExchangeVersion.E2003:
         # The System Attendant first: IIS starts from the metabase it writes.
@@ -67,7 +72,7 @@ def _service(
         from sitemail.transport.service import TransportService
 
         return TransportService(ctx, watcher)
-    if name == "W3SVC" and server.version is ExchangeVersion.E2010:
+    if name == "W3SVC" and server.version in _CURRENT:
         from sitemail.access.http_protocols import register_http_protocols
         from sitemail.access.web.service import W3svcService
 
@@ -85,29 +90,29 @@ def _service(
 
         # Its DS2MB pass copies the directory's virtual directory settings over IIS's.
         return SystemAttendantService(ctx)
-    if name == "MSExchangeIS" and server.version in (ExchangeVersion.E2010, ExchangeVersion.E2003):
+    if name == "MSExchangeIS":
         from sitemail.mailbox.service import InformationStoreService
 
         # The Calendar Attendant came with Exchange 2007: a 2003 store files no meetings.
         return InformationStoreService.from_context(
-            ctx, ctx.port(STORE_PORT), calendar_attendant=server.version is ExchangeVersion.E2010
+            ctx, ctx.port(STORE_PORT), calendar_attendant=server.version in _CURRENT
         )
     if name == "SMTPSVC" and server.version is ExchangeVersion.E2003:
         from sitemail.exchange2003.smtp_service import LegacySmtpService
 
         # It stores through the MSExchangeIS of the same process.
         return LegacySmtpService.from_context(ctx, server, host)
-    if name == "MSExchangeMailSubmission" and server.version is ExchangeVersion.E2010:
+    if name == "MSExchangeMailSubmission" and server.version in _CURRENT:
         from sitemail.mailbox.submission_service import MailSubmissionService
 
         # It reads and files Outbox messages through the MSExchangeIS of this process
         # (added before it): one writer per database file, and its change notifications.
         return MailSubmissionService.from_context(ctx, server, host)
-    if name == "MSExchangePOP3" and server.version is ExchangeVersion.E2010:
+    if name == "MSExchangePOP3" and server.version in _CURRENT:
         from sitemail.access.pop3_front import Pop3Service
 
         return Pop3Service(ctx, server)
-    if name == "MSExchangeIMAP4" and server.version is ExchangeVersion.E2010:
+    if name == "MSExchangeIMAP4" and server.version in _CURRENT:
         from sitemail.access.imap_front import Imap4Service
 
         return Imap4Service(ctx, server)

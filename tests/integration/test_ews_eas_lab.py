@@ -36,7 +36,6 @@ from tests.conftest import RunningLab, sitemail
 from tests.unit.access.test_ews_exchangelib import ews_account
 
 from sitemail.mailbox.store_client import StoreClient
-from sitemail.org.directory import open_directory
 from sitemail.org.pki import server_cert_files
 from sitemail.org.ports import STORE_PORT
 from sitemail.protocols.wbxml import Element, decode, el, encode
@@ -68,7 +67,7 @@ class Lab:
         import asyncio
 
         pki = self.running.dir / "pki"
-        directory = open_directory(str(self.running.dir / "directory.db"))
+        directory = self.running.open_directory()  # whichever backend the lab runs on
         raw = (
             f"From: Alice Ny <alice@contoso.com>\r\nTo: {alias}@contoso.com\r\n"
             f"Subject: {subject}\r\nMIME-Version: 1.0\r\n"
@@ -90,10 +89,10 @@ class Lab:
             directory.close()
 
     def curl(
-        self, host: str, path: str, user: str, *args: str
+        self, host: str, path: str, user: str, *args: str, server: str = "EX-NY1"
     ) -> tuple[int, dict[str, str], bytes]:
-        """curl as a device: status, headers (lower-case names) and body."""
-        server = "EX-NY1"
+        """curl as a device at ``server`` (where ``host`` resolves): status, headers (lower-case
+        names) and body."""
         out = self.running.dir / "curl-body"
         env = dict(os.environ, CURL_CA_BUNDLE=str(self.ca))
         result = subprocess.run(
@@ -188,7 +187,14 @@ def foldersync(key: str = "0") -> bytes:
 
 
 def eas(
-    lab: Lab, user: str, version: str | None, cmd: str | None, body: bytes | None = None
+    lab: Lab,
+    user: str,
+    version: str | None,
+    cmd: str | None,
+    body: bytes | None = None,
+    *,
+    host: str = "mail.contoso.com",
+    server: str = "EX-NY1",
 ) -> tuple[int, dict[str, str], bytes]:
     path = "/Microsoft-Server-ActiveSync"
     if cmd is not None:
@@ -205,7 +211,7 @@ def eas(
             "-H", "Content-Type: application/vnd.ms-sync.wbxml",
             "--data-binary", f"@{body_file}",
         ]  # fmt: skip
-    return lab.curl("mail.contoso.com", path, user, *extra)
+    return lab.curl(host, path, user, *extra, server=server)
 
 
 def folders(body: bytes) -> dict[str, Element]:

@@ -193,11 +193,11 @@ def story(seed_lab: RunningLab, playwright: Playwright) -> Iterator[Story]:
         directory.close()
 
 
-def sign_in(page: Page, *, private: bool = True) -> None:
+def sign_in(page: Page, *, private: bool = True, user: str = "adam") -> None:
     """Fill in OWA's sign-in page the way a person does."""
     if private:
         page.get_by_label("This is a private computer").check()
-    page.get_by_label("Domain\\user name:").fill("contoso\\adam")
+    page.get_by_label("Domain\\user name:").fill(f"contoso\\{user}")
     page.get_by_label("Password:").fill(PASSWORD)
     # One navigation, however many redirects follow (proxy, Silent redirection).
     with page.expect_navigation():

@@ -1,4 +1,4 @@
-"""The Client Access proxy-or-redirect decision of a 2010 CAS (spec 8), as a pure function.
+"""The Client Access proxy-or-redirect decision of a 2010 or 2007 CAS (spec 8), as a pure function.
 
 :func:`decide` takes what CAS1 knows after authenticating the user (spec 8.2):
 the protocol, the server that took the request, whether it arrived on an
@@ -8,7 +8,13 @@ for ActiveSync, the device's protocol version.  It returns exactly one
 
 The rules, in the order they apply:
 
-1. The receiving server must be an Exchange 2010 Client Access server.
+1. The receiving server must be an Exchange 2010 or 2007 Client Access server.
+   A 2007 one decides as 2007 does (the seed's "Exchange 2007 to Exchange
+   2007"): a 2003 mailbox as below; a 2007 mailbox of its own site is served
+   locally, one of another site follows rule 7 among the 2007 Client Access
+   servers there (proxying needs Integrated Windows authentication on the
+   target, redirection is always the Manual page: CrossSiteRedirectType is
+   2010's); a 2010 mailbox is refused, since 2007 cannot open it (spec 8.5).
 2. The mailbox is located: homeMDB -> database -> server -> site and version.
 3. Autodiscover is never proxied: the receiving CAS answers it (spec 8.3).
 4. Exchange 2003 mailbox: OWA goes to the receiving OWA virtual directory's
@@ -74,7 +80,7 @@ from sitemail.org.model import (
     VirtualDirectoryKind,
 )
 
-__all__ = ["DEFAULT_POLICY", "AccessPolicy", "decide", "parse_eas_version"]
+__all__ = ["DEFAULT_POLICY", "WINDOWS_AUTH_CMDLET", "AccessPolicy", "decide", "parse_eas_version"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,15 +155,15 @@ def decide(
     if (
         cas1 is None
         or not cas1.has_role(ServerRole.CLIENT_ACCESS)
-        or cas1.version != ExchangeVersion.E2010
+        or cas1.version not in _DECIDING_VERSIONS
     ):
         return Error(
             protocol=protocol,
             reason=ErrorReason.NOT_A_CLIENT_ACCESS_SERVER,
             message=(
-                f"{cas} is not an Exchange 2010 Client Access server in the directory, so it "
-                f"cannot take {protocol} requests; send clients to the URL of a 2010 Client "
-                "Access server."
+                f"{cas} is not an Exchange 2010 or 2007 Client Access server in the directory, "
+                f"so it cannot take {protocol} requests; send clients to the URL of a 2010 "
+                "Client Access server."
             ),
             server=cas,
         )
@@ -167,8 +173,11 @@ def decide(
     return _Decider(directory, protocol, cas1, found, entry, eas_protocol_version, policy).run()
 
 
+# The Client Access servers that take client requests (2003 has front-end servers, not CAS).
+_DECIDING_VERSIONS = (ExchangeVersion.E2010, ExchangeVersion.E2007)
+
 # Which cmdlet and switch fix a virtual directory's settings, for error messages.
-_CMDLET = {
+WINDOWS_AUTH_CMDLET = {
     VirtualDirectoryKind.OWA: ("Set-OwaVirtualDirectory", "-WindowsAuthentication"),
     VirtualDirectoryKind.ECP: ("Set-EcpVirtualDirectory", "-WindowsAuthentication"),
     VirtualDirectoryKind.EAS: ("Set-ActiveSyncVirtualDirectory", "-WindowsAuthEnabled"),
@@ -232,6 +241,8 @@ class _Decider:
         version = self.loc.version
         if version == ExchangeVersion.E2003:
             return self._exchange2003()
+        if self.cas1.version == ExchangeVersion.E2007:
+            return self._from_exchange2007(version)
         if version == ExchangeVersion.E2007:
             return self._exchange2007()
         if self.loc.site.casefold() == self.cas1.site.casefold():
@@ -246,9 +257,36 @@ class _Decider:
             )
         return self._other_site()
 
-    def _other_site(self) -> Outcome:
-        """A 2010 mailbox in another site (spec 8.3)."""
-        version = ExchangeVersion.E2010
+    def _from_exchange2007(self, version: ExchangeVersion) -> Outcome:
+        """A 2007 Client Access server's own decision: 2007 mailboxes only (the seed)."""
+        if version != ExchangeVersion.E2007:
+            return Error(
+                protocol=self.protocol,
+                reason=ErrorReason.MAILBOX_NEWER_THAN_CLIENT_ACCESS,
+                message=(
+                    f"{self.who}'s mailbox is on Exchange {version.product} server "
+                    f"{self.loc.server.name}, which Exchange 2007 Client Access server "
+                    f"{self.cas1.name} cannot open; send the user to the URL of an Exchange "
+                    f"{version.product} Client Access server."
+                ),
+                server=self.cas1.name,
+            )
+        if self.protocol == ClientProtocol.ECP:
+            return self._not_for_version(version)
+        if self.loc.site.casefold() == self.cas1.site.casefold():
+            return ServeLocally(
+                protocol=self.protocol,
+                mailbox_server=self.loc.server.name,
+                database=self.loc.database.name,
+                why=(
+                    f"{self.who}'s mailbox is on {self.loc.server.name} in site {self.loc.site}, "
+                    f"the site of Exchange 2007 {self.cas1.name}, which serves {self.protocol}."
+                ),
+            )
+        return self._other_site(version)
+
+    def _other_site(self, version: ExchangeVersion = ExchangeVersion.E2010) -> Outcome:
+        """A mailbox of the receiving CAS's version in another site (spec 8.3)."""
         if self.protocol.is_pop_imap:
             return self._pop_imap_proxy(version)
         kind = self._kind()
@@ -507,7 +545,7 @@ class _Decider:
         # the redirecting (receiving) CAS; ECP, reached through OWA, follows it.
         owa = self._source_vdir(VirtualDirectoryKind.OWA)
         redirect_type = owa.cross_site_redirect_type if owa is not None else RedirectType.MANUAL
-        if redirect_type == RedirectType.SILENT:
+        if redirect_type == RedirectType.SILENT and self.cas1.version == ExchangeVersion.E2010:
             # Single sign-on needs forms-based authentication on both ends, and FBA
             # needs SSL (spec 8.4).
             source = self._source_vdir(self._kind())
@@ -597,7 +635,7 @@ class _Decider:
         # None fits: report what is wrong with the first one, the one that would
         # have been chosen.
         server, vdir = targets[0]
-        cmdlet, switch = _CMDLET[kind]
+        cmdlet, switch = WINDOWS_AUTH_CMDLET[kind]
         if vdir.internal_url is None or _endpoint(vdir.internal_url) is None:
             return Error(
                 protocol=self.protocol,

@@ -1,4 +1,4 @@
-"""``/Microsoft-Server-ActiveSync`` on a 2010 CAS: serve, proxy, or redirect with HTTP 451.
+"""``/Microsoft-Server-ActiveSync`` on a 2010 or 2007 CAS: serve, proxy, or redirect (HTTP 451).
 
 For every request (OPTIONS included) the front door has signed the user in
 (Basic, as ``BasicAuthEnabled`` allows, or as the user another CAS proxied
@@ -23,10 +23,10 @@ from aiohttp import web
 from sitemail.access.eas_commands import EasStore
 from sitemail.access.eas_legacy import Exchange2003ActiveSyncProxy
 from sitemail.access.eas_request import (
-    EXCHANGE2010,
     BadEasRequest,
     EasBanner,
     EasRequest,
+    banner_for,
     parse_eas_request,
 )
 from sitemail.access.eas_serve import serve_eas
@@ -34,6 +34,7 @@ from sitemail.access.eas_state import SyncStates
 from sitemail.access.outcomes import (
     ClientProtocol,
     Error,
+    ErrorReason,
     Legacy,
     Outcome,
     Proxy,
@@ -50,7 +51,7 @@ __all__ = ["EasHandler"]
 
 
 class EasHandler:
-    """The ActiveSync virtual directory's handler on one 2010 Client Access server."""
+    """The ActiveSync virtual directory's handler on one 2010 (or 2007) Client Access server."""
 
     def __init__(
         self,
@@ -58,14 +59,18 @@ class EasHandler:
         store: Callable[[], EasStore | None],
         legacy: Exchange2003ActiveSyncProxy,
         *,
-        banner: EasBanner = EXCHANGE2010,
+        banner: EasBanner | None = None,
         states: SyncStates | None = None,
     ) -> None:
         self._door = door
         self._store = store
         self._legacy = legacy
+        # None: the banner of the server's version (its front door's).
         self._banner = banner
         self.states = states or SyncStates()
+
+    def _banner_of(self, door: FrontDoor) -> EasBanner:
+        return self._banner if self._banner is not None else banner_for(door.version)
 
     async def __call__(
         self, request: web.Request, ctx: RequestContext, user: AppUser
@@ -108,7 +113,7 @@ class EasHandler:
                 if store is None:
                     return web.Response(status=503, text="The mailbox store is not available.")
                 return await serve_eas(
-                    request, parsed, mailbox.alias, store, self.states, self._banner
+                    request, parsed, mailbox.alias, store, self.states, self._banner_of(door)
                 )
             case Redirect(kind=RedirectKind.EAS_451):
                 # MS-ASHTTP 3.1.5.2.2: the device goes to X-MS-Location from now on.
@@ -120,6 +125,9 @@ class EasHandler:
                 return await door.handoff.forward_service(request, ctx, outcome, user)
             case Legacy(action=action):
                 return await self._carry_out(door, request, ctx, action, user, parsed)
+            case Error(reason=ErrorReason.MAILBOX_NEWER_THAN_CLIENT_ACCESS):
+                # A 2007 CAS facing a 2010 mailbox answers 403 (spec 8.5).
+                return web.Response(status=403, text=outcome.message)
             case Error():
                 return web.Response(status=500, text=outcome.message)
             case Redirect():

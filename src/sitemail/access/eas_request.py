@@ -13,13 +13,18 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from sitemail.org.model import ExchangeVersion
+from sitemail.org.version_facts import facts_for
+
 __all__ = [
     "EXCHANGE2003",
+    "EXCHANGE2007",
     "EXCHANGE2010",
     "WBXML_TYPE",
     "BadEasRequest",
     "EasBanner",
     "EasRequest",
+    "banner_for",
     "parse_eas_request",
 ]
 
@@ -54,19 +59,21 @@ COMMANDS = ("Sync", "FolderSync", "Provision", "SendMail")
 #: service (``serve.py``), so a message submitted there would stay in its Outbox.
 COMMANDS_2003 = ("Sync", "FolderSync", "Provision")
 
-# Exchange 2010 SP3 speaks EAS 2.0-14.1 (the brief's list, MS-ASHTTP's example).
-# "14.3" as MS-Server-ActiveSync for SP3 is unverified (SP1 is known to send 14.1).
-EXCHANGE2010 = EasBanner(
-    server_version="14.3",  # unverified
-    protocol_versions=("2.0", "2.1", "2.5", "12.0", "12.1", "14.0", "14.1"),
-    commands=COMMANDS,
-)
-# Exchange 2003 SP2 speaks EAS up to 2.5; "6.5.7638.1" is its SP2 build (unverified as a header).
-EXCHANGE2003 = EasBanner(
-    server_version="6.5.7638.1",  # unverified
-    protocol_versions=("1.0", "2.0", "2.1", "2.5"),
-    commands=COMMANDS_2003,
-)
+
+def banner_for(version: ExchangeVersion) -> EasBanner:
+    """The OPTIONS headers of a server of ``version`` (org/version_facts.py has the values)."""
+    facts = facts_for(version)
+    return EasBanner(
+        server_version=facts.eas_server_version,
+        protocol_versions=facts.eas_protocol_versions,
+        # sitemail's 2003 server runs no Mail Submission service, hence its short list.
+        commands=COMMANDS_2003 if version is ExchangeVersion.E2003 else COMMANDS,
+    )
+
+
+EXCHANGE2010 = banner_for(ExchangeVersion.E2010)
+EXCHANGE2007 = banner_for(ExchangeVersion.E2007)
+EXCHANGE2003 = banner_for(ExchangeVersion.E2003)
 
 
 class BadEasRequest(ValueError):

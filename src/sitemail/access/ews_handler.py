@@ -1,4 +1,4 @@
-"""``/EWS/Exchange.asmx``: Exchange Web Services (and the availability service) on a 2010 CAS.
+"""``/EWS/Exchange.asmx``: Exchange Web Services and availability on a 2010 or 2007 CAS.
 
 One POST is one SOAP operation.  The front door has found the virtual
 directory; this handler then
@@ -46,6 +46,7 @@ from sitemail.access.ews_notifications import (
 )
 from sitemail.access.ews_resolve import resolve_names
 from sitemail.access.ews_soap import (
+    SERVER_VERSION,
     EwsRequest,
     SoapFault,
     check_schema,
@@ -109,6 +110,8 @@ class EwsHandler:
         door = self._door()
         if door is None:
             return web.Response(status=503, text="The web site is starting.")
+        # Every envelope of this request carries this server's ServerVersionInfo.
+        SERVER_VERSION.set(door.version)
         proxied = user.method is SignInMethod.PROXIED
         mailbox = user.mailbox
         if request.method != "POST":
@@ -137,6 +140,9 @@ class EwsHandler:
                 return await self._serve(door, request, ctx, user)
             case Proxy():
                 return await door.handoff.forward_service(request, ctx, outcome, user)
+            case Legacy(action=Proxy() as action):
+                # An Exchange 2007 mailbox: to the 2007 Client Access server of its site.
+                return await door.handoff.forward_service(request, ctx, action, user)
             case Error() | Legacy() | _:
                 message = outcome.message if isinstance(outcome, Error) else str(outcome)
                 return fault_response(

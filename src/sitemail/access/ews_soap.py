@@ -14,14 +14,18 @@ Nothing here does I/O.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from contextvars import ContextVar
 from dataclasses import dataclass
+
+from sitemail.org.model import ExchangeVersion
+from sitemail.org.version_facts import facts_for
 
 __all__ = [
     "ERRORS_NS",
     "MAX_REQUEST",
     "MESSAGES_NS",
+    "SERVER_VERSION",
     "SOAP_NS",
-    "SUPPORTED_SCHEMAS",
     "TYPES_NS",
     "EwsRequest",
     "SoapFault",
@@ -30,6 +34,7 @@ __all__ = [
     "m",
     "parse_request",
     "sub",
+    "supported_schemas",
     "t",
 ]
 
@@ -46,23 +51,22 @@ ET.register_namespace("e", ERRORS_NS)
 #: Largest request body read (a GetItem for a few hundred ids is far below this).
 MAX_REQUEST = 1024 * 1024
 
-# The schema versions an Exchange 2010 SP3 server accepts in RequestServerVersion
-# (2010 SP3 added no schema of its own: its newest is Exchange2010_SP2).
-SUPPORTED_SCHEMAS = (
-    "Exchange2007",
-    "Exchange2007_SP1",
-    "Exchange2010",
-    "Exchange2010_SP1",
-    "Exchange2010_SP2",
+#: The version of the server answering this request: its ServerVersionInfo and the
+#: schemas it accepts come from org/version_facts.py.  A context variable, so that the
+#: many operations that build envelopes need not pass it on (each request is a task
+#: of its own; the handler sets it for its server).
+SERVER_VERSION: ContextVar[ExchangeVersion] = ContextVar(
+    "ews_server_version", default=ExchangeVersion.E2010
 )
-# ServerVersionInfo of Exchange 2010 SP3 (build 14.3.123.4, its release build).
-SERVER_VERSION = {
-    "MajorVersion": "14",
-    "MinorVersion": "3",
-    "MajorBuildNumber": "123",
-    "MinorBuildNumber": "4",
-    "Version": "Exchange2010_SP2",
-}
+
+
+def supported_schemas() -> tuple[str, ...]:
+    """The RequestServerVersion values this server accepts."""
+    return facts_for(SERVER_VERSION.get()).ews_schemas
+
+
+def _server_version_info() -> dict[str, str]:
+    return facts_for(SERVER_VERSION.get()).ews_version_attributes
 
 
 def t(tag: str) -> str:
@@ -142,7 +146,7 @@ def parse_request(data: bytes) -> EwsRequest:
 
 def check_schema(schema: str | None) -> None:
     """Refuse a RequestServerVersion this server does not speak, as Exchange does."""
-    if schema is not None and schema not in SUPPORTED_SCHEMAS:
+    if schema is not None and schema not in supported_schemas():
         raise SoapFault(
             "ErrorInvalidServerVersion",
             "The specified server version is invalid.",
@@ -158,7 +162,7 @@ def envelope(response: ET.Element) -> bytes:
     """A response envelope around ``response`` (``<m:FindItemResponse>``)."""
     root = ET.Element(f"{{{SOAP_NS}}}Envelope")
     header = sub(root, f"{{{SOAP_NS}}}Header")
-    sub(header, t("ServerVersionInfo"), **SERVER_VERSION)
+    sub(header, t("ServerVersionInfo"), **_server_version_info())
     body = sub(root, f"{{{SOAP_NS}}}Body")
     body.append(response)
     return _serialize(root)
@@ -168,7 +172,7 @@ def fault_envelope(fault: SoapFault) -> bytes:
     """A SOAP fault with the EWS response code in its detail, as Exchange writes them."""
     root = ET.Element(f"{{{SOAP_NS}}}Envelope")
     header = sub(root, f"{{{SOAP_NS}}}Header")
-    sub(header, t("ServerVersionInfo"), **SERVER_VERSION)
+    sub(header, t("ServerVersionInfo"), **_server_version_info())
     body = sub(root, f"{{{SOAP_NS}}}Body")
     element = sub(body, f"{{{SOAP_NS}}}Fault")
     # SOAP 1.1 faultcode/faultstring/detail are unqualified elements.

@@ -192,7 +192,7 @@ class Exchange2003WebService:
         return DEFAULT_POLICY.exchange2003_windows_authentication
 
     def _proxying_cas(self, request: web.Request) -> str | None:
-        """The 2010 Client Access server at the other end of the TLS connection, if any."""
+        """The 2010 or 2007 Client Access server at the other end of the TLS connection, if any."""
         transport = request.transport
         tls = transport.get_extra_info("ssl_object") if transport is not None else None
         der = tls.getpeercert(binary_form=True) if tls is not None else None
@@ -204,7 +204,7 @@ class Exchange2003WebService:
         server = self.ctx.directory.get(Server, identity.name)
         if (
             server is None
-            or server.version != ExchangeVersion.E2010
+            or server.version not in (ExchangeVersion.E2010, ExchangeVersion.E2007)
             or not server.has_role(ServerRole.CLIENT_ACCESS)
         ):
             return None

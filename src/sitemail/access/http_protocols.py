@@ -1,4 +1,4 @@
-"""Plugging Exchange Web Services, ActiveSync and Autodiscover into a 2010 CAS's W3SVC.
+"""Plugging Exchange Web Services, ActiveSync and Autodiscover into a 2010 (or 2007) CAS's W3SVC.
 
 The W3SVC service builds its front door when it starts (and again after a
 restart), so each handler asks the service for the current front door and

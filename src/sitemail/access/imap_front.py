@@ -1,4 +1,4 @@
-"""``MSExchangeIMAP4``: the IMAP4 service of a 2010 Client Access server.
+"""``MSExchangeIMAP4``: the IMAP4 service of a 2010 (or 2007) Client Access server.
 
 One session per client over the sans-I/O core (:mod:`sitemail.protocols.imap`).
 Before sign-in: CAPABILITY, STARTTLS, NOOP, LOGIN, AUTHENTICATE PLAIN and

@@ -106,6 +106,7 @@ class ErrorReason(StrEnum):
     PROTOCOL_NOT_AVAILABLE_FOR_VERSION = "ProtocolNotAvailableForMailboxVersion"
     PROTOCOL_DISABLED_IN_MAILBOX_SITE = "ProtocolDisabledInMailboxSite"
     LEGACY_MAILBOX_BLOCKED = "LegacyMailboxBlocked"
+    MAILBOX_NEWER_THAN_CLIENT_ACCESS = "MailboxNewerThanClientAccessServer"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""``MSExchangePOP3``: the POP3 service of a 2010 Client Access server.
+"""``MSExchangePOP3``: the POP3 service of a 2010 (or 2007) Client Access server.
 
 One session per client over the sans-I/O core (:mod:`sitemail.protocols.pop3`):
 CAPA, STLS, USER/PASS in the AUTHORIZATION state; once the directory

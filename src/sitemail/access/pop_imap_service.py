@@ -1,4 +1,4 @@
-"""What the MSExchangePOP3 and MSExchangeIMAP4 services of a 2010 CAS share.
+"""What the MSExchangePOP3 and MSExchangeIMAP4 services of a 2010 (or 2007) CAS share.
 
 Each service listens on its ``Get-PopSettings`` / ``Get-ImapSettings``
 bindings (110/995 and 143/993 on every address of the server by default;

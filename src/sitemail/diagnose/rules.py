@@ -130,13 +130,20 @@ def all_rules(live: bool = True) -> list[Rule]:
         from sitemail.diagnose import rules_logs
 
         return list(rules_logs.RULES)
-    from sitemail.diagnose import rules_connectors, rules_legacy, rules_messages, rules_path
+    from sitemail.diagnose import (
+        rules_connectors,
+        rules_exchange2007,
+        rules_legacy,
+        rules_messages,
+        rules_path,
+    )
 
     return [
         *rules_path.RULES,
         *rules_connectors.RULES,
         *rules_messages.RULES,
         *rules_legacy.RULES,
+        *rules_exchange2007.RULES,
     ]
 
 

@@ -210,14 +210,14 @@ def _server_details(rec: ProcessRecord, directory: Directory, offset: int) -> di
     endpoints: dict[str, Any] = {"admin": f"https://{rec.address}:{ADMIN_PORT + offset}"}
     if ServerRole.MAILBOX in server.roles:
         endpoints["store"] = f"https://{rec.address}:{STORE_PORT + offset}"
-    if server.version is ExchangeVersion.E2010 and ServerRole.HUB_TRANSPORT in server.roles:
+    if server.is_hub:
         for rc in directory.list(ReceiveConnector):
             if rc.server.lower() == server.name.lower():
                 ports = sorted({p for _, p in rc.ports})
                 endpoints[f"smtp ({rc.name})"] = [f"{rec.address}:{p + offset}" for p in ports]
     if server.version is ExchangeVersion.E2003:
         endpoints["smtp (Default SMTP Virtual Server)"] = [f"{rec.address}:{25 + offset}"]
-    if ServerRole.CLIENT_ACCESS in server.roles and server.version is ExchangeVersion.E2010:
+    if ServerRole.CLIENT_ACCESS in server.roles and server.version is not ExchangeVersion.E2003:
         endpoints["https"] = f"{rec.address}:{443 + offset}"
         urls = {}
         for v in directory.list(VirtualDirectory):

@@ -64,7 +64,7 @@ from sitemail.mailbox.submission_journal import (
 )
 from sitemail.mailflow import dsn
 from sitemail.mailflow.envelope import EnvelopeRecipient
-from sitemail.mailflow.log_files import LogLimits
+from sitemail.mailflow.log_files import VERSION_2010, LogLimits
 from sitemail.mailflow.outbound import (
     BodyReadError,
     BodySource,
@@ -80,6 +80,7 @@ from sitemail.mailflow.tracking_log import MessageTrackingLog, TrackingEventId, 
 from sitemail.org.directory import Directory
 from sitemail.org.model import Mailbox, Organization, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files
+from sitemail.org.version_facts import facts_for
 from sitemail.server.context import ProcessContext
 from sitemail.server.services import DISPLAY_NAMES, ServiceError, ServiceHost
 
@@ -225,6 +226,7 @@ class MailSubmissionService:
                 max_age=t.message_tracking_log_max_age,
             ),
             subject_logging_enabled=t.message_tracking_log_subject_logging_enabled,
+            version=facts_for(server.version).log_version if server is not None else VERSION_2010,
         )
 
     async def _run(self) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Protocol
 from sitemail.clock import SYSTEM_CLOCK, Clock
 from sitemail.mailflow.log_files import (
     MB,
+    VERSION_2010,
     LogFileSettings,
     LogLimits,
     LogWriter,
@@ -422,8 +424,11 @@ class ProtocolLog:
         *,
         clock: Clock = SYSTEM_CLOCK,
         limits: LogLimits = PROTOCOL_LOG_LIMITS,
+        version: str = VERSION_2010,
     ) -> ProtocolLog:
-        return cls(directory, Direction.RECEIVE, clock=clock, limits=limits)
+        """``version``: the header's ``#Version`` (the server's, org/version_facts.py)."""
+        settings = replace(protocol_log_settings(Direction.RECEIVE, limits), version=version)
+        return cls(directory, Direction.RECEIVE, clock=clock, settings=settings)
 
     @classmethod
     def send(
@@ -432,8 +437,11 @@ class ProtocolLog:
         *,
         clock: Clock = SYSTEM_CLOCK,
         limits: LogLimits = PROTOCOL_LOG_LIMITS,
+        version: str = VERSION_2010,
     ) -> ProtocolLog:
-        return cls(directory, Direction.SEND, clock=clock, limits=limits)
+        """``version``: the header's ``#Version`` (the server's, org/version_facts.py)."""
+        settings = replace(protocol_log_settings(Direction.SEND, limits), version=version)
+        return cls(directory, Direction.SEND, clock=clock, settings=settings)
 
     @property
     def directory(self) -> Path:

@@ -24,6 +24,7 @@ from pathlib import Path
 from sitemail.clock import SYSTEM_CLOCK, Clock
 from sitemail.mailflow.log_files import (
     MB,
+    VERSION_2010,
     LogFileReader,
     LogFileSettings,
     LogLimits,
@@ -207,11 +208,15 @@ class MessageTrackingLog:
         limits: LogLimits = TRACKING_LOG_LIMITS,
         settings: LogFileSettings | None = None,
         subject_logging_enabled: bool = True,
+        version: str = VERSION_2010,
     ) -> None:
+        """``version``: the header's ``#Version`` (the server's, org/version_facts.py)."""
         self.clock = clock
         # Set-TransportServer -MessageTrackingLogSubjectLoggingEnabled (§6.3).
         self.subject_logging_enabled = subject_logging_enabled
-        self.writer = LogWriter(directory, settings or tracking_log_settings(limits), clock)
+        if settings is None:
+            settings = replace(tracking_log_settings(limits), version=version)
+        self.writer = LogWriter(directory, settings, clock)
 
     @property
     def directory(self) -> Path:

@@ -1,4 +1,4 @@
-"""What Exchange 2010 setup creates for a server, unless the topology says otherwise.
+"""What Exchange 2010 (and 2007) setup creates for a server, unless the topology says otherwise.
 
 Spec references: receive connectors spec 1.1, virtual directories spec 8.7,
 POP3/IMAP4 settings spec 8.6.
@@ -73,7 +73,7 @@ def default_virtual_directories(server: Server) -> list[VirtualDirectory]:
     """
     if server.version == ExchangeVersion.E2003:
         return exchange2003_virtual_directories(server)
-    if ServerRole.CLIENT_ACCESS not in server.roles or server.version != ExchangeVersion.E2010:
+    if ServerRole.CLIENT_ACCESS not in server.roles:
         return []
     base = f"https://{server.fqdn}"
     paths = {
@@ -84,6 +84,9 @@ def default_virtual_directories(server: Server) -> list[VirtualDirectory]:
         VirtualDirectoryKind.OAB: "/OAB",
         VirtualDirectoryKind.AUTODISCOVER: "/Autodiscover/Autodiscover.xml",
     }
+    if server.version == ExchangeVersion.E2007:
+        # The Exchange Control Panel came with 2010: 2007's options live inside OWA.
+        del paths[VirtualDirectoryKind.ECP]
     out: list[VirtualDirectory] = []
     for kind, path in paths.items():
         fba = kind in (VirtualDirectoryKind.OWA, VirtualDirectoryKind.ECP)
@@ -143,7 +146,7 @@ def exchange2003_virtual_directories(server: Server) -> list[VirtualDirectory]:
 
 
 def default_pop_imap_settings(server: Server) -> list[PopImapSettings]:
-    if ServerRole.CLIENT_ACCESS not in server.roles or server.version != ExchangeVersion.E2010:
+    if ServerRole.CLIENT_ACCESS not in server.roles or server.version == ExchangeVersion.E2003:
         return []
     return [
         PopImapSettings(

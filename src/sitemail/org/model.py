@@ -360,7 +360,11 @@ class Server(Model):
 
     @property
     def is_hub(self) -> bool:
-        return ServerRole.HUB_TRANSPORT in self.roles and self.version == ExchangeVersion.E2010
+        # 2007 and 2010 hubs run the same transport (2003 has its SMTP service instead).
+        return ServerRole.HUB_TRANSPORT in self.roles and self.version in (
+            ExchangeVersion.E2010,
+            ExchangeVersion.E2007,
+        )
 
     @property
     def address(self) -> str | None:

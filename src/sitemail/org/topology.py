@@ -451,7 +451,7 @@ class Topology:
             if base_vdir is None:
                 raise ValueError(
                     f"server {spec.name}: virtual directory {key!r} needs the ClientAccess role "
-                    "on an Exchange 2010 server"
+                    "on an Exchange 2010 or 2007 server"
                 )
             changes = override.model_dump(exclude_unset=True)
             vdirs[base_vdir.name] = VirtualDirectory.model_validate(

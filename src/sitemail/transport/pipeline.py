@@ -43,6 +43,7 @@ from sitemail.org.directory import Directory
 from sitemail.org.model import InternetHost, LoggingLevel, Organization, SendConnector, Server
 from sitemail.org.pki import PeerVerifier, server_cert_files
 from sitemail.org.ports import STORE_PORT
+from sitemail.org.version_facts import facts_for
 from sitemail.protocols.smtp.replies import internal_id_of
 from sitemail.protocols.smtp.shadow import MAX_DISCARD_IDS
 from sitemail.server.context import ProcessContext
@@ -379,7 +380,8 @@ class Pipeline:
             verifier=PeerVerifier.from_file(pki / "ca.pem", clock=self.clock),
             connect_timeout=10.0,
             reply_timeout=120.0,
-            xshadow=xshadow,
+            # A 2007 hub keeps no shadow copies (shadow redundancy came with 2010).
+            xshadow=xshadow and facts_for(local.version).shadow_redundancy,
         )
 
     async def _deliver_by_smtp(self, batch: DeliveryBatch) -> bool:

@@ -28,6 +28,7 @@ from sitemail.mailflow.protocol_log import NullSessionLog, SessionLog
 from sitemail.org.lockout import AccountLockouts
 from sitemail.org.model import Mailbox, ReceiveConnector
 from sitemail.org.passwords import verify_password
+from sitemail.org.version_facts import facts_for
 from sitemail.protocols.smtp import (
     NEED_DATA,
     PAUSED,
@@ -433,7 +434,11 @@ class ReceiveSession:
 
     @property
     def _shadow_redundancy(self) -> bool:
-        return self.env.shadow is not None and self.config.organization.shadow_redundancy_enabled
+        return (
+            self.env.shadow is not None
+            and self.config.organization.shadow_redundancy_enabled
+            and facts_for(self.config.server.version).shadow_redundancy
+        )
 
     async def _shadow_command(self, event: XShadow | XQDiscard) -> None:
         desk = self.env.shadow

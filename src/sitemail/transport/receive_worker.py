@@ -40,6 +40,7 @@ from sitemail.org.cached_directory import CachedDirectory
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ReceiveConnector
 from sitemail.org.pki import PeerVerifier
+from sitemail.org.version_facts import facts_for
 from sitemail.server import event_loop
 from sitemail.server import zygote as worker_zygote
 from sitemail.server.worker_processes import die_with_parent, log_as
@@ -204,7 +205,10 @@ class Worker:
         home = Path(args.home)
         protocol_log: ProtocolLog | NullProtocolLog = (
             ProtocolLog.receive(
-                home / path, clock=SYSTEM_CLOCK, limits=receive_log_limits(settings)
+                home / path,
+                clock=SYSTEM_CLOCK,
+                limits=receive_log_limits(settings),
+                version=facts_for(self.config.server.version).log_version,
             )
             if path
             else NullProtocolLog(SYSTEM_CLOCK)

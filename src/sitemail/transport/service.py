@@ -17,6 +17,7 @@ from sitemail.mailflow.protocol_log import SESSION_IDS, NullProtocolLog, Protoco
 from sitemail.mailflow.tracking_log import MessageTrackingLog
 from sitemail.org.model import Organization, ReceiveConnector, Server, TransportSettings
 from sitemail.org.pki import PeerVerifier
+from sitemail.org.version_facts import facts_for
 from sitemail.server.context import ProcessContext
 from sitemail.server.watcher import DirectoryWatcher
 from sitemail.transport.pipeline import Pipeline, PipelineDeps
@@ -78,12 +79,17 @@ class TransportService:
         watcher.subscribe({ReceiveConnector.kind, Server.kind, Organization.kind}, self._on_change)
         watcher.subscribe(ROUTING_KINDS, self._on_routing_change)
 
-    def _environment(self, settings: TransportSettings, store: QueueStore) -> ReceiveEnvironment:
+    def _environment(
+        self, settings: TransportSettings, store: QueueStore, log_version: str
+    ) -> ReceiveEnvironment:
         ctx = self.ctx
         receive_path = settings.receive_protocol_log_path
         protocol_log: ProtocolLog | NullProtocolLog = (
             ProtocolLog.receive(
-                ctx.home / receive_path, clock=ctx.clock, limits=receive_log_limits(settings)
+                ctx.home / receive_path,
+                clock=ctx.clock,
+                limits=receive_log_limits(settings),
+                version=log_version,
             )
             if receive_path
             else NullProtocolLog(ctx.clock)
@@ -114,7 +120,9 @@ class TransportService:
             clock=ctx.clock,
             settings=settings,
         )
-        tracking = self._tracking_log(settings)
+        # 2007's logs say 8.0.0.0 where 2010's say 14.0.0.0 (org/version_facts.py).
+        log_version = facts_for(config.server.version).log_version
+        tracking = self._tracking_log(settings, log_version)
         if tracking is not None:
             fqdn, address = config.server.fqdn, ctx.address
 
@@ -126,14 +134,17 @@ class TransportService:
         send_path = settings.send_protocol_log_path
         send_log: ProtocolLog | NullProtocolLog = (
             ProtocolLog.send(
-                ctx.home / send_path, clock=ctx.clock, limits=send_log_limits(settings)
+                ctx.home / send_path,
+                clock=ctx.clock,
+                limits=send_log_limits(settings),
+                version=log_version,
             )
             if send_path
             else NullProtocolLog(ctx.clock)
         )
         self.pipeline = Pipeline(PipelineDeps(ctx, store, send_log))
         await self.pipeline.start()
-        listeners = ReceiveListeners(self._environment(settings, store), config)
+        listeners = ReceiveListeners(self._environment(settings, store, log_version), config)
         count = receive_worker_count()
         if count:
             # Session ids of the workers and of this process's own sessions never meet.
@@ -164,7 +175,9 @@ class TransportService:
         }
         return {kind: self.ctx.home / path for kind, path in paths.items() if path}
 
-    def _tracking_log(self, settings: TransportSettings) -> MessageTrackingLog | None:
+    def _tracking_log(
+        self, settings: TransportSettings, log_version: str
+    ) -> MessageTrackingLog | None:
         path = settings.message_tracking_log_path
         if not path or not settings.message_tracking_log_enabled:
             return None
@@ -173,6 +186,7 @@ class TransportService:
             clock=self.ctx.clock,
             limits=tracking_log_limits(settings),
             subject_logging_enabled=settings.message_tracking_log_subject_logging_enabled,
+            version=log_version,
         )
 
     async def stop(self) -> None:

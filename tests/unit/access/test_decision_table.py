@@ -810,11 +810,16 @@ def test_database_names_compare_case_insensitively() -> None:
 # ------------------------------------------------------------- the receiving server
 
 
-@pytest.mark.parametrize("cas", ["FL07", "EX2003", "GHOST"])
+@pytest.mark.parametrize("cas", ["EX2003", "GHOST"])
 @pytest.mark.parametrize("protocol", list(ClientProtocol))
-def test_receiving_server_must_be_a_2010_cas(cas: str, protocol: ClientProtocol) -> None:
+def test_receiving_server_must_be_a_2010_or_2007_cas(cas: str, protocol: ClientProtocol) -> None:
     err = assert_error(ask(build(), protocol, cas=cas), ErrorReason.NOT_A_CLIENT_ACCESS_SERVER)
     assert err.server == cas
+
+
+def test_mailbox_only_2007_server_is_not_a_cas() -> None:
+    got = ask(build(fl07_cas=False), P.OWA, GARY, cas="FL07")
+    assert_error(got, ErrorReason.NOT_A_CLIENT_ACCESS_SERVER)
 
 
 def test_mailbox_only_2010_server_is_not_a_cas() -> None:

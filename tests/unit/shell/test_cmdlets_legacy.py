@@ -74,3 +74,44 @@ def test_owa_virtual_directories_of_2003_are_legacy_and_activesync_ones_are_not_
         "-WindowsAuthEnabled $true",
     )
     assert refused.errors
+
+
+@pytest.fixture
+def legacy_services(tmp_path: Path) -> Iterator[ExchangeServices]:
+    """The organization of examples/legacy.yaml (Exchange 2007 in both sites, and EX2010)."""
+    d: Directory = open_directory(str(tmp_path / "directory.db"))
+    with d.transaction():
+        for obj in Topology.load(SEED.with_name("legacy.yaml")).objects(hash_passwords=False):
+            d.put(obj)
+    yield ExchangeServices(d, tmp_path, AdminClient(tmp_path / "pki"), "EX2010")
+    d.close()
+
+
+def test_a_2007_owa_virtual_directory_has_no_2010_settings(
+    legacy_services: ExchangeServices,
+) -> None:
+    br = listed(
+        run(legacy_services, 'Get-OwaVirtualDirectory "EX07-BR\\owa*" | Format-List').output
+    )
+    assert br["OwaVersion"] == "Exchange2007" and br["WindowsAuthentication"] == "True"
+    assert br["CrossSiteRedirectType"] == "" and br["LegacyRedirectType"] == ""
+    refused = run(
+        legacy_services,
+        'Set-OwaVirtualDirectory "EX07-BR\\owa*" -CrossSiteRedirectType Silent',
+    )
+    assert "CrossSiteRedirectType can't be used" in refused.output
+    assert "Exchange 2007" in refused.output
+    # Exchange2003Url is 2007's too, and the 2010 switches of 2007's settings work.
+    done = run(
+        legacy_services,
+        'Set-OwaVirtualDirectory "EX07-BR\\owa*" -WindowsAuthentication $false '
+        "-Exchange2003Url https://ex2003.contoso.com/exchange",
+    )
+    assert not done.failed, done.output
+    br = listed(
+        run(legacy_services, 'Get-OwaVirtualDirectory "EX07-BR\\owa*" | Format-List').output
+    )
+    assert br["WindowsAuthentication"] == "False"
+    assert br["Exchange2003Url"] == "https://ex2003.contoso.com/exchange"
+    ecp = run(legacy_services, "Get-EcpVirtualDirectory").output
+    assert "EX2010" in ecp and "EX07" not in ecp  # ECP came with 2010

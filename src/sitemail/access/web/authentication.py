@@ -133,7 +133,7 @@ class Authenticator:
     def proxied_user(self, request: web.Request, ctx: RequestContext) -> Mailbox | web.Response:
         """The user a proxied request is for, or the refusal to send back.
 
-        Trusted only when the TLS peer is a 2010 Client Access server of the
+        Trusted only when the TLS peer is a 2010 or 2007 Client Access server of the
         organization and this virtual directory has WindowsAuthentication on
         (the stand-in for the Kerberos ticket Exchange's proxying CAS presents).
         """
@@ -146,7 +146,7 @@ class Authenticator:
         if (
             source is None
             or not source.has_role(ServerRole.CLIENT_ACCESS)
-            or source.version != ExchangeVersion.E2010
+            or source.version not in (ExchangeVersion.E2010, ExchangeVersion.E2007)
         ):
             return error_page(
                 "Forbidden",

@@ -76,8 +76,9 @@ from sitemail.access.web.sso import SsoIssuer, SsoVerifier
 from sitemail.clock import SYSTEM_CLOCK, Clock
 from sitemail.org.directory import Directory
 from sitemail.org.lockout import AccountLockouts
-from sitemail.org.model import VirtualDirectoryKind
+from sitemail.org.model import ExchangeVersion, VirtualDirectoryKind
 from sitemail.org.pki import PeerVerifier, ServerIdentity
+from sitemail.org.version_facts import facts_for
 
 __all__ = ["FrontDoor"]
 
@@ -116,8 +117,12 @@ class FrontDoor:
         throttle: SignInThrottle | None = None,
         logs: AccessLogs | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        version: ExchangeVersion = ExchangeVersion.E2010,
     ) -> None:
         self.server = server
+        # 2007 and 2010 run this same web site; what differs is data (org/version_facts.py).
+        self.version = version
+        product = facts_for(version).owa_product
         self.directory = directory
         self.proxy = proxy
         # An empty store is falsy (it has a length): compare with None.
@@ -129,11 +134,13 @@ class FrontDoor:
         )
         self.logs = logs
         self.clock = clock
-        self.owa = OwaApp(store, clock=clock)
+        self.owa = OwaApp(store, clock=clock, product=product)
         self.ecp = EcpApp(directory)
         self.decisions = DecisionLog(server, logs, clock)
         self.auth = Authenticator(server, directory, self.sessions, self.throttle, verifier, clock)
-        self.sign_in = SignInPages(server, directory, self.sessions, self.throttle, sso_verifier)
+        self.sign_in = SignInPages(
+            server, directory, self.sessions, self.throttle, sso_verifier, product
+        )
         self.handoff = Handoff(server, proxy, sso_issuer, self.decisions)
         browser = BrowserApps(server, self.owa, self.ecp, self.handoff)
         self.handlers: dict[VirtualDirectoryKind, ProtocolHandler] = dict.fromkeys(

@@ -91,8 +91,12 @@ _NOTICES = {
 class OwaApp:
     """The OWA pages of one Client Access server."""
 
-    def __init__(self, store: MailStore, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, store: MailStore, *, clock: Clock = SYSTEM_CLOCK, product: str = "Outlook Web App"
+    ) -> None:
         self.store = store
+        # The name in the title bar: 2007's Outlook Web Access or 2010's Outlook Web App.
+        self.product = product
         self.clock = clock
         self.calendar = OwaCalendar(store, clock)
         # The Scheduling Assistant's free/busy: the W3SVC plugs in the availability service.
@@ -494,7 +498,8 @@ class OwaApp:
     ) -> web.Response:
         text = render_page(
             "owa.html",
-            title=f"{title} - Outlook Web App",
+            title=f"{title} - {self.product}",
+            product=self.product,
             user=user.mailbox.display_name,
             signout=_signout_form(user),
             folders=join(

@@ -59,9 +59,11 @@ def logon_page(
     username: str = "",
     trusted: bool = False,
     status: int = 200,
+    product: str = "Outlook Web App",
 ) -> web.Response:
     text = render_page(
         "logon.html",
+        product=product,
         destination=destination,
         canary=canary,
         server=server,

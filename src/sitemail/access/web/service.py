@@ -1,4 +1,4 @@
-"""``W3SVC``, the World Wide Web Publishing Service of a 2010 Client Access server.
+"""``W3SVC``, the World Wide Web Publishing Service of a 2010 (or 2007) Client Access server.
 
 Starting it serves the server's web site over HTTPS on port 443 (plus the
 lab's port offset) of its own address, for every host name its virtual
@@ -57,7 +57,7 @@ from sitemail.access.web.workers import (
 )
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.org.lockout import AccountLockouts
-from sitemail.org.model import Server, VirtualDirectory, VirtualDirectoryKind
+from sitemail.org.model import ExchangeVersion, Server, VirtualDirectory, VirtualDirectoryKind
 from sitemail.org.pki import (
     PeerVerifier,
     ca_cert_file,
@@ -205,6 +205,7 @@ class W3svcService:
                 policy, clock=ctx.clock, accounts=AccountLockouts(ctx.directory, clock=ctx.clock)
             )
             counts = SharedAddressCounts(shared_table_file(shared.connections_file))
+        me = await asyncio.to_thread(ctx.directory.get, Server, ctx.name)
         front = FrontDoor(
             ctx.name,
             directory=ctx.directory,
@@ -222,6 +223,8 @@ class W3svcService:
             clock=ctx.clock,
             sessions=sessions,
             throttle=throttle,
+            # A 2007 Client Access server runs this same web site as its own version.
+            version=me.version if me is not None else ExchangeVersion.E2010,
         )
         for kind, handler in self._handlers.items():
             front.register(kind, handler)

@@ -141,6 +141,8 @@ class SignInPages:
     sessions: SessionStore
     throttle: SignInThrottle
     sso_verifier: SsoVerifier
+    # What the page is called: 2007's Outlook Web Access or 2010's Outlook Web App.
+    product: str = "Outlook Web App"
 
     # ------------------------------------------------------------------ where to
 
@@ -226,6 +228,7 @@ class SignInPages:
             server=self.server,
             message=message,
             status=status,
+            product=self.product,
         )
         response.headers["Content-Security-Policy"] = content_security_policy(
             redirect_origins(snap)

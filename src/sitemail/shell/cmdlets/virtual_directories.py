@@ -160,8 +160,19 @@ OWA_VERSION = {
     ExchangeVersion.E2007: "Exchange2007",
     ExchangeVersion.E2010: "Exchange2010",
 }
-#: 2010-only OWA settings a legacy (2003) virtual directory shows as $null (unverified).
-_LATER_ONLY = {"CrossSiteRedirectType", "LegacyRedirectType", "Exchange2003Url"}
+#: OWA settings that came later than a server's version, which its virtual directory shows as
+#: $null and Set-OwaVirtualDirectory refuses (unverified): Exchange2003Url came with 2007,
+#: LegacyRedirectType with 2010, CrossSiteRedirectType with 2010 SP2.
+_LATER_ONLY = {
+    ExchangeVersion.E2003: frozenset(
+        {"CrossSiteRedirectType", "LegacyRedirectType", "Exchange2003Url"}
+    ),
+    ExchangeVersion.E2007: frozenset({"CrossSiteRedirectType", "LegacyRedirectType"}),
+}
+
+
+def _later_only(server: Server | None) -> frozenset[str]:
+    return _LATER_ONLY.get(server.version, frozenset()) if server is not None else frozenset()
 
 
 def to_record(services: ExchangeServices, family: Family, vdir: VirtualDirectory) -> Record:
@@ -171,9 +182,8 @@ def to_record(services: ExchangeServices, family: Family, vdir: VirtualDirectory
     # A 2003 server's virtual directories are named as in IIS ("Exchange (Default Web Site)").
     leaf = vdir.name.rpartition(" (")[0] if legacy else default_vdir_path(vdir.type)
     leaf = leaf.strip("/").split("/")[0]
-    fields = [
-        (k, None if legacy and k in _LATER_ONLY else v) for k, v in items(vdir, family.fields)
-    ]
+    later = _later_only(server)
+    fields = [(k, None if k in later else v) for k, v in items(vdir, family.fields)]
     if family.kind is VirtualDirectoryKind.OWA and server is not None:
         fields.append(("OwaVersion", OWA_VERSION[server.version]))
     return make_record(
@@ -272,6 +282,13 @@ def _definitions(family: Family) -> tuple[CmdletDefinition[ExchangeServices], ..
     def set_(item: object | None, params: BoundParameters, inv: Inv) -> None:
         identity = str(params["Identity"])
         vdir = pick_one(identity, (v for v in _of_kind(inv, family) if _named(identity, v)))
+        server = inv.services.directory.get(Server, vdir.server)
+        for name in sorted(n for n in _later_only(server) if n in params):
+            assert server is not None
+            raise CmdletError(
+                f"The parameter {name} can't be used on {vdir.identity}: it came after Exchange "
+                f"{server.version.product}, the version of {server.name}."
+            )
         update = changes(vdir, family.fields, params)
         if any(f is FORMS for f in family.fields):
             _fba_rules(vdir, params, update)
