@@ -287,6 +287,8 @@ class EwsNotifications:
                     snap.items.pop(change.uid, None)
                     gone[mid] = folder.id
                     continue
+                if change.replaced is not None:
+                    snap.items.pop(change.replaced, None)
                 snap.items[change.uid] = change.entry
                 if change.kind == "Create":
                     created.append((mid, folder.id))

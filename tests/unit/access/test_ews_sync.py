@@ -149,3 +149,24 @@ def test_sync_through_ny_for_a_florida_mailbox(servers: Lab) -> None:
     ((kind, item),) = list(account.inbox.sync_items())
     assert kind == "create" and item.subject == "Via NY"
     assert [m.subject for m in db.list_messages("adam", "inbox").items] == ["Via NY"]
+
+
+def test_an_edited_item_is_one_update_and_a_read_flag_a_read_flag_change(servers: Lab) -> None:
+    # UpdateItem rewrites the message (the store gives it a new UID under the same id): a
+    # client is told of one Update, as Exchange tells of an edit, not of a Delete and a Create.
+    account = _account(servers)
+    inbox = account.inbox
+    list(inbox.sync_items())
+    item = Message(account=account, folder=inbox, subject="First", body="x")
+    item.save()
+    assert [(k, i.id) for k, i in inbox.sync_items()] == [("create", item.id)]
+    item.subject = "Second"
+    item.save(update_fields=["subject"])
+    assert [(k, i.id, i.subject) for k, i in inbox.sync_items()] == [("update", item.id, "Second")]
+    item.is_read = not item.is_read
+    item.save(update_fields=["is_read"])
+    ((kind, (read_id, read)),) = list(inbox.sync_items())
+    assert (kind, read_id.id, read) == ("read_flag_change", item.id, item.is_read)
+    item_id_before = item.id
+    item.delete()
+    assert [(k, i.id) for k, i in inbox.sync_items()] == [("delete", item_id_before)]
