@@ -38,7 +38,9 @@ from sitemail.access.ews_freebusy import FreeBusySource
 from sitemail.access.ews_items import EwsItems
 from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
 from sitemail.access.ews_notifications import (
+    KEEPALIVE,
     MAX_STREAMS_PER_USER,
+    SETTLE,
     TOO_MANY_STREAMS,
     EwsNotifications,
     StoreChanges,
@@ -84,6 +86,10 @@ class EwsHandler:
     #: Seconds in a minute of a subscription's Timeout and a stream's ConnectionTimeout
     #: (tests shorten it).
     STREAM_MINUTE = 60.0
+    #: Seconds between a quiet stream's keep-alive envelopes, and that a stream woken by a
+    #: change waits before reading it (ews_notifications; tests shorten them).
+    STREAM_KEEPALIVE = KEEPALIVE
+    STREAM_SETTLE = SETTLE
 
     def __init__(
         self,
@@ -185,7 +191,13 @@ class EwsHandler:
 
     def _notifications(self, box: EwsMailbox, door: FrontDoor) -> EwsNotifications:
         return EwsNotifications(
-            box, self._subscriptions, self._seal, door.clock, minute=self.STREAM_MINUTE
+            box,
+            self._subscriptions,
+            self._seal,
+            door.clock,
+            minute=self.STREAM_MINUTE,
+            keepalive=self.STREAM_KEEPALIVE,
+            settle=self.STREAM_SETTLE,
         )
 
     def _folder_watches(self, store: EwsStore) -> FolderWatches:
