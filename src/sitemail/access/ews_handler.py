@@ -54,7 +54,7 @@ from sitemail.access.ews_soap import (
     fault_envelope,
     parse_request,
 )
-from sitemail.access.ews_subscriptions import Subscriptions
+from sitemail.access.ews_subscriptions import Subscriptions, affinity_cookies
 from sitemail.access.ews_sync import EwsSync
 from sitemail.access.ews_sync_state import StateSeal
 from sitemail.access.ews_typed import EwsTypedItems
@@ -139,9 +139,17 @@ class EwsHandler:
             )
         match outcome:
             case ServeLocally():
-                return await self._serve(door, request, ctx, user)
+                answer = await self._serve(door, request, ctx, user)
+                if not proxied and not answer.prepared:
+                    for name, value in affinity_cookies(request.headers, door.server).items():
+                        answer.set_cookie(name, value, path="/EWS", secure=True, httponly=True)
+                return answer
             case Proxy():
-                return await door.handoff.forward_service(request, ctx, outcome, user)
+                # The subscriptions live on the mailbox's site's CAS: the cookie names it.
+                cookies = affinity_cookies(request.headers, outcome.target_server)
+                return await door.handoff.forward_service(
+                    request, ctx, outcome, user, cookies=cookies
+                )
             case Error() | Legacy() | _:
                 message = outcome.message if isinstance(outcome, Error) else str(outcome)
                 return fault_response(

@@ -22,6 +22,7 @@ from tests.unit.access.test_ews_write import _account
 from tests.unit.access.test_web_front import PASSWORD, Lab
 
 from sitemail.access.ews_handler import EwsHandler
+from sitemail.access.ews_subscriptions import affinity_cookies
 from sitemail.org.model import VirtualDirectoryKind
 
 __all__ = ["lab_names", "servers"]
@@ -142,3 +143,20 @@ def test_a_quiet_stream_through_ny_keeps_alive_and_ends_cleanly(
     assert statuses.count("OK") >= 2  # keep-alives while nothing happened
     assert text.count("<s:Envelope") == len(statuses)
     account.inbox.unsubscribe(sub_id)
+
+
+def test_a_subscription_request_asking_for_affinity_gets_the_cookie(servers: Lab) -> None:
+    # exchangelib asks for affinity on Subscribe, GetEvents, GetStreamingEvents and
+    # Unsubscribe; the cookie names the CAS of the mailbox's site, through NY or not.
+    _via_ny(servers)
+    for host, server in (("mail.contoso.com", "EX-FL1"), ("ex-fl1.contoso.com", "EX-FL1")):
+        account = _account(servers, host)
+        assert account.affinity_cookie is None
+        with account.inbox.streaming_subscription() as sub_id:
+            assert sub_id
+        assert account.affinity_cookie == server
+    # A request that does not ask gets none.
+    assert affinity_cookies({"X-AnchorMailbox": "adam@contoso.com"}, "EX-FL1") == {}
+    assert affinity_cookies({"X-PreferServerAffinity": "True"}, "EX-FL1") == {
+        "X-BackEndOverrideCookie": "EX-FL1"
+    }

@@ -265,11 +265,14 @@ class ProxyClient:
         *,
         client_base: str,
         protocol: str,
+        cookies: Mapping[str, str] | None = None,
     ) -> web.StreamResponse:
         """Send ``request`` to ``target`` and stream the answer back to the browser.
 
         ``client_base`` is the virtual directory path the browser is on
         (``/owa``): CAS2's redirects to its own URL are rewritten onto it.
+        ``cookies`` are this server's own, set on the answer for that path (CAS2
+        cannot set cookies for this server's host).
         """
         parts = urlsplit(target.url)
         dial = urlunsplit(
@@ -320,7 +323,7 @@ class ProxyClient:
                     "virtual directory there must have Integrated Windows authentication "
                     "(WindowsAuthentication) on for Client Access servers to proxy to it.",
                 )
-            return await _relay(request, upstream, target, client_base, what)
+            return await _relay(request, upstream, target, client_base, what, cookies or {})
         finally:
             upstream.release()
 
@@ -428,11 +431,14 @@ async def _relay(
     target: ProxyTarget,
     client_base: str,
     what: str,
+    cookies: Mapping[str, str],
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     for name, value in upstream.headers.items():
         if name.casefold() in _RESPONSE_HEADERS:
             response.headers.add(name, value)
+    for name, value in cookies.items():
+        response.set_cookie(name, value, path=client_base or "/", secure=True, httponly=True)
     location = upstream.headers.get("Location")
     if location is not None:
         rewritten = rewrite_location(location, target.vdir_url, client_base)
