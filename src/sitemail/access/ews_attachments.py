@@ -27,6 +27,7 @@ from email.parser import BytesParser
 from email.utils import formataddr, getaddresses
 from typing import TYPE_CHECKING
 
+from sitemail.access.ews_body import body_type, in_body_type
 from sitemail.access.ews_ids import InvalidId, change_key, item_id, parse_id
 from sitemail.access.ews_message_fields import header_props, render_header_field
 from sitemail.access.ews_responses import Refused, client_refusal, malformed, response_message
@@ -266,6 +267,7 @@ class EwsAttachments:
         messages = sub(response, m("ResponseMessages"))
         shape = body.find(m("AttachmentShape"))
         mime = shape is not None and (shape.findtext(t("IncludeMimeContent")) or "") == "true"
+        wanted = body_type(shape)
         holder = body.find(m("AttachmentIds"))
         refs = list(holder) if holder is not None else []
         for ref in refs[:MAX_ATTACHMENTS]:
@@ -295,7 +297,7 @@ class EwsAttachments:
             sub(entry, t("Size"), str(len(data)))
             sub(entry, t("IsInline"), "false")
             if item:
-                _inner_message(entry, data, mime, self.box.is_known)
+                _inner_message(entry, data, mime, self.box.is_known, wanted)
             else:
                 sub(entry, t("IsContactPhoto"), "false")
                 sub(entry, t("Content"), base64.b64encode(data).decode("ascii"))
@@ -344,7 +346,11 @@ class EwsAttachments:
 
 
 def _inner_message(
-    entry: ET.Element, data: bytes, mime: bool, known: Callable[[str], bool]
+    entry: ET.Element,
+    data: bytes,
+    mime: bool,
+    known: Callable[[str], bool],
+    wanted: str = "Best",
 ) -> None:
     """The ``<t:Message>`` of an item attachment, from the attached message's MIME: what
     its header holds, in the schema's order (the properties kept beside a stored item's
@@ -360,14 +366,13 @@ def _inner_message(
     if isinstance(inner, EmailMessage):
         body = inner.get_body(preferencelist=("html", "plain"))
         if body is not None:
-            text = body.get_content()
+            text = str(body.get_content()).replace("\r\n", "\n")
             html = body.get_content_type() == "text/html"
-            sub(
-                element,
-                t("Body"),
-                str(text).replace("\r\n", "\n").removesuffix("\n") or None,
-                BodyType="HTML" if html else "Text",
-            )
+            if html and wanted == "Text":
+                text, html = in_body_type(text, html, wanted)  # converted: its CRLFs kept
+            else:
+                text = text.removesuffix("\n")
+            sub(element, t("Body"), text or None, BodyType="HTML" if html else "Text")
     for path in ("item:Categories", "item:Importance", "item:InReplyTo", "item:Culture"):
         render_header_field(element, path, props, known)
     for header, tag in (("To", "ToRecipients"), ("Cc", "CcRecipients")):

@@ -4,10 +4,14 @@ answers and in the mailbox database: attachments are MIME parts of the stored me
 from __future__ import annotations
 
 import pytest
-from exchangelib import FileAttachment, ItemAttachment, Message
+from exchangelib import FileAttachment, HTMLBody, ItemAttachment, Message
 from exchangelib.errors import ErrorInvalidAttachmentId
+from exchangelib.services import GetAttachment
 from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
+from tests.unit.access.test_ews_write import _account
 from tests.unit.access.test_web_front import Lab
+
+from sitemail.access.ews_body import html_to_text
 
 __all__ = ["lab_names", "servers"]
 
@@ -60,3 +64,41 @@ def test_files_and_messages_are_attached_read_and_detached(servers: Lab) -> None
     orphan = FileAttachment(parent_item=again, attachment_id=gone_id, name="notes.txt")
     with pytest.raises(ErrorInvalidAttachmentId), orphan.fp as fp:
         fp.read()
+
+
+def test_an_attached_html_message_is_given_as_text_when_text_is_asked(servers: Lab) -> None:
+    # Exchange converts an HTML body for a shape with BodyType Text: a line per block, CRLF.
+    account = _account(servers)
+    parent = Message(account=account, folder=account.drafts, subject="Parent", body="p")
+    inner = Message(
+        account=account, subject="Inner", body=HTMLBody("<html><body>Hello HTML</body></html>")
+    )
+    attachment = ItemAttachment(name="inner", item=inner)
+    parent.attach(attachment)
+    parent.save()
+    got = GetAttachment(account=account).get(
+        items=[attachment.attachment_id],
+        include_mime_content=False,
+        body_type="Text",
+        filter_html_content=None,
+        additional_fields=[],
+    )
+    assert got.item.body == "Hello HTML\r\n"
+    best = GetAttachment(account=account).get(
+        items=[attachment.attachment_id],
+        include_mime_content=False,
+        body_type=None,
+        filter_html_content=None,
+        additional_fields=[],
+    )
+    assert best.item.body == "<html><body>Hello HTML</body></html>"
+
+
+def test_html_is_read_as_text_a_line_per_block() -> None:
+    html = (
+        "<html><head><title>t</title><style>p{}</style></head><body><p>One  two</p>"
+        "<div>Three<br>Four</div><ul><li>a</li><li>b &amp; c</li></ul>"
+        "<pre>x\n  y</pre><script>no()</script></body></html>"
+    )
+    assert html_to_text(html) == "One two\r\nThree\r\nFour\r\na\r\nb & c\r\nx\r\n  y\r\n"
+    assert html_to_text("") == ""
