@@ -45,6 +45,8 @@ __all__ = ["MAX_ATTACHMENT", "EwsAttachments", "attachment_parts", "render_attac
 MAX_ATTACHMENT = 10 * 1024 * 1024
 #: Most attachments one request may name or add.
 MAX_ATTACHMENTS = 100
+#: Deepest attached message within attached messages that is attached or read.
+MAX_DEPTH = 10
 
 NOT_FOUND = "The attachment id is invalid or the attachment has been deleted."  # unverified
 _OUTPUT = policy.SMTP.clone(max_line_length=None)
@@ -79,15 +81,24 @@ def attachment_id(alias: str, message_id: int, index: int, part: MimePart) -> st
     return base64.b64encode(f"{base}:{index}:{_digest(part)}".encode()).decode("ascii")
 
 
-def _parse_attachment_id(value: str) -> tuple[str, int, int, str]:
-    """(mailbox, message id, index, digest) of an AttachmentId."""
+def _nested_id(top: str, place: int) -> str:
+    """The id of the attachment at ``place`` in the message attached as ``top``: the top
+    attachment's id with the places inside it after ``>``, so that GetAttachment finds an
+    attachment of an attached message (of an attached message ...)."""
+    raw = base64.b64decode(top).decode("utf-8")
+    return base64.b64encode(f"{raw}>{place}".encode()).decode("ascii")
+
+
+def _parse_attachment_id(value: str) -> tuple[str, int, int, str, list[int]]:
+    """(mailbox, message id, index, digest, places inside) of an AttachmentId."""
     try:
         raw = base64.b64decode(value, validate=True).decode("utf-8")
-        base, index, digest = raw.rsplit(":", 2)
+        top, *inside = raw.split(">")
+        base, index, digest = top.rsplit(":", 2)
         parsed = parse_id(base64.b64encode(base.encode()).decode("ascii"))
-        if parsed.kind != "M" or len(digest) != 12:
+        if parsed.kind != "M" or len(digest) != 12 or len(inside) > MAX_DEPTH:
             raise InvalidId("not an attachment id")
-        return parsed.mailbox, parsed.message_id, int(index), digest
+        return parsed.mailbox, parsed.message_id, int(index), digest, [int(p) for p in inside]
     except (binascii.Error, UnicodeDecodeError, ValueError, InvalidId):
         raise malformed() from None
 
@@ -222,7 +233,7 @@ class EwsAttachments:
             )
         return response
 
-    def _attach(self, msg: EmailMessage, attachment: ET.Element) -> None:
+    def _attach(self, msg: EmailMessage, attachment: ET.Element, depth: int = 0) -> None:
         name = attachment.findtext(t("Name")) or ""
         if attachment.tag == t("FileAttachment"):
             try:
@@ -258,6 +269,17 @@ class EwsAttachments:
                 "sitemail attaches messages only.",
             )
         attached = BytesParser(policy=policy.default).parsebytes(self._compose(inner))
+        assert isinstance(attached, EmailMessage)
+        # The attached item's own attachments go with it (an item within an item ...).
+        nested = inner.find(t("Attachments"))
+        if nested is not None and len(nested):
+            if depth >= MAX_DEPTH:
+                raise Refused(
+                    "ErrorInvalidRequest",
+                    f"Attached items may be nested at most {MAX_DEPTH} deep.",
+                )
+            for child in list(nested)[:MAX_ATTACHMENTS]:
+                self._attach(attached, child, depth + 1)
         msg.add_attachment(attached, filename=name)
 
     # ------------------------------------------------------------ GetAttachment
@@ -272,12 +294,17 @@ class EwsAttachments:
         refs = list(holder) if holder is not None else []
         for ref in refs[:MAX_ATTACHMENTS]:
             try:
-                mailbox, message_id, index, digest = _parse_attachment_id(ref.get("Id", ""))
+                mailbox, message_id, index, digest, inside = _parse_attachment_id(ref.get("Id", ""))
                 self.box.own(mailbox)
                 detail = await self._message(message_id)
                 place = _find(detail, index, digest)
                 part = attachment_parts(detail.structure)[place]
                 data = await self.store.read_part(self.alias, message_id, part.part_id)
+                top = attachment_id(self.alias, message_id, place, part)
+                name, kind, cid = _name(part), part.content_type, part.content_id
+                for spot in inside:
+                    name, kind, cid, data = _inner_part(data, spot)
+                    top = _nested_id(top, spot)
             except (Refused, StoreError) as exc:
                 refusal = client_refusal(exc)
                 if refusal.code == "ErrorItemNotFound":
@@ -287,17 +314,17 @@ class EwsAttachments:
                 continue
             answer = response_message(messages, "GetAttachment")
             attachments = sub(answer, m("Attachments"))
-            item = part.content_type == "message/rfc822"
+            item = kind == "message/rfc822"
             entry = sub(attachments, t("ItemAttachment" if item else "FileAttachment"))
-            sub(entry, t("AttachmentId"), Id=attachment_id(self.alias, message_id, place, part))
-            sub(entry, t("Name"), _name(part))
-            sub(entry, t("ContentType"), part.content_type)
-            if part.content_id:
-                sub(entry, t("ContentId"), part.content_id.strip("<>"))
+            sub(entry, t("AttachmentId"), Id=top)
+            sub(entry, t("Name"), name)
+            sub(entry, t("ContentType"), kind)
+            if cid:
+                sub(entry, t("ContentId"), cid.strip("<>"))
             sub(entry, t("Size"), str(len(data)))
             sub(entry, t("IsInline"), "false")
             if item:
-                _inner_message(entry, data, mime, self.box.is_known, wanted)
+                _inner_message(entry, data, mime, self.box.is_known, wanted, top)
             else:
                 sub(entry, t("IsContactPhoto"), "false")
                 sub(entry, t("Content"), base64.b64encode(data).decode("ascii"))
@@ -312,8 +339,16 @@ class EwsAttachments:
         refs = list(holder) if holder is not None else []
         for ref in refs[:MAX_ATTACHMENTS]:
             try:
-                mailbox, message_id, index, digest = _parse_attachment_id(ref.get("Id", ""))
+                mailbox, message_id, index, digest, inside = _parse_attachment_id(ref.get("Id", ""))
                 self.box.own(mailbox)
+                if inside:
+                    # An attached message is kept as it was attached (unverified whether
+                    # Exchange 2010 deletes within one).
+                    raise Refused(
+                        "ErrorInvalidAttachmentId",
+                        "An attachment of an attached message cannot be deleted; delete "
+                        "the attached message.",
+                    )
                 detail = await self._message(message_id)
                 place = _find(detail, index, digest)
                 raw = await self.store.read_raw(self.alias, message_id)
@@ -350,7 +385,8 @@ def _inner_message(
     data: bytes,
     mime: bool,
     known: Callable[[str], bool],
-    wanted: str = "Best",
+    wanted: str,
+    own_id: str,
 ) -> None:
     """The ``<t:Message>`` of an item attachment, from the attached message's MIME: what
     its header holds, in the schema's order (the properties kept beside a stored item's
@@ -389,6 +425,56 @@ def _inner_message(
     for path in ("message:InternetMessageId", "message:References"):
         render_header_field(element, path, props, known)
     _people(element, "ReplyTo", inner.get_all("Reply-To") or [], known)
+    if isinstance(inner, EmailMessage):
+        _inner_attachments(element, inner, own_id)
+
+
+def _inner_attachments(element: ET.Element, inner: EmailMessage, own_id: str) -> None:
+    """``<t:Attachments>`` of an attached message: ids that GetAttachment follows into it."""
+    found = _mime_attachments(inner)
+    if not found:
+        return
+    holder = sub(element, t("Attachments"))
+    for place, (_, part) in enumerate(found):
+        kind = part.get_content_type()
+        entry = sub(holder, t("ItemAttachment" if kind == "message/rfc822" else "FileAttachment"))
+        sub(entry, t("AttachmentId"), Id=_nested_id(own_id, place))
+        sub(entry, t("Name"), _part_name(part))
+        sub(entry, t("ContentType"), kind)
+        cid = part.get("Content-ID")
+        if cid:
+            sub(entry, t("ContentId"), str(cid).strip("<>"))
+        sub(entry, t("Size"), str(len(_content(part))))
+        sub(entry, t("IsInline"), "false")
+        if kind != "message/rfc822":
+            sub(entry, t("IsContactPhoto"), "false")
+
+
+def _part_name(part: EmailMessage) -> str:
+    return str(part.get_filename() or part.get("Content-Description") or "")
+
+
+def _content(part: EmailMessage) -> bytes:
+    """A part's content: an attached message's MIME, a file's decoded bytes."""
+    if part.get_content_type() == "message/rfc822":
+        payload = part.get_payload()
+        if isinstance(payload, list) and payload and isinstance(payload[0], EmailMessage):
+            return payload[0].as_bytes(policy=_OUTPUT)
+        return b""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def _inner_part(data: bytes, place: int) -> tuple[str, str, str | None, bytes]:
+    """(name, type, Content-ID, content) of the attachment at ``place`` of the attached
+    message ``data``; ErrorInvalidAttachmentId if it has none there."""
+    msg = BytesParser(policy=policy.default).parsebytes(data)
+    found = _mime_attachments(msg) if isinstance(msg, EmailMessage) else []
+    if not 0 <= place < len(found):
+        raise Refused("ErrorInvalidAttachmentId", NOT_FOUND)
+    part = found[place][1]
+    cid = part.get("Content-ID")
+    return _part_name(part), part.get_content_type(), str(cid) if cid else None, _content(part)
 
 
 def _people(

@@ -102,3 +102,22 @@ def test_html_is_read_as_text_a_line_per_block() -> None:
     )
     assert html_to_text(html) == "One two\r\nThree\r\nFour\r\na\r\nb & c\r\nx\r\n  y\r\n"
     assert html_to_text("") == ""
+
+
+def test_an_item_attached_within_an_attached_item_is_read_at_every_level(servers: Lab) -> None:
+    account = _account(servers)
+    drafts = account.drafts
+    levels = [Message(account=account, folder=drafts, subject=f"Level {n}") for n in range(4)]
+    # Each level is saved and then attached to the one above it, as exchangelib does.
+    for inner, outer in zip(levels[:0:-1], levels[-2::-1], strict=True):
+        inner.save()
+        outer.attach(ItemAttachment(name=inner.subject, item=inner))
+    levels[0].save()
+    fresh = drafts.get(id=levels[0].id)
+    item = fresh
+    for n in range(1, 4):
+        (attachment,) = item.attachments
+        assert attachment.name == f"Level {n}"
+        item = attachment.item
+        assert item.subject == f"Level {n}"
+    assert item.attachments == []
