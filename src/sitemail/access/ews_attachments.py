@@ -19,16 +19,18 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr, getaddresses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sitemail.access.ews_body import body_type, in_body_type
 from sitemail.access.ews_ids import InvalidId, change_key, item_id, parse_id
+from sitemail.access.ews_item_properties import PLAIN_PATHS, render_plain, set_plain
 from sitemail.access.ews_message_fields import header_props, render_header_field
 from sitemail.access.ews_responses import Refused, client_refusal, malformed, response_message
 from sitemail.access.ews_soap import SoapFault, m, sub, t
@@ -47,6 +49,12 @@ MAX_ATTACHMENT = 10 * 1024 * 1024
 MAX_ATTACHMENTS = 100
 #: Deepest attached message within attached messages that is attached or read.
 MAX_DEPTH = 10
+#: The header of an attached message that keeps what a stored item keeps beside its
+#: content (:mod:`.ews_item_properties`): its reminder and IsResponseRequested, JSON.
+#: sitemail's own; Exchange keeps them as MAPI properties of the embedded message.
+PROPERTIES_HEADER = "X-Sitemail-Item-Properties"
+MAX_PROPERTIES_HEADER = 1000
+_PLAIN_BY_NAME = {t(path.split(":", 1)[1]): path for path in PLAIN_PATHS}
 
 NOT_FOUND = "The attachment id is invalid or the attachment has been deleted."  # unverified
 _OUTPUT = policy.SMTP.clone(max_line_length=None)
@@ -270,6 +278,7 @@ class EwsAttachments:
             )
         attached = BytesParser(policy=policy.default).parsebytes(self._compose(inner))
         assert isinstance(attached, EmailMessage)
+        _keep_properties(attached, inner)
         # The attached item's own attachments go with it (an item within an item ...).
         nested = inner.find(t("Attachments"))
         if nested is not None and len(nested):
@@ -389,10 +398,11 @@ def _inner_message(
     own_id: str,
 ) -> None:
     """The ``<t:Message>`` of an item attachment, from the attached message's MIME: what
-    its header holds, in the schema's order (the properties kept beside a stored item's
-    content are not kept for an attached one)."""
+    its header holds, in the schema's order, with the reminder and IsResponseRequested it
+    was attached with (:data:`PROPERTIES_HEADER`)."""
     inner = BytesParser(policy=policy.default).parsebytes(data)
     props = header_props(data)
+    bag = _kept_properties(inner)
     element = sub(entry, t("Message"))
     if mime:
         sub(element, t("MimeContent"), base64.b64encode(data).decode("ascii"), CharacterSet="UTF-8")
@@ -409,8 +419,12 @@ def _inner_message(
             else:
                 text = text.removesuffix("\n")
             sub(element, t("Body"), text or None, BodyType="HTML" if html else "Text")
-    for path in ("item:Categories", "item:Importance", "item:InReplyTo", "item:Culture"):
+        _inner_attachments(element, inner, own_id)
+    for path in ("item:Categories", "item:Importance", "item:InReplyTo"):
         render_header_field(element, path, props, known)
+    for path in ("item:ReminderDueBy", "item:ReminderIsSet", "item:ReminderMinutesBeforeStart"):
+        render_plain(element, path, bag)
+    render_header_field(element, "item:Culture", props, known)
     for header, tag in (("To", "ToRecipients"), ("Cc", "CcRecipients")):
         _people(element, tag, inner.get_all(header) or [], known)
     for path in (
@@ -422,11 +436,36 @@ def _inner_message(
     sender = getaddresses([str(v) for v in inner.get_all("From") or []])
     if sender:
         _people(element, "From", [formataddr(sender[0])], known)
-    for path in ("message:InternetMessageId", "message:References"):
-        render_header_field(element, path, props, known)
+    render_header_field(element, "message:InternetMessageId", props, known)
+    render_plain(element, "message:IsResponseRequested", bag)
+    render_header_field(element, "message:References", props, known)
     _people(element, "ReplyTo", inner.get_all("Reply-To") or [], known)
-    if isinstance(inner, EmailMessage):
-        _inner_attachments(element, inner, own_id)
+
+
+def _keep_properties(attached: EmailMessage, inner: ET.Element) -> None:
+    """Write the reminder and IsResponseRequested an attached item was given into its MIME
+    (:data:`PROPERTIES_HEADER`): an attached message has no properties beside it."""
+    bag: dict[str, Any] = {}
+    for child in inner:
+        path = _PLAIN_BY_NAME.get(child.tag)
+        if path is not None:
+            set_plain(bag, path, child)
+    del attached[PROPERTIES_HEADER]
+    if bag:
+        attached[PROPERTIES_HEADER] = json.dumps(bag, separators=(",", ":"), sort_keys=True)
+
+
+def _kept_properties(inner: object) -> dict[str, Any]:
+    value = inner.get(PROPERTIES_HEADER) if isinstance(inner, EmailMessage) else None
+    if value is None:
+        return {}
+    try:
+        data = json.loads(str(value)[:MAX_PROPERTIES_HEADER])
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: str(v) for k, v in data.items() if k in PLAIN_PATHS and isinstance(v, str)}
 
 
 def _inner_attachments(element: ET.Element, inner: EmailMessage, own_id: str) -> None:

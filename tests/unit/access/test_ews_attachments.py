@@ -121,3 +121,30 @@ def test_an_item_attached_within_an_attached_item_is_read_at_every_level(servers
         item = attachment.item
         assert item.subject == f"Level {n}"
     assert item.attachments == []
+
+
+def test_an_attached_item_keeps_its_reminder_and_response_request(servers: Lab) -> None:
+    account = _account(servers)
+    inner = Message(
+        account=account,
+        folder=account.drafts,
+        subject="Reminded",
+        reminder_is_set=True,
+        reminder_minutes_before_start=68,
+        is_response_requested=True,
+    )
+    inner.save()
+    outer = Message(account=account, folder=account.drafts, subject="Outer")
+    outer.save()
+    outer.attach(ItemAttachment(name="reminded", item=inner))
+    (attachment,) = account.drafts.get(id=outer.id).attachments
+    got = attachment.item
+    assert (got.reminder_is_set, got.reminder_minutes_before_start) == (True, 68)
+    assert got.is_response_requested is True
+    # One attached without them reads as Exchange's defaults.
+    plain = Message(account=account, folder=account.drafts, subject="Plain")
+    plain.save()
+    outer.attach(ItemAttachment(name="plain", item=plain))
+    fresh = account.drafts.get(id=outer.id)
+    (second,) = [a for a in fresh.attachments if a.name == "plain"]
+    assert (second.item.reminder_is_set, second.item.reminder_minutes_before_start) == (False, 0)
