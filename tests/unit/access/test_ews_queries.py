@@ -75,8 +75,23 @@ def test_query_strings_find_what_the_store_holds(servers: Lab) -> None:
     assert found(f"received:2024-02-29..{now.strftime('%Y-%m-%d')}") == everything
     assert found("received:2024-02-29..2024-03-01") == ["Product development", "Weekly report"]
     assert found("kind:email") == everything and found("kind:meetings") == []
+    # A colon in a word that names no keyword is part of the word; punctuation alone
+    # looks for nothing.
+    db.append(
+        "adam", "inbox", _mail("Build 12:30 v1.2:beta - done", "x", "Carl <carl@contoso.com>")
+    )
+    assert found("subject:Build 12:30 v1.2:beta - done") == ["Build 12:30 v1.2:beta - done"]
+    assert found("v1.2:be AND :30") == ["Build 12:30 v1.2:beta - done"]
+    assert found('subject:"12:30 v1.2"') == ["Build 12:30 v1.2:beta - done"]
     # What 2010's AQS does not have, or this server does not run, is refused.
-    for refused in ("attachment:report", "subject:(plan", 'subject:"plan', "received:soon"):
+    for refused in (
+        "attachment:report",
+        "category:red",
+        "isread:true",
+        "subject:(plan",
+        'subject:"plan',
+        "received:soon",
+    ):
         with pytest.raises(ErrorUnsupportedQueryFilter):
             found(refused)
 
