@@ -16,9 +16,16 @@ import contextlib
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
-from sitemail.access.ews_soap import t
+from sitemail.access.ews_soap import m, t
 
-__all__ = ["BODY_TYPES", "MAX_HTML", "body_type", "html_to_text", "in_body_type"]
+__all__ = [
+    "BODY_TYPES",
+    "MAX_HTML",
+    "bodies_in_body_type",
+    "body_type",
+    "html_to_text",
+    "in_body_type",
+]
 
 BODY_TYPES = ("Best", "HTML", "Text")
 #: The most HTML converted (the rest is left out): a body larger than this is no body a
@@ -75,6 +82,20 @@ def in_body_type(text: str, html: bool, wanted: str) -> tuple[str, bool]:
     if html and wanted == "Text":
         return html_to_text(text), False
     return text, html
+
+
+def bodies_in_body_type(answer: ET.Element, request: ET.Element) -> ET.Element:
+    """``answer`` (GetItem's, SyncFolderItems') with its items' bodies in the BodyType the
+    request's ItemShape asks for."""
+    wanted = body_type(request.find(m("ItemShape")))
+    if wanted != "Text":
+        return answer
+    for body in answer.iter(t("Body")):
+        if body.get("BodyType") == "HTML":
+            text, _ = in_body_type(body.text or "", True, wanted)
+            body.text = text or None
+            body.set("BodyType", "Text")
+    return answer
 
 
 class _Text(HTMLParser):

@@ -32,6 +32,7 @@ from aiohttp import web
 
 from sitemail.access.ews_attachments import EwsAttachments
 from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
+from sitemail.access.ews_body import bodies_in_body_type
 from sitemail.access.ews_export import EwsExport
 from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_freebusy import FreeBusySource
@@ -265,7 +266,7 @@ class EwsHandler:
             case "FindItem":
                 return envelope(await box.find_item(body))
             case "GetItem":
-                return envelope(await box.get_item(body))
+                return envelope(bodies_in_body_type(await box.get_item(body), body))
             case "CreateItem":
                 return envelope(await items.create_item(body))
             case "UpdateItem":
@@ -297,7 +298,8 @@ class EwsHandler:
             case "EmptyFolder":
                 return envelope(await folders.empty_folder(body))
             case "SyncFolderItems":
-                return envelope(await EwsSync(box, self._seal).sync_folder_items(body))
+                answer = await EwsSync(box, self._seal).sync_folder_items(body)
+                return envelope(bodies_in_body_type(answer, body))
             case "SyncFolderHierarchy":
                 return envelope(await EwsSync(box, self._seal).sync_folder_hierarchy(body))
             case "Subscribe":

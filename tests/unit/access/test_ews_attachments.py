@@ -3,15 +3,20 @@ answers and in the mailbox database: attachments are MIME parts of the stored me
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
+import requests
 from exchangelib import FileAttachment, HTMLBody, ItemAttachment, Message
 from exchangelib.errors import ErrorInvalidAttachmentId
 from exchangelib.services import GetAttachment
 from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
 from tests.unit.access.test_ews_write import _account
-from tests.unit.access.test_web_front import Lab
+from tests.unit.access.test_web_front import PASSWORD, Lab
 
-from sitemail.access.ews_body import html_to_text
+from sitemail.access.ews_body import bodies_in_body_type, html_to_text
+from sitemail.access.ews_soap import MESSAGES_NS as MNS
+from sitemail.access.ews_soap import TYPES_NS as TNS
 
 __all__ = ["lab_names", "servers"]
 
@@ -148,3 +153,62 @@ def test_an_attached_item_keeps_its_reminder_and_response_request(servers: Lab) 
     fresh = account.drafts.get(id=outer.id)
     (second,) = [a for a in fresh.attachments if a.name == "plain"]
     assert (second.item.reminder_is_set, second.item.reminder_minutes_before_start) == (False, 0)
+
+
+def test_getitem_gives_an_html_body_as_text_when_the_shape_asks(servers: Lab) -> None:
+    account = _account(servers)
+    item = Message(
+        account=account,
+        folder=account.drafts,
+        subject="Html",
+        body=HTMLBody("<html><body><p>One</p><p>Two</p></body></html>"),
+    )
+    item.save()
+    request = ET.fromstring(
+        f'<m:GetItem xmlns:m="{MNS}" xmlns:t="{TNS}"><m:ItemShape>'
+        "<t:BaseShape>IdOnly</t:BaseShape><t:BodyType>{}</t:BodyType>"
+        '<t:AdditionalProperties><t:FieldURI FieldURI="item:Body"/></t:AdditionalProperties>'
+        f'</m:ItemShape><m:ItemIds><t:ItemId Id="{item.id}"/></m:ItemIds></m:GetItem>'
+    )
+
+    def body(kind: str) -> tuple[str | None, str | None]:
+        shape = request.find(f"{{{MNS}}}ItemShape/{{{TNS}}}BodyType")
+        assert shape is not None
+        shape.text = kind
+        answer = account.protocol.get_session()
+        account.protocol.release_session(answer)
+        response = answer.post(
+            account.protocol.service_endpoint,
+            data=_soap(ET.tostring(request, encoding="unicode")),
+            headers={"Content-Type": "text/xml; charset=utf-8"},
+            auth=requests.auth.HTTPBasicAuth("contoso\\adam", PASSWORD),
+            timeout=30,
+        )
+        found = ET.fromstring(response.content).find(f".//{{{TNS}}}Body")
+        assert found is not None
+        return found.get("BodyType"), found.text
+
+    assert body("Text") == ("Text", "One\r\nTwo\r\n")
+    assert body("Best") == ("HTML", "<html><body><p>One</p><p>Two</p></body></html>")
+
+
+def _soap(inner: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><s:Envelope '
+        f'xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="{TNS}"><s:Header>'
+        '<t:RequestServerVersion Version="Exchange2010_SP2"/></s:Header>'
+        f"<s:Body>{inner}</s:Body></s:Envelope>"
+    ).encode()
+
+
+def test_html_bodies_of_an_answer_become_text_only_when_text_is_asked() -> None:
+    answer = ET.fromstring(
+        f'<m:GetItemResponse xmlns:m="{MNS}" xmlns:t="{TNS}"><t:Body BodyType="HTML">'
+        '&lt;b&gt;x&lt;/b&gt;</t:Body><t:Body BodyType="Text">y</t:Body></m:GetItemResponse>'
+    )
+    asked = ET.fromstring(
+        f'<m:GetItem xmlns:m="{MNS}" xmlns:t="{TNS}"><m:ItemShape><t:BodyType>Text'
+        "</t:BodyType></m:ItemShape></m:GetItem>"
+    )
+    converted = bodies_in_body_type(answer, asked)
+    assert [(b.get("BodyType"), b.text) for b in converted] == [("Text", "x\r\n"), ("Text", "y")]
