@@ -525,8 +525,7 @@ def _people(
     holder = sub(element, t(tag))
     for name, address in people:
         box = sub(holder, t("Mailbox"))
-        if name:
-            sub(box, t("Name"), name)
+        sub(box, t("Name"), name or address)  # Exchange always names one
         sub(box, t("EmailAddress"), address)
         sub(box, t("RoutingType"), "SMTP")
         sub(box, t("MailboxType"), "Mailbox" if known(address) else "OneOff")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from exchangelib import Q
+from exchangelib import Mailbox, Message, Q
 from exchangelib.errors import ErrorUnsupportedQueryFilter
 from exchangelib.folders import FolderCollection
 from tests.unit.access.test_ews_exchangelib import FL_EWS, LabNamesAdapter, lab_names, servers, url
@@ -215,3 +215,22 @@ def test_find_item_groups_by_a_property_and_by_conversation(servers: Lab) -> Non
         '<m:IndexedPageItemView MaxEntriesReturned="2" Offset="1" BasePoint="Beginning"/>',
     ) == [("Plan", ["Plan"]), ("Lunch", ["Fwd: Lunch"])]
     assert len(db.list_messages("adam", "inbox").items) == 4
+
+
+def test_a_recipient_without_a_name_is_named_by_its_address_and_found_so(servers: Lab) -> None:
+    # Exchange gives every recipient a Name; a client searches by the name it was given.
+    account = _account(servers)
+    subject = "Sent v1.2:beta 12:30"
+    Message(
+        account=account,
+        folder=account.sent,
+        subject=subject,
+        body="b",
+        to_recipients=[Mailbox(email_address="adam@contoso.com")],
+    ).send_and_save()
+    sent = account.sent.get(subject=subject)
+    (to,) = sent.to_recipients
+    assert (to.name, to.email_address) == ("adam@contoso.com", "adam@contoso.com")
+    assert account.sent.get(f"To:{to.name} AND Subject:{subject}").id == sent.id
+    assert account.sent.get(f'To:"{to.name}" AND Subject:{subject}').id == sent.id
+    assert account.sent.get(f"Participants:{to.name} AND Subject:{subject}").id == sent.id
