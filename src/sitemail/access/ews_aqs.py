@@ -23,10 +23,17 @@ the 2010 QueryString reference lists them:
 - **operators**: ``AND`` (also between adjacent terms), ``OR``, ``NOT``, and
   parentheses, upper case as AQS wants them.
 
+A word with a colon in it that names no AQS keyword (``12:30``,
+``v1.2:beta``, ``:x``) is a word to look for, as AQS reads a keyword it
+does not know; a term with nothing to look for (``-``) looks for nothing
+and matches every item, as punctuation is not in the content index.
+
 Refused with ``ErrorUnsupportedQueryFilter`` (unverified: the code 2010
-answers a query string it cannot run): ``attachment:`` and any other
-property, a malformed date, unbalanced parentheses or quotes, and a query of
-more than :data:`MAX_QUERY` characters.
+answers a query string it cannot run): the AQS keywords this server does
+not evaluate (``attachment:``, ``category:``, ``importance:``,
+``hasattachment:``, ``isflagged:``, ``isread:``, ``size:``), a malformed
+date, unbalanced parentheses or quotes, and a query of more than
+:data:`MAX_QUERY` characters.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ _KINDS = {
     "posts",
     "rssfeeds",
 }
+_DATED = {"received", "sent"}
 _WORD_PROPERTIES = {
     "from",
     "to",
@@ -69,6 +77,18 @@ _WORD_PROPERTIES = {
     "subject",
     "body",
     "content",
+}
+#: AQS keywords Exchange's QueryString knows that this server does not evaluate.
+_UNSUPPORTED = {
+    "attachment",
+    "attachments",
+    "category",
+    "importance",
+    "hasattachment",
+    "hasattachments",
+    "isflagged",
+    "isread",
+    "size",
 }
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|("[^"]*")|([^\s()"]+(?:"[^"]*")?))')
 
@@ -99,12 +119,17 @@ class _Kind:
 
 
 @dataclass(frozen=True)
+class _Every:
+    """A term with no word to look for: it restricts nothing."""
+
+
+@dataclass(frozen=True)
 class _Op:
     op: str  # "AND", "OR", "NOT"
     parts: tuple[_Node, ...]
 
 
-_Node = _Term | _Dates | _Kind | _Op
+_Node = _Term | _Dates | _Kind | _Every | _Op
 
 
 def _tokens(text: str) -> list[str]:
@@ -174,10 +199,12 @@ class _Parser:
         if self.terms > MAX_TERMS:
             raise _refuse(f"more than {MAX_TERMS} terms")
         prop, colon, value = token.partition(":")
-        if not colon or token.startswith('"'):
-            return _Term(None, _unquote(token))
         prop = prop.casefold()
-        if prop in ("received", "sent"):
+        known = prop in _WORD_PROPERTIES or prop in _UNSUPPORTED or prop in _DATED
+        if not colon or token.startswith('"') or not (known or prop == "kind"):
+            # No keyword: the whole token is text (12:30 and v1.2:beta are words).
+            return _word(None, token)
+        if prop in _DATED:
             if value == "" and self.peek() is not None:
                 value = self.take()
             if value.casefold() in ("this", "last") and self.peek() is not None:
@@ -188,7 +215,7 @@ class _Parser:
             if kind not in _KINDS:
                 raise _refuse(f"kind:{kind} is not a kind of item")
             return _Kind(kind == "email")
-        if prop not in _WORD_PROPERTIES:
+        if prop in _UNSUPPORTED:
             raise _refuse(f"the property {prop}: is not supported")
         if value == "":
             # subject:(product development): each term under the property.
@@ -197,12 +224,12 @@ class _Parser:
             self.take()
             words: list[_Node] = []
             while self.peek() not in (")", None):
-                words.append(_Term(prop, _unquote(self.take())))
+                words.append(_word(prop, self.take()))
             if self.peek() != ")" or not words:
                 raise _refuse("unbalanced parentheses")
             self.take()
             return words[0] if len(words) == 1 else _Op("AND", tuple(words))
-        return _Term(prop, _unquote(value))
+        return _word(prop, value)
 
     def _dates(self, prop: str, value: str) -> _Dates:
         for op in (">=", "<=", ">", "<"):
@@ -257,11 +284,14 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+def _word(prop: str | None, text: str) -> _Term | _Every:
+    """A term looking for ``text`` (a word or a quoted phrase) in ``prop``."""
+    value = _unquote(text)
+    return _Term(prop, value) if re.search(r"\w", value) else _Every()
+
+
 def _unquote(text: str) -> str:
-    value = text.strip('"').strip().casefold()
-    if not re.search(r"\w", value):
-        raise _refuse(f"the term {text!r} has no word to look for")
-    return value
+    return text.strip('"').strip().casefold()
 
 
 class Query:
@@ -286,6 +316,8 @@ class Query:
                 return all(results) if node.op == "AND" else any(results)
             if isinstance(node, _Kind):
                 return node.email
+            if isinstance(node, _Every):
+                return True
             if isinstance(node, _Dates):
                 when = s.received_at if node.prop == "received" else s.sent_at
                 if when is None:

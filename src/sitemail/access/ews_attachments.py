@@ -19,15 +19,18 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr, getaddresses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sitemail.access.ews_body import body_type, in_body_type
 from sitemail.access.ews_ids import InvalidId, change_key, item_id, parse_id
+from sitemail.access.ews_item_properties import PLAIN_PATHS, render_plain, set_plain
 from sitemail.access.ews_message_fields import header_props, render_header_field
 from sitemail.access.ews_responses import Refused, client_refusal, malformed, response_message
 from sitemail.access.ews_soap import SoapFault, m, sub, t
@@ -44,6 +47,14 @@ __all__ = ["MAX_ATTACHMENT", "EwsAttachments", "attachment_parts", "render_attac
 MAX_ATTACHMENT = 10 * 1024 * 1024
 #: Most attachments one request may name or add.
 MAX_ATTACHMENTS = 100
+#: Deepest attached message within attached messages that is attached or read.
+MAX_DEPTH = 10
+#: The header of an attached message that keeps what a stored item keeps beside its
+#: content (:mod:`.ews_item_properties`): its reminder and IsResponseRequested, JSON.
+#: sitemail's own; Exchange keeps them as MAPI properties of the embedded message.
+PROPERTIES_HEADER = "X-Sitemail-Item-Properties"
+MAX_PROPERTIES_HEADER = 1000
+_PLAIN_BY_NAME = {t(path.split(":", 1)[1]): path for path in PLAIN_PATHS}
 
 NOT_FOUND = "The attachment id is invalid or the attachment has been deleted."  # unverified
 _OUTPUT = policy.SMTP.clone(max_line_length=None)
@@ -78,15 +89,24 @@ def attachment_id(alias: str, message_id: int, index: int, part: MimePart) -> st
     return base64.b64encode(f"{base}:{index}:{_digest(part)}".encode()).decode("ascii")
 
 
-def _parse_attachment_id(value: str) -> tuple[str, int, int, str]:
-    """(mailbox, message id, index, digest) of an AttachmentId."""
+def _nested_id(top: str, place: int) -> str:
+    """The id of the attachment at ``place`` in the message attached as ``top``: the top
+    attachment's id with the places inside it after ``>``, so that GetAttachment finds an
+    attachment of an attached message (of an attached message ...)."""
+    raw = base64.b64decode(top).decode("utf-8")
+    return base64.b64encode(f"{raw}>{place}".encode()).decode("ascii")
+
+
+def _parse_attachment_id(value: str) -> tuple[str, int, int, str, list[int]]:
+    """(mailbox, message id, index, digest, places inside) of an AttachmentId."""
     try:
         raw = base64.b64decode(value, validate=True).decode("utf-8")
-        base, index, digest = raw.rsplit(":", 2)
+        top, *inside = raw.split(">")
+        base, index, digest = top.rsplit(":", 2)
         parsed = parse_id(base64.b64encode(base.encode()).decode("ascii"))
-        if parsed.kind != "M" or len(digest) != 12:
+        if parsed.kind != "M" or len(digest) != 12 or len(inside) > MAX_DEPTH:
             raise InvalidId("not an attachment id")
-        return parsed.mailbox, parsed.message_id, int(index), digest
+        return parsed.mailbox, parsed.message_id, int(index), digest, [int(p) for p in inside]
     except (binascii.Error, UnicodeDecodeError, ValueError, InvalidId):
         raise malformed() from None
 
@@ -221,7 +241,7 @@ class EwsAttachments:
             )
         return response
 
-    def _attach(self, msg: EmailMessage, attachment: ET.Element) -> None:
+    def _attach(self, msg: EmailMessage, attachment: ET.Element, depth: int = 0) -> None:
         name = attachment.findtext(t("Name")) or ""
         if attachment.tag == t("FileAttachment"):
             try:
@@ -257,6 +277,18 @@ class EwsAttachments:
                 "sitemail attaches messages only.",
             )
         attached = BytesParser(policy=policy.default).parsebytes(self._compose(inner))
+        assert isinstance(attached, EmailMessage)
+        _keep_properties(attached, inner)
+        # The attached item's own attachments go with it (an item within an item ...).
+        nested = inner.find(t("Attachments"))
+        if nested is not None and len(nested):
+            if depth >= MAX_DEPTH:
+                raise Refused(
+                    "ErrorInvalidRequest",
+                    f"Attached items may be nested at most {MAX_DEPTH} deep.",
+                )
+            for child in list(nested)[:MAX_ATTACHMENTS]:
+                self._attach(attached, child, depth + 1)
         msg.add_attachment(attached, filename=name)
 
     # ------------------------------------------------------------ GetAttachment
@@ -266,16 +298,22 @@ class EwsAttachments:
         messages = sub(response, m("ResponseMessages"))
         shape = body.find(m("AttachmentShape"))
         mime = shape is not None and (shape.findtext(t("IncludeMimeContent")) or "") == "true"
+        wanted = body_type(shape)
         holder = body.find(m("AttachmentIds"))
         refs = list(holder) if holder is not None else []
         for ref in refs[:MAX_ATTACHMENTS]:
             try:
-                mailbox, message_id, index, digest = _parse_attachment_id(ref.get("Id", ""))
+                mailbox, message_id, index, digest, inside = _parse_attachment_id(ref.get("Id", ""))
                 self.box.own(mailbox)
                 detail = await self._message(message_id)
                 place = _find(detail, index, digest)
                 part = attachment_parts(detail.structure)[place]
                 data = await self.store.read_part(self.alias, message_id, part.part_id)
+                top = attachment_id(self.alias, message_id, place, part)
+                name, kind, cid = _name(part), part.content_type, part.content_id
+                for spot in inside:
+                    name, kind, cid, data = _inner_part(data, spot)
+                    top = _nested_id(top, spot)
             except (Refused, StoreError) as exc:
                 refusal = client_refusal(exc)
                 if refusal.code == "ErrorItemNotFound":
@@ -285,17 +323,17 @@ class EwsAttachments:
                 continue
             answer = response_message(messages, "GetAttachment")
             attachments = sub(answer, m("Attachments"))
-            item = part.content_type == "message/rfc822"
+            item = kind == "message/rfc822"
             entry = sub(attachments, t("ItemAttachment" if item else "FileAttachment"))
-            sub(entry, t("AttachmentId"), Id=attachment_id(self.alias, message_id, place, part))
-            sub(entry, t("Name"), _name(part))
-            sub(entry, t("ContentType"), part.content_type)
-            if part.content_id:
-                sub(entry, t("ContentId"), part.content_id.strip("<>"))
+            sub(entry, t("AttachmentId"), Id=top)
+            sub(entry, t("Name"), name)
+            sub(entry, t("ContentType"), kind)
+            if cid:
+                sub(entry, t("ContentId"), cid.strip("<>"))
             sub(entry, t("Size"), str(len(data)))
             sub(entry, t("IsInline"), "false")
             if item:
-                _inner_message(entry, data, mime, self.box.is_known)
+                _inner_message(entry, data, mime, self.box.is_known, wanted, top)
             else:
                 sub(entry, t("IsContactPhoto"), "false")
                 sub(entry, t("Content"), base64.b64encode(data).decode("ascii"))
@@ -310,8 +348,16 @@ class EwsAttachments:
         refs = list(holder) if holder is not None else []
         for ref in refs[:MAX_ATTACHMENTS]:
             try:
-                mailbox, message_id, index, digest = _parse_attachment_id(ref.get("Id", ""))
+                mailbox, message_id, index, digest, inside = _parse_attachment_id(ref.get("Id", ""))
                 self.box.own(mailbox)
+                if inside:
+                    # An attached message is kept as it was attached (unverified whether
+                    # Exchange 2010 deletes within one).
+                    raise Refused(
+                        "ErrorInvalidAttachmentId",
+                        "An attachment of an attached message cannot be deleted; delete "
+                        "the attached message.",
+                    )
                 detail = await self._message(message_id)
                 place = _find(detail, index, digest)
                 raw = await self.store.read_raw(self.alias, message_id)
@@ -344,13 +390,19 @@ class EwsAttachments:
 
 
 def _inner_message(
-    entry: ET.Element, data: bytes, mime: bool, known: Callable[[str], bool]
+    entry: ET.Element,
+    data: bytes,
+    mime: bool,
+    known: Callable[[str], bool],
+    wanted: str,
+    own_id: str,
 ) -> None:
     """The ``<t:Message>`` of an item attachment, from the attached message's MIME: what
-    its header holds, in the schema's order (the properties kept beside a stored item's
-    content are not kept for an attached one)."""
+    its header holds, in the schema's order, with the reminder and IsResponseRequested it
+    was attached with (:data:`PROPERTIES_HEADER`)."""
     inner = BytesParser(policy=policy.default).parsebytes(data)
     props = header_props(data)
+    bag = _kept_properties(inner)
     element = sub(entry, t("Message"))
     if mime:
         sub(element, t("MimeContent"), base64.b64encode(data).decode("ascii"), CharacterSet="UTF-8")
@@ -360,16 +412,19 @@ def _inner_message(
     if isinstance(inner, EmailMessage):
         body = inner.get_body(preferencelist=("html", "plain"))
         if body is not None:
-            text = body.get_content()
+            text = str(body.get_content()).replace("\r\n", "\n")
             html = body.get_content_type() == "text/html"
-            sub(
-                element,
-                t("Body"),
-                str(text).replace("\r\n", "\n").removesuffix("\n") or None,
-                BodyType="HTML" if html else "Text",
-            )
-    for path in ("item:Categories", "item:Importance", "item:InReplyTo", "item:Culture"):
+            if html and wanted == "Text":
+                text, html = in_body_type(text, html, wanted)  # converted: its CRLFs kept
+            else:
+                text = text.removesuffix("\n")
+            sub(element, t("Body"), text or None, BodyType="HTML" if html else "Text")
+        _inner_attachments(element, inner, own_id)
+    for path in ("item:Categories", "item:Importance", "item:InReplyTo"):
         render_header_field(element, path, props, known)
+    for path in ("item:ReminderDueBy", "item:ReminderIsSet", "item:ReminderMinutesBeforeStart"):
+        render_plain(element, path, bag)
+    render_header_field(element, "item:Culture", props, known)
     for header, tag in (("To", "ToRecipients"), ("Cc", "CcRecipients")):
         _people(element, tag, inner.get_all(header) or [], known)
     for path in (
@@ -381,9 +436,84 @@ def _inner_message(
     sender = getaddresses([str(v) for v in inner.get_all("From") or []])
     if sender:
         _people(element, "From", [formataddr(sender[0])], known)
-    for path in ("message:InternetMessageId", "message:References"):
-        render_header_field(element, path, props, known)
+    render_header_field(element, "message:InternetMessageId", props, known)
+    render_plain(element, "message:IsResponseRequested", bag)
+    render_header_field(element, "message:References", props, known)
     _people(element, "ReplyTo", inner.get_all("Reply-To") or [], known)
+
+
+def _keep_properties(attached: EmailMessage, inner: ET.Element) -> None:
+    """Write the reminder and IsResponseRequested an attached item was given into its MIME
+    (:data:`PROPERTIES_HEADER`): an attached message has no properties beside it."""
+    bag: dict[str, Any] = {}
+    for child in inner:
+        path = _PLAIN_BY_NAME.get(child.tag)
+        if path is not None:
+            set_plain(bag, path, child)
+    del attached[PROPERTIES_HEADER]
+    if bag:
+        attached[PROPERTIES_HEADER] = json.dumps(bag, separators=(",", ":"), sort_keys=True)
+
+
+def _kept_properties(inner: object) -> dict[str, Any]:
+    value = inner.get(PROPERTIES_HEADER) if isinstance(inner, EmailMessage) else None
+    if value is None:
+        return {}
+    try:
+        data = json.loads(str(value)[:MAX_PROPERTIES_HEADER])
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: str(v) for k, v in data.items() if k in PLAIN_PATHS and isinstance(v, str)}
+
+
+def _inner_attachments(element: ET.Element, inner: EmailMessage, own_id: str) -> None:
+    """``<t:Attachments>`` of an attached message: ids that GetAttachment follows into it."""
+    found = _mime_attachments(inner)
+    if not found:
+        return
+    holder = sub(element, t("Attachments"))
+    for place, (_, part) in enumerate(found):
+        kind = part.get_content_type()
+        entry = sub(holder, t("ItemAttachment" if kind == "message/rfc822" else "FileAttachment"))
+        sub(entry, t("AttachmentId"), Id=_nested_id(own_id, place))
+        sub(entry, t("Name"), _part_name(part))
+        sub(entry, t("ContentType"), kind)
+        cid = part.get("Content-ID")
+        if cid:
+            sub(entry, t("ContentId"), str(cid).strip("<>"))
+        sub(entry, t("Size"), str(len(_content(part))))
+        sub(entry, t("IsInline"), "false")
+        if kind != "message/rfc822":
+            sub(entry, t("IsContactPhoto"), "false")
+
+
+def _part_name(part: EmailMessage) -> str:
+    return str(part.get_filename() or part.get("Content-Description") or "")
+
+
+def _content(part: EmailMessage) -> bytes:
+    """A part's content: an attached message's MIME, a file's decoded bytes."""
+    if part.get_content_type() == "message/rfc822":
+        payload = part.get_payload()
+        if isinstance(payload, list) and payload and isinstance(payload[0], EmailMessage):
+            return payload[0].as_bytes(policy=_OUTPUT)
+        return b""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def _inner_part(data: bytes, place: int) -> tuple[str, str, str | None, bytes]:
+    """(name, type, Content-ID, content) of the attachment at ``place`` of the attached
+    message ``data``; ErrorInvalidAttachmentId if it has none there."""
+    msg = BytesParser(policy=policy.default).parsebytes(data)
+    found = _mime_attachments(msg) if isinstance(msg, EmailMessage) else []
+    if not 0 <= place < len(found):
+        raise Refused("ErrorInvalidAttachmentId", NOT_FOUND)
+    part = found[place][1]
+    cid = part.get("Content-ID")
+    return _part_name(part), part.get_content_type(), str(cid) if cid else None, _content(part)
 
 
 def _people(
@@ -395,8 +525,7 @@ def _people(
     holder = sub(element, t(tag))
     for name, address in people:
         box = sub(holder, t("Mailbox"))
-        if name:
-            sub(box, t("Name"), name)
+        sub(box, t("Name"), name or address)  # Exchange always names one
         sub(box, t("EmailAddress"), address)
         sub(box, t("RoutingType"), "SMTP")
         sub(box, t("MailboxType"), "Mailbox" if known(address) else "OneOff")

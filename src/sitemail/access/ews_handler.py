@@ -32,6 +32,7 @@ from aiohttp import web
 
 from sitemail.access.ews_attachments import EwsAttachments
 from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
+from sitemail.access.ews_body import bodies_in_body_type
 from sitemail.access.ews_distribution_lists import expand_dl
 from sitemail.access.ews_export import EwsExport
 from sitemail.access.ews_folders import EwsFolders
@@ -39,7 +40,9 @@ from sitemail.access.ews_freebusy import FreeBusySource
 from sitemail.access.ews_items import EwsItems
 from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
 from sitemail.access.ews_notifications import (
+    KEEPALIVE,
     MAX_STREAMS_PER_USER,
+    SETTLE,
     TOO_MANY_STREAMS,
     EwsNotifications,
     StoreChanges,
@@ -54,7 +57,7 @@ from sitemail.access.ews_soap import (
     fault_envelope,
     parse_request,
 )
-from sitemail.access.ews_subscriptions import Subscriptions
+from sitemail.access.ews_subscriptions import Subscriptions, affinity_cookies
 from sitemail.access.ews_sync import EwsSync
 from sitemail.access.ews_sync_state import StateSeal
 from sitemail.access.ews_typed import EwsTypedItems
@@ -86,6 +89,10 @@ class EwsHandler:
     #: Seconds in a minute of a subscription's Timeout and a stream's ConnectionTimeout
     #: (tests shorten it).
     STREAM_MINUTE = 60.0
+    #: Seconds between a quiet stream's keep-alive envelopes, and that a stream woken by a
+    #: change waits before reading it (ews_notifications; tests shorten them).
+    STREAM_KEEPALIVE = KEEPALIVE
+    STREAM_SETTLE = SETTLE
 
     def __init__(
         self,
@@ -137,9 +144,17 @@ class EwsHandler:
             )
         match outcome:
             case ServeLocally():
-                return await self._serve(door, request, ctx, user)
+                answer = await self._serve(door, request, ctx, user)
+                if not proxied and not answer.prepared:
+                    for name, value in affinity_cookies(request.headers, door.server).items():
+                        answer.set_cookie(name, value, path="/EWS", secure=True, httponly=True)
+                return answer
             case Proxy():
-                return await door.handoff.forward_service(request, ctx, outcome, user)
+                # The subscriptions live on the mailbox's site's CAS: the cookie names it.
+                cookies = affinity_cookies(request.headers, outcome.target_server)
+                return await door.handoff.forward_service(
+                    request, ctx, outcome, user, cookies=cookies
+                )
             case Legacy(action=Proxy() as action):
                 # An Exchange 2007 mailbox: to the 2007 Client Access server of its site.
                 return await door.handoff.forward_service(request, ctx, action, user)
@@ -192,7 +207,13 @@ class EwsHandler:
 
     def _notifications(self, box: EwsMailbox, door: FrontDoor) -> EwsNotifications:
         return EwsNotifications(
-            box, self._subscriptions, self._seal, door.clock, minute=self.STREAM_MINUTE
+            box,
+            self._subscriptions,
+            self._seal,
+            door.clock,
+            minute=self.STREAM_MINUTE,
+            keepalive=self.STREAM_KEEPALIVE,
+            settle=self.STREAM_SETTLE,
         )
 
     def _folder_watches(self, store: EwsStore) -> FolderWatches:
@@ -252,7 +273,7 @@ class EwsHandler:
             case "FindItem":
                 return envelope(await box.find_item(body))
             case "GetItem":
-                return envelope(await box.get_item(body))
+                return envelope(bodies_in_body_type(await box.get_item(body), body))
             case "CreateItem":
                 return envelope(await items.create_item(body))
             case "UpdateItem":
@@ -284,7 +305,8 @@ class EwsHandler:
             case "EmptyFolder":
                 return envelope(await folders.empty_folder(body))
             case "SyncFolderItems":
-                return envelope(await EwsSync(box, self._seal).sync_folder_items(body))
+                answer = await EwsSync(box, self._seal).sync_folder_items(body)
+                return envelope(bodies_in_body_type(answer, body))
             case "SyncFolderHierarchy":
                 return envelope(await EwsSync(box, self._seal).sync_folder_hierarchy(body))
             case "Subscribe":

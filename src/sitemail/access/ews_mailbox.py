@@ -283,9 +283,8 @@ def _when(moment: datetime | None) -> str | None:
 
 
 def _mailbox(parent: ET.Element, tag: str, address: Address, known: bool = False) -> ET.Element:
-    box = sub(parent, tag)
-    if address.name:
-        sub(box, t("Name"), address.name)
+    box = sub(parent, tag)  # Exchange always names one: an address without a name by itself
+    sub(box, t("Name"), address.name or address.address)
     sub(box, t("EmailAddress"), address.address)
     sub(box, t("RoutingType"), "SMTP")
     sub(box, t("MailboxType"), "Mailbox" if known else "OneOff")

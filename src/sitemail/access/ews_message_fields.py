@@ -151,9 +151,8 @@ def header_props(raw: bytes) -> HeaderProps:
 
 
 def _mailbox(parent: ET.Element, name: str, address: str, known: Callable[[str], bool]) -> None:
-    box = sub(parent, t("Mailbox"))
-    if name:
-        sub(box, t("Name"), name)
+    box = sub(parent, t("Mailbox"))  # Exchange always names one: by its address if need be
+    sub(box, t("Name"), name or address)
     sub(box, t("EmailAddress"), address)
     sub(box, t("RoutingType"), "SMTP")
     sub(box, t("MailboxType"), "Mailbox" if known(address) else "OneOff")

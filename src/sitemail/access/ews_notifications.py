@@ -65,7 +65,7 @@ from sitemail.access.folder_watch import FolderWatches
 from sitemail.clock import Clock
 from sitemail.mailbox.records import Folder, FolderChanges, WellKnownFolder
 
-__all__ = ["EVENT_TYPES", "EwsNotifications", "StoreChanges"]
+__all__ = ["EVENT_TYPES", "KEEPALIVE", "SETTLE", "EwsNotifications", "StoreChanges"]
 
 EVENT_TYPES = (
     "CopiedEvent",
@@ -91,9 +91,17 @@ MAX_STREAMS_PER_USER = 3
 TOO_MANY_SUBSCRIPTIONS = "ErrorExceededSubscriptionCount"
 TOO_MANY_STREAMS = "ErrorExceededConnectionCount"
 #: Folders a stream waits on with a long poll each; the others are looked at when one of
-#: those wakes, or every TICK seconds.
+#: those wakes, or every KEEPALIVE seconds.
 MAX_WAITED_FOLDERS = 32
-TICK = 60.0
+#: Seconds of silence after which a stream says it is still open (an envelope with
+#: ConnectionStatus OK and no notifications), so that a proxy or client reading it does
+#: not take the quiet for a dead connection: below the CAS proxy's 60-second read
+#: timeout.  Unverified: Exchange 2010's own interval.
+KEEPALIVE = 30.0
+#: Seconds a stream woken by a change waits before it reads the events: changes made
+#: together go out in one notification, and a stream whose client has just left (through
+#: another site's CAS, which then closes its connection here) gives nothing away to it.
+SETTLE = 1.0
 #: How often a waiting stream looks whether its client is still connected.
 CHECK_SECONDS = 5.0
 #: Folders one subscription may name (sitemail's bound; a mailbox has far fewer).
@@ -118,6 +126,8 @@ class EwsNotifications:
         clock: Clock,
         *,
         minute: float = 60.0,
+        keepalive: float = KEEPALIVE,
+        settle: float = SETTLE,
     ) -> None:
         self.box = box
         self.alias = box.alias
@@ -125,6 +135,8 @@ class EwsNotifications:
         self.sync = EwsSync(box, seal)
         self.clock = clock
         self.minute = minute  # seconds a Timeout/ConnectionTimeout minute lasts
+        self.keepalive = keepalive
+        self.settle = settle
 
     def _now(self) -> float:
         return self.clock.now().timestamp()
@@ -287,6 +299,8 @@ class EwsNotifications:
                     snap.items.pop(change.uid, None)
                     gone[mid] = folder.id
                     continue
+                if change.replaced is not None:
+                    snap.items.pop(change.replaced, None)
                 snap.items[change.uid] = change.entry
                 if change.kind == "Create":
                     created.append((mid, folder.id))
@@ -466,6 +480,7 @@ class EwsNotifications:
             transport = request.transport
             return transport is None or transport.is_closing()
 
+        written = loop.time()
         try:
             while True:
                 notes: list[ET.Element] = []
@@ -484,12 +499,15 @@ class EwsNotifications:
                         self._write_events(note, events, _watermark(fresh.id, fresh.seq))
                         notes.append(note)
                     record.snapshot = fresh.snapshot
-                if notes:
+                if notes or loop.time() - written >= self.keepalive:
                     await answer.write(_stream_answer(notes, "OK"))
+                    written = loop.time()
                 left = deadline - loop.time()
                 if left <= 0:
                     break
-                await self._wait(watches, records, min(left, TICK), gone)
+                quiet = max(0.0, self.keepalive - (loop.time() - written))
+                if await self._wait(watches, records, min(left, quiet), gone):
+                    await asyncio.sleep(min(self.settle, max(0.0, deadline - loop.time())))
                 if gone():
                     return answer  # the client went away: its stream slot is free again
             await answer.write(_stream_answer([], "Closed"))
@@ -504,10 +522,10 @@ class EwsNotifications:
         records: list[Subscription],
         timeout: float,
         gone: Callable[[], bool],
-    ) -> None:
-        """Until a watched folder changes after the records' snapshots, ``timeout`` passes,
-        or the client goes away (looked at every CHECK_SECONDS: aiohttp does not cancel a
-        handler whose client left)."""
+    ) -> bool:
+        """Until a watched folder changes after the records' snapshots (True), ``timeout``
+        passes, or the client goes away (looked at every CHECK_SECONDS: aiohttp does not
+        cancel a handler whose client left)."""
         marks: dict[int, int] = {}
         for record in records:
             for key, data in record.snapshot.get("items", {}).items():
@@ -526,7 +544,10 @@ class EwsNotifications:
                     tasks, timeout=CHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED
                 )
                 if done:
-                    return
+                    return any(
+                        not t.cancelled() and t.exception() is None and t.result() for t in done
+                    )
+            return False
         finally:
             for task in tasks:
                 task.cancel()

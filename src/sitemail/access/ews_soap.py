@@ -155,6 +155,11 @@ def check_schema(schema: str | None) -> None:
 
 def _serialize(root: ET.Element) -> bytes:
     body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    # A CR of a value is written as a character reference: a bare one would reach the
+    # client as LF (XML parsers normalize line ends), and the CRLFs of a text body are the
+    # client's to see, as Exchange's answers give them.  (ElementTree already writes a CR
+    # of an attribute value so.)
+    body = body.replace(b"\r", b"&#xD;")
     return b'<?xml version="1.0" encoding="utf-8"?>' + body
 
 

@@ -24,13 +24,22 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sitemail.access.web.workers import shared_table_file
 
-__all__ = ["MAX_PER_MAILBOX", "Subscription", "Subscriptions", "is_subscription_id", "new_id"]
+__all__ = [
+    "AFFINITY_COOKIE",
+    "MAX_PER_MAILBOX",
+    "Subscription",
+    "Subscriptions",
+    "affinity_cookies",
+    "is_subscription_id",
+    "new_id",
+]
 
 #: Live subscriptions one mailbox may have (Exchange 2010's throttling policy bounds them
 #: too, EWSMaxSubscriptions; unverified that its default is this number).
@@ -41,6 +50,11 @@ MAX_PER_SERVER = 5000
 #: watermark.
 KEEP_SECONDS = 3600.0
 _ID = re.compile(r"[A-Za-z0-9_-]{48}")
+#: The cookie that names the server keeping a client's subscriptions, given to a client
+#: that asks for affinity (``X-PreferServerAffinity: true``) and sent back by it, as
+#: Microsoft documents for notifications.  Unverified: that 2010 SP3 sets it (the
+#: documentation is 2013's); the client's request is routed by its mailbox either way.
+AFFINITY_COOKIE = "X-BackEndOverrideCookie"
 
 
 @dataclass
@@ -165,3 +179,11 @@ def _dump(sub: Subscription) -> str:
 def _load(text: str) -> Subscription:
     data = json.loads(text)
     return Subscription(**data)
+
+
+def affinity_cookies(headers: Mapping[str, str], server: str) -> dict[str, str]:
+    """The affinity cookie for a request's answer when it asks for one: ``server`` is the
+    Client Access server that keeps the subscriptions (the mailbox's site's)."""
+    if headers.get("X-PreferServerAffinity", "").strip().lower() != "true":
+        return {}
+    return {AFFINITY_COOKIE: server}

@@ -95,11 +95,16 @@ class FolderEntry:
 
 @dataclass(frozen=True)
 class ItemChange:
-    """One change of a folder's items: ``kind`` is Create, Update, Delete or ReadFlagChange."""
+    """One change of a folder's items: ``kind`` is Create, Update, Delete or ReadFlagChange.
+
+    ``replaced`` is the UID an updated item had before: the store gives a message whose
+    content was rewritten (UpdateItem, an attachment added) a new UID under the same id.
+    """
 
     kind: str
     uid: int
     entry: ItemEntry
+    replaced: int | None = None
 
 
 class StateSeal:
@@ -185,13 +190,21 @@ def diff_items(
     """The changes that bring ``known`` to the store's: deletes first, then by UID.
 
     ``changed`` may repeat what ``known`` already has (a state whose changes were
-    only partly given out): an entry with the modseq the client saw is no change.
+    only partly given out): an entry with the modseq the client saw is no change.  A
+    UID gone whose message came back under a new UID (its content rewritten by the
+    store's ``replace``) is one Update of that item, as Exchange reports an edit, not a
+    Delete and a Create.
     """
-    out = [ItemChange("Delete", uid, known[uid]) for uid in sorted(vanished) if uid in known]
+    gone = {known[uid].message_id: uid for uid in sorted(vanished) if uid in known}
+    back = {e.message_id for e in changed if e.uid not in known and e.message_id in gone}
+    out = [ItemChange("Delete", uid, known[uid]) for mid, uid in gone.items() if mid not in back]
+    out.sort(key=lambda c: c.uid)
     for entry in sorted(changed, key=lambda e: e.uid):
         now = ItemEntry.of(entry)
         before = known.get(entry.uid)
-        if before is None:
+        if before is None and entry.message_id in back:
+            out.append(ItemChange("Update", entry.uid, now, gone[entry.message_id]))
+        elif before is None:
             out.append(ItemChange("Create", entry.uid, now))
         elif before.modseq != now.modseq:
             # Only the read flag differs: Exchange's ReadFlagChange, else an Update.
@@ -204,8 +217,10 @@ def apply_items(known: dict[int, ItemEntry], changes: list[ItemChange]) -> None:
     for change in changes:
         if change.kind == "Delete":
             known.pop(change.uid, None)
-        else:
-            known[change.uid] = change.entry
+            continue
+        if change.replaced is not None:
+            known.pop(change.replaced, None)
+        known[change.uid] = change.entry
 
 
 # ------------------------------------------------------------------ folder snapshots

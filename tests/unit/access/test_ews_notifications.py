@@ -8,6 +8,7 @@ do) and through EWS; each event is checked against what the store holds.
 from __future__ import annotations
 
 import pytest
+from exchangelib import Message
 from exchangelib.errors import (
     ErrorExceededSubscriptionCount,
     ErrorExpiredSubscription,
@@ -212,3 +213,21 @@ def test_streaming_notifications_arrive_while_the_stream_is_open(
     account.inbox.unsubscribe(sub_id)
     with pytest.raises(ErrorSubscriptionNotFound):
         account.inbox.unsubscribe(sub_id)
+
+
+def test_an_edited_item_is_a_modified_event(servers: Lab) -> None:
+    # UpdateItem gives the message a new UID in the store under the same id: one
+    # ModifiedEvent, not a Deleted and a Created (nor a move within the folder).
+    account = _account(servers)
+    drafts = account.drafts
+    sub_id, mark = drafts.subscribe_to_pull()
+    item = Message(account=account, folder=drafts, subject="First", body="x")
+    item.save()
+    (note,) = list(drafts.get_events(sub_id, mark))
+    assert _kinds(note.events) == [("CreatedEvent", item.id)]
+    mark = note.events[-1].watermark
+    item.subject = "Second"
+    item.save(update_fields=["subject"])
+    (note,) = list(drafts.get_events(sub_id, mark))
+    assert _kinds(note.events) == [("ModifiedEvent", item.id)]
+    drafts.unsubscribe(sub_id)

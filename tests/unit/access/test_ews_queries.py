@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from exchangelib import Q
+from exchangelib import Mailbox, Message, Q
 from exchangelib.errors import ErrorUnsupportedQueryFilter
 from exchangelib.folders import FolderCollection
 from tests.unit.access.test_ews_exchangelib import FL_EWS, LabNamesAdapter, lab_names, servers, url
@@ -76,8 +76,23 @@ def test_query_strings_find_what_the_store_holds(servers: Lab) -> None:
     assert found(f"received:2024-02-29..{now.strftime('%Y-%m-%d')}") == everything
     assert found("received:2024-02-29..2024-03-01") == ["Product development", "Weekly report"]
     assert found("kind:email") == everything and found("kind:meetings") == []
+    # A colon in a word that names no keyword is part of the word; punctuation alone
+    # looks for nothing.
+    db.append(
+        "adam", "inbox", _mail("Build 12:30 v1.2:beta - done", "x", "Carl <carl@contoso.com>")
+    )
+    assert found("subject:Build 12:30 v1.2:beta - done") == ["Build 12:30 v1.2:beta - done"]
+    assert found("v1.2:be AND :30") == ["Build 12:30 v1.2:beta - done"]
+    assert found('subject:"12:30 v1.2"') == ["Build 12:30 v1.2:beta - done"]
     # What 2010's AQS does not have, or this server does not run, is refused.
-    for refused in ("attachment:report", "subject:(plan", 'subject:"plan', "received:soon"):
+    for refused in (
+        "attachment:report",
+        "category:red",
+        "isread:true",
+        "subject:(plan",
+        'subject:"plan',
+        "received:soon",
+    ):
         with pytest.raises(ErrorUnsupportedQueryFilter):
             found(refused)
 
@@ -261,3 +276,20 @@ def test_mapi_properties_by_tag_are_the_stores_facts(servers: Lab) -> None:
     assert shown == [
         (f"Note {n}", ["1" if n == 1 else "0", str(uids[f"Note {n}"])]) for n in (2, 1, 0)
     ]
+def test_a_recipient_without_a_name_is_named_by_its_address_and_found_so(servers: Lab) -> None:
+    # Exchange gives every recipient a Name; a client searches by the name it was given.
+    account = _account(servers)
+    subject = "Sent v1.2:beta 12:30"
+    Message(
+        account=account,
+        folder=account.sent,
+        subject=subject,
+        body="b",
+        to_recipients=[Mailbox(email_address="adam@contoso.com")],
+    ).send_and_save()
+    sent = account.sent.get(subject=subject)
+    (to,) = sent.to_recipients
+    assert (to.name, to.email_address) == ("adam@contoso.com", "adam@contoso.com")
+    assert account.sent.get(f"To:{to.name} AND Subject:{subject}").id == sent.id
+    assert account.sent.get(f'To:"{to.name}" AND Subject:{subject}').id == sent.id
+    assert account.sent.get(f"Participants:{to.name} AND Subject:{subject}").id == sent.id

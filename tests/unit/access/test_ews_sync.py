@@ -20,7 +20,8 @@ from tests.unit.access.test_ews_write import _account
 from tests.unit.access.test_web_front import Lab
 
 from sitemail.access.ews_ids import folder_id, item_id
-from sitemail.mailbox.records import FlagUpdate
+from sitemail.access.ews_sync_state import ItemEntry, apply_items, diff_items
+from sitemail.mailbox.records import Flags, FlagUpdate, UidEntry
 
 __all__ = ["lab_names", "servers"]
 
@@ -149,3 +150,43 @@ def test_sync_through_ny_for_a_florida_mailbox(servers: Lab) -> None:
     ((kind, item),) = list(account.inbox.sync_items())
     assert kind == "create" and item.subject == "Via NY"
     assert [m.subject for m in db.list_messages("adam", "inbox").items] == ["Via NY"]
+
+
+def test_an_edited_item_is_one_update_and_a_read_flag_a_read_flag_change(servers: Lab) -> None:
+    # UpdateItem rewrites the message (the store gives it a new UID under the same id): a
+    # client is told of one Update, as Exchange tells of an edit, not of a Delete and a Create.
+    account = _account(servers)
+    inbox = account.inbox
+    list(inbox.sync_items())
+    item = Message(account=account, folder=inbox, subject="First", body="x")
+    item.save()
+    assert [(k, i.id) for k, i in inbox.sync_items()] == [("create", item.id)]
+    item.subject = "Second"
+    item.save(update_fields=["subject"])
+    assert [(k, i.id, i.subject) for k, i in inbox.sync_items()] == [("update", item.id, "Second")]
+    item.is_read = not item.is_read
+    item.save(update_fields=["is_read"])
+    ((kind, (read_id, read)),) = list(inbox.sync_items())
+    assert (kind, read_id.id, read) == ("read_flag_change", item.id, item.is_read)
+    item_id_before = item.id
+    item.delete()
+    assert [(k, i.id) for k, i in inbox.sync_items()] == [("delete", item_id_before)]
+
+
+def test_diff_items_reads_a_rewritten_message_as_one_update() -> None:
+    def entry(uid: int, message_id: int, modseq: int, seen: bool = False) -> UidEntry:
+        return UidEntry(uid=uid, message_id=message_id, flags=Flags(seen=seen), modseq=modseq)
+
+    known = {1: ItemEntry.of(entry(1, 10, 5)), 2: ItemEntry.of(entry(2, 20, 5))}
+    # UID 1's message came back as UID 3 (rewritten), UID 2 went, message 40 is new.
+    changes = diff_items(known, [entry(3, 10, 9), entry(4, 40, 9)], [1, 2])
+    assert [(c.kind, c.uid, c.entry.message_id, c.replaced) for c in changes] == [
+        ("Delete", 2, 20, None),
+        ("Update", 3, 10, 1),
+        ("Create", 4, 40, None),
+    ]
+    apply_items(known, changes)
+    assert sorted((u, e.message_id) for u, e in known.items()) == [(3, 10), (4, 40)]
+    # Only the read flag changed: ReadFlagChange; a change already seen: none.
+    changes = diff_items(known, [entry(3, 10, 10, seen=True), entry(4, 40, 9)], [])
+    assert [(c.kind, c.uid) for c in changes] == [("ReadFlagChange", 3)]

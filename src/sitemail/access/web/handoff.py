@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode, urlsplit
 
@@ -68,9 +69,16 @@ class Handoff:
     decisions: DecisionLog
 
     async def forward(
-        self, request: web.Request, ctx: RequestContext, outcome: Proxy, user: AppUser
+        self,
+        request: web.Request,
+        ctx: RequestContext,
+        outcome: Proxy,
+        user: AppUser,
+        *,
+        cookies: Mapping[str, str] | None = None,
     ) -> web.StreamResponse:
-        """Proxy to the outcome's InternalUrl (body streamed both ways)."""
+        """Proxy to the outcome's InternalUrl (body streamed both ways); ``cookies`` are
+        this server's own for the answer."""
         entry_path = (urlsplit(ctx.entry.url).path or "/").rstrip("/")
         try:
             target = self.proxy.target(outcome, entry_path, request.raw_path)
@@ -89,18 +97,29 @@ class Handoff:
         )
         try:
             return await self.proxy.forward(
-                request, target, identity, client_base=entry_path, protocol=str(outcome.protocol)
+                request,
+                target,
+                identity,
+                client_base=entry_path,
+                protocol=str(outcome.protocol),
+                cookies=cookies,
             )
         except ProxyFailed as exc:
             return self._proxy_error(ctx, outcome, exc)
 
     async def forward_service(
-        self, request: web.Request, ctx: RequestContext, outcome: Proxy, user: AppUser
+        self,
+        request: web.Request,
+        ctx: RequestContext,
+        outcome: Proxy,
+        user: AppUser,
+        *,
+        cookies: Mapping[str, str] | None = None,
     ) -> web.StreamResponse:
         """Proxy a request of a service without forms sessions (EWS, ActiveSync)."""
         # Such a service has no session canary; the target only needs one to be present.
         fresh = replace(user, canary=secrets.token_urlsafe(16), trusted=False)
-        return await self.forward(request, ctx, outcome, fresh)
+        return await self.forward(request, ctx, outcome, fresh, cookies=cookies)
 
     def _proxy_error(self, ctx: RequestContext, outcome: Proxy, exc: ProxyFailed) -> web.Response:
         self.decisions.proxy_failed(ctx, outcome, exc)

@@ -34,6 +34,7 @@ to proxy to which, and what failed).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -72,6 +73,8 @@ PROXY_HEADERS = (
 )
 
 CHUNK = 64 * 1024
+#: Seconds between looks at whether the client is still there while the target is quiet.
+CLIENT_CHECK = 0.25
 
 # What of the browser's request goes on to CAS2, and what of CAS2's answer comes back.
 _REQUEST_HEADERS = frozenset(
@@ -262,11 +265,14 @@ class ProxyClient:
         *,
         client_base: str,
         protocol: str,
+        cookies: Mapping[str, str] | None = None,
     ) -> web.StreamResponse:
         """Send ``request`` to ``target`` and stream the answer back to the browser.
 
         ``client_base`` is the virtual directory path the browser is on
         (``/owa``): CAS2's redirects to its own URL are rewritten onto it.
+        ``cookies`` are this server's own, set on the answer for that path (CAS2
+        cannot set cookies for this server's host).
         """
         parts = urlsplit(target.url)
         dial = urlunsplit(
@@ -317,7 +323,7 @@ class ProxyClient:
                     "virtual directory there must have Integrated Windows authentication "
                     "(WindowsAuthentication) on for Client Access servers to proxy to it.",
                 )
-            return await _relay(request, upstream, target, client_base, what)
+            return await _relay(request, upstream, target, client_base, what, cookies or {})
         finally:
             upstream.release()
 
@@ -425,11 +431,14 @@ async def _relay(
     target: ProxyTarget,
     client_base: str,
     what: str,
+    cookies: Mapping[str, str],
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     for name, value in upstream.headers.items():
         if name.casefold() in _RESPONSE_HEADERS:
             response.headers.add(name, value)
+    for name, value in cookies.items():
+        response.set_cookie(name, value, path=client_base or "/", secure=True, httponly=True)
     location = upstream.headers.get("Location")
     if location is not None:
         rewritten = rewrite_location(location, target.vdir_url, client_base)
@@ -443,7 +452,33 @@ async def _relay(
     if upstream.content_length is not None:
         response.content_length = upstream.content_length
     await response.prepare(request)
-    async for chunk in upstream.content.iter_chunked(CHUNK):
+    while (chunk := await _next_chunk(request, upstream.content)) is not None:
+        if not chunk:
+            await response.write_eof()
+            return response
         await response.write(chunk)
-    await response.write_eof()
+    # The client went away while the target was quiet (an EWS stream waiting for events):
+    # the connection to the target is closed now, so that the target ends what it serves
+    # for nobody (a stream would give the next events away to a closed connection).
+    upstream.close()
     return response
+
+
+async def _next_chunk(request: web.Request, body: aiohttp.StreamReader) -> bytes | None:
+    """The target's next chunk (empty at its end); None if the client left meanwhile.
+
+    aiohttp does not cancel a handler whose client left, so while the target sends
+    nothing the client's connection is looked at every CLIENT_CHECK seconds.
+    """
+    read = asyncio.ensure_future(body.read(CHUNK))
+    try:
+        while True:
+            done, _ = await asyncio.wait({read}, timeout=CLIENT_CHECK)
+            if done:
+                return read.result()
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return None
+    finally:
+        if not read.done():
+            read.cancel()  # a read waiting for data gives none away when cancelled
