@@ -16,7 +16,8 @@ belongs here: the store API does that before it calls in.
 :class:`StoreDatabase` is assembled from :mod:`.database_core` (connection,
 transactions, shared row operations), :mod:`.database_folders` and
 :mod:`.database_reads` and :mod:`.database_items` (calendar items, contacts,
-tasks); this module adds what changes messages: delivery,
+tasks), :mod:`.database_settings` (automatic replies, rules, delegates);
+this module adds what changes messages: delivery,
 APPEND, flags, moves, deletion and Mail Submission's Outbox.
 """
 
@@ -35,6 +36,7 @@ from sitemail.mailbox.database_core import FROM_MESSAGES, StoreChange
 from sitemail.mailbox.database_folders import FolderOperations
 from sitemail.mailbox.database_items import ItemOperations
 from sitemail.mailbox.database_reads import SEARCH_FIELDS, ReadOperations
+from sitemail.mailbox.database_settings import SettingsOperations
 from sitemail.mailbox.errors import InvalidRequest, MessageTooLarge, StoreError
 from sitemail.mailbox.folder_tree import FolderRef
 from sitemail.mailbox.limits import MAX_PAGE_SIZE, MAX_UID_PAGE, check_page, delivery_key
@@ -83,7 +85,7 @@ class PendingSubmission:
     message: MessageSummary
 
 
-class StoreDatabase(ItemOperations, FolderOperations, ReadOperations):
+class StoreDatabase(ItemOperations, FolderOperations, ReadOperations, SettingsOperations):
     """The mailbox database file ``path`` (created if missing)."""
 
     # ------------------------------------------------------- context
