@@ -1,0 +1,221 @@
+"""EWS mailbox-level operations through exchangelib: automatic replies, mail tips, rooms.
+
+The settings live in the mailbox's own store: the test store sends each
+mailbox's settings to the database of its home server, as the store client
+does, so that adam (FL) signing in at NY reads what FL keeps.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from exchangelib import Account, OofSettings
+from exchangelib.errors import ErrorNameResolutionNoResults
+from exchangelib.properties import RoomList
+from exchangelib.services import GetRooms
+from tests.unit.access.test_ews_exchangelib import (
+    FL_EWS,
+    NY_EWS,
+    EwsTestStore,
+    LabNamesAdapter,
+    ews_account,
+    lab_names,
+    servers,
+    url,
+)
+from tests.unit.access.test_web_front import PASSWORD, Lab
+
+from sitemail.access.ews_handler import EwsHandler
+from sitemail.mailbox.database import StoreDatabase
+from sitemail.mailbox.mailbox_settings import SettingName
+from sitemail.mailbox.store_client_settings import UNCHECKED
+from sitemail.org.model import Mailbox as DirectoryMailbox
+from sitemail.org.model import MailboxDatabase, VirtualDirectoryKind
+
+__all__ = ["lab_names", "servers"]
+
+
+class AccountTestStore(EwsTestStore):
+    """The EWS test store, with each mailbox's settings in its home server's database."""
+
+    def __init__(self, db: StoreDatabase, lab: Lab) -> None:
+        super().__init__(db)
+        self.lab = lab
+
+    def _home(self, mailbox: str) -> StoreDatabase:
+        box = next(b for b in self.lab.directory.list(DirectoryMailbox) if b.alias == mailbox)
+        database = self.lab.directory.require(MailboxDatabase, box.database)
+        return self.lab.stores[database.server]
+
+    async def get_setting(self, mailbox: str, name: SettingName) -> dict[str, Any] | None:
+        return self._home(mailbox).get_setting(mailbox, name)
+
+    async def put_setting(
+        self, mailbox: str, name: SettingName, value: dict[str, Any], *, expected: Any = UNCHECKED
+    ) -> dict[str, Any]:
+        home = self._home(mailbox)
+        if expected is UNCHECKED:
+            return home.put_setting(mailbox, name, value)
+        return home.put_setting(mailbox, name, value, expected=expected, check=True)
+
+
+@pytest.fixture
+def lab(servers: Lab) -> Lab:
+    for name in ("EX-NY1", "EX-FL1"):
+        store = AccountTestStore(servers.stores[name], servers)
+        door = servers.doors[name]
+        door.register(VirtualDirectoryKind.EWS, EwsHandler(lambda d=door: d, lambda s=store: s))
+    servers.set_vdir(FL_EWS, basic_authentication=True)
+    servers.set_vdir(
+        NY_EWS,
+        basic_authentication=True,
+        external_url="https://mail.contoso.com/EWS/Exchange.asmx",
+    )
+    return servers
+
+
+def adam_at_ny(lab: Lab) -> Account:
+    return ews_account(url(lab, "mail.contoso.com"), "contoso\\adam", "adam@contoso.com")
+
+
+def alice(lab: Lab) -> Account:
+    return ews_account(url(lab, "mail.contoso.com"), "contoso\\alice", "alice@contoso.com")
+
+
+def soap(lab: Lab, user: str, body: str, host: str = "mail.contoso.com") -> ET.Element:
+    """A raw SOAP request; the answer's body element."""
+    envelope = (
+        '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" '
+        'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">'
+        '<s:Header><t:RequestServerVersion Version="Exchange2010_SP2"/></s:Header>'
+        f"<s:Body>{body}</s:Body></s:Envelope>"
+    )
+    session = requests.Session()
+    session.mount("https://", LabNamesAdapter())
+    answer = session.post(
+        url(lab, host),
+        data=envelope.encode(),
+        auth=(f"contoso\\{user}", PASSWORD),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+        timeout=30,
+    )
+    root = ET.fromstring(answer.content)
+    return root[1][0]
+
+
+M = "{http://schemas.microsoft.com/exchange/services/2006/messages}"
+T = "{http://schemas.microsoft.com/exchange/services/2006/types}"
+
+
+def test_automatic_replies_are_kept_in_the_mailbox_store_and_read_through_any_cas(
+    lab: Lab,
+) -> None:
+    account = adam_at_ny(lab)
+    assert account.oof_settings.state == OofSettings.DISABLED
+    enabled = OofSettings(
+        state=OofSettings.ENABLED,
+        external_audience="Known",
+        internal_reply="Back on Monday",
+        external_reply="Out of the office",
+    )
+    account.oof_settings = enabled
+    assert account.oof_settings == enabled
+    # FL's store holds them, and FL's own CAS reads the same.
+    assert lab.stores["EX-FL1"].get_setting("adam", SettingName.OOF)["state"] == "Enabled"
+    assert lab.stores["EX-NY1"].get_setting("adam", SettingName.OOF) is None
+    direct = ews_account(url(lab, "ex-fl1.contoso.com"), "contoso\\adam", "adam@contoso.com")
+    assert direct.oof_settings == enabled
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    scheduled = OofSettings(
+        state=OofSettings.SCHEDULED,
+        external_audience="All",
+        internal_reply="Conference",
+        external_reply="Conference (external)",
+        start=start,
+        end=start + timedelta(days=3),
+    )
+    account.oof_settings = scheduled
+    assert account.oof_settings == scheduled
+    account.oof_settings = OofSettings(state=OofSettings.DISABLED)
+    got = account.oof_settings
+    # What the request left out (the Duration) is kept; the replies it gave empty are emptied.
+    assert got.state == OofSettings.DISABLED and got.start == start and not got.internal_reply
+
+
+def test_oof_of_another_mailbox_and_a_backwards_schedule_are_refused(lab: Lab) -> None:
+    ask = (
+        "<m:GetUserOofSettingsRequest><t:Mailbox><t:Address>{}</t:Address></t:Mailbox>"
+        "</m:GetUserOofSettingsRequest>"
+    )
+    answer = soap(lab, "adam", ask.format("alice@contoso.com"))
+    assert answer.findtext(f"{M}ResponseMessage/{M}ResponseCode") == "ErrorAccessDenied"
+    answer = soap(lab, "adam", ask.format("nobody@contoso.com"))
+    assert answer.findtext(f"{M}ResponseMessage/{M}ResponseCode") == "ErrorMailRecipientNotFound"
+    answer = soap(lab, "adam", ask.format("ADAM@contoso.com"))
+    assert answer.findtext(f"{T}OofSettings/{T}OofState") == "Disabled"
+    assert answer.findtext(f"{M}AllowExternalOof") == "All"
+    backwards = (
+        "<m:SetUserOofSettingsRequest><t:Mailbox><t:Address>adam@contoso.com</t:Address>"
+        "</t:Mailbox><t:UserOofSettings><t:OofState>Scheduled</t:OofState>"
+        "<t:ExternalAudience>All</t:ExternalAudience><t:Duration>"
+        "<t:StartTime>2030-01-02T00:00:00Z</t:StartTime><t:EndTime>2030-01-01T00:00:00Z"
+        "</t:EndTime></t:Duration><t:InternalReply><t:Message>x</t:Message></t:InternalReply>"
+        "<t:ExternalReply><t:Message>y</t:Message></t:ExternalReply></t:UserOofSettings>"
+        "</m:SetUserOofSettingsRequest>"
+    )
+    answer = soap(lab, "adam", backwards)
+    code = answer.findtext(f"{M}ResponseMessage/{M}ResponseCode")
+    assert code == "ErrorInvalidScheduledOofDuration"
+    assert lab.stores["EX-FL1"].get_setting("adam", SettingName.OOF) is None
+
+
+def test_mail_tips_tell_of_automatic_replies_size_limits_and_unknown_recipients(
+    lab: Lab,
+) -> None:
+    away = OofSettings(state=OofSettings.ENABLED, internal_reply="In Tampa", external_reply="Away")
+    adam_at_ny(lab).oof_settings = away
+    account = alice(lab)  # alice is in NY; adam's settings are in FL's store.
+    assert account.mail_tips.recipient_address.email_address == "alice@contoso.com"
+    recipients = "".join(
+        f"<t:Mailbox><t:EmailAddress>{a}</t:EmailAddress></t:Mailbox>"
+        for a in ("adam@contoso.com", "ghost@contoso.com", "someone@fabrikam.com")
+    )
+    answer = soap(
+        lab,
+        "alice",
+        "<m:GetMailTips><m:SendingAs><t:EmailAddress>alice@contoso.com</t:EmailAddress>"
+        f"</m:SendingAs><m:Recipients>{recipients}</m:Recipients>"
+        "<m:MailTipsRequested>All</m:MailTipsRequested></m:GetMailTips>",
+    )
+    adam, ghost, outside = answer.iter(f"{M}MailTips")
+    assert adam.findtext(f"{T}OutOfOffice/{T}ReplyBody/{T}Message") == "In Tampa"
+    assert adam.findtext(f"{T}MailboxFull") == "false"
+    assert adam.findtext(f"{T}MaxMessageSize") == str(10 * 1024 * 1024)
+    assert adam.findtext(f"{T}TotalMemberCount") == "1"
+    assert adam.findtext(f"{T}ExternalMemberCount") == "0"
+    assert adam.findtext(f"{T}InvalidRecipient") == "false"
+    assert ghost.findtext(f"{T}InvalidRecipient") == "true"
+    assert ghost.find(f"{T}OutOfOffice") is None
+    assert outside.findtext(f"{T}ExternalMemberCount") == "1"
+    assert outside.findtext(f"{T}InvalidRecipient") == "false"
+    only = soap(
+        lab,
+        "alice",
+        "<m:GetMailTips><m:SendingAs><t:EmailAddress>alice@contoso.com</t:EmailAddress>"
+        f"</m:SendingAs><m:Recipients>{recipients}</m:Recipients>"
+        "<m:MailTipsRequested>OutOfOfficeMessage</m:MailTipsRequested></m:GetMailTips>",
+    )
+    first = next(only.iter(f"{M}MailTips"))
+    assert [e.tag.split("}")[1] for e in first] == ["RecipientAddress", "OutOfOffice"]
+
+
+def test_room_lists_and_rooms_answer_as_exchange_does_with_none(lab: Lab) -> None:
+    account = adam_at_ny(lab)
+    assert list(account.protocol.get_roomlists()) == []
+    with pytest.raises(ErrorNameResolutionNoResults):
+        list(GetRooms(account.protocol).call(room_list=RoomList(email_address="rooms@contoso.com")))
