@@ -1,15 +1,16 @@
 """The mailbox-level operations of EWS, beside items and folders: one dispatch for the handler.
 
 Automatic replies (:mod:`.ews_oof`), mail tips (:mod:`.ews_mailtips`),
-room lists and rooms (:mod:`.ews_rooms`).  Each reads and writes the
-mailbox's settings in its store (:mod:`sitemail.mailbox.mailbox_settings`)
-or the directory.
+room lists and rooms (:mod:`.ews_rooms`), delegates (:mod:`.ews_delegates`).
+Each reads and writes the mailbox's settings in its store
+(:mod:`sitemail.mailbox.mailbox_settings`) or the directory.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from sitemail.access.ews_delegates import DELEGATE_OPERATIONS, delegate_operation
 from sitemail.access.ews_mailbox import EwsMailbox
 from sitemail.access.ews_mailtips import get_mail_tips
 from sitemail.access.ews_oof import get_user_oof_settings, set_user_oof_settings
@@ -27,6 +28,7 @@ ACCOUNT_OPERATIONS = (
     "GetMailTips",
     "GetRoomLists",
     "GetRooms",
+    *DELEGATE_OPERATIONS,
 )
 
 
@@ -45,6 +47,8 @@ async def account_operation(
             return get_room_lists(body)
         case "GetRooms":
             return get_rooms(body)
+        case "GetDelegate" | "AddDelegate" | "UpdateDelegate" | "RemoveDelegate":
+            return await delegate_operation(operation, box, body)
     return None
 
 

@@ -14,9 +14,14 @@ from typing import Any
 import pytest
 import requests
 from exchangelib import Account, OofSettings
-from exchangelib.errors import ErrorNameResolutionNoResults
-from exchangelib.properties import RoomList
-from exchangelib.services import GetRooms
+from exchangelib.errors import (
+    ErrorDelegateNoUser,
+    ErrorInvalidUserSid,
+    ErrorNameResolutionNoResults,
+    ErrorNotDelegate,
+)
+from exchangelib.properties import RoomList, UserId
+from exchangelib.services import GetDelegate, GetRooms
 from tests.unit.access.test_ews_exchangelib import (
     FL_EWS,
     NY_EWS,
@@ -219,3 +224,100 @@ def test_room_lists_and_rooms_answer_as_exchange_does_with_none(lab: Lab) -> Non
     assert list(account.protocol.get_roomlists()) == []
     with pytest.raises(ErrorNameResolutionNoResults):
         list(GetRooms(account.protocol).call(room_list=RoomList(email_address="rooms@contoso.com")))
+
+
+_INCLUDE = ' IncludePermissions="true"'
+
+
+def _delegates(lab: Lab, operation: str, inner: str, user: str = "adam") -> ET.Element:
+    return soap(
+        lab,
+        user,
+        f"<m:{operation}{_INCLUDE if operation == 'GetDelegate' else ''}>"
+        "<m:Mailbox><t:EmailAddress>adam@contoso.com</t:EmailAddress></m:Mailbox>"
+        f"{inner}</m:{operation}>",
+    )
+
+
+def _codes(answer: ET.Element) -> list[str | None]:
+    return [
+        msg.findtext(f"{M}ResponseCode")
+        for msg in answer.iter(f"{M}DelegateUserResponseMessageType")
+    ]
+
+
+ALICE_AS_EDITOR = (
+    "<m:DelegateUsers><t:DelegateUser><t:UserId><t:PrimarySmtpAddress>alice@contoso.com"
+    "</t:PrimarySmtpAddress></t:UserId><t:DelegatePermissions><t:CalendarFolderPermissionLevel>"
+    "Editor</t:CalendarFolderPermissionLevel><t:InboxFolderPermissionLevel>Reviewer"
+    "</t:InboxFolderPermissionLevel></t:DelegatePermissions><t:ReceiveCopiesOfMeetingMessages>"
+    "true</t:ReceiveCopiesOfMeetingMessages><t:ViewPrivateItems>false</t:ViewPrivateItems>"
+    "</t:DelegateUser></m:DelegateUsers><m:DeliverMeetingRequests>DelegatesAndMe"
+    "</m:DeliverMeetingRequests>"
+)
+
+
+def test_delegates_are_added_read_updated_and_removed(lab: Lab) -> None:
+    account = adam_at_ny(lab)
+    assert account.delegates == []
+    with pytest.raises(ErrorInvalidUserSid):
+        list(
+            GetDelegate(account=account).call(
+                user_ids=[UserId(sid="XXX")], include_permissions=True
+            )
+        )
+    with pytest.raises(ErrorDelegateNoUser):
+        list(
+            GetDelegate(account=account).call(
+                user_ids=["foo@example.com"], include_permissions=True
+            )
+        )
+    with pytest.raises(ErrorNotDelegate):
+        list(
+            GetDelegate(account=account).call(
+                user_ids=["adam@contoso.com"], include_permissions=True
+            )
+        )
+
+    assert _codes(_delegates(lab, "AddDelegate", ALICE_AS_EDITOR)) == ["NoError"]
+    assert _codes(_delegates(lab, "AddDelegate", ALICE_AS_EDITOR)) == ["ErrorDelegateAlreadyExists"]
+    (alice_delegate,) = account.delegates
+    assert alice_delegate.user_id.primary_smtp_address == "alice@contoso.com"
+    levels = alice_delegate.delegate_permissions
+    assert (levels.calendar_folder_permission_level, levels.inbox_folder_permission_level) == (
+        "Editor",
+        "Reviewer",
+    )
+    assert levels.tasks_folder_permission_level == "None"
+    assert alice_delegate.receive_copies_of_meeting_messages is True
+    got = _delegates(lab, "GetDelegate", "")
+    assert got.findtext(f"{M}DeliverMeetingRequests") == "DelegatesAndMe"
+    # FL's store keeps them.
+    kept = lab.stores["EX-FL1"].get_setting("adam", SettingName.DELEGATES)
+    assert kept is not None and kept["delegates"][0]["address"] == "alice@contoso.com"
+
+    update = (
+        "<m:DelegateUsers><t:DelegateUser><t:UserId><t:PrimarySmtpAddress>alice@contoso.com"
+        "</t:PrimarySmtpAddress></t:UserId><t:DelegatePermissions><t:TasksFolderPermissionLevel>"
+        "Author</t:TasksFolderPermissionLevel></t:DelegatePermissions></t:DelegateUser>"
+        "</m:DelegateUsers>"
+    )
+    assert _codes(_delegates(lab, "UpdateDelegate", update)) == ["NoError"]
+    (alice_delegate,) = account.delegates
+    levels = alice_delegate.delegate_permissions
+    assert levels.tasks_folder_permission_level == "Author"
+    assert levels.calendar_folder_permission_level == "Editor"
+    assert alice_delegate.receive_copies_of_meeting_messages is True
+
+    owner = ALICE_AS_EDITOR.replace("alice@", "adam@")
+    assert _codes(_delegates(lab, "AddDelegate", owner)) == ["ErrorDelegateCannotAddOwner"]
+    remove = (
+        "<m:UserIds><t:UserId><t:PrimarySmtpAddress>alice@contoso.com</t:PrimarySmtpAddress>"
+        "</t:UserId></m:UserIds>"
+    )
+    assert _codes(_delegates(lab, "RemoveDelegate", remove)) == ["NoError"]
+    assert _codes(_delegates(lab, "RemoveDelegate", remove)) == ["ErrorNotDelegate"]
+    assert account.delegates == []
+    # Alice cannot change adam's delegates.
+    refused = _delegates(lab, "AddDelegate", ALICE_AS_EDITOR, user="alice")
+    assert refused.findtext(f"{M}ResponseCode") == "ErrorAccessDenied"
