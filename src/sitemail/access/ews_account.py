@@ -1,8 +1,8 @@
 """The mailbox-level operations of EWS, beside items and folders: one dispatch for the handler.
 
 Automatic replies (:mod:`.ews_oof`), mail tips (:mod:`.ews_mailtips`),
-room lists and rooms (:mod:`.ews_rooms`), delegates (:mod:`.ews_delegates`).
-Each reads and writes the mailbox's settings in its store
+room lists and rooms (:mod:`.ews_rooms`), delegates (:mod:`.ews_delegates`),
+Inbox rules (:mod:`.ews_rules`).  Each reads and writes the mailbox's settings in its store
 (:mod:`sitemail.mailbox.mailbox_settings`) or the directory.
 """
 
@@ -15,6 +15,7 @@ from sitemail.access.ews_mailbox import EwsMailbox
 from sitemail.access.ews_mailtips import get_mail_tips
 from sitemail.access.ews_oof import get_user_oof_settings, set_user_oof_settings
 from sitemail.access.ews_rooms import get_room_lists, get_rooms
+from sitemail.access.ews_rules import get_inbox_rules, update_inbox_rules
 from sitemail.clock import Clock
 from sitemail.org.directory import Directory
 from sitemail.org.model import Organization
@@ -29,6 +30,8 @@ ACCOUNT_OPERATIONS = (
     "GetRoomLists",
     "GetRooms",
     *DELEGATE_OPERATIONS,
+    "GetInboxRules",
+    "UpdateInboxRules",
 )
 
 
@@ -49,6 +52,10 @@ async def account_operation(
             return get_rooms(body)
         case "GetDelegate" | "AddDelegate" | "UpdateDelegate" | "RemoveDelegate":
             return await delegate_operation(operation, box, body)
+        case "GetInboxRules":
+            return await get_inbox_rules(box, body)
+        case "UpdateInboxRules":
+            return await update_inbox_rules(box, body)
     return None
 
 

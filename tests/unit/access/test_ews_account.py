@@ -16,11 +16,20 @@ import requests
 from exchangelib import Account, OofSettings
 from exchangelib.errors import (
     ErrorDelegateNoUser,
+    ErrorInboxRulesValidationError,
     ErrorInvalidUserSid,
     ErrorNameResolutionNoResults,
     ErrorNotDelegate,
 )
-from exchangelib.properties import RoomList, UserId
+from exchangelib.properties import (
+    Actions,
+    Address,
+    Conditions,
+    Exceptions,
+    RoomList,
+    Rule,
+    UserId,
+)
 from exchangelib.services import GetDelegate, GetRooms
 from tests.unit.access.test_ews_exchangelib import (
     FL_EWS,
@@ -321,3 +330,103 @@ def test_delegates_are_added_read_updated_and_removed(lab: Lab) -> None:
     # Alice cannot change adam's delegates.
     refused = _delegates(lab, "AddDelegate", ALICE_AS_EDITOR, user="alice")
     assert refused.findtext(f"{M}ResponseCode") == "ErrorAccessDenied"
+
+
+def test_inbox_rules_are_created_set_reordered_and_deleted(lab: Lab) -> None:
+    account = adam_at_ny(lab)
+    assert account.rules == []
+    first = Rule(
+        account=account,
+        display_name="From bob",
+        priority=1,
+        is_enabled=True,
+        conditions=Conditions(
+            from_addresses=[Address(email_address="bob@contoso.com")],
+            contains_subject_strings=["report", "numbers"],
+            importance="High",
+        ),
+        exceptions=Exceptions(has_attachments=True),
+        actions=Actions(move_to_folder=account.trash, mark_as_read=True),
+    ).save()
+    assert first.id is not None
+    second = Rule(
+        account=account,
+        display_name="Lists",
+        priority=10**6,
+        is_enabled=False,
+        actions=Actions(stop_processing_rules=True, assign_categories=["lists"]),
+    ).save()
+    rules = account.rules
+    assert [(r.display_name, r.priority, r.is_enabled) for r in rules] == [
+        ("From bob", 1, True),
+        ("Lists", 2, False),
+    ]
+    got = rules[0]
+    assert [a.email_address for a in got.conditions.from_addresses] == ["bob@contoso.com"]
+    assert got.conditions.contains_subject_strings == ["report", "numbers"]
+    assert got.conditions.importance == "High" and got.exceptions.has_attachments is True
+    assert got.actions.mark_as_read is True
+    assert got.actions.move_to_folder.folder_id.id == account.trash.id
+    # A rule set to priority 1 goes first; the others move down.
+    second.priority = 1
+    second.display_name = "Mailing lists"
+    second.save()
+    assert [(r.display_name, r.priority) for r in account.rules] == [
+        ("Mailing lists", 1),
+        ("From bob", 2),
+    ]
+    # FL's store keeps them.
+    kept = lab.stores["EX-FL1"].get_setting("adam", SettingName.INBOX_RULES)
+    assert kept is not None and len(kept["rules"]) == 2
+    second.delete()
+    first.delete()
+    assert account.rules == []
+
+
+def test_every_action_exchange_2010_takes_and_the_refused_ones(lab: Lab) -> None:
+    account = adam_at_ny(lab)
+    for action in (
+        {"assign_categories": ["foo"]},
+        {"copy_to_folder": account.trash},
+        {"delete": True},
+        {"forward_as_attachment_to_recipients": [Address(email_address="x@fabrikam.com")]},
+        {"forward_to_recipients": [Address(email_address="alice@contoso.com")]},
+        {"mark_importance": "Low"},
+        {"permanent_delete": True},
+        {"redirect_to_recipients": [Address(email_address="x@fabrikam.com")]},
+    ):
+        rule = Rule(account=account, display_name="r", priority=5, actions=Actions(**action))
+        rule.save()
+        rule.delete()
+    with pytest.raises(ErrorInboxRulesValidationError) as refused:
+        Rule(
+            account=account,
+            display_name="sms",
+            priority=1,
+            actions=Actions(send_sms_alert_to_recipients=[Address(email_address="x@fabrikam.com")]),
+        ).save()
+    assert "UnsupportedRule on field Action:SendSMSAlertToRecipients" in str(refused.value)
+    assert account.rules == []
+    # A failing operation leaves the rules as they were; a rule id that is not is RuleNotFound.
+    unknown = (
+        "<m:UpdateInboxRules><m:RemoveOutlookRuleBlob>true</m:RemoveOutlookRuleBlob>"
+        "<m:Operations><t:DeleteRuleOperation><t:RuleId>404</t:RuleId></t:DeleteRuleOperation>"
+        "</m:Operations></m:UpdateInboxRules>"
+    )
+    answer = soap(lab, "adam", unknown)
+    assert answer.findtext(f"{M}ResponseCode") == "ErrorInboxRulesValidationError"
+    error = answer.find(f"{M}RuleOperationErrors/{T}RuleOperationError")
+    assert error is not None and error.findtext(f"{T}OperationIndex") == "0"
+    assert error.findtext(f"{T}ValidationErrors/{T}Error/{T}ErrorCode") == "RuleNotFound"
+    answer = soap(
+        lab,
+        "alice",
+        "<m:GetInboxRules><m:MailboxSmtpAddress>adam@contoso.com"
+        "</m:MailboxSmtpAddress></m:GetInboxRules>",
+    )
+    assert (
+        answer.findtext(
+            ".//{http://schemas.microsoft.com/exchange/services/2006/errors}ResponseCode"
+        )
+        == "ErrorAccessDenied"
+    )
