@@ -179,7 +179,21 @@ class StoreDatabase(ItemOperations, FolderOperations, ReadOperations, SettingsOp
         parsed: ParsedMessage,
     ) -> DeliveryResult:
         inbox = tree.folder_id(conn, box, WellKnownFolder.INBOX.value)
-        placed = self._store(conn, box, inbox, stream, start, parsed, Flags(), None)
+        # The mailbox's Inbox rules say where it goes (database_settings, inbox_rules).
+        target, flags, copies = self._rules_for(conn, box, parsed, inbox)
+        if target is None:  # PermanentDelete: only the delivery id is kept (message id 0)
+            conn.execute(
+                "INSERT INTO deliveries(mailbox_id, key, message_id, delivered_at) "
+                "VALUES (?,?,0,?)",
+                (box.id, key, self._now_us()),
+            )
+            return DeliveryResult(message_id=0, folder_id=None, uid=None, duplicate=False)
+        placed = self._store(conn, box, target, stream, start, parsed, flags, None)
+        for folder in copies:
+            content = conn.execute(
+                "SELECT content_id, received_at FROM messages WHERE id=?", (placed.message_id,)
+            ).fetchone()
+            self._place(conn, box, folder, int(content[0]), flags, int(content[1]))
         conn.execute(
             "INSERT INTO deliveries(mailbox_id, key, message_id, delivered_at) VALUES (?,?,?,?)",
             (box.id, key, placed.message_id, self._now_us()),

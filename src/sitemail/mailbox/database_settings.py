@@ -6,16 +6,26 @@ UpdateInboxRules, SetUserOofSettings ...) reads it, changes its copy and
 writes it back; ``expected`` makes that write refuse a document someone
 else changed meanwhile (Conflict), so two Client Access servers cannot
 lose each other's rule.
+
+Delivery asks :meth:`SettingsOperations._rules_for` where a message goes
+by the mailbox's Inbox rules, inside the delivery's transaction.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from datetime import datetime
 from typing import Any
 
+from sitemail.mailbox import folder_tree as tree
 from sitemail.mailbox.database_core import DatabaseCore
 from sitemail.mailbox.errors import Conflict, InvalidRequest
-from sitemail.mailbox.mailbox_settings import SettingName, parse_setting
+from sitemail.mailbox.inbox_rules import RuleMessage, disposition
+from sitemail.mailbox.mailbox_settings import InboxRules, SettingName, parse_setting
+from sitemail.mailbox.messages import ParsedMessage
+from sitemail.mailbox.records import Flags, WellKnownFolder
+from sitemail.mailbox.rows import MailboxRow, from_us
 
 __all__ = ["MAX_SETTING_SIZE", "SettingsOperations"]
 
@@ -68,3 +78,56 @@ class SettingsOperations(DatabaseCore):
             )
         stored: dict[str, Any] = json.loads(data)
         return stored
+
+    # ------------------------------------------------- rules at delivery
+
+    def _rules_for(
+        self, conn: sqlite3.Connection, box: MailboxRow, parsed: ParsedMessage, inbox: int
+    ) -> tuple[int | None, Flags, tuple[int, ...]]:
+        """The folder a delivery goes to (None: not kept), its flags, the folders it is copied to.
+
+        The mailbox's Inbox rules decide (:mod:`.inbox_rules`); a folder a rule
+        names that is gone leaves the message where it would have gone without it.
+        """
+        row = conn.execute(
+            "SELECT data FROM mailbox_settings WHERE mailbox_id=? AND name=?",
+            (box.id, SettingName.INBOX_RULES.value),
+        ).fetchone()
+        if row is None:
+            return inbox, Flags(), ()
+        rules = InboxRules.model_validate_json(row[0])
+        if not rules.rules:
+            return inbox, Flags(), ()
+        outcome = disposition(rules, _rule_message(parsed, from_us(self._now_us())))
+        flags = Flags(seen=outcome.mark_as_read)
+        if outcome.permanent_delete:
+            return None, flags, ()
+        target = inbox
+        if outcome.delete:
+            target = tree.folder_id(conn, box, WellKnownFolder.DELETED_ITEMS.value)
+        elif outcome.move_to is not None and self._has_folder(conn, box, outcome.move_to):
+            target = outcome.move_to
+        copies = tuple(f for f in outcome.copy_to if f != target and self._has_folder(conn, box, f))
+        return target, flags, copies
+
+    def _has_folder(self, conn: sqlite3.Connection, box: MailboxRow, folder: int) -> bool:
+        found = conn.execute(
+            "SELECT 1 FROM folders WHERE id=? AND mailbox_id=?", (folder, box.id)
+        ).fetchone()
+        return found is not None
+
+
+def _rule_message(parsed: ParsedMessage, received: datetime) -> RuleMessage:
+    sender = parsed.from_address
+    return RuleMessage(
+        sender=(sender.address if sender else "").lower(),
+        sender_name=sender.name if sender else "",
+        to=tuple(a.address.lower() for a in parsed.to),
+        cc=tuple(a.address.lower() for a in parsed.cc),
+        recipient_names=tuple(a.name for a in (*parsed.to, *parsed.cc) if a.name),
+        subject=parsed.subject,
+        body=parsed.search_text,
+        has_attachments=parsed.has_attachments,
+        size=parsed.size,
+        received=received,
+    )

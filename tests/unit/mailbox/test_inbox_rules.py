@@ -1,0 +1,154 @@
+"""Inbox rules at delivery: the pure decision, and the store acting on it in the delivery."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sitemail.mailbox.database import StoreDatabase
+from sitemail.mailbox.inbox_rules import Disposition, RuleMessage, disposition
+from sitemail.mailbox.mailbox_settings import InboxRules, SettingName
+
+NOW = datetime(2030, 3, 4, 9, tzinfo=UTC)
+MESSAGE = RuleMessage(
+    sender="bob@contoso.com",
+    sender_name="Bob Ny",
+    to=("adam@contoso.com",),
+    cc=("list@contoso.com",),
+    recipient_names=("Adam Fl",),
+    subject="Weekly numbers",
+    body="the figures for march",
+    has_attachments=False,
+    size=20_000,
+    received=NOW,
+)
+
+
+def rules(*given: dict[str, Any]) -> InboxRules:
+    return InboxRules.model_validate(
+        {
+            "rules": [
+                {"rule_id": str(i), "display_name": f"r{i}", "priority": i, **rule}
+                for i, rule in enumerate(given, start=1)
+            ]
+        }
+    )
+
+
+MOVE_5 = {"MoveToFolder": {"folder": "5"}}
+
+
+@pytest.mark.parametrize(
+    ("conditions", "applies"),
+    [
+        ({"FromAddresses": ["BOB@contoso.com"]}, True),
+        ({"FromAddresses": ["carl@contoso.com"]}, False),
+        ({"SentToAddresses": ["list@contoso.com"]}, True),
+        ({"SentToAddresses": ["other@contoso.com"]}, False),
+        ({"ContainsSubjectStrings": ["zzz", "NUMBERS"]}, True),
+        ({"ContainsSubjectStrings": ["zzz"]}, False),
+        ({"ContainsSenderStrings": ["bob ny"]}, True),
+        ({"ContainsRecipientStrings": ["adam fl"]}, True),
+        ({"ContainsBodyStrings": ["march"]}, True),
+        ({"ContainsSubjectOrBodyStrings": ["figures"]}, True),
+        ({"HasAttachments": True}, False),
+        ({"WithinSizeRange": {"MinimumSize": "10", "MaximumSize": "30"}}, True),
+        ({"WithinSizeRange": {"MinimumSize": "30", "MaximumSize": "40"}}, False),
+        (
+            {
+                "WithinDateRange": {
+                    "StartDateTime": "2030-03-01T00:00:00Z",
+                    "EndDateTime": "2030-04-01T00:00:00Z",
+                }
+            },
+            True,
+        ),
+        # All conditions must hold.
+        ({"FromAddresses": ["bob@contoso.com"], "ContainsSubjectStrings": ["zzz"]}, False),
+        # One that cannot be told here keeps the rule from acting.
+        ({"FromAddresses": ["bob@contoso.com"], "Categories": ["x"]}, False),
+        ({"SentToMe": True}, False),
+        ({}, True),
+    ],
+)
+def test_a_rule_applies_when_all_its_conditions_hold(
+    conditions: dict[str, Any], applies: bool
+) -> None:
+    outcome = disposition(rules({"conditions": conditions, "actions": MOVE_5}), MESSAGE)
+    assert (outcome.move_to == 5) is applies
+
+
+def test_exceptions_disabled_rules_priority_and_stop_processing() -> None:
+    excepted = {"exceptions": {"ContainsSubjectStrings": ["weekly"]}, "actions": MOVE_5}
+    assert disposition(rules(excepted), MESSAGE) == Disposition()
+    unknown = {"exceptions": {"IsSigned": True}, "actions": MOVE_5}
+    assert disposition(rules(unknown), MESSAGE) == Disposition()
+    assert disposition(rules({"is_enabled": False, "actions": MOVE_5}), MESSAGE) == Disposition()
+    first = {"actions": {"MoveToFolder": {"folder": "7"}, "MarkAsRead": True}}
+    second = {"actions": {**MOVE_5, "CopyToFolder": {"folder": "9"}}}
+    both = disposition(rules(first, second), MESSAGE)
+    assert (both.move_to, both.mark_as_read, both.copy_to, both.applied) == (
+        7,
+        True,
+        (9,),
+        ("1", "2"),
+    )
+    stop = {"actions": {"MarkAsRead": True, "StopProcessingRules": True}}
+    assert disposition(rules(stop, second), MESSAGE).applied == ("1",)
+
+
+def deliver(db: StoreDatabase, subject: str, sender: str = "bob@contoso.com") -> int:
+    raw = (
+        f"From: Bob <{sender}>\r\nTo: adam@contoso.com\r\nSubject: {subject}\r\n"
+        "Message-ID: <" + subject.replace(" ", ".") + "@contoso.com>\r\n\r\nHello\r\n"
+    ).encode()
+    return db.deliver("adam", f"{subject}:adam", raw).message_id
+
+
+def subjects(db: StoreDatabase, folder: str) -> list[str]:
+    return sorted(m.subject for m in db.list_messages("adam", folder).items)
+
+
+def test_the_store_applies_the_rules_in_the_delivery(tmp_path: Path) -> None:
+    db = StoreDatabase(tmp_path / "db.sqlite")
+    projects = db.create_folder("adam", "Projects")
+    archive = db.create_folder("adam", "Archive")
+    gone = db.create_folder("adam", "Gone")
+    db.delete_folder("adam", gone.id)
+    rule_list = [
+        {"conditions": {"ContainsSubjectStrings": ["spam"]}, "actions": {"PermanentDelete": True}},
+        {"conditions": {"FromAddresses": ["junk@fabrikam.com"]}, "actions": {"Delete": True}},
+        {
+            "conditions": {"ContainsSubjectStrings": ["project"]},
+            "actions": {
+                "MoveToFolder": {"folder": str(projects.id)},
+                "CopyToFolder": {"folder": str(archive.id)},
+                "MarkAsRead": True,
+                "StopProcessingRules": True,
+            },
+        },
+        {"conditions": {"ContainsSubjectStrings": ["plan"]}, "actions": {"MarkAsRead": True}},
+        {
+            "conditions": {"ContainsSubjectStrings": ["old"]},
+            "actions": {"MoveToFolder": {"folder": str(gone.id)}},
+        },
+    ]
+    db.put_setting("adam", SettingName.INBOX_RULES, rules(*rule_list).model_dump(mode="json"))
+    deliver(db, "Project plan")
+    deliver(db, "Lunch")
+    deliver(db, "Ad", sender="junk@fabrikam.com")
+    deliver(db, "Old thread")
+    assert deliver(db, "Cheap spam") == 0
+    assert subjects(db, "inbox") == ["Lunch", "Old thread"]
+    assert subjects(db, str(projects.id)) == ["Project plan"]
+    assert subjects(db, str(archive.id)) == ["Project plan"]
+    assert subjects(db, "deleteditems") == ["Ad"]
+    (moved,) = db.list_messages("adam", projects.id).items
+    assert moved.flags.seen  # MarkAsRead; the "plan" rule came after StopProcessingRules
+    # A hub that delivers the permanently deleted message again does not bring it back.
+    again = db.deliver("adam", "Cheap spam:adam", b"Subject: Cheap spam\r\n\r\nx\r\n")
+    assert again.duplicate and again.folder_id is None
+    assert all("spam" not in s for f in ("inbox", "deleteditems") for s in subjects(db, f))
