@@ -43,7 +43,7 @@ async def account_operation(
         case "GetUserOofSettingsRequest":
             return await get_user_oof_settings(box, body, clock.now())
         case "SetUserOofSettingsRequest":
-            return await set_user_oof_settings(box, body)
+            return await set_user_oof_settings(box, body, _organization(directory))
         case "GetMailTips":
             return await get_mail_tips(box, body, _organization(directory), clock.now())
         case "GetRoomLists":

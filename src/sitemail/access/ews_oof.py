@@ -2,22 +2,26 @@
 
 The settings are a document of the mailbox's store (:mod:`sitemail.mailbox.mailbox_settings`),
 so whichever Client Access server a request reaches (NY proxying to FL, or
-FL itself) reads and writes the same one, and the mailbox's own server can
-answer mail with them.  A user reads and sets the automatic replies of
-their own mailbox; another mailbox's are refused (delegated access to
-them is not served).
+FL itself) reads and writes the same one, and the mailbox's own server
+answers mail with them at delivery (:mod:`sitemail.mailbox.oof_reply`); for
+that, the settings carry who the mailbox is (its addresses, the accepted
+domains that make a sender internal), from the directory.  A user reads
+and sets the automatic replies of their own mailbox; another mailbox's are
+refused (delegated access to them is not served).
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
+from typing import Any
 
 from sitemail.access.ews_calendar import parse_time, when
 from sitemail.access.ews_mailbox import EwsMailbox
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.mailbox.mailbox_settings import OofSettings, SettingName, parse_setting
+from sitemail.org.model import Organization
 
 __all__ = ["get_user_oof_settings", "read_oof", "set_user_oof_settings"]
 
@@ -58,7 +62,9 @@ async def get_user_oof_settings(box: EwsMailbox, body: ET.Element, now: datetime
     return response
 
 
-async def set_user_oof_settings(box: EwsMailbox, body: ET.Element) -> ET.Element:
+async def set_user_oof_settings(
+    box: EwsMailbox, body: ET.Element, organization: Organization | None
+) -> ET.Element:
     response = ET.Element(m("SetUserOofSettingsResponse"))
     try:
         _check_mailbox(box, body)
@@ -66,7 +72,7 @@ async def set_user_oof_settings(box: EwsMailbox, body: ET.Element) -> ET.Element
         if given is None:
             raise SoapFault("ErrorSchemaValidation", "SetUserOofSettings needs UserOofSettings.")
         current = await read_oof(box, box.alias)
-        settings = _parse(given, current)
+        settings = _parse(given, current, _owner(box, organization))
     except Refused as refused:
         _message(response, refused.code, refused.text)
         return response
@@ -75,7 +81,19 @@ async def set_user_oof_settings(box: EwsMailbox, body: ET.Element) -> ET.Element
     return response
 
 
-def _parse(given: ET.Element, current: OofSettings) -> OofSettings:
+def _owner(box: EwsMailbox, organization: Organization | None) -> dict[str, Any]:
+    """Who the replies come from, for the mailbox's server to answer at delivery."""
+    domains = [d.domain_name for d in organization.accepted_domains] if organization else []
+    mailbox = box.mailbox
+    return {
+        "address": mailbox.primary_smtp_address,
+        "name": mailbox.display_name,
+        "addresses": mailbox.all_addresses,
+        "internal_domains": domains,
+    }
+
+
+def _parse(given: ET.Element, current: OofSettings, owner: dict[str, Any]) -> OofSettings:
     state = (given.findtext(t("OofState")) or "").strip()
     audience = (given.findtext(t("ExternalAudience")) or current.external_audience).strip()
     if state not in _STATES or audience not in _AUDIENCES:
@@ -103,7 +121,13 @@ def _parse(given: ET.Element, current: OofSettings) -> OofSettings:
         text = reply.findtext(t("Message")) if reply is not None else None
         key = "internal_reply" if name == "InternalReply" else "external_reply"
         replies[key] = getattr(current, key) if text is None else text
-    document = {"state": state, "external_audience": audience, "start": start, "end": end}
+    document = {
+        "state": state,
+        "external_audience": audience,
+        "start": start,
+        "end": end,
+        "owner": owner,
+    }
     try:
         return OofSettings.model_validate({**document, **replies})
     except ValueError:

@@ -23,6 +23,7 @@ APPEND, flags, moves, deletion and Mail Submission's Outbox.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from collections.abc import Collection, Sequence
@@ -40,7 +41,7 @@ from sitemail.mailbox.database_settings import SettingsOperations
 from sitemail.mailbox.errors import InvalidRequest, MessageTooLarge, StoreError
 from sitemail.mailbox.folder_tree import FolderRef
 from sitemail.mailbox.limits import MAX_PAGE_SIZE, MAX_UID_PAGE, check_page, delivery_key
-from sitemail.mailbox.messages import ParsedMessage
+from sitemail.mailbox.messages import ParsedMessage, parse_message
 from sitemail.mailbox.records import (
     DeliveryResult,
     ExpungeResult,
@@ -189,6 +190,12 @@ class StoreDatabase(ItemOperations, FolderOperations, ReadOperations, SettingsOp
             )
             return DeliveryResult(message_id=0, folder_id=None, uid=None, duplicate=False)
         placed = self._store(conn, box, target, stream, start, parsed, flags, None)
+        reply = self._auto_reply(conn, box, stream, start, parsed)
+        if reply is not None:
+            # Mail Submission sends it from the Outbox and, flagged deleted, keeps no copy.
+            outbox = tree.folder_id(conn, box, WellKnownFolder.OUTBOX.value)
+            sent = Flags(seen=True, deleted=True)
+            self._store(conn, box, outbox, io.BytesIO(reply), 0, parse_message(reply), sent, None)
         for folder in copies:
             content = conn.execute(
                 "SELECT content_id, received_at FROM messages WHERE id=?", (placed.message_id,)

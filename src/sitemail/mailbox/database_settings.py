@@ -8,7 +8,11 @@ else changed meanwhile (Conflict), so two Client Access servers cannot
 lose each other's rule.
 
 Delivery asks :meth:`SettingsOperations._rules_for` where a message goes
-by the mailbox's Inbox rules, inside the delivery's transaction.
+by the mailbox's Inbox rules, and :meth:`SettingsOperations._auto_reply`
+for the automatic reply it gets, inside the delivery's transaction: the
+reply goes to the Outbox in the same commit as the message, and the
+senders answered (``oof_history``) with it, so a crash cannot answer twice
+nor lose a reply.
 """
 
 from __future__ import annotations
@@ -16,14 +20,30 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 from sitemail.mailbox import folder_tree as tree
 from sitemail.mailbox.database_core import DatabaseCore
 from sitemail.mailbox.errors import Conflict, InvalidRequest
 from sitemail.mailbox.inbox_rules import RuleMessage, disposition
-from sitemail.mailbox.mailbox_settings import InboxRules, SettingName, parse_setting
+from sitemail.mailbox.item_records import ItemKind
+from sitemail.mailbox.mailbox_settings import (
+    MAX_OOF_SENDERS,
+    InboxRules,
+    OofHistory,
+    OofSettings,
+    SettingName,
+    parse_setting,
+)
 from sitemail.mailbox.messages import ParsedMessage
+from sitemail.mailbox.oof_reply import (
+    MAX_HEADER_READ,
+    OofContext,
+    oof_audience,
+    oof_reply_message,
+    parse_header,
+    reply_wanted,
+)
 from sitemail.mailbox.records import Flags, WellKnownFolder
 from sitemail.mailbox.rows import MailboxRow, from_us
 
@@ -31,6 +51,8 @@ __all__ = ["MAX_SETTING_SIZE", "SettingsOperations"]
 
 #: Largest setting document, in bytes of JSON.
 MAX_SETTING_SIZE = 192 * 1024
+#: Most contacts read to tell whether a sender is known to the mailbox.
+MAX_KNOWN_CONTACTS = 5000
 
 
 class SettingsOperations(DatabaseCore):
@@ -76,6 +98,12 @@ class SettingsOperations(DatabaseCore):
                 "ON CONFLICT(mailbox_id, name) DO UPDATE SET data=excluded.data",
                 (box.id, name.value, data),
             )
+            if name is SettingName.OOF:
+                # New automatic replies answer every sender once again.
+                conn.execute(
+                    "DELETE FROM mailbox_settings WHERE mailbox_id=? AND name=?",
+                    (box.id, SettingName.OOF_HISTORY.value),
+                )
         stored: dict[str, Any] = json.loads(data)
         return stored
 
@@ -89,13 +117,10 @@ class SettingsOperations(DatabaseCore):
         The mailbox's Inbox rules decide (:mod:`.inbox_rules`); a folder a rule
         names that is gone leaves the message where it would have gone without it.
         """
-        row = conn.execute(
-            "SELECT data FROM mailbox_settings WHERE mailbox_id=? AND name=?",
-            (box.id, SettingName.INBOX_RULES.value),
-        ).fetchone()
+        row = self._setting_row(conn, box, SettingName.INBOX_RULES)
         if row is None:
             return inbox, Flags(), ()
-        rules = InboxRules.model_validate_json(row[0])
+        rules = InboxRules.model_validate_json(row)
         if not rules.rules:
             return inbox, Flags(), ()
         outcome = disposition(rules, _rule_message(parsed, from_us(self._now_us())))
@@ -115,6 +140,73 @@ class SettingsOperations(DatabaseCore):
             "SELECT 1 FROM folders WHERE id=? AND mailbox_id=?", (folder, box.id)
         ).fetchone()
         return found is not None
+
+    # ------------------------------------------------ automatic replies
+
+    def _auto_reply(
+        self,
+        conn: sqlite3.Connection,
+        box: MailboxRow,
+        stream: IO[bytes],
+        start: int,
+        parsed: ParsedMessage,
+    ) -> bytes | None:
+        """The automatic reply a delivery gets (:mod:`.oof_reply`), remembered as sent."""
+        row = self._setting_row(conn, box, SettingName.OOF)
+        if row is None:
+            return None
+        settings = OofSettings.model_validate_json(row)
+        owner = settings.owner
+        sender = (parsed.from_address.address if parsed.from_address else "").lower()
+        now = from_us(self._now_us())
+        if owner is None or not sender or not settings.active(now):
+            return None
+        if parsed.header_size > MAX_HEADER_READ:
+            return None
+        stream.seek(start)
+        header = parse_header(stream.read(parsed.header_size))
+        context = OofContext(
+            owner.address, owner.name, tuple(owner.addresses), tuple(owner.internal_domains)
+        )
+        if not reply_wanted(header, sender, context):
+            return None
+        history_row = self._setting_row(conn, box, SettingName.OOF_HISTORY)
+        history = OofHistory.model_validate_json(history_row) if history_row else OofHistory()
+        if sender in history.senders:
+            return None
+        known = settings.external_audience == "Known" and self._in_contacts(conn, box, sender)
+        text = oof_audience(settings, sender, context, known=known)
+        if text is None:
+            return None
+        senders = [*history.senders, sender][-MAX_OOF_SENDERS:]
+        conn.execute(
+            "INSERT INTO mailbox_settings(mailbox_id, name, data) VALUES (?, ?, ?) "
+            "ON CONFLICT(mailbox_id, name) DO UPDATE SET data=excluded.data",
+            (box.id, SettingName.OOF_HISTORY.value, OofHistory(senders=senders).model_dump_json()),
+        )
+        return oof_reply_message(header, sender, context, text, now)
+
+    def _setting_row(
+        self, conn: sqlite3.Connection, box: MailboxRow, name: SettingName
+    ) -> str | None:
+        row = conn.execute(
+            "SELECT data FROM mailbox_settings WHERE mailbox_id=? AND name=?",
+            (box.id, name.value),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _in_contacts(self, conn: sqlite3.Connection, box: MailboxRow, address: str) -> bool:
+        """Whether a contact of the mailbox has ``address`` (ExternalAudience Known)."""
+        rows = conn.execute(
+            "SELECT r.record FROM messages m JOIN item_records r ON r.content_id = m.content_id "
+            "WHERE m.mailbox_id=? AND r.kind=? LIMIT ?",
+            (box.id, ItemKind.CONTACT.value, MAX_KNOWN_CONTACTS),
+        ).fetchall()
+        for (record,) in rows:
+            emails = json.loads(record).get("emails") or {}
+            if any(str(e).strip().lower() == address for e in emails.values()):
+                return True
+        return False
 
 
 def _rule_message(parsed: ParsedMessage, received: datetime) -> RuleMessage:

@@ -26,6 +26,8 @@ __all__ = [
     "Delegates",
     "InboxRule",
     "InboxRules",
+    "OofHistory",
+    "OofOwner",
     "OofSettings",
     "SettingName",
     "parse_setting",
@@ -38,6 +40,9 @@ MAX_REPLY = 64 * 1024
 MAX_RULES = 256
 #: Most delegates a mailbox has.
 MAX_DELEGATES = 64
+#: Most senders remembered as answered (past it, the oldest are forgotten and may be
+#: answered again).
+MAX_OOF_SENDERS = 10_000
 #: Most values in one rule condition or action (addresses, strings).
 MAX_RULE_VALUES = 256
 _TEXT = 4096
@@ -45,12 +50,24 @@ _TEXT = 4096
 
 class SettingName(StrEnum):
     OOF = "oof"
+    OOF_HISTORY = "oof_history"  # the senders answered since the settings last changed
     INBOX_RULES = "inbox_rules"
     DELEGATES = "delegates"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OofOwner(_Strict):
+    """Who answers: the mailbox's primary address and name, all its addresses, and the
+    organization's accepted domains (internal senders), from the directory when the
+    settings were written, since the store has no directory of its own."""
+
+    address: str = Field(max_length=320)
+    name: str = Field(default="", max_length=_TEXT)
+    addresses: list[Annotated[str, Field(max_length=320)]] = Field(max_length=64)
+    internal_domains: list[Annotated[str, Field(max_length=255)]] = Field(max_length=256)
 
 
 class OofSettings(_Strict):
@@ -62,6 +79,7 @@ class OofSettings(_Strict):
     end: datetime | None = None
     internal_reply: str = Field(default="", max_length=MAX_REPLY)
     external_reply: str = Field(default="", max_length=MAX_REPLY)
+    owner: OofOwner | None = None  # without it, delivery sends no automatic replies
 
     def active(self, now: datetime) -> bool:
         """Whether replies go out at ``now``."""
@@ -125,8 +143,17 @@ class Delegates(_Strict):
     ] = "DelegatesAndSendInformationToMe"
 
 
-_MODELS: dict[SettingName, type[OofSettings] | type[InboxRules] | type[Delegates]] = {
+class OofHistory(_Strict):
+    senders: list[Annotated[str, Field(max_length=320)]] = Field(
+        default_factory=list, max_length=MAX_OOF_SENDERS
+    )
+
+
+_MODELS: dict[
+    SettingName, type[OofSettings] | type[OofHistory] | type[InboxRules] | type[Delegates]
+] = {
     SettingName.OOF: OofSettings,
+    SettingName.OOF_HISTORY: OofHistory,
     SettingName.INBOX_RULES: InboxRules,
     SettingName.DELEGATES: Delegates,
 }
@@ -140,7 +167,9 @@ def setting_name(text: str) -> SettingName:
         raise InvalidRequest(f"no mailbox setting {text[:40]!r}: one of {names}") from None
 
 
-def parse_setting(name: SettingName, value: Any) -> OofSettings | InboxRules | Delegates:
+def parse_setting(
+    name: SettingName, value: Any
+) -> OofSettings | OofHistory | InboxRules | Delegates:
     """The document ``value`` as the model of ``name``; InvalidRequest says what is wrong."""
     try:
         return _MODELS[name].model_validate(value)

@@ -28,7 +28,12 @@ def test_settings_are_kept_per_mailbox_and_validated(tmp_path: Path) -> None:
     db = StoreDatabase(tmp_path / "db.sqlite")
     assert db.get_setting("adam", SettingName.OOF) is None
     db.put_setting("adam", SettingName.OOF, OOF)
-    assert db.get_setting("adam", SettingName.OOF) == {**OOF, "start": None, "end": None}
+    assert db.get_setting("adam", SettingName.OOF) == {
+        **OOF,
+        "start": None,
+        "end": None,
+        "owner": None,
+    }
     assert db.get_setting("alice", SettingName.OOF) is None
     with pytest.raises(InvalidRequest, match="state"):
         db.put_setting("adam", SettingName.OOF, {"state": "Sometimes"})
