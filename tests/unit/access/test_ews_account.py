@@ -38,6 +38,7 @@ from tests.unit.access.test_ews_exchangelib import (
     LabNamesAdapter,
     ews_account,
     lab_names,
+    mime,
     servers,
     url,
 )
@@ -430,3 +431,26 @@ def test_every_action_exchange_2010_takes_and_the_refused_ones(lab: Lab) -> None
         )
         == "ErrorAccessDenied"
     )
+
+
+def test_what_a_client_sets_through_ny_acts_on_mail_delivered_in_fl(lab: Lab) -> None:
+    account = adam_at_ny(lab)
+    Rule(
+        account=account,
+        display_name="Reports to trash",
+        priority=1,
+        conditions=Conditions(contains_subject_strings=["report"]),
+        actions=Actions(move_to_folder=account.trash, mark_as_read=True),
+    ).save()
+    account.oof_settings = OofSettings(
+        state=OofSettings.ENABLED, internal_reply="In Tampa", external_reply="Away"
+    )
+    db = lab.stores["EX-FL1"]
+    db.deliver("adam", "r1", mime("Weekly report", "numbers"))
+    db.deliver("adam", "r2", mime("Lunch", "at noon"))
+    assert [i.subject for i in account.trash.all()] == ["Weekly report"]
+    assert [i.is_read for i in account.trash.all()] == [True]
+    assert [i.subject for i in account.inbox.all()] == ["Lunch"]
+    (reply,) = db.list_messages("adam", "outbox").items
+    assert reply.subject == "Automatic reply: Weekly report"
+    assert [a.address for a in reply.to] == ["bob@contoso.com"]
