@@ -166,9 +166,10 @@ async def update_inbox_rules(box: EwsMailbox, body: ET.Element) -> ET.Element:
             return document  # none of the operations is applied
         if len(rules) > MAX_RULES:
             raise SoapFault("ErrorRulesOverQuota", f"A mailbox keeps at most {MAX_RULES} rules.")
-        return InboxRules.model_validate({"rules": rules, "next_id": next_id}).model_dump(
-            mode="json"
-        )
+        # The mailbox's addresses go with the rules, for "sent to me" at delivery.
+        owner = box.mailbox.all_addresses
+        kept = {"rules": rules, "next_id": next_id, "owner_addresses": owner}
+        return InboxRules.model_validate(kept).model_dump(mode="json")
 
     await update_setting(box.store, box.alias, SettingName.INBOX_RULES, change)
     response = ET.Element(m("UpdateInboxRulesResponse"))

@@ -123,7 +123,8 @@ class SettingsOperations(DatabaseCore):
         rules = InboxRules.model_validate_json(row)
         if not rules.rules:
             return inbox, Flags(), ()
-        outcome = disposition(rules, _rule_message(parsed, from_us(self._now_us())))
+        message = _rule_message(parsed, from_us(self._now_us()), tuple(rules.owner_addresses))
+        outcome = disposition(rules, message)
         flags = Flags(seen=outcome.mark_as_read)
         if outcome.permanent_delete:
             return None, flags, ()
@@ -209,7 +210,7 @@ class SettingsOperations(DatabaseCore):
         return False
 
 
-def _rule_message(parsed: ParsedMessage, received: datetime) -> RuleMessage:
+def _rule_message(parsed: ParsedMessage, received: datetime, me: tuple[str, ...]) -> RuleMessage:
     sender = parsed.from_address
     return RuleMessage(
         sender=(sender.address if sender else "").lower(),
@@ -222,4 +223,5 @@ def _rule_message(parsed: ParsedMessage, received: datetime) -> RuleMessage:
         has_attachments=parsed.has_attachments,
         size=parsed.size,
         received=received,
+        me=me,
     )

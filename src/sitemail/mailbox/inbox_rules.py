@@ -14,10 +14,12 @@ What the store acts on: MoveToFolder (the first one that applies), Delete
 CopyToFolder, MarkAsRead.  Conditions evaluated: FromAddresses,
 SentToAddresses, ContainsSenderStrings, ContainsRecipientStrings,
 ContainsSubjectStrings, ContainsBodyStrings, ContainsSubjectOrBodyStrings,
-HasAttachments, WithinSizeRange (kilobytes) and WithinDateRange (the time
-received).  A rule with a condition or exception sitemail cannot evaluate
-here (categories, flags, message classes, "sent to me", which need more
-than the message) does not apply: a rule must never act on mail its owner
+HasAttachments, WithinSizeRange (kilobytes), WithinDateRange (the time
+received), and SentToMe, SentCcMe, SentOnlyToMe, NotSentToMe and
+SentToOrCcMe (by the mailbox's addresses the rules were written with).  A
+rule with a condition or exception sitemail cannot evaluate here
+(categories, flags, message classes, which need more than the message)
+does not apply: a rule must never act on mail its owner
 did not mean.  Forwarding, redirecting, categories and importance are
 recorded on the rule but not acted on at delivery.
 """
@@ -47,6 +49,7 @@ class RuleMessage:
     has_attachments: bool
     size: int
     received: datetime
+    me: tuple[str, ...] = ()  # the mailbox's own addresses (none known: "me" is not told)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,8 @@ def _holds(name: str, value: Any, message: RuleMessage) -> bool | None:
             texts = (message.subject, message.body)
         case "HasAttachments":
             return message.has_attachments is value
+        case "SentToMe" | "SentCcMe" | "SentOnlyToMe" | "NotSentToMe" | "SentToOrCcMe":
+            return _to_me(name, value, message)
         case "WithinSizeRange" if isinstance(value, dict):
             kilobytes = message.size // 1024
             return int(value["MinimumSize"]) <= kilobytes <= int(value["MaximumSize"])
@@ -135,6 +140,26 @@ def _holds(name: str, value: Any, message: RuleMessage) -> bool | None:
         return None
     wanted = _lower(value)
     return any(w in text.lower() for w in wanted for text in texts)
+
+
+def _to_me(name: str, value: Any, message: RuleMessage) -> bool | None:
+    """The "sent to me" conditions (a false one asks nothing)."""
+    if value is not True:
+        return True
+    if not message.me:
+        return None
+    me = set(message.me)
+    to, cc = set(message.to) & me, set(message.cc) & me
+    match name:
+        case "SentToMe":
+            return bool(to)
+        case "SentCcMe":
+            return bool(cc)
+        case "SentOnlyToMe":
+            return bool(to) and len(message.to) == 1 and not message.cc
+        case "NotSentToMe":
+            return not to
+    return bool(to or cc)
 
 
 def _lower(value: Any) -> list[str]:

@@ -114,10 +114,17 @@ class InboxRule(_Strict):
 
 
 class InboxRules(_Strict):
-    """A mailbox's rules in priority order (1 first), and the next rule id to give."""
+    """A mailbox's rules in priority order (1 first), and the next rule id to give.
+
+    ``owner_addresses`` are the mailbox's own addresses, from the directory when the
+    rules were written: conditions such as SentToMe need them at delivery.
+    """
 
     rules: list[InboxRule] = Field(default_factory=list, max_length=MAX_RULES)
     next_id: int = Field(default=1, ge=1)
+    owner_addresses: list[Annotated[str, Field(max_length=320)]] = Field(
+        default_factory=list, max_length=64
+    )
 
 
 PermissionLevel = Literal["None", "Reviewer", "Author", "Editor", "Custom"]

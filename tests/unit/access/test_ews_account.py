@@ -379,6 +379,7 @@ def test_inbox_rules_are_created_set_reordered_and_deleted(lab: Lab) -> None:
     # FL's store keeps them.
     kept = lab.stores["EX-FL1"].get_setting("adam", SettingName.INBOX_RULES)
     assert kept is not None and len(kept["rules"]) == 2
+    assert kept["owner_addresses"] == ["adam@contoso.com"]  # for "sent to me" at delivery
     second.delete()
     first.delete()
     assert account.rules == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,26 @@ def test_the_store_applies_the_rules_in_the_delivery(tmp_path: Path) -> None:
     again = db.deliver("adam", "Cheap spam:adam", b"Subject: Cheap spam\r\n\r\nx\r\n")
     assert again.duplicate and again.folder_id is None
     assert all("spam" not in s for f in ("inbox", "deleteditems") for s in subjects(db, f))
+
+
+@pytest.mark.parametrize(
+    ("name", "to", "cc", "applies"),
+    [
+        ("SentToMe", ("adam@contoso.com",), (), True),
+        ("SentToMe", ("x@contoso.com",), ("a.fl@contoso.com",), False),
+        ("SentCcMe", ("x@contoso.com",), ("a.fl@contoso.com",), True),
+        ("SentToOrCcMe", ("x@contoso.com",), ("a.fl@contoso.com",), True),
+        ("SentToOrCcMe", ("x@contoso.com",), (), False),
+        ("SentOnlyToMe", ("adam@contoso.com",), (), True),
+        ("SentOnlyToMe", ("adam@contoso.com", "x@contoso.com"), (), False),
+        ("SentOnlyToMe", ("adam@contoso.com",), ("x@contoso.com",), False),
+        ("NotSentToMe", ("x@contoso.com",), (), True),
+        ("NotSentToMe", ("adam@contoso.com",), (), False),
+    ],
+)
+def test_sent_to_me_conditions_by_the_mailbox_addresses(
+    name: str, to: tuple[str, ...], cc: tuple[str, ...], applies: bool
+) -> None:
+    message = replace(MESSAGE, to=to, cc=cc, me=("adam@contoso.com", "a.fl@contoso.com"))
+    outcome = disposition(rules({"conditions": {name: True}, "actions": MOVE_5}), message)
+    assert (outcome.move_to == 5) is applies
