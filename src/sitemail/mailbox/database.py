@@ -181,26 +181,23 @@ class StoreDatabase(ItemOperations, FolderOperations, ReadOperations, SettingsOp
     ) -> DeliveryResult:
         inbox = tree.folder_id(conn, box, WellKnownFolder.INBOX.value)
         # The mailbox's Inbox rules say where it goes (database_settings, inbox_rules).
-        target, flags, copies = self._rules_for(conn, box, parsed, inbox)
-        if target is None:  # PermanentDelete: only the delivery id is kept (message id 0)
+        rules = self._rules_for(conn, box, stream, start, parsed, inbox)
+        self._to_outbox(conn, box, rules.sends)
+        if rules.target is None:  # PermanentDelete: only the delivery id is kept (message id 0)
             conn.execute(
                 "INSERT INTO deliveries(mailbox_id, key, message_id, delivered_at) "
                 "VALUES (?,?,0,?)",
                 (box.id, key, self._now_us()),
             )
             return DeliveryResult(message_id=0, folder_id=None, uid=None, duplicate=False)
-        placed = self._store(conn, box, target, stream, start, parsed, flags, None)
+        placed = self._store(conn, box, rules.target, stream, start, parsed, rules.flags, None)
         reply = self._auto_reply(conn, box, stream, start, parsed)
-        if reply is not None:
-            # Mail Submission sends it from the Outbox and, flagged deleted, keeps no copy.
-            outbox = tree.folder_id(conn, box, WellKnownFolder.OUTBOX.value)
-            sent = Flags(seen=True, deleted=True)
-            self._store(conn, box, outbox, io.BytesIO(reply), 0, parse_message(reply), sent, None)
-        for folder in copies:
+        self._to_outbox(conn, box, () if reply is None else (reply,))
+        for folder in rules.copies:
             content = conn.execute(
                 "SELECT content_id, received_at FROM messages WHERE id=?", (placed.message_id,)
             ).fetchone()
-            self._place(conn, box, folder, int(content[0]), flags, int(content[1]))
+            self._place(conn, box, folder, int(content[0]), rules.flags, int(content[1]))
         conn.execute(
             "INSERT INTO deliveries(mailbox_id, key, message_id, delivered_at) VALUES (?,?,?,?)",
             (box.id, key, placed.message_id, self._now_us()),
@@ -211,6 +208,19 @@ class StoreDatabase(ItemOperations, FolderOperations, ReadOperations, SettingsOp
             uid=placed.uid,
             duplicate=False,
         )
+
+    def _to_outbox(
+        self, conn: sqlite3.Connection, box: MailboxRow, messages: Sequence[bytes]
+    ) -> None:
+        """Messages the store itself sends (rule forwards, automatic replies): Mail
+        Submission sends them from the Outbox and, as they are flagged deleted, keeps
+        no copy."""
+        if not messages:
+            return
+        outbox = tree.folder_id(conn, box, WellKnownFolder.OUTBOX.value)
+        sent = Flags(seen=True, deleted=True)
+        for data in messages:
+            self._store(conn, box, outbox, io.BytesIO(data), 0, parse_message(data), sent, None)
 
     def _known_delivery(
         self, conn: sqlite3.Connection, box: MailboxRow, key: str

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
 from sitemail.mailbox import folder_tree as tree
 from sitemail.mailbox.database_core import DatabaseCore
 from sitemail.mailbox.errors import Conflict, InvalidRequest
-from sitemail.mailbox.inbox_rules import RuleMessage, disposition
+from sitemail.mailbox.inbox_rules import Disposition, RuleMessage, disposition
 from sitemail.mailbox.item_records import ItemKind
 from sitemail.mailbox.mailbox_settings import (
     MAX_OOF_SENDERS,
@@ -46,6 +47,7 @@ from sitemail.mailbox.oof_reply import (
 )
 from sitemail.mailbox.records import Flags, WellKnownFolder
 from sitemail.mailbox.rows import MailboxRow, from_us
+from sitemail.mailbox.rule_forward import MAX_FORWARDED, forward_message, forwarded_before
 
 __all__ = ["MAX_SETTING_SIZE", "SettingsOperations"]
 
@@ -110,31 +112,59 @@ class SettingsOperations(DatabaseCore):
     # ------------------------------------------------- rules at delivery
 
     def _rules_for(
-        self, conn: sqlite3.Connection, box: MailboxRow, parsed: ParsedMessage, inbox: int
-    ) -> tuple[int | None, Flags, tuple[int, ...]]:
-        """The folder a delivery goes to (None: not kept), its flags, the folders it is copied to.
+        self,
+        conn: sqlite3.Connection,
+        box: MailboxRow,
+        stream: IO[bytes],
+        start: int,
+        parsed: ParsedMessage,
+        inbox: int,
+    ) -> RulePlacement:
+        """Where a delivery goes by the mailbox's Inbox rules (:mod:`.inbox_rules`).
 
-        The mailbox's Inbox rules decide (:mod:`.inbox_rules`); a folder a rule
-        names that is gone leaves the message where it would have gone without it.
+        A folder a rule names that is gone leaves the message where it would
+        have gone without it.
         """
         row = self._setting_row(conn, box, SettingName.INBOX_RULES)
-        if row is None:
-            return inbox, Flags(), ()
-        rules = InboxRules.model_validate_json(row)
-        if not rules.rules:
-            return inbox, Flags(), ()
-        message = _rule_message(parsed, from_us(self._now_us()), tuple(rules.owner_addresses))
-        outcome = disposition(rules, message)
+        rules = InboxRules.model_validate_json(row) if row is not None else None
+        if rules is None or not rules.rules:
+            return RulePlacement(inbox)
+        me = tuple(rules.owner_addresses)
+        outcome = disposition(rules, _rule_message(parsed, from_us(self._now_us()), me))
         flags = Flags(seen=outcome.mark_as_read)
+        sends = self._forwards(stream, start, parsed, outcome, me)
         if outcome.permanent_delete:
-            return None, flags, ()
+            return RulePlacement(None, flags, sends=sends)
         target = inbox
         if outcome.delete:
             target = tree.folder_id(conn, box, WellKnownFolder.DELETED_ITEMS.value)
         elif outcome.move_to is not None and self._has_folder(conn, box, outcome.move_to):
             target = outcome.move_to
         copies = tuple(f for f in outcome.copy_to if f != target and self._has_folder(conn, box, f))
-        return target, flags, copies
+        return RulePlacement(target, flags, copies, sends)
+
+    def _forwards(
+        self,
+        stream: IO[bytes],
+        start: int,
+        parsed: ParsedMessage,
+        outcome: Disposition,
+        me: tuple[str, ...],
+    ) -> tuple[bytes, ...]:
+        """The forwards the rules send (:mod:`.rule_forward`), unless this mailbox sent it."""
+        wanted = (outcome.forward_to, False), (outcome.forward_as_attachment_to, True)
+        if not me or not any(to for to, _ in wanted) or parsed.size > MAX_FORWARDED:
+            return ()
+        stream.seek(start)
+        original = stream.read(parsed.size)
+        if forwarded_before(parse_header(original[: parsed.header_size]), me):
+            return ()
+        now = from_us(self._now_us())
+        return tuple(
+            forward_message(original, me[0], list(to), as_attachment=attach, now=now)
+            for to, attach in wanted
+            if to
+        )
 
     def _has_folder(self, conn: sqlite3.Connection, box: MailboxRow, folder: int) -> bool:
         found = conn.execute(
@@ -208,6 +238,16 @@ class SettingsOperations(DatabaseCore):
             if any(str(e).strip().lower() == address for e in emails.values()):
                 return True
         return False
+
+
+@dataclass(frozen=True)
+class RulePlacement:
+    """Where a delivery goes (None: not kept), its flags, its copies, what the rules send."""
+
+    target: int | None
+    flags: Flags = field(default_factory=Flags)
+    copies: tuple[int, ...] = ()
+    sends: tuple[bytes, ...] = ()
 
 
 def _rule_message(parsed: ParsedMessage, received: datetime, me: tuple[str, ...]) -> RuleMessage:

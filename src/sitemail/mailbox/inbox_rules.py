@@ -11,7 +11,8 @@ rule is skipped.
 
 What the store acts on: MoveToFolder (the first one that applies), Delete
 (to Deleted Items), PermanentDelete (the message is not kept),
-CopyToFolder, MarkAsRead.  Conditions evaluated: FromAddresses,
+CopyToFolder, MarkAsRead, ForwardToRecipients and
+ForwardAsAttachmentToRecipients (:mod:`.rule_forward`).  Conditions evaluated: FromAddresses,
 SentToAddresses, ContainsSenderStrings, ContainsRecipientStrings,
 ContainsSubjectStrings, ContainsBodyStrings, ContainsSubjectOrBodyStrings,
 HasAttachments, WithinSizeRange (kilobytes), WithinDateRange (the time
@@ -20,8 +21,8 @@ SentToOrCcMe (by the mailbox's addresses the rules were written with).  A
 rule with a condition or exception sitemail cannot evaluate here
 (categories, flags, message classes, which need more than the message)
 does not apply: a rule must never act on mail its owner
-did not mean.  Forwarding, redirecting, categories and importance are
-recorded on the rule but not acted on at delivery.
+did not mean.  Redirecting, categories and importance are recorded on the
+rule but not acted on at delivery.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class Disposition:
     permanent_delete: bool = False
     copy_to: tuple[int, ...] = ()
     mark_as_read: bool = False
+    forward_to: tuple[str, ...] = ()
+    forward_as_attachment_to: tuple[str, ...] = ()
     applied: tuple[str, ...] = field(default=())  # the RuleIds that applied
 
 
@@ -68,6 +71,10 @@ def disposition(rules: InboxRules, message: RuleMessage) -> Disposition:
     move_to: int | None = None
     delete = permanent = read = False
     copies: list[int] = []
+    forwards: dict[str, list[str]] = {
+        "ForwardToRecipients": [],
+        "ForwardAsAttachmentToRecipients": [],
+    }
     applied: list[str] = []
     for rule in sorted(rules.rules, key=lambda r: r.priority):
         if not rule.is_enabled or not _applies(rule, message):
@@ -86,6 +93,8 @@ def disposition(rules: InboxRules, message: RuleMessage) -> Disposition:
         copy = _folder(actions.get("CopyToFolder"))
         if copy is not None and copy not in copies:
             copies.append(copy)
+        for action, gathered in forwards.items():
+            gathered.extend(a for a in _lower(actions.get(action)) if a not in gathered)
         if actions.get("StopProcessingRules") is True:
             break
     return Disposition(
@@ -94,6 +103,8 @@ def disposition(rules: InboxRules, message: RuleMessage) -> Disposition:
         permanent_delete=permanent,
         copy_to=tuple(copies),
         mark_as_read=read,
+        forward_to=tuple(forwards["ForwardToRecipients"]),
+        forward_as_attachment_to=tuple(forwards["ForwardAsAttachmentToRecipients"]),
         applied=tuple(applied),
     )
 

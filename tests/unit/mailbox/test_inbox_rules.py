@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.mailbox.inbox_rules import Disposition, RuleMessage, disposition
 from sitemail.mailbox.mailbox_settings import InboxRules, SettingName
+from sitemail.mailbox.rule_forward import LOOP_HEADER
 
 NOW = datetime(2030, 3, 4, 9, tzinfo=UTC)
 MESSAGE = RuleMessage(
@@ -176,3 +178,43 @@ def test_sent_to_me_conditions_by_the_mailbox_addresses(
     message = replace(MESSAGE, to=to, cc=cc, me=("adam@contoso.com", "a.fl@contoso.com"))
     outcome = disposition(rules({"conditions": {name: True}, "actions": MOVE_5}), message)
     assert (outcome.move_to == 5) is applies
+
+
+def test_forwarding_rules_send_through_the_outbox_once(tmp_path: Path) -> None:
+    db = StoreDatabase(tmp_path / "db.sqlite")
+    document = rules(
+        {
+            "conditions": {"ContainsSubjectStrings": ["invoice"]},
+            "actions": {"ForwardToRecipients": ["books@fabrikam.com"]},
+        },
+        {
+            "conditions": {"ContainsSubjectStrings": ["invoice"]},
+            "actions": {"ForwardAsAttachmentToRecipients": ["audit@fabrikam.com"]},
+        },
+    ).model_dump(mode="json")
+    # Without the mailbox's addresses (rules not written by EWS) nothing is forwarded.
+    db.put_setting("adam", SettingName.INBOX_RULES, document)
+    deliver(db, "Invoice 1")
+    assert db.list_messages("adam", "outbox").items == []
+    db.put_setting(
+        "adam", SettingName.INBOX_RULES, {**document, "owner_addresses": ["adam@contoso.com"]}
+    )
+    deliver(db, "Invoice 2")
+    out = sorted(db.list_messages("adam", "outbox").items, key=lambda m: m.id)
+    assert all(m.flags.deleted for m in out)  # sent without a copy
+    inline, attached = (email.message_from_bytes(db.read_raw("adam", m.id)) for m in out)
+    assert (inline["To"], inline["Subject"]) == ("books@fabrikam.com", "FW: Invoice 2")
+    assert inline["From"] == "adam@contoso.com"
+    assert inline[LOOP_HEADER] == "adam@contoso.com"
+    assert "Subject: Invoice 2" in inline.get_payload(decode=True).decode()
+    assert attached["To"] == "audit@fabrikam.com"
+    parts = [p.get_content_type() for p in attached.walk()]
+    assert "message/rfc822" in parts
+    assert subjects(db, "inbox") == ["Invoice 1", "Invoice 2"]  # the original stays
+    # What this mailbox forwarded before is not forwarded again (no loop).
+    raw = (
+        f"From: books@fabrikam.com\r\nTo: adam@contoso.com\r\nSubject: FW: Invoice 3\r\n"
+        f"{LOOP_HEADER}: adam@contoso.com\r\n\r\nagain\r\n"
+    ).encode()
+    db.deliver("adam", "loop:adam", raw)
+    assert len(db.list_messages("adam", "outbox").items) == 2
