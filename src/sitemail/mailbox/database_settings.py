@@ -18,6 +18,7 @@ nor lose a reply.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,8 @@ from sitemail.mailbox.rows import MailboxRow, from_us
 from sitemail.mailbox.rule_forward import MAX_FORWARDED, forward_message, forwarded_before
 
 __all__ = ["MAX_SETTING_SIZE", "SettingsOperations"]
+
+log = logging.getLogger("sitemail.mailbox.settings")
 
 #: Largest setting document, in bytes of JSON.
 MAX_SETTING_SIZE = 192 * 1024
@@ -123,8 +126,26 @@ class SettingsOperations(DatabaseCore):
         """Where a delivery goes by the mailbox's Inbox rules (:mod:`.inbox_rules`).
 
         A folder a rule names that is gone leaves the message where it would
-        have gone without it.
+        have gone without it; rules that cannot be read or a forward that
+        cannot be built leave it in the Inbox: a rule never costs a message.
         """
+        try:
+            return self._placement(conn, box, stream, start, parsed, inbox)
+        except sqlite3.Error:
+            raise  # the database's own failure fails the delivery, to be retried
+        except Exception:
+            log.exception("Inbox rules of %s not applied to a delivery", box.name)
+            return RulePlacement(inbox)
+
+    def _placement(
+        self,
+        conn: sqlite3.Connection,
+        box: MailboxRow,
+        stream: IO[bytes],
+        start: int,
+        parsed: ParsedMessage,
+        inbox: int,
+    ) -> RulePlacement:
         row = self._setting_row(conn, box, SettingName.INBOX_RULES)
         rules = InboxRules.model_validate_json(row) if row is not None else None
         if rules is None or not rules.rules:
@@ -183,6 +204,22 @@ class SettingsOperations(DatabaseCore):
         parsed: ParsedMessage,
     ) -> bytes | None:
         """The automatic reply a delivery gets (:mod:`.oof_reply`), remembered as sent."""
+        try:
+            return self._oof_reply(conn, box, stream, start, parsed)
+        except sqlite3.Error:
+            raise
+        except Exception:
+            log.exception("no automatic reply of %s to a delivery", box.name)
+            return None
+
+    def _oof_reply(
+        self,
+        conn: sqlite3.Connection,
+        box: MailboxRow,
+        stream: IO[bytes],
+        start: int,
+        parsed: ParsedMessage,
+    ) -> bytes | None:
         row = self._setting_row(conn, box, SettingName.OOF)
         if row is None:
             return None

@@ -218,3 +218,13 @@ def test_forwarding_rules_send_through_the_outbox_once(tmp_path: Path) -> None:
     ).encode()
     db.deliver("adam", "loop:adam", raw)
     assert len(db.list_messages("adam", "outbox").items) == 2
+
+
+def test_rules_that_cannot_be_read_never_cost_a_message(tmp_path: Path) -> None:
+    db = StoreDatabase(tmp_path / "db.sqlite")
+    db.put_setting("adam", SettingName.INBOX_RULES, rules({"actions": MOVE_5}).model_dump())
+    db.put_setting("adam", SettingName.OOF, {"state": "Enabled", "internal_reply": "x"})
+    with db._write() as conn:  # as a newer sitemail might have written them
+        conn.execute("UPDATE mailbox_settings SET data='{\"rules\": 3}'")
+    deliver(db, "Still here")
+    assert subjects(db, "inbox") == ["Still here"]
