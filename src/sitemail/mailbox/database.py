@@ -190,7 +190,13 @@ class StoreDatabase(ItemOperations, FolderOperations, ReadOperations, SettingsOp
                 (box.id, key, self._now_us()),
             )
             return DeliveryResult(message_id=0, folder_id=None, uid=None, duplicate=False)
-        placed = self._store(conn, box, rules.target, stream, start, parsed, rules.flags, None)
+        if rules.content is not None:  # categories or importance a rule set
+            kept = rules.content
+            placed = self._store(
+                conn, box, rules.target, io.BytesIO(kept), 0, parse_message(kept), rules.flags, None
+            )
+        else:
+            placed = self._store(conn, box, rules.target, stream, start, parsed, rules.flags, None)
         reply = self._auto_reply(conn, box, stream, start, parsed)
         self._to_outbox(conn, box, () if reply is None else (reply,))
         for folder in rules.copies:

@@ -49,6 +49,7 @@ from sitemail.mailbox.oof_reply import (
 from sitemail.mailbox.records import Flags, WellKnownFolder
 from sitemail.mailbox.rows import MailboxRow, from_us
 from sitemail.mailbox.rule_forward import MAX_FORWARDED, forward_message, forwarded_before
+from sitemail.mailbox.rule_marks import MAX_MARKED, marked
 
 __all__ = ["MAX_SETTING_SIZE", "SettingsOperations"]
 
@@ -162,7 +163,12 @@ class SettingsOperations(DatabaseCore):
         elif outcome.move_to is not None and self._has_folder(conn, box, outcome.move_to):
             target = outcome.move_to
         copies = tuple(f for f in outcome.copy_to if f != target and self._has_folder(conn, box, f))
-        return RulePlacement(target, flags, copies, sends)
+        content = None
+        if (outcome.categories or outcome.importance) and parsed.size <= MAX_MARKED:
+            stream.seek(start)
+            data = stream.read(parsed.size)
+            content = marked(data, parsed.header_size, outcome.categories, outcome.importance)
+        return RulePlacement(target, flags, copies, sends, content)
 
     def _forwards(
         self,
@@ -285,6 +291,7 @@ class RulePlacement:
     flags: Flags = field(default_factory=Flags)
     copies: tuple[int, ...] = ()
     sends: tuple[bytes, ...] = ()
+    content: bytes | None = None  # the message as the rules marked it (None: as it came)
 
 
 def _rule_message(parsed: ParsedMessage, received: datetime, me: tuple[str, ...]) -> RuleMessage:

@@ -11,8 +11,9 @@ rule is skipped.
 
 What the store acts on: MoveToFolder (the first one that applies), Delete
 (to Deleted Items), PermanentDelete (the message is not kept),
-CopyToFolder, MarkAsRead, ForwardToRecipients and
-ForwardAsAttachmentToRecipients (:mod:`.rule_forward`).  Conditions evaluated: FromAddresses,
+CopyToFolder, MarkAsRead, AssignCategories and MarkImportance
+(:mod:`.rule_marks`), ForwardToRecipients and ForwardAsAttachmentToRecipients
+(:mod:`.rule_forward`).  Conditions evaluated: FromAddresses,
 SentToAddresses, ContainsSenderStrings, ContainsRecipientStrings,
 ContainsSubjectStrings, ContainsBodyStrings, ContainsSubjectOrBodyStrings,
 HasAttachments, WithinSizeRange (kilobytes), WithinDateRange (the time
@@ -21,8 +22,8 @@ SentToOrCcMe (by the mailbox's addresses the rules were written with).  A
 rule with a condition or exception sitemail cannot evaluate here
 (categories, flags, message classes, which need more than the message)
 does not apply: a rule must never act on mail its owner
-did not mean.  Redirecting, categories and importance are recorded on the
-rule but not acted on at delivery.
+did not mean.  Redirecting is recorded on the rule but not acted on at
+delivery.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class Disposition:
     mark_as_read: bool = False
     forward_to: tuple[str, ...] = ()
     forward_as_attachment_to: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    importance: str | None = None
     applied: tuple[str, ...] = field(default=())  # the RuleIds that applied
 
 
@@ -75,6 +78,8 @@ def disposition(rules: InboxRules, message: RuleMessage) -> Disposition:
         "ForwardToRecipients": [],
         "ForwardAsAttachmentToRecipients": [],
     }
+    categories: list[str] = []
+    importance: str | None = None
     applied: list[str] = []
     for rule in sorted(rules.rules, key=lambda r: r.priority):
         if not rule.is_enabled or not _applies(rule, message):
@@ -93,6 +98,12 @@ def disposition(rules: InboxRules, message: RuleMessage) -> Disposition:
         copy = _folder(actions.get("CopyToFolder"))
         if copy is not None and copy not in copies:
             copies.append(copy)
+        categories.extend(
+            c for c in _strings(actions.get("AssignCategories")) if c not in categories
+        )
+        marked = actions.get("MarkImportance")
+        if isinstance(marked, str):
+            importance = marked
         for action, gathered in forwards.items():
             gathered.extend(a for a in _lower(actions.get(action)) if a not in gathered)
         if actions.get("StopProcessingRules") is True:
@@ -105,6 +116,8 @@ def disposition(rules: InboxRules, message: RuleMessage) -> Disposition:
         mark_as_read=read,
         forward_to=tuple(forwards["ForwardToRecipients"]),
         forward_as_attachment_to=tuple(forwards["ForwardAsAttachmentToRecipients"]),
+        categories=tuple(categories),
+        importance=importance,
         applied=tuple(applied),
     )
 
@@ -171,6 +184,10 @@ def _to_me(name: str, value: Any, message: RuleMessage) -> bool | None:
         case "NotSentToMe":
             return not to
     return bool(to or cc)
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _lower(value: Any) -> list[str]:

@@ -441,7 +441,12 @@ def test_what_a_client_sets_through_ny_acts_on_mail_delivered_in_fl(lab: Lab) ->
         display_name="Reports to trash",
         priority=1,
         conditions=Conditions(contains_subject_strings=["report"]),
-        actions=Actions(move_to_folder=account.trash, mark_as_read=True),
+        actions=Actions(
+            move_to_folder=account.trash,
+            mark_as_read=True,
+            assign_categories=["Reports"],
+            mark_importance="High",
+        ),
     ).save()
     account.oof_settings = OofSettings(
         state=OofSettings.ENABLED, internal_reply="In Tampa", external_reply="Away"
@@ -450,7 +455,8 @@ def test_what_a_client_sets_through_ny_acts_on_mail_delivered_in_fl(lab: Lab) ->
     db.deliver("adam", "r1", mime("Weekly report", "numbers"))
     db.deliver("adam", "r2", mime("Lunch", "at noon"))
     assert [i.subject for i in account.trash.all()] == ["Weekly report"]
-    assert [i.is_read for i in account.trash.all()] == [True]
+    (report,) = account.trash.all()
+    assert (report.is_read, report.categories, report.importance) == (True, ["Reports"], "High")
     assert [i.subject for i in account.inbox.all()] == ["Lunch"]
     (reply,) = db.list_messages("adam", "outbox").items
     assert reply.subject == "Automatic reply: Weekly report"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.header
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -228,3 +229,19 @@ def test_rules_that_cannot_be_read_never_cost_a_message(tmp_path: Path) -> None:
         conn.execute("UPDATE mailbox_settings SET data='{\"rules\": 3}'")
     deliver(db, "Still here")
     assert subjects(db, "inbox") == ["Still here"]
+
+
+def test_categories_and_importance_are_written_into_the_header(tmp_path: Path) -> None:
+    db = StoreDatabase(tmp_path / "db.sqlite")
+    marks = {"AssignCategories": ["Projects", "Caf\u00e9"], "MarkImportance": "High"}
+    db.put_setting("adam", SettingName.INBOX_RULES, rules({"actions": marks}).model_dump())
+    raw = (
+        b"From: bob@contoso.com\r\nTo: adam@contoso.com\r\nSubject: Plan\r\n"
+        b"Keywords: Old, Projects\r\nX-Priority: 5\r\n\r\nBody stays\r\n"
+    )
+    placed = db.deliver("adam", "marks:adam", raw)
+    stored = email.message_from_bytes(db.read_raw("adam", placed.message_id))
+    keywords = str(email.header.make_header(email.header.decode_header(stored["Keywords"])))
+    assert keywords == "Old, Projects, Caf\u00e9"
+    assert stored["Importance"] == "high" and stored["X-Priority"] is None
+    assert stored["Subject"] == "Plan" and stored.get_payload() == "Body stays\r\n"
