@@ -27,6 +27,7 @@ from sitemail.access.ews_mailbox import EwsMailbox
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_settings_store import update_setting
 from sitemail.access.ews_soap import SoapFault, m, sub, t
+from sitemail.mailbox.errors import InvalidRequest
 from sitemail.mailbox.mailbox_settings import MAX_RULE_VALUES, MAX_RULES, InboxRules, SettingName
 
 __all__ = ["get_inbox_rules", "update_inbox_rules"]
@@ -171,7 +172,11 @@ async def update_inbox_rules(box: EwsMailbox, body: ET.Element) -> ET.Element:
         kept = {"rules": rules, "next_id": next_id, "owner_addresses": owner}
         return InboxRules.model_validate(kept).model_dump(mode="json")
 
-    await update_setting(box.store, box.alias, SettingName.INBOX_RULES, change)
+    try:
+        await update_setting(box.store, box.alias, SettingName.INBOX_RULES, change)
+    except InvalidRequest as exc:
+        # The rules would outgrow what the store keeps for them (Exchange's rules quota).
+        raise SoapFault("ErrorRulesOverQuota", f"The rules are over their quota: {exc}") from None
     response = ET.Element(m("UpdateInboxRulesResponse"))
     if not errors:
         response.set("ResponseClass", "Success")

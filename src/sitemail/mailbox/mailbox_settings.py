@@ -34,8 +34,9 @@ __all__ = [
     "setting_name",
 ]
 
-#: Longest automatic reply, in characters.
-MAX_REPLY = 64 * 1024
+#: Longest automatic reply, in characters (both replies, as UTF-8 JSON, stay well inside
+#: the store API's 256 KB body).
+MAX_REPLY = 16_000
 #: Most Inbox rules a mailbox keeps (Exchange 2010's bound is the rules' 64 KB quota).
 MAX_RULES = 256
 #: Most delegates a mailbox has.

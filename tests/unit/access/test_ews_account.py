@@ -461,3 +461,21 @@ def test_what_a_client_sets_through_ny_acts_on_mail_delivered_in_fl(lab: Lab) ->
     (reply,) = db.list_messages("adam", "outbox").items
     assert reply.subject == "Automatic reply: Weekly report"
     assert [a.address for a in reply.to] == ["bob@contoso.com"]
+
+
+def test_rules_over_what_the_store_keeps_are_over_quota(lab: Lab) -> None:
+    strings = "".join(f"<t:String>{i:04d}{'x' * 4000}</t:String>" for i in range(60))
+    answer = soap(
+        lab,
+        "adam",
+        "<m:UpdateInboxRules><m:RemoveOutlookRuleBlob>true</m:RemoveOutlookRuleBlob>"
+        "<m:Operations><t:CreateRuleOperation><t:Rule><t:DisplayName>big</t:DisplayName>"
+        f"<t:Priority>1</t:Priority><t:Conditions><t:ContainsBodyStrings>{strings}"
+        "</t:ContainsBodyStrings></t:Conditions><t:Actions><t:Delete>true</t:Delete>"
+        "</t:Actions></t:Rule></t:CreateRuleOperation></m:Operations></m:UpdateInboxRules>",
+    )
+    code = answer.findtext(
+        ".//{http://schemas.microsoft.com/exchange/services/2006/errors}ResponseCode"
+    )
+    assert code == "ErrorRulesOverQuota"
+    assert adam_at_ny(lab).rules == []
