@@ -77,7 +77,7 @@ def test_a_version_2_database_gains_the_settings_table(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     db = StoreDatabase(path)
-    assert db._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.put_setting("adam", SettingName.OOF, OOF)["state"] == "Enabled"
 
 
