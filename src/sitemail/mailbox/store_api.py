@@ -34,8 +34,7 @@ Routes (under an optional prefix)::
     DELETE /mailboxes/{mb}/messages/{id}?hard=1               {"placement": Placement|null}
     GET    /mailboxes/{mb}/search?q&folder&fields&offset&limit  MessagePage
 
-Calendar items, contacts and tasks have their routes in :mod:`.store_api_items`;
-automatic replies, Inbox rules and delegates in :mod:`.store_api_settings`.
+Calendar items, contacts and tasks have their routes in :mod:`.store_api_items`.
 
 ``{f}`` is a folder id or a well-known folder name (``inbox``, ``drafts``,
 ``sentitems``, ``deleteditems``, ``junkemail``, ``outbox``).
