@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from sitemail.access.ews_account import ACCOUNT_OPERATIONS, account_operation
 from sitemail.access.ews_attachments import EwsAttachments
 from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
 from sitemail.access.ews_body import bodies_in_body_type
@@ -327,6 +328,10 @@ class EwsHandler:
                 return envelope(await get_user_availability(body, box.directory, source))
             case "GetServerTimeZones":
                 return envelope(get_server_time_zones(body))
+        # OOF, mail tips, rooms, delegates, Inbox rules (ews_account).
+        answer = await account_operation(request.operation, body, box, door.directory, door.clock)
+        if answer is not None:
+            return envelope(answer)
         raise SoapFault(
             "ErrorInvalidOperation",
             f"{request.operation} is not among the operations sitemail's Exchange Web Services "
@@ -380,4 +385,5 @@ OPERATIONS = (
     "ConvertId",
     "GetUserAvailability",
     "GetServerTimeZones",
+    *ACCOUNT_OPERATIONS,
 )

@@ -16,12 +16,14 @@ belongs here: the store API does that before it calls in.
 :class:`StoreDatabase` is assembled from :mod:`.database_core` (connection,
 transactions, shared row operations), :mod:`.database_folders` and
 :mod:`.database_reads` and :mod:`.database_items` (calendar items, contacts,
-tasks); this module adds what changes messages: delivery,
+tasks), :mod:`.database_settings` (automatic replies, rules, delegates);
+this module adds what changes messages: delivery,
 APPEND, flags, moves, deletion and Mail Submission's Outbox.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from collections.abc import Collection, Sequence
@@ -35,10 +37,11 @@ from sitemail.mailbox.database_core import FROM_MESSAGES, StoreChange
 from sitemail.mailbox.database_folders import FolderOperations
 from sitemail.mailbox.database_items import ItemOperations
 from sitemail.mailbox.database_reads import SEARCH_FIELDS, ReadOperations
+from sitemail.mailbox.database_settings import SettingsOperations
 from sitemail.mailbox.errors import InvalidRequest, MessageTooLarge, StoreError
 from sitemail.mailbox.folder_tree import FolderRef
 from sitemail.mailbox.limits import MAX_PAGE_SIZE, MAX_UID_PAGE, check_page, delivery_key
-from sitemail.mailbox.messages import ParsedMessage
+from sitemail.mailbox.messages import ParsedMessage, parse_message
 from sitemail.mailbox.records import (
     DeliveryResult,
     ExpungeResult,
@@ -83,7 +86,7 @@ class PendingSubmission:
     message: MessageSummary
 
 
-class StoreDatabase(ItemOperations, FolderOperations, ReadOperations):
+class StoreDatabase(ItemOperations, FolderOperations, ReadOperations, SettingsOperations):
     """The mailbox database file ``path`` (created if missing)."""
 
     # ------------------------------------------------------- context
@@ -177,7 +180,30 @@ class StoreDatabase(ItemOperations, FolderOperations, ReadOperations):
         parsed: ParsedMessage,
     ) -> DeliveryResult:
         inbox = tree.folder_id(conn, box, WellKnownFolder.INBOX.value)
-        placed = self._store(conn, box, inbox, stream, start, parsed, Flags(), None)
+        # The mailbox's Inbox rules say where it goes (database_settings, inbox_rules).
+        rules = self._rules_for(conn, box, stream, start, parsed, inbox)
+        self._to_outbox(conn, box, rules.sends)
+        if rules.target is None:  # PermanentDelete: only the delivery id is kept (message id 0)
+            conn.execute(
+                "INSERT INTO deliveries(mailbox_id, key, message_id, delivered_at) "
+                "VALUES (?,?,0,?)",
+                (box.id, key, self._now_us()),
+            )
+            return DeliveryResult(message_id=0, folder_id=None, uid=None, duplicate=False)
+        if rules.content is not None:  # categories or importance a rule set
+            kept = rules.content
+            placed = self._store(
+                conn, box, rules.target, io.BytesIO(kept), 0, parse_message(kept), rules.flags, None
+            )
+        else:
+            placed = self._store(conn, box, rules.target, stream, start, parsed, rules.flags, None)
+        reply = self._auto_reply(conn, box, stream, start, parsed)
+        self._to_outbox(conn, box, () if reply is None else (reply,))
+        for folder in rules.copies:
+            content = conn.execute(
+                "SELECT content_id, received_at FROM messages WHERE id=?", (placed.message_id,)
+            ).fetchone()
+            self._place(conn, box, folder, int(content[0]), rules.flags, int(content[1]))
         conn.execute(
             "INSERT INTO deliveries(mailbox_id, key, message_id, delivered_at) VALUES (?,?,?,?)",
             (box.id, key, placed.message_id, self._now_us()),
@@ -188,6 +214,19 @@ class StoreDatabase(ItemOperations, FolderOperations, ReadOperations):
             uid=placed.uid,
             duplicate=False,
         )
+
+    def _to_outbox(
+        self, conn: sqlite3.Connection, box: MailboxRow, messages: Sequence[bytes]
+    ) -> None:
+        """Messages the store itself sends (rule forwards, automatic replies): Mail
+        Submission sends them from the Outbox and, as they are flagged deleted, keeps
+        no copy."""
+        if not messages:
+            return
+        outbox = tree.folder_id(conn, box, WellKnownFolder.OUTBOX.value)
+        sent = Flags(seen=True, deleted=True)
+        for data in messages:
+            self._store(conn, box, outbox, io.BytesIO(data), 0, parse_message(data), sent, None)
 
     def _known_delivery(
         self, conn: sqlite3.Connection, box: MailboxRow, key: str

@@ -25,7 +25,7 @@ from sitemail.mailbox.limits import DEFAULT_MAX_MESSAGE_SIZE, mailbox_key
 from sitemail.mailbox.readers import connect
 from sitemail.mailbox.records import FLAG_NAMES, Flags, MessageSummary, Placement, WellKnownFolder
 from sitemail.mailbox.rows import SUMMARY_COLUMNS, MailboxRow, to_summary, to_us
-from sitemail.mailbox.schema import ITEM_SCHEMA, SCHEMA, SCHEMA_VERSION
+from sitemail.mailbox.schema import ITEM_SCHEMA, SCHEMA, SCHEMA_VERSION, SETTINGS_SCHEMA
 
 #: The messages of a query with their content, as every summary query reads them.
 FROM_MESSAGES = "FROM messages m JOIN contents c ON c.id=m.content_id"
@@ -83,7 +83,7 @@ class DatabaseCore:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            for statement in ITEM_SCHEMA:
+            for statement in (*ITEM_SCHEMA, *SETTINGS_SCHEMA):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(

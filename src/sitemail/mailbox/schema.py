@@ -34,11 +34,18 @@ Layout choices, and why:
   calendar view reads only the items its window may touch.  Keyed by
   content, the record follows a copy; a trigger drops it with its content.
   A database of version 1 gains the table on opening (``ITEM_SCHEMA``).
+- **Mailbox settings** (version 3, ``mailbox_settings``): what a mailbox keeps
+  that is not a message (automatic replies, Inbox rules, delegates) is one
+  JSON document per mailbox and name, validated by :mod:`.mailbox_settings`
+  before it is written.  It lives beside the mailbox's messages, so every
+  Client Access server reads the same settings through the mailbox's store,
+  and delivery on this server can act on them.  A database of version 2
+  gains the table on opening (``SETTINGS_SCHEMA``).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -138,4 +145,14 @@ ITEM_SCHEMA: tuple[str, ...] = (
     BEGIN
         DELETE FROM item_records WHERE content_id = OLD.id;
     END""",
+)
+
+#: Statements of version 3.
+SETTINGS_SCHEMA: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS mailbox_settings (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+        name TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (mailbox_id, name)
+    )""",
 )

@@ -83,6 +83,7 @@ from sitemail.mailbox.readers import PartReader, RawReader
 from sitemail.mailbox.records import FLAG_NAMES, Flags, FlagUpdate
 from sitemail.mailbox.sources import CHUNK_SIZE
 from sitemail.mailbox.store_api_items import item_routes
+from sitemail.mailbox.store_api_settings import settings_routes
 from sitemail.mailbox.store_backend import StoreBackend
 from sitemail.org.pki import CertFiles, PeerIdentity, PeerVerifier, server_ssl_context
 
@@ -153,6 +154,7 @@ def add_store_routes(
         ("GET", f"{base}/search", routes.search),
     ]
     table += item_routes(backend, routes._mailbox, _json_body, base)
+    table += settings_routes(backend, routes._mailbox, _json_body, base)
     for method, path, handler in table:
         app.router.add_route(method, path, routes.guard(handler))
 

@@ -62,6 +62,7 @@ from sitemail.mailbox.records import (
 )
 from sitemail.mailbox.sources import CHUNK_SIZE
 from sitemail.mailbox.store_client_items import TypedItemCalls
+from sitemail.mailbox.store_client_settings import SettingsCalls
 from sitemail.org.directory import Directory
 from sitemail.org.pki import CertFiles, client_ssl_context
 
@@ -107,7 +108,7 @@ class RawStream:
         return b"".join([chunk async for chunk in self])
 
 
-class StoreClient(TypedItemCalls):
+class StoreClient(TypedItemCalls, SettingsCalls):
     """Calls the store API of whichever server holds a mailbox.
 
     Use ``async with StoreClient(...) as store:``; one client keeps a pool of

@@ -23,6 +23,7 @@ from multidict import MultiDict
 
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.entry_points import EntryPoint
+from sitemail.access.ews_settings_store import SettingsStore
 from sitemail.access.ews_typed_store import TypedItemStore
 from sitemail.access.outcomes import ClientProtocol
 from sitemail.access.web.sessions import CANARY_FIELD, canary_matches
@@ -137,9 +138,10 @@ class PartStream(Protocol):
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
 
-class MailStore(TypedItemStore, Protocol):
+class MailStore(TypedItemStore, SettingsStore, Protocol):
     """The part of :class:`~sitemail.mailbox.store_client.StoreClient` OWA uses (its
-    calendar too: :class:`~sitemail.access.ews_typed_store.TypedItemStore`)."""
+    calendar too: :class:`~sitemail.access.ews_typed_store.TypedItemStore`; and the
+    mailbox's settings: :class:`~sitemail.access.ews_settings_store.SettingsStore`)."""
 
     async def list_folders(self, mailbox: str) -> list[Folder]: ...
 
