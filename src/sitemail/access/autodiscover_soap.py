@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sitemail.access.autodiscover_pox import Urls
-from sitemail.access.ews_soap import SERVER_VERSION, SOAP_NS, SUPPORTED_SCHEMAS
+from sitemail.access.ews_soap import SOAP_NS
+from sitemail.org.model import ExchangeVersion
+from sitemail.org.version_facts import facts_for
 
 __all__ = [
     "AutodiscoverFault",
@@ -102,6 +104,11 @@ def _web_client_urls(url: str | None) -> ET.Element | None:
     return urls
 
 
+# SOAP Autodiscover came with Exchange 2010: its answers are 2010's.
+_FACTS = facts_for(ExchangeVersion.E2010)
+SERVER_VERSION = _FACTS.ews_version_attributes
+
+
 def _values(urls: Urls, organization: str) -> dict[str, str | ET.Element | None]:
     """Each setting this server knows, with its value for the user (None: not available)."""
     version = SERVER_VERSION
@@ -120,7 +127,7 @@ def _values(urls: Urls, organization: str) -> dict[str, str | ET.Element | None]
         "InternalMailboxServer": urls.server,
         "InternalRpcClientServer": urls.server,
         "CasVersion": cas_version,
-        "EwsSupportedSchemas": ", ".join(SUPPORTED_SCHEMAS),
+        "EwsSupportedSchemas": ", ".join(_FACTS.ews_schemas),
         "InternalEwsUrl": urls.ews_internal,
         "ExternalEwsUrl": urls.ews_external,
         "InternalEcpUrl": urls.ecp_internal,

@@ -329,9 +329,9 @@ class EwsHandler:
             case "GetServerTimeZones":
                 return envelope(get_server_time_zones(body))
         # OOF, mail tips, rooms, delegates, Inbox rules (ews_account).
-        answer = await account_operation(request.operation, body, box, door.directory, door.clock)
-        if answer is not None:
-            return envelope(answer)
+        account = await account_operation(request.operation, body, box, door.directory, door.clock)
+        if account is not None:
+            return envelope(account)
         raise SoapFault(
             "ErrorInvalidOperation",
             f"{request.operation} is not among the operations sitemail's Exchange Web Services "

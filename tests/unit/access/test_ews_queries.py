@@ -276,6 +276,8 @@ def test_mapi_properties_by_tag_are_the_stores_facts(servers: Lab) -> None:
     assert shown == [
         (f"Note {n}", ["1" if n == 1 else "0", str(uids[f"Note {n}"])]) for n in (2, 1, 0)
     ]
+
+
 def test_a_recipient_without_a_name_is_named_by_its_address_and_found_so(servers: Lab) -> None:
     # Exchange gives every recipient a Name; a client searches by the name it was given.
     account = _account(servers)
