@@ -6,10 +6,12 @@ folders) keep their names and places: deleting one is
 ``ErrorDeleteDistinguishedFolder``, moving one ``ErrorMoveDistinguishedFolder``;
 the two folders above them (``root`` and ``msgfolderroot``) are no store
 folders and answer ``ErrorCannotDeleteObject``.  The store keeps mail folders
-(``IPF.Note``): a folder of another class is refused rather than shown with
-a class it does not have.  A DeleteFolder of type SoftDelete removes the
-folder for good, as HardDelete does: Exchange would keep it in the dumpster,
-out of every client's sight, and the store has no dumpster.
+(``IPF.Note``, or a ``Folder`` without a class, as an EWS client may create
+one): a folder of another class is refused rather than shown with a class it
+does not have, and a folder's class cannot change (ErrorObjectTypeChanged).
+A DeleteFolder of type SoftDelete removes the folder for good, as HardDelete
+does (Exchange would keep it in the dumpster; the store keeps items there,
+not folders).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 
+from sitemail.access.ews_folder_view import folder_tag
 from sitemail.access.ews_ids import ROOT, TOP, change_key, folder_id
 from sitemail.access.ews_mailbox import EwsMailbox
 from sitemail.access.ews_responses import Refused, delete_type, response_message, store_refusal
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.mailbox.errors import (
     Conflict,
+    FolderExists,
     FolderNotFound,
     FolderProtected,
     InvalidRequest,
@@ -38,8 +42,8 @@ MAX_FOLDERS = 100
 EMPTY_PAGE = 200
 MAIL_CLASS = "IPF.Note"
 
-_Work = Callable[[ET.Element], Awaitable[int | None]]
-"""The per-folder step of an operation: the folder id to answer, or ``None``."""
+_Work = Callable[[ET.Element], Awaitable[Folder | None]]
+"""The per-folder step of an operation: the folder to answer, or ``None``."""
 
 
 def _list(parent: ET.Element | None) -> list[ET.Element]:
@@ -104,10 +108,12 @@ class EwsFolders:
         except FolderNotFound:
             raise Refused("ErrorParentFolderNotFound", "Parent folder not found.") from None
 
-    def _folders(self, msg: ET.Element, folder: int) -> None:
+    def _folders(self, msg: ET.Element, folder: Folder) -> None:
         container = sub(msg, m("Folders"))
-        element = sub(container, t("Folder"))
-        sub(element, t("FolderId"), Id=folder_id(self.alias, folder), ChangeKey=change_key(0))
+        element = sub(container, t(folder_tag(folder.folder_class)))
+        # The ChangeKey follows the folder's modification sequence: a move or rename changes it.
+        key = change_key(folder.modseq)
+        sub(element, t("FolderId"), Id=folder_id(self.alias, folder.id), ChangeKey=key)
 
     async def _each(
         self, operation: str, refs: list[ET.Element], action: str, with_folders: bool, work: _Work
@@ -142,13 +148,13 @@ class EwsFolders:
         except Refused as exc:
             parent, refused = None, exc
 
-        async def create(folder: ET.Element) -> int:
+        async def create(folder: ET.Element) -> Folder:
             if refused is not None:
                 raise refused
             name = (folder.findtext(t("DisplayName")) or "").strip()
-            folder_class = (folder.findtext(t("FolderClass")) or MAIL_CLASS).strip()
+            folder_class = (folder.findtext(t("FolderClass")) or "").strip()
             if folder.tag != t("Folder") or not (
-                folder_class == MAIL_CLASS or folder_class.startswith(MAIL_CLASS + ".")
+                folder_class in ("", MAIL_CLASS) or folder_class.startswith(MAIL_CLASS + ".")
             ):
                 raise Refused(
                     "ErrorInvalidOperation",
@@ -157,13 +163,20 @@ class EwsFolders:
                 )
             if not name:
                 raise Refused("ErrorInvalidFolderId", "A folder needs a DisplayName.")
-            return (await self.store.create_folder(self.alias, name, parent)).id
+            try:
+                return await self.store.create_folder(self.alias, name, parent, folder_class)
+            except FolderExists:
+                raise Refused(
+                    "ErrorFolderExists",
+                    f"Could not create folder '{name}'. A folder with the specified name "
+                    "already exists.",
+                ) from None
 
         refs = _list(body.find(m("Folders")))
         return await self._each("CreateFolder", refs, "create", True, create)
 
     async def update_folder(self, body: ET.Element) -> ET.Element:
-        async def update(change: ET.Element) -> int:
+        async def update(change: ET.Element) -> Folder:
             ref = next((e for e in change if e.tag != t("Updates")), None)
             if ref is None:
                 raise Refused("ErrorInvalidIdMalformed", "Id is malformed.")
@@ -179,9 +192,9 @@ class EwsFolders:
                     if name != folder.name:
                         folder = await self.store.rename_folder(self.alias, folder.id, name)
                 elif uri == "folder:FolderClass" and value is not None:
-                    if (value.findtext(t("FolderClass")) or MAIL_CLASS) != folder_class(folder):
+                    if (value.findtext(t("FolderClass")) or "").strip() != folder.folder_class:
                         raise Refused(
-                            "ErrorInvalidPropertySet", "The class of a folder cannot be changed."
+                            "ErrorObjectTypeChanged", "The class of a folder cannot be changed."
                         )
                 elif kind == "DeleteFolderField" and uri != "folder:DisplayName":
                     continue  # clearing what the store does not keep changes nothing
@@ -195,7 +208,7 @@ class EwsFolders:
                     raise Refused(
                         "ErrorInvalidPropertySet", f"{uri or 'This property'} cannot be set."
                     )
-            return folder.id
+            return folder
 
         refs = _list(body.find(m("FolderChanges")))
         return await self._each("UpdateFolder", refs, "rename", True, update)
@@ -228,7 +241,7 @@ class EwsFolders:
             if exc.code == "ErrorParentFolderNotFound":
                 refused = Refused("ErrorToFolderNotFound", "The destination folder was not found.")
 
-        async def move(ref: ET.Element) -> int:
+        async def move(ref: ET.Element) -> Folder:
             if refused is not None:
                 raise refused
             folder = await self._folder(ref)
@@ -236,7 +249,7 @@ class EwsFolders:
                 raise Refused(
                     "ErrorMoveDistinguishedFolder", "Distinguished folders cannot be moved."
                 )
-            return (await self.store.move_folder(self.alias, folder.id, parent)).id
+            return await self.store.move_folder(self.alias, folder.id, parent)
 
         refs = _list(body.find(m("FolderIds")))
         return await self._each("MoveFolder", refs, "move", True, move)
@@ -264,10 +277,3 @@ class EwsFolders:
 
         refs = _list(body.find(m("FolderIds")))
         return await self._each("EmptyFolder", refs, "delete", False, empty)
-
-
-def folder_class(folder: Folder) -> str:
-    """The FolderClass of a store folder: its default folder's, else a mail folder's."""
-    if folder.well_known is not None:
-        return folder.well_known.folder_class
-    return MAIL_CLASS

@@ -33,6 +33,7 @@ from aiohttp import web
 from sitemail.access.ews_attachments import EwsAttachments
 from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
 from sitemail.access.ews_export import EwsExport
+from sitemail.access.ews_folder_view import FolderView
 from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_freebusy import FreeBusySource
 from sitemail.access.ews_items import EwsItems
@@ -239,9 +240,9 @@ class EwsHandler:
                     return envelope(await typed.find_item(body))
         match request.operation:
             case "GetFolder":
-                return envelope(await box.get_folder(body))
+                return envelope(await FolderView(box).get_folder(body))
             case "FindFolder":
-                return envelope(await box.find_folder(body))
+                return envelope(await FolderView(box).find_folder(body))
             case "FindItem":
                 return envelope(await box.find_item(body))
             case "GetItem":

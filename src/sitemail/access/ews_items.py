@@ -93,6 +93,8 @@ _RESPONSES = {
 }
 _SENT = WellKnownFolder.SENT_ITEMS.value
 _DRAFTS = WellKnownFolder.DRAFTS.value
+#: Where a SoftDelete puts an item (the store's key of Recoverable Items\Deletions).
+DUMPSTER = "recoverableitemsdeletions"
 
 
 def _ids(parent: ET.Element | None) -> list[ET.Element]:
@@ -536,10 +538,16 @@ class EwsItems:
         kind = delete_type(body)
 
         async def delete(ref: ET.Element) -> None:
-            # SoftDelete puts an item in the dumpster, out of every client's sight: the
-            # store has no dumpster, so it is deleted for good as HardDelete is.
-            hard = kind != "MoveToDeletedItems"
-            await self.store.delete(self.alias, (await self._located(ref)).id, hard=hard)
+            item = await self._located(ref)
+            if kind == "SoftDelete":
+                # Exchange 2010 keeps a soft-deleted item in the dumpster (Recoverable
+                # Items\Deletions), out of every client's sight but EWS's; from there it goes
+                # for good.
+                dumpster = await self.store.get_folder(self.alias, DUMPSTER)
+                if item.folder_id != dumpster.id:
+                    await self.store.move(self.alias, item.id, dumpster.id)
+                    return
+            await self.store.delete(self.alias, item.id, hard=kind != "MoveToDeletedItems")
 
         return await _each("DeleteItem", _ids(body.find(m("ItemIds"))), delete)
 

@@ -247,13 +247,13 @@ MAIL_CLASS = "IPF.Note"
 
 def folder_facts(folders: list[Folder], ref: int | str) -> FolderFacts:
     """What a FindFolder restriction tests of one folder (or of the Top of Information Store)."""
-    if not isinstance(ref, int):
-        children = sum(1 for f in folders if f.parent_id is None)
-        return FolderFacts("Top of Information Store", MAIL_CLASS, 0, 0, children)
+    if not isinstance(ref, int):  # the Top of Information Store has no class
+        children = sum(1 for f in folders if f.parent_id is None and f.ipm)
+        return FolderFacts("Top of Information Store", "", 0, 0, children)
     folder = next(f for f in folders if f.id == ref)
     return FolderFacts(
         name=folder.name,
-        folder_class=folder.well_known.folder_class if folder.well_known else MAIL_CLASS,
+        folder_class=folder.folder_class,
         total=folder.total,
         unread=folder.unread,
         children=sum(1 for f in folders if f.parent_id == folder.id),

@@ -9,6 +9,7 @@ from sitemail.mailbox.folder_tree import FolderRef
 from sitemail.mailbox.limits import (
     MAX_FOLDER_DEPTH,
     MAX_FOLDERS,
+    folder_class_name,
     folder_name,
     mailbox_key,
     path_key,
@@ -21,11 +22,12 @@ class FolderOperations(DatabaseCore):
 
     # ------------------------------------------------------- folders
 
-    def list_folders(self, mailbox: str) -> list[Folder]:
-        """Every folder of the mailbox, parents before children."""
+    def list_folders(self, mailbox: str, *, everything: bool = False) -> list[Folder]:
+        """The folders of the Top of Information Store, parents before children;
+        ``everything``: and Exchange's own beside it (what only EWS shows)."""
         box = self._mailbox(mailbox)
         with self._lock:
-            return tree.all_folders(self._conn, box)
+            return tree.all_folders(self._conn, box, everything=everything)
 
     def get_folder(self, mailbox: str, folder: FolderRef) -> Folder:
         box = self._mailbox(mailbox)
@@ -40,8 +42,16 @@ class FolderOperations(DatabaseCore):
                 return found
         raise FolderNotFound(f"mailbox {mailbox_key(mailbox)} has no folder {path[:300]!r}")
 
-    def create_folder(self, mailbox: str, name: str, parent: FolderRef | None = None) -> Folder:
+    def create_folder(
+        self,
+        mailbox: str,
+        name: str,
+        parent: FolderRef | None = None,
+        folder_class: str = "IPF.Note",
+    ) -> Folder:
+        """A new folder; ``folder_class`` ``""`` for one without a class (an EWS Folder)."""
         name = folder_name(name)
+        folder_class = folder_class_name(folder_class)
         box = self._mailbox(mailbox)
         with self._write() as conn:
             count = int(
@@ -61,7 +71,9 @@ class FolderOperations(DatabaseCore):
                     raise InvalidRequest(
                         f"folder {name!r} would be nested deeper than {MAX_FOLDER_DEPTH} levels"
                     )
-            new_id = self._insert_folder(conn, box, parent_id, name, None)
+            new_id = self._insert_folder(
+                conn, box, parent_id, name, None, folder_class=folder_class
+            )
             self._bump(conn, box, {new_id})
             return tree.folder_record(conn, tree.folder_row(conn, box, new_id))
 

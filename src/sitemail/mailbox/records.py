@@ -128,7 +128,10 @@ class Folder(Record):
     hierarchy delimiter Exchange's IMAP4 service uses).  ``uidnext`` only
     grows, so a UID is never given twice in a folder of the same
     ``uidvalidity``; ``modseq`` is the highest modification sequence of
-    anything that happened in the folder.
+    anything that happened in the folder.  ``system`` names one of Exchange's
+    own folders (:mod:`.system_folders`); ``ipm`` is false for those beside
+    the Top of Information Store and what they hold.  ``folder_class`` is the
+    container class (``""``: none was given).
     """
 
     id: int
@@ -141,6 +144,9 @@ class Folder(Record):
     uidvalidity: int
     uidnext: int
     modseq: int
+    system: str | None = None
+    folder_class: str = "IPF.Note"
+    ipm: bool = True
 
 
 class MimePart(Record):

@@ -79,18 +79,22 @@ def folder_counts(conn: sqlite3.Connection, box: MailboxRow) -> dict[int, tuple[
     return {int(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
 
 
-def to_folder(row: sqlite3.Row, path: str, counts: tuple[int, int]) -> Folder:
+def to_folder(row: sqlite3.Row, path: str, counts: tuple[int, int], ipm: bool = True) -> Folder:
+    well_known = None if row["well_known"] is None else WellKnownFolder(row["well_known"])
     return Folder(
         id=int(row["id"]),
         parent_id=None if row["parent_id"] is None else int(row["parent_id"]),
         name=str(row["name"]),
         path=path,
-        well_known=None if row["well_known"] is None else WellKnownFolder(row["well_known"]),
+        well_known=well_known,
         total=counts[0],
         unread=counts[1],
         uidvalidity=int(row["uidvalidity"]),
         uidnext=int(row["uidnext"]),
         modseq=int(row["modseq"]),
+        system=row["system"],
+        folder_class=well_known.folder_class if well_known else str(row["folder_class"]),
+        ipm=ipm,
     )
 
 

@@ -34,11 +34,22 @@ Layout choices, and why:
   calendar view reads only the items its window may touch.  Keyed by
   content, the record follows a copy; a trigger drops it with its content.
   A database of version 1 gains the table on opening (``ITEM_SCHEMA``).
+- **Exchange's own folders beside the user's** (version 3, ``FOLDER_COLUMNS``):
+  a 2010 mailbox's root holds, beside the Top of Information Store, the
+  folders clients never show (Common Views, Finder, Recoverable Items ...).
+  They are rows like any folder, with ``system`` naming them and
+  ``parent_key`` -1 at the root, so that their names never collide with the
+  user's top-level folders and every reader of the mail tree leaves them out
+  unless it asks.  ``folder_class`` is the container class a client gave
+  (``''``: none); folders made before version 3 were mail folders.
+  ``folder_properties`` holds what an EWS client sets on a folder beside its
+  name (permissions, extended properties, user configurations), as
+  ``message_properties`` does for messages.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -138,4 +149,20 @@ ITEM_SCHEMA: tuple[str, ...] = (
     BEGIN
         DELETE FROM item_records WHERE content_id = OLD.id;
     END""",
+)
+
+#: Columns of version 3, added to a ``folders`` table that lacks them.
+FOLDER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("system", "TEXT"),
+    ("folder_class", "TEXT NOT NULL DEFAULT 'IPF.Note'"),
+)
+
+#: Statements of version 3 that run once the columns are there.
+FOLDER_SCHEMA: tuple[str, ...] = (
+    """CREATE UNIQUE INDEX IF NOT EXISTS folders_system
+        ON folders(mailbox_id, system) WHERE system IS NOT NULL""",
+    """CREATE TABLE IF NOT EXISTS folder_properties (
+        folder_id INTEGER PRIMARY KEY REFERENCES folders(id),
+        data TEXT NOT NULL
+    )""",
 )

@@ -13,8 +13,8 @@ Routes (under an optional prefix)::
 
     POST   /mailboxes/{mb}/deliver?id=ID                      raw body -> DeliveryResult
     POST   /deliveries                 multipart batch (.delivery_batch) -> {"results": [...]}
-    GET    /mailboxes/{mb}/folders[?path=A/B]                 {"folders": [Folder]} | Folder
-    POST   /mailboxes/{mb}/folders                            {"name", "parent"?} -> Folder
+    GET    /mailboxes/{mb}/folders[?path=A/B|?all=1]          {"folders": [Folder]} | Folder
+    POST   /mailboxes/{mb}/folders                            {"name","parent"?,"class"?} -> Folder
     GET    /mailboxes/{mb}/folders/{f}                        Folder
     PATCH  /mailboxes/{mb}/folders/{f}                        {"name"?, "parent"?} -> Folder
     DELETE /mailboxes/{mb}/folders/{f}                        {"deleted": [ids]}
@@ -36,8 +36,9 @@ Routes (under an optional prefix)::
 
 Calendar items, contacts and tasks have their routes in :mod:`.store_api_items`.
 
-``{f}`` is a folder id or a well-known folder name (``inbox``, ``drafts``,
-``sentitems``, ``deleteditems``, ``junkemail``, ``outbox``).
+``{f}`` is a folder id, a well-known folder name (``inbox``, ``drafts``,
+``sentitems``, ``deleteditems``, ``junkemail``, ``outbox`` ...) or a system
+folder's key (``recoverableitemsdeletions`` ..., :mod:`.system_folders`).
 """
 
 from __future__ import annotations
@@ -415,7 +416,8 @@ class _Routes:
             if len(path) > 64 * (MAX_FOLDER_NAME + 1):
                 raise InvalidRequest("folder path too long")
             return _json(await self.backend.run(lambda: db.find_folder(where.alias, path)))
-        folders = await self.backend.run(lambda: db.list_folders(where.alias))
+        every = request.query.get("all") == "1"  # Exchange's own folders too
+        folders = await self.backend.run(lambda: db.list_folders(where.alias, everything=every))
         return web.json_response({"folders": [f.model_dump(mode="json") for f in folders]})
 
     async def create_folder(self, request: web.Request) -> web.StreamResponse:
@@ -423,7 +425,8 @@ class _Routes:
         body = await _json_body(request)
         name = _str_field(body, "name", required=True)
         parent = _folder_field(body, "parent")
-        folder = await self.backend.run(lambda: db.create_folder(where.alias, name, parent))
+        kind = _str_field(body, "class") if body.get("class") is not None else "IPF.Note"
+        folder = await self.backend.run(lambda: db.create_folder(where.alias, name, parent, kind))
         return _json(folder, status=201)
 
     async def get_folder(self, request: web.Request) -> web.StreamResponse:

@@ -29,6 +29,7 @@ from sitemail.mailbox.item_records import (
     TaskData,
 )
 from sitemail.mailbox.records import Address
+from sitemail.mailbox.schema import SCHEMA_VERSION
 
 __all__ = ["org"]
 
@@ -134,7 +135,7 @@ def test_a_version_1_database_gains_the_item_table(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     db = StoreDatabase(path)
-    assert db._conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.create_typed("adam", "tasks", TaskData(subject="t")).task is not None
 
 

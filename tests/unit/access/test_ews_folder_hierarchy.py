@@ -1,0 +1,113 @@
+"""A 2010 mailbox's whole folder hierarchy through EWS, driven by exchangelib on in-process CAS.
+
+The root holds the Top of Information Store and Exchange's own folders beside
+it (Common Views, Finder, Recoverable Items ...), which only EWS shows; a
+folder keeps the class it was created with (or none); names are unique in
+any case; a move gives a new ChangeKey; a soft delete keeps the item in
+Recoverable Items\\Deletions.  Each assertion is checked in the mailbox
+database too.
+"""
+
+from __future__ import annotations
+
+import pytest
+from exchangelib import Account, Message
+from exchangelib.errors import (
+    ErrorDeleteDistinguishedFolder,
+    ErrorFolderExists,
+    ErrorItemNotFound,
+    ErrorNoPublicFolderReplicaAvailable,
+    ErrorObjectTypeChanged,
+)
+from exchangelib.folders import (
+    CommonViews,
+    Folder,
+    Messages,
+    PublicFoldersRoot,
+    RecoverableItemsDeletions,
+    SearchFolders,
+)
+from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
+from tests.unit.access.test_web_front import Lab
+
+__all__ = ["lab_names", "servers"]
+
+
+def _account(lab: Lab) -> Account:
+    lab.set_vdir(FL_EWS, basic_authentication=True)
+    return ews_account(url(lab, "ex-fl1.contoso.com"), "contoso\\adam", "adam@contoso.com")
+
+
+def test_the_root_holds_exchanges_own_folders_beside_the_top_of_the_store(servers: Lab) -> None:
+    account = _account(servers)
+    root = account.root
+    assert root.name == "root" and root.tree().startswith("root")
+    assert account.calendar.absolute == "/root/Top of Information Store/Calendar"
+    assert root.tois.folder_class is None
+    names = {f.name for f in root.children}
+    assert {"Top of Information Store", "Common Views", "Finder", "Recoverable Items"} <= names
+    assert isinstance(root / "Common Views", CommonViews)
+    assert (root / "Common Views").folder_class is None
+    dumpster = account.recoverable_items_deletions
+    assert isinstance(dumpster, RecoverableItemsDeletions) and dumpster.name == "Deletions"
+    assert dumpster.parent.name == "Recoverable Items" and dumpster.parent.parent == root
+    assert isinstance(root.get_default_folder(SearchFolders), SearchFolders)
+    walked = [f.name for f in root.walk()]
+    assert len(walked) >= 25 and walked.count("Deletions") == 1
+    # Exchange's own folders stay: they are not the user's to delete.
+    with pytest.raises(ErrorDeleteDistinguishedFolder):
+        dumpster.delete()
+    # Every other protocol sees the Top of Information Store only.
+    db = servers.stores["EX-FL1"]
+    assert "Common Views" not in {f.name for f in db.list_folders("adam")}
+    every = db.list_folders("adam", everything=True)
+    assert {f.name for f in every if not f.ipm} >= {"Common Views", "Deletions", "Finder"}
+    # The organization has no public folders.
+    with pytest.raises(ErrorNoPublicFolderReplicaAvailable):
+        list(PublicFoldersRoot(account=account).get_children(account.inbox))
+
+
+def test_a_folder_keeps_its_class_and_its_name_is_unique_in_any_case(servers: Lab) -> None:
+    account = _account(servers)
+    db = servers.stores["EX-FL1"]
+    plain = Folder(parent=account.inbox, name="PLAIN").save()
+    plain.refresh()  # a Folder made without a class comes back as one
+    assert type(plain) is Folder and plain.folder_class is None
+    mail = Messages(parent=account.inbox, name="Mail").save()
+    mail.refresh()
+    assert mail.folder_class == "IPF.Note"
+    assert {f.name: f.folder_class for f in db.list_folders("adam") if f.well_known is None} == {
+        "Mail": "IPF.Note",
+        "PLAIN": "",
+    }
+    with pytest.raises(ErrorFolderExists) as refused:
+        Folder(parent=account.inbox, name="plain").save()
+    assert "Could not create folder 'plain'" in refused.value.args[0]
+    with pytest.raises(ErrorObjectTypeChanged):
+        mail.folder_class = "IPF.Other"
+        mail.save(update_fields=["folder_class"])
+    # A move gives the folder a new ChangeKey, and the same id.
+    before = (mail.id, mail.changekey)
+    mail.move(plain)
+    assert mail.id == before[0] and mail.changekey != before[1]
+    assert "Inbox/PLAIN/Mail" in {f.path for f in db.list_folders("adam")}
+
+
+def test_a_soft_delete_keeps_the_item_in_recoverable_items(servers: Lab) -> None:
+    account = _account(servers)
+    db = servers.stores["EX-FL1"]
+    item = Message(account=account, folder=account.inbox, subject="Keep me", body="x").save()
+    gone = (item.id, item.changekey)
+    item.soft_delete()
+    (missing,) = list(account.fetch(ids=[gone]))
+    assert isinstance(missing, ErrorItemNotFound)
+    assert account.inbox.filter(subject="Keep me").count() == 0
+    assert account.trash.filter(subject="Keep me").count() == 0
+    assert [i.subject for i in account.recoverable_items_deletions.all()] == ["Keep me"]
+    # Outside EWS the dumpster is out of sight: a search of the mailbox does not find it.
+    assert db.get_folder("adam", "recoverableitemsdeletions").total == 1
+    assert db.search("adam", "Keep me").total == 0
+    # From the dumpster, a soft delete is for good.
+    (kept,) = list(account.recoverable_items_deletions.all())
+    kept.soft_delete()
+    assert db.get_folder("adam", "recoverableitemsdeletions").total == 0
