@@ -278,6 +278,17 @@ def test_parts_folders_search_and_imap_routes(org: Org) -> None:
             assert moved.path == "Work"
             assert (await store.find_folder("alice", "work")).id == projects.id
             assert await store.delete_folder("alice", projects.id) == [projects.id]
+            # Exchange's own folders, a folder without a class, and a folder's properties.
+            every = await store.list_folders("alice", everything=True)
+            assert {f.name for f in every if not f.ipm} >= {"Finder", "Deletions"}
+            assert all(f.ipm for f in await store.list_folders("alice"))
+            plain = await store.create_folder("alice", "Plain", None, "")
+            assert plain.folder_class == "" and plain.ipm
+            kept = await store.set_folder_properties("alice", plain.id, {"extended": {"k": 1}})
+            assert (await store.get_folder_properties("alice", plain.id)) == kept
+            assert (
+                await store.get_folder("alice", "recoverableitemsdeletions")
+            ).name == "Deletions"
 
             found = await store.search("alice", "ATTACHED", fields=["text"])
             assert [m.id for m in found.items] == [report.message_id]

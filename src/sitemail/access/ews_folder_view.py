@@ -15,8 +15,15 @@ content gives a new one.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from typing import Any
 
+from sitemail.access.ews_folder_properties import (
+    computed_extended,
+    permissions_of,
+    render_permission_set,
+)
 from sitemail.access.ews_ids import ROOT, TOP, change_key, folder_id
+from sitemail.access.ews_item_properties import EXTENDED, render_extended
 from sitemail.access.ews_mailbox import _FOLDER_DEFAULT, _FOLDER_FIELDS, EwsMailbox, _shape
 from sitemail.access.ews_queries import folder_facts, parse_folder_restriction, parse_paging
 from sitemail.access.ews_responses import Refused, response_message
@@ -74,26 +81,35 @@ class FolderView:
             parent_ref: int | str | None = ROOT if ref == TOP else None
             child_count = len(tops) + (1 if ref == ROOT else 0)
             folder_class: str | None = None  # neither has a container class
+            # They hold no messages; what is below them is the mailbox (unverified).
+            size = sum(f.size for f in folders if ref == ROOT or f.ipm)
         else:
             folder = await self.store.get_folder(self.alias, ref)
             ref = folder.id
-            total, unread, display = folder.total, folder.unread, folder.name
+            total, unread, display, size = folder.total, folder.unread, folder.name, folder.size
             parent_ref = folder.parent_id
             if parent_ref is None:
                 parent_ref = TOP if folder.ipm else ROOT
             child_count = sum(1 for f in folders if f.parent_id == folder.id)
             folder_class = folder.folder_class or None
             modseq = folder.modseq
-        element = sub(parent, t(folder_tag(folder_class)))
+        tag = folder_tag(folder_class)
+        element = sub(parent, t(tag))
         values: dict[str, str | None] = {
             "folder:FolderClass": folder_class,
             "folder:DisplayName": display,
             "folder:TotalCount": str(total),
             "folder:ChildFolderCount": str(child_count),
-            "folder:UnreadCount": str(unread),
+            # The schema's calendar and contacts folders have no UnreadCount.
+            "folder:UnreadCount": str(unread) if tag in ("Folder", "TasksFolder") else None,
         }
+        keys = [f.removeprefix(EXTENDED) for f in fields if f.startswith(EXTENDED)]
+        keys = sorted(k for k in keys if k)
+        bag: dict[str, Any] = {}
+        if isinstance(ref, int) and ("folder:PermissionSet" in fields or keys):
+            bag = (await self.store.get_folder_properties(self.alias, ref)).properties
         for path in _FOLDER_FIELDS:
-            if path not in fields and path != "folder:FolderId":
+            if path not in fields and path != "folder:FolderId" and (path != EXTENDED or not keys):
                 continue
             if path == "folder:FolderId":
                 key = change_key(modseq)
@@ -106,6 +122,15 @@ class FolderView:
                         Id=folder_id(self.alias, parent_ref),
                         ChangeKey=change_key(0),
                     )
+            elif path == EXTENDED:
+                facts = {"size": size, "total": total, "unread": unread, "children": child_count}
+                computed = computed_extended(keys, facts)
+                render_extended(
+                    element, keys, {"extended": {**bag.get("extended", {}), **computed["extended"]}}
+                )
+            elif path == "folder:PermissionSet":
+                calendar = tag == "CalendarFolder"
+                render_permission_set(element, permissions_of(bag, calendar), calendar)
             elif (value := values.get(path)) is not None:
                 sub(element, t(path.split(":", 1)[1]), value)
 

@@ -1,5 +1,6 @@
-"""The EWS operations that change folders: CreateFolder, UpdateFolder (rename), DeleteFolder,
-MoveFolder and EmptyFolder, over the store API, as Exchange 2010 SP3 answers them.
+"""The EWS operations that change folders: CreateFolder, UpdateFolder (name, permissions,
+extended properties: :mod:`.ews_folder_properties`), DeleteFolder, MoveFolder and
+EmptyFolder, over the store API, as Exchange 2010 SP3 answers them.
 
 The default folders of a mailbox (Inbox, Drafts ... the distinguished
 folders) keep their names and places: deleting one is
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from sitemail.access.ews_folder_properties import change_properties, created_properties
 from sitemail.access.ews_folder_view import folder_tag
 from sitemail.access.ews_ids import ROOT, TOP, change_key, folder_id
 from sitemail.access.ews_mailbox import EwsMailbox
@@ -163,14 +166,19 @@ class EwsFolders:
                 )
             if not name:
                 raise Refused("ErrorInvalidFolderId", "A folder needs a DisplayName.")
+            bag = created_properties(folder, self.box.directory, calendar=False)
             try:
-                return await self.store.create_folder(self.alias, name, parent, folder_class)
+                created = await self.store.create_folder(self.alias, name, parent, folder_class)
             except FolderExists:
                 raise Refused(
                     "ErrorFolderExists",
                     f"Could not create folder '{name}'. A folder with the specified name "
                     "already exists.",
                 ) from None
+            if bag:
+                await self.store.set_folder_properties(self.alias, created.id, bag)
+                created = await self.store.get_folder(self.alias, created.id)
+            return created
 
         refs = _list(body.find(m("Folders")))
         return await self._each("CreateFolder", refs, "create", True, create)
@@ -182,12 +190,21 @@ class EwsFolders:
                 raise Refused("ErrorInvalidIdMalformed", "Id is malformed.")
             folder = await self._folder(ref)
             updates = change.find(t("Updates"))
+            bag: dict[str, Any] | None = None  # the folder's kept properties, once read
             for item in list(updates) if updates is not None else []:
                 path = item.find(t("FieldURI"))
+                extended = item.find(t("ExtendedFieldURI"))
                 uri = path.get("FieldURI", "") if path is not None else ""
-                value = next((e for e in item if e is not path), None)
+                value = next((e for e in item if e is not path and e is not extended), None)
                 kind = item.tag.rsplit("}", 1)[-1]
-                if uri == "folder:DisplayName" and kind == "SetFolderField" and value is not None:
+                if extended is not None or uri == "folder:PermissionSet":
+                    if bag is None:
+                        kept = await self.store.get_folder_properties(self.alias, folder.id)
+                        bag = dict(kept.properties)
+                    calendar = folder.folder_class.startswith("IPF.Appointment")
+                    directory = self.box.directory
+                    change_properties(bag, kind, extended, value, directory, calendar)
+                elif uri == "folder:DisplayName" and kind == "SetFolderField" and value is not None:
                     name = (value.findtext(t("DisplayName")) or "").strip()
                     if name != folder.name:
                         folder = await self.store.rename_folder(self.alias, folder.id, name)
@@ -208,6 +225,9 @@ class EwsFolders:
                     raise Refused(
                         "ErrorInvalidPropertySet", f"{uri or 'This property'} cannot be set."
                     )
+            if bag is not None:
+                await self.store.set_folder_properties(self.alias, folder.id, bag)
+                folder = await self.store.get_folder(self.alias, folder.id)
             return folder
 
         refs = _list(body.find(m("FolderChanges")))

@@ -122,6 +122,12 @@ class EwsStore(MailStore, Protocol):
 
     async def list_folders(self, mailbox: str, *, everything: bool = False) -> list[Folder]: ...
 
+    async def get_folder_properties(self, mailbox: str, folder: int | str) -> ItemProperties: ...
+
+    async def set_folder_properties(
+        self, mailbox: str, folder: int | str, properties: dict[str, Any]
+    ) -> ItemProperties: ...
+
     async def create_folder(
         self,
         mailbox: str,
@@ -168,6 +174,8 @@ _FOLDER_FIELDS = (
     "folder:DisplayName",
     "folder:TotalCount",
     "folder:ChildFolderCount",
+    EXTENDED,  # the extended properties AdditionalProperties names
+    "folder:PermissionSet",
     "folder:UnreadCount",
 )
 _FOLDER_DEFAULT = {

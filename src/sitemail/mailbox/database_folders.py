@@ -1,6 +1,10 @@
-"""The folder operations of a mailbox database: list, find, create, rename, move, delete."""
+"""The folder operations of a mailbox database: list, find, create, rename, move, delete,
+and the properties a folder has beside its name (``folder_properties``)."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from sitemail.mailbox import folder_tree as tree
 from sitemail.mailbox.database_core import DatabaseCore
@@ -14,7 +18,11 @@ from sitemail.mailbox.limits import (
     mailbox_key,
     path_key,
 )
-from sitemail.mailbox.records import Folder
+from sitemail.mailbox.records import Folder, ItemProperties
+
+#: Largest JSON of a folder's properties (permissions, extended properties, user
+#: configurations with their XML and binary data).
+MAX_FOLDER_PROPERTIES = 1024 * 1024
 
 
 class FolderOperations(DatabaseCore):
@@ -138,6 +146,7 @@ class FolderOperations(DatabaseCore):
                     )
                 ]
                 conn.execute("DELETE FROM messages WHERE folder_id=?", (doomed_id,))
+                conn.execute("DELETE FROM folder_properties WHERE folder_id=?", (doomed_id,))
                 conn.execute("DELETE FROM expunged WHERE folder_id=?", (doomed_id,))
                 self._collect(conn, content_ids)
             # Children first, so no row ever points at a missing parent.
@@ -145,3 +154,37 @@ class FolderOperations(DatabaseCore):
                 conn.execute("DELETE FROM folders WHERE id=?", (doomed_id,))
             self._bump(conn, box, set())
             return doomed
+
+    def get_folder_properties(self, mailbox: str, folder: FolderRef) -> ItemProperties:
+        """What a client set on a folder beside its name ({} when nothing), with its modseq."""
+        box = self._mailbox(mailbox)
+        with self._lock:
+            row = tree.folder_row(self._conn, box, folder)
+            found = self._conn.execute(
+                "SELECT data FROM folder_properties WHERE folder_id=?", (row["id"],)
+            ).fetchone()
+        data = json.loads(found[0]) if found is not None else {}
+        return ItemProperties(properties=data, modseq=int(row["modseq"]))
+
+    def set_folder_properties(
+        self, mailbox: str, folder: FolderRef, properties: dict[str, Any]
+    ) -> ItemProperties:
+        """Replace a folder's properties ({} removes them); the folder's modseq moves."""
+        text = json.dumps(properties, ensure_ascii=False, separators=(",", ":"))
+        if len(text) > MAX_FOLDER_PROPERTIES:
+            raise InvalidRequest(
+                f"folder properties of {len(text)} bytes are more than the store keeps "
+                f"({MAX_FOLDER_PROPERTIES}): remove some first"
+            )
+        box = self._mailbox(mailbox)
+        with self._write() as conn:
+            this = int(tree.folder_row(conn, box, folder)["id"])
+            modseq = self._bump(conn, box, {this})
+            if properties:
+                conn.execute(
+                    "INSERT OR REPLACE INTO folder_properties(folder_id, data) VALUES (?,?)",
+                    (this, text),
+                )
+            else:
+                conn.execute("DELETE FROM folder_properties WHERE folder_id=?", (this,))
+            return ItemProperties(properties=properties, modseq=modseq)

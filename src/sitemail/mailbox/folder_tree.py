@@ -155,7 +155,7 @@ def all_folders(
     def visit(parent: int | str | None, prefix: str, ipm: bool) -> None:
         for row in sorted(by_parent.get(parent, []), key=sort_key):
             path = f"{prefix}{row['name']}"
-            out.append(to_folder(row, path, counts.get(int(row["id"]), (0, 0)), ipm))
+            out.append(to_folder(row, path, counts.get(int(row["id"]), (0, 0, 0)), ipm))
             visit(int(row["id"]), path + "/", ipm)
 
     visit(None, "", True)
@@ -174,9 +174,10 @@ def folder_record(conn: sqlite3.Connection, row: sqlite3.Row) -> Folder:
         ).fetchone()
         names.append(str(parent[0]))
         top_key = int(parent[1])
-    total, unread = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(seen = 0), 0) FROM messages WHERE folder_id=?",
+    total, unread, size = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(m.seen = 0), 0), COALESCE(SUM(c.size), 0) "
+        "FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.folder_id=?",
         (row["id"],),
     ).fetchone()
     path = "/".join(reversed(names))
-    return to_folder(row, path, (int(total), int(unread)), top_key != ROOT_KEY)
+    return to_folder(row, path, (int(total), int(unread), int(size)), top_key != ROOT_KEY)

@@ -131,7 +131,7 @@ class Folder(Record):
     anything that happened in the folder.  ``system`` names one of Exchange's
     own folders (:mod:`.system_folders`); ``ipm`` is false for those beside
     the Top of Information Store and what they hold.  ``folder_class`` is the
-    container class (``""``: none was given).
+    container class (``""``: none was given); ``size`` the bytes of its messages.
     """
 
     id: int
@@ -147,6 +147,7 @@ class Folder(Record):
     system: str | None = None
     folder_class: str = "IPF.Note"
     ipm: bool = True
+    size: int = 0
 
 
 class MimePart(Record):

@@ -34,7 +34,8 @@ Routes (under an optional prefix)::
     DELETE /mailboxes/{mb}/messages/{id}?hard=1               {"placement": Placement|null}
     GET    /mailboxes/{mb}/search?q&folder&fields&offset&limit  MessagePage
 
-Calendar items, contacts and tasks have their routes in :mod:`.store_api_items`.
+Calendar items, contacts and tasks have their routes in :mod:`.store_api_items`,
+a folder's properties in :mod:`.store_api_folders`.
 
 ``{f}`` is a folder id, a well-known folder name (``inbox``, ``drafts``,
 ``sentitems``, ``deleteditems``, ``junkemail``, ``outbox`` ...) or a system
@@ -83,6 +84,7 @@ from sitemail.mailbox.locate import MailboxLocation
 from sitemail.mailbox.readers import PartReader, RawReader
 from sitemail.mailbox.records import FLAG_NAMES, Flags, FlagUpdate
 from sitemail.mailbox.sources import CHUNK_SIZE
+from sitemail.mailbox.store_api_folders import folder_routes
 from sitemail.mailbox.store_api_items import item_routes
 from sitemail.mailbox.store_backend import StoreBackend
 from sitemail.org.pki import CertFiles, PeerIdentity, PeerVerifier, server_ssl_context
@@ -154,6 +156,7 @@ def add_store_routes(
         ("GET", f"{base}/search", routes.search),
     ]
     table += item_routes(backend, routes._mailbox, _json_body, base)
+    table += folder_routes(backend, routes._mailbox, _json_body, base)
     for method, path, handler in table:
         app.router.add_route(method, path, routes.guard(handler))
 

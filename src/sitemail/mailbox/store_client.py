@@ -61,6 +61,7 @@ from sitemail.mailbox.records import (
     UidEntry,
 )
 from sitemail.mailbox.sources import CHUNK_SIZE
+from sitemail.mailbox.store_client_folders import FolderPropertyCalls
 from sitemail.mailbox.store_client_items import TypedItemCalls
 from sitemail.org.directory import Directory
 from sitemail.org.pki import CertFiles, client_ssl_context
@@ -107,7 +108,7 @@ class RawStream:
         return b"".join([chunk async for chunk in self])
 
 
-class StoreClient(TypedItemCalls):
+class StoreClient(TypedItemCalls, FolderPropertyCalls):
     """Calls the store API of whichever server holds a mailbox.
 
     Use ``async with StoreClient(...) as store:``; one client keeps a pool of

@@ -11,10 +11,11 @@ database too.
 from __future__ import annotations
 
 import pytest
-from exchangelib import Account, Message
+from exchangelib import Account, ExtendedProperty, Message
 from exchangelib.errors import (
     ErrorDeleteDistinguishedFolder,
     ErrorFolderExists,
+    ErrorInvalidUserInfo,
     ErrorItemNotFound,
     ErrorNoPublicFolderReplicaAvailable,
     ErrorObjectTypeChanged,
@@ -25,8 +26,10 @@ from exchangelib.folders import (
     Messages,
     PublicFoldersRoot,
     RecoverableItemsDeletions,
+    RootOfHierarchy,
     SearchFolders,
 )
+from exchangelib.properties import Permission, PermissionSet, UserId
 from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
 from tests.unit.access.test_web_front import Lab
 
@@ -111,3 +114,77 @@ def test_a_soft_delete_keeps_the_item_in_recoverable_items(servers: Lab) -> None
     (kept,) = list(account.recoverable_items_deletions.all())
     kept.soft_delete()
     assert db.get_folder("adam", "recoverableitemsdeletions").total == 0
+
+
+def test_a_folder_keeps_its_permissions_and_extended_properties(servers: Lab) -> None:
+    account = _account(servers)
+    db = servers.stores["EX-FL1"]
+    folder = Folder(parent=account.inbox, name="Shared").save()
+    folder.refresh()
+    # A new folder has Exchange 2010's two entries, without rights.
+    users = [p.user_id.distinguished_user for p in folder.permission_set.permissions]
+    assert users == ["Default", "Anonymous"]
+    folder.permission_set = PermissionSet(
+        permissions=[
+            Permission(
+                user_id=UserId(primary_smtp_address="alice@contoso.com"),
+                can_create_items=True,
+                is_folder_visible=True,
+                edit_items="Owned",
+                delete_items="Owned",
+                read_items="FullDetails",
+            )
+        ]
+    )
+    folder.save(update_fields=["permission_set"])
+    folder.refresh()
+    (alice,) = [p for p in folder.permission_set.permissions if p.user_id.primary_smtp_address]
+    assert alice.user_id.primary_smtp_address == "alice@contoso.com"
+    assert (alice.can_create_items, alice.edit_items, alice.read_items) == (
+        True,
+        "Owned",
+        "FullDetails",
+    )
+    shared = next(f.id for f in db.list_folders("adam") if f.name == "Shared")
+    kept = db.get_folder_properties("adam", shared)
+    assert [e["user"] for e in kept.properties["permissions"]] == [
+        "Default",
+        "Anonymous",
+        "alice@contoso.com",
+    ]
+    # Someone outside the organization cannot be given rights.
+    folder.permission_set = PermissionSet(
+        permissions=[Permission(user_id=UserId(primary_smtp_address="eve@example.net"))]
+    )
+    with pytest.raises(ErrorInvalidUserInfo):
+        folder.save(update_fields=["permission_set"])
+
+    class Marker(ExtendedProperty):
+        property_set_id = "c11ff724-aa03-4555-9952-8fa248a11c3e"
+        property_name = "sitemail-marker"
+        property_type = "String"
+
+    class Size(ExtendedProperty):
+        property_tag = 0x0E08
+        property_type = "Long"
+
+    Folder.register("marker", Marker)
+    Folder.register("size", Size)
+    try:
+        folder.marker = "blue"
+        folder.save(update_fields=["marker"])
+        folder.refresh()
+        assert folder.marker == "blue"
+        assert [f.marker for f in account.inbox.children if f.name == "Shared"] == ["blue"]
+        Message(account=account, folder=folder, subject="Sized", body="x" * 500).save()
+        folder.refresh()
+        assert folder.size == db.get_folder("adam", shared).size > 500
+    finally:
+        Folder.deregister("marker")
+        Folder.deregister("size")
+    RootOfHierarchy.register("size", Size)
+    try:
+        account.root.refresh()
+        assert account.root.size >= folder.size
+    finally:
+        RootOfHierarchy.deregister("size")
