@@ -13,8 +13,9 @@ directory; this handler then
    site serves it; from any other site it is proxied to the EWS
    InternalUrl of a CAS there (:mod:`.web.handoff`), the
    availability service with it (it lives on the same virtual directory);
-3. **serves** the operation from the store API (reading: :mod:`.ews_mailbox`;
-   changing messages and folders: :mod:`.ews_items`, :mod:`.ews_folders`;
+3. **serves** the operation from the store API (reading: :mod:`.ews_mailbox`,
+   :mod:`.ews_folder_view`; changing messages and folders: :mod:`.ews_items`,
+   :mod:`.ews_folders`; user configurations: :mod:`.ews_user_configuration`;
    calendar items, contacts and tasks: :mod:`.ews_typed`; synchronizing:
    :mod:`.ews_sync`; notifications: :mod:`.ews_notifications`, whose
    GetStreamingEvents answers one long chunked response; free/busy:
@@ -57,6 +58,8 @@ from sitemail.access.ews_subscriptions import Subscriptions
 from sitemail.access.ews_sync import EwsSync
 from sitemail.access.ews_sync_state import StateSeal
 from sitemail.access.ews_typed import EwsTypedItems
+from sitemail.access.ews_user_configuration import OPERATIONS as CONFIGURATION_OPERATIONS
+from sitemail.access.ews_user_configuration import EwsUserConfigurations
 from sitemail.access.folder_watch import FolderWatches
 from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Proxy, ServeLocally
 from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
@@ -292,6 +295,9 @@ class EwsHandler:
                 return envelope(await resolve_names(box, body))
             case "ConvertId":
                 return envelope(box.convert_id(body))
+            case operation if operation in CONFIGURATION_OPERATIONS:
+                configurations = EwsUserConfigurations(box)
+                return envelope(await configurations.serve(operation, body))
             case "GetUserAvailabilityRequest":
                 return envelope(await get_user_availability(body, box.directory, source))
             case "GetServerTimeZones":
@@ -348,4 +354,5 @@ OPERATIONS = (
     "ConvertId",
     "GetUserAvailability",
     "GetServerTimeZones",
+    *CONFIGURATION_OPERATIONS,
 )

@@ -11,12 +11,14 @@ database too.
 from __future__ import annotations
 
 import pytest
-from exchangelib import Account, ExtendedProperty, Message
+from exchangelib import UTC, Account, EWSDateTime, ExtendedProperty, Message
 from exchangelib.errors import (
     ErrorDeleteDistinguishedFolder,
     ErrorFolderExists,
+    ErrorInvalidRequest,
     ErrorInvalidUserInfo,
     ErrorItemNotFound,
+    ErrorItemSave,
     ErrorNoPublicFolderReplicaAvailable,
     ErrorObjectTypeChanged,
 )
@@ -188,3 +190,37 @@ def test_a_folder_keeps_its_permissions_and_extended_properties(servers: Lab) ->
         assert account.root.size >= folder.size
     finally:
         RootOfHierarchy.deregister("size")
+
+
+def test_user_configurations_live_in_their_folder(servers: Lab) -> None:
+    account = _account(servers)
+    db = servers.stores["EX-FL1"]
+    folder = Messages(parent=account.inbox, name="Settings").save()
+    with pytest.raises(ErrorItemNotFound):
+        folder.get_user_configuration(name="Sitemail.Test")
+    when = EWSDateTime(2026, 12, 7, 5, 30, tzinfo=UTC)
+    dictionary = {"color": "blue", 7: True, True: ("a", "b"), b"k" * 4: when, "n": 2**40}
+    folder.create_user_configuration(
+        name="Sitemail.Test", dictionary=dictionary, xml_data=b"<a>1</a>", binary_data=b"\x00\x01"
+    )
+    got = folder.get_user_configuration(name="sitemail.test")  # names in any case
+    assert got.dictionary == dictionary
+    assert (got.xml_data, got.binary_data) == (b"<a>1</a>", b"\x00\x01")
+    with pytest.raises(ErrorItemSave):
+        folder.create_user_configuration(name="Sitemail.Test")
+    with pytest.raises(ErrorItemNotFound):
+        account.inbox.get_user_configuration(name="Sitemail.Test")
+    folder.update_user_configuration(name="Sitemail.Test", xml_data=b"<b/>")
+    only_xml = folder.get_user_configuration(name="Sitemail.Test", properties="XmlData")
+    assert (only_xml.dictionary, only_xml.xml_data, only_xml.binary_data) == (None, b"<b/>", None)
+    assert folder.get_user_configuration(name="Sitemail.Test").binary_data == b"\x00\x01"
+    settings = next(f.id for f in db.list_folders("adam") if f.name == "Settings")
+    assert list(db.get_folder_properties("adam", settings).properties["configurations"]) == [
+        "sitemail.test"
+    ]
+    with pytest.raises(ErrorInvalidRequest):
+        folder.create_user_configuration(name="IPM.Configuration.X")
+    folder.delete_user_configuration(name="Sitemail.Test")
+    with pytest.raises(ErrorItemNotFound):
+        folder.delete_user_configuration(name="Sitemail.Test")
+    assert db.get_folder_properties("adam", settings).properties == {}
