@@ -70,6 +70,10 @@ def _store_refusal(exc: StoreError, action: str) -> Refused:
         return Refused(
             "ErrorInvalidPropertySet", "The default folders of a mailbox keep their names."
         )
+    if isinstance(exc, FolderNotFound) and action == "rename":
+        # UpdateFolder binds the folder as any store object: a gone one is an item not found
+        # (what Exchange answers exchangelib's save() of a deleted folder).
+        return Refused("ErrorItemNotFound", "The specified object was not found in the store.")
     refusal = store_refusal(exc)
     if refusal is not None:
         return refusal

@@ -96,6 +96,12 @@ def test_a_folder_keeps_its_class_and_its_name_is_unique_in_any_case(servers: La
     mail.move(plain)
     assert mail.id == before[0] and mail.changekey != before[1]
     assert "Inbox/PLAIN/Mail" in {f.path for f in db.list_folders("adam")}
+    # A deleted folder's id names nothing UpdateFolder can bind.
+    gone = (mail.id, mail.changekey)
+    mail.delete()
+    mail.id, mail.changekey = gone
+    with pytest.raises(ErrorItemNotFound):
+        mail.save()
 
 
 def test_a_soft_delete_keeps_the_item_in_recoverable_items(servers: Lab) -> None:
