@@ -32,7 +32,7 @@ from sitemail.mailbox.schema import (
     SCHEMA,
     SCHEMA_VERSION,
 )
-from sitemail.mailbox.system_folders import SYSTEM_FOLDERS
+from sitemail.mailbox.system_folders import SYSTEM_FOLDERS, TOP
 
 #: The messages of a query with their content, as every summary query reads them.
 FROM_MESSAGES = "FROM messages m JOIN contents c ON c.id=m.content_id"
@@ -262,13 +262,35 @@ class DatabaseCore:
     def _insert_system_folders(
         self, conn: sqlite3.Connection, box: MailboxRow, present: set[str]
     ) -> None:
-        """Create Exchange's own folders (those not ``present``), parents first."""
+        """Create Exchange's own folders (those not ``present``), parents first.
+
+        In the Top of Information Store, a user's folder of the same name
+        becomes the system folder, as Exchange's provisioning adopts it."""
         for system in SYSTEM_FOLDERS:
             if system.key in present:
                 continue
-            parent = None if system.parent is None else tree.folder_id(conn, box, system.parent)
+            in_top = system.parent in (None, TOP)
+            parent = None if in_top else tree.folder_id(conn, box, str(system.parent))
+            parent_key = tree.ROOT_KEY if system.parent is None else parent or 0
+            same_name = conn.execute(
+                "SELECT id FROM folders WHERE mailbox_id=? AND parent_key=? AND name_key=?",
+                (box.id, parent_key, system.name.casefold()),
+            ).fetchone()
+            if same_name is not None:
+                conn.execute(
+                    "UPDATE folders SET system=?, folder_class=? WHERE id=?",
+                    (system.key, system.folder_class, int(same_name[0])),
+                )
+                continue
             self._insert_folder(
-                conn, box, parent, system.name, None, system=system.key, folder_class=""
+                conn,
+                box,
+                parent,
+                system.name,
+                None,
+                system=system.key,
+                folder_class=system.folder_class,
+                at_root=system.parent is None,
             )
 
     def _insert_folder(
@@ -281,8 +303,8 @@ class DatabaseCore:
         *,
         system: str | None = None,
         folder_class: str = "IPF.Note",
+        at_root: bool = False,
     ) -> int:
-        at_root = system is not None and parent_id is None
         tree.check_free(conn, box, parent_id, name, at_root=at_root)
         cur = conn.execute(
             "INSERT INTO folders(mailbox_id, parent_id, parent_key, name, name_key, well_known, "

@@ -45,11 +45,6 @@ class WellKnownFolder(StrEnum):
         """The folder's container class (PR_CONTAINER_CLASS), what EWS calls FolderClass."""
         return _FOLDER_CLASSES.get(self, "IPF.Note")
 
-    @property
-    def holds_mail(self) -> bool:
-        """Whether mail clients (OWA's mail view) show it among the mail folders."""
-        return self not in _FOLDER_CLASSES
-
 
 _DISPLAY_NAMES = {
     WellKnownFolder.INBOX: "Inbox",

@@ -1,23 +1,32 @@
-"""Exchange's own folders of a mailbox: the ones beside the Top of Information Store.
+"""Exchange's own folders of a mailbox, beyond the default folders clients name.
 
 An Exchange 2010 mailbox's root holds, beside the Top of Information Store
 (the folders a user sees), folders that Exchange and Outlook keep for
 themselves: views, the search folders' home (Finder), free/busy data, the
 dumpster (Recoverable Items with Deletions, Purges and Versions), reminders'
-and spooler's work.  Clients never list them among the mail folders (IMAP4
-shows the IPM subtree only), but EWS shows them under ``root`` and names some
-by a DistinguishedFolderId.  Their class (PR_CONTAINER_CLASS) is unset.
+and spooler's work.  No protocol but EWS shows them (IMAP4 shows the IPM
+subtree only); EWS lists them under ``root`` and names some by a
+DistinguishedFolderId.  Their class (PR_CONTAINER_CLASS) is unset.
 
-The names are those of an English 2010 SP3 mailbox as MFCMAPI lists a new one
-(unverified: the set Exchange provisions depends on the service pack and on
-what clients have since created; Outlook adds more on first logon).
+Exchange provisions more default folders inside the Top of Information
+Store, which every protocol shows as it shows the user's folders:
+Conversation Action Settings and Quick Step Settings (Outlook's settings,
+IPF.Configuration), RSS Feeds, Suggested Contacts, and Sync Issues with
+Conflicts, Local Failures and Server Failures.
+
+The names are those of an English 2010 SP3 mailbox (unverified: the set
+Exchange provisions depends on the service pack and on what clients have
+since created; Outlook adds more on first logon).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SYSTEM_FOLDERS", "SystemFolder", "distinguished", "system_folder"]
+__all__ = ["SYSTEM_FOLDERS", "TOP", "SystemFolder", "distinguished", "system_folder"]
+
+#: A system folder's ``parent`` when it sits in the Top of Information Store.
+TOP = "msgfolderroot"
 
 
 @dataclass(frozen=True)
@@ -28,9 +37,13 @@ class SystemFolder:
     """The store's name for it; EWS's DistinguishedFolderId when ``distinguished``."""
     name: str
     parent: str | None
-    """The key of the system folder it sits in; ``None``: the root of the mailbox."""
+    """The key of the system folder it sits in; ``None``: the root of the mailbox;
+    :data:`TOP`: the Top of Information Store."""
     distinguished: bool = False
+    folder_class: str = ""
 
+
+_CONFIG = "IPF.Configuration"
 
 #: Parents before children, as they are created.
 SYSTEM_FOLDERS: tuple[SystemFolder, ...] = (
@@ -49,6 +62,15 @@ SYSTEM_FOLDERS: tuple[SystemFolder, ...] = (
     SystemFolder("spoolerqueue", "Spooler Queue", None),
     SystemFolder("system", "System", None),
     SystemFolder("views", "Views", None),
+    # In the Top of Information Store, beside the default folders clients name.
+    SystemFolder("conversationactions", "Conversation Action Settings", TOP, False, _CONFIG),
+    SystemFolder("quicksteps", "Quick Step Settings", TOP, False, _CONFIG),
+    SystemFolder("rssfeeds", "RSS Feeds", TOP, False, "IPF.Note.OutlookHomepage"),
+    SystemFolder("suggestedcontacts", "Suggested Contacts", TOP, False, "IPF.Contact"),
+    SystemFolder("syncissues", "Sync Issues", TOP, False, "IPF.Note"),
+    SystemFolder("conflicts", "Conflicts", "syncissues", False, "IPF.Note"),
+    SystemFolder("localfailures", "Local Failures", "syncissues", False, "IPF.Note"),
+    SystemFolder("serverfailures", "Server Failures", "syncissues", False, "IPF.Note"),
 )
 
 _BY_KEY = {folder.key: folder for folder in SYSTEM_FOLDERS}

@@ -20,14 +20,17 @@ def test_a_new_mailbox_has_them_beside_the_top_of_the_store(tmp_path: Path) -> N
     every = db.list_folders("adam", everything=True)
     own = {f.system: f for f in every if f.system is not None}
     assert set(own) == {s.key for s in SYSTEM_FOLDERS}
-    assert all(not f.ipm and f.folder_class == "" and f.well_known is None for f in own.values())
+    beside = [f for f in own.values() if not f.ipm]
+    assert all(f.folder_class == "" and f.well_known is None for f in beside)
+    assert own["syncissues"].ipm and own["conflicts"].path == "Sync Issues/Conflicts"
+    assert own["conversationactions"].folder_class == "IPF.Configuration"
     deletions = own["recoverableitemsdeletions"]
     assert deletions.path == "Recoverable Items/Deletions"
     assert deletions.parent_id == own["recoverableitemsroot"].id
     assert own["searchfolders"].name == "Finder" and own["searchfolders"].parent_id is None
     # What IMAP, POP, OWA and ActiveSync read is the Top of Information Store only.
     shown = db.list_folders("adam")
-    assert all(f.ipm and f.system is None for f in shown) and len(shown) == 11
+    assert all(f.ipm for f in shown) and len(shown) == 11 + 8
     assert [f.id for f in every[: len(shown)]] == [f.id for f in shown]
     # A user's folder at the top may have a system folder's name: another level.
     assert db.create_folder("adam", "Views").ipm
@@ -80,3 +83,24 @@ def test_a_version_2_database_gains_them_and_keeps_its_folders(tmp_path: Path) -
     assert db.get_folder("adam", projects.id).folder_class == "IPF.Note"
     assert db.get_folder("adam", "recoverableitemsdeletions").path == "Recoverable Items/Deletions"
     assert len(db.list_folders("adam", everything=True)) == 12 + len(SYSTEM_FOLDERS)
+
+
+def test_a_users_folder_of_a_default_folders_name_becomes_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = StoreDatabase(path)
+    mine = db.get_folder("adam", "syncissues")
+    db.append("adam", mine.id, RAW)
+    db.close()
+    conn = sqlite3.connect(path)  # as if the user made it before Sync Issues was provisioned
+    conn.execute("DELETE FROM folders WHERE system IN ('conflicts', 'localfailures')")
+    conn.execute("DELETE FROM folders WHERE system = 'serverfailures'")
+    conn.execute(
+        "UPDATE folders SET system=NULL, name='sync issues', name_key='sync issues' WHERE id=?",
+        (mine.id,),
+    )
+    conn.commit()
+    conn.close()
+    db = StoreDatabase(path)
+    adopted = db.get_folder("adam", mine.id)
+    assert (adopted.system, adopted.total, adopted.name) == ("syncissues", 1, "sync issues")
+    assert db.get_folder("adam", "conflicts").parent_id == mine.id
