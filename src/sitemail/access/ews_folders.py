@@ -36,6 +36,7 @@ from sitemail.mailbox.errors import (
     StoreError,
 )
 from sitemail.mailbox.records import Folder, WellKnownFolder
+from sitemail.mailbox.system_folders import DUMPSTER
 
 __all__ = ["EwsFolders"]
 
@@ -287,16 +288,25 @@ class EwsFolders:
             hard = (
                 kind != "MoveToDeletedItems" or folder.well_known == WellKnownFolder.DELETED_ITEMS
             )
+            # A soft delete keeps the items in the dumpster, as DeleteItem's does.
+            dumpster = None
+            if kind == "SoftDelete" and folder.system != DUMPSTER:
+                dumpster = (await self.store.get_folder(self.alias, DUMPSTER)).id
             # Page from the start each time: each page's messages leave the folder.
             for _ in range(folder.total // EMPTY_PAGE + 2):
                 page = await self.store.list_messages(self.alias, folder.id, limit=EMPTY_PAGE)
                 if not page.items:
                     break
                 for item in page.items:
-                    await self.store.delete(self.alias, item.id, hard=hard)
+                    if dumpster is not None:
+                        await self.store.move(self.alias, item.id, dumpster)
+                    else:
+                        await self.store.delete(self.alias, item.id, hard=hard)
             if subfolders:
-                for child in await self.store.list_folders(self.alias):
-                    if child.parent_id == folder.id and child.well_known is None:
+                everything = await self.store.list_folders(self.alias, everything=True)
+                for child in everything:
+                    mine = child.well_known is None and child.system is None
+                    if child.parent_id == folder.id and mine:
                         await self.store.delete_folder(self.alias, child.id)
 
         refs = _list(body.find(m("FolderIds")))

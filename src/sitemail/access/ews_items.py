@@ -70,6 +70,7 @@ from sitemail.access.web.compose import (
 from sitemail.clock import Clock
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.records import Flags, FlagUpdate, MessageDetail, WellKnownFolder
+from sitemail.mailbox.system_folders import DUMPSTER
 
 __all__ = ["EwsItems"]
 
@@ -93,8 +94,6 @@ _RESPONSES = {
 }
 _SENT = WellKnownFolder.SENT_ITEMS.value
 _DRAFTS = WellKnownFolder.DRAFTS.value
-#: Where a SoftDelete puts an item (the store's key of Recoverable Items\Deletions).
-DUMPSTER = "recoverableitemsdeletions"
 
 
 def _ids(parent: ET.Element | None) -> list[ET.Element]:

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SYSTEM_FOLDERS", "TOP", "SystemFolder", "distinguished", "system_folder"]
+__all__ = ["DUMPSTER", "SYSTEM_FOLDERS", "TOP", "SystemFolder", "distinguished", "system_folder"]
 
 #: A system folder's ``parent`` when it sits in the Top of Information Store.
 TOP = "msgfolderroot"
+#: Where a soft delete puts an item: Recoverable Items\Deletions.
+DUMPSTER = "recoverableitemsdeletions"
 
 
 @dataclass(frozen=True)

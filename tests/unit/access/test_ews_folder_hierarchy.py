@@ -126,6 +126,17 @@ def test_a_soft_delete_keeps_the_item_in_recoverable_items(servers: Lab) -> None
     (kept,) = list(account.recoverable_items_deletions.all())
     kept.soft_delete()
     assert db.get_folder("adam", "recoverableitemsdeletions").total == 0
+    # Emptying a folder softly keeps its items there too; its own folders stay.
+    issues = account.root.tois / "Sync Issues"
+    Message(account=account, folder=issues, subject="Issue", body="x").save()
+    Folder(parent=issues, name="Mine").save()
+    issues.empty(delete_sub_folders=True, delete_type="SoftDelete")
+    assert [i.subject for i in account.recoverable_items_deletions.all()] == ["Issue"]
+    assert sorted(f.name for f in issues.children) == [
+        "Conflicts",
+        "Local Failures",
+        "Server Failures",
+    ]
 
 
 def test_a_folder_keeps_its_permissions_and_extended_properties(servers: Lab) -> None:
