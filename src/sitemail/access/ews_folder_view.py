@@ -84,7 +84,11 @@ class FolderView:
             # They hold no messages; what is below them is the mailbox (unverified).
             size = sum(f.size for f in folders if ref == ROOT or f.ipm)
         else:
-            folder = await self.store.get_folder(self.alias, ref)
+            # The listing has it when it is a store folder id; a well-known name is asked for.
+            listed = (
+                next((f for f in folders if f.id == ref), None) if isinstance(ref, int) else None
+            )
+            folder = listed or await self.store.get_folder(self.alias, ref)
             ref = folder.id
             total, unread, display, size = folder.total, folder.unread, folder.name, folder.size
             parent_ref = folder.parent_id

@@ -309,6 +309,7 @@ class EwsMailbox:
         self.directory = directory
         self._folders: list[Folder] | None = None
         self._known: set[str] | None = None
+        self._folder_view: Any = None  # _folder_element's FolderView, with its folder list
 
     # ------------------------------------------------------------ folders
 
@@ -320,6 +321,7 @@ class EwsMailbox:
     def forget_folders(self) -> None:
         """Read the folder list again on next use (a folder was created, moved or deleted)."""
         self._folders = None
+        self._folder_view = None
 
     async def resolve_folder(self, ref: ET.Element) -> int | str:
         """A store folder id, ``ROOT`` or ``TOP`` for a FolderId/DistinguishedFolderId."""
@@ -370,7 +372,9 @@ class EwsMailbox:
         """One folder's element (SyncFolderHierarchy's changes): :mod:`.ews_folder_view`'s."""
         from sitemail.access.ews_folder_view import FolderView  # it builds on this module
 
-        await FolderView(self).folder_element(parent, ref, fields)
+        if self._folder_view is None:
+            self._folder_view = FolderView(self)
+        await self._folder_view.folder_element(parent, ref, fields)
 
     # ------------------------------------------------------------ items
 
