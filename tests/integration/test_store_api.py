@@ -441,7 +441,7 @@ def test_a_certificate_of_another_organization_is_refused(org: Org) -> None:
                 with pytest.raises(StoreUnavailable):
                     await intruder.list_folders("alice")
             async with client_for(org, service) as store:  # the store still serves the others
-                assert len(await store.list_folders("alice")) == 19  # the default folders
+                assert len(await store.list_folders("alice")) == 17  # the default folders
 
     run(scenario())
 

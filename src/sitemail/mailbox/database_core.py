@@ -242,7 +242,7 @@ class DatabaseCore:
                 "SELECT system FROM folders WHERE mailbox_id=? AND system IS NOT NULL", (box.id,)
             )
         }
-        if not missing and len(systems) == len(SYSTEM_FOLDERS):
+        if not missing and systems >= {s.key for s in SYSTEM_FOLDERS}:
             return
         with self._write() as conn:
             self._insert_system_folders(conn, box, systems)

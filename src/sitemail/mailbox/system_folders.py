@@ -10,9 +10,10 @@ DistinguishedFolderId.  Their class (PR_CONTAINER_CLASS) is unset.
 
 Exchange provisions more default folders inside the Top of Information
 Store, which every protocol shows as it shows the user's folders:
-Conversation Action Settings and Quick Step Settings (Outlook's settings,
-IPF.Configuration), RSS Feeds, Suggested Contacts, and Sync Issues with
-Conflicts, Local Failures and Server Failures.
+Conversation Action Settings (IPF.Configuration), RSS Feeds, and Sync Issues
+with Conflicts, Local Failures and Server Failures.  Quick Step Settings and
+Suggested Contacts are Outlook 2010's, made when it first opens the mailbox
+(unverified), so a mailbox no Outlook opened has neither.
 
 The names are those of an English 2010 SP3 mailbox (unverified: the set
 Exchange provisions depends on the service pack and on what clients have
@@ -66,9 +67,7 @@ SYSTEM_FOLDERS: tuple[SystemFolder, ...] = (
     SystemFolder("views", "Views", None),
     # In the Top of Information Store, beside the default folders clients name.
     SystemFolder("conversationactions", "Conversation Action Settings", TOP, False, _CONFIG),
-    SystemFolder("quicksteps", "Quick Step Settings", TOP, False, _CONFIG),
     SystemFolder("rssfeeds", "RSS Feeds", TOP, False, "IPF.Note.OutlookHomepage"),
-    SystemFolder("suggestedcontacts", "Suggested Contacts", TOP, False, "IPF.Contact"),
     SystemFolder("syncissues", "Sync Issues", TOP, False, "IPF.Note"),
     SystemFolder("conflicts", "Conflicts", "syncissues", False, "IPF.Note"),
     SystemFolder("localfailures", "Local Failures", "syncissues", False, "IPF.Note"),

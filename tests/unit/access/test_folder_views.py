@@ -42,5 +42,5 @@ def test_owa_lists_the_mail_folders_only(tmp_path: Path) -> None:
     shown = [f.path for f in _ordered_folders(db.list_folders("adam"))]
     assert shown[:6] == ["Inbox", "Drafts", "Sent Items", "Deleted Items", "Junk E-Mail", "Outbox"]
     assert {"RSS Feeds", "Sync Issues", "Sync Issues/Conflicts", "Plain"} <= set(shown)
-    hidden = {"Calendar", "Contacts", "Conversation Action Settings", "Suggested Contacts"}
+    hidden = {"Calendar", "Contacts", "Conversation Action Settings"}
     assert not hidden & set(shown)

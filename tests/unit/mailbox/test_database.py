@@ -71,9 +71,7 @@ def test_new_mailbox_has_the_exchange_2010_default_folders(db: StoreDatabase) ->
         "Tasks",
         # Exchange's own default folders in the Top of Information Store, by name.
         "Conversation Action Settings",
-        "Quick Step Settings",
         "RSS Feeds",
-        "Suggested Contacts",
         "Sync Issues",
         "Conflicts",
         "Local Failures",

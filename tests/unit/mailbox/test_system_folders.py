@@ -30,7 +30,7 @@ def test_a_new_mailbox_has_them_beside_the_top_of_the_store(tmp_path: Path) -> N
     assert own["searchfolders"].name == "Finder" and own["searchfolders"].parent_id is None
     # What IMAP, POP, OWA and ActiveSync read is the Top of Information Store only.
     shown = db.list_folders("adam")
-    assert all(f.ipm for f in shown) and len(shown) == 11 + 8
+    assert all(f.ipm for f in shown) and len(shown) == 11 + 6
     assert [f.id for f in every[: len(shown)]] == [f.id for f in shown]
     # A user's folder at the top may have a system folder's name: another level.
     assert db.create_folder("adam", "Views").ipm
