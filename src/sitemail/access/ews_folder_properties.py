@@ -8,8 +8,7 @@ on a calendar ``Default`` may see free/busy times (FreeBusyTimeOnly).
 
 A permission is kept as its eight rights; its PermissionLevel is derived
 from them as Exchange does (the named level whose rights they are, else
-Custom), and a level given in a request without rights sets the rights it
-stands for.  The
+Custom), and a named level given in a request sets the rights it stands for.  The
 user is named by PrimarySmtpAddress (a mailbox of the directory) or as
 DistinguishedUser ``Default``/``Anonymous``; a set without them keeps them,
 with no rights, as MAPI always has them.  A few MAPI properties of a folder
@@ -70,7 +69,6 @@ _CALENDAR_LEVELS: dict[str, tuple[bool | str, ...]] = {
         "TimeAndSubjectAndLocation",
     ),
 }
-_SPELLINGS = {*_RIGHTS, "CanCreateSubfolders"}
 _ACTIONS = ("None", "Owned", "All")
 _READS = ("None", "FullDetails")
 _CALENDAR_READS = ("None", "TimeOnly", "TimeAndSubjectAndLocation", "FullDetails")
@@ -136,19 +134,19 @@ def _user(element: ET.Element | None, directory: list[Mailbox]) -> tuple[str, st
 
 
 def _rights(permission: ET.Element, calendar: bool) -> tuple[bool | str, ...]:
-    """The rights a permission names, else those of its level (neither: none).
+    """The rights of a permission's named level, else the rights it names (none: none).
 
-    The rights win over a level given beside them: they are the more precise,
-    and some clients send a level (even a calendar's element) with every
-    permission (unverified what Exchange does with both)."""
+    A level other than Custom and None sets its rights whatever rights are
+    given beside it; with None or Custom the rights given count.  Some
+    clients send every right and a level (even a calendar's element) with
+    each permission, None when unset (unverified what Exchange does with both)."""
     levels = _CALENDAR_LEVELS if calendar else _LEVELS
     level = (
         permission.findtext(t("CalendarPermissionLevel"))
         or permission.findtext(t("PermissionLevel"))
         or "Custom"
     ).strip()
-    named = any(child.tag.rsplit("}", 1)[-1] in _SPELLINGS for child in permission)
-    if level != "Custom" and not named:
+    if level not in ("Custom", "None"):
         if level not in levels:
             raise Refused("ErrorInvalidPermissionSettings", f"{level[:40]!r} is not a level.")
         return levels[level]

@@ -31,7 +31,7 @@ from exchangelib.folders import (
     RootOfHierarchy,
     SearchFolders,
 )
-from exchangelib.properties import Permission, PermissionSet, UserId
+from exchangelib.properties import CalendarPermission, Permission, PermissionSet, UserId
 from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
 from tests.unit.access.test_web_front import Lab
 
@@ -245,3 +245,30 @@ def test_user_configurations_live_in_their_folder(servers: Lab) -> None:
     with pytest.raises(ErrorItemNotFound):
         folder.delete_user_configuration(name="Sitemail.Test")
     assert db.get_folder_properties("adam", settings).properties == {}
+
+
+def test_a_calendar_has_calendar_permissions(servers: Lab) -> None:
+    account = _account(servers)
+    calendar = account.calendar
+    calendar.refresh()
+    default = calendar.permission_set.calendar_permissions[0]
+    assert default.user_id.distinguished_user == "Default"
+    assert (default.calendar_permission_level, default.read_items) == (
+        "FreeBusyTimeOnly",
+        "TimeOnly",
+    )
+    calendar.permission_set = PermissionSet(
+        calendar_permissions=[
+            CalendarPermission(
+                user_id=UserId(primary_smtp_address="alice@contoso.com"),
+                calendar_permission_level="Reviewer",
+            )
+        ]
+    )
+    calendar.save(update_fields=["permission_set"])
+    calendar.refresh()
+    levels = {
+        p.user_id.primary_smtp_address or p.user_id.distinguished_user: p.calendar_permission_level
+        for p in calendar.permission_set.calendar_permissions
+    }
+    assert levels == {"Default": "None", "Anonymous": "None", "alice@contoso.com": "Reviewer"}
