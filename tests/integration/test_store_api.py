@@ -278,6 +278,17 @@ def test_parts_folders_search_and_imap_routes(org: Org) -> None:
             assert moved.path == "Work"
             assert (await store.find_folder("alice", "work")).id == projects.id
             assert await store.delete_folder("alice", projects.id) == [projects.id]
+            # Exchange's own folders, a folder without a class, and a folder's properties.
+            every = await store.list_folders("alice", everything=True)
+            assert {f.name for f in every if not f.ipm} >= {"Finder", "Deletions"}
+            assert all(f.ipm for f in await store.list_folders("alice"))
+            plain = await store.create_folder("alice", "Plain", None, "")
+            assert plain.folder_class == "" and plain.ipm
+            kept = await store.set_folder_properties("alice", plain.id, {"extended": {"k": 1}})
+            assert (await store.get_folder_properties("alice", plain.id)) == kept
+            assert (
+                await store.get_folder("alice", "recoverableitemsdeletions")
+            ).name == "Deletions"
 
             found = await store.search("alice", "ATTACHED", fields=["text"])
             assert [m.id for m in found.items] == [report.message_id]
@@ -430,7 +441,7 @@ def test_a_certificate_of_another_organization_is_refused(org: Org) -> None:
                 with pytest.raises(StoreUnavailable):
                     await intruder.list_folders("alice")
             async with client_for(org, service) as store:  # the store still serves the others
-                assert len(await store.list_folders("alice")) == 11  # the default folders
+                assert len(await store.list_folders("alice")) == 17  # the default folders
 
     run(scenario())
 

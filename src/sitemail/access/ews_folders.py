@@ -1,34 +1,42 @@
-"""The EWS operations that change folders: CreateFolder, UpdateFolder (rename), DeleteFolder,
-MoveFolder and EmptyFolder, over the store API, as Exchange 2010 SP3 answers them.
+"""The EWS operations that change folders: CreateFolder, UpdateFolder (name, permissions,
+extended properties: :mod:`.ews_folder_properties`), DeleteFolder, MoveFolder and
+EmptyFolder, over the store API, as Exchange 2010 SP3 answers them.
 
 The default folders of a mailbox (Inbox, Drafts ... the distinguished
 folders) keep their names and places: deleting one is
 ``ErrorDeleteDistinguishedFolder``, moving one ``ErrorMoveDistinguishedFolder``;
 the two folders above them (``root`` and ``msgfolderroot``) are no store
 folders and answer ``ErrorCannotDeleteObject``.  The store keeps mail folders
-(``IPF.Note``): a folder of another class is refused rather than shown with
-a class it does not have.  A DeleteFolder of type SoftDelete removes the
-folder for good, as HardDelete does: Exchange would keep it in the dumpster,
-out of every client's sight, and the store has no dumpster.
+(``IPF.Note``, or a ``Folder`` without a class, as an EWS client may create
+one): a folder of another class is refused rather than shown with a class it
+does not have, and a folder's class cannot change (ErrorObjectTypeChanged).
+A DeleteFolder of type SoftDelete removes the folder for good, as HardDelete
+does (Exchange would keep it in the dumpster; the store keeps items there,
+not folders).
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from sitemail.access.ews_folder_properties import change_properties, created_properties
+from sitemail.access.ews_folder_view import folder_tag
 from sitemail.access.ews_ids import ROOT, TOP, change_key, folder_id
 from sitemail.access.ews_mailbox import EwsMailbox
 from sitemail.access.ews_responses import Refused, delete_type, response_message, store_refusal
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.mailbox.errors import (
     Conflict,
+    FolderExists,
     FolderNotFound,
     FolderProtected,
     InvalidRequest,
     StoreError,
 )
 from sitemail.mailbox.records import Folder, WellKnownFolder
+from sitemail.mailbox.system_folders import DUMPSTER
 
 __all__ = ["EwsFolders"]
 
@@ -38,8 +46,8 @@ MAX_FOLDERS = 100
 EMPTY_PAGE = 200
 MAIL_CLASS = "IPF.Note"
 
-_Work = Callable[[ET.Element], Awaitable[int | None]]
-"""The per-folder step of an operation: the folder id to answer, or ``None``."""
+_Work = Callable[[ET.Element], Awaitable[Folder | None]]
+"""The per-folder step of an operation: the folder to answer, or ``None``."""
 
 
 def _list(parent: ET.Element | None) -> list[ET.Element]:
@@ -63,6 +71,10 @@ def _store_refusal(exc: StoreError, action: str) -> Refused:
         return Refused(
             "ErrorInvalidPropertySet", "The default folders of a mailbox keep their names."
         )
+    if isinstance(exc, FolderNotFound) and action == "rename":
+        # UpdateFolder binds the folder as any store object: a gone one is an item not found
+        # (what Exchange answers exchangelib's save() of a deleted folder).
+        return Refused("ErrorItemNotFound", "The specified object was not found in the store.")
     refusal = store_refusal(exc)
     if refusal is not None:
         return refusal
@@ -104,10 +116,12 @@ class EwsFolders:
         except FolderNotFound:
             raise Refused("ErrorParentFolderNotFound", "Parent folder not found.") from None
 
-    def _folders(self, msg: ET.Element, folder: int) -> None:
+    def _folders(self, msg: ET.Element, folder: Folder) -> None:
         container = sub(msg, m("Folders"))
-        element = sub(container, t("Folder"))
-        sub(element, t("FolderId"), Id=folder_id(self.alias, folder), ChangeKey=change_key(0))
+        element = sub(container, t(folder_tag(folder.folder_class)))
+        # The ChangeKey follows the folder's modification sequence: a move or rename changes it.
+        key = change_key(folder.modseq)
+        sub(element, t("FolderId"), Id=folder_id(self.alias, folder.id), ChangeKey=key)
 
     async def _each(
         self, operation: str, refs: list[ET.Element], action: str, with_folders: bool, work: _Work
@@ -142,13 +156,13 @@ class EwsFolders:
         except Refused as exc:
             parent, refused = None, exc
 
-        async def create(folder: ET.Element) -> int:
+        async def create(folder: ET.Element) -> Folder:
             if refused is not None:
                 raise refused
             name = (folder.findtext(t("DisplayName")) or "").strip()
-            folder_class = (folder.findtext(t("FolderClass")) or MAIL_CLASS).strip()
+            folder_class = (folder.findtext(t("FolderClass")) or "").strip()
             if folder.tag != t("Folder") or not (
-                folder_class == MAIL_CLASS or folder_class.startswith(MAIL_CLASS + ".")
+                folder_class in ("", MAIL_CLASS) or folder_class.startswith(MAIL_CLASS + ".")
             ):
                 raise Refused(
                     "ErrorInvalidOperation",
@@ -157,31 +171,52 @@ class EwsFolders:
                 )
             if not name:
                 raise Refused("ErrorInvalidFolderId", "A folder needs a DisplayName.")
-            return (await self.store.create_folder(self.alias, name, parent)).id
+            bag = created_properties(folder, self.box.directory, calendar=False)
+            try:
+                created = await self.store.create_folder(self.alias, name, parent, folder_class)
+            except FolderExists:
+                raise Refused(
+                    "ErrorFolderExists",
+                    f"Could not create folder '{name}'. A folder with the specified name "
+                    "already exists.",
+                ) from None
+            if bag:
+                await self.store.set_folder_properties(self.alias, created.id, bag)
+                created = await self.store.get_folder(self.alias, created.id)
+            return created
 
         refs = _list(body.find(m("Folders")))
         return await self._each("CreateFolder", refs, "create", True, create)
 
     async def update_folder(self, body: ET.Element) -> ET.Element:
-        async def update(change: ET.Element) -> int:
+        async def update(change: ET.Element) -> Folder:
             ref = next((e for e in change if e.tag != t("Updates")), None)
             if ref is None:
                 raise Refused("ErrorInvalidIdMalformed", "Id is malformed.")
             folder = await self._folder(ref)
             updates = change.find(t("Updates"))
+            bag: dict[str, Any] | None = None  # the folder's kept properties, once read
             for item in list(updates) if updates is not None else []:
                 path = item.find(t("FieldURI"))
+                extended = item.find(t("ExtendedFieldURI"))
                 uri = path.get("FieldURI", "") if path is not None else ""
-                value = next((e for e in item if e is not path), None)
+                value = next((e for e in item if e is not path and e is not extended), None)
                 kind = item.tag.rsplit("}", 1)[-1]
-                if uri == "folder:DisplayName" and kind == "SetFolderField" and value is not None:
+                if extended is not None or uri == "folder:PermissionSet":
+                    if bag is None:
+                        kept = await self.store.get_folder_properties(self.alias, folder.id)
+                        bag = dict(kept.properties)
+                    calendar = folder.folder_class.startswith("IPF.Appointment")
+                    directory = self.box.directory
+                    change_properties(bag, kind, extended, value, directory, calendar)
+                elif uri == "folder:DisplayName" and kind == "SetFolderField" and value is not None:
                     name = (value.findtext(t("DisplayName")) or "").strip()
                     if name != folder.name:
                         folder = await self.store.rename_folder(self.alias, folder.id, name)
                 elif uri == "folder:FolderClass" and value is not None:
-                    if (value.findtext(t("FolderClass")) or MAIL_CLASS) != folder_class(folder):
+                    if (value.findtext(t("FolderClass")) or "").strip() != folder.folder_class:
                         raise Refused(
-                            "ErrorInvalidPropertySet", "The class of a folder cannot be changed."
+                            "ErrorObjectTypeChanged", "The class of a folder cannot be changed."
                         )
                 elif kind == "DeleteFolderField" and uri != "folder:DisplayName":
                     continue  # clearing what the store does not keep changes nothing
@@ -195,7 +230,10 @@ class EwsFolders:
                     raise Refused(
                         "ErrorInvalidPropertySet", f"{uri or 'This property'} cannot be set."
                     )
-            return folder.id
+            if bag is not None:
+                await self.store.set_folder_properties(self.alias, folder.id, bag)
+                folder = await self.store.get_folder(self.alias, folder.id)
+            return folder
 
         refs = _list(body.find(m("FolderChanges")))
         return await self._each("UpdateFolder", refs, "rename", True, update)
@@ -228,7 +266,7 @@ class EwsFolders:
             if exc.code == "ErrorParentFolderNotFound":
                 refused = Refused("ErrorToFolderNotFound", "The destination folder was not found.")
 
-        async def move(ref: ET.Element) -> int:
+        async def move(ref: ET.Element) -> Folder:
             if refused is not None:
                 raise refused
             folder = await self._folder(ref)
@@ -236,7 +274,7 @@ class EwsFolders:
                 raise Refused(
                     "ErrorMoveDistinguishedFolder", "Distinguished folders cannot be moved."
                 )
-            return (await self.store.move_folder(self.alias, folder.id, parent)).id
+            return await self.store.move_folder(self.alias, folder.id, parent)
 
         refs = _list(body.find(m("FolderIds")))
         return await self._each("MoveFolder", refs, "move", True, move)
@@ -250,24 +288,26 @@ class EwsFolders:
             hard = (
                 kind != "MoveToDeletedItems" or folder.well_known == WellKnownFolder.DELETED_ITEMS
             )
+            # A soft delete keeps the items in the dumpster, as DeleteItem's does.
+            dumpster = None
+            if kind == "SoftDelete" and folder.system != DUMPSTER:
+                dumpster = (await self.store.get_folder(self.alias, DUMPSTER)).id
             # Page from the start each time: each page's messages leave the folder.
             for _ in range(folder.total // EMPTY_PAGE + 2):
                 page = await self.store.list_messages(self.alias, folder.id, limit=EMPTY_PAGE)
                 if not page.items:
                     break
                 for item in page.items:
-                    await self.store.delete(self.alias, item.id, hard=hard)
+                    if dumpster is not None:
+                        await self.store.move(self.alias, item.id, dumpster)
+                    else:
+                        await self.store.delete(self.alias, item.id, hard=hard)
             if subfolders:
-                for child in await self.store.list_folders(self.alias):
-                    if child.parent_id == folder.id and child.well_known is None:
+                everything = await self.store.list_folders(self.alias, everything=True)
+                for child in everything:
+                    mine = child.well_known is None and child.system is None
+                    if child.parent_id == folder.id and mine:
                         await self.store.delete_folder(self.alias, child.id)
 
         refs = _list(body.find(m("FolderIds")))
         return await self._each("EmptyFolder", refs, "delete", False, empty)
-
-
-def folder_class(folder: Folder) -> str:
-    """The FolderClass of a store folder: its default folder's, else a mail folder's."""
-    if folder.well_known is not None:
-        return folder.well_known.folder_class
-    return MAIL_CLASS

@@ -13,8 +13,9 @@ directory; this handler then
    site serves it; from any other site it is proxied to the EWS
    InternalUrl of a CAS there (:mod:`.web.handoff`), the
    availability service with it (it lives on the same virtual directory);
-3. **serves** the operation from the store API (reading: :mod:`.ews_mailbox`;
-   changing messages and folders: :mod:`.ews_items`, :mod:`.ews_folders`;
+3. **serves** the operation from the store API (reading: :mod:`.ews_mailbox`,
+   :mod:`.ews_folder_view`; changing messages and folders: :mod:`.ews_items`,
+   :mod:`.ews_folders`; user configurations: :mod:`.ews_user_configuration`;
    calendar items, contacts and tasks: :mod:`.ews_typed`; synchronizing:
    :mod:`.ews_sync`; notifications: :mod:`.ews_notifications`, whose
    GetStreamingEvents answers one long chunked response; free/busy:
@@ -36,6 +37,7 @@ from sitemail.access.ews_availability import get_server_time_zones, get_user_ava
 from sitemail.access.ews_body import bodies_in_body_type
 from sitemail.access.ews_distribution_lists import expand_dl
 from sitemail.access.ews_export import EwsExport
+from sitemail.access.ews_folder_view import FolderView
 from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_freebusy import FreeBusySource
 from sitemail.access.ews_items import EwsItems
@@ -62,6 +64,8 @@ from sitemail.access.ews_subscriptions import Subscriptions, affinity_cookies
 from sitemail.access.ews_sync import EwsSync
 from sitemail.access.ews_sync_state import StateSeal
 from sitemail.access.ews_typed import EwsTypedItems
+from sitemail.access.ews_user_configuration import OPERATIONS as CONFIGURATION_OPERATIONS
+from sitemail.access.ews_user_configuration import EwsUserConfigurations
 from sitemail.access.folder_watch import FolderWatches
 from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Proxy, ServeLocally
 from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
@@ -268,9 +272,9 @@ class EwsHandler:
                     return envelope(await typed.find_item(body))
         match request.operation:
             case "GetFolder":
-                return envelope(await box.get_folder(body))
+                return envelope(await FolderView(box).get_folder(body))
             case "FindFolder":
-                return envelope(await box.find_folder(body))
+                return envelope(await FolderView(box).find_folder(body))
             case "FindItem":
                 return envelope(await box.find_item(body))
             case "GetItem":
@@ -324,6 +328,9 @@ class EwsHandler:
                 return envelope(await expand_dl(box, body))
             case "ConvertId":
                 return envelope(box.convert_id(body))
+            case operation if operation in CONFIGURATION_OPERATIONS:
+                configurations = EwsUserConfigurations(box)
+                return envelope(await configurations.serve(operation, body))
             case "GetUserAvailabilityRequest":
                 return envelope(await get_user_availability(body, box.directory, source))
             case "GetServerTimeZones":
@@ -386,4 +393,5 @@ OPERATIONS = (
     "GetUserAvailability",
     "GetServerTimeZones",
     *ACCOUNT_OPERATIONS,
+    *CONFIGURATION_OPERATIONS,
 )

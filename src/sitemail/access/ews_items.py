@@ -70,6 +70,7 @@ from sitemail.access.web.compose import (
 from sitemail.clock import Clock
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.records import Flags, FlagUpdate, MessageDetail, WellKnownFolder
+from sitemail.mailbox.system_folders import DUMPSTER
 
 __all__ = ["EwsItems"]
 
@@ -536,10 +537,16 @@ class EwsItems:
         kind = delete_type(body)
 
         async def delete(ref: ET.Element) -> None:
-            # SoftDelete puts an item in the dumpster, out of every client's sight: the
-            # store has no dumpster, so it is deleted for good as HardDelete is.
-            hard = kind != "MoveToDeletedItems"
-            await self.store.delete(self.alias, (await self._located(ref)).id, hard=hard)
+            item = await self._located(ref)
+            if kind == "SoftDelete":
+                # Exchange 2010 keeps a soft-deleted item in the dumpster (Recoverable
+                # Items\Deletions), out of every client's sight but EWS's; from there it goes
+                # for good.
+                dumpster = await self.store.get_folder(self.alias, DUMPSTER)
+                if item.folder_id != dumpster.id:
+                    await self.store.move(self.alias, item.id, dumpster.id)
+                    return
+            await self.store.delete(self.alias, item.id, hard=kind != "MoveToDeletedItems")
 
         return await _each("DeleteItem", _ids(body.find(m("ItemIds"))), delete)
 

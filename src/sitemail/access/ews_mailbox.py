@@ -1,11 +1,12 @@
 """The mailbox operations of Exchange Web Services, over the store API (one signed-in user).
 
-Served here: ``GetFolder``, ``FindFolder``, ``FindItem`` (messages of a
+Served here: ``FindItem`` (messages of a
 folder, indexed paging), ``GetItem`` (subject, body, sender, recipients,
 MIME content ...), ``ResolveNames`` (the directory's mailboxes) and
 ``ConvertId`` (answered per id: sitemail's ids have no other formats).
 What changes a mailbox is in :mod:`.ews_items` (messages) and
-:mod:`.ews_folders` (folders), on the same :class:`EwsMailbox`.
+:mod:`.ews_folders` (folders), on the same :class:`EwsMailbox`; GetFolder and
+FindFolder are :mod:`.ews_folder_view`'s.
 
 The folder hierarchy is the store's, under the two folders every Exchange
 mailbox has above it: ``root`` and ``msgfolderroot`` (Top of Information
@@ -34,8 +35,6 @@ from sitemail.access.ews_item_properties import (
     render_plain,
 )
 from sitemail.access.ews_mapi_properties import (
-    FolderView,
-    folder_properties,
     item_value,
     rendered,
 )
@@ -47,8 +46,6 @@ from sitemail.access.ews_message_fields import (
     render_header_field,
 )
 from sitemail.access.ews_queries import (
-    folder_facts,
-    parse_folder_restriction,
     parse_grouping,
     parse_paging,
     query_predicate,
@@ -83,6 +80,7 @@ from sitemail.mailbox.records import (
     Placement,
     WellKnownFolder,
 )
+from sitemail.mailbox.system_folders import distinguished
 from sitemail.org.model import Mailbox
 
 __all__ = ["EwsMailbox", "EwsStore"]
@@ -127,8 +125,20 @@ class EwsStore(MailStore, Protocol):
         self, mailbox: str, message_id: int, properties: dict[str, Any]
     ) -> ItemProperties: ...
 
+    async def list_folders(self, mailbox: str, *, everything: bool = False) -> list[Folder]: ...
+
+    async def get_folder_properties(self, mailbox: str, folder: int | str) -> ItemProperties: ...
+
+    async def set_folder_properties(
+        self, mailbox: str, folder: int | str, properties: dict[str, Any]
+    ) -> ItemProperties: ...
+
     async def create_folder(
-        self, mailbox: str, name: str, parent: int | str | None = None
+        self,
+        mailbox: str,
+        name: str,
+        parent: int | str | None = None,
+        folder_class: str | None = None,
     ) -> Folder: ...
 
     async def rename_folder(self, mailbox: str, folder: int | str, name: str) -> Folder: ...
@@ -169,6 +179,8 @@ _FOLDER_FIELDS = (
     "folder:DisplayName",
     "folder:TotalCount",
     "folder:ChildFolderCount",
+    EXTENDED,  # the extended properties AdditionalProperties names
+    "folder:PermissionSet",
     "folder:UnreadCount",
 )
 _FOLDER_DEFAULT = {
@@ -245,8 +257,6 @@ _DETAIL_FIELDS = {
     "item:InReplyTo",
     "message:ReplyTo",
 }
-# The messages namespace's folder class for well-known mail folders.
-_MAIL_CLASS = "IPF.Note"
 
 
 def _shape(shape: ET.Element | None, default: set[str], everything: Iterable[str]) -> set[str]:
@@ -305,6 +315,7 @@ class EwsMailbox:
         self.directory = directory
         self._folders: list[Folder] | None = None
         self._known: set[str] | None = None
+        self._folder_view: Any = None  # _folder_element's FolderView, with its folder list
 
     # ------------------------------------------------------------ folders
 
@@ -316,6 +327,7 @@ class EwsMailbox:
     def forget_folders(self) -> None:
         """Read the folder list again on next use (a folder was created, moved or deleted)."""
         self._folders = None
+        self._folder_view = None
 
     async def resolve_folder(self, ref: ET.Element) -> int | str:
         """A store folder id, ``ROOT`` or ``TOP`` for a FolderId/DistinguishedFolderId."""
@@ -332,6 +344,12 @@ class EwsMailbox:
             name = ref.get("Id", "")
             if name in (ROOT, TOP):
                 return name
+            if (system := distinguished(name)) is not None:
+                return system.key  # Finder, Recoverable Items ...: the store knows them
+            if name == "publicfoldersroot":  # the seed's organization has no public folders
+                raise Refused(
+                    "ErrorNoPublicFolderReplicaAvailable", "No public folder replica is available."
+                )
             try:
                 well_known = WellKnownFolder(name)
             except ValueError:
@@ -357,121 +375,12 @@ class EwsMailbox:
             raise Refused("ErrorAccessDenied", "The Id names another user's mailbox.")
 
     async def _folder_element(self, parent: ET.Element, ref: int | str, fields: set[str]) -> None:
-        folders = await self.folders()
-        if ref in (ROOT, TOP):
-            children = [f for f in folders if f.parent_id is None] if ref == TOP else []
-            total = unread = 0
-            display = "Root" if ref == ROOT else "Top of Information Store"
-            parent_ref: int | str | None = ROOT if ref == TOP else None
-            child_count = 1 if ref == ROOT else len(children)
-            folder_class: str | None = None if ref == ROOT else _MAIL_CLASS
-            uidnext = 0
-        else:
-            folder = await self.store.get_folder(self.alias, ref)
-            ref = folder.id
-            total, unread, display = folder.total, folder.unread, folder.name
-            parent_ref = folder.parent_id if folder.parent_id is not None else TOP
-            child_count = sum(1 for f in folders if f.parent_id == folder.id)
-            folder_class = folder.well_known.folder_class if folder.well_known else _MAIL_CLASS
-            uidnext = folder.uidnext
-        element = sub(parent, t("Folder"))
-        values: dict[str, str | None] = {
-            "folder:FolderClass": folder_class,
-            "folder:DisplayName": display,
-            "folder:TotalCount": str(total),
-            "folder:ChildFolderCount": str(child_count),
-            "folder:UnreadCount": str(unread),
-        }
-        for path in _FOLDER_FIELDS:
-            if path == "folder:UnreadCount":  # the schema's place for them
-                view = FolderView(display, folder_class or "", total, unread, child_count, uidnext)
-                keys = sorted(f.removeprefix(EXTENDED) for f in fields if f.startswith(EXTENDED))
-                folder_properties(element, keys, view)
-            if path not in fields and path != "folder:FolderId":
-                continue
-            if path == "folder:FolderId":
-                sub(element, t("FolderId"), Id=folder_id(self.alias, ref), ChangeKey=change_key(0))
-            elif path == "folder:ParentFolderId":
-                if parent_ref is not None:
-                    sub(
-                        element,
-                        t("ParentFolderId"),
-                        Id=folder_id(self.alias, parent_ref),
-                        ChangeKey=change_key(0),
-                    )
-            elif (value := values.get(path)) is not None:
-                sub(element, t(path.split(":", 1)[1]), value)
+        """One folder's element (SyncFolderHierarchy's changes): :mod:`.ews_folder_view`'s."""
+        from sitemail.access.ews_folder_view import FolderView  # it builds on this module
 
-    async def get_folder(self, body: ET.Element) -> ET.Element:
-        fields = _shape(body.find(m("FolderShape")), _FOLDER_DEFAULT, _FOLDER_FIELDS)
-        response = ET.Element(m("GetFolderResponse"))
-        messages = sub(response, m("ResponseMessages"))
-        ids = body.find(m("FolderIds"))
-        for ref in list(ids) if ids is not None else []:
-            try:
-                resolved = await self.resolve_folder(ref)
-                msg = response_message(messages, "GetFolder")
-                await self._folder_element(sub(msg, m("Folders")), resolved, fields)
-            except Refused as exc:
-                sub(response_message(messages, "GetFolder", exc.code, exc.text), m("Folders"))
-            except FolderNotFound:
-                msg = response_message(
-                    messages,
-                    "GetFolder",
-                    "ErrorFolderNotFound",
-                    "The specified folder could not be found in the store.",
-                )
-                sub(msg, m("Folders"))
-        return response
-
-    async def find_folder(self, body: ET.Element) -> ET.Element:
-        fields = _shape(body.find(m("FolderShape")), _FOLDER_DEFAULT, _FOLDER_FIELDS)
-        deep = body.get("Traversal", "Shallow") == "Deep"
-        response = ET.Element(m("FindFolderResponse"))
-        messages = sub(response, m("ResponseMessages"))
-        parents = body.find(m("ParentFolderIds"))
-        paging = parse_paging(body, "Folder", MAX_PAGE)
-        restriction = body.find(m("Restriction"))
-        try:
-            wanted = None if restriction is None else parse_folder_restriction(restriction)
-        except Refused as exc:
-            response_message(messages, "FindFolder", exc.code, exc.text)
-            return response
-        folders = await self.folders()
-        for ref in list(parents) if parents is not None else []:
-            try:
-                resolved = await self.resolve_folder(ref)
-            except Refused as exc:
-                response_message(messages, "FindFolder", exc.code, exc.text)
-                continue
-            if isinstance(resolved, str) and resolved not in (ROOT, TOP):
-                match = next((f for f in folders if f.well_known == resolved), None)
-                if match is None:
-                    response_message(
-                        messages, "FindFolder", "ErrorFolderNotFound", "The folder was not found."
-                    )
-                    continue
-                resolved = match.id
-            found: list[int | str] = []
-            if resolved == ROOT:
-                found.append(TOP)
-                if deep:
-                    found += [f.id for f in _ordered(folders, None)]
-            elif resolved == TOP:
-                tops = [f.id for f in folders if f.parent_id is None]
-                found += [f.id for f in _ordered(folders, None)] if deep else tops
-            elif isinstance(resolved, int):
-                kids = [f.id for f in folders if f.parent_id == resolved]
-                found += [f.id for f in _ordered(folders, resolved)] if deep else kids
-            if wanted is not None:
-                found = [f for f in found if wanted(folder_facts(folders, f))]
-            start, stop = paging.window(len(found))
-            msg = response_message(messages, "FindFolder")
-            root = sub(msg, m("RootFolder"), **paging.attributes(start, stop - start, len(found)))
-            container = sub(root, t("Folders"))
-            for ref_id in found[start:stop]:
-                await self._folder_element(container, ref_id, fields)
-        return response
+        if self._folder_view is None:
+            self._folder_view = FolderView(self)
+        await self._folder_view.folder_element(parent, ref, fields)
 
     # ------------------------------------------------------------ items
 

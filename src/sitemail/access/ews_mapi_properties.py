@@ -29,7 +29,7 @@ from sitemail.access.ews_item_properties import render_extended
 from sitemail.mailbox.records import MessageSummary
 
 __all__ = [
-    "FolderView",
+    "MapiFolder",
     "folder_properties",
     "folder_value",
     "is_folder_tag",
@@ -49,7 +49,7 @@ _IMAP_DELETED = "set:common:id:34160"
 
 
 @dataclass(frozen=True)
-class FolderView:
+class MapiFolder:
     """The facts of one folder a tag may name (the Top of Information Store too)."""
 
     name: str
@@ -58,6 +58,7 @@ class FolderView:
     unread: int
     children: int
     uidnext: int
+    size: int = 0
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -91,8 +92,10 @@ _ITEM: dict[str, tuple[str, Callable[[MessageSummary], Any]]] = {
     _IMAP_DELETED: ("Integer", lambda s: 1 if s.flags.deleted else None),
 }
 
-_FOLDER: dict[str, tuple[str, Callable[[FolderView], Any]]] = {
+_FOLDER: dict[str, tuple[str, Callable[[MapiFolder], Any]]] = {
     "tag:3001": ("String", lambda f: f.name),  # PR_DISPLAY_NAME
+    "tag:e08": ("Long", lambda f: f.size),  # PR_MESSAGE_SIZE: what the folder holds
+    "tag:6638": ("Integer", lambda f: f.children),  # PR_FOLDER_CHILD_COUNT
     "tag:3613": ("String", lambda f: f.folder_class),  # PR_CONTAINER_CLASS
     "tag:3602": ("Integer", lambda f: f.total),  # PR_CONTENT_COUNT
     "tag:3603": ("Integer", lambda f: f.unread),  # PR_CONTENT_UNREAD
@@ -121,7 +124,7 @@ def is_folder_tag(key: str) -> bool:
     return key in _FOLDER
 
 
-def folder_value(key: str, folder: FolderView) -> str | None:
+def folder_value(key: str, folder: MapiFolder) -> str | None:
     found = _FOLDER.get(key)
     return None if found is None else _text(found[1](folder))
 
@@ -143,7 +146,7 @@ def rendered(keys: list[str], value: Callable[[str], str | None]) -> dict[str, A
     return out
 
 
-def folder_properties(element: ET.Element, keys: list[str], view: FolderView) -> None:
+def folder_properties(element: ET.Element, keys: list[str], view: MapiFolder) -> None:
     """Append the MAPI properties by tag a folder shape asks for (its counts, class ...)."""
     if keys:
         found = rendered(keys, lambda k: folder_value(k, view))

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from sitemail.access.ews_aqs import Query
 from sitemail.access.ews_item_properties import extended_key
-from sitemail.access.ews_mapi_properties import FolderView, folder_value, is_folder_tag
+from sitemail.access.ews_mapi_properties import MapiFolder, folder_value, is_folder_tag
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_restriction import _COMPARISONS, FIELDS, Predicate, _fold, _local
 from sitemail.access.ews_restriction import _field as _message_field
@@ -64,6 +64,7 @@ class FolderFacts:
     unread: int
     children: int
     uidnext: int = 0
+    size: int = 0
 
 
 FolderPredicate = Callable[[FolderFacts], bool]
@@ -177,7 +178,7 @@ def _mapi_field(element: ET.Element) -> tuple[str, Callable[[FolderFacts], str |
     numeric = attrs["PropertyType"] in ("Integer", "Long", "Short")
 
     def read(f: FolderFacts) -> str | int:
-        view = FolderView(f.name, f.folder_class, f.total, f.unread, f.children, f.uidnext)
+        view = MapiFolder(f.name, f.folder_class, f.total, f.unread, f.children, f.uidnext, f.size)
         text = folder_value(key, view) or ""
         return int(text) if numeric and text else text
 
@@ -267,17 +268,18 @@ MAIL_CLASS = "IPF.Note"
 
 def folder_facts(folders: list[Folder], ref: int | str) -> FolderFacts:
     """What a FindFolder restriction tests of one folder (or of the Top of Information Store)."""
-    if not isinstance(ref, int):
-        children = sum(1 for f in folders if f.parent_id is None)
-        return FolderFacts("Top of Information Store", MAIL_CLASS, 0, 0, children)
+    if not isinstance(ref, int):  # the Top of Information Store has no class
+        children = sum(1 for f in folders if f.parent_id is None and f.ipm)
+        return FolderFacts("Top of Information Store", "", 0, 0, children)
     folder = next(f for f in folders if f.id == ref)
     return FolderFacts(
         name=folder.name,
-        folder_class=folder.well_known.folder_class if folder.well_known else MAIL_CLASS,
+        folder_class=folder.folder_class,
         total=folder.total,
         unread=folder.unread,
         children=sum(1 for f in folders if f.parent_id == folder.id),
         uidnext=folder.uidnext,
+        size=folder.size,
     )
 
 

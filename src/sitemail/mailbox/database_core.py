@@ -25,7 +25,15 @@ from sitemail.mailbox.limits import DEFAULT_MAX_MESSAGE_SIZE, mailbox_key
 from sitemail.mailbox.readers import connect
 from sitemail.mailbox.records import FLAG_NAMES, Flags, MessageSummary, Placement, WellKnownFolder
 from sitemail.mailbox.rows import SUMMARY_COLUMNS, MailboxRow, to_summary, to_us
-from sitemail.mailbox.schema import ITEM_SCHEMA, SCHEMA, SCHEMA_VERSION, SETTINGS_SCHEMA
+from sitemail.mailbox.schema import (
+    FOLDER_COLUMNS,
+    FOLDER_SCHEMA,
+    ITEM_SCHEMA,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SETTINGS_SCHEMA,
+)
+from sitemail.mailbox.system_folders import SYSTEM_FOLDERS, TOP
 
 #: The messages of a query with their content, as every summary query reads them.
 FROM_MESSAGES = "FROM messages m JOIN contents c ON c.id=m.content_id"
@@ -84,6 +92,12 @@ class DatabaseCore:
                 if statement.strip():
                     conn.execute(statement)
             for statement in (*ITEM_SCHEMA, *SETTINGS_SCHEMA):
+                conn.execute(statement)
+            columns = {str(r[1]) for r in conn.execute("PRAGMA table_info(folders)")}
+            for column, declaration in FOLDER_COLUMNS:
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE folders ADD COLUMN {column} {declaration}")
+            for statement in FOLDER_SCHEMA:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(
@@ -204,6 +218,7 @@ class DatabaseCore:
                     box = MailboxRow(cur.lastrowid, name)
                     for well_known in WELL_KNOWN_ORDER:
                         self._insert_folder(conn, box, None, well_known.display_name, well_known)
+                    self._insert_system_folders(conn, box, set())
             self._boxes[name] = box
             return box
 
@@ -222,9 +237,16 @@ class DatabaseCore:
             )
         }
         missing = [w for w in WELL_KNOWN_ORDER if w.value not in present]
-        if not missing:
+        systems = {
+            str(r[0])
+            for r in self._conn.execute(
+                "SELECT system FROM folders WHERE mailbox_id=? AND system IS NOT NULL", (box.id,)
+            )
+        }
+        if not missing and systems >= {s.key for s in SYSTEM_FOLDERS}:
             return
         with self._write() as conn:
+            self._insert_system_folders(conn, box, systems)
             for well_known in missing:
                 same_name = conn.execute(
                     "SELECT id FROM folders WHERE mailbox_id=? AND parent_key=0 AND name_key=?",
@@ -238,6 +260,40 @@ class DatabaseCore:
                 else:
                     self._insert_folder(conn, box, None, well_known.display_name, well_known)
 
+    def _insert_system_folders(
+        self, conn: sqlite3.Connection, box: MailboxRow, present: set[str]
+    ) -> None:
+        """Create Exchange's own folders (those not ``present``), parents first.
+
+        In the Top of Information Store, a user's folder of the same name
+        becomes the system folder, as Exchange's provisioning adopts it."""
+        for system in SYSTEM_FOLDERS:
+            if system.key in present:
+                continue
+            in_top = system.parent in (None, TOP)
+            parent = None if in_top else tree.folder_id(conn, box, str(system.parent))
+            parent_key = tree.ROOT_KEY if system.parent is None else parent or 0
+            same_name = conn.execute(
+                "SELECT id FROM folders WHERE mailbox_id=? AND parent_key=? AND name_key=?",
+                (box.id, parent_key, system.name.casefold()),
+            ).fetchone()
+            if same_name is not None:
+                conn.execute(
+                    "UPDATE folders SET system=?, folder_class=? WHERE id=?",
+                    (system.key, system.folder_class, int(same_name[0])),
+                )
+                continue
+            self._insert_folder(
+                conn,
+                box,
+                parent,
+                system.name,
+                None,
+                system=system.key,
+                folder_class=system.folder_class,
+                at_root=system.parent is None,
+            )
+
     def _insert_folder(
         self,
         conn: sqlite3.Connection,
@@ -245,19 +301,25 @@ class DatabaseCore:
         parent_id: int | None,
         name: str,
         well_known: WellKnownFolder | None,
+        *,
+        system: str | None = None,
+        folder_class: str = "IPF.Note",
+        at_root: bool = False,
     ) -> int:
-        tree.check_free(conn, box, parent_id, name)
+        tree.check_free(conn, box, parent_id, name, at_root=at_root)
         cur = conn.execute(
             "INSERT INTO folders(mailbox_id, parent_id, parent_key, name, name_key, well_known, "
-            "uidvalidity, uidnext, modseq) VALUES (?,?,?,?,?,?,?,1,1)",
+            "uidvalidity, uidnext, modseq, system, folder_class) VALUES (?,?,?,?,?,?,?,1,1,?,?)",
             (
                 box.id,
                 parent_id,
-                parent_id or 0,
+                tree.ROOT_KEY if at_root else parent_id or 0,
                 name,
                 name.casefold(),
                 well_known.value if well_known else None,
                 self._new_uidvalidity(conn),
+                system,
+                folder_class,
             ),
         )
         assert cur.lastrowid is not None

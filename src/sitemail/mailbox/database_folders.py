@@ -1,6 +1,10 @@
-"""The folder operations of a mailbox database: list, find, create, rename, move, delete."""
+"""The folder operations of a mailbox database: list, find, create, rename, move, delete,
+and the properties a folder has beside its name (``folder_properties``)."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from sitemail.mailbox import folder_tree as tree
 from sitemail.mailbox.database_core import DatabaseCore
@@ -9,11 +13,16 @@ from sitemail.mailbox.folder_tree import FolderRef
 from sitemail.mailbox.limits import (
     MAX_FOLDER_DEPTH,
     MAX_FOLDERS,
+    folder_class_name,
     folder_name,
     mailbox_key,
     path_key,
 )
-from sitemail.mailbox.records import Folder
+from sitemail.mailbox.records import Folder, ItemProperties
+
+#: Largest JSON of a folder's properties (permissions, extended properties, user
+#: configurations with their XML and binary data).
+MAX_FOLDER_PROPERTIES = 1024 * 1024
 
 
 class FolderOperations(DatabaseCore):
@@ -21,11 +30,12 @@ class FolderOperations(DatabaseCore):
 
     # ------------------------------------------------------- folders
 
-    def list_folders(self, mailbox: str) -> list[Folder]:
-        """Every folder of the mailbox, parents before children."""
+    def list_folders(self, mailbox: str, *, everything: bool = False) -> list[Folder]:
+        """The folders of the Top of Information Store, parents before children;
+        ``everything``: and Exchange's own beside it (what only EWS shows)."""
         box = self._mailbox(mailbox)
         with self._lock:
-            return tree.all_folders(self._conn, box)
+            return tree.all_folders(self._conn, box, everything=everything)
 
     def get_folder(self, mailbox: str, folder: FolderRef) -> Folder:
         box = self._mailbox(mailbox)
@@ -40,8 +50,16 @@ class FolderOperations(DatabaseCore):
                 return found
         raise FolderNotFound(f"mailbox {mailbox_key(mailbox)} has no folder {path[:300]!r}")
 
-    def create_folder(self, mailbox: str, name: str, parent: FolderRef | None = None) -> Folder:
+    def create_folder(
+        self,
+        mailbox: str,
+        name: str,
+        parent: FolderRef | None = None,
+        folder_class: str = "IPF.Note",
+    ) -> Folder:
+        """A new folder; ``folder_class`` ``""`` for one without a class (an EWS Folder)."""
         name = folder_name(name)
+        folder_class = folder_class_name(folder_class)
         box = self._mailbox(mailbox)
         with self._write() as conn:
             count = int(
@@ -61,7 +79,9 @@ class FolderOperations(DatabaseCore):
                     raise InvalidRequest(
                         f"folder {name!r} would be nested deeper than {MAX_FOLDER_DEPTH} levels"
                     )
-            new_id = self._insert_folder(conn, box, parent_id, name, None)
+            new_id = self._insert_folder(
+                conn, box, parent_id, name, None, folder_class=folder_class
+            )
             self._bump(conn, box, {new_id})
             return tree.folder_record(conn, tree.folder_row(conn, box, new_id))
 
@@ -126,6 +146,7 @@ class FolderOperations(DatabaseCore):
                     )
                 ]
                 conn.execute("DELETE FROM messages WHERE folder_id=?", (doomed_id,))
+                conn.execute("DELETE FROM folder_properties WHERE folder_id=?", (doomed_id,))
                 conn.execute("DELETE FROM expunged WHERE folder_id=?", (doomed_id,))
                 self._collect(conn, content_ids)
             # Children first, so no row ever points at a missing parent.
@@ -133,3 +154,37 @@ class FolderOperations(DatabaseCore):
                 conn.execute("DELETE FROM folders WHERE id=?", (doomed_id,))
             self._bump(conn, box, set())
             return doomed
+
+    def get_folder_properties(self, mailbox: str, folder: FolderRef) -> ItemProperties:
+        """What a client set on a folder beside its name ({} when nothing), with its modseq."""
+        box = self._mailbox(mailbox)
+        with self._lock:
+            row = tree.folder_row(self._conn, box, folder)
+            found = self._conn.execute(
+                "SELECT data FROM folder_properties WHERE folder_id=?", (row["id"],)
+            ).fetchone()
+        data = json.loads(found[0]) if found is not None else {}
+        return ItemProperties(properties=data, modseq=int(row["modseq"]))
+
+    def set_folder_properties(
+        self, mailbox: str, folder: FolderRef, properties: dict[str, Any]
+    ) -> ItemProperties:
+        """Replace a folder's properties ({} removes them); the folder's modseq moves."""
+        text = json.dumps(properties, ensure_ascii=False, separators=(",", ":"))
+        if len(text) > MAX_FOLDER_PROPERTIES:
+            raise InvalidRequest(
+                f"folder properties of {len(text)} bytes are more than the store keeps "
+                f"({MAX_FOLDER_PROPERTIES}): remove some first"
+            )
+        box = self._mailbox(mailbox)
+        with self._write() as conn:
+            this = int(tree.folder_row(conn, box, folder)["id"])
+            modseq = self._bump(conn, box, {this})
+            if properties:
+                conn.execute(
+                    "INSERT OR REPLACE INTO folder_properties(folder_id, data) VALUES (?,?)",
+                    (this, text),
+                )
+            else:
+                conn.execute("DELETE FROM folder_properties WHERE folder_id=?", (this,))
+            return ItemProperties(properties=properties, modseq=modseq)

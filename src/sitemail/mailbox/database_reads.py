@@ -135,6 +135,9 @@ class ReadOperations(DatabaseCore):
             if folder is not None:
                 params["folder"] = tree.folder_id(conn, box, folder)
                 where += " AND m.folder_id=:folder"
+            else:  # the mailbox is its IPM subtree: the dumpster's items are not found
+                hidden = [f.id for f in tree.all_folders(conn, box, everything=True) if not f.ipm]
+                where += f" AND m.folder_id NOT IN ({','.join(str(i) for i in hidden) or '0'})"
             total = conn.execute(f"SELECT COUNT(*) {FROM_MESSAGES} WHERE {where}", params)
             count = int(total.fetchone()[0])
             rows = conn.execute(

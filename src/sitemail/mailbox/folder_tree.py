@@ -13,9 +13,15 @@ from sitemail.mailbox.errors import FolderExists, FolderNotFound, FolderProtecte
 from sitemail.mailbox.limits import MAX_FOLDER_DEPTH
 from sitemail.mailbox.records import Folder, WellKnownFolder
 from sitemail.mailbox.rows import MailboxRow, folder_counts, to_folder
+from sitemail.mailbox.system_folders import system_folder
 
 FolderRef = int | str
-"""A folder: its id, or a well-known folder's name (``"inbox"``, ``"sentitems"`` ...)."""
+"""A folder: its id, a well-known folder's name (``"inbox"``, ``"sentitems"`` ...) or
+a system folder's key (``"recoverableitemsdeletions"`` ...)."""
+
+#: ``parent_key`` of the folders at the root of the mailbox, beside the Top of
+#: Information Store (whose folders have ``parent_key`` 0): Exchange's own.
+ROOT_KEY = -1
 
 # Exchange shows the default folders in this order under the top of the store.
 WELL_KNOWN_ORDER = (
@@ -40,6 +46,10 @@ def folder_row(conn: sqlite3.Connection, box: MailboxRow, ref: FolderRef) -> sql
     if isinstance(ref, int):
         row = conn.execute(
             "SELECT * FROM folders WHERE id=? AND mailbox_id=?", (ref, box.id)
+        ).fetchone()
+    elif (system := system_folder(ref)) is not None:
+        row = conn.execute(
+            "SELECT * FROM folders WHERE mailbox_id=? AND system=?", (box.id, system.key)
         ).fetchone()
     else:
         try:
@@ -70,11 +80,13 @@ def check_free(
     name: str,
     *,
     exclude: int | None = None,
+    at_root: bool = False,
 ) -> None:
     """FolderExists if ``parent_id`` already holds a folder of that name (any case)."""
+    parent_key = ROOT_KEY if at_root else parent_id or 0
     row = conn.execute(
         "SELECT id FROM folders WHERE mailbox_id=? AND parent_key=? AND name_key=?",
-        (box.id, parent_id or 0, name.casefold()),
+        (box.id, parent_key, name.casefold()),
     ).fetchone()
     if row is not None and int(row[0]) != exclude:
         where = "at the top of the mailbox" if parent_id is None else "in that folder"
@@ -82,7 +94,7 @@ def check_free(
 
 
 def check_user_folder(row: sqlite3.Row, action: str) -> None:
-    if row["well_known"] is not None:
+    if row["well_known"] is not None or row["system"] is not None:
         raise FolderProtected(
             f"{row['name']} is a default folder of the mailbox and cannot be {action}"
         )
@@ -121,13 +133,18 @@ def subtree_height(conn: sqlite3.Connection, folder_id: int) -> int:
     return 1 + max((subtree_height(conn, c) for c in children), default=0)
 
 
-def all_folders(conn: sqlite3.Connection, box: MailboxRow) -> list[Folder]:
-    """Every folder, parents before children; default folders first, then by name."""
+def all_folders(
+    conn: sqlite3.Connection, box: MailboxRow, *, everything: bool = False
+) -> list[Folder]:
+    """The folders of the Top of Information Store, parents before children; default
+    folders first, then by name.  ``everything`` adds Exchange's own folders at the
+    root after them (``ipm`` false)."""
     rows = conn.execute("SELECT * FROM folders WHERE mailbox_id=?", (box.id,)).fetchall()
     counts = folder_counts(conn, box)
-    by_parent: dict[int | None, list[sqlite3.Row]] = {}
+    by_parent: dict[int | str | None, list[sqlite3.Row]] = {}
     for row in rows:
-        by_parent.setdefault(row["parent_id"], []).append(row)
+        at_root = row["parent_id"] is None and row["parent_key"] == ROOT_KEY
+        by_parent.setdefault("root" if at_root else row["parent_id"], []).append(row)
     order = {w.value: i for i, w in enumerate(WELL_KNOWN_ORDER)}
 
     def sort_key(row: sqlite3.Row) -> tuple[int, str]:
@@ -135,24 +152,32 @@ def all_folders(conn: sqlite3.Connection, box: MailboxRow) -> list[Folder]:
 
     out: list[Folder] = []
 
-    def visit(parent: int | None, prefix: str) -> None:
+    def visit(parent: int | str | None, prefix: str, ipm: bool) -> None:
         for row in sorted(by_parent.get(parent, []), key=sort_key):
             path = f"{prefix}{row['name']}"
-            out.append(to_folder(row, path, counts.get(int(row["id"]), (0, 0))))
-            visit(int(row["id"]), path + "/")
+            out.append(to_folder(row, path, counts.get(int(row["id"]), (0, 0, 0)), ipm))
+            visit(int(row["id"]), path + "/", ipm)
 
-    visit(None, "")
+    visit(None, "", True)
+    if everything:
+        visit("root", "", False)
     return out
 
 
 def folder_record(conn: sqlite3.Connection, row: sqlite3.Row) -> Folder:
     """One folder with its path and counts."""
     names = [str(row["name"])]
+    top_key = int(row["parent_key"])
     for ancestor in ancestors(conn, int(row["id"])):
-        parent = conn.execute("SELECT name FROM folders WHERE id=?", (ancestor,)).fetchone()
+        parent = conn.execute(
+            "SELECT name, parent_key FROM folders WHERE id=?", (ancestor,)
+        ).fetchone()
         names.append(str(parent[0]))
-    total, unread = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(seen = 0), 0) FROM messages WHERE folder_id=?",
+        top_key = int(parent[1])
+    total, unread, size = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(m.seen = 0), 0), COALESCE(SUM(c.size), 0) "
+        "FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.folder_id=?",
         (row["id"],),
     ).fetchone()
-    return to_folder(row, "/".join(reversed(names)), (int(total), int(unread)))
+    path = "/".join(reversed(names))
+    return to_folder(row, path, (int(total), int(unread), int(size)), top_key != ROOT_KEY)

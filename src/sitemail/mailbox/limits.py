@@ -53,6 +53,16 @@ def folder_name(name: str) -> str:
     return name
 
 
+def folder_class_name(value: str) -> str:
+    """Check a folder's container class: ``""`` (none) or up to 255 printable characters."""
+    if len(value) > MAX_FOLDER_NAME or not value.isprintable() or value != value.strip():
+        raise InvalidRequest(
+            f"folder class {value[:80]!r} is not valid: expected at most {MAX_FOLDER_NAME} "
+            "printable characters without leading or trailing spaces (e.g. IPF.Note)"
+        )
+    return value
+
+
 def path_key(path: str) -> str:
     """A folder path in the form two equal paths share (case-folded, no outer slashes)."""
     return "/".join(p.casefold() for p in path.strip("/").split("/"))

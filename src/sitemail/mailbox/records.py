@@ -45,11 +45,6 @@ class WellKnownFolder(StrEnum):
         """The folder's container class (PR_CONTAINER_CLASS), what EWS calls FolderClass."""
         return _FOLDER_CLASSES.get(self, "IPF.Note")
 
-    @property
-    def holds_mail(self) -> bool:
-        """Whether mail clients (OWA's mail view) show it among the mail folders."""
-        return self not in _FOLDER_CLASSES
-
 
 _DISPLAY_NAMES = {
     WellKnownFolder.INBOX: "Inbox",
@@ -128,7 +123,10 @@ class Folder(Record):
     hierarchy delimiter Exchange's IMAP4 service uses).  ``uidnext`` only
     grows, so a UID is never given twice in a folder of the same
     ``uidvalidity``; ``modseq`` is the highest modification sequence of
-    anything that happened in the folder.
+    anything that happened in the folder.  ``system`` names one of Exchange's
+    own folders (:mod:`.system_folders`); ``ipm`` is false for those beside
+    the Top of Information Store and what they hold.  ``folder_class`` is the
+    container class (``""``: none was given); ``size`` the bytes of its messages.
     """
 
     id: int
@@ -141,6 +139,10 @@ class Folder(Record):
     uidvalidity: int
     uidnext: int
     modseq: int
+    system: str | None = None
+    folder_class: str = "IPF.Note"
+    ipm: bool = True
+    size: int = 0
 
 
 class MimePart(Record):

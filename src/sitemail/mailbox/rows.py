@@ -70,27 +70,35 @@ def to_flags(row: sqlite3.Row) -> Flags:
     return Flags(**{name: bool(row[name]) for name in FLAG_NAMES})
 
 
-def folder_counts(conn: sqlite3.Connection, box: MailboxRow) -> dict[int, tuple[int, int]]:
+def folder_counts(conn: sqlite3.Connection, box: MailboxRow) -> dict[int, tuple[int, int, int]]:
+    """Each folder's messages, unread messages and their bytes."""
     rows = conn.execute(
-        "SELECT folder_id, COUNT(*), SUM(seen = 0) FROM messages WHERE mailbox_id=? "
-        "GROUP BY folder_id",
+        "SELECT m.folder_id, COUNT(*), SUM(m.seen = 0), SUM(c.size) FROM messages m "
+        "JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id=? GROUP BY m.folder_id",
         (box.id,),
     ).fetchall()
-    return {int(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
+    return {int(r[0]): (int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in rows}
 
 
-def to_folder(row: sqlite3.Row, path: str, counts: tuple[int, int]) -> Folder:
+def to_folder(
+    row: sqlite3.Row, path: str, counts: tuple[int, int, int], ipm: bool = True
+) -> Folder:
+    well_known = None if row["well_known"] is None else WellKnownFolder(row["well_known"])
     return Folder(
         id=int(row["id"]),
         parent_id=None if row["parent_id"] is None else int(row["parent_id"]),
         name=str(row["name"]),
         path=path,
-        well_known=None if row["well_known"] is None else WellKnownFolder(row["well_known"]),
+        well_known=well_known,
         total=counts[0],
         unread=counts[1],
+        size=counts[2],
         uidvalidity=int(row["uidvalidity"]),
         uidnext=int(row["uidnext"]),
         modseq=int(row["modseq"]),
+        system=row["system"],
+        folder_class=well_known.folder_class if well_known else str(row["folder_class"]),
+        ipm=ipm,
     )
 
 

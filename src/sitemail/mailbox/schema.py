@@ -41,11 +41,22 @@ Layout choices, and why:
   Client Access server reads the same settings through the mailbox's store,
   and delivery on this server can act on them.  A database of version 2
   gains the table on opening (``SETTINGS_SCHEMA``).
+- **Exchange's own folders beside the user's** (version 4, ``FOLDER_COLUMNS``):
+  a 2010 mailbox's root holds, beside the Top of Information Store, the
+  folders clients never show (Common Views, Finder, Recoverable Items ...).
+  They are rows like any folder, with ``system`` naming them and
+  ``parent_key`` -1 at the root, so that their names never collide with the
+  user's top-level folders and every reader of the mail tree leaves them out
+  unless it asks.  ``folder_class`` is the container class a client gave
+  (``''``: none); folders made before version 4 were mail folders.
+  ``folder_properties`` holds what an EWS client sets on a folder beside its
+  name (permissions, extended properties, user configurations), as
+  ``message_properties`` does for messages.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -154,5 +165,21 @@ SETTINGS_SCHEMA: tuple[str, ...] = (
         name TEXT NOT NULL,
         data TEXT NOT NULL,
         PRIMARY KEY (mailbox_id, name)
+    )""",
+)
+
+#: Columns of version 4, added to a ``folders`` table that lacks them.
+FOLDER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("system", "TEXT"),
+    ("folder_class", "TEXT NOT NULL DEFAULT 'IPF.Note'"),
+)
+
+#: Statements of version 4 that run once the columns are there.
+FOLDER_SCHEMA: tuple[str, ...] = (
+    """CREATE UNIQUE INDEX IF NOT EXISTS folders_system
+        ON folders(mailbox_id, system) WHERE system IS NOT NULL""",
+    """CREATE TABLE IF NOT EXISTS folder_properties (
+        folder_id INTEGER PRIMARY KEY REFERENCES folders(id),
+        data TEXT NOT NULL
     )""",
 )

@@ -13,8 +13,8 @@ Routes (under an optional prefix)::
 
     POST   /mailboxes/{mb}/deliver?id=ID                      raw body -> DeliveryResult
     POST   /deliveries                 multipart batch (.delivery_batch) -> {"results": [...]}
-    GET    /mailboxes/{mb}/folders[?path=A/B]                 {"folders": [Folder]} | Folder
-    POST   /mailboxes/{mb}/folders                            {"name", "parent"?} -> Folder
+    GET    /mailboxes/{mb}/folders[?path=A/B|?all=1]          {"folders": [Folder]} | Folder
+    POST   /mailboxes/{mb}/folders                            {"name","parent"?,"class"?} -> Folder
     GET    /mailboxes/{mb}/folders/{f}                        Folder
     PATCH  /mailboxes/{mb}/folders/{f}                        {"name"?, "parent"?} -> Folder
     DELETE /mailboxes/{mb}/folders/{f}                        {"deleted": [ids]}
@@ -34,10 +34,12 @@ Routes (under an optional prefix)::
     DELETE /mailboxes/{mb}/messages/{id}?hard=1               {"placement": Placement|null}
     GET    /mailboxes/{mb}/search?q&folder&fields&offset&limit  MessagePage
 
-Calendar items, contacts and tasks have their routes in :mod:`.store_api_items`.
+Calendar items, contacts and tasks have their routes in :mod:`.store_api_items`,
+a folder's properties in :mod:`.store_api_folders`.
 
-``{f}`` is a folder id or a well-known folder name (``inbox``, ``drafts``,
-``sentitems``, ``deleteditems``, ``junkemail``, ``outbox``).
+``{f}`` is a folder id, a well-known folder name (``inbox``, ``drafts``,
+``sentitems``, ``deleteditems``, ``junkemail``, ``outbox`` ...) or a system
+folder's key (``recoverableitemsdeletions`` ..., :mod:`.system_folders`).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ from sitemail.mailbox.locate import MailboxLocation
 from sitemail.mailbox.readers import PartReader, RawReader
 from sitemail.mailbox.records import FLAG_NAMES, Flags, FlagUpdate
 from sitemail.mailbox.sources import CHUNK_SIZE
+from sitemail.mailbox.store_api_folders import folder_routes
 from sitemail.mailbox.store_api_items import item_routes
 from sitemail.mailbox.store_api_settings import settings_routes
 from sitemail.mailbox.store_backend import StoreBackend
@@ -155,6 +158,7 @@ def add_store_routes(
     ]
     table += item_routes(backend, routes._mailbox, _json_body, base)
     table += settings_routes(backend, routes._mailbox, _json_body, base)
+    table += folder_routes(backend, routes._mailbox, _json_body, base)
     for method, path, handler in table:
         app.router.add_route(method, path, routes.guard(handler))
 
@@ -417,7 +421,8 @@ class _Routes:
             if len(path) > 64 * (MAX_FOLDER_NAME + 1):
                 raise InvalidRequest("folder path too long")
             return _json(await self.backend.run(lambda: db.find_folder(where.alias, path)))
-        folders = await self.backend.run(lambda: db.list_folders(where.alias))
+        every = request.query.get("all") == "1"  # Exchange's own folders too
+        folders = await self.backend.run(lambda: db.list_folders(where.alias, everything=every))
         return web.json_response({"folders": [f.model_dump(mode="json") for f in folders]})
 
     async def create_folder(self, request: web.Request) -> web.StreamResponse:
@@ -425,7 +430,8 @@ class _Routes:
         body = await _json_body(request)
         name = _str_field(body, "name", required=True)
         parent = _folder_field(body, "parent")
-        folder = await self.backend.run(lambda: db.create_folder(where.alias, name, parent))
+        kind = _str_field(body, "class") if body.get("class") is not None else "IPF.Note"
+        folder = await self.backend.run(lambda: db.create_folder(where.alias, name, parent, kind))
         return _json(folder, status=201)
 
     async def get_folder(self, request: web.Request) -> web.StreamResponse:

@@ -61,6 +61,7 @@ from sitemail.mailbox.records import (
     UidEntry,
 )
 from sitemail.mailbox.sources import CHUNK_SIZE
+from sitemail.mailbox.store_client_folders import FolderPropertyCalls
 from sitemail.mailbox.store_client_items import TypedItemCalls
 from sitemail.mailbox.store_client_settings import SettingsCalls
 from sitemail.org.directory import Directory
@@ -108,7 +109,7 @@ class RawStream:
         return b"".join([chunk async for chunk in self])
 
 
-class StoreClient(TypedItemCalls, SettingsCalls):
+class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
     """Calls the store API of whichever server holds a mailbox.
 
     Use ``async with StoreClient(...) as store:``; one client keeps a pool of
@@ -446,8 +447,10 @@ class StoreClient(TypedItemCalls, SettingsCalls):
 
     # ------------------------------------------------------------- folders
 
-    async def list_folders(self, mailbox: str) -> list[Folder]:
-        body = await self._json("GET", mailbox, "/folders")
+    async def list_folders(self, mailbox: str, *, everything: bool = False) -> list[Folder]:
+        """The folders of the Top of Information Store (``everything``: and Exchange's own)."""
+        params = {"all": "1"} if everything else None
+        body = await self._json("GET", mailbox, "/folders", params=params)
         return [Folder.model_validate(f) for f in body["folders"]]
 
     async def find_folder(self, mailbox: str, path: str) -> Folder:
@@ -458,11 +461,15 @@ class StoreClient(TypedItemCalls, SettingsCalls):
         return await self._call(Folder, "GET", mailbox, f"/folders/{_seg(folder)}")
 
     async def create_folder(
-        self, mailbox: str, name: str, parent: FolderArg | None = None
+        self,
+        mailbox: str,
+        name: str,
+        parent: FolderArg | None = None,
+        folder_class: str | None = None,
     ) -> Folder:
-        return await self._call(
-            Folder, "POST", mailbox, "/folders", json_body={"name": name, "parent": parent}
-        )
+        """A new folder (``folder_class`` ``""``: without a class; ``None``: a mail folder)."""
+        body = {"name": name, "parent": parent, "class": folder_class}
+        return await self._call(Folder, "POST", mailbox, "/folders", json_body=body)
 
     async def rename_folder(self, mailbox: str, folder: FolderArg, name: str) -> Folder:
         return await self._call(

@@ -116,9 +116,23 @@ class EwsTestStore(DatabaseStore):
         return self.db.set_properties(mailbox, message_id, properties)
 
     async def create_folder(
-        self, mailbox: str, name: str, parent: int | str | None = None
+        self,
+        mailbox: str,
+        name: str,
+        parent: int | str | None = None,
+        folder_class: str | None = None,
     ) -> Folder:
-        return self.db.create_folder(mailbox, name, parent)
+        if folder_class is None:
+            return self.db.create_folder(mailbox, name, parent)
+        return self.db.create_folder(mailbox, name, parent, folder_class)
+
+    async def get_folder_properties(self, mailbox: str, folder: int | str) -> ItemProperties:
+        return self.db.get_folder_properties(mailbox, folder)
+
+    async def set_folder_properties(
+        self, mailbox: str, folder: int | str, properties: dict[str, Any]
+    ) -> ItemProperties:
+        return self.db.set_folder_properties(mailbox, folder, properties)
 
     async def rename_folder(self, mailbox: str, folder: int | str, name: str) -> Folder:
         return self.db.rename_folder(mailbox, folder, name)

@@ -142,8 +142,8 @@ class DatabaseStore:
     def __init__(self, db: StoreDatabase) -> None:
         self.db = db
 
-    async def list_folders(self, mailbox: str) -> list[Folder]:
-        return self.db.list_folders(mailbox)
+    async def list_folders(self, mailbox: str, *, everything: bool = False) -> list[Folder]:
+        return self.db.list_folders(mailbox, everything=everything)
 
     async def get_folder(self, mailbox: str, folder: int | str) -> Folder:
         return self.db.get_folder(mailbox, folder)

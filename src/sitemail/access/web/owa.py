@@ -574,14 +574,20 @@ def _ordered_folders(folders: list[Folder]) -> list[Folder]:
 
     def walk(parent: int | None) -> None:
         for f in sorted(children.get(parent, []), key=key):
-            if f.well_known is not None and not f.well_known.holds_mail:
-                continue  # Calendar, Contacts ... are not in OWA's mail folder list
+            if not _holds_mail(f):
+                continue  # Calendar, Contacts, Outlook's settings ... are not OWA's mail folders
             out.append(f)
             if len(out) < 10_000:
                 walk(f.id)
 
     walk(None)
     return out
+
+
+def _holds_mail(folder: Folder) -> bool:
+    """Whether OWA's mail view lists the folder: a mail class (IPF.Note, IPF.Note.*) or none."""
+    kind = folder.folder_class
+    return kind in ("", "IPF.Note") or kind.startswith("IPF.Note.")
 
 
 def _depth(folder: Folder) -> int:

@@ -1,0 +1,46 @@
+"""What IMAP4 and OWA show of a mailbox's folders: the Top of Information Store only.
+
+Exchange's own folders beside it (Common Views, Recoverable Items ...) are
+EWS's alone; inside it, IMAP shows every folder, as Exchange 2010's IMAP4
+does, and OWA's mail view the folders of a mail class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.unit.access.test_web_front import DatabaseStore
+
+from sitemail.access.imap_mailbox import StoreImap
+from sitemail.access.web.owa import _ordered_folders
+from sitemail.mailbox.database import StoreDatabase
+from sitemail.protocols.imap import ImapServer
+
+
+async def _nothing(data: bytes) -> None:
+    return None
+
+
+def test_imap_finds_the_top_of_the_store_and_not_exchanges_own_folders(tmp_path: Path) -> None:
+    db = StoreDatabase(tmp_path / "db.sqlite")
+    imap = StoreImap(DatabaseStore(db), "adam", ImapServer(), _nothing)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        names = {f.path for f in await imap.folders()}
+        assert {"Sync Issues/Conflicts", "RSS Feeds", "Calendar"} <= names
+        assert not names & {"Common Views", "Recoverable Items", "Recoverable Items/Deletions"}
+        assert await imap.find("Recoverable Items/Deletions") is None
+        assert await imap.find("sync issues/conflicts") is not None
+
+    asyncio.run(scenario())
+
+
+def test_owa_lists_the_mail_folders_only(tmp_path: Path) -> None:
+    db = StoreDatabase(tmp_path / "db.sqlite")
+    db.create_folder("adam", "Plain", None, "")
+    shown = [f.path for f in _ordered_folders(db.list_folders("adam"))]
+    assert shown[:6] == ["Inbox", "Drafts", "Sent Items", "Deleted Items", "Junk E-Mail", "Outbox"]
+    assert {"RSS Feeds", "Sync Issues", "Sync Issues/Conflicts", "Plain"} <= set(shown)
+    hidden = {"Calendar", "Contacts", "Conversation Action Settings"}
+    assert not hidden & set(shown)
