@@ -134,7 +134,7 @@ class FolderView:
                 facts = MapiFolder(
                     display, folder_class or "", total, unread, child_count, uidnext, size
                 )
-                computed = rendered(keys, partial(_fact, facts))
+                computed = rendered(keys, partial(_fact, facts), folder=True)
                 render_extended(
                     element, keys, {"extended": {**bag.get("extended", {}), **computed}}
                 )

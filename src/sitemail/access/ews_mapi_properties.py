@@ -19,18 +19,15 @@ MS-OXPROPS'; a tag not in these tables is an ordinary extended property.
 from __future__ import annotations
 
 import base64
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sitemail.access.ews_item_properties import render_extended
 from sitemail.mailbox.records import MessageSummary
 
 __all__ = [
     "MapiFolder",
-    "folder_properties",
     "folder_value",
     "is_folder_tag",
     "item_value",
@@ -129,25 +126,20 @@ def folder_value(key: str, folder: MapiFolder) -> str | None:
     return None if found is None else _text(found[1](folder))
 
 
-def _uri(key: str) -> dict[str, str]:
-    kind = (_ITEM.get(key) or _FOLDER[key])[0]
+def _uri(key: str, kind: str) -> dict[str, str]:
     if key == _IMAP_DELETED:
         return {"DistinguishedPropertySetId": "Common", "PropertyId": "34160", "PropertyType": kind}
     return {"PropertyTag": "0x" + key.removeprefix("tag:"), "PropertyType": kind}
 
 
-def rendered(keys: list[str], value: Callable[[str], str | None]) -> dict[str, Any]:
-    """The computed properties among ``keys``, in the form the store keeps set ones."""
+def rendered(
+    keys: list[str], value: Callable[[str], str | None], *, folder: bool = False
+) -> dict[str, Any]:
+    """The computed properties among ``keys`` (of a folder or an item), as set ones are kept."""
+    table: dict[str, Any] = _FOLDER if folder else _ITEM
     out: dict[str, Any] = {}
     for key in keys:
-        text = value(key) if key in _ITEM or key in _FOLDER else None
+        text = value(key) if key in table else None
         if text is not None:
-            out[key] = {"uri": _uri(key), "value": text}
+            out[key] = {"uri": _uri(key, table[key][0]), "value": text}
     return out
-
-
-def folder_properties(element: ET.Element, keys: list[str], view: MapiFolder) -> None:
-    """Append the MAPI properties by tag a folder shape asks for (its counts, class ...)."""
-    if keys:
-        found = rendered(keys, lambda k: folder_value(k, view))
-        render_extended(element, keys, {"extended": found})
