@@ -31,7 +31,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from sitemail.access.ews_attachments import EwsAttachments
-from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
+from sitemail.access.ews_availability import get_user_availability
 from sitemail.access.ews_export import EwsExport
 from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_freebusy import FreeBusySource
@@ -55,6 +55,7 @@ from sitemail.access.ews_soap import (
 from sitemail.access.ews_subscriptions import Subscriptions
 from sitemail.access.ews_sync import EwsSync
 from sitemail.access.ews_sync_state import StateSeal
+from sitemail.access.ews_time_zones import get_server_time_zones
 from sitemail.access.ews_typed import EwsTypedItems
 from sitemail.access.folder_watch import FolderWatches
 from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Proxy, ServeLocally
@@ -294,7 +295,7 @@ class EwsHandler:
             case "GetUserAvailabilityRequest":
                 return envelope(await get_user_availability(body, box.directory, source))
             case "GetServerTimeZones":
-                return envelope(get_server_time_zones(body))
+                return envelope(get_server_time_zones(body, door.clock.now().year))
         raise SoapFault(
             "ErrorInvalidOperation",
             f"{request.operation} is not among the operations sitemail's Exchange Web Services "

@@ -1,0 +1,89 @@
+"""Windows time zones through EWS, driven by exchangelib: GetServerTimeZones, availability
+asked in a zone with daylight time, and calendar items kept in a zone other than UTC.
+
+The servers are :mod:`tests.unit.access.test_ews_exchangelib`'s two in-process
+Client Access servers (EX-NY1 with alice's mailbox, EX-FL1 with adam's).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import timedelta
+
+from exchangelib import Account, CalendarItem, EWSDateTime, EWSTimeZone
+from exchangelib.properties import TimeZone
+from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
+from tests.unit.access.test_web_front import Lab
+
+from sitemail.mailbox.windows_zones import WINDOWS_ZONES
+
+__all__ = ["lab_names", "servers"]
+
+COPENHAGEN = EWSTimeZone("Europe/Copenhagen")  # Windows: "Romance Standard Time"
+
+
+def _adam(lab: Lab) -> Account:
+    lab.set_vdir(FL_EWS, basic_authentication=True)
+    return ews_account(url(lab, "ex-fl1.contoso.com"), "contoso\\adam", "adam@contoso.com")
+
+
+def test_the_server_offers_the_windows_time_zones_with_their_rules(servers: Lab) -> None:
+    protocol = _adam(servers).protocol
+    names = list(protocol.get_timezones())
+    assert len(names) == len(WINDOWS_ZONES) > 130
+    assert all(d.periods is None for d in names)  # Ids and names only, unless asked
+    full = {d.id: d for d in protocol.get_timezones(return_full_timezone_data=True)}
+    assert set(full) == {d.id for d in names}
+    for definition in full.values():
+        # Every zone turns into the SerializableTimeZone a client sends back.
+        zone = TimeZone.from_server_timezone(tz_definition=definition, for_year=2026)
+        assert zone.to_server_timezone(list(full.values()), 2026) is not None
+    paris = TimeZone.from_server_timezone(
+        tz_definition=full["Romance Standard Time"], for_year=2026
+    )
+    assert paris.bias == -60 and paris.daylight_time.bias == -60
+    # The last Sunday of March at 02:00 and of October at 03:00 (5: the last, in this form).
+    daylight, standard = paris.daylight_time, paris.standard_time
+    assert (daylight.iso_month, daylight.occurrence, daylight.weekday) == (3, 5, 7)
+    assert (standard.iso_month, standard.occurrence, standard.weekday) == (10, 5, 7)
+    assert (daylight.time, standard.time) == (dt.time(2), dt.time(3))
+    eastern = TimeZone.from_server_timezone(
+        tz_definition=full["Eastern Standard Time"], for_year=2026
+    )
+    assert eastern.bias == 300 and (
+        eastern.daylight_time.iso_month,
+        eastern.daylight_time.occurrence,
+    ) == (3, 2)
+    india = TimeZone.from_server_timezone(tz_definition=full["India Standard Time"], for_year=2026)
+    assert india.bias == -330 and india.daylight_time.bias == 0
+    # Ids asked for filter the answer.
+    (only,) = protocol.get_timezones(timezones=[COPENHAGEN], return_full_timezone_data=True)
+    assert only.id == "Romance Standard Time" and only.name.startswith("(UTC+01:00)")
+
+
+def test_availability_is_asked_and_answered_in_a_zone_with_daylight_time(servers: Lab) -> None:
+    adam = _adam(servers)
+    # 10:00 in Copenhagen on a summer day is 08:00 UTC.
+    start = EWSDateTime(2030, 7, 1, 10, tzinfo=COPENHAGEN)
+    CalendarItem(
+        account=adam,
+        folder=adam.calendar,
+        subject="Summer",
+        start=start,
+        end=start + timedelta(hours=1),
+    ).save(send_meeting_invitations="SendToNone")
+    zones = list(adam.protocol.get_timezones(return_full_timezone_data=True))
+    (view,) = adam.protocol.get_free_busy_info(
+        accounts=[(adam, "Organizer", False)],
+        start=start - timedelta(hours=1),
+        end=start + timedelta(hours=2),
+        merged_free_busy_interval=60,
+        requested_view="DetailedMerged",
+    )
+    assert view.merged == "020"
+    (event,) = view.calendar_events
+    assert event.start.astimezone(COPENHAGEN).hour == 10 and event.details.subject == "Summer"
+    # The mailbox's working hours come with the zone they are kept in.
+    assert isinstance(view.working_hours_timezone, TimeZone)
+    assert view.working_hours_timezone.to_server_timezone(zones, 2030) in WINDOWS_ZONES
+    assert [(p.start, p.end) for p in view.working_hours] == [(dt.time(8), dt.time(17))]
