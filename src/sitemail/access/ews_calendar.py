@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sitemail.access.ews_ids import change_key, folder_id, item_id, occurrence_id
@@ -38,12 +38,14 @@ from sitemail.mailbox.item_records import (
     WeekIndex,
 )
 from sitemail.mailbox.recurrence import Occurrence, first_and_last, modified_occurrences
+from sitemail.mailbox.windows_zones import zone_of
 
 __all__ = [
     "CALENDAR_DEFAULT",
     "CALENDAR_DETAIL",
     "CALENDAR_FIELDS",
     "CalendarRendering",
+    "all_day_span",
     "merge_calendar",
     "modified_occurrence",
     "parse_calendar",
@@ -210,7 +212,28 @@ def merge_calendar(old: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
         is_set = changes.get("_reminder_set", old.get("reminder_minutes") is not None)
         minutes = changes.get("_reminder_minutes", old.get("reminder_minutes") or 15)
         merged["reminder_minutes"] = minutes if is_set else None
+    if merged.get("all_day") and "start" in merged and "end" in merged:
+        merged["start"], merged["end"] = all_day_span(
+            merged["start"], merged["end"], merged.get("time_zone") or "UTC"
+        )
     return merged
+
+
+def all_day_span(start: datetime, end: datetime, windows_id: str) -> tuple[datetime, datetime]:
+    """An all-day event's start and end: midnights in its own time zone (in UTC).
+
+    Exchange moves a start that is not a midnight back to the midnight
+    before it and an end forward to the one after it, in the item's time
+    zone, so that the event covers whole days where it is kept.
+    """
+    zone = zone_of(windows_id)
+    first = datetime.combine(start.astimezone(zone).date(), time(0), zone)
+    local_end = end.astimezone(zone)
+    last_day = local_end.date()
+    if local_end.time() != time(0) or last_day <= first.date():
+        last_day += timedelta(days=1)
+    last = datetime.combine(last_day, time(0), zone)
+    return first.astimezone(UTC), last.astimezone(UTC)
 
 
 # ---------------------------------------------------------------------- rendering

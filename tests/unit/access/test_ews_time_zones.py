@@ -8,7 +8,7 @@ Client Access servers (EX-NY1 with alice's mailbox, EX-FL1 with adam's).
 from __future__ import annotations
 
 import datetime as dt
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from exchangelib import Account, CalendarItem, EWSDateTime, EWSTimeZone
 from exchangelib.properties import TimeZone
@@ -87,3 +87,36 @@ def test_availability_is_asked_and_answered_in_a_zone_with_daylight_time(servers
     assert isinstance(view.working_hours_timezone, TimeZone)
     assert view.working_hours_timezone.to_server_timezone(zones, 2030) in WINDOWS_ZONES
     assert [(p.start, p.end) for p in view.working_hours] == [(dt.time(8), dt.time(17))]
+
+
+def test_an_all_day_event_keeps_its_dates_in_its_own_time_zone(servers: Lab) -> None:
+    adam = _adam(servers)
+    # An all-day item's times become midnights in its time zone: the start's day's, and the
+    # one after the end's day.
+    start = EWSDateTime(1999, 5, 2, 0, 30, tzinfo=COPENHAGEN)
+    end = EWSDateTime(1999, 5, 4, 23, 50, tzinfo=COPENHAGEN)
+    item = CalendarItem(
+        account=adam, folder=adam.calendar, start=start, end=end, is_all_day=True
+    ).save(send_meeting_invitations="SendToNone")
+    got = adam.calendar.all().only("is_all_day", "start", "end").get(id=item.id)
+    assert (got.start, got.end) == (dt.date(1999, 5, 2), dt.date(1999, 5, 4))
+    # What the store holds: Copenhagen's midnights (summer time, UTC+2), in UTC.
+    (stored,) = servers.stores["EX-FL1"].list_typed("adam", "calendar").items
+    assert stored.calendar is not None and stored.calendar.time_zone == "Romance Standard Time"
+    assert (stored.calendar.start, stored.calendar.end) == (
+        datetime(1999, 5, 1, 22, tzinfo=UTC),
+        datetime(1999, 5, 4, 22, tzinfo=UTC),
+    )
+    # Plain dates, as clients write all-day items.
+    item = CalendarItem(
+        account=adam,
+        folder=adam.calendar,
+        start=dt.date(2030, 12, 24),
+        end=dt.date(2030, 12, 26),
+        is_all_day=True,
+    ).save(send_meeting_invitations="SendToNone")
+    got = adam.calendar.all().only("is_all_day", "start", "end").get(id=item.id)
+    assert (got.start, got.end) == (dt.date(2030, 12, 24), dt.date(2030, 12, 26))
+    got.save()  # an update keeps them
+    got = adam.calendar.all().only("is_all_day", "start", "end").get(id=item.id)
+    assert (got.start, got.end) == (dt.date(2030, 12, 24), dt.date(2030, 12, 26))
