@@ -567,7 +567,7 @@ def _attendee_list(element: ET.Element, tag: str, people: list[Attendee]) -> Non
 
 def _recurrence(element: ET.Element, data: CalendarData) -> bool:
     if data.recurrence is not None:
-        render_recurrence(element, data.recurrence)
+        render_recurrence(element, data.recurrence, data.time_zone)
     return True
 
 
@@ -580,7 +580,19 @@ def _deleted(element: ET.Element, data: CalendarData) -> bool:
     return True
 
 
-def render_recurrence(element: ET.Element, rule: Recurrence) -> None:
+def _zoned_date(day: date, windows_id: str) -> str:
+    """An xs:date with its time zone's offset that day ("2016-01-01+01:00"), as Exchange
+    writes a series' StartDate and EndDate: the dates are the master's local dates."""
+    offset = datetime.combine(day, time(12), zone_of(windows_id)).utcoffset() or timedelta()
+    if not offset:
+        return f"{day.isoformat()}Z"
+    minutes = int(offset / timedelta(minutes=1))
+    sign = "+" if minutes > 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{day.isoformat()}{sign}{hours:02d}:{rest:02d}"
+
+
+def render_recurrence(element: ET.Element, rule: Recurrence, windows_id: str = "UTC") -> None:
     container = sub(element, t("Recurrence"))
     pattern = sub(container, t(rule.pattern.value))
     relative = rule.pattern in (Pattern.RELATIVE_MONTHLY, Pattern.RELATIVE_YEARLY)
@@ -597,16 +609,17 @@ def render_recurrence(element: ET.Element, rule: Recurrence) -> None:
         sub(pattern, t("Month"), _MONTHS[rule.month - 1])
     if rule.pattern is Pattern.WEEKLY:
         sub(pattern, t("FirstDayOfWeek"), rule.first_day_of_week.value)
+    first = _zoned_date(rule.start_date, windows_id)
     if rule.count is not None:
         span = sub(container, t("NumberedRecurrence"))
-        sub(span, t("StartDate"), rule.start_date.isoformat())
+        sub(span, t("StartDate"), first)
         sub(span, t("NumberOfOccurrences"), str(rule.count))
     elif rule.end_date is not None:
         span = sub(container, t("EndDateRecurrence"))
-        sub(span, t("StartDate"), rule.start_date.isoformat())
-        sub(span, t("EndDate"), rule.end_date.isoformat())
+        sub(span, t("StartDate"), first)
+        sub(span, t("EndDate"), _zoned_date(rule.end_date, windows_id))
     else:
-        sub(sub(container, t("NoEndRecurrence")), t("StartDate"), rule.start_date.isoformat())
+        sub(sub(container, t("NoEndRecurrence")), t("StartDate"), first)
 
 
 def modified_occurrence(
