@@ -9,8 +9,9 @@ CalendarItemType's), only the properties the shape asks for: a single
 item, a recurring master, or one occurrence of a series (an Exception when
 it was modified), as FindItem's CalendarView and GetItem give them.
 
-Times go out in UTC (``Z``), as Exchange writes them when the request's
-time zone context is UTC; time zones are named by their Windows id.
+Times go out in UTC (``Z``), as Exchange writes them; times given without
+an offset are in the request's TimeZoneContext (UTC without one); time
+zones are named by their Windows id.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from sitemail.access.ews_ids import change_key, folder_id, item_id, occurrence_id
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import sub, t
+from sitemail.access.ews_time_zones import request_zone
 from sitemail.mailbox.item_content import calendar_ical
 from sitemail.mailbox.item_records import (
     Attendee,
@@ -77,14 +79,15 @@ def when(moment: datetime) -> str:
 
 
 def parse_time(text: str | None, what: str) -> datetime:
-    """An xs:dateTime of a request in UTC (without an offset: the request's context, UTC)."""
+    """An xs:dateTime of a request in UTC (without an offset: in the request's
+    TimeZoneContext, UTC without one)."""
     value = (text or "").strip()
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise Refused("ErrorInvalidValueForProperty", f"{what} is not a date and time.") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # the request's time zone context is UTC
+        parsed = parsed.replace(tzinfo=zone_of(request_zone()))
     return parsed.astimezone(UTC)
 
 
@@ -208,6 +211,9 @@ def parse_calendar(element: ET.Element) -> dict[str, Any]:
 def merge_calendar(old: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Fields of ``old`` (a CalendarData dump) with ``changes`` (parse_calendar's) applied."""
     merged = {**old, **{k: v for k, v in changes.items() if not k.startswith("_")}}
+    if not old and "time_zone" not in changes:
+        # A new item without a StartTimeZone is kept in the request's TimeZoneContext.
+        merged["time_zone"] = request_zone()
     if "_reminder_set" in changes or "_reminder_minutes" in changes:
         is_set = changes.get("_reminder_set", old.get("reminder_minutes") is not None)
         minutes = changes.get("_reminder_minutes", old.get("reminder_minutes") or 15)

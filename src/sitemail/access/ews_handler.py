@@ -55,7 +55,7 @@ from sitemail.access.ews_soap import (
 from sitemail.access.ews_subscriptions import Subscriptions
 from sitemail.access.ews_sync import EwsSync
 from sitemail.access.ews_sync_state import StateSeal
-from sitemail.access.ews_time_zones import get_server_time_zones
+from sitemail.access.ews_time_zones import get_server_time_zones, use_request_zone
 from sitemail.access.ews_typed import EwsTypedItems
 from sitemail.access.folder_watch import FolderWatches
 from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Proxy, ServeLocally
@@ -221,6 +221,7 @@ class EwsHandler:
         self, request: EwsRequest, box: EwsMailbox, door: FrontDoor, source: FreeBusySource
     ) -> bytes:
         body = request.body
+        use_request_zone(request.time_zone)
         items = EwsItems(box, door.clock)
         folders = EwsFolders(box)
         attachments = EwsAttachments(box, items.compose_attached)

@@ -1,5 +1,9 @@
 """Windows time zones as Exchange Web Services write them.
 
+The ``TimeZoneContext`` SOAP header names the zone a request's times
+without an offset are in (:func:`request_zone`; UTC without it, as Exchange
+2010 reads them); an unknown zone is ErrorTimeZone.
+
 ``GetServerTimeZones`` answers the zones the server knows
 (:mod:`sitemail.mailbox.windows_zones`): with ``ReturnFullTimeZoneData``
 (true unless it says false; unverified: the schema leaves the default to
@@ -21,18 +25,48 @@ answers carry in WorkingHours.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from contextvars import ContextVar
 from datetime import timedelta
 
-from sitemail.access.ews_soap import m, sub, t
+from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.mailbox.windows_zones import (
     WINDOWS_ZONES,
     DayRule,
     ZoneRule,
     display_name,
+    known,
     year_rule,
 )
 
-__all__ = ["get_server_time_zones", "serializable_time_zone"]
+__all__ = [
+    "get_server_time_zones",
+    "request_zone",
+    "serializable_time_zone",
+    "use_request_zone",
+]
+
+#: The request's TimeZoneContext (a Windows id): the zone of the times it gives without
+#: an offset and of the calendar items it creates without a StartTimeZone.  Each request
+#: is served in its own task, so the value is the request's own.
+_REQUEST_ZONE: ContextVar[str] = ContextVar("ews_request_zone", default="UTC")
+
+
+def use_request_zone(windows_id: str | None) -> None:
+    """Take the TimeZoneContext header's zone for this request; an unknown one is refused."""
+    if windows_id is None:
+        _REQUEST_ZONE.set("UTC")
+        return
+    if not known(windows_id):
+        raise SoapFault(
+            "ErrorTimeZone", f"The time zone {windows_id[:100]!r} of TimeZoneContext is not known."
+        )
+    _REQUEST_ZONE.set(windows_id)
+
+
+def request_zone() -> str:
+    """The Windows id of this request's TimeZoneContext (UTC without one)."""
+    return _REQUEST_ZONE.get()
+
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 

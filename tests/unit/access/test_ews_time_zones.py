@@ -8,13 +8,17 @@ Client Access servers (EX-NY1 with alice's mailbox, EX-FL1 with adam's).
 from __future__ import annotations
 
 import datetime as dt
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
+import requests
+from bench.lab_names import LabNamesAdapter
 from exchangelib import Account, CalendarItem, EWSDateTime, EWSTimeZone
 from exchangelib.properties import TimeZone
 from tests.unit.access.test_ews_exchangelib import FL_EWS, ews_account, lab_names, servers, url
-from tests.unit.access.test_web_front import Lab
+from tests.unit.access.test_web_front import PASSWORD, Lab
 
+from sitemail.access.ews_soap import MESSAGES_NS, SOAP_NS, TYPES_NS
 from sitemail.mailbox.windows_zones import WINDOWS_ZONES
 
 __all__ = ["lab_names", "servers"]
@@ -120,3 +124,61 @@ def test_an_all_day_event_keeps_its_dates_in_its_own_time_zone(servers: Lab) -> 
     got.save()  # an update keeps them
     got = adam.calendar.all().only("is_all_day", "start", "end").get(id=item.id)
     assert (got.start, got.end) == (dt.date(2030, 12, 24), dt.date(2030, 12, 26))
+
+
+def _post(lab: Lab, zone: str | None, operation: str) -> ET.Element:
+    """A raw EWS request with ``zone`` as its TimeZoneContext; the answer's first
+    ResponseMessage."""
+    lab.set_vdir(FL_EWS, basic_authentication=True)
+    session = requests.Session()
+    session.mount("https://", LabNamesAdapter())
+    context = (
+        f'<t:TimeZoneContext><t:TimeZoneDefinition Id="{zone}"/></t:TimeZoneContext>'
+        if zone
+        else ""
+    )
+    answer = session.post(
+        url(lab, "ex-fl1.contoso.com"),
+        data=(
+            f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP_NS}" '
+            f'xmlns:t="{TYPES_NS}" xmlns:m="{MESSAGES_NS}"><s:Header><t:RequestServerVersion '
+            f'Version="Exchange2010_SP2"/>{context}</s:Header><s:Body>{operation}</s:Body>'
+            "</s:Envelope>"
+        ).encode(),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+        auth=("contoso\\adam", PASSWORD),
+        timeout=30,
+    )
+    root = ET.fromstring(answer.content)
+    fault = root.find(f".//{{{SOAP_NS}}}Fault")
+    if fault is not None:
+        return fault
+    found = root.find(f".//{{{MESSAGES_NS}}}ResponseMessages")
+    assert found is not None, answer.text
+    return found[0]
+
+
+def test_times_without_an_offset_are_in_the_requests_time_zone_context(servers: Lab) -> None:
+    create = (
+        '<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items><t:CalendarItem>'
+        "<t:Subject>Naive</t:Subject><t:Start>2030-07-01T10:00:00</t:Start>"
+        "<t:End>2030-07-01T11:00:00</t:End></t:CalendarItem></m:Items></m:CreateItem>"
+    )
+    answer = _post(servers, "Romance Standard Time", create)
+    assert answer.findtext(f"{{{MESSAGES_NS}}}ResponseCode") == "NoError"
+    (stored,) = servers.stores["EX-FL1"].list_typed("adam", "calendar").items
+    assert stored.calendar is not None
+    # 10:00 in Paris in July is 08:00 UTC; the item is kept in the context's zone.
+    assert stored.calendar.start == datetime(2030, 7, 1, 8, tzinfo=UTC)
+    assert stored.calendar.time_zone == "Romance Standard Time"
+    # Without a context, such times are UTC.
+    _post(servers, None, create.replace("Naive", "Plain"))
+    plain = [
+        i.calendar
+        for i in servers.stores["EX-FL1"].list_typed("adam", "calendar").items
+        if i.calendar is not None and i.calendar.subject == "Plain"
+    ]
+    assert [(c.start.hour, c.time_zone) for c in plain] == [(10, "UTC")]
+    # A zone the server does not know is refused.
+    refused = _post(servers, "Mars Standard Time", create)
+    assert "ErrorTimeZone" in ET.tostring(refused, encoding="unicode")
