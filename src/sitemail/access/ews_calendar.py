@@ -389,7 +389,9 @@ class CalendarRendering:
             "item:ItemId": lambda: sub(
                 element,
                 t("ItemId"),
-                Id=item_id(self.alias, item.id)
+                # A calendar item's id names its folder, as a message's does: Exchange's
+                # ids change when an item moves (a cancelled meeting, to Deleted Items).
+                Id=item_id(self.alias, item.id, item.folder_id)
                 if occurrence is None
                 else occurrence_id(self.alias, item.id, occurrence.index),
                 ChangeKey=change_key(item.modseq),

@@ -9,9 +9,8 @@ sequence raised) goes to the attendees through Mail Submission as
 :mod:`.ews_invitations` sends it (``SendAndSaveCopy``, the default, files a
 copy in Sent Items; ``SendOnly`` keeps none), then the meeting moves to
 Deleted Items, marked cancelled (a cancelled meeting is not cancelled
-again).  Unverified: Exchange's ids change when an item moves, so that a
-second cancellation with the old id is ErrorItemNotFound there; sitemail's
-calendar item ids name the item wherever it is.
+again).  A calendar item's id names its folder, as Exchange's ids change
+when an item moves: the meeting's old id is ErrorItemNotFound from then on.
 ``SaveOnly`` would leave a draft to send later, which sitemail does not
 keep for a cancellation: it is ErrorInvalidOperation.
 
@@ -26,7 +25,7 @@ import xml.etree.ElementTree as ET
 from sitemail.access.ews_ids import InvalidId, change_key, parse_id
 from sitemail.access.ews_invitations import send_invitations
 from sitemail.access.ews_mailbox import EwsMailbox
-from sitemail.access.ews_responses import Refused
+from sitemail.access.ews_responses import ITEM_NOT_FOUND, Refused
 from sitemail.access.ews_soap import t
 from sitemail.clock import Clock
 from sitemail.mailbox.item_records import ItemKind, TypedItem
@@ -72,6 +71,8 @@ async def cancel_meeting(
         )
     store, alias = box.store, box.alias
     item = await store.get_typed(alias, parsed.message_id)
+    if parsed.in_folder is not None and parsed.in_folder != item.folder_id:
+        raise Refused("ErrorItemNotFound", ITEM_NOT_FOUND)  # moved: ids name their folder
     given = ref.get("ChangeKey")
     if given and given != change_key(item.modseq):
         raise Refused("ErrorIrresolvableConflict", _CONFLICT)
