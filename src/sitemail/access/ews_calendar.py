@@ -25,7 +25,7 @@ from typing import Any
 from sitemail.access.ews_ids import change_key, folder_id, item_id, occurrence_id
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import sub, t
-from sitemail.access.ews_time_zones import request_zone
+from sitemail.access.ews_time_zones import request_zone, time_zone_definition
 from sitemail.mailbox.item_content import calendar_ical
 from sitemail.mailbox.item_records import (
     Attendee,
@@ -499,8 +499,12 @@ class CalendarRendering:
             ),
             "calendar:ModifiedOccurrences": lambda: self._modified(element, item, occurrence),
             "calendar:DeletedOccurrences": lambda: occurrence is None and _deleted(element, data),
-            "calendar:StartTimeZone": lambda: sub(element, t("StartTimeZone"), Id=data.time_zone),
-            "calendar:EndTimeZone": lambda: sub(element, t("EndTimeZone"), Id=data.time_zone),
+            "calendar:StartTimeZone": lambda: time_zone_definition(
+                element, "StartTimeZone", data.time_zone, data.start.year
+            ),
+            "calendar:EndTimeZone": lambda: time_zone_definition(
+                element, "EndTimeZone", data.time_zone, data.end.year
+            ),
         }
         for path in CALENDAR_FIELDS:
             if path in fields or path == "item:ItemId":

@@ -17,7 +17,10 @@ from AbsoluteDateTransitions; sitemail gives the rule of the year asked
 about (the server's current year), which is what clients turn into the
 SerializableTimeZone of their requests.
 
-:func:`serializable_time_zone` writes that older form (``t:TimeZone``:
+:func:`time_zone_definition` writes the same definition as a calendar item's
+StartTimeZone and EndTimeZone, as Exchange 2010 gives them in full (clients
+such as the EWS Managed API refuse a definition without periods and
+transitions).  :func:`serializable_time_zone` writes that older form (``t:TimeZone``:
 Bias, StandardTime, DaylightTime, minutes west of UTC), which availability
 answers carry in WorkingHours.
 """
@@ -42,6 +45,7 @@ __all__ = [
     "get_server_time_zones",
     "request_zone",
     "serializable_time_zone",
+    "time_zone_definition",
     "use_request_zone",
 ]
 
@@ -86,8 +90,16 @@ def _period_id(windows_id: str, year: int, name: str) -> str:
     return f"trule:Microsoft/Registry/{windows_id}/{year}-{name}"
 
 
-def _definition(parent: ET.Element, windows_id: str, year: int, *, full: bool) -> None:
-    definition = sub(parent, t("TimeZoneDefinition"), Id=windows_id, Name=display_name(windows_id))
+def time_zone_definition(
+    parent: ET.Element, tag: str, windows_id: str, year: int, *, full: bool = True
+) -> None:
+    """A TimeZoneDefinitionType element ``tag`` (TimeZoneDefinition, or a calendar item's
+    StartTimeZone and EndTimeZone) of ``windows_id`` with the rule of ``year``."""
+    if not known(windows_id):
+        # A zone a client named that the server lacks: its id as given, no rule to tell.
+        sub(parent, t(tag), Id=windows_id)
+        return
+    definition = sub(parent, t(tag), Id=windows_id, Name=display_name(windows_id))
     if not full:
         return
     rule = year_rule(windows_id, year)
@@ -143,7 +155,7 @@ def get_server_time_zones(body: ET.Element, year: int) -> ET.Element:
     sub(msg, m("ResponseCode"), "NoError")
     definitions = sub(msg, m("TimeZoneDefinitions"))
     for windows_id in dict.fromkeys(ids) if ids else WINDOWS_ZONES:
-        _definition(definitions, windows_id, year, full=full)
+        time_zone_definition(definitions, "TimeZoneDefinition", windows_id, year, full=full)
     return response
 
 

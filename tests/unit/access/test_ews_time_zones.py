@@ -171,6 +171,23 @@ def test_times_without_an_offset_are_in_the_requests_time_zone_context(servers: 
     # 10:00 in Paris in July is 08:00 UTC; the item is kept in the context's zone.
     assert stored.calendar.start == datetime(2030, 7, 1, 8, tzinfo=UTC)
     assert stored.calendar.time_zone == "Romance Standard Time"
+    # The item's zone comes back in full, as the EWS Managed API needs it (periods,
+    # transitions), and is the zone a client reads its times in.
+    got = _adam(servers).calendar.get(subject="Naive")
+    assert got._start_timezone == EWSTimeZone("Europe/Paris") and got._end_timezone is not None
+    assert got.start.astimezone(COPENHAGEN).hour == 10
+    raw = _post(
+        servers,
+        None,
+        "<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties>"
+        '<t:FieldURI FieldURI="calendar:StartTimeZone"/></t:AdditionalProperties></m:ItemShape>'
+        f'<m:ItemIds><t:ItemId Id="{got.id}"/></m:ItemIds></m:GetItem>',
+    )
+    zone = raw.find(f".//{{{TYPES_NS}}}StartTimeZone")
+    assert zone is not None and zone.get("Id") == "Romance Standard Time"
+    periods = zone.findall(f"{{{TYPES_NS}}}Periods/{{{TYPES_NS}}}Period")
+    assert [p.get("Bias") for p in periods] == ["-PT1H", "-PT2H"]
+    assert len(zone.findall(f".//{{{TYPES_NS}}}RecurringDayTransition")) == 2
     # Without a context, such times are UTC.
     _post(servers, None, create.replace("Naive", "Plain"))
     plain = [
