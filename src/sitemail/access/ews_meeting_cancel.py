@@ -5,7 +5,7 @@ organizer too (Microsoft's CreateItem reference), and it is only for the
 organizer's own calendar item.  The ``ReferenceItemId`` names the meeting
 (its ChangeKey, when given, must be current: ErrorIrresolvableConflict);
 the cancellation (iCalendar METHOD:CANCEL, ``Canceled:`` subject, the
-sequence raised) goes to the attendees through Mail Submission as
+sequence raised) goes to the attendees (but the organizer) through Mail Submission as
 :mod:`.ews_invitations` sends it (``SendAndSaveCopy``, the default, files a
 copy in Sent Items; ``SendOnly`` keeps none), then the meeting moves to
 Deleted Items, marked cancelled (a cancelled meeting is not cancelled
@@ -87,15 +87,20 @@ async def cancel_meeting(
         )
     if data.cancelled:
         raise Refused("ErrorInvalidReferenceItem", "The meeting is already cancelled.")
-    if not data.is_meeting:
+    # The organizer listed among the attendees gets no cancellation of their own meeting;
+    # with no one else, there is no one to send it to.
+    required = [a for a in data.required if a.address.lower() != me]
+    optional = [a for a in data.optional if a.address.lower() != me]
+    if not required and not optional:
         raise Refused(
-            "ErrorInvalidRecipients", "The appointment has no attendees to send a cancellation to."
+            "ErrorInvalidRecipients",
+            "The meeting has no attendees but its organizer to send a cancellation to.",
         )
     cancelled = data.model_copy(update={"cancelled": True, "sequence": data.sequence + 1})
     await send_invitations(
         store,
         box.mailbox,
-        cancelled,
+        cancelled.model_copy(update={"required": required, "optional": optional}),
         now=clock.now(),
         save_copy=disposition != "SendOnly",
         method="CANCEL",

@@ -40,7 +40,10 @@ def test_the_organizer_cancels_a_meeting(servers: Lab) -> None:
         subject="Offsite",
         start=start,
         end=start + timedelta(hours=1),
-        required_attendees=[Attendee(mailbox=Mailbox(email_address="alice@contoso.com"))],
+        required_attendees=[
+            Attendee(mailbox=Mailbox(email_address="alice@contoso.com")),
+            Attendee(mailbox=Mailbox(email_address="adam@contoso.com")),
+        ],
     ).save(send_meeting_invitations="SendToNone")
     stale = meeting.changekey
     meeting.location = "Beach"
@@ -71,15 +74,21 @@ def test_the_organizer_cancels_a_meeting(servers: Lab) -> None:
         moved.cancel()
 
 
-def test_an_appointment_without_attendees_has_no_one_to_cancel_for(servers: Lab) -> None:
+def test_a_meeting_with_no_one_but_its_organizer_has_no_one_to_cancel_for(servers: Lab) -> None:
     adam = _adam(servers)
     start = EWSDateTime(2030, 3, 5, 10, tzinfo=UTC_TZ)
-    alone = CalendarItem(
-        account=adam, folder=adam.calendar, subject="Focus", start=start, end=start
-    ).save(send_meeting_invitations="SendToNone")
-    with pytest.raises(ErrorInvalidRecipients):
-        alone.cancel()
-    assert servers.stores["EX-FL1"].list_typed("adam", "calendar").total == 1
+    for attendees in ([], [Attendee(mailbox=Mailbox(email_address="adam@contoso.com"))]):
+        alone = CalendarItem(
+            account=adam,
+            folder=adam.calendar,
+            subject="Focus",
+            start=start,
+            end=start,
+            required_attendees=attendees,
+        ).save(send_meeting_invitations="SendToNone")
+        with pytest.raises(ErrorInvalidRecipients):
+            alone.cancel()
+    assert servers.stores["EX-FL1"].list_typed("adam", "calendar").total == 2
 
 
 def test_a_response_object_names_the_item_it_answers(servers: Lab) -> None:
