@@ -709,7 +709,7 @@ class EwsTypedItems:
         for item in await self.store.calendar_items(self.alias, folder, start, end):
             data = item.calendar
             assert data is not None
-            found, cut = expand(data, start, end, limit=wanted)
+            found, cut = expand(data, start, end, limit=wanted, ending_at_start=True)
             more = more or cut
             for occ in found:
                 rows.append((occ.start, item.id, item, occ.index if data.recurrence else None))

@@ -137,3 +137,24 @@ def test_occurrences_by_index(servers: Lab) -> None:
     master.occurrence(index=3).delete()
     master.refresh()
     assert len(master.modified_occurrences) == 1 and len(master.deleted_occurrences) == 1
+
+
+def test_a_view_touching_an_item_at_its_start_holds_it(servers: Lab) -> None:
+    adam = _adam(servers)
+    first = EWSDateTime(2016, 1, 1, 8, tzinfo=COPENHAGEN)
+    second = EWSDateTime(2016, 2, 1, 8, tzinfo=COPENHAGEN)
+    for start in (first, second):
+        CalendarItem(
+            account=adam, folder=adam.calendar, start=start, end=start + timedelta(hours=2)
+        ).save(send_meeting_invitations="SendToNone")
+    # Exchange gives an item that ends just as the view starts, not one that starts just
+    # as it ends.
+    between = list(adam.calendar.view(start=first + timedelta(hours=2), end=second))
+    assert [i.start for i in between] == [first]
+    assert [i.start for i in adam.calendar.view(start=first, end=second)] == [first]
+    # A series' occurrence is held the same way.
+    _, start = _series(adam)
+    held = list(
+        adam.calendar.view(start=start + timedelta(days=1, hours=2), end=start + timedelta(days=2))
+    )
+    assert [i.start for i in held] == [start + timedelta(days=1)]
