@@ -99,7 +99,7 @@ def time_zone_definition(
         # A zone a client named that the server lacks: its id as given, no rule to tell.
         sub(parent, t(tag), Id=windows_id)
         return
-    definition = sub(parent, t(tag), Id=windows_id, Name=display_name(windows_id))
+    definition = sub(parent, t(tag), Id=windows_id, Name=display_name(windows_id, year))
     if not full:
         return
     rule = year_rule(windows_id, year)

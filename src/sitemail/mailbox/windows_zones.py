@@ -139,8 +139,9 @@ def year_rule(windows_id: str, year: int) -> ZoneRule:
     )
 
 
-def display_name(windows_id: str) -> str:
-    """ "(UTC+01:00) Paris": the standard offset and the zone's main city.
+def display_name(windows_id: str, year: int) -> str:
+    """The zone's name as Windows forms it: its standard offset in ``year`` and its main
+    city, "(UTC+01:00) Paris".
 
     Windows' own display names ("(UTC+01:00) Brussels, Copenhagen, Madrid,
     Paris") are localized registry strings not in the tz database; this is
@@ -149,7 +150,7 @@ def display_name(windows_id: str) -> str:
     if windows_id == "UTC":
         return "(UTC) Coordinated Universal Time"
     iana = WINDOWS_ZONES.get(windows_id, "UTC")
-    minutes = year_rule(windows_id, 2010).standard
+    minutes = year_rule(windows_id, year).standard
     sign = "+" if minutes >= 0 else "-"
     hours, rest = divmod(abs(minutes), 60)
     city = iana.rsplit("/", 1)[-1].replace("_", " ")
