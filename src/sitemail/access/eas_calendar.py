@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import struct
 from datetime import UTC, datetime, timedelta
 
@@ -43,7 +42,7 @@ from sitemail.mailbox.item_records import (
 )
 from sitemail.mailbox.records import Folder
 from sitemail.mailbox.recurrence import modified_occurrences
-from sitemail.mailbox.windows_zones import zone_of
+from sitemail.mailbox.windows_zones import DayRule, year_rule, zone_of
 from sitemail.protocols.wbxml import Element, el
 
 __all__ = ["application_data", "sync_calendar", "time_zone_blob"]
@@ -90,58 +89,30 @@ def _compact(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _system_time(moment: datetime | None) -> bytes:
-    """A SYSTEMTIME rule: wYear 0, the month, the weekday, which one (5 = last), the hour."""
-    if moment is None:
+def _system_time(day: DayRule | None) -> bytes:
+    """A SYSTEMTIME rule: wYear 0, the month, the weekday, which one (5 = last), the time."""
+    if day is None:
         return bytes(16)
-    week = min((moment.day - 1) // 7 + 1, 5)
-    if moment.day + 7 > _days_in(moment):
-        week = 5  # the last such weekday of the month
-    weekday = (moment.weekday() + 1) % 7  # Sunday 0
-    return struct.pack("<8H", 0, moment.month, weekday, week, moment.hour, moment.minute, 0, 0)
+    week = 5 if day.occurrence < 0 else day.occurrence
+    weekday = (day.weekday + 1) % 7  # Sunday 0
+    minutes = int(day.time / timedelta(minutes=1))
+    return struct.pack("<8H", 0, day.month, weekday, week, minutes // 60, minutes % 60, 0, 0)
 
 
-def _days_in(moment: datetime) -> int:
-    following = (moment.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return (following - timedelta(days=1)).day
-
-
-@functools.lru_cache(maxsize=256)
 def time_zone_blob(windows_id: str, year: int) -> str:
-    """TIME_ZONE_INFORMATION (172 bytes, base64) of a Windows zone in ``year``.
-
-    The zone's UTC offsets are read hour by hour through the year (cached):
-    the lowest is standard time, a rise is the start of daylight time and a
-    fall its end, each as the local wall-clock time just before it.
-    """
-    zone = zone_of(windows_id)
-
-    def offset(moment: datetime) -> timedelta:
-        return moment.astimezone(zone).utcoffset() or timedelta()
-
-    moment = datetime(year, 1, 1, tzinfo=UTC)
-    before = offset(moment)
-    offsets = [before]
-    starts: list[datetime] = []
-    ends: list[datetime] = []
-    while moment.year == year:
-        now = offset(moment)
-        if now != before:
-            local = (moment + before).replace(tzinfo=None)
-            (starts if now > before else ends).append(local)
-            offsets.append(now)
-            before = now
-        moment += timedelta(hours=1)
-    standard, summer = min(offsets), max(offsets)
+    """TIME_ZONE_INFORMATION (172 bytes, base64) of a Windows zone in ``year``: its
+    standard bias, and the daylight bias and changes when it keeps daylight time
+    (:func:`sitemail.mailbox.windows_zones.year_rule`)."""
+    rule = year_rule(windows_id, year)
     name = windows_id.encode("utf-16-le")[:62].ljust(64, b"\0")
     data = (
-        struct.pack("<i", -int(standard.total_seconds() // 60))
+        struct.pack("<i", -rule.standard)
         + name
-        + _system_time(ends[0] if ends and starts else None)
+        + _system_time(rule.standard_starts)
         + struct.pack("<i", 0)
         + name
-        + _system_time(starts[0] if ends and starts else None)
-        + struct.pack("<i", -int((summer - standard).total_seconds() // 60) if starts else 0)
+        + _system_time(rule.daylight_starts)
+        + struct.pack("<i", -rule.daylight)
     )
     return base64.b64encode(data).decode("ascii")
 

@@ -11,9 +11,12 @@ one digit per interval of the window, the busiest status that overlaps it
 mailbox of the organization gets ``ErrorMailRecipientNotFound``, as from
 Exchange.  Without a source (no store), every mailbox is free.
 
-``GetServerTimeZones`` gives the one time zone a client needs to ask for
-availability in UTC (exchangelib sends it first).  Other time zones are not
-tabled here: asking for one gets ``ErrorTimeZone`` naming it.
+Each mailbox's answer (but MergedOnly's) ends with its WorkingHours: the
+time zone they are kept in and the working days and hours.  sitemail keeps
+no per-mailbox working hours; they are Exchange's defaults for a new
+mailbox, Monday to Friday 08:00-17:00, in the server's time zone, UTC
+(unverified: Exchange takes the server's zone until the user sets one).
+The time zones themselves are :mod:`.ews_time_zones`'.
 """
 
 from __future__ import annotations
@@ -23,19 +26,21 @@ from datetime import UTC, datetime, timedelta
 
 from sitemail.access.ews_freebusy import BusyEvent, FreeBusySource, RequestZone, local_error
 from sitemail.access.ews_soap import SoapFault, m, sub, t
+from sitemail.access.ews_time_zones import serializable_time_zone
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.item_records import FreeBusy
 from sitemail.org.model import Mailbox
 
-__all__ = ["MAX_INTERVALS", "get_server_time_zones", "get_user_availability"]
+__all__ = ["MAX_INTERVALS", "get_user_availability"]
 
 #: Longest free/busy answer, in merged intervals (Exchange limits the window to 42 days).
 MAX_INTERVALS = 42 * 24 * 4
 MAX_MAILBOXES = 100
 
-_UTC_ID = "UTC"
-_UTC_NAME = "(UTC) Coordinated Universal Time"
-_UTC_PERIOD = "trule:Microsoft/Registry/UTC/1-Standard"  # unverified: Exchange's period id form
+#: Exchange's default working hours: the days, and the day's start and end in minutes.
+WORKING_DAYS = "Monday Tuesday Wednesday Thursday Friday"
+WORKING_MINUTES = (8 * 60, 17 * 60)
+WORKING_TIME_ZONE = "UTC"
 
 
 def _parse_time(text: str | None, what: str, zone: RequestZone) -> datetime:
@@ -147,7 +152,17 @@ async def get_user_availability(
             array = sub(free_busy, t("CalendarEventArray"))
             for event in events:
                 _event(array, event, zone, detailed=granted.startswith("Detailed"))
+            _working_hours(free_busy, start.year)
     return response
+
+
+def _working_hours(free_busy: ET.Element, year: int) -> None:
+    hours = sub(free_busy, t("WorkingHours"))
+    serializable_time_zone(hours, WORKING_TIME_ZONE, year)
+    period = sub(sub(hours, t("WorkingPeriodArray")), t("WorkingPeriod"))
+    sub(period, t("DayOfWeek"), WORKING_DAYS)
+    sub(period, t("StartTimeInMinutes"), str(WORKING_MINUTES[0]))
+    sub(period, t("EndTimeInMinutes"), str(WORKING_MINUTES[1]))
 
 
 def _granted(view: str, mailbox: Mailbox, source: FreeBusySource | None) -> str:
@@ -194,42 +209,3 @@ def _event(array: ET.Element, event: BusyEvent, zone: RequestZone, *, detailed: 
             ("IsPrivate", False),
         ):
             sub(details, t(tag), "true" if value else "false")
-
-
-def _utc_definition(parent: ET.Element) -> None:
-    definition = sub(parent, t("TimeZoneDefinition"), Id=_UTC_ID, Name=_UTC_NAME)
-    periods = sub(definition, t("Periods"))
-    sub(
-        periods,
-        t("Period"),
-        Bias="PT0H",
-        Name="Standard",
-        Id="trule:Microsoft/Registry/UTC/1-Standard",
-    )
-    groups = sub(definition, t("TransitionsGroups"))
-    group = sub(groups, t("TransitionsGroup"), Id="0")
-    transition = sub(group, t("Transition"))
-    sub(transition, t("To"), _UTC_PERIOD, Kind="Period")
-    transitions = sub(definition, t("Transitions"))
-    first = sub(transitions, t("Transition"))
-    sub(first, t("To"), "0", Kind="Group")
-
-
-def get_server_time_zones(body: ET.Element) -> ET.Element:
-    ids = [(e.text or "").strip() for e in body.iter(t("Id"))]
-    response = ET.Element(m("GetServerTimeZonesResponse"))
-    messages = sub(response, m("ResponseMessages"))
-    unknown = [i for i in ids if i != _UTC_ID]
-    msg = sub(
-        messages,
-        m("GetServerTimeZonesResponseMessage"),
-        ResponseClass="Error" if unknown else "Success",
-    )
-    if unknown:
-        sub(msg, m("MessageText"), f"sitemail knows only the UTC time zone, not {unknown[0]!r}.")
-        sub(msg, m("ResponseCode"), "ErrorTimeZone")
-        sub(msg, m("DescriptiveLinkKey"), "0")
-        return response
-    sub(msg, m("ResponseCode"), "NoError")
-    _utc_definition(sub(msg, m("TimeZoneDefinitions")))
-    return response

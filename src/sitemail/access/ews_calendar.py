@@ -9,8 +9,9 @@ CalendarItemType's), only the properties the shape asks for: a single
 item, a recurring master, or one occurrence of a series (an Exception when
 it was modified), as FindItem's CalendarView and GetItem give them.
 
-Times go out in UTC (``Z``), as Exchange writes them when the request's
-time zone context is UTC; time zones are named by their Windows id.
+Times go out in UTC (``Z``), as Exchange writes them; times given without
+an offset are in the request's TimeZoneContext (UTC without one); time
+zones are named by their Windows id.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from __future__ import annotations
 import base64
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sitemail.access.ews_ids import change_key, folder_id, item_id, occurrence_id
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import sub, t
+from sitemail.access.ews_time_zones import request_zone, time_zone_definition
 from sitemail.mailbox.item_content import calendar_ical
 from sitemail.mailbox.item_records import (
     Attendee,
@@ -45,6 +47,7 @@ __all__ = [
     "CALENDAR_DETAIL",
     "CALENDAR_FIELDS",
     "CalendarRendering",
+    "all_day_span",
     "merge_calendar",
     "modified_occurrence",
     "parse_calendar",
@@ -76,14 +79,15 @@ def when(moment: datetime) -> str:
 
 
 def parse_time(text: str | None, what: str) -> datetime:
-    """An xs:dateTime of a request in UTC (without an offset: the request's context, UTC)."""
+    """An xs:dateTime of a request in UTC (without an offset: in the request's
+    TimeZoneContext, UTC without one)."""
     value = (text or "").strip()
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise Refused("ErrorInvalidValueForProperty", f"{what} is not a date and time.") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # the request's time zone context is UTC
+        parsed = parsed.replace(tzinfo=zone_of(request_zone()))
     return parsed.astimezone(UTC)
 
 
@@ -207,11 +211,35 @@ def parse_calendar(element: ET.Element) -> dict[str, Any]:
 def merge_calendar(old: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Fields of ``old`` (a CalendarData dump) with ``changes`` (parse_calendar's) applied."""
     merged = {**old, **{k: v for k, v in changes.items() if not k.startswith("_")}}
+    if not old and "time_zone" not in changes:
+        # A new item without a StartTimeZone is kept in the request's TimeZoneContext.
+        merged["time_zone"] = request_zone()
     if "_reminder_set" in changes or "_reminder_minutes" in changes:
         is_set = changes.get("_reminder_set", old.get("reminder_minutes") is not None)
         minutes = changes.get("_reminder_minutes", old.get("reminder_minutes") or 15)
         merged["reminder_minutes"] = minutes if is_set else None
+    if merged.get("all_day") and "start" in merged and "end" in merged:
+        merged["start"], merged["end"] = all_day_span(
+            merged["start"], merged["end"], merged.get("time_zone") or "UTC"
+        )
     return merged
+
+
+def all_day_span(start: datetime, end: datetime, windows_id: str) -> tuple[datetime, datetime]:
+    """An all-day event's start and end: midnights in its own time zone (in UTC).
+
+    Exchange moves a start that is not a midnight back to the midnight
+    before it and an end forward to the one after it, in the item's time
+    zone, so that the event covers whole days where it is kept.
+    """
+    zone = zone_of(windows_id)
+    first = datetime.combine(start.astimezone(zone).date(), time(0), zone)
+    local_end = end.astimezone(zone)
+    last_day = local_end.date()
+    if local_end.time() != time(0) or last_day <= first.date():
+        last_day += timedelta(days=1)
+    last = datetime.combine(last_day, time(0), zone)
+    return first.astimezone(UTC), last.astimezone(UTC)
 
 
 # ---------------------------------------------------------------------- rendering
@@ -361,7 +389,9 @@ class CalendarRendering:
             "item:ItemId": lambda: sub(
                 element,
                 t("ItemId"),
-                Id=item_id(self.alias, item.id)
+                # A calendar item's id names its folder, as a message's does: Exchange's
+                # ids change when an item moves (a cancelled meeting, to Deleted Items).
+                Id=item_id(self.alias, item.id, item.folder_id)
                 if occurrence is None
                 else occurrence_id(self.alias, item.id, occurrence.index),
                 ChangeKey=change_key(item.modseq),
@@ -469,8 +499,12 @@ class CalendarRendering:
             ),
             "calendar:ModifiedOccurrences": lambda: self._modified(element, item, occurrence),
             "calendar:DeletedOccurrences": lambda: occurrence is None and _deleted(element, data),
-            "calendar:StartTimeZone": lambda: sub(element, t("StartTimeZone"), Id=data.time_zone),
-            "calendar:EndTimeZone": lambda: sub(element, t("EndTimeZone"), Id=data.time_zone),
+            "calendar:StartTimeZone": lambda: time_zone_definition(
+                element, "StartTimeZone", data.time_zone, data.start.year
+            ),
+            "calendar:EndTimeZone": lambda: time_zone_definition(
+                element, "EndTimeZone", data.time_zone, data.end.year
+            ),
         }
         for path in CALENDAR_FIELDS:
             if path in fields or path == "item:ItemId":
@@ -545,7 +579,7 @@ def _attendee_list(element: ET.Element, tag: str, people: list[Attendee]) -> Non
 
 def _recurrence(element: ET.Element, data: CalendarData) -> bool:
     if data.recurrence is not None:
-        render_recurrence(element, data.recurrence, zone=data.time_zone)
+        render_recurrence(element, data.recurrence, data.time_zone)
     return True
 
 
@@ -558,19 +592,19 @@ def _deleted(element: ET.Element, data: CalendarData) -> bool:
     return True
 
 
-def zoned_date(day: date, zone: str) -> str:
-    """An xs:date as Exchange writes a recurrence's dates: with the offset of the series' time
-    zone on that day (2030-01-07+01:00, 2030-01-07Z), which tells clients it is a date."""
-    noon = datetime(day.year, day.month, day.day, 12, tzinfo=zone_of(zone))
-    offset = noon.utcoffset() or timedelta(0)
+def _zoned_date(day: date, windows_id: str) -> str:
+    """An xs:date with its time zone's offset that day ("2016-01-01+01:00"), as Exchange
+    writes a series' StartDate and EndDate: the dates are the master's local dates."""
+    offset = datetime.combine(day, time(12), zone_of(windows_id)).utcoffset() or timedelta()
     if not offset:
         return f"{day.isoformat()}Z"
-    minutes = int(offset.total_seconds()) // 60
+    minutes = int(offset / timedelta(minutes=1))
     sign = "+" if minutes > 0 else "-"
-    return f"{day.isoformat()}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{day.isoformat()}{sign}{hours:02d}:{rest:02d}"
 
 
-def render_recurrence(element: ET.Element, rule: Recurrence, *, zone: str = "UTC") -> None:
+def render_recurrence(element: ET.Element, rule: Recurrence, windows_id: str = "UTC") -> None:
     container = sub(element, t("Recurrence"))
     pattern = sub(container, t(rule.pattern.value))
     relative = rule.pattern in (Pattern.RELATIVE_MONTHLY, Pattern.RELATIVE_YEARLY)
@@ -587,17 +621,17 @@ def render_recurrence(element: ET.Element, rule: Recurrence, *, zone: str = "UTC
         sub(pattern, t("Month"), _MONTHS[rule.month - 1])
     if rule.pattern is Pattern.WEEKLY:
         sub(pattern, t("FirstDayOfWeek"), rule.first_day_of_week.value)
+    first = _zoned_date(rule.start_date, windows_id)
     if rule.count is not None:
         span = sub(container, t("NumberedRecurrence"))
-        sub(span, t("StartDate"), zoned_date(rule.start_date, zone))
+        sub(span, t("StartDate"), first)
         sub(span, t("NumberOfOccurrences"), str(rule.count))
     elif rule.end_date is not None:
         span = sub(container, t("EndDateRecurrence"))
-        sub(span, t("StartDate"), zoned_date(rule.start_date, zone))
-        sub(span, t("EndDate"), zoned_date(rule.end_date, zone))
+        sub(span, t("StartDate"), first)
+        sub(span, t("EndDate"), _zoned_date(rule.end_date, windows_id))
     else:
-        start = zoned_date(rule.start_date, zone)
-        sub(sub(container, t("NoEndRecurrence")), t("StartDate"), start)
+        sub(sub(container, t("NoEndRecurrence")), t("StartDate"), first)
 
 
 def modified_occurrence(

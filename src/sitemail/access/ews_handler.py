@@ -33,7 +33,7 @@ from aiohttp import web
 
 from sitemail.access.ews_account import ACCOUNT_OPERATIONS, account_operation
 from sitemail.access.ews_attachments import EwsAttachments
-from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
+from sitemail.access.ews_availability import get_user_availability
 from sitemail.access.ews_body import bodies_in_body_type
 from sitemail.access.ews_distribution_lists import expand_dl
 from sitemail.access.ews_export import EwsExport
@@ -63,6 +63,7 @@ from sitemail.access.ews_soap import (
 from sitemail.access.ews_subscriptions import Subscriptions, affinity_cookies
 from sitemail.access.ews_sync import EwsSync
 from sitemail.access.ews_sync_state import StateSeal
+from sitemail.access.ews_time_zones import get_server_time_zones, use_request_zone
 from sitemail.access.ews_typed import EwsTypedItems
 from sitemail.access.ews_user_configuration import OPERATIONS as CONFIGURATION_OPERATIONS
 from sitemail.access.ews_user_configuration import EwsUserConfigurations
@@ -253,6 +254,7 @@ class EwsHandler:
         self, request: EwsRequest, box: EwsMailbox, door: FrontDoor, source: FreeBusySource
     ) -> bytes:
         body = request.body
+        use_request_zone(request.time_zone)
         items = EwsItems(box, door.clock)
         folders = EwsFolders(box)
         attachments = EwsAttachments(box, items.compose_attached)
@@ -334,7 +336,7 @@ class EwsHandler:
             case "GetUserAvailabilityRequest":
                 return envelope(await get_user_availability(body, box.directory, source))
             case "GetServerTimeZones":
-                return envelope(get_server_time_zones(body))
+                return envelope(get_server_time_zones(body, door.clock.now().year))
         # OOF, mail tips, rooms, delegates, Inbox rules (ews_account).
         account = await account_operation(request.operation, body, box, door.directory, door.clock)
         if account is not None:

@@ -14,7 +14,9 @@ with a ``text/calendar; method=REQUEST`` part; the CreateItem's
    the reply in Drafts);
 4. moves the request to Deleted Items, as Outlook and Exchange do.
 
-The answer carries the calendar item's ItemId (none for a decline).
+A response object without a ReferenceItemId is
+ErrorMissingInformationReferenceItemId.  The answer carries the calendar
+item's ItemId (none for a decline).
 Unverified: the exact set of ids Exchange 2010 returns for a meeting
 response (exchangelib notes it may be several).
 """
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from sitemail.access.ews_ids import InvalidId, parse_id
 from sitemail.access.ews_invitations import meeting_message
 from sitemail.access.ews_mailbox import EwsMailbox
+from sitemail.access.ews_meeting_cancel import CANCEL_TAG, cancel_meeting, missing_reference
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import t
 from sitemail.clock import Clock
@@ -43,11 +46,14 @@ from sitemail.mailbox.records import Flags, FlagUpdate, WellKnownFolder
 
 __all__ = ["RESPONSE_TAGS", "respond"]
 
-RESPONSE_TAGS = {
+_ANSWERS = {
     t("AcceptItem"): ResponseType.ACCEPT,
     t("TentativelyAcceptItem"): ResponseType.TENTATIVE,
     t("DeclineItem"): ResponseType.DECLINE,
 }
+#: The calendar response objects of CreateItem: an attendee's answers, the organizer's
+#: cancellation (:mod:`.ews_meeting_cancel`).
+RESPONSE_TAGS = frozenset({*_ANSWERS, CANCEL_TAG})
 _SUBJECT = {
     ResponseType.ACCEPT: "Accepted: ",
     ResponseType.TENTATIVE: "Tentative: ",
@@ -59,15 +65,20 @@ MAX_SEARCH = 1000
 
 @dataclass(frozen=True)
 class Answered:
-    """The calendar item the answer left (None: declined)."""
+    """The calendar item the answer left (None: declined, or deleted for good)."""
 
     item: TypedItem | None
 
 
 async def respond(box: EwsMailbox, clock: Clock, element: ET.Element, disposition: str) -> Answered:
-    """Carry out one AcceptItem/TentativelyAcceptItem/DeclineItem for ``box``'s user."""
-    answer = RESPONSE_TAGS[element.tag]
+    """Carry out one AcceptItem/TentativelyAcceptItem/DeclineItem (or CancelCalendarItem)
+    for ``box``'s user."""
+    if element.tag == CANCEL_TAG:
+        return Answered(await cancel_meeting(box, clock, element, disposition))
+    answer = _ANSWERS[element.tag]
     ref = element.find(t("ReferenceItemId"))
+    if ref is None or not ref.get("Id"):
+        raise missing_reference()
     try:
         parsed = parse_id(ref.get("Id", "") if ref is not None else "")
     except InvalidId:

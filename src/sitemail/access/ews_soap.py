@@ -106,6 +106,7 @@ class EwsRequest:
     operation: str  # the local name of the body's element, e.g. "FindItem"
     body: ET.Element  # that element
     schema: str | None  # RequestServerVersion, when given
+    time_zone: str | None = None  # the TimeZoneContext header's TimeZoneDefinition Id
 
 
 def parse_request(data: bytes) -> EwsRequest:
@@ -137,10 +138,16 @@ def parse_request(data: bytes) -> EwsRequest:
     header = root.find(f"{{{SOAP_NS}}}Header")
     version = header.find(t("RequestServerVersion")) if header is not None else None
     schema = version.get("Version") if version is not None else None
+    context = (
+        header.find(f"{t('TimeZoneContext')}/{t('TimeZoneDefinition')}")
+        if header is not None
+        else None
+    )
     return EwsRequest(
         operation=operation.tag.split("}", 1)[1],
         body=operation,
         schema=schema,
+        time_zone=context.get("Id") if context is not None else None,
     )
 
 

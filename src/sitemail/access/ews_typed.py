@@ -58,6 +58,7 @@ from sitemail.access.ews_invitations import send_invitations
 from sitemail.access.ews_mailbox import EwsMailbox
 from sitemail.access.ews_meeting_response import RESPONSE_TAGS, respond
 from sitemail.access.ews_responses import (
+    ITEM_NOT_FOUND,
     Refused,
     client_refusal,
     delete_type,
@@ -260,6 +261,8 @@ class EwsTypedItems:
         its ChangeKey checked (GetItem and DeleteItem take any ChangeKey, as Exchange's do)."""
         parsed, index = self._parse(ref)
         item = await self.store.get_typed(self.alias, parsed.message_id)
+        if parsed.in_folder is not None and parsed.in_folder != item.folder_id:
+            raise Refused("ErrorItemNotFound", ITEM_NOT_FOUND)  # moved: ids name their folder
         given = ref.get("ChangeKey") if resolution is not None else None
         if resolution == "NeverOverwrite" and not given:
             raise Refused(
@@ -630,7 +633,7 @@ class EwsTypedItems:
         for item in await self.store.calendar_items(self.alias, folder, start, end):
             data = item.calendar
             assert data is not None
-            found, cut = expand(data, start, end, limit=wanted)
+            found, cut = expand(data, start, end, limit=wanted, ending_at_start=True)
             more = more or cut
             for occ in found:
                 rows.append((occ.start, item.id, item, occ.index if data.recurrence else None))

@@ -153,18 +153,27 @@ def _series(item: CalendarData) -> Iterator[tuple[int, datetime]]:
 
 
 def expand(
-    item: CalendarData, start: datetime, end: datetime, *, limit: int
+    item: CalendarData,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int,
+    ending_at_start: bool = False,
 ) -> tuple[list[Occurrence], bool]:
     """The occurrences overlapping [start, end), at most ``limit``; and whether more were left.
 
     A single (non-recurring) item is its one occurrence, index 0.  An
     occurrence overlaps the window if it ends after ``start`` and starts
     before ``end``; a zero-length one at ``start`` counts (Exchange shows
-    a zero-length appointment at the start of a view).
+    a zero-length appointment at the start of a view).  With
+    ``ending_at_start``, one that ends just as the window starts counts too,
+    as EWS's CalendarView gives it (observed of Exchange by exchangelib's
+    suite; unverified of 2010 itself).
     """
     duration = item.end - item.start
+    touching = ending_at_start
     if item.recurrence is None:
-        if _overlaps(item.start, item.end, start, end):
+        if _overlaps(item.start, item.end, start, end, touching):
             return [Occurrence(0, item.start, item.start, item.end)], False
         return [], False
     deleted = {d.astimezone(UTC) for d in item.deleted}
@@ -183,7 +192,7 @@ def expand(
             occ = Occurrence(index, original, change.start, change.end, change)
         else:
             occ = Occurrence(index, original, original, original + duration)
-        if _overlaps(occ.start, occ.end, start, end):
+        if _overlaps(occ.start, occ.end, start, end, touching):
             found.append(occ)
             plain += change is None
             if plain > limit and original >= last_change:
@@ -201,7 +210,9 @@ def _far(end: datetime) -> datetime:
     return end + timedelta(days=366)
 
 
-def _overlaps(s: datetime, e: datetime, start: datetime, end: datetime) -> bool:
+def _overlaps(s: datetime, e: datetime, start: datetime, end: datetime, touching: bool) -> bool:
+    if touching:
+        return s < end and e >= start
     if s == e:
         return start <= s < end
     return s < end and e > start

@@ -458,7 +458,7 @@ def test_an_attendee_in_the_other_site_answers_the_request_and_is_busy(servers: 
         ("alice@contoso.com", ResponseType.ACCEPT)
     ]
     assert data.organizer is not None and data.organizer.address == "adam@contoso.com"
-    assert accepted.id == item_id("alice", kept.id)
+    assert accepted.id == item_id("alice", kept.id, kept.folder_id)
     assert sorted(m.subject for m in ny.list_messages("alice", "deleteditems").items) == [
         "Planning",
         "Retro",

@@ -18,7 +18,7 @@ from sitemail.access.autodiscover_pox import (
     outlook_document,
     parse_request,
 )
-from sitemail.access.ews_availability import get_server_time_zones, get_user_availability
+from sitemail.access.ews_availability import get_user_availability
 from sitemail.access.ews_ids import InvalidId, folder_id, item_id, parse_id
 from sitemail.access.ews_soap import (
     MESSAGES_NS,
@@ -34,6 +34,7 @@ from sitemail.access.ews_soap import (
 from sitemail.access.ews_soap import (
     parse_request as parse_soap,
 )
+from sitemail.access.ews_time_zones import get_server_time_zones
 from sitemail.org.model import Mailbox
 
 ENVELOPE = (
@@ -149,15 +150,16 @@ def test_time_zones_offered_and_refused() -> None:
     body = parse_soap(
         soap("<m:GetServerTimeZones><m:Ids><t:Id>UTC</t:Id></m:Ids></m:GetServerTimeZones>")
     )
-    answer = get_server_time_zones(body.body)
+    answer = get_server_time_zones(body.body, 2026)
     assert answer.find(f".//{t('TimeZoneDefinition')}") is not None
     body = parse_soap(
         soap(
-            "<m:GetServerTimeZones><m:Ids><t:Id>Pacific Standard Time</t:Id></m:Ids>"
+            "<m:GetServerTimeZones><m:Ids><t:Id>Mars Standard Time</t:Id></m:Ids>"
             "</m:GetServerTimeZones>"
         )
     )
-    assert get_server_time_zones(body.body).findtext(f".//{m('ResponseCode')}") == "ErrorTimeZone"
+    code = get_server_time_zones(body.body, 2026).findtext(f".//{m('ResponseCode')}")
+    assert code == "ErrorTimeZone"
 
 
 # ------------------------------------------------------------------ Autodiscover

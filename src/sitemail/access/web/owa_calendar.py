@@ -13,9 +13,10 @@ POST with the session's canary, links relative to the virtual directory.
 - ``?ae=Item&t=IPM.Appointment&a=New&d=...``: the new appointment form,
   posted back with ``a=SaveAppt``.
 
-Times are shown and entered in UTC, the one time zone the server's
-mailboxes have regional settings for (the availability service's
-GetServerTimeZones offers only UTC too).
+Times are shown and entered in UTC: OWA shows a calendar in the time zone
+of the mailbox's regional settings, and sitemail keeps none per mailbox, so
+every mailbox has the servers' zone, UTC (EWS clients, which name their own
+zone, get any Windows zone).
 """
 
 from __future__ import annotations
