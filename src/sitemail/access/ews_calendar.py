@@ -592,7 +592,7 @@ def _deleted(element: ET.Element, data: CalendarData) -> bool:
     return True
 
 
-def _zoned_date(day: date, windows_id: str) -> str:
+def zoned_date(day: date, windows_id: str) -> str:
     """An xs:date with its time zone's offset that day ("2016-01-01+01:00"), as Exchange
     writes a series' StartDate and EndDate: the dates are the master's local dates."""
     offset = datetime.combine(day, time(12), zone_of(windows_id)).utcoffset() or timedelta()
@@ -621,7 +621,7 @@ def render_recurrence(element: ET.Element, rule: Recurrence, windows_id: str = "
         sub(pattern, t("Month"), _MONTHS[rule.month - 1])
     if rule.pattern is Pattern.WEEKLY:
         sub(pattern, t("FirstDayOfWeek"), rule.first_day_of_week.value)
-    first = _zoned_date(rule.start_date, windows_id)
+    first = zoned_date(rule.start_date, windows_id)
     if rule.count is not None:
         span = sub(container, t("NumberedRecurrence"))
         sub(span, t("StartDate"), first)
@@ -629,7 +629,7 @@ def render_recurrence(element: ET.Element, rule: Recurrence, windows_id: str = "
     elif rule.end_date is not None:
         span = sub(container, t("EndDateRecurrence"))
         sub(span, t("StartDate"), first)
-        sub(span, t("EndDate"), _zoned_date(rule.end_date, windows_id))
+        sub(span, t("EndDate"), zoned_date(rule.end_date, windows_id))
     else:
         sub(sub(container, t("NoEndRecurrence")), t("StartDate"), first)
 
