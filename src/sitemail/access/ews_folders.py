@@ -45,6 +45,12 @@ MAX_FOLDERS = 100
 #: Messages deleted per store call while a folder is emptied.
 EMPTY_PAGE = 200
 MAIL_CLASS = "IPF.Note"
+# The folder elements a client may create and the class each stands for.
+_ELEMENT_CLASS = {
+    "CalendarFolder": "IPF.Appointment",
+    "ContactsFolder": "IPF.Contact",
+    "TasksFolder": "IPF.Task",
+}
 
 _Work = Callable[[ET.Element], Awaitable[Folder | None]]
 """The per-folder step of an operation: the folder to answer, or ``None``."""
@@ -160,18 +166,22 @@ class EwsFolders:
             if refused is not None:
                 raise refused
             name = (folder.findtext(t("DisplayName")) or "").strip()
+            element = folder.tag.rsplit("}", 1)[-1]
             folder_class = (folder.findtext(t("FolderClass")) or "").strip()
-            if folder.tag != t("Folder") or not (
-                folder_class in ("", MAIL_CLASS) or folder_class.startswith(MAIL_CLASS + ".")
-            ):
+            # A CalendarFolder, ContactsFolder or TasksFolder without a class has its
+            # element's; the class then says which items it holds (ews_typed).
+            folder_class = folder_class or _ELEMENT_CLASS.get(element, "")
+            if element not in _ELEMENT_CLASS and element != "Folder":
                 raise Refused(
                     "ErrorInvalidOperation",
-                    "sitemail's store keeps mail folders (IPF.Note) only; it cannot create a "
-                    f"{folder.tag.rsplit('}', 1)[-1]} of class {folder_class}.",
+                    f"sitemail's store cannot create a {element} (search folders are not kept).",
                 )
+            if len(folder_class) > 255 or (folder_class and not folder_class.startswith("IPF")):
+                raise Refused("ErrorInvalidPropertyRequest", "A FolderClass begins with IPF.")
             if not name:
                 raise Refused("ErrorInvalidFolderId", "A folder needs a DisplayName.")
-            bag = created_properties(folder, self.box.directory, calendar=False)
+            calendar = folder_class.startswith(_ELEMENT_CLASS["CalendarFolder"])
+            bag = created_properties(folder, self.box.directory, calendar=calendar)
             try:
                 created = await self.store.create_folder(self.alias, name, parent, folder_class)
             except FolderExists:

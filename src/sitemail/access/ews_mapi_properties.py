@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sitemail.mailbox.item_records import TypedItem
 from sitemail.mailbox.records import MessageSummary
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "is_folder_tag",
     "item_value",
     "rendered",
+    "typed_rendered",
+    "typed_value",
 ]
 
 # PR_MESSAGE_FLAGS bits (MS-OXCMSG 2.2.1.6).
@@ -89,6 +92,20 @@ _ITEM: dict[str, tuple[str, Callable[[MessageSummary], Any]]] = {
     _IMAP_DELETED: ("Integer", lambda s: 1 if s.flags.deleted else None),
 }
 
+
+def _typed_subject(item: TypedItem) -> str:
+    data = item.record
+    return str(getattr(data, "subject", "") or getattr(data, "display_name", "") or "")
+
+
+# A calendar item's, contact's or task's (a message of its folder with its record).
+_TYPED: dict[str, tuple[str, Callable[[TypedItem], Any]]] = {
+    "tag:e23": ("Integer", lambda i: i.uid),  # PR_INTERNET_ARTICLE_NUMBER
+    "tag:ff9": ("Binary", lambda i: base64.b64encode(i.id.to_bytes(8, "big")).decode("ascii")),
+    "tag:37": ("String", _typed_subject),  # PR_SUBJECT
+    "tag:e06": ("SystemTime", lambda i: _when(i.created_at)),  # PR_MESSAGE_DELIVERY_TIME
+}
+
 _FOLDER: dict[str, tuple[str, Callable[[MapiFolder], Any]]] = {
     "tag:3001": ("String", lambda f: f.name),  # PR_DISPLAY_NAME
     "tag:e08": ("Long", lambda f: f.size),  # PR_MESSAGE_SIZE: what the folder holds
@@ -115,6 +132,22 @@ def item_value(key: str, item: MessageSummary) -> str | None:
     """The text of the property ``key`` of ``item`` the store's facts give, if it is one."""
     found = _ITEM.get(key)
     return None if found is None else _text(found[1](item))
+
+
+def typed_value(key: str, item: TypedItem) -> str | None:
+    """The text of the property ``key`` of a typed item the store's facts give, if it is one."""
+    found = _TYPED.get(key)
+    return None if found is None else _text(found[1](item))
+
+
+def typed_rendered(keys: list[str], item: TypedItem) -> dict[str, Any]:
+    """The computed properties among ``keys`` of a typed item, as set ones are kept."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        text = typed_value(key, item) if key in _TYPED else None
+        if text is not None:
+            out[key] = {"uri": _uri(key, _TYPED[key][0]), "value": text}
+    return out
 
 
 def is_folder_tag(key: str) -> bool:

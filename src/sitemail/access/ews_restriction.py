@@ -27,10 +27,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sitemail.access.ews_item_properties import extended_key
-from sitemail.access.ews_mapi_properties import item_value
+from sitemail.access.ews_mapi_properties import item_value, typed_value
 from sitemail.access.ews_message_fields import HeaderProps
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import t
+from sitemail.access.ews_typed_extended import extended_of
+from sitemail.mailbox.item_records import TypedItem
 from sitemail.mailbox.records import Address, MessageSummary
 
 __all__ = [
@@ -109,6 +111,15 @@ def _extended_field(element: ET.Element) -> _Field:
     kind = _EXTENDED_KINDS.get(kind_name.removesuffix("Array"), "string")
 
     def read(s: MessageSummary) -> Any:
+        if isinstance(s, TypedItem):
+            # A calendar item's, contact's or task's: kept in its record (ews_typed_extended).
+            stored = extended_of(s, key)
+            if stored is None:
+                fact = typed_value(key, s)
+                return None if fact is None else _typed(kind, fact)
+            if many:
+                return [str(v) for v in stored["values"]]
+            return _typed(kind, stored["value"])
         stored = _bag(s).get("extended", {}).get(key)
         if stored is None:
             # Not set by a client: a fact of the store's, when the tag names one (the UID ...).

@@ -73,9 +73,15 @@ from sitemail.access.ews_restriction import (
 )
 from sitemail.access.ews_soap import SoapFault, m, sub, t
 from sitemail.access.ews_task_recurrence import split_occurrence
+from sitemail.access.ews_typed_extended import render_typed_extended, shape_key
 from sitemail.access.ews_typed_fields import TYPED_FIELDS
 from sitemail.access.ews_typed_props import kept_paths, render_props, shape_path
-from sitemail.access.ews_typed_update import TypedRecord, new_record, updated_record
+from sitemail.access.ews_typed_update import (
+    TypedRecord,
+    calendar_from_mime,
+    new_record,
+    updated_record,
+)
 from sitemail.clock import Clock
 from sitemail.mailbox.errors import StoreError
 from sitemail.mailbox.item_records import (
@@ -101,6 +107,11 @@ _FOLDER_KINDS = {
     WellKnownFolder.CALENDAR: ItemKind.CALENDAR,
     WellKnownFolder.CONTACTS: ItemKind.CONTACT,
     WellKnownFolder.TASKS: ItemKind.TASK,
+}
+_CLASS_KINDS = {
+    "IPF.Appointment": ItemKind.CALENDAR,
+    "IPF.Contact": ItemKind.CONTACT,
+    "IPF.Task": ItemKind.TASK,
 }
 _DEFAULT_FOLDER = {k: w.value for w, k in _FOLDER_KINDS.items()} | {
     ItemKind.DISTRIBUTION_LIST: WellKnownFolder.CONTACTS.value
@@ -130,8 +141,13 @@ def _shape(
         wanted = set(everything) - {"item:MimeContent"}  # only when asked for by name
     else:
         wanted = set(default)
+    if shape is not None and (shape.findtext(t("IncludeMimeContent")) or "").strip() == "true":
+        wanted.add("item:MimeContent")
     extra = shape.find(t("AdditionalProperties")) if shape is not None else None
     for field in list(extra) if extra is not None else []:
+        if field.tag == t("ExtendedFieldURI"):
+            wanted.add(shape_key(field))
+            continue
         uri = shape_path(field.get("FieldURI", ""))
         if uri:
             wanted.add(uri)
@@ -222,6 +238,10 @@ class EwsTypedItems:
         for folder in await self.box.folders():
             if folder.id == resolved and folder.well_known is not None:
                 return _FOLDER_KINDS.get(folder.well_known)
+            if folder.id == resolved:
+                # A folder a client made: its class says what it holds (IPF.Appointment ...).
+                head = ".".join(folder.folder_class.split(".")[:2])
+                return _CLASS_KINDS.get(head)
         return None
 
     # ------------------------------------------------------------ ids
@@ -303,6 +323,7 @@ class EwsTypedItems:
             render_distribution_list(parent, item, fields, self.alias)
         else:
             render_task(parent, item, fields, self.alias)
+        render_typed_extended(parent[-1], item, fields)
         render_props(parent[-1], item, fields)
 
     # ------------------------------------------------------------ CreateItem
@@ -369,7 +390,7 @@ class EwsTypedItems:
 
     def _new_record(self, kind: ItemKind, element: ET.Element) -> TypedRecord:
         if kind is ItemKind.CALENDAR:
-            fields = merge_calendar({}, parse_calendar(element))
+            fields = merge_calendar(calendar_from_mime(element), parse_calendar(element))
             if "start" not in fields or "end" not in fields:
                 raise Refused("ErrorInvalidPropertySet", "A calendar item needs Start and End.")
             if fields["end"] < fields["start"]:

@@ -10,6 +10,8 @@ occurrence makes it an exception of its series.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from typing import Any
@@ -31,7 +33,9 @@ from sitemail.access.ews_distribution_lists import (
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import t
 from sitemail.access.ews_task_recurrence import check_series
+from sitemail.access.ews_typed_extended import delete_extended, parse_extended
 from sitemail.access.ews_typed_props import delete_prop, parse_props, set_props
+from sitemail.mailbox.ical_parse import ICalError, parse_event
 from sitemail.mailbox.item_records import (
     CalendarData,
     ContactData,
@@ -77,7 +81,7 @@ def new_record(
 ) -> TypedRecord:
     """CreateItem's record of ``kind`` from the kind's parsed ``fields`` and the properties
     ``element`` sets that are kept as given."""
-    fields["props"] = parse_props(kind, element)
+    fields["props"] = parse_extended(element, parse_props(kind, element))
     try:
         if kind is ItemKind.CALENDAR:
             return CalendarData.model_validate(fields)
@@ -97,6 +101,9 @@ def _task(task: TaskData) -> TaskData:
     return task
 
 
+_PATHS = (t("FieldURI"), t("IndexedFieldURI"), t("ExtendedFieldURI"))
+
+
 def updated_record(
     item: TypedItem, index: int | None, updates: ET.Element | None, now: datetime
 ) -> TypedRecord:
@@ -105,9 +112,12 @@ def updated_record(
     changes: dict[str, Any] = {}
     for update in list(updates) if updates is not None else []:
         op = update.tag.rsplit("}", 1)[-1]
-        path = next((c for c in update if c.tag in (t("FieldURI"), t("IndexedFieldURI"))), None)
+        path = next((c for c in update if c.tag in _PATHS), None)
         uri = path.get("FieldURI", "") if path is not None else ""
         key = path.get("FieldIndex") if path is not None else None
+        if op == "DeleteItemField" and path is not None and path.tag == t("ExtendedFieldURI"):
+            fields["props"] = delete_extended(fields["props"], path)
+            continue
         if op == "DeleteItemField":
             kept = delete_prop(item.kind, fields["props"], uri, key)
             if kept is not None:
@@ -118,12 +128,15 @@ def updated_record(
         value = next((c for c in update if c is not path), None)
         if value is None or value.tag != t(item.kind.value):
             raise Refused("ErrorIncorrectUpdatePropertyCount", _WRONG_COUNT)
-        fields["props"] = set_props(
-            item.kind,
-            fields["props"],
+        fields["props"] = parse_extended(
             value,
-            indexed=key is not None,
-            append=op == "AppendToItemField",
+            set_props(
+                item.kind,
+                fields["props"],
+                value,
+                indexed=key is not None,
+                append=op == "AppendToItemField",
+            ),
         )
         if item.kind is ItemKind.CALENDAR:
             part = parse_calendar(value)
@@ -194,3 +207,27 @@ def _delete_field(
         if uri == "calendar:Recurrence":
             fields["modified"], fields["deleted"] = [], []
     return fields  # clearing what the store does not keep leaves the item as it is
+
+
+def calendar_from_mime(element: ET.Element) -> dict[str, Any]:
+    """The calendar fields a CalendarItem's MimeContent (an iCalendar object) gives.
+
+    Gateways create appointments this way (DavMail turns a CalDAV PUT into a
+    CreateItem whose MimeContent is the client's VCALENDAR); the item's own
+    elements, when it has some, are applied over these.  An object that cannot
+    be read is ErrorMimeContentConversionFailed, as from Exchange.
+    """
+    mime = element.find(t("MimeContent"))
+    data = "".join((mime.text or "").split()) if mime is not None else ""
+    if mime is None or not data:
+        return {}
+    try:
+        text = base64.b64decode(data, validate=True).decode(mime.get("CharacterSet") or "utf-8")
+        record = parse_event(text).record
+    except (binascii.Error, UnicodeDecodeError, LookupError, ICalError) as exc:
+        raise Refused(
+            "ErrorMimeContentConversionFailed",
+            f"The MimeContent is not an iCalendar object sitemail can read: {exc}",
+        ) from None
+    # What the client's object says; the organizer is the mailbox's (CreateItem's rule).
+    return record.model_dump(exclude={"organizer"})

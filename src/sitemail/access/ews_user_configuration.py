@@ -97,6 +97,11 @@ class EwsUserConfigurations:
             raise SoapFault("ErrorSchemaValidation", "The configuration's folder is required.")
         folder = await self.box.resolve_folder(ref)
         if isinstance(folder, str) and folder in ("root", "msgfolderroot"):
+            if operation in ("GetUserConfiguration", "DeleteUserConfiguration"):
+                # Nothing is kept there (OWA.UserOptions is written by OWA's first sign-in,
+                # which sitemail's OWA does not ask for): not found, which clients such as
+                # DavMail take as "no regional settings" and go on.
+                raise Refused("ErrorItemNotFound", NOT_FOUND)
             raise Refused("ErrorInvalidOperation", "The store keeps no configurations there.")
         bag = dict((await self.store.get_folder_properties(self.alias, folder)).properties)
         kept: dict[str, Any] = dict(bag.get("configurations", {}))

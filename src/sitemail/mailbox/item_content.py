@@ -21,6 +21,7 @@ from sitemail.mailbox.item_records import (
     ResponseType,
     TaskData,
 )
+from sitemail.mailbox.windows_zones import DayRule, year_rule
 
 __all__ = ["ICAL_PRODID", "calendar_ical", "contact_vcard", "item_content"]
 
@@ -68,13 +69,52 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+_ICAL_DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+def _ical_offset(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+
+
+def _zone_part(kind: str, rule: DayRule | None, before: int, after: int) -> list[str]:
+    start = "16010101T000000"
+    lines = [f"BEGIN:{kind}"]
+    if rule is not None:
+        hours, rest = divmod(int(rule.time.total_seconds()) // 60, 60)
+        start = f"16010101T{hours:02d}{rest:02d}00"
+    lines += [f"DTSTART:{start}", f"TZOFFSETFROM:{_ical_offset(before)}"]
+    lines.append(f"TZOFFSETTO:{_ical_offset(after)}")
+    if rule is not None:
+        day = f"{rule.occurrence}{_ICAL_DAYS[rule.weekday]}"
+        lines.append(f"RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY={day};BYMONTH={rule.month}")
+    return [*lines, f"END:{kind}"]
+
+
+def vtimezone(windows_id: str, year: int) -> list[str]:
+    """The VTIMEZONE of a Windows zone, as Exchange writes one: TZID the Windows id, the
+    year's standard and daylight rules as yearly RRULEs from 1601."""
+    rule = year_rule(windows_id, year)
+    summer = rule.standard + rule.daylight
+    lines = ["BEGIN:VTIMEZONE", f"TZID:{_escape(windows_id)}"]
+    if rule.daylight and rule.daylight_starts and rule.standard_starts:
+        lines += _zone_part("STANDARD", rule.standard_starts, summer, rule.standard)
+        lines += _zone_part("DAYLIGHT", rule.daylight_starts, rule.standard, summer)
+    else:
+        lines += _zone_part("STANDARD", None, rule.standard, rule.standard)
+    return [*lines, "END:VTIMEZONE"]
+
+
 def calendar_ical(item: CalendarData, *, method: str = "PUBLISH", now: datetime) -> str:
-    """A VCALENDAR with the item's VEVENT (times in UTC; the pattern as an RRULE)."""
+    """A VCALENDAR with the item's time zone and VEVENT (times in UTC; the pattern as an
+    RRULE).  The VTIMEZONE tells clients the zone the item was made in (DavMail takes the
+    user's zone from it)."""
     lines = [
         "BEGIN:VCALENDAR",
         f"PRODID:{ICAL_PRODID}",
         "VERSION:2.0",
         f"METHOD:{method}",
+        *vtimezone(item.time_zone or "UTC", item.start.year),
         "BEGIN:VEVENT",
         f"UID:{_escape(item.uid)}",
         f"DTSTAMP:{_utc(now)}",
