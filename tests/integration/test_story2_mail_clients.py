@@ -24,6 +24,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import requests
+from bench.lab_names import LabNamesAdapter, MappedConnection
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    Account,
+    Build,
+    Configuration,
+    Credentials,
+    EWSDateTime,
+    EWSTimeZone,
+    Version,
+)
+from exchangelib.protocol import BaseProtocol
 from tests.clients.davmail import davmail
 from tests.conftest import RunningLab, in_mailbox, stays, wait_for
 
@@ -463,12 +477,13 @@ def adams_subjects(lab: RunningLab) -> bytes:
 
 
 def test_davmail_reads_and_sends_adams_mail_through_ews_proxied_by_ny(
-    seed_lab: RunningLab, tmp_path: Path
+    seed_lab: RunningLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # DavMail signs in at NY's EWS (the mailbox is in FL: every call is proxied), learns
     # adam's address with ConvertId, lists his folders with a restriction on
     # PR_CONTAINER_CLASS, reads messages by their IMAP UID (PR_INTERNET_ARTICLE_NUMBER) and
-    # MimeContent, and sends with CreateItem SendAndSaveCopy.
+    # MimeContent, and sends with CreateItem SendAndSaveCopy; its CalDAV and CardDAV write
+    # adam's calendar and contacts through EWS (issue 19: the appointment is busy time at NY).
     lab = seed_lab
     lab.shell(
         'Set-WebServicesVirtualDirectory "EX-NY1\\EWS (Default Web Site)"'
@@ -508,7 +523,93 @@ def test_davmail_reads_and_sends_adams_mail_through_ews_proxied_by_ny(
             b"Message-ID: <davmail@story2>\r\n\r\nThrough DavMail and EWS.\r\n",
         )
         smtp.quit()
+
+        # CalDAV: an appointment PUT through DavMail is created by EWS in adam's calendar in
+        # FL (CreateItem from its iCalendar), found again by its name, and read back.
+        event = (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//sitemail tests//EN\r\n"
+            "BEGIN:VEVENT\r\nUID:davmail-budget@contoso.com\r\nDTSTAMP:20261207T050000Z\r\n"
+            "DTSTART:20301007T140000Z\r\nDTEND:20301007T153000Z\r\n"
+            "SUMMARY:Budget review (CalDAV)\r\nLOCATION:Tampa\r\nTRANSP:OPAQUE\r\n"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        dav = gateway.caldav_url("adam@contoso.com")
+        auth = ("adam@contoso.com", PASSWORD)
+        put = requests.put(
+            dav + "budget.ics", data=event.encode(), auth=auth, timeout=60,
+            headers={"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"},
+        )  # fmt: skip
+        assert put.status_code == 201, put.text
+        got = requests.get(dav + "budget.ics", auth=auth, timeout=60)
+        assert got.status_code == 200 and "SUMMARY:Budget review (CalDAV)" in got.text
+        assert "BEGIN:VTIMEZONE" in got.text and "UID:davmail-budget@contoso.com" in got.text
+        # CardDAV: a contact PUT through DavMail is a Contact of adam's Contacts folder.
+        card = (
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:davmail-carol\r\nFN:Carol Fabrikam\r\n"
+            "N:Fabrikam;Carol;;;\r\nEMAIL;TYPE=work:carol@fabrikam.com\r\nORG:Fabrikam\r\n"
+            "END:VCARD\r\n"
+        )
+        contacts = gateway.caldav_url("adam@contoso.com", "contacts")
+        put = requests.put(
+            contacts + "carol.vcf", data=card.encode(), auth=auth, timeout=60,
+            headers={"Content-Type": "text/vcard; charset=utf-8"},
+        )  # fmt: skip
+        assert put.status_code == 201, put.text
+        got = requests.get(contacts + "carol.vcf", auth=auth, timeout=60)
+        assert got.status_code == 200 and "EMAIL;TYPE=work:carol@fabrikam.com" in got.text
     wait_for(lambda: bob_has(lab, b"sent with DavMail"), "DavMail's message at bob (NY)", 60)
+
+    # The appointment is busy time when alice asks NY's availability service about adam.
+    monkeypatch.setattr(MappedConnection, "names", {"mail.contoso.com": NY1})
+    monkeypatch.setattr(BaseProtocol, "HTTP_ADAPTER_CLS", LabNamesAdapter)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(lab.dir / "pki" / "ca.pem"))
+    config = Configuration(
+        service_endpoint=ews,
+        credentials=Credentials("contoso\\alice", PASSWORD),
+        auth_type=BASIC,
+        version=Version(build=Build(14, 3, 123, 4)),
+    )
+    alice = Account("alice@contoso.com", config=config, autodiscover=False, access_type=DELEGATE)
+    utc = EWSTimeZone("UTC")
+    (view,) = alice.protocol.get_free_busy_info(
+        accounts=[("adam@contoso.com", "Required", False)],
+        start=EWSDateTime(2030, 10, 7, 8, tzinfo=utc),
+        end=EWSDateTime(2030, 10, 7, 18, tzinfo=utc),
+        merged_free_busy_interval=30,
+        requested_view="FreeBusy",
+    )
+    busy = [(e.start.hour, e.start.minute, e.end.hour, e.end.minute, e.busy_type)
+            for e in view.calendar_events or []]  # fmt: skip
+    assert busy == [(14, 0, 15, 30, "Busy")]
+    # And OWA's calendar shows it in Chromium, adam signed in at NY (proxied to FL).
+    owa_day_view_shows(lab, "Budget review (CalDAV)", "2030-10-07")
+
+
+def owa_day_view_shows(lab: RunningLab, subject: str, day: str) -> None:
+    from playwright.sync_api import sync_playwright
+    from tests.scenarios.test_story2_owa import ARTIFACTS, CHROMIUM, chromium_args
+
+    rules = f"MAP mail.contoso.com {NY1}, MAP * ~NOTFOUND"
+    port = 443 + offset(lab)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=chromium_args(lab.dir / "pki" / "ca.pem", rules)
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"https://mail.contoso.com:{port}/owa/")
+            page.get_by_label("Domain\\user name:").fill("contoso\\adam")
+            page.get_by_label("Password:").fill(PASSWORD)
+            with page.expect_navigation():
+                page.get_by_role("button", name="Sign in").click()
+            page.goto(
+                f"https://mail.contoso.com:{port}/owa/?ae=Folder&t=IPF.Appointment&vt=Day&d={day}"
+            )
+            assert subject in page.content()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "davmail-appointment-in-owa.png"), full_page=True)
+        finally:
+            browser.close()
 
 
 def bob_has(lab: RunningLab, subject: bytes) -> bool:

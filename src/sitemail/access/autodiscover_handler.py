@@ -158,7 +158,8 @@ class AutodiscoverHandler:
         def answer(address: str) -> Urls | str:
             # As the POX answer: a user asks about their own addresses only.
             if address.lower() not in own:
-                return "The email address can't be found."
+                # SOAP Autodiscover's wording (POX says "The email address can't be found.").
+                return f"Invalid user '{address[:320]}'."
             outcome = door.decisions.decide(ctx, ClientProtocol.AUTODISCOVER, mailbox)
             if isinstance(outcome, Error):
                 return outcome.message

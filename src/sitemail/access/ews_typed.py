@@ -589,10 +589,12 @@ class EwsTypedItems:
                         "sitemail takes no query string on calendar, contacts and tasks folders.",
                     )
                 if view is not None and (restriction is not None or sort_order is not None):
-                    # The wording and code are unverified; Exchange documents that a
-                    # CalendarView takes no restriction and no sort order.
+                    # Exchange documents that a CalendarView takes no restriction and no
+                    # sort order; ErrorInvalidOperation is what clients tested against
+                    # Exchange expect of it (exchangelib's live suite); the wording is
+                    # unverified.
                     raise Refused(
-                        "ErrorInvalidRestriction",
+                        "ErrorInvalidOperation",
                         "Restrictions and sort order may not be specified for a CalendarView.",
                     )
                 wanted = (

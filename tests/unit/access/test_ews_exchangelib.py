@@ -436,6 +436,7 @@ def test_soap_autodiscover_gives_exchangelib_the_ews_url_and_version(
     root = ET.fromstring(reply.content)
     adam, alice = root.iter(f"{{{a}}}UserResponse")
     assert alice.findtext(f"{{{a}}}ErrorCode") == "InvalidUser"  # only one's own addresses
+    assert alice.findtext(f"{{{a}}}ErrorMessage") == "Invalid user 'alice@contoso.com'."
     assert adam.findtext(f"{{{a}}}ErrorCode") == "NoError"
     values = {
         s.findtext(f"{{{a}}}Name"): s.findtext(f"{{{a}}}Value")
