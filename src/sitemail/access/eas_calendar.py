@@ -11,8 +11,8 @@ store gives an item a new UID whenever it changes (its content is written
 anew, :mod:`sitemail.mailbox.database_items`), so a changed appointment
 reaches the device as the Delete of the old ServerId and the Add of the new
 one, which MS-ASCMD devices take like any other pair of commands.  The
-device's Delete is carried out (to Deleted Items); its own Adds and Changes
-of appointments are not taken (sitemail's devices read the calendar).
+device's Delete is carried out (to Deleted Items); its Adds and Changes are kept
+(:mod:`.eas_calendar_writes`), an Add answered with its ServerId in ``Responses``.
 
 ``TimeZone`` is the base64 TIME_ZONE_INFORMATION structure of MS-ASDTYPE:
 the item's zone's bias and its daylight rule (first or last weekday of a
@@ -261,6 +261,9 @@ async def sync_calendar(ctx: Context, collection: Element, folder: Folder) -> El
         return answer(1, sync_key=ctx.states.save_collection(ctx.alias, ctx.device_id, cid, {}))
     current = await _followed(ctx, folder.id)
     commands = collection.find("Commands")
+    responses: list[Element] = []
+    if commands is not None:
+        responses = await _device_writes(ctx, commands, folder, cid, current, known)
     for command in commands.elements("Delete") if commands is not None else []:
         _, sep, uid_text = (command.findtext("ServerId") or "").partition(":")
         uid = int(uid_text) if sep and uid_text.isdigit() else None
@@ -269,8 +272,10 @@ async def sync_calendar(ctx: Context, collection: Element, folder: Folder) -> El
                 await ctx.store.delete(ctx.alias, current[uid].id)
             current.pop(uid)
             known.pop(uid)
+    replies = el("AirSync:Responses", responses) if responses else None
     if collection.findtext("GetChanges") == "0":
-        return answer(1, sync_key=ctx.states.save_collection(ctx.alias, ctx.device_id, cid, known))
+        new_key = ctx.states.save_collection(ctx.alias, ctx.device_id, cid, known)
+        return answer(1, replies, sync_key=new_key)
     try:
         window = max(1, min(int(collection.findtext("WindowSize") or DEFAULT_WINDOW), MAX_WINDOW))
     except ValueError:
@@ -296,7 +301,76 @@ async def sync_calendar(ctx: Context, collection: Element, folder: Folder) -> El
     new_key = ctx.states.save_collection(ctx.alias, ctx.device_id, cid, known)
     return answer(
         1,
+        replies,
         el("AirSync:MoreAvailable") if more else None,
         el("AirSync:Commands", out) if out else None,
         sync_key=new_key,
     )
+
+
+async def _device_writes(
+    ctx: Context,
+    commands: Element,
+    folder: Folder,
+    cid: str,
+    current: dict[int, TypedItem],
+    known: dict[int, MessageEntry],
+) -> list[Element]:
+    """Carry out the device's Adds and Changes; the Responses they get."""
+    from sitemail.access.eas_calendar_writes import DeviceDataError, device_record
+
+    me = ctx.owner
+    responses: list[Element] = []
+    for command in commands.elements("Add"):
+        client_id = (command.findtext("ClientId") or "").strip()[:64]
+        data = command.find("ApplicationData")
+        try:
+            if data is None or me is None:
+                raise DeviceDataError("an Add carries ApplicationData, for a known owner")
+            record = device_record(data, me)
+        except DeviceDataError:
+            responses.append(
+                el("AirSync:Add", el("AirSync:ClientId", client_id), el("AirSync:Status", 6))
+            )
+            continue
+        made = await ctx.store.create_typed(ctx.alias, folder.id, ItemKind.CALENDAR, record)
+        current[made.uid] = made
+        known[made.uid] = MessageEntry(read=True)  # the device has it: not sent back
+        responses.append(
+            el(
+                "AirSync:Add",
+                el("AirSync:ClientId", client_id),
+                el("AirSync:ServerId", f"{cid}:{made.uid}"),
+                el("AirSync:Status", 1),
+            )
+        )
+    for command in commands.elements("Change"):
+        server_id = (command.findtext("ServerId") or "").strip()
+        _, sep, uid_text = server_id.partition(":")
+        uid = int(uid_text) if sep and uid_text.isdigit() else None
+        item = current.get(uid) if uid is not None else None
+        data = command.find("ApplicationData")
+        status = 1
+        if item is None or item.calendar is None:
+            status = 8  # the object was not found
+        else:
+            try:
+                if data is None or me is None:
+                    raise DeviceDataError("a Change carries ApplicationData, for a known owner")
+                record = device_record(data, me, item.calendar)
+            except DeviceDataError:
+                status = 6
+            else:
+                # The new UID reaches the device as the old one's Delete and its own Add.
+                changed = await ctx.store.replace_typed(ctx.alias, item.id, record)
+                current.pop(item.uid, None)
+                current[changed.uid] = changed
+        if status != 1:
+            responses.append(
+                el(
+                    "AirSync:Change",
+                    el("AirSync:ServerId", server_id),
+                    el("AirSync:Status", status),
+                )
+            )
+    return responses

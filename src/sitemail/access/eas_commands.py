@@ -109,6 +109,7 @@ class EasContext:
     alias: str
     device_id: str
     version: tuple[int, int]  # the device's protocol version
+    owner: Address | None = None  # the mailbox's name and address (a device's appointments)
 
 
 # ------------------------------------------------------------------ FolderSync

@@ -45,6 +45,7 @@ from sitemail.access.outcomes import (
 from sitemail.access.web.common import AppUser, RequestContext, SignInMethod
 from sitemail.access.web.front import FrontDoor
 from sitemail.access.web.iis import activesync_redirect
+from sitemail.mailbox.records import Address
 from sitemail.org.model import ExchangeVersion
 
 __all__ = ["EasHandler"]
@@ -112,8 +113,15 @@ class EasHandler:
                 store = self._store()
                 if store is None:
                     return web.Response(status=503, text="The mailbox store is not available.")
+                owner = Address(name=mailbox.display_name, address=mailbox.primary_smtp_address)
                 return await serve_eas(
-                    request, parsed, mailbox.alias, store, self.states, self._banner_of(door)
+                    request,
+                    parsed,
+                    mailbox.alias,
+                    store,
+                    self.states,
+                    self._banner_of(door),
+                    owner,
                 )
             case Redirect(kind=RedirectKind.EAS_451):
                 # MS-ASHTTP 3.1.5.2.2: the device goes to X-MS-Location from now on.

@@ -28,6 +28,7 @@ from sitemail.access.eas_send import (
 )
 from sitemail.access.eas_state import SyncStates
 from sitemail.mailbox.errors import StoreError
+from sitemail.mailbox.records import Address
 from sitemail.protocols.wbxml import Element, WbxmlError, decode, encode
 
 __all__ = ["UNSUPPORTED_VERSION_STATUS", "serve_eas"]
@@ -52,6 +53,7 @@ async def serve_eas(
     store: EasStore,
     states: SyncStates,
     banner: EasBanner,
+    owner: Address | None = None,
 ) -> web.StreamResponse:
     if request.method == "OPTIONS":
         return web.Response(status=200, headers=banner.headers())
@@ -87,7 +89,12 @@ async def serve_eas(
     except web.HTTPRequestEntityTooLarge:
         return _text(413, "The request body is too large.", banner)
     ctx = EasContext(
-        store=store, states=states, alias=alias, device_id=parsed.device_id, version=version
+        store=store,
+        states=states,
+        alias=alias,
+        device_id=parsed.device_id,
+        version=version,
+        owner=owner,
     )
     try:
         answer: Element

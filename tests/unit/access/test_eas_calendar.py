@@ -170,3 +170,111 @@ def test_a_device_syncs_the_calendar_and_its_changes(tmp_path: Path) -> None:
             assert first.findtext("Class") == "Calendar"
 
     run(scenario())
+
+
+def test_a_device_adds_and_changes_appointments(tmp_path: Path) -> None:
+    # A phone's calendar app: a new appointment (a ClientId and its ApplicationData) is kept
+    # in adam's calendar and answered with its ServerId; an edit replaces it, which the
+    # device then sees as the old ServerId's Delete and the new one's Add.
+    async def scenario() -> None:
+        async with eas_lab(tmp_path) as t, browser(t.lab) as s:
+            db = t.lab.stores["EX-FL1"]
+            url = t.lab.url("ex-fl1.contoso.com", "/Microsoft-Server-ActiveSync")
+            device = Device(s, url, "adam", "14.1")
+            hierarchy = await device.folder_sync()
+            adds = {a.findtext("DisplayName"): a for a in hierarchy.findall("Changes/Add")}
+            calendar = adds["Calendar"].findtext("ServerId") or ""
+            key = (await device.sync(calendar, "0")).findtext("SyncKey") or ""
+            paris = base64.b64encode(struct.pack("<i", -60) + bytes(168)).decode()
+            zone = (await device.sync(calendar, key)).findtext("SyncKey") or ""
+            data = el(
+                "AirSync:ApplicationData",
+                el("Calendar:TimeZone", paris),
+                el("Calendar:AllDayEvent", 0),
+                el("AirSyncBase:Body", el("AirSyncBase:Type", 1), el("AirSyncBase:Data", "Q2")),
+                el("Calendar:BusyStatus", 2),
+                el("Calendar:StartTime", "20300401T120000Z"),
+                el("Calendar:EndTime", "20300401T130000Z"),
+                el("Calendar:Subject", "Lunch with Fiona"),
+                el("Calendar:Location", "Cafe"),
+                el("Calendar:Reminder", 15),
+                el("Calendar:UID", "PHONE-1"),
+                el(
+                    "Calendar:Recurrence",
+                    el("Calendar:Type", 1),
+                    el("Calendar:Interval", 1),
+                    el("Calendar:DayOfWeek", 2),
+                    el("Calendar:Occurrences", 3),
+                ),
+            )
+            added = await device.sync(
+                calendar,
+                zone,
+                el(
+                    "AirSync:Commands",
+                    el("AirSync:Add", el("AirSync:ClientId", "c1"), data),
+                    el(
+                        "AirSync:Add",
+                        el("AirSync:ClientId", "c2"),
+                        el("AirSync:ApplicationData", el("Calendar:Subject", "No times")),
+                    ),
+                ),
+            )
+            replies = {r.findtext("ClientId"): r for r in added.findall("Responses/Add")}
+            assert replies["c2"].findtext("Status") == "6"  # nothing kept of it
+            assert replies["c1"].findtext("Status") == "1"
+            (item,) = db.list_typed("adam", "calendar").items
+            assert replies["c1"].findtext("ServerId") == f"{calendar}:{item.uid}"
+            lunch = item.calendar
+            assert lunch is not None and lunch.subject == "Lunch with Fiona"
+            assert (lunch.start, lunch.end) == (
+                datetime(2030, 4, 1, 12, tzinfo=UTC),
+                datetime(2030, 4, 1, 13, tzinfo=UTC),
+            )
+            assert lunch.free_busy is FreeBusy.BUSY and lunch.reminder_minutes == 15
+            assert lunch.body == "Q2" and lunch.uid == "PHONE-1"
+            assert lunch.organizer is not None and lunch.organizer.address == "adam@contoso.com"
+            assert lunch.recurrence is not None and lunch.recurrence.pattern is Pattern.WEEKLY
+            assert lunch.recurrence.days_of_week == [Weekday.MONDAY]
+            assert lunch.recurrence.count == 3
+            assert added.find("Commands") is None  # its own Add is not sent back
+            # The device moves it by an hour and makes it tentative.
+            changed = await device.sync(
+                calendar,
+                added.findtext("SyncKey") or "",
+                el(
+                    "AirSync:Commands",
+                    el(
+                        "AirSync:Change",
+                        el("AirSync:ServerId", f"{calendar}:{item.uid}"),
+                        el(
+                            "AirSync:ApplicationData",
+                            el("Calendar:StartTime", "20300401T130000Z"),
+                            el("Calendar:EndTime", "20300401T140000Z"),
+                            el("Calendar:BusyStatus", 1),
+                        ),
+                    ),
+                    el(
+                        "AirSync:Change",
+                        el("AirSync:ServerId", f"{calendar}:999"),
+                        el("AirSync:ApplicationData", el("Calendar:Subject", "x")),
+                    ),
+                ),
+            )
+            (missing,) = changed.findall("Responses/Change")
+            assert (missing.findtext("ServerId"), missing.findtext("Status")) == (
+                f"{calendar}:999",
+                "8",
+            )
+            (moved,) = db.list_typed("adam", "calendar").items
+            assert moved.id == item.id and moved.calendar is not None
+            assert moved.calendar.start == datetime(2030, 4, 1, 13, tzinfo=UTC)
+            assert moved.calendar.free_busy is FreeBusy.TENTATIVE
+            assert moved.calendar.subject == "Lunch with Fiona"  # what the Change left out stays
+            assert [d.findtext("ServerId") for d in changed.findall("Commands/Delete")] == [
+                f"{calendar}:{item.uid}"
+            ]
+            (again,) = changed.findall("Commands/Add")
+            assert again.findtext("ServerId") == f"{calendar}:{moved.uid}"
+
+    run(scenario())
