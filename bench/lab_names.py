@@ -41,21 +41,27 @@ __all__ = [
 NAMES_VARIABLE = "SITEMAIL_LAB_NAMES"
 
 
+def _dial(connection: HTTPConnection) -> Any:
+    """Dial the mapped address; the name stays for SNI, the certificate check and Host.
+
+    Any name the map lacks is a bug of the caller (KeyError): never leave loopback.  An
+    "address:port" value also maps the port (in-process servers on ephemeral ports, reached
+    by URLs that name none, as Autodiscover's answers do).
+    """
+    address, _, port = MappedConnection.names[connection._dns_host].partition(":")
+    return urllib3.util.connection.create_connection(
+        (address, int(port) if port else connection.port),
+        connection.timeout,
+        source_address=connection.source_address,
+        socket_options=connection.socket_options,
+    )
+
+
 class MappedConnection(HTTPSConnection):
     names: ClassVar[dict[str, str]] = {}
 
     def _new_conn(self) -> Any:
-        # Dial the mapped address; the name stays for SNI, the certificate check and Host.
-        # Any name the map lacks is a bug of the caller (KeyError): never leave loopback.
-        # An "address:port" value also maps the port (in-process servers on ephemeral ports,
-        # reached by URLs that name none, as Autodiscover's answers do).
-        address, _, port = self.names[self._dns_host].partition(":")
-        return urllib3.util.connection.create_connection(
-            (address, int(port) if port else self.port),
-            self.timeout,
-            source_address=self.source_address,
-            socket_options=self.socket_options,
-        )
+        return _dial(self)
 
 
 class _MappedPool(HTTPSConnectionPool):
@@ -66,13 +72,7 @@ class MappedPlainConnection(HTTPConnection):
     """Plain HTTP to a lab name (Autodiscover's unauthenticated step 3 asks http://)."""
 
     def _new_conn(self) -> Any:
-        address, _, port = MappedConnection.names[self._dns_host].partition(":")
-        return urllib3.util.connection.create_connection(
-            (address, int(port) if port else self.port),
-            self.timeout,
-            source_address=self.source_address,
-            socket_options=self.socket_options,
-        )
+        return _dial(self)
 
 
 class _MappedPlainPool(HTTPConnectionPool):
