@@ -84,14 +84,20 @@ def choose_port_offset() -> int:
 
 
 def _starting_or_ours(rec: ProcessRecord, lab_dir: Path) -> bool:
-    """Like is_ours, but also true in the instant after fork when /proc shows no command line."""
+    """Like is_ours, but also true between fork and exec: /proc then shows no command line,
+    or this process's own (the child is still a copy of it; on a busy machine the window is
+    long enough to be seen, and the lab was reported as failed with an empty log)."""
     if is_ours(rec, lab_dir):
         return True
     try:
         stat = Path(f"/proc/{rec.pid}/stat").read_text()
     except OSError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z" and not command_line(rec.pid)
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return False
+    cmd = command_line(rec.pid)
+    return not cmd or (int(fields[1]) == os.getpid() and cmd == command_line(os.getpid()))
 
 
 def _command(rec: ProcessRecord, st: LabState) -> list[str]:
