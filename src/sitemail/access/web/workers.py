@@ -114,9 +114,24 @@ def shared_table_file(path: Path | None) -> sqlite3.Connection:
         timeout=BUSY_TIMEOUT,
     )
     if path is not None:
-        db.execute("PRAGMA journal_mode=WAL")
+        _wal(db)
         db.execute("PRAGMA synchronous=OFF")
     return db
+
+
+def _wal(db: sqlite3.Connection) -> None:
+    """Switch the file to WAL.  Workers start together and open the same new files: the
+    switch takes the file for itself, and SQLite answers "database is locked" at once to
+    the others (the busy timeout does not cover it), so it is tried again for a while."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def listening_socket(address: str, port: int) -> socket.socket:
