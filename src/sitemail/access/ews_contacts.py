@@ -34,6 +34,7 @@ __all__ = [
     "parse_task",
     "render_contact",
     "render_task",
+    "typed_header",
 ]
 
 #: Simple contact properties: element name -> record field.
@@ -198,7 +199,7 @@ def settle_task(data: dict[str, Any], now: datetime) -> dict[str, Any]:
     return data
 
 
-def _header(
+def typed_header(
     element: ET.Element, item: TypedItem, fields: set[str] | frozenset[str], alias: str
 ) -> None:
     sub(element, t("ItemId"), Id=item_id(alias, item.id), ChangeKey=change_key(item.modseq))
@@ -223,7 +224,7 @@ def render_contact(
         # The contact as a vCard (unverified: the exact form of Exchange 2010's).
         vcard = base64.b64encode(contact_vcard(data).encode()).decode()
         sub(element, t("MimeContent"), vcard, CharacterSet="UTF-8")
-    _header(element, item, fields, alias)
+    typed_header(element, item, fields, alias)
     for path in CONTACT_FIELDS[4:]:
         if path not in fields:
             continue
@@ -262,7 +263,7 @@ def render_task(
     data: TaskData | None = item.task
     assert data is not None
     element = sub(parent, t("Task"))
-    _header(element, item, fields, alias)
+    typed_header(element, item, fields, alias)
     for path in TASK_FIELDS[3:]:
         if path not in fields:
             continue

@@ -15,7 +15,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC
 from typing import Any
 
-from sitemail.access.ews_ids import InvalidId, change_key, folder_id, item_id, parse_id
+from sitemail.access.ews_contacts import typed_header
+from sitemail.access.ews_ids import InvalidId, parse_id
 from sitemail.access.ews_mailbox import EwsMailbox
 from sitemail.access.ews_responses import Refused, client_refusal, response_message
 from sitemail.access.ews_soap import m, sub, t
@@ -107,16 +108,7 @@ def render_distribution_list(
     data = item.distribution_list
     assert data is not None
     element = sub(parent, t("DistributionList"))
-    sub(element, t("ItemId"), Id=item_id(alias, item.id), ChangeKey=change_key(item.modseq))
-    if "item:ParentFolderId" in fields:
-        sub(
-            element,
-            t("ParentFolderId"),
-            Id=folder_id(alias, item.folder_id),
-            ChangeKey=change_key(0),
-        )
-    if "item:ItemClass" in fields:
-        sub(element, t("ItemClass"), item.kind.item_class)
+    typed_header(element, item, fields, alias)  # ItemId, ParentFolderId, ItemClass
     if "item:Subject" in fields:
         sub(element, t("Subject"), data.display_name)
     if "item:Body" in fields:
