@@ -26,6 +26,7 @@ from sitemail.mailbox.delivery_batch import DELIVER_TO, BatchMessage
 from sitemail.mailbox.errors import (
     AccessDenied,
     FolderExists,
+    FolderNotFound,
     InvalidRequest,
     MailboxNotFound,
     MessageNotFound,
@@ -456,6 +457,28 @@ def test_a_mailbox_of_another_server_is_refused_with_409_naming_its_server(org: 
             assert body["server"] == "EX-FL1" and body["database"] == "DB-FL"
             assert "EX-FL1" in body["message"]
             assert not (org.tmp / "servers" / "EX-NY1" / "mailbox" / "DB-FL.db").exists()
+
+    run(scenario())
+
+
+def test_a_folder_view_is_the_tree_the_folder_and_its_page_in_one_call(org: Org) -> None:
+    async def scenario() -> None:
+        async with store_of_ny(org) as service, client_for(org, service) as store:
+            for n in range(3):
+                raw = message(f"Note {n}")
+                await store.deliver("alice", f"view-{n}:alice@contoso.com", raw)
+            view = await store.folder_view("alice", "inbox", offset=1, limit=1)
+            assert view.folders == await store.list_folders("alice")
+            assert view.folder.path == "Inbox" and (view.folder.total, view.folder.unread) == (3, 3)
+            assert view.page == await store.list_messages("alice", "inbox", offset=1, limit=1)
+            assert [m.subject for m in view.page.items] == ["Note 1"]  # newest first
+            archive = await store.create_folder("alice", "Archive")
+            by_id = await store.folder_view("alice", archive.id)
+            assert by_id.folder == archive and by_id.page.total == 0
+            with pytest.raises(FolderNotFound):
+                await store.folder_view("alice", 987654)
+            with pytest.raises(InvalidRequest):
+                await store.folder_view("alice", "inbox", limit=5000)
 
     run(scenario())
 

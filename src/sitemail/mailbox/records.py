@@ -228,6 +228,14 @@ class MessagePage(Record):
     items: list[MessageSummary]
 
 
+class FolderView(Record):
+    """What a folder view shows, read at once: the folder tree, the folder, one page of it."""
+
+    folders: list[Folder]
+    folder: Folder
+    page: MessagePage
+
+
 class Placement(Record):
     """Where a message is now: after delivery, append, move or copy."""
 

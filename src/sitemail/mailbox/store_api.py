@@ -88,6 +88,7 @@ from sitemail.mailbox.store_api_folders import folder_routes
 from sitemail.mailbox.store_api_items import item_routes
 from sitemail.mailbox.store_api_settings import settings_routes
 from sitemail.mailbox.store_backend import StoreBackend
+from sitemail.mailbox.store_json import record_response, records_response
 from sitemail.org.pki import CertFiles, PeerIdentity, PeerVerifier, server_ssl_context
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -255,7 +256,7 @@ class _Routes:
         name = request.match_info["mailbox"]
         if len(name) > MAX_MAILBOX_NAME:
             raise InvalidRequest(f"mailbox name longer than {MAX_MAILBOX_NAME} characters")
-        return await self.backend.run(lambda: self.backend.resolve(name))
+        return await self.backend.place(name)
 
     # -- delivery and append
 
@@ -423,7 +424,7 @@ class _Routes:
             return _json(await self.backend.run(lambda: db.find_folder(where.alias, path)))
         every = request.query.get("all") == "1"  # Exchange's own folders too
         folders = await self.backend.run(lambda: db.list_folders(where.alias, everything=every))
-        return web.json_response({"folders": [f.model_dump(mode="json") for f in folders]})
+        return records_response("folders", folders)
 
     async def create_folder(self, request: web.Request) -> web.StreamResponse:
         db, where = await self._mailbox(request)
@@ -628,7 +629,7 @@ class _Routes:
         entries = await self.backend.run(
             lambda: db.store_flags(where.alias, ref, uids, add=add, remove=remove, replace=replace)
         )
-        return web.json_response({"entries": [e.model_dump(mode="json") for e in entries]})
+        return records_response("entries", entries)
 
     async def expunge(self, request: web.Request) -> web.StreamResponse:
         db, where = await self._mailbox(request)
@@ -651,7 +652,7 @@ async def _next_part(reader: MultipartReader) -> Any:
 
 
 def _json(record: BaseModel, *, status: int = 200) -> web.Response:
-    return web.json_response(record.model_dump(mode="json"), status=status)
+    return record_response(record, status=status)
 
 
 async def _json_body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from sitemail.mailbox.item_records import ItemKind
 from sitemail.mailbox.limits import MAX_PAGE_SIZE
 from sitemail.mailbox.locate import MailboxLocation
 from sitemail.mailbox.store_backend import StoreBackend
+from sitemail.mailbox.store_json import record_response, records_response
 
 __all__ = ["item_routes"]
 
@@ -66,7 +67,7 @@ class _ItemRoutes:
         body = await self.json_body(request)
         record = parse_record(_kind(body.get("kind")), body.get("record"))
         item = await self.backend.run(lambda: db.create_typed(where.alias, folder, record))
-        return web.json_response(item.model_dump(mode="json"), status=201)
+        return record_response(item, status=201)
 
     async def list_items(self, request: web.Request) -> web.StreamResponse:
         db, where = await self.mailbox_of(request)
@@ -78,20 +79,20 @@ class _ItemRoutes:
         page = await self.backend.run(
             lambda: db.list_typed(where.alias, folder, kind=kind, offset=offset, limit=limit)
         )
-        return web.json_response(page.model_dump(mode="json"))
+        return record_response(page)
 
     async def calendar(self, request: web.Request) -> web.StreamResponse:
         db, where = await self.mailbox_of(request)
         folder = _folder(request)
         start, end = _time(request, "start"), _time(request, "end")
         items = await self.backend.run(lambda: db.calendar_items(where.alias, folder, start, end))
-        return web.json_response({"items": [i.model_dump(mode="json") for i in items]})
+        return records_response("items", items)
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         db, where = await self.mailbox_of(request)
         item_id = _item_id(request)
         item = await self.backend.run(lambda: db.get_typed(where.alias, item_id))
-        return web.json_response(item.model_dump(mode="json"))
+        return record_response(item)
 
     async def replace(self, request: web.Request) -> web.StreamResponse:
         db, where = await self.mailbox_of(request)
@@ -105,7 +106,7 @@ class _ItemRoutes:
         item = await self.backend.run(
             lambda: db.replace_typed(where.alias, item_id, record, expected_modseq=modseq)
         )
-        return web.json_response(item.model_dump(mode="json"))
+        return record_response(item)
 
     async def kinds(self, request: web.Request) -> web.StreamResponse:
         db, where = await self.mailbox_of(request)

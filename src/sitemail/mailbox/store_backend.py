@@ -27,6 +27,7 @@ from sitemail.mailbox.database import StoreChange, StoreDatabase
 from sitemail.mailbox.errors import StoreUnavailable, WrongServer
 from sitemail.mailbox.limits import DEFAULT_MAX_MESSAGE_SIZE
 from sitemail.mailbox.locate import MailboxLocation, MailboxLocator
+from sitemail.org.cached_directory import DerivedCache
 from sitemail.org.directory import Directory
 from sitemail.org.model import MailboxDatabase
 
@@ -54,6 +55,9 @@ class StoreBackend:
         self.mailbox_dir = Path(mailbox_dir)
         self.max_message_size = max_message_size
         self.locator = MailboxLocator(directory)
+        self._places: DerivedCache[str, tuple[StoreDatabase, MailboxLocation]] = DerivedCache(
+            directory
+        )
         self._clock = clock
         self._lock = threading.Lock()
         self._databases: dict[str, StoreDatabase] = {}
@@ -108,6 +112,16 @@ class StoreBackend:
     def open_databases(self) -> list[StoreDatabase]:
         with self._lock:
             return list(self._databases.values())
+
+    async def place(self, mailbox: str) -> tuple[StoreDatabase, MailboxLocation]:
+        """:meth:`resolve` on the backend's threads, or at once when the directory cache
+        already answered it under its current counter (no thread hop per request)."""
+        counter, known = self._places.get(mailbox)
+        if known is not None:
+            return known
+        found = await self.run(lambda: self.resolve(mailbox))
+        self._places.put(mailbox, counter, found)
+        return found
 
     def resolve(self, mailbox: str) -> tuple[StoreDatabase, MailboxLocation]:
         """The database holding ``mailbox`` here; WrongServer if it is held elsewhere."""

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from sitemail.mailbox.errors import StoreUnavailable
-from sitemail.mailbox.records import ItemProperties
+from sitemail.mailbox.records import FolderView, ItemProperties
 
 __all__ = ["FolderPropertyCalls"]
 
@@ -23,6 +23,17 @@ class FolderPropertyCalls:
 
     #: StoreClient._json: (method, mailbox, path, params=, json_body=) -> the JSON answer.
     _json: Callable[..., Awaitable[Any]]
+    #: StoreClient._call: (record class, method, mailbox, path, params=) -> the record.
+    _call: Callable[..., Awaitable[Any]]
+
+    async def folder_view(
+        self, mailbox: str, folder: int | str, *, offset: int = 0, limit: int = 50
+    ) -> FolderView:
+        """The folder tree, ``folder`` and a page of it (newest first), in one call."""
+        params = {"offset": str(offset), "limit": str(limit)}
+        path = f"/folders/{quote(str(folder), safe='')}/view"
+        view: FolderView = await self._call(FolderView, "GET", mailbox, path, params=params)
+        return view
 
     async def get_folder_properties(self, mailbox: str, folder: int | str) -> ItemProperties:
         body = await self._json("GET", mailbox, _path(folder))

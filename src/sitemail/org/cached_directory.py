@@ -23,14 +23,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Generic, TypeVar
 
 from sitemail.org.directory import Change, Directory, M
 from sitemail.org.model import Model
 
-__all__ = ["CachedDirectory"]
+__all__ = ["CachedDirectory", "DerivedCache"]
 
 #: Seconds a cached read may be behind another process's write.
 MAX_STALENESS = 0.25
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class CachedDirectory:
@@ -106,6 +110,15 @@ class CachedDirectory:
             self._sync(changes[-1].counter, self._monotonic())
         return changes
 
+    def fresh_counter(self) -> int | None:
+        """The change counter the cache holds, if it was checked within ``max_staleness``
+        (no I/O: a caller may keep what it derived from this cache under that counter);
+        ``None`` when a read would look at the backend first."""
+        with self._lock:
+            if self._monotonic() - self._checked < self.max_staleness:
+                return self._counter
+        return None
+
     def _refresh(self) -> None:
         now = self._monotonic()
         if now - self._checked < self.max_staleness:
@@ -163,3 +176,38 @@ class CachedDirectory:
 
     def close(self) -> None:
         self.inner.close()
+
+
+class DerivedCache(Generic[K, V]):
+    """What a caller worked out from a :class:`CachedDirectory`, kept while its counter holds.
+
+    A mailbox's place (its database, server and address) is read from the
+    directory on every store call, on a thread since a read may query the
+    backend; the thread hop cost more than the read.  A value put here under
+    the counter :meth:`get` gave is handed back, with no I/O, for as long as
+    the cache's counter is that one and fresh (so it is never older than what
+    the cache itself would answer).  Over any other directory nothing is kept.
+    """
+
+    def __init__(self, directory: Directory, *, limit: int = 10_000) -> None:
+        self._source = directory if isinstance(directory, CachedDirectory) else None
+        self._limit = limit
+        self._values: dict[K, tuple[int, V]] = {}
+
+    def get(self, key: K) -> tuple[int | None, V | None]:
+        """The counter to :meth:`put` a value under (``None``: not now) and the value kept
+        for ``key`` under the current counter, if any."""
+        if self._source is None:
+            return None, None
+        counter = self._source.fresh_counter()
+        if counter is None:
+            return None, None
+        known = self._values.get(key)
+        return counter, (known[1] if known is not None and known[0] == counter else None)
+
+    def put(self, key: K, counter: int | None, value: V) -> None:
+        if counter is None:
+            return
+        if len(self._values) >= self._limit:
+            self._values.clear()
+        self._values[key] = (counter, value)

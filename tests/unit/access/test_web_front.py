@@ -44,6 +44,7 @@ from sitemail.mailbox.records import (
     Flags,
     FlagUpdate,
     Folder,
+    FolderView,
     MessageDetail,
     MessagePage,
     MessageSummary,
@@ -147,6 +148,11 @@ class DatabaseStore:
 
     async def get_folder(self, mailbox: str, folder: int | str) -> Folder:
         return self.db.get_folder(mailbox, folder)
+
+    async def folder_view(
+        self, mailbox: str, folder: int | str, *, offset: int = 0, limit: int = 50
+    ) -> FolderView:
+        return self.db.folder_view(mailbox, folder, offset=offset, limit=limit)
 
     async def list_messages(
         self,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sitemail.org.cached_directory import CachedDirectory
+from sitemail.org.cached_directory import CachedDirectory, DerivedCache
 from sitemail.org.directory import ObjectNotFound, open_directory
 from sitemail.org.model import Site
 
@@ -97,3 +97,35 @@ def test_a_watcher_that_learns_of_changes_reads_the_new_state(tmp_path: Path) ->
     changes = directory.changes_since(counter)
     assert [c.kind for c in changes] == [Site.kind]
     assert [s.name for s in directory.list(Site)] == ["FL", "NY"]
+
+
+def test_a_derived_value_lives_only_as_long_as_the_counter_it_was_derived_under(
+    tmp_path: Path,
+) -> None:
+    ticks = Ticks()
+    ours = CachedDirectory(open_directory(str(tmp_path / "d.db")), monotonic=ticks)
+    theirs = open_directory(str(tmp_path / "d.db"))
+    places: DerivedCache[str, str] = DerivedCache(ours)
+    theirs.put(Site(name="NY"))
+    ticks.now += 1
+    counter, known = places.get("adam")
+    assert known is None and counter is None  # the cache's check is stale: not now
+    ours.list(Site)  # a read refreshes the cache's counter ...
+    counter, known = places.get("adam")
+    assert counter is not None and known is None
+    places.put("adam", counter, "EX-FL1")
+    assert places.get("adam") == (counter, "EX-FL1")  # ... and under it the value holds
+    theirs.put(Site(name="FL"))  # another process moves the counter
+    assert places.get("adam")[1] == "EX-FL1"  # within the bound, as the cache itself
+    ticks.now += ours.max_staleness
+    assert places.get("adam") == (None, None)  # past it: read the directory again
+    ours.list(Site)
+    assert places.get("adam")[1] is None  # the new counter has no value yet
+    ours.put(Site(name="LA"))  # this process's own write: forgotten at once
+    assert places.get("adam") == (None, None)
+
+
+def test_over_a_directory_without_a_cache_nothing_is_kept(tmp_path: Path) -> None:
+    places: DerivedCache[str, str] = DerivedCache(open_directory(str(tmp_path / "d.db")))
+    places.put("adam", 1, "EX-FL1")
+    assert places.get("adam") == (None, None)

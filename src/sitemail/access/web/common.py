@@ -31,6 +31,7 @@ from sitemail.mailbox.records import (
     Flags,
     FlagUpdate,
     Folder,
+    FolderView,
     MessageDetail,
     MessagePage,
     MessageSummary,
@@ -146,6 +147,10 @@ class MailStore(TypedItemStore, SettingsStore, Protocol):
     async def list_folders(self, mailbox: str) -> list[Folder]: ...
 
     async def get_folder(self, mailbox: str, folder: int | str) -> Folder: ...
+
+    async def folder_view(
+        self, mailbox: str, folder: int | str, *, offset: int = 0, limit: int = 50
+    ) -> FolderView: ...
 
     async def list_messages(
         self,

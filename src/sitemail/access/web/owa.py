@@ -171,14 +171,11 @@ class OwaApp:
     ) -> web.StreamResponse:
         folder_ref = _folder_ref(folder_arg)
         page = _page_number(page_arg)
-        folders = await self._folders(user)
-        # The folder is in the list just read: no second round trip to the store for it.
-        folder = _find_folder(folders, folder_ref) or await self.store.get_folder(
-            user.alias, folder_ref
+        # The folder tree, the folder and its page in one store call.
+        view = await self.store.folder_view(
+            user.alias, folder_ref, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
         )
-        listing = await self.store.list_messages(
-            user.alias, folder.id, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
-        )
+        folders, folder, listing = _ordered_folders(view.folders), view.folder, view.page
         rows = [self._row(m, folder) for m in listing.items]
         if not rows:
             rows = [
@@ -542,14 +539,6 @@ def _folder_ref(value: str) -> int | str:
     if value in {w.value for w in WellKnownFolder}:
         return value
     raise NotFound("That folder isn't in your mailbox.")
-
-
-def _find_folder(folders: list[Folder], ref: int | str) -> Folder | None:
-    """The folder ``ref`` (an id or a well-known name) names, if ``folders`` has it."""
-    for folder in folders:
-        if folder.id == ref or (folder.well_known is not None and folder.well_known.value == ref):
-            return folder
-    return None
 
 
 def _page_number(value: str) -> int:
