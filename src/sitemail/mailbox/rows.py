@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sitemail.mailbox.records import (
+    FLAG_NAMES,
     Address,
     Flags,
     Folder,
@@ -62,23 +63,11 @@ def addresses_json(addresses: Sequence[Address] | None) -> str | None:
 def addresses(text: str | None) -> list[Address]:
     if not text:
         return []
-    # Rows are the store's own, written through these records: built without
-    # validating them again (model_construct; a list page's rows were a tenth of
-    # the store's time in validation).
-    return [
-        Address.model_construct(name=name, address=address) for name, address in json.loads(text)
-    ]
+    return [Address(name=name, address=address) for name, address in json.loads(text)]
 
 
 def to_flags(row: sqlite3.Row) -> Flags:
-    return Flags.model_construct(
-        None,
-        seen=bool(row["seen"]),
-        answered=bool(row["answered"]),
-        flagged=bool(row["flagged"]),
-        deleted=bool(row["deleted"]),
-        draft=bool(row["draft"]),
-    )
+    return Flags(**{name: bool(row[name]) for name in FLAG_NAMES})
 
 
 def folder_counts(conn: sqlite3.Connection, box: MailboxRow) -> dict[int, tuple[int, int, int]]:
@@ -95,7 +84,7 @@ def to_folder(
     row: sqlite3.Row, path: str, counts: tuple[int, int, int], ipm: bool = True
 ) -> Folder:
     well_known = None if row["well_known"] is None else WellKnownFolder(row["well_known"])
-    return Folder.model_construct(
+    return Folder(
         id=int(row["id"]),
         parent_id=None if row["parent_id"] is None else int(row["parent_id"]),
         name=str(row["name"]),
@@ -135,7 +124,7 @@ def _summary_fields(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def to_summary(row: sqlite3.Row) -> MessageSummary:
-    return MessageSummary.model_construct(**_summary_fields(row))
+    return MessageSummary(**_summary_fields(row))
 
 
 def to_detail(row: sqlite3.Row) -> MessageDetail:

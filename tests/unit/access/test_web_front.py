@@ -936,3 +936,54 @@ def test_plugged_in_protocols_use_the_same_sign_in_decision_and_proxy(tmp_path: 
             assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Basic ")
 
     run(scenario())
+
+
+def test_a_proxied_answer_cut_off_by_the_target_is_an_error_not_a_short_page(
+    tmp_path: Path,
+) -> None:
+    """A small answer goes back whole (one write with its headers), so NY sees a target
+    that stops before its Content-Length before it has sent anything: a 502 page, not
+    a 200 with half a body; a whole one keeps the target's status and headers."""
+
+    async def ews_ny(
+        request: web.Request, ctx: RequestContext, user: AppUser
+    ) -> web.StreamResponse:
+        door = lab_ref[0].doors["EX-NY1"]
+        outcome = door.decisions.decide(ctx, ClientProtocol.EWS, user.mailbox)
+        assert isinstance(outcome, Proxy)
+        return await door.handoff.forward_service(request, ctx, outcome, user)
+
+    async def ews_fl(
+        request: web.Request, ctx: RequestContext, user: AppUser
+    ) -> web.StreamResponse:
+        if ctx.subpath == "/Services.wsdl":
+            answer = web.Response(status=207, body=b"<wsdl/>", content_type="text/xml")
+            answer.headers["ETag"] = '"v1"'
+            return answer
+        response = web.StreamResponse()
+        response.content_type = "text/xml"
+        response.content_length = 1000
+        await response.prepare(request)
+        await response.write(b"<partial")
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    lab_ref: list[Lab] = []
+
+    async def scenario() -> None:
+        async with running(tmp_path) as lab, browser(lab) as s:
+            lab_ref.append(lab)
+            lab.doors["EX-NY1"].register(VirtualDirectoryKind.EWS, ews_ny)
+            lab.doors["EX-FL1"].register(VirtualDirectoryKind.EWS, ews_fl)
+            lab.set_vdir("EX-NY1\\EWS (Default Web Site)", basic_authentication=True)
+            auth = basic("contoso\\adam", PASSWORD)
+            r = await s.get(lab.url("ex-ny1.contoso.com", "/EWS/Services.wsdl"), headers=auth)
+            assert (r.status, await r.read()) == (207, b"<wsdl/>")
+            assert r.headers["Content-Type"] == "text/xml" and r.headers["ETag"] == '"v1"'
+            r = await s.get(lab.url("ex-ny1.contoso.com", "/EWS/Exchange.asmx"), headers=auth)
+            page = html.unescape(await r.text())
+            assert r.status == 502 and "ProxyTargetUnreachable" in page
+            assert "the target's answer was cut off" in page
+
+    run(scenario())

@@ -73,6 +73,9 @@ PROXY_HEADERS = (
 )
 
 CHUNK = 64 * 1024
+#: An answer of a known length up to this is read whole and sent in one write with its
+#: headers (an OWA page: one TLS record and one send, not three); longer ones stream.
+WHOLE_ANSWER = 256 * 1024
 #: Seconds between looks at whether the client is still there while the target is quiet.
 CLIENT_CHECK = 0.25
 
@@ -433,7 +436,21 @@ async def _relay(
     what: str,
     cookies: Mapping[str, str],
 ) -> web.StreamResponse:
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    length = upstream.content_length
+    whole = (
+        length is not None
+        and length <= WHOLE_ANSWER
+        and request.method != "HEAD"
+        and upstream.status >= 200
+        and upstream.status not in (204, 304)
+        # aiohttp gives a Response without one a type of its own; a stream gets none.
+        and "Content-Type" in upstream.headers
+    )
+    response = (
+        web.Response(status=upstream.status, reason=upstream.reason)
+        if whole
+        else web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    )
     for name, value in upstream.headers.items():
         if name.casefold() in _RESPONSE_HEADERS:
             response.headers.add(name, value)
@@ -449,8 +466,17 @@ async def _relay(
                 "own virtual directory; the proxy does not follow it.",
             )
         response.headers["Location"] = rewritten
-    if upstream.content_length is not None:
-        response.content_length = upstream.content_length
+    if isinstance(response, web.Response) and length is not None:
+        try:
+            response.body = await upstream.content.readexactly(length)
+        except (aiohttp.ClientError, asyncio.IncompleteReadError, TimeoutError) as exc:
+            raise ProxyFailed(
+                TARGET_UNREACHABLE,
+                f"{what}: the target's answer was cut off ({type(exc).__name__}).",
+            ) from None
+        return response
+    if length is not None:
+        response.content_length = length
     await response.prepare(request)
     while (chunk := await _next_chunk(request, upstream.content)) is not None:
         if not chunk:
