@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sitemail.mailbox.database import StoreDatabase
 from sitemail.mailbox.delivery_batch import DELIVER_TO, BatchMessage
 from sitemail.mailbox.errors import (
     AccessDenied,
@@ -479,6 +480,64 @@ def test_a_folder_view_is_the_tree_the_folder_and_its_page_in_one_call(org: Org)
                 await store.folder_view("alice", 987654)
             with pytest.raises(InvalidRequest):
                 await store.folder_view("alice", "inbox", limit=5000)
+
+    run(scenario())
+
+
+def test_a_kept_folder_view_follows_every_commit_from_any_connection(org: Org) -> None:
+    """The store keeps a folder view's answer under the database's version: the
+    same page asked again is the same, and anything committed since, by the
+    store itself or by another process's connection, shows at once."""
+
+    async def scenario() -> None:
+        async with store_of_ny(org) as service, client_for(org, service) as store:
+            first = await store.deliver("alice", "kept-1:alice@contoso.com", message("One"))
+            view = await store.folder_view("alice", "inbox")
+            assert await store.folder_view("alice", "inbox") == view
+            await store.deliver("alice", "kept-2:alice@contoso.com", message("Two"))
+            view = await store.folder_view("alice", "inbox")
+            assert [m.subject for m in view.page.items] == ["Two", "One"]
+            await store.set_flags("alice", first.message_id, FlagUpdate(seen=True))
+            view = await store.folder_view("alice", "inbox")
+            assert view.folder.unread == 1 and view.page.items[1].flags.seen
+            path = org.tmp / "servers" / "EX-NY1" / "mailbox" / "DB-NY.db"
+            with StoreDatabase(path, name="DB-NY") as other:  # another process's connection
+                other.create_folder("alice", "Elsewhere")
+                other.set_flags("alice", first.message_id, FlagUpdate(seen=False))
+            view = await store.folder_view("alice", "inbox")
+            assert "Elsewhere" in [f.path for f in view.folders]
+            assert view.folder.unread == 2 and not view.page.items[1].flags.seen
+
+    run(scenario())
+
+
+def test_a_folder_view_etag_answers_304_until_a_commit_or_a_restart(org: Org) -> None:
+    async def conditional(service: InformationStoreService, tag: str | None) -> tuple[int, str]:
+        ctx = client_ssl_context(org.pki.ca_file, files=org.pki.server_files("EX-CAS1"))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"https://{NY_ADDRESS}:{service.port}/mailboxes/alice/folders/inbox/view",
+                ssl=ctx,
+                server_hostname="ex-ny1.contoso.com",
+                headers={"If-None-Match": tag} if tag else None,
+            ) as response,
+        ):
+            body = await response.read()
+            assert (response.status == 304) == (body == b"")
+            return response.status, response.headers["ETag"]
+
+    async def scenario() -> None:
+        async with store_of_ny(org) as service, client_for(org, service) as store:
+            status, first = await conditional(service, None)
+            assert status == 200
+            assert await conditional(service, first) == (304, first)
+            await store.deliver("alice", "tag-1:alice@contoso.com", message("New"))
+            status, second = await conditional(service, first)
+            assert status == 200 and second != first
+        async with store_of_ny(org) as service:  # a restarted store never says "unchanged"
+            status, third = await conditional(service, second)
+            assert status == 200 and third != second
 
     run(scenario())
 

@@ -69,6 +69,7 @@ class DatabaseCore:
         self._boxes: dict[str, MailboxRow] = {}
         self._subscribers: list[Callable[[StoreChange], None]] = []
         self._pending: list[StoreChange] = []
+        self._writes = 0  # this connection's commits (see version)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = connect(self.path)
@@ -120,6 +121,7 @@ class DatabaseCore:
             try:
                 yield conn
                 conn.execute("COMMIT")
+                self._writes += 1
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -133,6 +135,18 @@ class DatabaseCore:
         for change in changes:
             for callback in list(self._subscribers):
                 callback(change)
+
+    def version(self) -> tuple[int, int]:
+        """A value that differs after any commit to the file since it was last read.
+
+        SQLite's ``data_version`` moves when another connection (another process)
+        commits; this connection's own commits are counted here.  What was read
+        after a version was taken may be kept under it: a later read that gets
+        the same version would read the same rows.
+        """
+        with self._lock:
+            others = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            return (others, self._writes)
 
     def subscribe(self, callback: Callable[[StoreChange], None]) -> Callable[[], None]:
         """Call ``callback`` after every committed change; returns the unsubscribe function.

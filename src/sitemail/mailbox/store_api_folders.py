@@ -8,14 +8,21 @@ Routes (beside :mod:`.store_api`'s, with the same guard)::
 
 A folder view is the folder tree, the folder and one page of it (newest
 first), read at once: OWA shows all three on every page of a folder, and one
-store call costs less than three.  The properties are a JSON object the
-access layer shapes (EWS keeps a folder's permissions, extended properties and
-user configurations there); the store keeps it whole, bounded in size, and
-drops it with the folder.
+store call costs less than three.  Its answer is kept (the last
+:data:`KEPT_VIEWS`, as bytes) under the database's version: a page asked again
+with nothing committed to the file since is not read and written out again,
+and a client that has it (``If-None-Match`` with its ETag) gets a 304.
+
+The properties are a JSON object the access layer shapes (EWS keeps a folder's
+permissions, extended properties and user configurations there); the store
+keeps it whole, bounded in size, and drops it with the folder.
 """
 
 from __future__ import annotations
 
+import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -30,9 +37,12 @@ from sitemail.mailbox.store_api_items import (
     _int,
 )
 from sitemail.mailbox.store_backend import StoreBackend
-from sitemail.mailbox.store_json import record_response
+from sitemail.mailbox.store_json import record_bytes, record_response
 
-__all__ = ["folder_routes"]
+__all__ = ["KEPT_VIEWS", "folder_routes"]
+
+#: Folder view answers kept by the store (about 10 KB each for a page of 20).
+KEPT_VIEWS = 256
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MailboxOf = Callable[[web.Request], Awaitable[tuple[StoreDatabase, MailboxLocation]]]
@@ -60,15 +70,34 @@ def folder_routes(
         done = await backend.run(lambda: db.set_folder_properties(where.alias, ref, properties))
         return record_response(done)
 
+    views = _KeptViews()
+    # The ETag names this process, the database and its version: a client's copy
+    # tagged by another store process (a restart, a mailbox moved) never matches.
+    run = secrets.token_hex(8)
+
     async def view(request: web.Request) -> web.StreamResponse:
         db, where = await mailbox_of(request)
         ref = _folder(request)
         offset = _int(request, "offset", 0, _MAX_ID)
         limit = _int(request, "limit", 50, MAX_PAGE_SIZE, low=1)
-        found = await backend.run(
-            lambda: db.folder_view(where.alias, ref, offset=offset, limit=limit)
-        )
-        return record_response(found)
+        key = (db.name, where.alias.casefold(), ref, offset, limit)
+        client_has = request.headers.get("If-None-Match")
+
+        def read() -> tuple[str, bytes | None]:
+            version = db.version()  # before the read: a later commit changes it
+            etag = f'"{run}.{db.name}.{version[0]}.{version[1]}"'
+            if client_has == etag:
+                return etag, None
+            kept = views.get(key, version)
+            if kept is None:
+                kept = record_bytes(db.folder_view(where.alias, ref, offset=offset, limit=limit))
+                views.put(key, version, kept)
+            return etag, kept
+
+        etag, body = await backend.run(read)
+        if body is None:
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
 
     path = f"{base}/folders/{{folder}}/properties"
     return [
@@ -76,3 +105,28 @@ def folder_routes(
         ("PUT", path, put),
         ("GET", f"{base}/folders/{{folder}}/view", view),
     ]
+
+
+class _KeptViews:
+    """The last KEPT_VIEWS folder view answers, each under the database version it was read at."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the backend's threads share it
+        self._answers: OrderedDict[tuple[object, ...], tuple[tuple[int, int], bytes]] = (
+            OrderedDict()
+        )
+
+    def get(self, key: tuple[object, ...], version: tuple[int, int]) -> bytes | None:
+        with self._lock:
+            found = self._answers.get(key)
+            if found is None or found[0] != version:
+                return None
+            self._answers.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple[object, ...], version: tuple[int, int], body: bytes) -> None:
+        with self._lock:
+            self._answers[key] = (version, body)
+            self._answers.move_to_end(key)
+            while len(self._answers) > KEPT_VIEWS:
+                self._answers.popitem(last=False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from collections import OrderedDict
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -34,7 +35,7 @@ from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from sitemail.mailbox.delivery_batch import (
     DELIVER_TO,
@@ -64,6 +65,7 @@ from sitemail.mailbox.sources import CHUNK_SIZE
 from sitemail.mailbox.store_client_folders import FolderPropertyCalls
 from sitemail.mailbox.store_client_items import TypedItemCalls
 from sitemail.mailbox.store_client_settings import SettingsCalls
+from sitemail.mailbox.store_reading import MAX_JSON_RESPONSE, read_capped, validated
 from sitemail.org.cached_directory import DerivedCache
 from sitemail.org.directory import Directory
 from sitemail.org.pki import CertFiles, client_ssl_context
@@ -80,7 +82,6 @@ FolderArg = int | str
 """A folder id or a well-known folder name (``"inbox"``, ``"sentitems"`` ...)."""
 
 #: Largest error or JSON answer read into memory.
-MAX_JSON_RESPONSE = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
         max_connections: int = 64,
     ) -> None:
         self._locator = MailboxLocator(directory)
+        self._views = OrderedDict()  # FolderPropertyCalls.folder_view's
         # Where each mailbox was found (see _target).
         self._targets: DerivedCache[str, _Target] = DerivedCache(directory)
         self._resolve = resolve
@@ -209,6 +211,7 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
         json_body: Any = None,
         data: Any = None,
         read_timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         target = await self._target(mailbox)
         timeout = aiohttp.ClientTimeout(
@@ -227,6 +230,7 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
                 params=params,
                 json=json_body,
                 data=data,
+                headers=headers,
                 timeout=timeout,
                 server_hostname=target.server_hostname,
             )
@@ -272,10 +276,10 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
             data=data,
             read_timeout=read_timeout,
         ) as response:
-            text = await _read_capped(response, MAX_JSON_RESPONSE)
+            text = await read_capped(response, MAX_JSON_RESPONSE)
         # Parsed straight into the record by pydantic's own JSON reader: no dict
         # tree built first (a list page's decode cost a CAS worker a tenth).
-        return _validated(cls, text)
+        return validated(cls, text)
 
     async def _json(
         self,
@@ -708,35 +712,12 @@ async def _upload(message: Upload) -> AsyncIterator[Any]:
         yield message
 
 
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    data = bytearray()
-    try:
-        async for chunk in response.content.iter_chunked(CHUNK_SIZE):
-            data += chunk
-            if len(data) > limit:
-                raise StoreUnavailable(f"the store's answer is larger than {limit} bytes")
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise StoreUnavailable(f"the store's answer was cut off: {exc}") from None
-    return bytes(data)
-
-
 class _FolderList(BaseModel):
     folders: list[Folder]
 
 
-def _validated(cls: type[R], text: bytes) -> R:
-    try:
-        return cls.model_validate_json(text)
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise StoreUnavailable(
-                f"the store answered something that is not JSON: {exc}"
-            ) from None
-        raise StoreUnavailable(f"the store answered a malformed {cls.__name__}: {exc}") from None
-
-
 async def _read_json(response: aiohttp.ClientResponse) -> Any:
-    data = await _read_capped(response, MAX_JSON_RESPONSE)
+    data = await read_capped(response, MAX_JSON_RESPONSE)
     try:
         return json.loads(data)
     except ValueError as exc:
@@ -745,7 +726,7 @@ async def _read_json(response: aiohttp.ClientResponse) -> Any:
 
 async def _error(response: aiohttp.ClientResponse, server: str | None) -> StoreError:
     try:
-        body = json.loads(await _read_capped(response, 64 * 1024))
+        body = json.loads(await read_capped(response, 64 * 1024))
     except (ValueError, StoreUnavailable):
         body = None
     if not isinstance(body, dict):

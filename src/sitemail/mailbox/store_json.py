@@ -13,19 +13,20 @@ from collections.abc import Iterable
 from aiohttp import web
 from pydantic import BaseModel
 
-__all__ = ["record_response", "records_response"]
+__all__ = ["record_bytes", "record_response", "records_response"]
 
 
-def _bytes(record: BaseModel) -> bytes:
+def record_bytes(record: BaseModel) -> bytes:
+    """The record's JSON."""
     return record.__pydantic_serializer__.to_json(record)
 
 
 def record_response(record: BaseModel, *, status: int = 200) -> web.Response:
     """One record as its JSON object."""
-    return web.Response(body=_bytes(record), status=status, content_type="application/json")
+    return web.Response(body=record_bytes(record), status=status, content_type="application/json")
 
 
 def records_response(key: str, records: Iterable[BaseModel]) -> web.Response:
     """Records as ``{"key": [...]}``."""
-    body = b'{"%s":[%s]}' % (key.encode(), b",".join(_bytes(r) for r in records))
+    body = b'{"%s":[%s]}' % (key.encode(), b",".join(record_bytes(r) for r in records))
     return web.Response(body=body, content_type="application/json")
