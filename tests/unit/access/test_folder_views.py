@@ -13,7 +13,8 @@ from pathlib import Path
 from tests.unit.access.test_web_front import DatabaseStore
 
 from sitemail.access.imap_mailbox import StoreImap
-from sitemail.access.web.owa import _ordered_folders
+from sitemail.access.web.owa_list import FolderPages
+from sitemail.access.web.owa_list import ordered_folders as _ordered_folders
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.protocols.imap import ImapServer
 
@@ -44,3 +45,22 @@ def test_owa_lists_the_mail_folders_only(tmp_path: Path) -> None:
     assert {"RSS Feeds", "Sync Issues", "Sync Issues/Conflicts", "Plain"} <= set(shown)
     hidden = {"Calendar", "Contacts", "Conversation Action Settings"}
     assert not hidden & set(shown)
+
+
+def test_a_folder_page_is_made_again_for_every_new_store_answer(tmp_path: Path) -> None:
+    """The store client hands back the same answer object while the store says nothing
+    changed; anything else, even an equal answer, is rendered again."""
+    db = StoreDatabase(tmp_path / "db.sqlite")
+    db.deliver("adam", "1:adam", b"From: bob@contoso.com\r\nSubject: <First>\r\n\r\nHi\r\n")
+    pages = FolderPages()
+    view = db.folder_view("adam", "inbox")
+    title, content, tree = pages.render("adam", "inbox", 1, None, view)
+    assert title == "Inbox" and "&lt;First&gt;" in content and "Items 1 to 1 of 1" in content
+    again = pages.render("Adam", "inbox", 1, None, view)
+    assert again[1] is content and again[2] is tree  # kept: the same answer
+    equal = db.folder_view("adam", "inbox")
+    assert equal == view and pages.render("adam", "inbox", 1, None, equal)[1] is not content
+    assert "Your message was sent." in pages.render("adam", "inbox", 1, "sent", equal)[1]
+    db.deliver("adam", "2:adam", b"From: bob@contoso.com\r\nSubject: Second\r\n\r\nHi\r\n")
+    newer = pages.render("adam", "inbox", 1, None, db.folder_view("adam", "inbox"))[1]
+    assert "Second" in newer and "Items 1 to 2 of 2" in newer

@@ -18,8 +18,7 @@ import codecs
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import datetime
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -41,18 +40,24 @@ from sitemail.access.web.owa_calendar import (
     CalendarPage,
     OwaCalendar,
 )
+from sitemail.access.web.owa_list import PAGE_SIZE, FolderPages
+from sitemail.access.web.owa_list import depth as _depth
+from sitemail.access.web.owa_list import folder_title as _folder_title
+from sitemail.access.web.owa_list import folder_tree as _folder_tree
+from sitemail.access.web.owa_list import names as _names
+from sitemail.access.web.owa_list import ordered_folders as _ordered_folders
+from sitemail.access.web.owa_list import size as _size
+from sitemail.access.web.owa_list import when as _when
 from sitemail.access.web.owa_schedule import AvailabilityLookup
 from sitemail.access.web.sanitize import MAX_HTML_INPUT, sanitize_html, text_to_html
 from sitemail.access.web.sessions import CANARY_FIELD
 from sitemail.clock import SYSTEM_CLOCK, Clock
 from sitemail.mailbox.errors import MessageNotFound, NotFound, StoreError
 from sitemail.mailbox.records import (
-    Address,
     Flags,
     FlagUpdate,
     Folder,
     MessageDetail,
-    MessageSummary,
     MimePart,
     WellKnownFolder,
 )
@@ -61,31 +66,11 @@ __all__ = ["PAGE_SIZE", "OwaApp"]
 
 log = logging.getLogger("sitemail.owa")
 
-#: Messages per page of a folder view.
-PAGE_SIZE = 20
 #: Largest body part read to show it (bigger ones are cut).
 MAX_BODY_READ = MAX_HTML_INPUT
 _MAX_PAGE = 100_000
 
-# The order OWA lists the default folders in.
-_FOLDER_ORDER = [
-    WellKnownFolder.INBOX,
-    WellKnownFolder.DRAFTS,
-    WellKnownFolder.SENT_ITEMS,
-    WellKnownFolder.DELETED_ITEMS,
-    WellKnownFolder.JUNK_EMAIL,
-    WellKnownFolder.OUTBOX,
-]
-
 _CALENDAR_LINK = f"?ae=Folder&t={CALENDAR_CLASS}"
-
-# Fixed notices (the query names one by code; no text from the URL is shown).
-_NOTICES = {
-    "sent": "Your message was sent.",
-    "deleted": "The item was moved to Deleted Items.",
-    "purged": "The item was permanently deleted.",
-    "moved": "The item was moved.",
-}
 
 
 class OwaApp:
@@ -99,6 +84,7 @@ class OwaApp:
         self.product = product
         self.clock = clock
         self.calendar = OwaCalendar(store, clock)
+        self.pages = FolderPages()
         # The Scheduling Assistant's free/busy: the W3SVC plugs in the availability service.
         self.availability: AvailabilityLookup | None = None
 
@@ -175,77 +161,8 @@ class OwaApp:
         view = await self.store.folder_view(
             user.alias, folder_ref, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
         )
-        folders, folder, listing = _ordered_folders(view.folders), view.folder, view.page
-        rows = [self._row(m, folder) for m in listing.items]
-        if not rows:
-            rows = [
-                el(
-                    "tr",
-                    {},
-                    el(
-                        "td",
-                        {"colspan": 4, "class": "empty"},
-                        "There are no items to show in this view.",
-                    ),
-                )
-            ]
-        first = listing.offset + 1 if listing.items else 0
-        last = listing.offset + len(listing.items)
-        pager = _pager(folder, page, listing.total)
-        content = join(
-            [
-                _notice(notice),
-                el(
-                    "div",
-                    {"class": "listhead"},
-                    el("h1", {}, _folder_title(folder)),
-                    el("span", {"class": "count"}, f"Items {first} to {last} of {listing.total}"),
-                    el("a", {"class": "button", "href": "?ae=Item&a=New"}, "New Message"),
-                ),
-                el(
-                    "table",
-                    {"class": "messages"},
-                    el(
-                        "thead",
-                        {},
-                        el(
-                            "tr",
-                            {},
-                            el("th", {}, "From"),
-                            el("th", {}, "Subject"),
-                            el("th", {}, "Received"),
-                            el("th", {}, "Size"),
-                        ),
-                    ),
-                    el("tbody", {}, rows),
-                ),
-                pager,
-            ]
-        )
-        return self._page(user, _folder_title(folder), content, folders=folders, current=folder.id)
-
-    def _row(self, m: MessageSummary, folder: Folder) -> Markup:
-        who = (
-            m.to
-            if folder.well_known
-            in (WellKnownFolder.SENT_ITEMS, WellKnownFolder.DRAFTS, WellKnownFolder.OUTBOX)
-            else ([m.from_address] if m.from_address else [])
-        )
-        link = f"?ae=Item&id={m.id}"
-        cls = "unread" if not m.flags.seen else "read"
-        return el(
-            "tr",
-            {"class": cls},
-            el("td", {"class": "from"}, _names(who)),
-            el(
-                "td",
-                {"class": "subject"},
-                el("a", {"href": link}, m.subject or "(no subject)"),
-                el("span", {"class": "preview"}, m.preview[:120]) if m.preview else None,
-            ),
-            el("td", {"class": "date"}, _when(m.received_at)),
-            el("td", {"class": "size"}, _size(m.size)),
-        )
+        title, content, tree = self.pages.render(user.alias, folder_arg, page, notice, view)
+        return self._page(user, title, content, tree=tree)
 
     async def _read(self, user: AppUser, message_id: int) -> web.StreamResponse:
         message = await self.store.get_message(user.alias, message_id)
@@ -492,6 +409,7 @@ class OwaApp:
         *,
         folders: Sequence[Folder] = (),
         current: int | None = None,
+        tree: Markup | None = None,
     ) -> web.Response:
         text = render_page(
             "owa.html",
@@ -501,7 +419,7 @@ class OwaApp:
             signout=_signout_form(user),
             folders=join(
                 [
-                    _folder_tree(folders, current),
+                    _folder_tree(folders, current) if tree is None else tree,
                     el("div", {"class": "navtitle"}, el("a", {"href": _CALENDAR_LINK}, "Calendar")),
                 ]
             ),
@@ -547,117 +465,8 @@ def _page_number(value: str) -> int:
     return int(value)
 
 
-def _ordered_folders(folders: list[Folder]) -> list[Folder]:
-    """Depth-first, the default mail folders first in OWA's order, then by name."""
-    rank = {w: i for i, w in enumerate(_FOLDER_ORDER)}
-    ids = {f.id for f in folders}
-
-    def key(f: Folder) -> tuple[int, str]:
-        return (rank.get(f.well_known, len(rank)) if f.well_known else len(rank), f.name.casefold())
-
-    children: dict[int | None, list[Folder]] = {}
-    for f in folders:
-        parent = f.parent_id if f.parent_id in ids else None
-        children.setdefault(parent, []).append(f)
-    out: list[Folder] = []
-
-    def walk(parent: int | None) -> None:
-        for f in sorted(children.get(parent, []), key=key):
-            if not _holds_mail(f):
-                continue  # Calendar, Contacts, Outlook's settings ... are not OWA's mail folders
-            out.append(f)
-            if len(out) < 10_000:
-                walk(f.id)
-
-    walk(None)
-    return out
-
-
-def _holds_mail(folder: Folder) -> bool:
-    """Whether OWA's mail view lists the folder: a mail class (IPF.Note, IPF.Note.*) or none."""
-    kind = folder.folder_class
-    return kind in ("", "IPF.Note") or kind.startswith("IPF.Note.")
-
-
-def _depth(folder: Folder) -> int:
-    return folder.path.count("/")
-
-
-def _folder_title(folder: Folder) -> str:
-    return folder.well_known.display_name if folder.well_known else folder.name
-
-
-def _folder_tree(folders: Sequence[Folder], current: int | None) -> Markup:
-    if not folders:
-        return Markup("")
-    items = []
-    for f in folders:
-        label = [el("span", {"class": "name"}, _folder_title(f))]
-        if f.unread:
-            label.append(el("span", {"class": "unread"}, f"({f.unread})"))
-        cls = "folder current" if f.id == current else "folder"
-        items.append(
-            el(
-                "li",
-                {"class": cls},
-                el(
-                    "a",
-                    {"href": f"?ae=Folder&id={f.id}", "class": f"depth{min(_depth(f), 6)}"},
-                    label,
-                ),
-            )
-        )
-    return el("ul", {"class": "tree"}, items)
-
-
-def _pager(folder: Folder, page: int, total: int) -> Markup:
-    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
-    links = []
-    if page > 1:
-        links.append(
-            el(
-                "a",
-                {
-                    "class": "button",
-                    "href": "?" + urlencode({"ae": "Folder", "id": folder.id, "p": page - 1}),
-                },
-                "Previous Page",
-            )
-        )
-    links.append(el("span", {"class": "pageno"}, f"Page {min(page, pages)} of {pages}"))
-    if page < pages:
-        links.append(
-            el(
-                "a",
-                {
-                    "class": "button",
-                    "href": "?" + urlencode({"ae": "Folder", "id": folder.id, "p": page + 1}),
-                },
-                "Next Page",
-            )
-        )
-    return el("div", {"class": "pager"}, links)
-
-
-def _notice(code: str | None) -> Markup | None:
-    text = _NOTICES.get(code or "")
-    return el("div", {"class": "notice"}, text) if text else None
-
-
 def _error_box(text: str | None) -> Markup:
     return el("div", {"class": "error", "role": "alert"}, text or "")
-
-
-def _names(addresses: Sequence[Address | None]) -> str:
-    return "; ".join(a.name or a.address for a in addresses if a is not None)
-
-
-def _when(moment: datetime | None) -> str:
-    return "" if moment is None else f"{moment:%a %m/%d/%Y %H:%M}"
-
-
-def _size(size: int) -> str:
-    return f"{max(1, (size + 1023) // 1024)} KB"
 
 
 def _field(label: str, name: str, value: str) -> Markup:
