@@ -42,6 +42,7 @@ from sitemail.access.ews_folders import EwsFolders
 from sitemail.access.ews_freebusy import FreeBusySource
 from sitemail.access.ews_items import EwsItems
 from sitemail.access.ews_mailbox import EwsMailbox, EwsStore
+from sitemail.access.ews_message_fields import KeptHeaders
 from sitemail.access.ews_notifications import (
     KEEPALIVE,
     MAX_STREAMS_PER_USER,
@@ -109,6 +110,7 @@ class EwsHandler:
         subscriptions: Subscriptions | None = None,
     ) -> None:
         self._door = door
+        self._headers = KeptHeaders()  # every request's messages' header properties
         self._store = store
         # SyncStates are sealed with this key: without one (tests), a key of this process.
         self._seal = StateSeal(state_key or secrets.token_bytes(32))
@@ -193,7 +195,7 @@ class EwsHandler:
             parsed = parse_request(await request.read())
             check_schema(parsed.schema)
             mailboxes = door.directory.list(Mailbox)
-            box = EwsMailbox(store, mailbox, mailboxes)
+            box = EwsMailbox(store, mailbox, mailboxes, self._headers)
             if parsed.operation == "GetStreamingEvents":
                 return await self._stream(request, parsed, box, door)
             source = FreeBusySource(door, store, ctx, user, local_only=local_only)

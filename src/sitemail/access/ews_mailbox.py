@@ -42,6 +42,7 @@ from sitemail.access.ews_message_fields import (
     HEADER_PATHS,
     MAX_HEAD,
     HeaderProps,
+    KeptHeaders,
     header_props,
     render_header_field,
 )
@@ -308,8 +309,15 @@ def _names(addresses: list[Address]) -> str:
 class EwsMailbox:
     """Exchange Web Services for one signed-in user, served from the store API."""
 
-    def __init__(self, store: EwsStore, mailbox: Mailbox, directory: list[Mailbox]) -> None:
+    def __init__(
+        self,
+        store: EwsStore,
+        mailbox: Mailbox,
+        directory: list[Mailbox],
+        headers: KeptHeaders | None = None,
+    ) -> None:
         self.store = store
+        self.headers = headers if headers is not None else KeptHeaders(limit=1000)
         self.mailbox = mailbox
         self.alias = mailbox.alias
         self.directory = directory
@@ -561,10 +569,22 @@ class EwsMailbox:
 
     async def header_of(self, item: MessageSummary) -> HeaderProps:
         """The properties a message's header holds (its first bytes read from the store)."""
+        key = (
+            self.alias.casefold(),
+            item.id,
+            item.size,
+            item.received_at,
+            item.internet_message_id,
+        )
+        kept = self.headers.get(key)
+        if kept is not None:
+            return kept
         head = await self.store.read_raw(self.alias, item.id, length=min(SHORT_HEAD, item.size))
         if b"\n\n" not in head and b"\r\n\r\n" not in head and item.size > SHORT_HEAD:
             head = await self.store.read_raw(self.alias, item.id, length=MAX_HEAD)
-        return header_props(head)
+        props = header_props(head)
+        self.headers.put(key, props)
+        return props
 
     async def _message_element(
         self, parent: ET.Element, item: MessageSummary, fields: set[str]

@@ -55,7 +55,7 @@ from typing import IO, Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from sitemail.mailbox.database import SEARCH_FIELDS, StoreDatabase
 from sitemail.mailbox.delivery_batch import (
@@ -84,11 +84,13 @@ from sitemail.mailbox.locate import MailboxLocation
 from sitemail.mailbox.readers import PartReader, RawReader
 from sitemail.mailbox.records import FLAG_NAMES, Flags, FlagUpdate
 from sitemail.mailbox.sources import CHUNK_SIZE
+from sitemail.mailbox.store_api_bytes import SHORT_RANGE, short_range
 from sitemail.mailbox.store_api_folders import folder_routes
 from sitemail.mailbox.store_api_items import item_routes
 from sitemail.mailbox.store_api_settings import settings_routes
 from sitemail.mailbox.store_backend import StoreBackend
-from sitemail.mailbox.store_json import record_response, records_response
+from sitemail.mailbox.store_json import record_response as _json
+from sitemail.mailbox.store_json import records_response
 from sitemail.org.pki import CertFiles, PeerIdentity, PeerVerifier, server_ssl_context
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -493,6 +495,8 @@ class _Routes:
         message_id = _message_id(request)
         start = _int_param(request, "start", 0, 0, _MAX_ID)
         length = _opt_int_param(request, "length", 0, _MAX_ID)
+        if length is not None and length <= SHORT_RANGE:
+            return await short_range(self.backend, db, where.alias, message_id, start, length)
         reader = await self.backend.run(
             lambda: db.open_raw(where.alias, message_id, start=start, length=length)
         )
@@ -649,10 +653,6 @@ async def _next_part(reader: MultipartReader) -> Any:
         return await reader.next()
     except (ValueError, HttpProcessingError) as exc:
         raise InvalidRequest(f"the delivery batch is not well-formed multipart: {exc}") from None
-
-
-def _json(record: BaseModel, *, status: int = 200) -> web.Response:
-    return record_response(record, status=status)
 
 
 async def _json_body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:

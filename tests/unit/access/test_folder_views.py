@@ -64,3 +64,39 @@ def test_a_folder_page_is_made_again_for_every_new_store_answer(tmp_path: Path) 
     db.deliver("adam", "2:adam", b"From: bob@contoso.com\r\nSubject: Second\r\n\r\nHi\r\n")
     newer = pages.render("adam", "inbox", 1, None, db.folder_view("adam", "inbox"))[1]
     assert "Second" in newer and "Items 1 to 2 of 2" in newer
+
+
+def test_ews_reads_a_messages_header_once_per_worker(tmp_path: Path) -> None:
+    """FindItem's default shape needs each message's header (Importance, Sensitivity);
+    a stored message never changes, so a worker reads it from the store once."""
+    from sitemail.access.ews_mailbox import EwsMailbox
+    from sitemail.access.ews_message_fields import KeptHeaders
+    from sitemail.org.model import Mailbox
+
+    db = StoreDatabase(tmp_path / "db.sqlite")
+    raw = b"From: bob@contoso.com\r\nSubject: Hi\r\nImportance: high\r\n\r\nHi\r\n"
+    db.deliver("adam", "1:adam", raw)
+    reads: list[int] = []
+
+    class Counting(DatabaseStore):
+        async def read_raw(self, mailbox: str, message_id: int, **kwargs: object) -> bytes:
+            reads.append(message_id)
+            return self.db.read_raw(mailbox, message_id)
+
+    kept = KeptHeaders()
+    adam = Mailbox(
+        alias="adam", display_name="Adam", primary_smtp_address="adam@contoso.com", database="DB"
+    )
+
+    async def scenario() -> None:
+        for _ in range(3):  # three requests, each with its own EwsMailbox
+            box = EwsMailbox(Counting(db), adam, [adam], kept)  # type: ignore[arg-type]
+            item = db.list_messages("adam", "inbox").items[0]
+            assert (await box.header_of(item)).importance == "High"
+        assert len(reads) == 1
+        db.deliver("adam", "2:adam", raw.replace(b"high", b"low"))
+        newer = db.list_messages("adam", "inbox").items[0]
+        box = EwsMailbox(Counting(db), adam, [adam], kept)  # type: ignore[arg-type]
+        assert (await box.header_of(newer)).importance == "Low" and len(reads) == 2
+
+    asyncio.run(scenario())
