@@ -56,6 +56,8 @@ DEFAULT_WINDOW = 100
 #: Messages of a folder that Sync follows (newest first).
 MAX_FOLLOWED = 5000
 LIST_PAGE = 500
+#: Folder message lists a worker keeps for Syncs (see _followed).
+KEPT_FOLDER_LISTS = 64
 
 _FOLDER_TYPES = {
     WellKnownFolder.INBOX: 2,
@@ -286,16 +288,37 @@ async def _application_data(
     return el("AirSync:ApplicationData", fields)
 
 
-async def _followed(ctx: EasContext, folder: int) -> dict[int, MessageSummary]:
+async def _followed(
+    ctx: EasContext, folder: Folder, *, changed: bool = False
+) -> dict[int, MessageSummary]:
+    """The folder's messages (the first MAX_FOLLOWED), read again only when its state moved.
+
+    Any change to what a folder holds (a message in or out, a flag) gives it a new
+    modification sequence (IMAP's CONDSTORE rests on the same), so the list read
+    at one (uidvalidity, modseq) is the list at that state: a phone's Sync that
+    finds nothing new, most of them, no longer reads the whole folder.  ``changed``:
+    this request changed the folder after ``folder`` was read (its state is older
+    than the folder's), so the list is read and not kept.
+    """
+    key = (ctx.alias.casefold(), folder.id, folder.uidvalidity, folder.modseq)
+    lists = ctx.states.folder_lists
+    known = None if changed else lists.get(key)
+    if known is not None:
+        lists.move_to_end(key)
+        return known
     out: dict[int, MessageSummary] = {}
     offset = 0
     while offset < MAX_FOLLOWED:
-        page = await ctx.store.list_messages(ctx.alias, folder, offset=offset, limit=LIST_PAGE)
+        page = await ctx.store.list_messages(ctx.alias, folder.id, offset=offset, limit=LIST_PAGE)
         for item in page.items:
             out[item.id] = item
         offset += len(page.items)
         if not page.items or offset >= page.total:
             break
+    if not changed:
+        lists[key] = out
+    while len(lists) > KEPT_FOLDER_LISTS:
+        lists.popitem(last=False)
     return out
 
 
@@ -308,14 +331,17 @@ def _message_id(server_id: str | None, collection: str) -> int | None:
 
 async def _client_commands(
     ctx: EasContext, collection: str, commands: Element | None, known: dict[int, MessageEntry]
-) -> None:
-    """The device's own changes: read state (Change) and deletions (Delete)."""
+) -> bool:
+    """The device's own changes: read state (Change) and deletions (Delete); whether any
+    was asked of the store."""
     if commands is None:
-        return
+        return False
+    asked = False
     for command in commands.elements():
         message = _message_id(command.findtext("ServerId"), collection)
         if message is None or message not in known:
             continue
+        asked = True
         try:
             if command.tag == "Change":
                 read = command.findtext("ApplicationData/Email:Read")
@@ -327,6 +353,7 @@ async def _client_commands(
                 known.pop(message, None)
         except NotFound:
             known.pop(message, None)
+    return asked
 
 
 async def _sync_collection(
@@ -359,7 +386,7 @@ async def _sync_collection(
         return answer(3, sync_key="0")
     if key == "0":
         return answer(1, sync_key=ctx.states.save_collection(ctx.alias, ctx.device_id, cid, {}))
-    await _client_commands(ctx, cid, collection.find("Commands"), known)
+    changed = await _client_commands(ctx, cid, collection.find("Commands"), known)
     get_changes = collection.findtext("GetChanges")
     if get_changes == "0":
         new_key = ctx.states.save_collection(ctx.alias, ctx.device_id, cid, known)
@@ -369,7 +396,7 @@ async def _sync_collection(
     except ValueError:
         return answer(4)
     window = max(1, min(window, MAX_WINDOW))
-    current = await _followed(ctx, folder.id)
+    current = await _followed(ctx, folder, changed=changed)
     deletes = [m for m in known if m not in current]
     changes = [m for m in known if m in current and current[m].flags.seen != known[m].read]
     adds = sorted((m for m in current if m not in known), reverse=True)

@@ -87,9 +87,19 @@ class SyncStates:
             "used INTEGER NOT NULL, PRIMARY KEY (alias, device))"
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS by_use ON devices (used)")
+        #: The message lists of the folders Syncs looked at, by folder state (eas_commands).
+        self.folder_lists: OrderedDict[tuple[object, ...], dict[int, Any]] = OrderedDict()
 
     def close(self) -> None:
         self._db.close()
+
+    def _read_device(self, alias: str, device_id: str) -> _Device:
+        """The device's state as saved (no transaction: one statement reads it whole)."""
+        key = (alias.casefold(), device_id.casefold())
+        row = self._db.execute(
+            "SELECT state FROM devices WHERE alias = ? AND device = ?", key
+        ).fetchone()
+        return _device_from_json(row[0]) if row is not None else _Device()
 
     @contextmanager
     def _device(self, alias: str, device_id: str) -> Iterator[_Device]:
@@ -140,12 +150,14 @@ class SyncStates:
         self, alias: str, device_id: str, collection: str, key: str
     ) -> dict[int, MessageEntry] | None:
         """The messages sent under ``key`` in ``collection`` ("0": a fresh start)."""
-        with self._device(alias, device_id) as device:
-            if key == "0":
+        if key == "0":
+            with self._device(alias, device_id) as device:
                 device.collections[collection] = _Keyed()
                 return {}
-            keyed = device.collections.get(collection)
-            found = keyed.snapshots.get(key) if keyed is not None else None
+        # Only read: a write transaction here made two devices' Syncs wait on each
+        # other across the workers (and wrote the whole state back unchanged).
+        keyed = self._read_device(alias, device_id).collections.get(collection)
+        found = keyed.snapshots.get(key) if keyed is not None else None
         return dict(found) if isinstance(found, dict) else None
 
     def save_collection(
