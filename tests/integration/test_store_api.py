@@ -507,7 +507,9 @@ def test_a_kept_folder_view_follows_every_commit_from_any_connection(org: Org) -
             await store.deliver("alice", "kept-2:alice@contoso.com", message("Two"))
             view = await store.folder_view("alice", "inbox")
             assert [m.subject for m in view.page.items] == ["Two", "One"]
+            assert {f.path: f.unread for f in await store.list_folders("alice")}["Inbox"] == 2
             await store.set_flags("alice", first.message_id, FlagUpdate(seen=True))
+            assert {f.path: f.unread for f in await store.list_folders("alice")}["Inbox"] == 1
             view = await store.folder_view("alice", "inbox")
             assert view.folder.unread == 1 and view.page.items[1].flags.seen
             path = org.tmp / "servers" / "EX-NY1" / "mailbox" / "DB-NY.db"
@@ -516,6 +518,7 @@ def test_a_kept_folder_view_follows_every_commit_from_any_connection(org: Org) -
                 other.set_flags("alice", first.message_id, FlagUpdate(seen=False))
             view = await store.folder_view("alice", "inbox")
             assert "Elsewhere" in [f.path for f in view.folders]
+            assert view.folders == await store.list_folders("alice")
             assert view.folder.unread == 2 and not view.page.items[1].flags.seen
 
     run(scenario())

@@ -10,6 +10,7 @@ builds the public operations on it.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +38,10 @@ from sitemail.mailbox.system_folders import SYSTEM_FOLDERS, TOP
 
 #: The messages of a query with their content, as every summary query reads them.
 FROM_MESSAGES = "FROM messages m JOIN contents c ON c.id=m.content_id"
+
+
+#: Numbers the StoreDatabase objects of this process (see version).
+_INSTANCES = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class DatabaseCore:
         self._subscribers: list[Callable[[StoreChange], None]] = []
         self._pending: list[StoreChange] = []
         self._writes = 0  # this connection's commits (see version)
+        self._instance = next(_INSTANCES)  # and which connection: another starts again at 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = connect(self.path)
@@ -136,17 +142,18 @@ class DatabaseCore:
             for callback in list(self._subscribers):
                 callback(change)
 
-    def version(self) -> tuple[int, int]:
+    def version(self) -> tuple[int, int, int]:
         """A value that differs after any commit to the file since it was last read.
 
         SQLite's ``data_version`` moves when another connection (another process)
         commits; this connection's own commits are counted here.  What was read
         after a version was taken may be kept under it: a later read that gets
-        the same version would read the same rows.
+        the same version would read the same rows.  It names this object too
+        (another one on the file counts from the start again).
         """
         with self._lock:
             others = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-            return (others, self._writes)
+            return (self._instance, others, self._writes)
 
     def subscribe(self, callback: Callable[[StoreChange], None]) -> Callable[[], None]:
         """Call ``callback`` after every committed change; returns the unsubscribe function.

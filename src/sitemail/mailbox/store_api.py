@@ -85,7 +85,7 @@ from sitemail.mailbox.readers import PartReader, RawReader
 from sitemail.mailbox.records import FLAG_NAMES, Flags, FlagUpdate
 from sitemail.mailbox.sources import CHUNK_SIZE
 from sitemail.mailbox.store_api_bytes import SHORT_RANGE, short_range
-from sitemail.mailbox.store_api_folders import folder_routes
+from sitemail.mailbox.store_api_folders import folder_routes, kept_folder_list
 from sitemail.mailbox.store_api_items import item_routes
 from sitemail.mailbox.store_api_settings import settings_routes
 from sitemail.mailbox.store_backend import StoreBackend
@@ -425,8 +425,7 @@ class _Routes:
                 raise InvalidRequest("folder path too long")
             return _json(await self.backend.run(lambda: db.find_folder(where.alias, path)))
         every = request.query.get("all") == "1"  # Exchange's own folders too
-        folders = await self.backend.run(lambda: db.list_folders(where.alias, everything=every))
-        return records_response("folders", folders)
+        return await kept_folder_list(self.backend, db, where.alias, every)
 
     async def create_folder(self, request: web.Request) -> web.StreamResponse:
         db, where = await self._mailbox(request)

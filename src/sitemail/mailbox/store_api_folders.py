@@ -39,7 +39,7 @@ from sitemail.mailbox.store_api_items import (
 from sitemail.mailbox.store_backend import StoreBackend
 from sitemail.mailbox.store_json import record_bytes, record_response
 
-__all__ = ["KEPT_VIEWS", "folder_routes"]
+__all__ = ["KEPT_VIEWS", "folder_routes", "kept_folder_list"]
 
 #: Folder view answers kept by the store (about 10 KB each for a page of 20).
 KEPT_VIEWS = 256
@@ -70,7 +70,7 @@ def folder_routes(
         done = await backend.run(lambda: db.set_folder_properties(where.alias, ref, properties))
         return record_response(done)
 
-    views = _KeptViews()
+    views = _VIEWS
     # The ETag names this process, the database and its version: a client's copy
     # tagged by another store process (a restart, a mailbox moved) never matches.
     run = secrets.token_hex(8)
@@ -85,7 +85,7 @@ def folder_routes(
 
         def read() -> tuple[str, bytes | None]:
             version = db.version()  # before the read: a later commit changes it
-            etag = f'"{run}.{db.name}.{version[0]}.{version[1]}"'
+            etag = f'"{run}.{db.name}.{version[0]}.{version[1]}.{version[2]}"'
             if client_has == etag:
                 return etag, None
             kept = views.get(key, version)
@@ -107,16 +107,35 @@ def folder_routes(
     ]
 
 
+async def kept_folder_list(
+    backend: StoreBackend, db: StoreDatabase, mailbox: str, everything: bool
+) -> web.Response:
+    """``{"folders": [...]}``, kept as the folder views are (every ActiveSync Sync and
+    IMAP session asks for it; the counts cost a pass over the mailbox's messages)."""
+    key = (db.name, mailbox.casefold(), "folders", everything)
+
+    def read() -> bytes:
+        version = db.version()
+        kept = _VIEWS.get(key, version)
+        if kept is None:
+            folders = db.list_folders(mailbox, everything=everything)
+            kept = b'{"folders":[%s]}' % b",".join(record_bytes(f) for f in folders)
+            _VIEWS.put(key, version, kept)
+        return kept
+
+    return web.Response(body=await backend.run(read), content_type="application/json")
+
+
 class _KeptViews:
     """The last KEPT_VIEWS folder view answers, each under the database version it was read at."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # the backend's threads share it
-        self._answers: OrderedDict[tuple[object, ...], tuple[tuple[int, int], bytes]] = (
+        self._answers: OrderedDict[tuple[object, ...], tuple[tuple[int, int, int], bytes]] = (
             OrderedDict()
         )
 
-    def get(self, key: tuple[object, ...], version: tuple[int, int]) -> bytes | None:
+    def get(self, key: tuple[object, ...], version: tuple[int, int, int]) -> bytes | None:
         with self._lock:
             found = self._answers.get(key)
             if found is None or found[0] != version:
@@ -124,9 +143,13 @@ class _KeptViews:
             self._answers.move_to_end(key)
             return found[1]
 
-    def put(self, key: tuple[object, ...], version: tuple[int, int], body: bytes) -> None:
+    def put(self, key: tuple[object, ...], version: tuple[int, int, int], body: bytes) -> None:
         with self._lock:
             self._answers[key] = (version, body)
             self._answers.move_to_end(key)
             while len(self._answers) > KEPT_VIEWS:
                 self._answers.popitem(last=False)
+
+
+# One per store process: its keys name the database, and a version is the database's.
+_VIEWS = _KeptViews()
