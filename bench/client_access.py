@@ -28,8 +28,6 @@ import base64
 import contextlib
 import re
 import ssl
-import subprocess
-import sys
 import tempfile
 import textwrap
 import urllib.request
@@ -42,10 +40,10 @@ from bench.lab_util import (
     BenchSetupError,
     LabHandle,
     WrkRun,
+    aiohttp_version,
     nginx_version,
+    plain_aiohttp,
     sitemail_cli,
-    stop_child,
-    wait_for_port,
     wrk,
 )
 from bench.owa_proxy import (
@@ -53,6 +51,7 @@ from bench.owa_proxy import (
     LOCAL_SERVER,
     NGINX_LISTEN,
     PASSWORD,
+    PLAIN_LISTEN,
     PROXY_SERVER,
     _prepared_lab,
     _sitemail_version,
@@ -62,7 +61,6 @@ from bench.owa_proxy import (
 PROXY_HOST = "ex-ny1.contoso.com"  # EX-NY1's InternalUrls: EWS and ActiveSync have no other
 EWS_PATH = "/EWS/Exchange.asmx"
 EAS_PATH = "/Microsoft-Server-ActiveSync?Cmd=Sync&User=adam&DeviceType=Bench"
-PLAIN_LISTEN = "127.77.2.2:443"
 BASIC = "Authorization: Basic " + base64.b64encode(f"contoso\\adam:{PASSWORD}".encode()).decode()
 FIND_ITEM = (
     '<?xml version="1.0" encoding="utf-8"?>'
@@ -261,49 +259,15 @@ def nginx_trial(p: Mapping[str, Any]) -> TrialResult:
         return _measure(address, LOCAL_HOST, inbox, p)
 
 
-# One process, TLS, each POST answered with the bytes EX-FL1 gave (the path decides which).
-_PLAIN_SERVER = """
-import ssl, sys
-from aiohttp import web
-address, port, cert, key, ews, eas = sys.argv[1:]
-bodies = {"ews": open(ews, "rb").read(), "eas": open(eas, "rb").read()}
-async def answer(request):
-    await request.read()
-    if request.path.lower().startswith("/ews/"):
-        return web.Response(body=bodies["ews"], content_type="text/xml")
-    return web.Response(body=bodies["eas"], content_type="application/vnd.ms-sync.wbxml")
-app = web.Application()
-app.router.add_route("POST", "/{tail:.*}", answer)
-tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-tls.load_cert_chain(cert, key)
-web.run_app(app, host=address, port=int(port), ssl_context=tls, access_log=None, print=None)
-"""
-
-
 def aiohttp_trial(p: Mapping[str, Any]) -> TrialResult:
     from sitemail.org.pki import server_cert_files
 
-    with _lab(p) as (lab, inbox), tempfile.TemporaryDirectory(prefix="sitemail-bench-") as tmp:
+    with _lab(p) as (lab, inbox):
         ews, eas = _answers(lab.address(LOCAL_SERVER), LOCAL_HOST, inbox, int(p["inbox_messages"]))
-        (Path(tmp) / "ews").write_bytes(ews)
-        (Path(tmp) / "eas").write_bytes(eas)
         files = server_cert_files(lab.dir / "pki", LOCAL_SERVER)
-        address, port = PLAIN_LISTEN.rsplit(":", 1)
-        args = [address, port, str(files.cert), str(files.key), f"{tmp}/ews", f"{tmp}/eas"]
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _PLAIN_SERVER, *args], stdin=subprocess.DEVNULL
-        )
-        try:
-            wait_for_port(address, int(port))
-            return _measure(address, LOCAL_HOST, inbox, p)
-        finally:
-            stop_child(proc)
-
-
-def _aiohttp_version() -> str:
-    import aiohttp
-
-    return f"aiohttp {aiohttp.__version__}"
+        answers = [("/ews/", "text/xml", ews), ("/", "application/vnd.ms-sync.wbxml", eas)]
+        with plain_aiohttp(PLAIN_LISTEN, files.cert, files.key, answers):
+            return _measure(PLAIN_LISTEN.rsplit(":", 1)[0], LOCAL_HOST, inbox, p)
 
 
 BENCHMARK = Benchmark(
@@ -335,7 +299,7 @@ BENCHMARK = Benchmark(
         Workload(
             "aiohttp",
             aiohttp_trial,
-            version=_aiohttp_version,
+            version=aiohttp_version,
             description="one plain aiohttp process over TLS answering with EX-FL1's bytes",
         ),
     ],

@@ -728,3 +728,56 @@ def wrk(
     if proc.returncode != 0:
         raise BenchSetupError(f"wrk exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
     return parse_wrk(proc.stdout)
+
+
+# One process, TLS, every request answered with fixed bytes chosen by the path's start:
+# the web framework's own cost with nothing behind it (issue 21's ceiling).
+_PLAIN_SERVER = """
+import json, ssl, sys
+from aiohttp import web
+address, port, cert, key, table = sys.argv[1:]
+answers = [(p, t, open(f, "rb").read()) for p, t, f in json.load(open(table))]
+async def answer(request):
+    await request.read()
+    path = request.path.lower()
+    for prefix, kind, body in answers:
+        if path.startswith(prefix):
+            return web.Response(body=body, content_type=kind)
+    raise web.HTTPNotFound()
+app = web.Application()
+app.router.add_route("*", "/{tail:.*}", answer)
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(cert, key)
+web.run_app(app, host=address, port=int(port), ssl_context=tls, access_log=None, print=None)
+"""
+
+
+@contextlib.contextmanager
+def plain_aiohttp(
+    listen: str, cert: Path, key: Path, answers: Sequence[tuple[str, str, bytes]]
+) -> Iterator[None]:
+    """A plain aiohttp server on ``listen`` (address:port) over TLS answering any request
+    whose lowercased path starts with a prefix with that row's (content type, bytes)."""
+    address, port = listen.rsplit(":", 1)
+    with tempfile.TemporaryDirectory(prefix="sitemail-bench-") as tmp:
+        rows = []
+        for n, (prefix, kind, body) in enumerate(answers):
+            (Path(tmp) / str(n)).write_bytes(body)
+            rows.append((prefix, kind, str(Path(tmp) / str(n))))
+        table = Path(tmp) / "answers.json"
+        table.write_text(json.dumps(rows))
+        args = [address, port, str(cert), str(key), str(table)]
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _PLAIN_SERVER, *args], stdin=subprocess.DEVNULL
+        )
+        try:
+            wait_for_port(address, int(port))
+            yield
+        finally:
+            stop_child(proc)
+
+
+def aiohttp_version() -> str:
+    import aiohttp
+
+    return f"aiohttp {aiohttp.__version__}"

@@ -18,7 +18,10 @@ on ``/owa/?ae=Folder&id=inbox`` with the session's cookies:
   certificate) sending everything to EX-FL1 along the same path as EX-NY1's
   proxy (from 127.1.0.11 to EX-FL1's address as NY sees it, through both
   ASAs), upstream keepalive, ``Host: ex-fl1.contoso.com``, with the
-  session adam got at EX-FL1.
+  session adam got at EX-FL1;
+- aiohttp: the ceiling issue 21 measures against, one plain aiohttp process
+  over TLS (127.77.2.2:443) answering every request with the bytes of the
+  list page EX-FL1 served (the web framework's own cost, nothing behind it).
 
 wrk does not verify certificates.  Metrics: requests/s and the p50/p99
 latency wrk reports.  Peak memory: sitemail's is the peak summed VmRSS of
@@ -50,10 +53,12 @@ from bench.lab_util import (
     MemorySampler,
     NginxProcess,
     WrkRun,
+    aiohttp_version,
     children_of,
     hwm_kib,
     nginx_reverse_proxy,
     nginx_version,
+    plain_aiohttp,
     process_tree,
     running_lab,
     wrk,
@@ -65,6 +70,7 @@ LOCAL_HOST, LOCAL_SERVER = "ex-fl1.contoso.com", "EX-FL1"
 USER, PASSWORD = "contoso\\adam", "Pa55word!"
 LIST_PATH = "/owa/?ae=Folder&id=inbox"
 NGINX_LISTEN = "127.77.2.1:443"
+PLAIN_LISTEN = "127.77.2.2:443"
 _FORM_FIELDS = r'name="(destination|flags|forcedownlevel|isUtf8|hidcanary)" value="([^"]*)"'
 
 
@@ -263,6 +269,32 @@ def nginx_trial(params: Mapping[str, Any]) -> TrialResult:
         return TrialResult(_metrics(run), peak_rss_kib=memory.peak_kib, notes=notes)
 
 
+def _page(address: str, host: str, cookie: str) -> bytes:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    request = urllib.request.Request(
+        f"https://{address}{LIST_PATH}", headers={"Host": host, "Cookie": cookie}
+    )
+    with urllib.request.urlopen(request, context=ctx, timeout=30) as resp:
+        return bytes(resp.read())
+
+
+def aiohttp_trial(params: Mapping[str, Any]) -> TrialResult:
+    """The ceiling: one plain aiohttp process over TLS answering with the list page's bytes."""
+    from sitemail.org.pki import server_cert_files
+
+    with _prepared_lab(params) as lab:
+        cookie = asyncio.run(_sign_in(lab, LOCAL_HOST, LOCAL_SERVER))
+        page = _page(lab.address(LOCAL_SERVER), LOCAL_HOST, cookie)
+        files = server_cert_files(lab.dir / "pki", LOCAL_SERVER)
+        with plain_aiohttp(PLAIN_LISTEN, files.cert, files.key, [("/", "text/html", page)]):
+            address = PLAIN_LISTEN.rsplit(":", 1)[0]
+            _check_list(address, LOCAL_HOST, cookie, int(params["inbox_messages"]))
+            run = _load(address, LOCAL_HOST, cookie, params)
+        return TrialResult(_metrics(run), notes={"requests": run.requests, "page_bytes": len(page)})
+
+
 def _sitemail_version() -> str:
     import sitemail
 
@@ -304,6 +336,12 @@ BENCHMARK = Benchmark(
                 "nginx reverse proxy (upstream keepalive) to EX-FL1 through both ASAs; "
                 "peak summed VmRSS of master+workers"
             ),
+        ),
+        Workload(
+            "aiohttp",
+            aiohttp_trial,
+            version=aiohttp_version,
+            description="the ceiling: one plain aiohttp process over TLS answering the page",
         ),
     ],
     parameters={

@@ -26,7 +26,7 @@ EXPECTED: dict[str, tuple[list[str], set[str], set[str]]] = {
         {"msgs_per_s", "accept_msgs_per_s", "p50_ms", "p99_ms", "burst_p50_ms", "burst_p99_ms"},
     ),
     "owa_proxy": (
-        ["local", "nginx"],
+        ["local", "nginx", "aiohttp"],
         {"connections", "threads", "duration_s", "warmup_s", "inbox_messages"},
         {"requests_per_s", "p50_ms", "p99_ms"},
     ),
