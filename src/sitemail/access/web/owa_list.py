@@ -15,6 +15,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from sitemail.access.web.html import Markup, el, join
+from sitemail.mailbox.folder_tree import WELL_KNOWN_ORDER
 from sitemail.mailbox.records import (
     Address,
     Folder,
@@ -40,15 +41,9 @@ PAGE_SIZE = 20
 #: Rendered folder views a worker keeps.
 KEPT_PAGES = 256
 
-# The order OWA lists the default folders in.
-_FOLDER_ORDER = [
-    WellKnownFolder.INBOX,
-    WellKnownFolder.DRAFTS,
-    WellKnownFolder.SENT_ITEMS,
-    WellKnownFolder.DELETED_ITEMS,
-    WellKnownFolder.JUNK_EMAIL,
-    WellKnownFolder.OUTBOX,
-]
+# The order OWA lists the default folders in: Exchange's (the mail view shows mail folders
+# only, so the rest of that order does not show here).
+_FOLDER_ORDER = WELL_KNOWN_ORDER
 
 
 # Fixed notices (the query names one by code; no text from the URL is shown).
