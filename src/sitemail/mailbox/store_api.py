@@ -390,7 +390,7 @@ class _Routes:
             raise MessageTooLarge(
                 f"message of {length} bytes is larger than the store's limit of {limit} bytes"
             )
-        spool = await self.backend.run(self.backend.spool_file)
+        spool = self.backend.spool_file()  # in memory until it is large (no thread hop)
         try:
             size = 0
             # Writes go to the page cache and take microseconds: done inline

@@ -32,6 +32,10 @@ from sitemail.org.model import MailboxDatabase
 
 T = TypeVar("T")
 
+#: A request body up to this size is spooled in memory, a larger one in a file.  A hub's
+#: batch holds at most 100 parts (delivery_batch.MAX_PARTS): 6.4 MiB per request at most.
+SPOOL_IN_MEMORY = 64 * 1024
+
 #: Worker threads per server for database calls (SQLite has one writer anyway).
 DEFAULT_WORKERS = 8
 
@@ -52,6 +56,7 @@ class StoreBackend:
         self.server = server
         self.directory = directory
         self.mailbox_dir = Path(mailbox_dir)
+        self._spool_ready = False
         self.max_message_size = max_message_size
         self.locator = MailboxLocator(directory)
         self._clock = clock
@@ -131,10 +136,18 @@ class StoreBackend:
         return self.database(where.database), where
 
     def spool_file(self) -> IO[bytes]:
-        """An anonymous temporary file for a request body (gone when closed or on a crash)."""
-        spool = self.mailbox_dir / "spool"
-        spool.mkdir(parents=True, exist_ok=True)
-        return tempfile.TemporaryFile(dir=spool)
+        """An anonymous temporary file for a request body (gone when closed or on a crash).
+
+        Bodies up to :data:`SPOOL_IN_MEMORY` stay in memory: a new file per delivered
+        message cost the hub's process more than anything else of the delivery (ext4
+        allocating an inode for each, under a lock, and freeing it again).  Nothing here
+        is durable either way: the store's commit is, and a larger body still goes to
+        a file.  Cheap enough to call on the event loop until it rolls over.
+        """
+        if not self._spool_ready:
+            (self.mailbox_dir / "spool").mkdir(parents=True, exist_ok=True)
+            self._spool_ready = True
+        return tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, dir=str(self.mailbox_dir / "spool"))
 
     # ------------------------------------------------------------ notifications
 
