@@ -17,16 +17,17 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TypeVar
 
 from sitemail.clock import SYSTEM_CLOCK, Clock
 from sitemail.mailbox.database import StoreChange, StoreDatabase
-from sitemail.mailbox.errors import StoreUnavailable, WrongServer
+from sitemail.mailbox.errors import StoreError, StoreUnavailable, WrongServer
 from sitemail.mailbox.limits import DEFAULT_MAX_MESSAGE_SIZE
 from sitemail.mailbox.locate import MailboxLocation, MailboxLocator
+from sitemail.mailbox.records import DeliveryResult
 from sitemail.org.directory import Directory
 from sitemail.org.model import MailboxDatabase
 
@@ -134,6 +135,39 @@ class StoreBackend:
                 server=where.server,
             )
         return self.database(where.database), where
+
+    def deliver_spooled(
+        self, spooled: Sequence[tuple[IO[bytes] | StoreError, Sequence[tuple[str, str]]]]
+    ) -> list[DeliveryResult | StoreError]:
+        """A hub's delivery batch (POST /deliveries, or a hub of this same process):
+        each body with its (mailbox, delivery id) pairs, or the error that refused it.
+
+        Each recipient is resolved here, then one ``deliver_many`` per database (one
+        transaction each); one answer per recipient, in order.
+        """
+        answers: list[DeliveryResult | StoreError | None] = []
+        groups: dict[str, tuple[StoreDatabase, list[tuple[int, str, str, IO[bytes]]]]] = {}
+        for body, recipients in spooled:
+            for mailbox, delivery_id in recipients:
+                index = len(answers)
+                answers.append(None)
+                if isinstance(body, StoreError):
+                    answers[index] = body
+                    continue
+                try:
+                    db, where = self.resolve(mailbox)
+                except StoreError as exc:
+                    answers[index] = exc
+                    continue
+                group = groups.setdefault(where.database.lower(), (db, []))
+                group[1].append((index, where.alias, delivery_id, body))
+        for db, items in groups.values():
+            for *_, body in items:
+                body.seek(0)  # a body read for another database starts over
+            results = db.deliver_many([(alias, did, body) for _, alias, did, body in items])
+            for (index, *_), result in zip(items, results, strict=True):
+                answers[index] = result
+        return [a for a in answers if a is not None]
 
     def spool_file(self) -> IO[bytes]:
         """An anonymous temporary file for a request body (gone when closed or on a crash).

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sitemail.clock import Clock
+from sitemail.mailbox.delivery_batch import LocalStore
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.mailflow.outbound import (
     BodySource,
@@ -203,6 +204,8 @@ class PipelineDeps:
     ctx: ProcessContext
     store: QueueStore
     send_log: ProtocolLog | NullProtocolLog
+    #: A server's store when it runs in this process: mailbox delivery skips HTTPS.
+    local_store: Callable[[str], LocalStore | None] | None = None
 
 
 class Pipeline:
@@ -210,6 +213,7 @@ class Pipeline:
         self.ctx = deps.ctx
         self.store = deps.store
         self.send_log = deps.send_log
+        self.local_store = deps.local_store
         self.directory: Directory = deps.ctx.directory
         self.clock: Clock = deps.ctx.clock
         self.loops = WorkLoops()
@@ -228,6 +232,7 @@ class Pipeline:
             lambda server: (self.ctx.address_of(server), self.ctx.port(STORE_PORT)),
             ca_file=pki / "ca.pem",
             cert_files=server_cert_files(pki, self.ctx.name),
+            local=self.local_store,
         )
         self.loops.start(
             {
