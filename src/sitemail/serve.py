@@ -14,6 +14,7 @@ of sitemail's imports it but the command line.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -162,6 +163,11 @@ async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
     for name in _services_for(server):
         host.add(_service(name, ctx, server, watcher, host))
     await host.start_all()
+    # What start-up built (directory snapshots, models, modules) lives as long as the
+    # process: out of the collector's reach, a full collection under load no longer walks
+    # it (it was 2-3% of a hub's time with mail flowing).
+    gc.collect()
+    gc.freeze()
     watcher.start()
     files = server_cert_files(ctx.pki_dir, server.name)
     ca_file = ctx.pki_dir / "ca.pem"
