@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ MAX_RECIPIENTS = 1000
 MAX_HEADER = 4096
 
 T = TypeVar("T")
+
+log = logging.getLogger("sitemail.mailbox.delivery")
 
 DeliveryAnswer = DeliveryResult | StoreError
 """What became of one recipient: stored (or already stored), or why not."""
@@ -180,4 +183,11 @@ async def deliver_here(store: LocalStore, batch: Sequence[BatchMessage]) -> list
                 )
             return store.deliver_spooled(spooled)
 
-    return await store.run(deliver)
+    try:
+        return await store.run(deliver)
+    except StoreError:
+        raise
+    except Exception as exc:
+        # What the route's server would have answered: HTTP 500, the batch not stored.
+        log.exception("delivering a batch to the store of this process failed")
+        raise error_from_json(500, {"message": f"the store failed: {exc}"}) from None

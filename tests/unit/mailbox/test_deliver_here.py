@@ -77,3 +77,14 @@ def test_the_route_s_limits_refuse_the_whole_batch() -> None:
         asyncio.run(deliver_here(Store(), batch))
     with pytest.raises(InvalidRequest):  # a bad delivery id, as the route checks it
         asyncio.run(deliver_here(Store(), [BatchMessage(b"x\r\n", (("adam", ""),))]))
+
+
+def test_a_failure_of_the_store_is_an_error_of_the_whole_batch_as_http_500() -> None:
+    class Broken(Store):
+        def deliver_spooled(
+            self, spooled: Sequence[tuple[IO[bytes] | StoreError, Sequence[tuple[str, str]]]]
+        ) -> list[DeliveryAnswer]:
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(StoreError, match="disk on fire"):
+        asyncio.run(deliver_here(Broken(), [BatchMessage(b"x\r\n", (("adam", "id-1"),))]))
