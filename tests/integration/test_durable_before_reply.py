@@ -11,8 +11,9 @@ trace, message by message:
   only after the queue database's commit of that message (the write carrying
   its row) was synced; a body over 64 KiB also had its spool file synced
   after its last write, and the spool folder (its name) after it was made;
-- the store API's answer to a delivery goes on the hub's connection only
-  after the mailbox database's commit of that message was synced.
+- the queue's report of a delivery (the hub forgetting the message) is written only
+  after the mailbox database's commit of that message was synced (the hub delivers to
+  its own database through the store of its own process, not over the store API).
 
 The server runs once with a receive worker process (what the lab runs on a
 machine with several cores) and once serving SMTP in the hub process itself.
@@ -36,7 +37,6 @@ from tests.conftest import RunningLab, in_mailbox, lab_slot, sitemail, wait_for
 from tests.integration.syscall_trace import (
     Call,
     first,
-    last,
     parse,
     strace_command,
     sync_between,
@@ -247,32 +247,29 @@ def check_spooled_body(traced: Traced, mid: str) -> None:
 # ----------------------------------------------------------------- the mailbox
 
 
-def test_the_mailbox_commit_is_synced_before_the_store_answers(traced: Traced) -> None:
+def test_the_mailbox_commit_is_synced_before_the_hub_forgets_the_message(traced: Traced) -> None:
     for mid in traced.messages:
         check_delivery(traced, mid)
 
 
 def check_delivery(traced: Traced, mid: str) -> None:
+    """The hub delivers to its own database through the store of its own process
+    (``delivery_batch.deliver_here``): what must follow the synced mailbox commit is the
+    queue's report of the delivery, the next write into the queue database."""
     database = str(traced.home / "mailbox" / f"{DATABASE}.db")
+    queue = str(traced.home / "queue" / "mail.que")
     commit = first(
         traced.calls, lambda c: c.is_write and c.target.startswith(database) and mid in c.text
     )
     assert commit is not None, f"{mid} was never written to {database}"
-    # The delivery request: the hub's last write to the store API before the commit.
-    request = last(
-        [c for c in traced.calls if c.start < commit.start],
-        lambda c: c.is_write and c.tcp is not None and c.tcp[1] == traced.store,
+    report = first(
+        (c for c in traced.calls if c.start > commit.end),
+        lambda c: c.is_write and c.target.startswith(queue),
     )
-    assert request is not None and request.tcp is not None, f"{mid}: no request to the store"
-    connection = (traced.store, request.tcp[0])  # the store's side of that connection
-    answer = first(
-        (c for c in traced.calls if c.start > request.end and c.tcp == connection),
-        lambda c: c.is_write,
-    )
-    assert answer is not None, f"{mid}: the store never answered the delivery"
-    assert commit.end < answer.start, f"{mid}: the store answered before its commit"
-    synced = sync_between(traced.calls, commit.target, after=commit, before=answer)
+    assert report is not None, f"{mid}: the queue never heard of the delivery"
+    synced = sync_between(traced.calls, commit.target, after=commit, before=report)
     assert synced is not None, (
         f"{mid}: {commit.target} was written (trace line {commit.start + 1}) but not "
-        f"synced before the store answered the hub (line {answer.start + 1})"
+        f"synced before the queue reported the delivery (line {report.start + 1}): a power "
+        "cut would lose a message the queue no longer holds"
     )

@@ -56,8 +56,10 @@ MAX_SEARCH = 1000
 
 
 def _event_of(db: StoreDatabase, mailbox: str, message_id: int) -> ParsedEvent | None:
-    detail = db.get_message(mailbox, message_id)
-    part = next((p for p in detail.structure.walk() if p.content_type == "text/calendar"), None)
+    # Every delivery to an Inbox comes here: its structure alone says whether it is a
+    # meeting message, without decoding the addresses and preview of get_message.
+    structure = db.structure(mailbox, message_id)
+    part = next((p for p in structure.walk() if p.content_type == "text/calendar"), None)
     if part is None or part.body_size > MAX_ICAL * 4:
         return None
     with db.open_part(mailbox, message_id, part.part_id) as reader:

@@ -18,7 +18,13 @@ from sitemail.mailbox.limits import (
     mailbox_key,
 )
 from sitemail.mailbox.readers import PartReader, RawReader
-from sitemail.mailbox.records import FolderChanges, FolderUids, MessageDetail, MessagePage
+from sitemail.mailbox.records import (
+    FolderChanges,
+    FolderUids,
+    MessageDetail,
+    MessagePage,
+    MimePart,
+)
 from sitemail.mailbox.rows import (
     DETAIL_COLUMNS,
     SUMMARY_COLUMNS,
@@ -77,6 +83,18 @@ class ReadOperations(DatabaseCore):
         if row is None:
             raise no_message(box, message_id)
         return to_detail(row)
+
+    def structure(self, mailbox: str, message_id: int) -> MimePart:
+        """The message's MIME structure alone (no addresses or preview decoded)."""
+        box = self._mailbox(mailbox)
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT c.structure {FROM_MESSAGES} WHERE m.id=? AND m.mailbox_id=?",
+                (message_id, box.id),
+            ).fetchone()
+        if row is None:
+            raise no_message(box, message_id)
+        return MimePart.model_validate_json(row[0])
 
     def open_raw(
         self, mailbox: str, message_id: int, *, start: int = 0, length: int | None = None

@@ -14,15 +14,24 @@ is ``{"results": [...]}`` with one entry per recipient, parts in order:
 (``{"error", "message", ...}`` as the other routes answer, plus ``"status"``).
 An error of the whole request (bad framing, the database unavailable) is
 answered as any route's error, and nothing of the batch is stored.
+
+A hub delivering to a database of its own server, whose store runs in the same
+process, hands the batch to that store directly (:func:`deliver_here`): the same
+parts, checks and answers without the HTTPS request, the multipart framing both ways
+and the JSON of the answers, which cost that process about a quarter of its time per
+message.
 """
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol, TypeVar
 
 from sitemail.mailbox.errors import InvalidRequest, StoreError, StoreUnavailable, error_from_json
 from sitemail.mailbox.limits import MAX_DELIVERY_ID, MAX_MAILBOX_NAME
@@ -37,6 +46,10 @@ MAX_RECIPIENTS = 1000
 #: The longest ``X-Deliver-To`` value a client sends: a message with more recipients
 #: goes in several parts (HTTP header lines are bounded at about 8 KiB by servers).
 MAX_HEADER = 4096
+
+T = TypeVar("T")
+
+log = logging.getLogger("sitemail.mailbox.delivery")
 
 DeliveryAnswer = DeliveryResult | StoreError
 """What became of one recipient: stored (or already stored), or why not."""
@@ -128,3 +141,53 @@ def answers_from_json(body: Any, expected: int) -> list[DeliveryAnswer]:
             status = entry.get("status")
             answers.append(error_from_json(status if isinstance(status, int) else 500, entry))
     return answers
+
+
+class LocalStore(Protocol):
+    """The store of this process (:class:`~sitemail.mailbox.store_backend.StoreBackend`)."""
+
+    max_message_size: int
+
+    async def run(self, fn: Callable[[], T]) -> T: ...
+
+    def deliver_spooled(
+        self, spooled: Sequence[tuple[IO[bytes] | StoreError, Sequence[tuple[str, str]]]]
+    ) -> list[DeliveryAnswer]: ...
+
+
+async def deliver_here(store: LocalStore, batch: Sequence[BatchMessage]) -> list[DeliveryAnswer]:
+    """``POST /deliveries`` of ``batch`` to the store of this very process, without HTTP.
+
+    The parts and their checks are those of the request (recipients through the
+    same header values, the same limits), so the answers are the ones the route gives.
+    """
+
+    def deliver() -> list[DeliveryAnswer]:
+        with ExitStack() as files:
+            spooled: list[tuple[IO[bytes] | StoreError, Sequence[tuple[str, str]]]] = []
+            count = 0
+            for message in batch:
+                body: IO[bytes] = (
+                    io.BytesIO(message.body)
+                    if isinstance(message.body, bytes)
+                    else files.enter_context(message.body.open("rb"))
+                )
+                for value in part_headers(message):
+                    recipients = parse_recipients(value)
+                    count += len(recipients)
+                    spooled.append((body, recipients))
+            if len(spooled) > MAX_PARTS or count > MAX_RECIPIENTS:
+                raise InvalidRequest(
+                    f"a delivery batch holds at most {MAX_PARTS} messages and "
+                    f"{MAX_RECIPIENTS} recipients"
+                )
+            return store.deliver_spooled(spooled)
+
+    try:
+        return await store.run(deliver)
+    except StoreError:
+        raise
+    except Exception as exc:
+        # What the route's server would have answered: HTTP 500, the batch not stored.
+        log.exception("delivering a batch to the store of this process failed")
+        raise error_from_json(500, {"message": f"the store failed: {exc}"}) from None

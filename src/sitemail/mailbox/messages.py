@@ -122,12 +122,22 @@ class MessageScanner:
         if self._closed:
             raise ValueError("scanner already closed")
         self._buf += data
+        buf = self._buf
         start = 0
         while True:
-            nl = self._buf.find(b"\n", start)
+            if not self._path[-1].in_header and not self._delimiter_open():
+                # Body with no header to read and no delimiter to look for (a single
+                # part, the usual delivery): its complete lines are counted and captured
+                # at once, not one Python call each; the same result as line by line.
+                end = buf.rfind(b"\n", start) + 1
+                if end:
+                    self._bulk_body(buf, start, end)
+                    start = end
+                break
+            nl = buf.find(b"\n", start)
             if nl < 0:
                 break
-            self._line(bytes(self._buf[start : nl + 1]), self._offset + start)
+            self._line(bytes(buf[start : nl + 1]), self._offset + start)
             start = nl + 1
         if start:
             del self._buf[:start]
@@ -200,6 +210,20 @@ class MessageScanner:
         if at_start and line.startswith(b"--") and self._boundary(line, offset):
             return
         self._body(self._path[-1], line, complete=complete)
+
+    def _delimiter_open(self) -> bool:
+        return any(e.boundary is not None and not e.closed for e in self._path)
+
+    def _bulk_body(self, buf: bytearray, start: int, end: int) -> None:
+        """:meth:`_body` of the complete lines ``buf[start:end]`` of the current entity."""
+        entity = self._path[-1]
+        if entity.boundary is None:
+            entity.lines += buf.count(b"\n", start, end)
+            capture = entity.capture
+            if capture is not None and len(capture) < TEXT_CAPTURE_BYTES:
+                capture += buf[start : min(end, start + TEXT_CAPTURE_BYTES - len(capture))]
+        self._prev_eol = 2 if end - start >= 2 and buf[end - 2] == 0x0D else 1
+        self._at_line_start = True
 
     def _body(self, entity: _Entity, line: bytes, *, complete: bool) -> None:
         if entity.boundary is None:

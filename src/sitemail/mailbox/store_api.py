@@ -62,7 +62,6 @@ from sitemail.mailbox.delivery_batch import (
     DELIVER_TO,
     MAX_PARTS,
     MAX_RECIPIENTS,
-    DeliveryAnswer,
     answers_json,
     parse_recipients,
 )
@@ -297,40 +296,12 @@ class _Routes:
                 except MessageTooLarge as exc:
                     body = exc
                 spooled.append((body, recipients))
-            answers = await self.backend.run(lambda: self._deliver_spooled(spooled))
+            answers = await self.backend.run(lambda: self.backend.deliver_spooled(spooled))
         finally:
             for body, _ in spooled:
                 if not isinstance(body, StoreError):
                     body.close()
         return web.json_response(answers_json(answers))
-
-    def _deliver_spooled(
-        self, spooled: list[tuple[IO[bytes] | StoreError, list[tuple[str, str]]]]
-    ) -> list[DeliveryAnswer]:
-        """Each recipient resolved here, then one ``deliver_many`` per database."""
-        answers: list[DeliveryAnswer | None] = []
-        groups: dict[str, tuple[StoreDatabase, list[tuple[int, str, str, IO[bytes]]]]] = {}
-        for body, recipients in spooled:
-            for mailbox, delivery_id in recipients:
-                index = len(answers)
-                answers.append(None)
-                if isinstance(body, StoreError):
-                    answers[index] = body
-                    continue
-                try:
-                    db, where = self.backend.resolve(mailbox)
-                except StoreError as exc:
-                    answers[index] = exc
-                    continue
-                group = groups.setdefault(where.database.lower(), (db, []))
-                group[1].append((index, where.alias, delivery_id, body))
-        for db, items in groups.values():
-            for *_, body in items:
-                body.seek(0)  # a body read for another database starts over
-            results = db.deliver_many([(alias, did, body) for _, alias, did, body in items])
-            for (index, *_), result in zip(items, results, strict=True):
-                answers[index] = result
-        return [a for a in answers if a is not None]
 
     async def append(self, request: web.Request) -> web.StreamResponse:
         db, where = await self._mailbox(request)
@@ -393,7 +364,7 @@ class _Routes:
             raise MessageTooLarge(
                 f"message of {length} bytes is larger than the store's limit of {limit} bytes"
             )
-        spool = await self.backend.run(self.backend.spool_file)
+        spool = self.backend.spool_file()  # in memory until it is large (no thread hop)
         try:
             size = 0
             # Writes go to the page cache and take microseconds: done inline

@@ -17,21 +17,26 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TypeVar
 
 from sitemail.clock import SYSTEM_CLOCK, Clock
 from sitemail.mailbox.database import StoreChange, StoreDatabase
-from sitemail.mailbox.errors import StoreUnavailable, WrongServer
+from sitemail.mailbox.errors import StoreError, StoreUnavailable, WrongServer
 from sitemail.mailbox.limits import DEFAULT_MAX_MESSAGE_SIZE
 from sitemail.mailbox.locate import MailboxLocation, MailboxLocator
+from sitemail.mailbox.records import DeliveryResult
 from sitemail.org.cached_directory import DerivedCache
 from sitemail.org.directory import Directory
 from sitemail.org.model import MailboxDatabase
 
 T = TypeVar("T")
+
+#: A request body up to this size is spooled in memory, a larger one in a file.  A hub's
+#: batch holds at most 100 parts (delivery_batch.MAX_PARTS): 6.4 MiB per request at most.
+SPOOL_IN_MEMORY = 64 * 1024
 
 #: Worker threads per server for database calls (SQLite has one writer anyway).
 DEFAULT_WORKERS = 8
@@ -53,6 +58,7 @@ class StoreBackend:
         self.server = server
         self.directory = directory
         self.mailbox_dir = Path(mailbox_dir)
+        self._spool_ready = False
         self.max_message_size = max_message_size
         self.locator = MailboxLocator(directory)
         self._places: DerivedCache[str, tuple[StoreDatabase, MailboxLocation]] = DerivedCache(
@@ -144,11 +150,52 @@ class StoreBackend:
             )
         return self.database(where.database), where
 
+    def deliver_spooled(
+        self, spooled: Sequence[tuple[IO[bytes] | StoreError, Sequence[tuple[str, str]]]]
+    ) -> list[DeliveryResult | StoreError]:
+        """A hub's delivery batch (POST /deliveries, or a hub of this same process):
+        each body with its (mailbox, delivery id) pairs, or the error that refused it.
+
+        Each recipient is resolved here, then one ``deliver_many`` per database (one
+        transaction each); one answer per recipient, in order.
+        """
+        answers: list[DeliveryResult | StoreError | None] = []
+        groups: dict[str, tuple[StoreDatabase, list[tuple[int, str, str, IO[bytes]]]]] = {}
+        for body, recipients in spooled:
+            for mailbox, delivery_id in recipients:
+                index = len(answers)
+                answers.append(None)
+                if isinstance(body, StoreError):
+                    answers[index] = body
+                    continue
+                try:
+                    db, where = self.resolve(mailbox)
+                except StoreError as exc:
+                    answers[index] = exc
+                    continue
+                group = groups.setdefault(where.database.lower(), (db, []))
+                group[1].append((index, where.alias, delivery_id, body))
+        for db, items in groups.values():
+            for *_, body in items:
+                body.seek(0)  # a body read for another database starts over
+            results = db.deliver_many([(alias, did, body) for _, alias, did, body in items])
+            for (index, *_), result in zip(items, results, strict=True):
+                answers[index] = result
+        return [a for a in answers if a is not None]
+
     def spool_file(self) -> IO[bytes]:
-        """An anonymous temporary file for a request body (gone when closed or on a crash)."""
-        spool = self.mailbox_dir / "spool"
-        spool.mkdir(parents=True, exist_ok=True)
-        return tempfile.TemporaryFile(dir=spool)
+        """An anonymous temporary file for a request body (gone when closed or on a crash).
+
+        Bodies up to :data:`SPOOL_IN_MEMORY` stay in memory: a new file per delivered
+        message cost the hub's process more than anything else of the delivery (ext4
+        allocating an inode for each, under a lock, and freeing it again).  Nothing here
+        is durable either way: the store's commit is, and a larger body still goes to
+        a file.  Cheap enough to call on the event loop until it rolls over.
+        """
+        if not self._spool_ready:
+            (self.mailbox_dir / "spool").mkdir(parents=True, exist_ok=True)
+            self._spool_ready = True
+        return tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, dir=str(self.mailbox_dir / "spool"))
 
     # ------------------------------------------------------------ notifications
 

@@ -41,7 +41,9 @@ from sitemail.mailbox.delivery_batch import (
     DELIVER_TO,
     BatchMessage,
     DeliveryAnswer,
+    LocalStore,
     answers_from_json,
+    deliver_here,
     part_headers,
 )
 from sitemail.mailbox.errors import StoreError, StoreUnavailable, WrongServer, error_from_json
@@ -128,11 +130,15 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
         max_connections: int = 64,
+        local: Callable[[str], LocalStore | None] | None = None,
     ) -> None:
         self._locator = MailboxLocator(directory)
         self._views = OrderedDict()  # FolderPropertyCalls.folder_view's
         # Where each mailbox was found (see _target).
         self._targets: DerivedCache[str, _Target] = DerivedCache(directory)
+        # server name -> its store when it runs in this process (deliver_many goes there
+        # directly; see delivery_batch.deliver_here)
+        self._local = local
         self._resolve = resolve
         self._ssl = client_ssl_context(ca_file, files=cert_files)
         self._timeout = timeout
@@ -326,15 +332,16 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
         flat = [(m, pair) for m in messages for pair in m.recipients]
         answers: list[DeliveryAnswer | None] = [None] * len(flat)
         targets = await asyncio.to_thread(self._targets_now, [pair[0] for _, pair in flat])
-        by_server: dict[tuple[str, str], list[int]] = {}
+        by_server: dict[tuple[str, str, str], list[int]] = {}
         for index, target in enumerate(targets):
             if isinstance(target, StoreError):
                 answers[index] = target
             else:
                 root = target.base.rsplit("/mailboxes/", 1)[0]
-                by_server.setdefault((root, target.server_hostname), []).append(index)
+                server = target.location.server or ""
+                by_server.setdefault((root, target.server_hostname, server), []).append(index)
 
-        async def post(root: str, hostname: str, indexes: list[int]) -> None:
+        async def post(root: str, hostname: str, server: str, indexes: list[int]) -> None:
             wanted: dict[int, list[tuple[str, str]]] = {}
             order: list[BatchMessage] = []
             for index in indexes:
@@ -344,8 +351,12 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
                     order.append(message)
                 wanted[id(message)].append(pair)
             batch = [BatchMessage(m.body, tuple(wanted[id(m)])) for m in order]
+            here = self._local(server) if self._local is not None else None
             try:
-                got = await self._post_batch(root, hostname, batch)
+                if here is not None:
+                    got = await deliver_here(here, batch)
+                else:
+                    got = await self._post_batch(root, hostname, batch)
             except StoreError as exc:
                 got = [exc] * len(indexes)
             # The batch lists each message's recipients together, in first-seen order.
@@ -353,7 +364,7 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
             for index, answer in zip(sent, got, strict=True):
                 answers[index] = answer
 
-        await asyncio.gather(*(post(r, h, ix) for (r, h), ix in by_server.items()))
+        await asyncio.gather(*(post(r, h, s, ix) for (r, h, s), ix in by_server.items()))
         return [a for a in answers if a is not None]
 
     async def _post_batch(

@@ -17,6 +17,7 @@ played as bytes in and bytes out without sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -75,6 +76,8 @@ class LineConnection:
         self._eof = False
         self._paused = False  # reading paused because the buffer is full
         self._waiter: asyncio.Future[None] | None = None
+        # Replies written in one turn of the event loop, sent together (see write).
+        self._out: list[bytes] = []
         self.plaintext_discarded = 0
         """Octets dropped because they came after a STARTTLS go-ahead in plaintext."""
 
@@ -110,6 +113,7 @@ class LineConnection:
         Cancelling a read loses nothing: the octets stay for the next one.
         """
         if not self._buffer and not self._eof:
+            self.flush()  # never wait for the client with our answer still held back
             waiter = asyncio.get_running_loop().create_future()
             self._waiter = waiter
             try:
@@ -127,9 +131,38 @@ class LineConnection:
         return data
 
     def write(self, data: bytes) -> None:
-        self.link.write(data)
+        """Send ``data``: at the latest in the next turn of the event loop.
+
+        The replies to a pipelined group (RSET, MAIL, RCPT...) are answered
+        without waiting in between: held until the loop turns (or a drain, a
+        read, a close), they leave in one segment, as RFC 2920 section 3.2 asks of
+        a server, instead of one send and one segment each through every relay
+        on the way back.
+        """
+        if not self._out:
+            try:
+                asyncio.get_running_loop().call_soon(self._flush_soon)
+            except RuntimeError:  # no loop runs (a test's synchronous use): send now
+                self.link.write(data)
+                return
+        self._out.append(data)
+
+    def _flush_soon(self) -> None:
+        # Nobody to tell here: a connection that broke meanwhile fails the next drain.
+        try:
+            self.flush()
+        except (OSError, RuntimeError) as exc:
+            log.debug("reply not sent: %s", exc)
+
+    def flush(self) -> None:
+        """Send what :meth:`write` holds."""
+        if self._out:
+            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+            self._out.clear()
+            self.link.write(data)
 
     async def drain(self) -> None:
+        self.flush()
         await self.link.drain()
 
     async def start_tls(
@@ -144,6 +177,7 @@ class LineConnection:
         :class:`TlsHandshakeFailed` if the handshake fails or takes longer
         than ``timeout``.
         """
+        self.flush()
         self.link.pause_reading()
         self._paused = False  # the upgrade resumes reading, inside TLS
         self.write(go_ahead)
@@ -176,6 +210,8 @@ class LineConnection:
         return tls if isinstance(tls, ssl.SSLObject) else None
 
     def close(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError):
+            self.flush()  # a last reply (221, 421) before the close
         self.link.close()
 
     async def wait_closed(self) -> None:

@@ -20,11 +20,13 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sitemail.clock import Clock
+from sitemail.mailbox.delivery_batch import LocalStore
 from sitemail.mailbox.store_client import StoreClient
 from sitemail.mailflow.outbound import (
     BodySource,
@@ -52,6 +54,7 @@ from sitemail.transport.queue import (
     DeliveryBatch,
     DeliveryType,
     QueuedMessage,
+    QueueEventKind,
     QueueRef,
     QueueStore,
     RecipientOutcome,
@@ -73,6 +76,14 @@ _STORE_REPLIES = StoreReplies(
     not_found="550 5.1.1 RESOLVER.ADR.RecipNotFound; not found",
 )
 
+_NOT_FOR_CATEGORIZER = (
+    QueueEventKind.ROUTED,
+    QueueEventKind.DELIVERED,
+    QueueEventKind.DEFERRED,
+    QueueEventKind.QUEUE_RETRY,
+    QueueEventKind.REMOVED,
+)
+
 #: How often the loops look for work when nothing woke them.
 IDLE_POLL = 1.0
 SWEEP_INTERVAL = 1.0
@@ -92,17 +103,32 @@ class WorkLoops:
     """
 
     def __init__(self) -> None:
-        self._wake = asyncio.Event()
-        self._wake_pending = False
+        self._wakes: dict[str, asyncio.Event] = {}
+        # step -> event kinds that never give it work (see wake_threadsafe)
+        self._deaf: dict[str, Collection[object]] = {}
+        self._hearing: dict[object, tuple[str, ...]] = {}  # kind -> steps it wakes
+        self._pending: set[str] = set()  # steps a wake-up is on its way to
+        self._pending_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # queue id -> its delivery workers (each a connection to the next hop, for SMTP)
         self._workers: dict[int, set[asyncio.Task[None]]] = {}
         self._backlog: set[int] = set()  # queues whose last batch was full
 
-    def start(self, steps: dict[str, Callable[[], Awaitable[bool]]]) -> None:
-        """One task per named step (the name is for the log when a step fails)."""
+    def start(
+        self,
+        steps: dict[str, Callable[[], Awaitable[bool]]],
+        deaf: Mapping[str, Collection[object]] | None = None,
+    ) -> None:
+        """One task per named step (the name is for the log when a step fails).
+
+        ``deaf``: per step, the event kinds :meth:`wake_threadsafe` need not wake it for
+        (it would look and find nothing); it still looks every IDLE_POLL.
+        """
         self._loop = asyncio.get_running_loop()
+        self._wakes = {name: asyncio.Event() for name in steps}
+        self._deaf = dict(deaf or {})
+        self._hearing.clear()
         self._tasks = [asyncio.ensure_future(self._forever(s, name)) for name, s in steps.items()]
 
     async def stop(self) -> None:
@@ -170,18 +196,40 @@ class WorkLoops:
                 return
 
     def wake(self) -> None:
-        self._wake.set()
+        for event in self._wakes.values():
+            event.set()
 
-    def wake_threadsafe(self) -> None:
-        # Every committed queue event calls this (hundreds a second under load):
-        # one wake-up in flight is enough, the loop reads everything when it runs.
-        if self._loop is not None and not self._wake_pending and not self._loop.is_closed():
-            self._wake_pending = True
-            self._loop.call_soon_threadsafe(self._woken)
+    def wake_threadsafe(self, kind: object = None) -> None:
+        """Wake the steps an event of ``kind`` may give work (None: every step).
+
+        Every committed queue event calls this (hundreds a second under load): one
+        wake-up in flight per step is enough, a step reads everything when it runs.
+        A step woken for nothing costs a thread hop into the queue database, so a
+        delivery does not wake the categorizer, nor an accepted message the scheduler.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        names = self._hearing.get(kind)
+        if names is None:
+            names = tuple(
+                n for n in self._wakes if kind is None or kind not in self._deaf.get(n, ())
+            )
+            self._hearing[kind] = names
+        with self._pending_lock:
+            new = [n for n in names if n not in self._pending]
+            if not new:
+                return
+            schedule = not self._pending
+            self._pending.update(new)
+        if schedule:
+            loop.call_soon_threadsafe(self._woken)
 
     def _woken(self) -> None:
-        self._wake_pending = False
-        self._wake.set()
+        with self._pending_lock:
+            names, self._pending = self._pending, set()
+        for name in names:
+            self._wakes[name].set()
 
     async def _forever(self, step: Callable[[], Awaitable[bool]], name: str) -> None:
         while True:
@@ -193,9 +241,11 @@ class WorkLoops:
                 log.exception("%s failed; going on", name)
                 busy = False
             if not busy:
+                wake = self._wakes[name]
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
-                self._wake.clear()
+                    async with asyncio.timeout(IDLE_POLL):
+                        await wake.wait()
+                wake.clear()
 
 
 @dataclass
@@ -203,6 +253,8 @@ class PipelineDeps:
     ctx: ProcessContext
     store: QueueStore
     send_log: ProtocolLog | NullProtocolLog
+    #: A server's store when it runs in this process: mailbox delivery skips HTTPS.
+    local_store: Callable[[str], LocalStore | None] | None = None
 
 
 class Pipeline:
@@ -210,6 +262,7 @@ class Pipeline:
         self.ctx = deps.ctx
         self.store = deps.store
         self.send_log = deps.send_log
+        self.local_store = deps.local_store
         self.directory: Directory = deps.ctx.directory
         self.clock: Clock = deps.ctx.clock
         self.loops = WorkLoops()
@@ -221,20 +274,29 @@ class Pipeline:
     # --------------------------------------------------------------- control
 
     async def start(self) -> None:
-        self.store.add_listener(lambda _event: self.loops.wake_threadsafe())
+        self.store.add_listener(lambda event: self.loops.wake_threadsafe(event.kind))
         pki = self.ctx.pki_dir
         self._mailboxes = StoreClient(
             self.directory,
             lambda server: (self.ctx.address_of(server), self.ctx.port(STORE_PORT)),
             ca_file=pki / "ca.pem",
             cert_files=server_cert_files(pki, self.ctx.name),
+            local=self.local_store,
         )
         self.loops.start(
             {
                 "categorizer": self._categorize,
                 "scheduler": self._schedule,
                 "shadow redundancy": self.shadow.step,
-            }
+            },
+            deaf={
+                # Nothing of these puts a message into Submission (an NDR comes as DSN).
+                "categorizer": _NOT_FOR_CATEGORIZER,
+                # Nothing of these makes a delivery queue due.
+                "scheduler": (QueueEventKind.RECEIVED, QueueEventKind.DELIVERED),
+                # Its checks go by the clock.
+                "shadow redundancy": tuple(QueueEventKind),
+            },
         )
 
     async def stop(self) -> None:

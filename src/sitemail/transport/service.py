@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
+from sitemail.mailbox.delivery_batch import LocalStore
 from sitemail.mailflow.log_files import LogLimits
 from sitemail.mailflow.protocol_log import SESSION_IDS, NullProtocolLog, ProtocolLog
 from sitemail.mailflow.tracking_log import MessageTrackingLog
@@ -69,9 +71,15 @@ class TransportService:
     name = "MSExchangeTransport"
     display_name = "Microsoft Exchange Transport"
 
-    def __init__(self, ctx: ProcessContext, watcher: DirectoryWatcher) -> None:
+    def __init__(
+        self,
+        ctx: ProcessContext,
+        watcher: DirectoryWatcher,
+        local_store: Callable[[str], LocalStore | None] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.watcher = watcher
+        self.local_store = local_store  # server -> its store when in this process
         self.store: QueueStore | None = None
         self.listeners: ReceiveListeners | None = None
         self.pipeline: Pipeline | None = None
@@ -142,7 +150,7 @@ class TransportService:
             if send_path
             else NullProtocolLog(ctx.clock)
         )
-        self.pipeline = Pipeline(PipelineDeps(ctx, store, send_log))
+        self.pipeline = Pipeline(PipelineDeps(ctx, store, send_log, self.local_store))
         await self.pipeline.start()
         listeners = ReceiveListeners(self._environment(settings, store, log_version), config)
         count = receive_worker_count()
