@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from sitemail.access.ews_xml_writer import write_xml
 from sitemail.org.model import ExchangeVersion
 from sitemail.org.version_facts import facts_for
 
@@ -47,6 +48,7 @@ ET.register_namespace("s", SOAP_NS)
 ET.register_namespace("t", TYPES_NS)
 ET.register_namespace("m", MESSAGES_NS)
 ET.register_namespace("e", ERRORS_NS)
+_PREFIXES = {SOAP_NS: "s", TYPES_NS: "t", MESSAGES_NS: "m", ERRORS_NS: "e"}
 
 #: Largest request body read (a GetItem for a few hundred ids is far below this).
 MAX_REQUEST = 1024 * 1024
@@ -161,7 +163,7 @@ def check_schema(schema: str | None) -> None:
 
 
 def _serialize(root: ET.Element) -> bytes:
-    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    body = write_xml(root, _PREFIXES)
     # A CR of a value is written as a character reference: a bare one would reach the
     # client as LF (XML parsers normalize line ends), and the CRLFs of a text body are the
     # client's to see, as Exchange's answers give them.  (ElementTree already writes a CR
