@@ -21,6 +21,7 @@ import base64
 import xml.etree.ElementTree as ET
 from collections.abc import Collection, Iterable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from sitemail.access.ews_aqs import parse_query
@@ -287,6 +288,7 @@ def _shape(shape: ET.Element | None, default: set[str], everything: Iterable[str
     return wanted
 
 
+@lru_cache(maxsize=8192)  # a pure function of an immutable value; strftime was a twentieth
 def _when(moment: datetime | None) -> str | None:
     if moment is None:
         return None
