@@ -390,8 +390,12 @@ def prefork_zygote(server: str, home: Path) -> bool:
 
     if not receive_worker_count():
         return False
-    # The transport service's own modules: imported before the fork, they are shared.
+    # The transport service's own modules and the event loop both run: imported before
+    # the fork, they are shared.
     import sitemail.transport.service  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401
 
     parent = os.getpid()
 
