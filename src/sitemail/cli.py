@@ -7,14 +7,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 import sitemail
-from sitemail.lab.supervisor import Lab, default_topology
 from sitemail.org.lab_state import default_lab_dir
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich and the lab supervisor are imported by the commands that use them: `sitemail serve`
+# runs every server of a lab, and a hub's receive workers share what it imported
+# (transport/receive_worker.py), so what it never uses is memory in every one of them.
 
 
 def _lab_dir(args: argparse.Namespace) -> Path:
@@ -156,6 +159,8 @@ def _ports(endpoints: dict[str, Any]) -> str:
 
 
 def _print_status(status: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+
     slapd = status.get("directory_server")
     if not status["servers"] and not status["firewalls"] and not slapd:
         console.print(f"No lab in {status['lab']}. Start one with [bold]sitemail lab up[/].")
@@ -225,6 +230,10 @@ def _state(state: str) -> str:
 
 
 def _lab(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from sitemail.lab.supervisor import Lab, default_topology
+
     lab = Lab(_lab_dir(args))
     out = Console()
     # Messages go out unwrapped and as written: they hold paths and URLs to copy.

@@ -272,6 +272,12 @@ def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
     (home / "pid").write_text(f"{os.getpid()}\n")
     try:
         if server is not None:
+            if server.is_hub and server.version in _CURRENT:
+                from sitemail.transport.receive_worker import prefork_zygote
+
+                # Before the event loop and its threads: the receive workers' zygote
+                # forked from this process shares its pages (transport/receive_worker.py).
+                prefork_zygote(name, home)
             event_loop.run(serve_exchange_server(ctx, server))
         elif firewall is not None:
             from sitemail.firewall.process import serve_firewall

@@ -13,9 +13,18 @@ worker for each request.  The workers share the zygote's pages: measured on
 the receive workers, a zygote and four forked workers held 37 MB of PSS in
 all (87 MB without the freeze), where five interpreters hold about 250 MB.
 
-The server process asks over a SOCK_SEQPACKET pair: ``("spawn", index)``
-with the descriptors the worker is to hold; the zygote answers with the
-worker's pid.  The server process watches each worker through a pidfd
+A server process that knows before its event loop starts that it will want
+workers may instead fork the zygote from itself (:func:`prefork`, while it has
+one thread and no loop): the zygote then shares the server process's own
+pages (the organization model, TLS, the queue, everything both import) as
+well, instead of an interpreter's worth of copies of them.  A preforked
+zygote that dies is replaced by a started one.
+
+The server process asks over a SOCK_SEQPACKET pair: ``("spawn", index,
+arguments)`` with the descriptors the worker is to hold (``arguments``: the
+worker's command-line arguments, which a zygote forked before the server
+process knew them, its queue for instance, could not have been given); the
+zygote answers with the worker's pid.  The server process watches each worker through a pidfd
 (readable when the process has ended; a signal sent through it cannot reach
 another process that reused the pid).  The zygote ends when the server
 process closes the pair or dies (PR_SET_PDEATHSIG), and its workers then end
@@ -33,12 +42,13 @@ import os
 import signal
 import socket
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 
 from sitemail.server.fd_passing import IpcError, receive_handoff, send_handoff
 
-__all__ = ["ForkedProcess", "Zygote", "serve"]
+__all__ = ["ForkedProcess", "Zygote", "prefork", "serve"]
 
 log = logging.getLogger("sitemail.server.zygote")
 
@@ -56,12 +66,14 @@ class ForkedProcess:
     """A worker forked by the zygote: what the server process needs of a child process.
 
     The zygote, not this process, is its parent and reaps it, so its exit
-    status is not known here (``returncode`` stays None); its end is.
+    status is not known here (``returncode`` stays None); its end is.  With
+    ``reap`` (a zygote this process forked itself) this process reaps it.
     """
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, reap: bool = False) -> None:
         self.pid = pid
         self.returncode: int | None = None
+        self._reap = reap  # a child of this process (a preforked zygote): its status is ours
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._ended: asyncio.Future[None] = loop.create_future()
@@ -75,6 +87,10 @@ class ForkedProcess:
 
     def _on_end(self) -> None:
         self._close()
+        if self._reap:
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(self.pid, 0)
+                self.returncode = os.waitstatus_to_exitcode(status)
         if not self._ended.done():
             self._ended.set_result(None)
 
@@ -112,23 +128,34 @@ class Zygote:
     ...); ``label``: what the log and errors call it ("receive worker", "W3SVC worker").
     """
 
-    def __init__(self, module: str, arguments: list[str], label: str) -> None:
+    def __init__(
+        self, module: str, arguments: list[str], label: str, worker_arguments: Sequence[str] = ()
+    ) -> None:
         self.module = module
         self.arguments = arguments
+        self.worker_arguments = tuple(worker_arguments)  # with every spawn request
         self.label = label
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: asyncio.subprocess.Process | ForkedProcess | None = None
         self._control: socket.socket | None = None
         self._lock = asyncio.Lock()
 
     @property
     def running(self) -> bool:
-        return (
-            self.process is not None
-            and self.process.returncode is None
-            and self._control is not None
-        )
+        process = self.process
+        if process is None or self._control is None:
+            return False
+        if isinstance(process, ForkedProcess):
+            return not process.ended
+        return process.returncode is None
 
     async def start(self) -> None:
+        preforked = _PREFORKED.pop(self.module, None)
+        if preforked is not None:
+            pid, control = preforked
+            self.process = ForkedProcess(pid, reap=True)
+            await self._ready(control)
+            log.info("%s zygote forked from this process (pid %d)", self.label, pid)
+            return
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -143,6 +170,10 @@ class Zygote:
             )
         finally:
             child.close()
+        await self._ready(parent)
+        log.info("%s zygote started (pid %d)", self.label, self.process.pid)
+
+    async def _ready(self, parent: socket.socket) -> None:
         parent.setblocking(False)
         self._control = parent
         try:
@@ -155,7 +186,6 @@ class Zygote:
         if answer != READY:
             await self.stop()
             raise OSError(f"the {self.label} zygote ended while starting")
-        log.info("%s zygote started (pid %d)", self.label, self.process.pid)
 
     async def spawn(self, index: int, fds: Sequence[int]) -> ForkedProcess:
         """A new worker holding copies of ``fds`` (this process keeps its own)."""
@@ -167,7 +197,7 @@ class Zygote:
             control = self._control
             assert control is not None
             try:
-                send_handoff(control, ("spawn", index), *fds)
+                send_handoff(control, ("spawn", index, self.worker_arguments), *fds)
                 answer = await asyncio.wait_for(
                     asyncio.get_running_loop().sock_recv(control, 64), SPAWN_TIMEOUT
                 )
@@ -193,12 +223,58 @@ class Zygote:
             await process.wait()
 
 
+#: Zygotes forked by :func:`prefork` and not yet taken by a :class:`Zygote` (by module).
+_PREFORKED: dict[str, tuple[int, socket.socket]] = {}
+
+
+def prefork(module: str, run_zygote: Callable[[int], int]) -> bool:
+    """Fork the zygote of ``module`` from this process now: ``run_zygote(control_fd)``
+    runs in the child, and :meth:`Zygote.start` of that module takes it.
+
+    Only before this process starts its event loop or any thread (a fork copies
+    one thread; a lock another held would stay held forever in the child): with
+    more than one thread it forks nothing and says False (the zygote is then
+    started as an interpreter of its own).  The child never returns to the
+    caller: it leaves with ``os._exit``, so nothing this process opened (a
+    database connection, its pid file) is closed or removed by it.
+    """
+    if threading.active_count() > 1 or module in _PREFORKED:
+        return False
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    # What both processes hold from now on stays shared only if neither collection
+    # writes to it (see serve()): this process's own objects are left alone too.
+    gc.collect()
+    gc.freeze()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            parent.close()
+            code = run_zygote(child.detach())
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+    child.close()
+    _PREFORKED[module] = (pid, parent)
+    return True
+
+
 # --- the zygote process ------------------------------------------------------------------
 
 
-def serve(control_fd: int, fd_count: int, run_worker: Callable[[int, list[int]], int]) -> int:
-    """The zygote's loop: fork ``run_worker(index, fds)`` for each request carrying
-    ``fd_count`` descriptors."""
+def serve(
+    control_fd: int,
+    fd_count: int,
+    run_worker: Callable[[int, list[int], list[str]], int],
+) -> int:
+    """The zygote's loop: fork ``run_worker(index, fds, arguments)`` for each request
+    carrying ``fd_count`` descriptors."""
     control = socket.socket(fileno=control_fd)
     control.setblocking(True)
     gc.collect()
@@ -215,7 +291,12 @@ def serve(control_fd: int, fd_count: int, run_worker: Callable[[int, list[int]],
         if packet is None:
             return 0  # the server process closed the pair or is gone
         message, fds = packet
-        if message[0] != "spawn" or len(message) != 2 or len(fds) != fd_count:
+        if (
+            message[0] != "spawn"
+            or len(message) != 3
+            or len(fds) != fd_count
+            or not all(isinstance(a, str) for a in message[2])
+        ):
             for fd in fds:
                 os.close(fd)
             control.send(b"-")  # not a pid: the server process reads it as a failure
@@ -226,7 +307,7 @@ def serve(control_fd: int, fd_count: int, run_worker: Callable[[int, list[int]],
             try:
                 control.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                code = run_worker(int(message[1]), list(fds))
+                code = run_worker(int(message[1]), list(fds), list(message[2]))
             except BaseException:
                 traceback.print_exc()
             finally:

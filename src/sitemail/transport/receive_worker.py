@@ -43,7 +43,8 @@ from sitemail.org.pki import PeerVerifier
 from sitemail.org.version_facts import facts_for
 from sitemail.server import event_loop
 from sitemail.server import zygote as worker_zygote
-from sitemail.server.worker_processes import die_with_parent, log_as
+from sitemail.server.context import ProcessContext
+from sitemail.server.worker_processes import die_with_parent, log_as, set_title
 from sitemail.transport.queue.spool import SpoolFile, unlink_quietly
 from sitemail.transport.receive_config import (
     ACCEPT_THREADS,
@@ -301,8 +302,20 @@ def _find(connectors: list[ReceiveConnector], identity: str) -> ReceiveConnector
     return None
 
 
-def _parser() -> argparse.ArgumentParser:
+def _zygote_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sitemail.transport.receive_worker")
+    p.add_argument("--server", required=True)
+    # Only shown: with it a zygote's command line names its server's folder (ps, the lab).
+    p.add_argument("--home")
+    p.add_argument("--parent", type=int, required=True)
+    # The pair the transport process asks for workers on (worker_zygote.serve).
+    p.add_argument("--zygote-fd", type=int, required=True)
+    return p
+
+
+def _worker_parser() -> argparse.ArgumentParser:
+    """A worker's own arguments: they come with each spawn request (worker_arguments)."""
+    p = argparse.ArgumentParser(prog="sitemail.transport.receive_worker (worker)")
     p.add_argument("--server", required=True)
     p.add_argument("--directory", required=True)
     p.add_argument("--home", required=True)
@@ -310,18 +323,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port-offset", type=int, default=0)
     p.add_argument("--spool", required=True)
     p.add_argument("--workers", type=int, required=True)
-    p.add_argument("--parent", type=int, required=True)
     p.add_argument("--shadow-id", required=True)
-    # The pair the transport process asks for workers on (worker_zygote.serve).
-    p.add_argument("--zygote-fd", type=int, required=True)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The zygote: loads everything a worker needs, then forks one per request."""
-    args = _parser().parse_args(argv)
-    die_with_parent(args.parent)
-    log_as(args.server, "zygote")
+def worker_arguments(ctx: ProcessContext, spool: Path, shadow_id: str, workers: int) -> list[str]:
+    return [
+        "--server",
+        ctx.name,
+        "--directory",
+        ctx.directory_url,
+        "--home",
+        str(ctx.home),
+        "--pki",
+        str(ctx.pki_dir),
+        "--port-offset",
+        str(ctx.port_offset),
+        "--spool",
+        str(spool),
+        "--workers",
+        str(workers),
+        "--shadow-id",
+        shadow_id,
+    ]
+
+
+def run_zygote(server: str, parent: int, control_fd: int) -> int:
+    """The zygote: everything a worker needs is imported; fork one per request."""
+    die_with_parent(parent)
+    log_as(server, "zygote")
     # Ctrl-C in a terminal reaches the whole process group: the transport process
     # decides when sessions end, and closing the channels tells this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -329,9 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(ImportError):
         import uvloop  # noqa: F401 - loaded before the fork, shared by every worker
 
-    def run_worker(index: int, fds: list[int]) -> int:
+    def run_worker(index: int, fds: list[int], arguments: list[str]) -> int:
         handoff_fd, rpc_fd = fds
         die_with_parent(zygote)
+        args = _worker_parser().parse_args(arguments)
         log_as(args.server, f"receive worker {index}")
         args.index, args.handoff_fd, args.rpc_fd = index, handoff_fd, rpc_fd
         # Session ids stay unique across the processes that share the log files.
@@ -343,7 +374,43 @@ def main(argv: list[str] | None = None) -> int:
             directory.close()
         return 0
 
-    return worker_zygote.serve(args.zygote_fd, 2, run_worker)
+    return worker_zygote.serve(control_fd, 2, run_worker)
+
+
+def prefork_zygote(server: str, home: Path) -> bool:
+    """Fork this hub's zygote from the transport's own process, before its event loop.
+
+    The zygote and its workers then share this process's pages (the organization
+    model, TLS, the SMTP stack and the queue it imported once) instead of holding
+    an interpreter's copy of their own; :class:`ReceiveWorkers` takes it when it
+    starts.  Nothing is forked without workers to fork, or when this process runs
+    a thread already (:func:`~sitemail.server.zygote.prefork`).
+    """
+    from sitemail.transport.receive_workers import receive_worker_count
+
+    if not receive_worker_count():
+        return False
+    # The transport service's own modules and the event loop both run: imported before
+    # the fork, they are shared.
+    import sitemail.transport.service  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401
+
+    parent = os.getpid()
+
+    def run(control_fd: int) -> int:
+        # Not the server's command line: the lab tells its processes apart by it.
+        set_title(f"{__name__} --server {server} --home {home}")
+        return run_zygote(server, parent, control_fd)
+
+    return worker_zygote.prefork(__name__, run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The zygote started as an interpreter of its own (``python -m``)."""
+    args = _zygote_parser().parse_args(argv)
+    return run_zygote(args.server, args.parent, args.zygote_fd)
 
 
 if __name__ == "__main__":

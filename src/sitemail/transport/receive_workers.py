@@ -38,6 +38,7 @@ from sitemail.server.context import ProcessContext
 from sitemail.server.worker_processes import worker_count
 from sitemail.server.zygote import ForkedProcess, Zygote
 from sitemail.transport.queue import QueueStore
+from sitemail.transport.receive_worker import worker_arguments
 from sitemail.transport.worker_ipc import (
     IpcError,
     envelope_from_wire,
@@ -47,6 +48,8 @@ from sitemail.transport.worker_ipc import (
 )
 
 log = logging.getLogger("sitemail.transport.workers")
+
+_ZYGOTE_MODULE = "sitemail.transport.receive_worker"
 
 #: ``SITEMAIL_RECEIVE_PROCESSES``: how many receive workers a hub runs (0: sessions
 #: are served by the transport process itself).
@@ -99,28 +102,11 @@ class ReceiveWorkers:
         self.fallback = _refuse
         ctx = self.ctx
         self._zygote = Zygote(
-            "sitemail.transport.receive_worker",
-            [
-                "--server",
-                ctx.name,
-                "--directory",
-                ctx.directory_url,
-                "--home",
-                str(ctx.home),
-                "--pki",
-                str(ctx.pki_dir),
-                "--port-offset",
-                str(ctx.port_offset),
-                "--spool",
-                str(store.spool_dir),
-                "--workers",
-                str(count),
-                "--parent",
-                str(os.getpid()),
-                "--shadow-id",
-                store.shadow_id,
-            ],
+            _ZYGOTE_MODULE,
+            ["--server", ctx.name, "--home", str(ctx.home), "--parent", str(os.getpid())],
             "receive worker",
+            # Its workers' own: a zygote forked before the queue opened could not know them.
+            worker_arguments(ctx, store.spool_dir, store.shadow_id, count),
         )
 
     # --- life cycle

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(ImportError):
         import uvloop  # noqa: F401 - loaded before the fork, shared by every worker
 
-    def run_worker(index: int, fds: list[int]) -> int:
+    def run_worker(index: int, fds: list[int], _arguments: list[str]) -> int:
         listen_fd, secret_fd = fds
         die_with_parent(zygote)
         log_as(args.server, f"W3SVC worker {index}")

@@ -1,0 +1,104 @@
+"""A zygote forked from this process (prefork): taken by Zygote.start, forks workers that get
+their arguments with the request, is reaped here, and is replaced by a started one when gone."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sitemail.server import zygote as zygote_module
+from sitemail.server.worker_processes import set_title
+from sitemail.server.zygote import Zygote, prefork, serve
+
+MODULE = "tests.unit.server.zygote_probe"
+
+
+def _run_zygote(control_fd: int) -> int:
+    def run_worker(index: int, fds: list[int], arguments: list[str]) -> int:
+        # What the worker was given travels back over the descriptor it was handed.
+        with socket.socket(fileno=fds[0]) as out:
+            out.sendall(f"{index} {' '.join(arguments)} {os.getppid()}".encode())
+        return 0
+
+    return serve(control_fd, 1, run_worker)
+
+
+@pytest.fixture
+def single_threaded() -> Iterator[None]:
+    if threading.active_count() > 1:
+        pytest.skip("prefork forks nothing in a process that runs threads")
+    yield
+    left = zygote_module._PREFORKED.pop(MODULE, None)
+    if left is not None:
+        left[1].close()
+    gc.unfreeze()  # prefork froze everything of this test process
+
+
+def test_a_preforked_zygote_forks_workers_with_their_arguments(single_threaded: None) -> None:
+    assert prefork(MODULE, _run_zygote)
+    assert not prefork(MODULE, _run_zygote)  # one per module
+
+    async def main() -> None:
+        zygote = Zygote(MODULE, [], "probe", ["--spool", "/x"])
+        await zygote.start()
+        assert zygote.running and zygote.process is not None
+        zygote_pid = zygote.process.pid
+        assert MODULE not in zygote_module._PREFORKED
+        mine, theirs = socket.socketpair()
+        worker = await zygote.spawn(3, [theirs.fileno()])
+        theirs.close()
+        said = await asyncio.get_running_loop().run_in_executor(None, mine.recv, 200)
+        mine.close()
+        assert said.decode() == f"3 --spool /x {zygote_pid}"
+        await worker.wait()
+        await zygote.stop()
+        # This process's child: it was reaped here, with its status.
+        with pytest.raises(ChildProcessError):
+            os.waitpid(zygote_pid, os.WNOHANG)
+
+    asyncio.run(main())
+
+
+def test_a_preforked_zygote_that_died_is_seen_to_end(single_threaded: None) -> None:
+    assert prefork(MODULE, _run_zygote)
+
+    async def main() -> None:
+        zygote = Zygote(MODULE, [], "probe")
+        await zygote.start()
+        assert zygote.process is not None
+        os.kill(zygote.process.pid, signal.SIGKILL)
+        await asyncio.wait_for(zygote.process.wait(), 10)
+        assert not zygote.running
+        assert zygote.process.returncode == -signal.SIGKILL
+        await zygote.stop()
+
+    asyncio.run(main())
+
+
+def test_set_title_is_the_command_line() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        ok = set_title("probe --home /tmp/here")
+        os.write(write, b"1" if ok else b"0")
+        os.close(write)
+        signal.pause()
+        os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert raw.rstrip(b"\0") == b"probe --home /tmp/here"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read)
