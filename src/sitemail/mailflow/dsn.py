@@ -199,7 +199,8 @@ def build_delay_dsn(
         raise ValueError("a delay DSN needs at least one delayed recipient")
     lines = ["Delivery is delayed to these recipients or groups:"]
     lines.extend(f"{r.address} ({r.address})" for r in recipients)
-    lines.append(f"Subject: {original.subject}")
+    # One line: a decoded subject may hold a line end (and a boundary after it).
+    lines.append(f"Subject: {_CONTROLS.sub(' ', original.subject)}")
     lines.append("This message hasn't been delivered yet. Delivery will continue to be attempted.")
     lines.append(
         "The server will keep trying to deliver this message for the next "
@@ -348,7 +349,14 @@ def _angle(address: str) -> str:
     return f"<{address}>"
 
 
+# What str.splitlines() takes for a line end (email.header.Header splits on them: an
+# original subject with a \x1e made the report's Subject two header lines), and the other
+# control characters: each becomes a space.
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
 def _header_value(value: str) -> str:
     # Header folds long values and encodes non-ASCII ones (RFC 2047).
+    value = _CONTROLS.sub(" ", value)
     charset = "us-ascii" if value.isascii() else "utf-8"
     return Header(value, charset, header_name="Subject").encode(linesep=CRLF)

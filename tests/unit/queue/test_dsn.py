@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from tests.unit.queue.queue_testkit import Report, parse
 
@@ -191,6 +191,8 @@ def test_remaining_time_text() -> None:
     subject=st.text(max_size=200),
     address=st.from_regex(r"[a-z0-9.]{1,20}@[a-z0-9]{1,10}\.com", fullmatch=True),
 )
+@example(subject="\x1e0", address="a@b.com")  # a line end to str.splitlines (seen failing)
+@example(subject="a\r\n--_000_r1_--\r\n\u2028b", address="a@b.com")  # a decoded CRLF
 def test_any_subject_gives_a_parseable_report(subject: str, address: str) -> None:
     original = OriginalMessage(address, "<x@y>", subject, b"Subject: x\r\n\r\n", RECEIVED)
     report = Report.of(
@@ -198,6 +200,15 @@ def test_any_subject_gives_a_parseable_report(subject: str, address: str) -> Non
     )
     assert report.recipients[0]["Final-Recipient"] == f"rfc822;{address}"
     assert report.to == address
+    delay = Report.of(
+        parse(
+            build_delay_dsn(
+                original, [delayed(address)], origin(), retry_until=RECEIVED + timedelta(days=2)
+            )
+        )
+    )
+    assert delay.recipients[0]["Final-Recipient"] == f"rfc822;{address}"
+    assert delay.text.splitlines()[2].startswith("Subject: ")
 
 
 def test_a_report_needs_recipients() -> None:
