@@ -56,8 +56,6 @@ DEFAULT_WINDOW = 100
 #: Messages of a folder that Sync follows (newest first).
 MAX_FOLLOWED = 5000
 LIST_PAGE = 500
-#: Folder message lists a worker keeps for Syncs (see _followed).
-KEPT_FOLDER_LISTS = 64
 
 _FOLDER_TYPES = {
     WellKnownFolder.INBOX: 2,
@@ -304,7 +302,6 @@ async def _followed(
     lists = ctx.states.folder_lists
     known = None if changed else lists.get(key)
     if known is not None:
-        lists.move_to_end(key)
         return known
     out: dict[int, MessageSummary] = {}
     offset = 0
@@ -316,9 +313,7 @@ async def _followed(
         if not page.items or offset >= page.total:
             break
     if not changed:
-        lists[key] = out
-    while len(lists) > KEPT_FOLDER_LISTS:
-        lists.popitem(last=False)
+        lists.put(key, out)
     return out
 
 

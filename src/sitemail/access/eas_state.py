@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sitemail.access.web.workers import shared_table_file
+from sitemail.lru import LruCache
 
 __all__ = ["FolderEntry", "MessageEntry", "SyncStates"]
 
@@ -37,6 +38,8 @@ __all__ = ["FolderEntry", "MessageEntry", "SyncStates"]
 MAX_DEVICES = 2000
 #: SendMail ClientIds remembered per device, to refuse a resent message (newest kept).
 MAX_SENT_IDS = 200
+#: Folder message lists a worker keeps for Syncs (eas_commands._followed).
+KEPT_FOLDER_LISTS = 64
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,9 @@ class SyncStates:
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS by_use ON devices (used)")
         #: The message lists of the folders Syncs looked at, by folder state (eas_commands).
-        self.folder_lists: OrderedDict[tuple[object, ...], dict[int, Any]] = OrderedDict()
+        self.folder_lists: LruCache[tuple[object, ...], dict[int, Any]] = LruCache(
+            KEPT_FOLDER_LISTS
+        )
 
     def close(self) -> None:
         self._db.close()

@@ -24,7 +24,6 @@ IMAP UID and the item a new ChangeKey).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
@@ -35,6 +34,7 @@ from email.utils import getaddresses
 
 from sitemail.access.ews_responses import Refused
 from sitemail.access.ews_soap import sub, t
+from sitemail.lru import LruCache
 
 __all__ = [
     "HEADER_PATHS",
@@ -384,7 +384,7 @@ def apply_changes(raw: bytes, changes: list[FieldChange]) -> bytes:
     return msg.as_bytes(policy=_OUTPUT)
 
 
-class KeptHeaders:
+class KeptHeaders(LruCache[tuple[object, ...], HeaderProps]):
     """The header properties of the last ``limit`` messages one EWS worker read.
 
     A stored message's bytes never change, so what its header says is kept by
@@ -394,16 +394,4 @@ class KeptHeaders:
     """
 
     def __init__(self, limit: int = 10_000) -> None:
-        self._limit = limit
-        self._props: OrderedDict[tuple[object, ...], HeaderProps] = OrderedDict()
-
-    def get(self, key: tuple[object, ...]) -> HeaderProps | None:
-        found = self._props.get(key)
-        if found is not None:
-            self._props.move_to_end(key)
-        return found
-
-    def put(self, key: tuple[object, ...], props: HeaderProps) -> None:
-        self._props[key] = props
-        while len(self._props) > self._limit:
-            self._props.popitem(last=False)
+        super().__init__(limit)

@@ -21,12 +21,11 @@ keeps it whole, bounded in size, and drops it with the folder.
 from __future__ import annotations
 
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from sitemail.lru import LruCache
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.mailbox.errors import InvalidRequest
 from sitemail.mailbox.limits import MAX_PAGE_SIZE
@@ -37,7 +36,7 @@ from sitemail.mailbox.store_api_items import (
     _int,
 )
 from sitemail.mailbox.store_backend import StoreBackend
-from sitemail.mailbox.store_json import record_bytes, record_response
+from sitemail.mailbox.store_json import record_bytes, record_response, records_bytes
 
 __all__ = ["KEPT_VIEWS", "folder_routes", "kept_folder_list"]
 
@@ -70,7 +69,6 @@ def folder_routes(
         done = await backend.run(lambda: db.set_folder_properties(where.alias, ref, properties))
         return record_response(done)
 
-    views = _VIEWS
     # The ETag names this process, the database and its version: a client's copy
     # tagged by another store process (a restart, a mailbox moved) never matches.
     run = secrets.token_hex(8)
@@ -85,13 +83,13 @@ def folder_routes(
 
         def read() -> tuple[str, bytes | None]:
             version = db.version()  # before the read: a later commit changes it
-            etag = f'"{run}.{db.name}.{version[0]}.{version[1]}.{version[2]}"'
+            etag = '"' + ".".join(map(str, (run, *version))) + '"'
             if client_has == etag:
                 return etag, None
-            kept = views.get(key, version)
+            kept = _kept(key, version)
             if kept is None:
                 kept = record_bytes(db.folder_view(where.alias, ref, offset=offset, limit=limit))
-                views.put(key, version, kept)
+                _VIEWS.put(key, (version, kept))
             return etag, kept
 
         etag, body = await backend.run(read)
@@ -116,40 +114,20 @@ async def kept_folder_list(
 
     def read() -> bytes:
         version = db.version()
-        kept = _VIEWS.get(key, version)
+        kept = _kept(key, version)
         if kept is None:
-            folders = db.list_folders(mailbox, everything=everything)
-            kept = b'{"folders":[%s]}' % b",".join(record_bytes(f) for f in folders)
-            _VIEWS.put(key, version, kept)
+            kept = records_bytes("folders", db.list_folders(mailbox, everything=everything))
+            _VIEWS.put(key, (version, kept))
         return kept
 
     return web.Response(body=await backend.run(read), content_type="application/json")
 
 
-class _KeptViews:
-    """The last KEPT_VIEWS folder view answers, each under the database version it was read at."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # the backend's threads share it
-        self._answers: OrderedDict[tuple[object, ...], tuple[tuple[int, int, int], bytes]] = (
-            OrderedDict()
-        )
-
-    def get(self, key: tuple[object, ...], version: tuple[int, int, int]) -> bytes | None:
-        with self._lock:
-            found = self._answers.get(key)
-            if found is None or found[0] != version:
-                return None
-            self._answers.move_to_end(key)
-            return found[1]
-
-    def put(self, key: tuple[object, ...], version: tuple[int, int, int], body: bytes) -> None:
-        with self._lock:
-            self._answers[key] = (version, body)
-            self._answers.move_to_end(key)
-            while len(self._answers) > KEPT_VIEWS:
-                self._answers.popitem(last=False)
-
-
 # One per store process: its keys name the database, and a version is the database's.
-_VIEWS = _KeptViews()
+_VIEWS: LruCache[tuple[object, ...], tuple[tuple[int, int, int], bytes]] = LruCache(KEPT_VIEWS)
+
+
+def _kept(key: tuple[object, ...], version: tuple[int, int, int]) -> bytes | None:
+    """The answer kept for ``key`` if it was read at ``version``."""
+    found = _VIEWS.get(key)
+    return found[1] if found is not None and found[0] == version else None

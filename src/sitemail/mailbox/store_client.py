@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections import OrderedDict
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -37,6 +36,7 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import BaseModel
 
+from sitemail.lru import LruCache
 from sitemail.mailbox.delivery_batch import (
     DELIVER_TO,
     BatchMessage,
@@ -64,7 +64,7 @@ from sitemail.mailbox.records import (
     UidEntry,
 )
 from sitemail.mailbox.sources import CHUNK_SIZE
-from sitemail.mailbox.store_client_folders import FolderPropertyCalls
+from sitemail.mailbox.store_client_folders import KEPT_VIEWS, FolderPropertyCalls
 from sitemail.mailbox.store_client_items import TypedItemCalls
 from sitemail.mailbox.store_client_settings import SettingsCalls
 from sitemail.mailbox.store_reading import MAX_JSON_RESPONSE, read_capped, validated
@@ -82,8 +82,6 @@ Upload = bytes | bytearray | memoryview | Path | IO[bytes] | AsyncIterable[bytes
 
 FolderArg = int | str
 """A folder id or a well-known folder name (``"inbox"``, ``"sentitems"`` ...)."""
-
-#: Largest error or JSON answer read into memory.
 
 
 @dataclass(frozen=True)
@@ -133,9 +131,9 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
         local: Callable[[str], LocalStore | None] | None = None,
     ) -> None:
         self._locator = MailboxLocator(directory)
-        self._views = OrderedDict()  # FolderPropertyCalls.folder_view's
+        self._views = LruCache(KEPT_VIEWS)  # FolderPropertyCalls.folder_view's
         # Where each mailbox was found (see _target).
-        self._targets: DerivedCache[str, _Target] = DerivedCache(directory)
+        self._places: DerivedCache[str, _Target] = DerivedCache(directory)
         # server name -> its store when it runs in this process (deliver_many goes there
         # directly; see delivery_batch.deliver_here)
         self._local = local
@@ -174,11 +172,11 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
         # place found under the directory cache's current counter, checked within
         # its staleness bound, is what the locator would find again: no thread
         # hop per store call (two per OWA page; a tenth of a CAS worker's time).
-        counter, known = self._targets.get(mailbox)
+        counter, known = self._places.get(mailbox)
         if known is not None:
             return known
         target = await asyncio.to_thread(self._target_now, mailbox)
-        self._targets.put(mailbox, counter, target)
+        self._places.put(mailbox, counter, target)
         return target
 
     def _target_now(self, mailbox: str) -> _Target:

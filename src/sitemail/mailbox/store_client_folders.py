@@ -6,7 +6,6 @@ are :mod:`.store_api_folders`'; errors are the store's, as for messages.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -15,6 +14,7 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import ValidationError
 
+from sitemail.lru import LruCache
 from sitemail.mailbox.errors import StoreUnavailable
 from sitemail.mailbox.records import FolderView, ItemProperties
 from sitemail.mailbox.store_reading import MAX_JSON_RESPONSE, read_capped, validated
@@ -33,7 +33,7 @@ class FolderPropertyCalls:
     #: StoreClient._request: (method, mailbox, path, params=, headers=) -> the response.
     _request: Callable[..., AbstractAsyncContextManager[aiohttp.ClientResponse]]
     #: The folder views this client has, by request, with the store's ETag.
-    _views: OrderedDict[tuple[str, str, int, int], tuple[str, FolderView]]
+    _views: LruCache[tuple[str, str, int, int], tuple[str, FolderView]]
 
     async def folder_view(
         self, mailbox: str, folder: int | str, *, offset: int = 0, limit: int = 50
@@ -52,15 +52,11 @@ class FolderPropertyCalls:
         async with self._request("GET", mailbox, path, params=params, headers=headers) as response:
             etag = response.headers.get("ETag")
             if response.status == 304 and kept is not None and etag == kept[0]:
-                self._views.move_to_end(key)
                 return kept[1]
             text = await read_capped(response, MAX_JSON_RESPONSE)
         view = validated(FolderView, text)
         if etag is not None:
-            self._views[key] = (etag, view)
-            self._views.move_to_end(key)
-            while len(self._views) > KEPT_VIEWS:
-                self._views.popitem(last=False)
+            self._views.put(key, (etag, view))
         return view
 
     async def get_folder_properties(self, mailbox: str, folder: int | str) -> ItemProperties:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from aiohttp import web
 from pydantic import BaseModel
 
-__all__ = ["record_bytes", "record_response", "records_response"]
+__all__ = ["record_bytes", "record_response", "records_bytes", "records_response"]
 
 
 def record_bytes(record: BaseModel) -> bytes:
@@ -26,7 +26,11 @@ def record_response(record: BaseModel, *, status: int = 200) -> web.Response:
     return web.Response(body=record_bytes(record), status=status, content_type="application/json")
 
 
+def records_bytes(key: str, records: Iterable[BaseModel]) -> bytes:
+    """Records as the JSON ``{"key": [...]}``."""
+    return b'{"%s":[%s]}' % (key.encode(), b",".join(record_bytes(r) for r in records))
+
+
 def records_response(key: str, records: Iterable[BaseModel]) -> web.Response:
     """Records as ``{"key": [...]}``."""
-    body = b'{"%s":[%s]}' % (key.encode(), b",".join(record_bytes(r) for r in records))
-    return web.Response(body=body, content_type="application/json")
+    return web.Response(body=records_bytes(key, records), content_type="application/json")

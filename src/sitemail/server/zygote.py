@@ -45,6 +45,8 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
+from functools import partial
+from typing import NoReturn
 
 from sitemail.server.fd_passing import IpcError, receive_handoff, send_handoff
 
@@ -249,20 +251,26 @@ def prefork(module: str, run_zygote: Callable[[int], int]) -> bool:
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        code = 1
-        try:
-            parent.close()
-            code = run_zygote(child.detach())
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
+        parent.close()
+        _child(lambda: run_zygote(child.detach()))
     child.close()
     _PREFORKED[module] = (pid, parent)
     return True
+
+
+def _child(run: Callable[[], int]) -> NoReturn:
+    """A forked child's whole life: ``run``, then out with its code, never back into the
+    parent's stack (no atexit, no finally of the parent's: its files and pid are not ours)."""
+    code = 1
+    try:
+        code = run()
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
 
 
 # --- the zygote process ------------------------------------------------------------------
@@ -303,18 +311,9 @@ def serve(
             continue
         pid = os.fork()
         if pid == 0:
-            code = 1
-            try:
-                control.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                code = run_worker(int(message[1]), list(fds), list(message[2]))
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                with contextlib.suppress(Exception):
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                os._exit(code)
+            control.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _child(partial(run_worker, int(message[1]), list(fds), list(message[2])))
         for fd in fds:
             os.close(fd)
         control.send(str(pid).encode())

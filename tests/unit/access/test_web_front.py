@@ -887,6 +887,15 @@ def test_ecp_password_change(tmp_path: Path) -> None:
     run(scenario())
 
 
+async def _ews_by_proxy(
+    door: FrontDoor, request: web.Request, ctx: RequestContext, user: AppUser
+) -> web.StreamResponse:
+    """What NY's EWS front end does: the decision, which must be a proxy, carried out."""
+    outcome = door.decisions.decide(ctx, ClientProtocol.EWS, user.mailbox)
+    assert isinstance(outcome, Proxy)
+    return await door.handoff.forward_service(request, ctx, outcome, user)
+
+
 def test_plugged_in_protocols_use_the_same_sign_in_decision_and_proxy(tmp_path: Path) -> None:
     """What the EWS front end does: Basic at NY, proxied to FL's InternalUrl, served there.
 
@@ -897,11 +906,8 @@ def test_plugged_in_protocols_use_the_same_sign_in_decision_and_proxy(tmp_path: 
     async def ews_ny(
         request: web.Request, ctx: RequestContext, user: AppUser
     ) -> web.StreamResponse:
-        door = lab_ref[0].doors["EX-NY1"]
         assert (user.method, user.proxied_by) == (SignInMethod.BASIC, None)
-        outcome = door.decisions.decide(ctx, ClientProtocol.EWS, user.mailbox)
-        assert isinstance(outcome, Proxy)
-        return await door.handoff.forward_service(request, ctx, outcome, user)
+        return await _ews_by_proxy(lab_ref[0].doors["EX-NY1"], request, ctx, user)
 
     async def ews_fl(
         request: web.Request, ctx: RequestContext, user: AppUser
@@ -948,10 +954,7 @@ def test_a_proxied_answer_cut_off_by_the_target_is_an_error_not_a_short_page(
     async def ews_ny(
         request: web.Request, ctx: RequestContext, user: AppUser
     ) -> web.StreamResponse:
-        door = lab_ref[0].doors["EX-NY1"]
-        outcome = door.decisions.decide(ctx, ClientProtocol.EWS, user.mailbox)
-        assert isinstance(outcome, Proxy)
-        return await door.handoff.forward_service(request, ctx, outcome, user)
+        return await _ews_by_proxy(lab_ref[0].doors["EX-NY1"], request, ctx, user)
 
     async def ews_fl(
         request: web.Request, ctx: RequestContext, user: AppUser

@@ -9,12 +9,12 @@ again costs no rendering (the rows were a seventh of a CAS worker's time).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import urlencode
 
 from sitemail.access.web.html import Markup, el, join
+from sitemail.lru import LruCache
 from sitemail.mailbox.folder_tree import WELL_KNOWN_ORDER
 from sitemail.mailbox.records import (
     Address,
@@ -192,9 +192,9 @@ class FolderPages:
     """The folder view's title, content and folder tree, made once per store answer."""
 
     def __init__(self) -> None:
-        self._made: OrderedDict[
+        self._made: LruCache[
             tuple[str, str, int, str | None], tuple[FolderView, str, Markup, Markup]
-        ] = OrderedDict()
+        ] = LruCache(KEPT_PAGES)
 
     def render(
         self, mailbox: str, folder_arg: str, page: int, notice: str | None, view: FolderView
@@ -203,13 +203,9 @@ class FolderPages:
         key = (mailbox.casefold(), folder_arg, page, notice)
         made = self._made.get(key)
         if made is not None and made[0] is view:  # the store's very answer: same HTML
-            self._made.move_to_end(key)
             return made[1], made[2], made[3]
         title, content, tree = _render(view, page, notice)
-        self._made[key] = (view, title, content, tree)
-        self._made.move_to_end(key)
-        while len(self._made) > KEPT_PAGES:
-            self._made.popitem(last=False)
+        self._made.put(key, (view, title, content, tree))
         return title, content, tree
 
 
