@@ -13,8 +13,7 @@ from pathlib import Path
 from tests.unit.access.test_web_front import DatabaseStore
 
 from sitemail.access.imap_mailbox import StoreImap
-from sitemail.access.web.owa_list import FolderPages
-from sitemail.access.web.owa_list import ordered_folders as _ordered_folders
+from sitemail.access.web.owa_list import FolderPages, ordered_folders
 from sitemail.mailbox.database import StoreDatabase
 from sitemail.protocols.imap import ImapServer
 
@@ -40,7 +39,7 @@ def test_imap_finds_the_top_of_the_store_and_not_exchanges_own_folders(tmp_path:
 def test_owa_lists_the_mail_folders_only(tmp_path: Path) -> None:
     db = StoreDatabase(tmp_path / "db.sqlite")
     db.create_folder("adam", "Plain", None, "")
-    shown = [f.path for f in _ordered_folders(db.list_folders("adam"))]
+    shown = [f.path for f in ordered_folders(db.list_folders("adam"))]
     assert shown[:6] == ["Inbox", "Drafts", "Sent Items", "Deleted Items", "Junk E-Mail", "Outbox"]
     assert {"RSS Feeds", "Sync Issues", "Sync Issues/Conflicts", "Plain"} <= set(shown)
     hidden = {"Calendar", "Contacts", "Conversation Action Settings"}

@@ -40,14 +40,17 @@ from sitemail.access.web.owa_calendar import (
     CalendarPage,
     OwaCalendar,
 )
-from sitemail.access.web.owa_list import PAGE_SIZE, FolderPages
-from sitemail.access.web.owa_list import depth as _depth
-from sitemail.access.web.owa_list import folder_title as _folder_title
-from sitemail.access.web.owa_list import folder_tree as _folder_tree
-from sitemail.access.web.owa_list import names as _names
-from sitemail.access.web.owa_list import ordered_folders as _ordered_folders
-from sitemail.access.web.owa_list import size as _size
-from sitemail.access.web.owa_list import when as _when
+from sitemail.access.web.owa_list import (
+    PAGE_SIZE,
+    FolderPages,
+    depth,
+    folder_title,
+    folder_tree,
+    names,
+    ordered_folders,
+    size,
+    when,
+)
 from sitemail.access.web.owa_schedule import AvailabilityLookup
 from sitemail.access.web.sanitize import MAX_HTML_INPUT, sanitize_html, text_to_html
 from sitemail.access.web.sessions import CANARY_FIELD
@@ -150,7 +153,7 @@ class OwaApp:
         )
 
     async def _folders(self, user: AppUser) -> list[Folder]:
-        return _ordered_folders(await self.store.list_folders(user.alias))
+        return ordered_folders(await self.store.list_folders(user.alias))
 
     async def _folder_view(
         self, user: AppUser, folder_arg: str, page_arg: str, notice: str | None
@@ -191,12 +194,12 @@ class OwaApp:
             _move_form(user, message.id, move_choices),
         )
         header_rows = [
-            ("From:", _names([message.from_address] if message.from_address else [])),
-            ("Sent:", _when(message.sent_at or message.received_at)),
-            ("To:", _names(message.to)),
+            ("From:", names([message.from_address] if message.from_address else [])),
+            ("Sent:", when(message.sent_at or message.received_at)),
+            ("To:", names(message.to)),
         ]
         if message.cc:
-            header_rows.append(("Cc:", _names(message.cc)))
+            header_rows.append(("Cc:", names(message.cc)))
         headers = el(
             "table",
             {"class": "itemhead"},
@@ -216,7 +219,7 @@ class OwaApp:
                             {"href": f"?ae=Attachment&id={message.id}&part={quote(p.part_id)}"},
                             p.filename or "attachment",
                         ),
-                        f" ({_size(p.body_size)})",
+                        f" ({size(p.body_size)})",
                     )
                     for p in attachments
                 ],
@@ -419,7 +422,7 @@ class OwaApp:
             signout=_signout_form(user),
             folders=join(
                 [
-                    _folder_tree(folders, current) if tree is None else tree,
+                    folder_tree(folders, current) if tree is None else tree,
                     el("div", {"class": "navtitle"}, el("a", {"href": _CALENDAR_LINK}, "Calendar")),
                 ]
             ),
@@ -500,7 +503,7 @@ def _move_form(user: AppUser, message_id: int, folders: Sequence[Folder]) -> Mar
             {"name": "folder", "aria-label": "Move to folder", "required": True},
             el("option", {"value": "", "selected": True, "disabled": True}, "Move to folder..."),
             [
-                el("option", {"value": f.id}, "\u00a0\u00a0" * _depth(f) + _folder_title(f))
+                el("option", {"value": f.id}, "\u00a0\u00a0" * depth(f) + folder_title(f))
                 for f in folders
             ],
         ),
