@@ -152,8 +152,25 @@ class DatabaseCore:
         (another one on the file counts from the start again).
         """
         with self._lock:
-            others = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-            return (self._instance, others, self._writes)
+            return self._version()
+
+    def version_if_free(self) -> tuple[int, int, int] | None:
+        """:meth:`version` when no other thread holds the database, else ``None``.
+
+        For the event loop: a page asked again with nothing committed is answered
+        from what was kept without a thread hand-off (a tenth of the store's time
+        per OWA page), and never waits behind a writer's fsync.
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._version()
+        finally:
+            self._lock.release()
+
+    def _version(self) -> tuple[int, int, int]:
+        others = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        return (self._instance, others, self._writes)
 
     def subscribe(self, callback: Callable[[StoreChange], None]) -> Callable[[], None]:
         """Call ``callback`` after every committed change; returns the unsubscribe function.

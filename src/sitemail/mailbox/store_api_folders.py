@@ -81,9 +81,12 @@ def folder_routes(
         key = (db.name, where.alias.casefold(), ref, offset, limit)
         client_has = request.headers.get("If-None-Match")
 
+        def tag(version: tuple[int, int, int]) -> str:
+            return '"' + ".".join(map(str, (run, *version))) + '"'
+
         def read() -> tuple[str, bytes | None]:
             version = db.version()  # before the read: a later commit changes it
-            etag = '"' + ".".join(map(str, (run, *version))) + '"'
+            etag = tag(version)
             if client_has == etag:
                 return etag, None
             kept = _kept(key, version)
@@ -92,7 +95,16 @@ def folder_routes(
                 _VIEWS.put(key, (version, kept))
             return etag, kept
 
-        etag, body = await backend.run(read)
+        # What was kept is answered here on the loop; a read (or a busy database)
+        # goes to the store's threads.
+        now = db.version_if_free()
+        kept = None if now is None else _kept(key, now)
+        if now is not None and client_has == tag(now):
+            etag, body = tag(now), None
+        elif now is not None and kept is not None:
+            etag, body = tag(now), kept
+        else:
+            etag, body = await backend.run(read)
         if body is None:
             return web.Response(status=304, headers={"ETag": etag})
         return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
@@ -120,7 +132,11 @@ async def kept_folder_list(
             _VIEWS.put(key, (version, kept))
         return kept
 
-    return web.Response(body=await backend.run(read), content_type="application/json")
+    now = db.version_if_free()
+    body = None if now is None else _kept(key, now)
+    if body is None:
+        body = await backend.run(read)
+    return web.Response(body=body, content_type="application/json")
 
 
 # One per store process: its keys name the database, and a version is the database's.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -623,3 +624,41 @@ def test_replaced_content_keeps_the_message_id_under_a_new_uid(db: StoreDatabase
         db.set_properties("adam", placed.message_id, {"big": "x" * 200_000})
     with pytest.raises(MessageNotFound):
         db.replace("adam", 9999, raw)
+
+
+def test_version_moves_on_every_commit_and_is_not_read_while_another_thread_holds_it(
+    db: StoreDatabase,
+) -> None:
+    """The store answers a kept folder page on its event loop under this version: it must
+    move on this connection's commits and on another process's, and the loop must never
+    wait behind a thread that holds the database (a writer's fsync)."""
+    db.ensure_mailbox("adam")
+    first = db.version_if_free()
+    assert first is not None and first == db.version()
+    db.deliver("adam", "00000001:adam@contoso.com", message("one"))
+    mine = db.version_if_free()
+    assert mine is not None and mine != first
+    other = StoreDatabase(db.path, name=db.name)  # another connection, as another process
+    try:
+        other.deliver("adam", "00000002:adam@contoso.com", message("two"))
+    finally:
+        other.close()
+    theirs = db.version_if_free()
+    assert theirs is not None and theirs != mine
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db._lock:
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+        assert db.version_if_free() is None
+    finally:
+        release.set()
+        holder.join()
+    assert db.version_if_free() == theirs
