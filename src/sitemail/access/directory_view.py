@@ -10,8 +10,8 @@ view returns is sorted by name so that choices are deterministic.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, cast
 
 from sitemail.access.outcomes import ClientProtocol, Error, ErrorReason
 from sitemail.org.directory import Directory
@@ -26,6 +26,9 @@ from sitemail.org.model import (
     VirtualDirectoryKind,
 )
 
+#: Lookups one snapshot keeps (:attr:`AccessDirectory.memo`).
+MEMO_SIZE = 4096
+
 
 def _key(name: str) -> str:
     return name.casefold()
@@ -39,6 +42,17 @@ class AccessDirectory:
     databases: tuple[MailboxDatabase, ...]
     virtual_directories: tuple[VirtualDirectory, ...]
     pop_imap_settings: tuple[PopImapSettings, ...] = ()
+    #: What lookups found in this snapshot (it never changes; a new directory state
+    #: is a new snapshot), bounded by :data:`MEMO_SIZE`.
+    memo: dict[object, object] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def remember(self, key: object, value: object) -> None:
+        """Keep ``value`` under ``key`` in :attr:`memo` while it has room (keys may come from
+        requests, e.g. a Host header: the memo must not grow with them)."""
+        if len(self.memo) < MEMO_SIZE:
+            self.memo[key] = value
 
     @classmethod
     def from_objects(cls, objects: Iterable[object]) -> AccessDirectory:
@@ -64,8 +78,13 @@ class AccessDirectory:
     # ------------------------------------------------------------- lookups
 
     def server(self, name: str) -> Server | None:
-        k = _key(name)
-        return next((s for s in self.servers if _key(s.name) == k), None)
+        by_name = cast("dict[str, Server] | None", self.memo.get("servers"))
+        if by_name is None:
+            by_name = {}
+            for s in self.servers:
+                by_name.setdefault(_key(s.name), s)  # the first of a name, as before
+            self.memo["servers"] = by_name
+        return by_name.get(_key(name))
 
     def database(self, name: str) -> MailboxDatabase | None:
         k = _key(name)

@@ -10,6 +10,8 @@ ports, but a name belongs to the URLs the directory holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import cast
 from urllib.parse import urlsplit
 
 from sitemail.access.directory_view import AccessDirectory
@@ -32,6 +34,10 @@ class EntryPoint:
     url: str  # the InternalUrl or ExternalUrl that matched
 
 
+# Both are pure and asked on every request (resolve_host splits each virtual
+# directory's two URLs): a bounded memo, so a client's odd Host headers
+# cannot grow it.
+@lru_cache(maxsize=1024)
 def normalize_host(host: str) -> str | None:
     """``"Mail.Contoso.com:443"`` -> ``"mail.contoso.com"``; None if it is not a host name.
 
@@ -51,6 +57,7 @@ def normalize_host(host: str) -> str | None:
     return name.rstrip(".").lower() or None
 
 
+@lru_cache(maxsize=1024)
 def url_host(url: str | None) -> str | None:
     """The lower-case host name of a directory URL, without a trailing dot (None if none)."""
     if url is None:
@@ -82,6 +89,21 @@ def resolve_host(
     wanted = normalize_host(host)
     if wanted is None:
         return None
+    # A snapshot never changes: what a name resolves to in it is kept with it.
+    key = ("resolve_host", wanted, kind, server and server.casefold())
+    if key in directory.memo:
+        return cast("EntryPoint | None", directory.memo[key])
+    result = _resolve(directory, wanted, kind, server)
+    directory.remember(key, result)
+    return result
+
+
+def _resolve(
+    directory: AccessDirectory,
+    wanted: str,
+    kind: VirtualDirectoryKind | None,
+    server: str | None,
+) -> EntryPoint | None:
     found: list[EntryPoint] = []
     for v in directory.virtual_directories:
         if kind is not None and v.type != kind:

@@ -183,6 +183,25 @@ def test_a_kind_the_name_does_not_serve_resolves_to_nothing() -> None:
     assert resolve_host(org(), "mail.contoso.com", kind=K.ECP) is None
 
 
+def test_a_snapshot_answers_a_name_again_the_same_and_keeps_a_bounded_memo() -> None:
+    """resolve_host keeps its answers with the snapshot: asked again, in another spelling or
+    for another server, it answers as it did the first time, and a flood of Host headers
+    that name nothing does not grow what the snapshot keeps beyond its bound."""
+    from sitemail.access.directory_view import MEMO_SIZE
+
+    snap = org()
+    first = resolve_host(snap, "mail.contoso.com", kind=K.OWA, server="NY2")
+    assert resolve_host(snap, "MAIL.Contoso.com.:443", kind=K.OWA, server="ny2") == first
+    assert first is not None and first.server == "NY2"
+    assert resolve_host(snap, "mail.contoso.com", kind=K.OWA, server="NY1") != first
+    assert resolve_host(snap, "mail.contoso.com", kind=K.OWA, server="FL1") is None
+    for n in range(MEMO_SIZE + 50):
+        assert resolve_host(snap, f"h{n}.example", kind=K.OWA) is None
+    assert len(snap.memo) <= MEMO_SIZE
+    assert resolve_host(snap, "mail.contoso.com", kind=K.OWA, server="NY2") == first
+    assert snap == org()  # the memo is no part of the value
+
+
 # ------------------------------------------------------------------ Autodiscover
 
 
