@@ -131,7 +131,11 @@ def add_store_routes(
     base = f"{prefix}/mailboxes/{{mailbox}}"
     folder = f"{base}/folders/{{folder}}"
     message = f"{base}/messages/{{id}}"
-    table: list[tuple[str, str, Handler]] = [
+    # aiohttp tries the routes under /mailboxes one by one in this order: the page
+    # every OWA view asks for comes first (no other route matches a folder route's
+    # paths, so the order changes no match).
+    table = folder_routes(backend, routes._mailbox, _json_body, base)
+    table += [
         ("POST", f"{base}/deliver", routes.deliver),
         ("POST", f"{prefix}/deliveries", routes.deliveries),
         ("GET", f"{base}/folders", routes.list_folders),
@@ -160,7 +164,6 @@ def add_store_routes(
     ]
     table += item_routes(backend, routes._mailbox, _json_body, base)
     table += settings_routes(backend, routes._mailbox, _json_body, base)
-    table += folder_routes(backend, routes._mailbox, _json_body, base)
     for method, path, handler in table:
         app.router.add_route(method, path, routes.guard(handler))
 
