@@ -990,3 +990,43 @@ def test_a_proxied_answer_cut_off_by_the_target_is_an_error_not_a_short_page(
             assert "the target's answer was cut off" in page
 
     run(scenario())
+
+
+def test_a_directory_change_shows_in_the_next_turn_of_the_event_loop(tmp_path: Path) -> None:
+    """The front door reads the directory's change counter once per turn of its event loop:
+    within one turn every request sees the same snapshot, and the first request of the
+    next turn (any request sent after the change was committed) sees the change."""
+
+    async def scenario() -> None:
+        async with running(tmp_path) as lab:
+            door = lab.doors["EX-FL1"]
+            owa = "EX-FL1\\owa (Default Web Site)"
+            await asyncio.sleep(0)
+            before = door.snapshot()
+            lab.set_vdir(owa, basic_authentication=True)
+            assert door.snapshot() is before  # the same turn
+            await asyncio.sleep(0)
+            after = door.snapshot()
+            assert after is not before
+            vdir = next(v for v in after.virtual_directories if v.identity == owa)
+            assert vdir.basic_authentication
+            await asyncio.sleep(0)
+            assert door.snapshot() is after  # nothing changed since: the snapshot is kept
+
+    run(scenario())
+
+
+def test_a_snapshot_taken_outside_an_event_loop_is_always_read_again(tmp_path: Path) -> None:
+    directory, _ = _organization(tmp_path)
+    from sitemail.access.web.front import FrontDoor as Door
+
+    door = Door.__new__(Door)  # only the directory is needed to take snapshots
+    door.directory = directory
+    door._counter, door._read_in = -1, None
+    door._snapshot = door.snapshot()
+    owa = "EX-FL1\\owa (Default Web Site)"
+    v = directory.require(VirtualDirectory, owa)
+    directory.put(v.model_copy(update={"basic_authentication": not v.basic_authentication}))
+    again = door.snapshot()
+    changed = next(x for x in again.virtual_directories if x.identity == owa)
+    assert changed.basic_authentication is not v.basic_authentication

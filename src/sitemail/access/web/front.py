@@ -33,6 +33,7 @@ or URL of an outgoing connection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -148,6 +149,7 @@ class FrontDoor:
         )
         self._counter = -1
         self._snapshot = AccessDirectory((), (), ())
+        self._read_in: asyncio.AbstractEventLoop | None = None  # see snapshot
 
     # ------------------------------------------------------------------ setup
 
@@ -172,14 +174,31 @@ class FrontDoor:
     def snapshot(self) -> AccessDirectory:
         """The directory as the decision reads it, re-read whenever the directory changed.
 
-        One change-counter read per request: Set-OwaVirtualDirectory takes effect
-        on the next request, without restarting anything (spec 1.7).
+        One change-counter read per turn of the event loop: Set-OwaVirtualDirectory
+        takes effect on the next request, without restarting anything (spec 1.7).
+        A counter read in one turn serves only callbacks queued before that turn
+        ended (:meth:`_turn_over` is queued behind them); those are for requests
+        whose bytes had arrived before it was read, so every request sent after a
+        change was committed sees it.  (Under load a turn serves several requests:
+        in the LDAP directory each read is a search.)
         """
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None and self._read_in is loop:
+            return self._snapshot
         counter = self.directory.change_counter()
         if counter != self._counter:
             self._snapshot = AccessDirectory.read(self.directory)
             self._counter = counter
+        if loop is not None:
+            self._read_in = loop
+            loop.call_soon(self._turn_over)
         return self._snapshot
+
+    def _turn_over(self) -> None:
+        self._read_in = None
 
     async def _on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         security_headers(response, cacheable=request.path.startswith(STATIC_PREFIX))
