@@ -102,3 +102,28 @@ def test_set_title_is_the_command_line() -> None:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         os.close(read)
+
+
+def test_a_worker_quiets_its_collector_after_start_up() -> None:
+    """What a worker built at start-up is frozen and the youngest generation waits longer;
+    run in a child so that this test process keeps its own collector as it was."""
+    import multiprocessing
+    from multiprocessing.connection import Connection
+
+    from sitemail.server.zygote import WORKER_GC_THRESHOLD, quiet_collector
+
+    def child(out: Connection) -> None:
+        before = gc.get_freeze_count()
+        built = [[n] for n in range(1000)]  # start-up's objects
+        quiet_collector()
+        out.send((before, gc.get_freeze_count(), gc.get_threshold(), len(built)))
+
+    receiving, sending = multiprocessing.get_context("fork").Pipe(duplex=False)
+    process = multiprocessing.get_context("fork").Process(target=child, args=(sending,))
+    process.start()
+    before, after, threshold, _ = receiving.recv()
+    process.join(10)
+    assert process.exitcode == 0
+    assert after >= before + 1000
+    assert threshold[0] == WORKER_GC_THRESHOLD
+    assert threshold[1:] == gc.get_threshold()[1:]

@@ -31,7 +31,7 @@ from sitemail.server import event_loop
 from sitemail.server.context import ProcessContext
 from sitemail.server.watcher import DirectoryWatcher
 from sitemail.server.worker_processes import die_with_parent, log_as
-from sitemail.server.zygote import serve
+from sitemail.server.zygote import quiet_collector, serve
 
 log = logging.getLogger("sitemail.w3svc.worker")
 
@@ -73,6 +73,7 @@ async def _serve(
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await service.start()
     watcher.start()
+    quiet_collector()
     try:
         await stop.wait()
     finally:
