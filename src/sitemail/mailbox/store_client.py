@@ -158,7 +158,10 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(ssl=self._ssl, limit=self._max_connections)
-            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+            # The store API sets no cookies: no jar to look through on every call.
+            self._session = aiohttp.ClientSession(
+                connector=connector, raise_for_status=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
 
     # ------------------------------------------------------------ locating

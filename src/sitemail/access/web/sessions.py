@@ -32,6 +32,7 @@ from pathlib import Path
 
 from sitemail.access.web.workers import shared_table_file
 from sitemail.clock import SYSTEM_CLOCK, Clock
+from sitemail.lru import LruCache
 
 __all__ = [
     "CADATA_COOKIE",
@@ -60,6 +61,8 @@ PRIVATE_TIMEOUT = timedelta(minutes=480)
 MAX_SESSIONS = 20_000
 #: A session's use is written down at most this often (see :class:`SessionStore`).
 TOUCH_EVERY = timedelta(seconds=30)
+#: MACs kept in memory (three per session in use; about 200 bytes each).
+KEPT_MACS = 6_000
 #: The canary's length (a MAC's hex digits; the form field OWA uses carries it).
 CANARY_LENGTH = 32
 
@@ -133,6 +136,7 @@ class SessionStore:
     ) -> None:
         self._clock = clock
         self._secret = secret or secrets.token_bytes(32)
+        self._macs: LruCache[str, str] = LruCache(KEPT_MACS)
         self._max = max_sessions
         self._db = shared_table_file(path)
         self._db.execute(
@@ -154,8 +158,14 @@ class SessionStore:
     # ---------------------------------------------------------------- MACs
 
     def _mac(self, purpose: str, *parts: str) -> str:
-        msg = "\n".join((purpose, *parts)).encode()
-        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+        msg = "\n".join((purpose, *parts))
+        # A session's three MACs are asked on each of its requests: kept (bounded, and
+        # by the message, so a MAC kept is the MAC the secret gives).
+        found = self._macs.get(msg)
+        if found is None:
+            found = hmac.new(self._secret, msg.encode(), hashlib.sha256).hexdigest()
+            self._macs.put(msg, found)
+        return found
 
     def _cadata(self, session_id: str, alias: str, host: str) -> str:
         return self._mac("cadata", session_id, alias.casefold(), host)
