@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -190,6 +191,7 @@ WINDOWS_AUTH_CMDLET = {
 }
 
 
+@lru_cache(maxsize=1024)  # directory URLs, asked on every proxied request
 def _endpoint(url: str) -> tuple[str, int, bool] | None:
     """host, port, ssl of a directory URL; None when it names no usable host."""
     try:

@@ -88,12 +88,22 @@ class AccessDirectory:
 
     def database(self, name: str) -> MailboxDatabase | None:
         k = _key(name)
-        return next((d for d in self.databases if _key(d.name) == k), None)
+        key = ("database", k)
+        if key in self.memo:
+            return cast("MailboxDatabase | None", self.memo[key])
+        found = next((d for d in self.databases if _key(d.name) == k), None)
+        self.remember(key, found)
+        return found
 
     def vdirs(self, server: str, kind: VirtualDirectoryKind) -> list[VirtualDirectory]:
         k = _key(server)
-        found = [v for v in self.virtual_directories if _key(v.server) == k and v.type == kind]
-        return sorted(found, key=lambda v: _key(v.name))
+        key = ("vdirs", k, kind)
+        kept = cast("tuple[VirtualDirectory, ...] | None", self.memo.get(key))
+        if kept is None:
+            found = [v for v in self.virtual_directories if _key(v.server) == k and v.type == kind]
+            kept = tuple(sorted(found, key=lambda v: _key(v.name)))
+            self.remember(key, kept)
+        return list(kept)
 
     def vdir(self, server: str, kind: VirtualDirectoryKind) -> VirtualDirectory | None:
         """The server's virtual directory of that kind (the first by name if several)."""
@@ -111,14 +121,19 @@ class AccessDirectory:
         self, version: ExchangeVersion, site: str | None = None
     ) -> list[Server]:
         """Client Access servers of that version (in that site), sorted by name."""
-        found = [
-            s
-            for s in self.servers
-            if s.has_role(ServerRole.CLIENT_ACCESS)
-            and s.version == version
-            and (site is None or _key(s.site) == _key(site))
-        ]
-        return sorted(found, key=lambda s: _key(s.name))
+        key = ("client_access_servers", version, None if site is None else _key(site))
+        kept = cast("tuple[Server, ...] | None", self.memo.get(key))
+        if kept is None:
+            found = [
+                s
+                for s in self.servers
+                if s.has_role(ServerRole.CLIENT_ACCESS)
+                and s.version == version
+                and (site is None or _key(s.site) == _key(site))
+            ]
+            kept = tuple(sorted(found, key=lambda s: _key(s.name)))
+            self.remember(key, kept)
+        return list(kept)
 
 
 @dataclass(frozen=True, slots=True)
