@@ -327,3 +327,29 @@ def test_rebase_keeps_the_path_below_the_virtual_directory(
 def test_rebase_refuses_paths_that_could_leave_the_target(request_target: str) -> None:
     with pytest.raises(UnsafeRequestPath):
         rebase_request_path(FL_OWA, "/owa", request_target)
+
+
+def test_the_front_doors_decision_log_answers_as_decide_does_for_every_mailbox() -> None:
+    """The front door keeps a decision with the snapshot, by what it reads of the mailbox
+    (alias and homeMDB): a moved mailbox or another user is decided again."""
+    from sitemail.access.decision import decide
+    from sitemail.access.web.common import RequestContext
+    from sitemail.access.web.decision_log import DecisionLog
+    from sitemail.clock import SYSTEM_CLOCK
+
+    snap = org()
+    entry = resolve_host(snap, "mail.contoso.com", kind=K.OWA, server="NY1")
+    assert entry is not None
+    vdir = next(v for v in snap.virtual_directories if v.identity == entry.vdir)
+    ctx = RequestContext(
+        host="mail.contoso.com", entry=entry, vdir=vdir, subpath="/", snapshot=snap, peer=None
+    )
+    log = DecisionLog("NY1", None, SYSTEM_CLOCK)
+    for mailbox in (mbx("adam", "FL-DB"), mbx("adam", "NY-DB"), mbx("bob", "FL-DB")):
+        expected = decide(
+            snap, protocol=ClientProtocol.OWA, cas="NY1", mailbox=mailbox, entry=entry.entry
+        )
+        assert log.decide(ctx, ClientProtocol.OWA, mailbox) == expected
+        assert log.decide(ctx, ClientProtocol.OWA, mailbox) == expected  # kept, the same
+    moved = log.decide(ctx, ClientProtocol.OWA, mbx("adam", "NY-DB"))
+    assert moved != log.decide(ctx, ClientProtocol.OWA, mbx("adam", "FL-DB"))

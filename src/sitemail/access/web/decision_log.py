@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sitemail.access.decision import decide
 from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Outcome, Proxy, Redirect
@@ -44,14 +44,28 @@ class DecisionLog:
         eas_protocol_version: str | None = None,
     ) -> Outcome:
         """The proxy-or-redirect decision for this request, written to the decision log."""
-        outcome = decide(
-            ctx.snapshot,
-            protocol=protocol,
-            cas=self.server,
-            mailbox=mailbox,
-            entry=ctx.entry.entry,
-            eas_protocol_version=eas_protocol_version,
+        # The decision reads the snapshot and, of the mailbox, its alias and homeMDB: kept
+        # with the snapshot (a directory change is a new snapshot), outcomes are frozen.
+        key = (
+            "decide",
+            protocol,
+            self.server,
+            mailbox.alias,
+            mailbox.database,
+            ctx.entry.entry,
+            eas_protocol_version,
         )
+        outcome = cast("Outcome | None", ctx.snapshot.memo.get(key))
+        if outcome is None:
+            outcome = decide(
+                ctx.snapshot,
+                protocol=protocol,
+                cas=self.server,
+                mailbox=mailbox,
+                entry=ctx.entry.entry,
+                eas_protocol_version=eas_protocol_version,
+            )
+            ctx.snapshot.remember(key, outcome)
         self._outcome(protocol, mailbox.alias, ctx, outcome)
         return outcome
 
