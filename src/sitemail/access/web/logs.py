@@ -132,24 +132,16 @@ class AccessLogs:
         status: int,
         millis: int,
     ) -> None:
-        fields: list[str | int | None] = [
-            f"{when.year:04d}-{when.month:02d}-{when.day:02d}",
-            f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}",
-            server_ip,
-            method,
-            path,
-            query,
-            port,
-            user,
-            client_ip,
-            user_agent,
-            status,
-            0,
-            0,
-            millis,
-        ]
+        # date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip
+        # cs(User-Agent) sc-status sc-substatus sc-win32-status time-taken
+        line = (
+            f"{when.year:04d}-{when.month:02d}-{when.day:02d} "
+            f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} "
+            f"{_w3c(server_ip)} {_w3c(method)} {_w3c(path)} {_w3c(query)} {int(port)} "
+            f"{_w3c(user)} {_w3c(client_ip)} {_w3c(user_agent)} {int(status)} 0 0 {int(millis)}"
+        )
         with self._lock:
-            self._iis.write(when, " ".join(_w3c(f) for f in fields))
+            self._iis.write(when, line)
 
     def decision(self, when: datetime, record: dict[str, Any]) -> None:
         line = json.dumps({"time": when.isoformat(), **record}, separators=(",", ":"))

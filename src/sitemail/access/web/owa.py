@@ -18,6 +18,7 @@ import codecs
 import contextlib
 import logging
 from collections.abc import Sequence
+from functools import lru_cache
 from urllib.parse import quote
 
 from aiohttp import web
@@ -74,6 +75,8 @@ MAX_BODY_READ = MAX_HTML_INPUT
 _MAX_PAGE = 100_000
 
 _CALENDAR_LINK = f"?ae=Folder&t={CALENDAR_CLASS}"
+_CALENDAR_NAV = el("div", {"class": "navtitle"}, el("a", {"href": _CALENDAR_LINK}, "Calendar"))
+_WELL_KNOWN = frozenset(w.value for w in WellKnownFolder)
 
 
 class OwaApp:
@@ -423,7 +426,7 @@ class OwaApp:
             folders=join(
                 [
                     folder_tree(folders, current) if tree is None else tree,
-                    el("div", {"class": "navtitle"}, el("a", {"href": _CALENDAR_LINK}, "Calendar")),
+                    _CALENDAR_NAV,
                 ]
             ),
             content=content,
@@ -457,7 +460,7 @@ def _optional_id(value: str | None) -> int | None:
 def _folder_ref(value: str) -> int | str:
     if value.isdigit() and len(value) <= 18:
         return int(value)
-    if value in {w.value for w in WellKnownFolder}:
+    if value in _WELL_KNOWN:
         return value
     raise NotFound("That folder isn't in your mailbox.")
 
@@ -512,12 +515,17 @@ def _move_form(user: AppUser, message_id: int, folders: Sequence[Folder]) -> Mar
 
 
 def _signout_form(user: AppUser) -> Markup:
+    return _signout_markup(user.canary)
+
+
+@lru_cache(maxsize=1024)  # one per session in use: it goes on every page
+def _signout_markup(canary: str) -> Markup:
     # Site-wide: the front door that holds the session (this server or the one
     # that proxied) answers /owa/logoff.owa.
     return el(
         "form",
         {"method": "post", "action": "/owa/logoff.owa", "class": "inline"},
-        el("input", {"type": "hidden", "name": CANARY_FIELD, "value": user.canary}),
+        el("input", {"type": "hidden", "name": CANARY_FIELD, "value": canary}),
         el("a", {"href": "/ecp/?rfr=owa", "class": "link"}, "Options"),
         el("button", {"type": "submit", "class": "link"}, "Sign out"),
     )
