@@ -524,6 +524,35 @@ def test_a_kept_folder_view_follows_every_commit_from_any_connection(org: Org) -
     run(scenario())
 
 
+def test_a_kept_message_page_follows_every_commit_from_any_connection(org: Org) -> None:
+    """A folder's message page is kept as a folder view is (EWS FindItem and ActiveSync
+    ask for the same page again and again): the same order, offsets and flags as a fresh
+    read after any commit, the store's or another process's."""
+
+    async def scenario() -> None:
+        async with store_of_ny(org) as service, client_for(org, service) as store:
+            first = await store.deliver("alice", "page-1:alice@contoso.com", message("One"))
+            page = await store.list_messages("alice", "inbox")
+            assert await store.list_messages("alice", "inbox") == page
+            await store.deliver("alice", "page-2:alice@contoso.com", message("Two"))
+            newest = await store.list_messages("alice", "inbox")
+            assert [m.subject for m in newest.items] == ["Two", "One"] and newest.total == 2
+            oldest = await store.list_messages("alice", "inbox", oldest_first=True)
+            assert [m.subject for m in oldest.items] == ["One", "Two"]
+            second = await store.list_messages("alice", "inbox", offset=1, limit=1)
+            assert [m.subject for m in second.items] == ["One"]
+            await store.set_flags("alice", first.message_id, FlagUpdate(seen=True))
+            page = await store.list_messages("alice", "inbox")
+            assert page.items[1].flags.seen
+            path = org.tmp / "servers" / "EX-NY1" / "mailbox" / "DB-NY.db"
+            with StoreDatabase(path, name="DB-NY") as other:  # another process's connection
+                other.set_flags("alice", first.message_id, FlagUpdate(seen=False))
+            page = await store.list_messages("alice", "inbox")
+            assert not page.items[1].flags.seen
+
+    run(scenario())
+
+
 def test_a_folder_view_etag_answers_304_until_a_commit_or_a_restart(org: Org) -> None:
     async def conditional(service: InformationStoreService, tag: str | None) -> tuple[int, str]:
         ctx = client_ssl_context(org.pki.ca_file, files=org.pki.server_files("EX-CAS1"))

@@ -84,12 +84,12 @@ from sitemail.mailbox.readers import PartReader, RawReader
 from sitemail.mailbox.records import FLAG_NAMES, Flags, FlagUpdate
 from sitemail.mailbox.sources import CHUNK_SIZE
 from sitemail.mailbox.store_api_bytes import SHORT_RANGE, short_range
-from sitemail.mailbox.store_api_folders import folder_routes, kept_folder_list
+from sitemail.mailbox.store_api_folders import folder_routes, kept_answer, kept_folder_list
 from sitemail.mailbox.store_api_items import item_routes
 from sitemail.mailbox.store_api_settings import settings_routes
 from sitemail.mailbox.store_backend import StoreBackend
+from sitemail.mailbox.store_json import record_bytes, records_response
 from sitemail.mailbox.store_json import record_response as _json
-from sitemail.mailbox.store_json import records_response
 from sitemail.org.pki import CertFiles, PeerIdentity, PeerVerifier, server_ssl_context
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -451,12 +451,18 @@ class _Routes:
         order = request.query.get("order", "newest")
         if order not in ("newest", "oldest"):
             raise InvalidRequest("order must be newest or oldest")
-        page = await self.backend.run(
-            lambda: db.list_messages(
-                where.alias, ref, offset=offset, limit=limit, oldest_first=order == "oldest"
-            )
+        key = (db.name, where.alias.casefold(), "messages", ref, offset, limit, order)
+        return await kept_answer(
+            self.backend,
+            request,
+            db,
+            key,
+            lambda: record_bytes(
+                db.list_messages(
+                    where.alias, ref, offset=offset, limit=limit, oldest_first=order == "oldest"
+                )
+            ),
         )
-        return _json(page)
 
     async def get_message(self, request: web.Request) -> web.StreamResponse:
         db, where = await self._mailbox(request)

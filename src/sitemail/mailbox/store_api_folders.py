@@ -38,10 +38,12 @@ from sitemail.mailbox.store_api_items import (
 from sitemail.mailbox.store_backend import StoreBackend
 from sitemail.mailbox.store_json import record_bytes, record_response, records_bytes
 
-__all__ = ["KEPT_VIEWS", "folder_routes", "kept_folder_list"]
+__all__ = ["KEPT_SIZE", "KEPT_VIEWS", "folder_routes", "kept_answer", "kept_folder_list"]
 
-#: Folder view answers kept by the store (about 10 KB each for a page of 20).
+#: Answers kept by the store (folder views and message pages: about 10 KB each for a
+#: page of 20), and the largest one kept.
 KEPT_VIEWS = 256
+KEPT_SIZE = 64 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MailboxOf = Callable[[web.Request], Awaitable[tuple[StoreDatabase, MailboxLocation]]]
@@ -69,45 +71,19 @@ def folder_routes(
         done = await backend.run(lambda: db.set_folder_properties(where.alias, ref, properties))
         return record_response(done)
 
-    # The ETag names this process, the database and its version: a client's copy
-    # tagged by another store process (a restart, a mailbox moved) never matches.
-    run = secrets.token_hex(8)
-
     async def view(request: web.Request) -> web.StreamResponse:
         db, where = await mailbox_of(request)
         ref = _folder(request)
         offset = _int(request, "offset", 0, _MAX_ID)
         limit = _int(request, "limit", 50, MAX_PAGE_SIZE, low=1)
-        key = (db.name, where.alias.casefold(), ref, offset, limit)
-        client_has = request.headers.get("If-None-Match")
-
-        def tag(version: tuple[int, int, int]) -> str:
-            return '"' + ".".join(map(str, (run, *version))) + '"'
-
-        def read() -> tuple[str, bytes | None]:
-            version = db.version()  # before the read: a later commit changes it
-            etag = tag(version)
-            if client_has == etag:
-                return etag, None
-            kept = _kept(key, version)
-            if kept is None:
-                kept = record_bytes(db.folder_view(where.alias, ref, offset=offset, limit=limit))
-                _VIEWS.put(key, (version, kept))
-            return etag, kept
-
-        # What was kept is answered here on the loop; a read (or a busy database)
-        # goes to the store's threads.
-        now = db.version_if_free()
-        kept = None if now is None else _kept(key, now)
-        if now is not None and client_has == tag(now):
-            etag, body = tag(now), None
-        elif now is not None and kept is not None:
-            etag, body = tag(now), kept
-        else:
-            etag, body = await backend.run(read)
-        if body is None:
-            return web.Response(status=304, headers={"ETag": etag})
-        return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
+        key = (db.name, where.alias.casefold(), "view", ref, offset, limit)
+        return await kept_answer(
+            backend,
+            request,
+            db,
+            key,
+            lambda: record_bytes(db.folder_view(where.alias, ref, offset=offset, limit=limit)),
+        )
 
     path = f"{base}/folders/{{folder}}/properties"
     return [
@@ -115,6 +91,56 @@ def folder_routes(
         ("PUT", path, put),
         ("GET", f"{base}/folders/{{folder}}/view", view),
     ]
+
+
+# The ETag names this process, the database and its version: a client's copy
+# tagged by another store process (a restart, a mailbox moved) never matches.
+_RUN = secrets.token_hex(8)
+
+
+async def kept_answer(
+    backend: StoreBackend,
+    request: web.Request,
+    db: StoreDatabase,
+    key: tuple[object, ...],
+    read: Callable[[], bytes],
+) -> web.Response:
+    """The JSON answer ``read`` gives, kept under the database's version with an ETag.
+
+    A client that has it (``If-None-Match``) gets a 304; an answer kept at the
+    database's present version is sent again without reading.  Both are done
+    here on the event loop when no thread holds the database; a read (or a busy
+    database) goes to the store's threads.  Answers over :data:`KEPT_SIZE` are
+    not kept.
+    """
+    client_has = request.headers.get("If-None-Match")
+
+    def tag(version: tuple[int, int, int]) -> str:
+        return '"' + ".".join(map(str, (_RUN, *version))) + '"'
+
+    def load() -> tuple[str, bytes | None]:
+        version = db.version()  # before the read: a later commit changes it
+        etag = tag(version)
+        if client_has == etag:
+            return etag, None
+        body = _kept(key, version)
+        if body is None:
+            body = read()
+            if len(body) <= KEPT_SIZE:
+                _VIEWS.put(key, (version, body))
+        return etag, body
+
+    now = db.version_if_free()
+    kept = None if now is None else _kept(key, now)
+    if now is not None and client_has == tag(now):
+        etag, body = tag(now), None
+    elif now is not None and kept is not None:
+        etag, body = tag(now), kept
+    else:
+        etag, body = await backend.run(load)
+    if body is None:
+        return web.Response(status=304, headers={"ETag": etag})
+    return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
 
 
 async def kept_folder_list(

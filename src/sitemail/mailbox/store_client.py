@@ -131,7 +131,7 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
         local: Callable[[str], LocalStore | None] | None = None,
     ) -> None:
         self._locator = MailboxLocator(directory)
-        self._views = LruCache(KEPT_VIEWS)  # FolderPropertyCalls.folder_view's
+        self._views = LruCache(KEPT_VIEWS)  # FolderPropertyCalls._kept_get's
         # Where each mailbox was found (see _target).
         self._places: DerivedCache[str, _Target] = DerivedCache(directory)
         # server name -> its store when it runs in this process (deliver_many goes there
@@ -528,8 +528,10 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
             "limit": str(limit),
             "order": "oldest" if oldest_first else "newest",
         }
-        return await self._call(
-            MessagePage, "GET", mailbox, f"/folders/{_seg(folder)}/messages", params=params
+        # Kept with the store's ETag, as folder views are (EWS FindItem and ActiveSync
+        # ask for the same page again and again).
+        return await self._kept_get(
+            MessagePage, mailbox, f"/folders/{_seg(folder)}/messages", params
         )
 
     async def get_message(self, mailbox: str, message_id: int) -> MessageDetail:
