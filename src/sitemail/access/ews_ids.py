@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import quote, unquote
 
@@ -68,6 +69,9 @@ class EwsId:
         return int(master), int(index)
 
 
+# Ids are asked for every item of every answer, the same ones again and again
+# (a client polling its Inbox): a bounded memo of the encoding.
+@lru_cache(maxsize=8192)
 def _encode(kind: str, mailbox: str, value: str) -> str:
     # Fields are percent-encoded, so that no alias can contain the separator.
     raw = ":".join(quote(x, safe="") for x in (_MAGIC, kind, mailbox, value)).encode("utf-8")
@@ -89,6 +93,7 @@ def occurrence_id(mailbox: str, master_id: int, index: int) -> str:
     return _encode("O", mailbox.casefold(), f"{int(master_id)}.{int(index)}")
 
 
+@lru_cache(maxsize=8192)
 def change_key(modseq: int) -> str:
     return base64.b64encode(f"CK{modseq}".encode()).decode("ascii")
 

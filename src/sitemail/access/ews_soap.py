@@ -16,6 +16,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sitemail.access.ews_xml_writer import write_xml
 from sitemail.org.model import ExchangeVersion
@@ -71,11 +72,13 @@ def _server_version_info() -> dict[str, str]:
     return facts_for(SERVER_VERSION.get()).ews_version_attributes
 
 
+@lru_cache(maxsize=4096)  # the schema's names, asked for every element written
 def t(tag: str) -> str:
     """The qualified name of a types-namespace element."""
     return f"{{{TYPES_NS}}}{tag}"
 
 
+@lru_cache(maxsize=4096)
 def m(tag: str) -> str:
     """The qualified name of a messages-namespace element."""
     return f"{{{MESSAGES_NS}}}{tag}"
