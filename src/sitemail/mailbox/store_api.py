@@ -84,11 +84,11 @@ from sitemail.mailbox.readers import PartReader, RawReader
 from sitemail.mailbox.records import FLAG_NAMES, Flags, FlagUpdate
 from sitemail.mailbox.sources import CHUNK_SIZE
 from sitemail.mailbox.store_api_bytes import SHORT_RANGE, short_range
-from sitemail.mailbox.store_api_folders import folder_routes, kept_answer, kept_folder_list
+from sitemail.mailbox.store_api_folders import folder_routes, kept_answer
 from sitemail.mailbox.store_api_items import item_routes
 from sitemail.mailbox.store_api_settings import settings_routes
 from sitemail.mailbox.store_backend import StoreBackend
-from sitemail.mailbox.store_json import record_bytes, records_response
+from sitemail.mailbox.store_json import record_bytes, records_bytes, records_response
 from sitemail.mailbox.store_json import record_response as _json
 from sitemail.org.pki import CertFiles, PeerIdentity, PeerVerifier, server_ssl_context
 
@@ -399,7 +399,14 @@ class _Routes:
                 raise InvalidRequest("folder path too long")
             return _json(await self.backend.run(lambda: db.find_folder(where.alias, path)))
         every = request.query.get("all") == "1"  # Exchange's own folders too
-        return await kept_folder_list(self.backend, db, where.alias, every)
+        key = (db.name, where.alias.casefold(), "folders", every)
+        return await kept_answer(
+            self.backend,
+            request,
+            db,
+            key,
+            lambda: records_bytes("folders", db.list_folders(where.alias, everything=every)),
+        )
 
     async def create_folder(self, request: web.Request) -> web.StreamResponse:
         db, where = await self._mailbox(request)

@@ -36,9 +36,9 @@ from sitemail.mailbox.store_api_items import (
     _int,
 )
 from sitemail.mailbox.store_backend import StoreBackend
-from sitemail.mailbox.store_json import record_bytes, record_response, records_bytes
+from sitemail.mailbox.store_json import record_bytes, record_response
 
-__all__ = ["KEPT_SIZE", "KEPT_VIEWS", "folder_routes", "kept_answer", "kept_folder_list"]
+__all__ = ["KEPT_SIZE", "KEPT_VIEWS", "folder_routes", "kept_answer"]
 
 #: Answers kept by the store (folder views and message pages: about 10 KB each for a
 #: page of 20), and the largest one kept.
@@ -141,28 +141,6 @@ async def kept_answer(
     if body is None:
         return web.Response(status=304, headers={"ETag": etag})
     return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
-
-
-async def kept_folder_list(
-    backend: StoreBackend, db: StoreDatabase, mailbox: str, everything: bool
-) -> web.Response:
-    """``{"folders": [...]}``, kept as the folder views are (every ActiveSync Sync and
-    IMAP session asks for it; the counts cost a pass over the mailbox's messages)."""
-    key = (db.name, mailbox.casefold(), "folders", everything)
-
-    def read() -> bytes:
-        version = db.version()
-        kept = _kept(key, version)
-        if kept is None:
-            kept = records_bytes("folders", db.list_folders(mailbox, everything=everything))
-            _VIEWS.put(key, (version, kept))
-        return kept
-
-    now = db.version_if_free()
-    body = None if now is None else _kept(key, now)
-    if body is None:
-        body = await backend.run(read)
-    return web.Response(body=body, content_type="application/json")
 
 
 # One per store process: its keys name the database, and a version is the database's.

@@ -61,6 +61,7 @@ from sitemail.mailbox.records import (
     MessagePage,
     MessageSummary,
     Placement,
+    Record,
     UidEntry,
 )
 from sitemail.mailbox.sources import CHUNK_SIZE
@@ -474,8 +475,10 @@ class StoreClient(TypedItemCalls, SettingsCalls, FolderPropertyCalls):
 
     async def list_folders(self, mailbox: str, *, everything: bool = False) -> list[Folder]:
         """The folders of the Top of Information Store (``everything``: and Exchange's own)."""
-        params = {"all": "1"} if everything else None
-        return (await self._call(_FolderList, "GET", mailbox, "/folders", params=params)).folders
+        # Kept with the store's ETag (every ActiveSync Sync and IMAP session asks).
+        params = {"all": "1"} if everything else {}
+        # A list of its own for each caller (the kept answer is shared).
+        return list((await self._kept_get(_FolderList, mailbox, "/folders", params)).folders)
 
     async def find_folder(self, mailbox: str, path: str) -> Folder:
         """The folder at a ``/``-separated path (case-insensitive), e.g. ``Inbox/Projects``."""
@@ -726,7 +729,7 @@ async def _upload(message: Upload) -> AsyncIterator[Any]:
         yield message
 
 
-class _FolderList(BaseModel):
+class _FolderList(Record):
     folders: list[Folder]
 
 
