@@ -111,6 +111,11 @@ class NextHopConnection:
         self._session: SendSession | None = None
         self.messages_sent = 0
 
+    @property
+    def is_open(self) -> bool:
+        """Whether a session is open and between transactions (a next one may go over it)."""
+        return self._session is not None and self._session.is_open
+
     async def send(self, message: OutboundMessage, body: BodySource) -> SendResult:
         if not message.recipients:
             raise ValueError("send_message needs at least one recipient")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from sitemail.clock import Clock
 from sitemail.mailbox.delivery_batch import LocalStore
 from sitemail.mailbox.store_client import StoreClient
+from sitemail.mailflow.next_hop_pool import NextHopPool
 from sitemail.mailflow.outbound import (
     BodySource,
     OutboundMessage,
@@ -270,6 +271,7 @@ class Pipeline:
         self._table: RoutingTable | None = None
         self._mailboxes: StoreClient | None = None
         self.shadow = ShadowHeartbeat(self.store, self._organization, self._heartbeat_connection)
+        self._sessions = NextHopPool()  # hub-to-hub sessions between batches
 
     # --------------------------------------------------------------- control
 
@@ -301,6 +303,7 @@ class Pipeline:
 
     async def stop(self) -> None:
         await self.loops.stop()
+        await self._sessions.close()
         if self._mailboxes is not None:
             await self._mailboxes.close()
 
@@ -461,21 +464,33 @@ class Pipeline:
             batch.queue.delivery_type is DeliveryType.SMTP_RELAY_TO_REMOTE_AD_SITE
             and self._organization().shadow_redundancy_enabled
         )
-        settings = self._sender_settings(policy, xshadow=xshadow)
         level = (
             local.transport.intra_org_connector_protocol_logging_level
             if intra
             else self._connector_level(batch.queue)
         )
-        logs = send_session_logs(self.send_log, connector_id, level.value)
+        # Between hubs of the organization a session that ended its batch in good order
+        # waits a moment for the next one (next_hop_pool); other next hops get a
+        # session per batch, as before.
+        key = (
+            (tuple(targets), policy, xshadow, connector_id, level.value)
+            if batch.queue.delivery_type is DeliveryType.SMTP_RELAY_TO_REMOTE_AD_SITE
+            else None
+        )
+        connection = self._sessions.take(key) if key is not None else None
+        if connection is None:
+            connection = NextHopConnection(
+                targets,
+                self._sender_settings(policy, xshadow=xshadow),
+                local_address=self.ctx.address,
+                session_logs=send_session_logs(self.send_log, connector_id, level.value),
+            )
+        finished = False
         connected = False
         shadowed: str | None = None
         # The batch's messages go over one session to the next hop, RSET between them,
         # as Exchange sends a queue's mail (one TLS and Exchange authentication, not one
         # per message).
-        connection = NextHopConnection(
-            targets, settings, local_address=self.ctx.address, session_logs=logs
-        )
         # To another site's 2010 hubs the batch is reported in one queue transaction
         # at its end: a crash before it sends those messages again, and the mailbox
         # store keeps each delivery id once, so the wider window costs no duplicate in a
@@ -527,8 +542,12 @@ class Pipeline:
                         shadowed,
                         Verdict(discard=tuple(answer.discards), shadow_id=answer.shadow_id),
                     )
+            finished = True
         finally:
-            await connection.close()
+            if finished and key is not None:
+                self._sessions.give_back(key, connection)
+            else:
+                await connection.close()
         return False
 
     def _organization(self) -> Organization:
