@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from aiohttp import web
 
@@ -91,9 +93,8 @@ class Authenticator:
             return self._proxied(request, ctx)
         vdir = ctx.vdir
         if vdir.type in BROWSER_APPS and vdir.forms_authentication:
-            session = self.sessions.find(
-                request.cookies.get(SESSION_COOKIE), request.cookies.get(CADATA_COOKIE), ctx.host
-            )
+            session_id, cadata = _session_cookies(request)
+            session = self.sessions.find(session_id, cadata, ctx.host)
             if session is not None:
                 mailbox = self.directory.get(Mailbox, session.alias)
                 if mailbox is not None:
@@ -309,3 +310,29 @@ _CHALLENGES: dict[VirtualDirectoryKind, Challenge] = {
     VirtualDirectoryKind.EWS: _ews_challenge,
     VirtualDirectoryKind.AUTODISCOVER: _plain_challenge,
 }
+
+
+def _session_cookies(request: web.Request) -> tuple[str | None, str | None]:
+    """The session id and cadata cookies, as ``request.cookies`` gives them."""
+    header = request.headers.get("Cookie", "")
+    if _PLAIN_COOKIES.fullmatch(header) is None:
+        # Anything beyond name=token pairs (quotes, blanks in values, odd characters):
+        # aiohttp's parser knows the rules.
+        return request.cookies.get(SESSION_COOKIE), request.cookies.get(CADATA_COOKIE)
+    return _plain_session_cookies(header)
+
+
+_PAIR = r"[A-Za-z0-9_.-]+=[A-Za-z0-9_.~+/-]*"
+#: What browsers send OWA: name=token pairs (the session's are URL-safe base64 and hex).
+_PLAIN_COOKIES = re.compile(rf"{_PAIR}(?:; ?{_PAIR})*")
+
+
+@lru_cache(maxsize=256)  # a browser sends the same header with each request
+def _plain_session_cookies(header: str) -> tuple[str | None, str | None]:
+    found: dict[str, str] = {}
+    for pair in header.split(";"):
+        name, equals, value = pair.partition("=")
+        name = name.strip()
+        if equals and name in (SESSION_COOKIE, CADATA_COOKIE):
+            found[name] = value.strip()  # the last of a name, as aiohttp's dict has it
+    return found.get(SESSION_COOKIE), found.get(CADATA_COOKIE)
