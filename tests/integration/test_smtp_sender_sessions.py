@@ -8,6 +8,7 @@ while it was reused is replaced for the message at hand.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from tests.integration.smtp_sender_support import (
     sessions,
 )
 
+from sitemail.mailflow.next_hop_pool import NextHopPool
 from sitemail.mailflow.outbound import RecipientStatus, SendResult, send_session_logs
 from sitemail.mailflow.protocol_log import ProtocolLog, ProtocolLoggingLevel
 from sitemail.mailflow.smtp_sender import NextHopConnection
@@ -93,3 +95,65 @@ def test_a_reused_session_the_peer_dropped_is_replaced_for_the_message(
     assert peer.seen.messages == [body(n) for n in range(3)]
     assert len(peer.seen.client_ips) == 3  # each RSET cut its session
     assert len(sessions(tmp_path)) == 3
+
+
+# ----------------------------------------------- sessions kept between batches
+
+
+async def batch(
+    pool: NextHopPool, peer: Peer, pki: OrganizationPki, numbers: range
+) -> NextHopConnection:
+    """One worker's batch, as the pipeline sends it: a kept session or a new one, back
+    to the pool at the end."""
+    connection = pool.take("hop") or NextHopConnection(
+        [peer.target], hub_settings(pki), local_address=SENDER_IP
+    )
+    for n in numbers:
+        result = await connection.send(message(), body_of(body(n)))
+        assert result.recipients[0].status is RecipientStatus.DELIVERED
+    pool.give_back("hop", connection)
+    return connection
+
+
+def verbs(peer: Peer) -> list[str]:
+    return [c.split(" ", 1)[0].upper() for c in peer.seen.commands]
+
+
+def test_batches_within_the_idle_time_share_one_session_which_quits_when_idle(
+    pki: OrganizationPki, tmp_path: Path
+) -> None:
+    async def scenario() -> tuple[Peer, int, int]:
+        pool = NextHopPool(idle_seconds=0.5)
+        async with Peer(HUB_A, pki) as peer:
+            first = await batch(pool, peer, pki, range(2))
+            second = await batch(pool, peer, pki, range(2, 4))
+            assert second is first and len(pool) == 1
+            assert "QUIT" not in verbs(peer)  # waiting for the next batch
+            await asyncio.sleep(1.0)
+            waited = len(pool)
+            await pool.close()
+            return peer, waited, len(peer.seen.client_ips)
+
+    peer, waited, connections = run(scenario())
+    assert peer.seen.messages == [body(n) for n in range(4)]
+    assert connections == 1 and peer.seen.authenticated == ["EX01"]
+    assert verbs(peer).count("X-ANONYMOUSTLS") == 1
+    assert waited == 0 and verbs(peer)[-1] == "QUIT"  # the idle session said goodbye
+
+
+def test_a_session_the_peer_dropped_while_idle_is_replaced_for_the_next_batch(
+    pki: OrganizationPki, tmp_path: Path
+) -> None:
+    async def scenario() -> Peer:
+        pool = NextHopPool(idle_seconds=30)
+        # The peer cuts the connection at the RSET before the second message: the
+        # session comes back broken, is not kept, and the next batch opens its own.
+        async with Peer(HUB_A, pki, drop_after="RSET") as peer:
+            await batch(pool, peer, pki, range(2))
+            await batch(pool, peer, pki, range(2, 3))
+            await pool.close()
+            return peer
+
+    peer = run(scenario())
+    assert peer.seen.messages == [body(n) for n in range(3)]
+    assert len(peer.seen.client_ips) >= 2
