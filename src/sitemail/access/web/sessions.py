@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -221,22 +221,22 @@ class SessionStore:
         expected = self._cadata(session_id, alias, stored_host)
         if stored_host != host or not hmac.compare_digest(expected, cadata):
             return None
-        session = Session(
+        now = self._clock.monotonic()
+        timeout = PRIVATE_TIMEOUT if trusted else PUBLIC_TIMEOUT  # as Session.timeout
+        if now - last_seen > timeout.total_seconds():
+            self._db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+            return None
+        if now - last_seen >= TOUCH_EVERY.total_seconds():
+            self._db.execute("UPDATE sessions SET last_seen = ? WHERE key = ?", (now, key))
+        return Session(
             id=session_id,
             alias=alias,
             host=stored_host,
             trusted=bool(trusted),
             canary=self._canary(session_id),
             created=created,
-            last_seen=last_seen,
+            last_seen=now,
         )
-        now = self._clock.monotonic()
-        if now - last_seen > session.timeout.total_seconds():
-            self._db.execute("DELETE FROM sessions WHERE key = ?", (key,))
-            return None
-        if now - last_seen >= TOUCH_EVERY.total_seconds():
-            self._db.execute("UPDATE sessions SET last_seen = ? WHERE key = ?", (now, key))
-        return replace(session, last_seen=now)
 
     def end(self, session_id: str | None) -> bool:
         """Sign out: forget the session (True if there was one), in every process."""
