@@ -99,6 +99,31 @@ class _Entity:
     closed: bool = False  # its close-delimiter was seen (the rest is epilogue)
     children: list[_Entity] = field(default_factory=list)
     capture: bytearray | None = None  # encoded text kept for preview/search
+    facts: _Facts | None = None  # what its header says of its content, read once
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """A part's Content-* header values: each parse of a header parameter costs the email
+    package a pass over the header, and a part needs them in two places."""
+
+    content_type: str
+    params: dict[str, str]
+    charset: str | None
+    disposition: str | None
+    filename: str | None
+    transfer_encoding: str
+
+
+def _facts(header: Message) -> _Facts:
+    return _Facts(
+        _content_type(header),
+        _params(header),
+        _charset(header),
+        _disposition(header),
+        _filename(header),
+        _transfer_encoding(header),
+    )
 
 
 class MessageScanner:
@@ -283,7 +308,8 @@ class MessageScanner:
         parsed = _parse_header(bytes(entity.header))
         entity.parsed = parsed
         entity.header = bytearray()  # the parsed form is all that is needed now
-        ctype = _content_type(parsed)
+        facts = entity.facts = _facts(parsed)
+        ctype = facts.content_type
         if entity is self._root and not ctype.startswith("multipart/"):
             entity.part_id = "1"
         if ctype.startswith("multipart/") and entity.depth < MAX_DEPTH:
@@ -291,7 +317,7 @@ class MessageScanner:
             if boundary:
                 entity.boundary = boundary.encode("utf-8", "surrogateescape")
                 return
-        if _disposition(parsed) != "attachment" and not _filename(parsed):
+        if facts.disposition != "attachment" and not facts.filename:
             if ctype == "text/plain" and self._plain is None:
                 self._plain = entity
                 entity.capture = bytearray()
@@ -303,20 +329,21 @@ class MessageScanner:
 
     def _part(self, entity: _Entity) -> MimePart:
         parsed = entity.parsed or Message()
-        ctype = _content_type(parsed)
+        facts = entity.facts or _facts(parsed)
+        ctype = facts.content_type
         if entity.boundary is None and ctype.startswith("multipart/"):
             # A multipart without a usable boundary is shown as what it is: opaque text.
             ctype = "text/plain"
         return MimePart(
             part_id=entity.part_id,
             content_type=ctype,
-            params=_params(parsed),
-            charset=_charset(parsed),
-            disposition=_disposition(parsed),
-            filename=_filename(parsed),
+            params=dict(facts.params),
+            charset=facts.charset,
+            disposition=facts.disposition,
+            filename=facts.filename,
             content_id=_identifier(parsed.get("Content-ID")),
             description=_unfold(_decoded(parsed.get("Content-Description"))) or None,
-            transfer_encoding=_transfer_encoding(parsed),
+            transfer_encoding=facts.transfer_encoding,
             header_offset=entity.header_offset,
             body_offset=entity.body_offset,
             body_size=max(0, entity.body_end - entity.body_offset),
@@ -327,10 +354,10 @@ class MessageScanner:
     def _text_of(self, entity: _Entity | None) -> str:
         if entity is None or entity.capture is None:
             return ""
-        parsed = entity.parsed or Message()
-        decoder = TransferDecoder(_transfer_encoding(parsed))
+        facts = entity.facts or _facts(entity.parsed or Message())
+        decoder = TransferDecoder(facts.transfer_encoding)
         data = decoder.feed(bytes(entity.capture)) + decoder.flush()
-        return decode_text(data, _charset(parsed))
+        return decode_text(data, facts.charset)
 
 
 # --------------------------------------------------------------------- decoding
