@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sitemail.access.decision import decide
-from sitemail.access.outcomes import ClientProtocol, Error, Legacy, Outcome, Proxy, Redirect
+from sitemail.access.directory_view import AccessDirectory
+from sitemail.access.outcomes import (
+    ClientProtocol,
+    Entry,
+    Error,
+    Legacy,
+    Outcome,
+    Proxy,
+    Redirect,
+)
 from sitemail.access.web.common import RequestContext
 from sitemail.access.web.logs import AccessLogs
 from sitemail.access.web.proxy import ProxyFailed
@@ -44,28 +53,14 @@ class DecisionLog:
         eas_protocol_version: str | None = None,
     ) -> Outcome:
         """The proxy-or-redirect decision for this request, written to the decision log."""
-        # The decision reads the snapshot and, of the mailbox, its alias and homeMDB: kept
-        # with the snapshot (a directory change is a new snapshot), outcomes are frozen.
-        key = (
-            "decide",
-            protocol,
-            self.server,
-            mailbox.alias,
-            mailbox.database,
-            ctx.entry.entry,
-            eas_protocol_version,
+        outcome = decided(
+            ctx.snapshot,
+            protocol=protocol,
+            cas=self.server,
+            mailbox=mailbox,
+            entry=ctx.entry.entry,
+            eas_protocol_version=eas_protocol_version,
         )
-        outcome = cast("Outcome | None", ctx.snapshot.memo.get(key))
-        if outcome is None:
-            outcome = decide(
-                ctx.snapshot,
-                protocol=protocol,
-                cas=self.server,
-                mailbox=mailbox,
-                entry=ctx.entry.entry,
-                eas_protocol_version=eas_protocol_version,
-            )
-            ctx.snapshot.remember(key, outcome)
         self._outcome(protocol, mailbox.alias, ctx, outcome)
         return outcome
 
@@ -121,3 +116,32 @@ class DecisionLog:
             self.logs.decision(self.clock.now(), record)
         except OSError as exc:
             log.warning("cannot write the decision log: %s", exc)
+
+
+def decided(
+    snapshot: AccessDirectory,
+    *,
+    protocol: ClientProtocol,
+    cas: str,
+    mailbox: Mailbox,
+    entry: Entry,
+    eas_protocol_version: str | None = None,
+) -> Outcome:
+    """:func:`~sitemail.access.decision.decide`, kept with the snapshot.
+
+    The decision reads the snapshot and, of the mailbox, its alias and homeMDB (a
+    directory change is a new snapshot); outcomes are frozen, so one may be shared.
+    """
+    key = ("decide", protocol, cas, mailbox.alias, mailbox.database, entry, eas_protocol_version)
+    outcome = cast("Outcome | None", snapshot.memo.get(key))
+    if outcome is None:
+        outcome = decide(
+            snapshot,
+            protocol=protocol,
+            cas=cas,
+            mailbox=mailbox,
+            entry=entry,
+            eas_protocol_version=eas_protocol_version,
+        )
+        snapshot.remember(key, outcome)
+    return outcome

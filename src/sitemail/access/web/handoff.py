@@ -24,7 +24,6 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from sitemail.access.decision import decide
 from sitemail.access.directory_view import AccessDirectory
 from sitemail.access.outcomes import (
     ClientProtocol,
@@ -39,7 +38,7 @@ from sitemail.access.outcomes import (
 )
 from sitemail.access.proxy_paths import UnsafeRequestPath
 from sitemail.access.web.common import BROWSER_APPS, AppUser, RequestContext, SignInMethod
-from sitemail.access.web.decision_log import DecisionLog
+from sitemail.access.web.decision_log import DecisionLog, decided
 from sitemail.access.web.ecp import EcpApp
 from sitemail.access.web.iis import activesync_redirect
 from sitemail.access.web.owa import OwaApp
@@ -206,7 +205,7 @@ class BrowserApps:
         self, request: web.Request, ctx: RequestContext, protocol: ClientProtocol, user: AppUser
     ) -> web.StreamResponse:
         """A request another CAS proxied: served here for its user, or refused."""
-        outcome = decide(
+        outcome = decided(
             ctx.snapshot,
             protocol=protocol,
             cas=self.server,
