@@ -72,3 +72,25 @@ def test_a_field_has_no_blank_and_at_most_2000_characters(text: str) -> None:
     assert len(field) <= 2000
     expected = text.replace(" ", "+").replace("\n", "+").replace("\r", "+")[:2000] or "-"
     assert field == expected
+
+
+def test_decision_lines_are_one_compact_json_object_each_time_first(tmp_path: Path) -> None:
+    """The decision log's lines, whether the record was written out for the line or kept
+    from an earlier one: the same compact JSON, the time first, as the troubleshooter
+    reads them (sitemail.diagnose)."""
+    import json
+
+    from sitemail.access.web.logs import json_record
+
+    logs = AccessLogs(tmp_path)
+    record = {"protocol": "OWA", "user": "adam", "outcome": "Proxy", "target": "https://x/owa"}
+    when = datetime(2026, 12, 7, 9, 5, 3, 250000, tzinfo=UTC)
+    try:
+        logs.decision(when, record)
+        logs.decision_json(when, json_record(record))
+    finally:
+        logs.close()
+    lines = (tmp_path / "Logging" / "ClientAccess" / "Decision20261207.log").read_text()
+    expected = json.dumps({"time": when.isoformat(), **record}, separators=(",", ":"))
+    assert lines.splitlines() == [expected, expected]
+    assert json.loads(expected)["time"] == "2026-12-07T09:05:03.250000+00:00"

@@ -11,7 +11,7 @@ log shows both what was decided and what happened.  The file is written by
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sitemail.access.decision import decide
@@ -26,14 +26,19 @@ from sitemail.access.outcomes import (
     Redirect,
 )
 from sitemail.access.web.common import RequestContext
-from sitemail.access.web.logs import AccessLogs
+from sitemail.access.web.logs import AccessLogs, json_record
 from sitemail.access.web.proxy import ProxyFailed
 from sitemail.clock import Clock
+from sitemail.lru import LruCache
 from sitemail.org.model import Mailbox
 
 __all__ = ["DecisionLog"]
 
 log = logging.getLogger("sitemail.w3svc")
+
+
+#: Decision log lines kept as JSON, by user and outcome (about 300 bytes each).
+KEPT_LINES = 1024
 
 
 @dataclass
@@ -43,6 +48,9 @@ class DecisionLog:
     server: str
     logs: AccessLogs | None
     clock: Clock
+    _lines: LruCache[tuple[object, ...], str] = field(
+        default_factory=lambda: LruCache(KEPT_LINES), init=False, repr=False
+    )
 
     def decide(
         self,
@@ -82,6 +90,33 @@ class DecisionLog:
     def _outcome(
         self, protocol: ClientProtocol, alias: str, ctx: RequestContext, outcome: Outcome
     ) -> None:
+        if self.logs is None:
+            return
+        # A user's requests give the same line but for its time: its JSON is kept.
+        key: tuple[object, ...] | None = (
+            protocol,
+            alias,
+            ctx.host,
+            ctx.entry.entry,
+            ctx.vdir.identity,
+            outcome,
+        )
+        try:
+            body = self._lines.get(key) if key is not None else None
+        except TypeError:  # an outcome with a list in it: not kept
+            key, body = None, None
+        if body is None:
+            body = json_record(self._record(protocol, alias, ctx, outcome))
+            if key is not None:
+                self._lines.put(key, body)
+        try:
+            self.logs.decision_json(self.clock.now(), body)
+        except OSError as exc:
+            log.warning("cannot write the decision log: %s", exc)
+
+    def _record(
+        self, protocol: ClientProtocol, alias: str, ctx: RequestContext, outcome: Outcome
+    ) -> dict[str, Any]:
         record: dict[str, Any] = {
             "protocol": str(protocol),
             "server": self.server,
@@ -107,7 +142,7 @@ class DecisionLog:
             )
         if isinstance(outcome, Legacy):
             record["legacy"] = str(outcome.kind)
-        self._write(record)
+        return record
 
     def _write(self, record: dict[str, Any]) -> None:
         if self.logs is None:
