@@ -44,6 +44,7 @@ from sitemail.org.version_facts import facts_for
 from sitemail.server import event_loop
 from sitemail.server import zygote as worker_zygote
 from sitemail.server.context import ProcessContext
+from sitemail.server.line_connection import time_out
 from sitemail.server.worker_processes import die_with_parent, log_as, set_title
 from sitemail.transport.queue.spool import SpoolFile, unlink_quietly
 from sitemail.transport.receive_config import (
@@ -110,16 +111,17 @@ class RemoteAcceptor:
         answer: asyncio.Future[Any] = loop.create_future()
         self._waiting[request] = answer
         wire = envelope_to_wire(envelope)
+        timer = loop.call_later(ANSWER_TIMEOUT, time_out, answer)  # one timer per message
         try:
             self.writer.write(frame(("accept", request, spool.name, spool.size, wire, inline)))
-            async with asyncio.timeout(ANSWER_TIMEOUT):
-                return int(await answer)
+            return int(await answer)
         except TimeoutError:
             # It may yet commit it: no reply at all, never a refusal (see AcceptOutcomeUnknown).
             raise AcceptOutcomeUnknown("the transport process did not answer in time") from None
         except (OSError, ConnectionError) as exc:
             raise AcceptOutcomeUnknown(f"the transport process is gone: {exc}") from exc
         finally:
+            timer.cancel()
             self._waiting.pop(request, None)
 
     async def take_discards(self, peer: str, limit: int) -> list[int]:
