@@ -165,3 +165,35 @@ def test_an_acceptance_the_transport_process_never_answers_is_an_unknown_outcome
 
     [sent] = asyncio.run(go())
     assert b"accept" in sent  # the request went out; its answer never came
+
+
+def test_what_a_worker_sends_in_one_turn_of_the_loop_leaves_in_one_write(tmp_path: Path) -> None:
+    async def go() -> tuple[list[bytes], list[tuple[object, ...]]]:
+        parent, child = socket.socketpair()
+        _, writer = await asyncio.open_unix_connection(sock=child)
+        writes: list[bytes] = []
+        real_write = writer.write
+
+        def recording(data: bytes) -> None:
+            writes.append(data)
+            real_write(data)
+
+        writer.write = recording  # type: ignore[method-assign]
+        acceptor = receive_worker.RemoteAcceptor(tmp_path, writer, "shadow")
+        reader, parent_writer = await asyncio.open_unix_connection(sock=parent)
+        try:
+            acceptor.send(("closed", 1))
+            acceptor.send(("closed", 2))
+            assert writes == []  # nothing before the turn ends
+            got = [await read_frame(reader), await read_frame(reader)]
+            acceptor.send(("closed", 3))
+            got.append(await read_frame(reader))
+            return writes, [m for m in got if m is not None]
+        finally:
+            acceptor.close()
+            writer.close()
+            parent_writer.close()
+
+    writes, got = asyncio.run(go())
+    assert got == [("closed", 1), ("closed", 2), ("closed", 3)]  # in order, each whole
+    assert writes == [frame(("closed", 1)) + frame(("closed", 2)), frame(("closed", 3))]
