@@ -63,8 +63,19 @@ def format_timestamp(moment: datetime) -> str:
             f"log timestamp {moment.isoformat()} has no time zone; "
             "expected an aware datetime from sitemail.clock"
         )
-    moment = moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # %-formatting of the fields: a third of strftime's time, and every row of every log
+    # (a tracking row per accepted message, a protocol log row per line) starts with it.
+    return "%d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031 - the year as strftime has it
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond // 1000,
+    )
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -114,13 +114,18 @@ class LineConnection:
         """
         if not self._buffer and not self._eof:
             self.flush()  # never wait for the client with our answer still held back
-            waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
             self._waiter = waiter
+            # One timer on the waiter, not asyncio.timeout (a context manager, the current
+            # task, a cancellation turned into TimeoutError) nor wait_for (a task): every
+            # command of every session waits here.
+            timer = None if timeout is None else loop.call_later(timeout, time_out, waiter)
             try:
-                # asyncio.timeout, not wait_for: no extra task for every read.
-                async with asyncio.timeout(timeout):
-                    await waiter
+                await waiter
             finally:
+                if timer is not None:
+                    timer.cancel()
                 if self._waiter is waiter:
                     self._waiter = None
         data = bytes(self._buffer[: self.max_buffer])
@@ -216,6 +221,12 @@ class LineConnection:
 
     async def wait_closed(self) -> None:
         await self.link.wait_closed()
+
+
+def time_out(waiter: asyncio.Future[Any]) -> None:
+    """A timer's end: what waits on ``waiter`` gets :class:`TimeoutError` (if still waiting)."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 # ---------------------------------------------------------------------------- sockets

@@ -84,6 +84,7 @@ _NOT_FOR_CATEGORIZER = (
     QueueEventKind.QUEUE_RETRY,
     QueueEventKind.REMOVED,
 )
+_NOT_WHILE_SUBMISSION_SUSPENDED = (*_NOT_FOR_CATEGORIZER, QueueEventKind.RECEIVED)
 
 #: How often the loops look for work when nothing woke them.
 IDLE_POLL = 1.0
@@ -131,6 +132,13 @@ class WorkLoops:
         self._deaf = dict(deaf or {})
         self._hearing.clear()
         self._tasks = [asyncio.ensure_future(self._forever(s, name)) for name, s in steps.items()]
+
+    def hear(self, name: str, deaf: Collection[object]) -> None:
+        """From now on, the event kinds step ``name`` is not woken for (see :meth:`start`)."""
+        with self._pending_lock:
+            if self._deaf.get(name) != deaf:
+                self._deaf[name] = deaf
+                self._hearing = {}  # wake_threadsafe works the steps out again
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *(t for ts in self._workers.values() for t in ts)]
@@ -211,13 +219,13 @@ class WorkLoops:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        names = self._hearing.get(kind)
-        if names is None:
-            names = tuple(
-                n for n in self._wakes if kind is None or kind not in self._deaf.get(n, ())
-            )
-            self._hearing[kind] = names
         with self._pending_lock:
+            names = self._hearing.get(kind)
+            if names is None:
+                names = tuple(
+                    n for n in self._wakes if kind is None or kind not in self._deaf.get(n, ())
+                )
+                self._hearing[kind] = names
             new = [n for n in names if n not in self._pending]
             if not new:
                 return
@@ -324,7 +332,14 @@ class Pipeline:
         return self._table
 
     async def _categorize(self) -> bool:
-        messages = await asyncio.to_thread(self.store.take_for_categorization, BATCH)
+        messages, held = await asyncio.to_thread(self._take_for_categorization)
+        # While Suspend-Queue holds Submission, an accepted message gives the categorizer
+        # nothing: it is not woken for each (a thread hop and a read per queue commit
+        # under load), only for a change of a queue (Resume-Queue) and every IDLE_POLL.
+        self.loops.hear(
+            "categorizer",
+            _NOT_WHILE_SUBMISSION_SUSPENDED if held else _NOT_FOR_CATEGORIZER,
+        )
         if not messages:
             return False
         table = self._routing()
@@ -337,6 +352,11 @@ class Pipeline:
         }
         raise_first_refusal(await asyncio.to_thread(self.store.route_many, routes))
         return True
+
+    def _take_for_categorization(self) -> tuple[list[QueuedMessage], bool]:
+        """(messages taken, whether Submission is suspended); in a thread."""
+        messages = self.store.take_for_categorization(BATCH)
+        return messages, not messages and self.store.submission_suspended()
 
     # ------------------------------------------------------------- scheduler
 

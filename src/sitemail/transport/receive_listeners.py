@@ -16,6 +16,7 @@ import ssl
 from collections import Counter
 from collections.abc import Callable
 
+from sitemail.lru import LruCache
 from sitemail.org.model import ReceiveConnector
 from sitemail.protocols.smtp import Reply, replies
 from sitemail.server.line_connection import LineConnection, adopt
@@ -34,6 +35,8 @@ Dispatch = Callable[[socket.socket, ReceiveConnector, Callable[[], None]], None]
 
 # How many connections one readiness event may accept before others get the loop.
 ACCEPT_BURST = 64
+# Clients whose connector choice is remembered (per configuration).
+CHOSEN_CONNECTORS = 4096
 
 
 class ReceiveListeners:
@@ -57,6 +60,10 @@ class ReceiveListeners:
         self._sessions: set[asyncio.Task[None]] = set()
         self.connections: Counter[str] = Counter()  # per connector identity
         self.per_source: Counter[tuple[str, str]] = Counter()  # (connector, remote ip)
+        # (local ip, Exchange port, remote ip) -> connector, for the connectors it was chosen
+        # among: a client connecting again is not matched against every connector again.
+        self._chosen: LruCache[tuple[str, int, str], ReceiveConnector] = LruCache(CHOSEN_CONNECTORS)
+        self._chosen_among: list[ReceiveConnector] | None = None
 
     def endpoints(self) -> set[tuple[str, int]]:
         """The (address, Exchange port) pairs to listen on."""
@@ -127,8 +134,7 @@ class ReceiveListeners:
 
     def _admit(self, conn: socket.socket, local: tuple[str, int], remote: tuple[str, int]) -> None:
         conn.setblocking(False)
-        exchange_port = local[1] - self.env.port_offset
-        connector = select_connector(self.config.connectors, local[0], exchange_port, remote[0])
+        connector = self._connector(local[0], local[1] - self.env.port_offset, remote[0])
         if connector is None:
             # Spec 1.6: a connection no connector takes is not serviced; no banner.
             conn.close()
@@ -160,6 +166,20 @@ class ReceiveListeners:
                 self.per_source[src] -= 1
 
         self.dispatch(conn, connector, release)
+
+    def _connector(self, local_ip: str, port: int, remote_ip: str) -> ReceiveConnector | None:
+        """:func:`select_connector`, remembered until the connectors change."""
+        connectors = self.config.connectors
+        if connectors is not self._chosen_among:
+            self._chosen = LruCache(CHOSEN_CONNECTORS)
+            self._chosen_among = connectors
+        key = (local_ip, port, remote_ip)
+        connector = self._chosen.get(key)
+        if connector is None:
+            connector = select_connector(connectors, local_ip, port, remote_ip)
+            if connector is not None:
+                self._chosen.put(key, connector)
+        return connector
 
     def serve_here(
         self, conn: socket.socket, connector: ReceiveConnector, release: Callable[[], None]

@@ -44,6 +44,7 @@ from sitemail.org.version_facts import facts_for
 from sitemail.server import event_loop
 from sitemail.server import zygote as worker_zygote
 from sitemail.server.context import ProcessContext
+from sitemail.server.line_connection import time_out
 from sitemail.server.worker_processes import die_with_parent, log_as, set_title
 from sitemail.transport.queue.spool import SpoolFile, unlink_quietly
 from sitemail.transport.receive_config import (
@@ -80,8 +81,32 @@ class RemoteAcceptor:
         self._requests = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._gone = False
+        # Frames asked for in one turn of the event loop, written together at its end.
+        self._out: list[bytes] = []
         # Sealing is an fsync: off the event loop, and many at once.
         self._pool = ThreadPoolExecutor(ACCEPT_THREADS, thread_name_prefix="seal")
+
+    def send(self, message: tuple[object, ...]) -> None:
+        """Send ``message`` to the transport process at the end of this turn of the loop.
+
+        The sessions of one turn (a message ending here, a session closing there)
+        share one write, and the transport process one wake-up to read them.  A
+        write that fails is not told to anyone here: the channel is then broken,
+        and :meth:`lost` (or the answer's timer) ends whatever waits for an answer.
+        """
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(frame(message))
+
+    def _flush(self) -> None:
+        data = b"".join(self._out)
+        self._out.clear()
+        if self.writer.is_closing():
+            return
+        try:
+            self.writer.write(data)
+        except (OSError, ConnectionError, RuntimeError) as exc:
+            log.debug("the transport process's channel is gone: %s", exc)
 
     def open_spool(self) -> SpoolWriter:
         return SpoolFile(self.spool_dir)
@@ -110,16 +135,17 @@ class RemoteAcceptor:
         answer: asyncio.Future[Any] = loop.create_future()
         self._waiting[request] = answer
         wire = envelope_to_wire(envelope)
+        timer = loop.call_later(ANSWER_TIMEOUT, time_out, answer)  # one timer per message
         try:
-            self.writer.write(frame(("accept", request, spool.name, spool.size, wire, inline)))
-            async with asyncio.timeout(ANSWER_TIMEOUT):
-                return int(await answer)
+            self.send(("accept", request, spool.name, spool.size, wire, inline))
+            return int(await answer)
         except TimeoutError:
             # It may yet commit it: no reply at all, never a refusal (see AcceptOutcomeUnknown).
             raise AcceptOutcomeUnknown("the transport process did not answer in time") from None
         except (OSError, ConnectionError) as exc:
             raise AcceptOutcomeUnknown(f"the transport process is gone: {exc}") from exc
         finally:
+            timer.cancel()
             self._waiting.pop(request, None)
 
     async def take_discards(self, peer: str, limit: int) -> list[int]:
@@ -131,7 +157,7 @@ class RemoteAcceptor:
         answer: asyncio.Future[Any] = loop.create_future()
         self._waiting[request] = answer
         try:
-            self.writer.write(frame(("discards", request, peer, limit)))
+            self.send(("discards", request, peer, limit))
             async with asyncio.timeout(ANSWER_TIMEOUT):
                 ids = await answer
         except (TimeoutError, OSError, ConnectionError, AcceptError, AcceptOutcomeUnknown):
@@ -290,9 +316,8 @@ class Worker:
             self._closed(token)
 
     def _closed(self, token: int) -> None:
-        if self.rpc is not None and not self.rpc.is_closing():
-            with contextlib.suppress(OSError, ConnectionError):
-                self.rpc.write(frame(("closed", token)))
+        if self.acceptor is not None:
+            self.acceptor.send(("closed", token))
 
 
 def _find(connectors: list[ReceiveConnector], identity: str) -> ReceiveConnector | None:

@@ -56,6 +56,18 @@ def test_timestamp_is_utc_with_milliseconds_and_z() -> None:
     assert format_timestamp(plus_two) == "2019-01-25T00:03:58.478Z"
 
 
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([UTC, __import__("datetime").timezone(timedelta(hours=-7))]),
+    )
+)
+def test_timestamp_text_is_strftimes(moment: datetime) -> None:
+    utc = moment.astimezone(UTC)
+    assert format_timestamp(moment) == f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
 def test_naive_timestamp_is_refused() -> None:
     with pytest.raises(ValueError, match="no time zone"):
         format_timestamp(datetime(2019, 1, 25))

@@ -87,6 +87,26 @@ def test_a_read_times_out_and_loses_nothing() -> None:
     assert asyncio.run(go()) == b"late\r\n"
 
 
+def test_a_read_leaves_no_timer_behind_however_it_ends() -> None:
+    conn = LineConnection(Recorder())  # type: ignore[arg-type]
+
+    async def go() -> list[asyncio.TimerHandle]:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.001, conn.feed, b"EHLO x\r\n")
+        assert await conn.read(30) == b"EHLO x\r\n"  # data came: its timer is cancelled
+        reader = asyncio.ensure_future(conn.read(30))
+        await asyncio.sleep(0)
+        reader.cancel()  # a cancelled read: its timer goes too, and no waiter stays
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        assert conn._waiter is None
+        with pytest.raises(TimeoutError):
+            await conn.read(0.001)
+        return [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+
+    assert asyncio.run(go()) == []
+
+
 def test_eof_reads_empty() -> None:
     conn = LineConnection(Recorder())  # type: ignore[arg-type]
     conn.feed(b"QUIT\r\n")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sitemail.clock import ManualClock
-from sitemail.mailflow.envelope import Envelope, EnvelopeRecipient
+from sitemail.mailflow.envelope import AcceptOutcomeUnknown, Envelope, EnvelopeRecipient
 from sitemail.mailflow.protocol_log import SessionIdSource
+from sitemail.transport import receive_worker
 from sitemail.transport.receive_workers import receive_worker_count
 from sitemail.transport.worker_ipc import (
     IpcError,
@@ -134,3 +136,64 @@ def test_processes_sharing_a_log_never_hand_out_the_same_session_id() -> None:
         seen.update(ids)
     with pytest.raises(ValueError):
         SessionIdSource().share(3, 3)
+
+
+def test_an_acceptance_the_transport_process_never_answers_is_an_unknown_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No answer in ANSWER_TIMEOUT: the session is told the outcome is unknown (no reply at
+    all, never a 4xx), and a late answer is ignored."""
+    monkeypatch.setattr(receive_worker, "ANSWER_TIMEOUT", 0.01)
+    envelope = Envelope("a@x", (EnvelopeRecipient("b@x"),), "<id@x>", datetime.now(UTC))
+
+    async def go() -> list[bytes]:
+        parent, child = socket.socketpair()
+        _, writer = await asyncio.open_unix_connection(sock=child)
+        acceptor = receive_worker.RemoteAcceptor(tmp_path, writer, "shadow")
+        spool = acceptor.open_spool()
+        spool.write(b"Subject: x\r\n\r\nbody\r\n")
+        try:
+            with pytest.raises(AcceptOutcomeUnknown, match="did not answer in time"):
+                await acceptor.accept(spool, envelope)
+            acceptor.answered(("accepted", 1, 42))  # too late: nobody waits for it
+            parent.setblocking(False)
+            return [parent.recv(65536)]
+        finally:
+            acceptor.close()
+            writer.close()
+            parent.close()
+
+    [sent] = asyncio.run(go())
+    assert b"accept" in sent  # the request went out; its answer never came
+
+
+def test_what_a_worker_sends_in_one_turn_of_the_loop_leaves_in_one_write(tmp_path: Path) -> None:
+    async def go() -> tuple[list[bytes], list[tuple[object, ...]]]:
+        parent, child = socket.socketpair()
+        _, writer = await asyncio.open_unix_connection(sock=child)
+        writes: list[bytes] = []
+        real_write = writer.write
+
+        def recording(data: bytes) -> None:
+            writes.append(data)
+            real_write(data)
+
+        writer.write = recording  # type: ignore[method-assign]
+        acceptor = receive_worker.RemoteAcceptor(tmp_path, writer, "shadow")
+        reader, parent_writer = await asyncio.open_unix_connection(sock=parent)
+        try:
+            acceptor.send(("closed", 1))
+            acceptor.send(("closed", 2))
+            assert writes == []  # nothing before the turn ends
+            got = [await read_frame(reader), await read_frame(reader)]
+            acceptor.send(("closed", 3))
+            got.append(await read_frame(reader))
+            return writes, [m for m in got if m is not None]
+        finally:
+            acceptor.close()
+            writer.close()
+            parent_writer.close()
+
+    writes, got = asyncio.run(go())
+    assert got == [("closed", 1), ("closed", 2), ("closed", 3)]  # in order, each whole
+    assert writes == [frame(("closed", 1)) + frame(("closed", 2)), frame(("closed", 3))]

@@ -73,6 +73,12 @@ class CategorizationMixin(StoreCore):
             self._lock_items(tx, int(sub["id"]), items, auto_end=True)
             return [self._queued_message(tx, item, sub) for item in items]
 
+    def submission_suspended(self) -> bool:
+        """Whether Suspend-Queue holds the Submission queue (nothing leaves it)."""
+        with self._read() as tx:
+            sub = self._queue_row(tx, self._special_id(QueueKind.SUBMISSION))
+            return bool(int(sub["suspended"]))
+
     def release_categorization(self, item_id: int) -> None:
         """Give a message back to Submission unrouted (the categorizer could not finish)."""
         with self._write() as tx:
