@@ -92,23 +92,13 @@ class DecisionLog:
     ) -> None:
         if self.logs is None:
             return
-        # A user's requests give the same line but for its time: its JSON is kept.
-        key: tuple[object, ...] | None = (
-            protocol,
-            alias,
-            ctx.host,
-            ctx.entry.entry,
-            ctx.vdir.identity,
-            outcome,
-        )
-        try:
-            body = self._lines.get(key) if key is not None else None
-        except TypeError:  # an outcome with a list in it: not kept
-            key, body = None, None
+        # A user's requests give the same line but for its time: its JSON is kept
+        # (outcomes are frozen dataclasses of plain values, so they make keys).
+        key = (protocol, alias, ctx.host, ctx.entry.entry, ctx.vdir.identity, outcome)
+        body = self._lines.get(key)
         if body is None:
             body = json_record(self._record(protocol, alias, ctx, outcome))
-            if key is not None:
-                self._lines.put(key, body)
+            self._lines.put(key, body)
         try:
             self.logs.decision_json(self.clock.now(), body)
         except OSError as exc:

@@ -86,13 +86,11 @@ def _write_all(fd: int, data: bytes) -> None:
 _W3C_BLANKS = str.maketrans({" ": "+", "\n": "+", "\r": "+"})
 
 
-def _w3c(value: str | int | None) -> str:
+def _w3c(value: str | None) -> str:
     """W3C fields have no spaces: IIS writes '-' for empty and '+' for a space."""
-    if value is None or value == "":
+    if not value:
         return "-"
-    if type(value) is int:
-        return str(value)
-    text = str(value)[:2000]
+    text = value[:2000]
     if " " in text or "\n" in text or "\r" in text:
         text = text.translate(_W3C_BLANKS)
     return text

@@ -98,7 +98,12 @@ class Session:
 
     @property
     def timeout(self) -> timedelta:
-        return PRIVATE_TIMEOUT if self.trusted else PUBLIC_TIMEOUT
+        return idle_timeout(self.trusted)
+
+
+def idle_timeout(trusted: bool) -> timedelta:
+    """OWA's idle timeout: PrivateTimeout on a private computer, PublicTimeout otherwise."""
+    return PRIVATE_TIMEOUT if trusted else PUBLIC_TIMEOUT
 
 
 def canary_matches(expected: str, given: str | None) -> bool:
@@ -222,8 +227,7 @@ class SessionStore:
         if stored_host != host or not hmac.compare_digest(expected, cadata):
             return None
         now = self._clock.monotonic()
-        timeout = PRIVATE_TIMEOUT if trusted else PUBLIC_TIMEOUT  # as Session.timeout
-        if now - last_seen > timeout.total_seconds():
+        if now - last_seen > idle_timeout(bool(trusted)).total_seconds():
             self._db.execute("DELETE FROM sessions WHERE key = ?", (key,))
             return None
         if now - last_seen >= TOUCH_EVERY.total_seconds():
