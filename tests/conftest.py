@@ -91,17 +91,22 @@ def lab_processes(lab_dir: Path) -> list[int]:
 def lab_workers(lab_dir: Path) -> list[int]:
     """PIDs of the live receive worker processes of this lab's hubs.
 
-    Workers are forked by each hub's zygote and carry its command line: a
-    worker is such a process whose parent is one too.
+    A worker says so on its command line (``--worker N``): the hub forks its first
+    workers itself, and a zygote (started to replace one) forks the others.
     """
-    found = _lab_pids(lab_dir, RECEIVE_WORKER)
-    return [pid for pid in found if parent_of(pid) in found]
+    return [pid for pid in _lab_pids(lab_dir, RECEIVE_WORKER) if _is_worker(pid)]
 
 
 def lab_zygotes(lab_dir: Path) -> list[int]:
-    """PIDs of the hubs' receive worker zygotes (children of the hubs themselves)."""
-    found = _lab_pids(lab_dir, RECEIVE_WORKER)
-    return [pid for pid in found if parent_of(pid) not in found]
+    """PIDs of the hubs' receive worker zygotes (started only to replace a worker)."""
+    return [pid for pid in _lab_pids(lab_dir, RECEIVE_WORKER) if not _is_worker(pid)]
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b" --worker " in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
 
 
 RECEIVE_WORKER = "sitemail.transport.receive_worker"

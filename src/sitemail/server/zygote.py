@@ -20,6 +20,13 @@ pages (the organization model, TLS, the queue, everything both import) as
 well, instead of an interpreter's worth of copies of them.  A preforked
 zygote that dies is replaced by a started one.
 
+Better still, it may fork its first workers themselves (:func:`prefork_workers`):
+each child waits as a zygote would, but becomes the worker on the one request it
+gets instead of forking it.  No zygote runs then, and the pages that the server
+process and every worker have written to since the fork are not kept a third time
+by a zygote that only waits (about 8 MB on a hub with two receive workers).  Only
+when a worker must be replaced is a zygote started, as an interpreter of its own.
+
 The server process asks over a SOCK_SEQPACKET pair: ``("spawn", index,
 arguments)`` with the descriptors the worker is to hold (``arguments``: the
 worker's command-line arguments, which a zygote forked before the server
@@ -50,7 +57,14 @@ from typing import NoReturn
 
 from sitemail.server.fd_passing import IpcError, receive_handoff, send_handoff
 
-__all__ = ["ForkedProcess", "Zygote", "prefork", "quiet_collector", "serve"]
+__all__ = [
+    "ForkedProcess",
+    "Zygote",
+    "prefork",
+    "prefork_workers",
+    "quiet_collector",
+    "serve",
+]
 
 log = logging.getLogger("sitemail.server.zygote")
 
@@ -140,6 +154,8 @@ class Zygote:
         self.process: asyncio.subprocess.Process | ForkedProcess | None = None
         self._control: socket.socket | None = None
         self._lock = asyncio.Lock()
+        # Workers forked by prefork_workers, each waiting for its one request.
+        self._waiting: list[tuple[ForkedProcess, socket.socket]] = []
 
     @property
     def running(self) -> bool:
@@ -151,6 +167,21 @@ class Zygote:
         return process.returncode is None
 
     async def start(self) -> None:
+        waiting = _PREFORKED_WORKERS.pop(self.module, None)
+        if waiting:
+            # Workers of their own: no zygote until one of them must be replaced.
+            for pid, control in waiting:
+                self._waiting.append((ForkedProcess(pid, reap=True), control))
+            for _, control in self._waiting:
+                if await self._answer(control) != READY:
+                    await self.stop()
+                    raise OSError(f"the {self.label} forked from this process did not start")
+            log.info(
+                "%ss forked from this process (pids %s)",
+                self.label,
+                ", ".join(str(p.pid) for p, _ in self._waiting),
+            )
+            return
         preforked = _PREFORKED.pop(self.module, None)
         if preforked is not None:
             pid, control = preforked
@@ -176,22 +207,49 @@ class Zygote:
         log.info("%s zygote started (pid %d)", self.label, self.process.pid)
 
     async def _ready(self, parent: socket.socket) -> None:
-        parent.setblocking(False)
         self._control = parent
-        try:
-            answer = await asyncio.wait_for(
-                asyncio.get_running_loop().sock_recv(parent, 64), START_TIMEOUT
-            )
-        except (TimeoutError, OSError) as exc:
-            await self.stop()
-            raise OSError(f"the {self.label} zygote did not start: {exc}") from exc
+        answer = await self._answer(parent)
         if answer != READY:
             await self.stop()
-            raise OSError(f"the {self.label} zygote ended while starting")
+            raise OSError(f"the {self.label} zygote did not start ({answer!r})")
+
+    @staticmethod
+    async def _answer(control: socket.socket, timeout: float = START_TIMEOUT) -> bytes:
+        """What the other end says next; b"" when it ended, was silent or broke."""
+        control.setblocking(False)
+        try:
+            return await asyncio.wait_for(
+                asyncio.get_running_loop().sock_recv(control, 64), timeout
+            )
+        except (TimeoutError, OSError):
+            return b""
+
+    async def _take_waiting(self, index: int, fds: Sequence[int]) -> ForkedProcess | None:
+        """A worker forked by prefork_workers made worker ``index``; None when none is left."""
+        while self._waiting:
+            process, control = self._waiting.pop(0)
+            try:
+                if process.ended:
+                    continue
+                try:
+                    send_handoff(control, ("spawn", index, self.worker_arguments), *fds)
+                except (OSError, IpcError):
+                    answer = b""
+                else:
+                    answer = await self._answer(control, SPAWN_TIMEOUT)
+                if answer == str(process.pid).encode():
+                    return process
+                process.kill()  # it broke its one request: another one serves
+            finally:
+                control.close()
+        return None
 
     async def spawn(self, index: int, fds: Sequence[int]) -> ForkedProcess:
         """A new worker holding copies of ``fds`` (this process keeps its own)."""
         async with self._lock:
+            forked = await self._take_waiting(index, fds)
+            if forked is not None:
+                return forked
             if not self.running:
                 # Gone (killed, or its workers' parent died with it): a new one.
                 await self.stop()
@@ -210,7 +268,17 @@ class Zygote:
             return ForkedProcess(pid)
 
     async def stop(self) -> None:
-        """Close the pair (the zygote ends) and wait for it; kill it if it does not."""
+        """Close the pair (the zygote ends) and wait for it; kill it if it does not.
+        Workers still waiting for their request end the same way."""
+        waiting, self._waiting = self._waiting, []
+        for _, control in waiting:
+            control.close()
+        for worker, _ in waiting:
+            try:
+                await asyncio.wait_for(worker.wait(), 5.0)
+            except TimeoutError:
+                worker.kill()
+                await worker.wait()
         if self._control is not None:
             self._control.close()
             self._control = None
@@ -258,6 +326,39 @@ def prefork(module: str, run_zygote: Callable[[int], int]) -> bool:
     return True
 
 
+#: Workers forked by :func:`prefork_workers` and not yet taken by a :class:`Zygote`.
+_PREFORKED_WORKERS: dict[str, list[tuple[int, socket.socket]]] = {}
+
+
+def prefork_workers(module: str, count: int, run_zygote: Callable[[int], int]) -> bool:
+    """Fork ``count`` workers of ``module`` from this process now, each a zygote for one
+    request (``run_zygote(control_fd)`` runs :func:`serve` with ``once``):
+    :meth:`Zygote.start` takes them and :meth:`Zygote.spawn` makes each a worker.
+
+    As :func:`prefork`: only while this process runs one thread, and a child never
+    returns to the caller.
+    """
+    if count < 1 or threading.active_count() > 1 or module in _PREFORKED_WORKERS:
+        return False
+    gc.collect()
+    gc.freeze()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    forked: list[tuple[int, socket.socket]] = []
+    for _ in range(count):
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            parent.close()
+            for _, other in forked:
+                other.close()  # a sibling's channel is not this worker's
+            _child(partial(run_zygote, child.detach()))
+        child.close()
+        forked.append((pid, parent))
+    _PREFORKED_WORKERS[module] = forked
+    return True
+
+
 #: Container allocations between two collections of the youngest generation in a worker
 #: that serves requests (CPython's default, 700, set one off every request or two).
 WORKER_GC_THRESHOLD = 20_000
@@ -296,15 +397,19 @@ def serve(
     control_fd: int,
     fd_count: int,
     run_worker: Callable[[int, list[int], list[str]], int],
+    *,
+    once: bool = False,
 ) -> int:
     """The zygote's loop: fork ``run_worker(index, fds, arguments)`` for each request
-    carrying ``fd_count`` descriptors."""
+    carrying ``fd_count`` descriptors.  With ``once`` (:func:`prefork_workers`) the first
+    request is run here, by this process, which answers with its own pid."""
     control = socket.socket(fileno=control_fd)
     control.setblocking(True)
     gc.collect()
     gc.freeze()
-    # Workers are reaped by the kernel: the server process watches them by pidfd.
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    if not once:
+        # Workers are reaped by the kernel: the server process watches them by pidfd.
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     control.send(READY)
     while True:
         try:
@@ -325,6 +430,10 @@ def serve(
                 os.close(fd)
             control.send(b"-")  # not a pid: the server process reads it as a failure
             continue
+        if once:
+            control.send(str(os.getpid()).encode())
+            control.close()
+            return run_worker(int(message[1]), list(fds), list(message[2]))
         pid = os.fork()
         if pid == 0:
             control.close()

@@ -373,10 +373,14 @@ def worker_arguments(ctx: ProcessContext, spool: Path, shadow_id: str, workers: 
     ]
 
 
-def run_zygote(server: str, parent: int, control_fd: int) -> int:
-    """The zygote: everything a worker needs is imported; fork one per request."""
+MODULE = "sitemail.transport.receive_worker"
+
+
+def run_zygote(server: str, parent: int, control_fd: int, *, once: bool = False) -> int:
+    """The zygote: everything a worker needs is imported; fork one per request (with
+    ``once``, forked by the transport process itself: become the worker of the first)."""
     die_with_parent(parent)
-    log_as(server, "zygote")
+    log_as(server, "worker" if once else "zygote")
     # Ctrl-C in a terminal reaches the whole process group: the transport process
     # decides when sessions end, and closing the channels tells this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -386,8 +390,11 @@ def run_zygote(server: str, parent: int, control_fd: int) -> int:
 
     def run_worker(index: int, fds: list[int], arguments: list[str]) -> int:
         handoff_fd, rpc_fd = fds
-        die_with_parent(zygote)
+        die_with_parent(parent if once else zygote)
         args = _worker_parser().parse_args(arguments)
+        # Told apart from a zygote by its command line (ps, the lab's tests).
+        # (Named in full: run as ``python -m``, this module's __name__ is "__main__".)
+        set_title(f"{MODULE} --server {args.server} --home {args.home} --worker {index}")
         log_as(args.server, f"receive worker {index}")
         args.index, args.handoff_fd, args.rpc_fd = index, handoff_fd, rpc_fd
         # Session ids stay unique across the processes that share the log files.
@@ -399,21 +406,23 @@ def run_zygote(server: str, parent: int, control_fd: int) -> int:
             directory.close()
         return 0
 
-    return worker_zygote.serve(control_fd, 2, run_worker)
+    return worker_zygote.serve(control_fd, 2, run_worker, once=once)
 
 
 def prefork_zygote(server: str, home: Path) -> bool:
-    """Fork this hub's zygote from the transport's own process, before its event loop.
+    """Fork this hub's receive workers from the transport's own process, before its
+    event loop (:func:`~sitemail.server.zygote.prefork_workers`).
 
-    The zygote and its workers then share this process's pages (the organization
-    model, TLS, the SMTP stack and the queue it imported once) instead of holding
-    an interpreter's copy of their own; :class:`ReceiveWorkers` takes it when it
-    starts.  Nothing is forked without workers to fork, or when this process runs
-    a thread already (:func:`~sitemail.server.zygote.prefork`).
+    The workers then share this process's pages (the organization model, TLS, the
+    SMTP stack and the queue it imported once) instead of holding an interpreter's
+    copy of their own; :class:`ReceiveWorkers` takes them when it starts, and starts
+    a zygote only to replace one.  Nothing is forked without workers to fork, or when
+    this process runs a thread already.
     """
     from sitemail.transport.receive_workers import receive_worker_count
 
-    if not receive_worker_count():
+    count = receive_worker_count()
+    if not count:
         return False
     # The transport service's own modules and the event loop both run: imported before
     # the fork, they are shared.
@@ -427,9 +436,9 @@ def prefork_zygote(server: str, home: Path) -> bool:
     def run(control_fd: int) -> int:
         # Not the server's command line: the lab tells its processes apart by it.
         set_title(f"{__name__} --server {server} --home {home}")
-        return run_zygote(server, parent, control_fd)
+        return run_zygote(server, parent, control_fd, once=True)
 
-    return worker_zygote.prefork(__name__, run)
+    return worker_zygote.prefork_workers(__name__, count, run)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,7 @@ from sitemail.server.context import ProcessContext
 from sitemail.server.worker_processes import worker_count
 from sitemail.server.zygote import ForkedProcess, Zygote
 from sitemail.transport.queue import QueueStore
-from sitemail.transport.receive_worker import worker_arguments
+from sitemail.transport.receive_worker import MODULE, worker_arguments
 from sitemail.transport.worker_ipc import (
     IpcError,
     envelope_from_wire,
@@ -49,7 +49,7 @@ from sitemail.transport.worker_ipc import (
 
 log = logging.getLogger("sitemail.transport.workers")
 
-_ZYGOTE_MODULE = "sitemail.transport.receive_worker"
+_ZYGOTE_MODULE = MODULE
 
 #: ``SITEMAIL_RECEIVE_PROCESSES``: how many receive workers a hub runs (0: sessions
 #: are served by the transport process itself).

@@ -16,19 +16,24 @@ import pytest
 
 from sitemail.server import zygote as zygote_module
 from sitemail.server.worker_processes import set_title
-from sitemail.server.zygote import Zygote, prefork, serve
+from sitemail.server.zygote import Zygote, prefork, prefork_workers, serve
 
 MODULE = "tests.unit.server.zygote_probe"
 
 
-def _run_zygote(control_fd: int) -> int:
-    def run_worker(index: int, fds: list[int], arguments: list[str]) -> int:
-        # What the worker was given travels back over the descriptor it was handed.
-        with socket.socket(fileno=fds[0]) as out:
-            out.sendall(f"{index} {' '.join(arguments)} {os.getppid()}".encode())
-        return 0
+def _report(index: int, fds: list[int], arguments: list[str]) -> int:
+    # What the worker was given travels back over the descriptor it was handed.
+    with socket.socket(fileno=fds[0]) as out:
+        out.sendall(f"{index} {' '.join(arguments)} {os.getppid()} {os.getpid()}".encode())
+    return 0
 
-    return serve(control_fd, 1, run_worker)
+
+def _run_zygote(control_fd: int) -> int:
+    return serve(control_fd, 1, _report)
+
+
+def _run_once(control_fd: int) -> int:
+    return serve(control_fd, 1, _report, once=True)
 
 
 @pytest.fixture
@@ -39,6 +44,9 @@ def single_threaded() -> Iterator[None]:
     left = zygote_module._PREFORKED.pop(MODULE, None)
     if left is not None:
         left[1].close()
+    for pid, control in zygote_module._PREFORKED_WORKERS.pop(MODULE, []):
+        control.close()
+        os.waitpid(pid, 0)
     gc.unfreeze()  # prefork froze everything of this test process
 
 
@@ -57,12 +65,53 @@ def test_a_preforked_zygote_forks_workers_with_their_arguments(single_threaded: 
         theirs.close()
         said = await asyncio.get_running_loop().run_in_executor(None, mine.recv, 200)
         mine.close()
-        assert said.decode() == f"3 --spool /x {zygote_pid}"
+        assert said.decode() == f"3 --spool /x {zygote_pid} {worker.pid}"
         await worker.wait()
         await zygote.stop()
         # This process's child: it was reaped here, with its status.
         with pytest.raises(ChildProcessError):
             os.waitpid(zygote_pid, os.WNOHANG)
+
+    asyncio.run(main())
+
+
+def test_preforked_workers_become_the_workers_with_no_zygote(single_threaded: None) -> None:
+    assert prefork_workers(MODULE, 3, _run_once)
+    assert not prefork_workers(MODULE, 1, _run_once)  # once per module
+
+    async def main() -> None:
+        zygote = Zygote(MODULE, [], "probe", ["--spool", "/x"])
+        await zygote.start()
+        assert zygote.process is None and not zygote.running  # no zygote was started
+        waiting = [process for process, _ in zygote._waiting]
+        # One dies before it is asked: the next one takes its place.
+        os.kill(waiting[0].pid, signal.SIGKILL)
+        await asyncio.wait_for(waiting[0].wait(), 10)
+        for index in (0, 1):
+            mine, theirs = socket.socketpair()
+            worker = await zygote.spawn(index, [theirs.fileno()])
+            theirs.close()
+            said = await asyncio.get_running_loop().run_in_executor(None, mine.recv, 200)
+            mine.close()
+            # The preforked process itself is the worker, a child of this process.
+            assert worker is waiting[index + 1]
+            assert said.decode() == f"{index} --spool /x {os.getpid()} {worker.pid}"
+            assert await asyncio.wait_for(worker.wait(), 10) == 0  # reaped here
+        await zygote.stop()
+        assert zygote._waiting == []
+
+    asyncio.run(main())
+
+
+def test_preforked_workers_not_asked_end_with_stop(single_threaded: None) -> None:
+    assert prefork_workers(MODULE, 2, _run_once)
+
+    async def main() -> None:
+        zygote = Zygote(MODULE, [], "probe")
+        await zygote.start()
+        waiting = [process for process, _ in zygote._waiting]
+        await zygote.stop()
+        assert all(p.ended and p.returncode == 0 for p in waiting)
 
     asyncio.run(main())
 

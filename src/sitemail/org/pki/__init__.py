@@ -27,21 +27,13 @@ confused with a user's certificate whose subject happens to carry the same OU.
 Modules: :mod:`.authority` (the CA, :class:`OrganizationPki`, issuing and
 reissuing), :mod:`.identity` (:class:`PeerVerifier`: who a peer is),
 :mod:`.contexts` (TLS contexts), :mod:`.files` (the folder's files).  Import
-from the package: the names below are its public face.
+from the package: the names below are its public face.  The authority's names are
+loaded when first asked for (:func:`__getattr__`): it needs ``cryptography``, which
+a server process that only serves with its certificate files never loads.
 """
 
-from sitemail.org.pki.authority import (
-    ADMIN_OU,
-    CA_VALIDITY,
-    LEAF_VALIDITY,
-    RENEW_BEFORE,
-    SERVER_OU,
-    IssueResult,
-    KeyAlgorithm,
-    OrganizationPki,
-    ServerCertSpec,
-    ensure_organization_pki,
-)
+from typing import TYPE_CHECKING, Any
+
 from sitemail.org.pki.contexts import (
     ClientCertMode,
     anonymous_tls_client_context,
@@ -63,6 +55,44 @@ from sitemail.org.pki.identity import (
     PeerVerifier,
     ServerIdentity,
 )
+
+if TYPE_CHECKING:
+    from sitemail.org.pki.authority import (
+        ADMIN_OU,
+        CA_VALIDITY,
+        LEAF_VALIDITY,
+        RENEW_BEFORE,
+        SERVER_OU,
+        IssueResult,
+        KeyAlgorithm,
+        OrganizationPki,
+        ServerCertSpec,
+        ensure_organization_pki,
+    )
+
+_AUTHORITY = frozenset(
+    {
+        "ADMIN_OU",
+        "CA_VALIDITY",
+        "LEAF_VALIDITY",
+        "RENEW_BEFORE",
+        "SERVER_OU",
+        "IssueResult",
+        "KeyAlgorithm",
+        "OrganizationPki",
+        "ServerCertSpec",
+        "ensure_organization_pki",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _AUTHORITY:
+        from sitemail.org.pki import authority
+
+        return getattr(authority, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ADMIN_OU",

@@ -14,17 +14,22 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+# cryptography (about 9 MB of a process's memory) is loaded by the functions that
+# parse or write certificates and keys, not by this module: a server process that
+# only needs the files' paths for its TLS contexts (a hub's Internet-facing receive
+# connector, its receive workers) never loads it.
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 _RESERVED_FILE_NAMES = frozenset({"ca", "admin"})
 # NetBIOS-style server names (what Exchange accepts), which also keeps them
 # safe to use as file names.
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PrivateKey: TypeAlias = "ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey"
 
 
 class PkiError(Exception):
@@ -81,6 +86,8 @@ def check_server_name(server: str) -> None:
 
 
 def key_pem(key: PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -89,6 +96,8 @@ def key_pem(key: PrivateKey) -> bytes:
 
 
 def load_cert(path: Path) -> x509.Certificate:
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificate(path.read_bytes())
     except (OSError, ValueError) as exc:
@@ -96,6 +105,9 @@ def load_cert(path: Path) -> x509.Certificate:
 
 
 def load_key(path: Path) -> PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:

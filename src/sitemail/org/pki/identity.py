@@ -13,20 +13,20 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-from cryptography import x509
-from cryptography.x509.verification import (
-    Criticality,
-    ExtensionPolicy,
-    PolicyBuilder,
-    Store,
-    VerificationError,
-)
-
 from sitemail.clock import SYSTEM_CLOCK, Clock
-from sitemail.org.pki.files import load_cert
+from sitemail.org.pki.files import PkiError
+
+# cryptography is loaded when a certificate is first looked at, not with this module:
+# every server process imports the identities, and one that never meets a peer's
+# certificate (a hub taking Internet mail only) is spared its memory (files.py).
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.x509.verification import ExtensionPolicy, Store
 
 # The role rides in the subject alternative names, where every TLS library reads
 # (and, for a URI, ignores) it.  It was a private extension under a UUID OID
@@ -58,10 +58,18 @@ PeerIdentity = ServerIdentity | AdminIdentity
 
 # The Web PKI defaults, except that a client certificate may lack a subject
 # alternative name: the admin certificate names a role, not a host.
-_CA_POLICY = ExtensionPolicy.webpki_defaults_ca()
-_EE_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-    x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
-)
+@cache
+def _policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
+    """The (CA, end entity) extension policies of the verification."""
+    from cryptography import x509
+    from cryptography.x509.verification import Criticality, ExtensionPolicy
+
+    return (
+        ExtensionPolicy.webpki_defaults_ca(),
+        ExtensionPolicy.webpki_defaults_ee().may_be_present(
+            x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+        ),
+    )
 
 
 #: How long a certificate's verification is trusted before it is done again.
@@ -82,8 +90,10 @@ class PeerVerifier:
     during the handshake).
     """
 
-    def __init__(self, ca_cert: x509.Certificate, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        self._store = Store([ca_cert])
+    def __init__(self, ca_cert: x509.Certificate | bytes, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        # ``bytes``: the CA's PEM, parsed with the first certificate looked at.
+        self._ca = ca_cert
+        self._trust: Store | None = None
         self._clock = clock
         # The store API and the proxy see the same few certificates on every request:
         # an answer is kept (by the certificate's octets) until the certificate expires,
@@ -93,7 +103,29 @@ class PeerVerifier:
 
     @classmethod
     def from_file(cls, ca_file: Path, *, clock: Clock = SYSTEM_CLOCK) -> PeerVerifier:
-        return cls(load_cert(Path(ca_file)), clock=clock)
+        """The verifier of the CA in ``ca_file``: read now (a missing or unreadable file
+        is a :class:`PkiError` here), parsed when the first certificate is looked at."""
+        path = Path(ca_file)
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise PkiError(f"cannot read certificate {path}: {exc}") from None
+        if b"-----BEGIN CERTIFICATE-----" not in pem:
+            raise PkiError(f"cannot read certificate {path}: no PEM certificate in it")
+        return cls(pem, clock=clock)
+
+    def _store(self) -> Store:
+        if self._trust is None:
+            from cryptography import x509
+            from cryptography.x509.verification import Store
+
+            ca = self._ca
+            try:
+                cert = x509.load_pem_x509_certificate(ca) if isinstance(ca, bytes) else ca
+            except ValueError as exc:
+                raise PkiError(f"the organization CA certificate cannot be read: {exc}") from None
+            self._trust = Store([cert])
+        return self._trust
 
     def identify(self, peer_cert: bytes | x509.Certificate | None) -> PeerIdentity | None:
         """Identity of a peer certificate (DER bytes or parsed), or None if not one of ours.
@@ -109,6 +141,8 @@ class PeerVerifier:
                 known = self._known.get(peer_cert)
             if known is not None and now < known[1]:
                 return known[0]
+            from cryptography import x509
+
             try:
                 cert = x509.load_der_x509_certificate(peer_cert)
             except ValueError:
@@ -123,11 +157,14 @@ class PeerVerifier:
         return self._identify(peer_cert)
 
     def _identify(self, cert: x509.Certificate) -> PeerIdentity | None:
+        from cryptography.x509.verification import PolicyBuilder, VerificationError
+
+        ca_policy, ee_policy = _policies()
         verifier = (
             PolicyBuilder()
-            .store(self._store)
+            .store(self._store())
             .time(self._clock.now())
-            .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
+            .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
             .build_client_verifier()
         )
         try:
@@ -156,6 +193,8 @@ def role_uri(role: str, name: str) -> str:
 
 def role_of(cert: x509.Certificate) -> tuple[str, str] | None:
     """The (role, name) a certificate's role URI says; None when it has none (or two)."""
+    from cryptography import x509
+
     try:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
