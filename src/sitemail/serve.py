@@ -275,9 +275,14 @@ def run(name: str, directory_url: str, lab_dir: str | None = None) -> int:
             if server.is_hub and server.version in _CURRENT:
                 from sitemail.transport.receive_worker import prefork_zygote
 
-                # Before the event loop and its threads: the receive workers' zygote
-                # forked from this process shares its pages (transport/receive_worker.py).
+                # Before the event loop and its threads: the receive workers forked
+                # from this process share its pages (transport/receive_worker.py).
                 prefork_zygote(name, home)
+            if ServerRole.CLIENT_ACCESS in server.roles and server.version in _CURRENT:
+                from sitemail.access.web import worker as web_worker
+
+                # The same for the W3SVC's workers (access/web/worker.py).
+                web_worker.prefork(name, home)
             event_loop.run(serve_exchange_server(ctx, server))
         elif firewall is not None:
             from sitemail.firewall.process import serve_firewall

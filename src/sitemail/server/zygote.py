@@ -350,8 +350,15 @@ def prefork_workers(module: str, count: int, run_zygote: Callable[[int], int]) -
         pid = os.fork()
         if pid == 0:
             parent.close()
+            # A sibling's channel, or another pool's, is not this worker's (holding one
+            # would keep that worker from seeing its server process close it).
             for _, other in forked:
-                other.close()  # a sibling's channel is not this worker's
+                other.close()
+            for pool in _PREFORKED_WORKERS.values():
+                for _, other in pool:
+                    other.close()
+            for _, other in _PREFORKED.values():
+                other.close()
             _child(partial(run_zygote, child.detach()))
         child.close()
         forked.append((pid, parent))

@@ -70,6 +70,29 @@ BACKLOG = 511
 BUSY_TIMEOUT = 5.0
 
 
+#: The workers' module (run as ``python -m`` for a zygote of its own).
+MODULE = "sitemail.access.web.worker"
+
+
+def worker_arguments(
+    ctx: ProcessContext, shared: SharedWebState, *, header_wait: float, max_per_address: int
+) -> list[str]:
+    return [
+        "--server", ctx.name,
+        "--site", ctx.site,
+        "--address", ctx.address,
+        "--directory", ctx.directory_url,
+        "--base-dir", str(ctx.base_dir),
+        "--home", str(ctx.home),
+        "--pki", str(ctx.pki_dir),
+        "--port-offset", str(ctx.port_offset),
+        "--state", str(shared.folder),
+        "--workers", str(shared.workers),
+        "--header-wait", str(header_wait),
+        "--max-connections-per-address", str(max_per_address),
+    ]  # fmt: skip
+
+
 def web_worker_count(environ: dict[str, str] | None = None) -> int:
     """Workers to start (:func:`~sitemail.server.worker_processes.worker_count`)."""
     return worker_count(WORKERS_VARIABLE, environ)
@@ -168,27 +191,20 @@ class WebWorkers:
         self._processes: list[ForkedProcess | None] = [None] * shared.workers
         self._supervisors: list[asyncio.Task[None]] = []
         self._stopping = False
-        # The workers are forked from one zygote that imported the web site once
-        # (server.zygote): two thirds of a second and most of 75 MB saved per worker.
+        # The workers are forked from the server process (worker.prefork) or from one
+        # zygote that imported the web site once (server.zygote): two thirds of a second
+        # and most of 75 MB saved per worker.
         self._zygote = Zygote(
-            "sitemail.access.web.worker",
-            [
-                "--server", ctx.name,
-                "--site", ctx.site,
-                "--address", ctx.address,
-                "--directory", ctx.directory_url,
-                "--base-dir", str(ctx.base_dir),
-                "--home", str(ctx.home),
-                "--pki", str(ctx.pki_dir),
-                "--port-offset", str(ctx.port_offset),
-                "--state", str(shared.folder),
-                "--workers", str(shared.workers),
-                "--header-wait", str(header_wait),
-                "--max-connections-per-address", str(max_connections_per_address),
-                "--parent", str(os.getpid()),
-            ],
+            MODULE,
+            ["--server", ctx.name, "--parent", str(os.getpid())],
             "W3SVC worker",
-        )  # fmt: skip
+            worker_arguments(
+                ctx,
+                shared,
+                header_wait=header_wait,
+                max_per_address=max_connections_per_address,
+            ),
+        )
 
     @property
     def pids(self) -> list[int]:
