@@ -475,3 +475,56 @@ def test_a_web_front_certificate_names_no_server(tmp_path: Path) -> None:
     assert pki.ensure_web("console", "console.contoso.com", addresses=["127.0.0.1"]).action == (
         "kept"
     )
+
+
+def _count_path_validations(monkeypatch: pytest.MonkeyPatch) -> list[x509.Certificate]:
+    """The certificates PeerVerifier validated with cryptography from now on."""
+    checked: list[x509.Certificate] = []
+    real = PeerVerifier._identify
+
+    def counted(self: PeerVerifier, cert: x509.Certificate) -> PeerIdentity | None:
+        checked.append(cert)
+        return real(self, cert)
+
+    monkeypatch.setattr(PeerVerifier, "_identify", counted)
+    return checked
+
+
+def test_a_client_certificate_verified_in_the_handshake_names_its_server_or_admin(
+    org: OrganizationPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked = _count_path_validations(monkeypatch)
+    for files, expected in (
+        (org.server_files("EX02"), ServerIdentity("EX02")),
+        (org.admin_files(), AdminIdentity()),
+    ):
+        server = serve(org)
+        data, tls = connect(server.port, client_ssl_context(org.ca_file, files=files), "EX01")
+        tls.close()
+        server.close()
+        assert data == b"ok" and server.error is None
+        assert server.identity == expected
+    # OpenSSL validated the chain against the organization CA alone in the handshake:
+    # the role was read from what the ssl module decoded, cryptography was not needed.
+    assert checked == []
+
+
+def test_a_server_that_trusts_another_ca_too_validates_the_path_itself(
+    org: OrganizationPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stranger = OrganizationPki.open_or_create(tmp_path / "other", "Contoso")
+    foreign = stranger.ensure_server("EX02", "ex02.contoso.test").files
+    ctx = server_ssl_context(org.server_files("EX01"), ca_file=org.ca_file, client_certs="optional")
+    ctx.load_verify_locations(stranger.ca_file)  # the handshake now passes either CA
+    checked = _count_path_validations(monkeypatch)
+    for files, expected in (
+        (foreign, None),  # same names, another CA: a stranger, whatever OpenSSL accepted
+        (org.server_files("EX02"), ServerIdentity("EX02")),
+    ):
+        server = OneShotServer(ctx, org.verifier())
+        data, tls = connect(server.port, anonymous_tls_client_context(files), None)
+        tls.close()
+        server.close()
+        assert data == b"ok" and server.error is None
+        assert server.identity == expected
+    assert len(checked) == 2

@@ -12,7 +12,7 @@ import ssl
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,6 +94,7 @@ class PeerVerifier:
         # ``bytes``: the CA's PEM, parsed with the first certificate looked at.
         self._ca = ca_cert
         self._trust: Store | None = None
+        self._ca_octets: bytes | None = None  # the CA's DER, compared with a TLS context's
         self._clock = clock
         # The store API and the proxy see the same few certificates on every request:
         # an answer is kept (by the certificate's octets) until the certificate expires,
@@ -137,9 +138,8 @@ class PeerVerifier:
             return None
         if isinstance(peer_cert, bytes):
             now = self._clock.now()
-            with self._known_lock:
-                known = self._known.get(peer_cert)
-            if known is not None and now < known[1]:
+            known = self._known_answer(peer_cert, now)
+            if known is not None:
                 return known[0]
             from cryptography import x509
 
@@ -148,13 +148,24 @@ class PeerVerifier:
             except ValueError:
                 return None
             identity = self._identify(cert)
-            until = min(cert.not_valid_after_utc, now + RECHECK_AFTER)
-            with self._known_lock:
-                self._known[peer_cert] = (identity, until)
-                while len(self._known) > MAX_KNOWN:
-                    self._known.popitem(last=False)
+            self._remember(peer_cert, identity, cert.not_valid_after_utc, now)
             return identity
         return self._identify(peer_cert)
+
+    def _known_answer(
+        self, der: bytes, now: datetime
+    ) -> tuple[PeerIdentity | None, datetime] | None:
+        with self._known_lock:
+            known = self._known.get(der)
+        return known if known is not None and now < known[1] else None
+
+    def _remember(
+        self, der: bytes, identity: PeerIdentity | None, not_after: datetime, now: datetime
+    ) -> None:
+        with self._known_lock:
+            self._known[der] = (identity, min(not_after, now + RECHECK_AFTER))
+            while len(self._known) > MAX_KNOWN:
+                self._known.popitem(last=False)
 
     def _identify(self, cert: x509.Certificate) -> PeerIdentity | None:
         from cryptography.x509.verification import PolicyBuilder, VerificationError
@@ -171,19 +182,82 @@ class PeerVerifier:
             verifier.verify(cert, [])
         except VerificationError:
             return None
-        role = role_of(cert)
-        if role is None:
-            return None
-        kind, name = role
-        if kind == ROLE_SERVER:
-            return ServerIdentity(name)
-        if kind == ROLE_ADMIN:
-            return AdminIdentity(name)
-        return None
+        return _identity_of(role_of(cert))
 
     def identify_ssl(self, tls: ssl.SSLObject | ssl.SSLSocket) -> PeerIdentity | None:
-        """Identity of the peer of an established TLS connection."""
-        return self.identify(tls.getpeercert(binary_form=True))
+        """Identity of the peer of an established TLS connection.
+
+        On the server side of a connection whose context trusts this CA alone and
+        verified the client's certificate (``client_certs`` optional or required,
+        contexts.py), OpenSSL has done the path validation of :meth:`identify` in the
+        handshake: chain to this CA, validity now, and the TLS client purpose (EKU
+        clientAuth).  The role is then read from the certificate as the ssl module
+        decoded it, and ``cryptography`` (about 9 MB of memory) is not loaded for it.
+        Anything else (a client's view of a server, X-ANONYMOUSTLS, another CA among
+        those trusted, a clock of the tests) is verified by :meth:`identify`.
+        """
+        der = tls.getpeercert(binary_form=True)
+        if der is None:
+            return None
+        now = self._clock.now()
+        known = self._known_answer(der, now)
+        if known is not None:
+            return known[0]
+        verified = self._verified_in_handshake(tls)
+        if verified is None:
+            return self.identify(der)
+        identity, not_after = verified
+        self._remember(der, identity, not_after, now)
+        return identity
+
+    def _verified_in_handshake(
+        self, tls: ssl.SSLObject | ssl.SSLSocket
+    ) -> tuple[PeerIdentity | None, datetime] | None:
+        """(identity, end of validity) of a client certificate OpenSSL verified against
+        this CA alone; None when the handshake's check is not the one :meth:`identify`
+        makes (then that one is made)."""
+        context = tls.context
+        if (
+            not tls.server_side
+            or self._clock is not SYSTEM_CLOCK
+            or context.verify_mode == ssl.CERT_NONE
+            or context.get_ca_certs(binary_form=True) != [self._ca_der()]
+        ):
+            return None
+        decoded = tls.getpeercert()  # empty unless the handshake verified the chain
+        end = decoded.get("notAfter") if decoded else None
+        if decoded is None or not isinstance(end, str):
+            return None
+        names = decoded.get("subjectAltName", ())
+        uris = [
+            entry[1]
+            for entry in names
+            if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == "URI"
+        ]
+        not_after = datetime.fromtimestamp(ssl.cert_time_to_seconds(end), UTC)
+        return _identity_of(_role_in([u for u in uris if isinstance(u, str)])), not_after
+
+    def _ca_der(self) -> bytes:
+        if self._ca_octets is None:
+            ca = self._ca
+            if isinstance(ca, bytes):
+                self._ca_octets = ssl.PEM_cert_to_DER_cert(ca.decode("ascii", "replace"))
+            else:
+                from cryptography.hazmat.primitives.serialization import Encoding
+
+                self._ca_octets = ca.public_bytes(Encoding.DER)
+        return self._ca_octets
+
+
+def _identity_of(role: tuple[str, str] | None) -> PeerIdentity | None:
+    if role is None:
+        return None
+    kind, name = role
+    if kind == ROLE_SERVER:
+        return ServerIdentity(name)
+    if kind == ROLE_ADMIN:
+        return AdminIdentity(name)
+    return None
 
 
 def role_uri(role: str, name: str) -> str:
@@ -199,11 +273,12 @@ def role_of(cert: x509.Certificate) -> tuple[str, str] | None:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return None
-    found = [
-        uri
-        for uri in names.get_values_for_type(x509.UniformResourceIdentifier)
-        if uri.startswith(ROLE_URI_PREFIX)
-    ]
+    return _role_in(names.get_values_for_type(x509.UniformResourceIdentifier))
+
+
+def _role_in(uris: list[str]) -> tuple[str, str] | None:
+    """The (role, name) of the one role URI among a certificate's URIs, if one."""
+    found = [uri for uri in uris if uri.startswith(ROLE_URI_PREFIX)]
     if len(found) != 1:
         return None
     role, sep, name = found[0][len(ROLE_URI_PREFIX) :].partition(":")
