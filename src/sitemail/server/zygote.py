@@ -53,14 +53,17 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import NoReturn
+from pathlib import Path
+from typing import NoReturn, Protocol
 
 from sitemail.server.fd_passing import IpcError, receive_handoff, send_handoff
+from sitemail.server.worker_processes import set_title
 
 __all__ = [
     "ForkedProcess",
     "Zygote",
     "prefork",
+    "prefork_server_workers",
     "prefork_workers",
     "quiet_collector",
     "serve",
@@ -364,6 +367,31 @@ def prefork_workers(module: str, count: int, run_zygote: Callable[[int], int]) -
         forked.append((pid, parent))
     _PREFORKED_WORKERS[module] = forked
     return True
+
+
+class RunZygote(Protocol):
+    """A worker module's zygote: ``run_zygote(server, parent, control_fd, once=...)``."""
+
+    def __call__(self, server: str, parent: int, control_fd: int, *, once: bool = False) -> int: ...
+
+
+def prefork_server_workers(
+    module: str, count: int, server: str, home: Path, run_zygote: RunZygote
+) -> bool:
+    """:func:`prefork_workers` for a server process's pool of ``module``: each child shows
+    ``<module> --server <server> --home <home>`` as its command line (the lab tells its
+    processes apart by it; a worker adds its index) and becomes a worker of this process."""
+    if count < 1:
+        return False
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401 - the event loop's module, shared by every worker
+    parent = os.getpid()
+
+    def run(control_fd: int) -> int:
+        set_title(f"{module} --server {server} --home {home}")
+        return run_zygote(server, parent, control_fd, once=True)
+
+    return prefork_workers(module, count, run)
 
 
 #: Container allocations between two collections of the youngest generation in a worker

@@ -422,23 +422,10 @@ def prefork_zygote(server: str, home: Path) -> bool:
     from sitemail.transport.receive_workers import receive_worker_count
 
     count = receive_worker_count()
-    if not count:
-        return False
-    # The transport service's own modules and the event loop both run: imported before
-    # the fork, they are shared.
-    import sitemail.transport.service  # noqa: F401
-
-    with contextlib.suppress(ImportError):
-        import uvloop  # noqa: F401
-
-    parent = os.getpid()
-
-    def run(control_fd: int) -> int:
-        # Not the server's command line: the lab tells its processes apart by it.
-        set_title(f"{__name__} --server {server} --home {home}")
-        return run_zygote(server, parent, control_fd, once=True)
-
-    return worker_zygote.prefork_workers(__name__, count, run)
+    if count:
+        # The transport service's own modules: imported before the fork, they are shared.
+        import sitemail.transport.service  # noqa: F401
+    return worker_zygote.prefork_server_workers(MODULE, count, server, home, run_zygote)
 
 
 def main(argv: list[str] | None = None) -> int:

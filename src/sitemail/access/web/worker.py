@@ -34,7 +34,7 @@ from sitemail.server import event_loop
 from sitemail.server.context import ProcessContext
 from sitemail.server.watcher import DirectoryWatcher
 from sitemail.server.worker_processes import die_with_parent, log_as, set_title
-from sitemail.server.zygote import prefork_workers, quiet_collector, serve
+from sitemail.server.zygote import prefork_server_workers, quiet_collector, serve
 
 log = logging.getLogger("sitemail.w3svc.worker")
 
@@ -146,19 +146,7 @@ def prefork(server: str, home: Path) -> bool:
     time; :class:`~.workers.WebWorkers` takes them when the W3SVC starts, and starts a
     zygote only to replace one.  Nothing is forked without workers to fork.
     """
-    count = web_worker_count()
-    if not count:
-        return False
-    with contextlib.suppress(ImportError):
-        import uvloop  # noqa: F401
-    parent = os.getpid()
-
-    def run(control_fd: int) -> int:
-        # Not the server's command line: the lab tells its processes apart by it.
-        set_title(f"{MODULE} --server {server} --home {home}")
-        return run_zygote(server, parent, control_fd, once=True)
-
-    return prefork_workers(MODULE, count, run)
+    return prefork_server_workers(MODULE, web_worker_count(), server, home, run_zygote)
 
 
 def main(argv: list[str] | None = None) -> int:
