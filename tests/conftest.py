@@ -88,18 +88,19 @@ def lab_processes(lab_dir: Path) -> list[int]:
     return _lab_pids(lab_dir, " serve ")
 
 
-def lab_workers(lab_dir: Path) -> list[int]:
-    """PIDs of the live receive worker processes of this lab's hubs.
+def lab_workers(lab_dir: Path, module: str | None = None) -> list[int]:
+    """PIDs of the live worker processes of this lab's servers: the hubs' receive workers,
+    or those of ``module`` (:data:`W3SVC_WORKER`).
 
-    A worker says so on its command line (``--worker N``): the hub forks its first
-    workers itself, and a zygote (started to replace one) forks the others.
+    A worker says so on its command line (``--worker N``): a server process forks its
+    first workers itself, and a zygote (started to replace one) forks the others.
     """
-    return [pid for pid in _lab_pids(lab_dir, RECEIVE_WORKER) if _is_worker(pid)]
+    return [pid for pid in _lab_pids(lab_dir, module or RECEIVE_WORKER) if _is_worker(pid)]
 
 
-def lab_zygotes(lab_dir: Path) -> list[int]:
-    """PIDs of the hubs' receive worker zygotes (started only to replace a worker)."""
-    return [pid for pid in _lab_pids(lab_dir, RECEIVE_WORKER) if not _is_worker(pid)]
+def lab_zygotes(lab_dir: Path, module: str | None = None) -> list[int]:
+    """PIDs of the zygotes of those workers (started only to replace a worker)."""
+    return [pid for pid in _lab_pids(lab_dir, module or RECEIVE_WORKER) if not _is_worker(pid)]
 
 
 def _is_worker(pid: int) -> bool:
@@ -110,6 +111,7 @@ def _is_worker(pid: int) -> bool:
 
 
 RECEIVE_WORKER = "sitemail.transport.receive_worker"
+W3SVC_WORKER = "sitemail.access.web.worker"
 
 
 def parent_of(pid: int) -> int | None:
@@ -397,6 +399,30 @@ def example_lab(tmp_path_factory: pytest.TempPathFactory, example: str) -> Itera
             yield RunningLab(lab_dir)
         finally:
             sitemail("lab", "down", "--dir", str(lab_dir), check=False)
+
+
+@contextmanager
+def topology_lab(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    topology: str,
+    env: dict[str, str] | None = None,
+) -> Iterator[RunningLab]:
+    """A lab of the topology text ``topology``, up for the block, with ``env`` in the
+    environment of `lab up` (so of its processes); none of its processes outlive it."""
+    folder = tmp_path_factory.mktemp(name)
+    path = folder / f"{name}.yaml"
+    path.write_text(topology)
+    lab_dir = folder / "lab"
+    with lab_slot():
+        sitemail("lab", "up", str(path), "--dir", str(lab_dir), env=env)
+        try:
+            yield RunningLab(lab_dir)
+        finally:
+            sitemail("lab", "down", "--dir", str(lab_dir), check=False)
+    for module in (RECEIVE_WORKER, W3SVC_WORKER):
+        assert _lab_pids(lab_dir, module) == []
+    assert lab_processes(lab_dir) == []
 
 
 @pytest.fixture(scope="module")

@@ -17,19 +17,18 @@ import smtplib
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from tests.conftest import (
     RunningLab,
-    lab_processes,
-    lab_slot,
     lab_workers,
     lab_zygotes,
     parent_of,
-    sitemail,
+    topology_lab,
+    wait_for,
 )
 
 from sitemail.diagnose.logs import read_protocol_log
@@ -64,22 +63,11 @@ servers:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
-    folder = tmp_path_factory.mktemp("workers")
-    topology = folder / "workers.yaml"
-    topology.write_text(TOPOLOGY)
-    lab_dir = folder / "lab"
     env = {"SITEMAIL_RECEIVE_PROCESSES": "2"}
-    with lab_slot():
-        sitemail("lab", "up", str(topology), "--dir", str(lab_dir), env=env)
-        try:
-            running = RunningLab(lab_dir)
-            # Submission stays put: the queue database then shows what was accepted.
-            running.run("shell", "-c", f"Suspend-Queue -Identity {HUB}\\Submission")
-            yield running
-        finally:
-            sitemail("lab", "down", "--dir", str(lab_dir), check=False)
-    assert lab_processes(lab_dir) == [] and lab_workers(lab_dir) == []
-    assert lab_zygotes(lab_dir) == []
+    with topology_lab(tmp_path_factory, "workers", TOPOLOGY, env) as running:
+        # Submission stays put: the queue database then shows what was accepted.
+        running.run("shell", "-c", f"Suspend-Queue -Identity {HUB}\\Submission")
+        yield running
 
 
 def _address(lab: RunningLab) -> tuple[str, int]:
@@ -224,32 +212,31 @@ def test_a_killed_zygote_is_replaced_with_its_workers(lab: RunningLab) -> None:
         # loop runs: replacing one starts a zygote, which forks the new worker.
         victim = lab_workers(lab.dir)[0]
         os.kill(victim, signal.SIGKILL)
-        _wait_for_processes(lab, lambda z, w: len(z) == 1 and len(w) == 2 and victim not in w)
+        wait_for(
+            lambda: (
+                len(lab_zygotes(lab.dir)) == 1
+                and len(workers := lab_workers(lab.dir)) == 2
+                and victim not in workers
+            ),
+            "a zygote and the worker it forked in place of the killed one",
+        )
     [zygote] = lab_zygotes(lab.dir)
     assert parent_of(zygote) == _hub_pid(lab)
     its_workers = {pid for pid in lab_workers(lab.dir) if parent_of(pid) == zygote}
     assert its_workers
     os.kill(zygote, signal.SIGKILL)  # its workers die with it (PR_SET_PDEATHSIG)
-    zygotes, workers = _wait_for_processes(
-        lab, lambda z, w: len(z) == 1 and zygote not in z and len(w) == 2 and not w & its_workers
+    wait_for(
+        lambda: (
+            len(zygotes := lab_zygotes(lab.dir)) == 1
+            and zygote not in zygotes
+            and len(workers := set(lab_workers(lab.dir))) == 2
+            and not workers & its_workers
+        ),
+        "a new zygote and two workers none of which the killed zygote forked",
     )
-    assert len(zygotes) == 1 and zygote not in zygotes
-    assert len(workers) == 2 and not workers & its_workers
     ids = {_send(_address(lab), n) for n in range(300, 304)}
     assert len(ids) == 4
     assert {f"<w{n}@test>" for n in range(300, 304)} <= set(_queued_ids(lab))
-
-
-def _wait_for_processes(
-    lab: RunningLab, done: Callable[[set[int], set[int]], bool]
-) -> tuple[set[int], set[int]]:
-    """(zygotes, workers) once ``done`` says so, within 30 s."""
-    deadline = time.monotonic() + 30
-    while True:
-        zygotes, workers = set(lab_zygotes(lab.dir)), set(lab_workers(lab.dir))
-        if done(zygotes, workers) or time.monotonic() > deadline:
-            return zygotes, workers
-        time.sleep(0.2)
 
 
 def test_a_smaller_log_file_size_applies_to_the_workers_at_once(lab: RunningLab) -> None:

@@ -42,6 +42,8 @@ log = logging.getLogger("sitemail.w3svc.worker")
 def _zygote_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=MODULE)
     p.add_argument("--server", required=True)
+    # Only shown: with it a zygote's command line names its server's folder (ps, the lab).
+    p.add_argument("--home")
     for name in ("parent", "zygote-fd"):
         p.add_argument(f"--{name}", type=int, required=True)
     return p

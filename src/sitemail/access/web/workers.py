@@ -196,7 +196,7 @@ class WebWorkers:
         # and most of 75 MB saved per worker.
         self._zygote = Zygote(
             MODULE,
-            ["--server", ctx.name, "--parent", str(os.getpid())],
+            ["--server", ctx.name, "--home", str(ctx.home), "--parent", str(os.getpid())],
             "W3SVC worker",
             worker_arguments(
                 ctx,

@@ -137,35 +137,35 @@ class PeerVerifier:
         if peer_cert is None:
             return None
         if isinstance(peer_cert, bytes):
-            now = self._clock.now()
-            known = self._known_answer(peer_cert, now)
-            if known is not None:
-                return known[0]
+            return self._identify_der(peer_cert, None)
+        return self._identify(peer_cert)
+
+    def _identify_der(
+        self, der: bytes, tls: ssl.SSLObject | ssl.SSLSocket | None
+    ) -> PeerIdentity | None:
+        """:meth:`identify` of DER octets, kept by them; ``tls``: the connection they came
+        over, whose handshake may have verified them already (:meth:`identify_ssl`)."""
+        now = self._clock.now()
+        with self._known_lock:
+            known = self._known.get(der)
+        if known is not None and now < known[1]:
+            return known[0]
+        verified = None if tls is None else self._verified_in_handshake(tls)
+        if verified is not None:
+            identity, not_after = verified
+        else:
             from cryptography import x509
 
             try:
-                cert = x509.load_der_x509_certificate(peer_cert)
+                cert = x509.load_der_x509_certificate(der)
             except ValueError:
                 return None
-            identity = self._identify(cert)
-            self._remember(peer_cert, identity, cert.not_valid_after_utc, now)
-            return identity
-        return self._identify(peer_cert)
-
-    def _known_answer(
-        self, der: bytes, now: datetime
-    ) -> tuple[PeerIdentity | None, datetime] | None:
-        with self._known_lock:
-            known = self._known.get(der)
-        return known if known is not None and now < known[1] else None
-
-    def _remember(
-        self, der: bytes, identity: PeerIdentity | None, not_after: datetime, now: datetime
-    ) -> None:
+            identity, not_after = self._identify(cert), cert.not_valid_after_utc
         with self._known_lock:
             self._known[der] = (identity, min(not_after, now + RECHECK_AFTER))
             while len(self._known) > MAX_KNOWN:
                 self._known.popitem(last=False)
+        return identity
 
     def _identify(self, cert: x509.Certificate) -> PeerIdentity | None:
         from cryptography.x509.verification import PolicyBuilder, VerificationError
@@ -197,18 +197,7 @@ class PeerVerifier:
         those trusted, a clock of the tests) is verified by :meth:`identify`.
         """
         der = tls.getpeercert(binary_form=True)
-        if der is None:
-            return None
-        now = self._clock.now()
-        known = self._known_answer(der, now)
-        if known is not None:
-            return known[0]
-        verified = self._verified_in_handshake(tls)
-        if verified is None:
-            return self.identify(der)
-        identity, not_after = verified
-        self._remember(der, identity, not_after, now)
-        return identity
+        return None if der is None else self._identify_der(der, tls)
 
     def _verified_in_handshake(
         self, tls: ssl.SSLObject | ssl.SSLSocket
