@@ -37,11 +37,9 @@ from typing import Any
 
 from bench.harness import BENCH_DIR, PROJECT_ROOT, peak_rss_kib
 from sitemail.internet.postfix import PostfixConfig, PostfixError, PostfixInstance
+from sitemail.lab.addressing import plan_lock_path
 
 TOPOLOGIES = BENCH_DIR / "topologies"
-# The lock every test and benchmark that starts a lab takes (tests/conftest.py:
-# lab_slot): labs share one fixed loopback address plan, so they take turns.
-LAB_LOCK = "/tmp/sitemail-lab-tests.lock"
 # The peers' own loopback addresses, outside every lab's plan.
 POSTFIX_ADDRESS = "127.77.0.25"
 
@@ -56,7 +54,9 @@ class BenchSetupError(RuntimeError):
 @contextlib.contextmanager
 def lab_slot() -> Iterator[float]:
     """Hold the machine's lab address plan; yields the seconds spent waiting for it."""
-    fd = os.open(LAB_LOCK, os.O_CREAT | os.O_RDWR, 0o666)
+    # The lock every test and benchmark that starts a lab takes (tests/conftest.py:
+    # lab_slot): labs share one fixed loopback address plan, so they take turns.
+    fd = os.open(plan_lock_path(), os.O_CREAT | os.O_RDWR, 0o666)
     began = time.monotonic()
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

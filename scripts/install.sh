@@ -60,7 +60,7 @@ if [ "$what" = test ]; then
   if command -v apt-get >/dev/null; then
     apt_install swaks postfix slapd ldap-utils nginx libnginx-mod-mail chromium socat curl \
       netcat-openbsd telnet tmux libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl wrk \
-      strace tcpdump openssh-client sshpass php-cli php-curl php-mbstring php-horde-activesync \
+      strace tcpdump iproute2 openssh-client sshpass php-cli php-curl php-mbstring php-horde-activesync \
       fetchmail isync msmtp mutt davmail-server
   fi
 fi

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from sitemail.lab.addressing import plan_lock_path
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.lab_state import lab_directory_url
 from sitemail.org.pki import admin_cert_files, client_ssl_context
@@ -28,7 +29,6 @@ from sitemail.org.pki import admin_cert_files, client_ssl_context
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
-LAB_LOCK = "/tmp/sitemail-lab-tests.lock"
 EXAMPLES = ROOT / "examples"
 
 
@@ -370,7 +370,7 @@ def lab_slot() -> Iterator[None]:
         finally:
             _slot_depth -= 1
         return
-    fd = os.open(LAB_LOCK, os.O_CREAT | os.O_RDWR, 0o666)
+    fd = os.open(plan_lock_path(), os.O_CREAT | os.O_RDWR, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _slot_depth = 1
@@ -429,6 +429,39 @@ def topology_lab(
 def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
     with example_lab(tmp_path_factory, "seed.yaml") as lab:
         yield lab
+
+
+NETNS_PYTHON = ROOT / "scripts" / "netns-python"
+
+
+def private_loopback_works() -> bool:
+    """Whether a process may have a network namespace of its own here (root, unshare)."""
+    try:
+        probe = subprocess.run(
+            [str(NETNS_PYTHON), "true"], capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Parallel workers (``pytest -n N``, pytest-xdist) each run in a network namespace of
+    their own: every lab binds the same loopback addresses, and in one namespace two
+    workers' labs would take turns (lab_slot) or collide on the tests' own listeners."""
+    tx = getattr(config.option, "tx", None)
+    if not tx or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    if not private_loopback_works():
+        raise pytest.UsageError(
+            "parallel test workers (-n) each need a network namespace of their own, and "
+            f"{NETNS_PYTHON.name} could not make one here (it needs root, unshare and ip); "
+            "run the tests without -n"
+        )
+    config.option.tx = [
+        f"popen//python={NETNS_PYTHON} {sys.executable}" if spec == "popen" else spec
+        for spec in tx
+    ]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

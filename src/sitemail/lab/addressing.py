@@ -20,6 +20,7 @@ So a connection from NY (1) to EX-FL1 (127.2.0.11) goes
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 INTERNET_SITE_NUMBER = 99
@@ -31,6 +32,22 @@ MAX_SITES = 98  # numbers 1..98; 99 is the Internet; tunnel octets stay below 25
 
 class AddressPlanError(ValueError):
     pass
+
+
+def plan_lock_path() -> str:
+    """The file a test or benchmark locks while a lab of its own runs.
+
+    Every lab binds the same loopback addresses, so labs of one network namespace take
+    turns.  Each network namespace has a loopback of its own, so the lock is one per
+    namespace (named by its inode): test workers in namespaces of their own start their
+    labs side by side (scripts/test).
+    """
+    try:
+        namespace = os.readlink("/proc/self/ns/net")  # "net:[4026531840]"
+    except OSError:
+        namespace = ""
+    inode = "".join(ch for ch in namespace if ch.isdigit()) or "host"
+    return f"/tmp/sitemail-lab-plan.{inode}.lock"
 
 
 @dataclass(frozen=True)
