@@ -459,8 +459,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "run the tests without -n"
         )
     config.option.tx = [
-        f"popen//python={NETNS_PYTHON} {sys.executable}" if spec == "popen" else spec
-        for spec in tx
+        f"popen//python={NETNS_PYTHON} {sys.executable}" if spec == "popen" else spec for spec in tx
     ]
 
 
