@@ -23,15 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from sitemail.org.cached_directory import CachedDirectory
 from sitemail.org.directory import Directory, open_directory
 from sitemail.org.model import ExchangeVersion, Firewall, InternetHost, Server, ServerRole
 from sitemail.org.pki import PeerVerifier, server_cert_files, server_ssl_context
 from sitemail.org.ports import ADMIN_PORT, STORE_PORT
 from sitemail.server import event_loop
-from sitemail.server.admin_api import RouteAdder, build_app
 from sitemail.server.console import serve_console
 from sitemail.server.context import ProcessContext, lab_settings
 from sitemail.server.services import (
@@ -45,6 +42,7 @@ from sitemail.server.watcher import DirectoryWatcher
 
 if TYPE_CHECKING:
     from sitemail.mailbox.delivery_batch import LocalStore
+    from sitemail.server.admin_api import RouteAdder
 
 log = logging.getLogger("sitemail.serve")
 
@@ -179,7 +177,12 @@ async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
         "roles": [r.value for r in server.roles],
         "site": server.site,
     }
+    # The admin API is an Exchange server's only (aiohttp's server): a firewall or an
+    # Internet host process does not load it.
+    from aiohttp import web
+
     from sitemail.diagnose.log_routes import add_protocol_log_routes
+    from sitemail.server.admin_api import build_app
     from sitemail.transport.admin_routes import add_transport_routes
 
     routes: list[RouteAdder] = [add_transport_routes, add_protocol_log_routes]

@@ -13,7 +13,9 @@ the inspection masked.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
+from pathlib import Path
 
 from tests.integration import asa_ssh
 from tests.integration.test_firewall_acl import (
@@ -33,6 +35,8 @@ from tests.integration.test_firewall_acl import (
     send,
 )
 from tests.integration.test_firewall_capture import tcpdump
+
+from sitemail.firewall.ssh_server import HOST_KEY_FILE
 
 __all__ = ["firewall", "mail_server"]  # pytest fixtures, imported to be used here
 
@@ -120,3 +124,33 @@ def test_ssh_refuses_other_addresses_and_wrong_passwords(
     syslog = (firewall.home / "syslog.log").read_text()
     assert "%ASA-3-710003: TCP access denied by ACL from 127.94.9.9/" in syslog
     assert "%ASA-6-605004: Login denied from " in syslog
+
+
+def _mapped(pid: int, package: str) -> bool:
+    """Whether process ``pid`` has a file of the Python package ``package`` mapped."""
+    return f"/{package}/" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_the_ssh_port_is_open_from_boot_and_the_ssh_server_loads_on_its_first_client(
+    firewall: FirewallProcess, mail_server: MailServer
+) -> None:
+    # A box nobody connects to over SSH does not carry asyncssh and its cryptography
+    # (half a second of start-up and some 10 MB a firewall)...
+    assert firewall.proc is not None
+    pid = firewall.proc.pid
+    assert not _mapped(pid, "cryptography")
+    assert not (firewall.home / HOST_KEY_FILE).exists()
+    # ...but its port is open: a factory box takes the connection and refuses it as an
+    # ASA does, before the key exchange (no ssh line covers the client).
+    with socket.create_connection((MANAGEMENT, 22 + OFFSET), timeout=10) as client:
+        client.settimeout(10)
+        assert client.recv(256) == b""
+    syslog = (firewall.home / "syslog.log").read_text()
+    assert "%ASA-3-710003: TCP access denied by ACL from 127.0.0.1/" in syslog
+    assert _mapped(pid, "cryptography")
+    # Then OpenSSH signs in through the same port, with the key made for the first client.
+    asa(firewall, "conf t", *ACCESS, "end")
+    assert ssh(ALLOWED, "exit").returncode == 0
+    key = (firewall.home / HOST_KEY_FILE).read_bytes()
+    assert ssh(ALLOWED, "exit").returncode == 0
+    assert (firewall.home / HOST_KEY_FILE).read_bytes() == key

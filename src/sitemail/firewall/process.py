@@ -70,7 +70,7 @@ from sitemail.firewall.esmtp_policy import EsmtpPolicy
 from sitemail.firewall.inspection import Inspector, make_inspector
 from sitemail.firewall.packet_tracer import Egress
 from sitemail.firewall.relay import Connection, Refusal, Relay, Route
-from sitemail.firewall.ssh_server import serve_ssh
+from sitemail.firewall.ssh_listener import SshListener
 from sitemail.org.model import Firewall, InternetHost, Server
 from sitemail.org.ports import RELAYED_PORTS, SSH_PORT
 from sitemail.server import event_loop
@@ -583,8 +583,10 @@ async def serve_firewall(ctx: ProcessContext, firewall: Firewall) -> None:
     ssh = None
     if firewall.address:
         try:
-            ssh = await serve_ssh(device, firewall.address, ctx.port(SSH_PORT), syslog)
+            ssh = SshListener(device, firewall.address, ctx.port(SSH_PORT), syslog)
+            ssh.start()
         except OSError as exc:
+            ssh = None
             # The box still relays mail without its management plane; the log says why.
             log.error("%s: no SSH on %s: %s", firewall.name, firewall.address, exc)
     console = await serve_console(

@@ -10,8 +10,10 @@ outside for everyone else); anyone else is refused before the key exchange
 (``%ASA-6-605005`` / ``605004``); a session starts in user mode
 (``ASA-NY>``), where ``enable`` asks for the ``enable password``, and ends
 after ``ssh timeout`` minutes without a line.  The host key is made once per
-firewall and kept in its folder (``ssh_host_ed25519_key``), so clients see
-the same key across restarts.
+firewall, on its first SSH connection, and kept in its folder
+(``ssh_host_ed25519_key``), so clients see the same key across restarts.
+This module (asyncssh and the cryptography it loads) is imported on that first
+connection too: the port itself is :mod:`.ssh_listener`'s, open from boot.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +36,7 @@ from sitemail.firewall.asa_passwords import verify_password
 if TYPE_CHECKING:
     from sitemail.firewall.process import AsaDevice
 
-__all__ = ["HOST_KEY_FILE", "arrival_interface", "host_key", "serve_ssh"]
+__all__ = ["HOST_KEY_FILE", "arrival_interface", "host_key", "serve_connection"]
 
 log = logging.getLogger("sitemail.firewall")
 
@@ -43,18 +46,26 @@ WELCOME = "Type help or '?' for a list of available commands.\n"
 
 Syslog = Callable[[str], None]
 
+# Read once per process (each connection asks for it).
+_host_keys: dict[Path, asyncssh.SSHKey] = {}
+
 
 def host_key(home: Path) -> asyncssh.SSHKey:
     """The firewall's host key, made on first use and kept (mode 0600) in its folder."""
     path = home / HOST_KEY_FILE
+    kept = _host_keys.get(path)
+    if kept is not None:
+        return kept
     if path.exists():
-        return asyncssh.read_private_key(str(path))
+        key = _host_keys[path] = asyncssh.read_private_key(str(path))
+        return key
     key = asyncssh.generate_private_key("ssh-ed25519")
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(key.export_private_key())
     os.replace(tmp, path)
+    _host_keys[path] = key
     return key
 
 
@@ -142,23 +153,21 @@ async def _session(device: AsaDevice, process: asyncssh.SSHServerProcess[str]) -
             process.exit(0)
 
 
-async def serve_ssh(
-    device: AsaDevice, address: str, port: int, syslog: Syslog
-) -> asyncssh.SSHAcceptor:
-    """Listen for SSH on ``address``:``port`` for this box."""
-    key = host_key(device.home)
+async def serve_connection(
+    device: AsaDevice, sock: socket.socket, management: str, port: int, syslog: Syslog
+) -> None:
+    """SSH on one connection accepted on ``management``:``port`` (:mod:`.ssh_listener`)."""
 
     def factory() -> asyncssh.SSHServer:
-        return _Server(device, address, port, syslog)
+        return _Server(device, management, port, syslog)
 
     async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
         await _session(device, process)
 
-    return await asyncssh.create_server(
-        factory,
-        address,
-        port,
-        server_host_keys=[key],
+    # Returns once the client is signed in; the connection goes on by itself.
+    await asyncssh.run_server(
+        sock,
+        server_factory=factory,
+        server_host_keys=[host_key(device.home)],
         process_factory=handle,
-        reuse_address=True,
     )

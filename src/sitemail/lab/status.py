@@ -8,10 +8,10 @@ the reason the rest is missing.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import socket
 import ssl
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -36,27 +36,46 @@ from sitemail.org.topology import Topology, TopologyError
 from sitemail.server.console import ConsoleClient, ConsoleError
 
 
-def _admin_context(lab_dir: Path) -> ssl.SSLContext:
+def admin_context(lab_dir: Path) -> ssl.SSLContext:
+    """The lab admin's TLS client context for health checks: build it once for a round of
+    probes (loading the key and the chain costs more than a check itself)."""
     pki = lab_dir / "pki"
-    return client_ssl_context(pki / "ca.pem", files=admin_cert_files(pki))
+    ctx = client_ssl_context(pki / "ca.pem", files=admin_cert_files(pki))
+    ctx.check_hostname = False  # reached by address; the chain is still checked
+    return ctx
 
 
-def probe(rec: ProcessRecord, lab_dir: Path, port_offset: int, timeout: float = 2.0) -> bool:
-    """Does the process answer its health check (on its admin port, shifted by the lab)?"""
+def probe(
+    rec: ProcessRecord,
+    lab_dir: Path,
+    port_offset: int,
+    timeout: float = 2.0,
+    context: ssl.SSLContext | None = None,
+) -> bool:
+    """Does the process answer its health check (on its admin port, shifted by the lab)?
+
+    ``context``: :func:`admin_context`, for a caller that probes many times.
+    """
     try:
         if rec.kind == "directory":
             # slapd listens once its database is open: then it answers.
             with socket.create_connection((rec.address, SLAPD_PORT + port_offset), timeout):
                 return True
         if rec.kind == "server":
-            ctx = _admin_context(lab_dir)
-            ctx.check_hostname = False  # reached by address; the chain is still checked
-            url = f"https://{rec.address}:{ADMIN_PORT + port_offset}/health"
-            with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:
-                return bool(resp.status == 200)
+            conn = http.client.HTTPSConnection(
+                rec.address,
+                ADMIN_PORT + port_offset,
+                timeout=timeout,
+                context=context or admin_context(lab_dir),
+            )
+            try:
+                conn.request("GET", "/health")
+                return conn.getresponse().status == 200
+            finally:
+                conn.close()
         with ConsoleClient(Path(rec.home) / "console.sock", timeout=timeout) as console:
             return console.call("health").get("status") == "ok"
-    except (OSError, ConsoleError, ssl.SSLError, ValueError):
+    except (OSError, ConsoleError, ssl.SSLError, ValueError, http.client.HTTPException):
         return False
 
 
@@ -112,11 +131,15 @@ def _processes(lab_dir: Path, st: LabState) -> dict[str, Any]:
     firewalls: list[dict[str, Any]] = []
     directory_server: dict[str, Any] | None = None
     any_running = False
+    context: ssl.SSLContext | None = None
     for rec in st.processes:
         alive = is_ours(rec, lab_dir)
         state = "stopped"
         if alive:
-            state = "running" if probe(rec, lab_dir, st.port_offset) else "unresponsive"
+            if rec.kind == "server" and context is None:
+                context = admin_context(lab_dir)
+            answers = probe(rec, lab_dir, st.port_offset, context=context)
+            state = "running" if answers else "unresponsive"
             any_running = True
         entry: dict[str, Any] = {
             "name": rec.name,

@@ -31,7 +31,7 @@ from sitemail.lab.addressing import (
 )
 from sitemail.lab.asa_admin import give_admin_account
 from sitemail.lab.slapd import ManagedSlapd, SlapdError, slapd_command, url_with
-from sitemail.lab.status import lab_status, no_lab, probe
+from sitemail.lab.status import admin_context, lab_status, no_lab, probe
 from sitemail.org.directory import Directory, DirectoryError, open_directory
 from sitemail.org.lab_state import (
     EMBEDDED_DIRECTORY,
@@ -148,6 +148,9 @@ def _wait_ready(
     deadline = time.monotonic() + timeout
     pending = {r.name: r for r in recs}
     failures: list[str] = []
+    # One context for every probe: building one per probe (ten a second per server)
+    # took CPU from the servers starting beside this process.
+    context = admin_context(lab_dir) if any(r.kind == "server" for r in recs) else None
     while pending and time.monotonic() < deadline:
         for name, rec in list(pending.items()):
             if not _starting_or_ours(rec, lab_dir):
@@ -155,7 +158,7 @@ def _wait_ready(
                     f"{name}: exited during start-up: {_tail(Path(rec.home) / 'process.log')}"
                 )
                 del pending[name]
-            elif probe(rec, lab_dir, port_offset, timeout=1.0):
+            elif probe(rec, lab_dir, port_offset, timeout=1.0, context=context):
                 del pending[name]
         if pending:
             time.sleep(0.1)

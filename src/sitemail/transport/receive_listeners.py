@@ -21,6 +21,7 @@ from sitemail.org.model import ReceiveConnector
 from sitemail.protocols.smtp import Reply, replies
 from sitemail.server.line_connection import LineConnection, adopt
 from sitemail.server.line_session import run_session
+from sitemail.server.listening import listening_socket
 from sitemail.transport.connector_selection import select_connector
 from sitemail.transport.receive_config import ReceiveConfig, ReceiveEnvironment
 from sitemail.transport.receive_session import ReceiveSession
@@ -199,16 +200,7 @@ class ReceiveListeners:
 
 def _listening_socket(address: str, port: int) -> socket.socket:
     # Receive connector bindings are IPv4 (parse_binding refuses anything else).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address, port))
-        sock.listen(511)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return listening_socket(address, port, 511, blocking=False)
 
 
 async def serve_connection(

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sitemail.access.web.connection_guard import SharedAddressCounts
+from sitemail.server import listening
 from sitemail.server.context import ProcessContext
 from sitemail.server.worker_processes import worker_count
 from sitemail.server.zygote import ForkedProcess, Zygote
@@ -158,15 +159,7 @@ def _wal(db: sqlite3.Connection) -> None:
 
 
 def listening_socket(address: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address, port))
-        sock.listen(BACKLOG)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return listening.listening_socket(address, port, BACKLOG)
 
 
 class WebWorkers:
