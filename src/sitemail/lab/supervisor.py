@@ -83,6 +83,35 @@ def choose_port_offset() -> int:
 # ----------------------------------------------------------------- processes
 
 
+RUNNING = "running"
+
+
+def _child_state(pid: int) -> str | int | None:
+    """Whether ``pid``, a child of this process, still runs (:data:`RUNNING`) or its exit
+    code (negative: the signal that ended it); None if it is not a child of ours.
+
+    For a child the kernel's answer settles it: /proc shows a process between fork and
+    exec, or in the middle of exec, with a command line that is neither its parent's nor
+    its own, and a lab was once reported failed with an empty log while its slapd ran.
+    """
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if done == 0:
+        return RUNNING
+    return os.waitstatus_to_exitcode(status)
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f" (killed by {signal.Signals(-code).name})"
+        except ValueError:
+            return f" (killed by signal {-code})"
+    return f" (exit status {code})"
+
+
 def _starting_or_ours(rec: ProcessRecord, lab_dir: Path) -> bool:
     """Like is_ours, but also true between fork and exec: /proc then shows no command line,
     or this process's own (the child is still a copy of it; on a busy machine the window is
@@ -153,9 +182,11 @@ def _wait_ready(
     context = admin_context(lab_dir) if any(r.kind == "server" for r in recs) else None
     while pending and time.monotonic() < deadline:
         for name, rec in list(pending.items()):
-            if not _starting_or_ours(rec, lab_dir):
+            state = _child_state(rec.pid)
+            if isinstance(state, int) or (state is None and not _starting_or_ours(rec, lab_dir)):
+                how = _exit_text(state) if isinstance(state, int) else ""
                 failures.append(
-                    f"{name}: exited during start-up: {_tail(Path(rec.home) / 'process.log')}"
+                    f"{name}: exited during start-up{how}: {_tail(Path(rec.home) / 'process.log')}"
                 )
                 del pending[name]
             elif probe(rec, lab_dir, port_offset, timeout=1.0, context=context):

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from sitemail.lab.supervisor import _starting_or_ours
+from sitemail.lab.supervisor import _starting_or_ours, _wait_ready
 from sitemail.org.lab_state import ProcessRecord
 
 
@@ -48,3 +48,30 @@ def test_another_program_or_a_dead_one_is_not_a_starting_server(tmp_path: Path) 
     finally:
         other.send_signal(signal.SIGKILL)
         other.wait()
+
+
+def test_lab_up_says_how_a_process_that_did_not_start_ended(tmp_path: Path) -> None:
+    # Its own children are asked of the kernel, not of /proc: one that still runs is
+    # starting whatever its command line shows (here no server's), one that ended is
+    # reported with its exit status or signal.
+    children = {
+        "ASA-NY": subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"]),
+        "ASA-FL": subprocess.Popen(
+            [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+        ),
+        "ASA-TX": subprocess.Popen(["sleep", "30"]),
+    }
+    records = [
+        ProcessRecord(name, "firewall", "", "127.0.0.1", pid=child.pid, home=str(tmp_path))
+        for name, child in children.items()
+    ]
+    try:
+        failures = _wait_ready(records, tmp_path, 0, timeout=3.0)
+    finally:
+        children["ASA-TX"].kill()
+        children["ASA-TX"].wait()
+    assert sorted(failures) == [
+        "ASA-FL: exited during start-up (killed by SIGKILL): (no log)",
+        "ASA-NY: exited during start-up (exit status 3): (no log)",
+        "ASA-TX: not ready after 3 s: (no log)",
+    ]
