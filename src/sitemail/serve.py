@@ -156,6 +156,14 @@ def _base_dir(directory_url: str, lab_dir: str | None) -> Path:
 
 
 async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
+    # The admin API is an Exchange server's only (aiohttp's server): a firewall or an
+    # Internet host process does not load it.  Imported before gc.freeze below.
+    from aiohttp import web
+
+    from sitemail.diagnose.log_routes import add_protocol_log_routes
+    from sitemail.server.admin_api import build_app
+    from sitemail.transport.admin_routes import add_transport_routes
+
     host = ServiceHost()
     watcher = DirectoryWatcher(ctx.directory)
     for name in _services_for(server):
@@ -177,14 +185,6 @@ async def serve_exchange_server(ctx: ProcessContext, server: Server) -> None:
         "roles": [r.value for r in server.roles],
         "site": server.site,
     }
-    # The admin API is an Exchange server's only (aiohttp's server): a firewall or an
-    # Internet host process does not load it.
-    from aiohttp import web
-
-    from sitemail.diagnose.log_routes import add_protocol_log_routes
-    from sitemail.server.admin_api import build_app
-    from sitemail.transport.admin_routes import add_transport_routes
-
     routes: list[RouteAdder] = [add_transport_routes, add_protocol_log_routes]
     app = build_app(host, verifier, info, routes, watcher=watcher)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
