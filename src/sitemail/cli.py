@@ -125,7 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("routing", help="sites, links, hubs and the route from every hub")
     )
 
-    serve = sub.add_parser("serve", help="run one server, firewall or Internet host")
+    _add_serve_arguments(sub.add_parser("serve", help=SERVE_HELP))
+    return parser
+
+
+SERVE_HELP = "run one server, firewall or Internet host"
+
+
+def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("name")
     serve.add_argument(
         "--directory",
@@ -134,7 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory.db path, or ldap://HOST:PORT/BASE-DN (docs/directory.md)",
     )
     serve.add_argument("--lab-dir", default=None, help="the organization's folder")
-    return parser
+
+
+def _serve(argv: list[str]) -> int:
+    """`sitemail serve`: every process of a lab starts here, so it builds its own parser
+    only, without importing the other commands' modules (the ASA console's, the
+    troubleshooter's) that the whole parser needs."""
+    serve = argparse.ArgumentParser(prog="sitemail serve", description=SERVE_HELP)
+    _add_serve_arguments(serve)
+    args = serve.parse_args(argv)
+    from sitemail.serve import run
+
+    return run(args.name, args.directory, args.lab_dir)
 
 
 _ROLE_SHORT = {"Mailbox": "MB", "ClientAccess": "CAS", "HubTransport": "HT"}
@@ -317,6 +335,8 @@ def _main(argv: list[str] | None) -> int:
         from sitemail.iis.esm import esm_main
 
         return esm_main(args_list[1:], default_lab_dir())
+    if args_list[:1] == ["serve"]:
+        return _serve(args_list[1:])
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command == "lab":
@@ -334,10 +354,6 @@ def _main(argv: list[str] | None) -> int:
             "routing": diagnose_cli.run_routing,
         }[args.command]
         return runner(args)
-    if args.command == "serve":
-        from sitemail.serve import run
-
-        return run(args.name, args.directory, args.lab_dir)
     parser.error(f"unknown command {args.command}")
     return 2
 
